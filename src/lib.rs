@@ -1,0 +1,7 @@
+//! regimes: samples diffusion models whose forward process is a non-reversible OU process and
+//! measures their dynamical regimes. Data flow: config → model → theory / plan → engine →
+//! measure → report.
+
+pub mod linalg;
+pub mod model;
+pub mod rng;

@@ -1,0 +1,280 @@
+//! Host-side matrices that keep the cheapest exact form: a multiple of the identity, a diagonal,
+//! or dense. Every per-step coefficient of the plan is one of these, so a run with U = I and Q = 0
+//! never touches a d×d matrix, and the engines can pick the matching kernel.
+
+use anyhow::{Result, bail};
+use nalgebra::{DMatrix, DVector};
+use serde::Serialize;
+
+/// The storage form of a [`Linear`]; ordered from cheapest to most general.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Form {
+    Scalar,
+    Diagonal,
+    Dense,
+}
+
+/// A d×d real matrix in its cheapest exact form (f64).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Linear {
+    Scalar(f64, usize),
+    Diagonal(DVector<f64>),
+    Dense(DMatrix<f64>),
+}
+
+impl Linear {
+    pub fn identity(d: usize) -> Self {
+        Linear::Scalar(1.0, d)
+    }
+
+    /// Classify a dense matrix into its cheapest exact form.
+    pub fn from_dense(m: DMatrix<f64>) -> Self {
+        let d = m.nrows();
+        let off_diagonal_zero = (0..d).all(|i| (0..d).all(|j| i == j || m[(i, j)] == 0.0));
+        if !off_diagonal_zero {
+            return Linear::Dense(m);
+        }
+        let diag = m.diagonal();
+        if d > 0 && diag.iter().all(|&v| v == diag[0]) {
+            Linear::Scalar(diag[0], d)
+        } else {
+            Linear::Diagonal(diag)
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        match self {
+            Linear::Scalar(_, d) => *d,
+            Linear::Diagonal(v) => v.len(),
+            Linear::Dense(m) => m.nrows(),
+        }
+    }
+
+    pub fn form(&self) -> Form {
+        match self {
+            Linear::Scalar(..) => Form::Scalar,
+            Linear::Diagonal(_) => Form::Diagonal,
+            Linear::Dense(_) => Form::Dense,
+        }
+    }
+
+    /// The same matrix stored in form `form` (which must be at least as general).
+    pub fn in_form(&self, form: Form) -> Self {
+        match (self, form) {
+            (_, f) if f == self.form() => self.clone(),
+            (Linear::Scalar(c, d), Form::Diagonal) => {
+                Linear::Diagonal(DVector::from_element(*d, *c))
+            }
+            (_, Form::Dense) => Linear::Dense(self.to_dense()),
+            _ => panic!("cannot store a {:?} matrix as {:?}", self.form(), form),
+        }
+    }
+
+    pub fn to_dense(&self) -> DMatrix<f64> {
+        match self {
+            Linear::Scalar(c, d) => DMatrix::identity(*d, *d) * *c,
+            Linear::Diagonal(v) => DMatrix::from_diagonal(v),
+            Linear::Dense(m) => m.clone(),
+        }
+    }
+
+    pub fn diagonal(&self) -> DVector<f64> {
+        match self {
+            Linear::Scalar(c, d) => DVector::from_element(*d, *c),
+            Linear::Diagonal(v) => v.clone(),
+            Linear::Dense(m) => m.diagonal(),
+        }
+    }
+
+    pub fn scale(&self, s: f64) -> Self {
+        match self {
+            Linear::Scalar(c, d) => Linear::Scalar(c * s, *d),
+            Linear::Diagonal(v) => Linear::Diagonal(v * s),
+            Linear::Dense(m) => Linear::Dense(m * s),
+        }
+    }
+
+    pub fn add(&self, other: &Linear) -> Self {
+        self.zip(other, |a, b| a + b)
+    }
+
+    pub fn sub(&self, other: &Linear) -> Self {
+        self.zip(other, |a, b| a - b)
+    }
+
+    /// `self + c·I`.
+    pub fn add_identity(&self, c: f64) -> Self {
+        self.add(&Linear::Scalar(c, self.dim()))
+    }
+
+    fn zip(&self, other: &Linear, f: impl Fn(f64, f64) -> f64) -> Self {
+        assert_eq!(self.dim(), other.dim(), "matrix dimensions differ");
+        match (self, other) {
+            (Linear::Scalar(a, d), Linear::Scalar(b, _)) => Linear::Scalar(f(*a, *b), *d),
+            (Linear::Dense(_), _) | (_, Linear::Dense(_)) => {
+                Linear::Dense(self.to_dense().zip_map(&other.to_dense(), f))
+            }
+            _ => Linear::Diagonal(self.diagonal().zip_map(&other.diagonal(), f)),
+        }
+    }
+
+    /// The matrix product `self · other`.
+    pub fn mul(&self, other: &Linear) -> Self {
+        assert_eq!(self.dim(), other.dim(), "matrix dimensions differ");
+        match (self, other) {
+            (Linear::Scalar(a, _), o) => o.scale(*a),
+            (s, Linear::Scalar(b, _)) => s.scale(*b),
+            (Linear::Diagonal(a), Linear::Diagonal(b)) => Linear::Diagonal(a.component_mul(b)),
+            (Linear::Diagonal(a), Linear::Dense(m)) => {
+                let mut r = m.clone();
+                for (i, mut row) in r.row_iter_mut().enumerate() {
+                    row *= a[i];
+                }
+                Linear::Dense(r)
+            }
+            (Linear::Dense(m), Linear::Diagonal(b)) => {
+                let mut r = m.clone();
+                for (j, mut col) in r.column_iter_mut().enumerate() {
+                    col *= b[j];
+                }
+                Linear::Dense(r)
+            }
+            (Linear::Dense(a), Linear::Dense(b)) => Linear::Dense(a * b),
+        }
+    }
+
+    pub fn transpose(&self) -> Self {
+        match self {
+            Linear::Dense(m) => Linear::Dense(m.transpose()),
+            other => other.clone(),
+        }
+    }
+
+    /// `self · v`.
+    pub fn apply(&self, v: &DVector<f64>) -> DVector<f64> {
+        match self {
+            Linear::Scalar(c, _) => v * *c,
+            Linear::Diagonal(d) => d.component_mul(v),
+            Linear::Dense(m) => m * v,
+        }
+    }
+
+    /// `vᵀ · self · v`.
+    pub fn quad(&self, v: &DVector<f64>) -> f64 {
+        v.dot(&self.apply(v))
+    }
+
+    /// Inverse of a symmetric positive definite matrix (Cholesky), or an error.
+    pub fn inverse_spd(&self) -> Result<Self> {
+        Ok(match self {
+            Linear::Scalar(c, d) if *c > 0.0 => Linear::Scalar(1.0 / c, *d),
+            Linear::Diagonal(v) if v.iter().all(|&x| x > 0.0) => {
+                Linear::Diagonal(v.map(|x| 1.0 / x))
+            }
+            Linear::Dense(m) => match m.clone().cholesky() {
+                Some(ch) => Linear::Dense(ch.inverse()),
+                None => bail!("matrix is not positive definite"),
+            },
+            _ => bail!("matrix is not positive definite"),
+        })
+    }
+
+    /// Lower Cholesky factor L with `self = L Lᵀ` of a symmetric positive semi-definite matrix.
+    /// Tiny negative round-off on the diagonal is clipped to zero.
+    pub fn cholesky(&self) -> Result<Self> {
+        Ok(match self {
+            Linear::Scalar(c, d) => Linear::Scalar(c.max(0.0).sqrt(), *d),
+            Linear::Diagonal(v) => Linear::Diagonal(v.map(|x| x.max(0.0).sqrt())),
+            Linear::Dense(m) => {
+                let sym = (m + m.transpose()) * 0.5;
+                // Jitter relative to the scale keeps semi-definite covariances factorisable.
+                let scale = sym.diagonal().amax().max(f64::MIN_POSITIVE);
+                let d = m.nrows();
+                for jitter in [0.0, 1e-14, 1e-12, 1e-10] {
+                    let shifted = &sym + DMatrix::identity(d, d) * (jitter * scale);
+                    if let Some(ch) = shifted.cholesky() {
+                        return Ok(Linear::Dense(ch.l()));
+                    }
+                }
+                bail!("matrix is not positive semi-definite")
+            }
+        })
+    }
+
+    /// `exp(s · self)`.
+    pub fn exp_scaled(&self, s: f64) -> Self {
+        match self {
+            Linear::Scalar(c, d) => Linear::Scalar((c * s).exp(), *d),
+            Linear::Diagonal(v) => Linear::Diagonal(v.map(|x| (x * s).exp())),
+            Linear::Dense(m) => Linear::Dense((m * s).exp()),
+        }
+    }
+
+    /// Symmetric eigenvalues in ascending order.
+    pub fn symmetric_eigenvalues(&self) -> Vec<f64> {
+        let mut e: Vec<f64> = match self {
+            Linear::Scalar(c, d) => vec![*c; *d],
+            Linear::Diagonal(v) => v.iter().copied().collect(),
+            Linear::Dense(m) => ((m + m.transpose()) * 0.5)
+                .symmetric_eigenvalues()
+                .iter()
+                .copied()
+                .collect(),
+        };
+        e.sort_by(f64::total_cmp);
+        e
+    }
+
+    /// Largest absolute row sum (the ∞-norm), a cheap bound on the spectral norm's scale.
+    pub fn norm_inf(&self) -> f64 {
+        match self {
+            Linear::Scalar(c, _) => c.abs(),
+            Linear::Diagonal(v) => v.amax(),
+            Linear::Dense(m) => m
+                .row_iter()
+                .map(|r| r.iter().map(|x| x.abs()).sum::<f64>())
+                .fold(0.0, f64::max),
+        }
+    }
+
+    /// Coefficients in f32 as the engines store them: 1 value (scalar), d (diagonal) or d² row-major.
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            Linear::Scalar(c, _) => vec![*c as f32],
+            Linear::Diagonal(v) => v.iter().map(|&x| x as f32).collect(),
+            Linear::Dense(m) => m.transpose().iter().map(|&x| x as f32).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_compose_like_dense() {
+        let d = 3;
+        let s = Linear::Scalar(2.0, d);
+        let g = Linear::Diagonal(DVector::from_vec(vec![1.0, 2.0, 3.0]));
+        let m = Linear::Dense(DMatrix::from_row_slice(
+            3,
+            3,
+            &[1., 2., 0., -1., 3., 1., 0., 1., 2.],
+        ));
+        for a in [&s, &g, &m] {
+            for b in [&s, &g, &m] {
+                let want = a.to_dense() * b.to_dense();
+                assert!((a.mul(b).to_dense() - want).amax() < 1e-12);
+                assert!((a.add(b).to_dense() - (a.to_dense() + b.to_dense())).amax() < 1e-12);
+            }
+            assert_eq!(a.mul(&s).form(), a.form());
+        }
+        assert_eq!(Linear::from_dense(s.to_dense()), s);
+        assert_eq!(Linear::from_dense(g.to_dense()), g);
+        let e = m.exp_scaled(-0.3).to_dense();
+        assert!((e - (m.to_dense() * -0.3).exp()).amax() < 1e-14);
+        let f = m.to_f32();
+        assert_eq!(f[1], 2.0); // row-major
+    }
+}

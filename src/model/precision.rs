@@ -1,0 +1,1 @@
+//! Builders of the stationary precision U.

@@ -1,0 +1,136 @@
+//! The forward OU process `dx = −A x dt + √2 dW`, `A = (I + Q) U` (DESIGN §2).
+
+use anyhow::{Result, bail, ensure};
+
+use crate::linalg::Linear;
+
+#[derive(Clone, Debug)]
+pub struct Process {
+    /// Stationary precision (symmetric positive definite).
+    pub u: Linear,
+    /// Antisymmetric rotation.
+    pub q: Linear,
+    /// Drift matrix `(I + Q) U`.
+    pub a: Linear,
+    /// Stationary covariance U⁻¹.
+    pub u_inv: Linear,
+}
+
+impl Process {
+    /// Validates U (finite, symmetric positive definite) and Q (finite, antisymmetric, same d).
+    pub fn new(u: Linear, q: Linear) -> Result<Self> {
+        let d = u.dim();
+        ensure!(d > 0, "U: dimension must be positive");
+        ensure!(
+            q.dim() == d,
+            "Q: dimension {} does not match U's dimension {}",
+            q.dim(),
+            d
+        );
+        let ud = u.to_dense();
+        let qd = q.to_dense();
+        ensure!(
+            ud.iter().all(|x| x.is_finite()),
+            "U: contains NaN or infinite entries"
+        );
+        ensure!(
+            qd.iter().all(|x| x.is_finite()),
+            "Q: contains NaN or infinite entries"
+        );
+        let scale = ud.amax().max(f64::MIN_POSITIVE);
+        let asym = (&ud - ud.transpose()).amax();
+        ensure!(
+            asym <= 1e-10 * scale,
+            "U: not symmetric (max |U − Uᵀ| = {asym:.3e})"
+        );
+        let lmin = u.symmetric_eigenvalues()[0];
+        if lmin <= 0.0 {
+            bail!("U: not positive definite (smallest eigenvalue {lmin:.6e})");
+        }
+        let residual = (&qd + qd.transpose()).amax();
+        ensure!(
+            residual <= 1e-10 * qd.amax().max(1.0),
+            "Q: not antisymmetric (max |Q + Qᵀ| = {residual:.3e})"
+        );
+        // Antisymmetrise to kill round-off, and keep the cheapest form.
+        let q = if q.form() == crate::linalg::Form::Dense {
+            Linear::from_dense((&qd - qd.transpose()) * 0.5)
+        } else {
+            Linear::Scalar(0.0, d) // a diagonal antisymmetric matrix is zero
+        };
+        let a = u.add(&q.mul(&u));
+        let u_inv = u.inverse_spd()?;
+        Ok(Process { u, q, a, u_inv })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.u.dim()
+    }
+
+    /// `E_t = exp(−A t)`.
+    pub fn propagator(&self, t: f64) -> Linear {
+        self.a.exp_scaled(-t)
+    }
+
+    /// `Σ_t = U⁻¹ − E_t U⁻¹ E_tᵀ`, the covariance of `x_t | x_0`.
+    pub fn sigma(&self, t: f64) -> Linear {
+        self.sigma_with(&self.propagator(t))
+    }
+
+    /// `Σ_t` given `E_t`.
+    pub fn sigma_with(&self, e: &Linear) -> Linear {
+        self.u_inv.sub(&e.mul(&self.u_inv).mul(&e.transpose()))
+    }
+
+    /// `Γ(t) = U⁻¹ + E_t (C − U⁻¹) E_tᵀ`, the covariance at time t of data with covariance C.
+    pub fn gamma_with(&self, e: &Linear, c: &Linear) -> Linear {
+        self.u_inv
+            .add(&e.mul(&c.sub(&self.u_inv)).mul(&e.transpose()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::{DMatrix, DVector};
+
+    #[test]
+    fn rejects_bad_matrices() {
+        let u = Linear::Diagonal(DVector::from_vec(vec![1.0, -0.5]));
+        let err = Process::new(u, Linear::Scalar(0.0, 2))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smallest eigenvalue"), "{err}");
+        let q = Linear::Dense(DMatrix::from_row_slice(2, 2, &[0.0, 1.0, 1.0, 0.0]));
+        let err = Process::new(Linear::identity(2), q)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("antisymmetric"), "{err}");
+    }
+
+    /// N(0, U⁻¹) is stationary for any antisymmetric Q: A U⁻¹ + U⁻¹ Aᵀ = 2I, so Σ_t → U⁻¹
+    /// and Γ(t) = U⁻¹ for C = U⁻¹ at all t.
+    #[test]
+    fn stationary_law_is_q_invariant() {
+        let u = Linear::Dense(DMatrix::from_row_slice(
+            3,
+            3,
+            &[2.0, 0.3, 0.0, 0.3, 1.0, 0.1, 0.0, 0.1, 0.5],
+        ));
+        let q = Linear::Dense(DMatrix::from_row_slice(
+            3,
+            3,
+            &[0.0, 1.5, -0.4, -1.5, 0.0, 2.0, 0.4, -2.0, 0.0],
+        ));
+        let p = Process::new(u, q).unwrap();
+        let lyap =
+            p.a.mul(&p.u_inv)
+                .add(&p.u_inv.mul(&p.a.transpose()))
+                .to_dense();
+        assert!((lyap - DMatrix::identity(3, 3) * 2.0).amax() < 1e-12);
+        for t in [0.1, 1.0, 5.0] {
+            let g = p.gamma_with(&p.propagator(t), &p.u_inv);
+            assert!((g.to_dense() - p.u_inv.to_dense()).amax() < 1e-12);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Strategies for the antisymmetric Q, including the exponentially optimal one.
