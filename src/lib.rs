@@ -2,6 +2,7 @@
 //! measures their dynamical regimes. Data flow: config → model → theory / plan → engine →
 //! measure → report.
 
+pub mod io;
 pub mod linalg;
 pub mod model;
 pub mod rng;

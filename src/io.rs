@@ -1,0 +1,341 @@
+//! Reading matrices and vectors from `.npy` or text (CSV / whitespace) files, and writing `.npy`.
+//!
+//! * `.npy` (detected by its magic bytes, whatever the extension): dtypes f32, f64, i32, i64 of
+//!   either endianness, 1-D or 2-D, C or Fortran order. A 1-D array is read as one row.
+//! * Text: one row per line, fields separated by commas (or semicolons) when the line has any,
+//!   otherwise by whitespace. `#` starts a comment; blank lines are skipped; the first data line
+//!   is taken as a header and skipped when none of its fields is a number.
+//!
+//! Every error names the path and what is wrong (with line/column or row/column where it helps),
+//! and NaN or infinite entries are rejected with their position.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail, ensure};
+use nalgebra::{DMatrix, DVector};
+use npyz::{AutoSerialize, WriterBuilder};
+
+const NPY_MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Read a 2-D matrix (a 1-D array becomes a single row).
+pub fn read_matrix(path: &Path) -> Result<DMatrix<f64>> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read file {}", path.display()))?;
+    let m = if bytes.starts_with(NPY_MAGIC) {
+        read_npy(&bytes).with_context(|| format!("{}: invalid .npy file", path.display()))?
+    } else {
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: neither a .npy file nor UTF-8 text ({e})",
+                path.display()
+            )
+        })?;
+        parse_text(text).with_context(|| format!("{}: invalid text matrix", path.display()))?
+    };
+    ensure!(
+        m.nrows() > 0 && m.ncols() > 0,
+        "{}: empty matrix ({}×{})",
+        path.display(),
+        m.nrows(),
+        m.ncols()
+    );
+    for i in 0..m.nrows() {
+        for j in 0..m.ncols() {
+            let x = m[(i, j)];
+            ensure!(
+                x.is_finite(),
+                "{}: entry at row {}, column {} is {x} (only finite numbers are allowed)",
+                path.display(),
+                i + 1,
+                j + 1
+            );
+        }
+    }
+    Ok(m)
+}
+
+/// Read a vector stored as 1×d, d×1 or a 1-D array.
+pub fn read_vector(path: &Path) -> Result<DVector<f64>> {
+    let m = read_matrix(path)?;
+    if m.nrows() == 1 {
+        Ok(DVector::from_iterator(m.ncols(), m.row(0).iter().copied()))
+    } else if m.ncols() == 1 {
+        Ok(m.column(0).into_owned())
+    } else {
+        bail!(
+            "{}: expected a vector (1×d, d×1 or 1-D), found a {}×{} matrix",
+            path.display(),
+            m.nrows(),
+            m.ncols()
+        )
+    }
+}
+
+fn read_npy(bytes: &[u8]) -> Result<DMatrix<f64>> {
+    let npy = npyz::NpyFile::new(bytes)?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    let (rows, cols) = match shape.as_slice() {
+        [n] => (1, *n),
+        [r, c] => (*r, *c),
+        _ => bail!("expected a 1-D or 2-D array, found shape {:?}", npy.shape()),
+    };
+    let order = npy.order();
+    let dtype = npy.dtype();
+    let npyz::DType::Plain(ts) = &dtype else {
+        bail!(
+            "unsupported dtype {} (need f4, f8, i4 or i8)",
+            dtype.descr()
+        );
+    };
+    use npyz::TypeChar;
+    let data: Vec<f64> = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Float, 8) => npy.into_vec::<f64>()?,
+        (TypeChar::Float, 4) => npy.into_vec::<f32>()?.into_iter().map(f64::from).collect(),
+        (TypeChar::Int, 4) => npy.into_vec::<i32>()?.into_iter().map(f64::from).collect(),
+        (TypeChar::Int, 8) => npy
+            .into_vec::<i64>()?
+            .into_iter()
+            .map(|x| x as f64)
+            .collect(),
+        _ => bail!(
+            "unsupported dtype {} (need f4, f8, i4 or i8)",
+            dtype.descr()
+        ),
+    };
+    ensure!(
+        data.len() == rows * cols,
+        "data holds {} values, shape {:?} needs {}",
+        data.len(),
+        shape,
+        rows * cols
+    );
+    Ok(match order {
+        npyz::Order::C => DMatrix::from_row_slice(rows, cols, &data),
+        npyz::Order::Fortran => DMatrix::from_column_slice(rows, cols, &data),
+    })
+}
+
+/// Split one (comment-free, trimmed, non-empty) line into fields.
+fn fields(line: &str) -> Vec<&str> {
+    if line.contains([',', ';']) {
+        line.split([',', ';']).map(str::trim).collect()
+    } else {
+        line.split_whitespace().collect()
+    }
+}
+
+fn parse_text(text: &str) -> Result<DMatrix<f64>> {
+    let mut rows: Vec<Vec<f64>> = Vec::new();
+    let mut first_data_line = true;
+    for (lineno, raw) in text.lines().enumerate() {
+        let lineno = lineno + 1;
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let toks = fields(line);
+        if first_data_line {
+            first_data_line = false;
+            if toks.iter().all(|t| t.parse::<f64>().is_err()) {
+                continue; // a header line
+            }
+        }
+        let mut row = Vec::with_capacity(toks.len());
+        for (col, tok) in toks.iter().enumerate() {
+            let x: f64 = tok.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "line {lineno}, column {}: {:?} is not a number",
+                    col + 1,
+                    tok
+                )
+            })?;
+            ensure!(
+                x.is_finite(),
+                "line {lineno}, column {}: value {tok:?} is not finite (NaN/inf not allowed)",
+                col + 1
+            );
+            row.push(x);
+        }
+        if let Some(first) = rows.first() {
+            ensure!(
+                row.len() == first.len(),
+                "line {lineno}: ragged rows: {} fields, earlier rows have {}",
+                row.len(),
+                first.len()
+            );
+        }
+        rows.push(row);
+    }
+    ensure!(!rows.is_empty(), "no numeric rows found");
+    let (r, c) = (rows.len(), rows[0].len());
+    Ok(DMatrix::from_row_iterator(r, c, rows.into_iter().flatten()))
+}
+
+fn write_npy<T: AutoSerialize + Copy>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
+    let n: usize = shape.iter().product();
+    ensure!(
+        n == data.len(),
+        "{}: shape {shape:?} needs {n} values, got {}",
+        path.display(),
+        data.len()
+    );
+    let file =
+        File::create(path).with_context(|| format!("cannot create file {}", path.display()))?;
+    let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape64)
+        .writer(BufWriter::new(file))
+        .begin_nd()
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    w.extend(data.iter().copied())
+        .and_then(|_| w.finish())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Write `data` (C order, i.e. row-major) as an f32 `.npy` array of the given shape.
+pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    write_npy(path, shape, data)
+}
+
+/// Write `data` (C order, i.e. row-major) as an f64 `.npy` array of the given shape.
+pub fn write_npy_f64(path: &Path, shape: &[usize], data: &[f64]) -> Result<()> {
+    write_npy(path, shape, data)
+}
+
+/// A fresh scratch directory per test (removed at the end of the test).
+#[cfg(test)]
+pub(crate) struct Scratch(pub std::path::PathBuf);
+#[cfg(test)]
+impl Scratch {
+    pub(crate) fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("regimes-test-{}-{}", name, std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    pub(crate) fn file(&self, name: &str, contents: &str) -> std::path::PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+}
+#[cfg(test)]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip_f64_f32() {
+        let s = Scratch::new("io-npy");
+        let p = s.0.join("a.npy");
+        let data: Vec<f64> = (0..6).map(|i| i as f64 * 0.5 - 1.0).collect();
+        write_npy_f64(&p, &[2, 3], &data).unwrap();
+        let m = read_matrix(&p).unwrap();
+        assert_eq!((m.nrows(), m.ncols()), (2, 3));
+        assert_eq!(m[(0, 1)], data[1]);
+        assert_eq!(m[(1, 0)], data[3]); // C order
+        let p32 = s.0.join("b.npy");
+        let d32: Vec<f32> = vec![1.5, -2.25, 3.0];
+        write_npy_f32(&p32, &[3], &d32).unwrap();
+        let m = read_matrix(&p32).unwrap();
+        assert_eq!((m.nrows(), m.ncols()), (1, 3));
+        assert_eq!(m[(0, 1)], -2.25);
+        let v = read_vector(&p32).unwrap();
+        assert_eq!(v.len(), 3);
+        write_npy_f32(&p32, &[3, 1], &d32).unwrap();
+        assert_eq!(read_vector(&p32).unwrap()[2], 3.0);
+        assert!(write_npy_f64(&p, &[2, 2], &data).is_err());
+    }
+
+    #[test]
+    fn npy_fortran_and_integer() {
+        let s = Scratch::new("io-npy-f");
+        let p = s.0.join("f.npy");
+        let file = BufWriter::new(File::create(&p).unwrap());
+        let mut w = npyz::WriteOptions::<i64>::new()
+            .default_dtype()
+            .shape(&[2, 3])
+            .order(npyz::Order::Fortran)
+            .writer(file)
+            .begin_nd()
+            .unwrap();
+        // Column-major data of [[1,2,3],[4,5,6]].
+        w.extend([1i64, 4, 2, 5, 3, 6]).unwrap();
+        w.finish().unwrap();
+        let m = read_matrix(&p).unwrap();
+        assert_eq!(m, DMatrix::from_row_slice(2, 3, &[1., 2., 3., 4., 5., 6.]));
+
+        let p = s.0.join("i32.npy");
+        let file = BufWriter::new(File::create(&p).unwrap());
+        let mut w = npyz::WriteOptions::<i32>::new()
+            .default_dtype()
+            .shape(&[1, 2])
+            .writer(file)
+            .begin_nd()
+            .unwrap();
+        w.extend([7i32, -8]).unwrap();
+        w.finish().unwrap();
+        assert_eq!(read_matrix(&p).unwrap()[(0, 1)], -8.0);
+
+        let p = s.0.join("nan.npy");
+        write_npy_f64(&p, &[2, 2], &[1.0, 2.0, f64::NAN, 4.0]).unwrap();
+        let err = read_matrix(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("row 2, column 1") && err.contains("NaN"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_formats_and_errors() {
+        let s = Scratch::new("io-text");
+        let p = s.file("a.csv", "# a comment\nx,y,z\n1, 2, 3\n\n4,5,6 # trailing\n");
+        let m = read_matrix(&p).unwrap();
+        assert_eq!(m, DMatrix::from_row_slice(2, 3, &[1., 2., 3., 4., 5., 6.]));
+        let p = s.file("b.txt", "1 2\n3\t4e-1\n");
+        let m = read_matrix(&p).unwrap();
+        assert_eq!(m[(1, 1)], 0.4);
+
+        let p = s.file("ragged.csv", "1,2\n3,4,5\n");
+        let err = format!("{:#}", read_matrix(&p).unwrap_err());
+        assert!(err.contains("ragged") && err.contains("line 2"), "{err}");
+        assert!(err.contains("ragged.csv"), "{err}");
+
+        let p = s.file("bad.csv", "1,2\n3,abc\n");
+        let err = format!("{:#}", read_matrix(&p).unwrap_err());
+        assert!(
+            err.contains("line 2, column 2") && err.contains("abc"),
+            "{err}"
+        );
+
+        let p = s.file("nan.csv", "1,2\n3,NaN\n");
+        let err = format!("{:#}", read_matrix(&p).unwrap_err());
+        assert!(
+            err.contains("line 2, column 2") && err.contains("not finite"),
+            "{err}"
+        );
+
+        let p = s.0.join("missing.csv");
+        let err = format!("{:#}", read_matrix(&p).unwrap_err());
+        assert!(
+            err.contains("missing.csv") && err.contains("cannot read"),
+            "{err}"
+        );
+
+        let p = s.file("m.csv", "1,2\n3,4\n");
+        let err = format!("{:#}", read_vector(&p).unwrap_err());
+        assert!(err.contains("expected a vector"), "{err}");
+        let p = s.file("empty.csv", "# nothing\n");
+        assert!(read_matrix(&p).is_err());
+    }
+}
