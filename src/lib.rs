@@ -2,7 +2,10 @@
 //! measures their dynamical regimes. Data flow: config → model → theory / plan → engine →
 //! measure → report.
 
+pub mod engine;
 pub mod io;
 pub mod linalg;
 pub mod model;
+pub mod plan;
 pub mod rng;
+pub mod stats;

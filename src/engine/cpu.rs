@@ -1,0 +1,236 @@
+//! The CPU engine: tiles of particles advanced in parallel with rayon. Tiles have a fixed size and
+//! their statistics are folded in particle order, so results are bit-identical for any thread
+//! count and batch size (a multiple of the tile).
+
+use anyhow::Result;
+use rayon::prelude::*;
+
+use super::kernel::{self, Scratch};
+use super::{Engine, NO_LABEL, Particles, Recorder};
+use crate::plan::Plan;
+use crate::rng;
+use crate::stats::{PointStats, Tally};
+
+/// Particles per tile: the unit of parallel work and of statistics folding.
+pub const TILE: usize = 256;
+
+pub struct CpuEngine {
+    pool: Option<rayon::ThreadPool>,
+}
+
+/// CPU particle state: the host copy itself, plus the seed that keys its noise.
+pub struct CpuBatch {
+    pub particles: Particles,
+    pub seed: u64,
+}
+
+impl CpuEngine {
+    /// Uses rayon's global pool (all cores, or `RAYON_NUM_THREADS`).
+    pub fn new() -> Self {
+        CpuEngine { pool: None }
+    }
+
+    /// Uses a private pool of `threads` threads.
+    pub fn with_threads(threads: usize) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
+        Ok(CpuEngine { pool: Some(pool) })
+    }
+
+    fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    fn threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
+    }
+}
+
+impl Default for CpuEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Engine for CpuEngine {
+    type Batch = CpuBatch;
+
+    fn describe(&self) -> String {
+        format!("cpu ({} threads)", self.threads())
+    }
+
+    fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<CpuBatch> {
+        let d = plan.dim;
+        let key = rng::key(seed);
+        let mut x = vec![0.0f32; ids.len() * d];
+        self.run(|| {
+            x.par_chunks_mut(TILE * d)
+                .zip(ids.par_chunks(TILE))
+                .for_each(|(xs, tile_ids)| {
+                    let mut s = Scratch::new(plan);
+                    for (xp, &id) in xs.chunks_mut(d).zip(tile_ids) {
+                        kernel::start(&plan.start, key, id, xp, &mut s);
+                    }
+                })
+        });
+        let n = ids.len();
+        Ok(CpuBatch {
+            particles: Particles {
+                dim: d,
+                x,
+                ids: ids.to_vec(),
+                label: vec![NO_LABEL; n],
+                changed: vec![0; n],
+            },
+            seed,
+        })
+    }
+
+    fn advance(
+        &self,
+        plan: &Plan,
+        batch: &mut CpuBatch,
+        from: usize,
+        to: usize,
+        rec: &mut Recorder,
+    ) -> Result<()> {
+        anyhow::ensure!(
+            from <= to && to <= plan.grid.steps,
+            "advance: bad range {from}..={to}"
+        );
+        let d = plan.dim;
+        let key = rng::key(batch.seed);
+        let p = &mut batch.particles;
+        for c in plan.chunk_of(from)..=plan.chunk_of(to) {
+            let chunk = plan.chunk(c)?;
+            let lo = from.max(chunk.first);
+            let hi = to.min(chunk.first + chunk.len - 1);
+            let slots = rec.slots_in(lo..hi + 1);
+            let points = &rec.points;
+            let directions = &rec.directions;
+            let dirs = directions.len() / d;
+            let tiles: Vec<Vec<PointStats>> = self.run(|| {
+                p.x.par_chunks_mut(TILE * d)
+                    .zip(p.ids.par_chunks(TILE))
+                    .zip(p.label.par_chunks_mut(TILE))
+                    .zip(p.changed.par_chunks_mut(TILE))
+                    .map(|(((xs, ids), labels), changed)| {
+                        let mut s = Scratch::new(plan);
+                        let mut stats: Vec<PointStats> = slots
+                            .clone()
+                            .map(|_| PointStats::new(d, dirs, plan.centers_count))
+                            .collect();
+                        for (i, &id) in ids.iter().enumerate() {
+                            let x = &mut xs[i * d..(i + 1) * d];
+                            let mut slot = slots.start;
+                            for j in lo..=hi {
+                                let pt = plan.view(&chunk, j);
+                                let (label, purity) = kernel::evaluate(plan, &pt, x, &mut s);
+                                if labels[i] != label {
+                                    labels[i] = label;
+                                    changed[i] = j as u32;
+                                }
+                                if slot < slots.end && points[slot] == j {
+                                    record(
+                                        &mut stats[slot - slots.start],
+                                        x,
+                                        directions,
+                                        label,
+                                        purity,
+                                    );
+                                    slot += 1;
+                                }
+                                if j < to {
+                                    kernel::update(plan, &pt, key, id, j, x, &mut s);
+                                }
+                            }
+                        }
+                        stats
+                    })
+                    .collect()
+            });
+            for tile in &tiles {
+                for (acc, part) in rec.stats[slots.clone()].iter_mut().zip(tile) {
+                    acc.merge(part);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn branch(&self, batch: &CpuBatch, stream: u16) -> Result<CpuBatch> {
+        let p = &batch.particles;
+        let d = p.dim;
+        let n = p.len();
+        let mut out = Particles {
+            dim: d,
+            x: Vec::with_capacity(2 * n * d),
+            ids: Vec::with_capacity(2 * n),
+            label: Vec::with_capacity(2 * n),
+            changed: Vec::with_capacity(2 * n),
+        };
+        for i in 0..n {
+            let row = &p.x[i * d..(i + 1) * d];
+            out.x.extend_from_slice(row);
+            out.x.extend_from_slice(row);
+            out.ids.push(p.ids[i]);
+            out.ids.push(p.ids[i] | (u64::from(stream) << 48));
+            out.label.extend([p.label[i]; 2]);
+            out.changed.extend([p.changed[i]; 2]);
+        }
+        Ok(CpuBatch {
+            particles: out,
+            seed: batch.seed,
+        })
+    }
+
+    fn tally(&self, plan: &Plan, batch: &CpuBatch) -> Result<Tally> {
+        Ok(tally_particles(plan, &batch.particles))
+    }
+
+    fn read(&self, batch: &CpuBatch) -> Result<Particles> {
+        Ok(batch.particles.clone())
+    }
+}
+
+/// Tally of a host copy of particles (also the reference for the GPU reduction).
+pub fn tally_particles(plan: &Plan, p: &Particles) -> Tally {
+    let mut t = Tally::new(plan.centers_count, plan.grid.steps + 1);
+    for (&label, &changed) in p.label.iter().zip(&p.changed) {
+        if let Some(c) = t.labels.get_mut(label as usize) {
+            *c += 1;
+        }
+        if let Some(c) = t.last_change.get_mut(changed as usize) {
+            *c += 1;
+        }
+    }
+    for pair in p.label.chunks_exact(2) {
+        t.pairs += 1;
+        t.pairs_agree += u64::from(pair[0] == pair[1]);
+    }
+    t
+}
+
+/// Adds one particle's observation at a recorded point.
+pub fn record(stats: &mut PointStats, x: &[f32], directions: &[f32], label: u32, purity: f32) {
+    let d = x.len();
+    stats.coords.push(x.iter().map(|&v| f64::from(v)));
+    if !directions.is_empty() {
+        stats.projections.push(directions.chunks(d).map(|u| {
+            u.iter()
+                .zip(x)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum()
+        }));
+    }
+    if let Some(c) = stats.classes.get_mut(label as usize) {
+        *c += 1;
+    }
+    stats.purity.push([f64::from(purity)]);
+}

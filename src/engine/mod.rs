@@ -1,0 +1,128 @@
+//! Engines execute a [`Plan`] on particles. The CPU and GPU engines implement the same trait with
+//! the same arithmetic and the same counter-based noise, so their trajectories agree to f32
+//! round-off and everything above this layer (drivers, measurements) is engine-agnostic.
+
+pub mod cpu;
+pub mod kernel;
+
+use std::ops::Range;
+
+use anyhow::Result;
+
+use crate::plan::Plan;
+use crate::stats::{PointStats, Tally};
+
+/// Label of a particle whose logits were never evaluated.
+pub const NO_LABEL: u32 = u32::MAX;
+
+/// A host copy of particle state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Particles {
+    pub dim: usize,
+    /// Positions, row-major (particles × d).
+    pub x: Vec<f32>,
+    /// Rng ids (particle index and stream, see [`crate::rng::rng_id`]).
+    pub ids: Vec<u64>,
+    /// Current argmax label (class or nearest training point), or [`NO_LABEL`].
+    pub label: Vec<u32>,
+    /// Time point of the last label change.
+    pub changed: Vec<u32>,
+}
+
+impl Particles {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Statistics wanted at chosen time points of one segment of a trajectory.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    /// Time points (grid indices) to reduce at, ascending.
+    pub points: Vec<usize>,
+    /// Unit directions to project on, row-major (count × d).
+    pub directions: Vec<f32>,
+    /// One accumulator per point, folded in particle order.
+    pub stats: Vec<PointStats>,
+}
+
+impl Recorder {
+    pub fn new(plan: &Plan, mut points: Vec<usize>, directions: Vec<f32>) -> Self {
+        points.sort_unstable();
+        points.dedup();
+        let dirs = directions.len() / plan.dim.max(1);
+        let stats = points
+            .iter()
+            .map(|_| PointStats::new(plan.dim, dirs, plan.centers_count))
+            .collect();
+        Recorder {
+            points,
+            directions,
+            stats,
+        }
+    }
+
+    /// Recorder that records nothing.
+    pub fn none(plan: &Plan) -> Self {
+        Recorder::new(plan, vec![], vec![])
+    }
+
+    /// Index into `points` of time point j, if recorded.
+    pub fn slot(&self, j: usize) -> Option<usize> {
+        self.points.binary_search(&j).ok()
+    }
+
+    /// Slots whose points fall in the range.
+    pub fn slots_in(&self, range: Range<usize>) -> Range<usize> {
+        let lo = self.points.partition_point(|&p| p < range.start);
+        let hi = self.points.partition_point(|&p| p < range.end);
+        lo..hi
+    }
+
+    /// The same recorder with empty accumulators.
+    pub fn fresh(&self, plan: &Plan) -> Self {
+        Recorder::new(plan, self.points.clone(), self.directions.clone())
+    }
+
+    pub fn merge(&mut self, other: &Recorder) {
+        for (a, b) in self.stats.iter_mut().zip(&other.stats) {
+            a.merge(b);
+        }
+    }
+}
+
+/// An engine advances batches of particles through a plan.
+pub trait Engine {
+    /// Particle state as the engine holds it (host memory, GPU buffers).
+    type Batch;
+
+    /// A one-line description (backend, adapter, threads).
+    fn describe(&self) -> String;
+
+    /// Draws particles `ids` from the plan's start distribution with the run's seed.
+    fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<Self::Batch>;
+
+    /// Moves the batch from time point `from` to `to`, evaluating the logits (labels, last-change
+    /// times) at every point of `from..=to` and reducing at the recorder's points in `from..=to`.
+    fn advance(
+        &self,
+        plan: &Plan,
+        batch: &mut Self::Batch,
+        from: usize,
+        to: usize,
+        rec: &mut Recorder,
+    ) -> Result<()>;
+
+    /// Two clones of every particle, adjacent: the first keeps the id, the second moves to `stream`.
+    fn branch(&self, batch: &Self::Batch, stream: u16) -> Result<Self::Batch>;
+
+    /// Final labels, last-change times and clone-pair agreement.
+    fn tally(&self, plan: &Plan, batch: &Self::Batch) -> Result<Tally>;
+
+    /// A host copy of the batch (samples, tests).
+    fn read(&self, batch: &Self::Batch) -> Result<Particles>;
+}

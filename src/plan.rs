@@ -1,0 +1,522 @@
+//! The per-step plan (DESIGN §4): everything both engines execute, computed once on the host in
+//! f64 and rounded once to f32, so CPU and GPU run exactly the same numbers.
+//!
+//! Every time point j (time `t_j = T − jΔt`, j = 0..=n) has *logit* coefficients and, for j < n,
+//! *update* coefficients. With centers W (one row per class or training point):
+//!
+//! ```text
+//! logits  ℓ = bias_j + W_j (B_j x)          r = softmax(ℓ), label = argmax ℓ
+//! update  x' = M_j x + P_j (W_jᵀ r) + noise_j ξ(seed, id, j)
+//! ```
+//!
+//! * Gaussian mixture (shared covariance): `W_j = [g_k(t_j)]`, `B = I`, `P = cΔt`,
+//!   `M = I + Δt(A − cΓ_t⁻¹)`, with c = 2 for Euler–Maruyama and c = 1 for the probability-flow
+//!   ODE (noise 0).
+//! * Empirical target: `W = training points a_μ` (constant, resident), `B_t = E_tᵀΣ_t⁻¹`,
+//!   `bias_μ = −½ a_μᵀ E_tᵀΣ_t⁻¹E_t a_μ`, `M = I + Δt(A − cΣ_t⁻¹)`, `P = cΔt Σ_t⁻¹E_t`.
+//!   Σ_0 = 0, so the logits at t = 0 reuse those of the last positive time.
+//!
+//! Each of M, B, P keeps one [`Form`] for the whole run (scalar, diagonal or dense). Coefficients
+//! are produced in chunks of time points; they are cached while small and rebuilt on demand
+//! otherwise, so a long dense plan never has to fit in memory at once.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, bail, ensure};
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::{Form, Linear};
+use crate::model::{Model, Process, Target};
+
+/// How the reverse dynamics are discretised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    /// Euler–Maruyama on the reverse SDE.
+    EulerMaruyama,
+    /// Euler on the probability-flow ODE (deterministic after the start).
+    ProbabilityFlow,
+}
+
+/// Where generation starts at t = T.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Start {
+    /// The exact noised target p_T.
+    Exact,
+    /// The stationary law N(0, U⁻¹).
+    Stationary,
+}
+
+/// The time grid: `t_j = t_max − j·dt`, j = 0..=steps.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Grid {
+    pub t_max: f64,
+    pub steps: usize,
+}
+
+impl Grid {
+    pub fn new(t_max: f64, steps: usize) -> Result<Self> {
+        ensure!(
+            t_max.is_finite() && t_max > 0.0,
+            "t-max: must be positive and finite (got {t_max})"
+        );
+        ensure!(steps > 0, "steps: must be positive");
+        ensure!(
+            steps < u32::MAX as usize - 1,
+            "steps: at most {} supported",
+            u32::MAX - 2
+        );
+        Ok(Grid { t_max, steps })
+    }
+
+    pub fn dt(&self) -> f64 {
+        self.t_max / self.steps as f64
+    }
+
+    pub fn time(&self, j: usize) -> f64 {
+        if j == self.steps {
+            0.0
+        } else {
+            self.t_max - j as f64 * self.dt()
+        }
+    }
+
+    /// The time point closest to time t.
+    pub fn index_of(&self, t: f64) -> usize {
+        ((self.t_max - t) / self.dt())
+            .round()
+            .clamp(0.0, self.steps as f64) as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Mixture,
+    Empirical,
+}
+
+/// The start distribution: a mixture of Gaussians with shared Cholesky factor,
+/// `x = means[k] + L ξ`, k drawn by the cumulative weights.
+#[derive(Clone, Debug)]
+pub struct StartPlan {
+    /// Component means, row-major (components × d).
+    pub means: Vec<f32>,
+    /// Cumulative weights; the last is exactly 1.
+    pub cumulative: Vec<f32>,
+    /// Cholesky factor L in its form ([`Linear::to_f32`] layout).
+    pub chol: Vec<f32>,
+    pub chol_form: Form,
+}
+
+/// Coefficients of the time points `first .. first + len`, each array time-point major.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub first: usize,
+    pub len: usize,
+    /// M_j in `m_form` layout (identity at j = n, never used).
+    pub m: Vec<f32>,
+    /// B_j in `b_form` layout.
+    pub b: Vec<f32>,
+    /// P_j in `p_form` layout.
+    pub p: Vec<f32>,
+    /// Per-step centers (mixture, K×d each); empty for the empirical target (use `Plan::centers`).
+    pub w: Vec<f32>,
+    /// Logit biases, K per time point.
+    pub bias: Vec<f32>,
+    /// Noise scale √(2Δt), or 0 for the ODE and at j = n.
+    pub noise: Vec<f32>,
+}
+
+/// Coefficients of one time point in f64, before rounding.
+struct Point {
+    m: Linear,
+    b: Linear,
+    p: Linear,
+    w: Option<DMatrix<f64>>,
+    bias: Vec<f64>,
+    noise: f64,
+}
+
+/// The plan of a run: constant data plus a source of coefficient chunks.
+pub struct Plan {
+    pub kind: Kind,
+    pub dim: usize,
+    /// Number of classes K (mixture) or training points N (empirical).
+    pub centers_count: usize,
+    pub grid: Grid,
+    pub scheme: Scheme,
+    pub m_form: Form,
+    pub b_form: Form,
+    pub p_form: Form,
+    pub start: StartPlan,
+    /// Constant centers (empirical training points, N×d row-major); empty for mixtures.
+    pub centers: Vec<f32>,
+    /// Time points per chunk.
+    pub chunk_len: usize,
+    process: Process,
+    target: Target,
+    cache: Mutex<Vec<Option<Arc<Chunk>>>>,
+    cache_enabled: bool,
+}
+
+/// Plans whose coefficients take more than this are rebuilt chunk by chunk instead of cached.
+pub const CACHE_BYTES: usize = 512 << 20;
+
+impl Plan {
+    pub fn new(model: &Model, grid: Grid, scheme: Scheme, start: Start) -> Result<Self> {
+        let d = model.process.dim();
+        ensure!(
+            model.target.dim() == d,
+            "target: dimension {} does not match U's dimension {d}",
+            model.target.dim()
+        );
+        let target = match &model.target {
+            Target::Mixture(mix) => {
+                ensure!(
+                    !mix.means.is_empty(),
+                    "target: the mixture has no components"
+                );
+                ensure!(
+                    mix.weights.len() == mix.means.len(),
+                    "target: weights and means differ in count"
+                );
+                ensure!(
+                    mix.weights.iter().all(|w| w.is_finite() && *w >= 0.0),
+                    "target: weights must be finite and ≥ 0"
+                );
+                ensure!(
+                    mix.means.iter().all(|m| m.iter().all(|x| x.is_finite())),
+                    "target: means contain NaN or inf"
+                );
+                // Components of weight zero never occur; dropping them keeps every bias finite.
+                let mut kept = mix.clone();
+                let total: f64 = mix.weights.iter().sum();
+                ensure!(total > 0.0, "target: weights sum to zero");
+                let (w, m): (Vec<f64>, Vec<DVector<f64>>) = mix
+                    .weights
+                    .iter()
+                    .zip(&mix.means)
+                    .filter(|(w, _)| **w > 0.0)
+                    .map(|(w, m)| (w / total, m.clone()))
+                    .unzip();
+                kept.weights = w;
+                kept.means = m;
+                kept.cov.cholesky()?; // C must be positive semi-definite
+                Target::Mixture(kept)
+            }
+            Target::Empirical(e) => {
+                ensure!(e.points.nrows() > 0, "training set: no points");
+                ensure!(
+                    e.points.iter().all(|x| x.is_finite()),
+                    "training set: contains NaN or inf"
+                );
+                model.target.clone()
+            }
+        };
+        let mut plan = Plan {
+            kind: match target {
+                Target::Mixture(_) => Kind::Mixture,
+                Target::Empirical(_) => Kind::Empirical,
+            },
+            dim: d,
+            centers_count: 0,
+            grid,
+            scheme,
+            m_form: Form::Scalar,
+            b_form: Form::Scalar,
+            p_form: Form::Scalar,
+            start: StartPlan {
+                means: vec![],
+                cumulative: vec![],
+                chol: vec![],
+                chol_form: Form::Scalar,
+            },
+            centers: vec![],
+            chunk_len: 0,
+            process: model.process.clone(),
+            target,
+            cache: Mutex::new(vec![]),
+            cache_enabled: true,
+        };
+        let first = plan.point(0)?;
+        plan.m_form = first.m.form();
+        plan.b_form = first.b.form();
+        plan.p_form = first.p.form();
+        plan.centers_count = first.bias.len();
+        plan.start = plan.start_plan(start)?;
+        if let Target::Empirical(e) = &plan.target {
+            plan.centers = e.points.transpose().iter().map(|&x| x as f32).collect();
+        }
+        let per_point = plan.point_floats();
+        // Chunks of about 16 MiB of coefficients, at least one point.
+        plan.chunk_len = ((4 << 20) / per_point.max(1)).clamp(1, grid.steps + 1);
+        plan.cache_enabled = per_point * (grid.steps + 1) * 4 <= CACHE_BYTES;
+        *plan.cache.lock().expect("plan cache") = vec![None; plan.chunk_count()];
+        Ok(plan)
+    }
+
+    /// Force a chunk length (tests of chunking; long runs on small memory).
+    pub fn with_chunk_len(mut self, len: usize) -> Self {
+        self.chunk_len = len.clamp(1, self.grid.steps + 1);
+        *self.cache.lock().expect("plan cache") = vec![None; self.chunk_count()];
+        self
+    }
+
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Floats of coefficients per time point.
+    pub fn point_floats(&self) -> usize {
+        let (d, k) = (self.dim, self.centers_count);
+        let size = |f: Form| match f {
+            Form::Scalar => 1,
+            Form::Diagonal => d,
+            Form::Dense => d * d,
+        };
+        let w = if self.kind == Kind::Mixture { k * d } else { 0 };
+        size(self.m_form) + size(self.b_form) + size(self.p_form) + w + k + 1
+    }
+
+    pub fn chunk_count(&self) -> usize {
+        (self.grid.steps + 1).div_ceil(self.chunk_len)
+    }
+
+    /// The chunk holding time point j.
+    pub fn chunk_of(&self, j: usize) -> usize {
+        j / self.chunk_len
+    }
+
+    /// Chunk c, from the cache or freshly built.
+    pub fn chunk(&self, c: usize) -> Result<Arc<Chunk>> {
+        if self.cache_enabled
+            && let Some(hit) = &self.cache.lock().expect("plan cache")[c]
+        {
+            return Ok(hit.clone());
+        }
+        let built = Arc::new(self.build_chunk(c)?);
+        if self.cache_enabled {
+            self.cache.lock().expect("plan cache")[c] = Some(built.clone());
+        }
+        Ok(built)
+    }
+
+    fn build_chunk(&self, c: usize) -> Result<Chunk> {
+        let first = c * self.chunk_len;
+        let len = self.chunk_len.min(self.grid.steps + 1 - first);
+        let mut ch = Chunk {
+            first,
+            len,
+            m: vec![],
+            b: vec![],
+            p: vec![],
+            w: vec![],
+            bias: vec![],
+            noise: vec![],
+        };
+        for j in first..first + len {
+            let pt = self.point(j)?;
+            ch.m.extend(pt.m.in_form(self.m_form).to_f32());
+            ch.b.extend(pt.b.in_form(self.b_form).to_f32());
+            ch.p.extend(pt.p.in_form(self.p_form).to_f32());
+            if let Some(w) = &pt.w {
+                ch.w.extend(w.transpose().iter().map(|&x| x as f32));
+            }
+            ch.bias.extend(pt.bias.iter().map(|&x| x as f32));
+            ch.noise.push(pt.noise as f32);
+        }
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !(finite(&ch.m) && finite(&ch.b) && finite(&ch.p) && finite(&ch.w) && finite(&ch.bias)) {
+            bail!(
+                "plan: non-finite coefficients between t = {:.4} and t = {:.4} (the model is too ill-conditioned \
+                 for f32 there; use fewer dimensions, a milder U or a smaller t-max)",
+                self.grid.time(first),
+                self.grid.time(first + len - 1)
+            );
+        }
+        Ok(ch)
+    }
+
+    /// Coefficients at time point j, in f64.
+    fn point(&self, j: usize) -> Result<Point> {
+        let n = self.grid.steps;
+        let dt = self.grid.dt();
+        let c = match self.scheme {
+            Scheme::EulerMaruyama => 2.0,
+            Scheme::ProbabilityFlow => 1.0,
+        };
+        let noise = if j < n && self.scheme == Scheme::EulerMaruyama {
+            (2.0 * dt).sqrt()
+        } else {
+            0.0
+        };
+        let p = &self.process;
+        let d = p.dim();
+        // M = I + Δt (A − c·precision): the exact linear part of one Euler step.
+        let update = |precision: &Linear| {
+            if j < n {
+                p.a.sub(&precision.scale(c)).scale(dt).add_identity(1.0)
+            } else {
+                Linear::identity(d)
+            }
+        };
+        match &self.target {
+            Target::Mixture(mix) => {
+                let e = p.propagator(self.grid.time(j));
+                let gamma_inv = p.gamma_with(&e, &mix.cov).inverse_spd().map_err(|_| {
+                    anyhow::anyhow!(
+                        "plan: Γ(t) is singular at t = {} (is the covariance C degenerate?)",
+                        self.grid.time(j)
+                    )
+                })?;
+                let mut w = DMatrix::zeros(mix.means.len(), d);
+                let mut bias = Vec::with_capacity(mix.means.len());
+                for (k, (mu, wk)) in mix.means.iter().zip(&mix.weights).enumerate() {
+                    let mt = e.apply(mu);
+                    let g = gamma_inv.apply(&mt);
+                    bias.push(wk.ln() - 0.5 * mt.dot(&g));
+                    w.set_row(k, &g.transpose());
+                }
+                let m = update(&gamma_inv);
+                Ok(Point {
+                    m,
+                    b: Linear::identity(d),
+                    p: Linear::Scalar(c * dt, d),
+                    w: Some(w),
+                    bias,
+                    noise,
+                })
+            }
+            Target::Empirical(emp) => {
+                // Σ_0 = 0: the last positive time stands in for the logits at t = 0.
+                let t = self.grid.time(j.min(n - 1));
+                let e = p.propagator(t);
+                let sigma_inv = p.sigma_with(&e).inverse_spd().map_err(|_| {
+                    anyhow::anyhow!(
+                        "plan: Σ(t) is singular at t = {t}; use more steps or a larger t-max"
+                    )
+                })?;
+                let b = e.transpose().mul(&sigma_inv);
+                let g = b.mul(&e);
+                let bias = emp
+                    .points
+                    .row_iter()
+                    .map(|a| -0.5 * g.quad(&a.transpose()))
+                    .collect();
+                let m = update(&sigma_inv);
+                let pm = if j < n {
+                    sigma_inv.mul(&e).scale(c * dt)
+                } else {
+                    Linear::Scalar(0.0, d)
+                };
+                // Keep P's form from the first point (all points share it).
+                Ok(Point {
+                    m,
+                    b,
+                    p: pm,
+                    w: None,
+                    bias,
+                    noise,
+                })
+            }
+        }
+    }
+
+    fn start_plan(&self, start: Start) -> Result<StartPlan> {
+        let p = &self.process;
+        let d = self.dim;
+        let (means, weights, cov): (Vec<DVector<f64>>, Vec<f64>, Linear) =
+            match (start, &self.target) {
+                (Start::Stationary, _) => (vec![DVector::zeros(d)], vec![1.0], p.u_inv.clone()),
+                (Start::Exact, Target::Mixture(mix)) => {
+                    let e = p.propagator(self.grid.t_max);
+                    (
+                        mix.means.iter().map(|m| e.apply(m)).collect(),
+                        mix.weights.clone(),
+                        p.gamma_with(&e, &mix.cov),
+                    )
+                }
+                (Start::Exact, Target::Empirical(emp)) => {
+                    let e = p.propagator(self.grid.t_max);
+                    let n = emp.points.nrows();
+                    (
+                        emp.points
+                            .row_iter()
+                            .map(|a| e.apply(&a.transpose()))
+                            .collect(),
+                        vec![1.0 / n as f64; n],
+                        p.sigma_with(&e),
+                    )
+                }
+            };
+        let chol = cov.cholesky()?;
+        let mut acc = 0.0;
+        let mut cumulative: Vec<f32> = weights
+            .iter()
+            .map(|w| {
+                acc += w;
+                acc as f32
+            })
+            .collect();
+        *cumulative.last_mut().expect("at least one component") = 1.0;
+        Ok(StartPlan {
+            means: means
+                .iter()
+                .flat_map(|m| m.iter().map(|&x| x as f32))
+                .collect(),
+            cumulative,
+            chol_form: chol.form(),
+            chol: chol.to_f32(),
+        })
+    }
+}
+
+/// The coefficients of one time point, borrowed from a chunk.
+#[derive(Clone, Copy, Debug)]
+pub struct PointView<'a> {
+    pub m: &'a [f32],
+    pub b: &'a [f32],
+    pub p: &'a [f32],
+    /// Centers (K×d): per step for mixtures, the resident training set for the empirical target.
+    pub w: &'a [f32],
+    pub bias: &'a [f32],
+    pub noise: f32,
+}
+
+/// Floats that a matrix of this form takes in dimension d.
+pub fn form_len(form: Form, d: usize) -> usize {
+    match form {
+        Form::Scalar => 1,
+        Form::Diagonal => d,
+        Form::Dense => d * d,
+    }
+}
+
+impl Plan {
+    /// Coefficients of time point j, which must lie in `chunk`.
+    pub fn view<'a>(&'a self, chunk: &'a Chunk, j: usize) -> PointView<'a> {
+        let i = j - chunk.first;
+        debug_assert!(i < chunk.len);
+        let (d, k) = (self.dim, self.centers_count);
+        let slice = |v: &'a [f32], n: usize| &v[i * n..(i + 1) * n];
+        PointView {
+            m: slice(&chunk.m, form_len(self.m_form, d)),
+            b: slice(&chunk.b, form_len(self.b_form, d)),
+            p: slice(&chunk.p, form_len(self.p_form, d)),
+            w: if chunk.w.is_empty() {
+                &self.centers
+            } else {
+                slice(&chunk.w, k * d)
+            },
+            bias: slice(&chunk.bias, k),
+            noise: chunk.noise[i],
+        }
+    }
+}
