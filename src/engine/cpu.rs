@@ -65,6 +65,11 @@ impl Engine for CpuEngine {
         format!("cpu ({} threads)", self.threads())
     }
 
+    fn max_batch(&self, plan: &Plan) -> usize {
+        // About 64 MiB of positions: memory stays flat however many particles a run has.
+        ((16 << 20) / plan.dim.max(1)).div_ceil(TILE).max(1) * TILE
+    }
+
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<CpuBatch> {
         let d = plan.dim;
         let key = rng::key(seed);

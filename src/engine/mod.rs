@@ -103,6 +103,10 @@ pub trait Engine {
     /// A one-line description (backend, adapter, threads).
     fn describe(&self) -> String;
 
+    /// The largest batch this engine takes for the plan (memory, binding limits); drivers stream
+    /// larger runs through in batches of at most this many particles.
+    fn max_batch(&self, plan: &Plan) -> usize;
+
     /// Draws particles `ids` from the plan's start distribution with the run's seed.
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<Self::Batch>;
 
