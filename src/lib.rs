@@ -9,3 +9,4 @@ pub mod model;
 pub mod plan;
 pub mod rng;
 pub mod stats;
+pub mod theory;
