@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod io;
 pub mod linalg;
+pub mod measure;
 pub mod model;
 pub mod plan;
 pub mod rng;

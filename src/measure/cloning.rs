@@ -1,0 +1,106 @@
+//! The cloning experiment (DESIGN §6, §7): a trajectory is branched at time t into two clones that
+//! finish with independent noise; φ(t) is the probability that both end with the same label
+//! (same class on a mixture — speciation; same nearest training point on the empirical target —
+//! clone collapse). The posterior purity Σ r² at the branch point estimates the same probability
+//! without clones, exactly for an exact score.
+
+use anyhow::{Result, ensure};
+use serde::Serialize;
+
+use super::{Tick, batch_size, batches};
+use crate::engine::{Engine, Recorder};
+use crate::plan::Plan;
+use crate::rng::rng_id;
+use crate::stats::Moments;
+
+/// The outcome at one branch time.
+#[derive(Clone, Debug, Serialize)]
+pub struct Branch {
+    pub t: f64,
+    /// Grid index of the branch point.
+    pub step: usize,
+    pub pairs: u64,
+    pub agree: u64,
+    /// Posterior purity Σ r² at the branch point (mean, count, M2).
+    pub purity: Moments,
+}
+
+impl Branch {
+    /// Measured φ = fraction of clone pairs that agree.
+    pub fn phi(&self) -> f64 {
+        self.agree as f64 / self.pairs as f64
+    }
+
+    /// Binomial standard error of φ.
+    pub fn stderr(&self) -> f64 {
+        let p = self.phi();
+        (p * (1.0 - p) / self.pairs as f64).sqrt()
+    }
+}
+
+/// Branches `pairs` trajectories at each grid point of `steps` and runs both clones to t = 0.
+/// The trunk is run once; clones at the i-th branch point use stream i + 1.
+pub fn clone_pairs<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    seed: u64,
+    pairs: u64,
+    steps: &[usize],
+    batch: Option<usize>,
+    tick: Tick,
+) -> Result<Vec<Branch>> {
+    let n = plan.grid.steps;
+    let mut points = steps.to_vec();
+    points.sort_unstable();
+    points.dedup();
+    ensure!(
+        points.len() < u16::MAX as usize,
+        "branch-times: too many branch points"
+    );
+    ensure!(
+        points.iter().all(|&j| j < n),
+        "branch-times: every branch time must be after t = 0"
+    );
+    let mut trunk_rec = Recorder::new(plan, points.clone(), vec![]);
+    let mut agree = vec![0u64; points.len()];
+    // Clones double the particles: halve the trunk batch.
+    let size = batch_size(engine, plan, batch) / 2;
+    for range in batches(pairs, size) {
+        let ids: Vec<u64> = range.map(|i| rng_id(i, 0)).collect();
+        let mut trunk = engine.start(plan, seed, &ids)?;
+        let mut at = 0;
+        for (i, &j) in points.iter().enumerate() {
+            engine.advance(plan, &mut trunk, at, j, &mut trunk_rec)?;
+            tick(ids.len() as u64 * (j - at) as u64);
+            at = j;
+            let mut clones = engine.branch(&trunk, (i + 1) as u16)?;
+            engine.advance(plan, &mut clones, j, n, &mut Recorder::none(plan))?;
+            tick(2 * ids.len() as u64 * (n - j) as u64);
+            agree[i] += engine.tally(plan, &clones)?.pairs_agree;
+        }
+    }
+    Ok(points
+        .iter()
+        .zip(agree)
+        .zip(&trunk_rec.stats)
+        .map(|((&j, agree), stats)| Branch {
+            t: plan.grid.time(j),
+            step: j,
+            pairs,
+            agree,
+            purity: stats.purity.clone(),
+        })
+        .collect())
+}
+
+/// Where φ(t) crosses `level` (φ decreases with t), by linear interpolation between the branch
+/// times that bracket it; the largest such time if there are several.
+pub fn crossing(branches: &[Branch], level: f64) -> Option<f64> {
+    let mut by_time: Vec<(f64, f64)> = branches.iter().map(|b| (b.t, b.phi())).collect();
+    by_time.sort_by(|a, b| b.0.total_cmp(&a.0));
+    by_time.windows(2).find_map(|w| {
+        let ((t1, p1), (t0, p0)) = (w[0], w[1]); // t1 > t0
+        ((p1 - level) * (p0 - level) <= 0.0 && p1 != p0)
+            .then(|| t1 + (level - p1) * (t0 - t1) / (p0 - p1))
+    })
+}

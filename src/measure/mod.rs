@@ -1,0 +1,36 @@
+//! Measurements built on any [`Engine`]: general runs, the cloning experiment (speciation and
+//! clone-collapse), per-trajectory collapse times and the excess entropy. Runs are streamed
+//! through the engine in batches of particle ids, and every statistic is folded in id order, so
+//! memory stays flat and results do not depend on the batch size.
+
+pub mod cloning;
+pub mod entropy;
+pub mod run;
+
+use std::ops::Range;
+
+use crate::engine::Engine;
+use crate::plan::Plan;
+
+/// Batches are multiples of this many particles, so that tiles and workgroups never straddle a
+/// batch boundary and folding order is independent of the batch size.
+pub const BATCH_ALIGN: usize = 1024;
+
+/// Splits particle indices `0..total` into consecutive batches of at most `max` (aligned).
+pub fn batches(total: u64, max: usize) -> impl Iterator<Item = Range<u64>> {
+    let size = (max / BATCH_ALIGN).max(1) as u64 * BATCH_ALIGN as u64;
+    (0..total.div_ceil(size)).map(move |b| b * size..((b + 1) * size).min(total))
+}
+
+/// The batch size to use: the user's request (rounded to the alignment) capped by the engine.
+pub fn batch_size<E: Engine>(engine: &E, plan: &Plan, requested: Option<usize>) -> usize {
+    let cap = engine.max_batch(plan).max(1);
+    requested
+        .map_or(cap, |r| r.min(cap))
+        .div_ceil(BATCH_ALIGN)
+        .max(1)
+        * BATCH_ALIGN
+}
+
+/// Sink for progress reports: called with the number of particle-steps just done.
+pub type Tick<'a> = &'a mut dyn FnMut(u64);
