@@ -585,4 +585,24 @@ mod tests {
         assert_eq!(spectral_gap(&g), 0.3);
         assert!((spectral_gap(&g.in_form(crate::linalg::Form::Dense)) - 0.3).abs() < 1e-14);
     }
+
+    /// Cost at larger d (run with `--ignored --nocapture`); checks the structure, not the Schur.
+    #[test]
+    #[ignore]
+    fn optimal_q_timing_large_d() {
+        for d in [256usize, 512, 1024] {
+            let u = build_u(&USpec::Rotated(0.1, 10.0), d, 1).unwrap();
+            let t = std::time::Instant::now();
+            let q = optimal_q(&u, None).unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            let t = std::time::Instant::now();
+            let gap = spectral_gap(&drift(&u, &q));
+            let ubar = u.diagonal().sum() / d as f64;
+            println!(
+                "d={d}: optimal_q {secs:.2}s, Schur {:.2}s, gap − ū = {:.2e}",
+                t.elapsed().as_secs_f64(),
+                gap - ubar
+            );
+        }
+    }
 }
