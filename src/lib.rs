@@ -2,12 +2,14 @@
 //! measures their dynamical regimes. Data flow: config → model → theory / plan → engine →
 //! measure → report.
 
+pub mod config;
 pub mod engine;
 pub mod io;
 pub mod linalg;
 pub mod measure;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod rng;
 pub mod stats;
 pub mod theory;

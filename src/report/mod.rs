@@ -1,0 +1,1 @@
+//! Outputs people and other tools read.
