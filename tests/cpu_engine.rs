@@ -5,10 +5,19 @@ use nalgebra::{DMatrix, DVector};
 use regimes::engine::cpu::CpuEngine;
 use regimes::engine::{Engine, Recorder};
 use regimes::linalg::Linear;
-use regimes::measure::run::run;
+use regimes::measure::run::{RunSpec, run};
 use regimes::model::{Mixture, Model, Process, Target};
 use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng::rng_id;
+
+fn spec(seed: u64, particles: u64, keep_samples: bool, batch: Option<usize>) -> RunSpec {
+    RunSpec {
+        seed,
+        particles,
+        keep_samples,
+        batch,
+    }
+}
 
 fn dense_model(weights: Vec<f64>, means: Vec<DVector<f64>>) -> Model {
     let u = Linear::Dense(DMatrix::from_row_slice(
@@ -115,7 +124,14 @@ fn results_are_identical_for_any_thread_count_and_batch_size() {
     let go = |threads: usize, batch: usize| {
         let engine = CpuEngine::with_threads(threads).unwrap();
         let rec = Recorder::new(&plan, vec![0, 30, 60], vec![0.6, 0.0, 0.8]);
-        run(&engine, &plan, 5, 5000, rec, true, Some(batch), &mut |_| {}).unwrap()
+        run(
+            &engine,
+            &plan,
+            spec(5, 5000, true, Some(batch)),
+            rec,
+            &mut |_| {},
+        )
+        .unwrap()
     };
     let a = go(1, 1024);
     let b = go(2, 4096);

@@ -131,7 +131,7 @@ pub fn update(
     } else {
         s.z.iter_mut().for_each(|z| *z = 0.0);
     }
-    for i in 0..d {
-        x[i] = (s.mx[i] + s.y[i]) + pt.noise * s.z[i];
+    for (((xi, mx), pv), z) in x.iter_mut().zip(&s.mx).zip(&s.y).zip(&s.z) {
+        *xi = (mx + pv) + pt.noise * z;
     }
 }

@@ -17,17 +17,31 @@ pub struct RunOutcome {
     pub samples: Option<Particles>,
 }
 
-/// Runs `particles` particles through the whole plan.
+/// What to run: particles `0..particles` with the run's seed.
+#[derive(Clone, Copy, Debug)]
+pub struct RunSpec {
+    pub seed: u64,
+    pub particles: u64,
+    /// Keep the final positions (memory grows with the particle count).
+    pub keep_samples: bool,
+    /// Requested batch size (capped by the engine).
+    pub batch: Option<usize>,
+}
+
+/// Runs the particles of `spec` through the whole plan.
 pub fn run<E: Engine>(
     engine: &E,
     plan: &Plan,
-    seed: u64,
-    particles: u64,
+    spec: RunSpec,
     recorder: Recorder,
-    keep_samples: bool,
-    batch: Option<usize>,
     tick: Tick,
 ) -> Result<RunOutcome> {
+    let RunSpec {
+        seed,
+        particles,
+        keep_samples,
+        batch,
+    } = spec;
     let n = plan.grid.steps;
     let mut out = RunOutcome {
         recorder,

@@ -36,7 +36,8 @@ pub enum QSpec {
     Zero,
     /// `scale · Q_opt`, the Lelièvre–Nier–Pavliotis optimum (scale 1 reaches the gap Tr(U)/d).
     Optimal(f64),
-    /// `q (e_i e_jᵀ − e_j e_iᵀ)` in U's eigenbasis (0-based i, j).
+    /// `q (e_i e_jᵀ − e_j e_iᵀ)` on coordinate axes i, j (0-based): U's eigen-directions when U is
+    /// diagonal.
     Pair(usize, usize, f64),
     /// Rotation of strength q coupling the class direction to U's softest directions.
     TowardSoft(f64),
