@@ -33,7 +33,7 @@ fn phi_at_speciation(
     let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
     let j = grid.index_of(ts);
     let branch =
-        &clone_pairs(&CpuEngine::new(), &plan, 17, pairs, &[j], None, &mut |_| {}).unwrap()[0];
+        &clone_pairs(&CpuEngine::new(), &plan, 17, pairs, &[j], None, &mut |_| {}).unwrap().branches[0];
     let expected = regimes::theory::cloning_probability(snr(&process, &m, &mixture.cov, branch.t));
     assert!(
         (expected - f_at_speciation()).abs() < 0.01,

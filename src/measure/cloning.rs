@@ -7,7 +7,7 @@
 use anyhow::{Result, ensure};
 use serde::Serialize;
 
-use super::{Tick, batch_size, batches};
+use super::{Tick, batch_size, for_each_batch};
 use crate::engine::{Engine, Recorder};
 use crate::plan::Plan;
 use crate::rng::rng_id;
@@ -48,7 +48,7 @@ pub fn clone_pairs<E: Engine>(
     steps: &[usize],
     batch: Option<usize>,
     tick: Tick,
-) -> Result<Vec<Branch>> {
+) -> Result<Cloning> {
     let n = plan.grid.steps;
     let mut points = steps.to_vec();
     points.sort_unstable();
@@ -63,34 +63,50 @@ pub fn clone_pairs<E: Engine>(
     );
     let mut trunk_rec = Recorder::new(plan, points.clone(), vec![]);
     let mut agree = vec![0u64; points.len()];
+    let mut done = 0u64;
     // Clones double the particles: halve the trunk batch.
     let size = batch_size(engine, plan, batch) / 2;
-    for range in batches(pairs, size) {
+    let stopped = for_each_batch(pairs, size, |range| {
         let ids: Vec<u64> = range.map(|i| rng_id(i, 0)).collect();
+        // Fold into copies, so a batch that fails half-way leaves no trace.
+        let mut rec = trunk_rec.clone();
+        let mut batch_agree = agree.clone();
         let mut trunk = engine.start(plan, seed, &ids)?;
         let mut at = 0;
         for (i, &j) in points.iter().enumerate() {
-            engine.advance(plan, &mut trunk, at, j, &mut trunk_rec)?;
+            engine.advance(plan, &mut trunk, at, j, &mut rec)?;
             tick(ids.len() as u64 * (j - at) as u64);
             at = j;
             let mut clones = engine.branch(&trunk, (i + 1) as u16)?;
             engine.advance(plan, &mut clones, j, n, &mut Recorder::none(plan))?;
             tick(2 * ids.len() as u64 * (n - j) as u64);
-            agree[i] += engine.tally(plan, &clones)?.pairs_agree;
+            batch_agree[i] += engine.tally(plan, &clones)?.pairs_agree;
         }
-    }
-    Ok(points
+        trunk_rec = rec;
+        agree = batch_agree;
+        done += ids.len() as u64;
+        Ok(())
+    });
+    let branches = points
         .iter()
         .zip(agree)
         .zip(&trunk_rec.stats)
         .map(|((&j, agree), stats)| Branch {
             t: plan.grid.time(j),
             step: j,
-            pairs,
+            pairs: done,
             agree,
             purity: stats.purity.clone(),
         })
-        .collect())
+        .collect();
+    Ok(Cloning { branches, stopped })
+}
+
+/// The clone experiment's outcome: one entry per branch point, and why it stopped early if it did
+/// (the pairs counted are those completed).
+pub struct Cloning {
+    pub branches: Vec<Branch>,
+    pub stopped: Option<String>,
 }
 
 /// Where φ(t) crosses `level` (φ decreases with t), by linear interpolation between the branch

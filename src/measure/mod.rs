@@ -8,6 +8,7 @@ pub mod entropy;
 pub mod run;
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::Engine;
 use crate::plan::Plan;
@@ -34,3 +35,34 @@ pub fn batch_size<E: Engine>(engine: &E, plan: &Plan, requested: Option<usize>) 
 
 /// Sink for progress reports: called with the number of particle-steps just done.
 pub type Tick<'a> = &'a mut dyn FnMut(u64);
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks running measurements to stop after the batch in flight (e.g. on Ctrl-C); what was
+/// gathered so far is returned, marked as stopped early.
+pub fn request_stop() {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Why a measurement must stop before the next batch, if it must.
+fn stop_reason() -> Option<String> {
+    STOP.load(Ordering::SeqCst).then(|| "interrupted".to_string())
+}
+
+/// Runs `f` on each batch in order until all are done, a stop is requested or a batch fails.
+/// Returns why it stopped early, if it did; batches already folded in stay valid.
+fn for_each_batch(
+    total: u64,
+    size: usize,
+    mut f: impl FnMut(Range<u64>) -> anyhow::Result<()>,
+) -> Option<String> {
+    for range in batches(total, size) {
+        if let Some(reason) = stop_reason() {
+            return Some(reason);
+        }
+        if let Err(e) = f(range) {
+            return Some(format!("{e:#}"));
+        }
+    }
+    None
+}

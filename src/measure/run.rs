@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Tick, batch_size, batches};
+use super::{Tick, batch_size, for_each_batch};
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
 use crate::rng::rng_id;
@@ -15,6 +15,10 @@ pub struct RunOutcome {
     pub tally: Tally,
     /// Final positions, when asked for.
     pub samples: Option<Particles>,
+    /// Particles that completed (all of them unless stopped early).
+    pub particles_done: u64,
+    /// Why the run stopped before all particles were done (interrupt, device error).
+    pub stopped: Option<String>,
 }
 
 /// What to run: particles `0..particles` with the run's seed.
@@ -53,20 +57,30 @@ pub fn run<E: Engine>(
             label: vec![],
             changed: vec![],
         }),
+        particles_done: 0,
+        stopped: None,
     };
-    for range in batches(particles, batch_size(engine, plan, batch)) {
-        let ids: Vec<u64> = range.clone().map(|i| rng_id(i, 0)).collect();
+    let size = batch_size(engine, plan, batch);
+    let stopped = for_each_batch(particles, size, |range| {
+        let ids: Vec<u64> = range.map(|i| rng_id(i, 0)).collect();
+        // Fold into a copy, so a batch that fails half-way leaves no trace.
+        let mut recorder = out.recorder.clone();
         let mut b = engine.start(plan, seed, &ids)?;
-        engine.advance(plan, &mut b, 0, n, &mut out.recorder)?;
-        out.tally.merge(&engine.tally(plan, &b)?);
-        if let Some(s) = &mut out.samples {
-            let p = engine.read(&b)?;
+        engine.advance(plan, &mut b, 0, n, &mut recorder)?;
+        let tally = engine.tally(plan, &b)?;
+        let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
+        out.recorder = recorder;
+        out.tally.merge(&tally);
+        if let (Some(s), Some(p)) = (&mut out.samples, samples) {
             s.x.extend(p.x);
             s.ids.extend(p.ids);
             s.label.extend(p.label);
             s.changed.extend(p.changed);
         }
+        out.particles_done += ids.len() as u64;
         tick(ids.len() as u64 * n as u64);
-    }
+        Ok(())
+    });
+    out.stopped = stopped;
     Ok(out)
 }
