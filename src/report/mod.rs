@@ -1,1 +1,362 @@
-//! Outputs people and other tools read.
+//! Outputs people and other tools read: an output directory written atomically (JSON, CSV, NPY,
+//! text, SVG plots), a progress bar, and aligned text tables.
+//!
+//! Every file goes to a temporary file in the same directory first and is renamed into place, so
+//! a reader (or a crash) never sees half a file.
+
+mod plot;
+mod progress;
+
+pub use plot::{Series, Style, plot_series, render_svg};
+pub use progress::Progress;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result, bail, ensure};
+use npyz::WriterBuilder;
+use serde::Serialize;
+
+/// An output directory. Names passed to the `write_*` methods are relative paths inside it
+/// (sub-directories are created as needed); each write is atomic and the name is recorded in
+/// [`OutDir::files`].
+#[derive(Debug)]
+pub struct OutDir {
+    root: PathBuf,
+    files: Mutex<Vec<String>>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl OutDir {
+    /// Create `path` (and its parents). An existing non-empty directory is refused unless `force`,
+    /// in which case files with the same names are replaced and other files are left alone.
+    pub fn create(path: &Path, force: bool) -> Result<OutDir> {
+        if path.exists() {
+            ensure!(
+                path.is_dir(),
+                "output path {} exists and is not a directory",
+                path.display()
+            );
+            let non_empty = fs::read_dir(path)
+                .with_context(|| format!("cannot read output directory {}", path.display()))?
+                .next()
+                .is_some();
+            if non_empty && !force {
+                bail!(
+                    "output directory {} is not empty; choose another one or pass --force to \
+                     write into it (files with the same names are replaced)",
+                    path.display()
+                );
+            }
+        } else {
+            fs::create_dir_all(path)
+                .with_context(|| format!("cannot create output directory {}", path.display()))?;
+        }
+        Ok(OutDir {
+            root: path.to_path_buf(),
+            files: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The directory itself.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `name` lives (whether or not it was written yet).
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Names written so far, in the order they were first written.
+    pub fn files(&self) -> Vec<String> {
+        self.files.lock().unwrap().clone()
+    }
+
+    /// Write raw bytes to `name` atomically (temp file in the same directory, fsync, rename).
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let rel = Path::new(name);
+        ensure!(
+            !name.is_empty()
+                && rel.components().all(|c| matches!(c, Component::Normal(_)))
+                && !name.ends_with('/'),
+            "output name '{name}' must be a relative path inside the output directory"
+        );
+        let dest = self.root.join(rel);
+        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let file_name = dest
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(
+            ".{file_name}.tmp-{}-{}",
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &dest)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(e).with_context(|| format!("cannot write {}", dest.display()));
+        }
+        let mut files = self.files.lock().unwrap();
+        if !files.iter().any(|f| f == name) {
+            files.push(name.to_string());
+        }
+        Ok(dest)
+    }
+
+    /// Write a UTF-8 text file.
+    pub fn write_text(&self, name: &str, text: &str) -> Result<PathBuf> {
+        self.write_bytes(name, text.as_bytes())
+    }
+
+    /// Write `value` as pretty-printed JSON (with a final newline). Non-finite f64 become `null`
+    /// (serde_json's rule); store such values as strings if they matter.
+    pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<PathBuf> {
+        let mut text = serde_json::to_string_pretty(value)
+            .with_context(|| format!("cannot serialise {name}"))?;
+        text.push('\n');
+        self.write_text(name, &text)
+    }
+
+    /// Write a CSV file: one header line, then one line per row. Numbers are written with the
+    /// shortest representation that reads back to the same f64 (full precision); NaN is written
+    /// as `nan` and infinities as `inf` / `-inf` (read as such by numpy, pandas and R). Every row
+    /// must have as many values as the header.
+    pub fn write_csv(
+        &self,
+        name: &str,
+        header: &[&str],
+        rows: impl IntoIterator<Item = Vec<f64>>,
+    ) -> Result<PathBuf> {
+        let mut text = String::new();
+        text.push_str(&header.join(","));
+        text.push('\n');
+        for (i, row) in rows.into_iter().enumerate() {
+            ensure!(
+                row.len() == header.len(),
+                "{name}: row {i} has {} values but the header has {} columns",
+                row.len(),
+                header.len()
+            );
+            for (j, x) in row.iter().enumerate() {
+                if j > 0 {
+                    text.push(',');
+                }
+                text.push_str(&csv_number(*x));
+            }
+            text.push('\n');
+        }
+        self.write_text(name, &text)
+    }
+
+    /// Write `data` (C order) as an f32 `.npy` array of the given shape.
+    pub fn write_npy_f32(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<PathBuf> {
+        let n: usize = shape.iter().product();
+        ensure!(
+            n == data.len(),
+            "{name}: shape {shape:?} needs {n} values, got {}",
+            data.len()
+        );
+        let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+        let mut bytes = Vec::with_capacity(128 + 4 * data.len());
+        {
+            let mut w = npyz::WriteOptions::new()
+                .default_dtype()
+                .shape(&shape64)
+                .writer(&mut bytes)
+                .begin_nd()
+                .with_context(|| format!("cannot encode {name}"))?;
+            w.extend(data.iter().copied())
+                .with_context(|| format!("cannot encode {name}"))?;
+            w.finish()
+                .with_context(|| format!("cannot encode {name}"))?;
+        }
+        self.write_bytes(name, &bytes)
+    }
+}
+
+/// One CSV field: full precision, `nan`, `inf`, `-inf`.
+fn csv_number(x: f64) -> String {
+    if x.is_nan() {
+        "nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        // Debug: shortest round-trip digits, exponent for very large or small magnitudes.
+        format!("{x:?}")
+    }
+}
+
+/// A two-column table, keys left-aligned and padded to the widest key:
+///
+/// ```text
+/// t_S (theory)   2.079
+/// t_S (measured) 2.08 ± 0.01
+/// ```
+///
+/// Values spanning several lines are indented under the value column.
+pub fn format_table(rows: &[(String, String)]) -> String {
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (k, v) in rows {
+        let mut lines = v.lines();
+        let first = lines.next().unwrap_or("");
+        let pad = width - k.chars().count();
+        let line = format!("{k}{}  {first}", " ".repeat(pad));
+        out.push_str(line.trim_end());
+        out.push('\n');
+        for rest in lines {
+            let line = format!("{}  {rest}", " ".repeat(width));
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) struct Scratch(pub PathBuf);
+    impl Scratch {
+        pub(super) fn new(name: &str) -> Self {
+            let d =
+                std::env::temp_dir().join(format!("regimes-report-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&d);
+            Scratch(d)
+        }
+    }
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn refuses_non_empty_directory_unless_forced() {
+        let s = Scratch::new("refuse");
+        let out = OutDir::create(&s.0.join("run"), false).unwrap();
+        // Empty existing directory is fine.
+        OutDir::create(out.path(), false).unwrap();
+        out.write_text("a.txt", "hello\n").unwrap();
+        let e = OutDir::create(out.path(), false).unwrap_err().to_string();
+        assert!(e.contains("--force") && e.contains("not empty"), "{e}");
+        let again = OutDir::create(out.path(), true).unwrap();
+        again.write_text("a.txt", "bye\n").unwrap();
+        assert_eq!(fs::read_to_string(out.path_of("a.txt")).unwrap(), "bye\n");
+        // A file in the way.
+        let e = OutDir::create(&out.path_of("a.txt"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn writes_are_atomic_and_listed() {
+        let s = Scratch::new("atomic");
+        let out = OutDir::create(&s.0, false).unwrap();
+        out.write_text("notes.txt", "one\n").unwrap();
+        out.write_json(
+            "summary.json",
+            &serde_json::json!({"t_s": 2.0794415416798357}),
+        )
+        .unwrap();
+        out.write_npy_f32("plots/../x.npy", &[1], &[1.0])
+            .unwrap_err();
+        out.write_npy_f32("/abs.npy", &[1], &[1.0]).unwrap_err();
+        out.write_npy_f32("samples/x.npy", &[2, 3], &[1., 2., 3., 4., 5., 6.])
+            .unwrap();
+        out.write_npy_f32("bad.npy", &[2, 2], &[1.0]).unwrap_err();
+        out.write_text("notes.txt", "two\n").unwrap();
+        assert_eq!(out.files(), ["notes.txt", "summary.json", "samples/x.npy"]);
+        // No temporary files are left behind.
+        let mut names: Vec<String> = fs::read_dir(&s.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["notes.txt", "samples", "summary.json"]);
+        assert_eq!(
+            fs::read_to_string(out.path_of("notes.txt")).unwrap(),
+            "two\n"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(out.path_of("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["t_s"].as_f64(), Some(2.0794415416798357));
+        let m = crate::io::read_matrix(&out.path_of("samples/x.npy")).unwrap();
+        assert_eq!((m.nrows(), m.ncols(), m[(1, 2)]), (2, 3, 6.0));
+        // A failed write (destination is a directory) leaves no temp file and is not listed.
+        out.write_text("samples", "x").unwrap_err();
+        assert_eq!(out.files().len(), 3);
+        assert_eq!(fs::read_dir(&s.0).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn csv_has_full_precision_and_explicit_nan() {
+        let s = Scratch::new("csv");
+        let out = OutDir::create(&s.0, false).unwrap();
+        let x = 0.1 + 0.2;
+        out.write_csv(
+            "phi.csv",
+            &["t", "phi"],
+            vec![
+                vec![1.0, x],
+                vec![2.5, f64::NAN],
+                vec![1e-300, f64::NEG_INFINITY],
+            ],
+        )
+        .unwrap();
+        let text = fs::read_to_string(out.path_of("phi.csv")).unwrap();
+        assert_eq!(
+            text,
+            "t,phi\n1.0,0.30000000000000004\n2.5,nan\n1e-300,-inf\n"
+        );
+        let back: f64 = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(back, x);
+        let e = out
+            .write_csv("bad.csv", &["a", "b"], vec![vec![1.0]])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("row 0"), "{e}");
+        assert!(!out.path_of("bad.csv").exists());
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let t = format_table(&[
+            ("t_S".into(), "2.079".into()),
+            ("collapse time".into(), "0.31\n(±0.01)".into()),
+            ("é".into(), "".into()),
+        ]);
+        assert_eq!(
+            t,
+            "t_S            2.079\ncollapse time  0.31\n               (±0.01)\né\n"
+        );
+        assert_eq!(format_table(&[]), "");
+    }
+}

@@ -1,0 +1,413 @@
+//! Line and point plots as SVG (plotters' SVG backend, no font files needed).
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+use super::OutDir;
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Style {
+    /// A line through the points; `error` is drawn as a shaded ± band.
+    #[default]
+    Line,
+    /// Markers at the points; `error` is drawn as ± error bars.
+    Points,
+}
+
+/// One curve of a plot. Points with a non-finite coordinate are skipped (a line is broken there).
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    /// Half-widths of the ± band / error bars, one per point (non-finite = none at that point).
+    pub error: Option<Vec<f64>>,
+    pub style: Style,
+}
+
+impl Series {
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            error: None,
+            style: Style::Line,
+        }
+    }
+
+    pub fn points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            error: None,
+            style: Style::Points,
+        }
+    }
+
+    pub fn with_error(mut self, error: Vec<f64>) -> Series {
+        self.error = Some(error);
+        self
+    }
+
+    fn err(&self, i: usize) -> Option<f64> {
+        self.error
+            .as_ref()
+            .and_then(|e| e.get(i).copied())
+            .filter(|e| e.is_finite())
+            .map(f64::abs)
+    }
+}
+
+const WIDTH: u32 = 860;
+const HEIGHT: u32 = 540;
+const FONT: &str = "sans-serif";
+
+/// Series colours (colour-blind friendly, after Okabe–Ito / Tableau).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(230, 159, 0),
+    RGBColor(120, 94, 240),
+    RGBColor(90, 90, 90),
+];
+/// Marker-line colours.
+const MARKER_COLORS: [RGBColor; 4] = [
+    RGBColor(60, 60, 60),
+    RGBColor(150, 60, 60),
+    RGBColor(60, 110, 60),
+    RGBColor(60, 60, 150),
+];
+
+fn finite(p: &(f64, f64)) -> bool {
+    p.0.is_finite() && p.1.is_finite()
+}
+
+/// A padded range covering `values`; a sensible default when there are none.
+fn range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo > hi {
+        return (0.0, 1.0);
+    }
+    if hi - lo <= f64::EPSILON * hi.abs().max(lo.abs()).max(1e-300) {
+        let w = if lo == 0.0 { 1.0 } else { 0.1 * lo.abs() };
+        return (lo - w, hi + w);
+    }
+    let p = (hi - lo) * pad;
+    (lo - p, hi + p)
+}
+
+/// Pick the legend corner that hides the fewest points.
+fn legend_corner(series: &[Series], x: (f64, f64), y: (f64, f64)) -> SeriesLabelPosition {
+    let fx = |v: f64| (v - x.0) / (x.1 - x.0);
+    let fy = |v: f64| (v - y.0) / (y.1 - y.0);
+    let corners = [
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    corners
+        .into_iter()
+        .min_by_key(|&(_, right, upper)| {
+            series
+                .iter()
+                .flat_map(|s| s.points.iter().filter(|p| finite(p)))
+                .filter(|&&(px, py)| {
+                    let (u, v) = (fx(px), fy(py));
+                    (if right { u > 0.55 } else { u < 0.45 })
+                        && (if upper { v > 0.6 } else { v < 0.4 })
+                })
+                .count()
+        })
+        .map(|c| c.0)
+        .unwrap_or(SeriesLabelPosition::UpperRight)
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("cannot draw plot: {e:?}")
+}
+
+/// Render a plot to an SVG document. `markers` are labelled vertical dashed lines (e.g. a
+/// theoretical t_S); non-finite markers are skipped.
+pub fn render_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    markers: &[(String, f64)],
+) -> Result<String> {
+    let markers: Vec<&(String, f64)> = markers.iter().filter(|m| m.1.is_finite()).collect();
+    let xs = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| p.0))
+        .chain(markers.iter().map(|m| m.1));
+    let (x0, x1) = range(xs, 0.03);
+    let ys = series.iter().flat_map(|s| {
+        s.points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| finite(p))
+            .flat_map(move |(i, p)| {
+                let e = s.err(i).unwrap_or(0.0);
+                [p.1 - e, p.1 + e]
+            })
+    });
+    let (y0, y1) = range(ys, 0.06);
+
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)))
+            .margin(18)
+            .x_label_area_size(52)
+            .y_label_area_size(72)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .axis_desc_style((FONT, 16))
+            .label_style((FONT, 13).into_font().color(&RGBColor(60, 60, 60)))
+            .axis_style(RGBColor(120, 120, 120))
+            .bold_line_style(RGBColor(225, 225, 225))
+            .light_line_style(RGBColor(244, 244, 244))
+            .x_labels(8)
+            .y_labels(8)
+            .draw()
+            .map_err(plot_err)?;
+
+        for (k, s) in series.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            // Runs of consecutive finite points (a line breaks at NaN).
+            let mut runs: Vec<Vec<(usize, (f64, f64))>> = vec![Vec::new()];
+            for (i, p) in s.points.iter().enumerate() {
+                if finite(p) {
+                    runs.last_mut().unwrap().push((i, *p));
+                } else if !runs.last().unwrap().is_empty() {
+                    runs.push(Vec::new());
+                }
+            }
+            runs.retain(|r| !r.is_empty());
+            match s.style {
+                Style::Line => {
+                    for run in &runs {
+                        // The ± band, split where the error is missing.
+                        let mut band: Vec<(f64, f64, f64)> = Vec::new();
+                        let mut flush = |band: &mut Vec<(f64, f64, f64)>| -> Result<()> {
+                            if band.len() >= 2 {
+                                let poly: Vec<(f64, f64)> = band
+                                    .iter()
+                                    .map(|&(x, y, e)| (x, y + e))
+                                    .chain(band.iter().rev().map(|&(x, y, e)| (x, y - e)))
+                                    .collect();
+                                chart
+                                    .draw_series(std::iter::once(Polygon::new(
+                                        poly,
+                                        color.mix(0.18).filled(),
+                                    )))
+                                    .map_err(plot_err)?;
+                            }
+                            band.clear();
+                            Ok(())
+                        };
+                        for &(i, (x, y)) in run {
+                            match s.err(i) {
+                                Some(e) => band.push((x, y, e)),
+                                None => flush(&mut band)?,
+                            }
+                        }
+                        flush(&mut band)?;
+                    }
+                    for (r, run) in runs.iter().enumerate() {
+                        let line = chart
+                            .draw_series(LineSeries::new(
+                                run.iter().map(|&(_, p)| p),
+                                color.stroke_width(2),
+                            ))
+                            .map_err(plot_err)?;
+                        if r == 0 && !s.label.is_empty() {
+                            line.label(s.label.as_str()).legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
+                            });
+                        }
+                    }
+                }
+                Style::Points => {
+                    let pts: Vec<(usize, (f64, f64))> = runs.concat();
+                    // Error bars: a vertical stroke with short caps.
+                    let dx = (x1 - x0) * 0.006;
+                    for &(i, (x, y)) in &pts {
+                        if let Some(e) = s.err(i) {
+                            let st = color.mix(0.8).stroke_width(1);
+                            chart
+                                .draw_series([
+                                    PathElement::new(vec![(x, y - e), (x, y + e)], st),
+                                    PathElement::new(vec![(x - dx, y - e), (x + dx, y - e)], st),
+                                    PathElement::new(vec![(x - dx, y + e), (x + dx, y + e)], st),
+                                ])
+                                .map_err(plot_err)?;
+                        }
+                    }
+                    let dots = chart
+                        .draw_series(pts.iter().map(|&(_, p)| Circle::new(p, 4, color.filled())))
+                        .map_err(plot_err)?;
+                    if !pts.is_empty() && !s.label.is_empty() {
+                        dots.label(s.label.as_str())
+                            .legend(move |(x, y)| Circle::new((x + 12, y), 4, color.filled()));
+                    }
+                }
+            }
+        }
+
+        for (k, (label, x)) in markers.iter().map(|m| (&m.0, m.1)).enumerate() {
+            let color = MARKER_COLORS[k % MARKER_COLORS.len()];
+            let style = color.stroke_width(2);
+            let drawn = chart
+                .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 7, 5, style))
+                .map_err(plot_err)?;
+            if !label.is_empty() {
+                drawn.label(label.as_str()).legend(move |(x, y)| {
+                    plotters::element::DashedPathElement::new(
+                        vec![(x, y), (x + 24, y)],
+                        6,
+                        3,
+                        style,
+                    )
+                });
+            }
+        }
+
+        let labelled = series
+            .iter()
+            .any(|s| !s.label.is_empty() && s.points.iter().any(finite))
+            || markers.iter().any(|m| !m.0.is_empty());
+        if labelled {
+            chart
+                .configure_series_labels()
+                .position(legend_corner(series, (x0, x1), (y0, y1)))
+                .margin(12)
+                .legend_area_size(30)
+                .label_font((FONT, 14))
+                .background_style(WHITE.mix(0.9))
+                .border_style(RGBColor(200, 200, 200))
+                .draw()
+                .map_err(plot_err)?;
+        }
+        root.present().map_err(plot_err)?;
+    }
+    Ok(svg)
+}
+
+/// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`.
+pub fn plot_series(
+    out: &OutDir,
+    name: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    markers: &[(String, f64)],
+) -> Result<std::path::PathBuf> {
+    let svg = render_svg(title, x_label, y_label, series, markers)?;
+    out.write_text(name, &svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phi_series() -> Vec<Series> {
+        let ts: Vec<f64> = (1..=30).map(|i| i as f64 * 0.1).collect();
+        let theory: Vec<(f64, f64)> = ts
+            .iter()
+            .map(|&t| (t, 0.5 + 0.5 / (1.0 + ((t - 1.4) * 4.0).exp())))
+            .collect();
+        let mut measured: Vec<(f64, f64)> = theory
+            .iter()
+            .step_by(3)
+            .map(|&(t, p)| (t, p + 0.01 * (t * 7.0).sin()))
+            .collect();
+        measured[4].1 = f64::NAN;
+        let err = vec![0.02; measured.len()];
+        vec![
+            Series::line("φ(t) theory, F(s(t))", theory.clone()),
+            Series::points("φ(t) clones", measured).with_error(err),
+            Series::line(
+                "Σ r² estimator",
+                theory.iter().map(|&(t, p)| (t, p - 0.01)).collect(),
+            )
+            .with_error(vec![0.015; theory.len()]),
+        ]
+    }
+
+    #[test]
+    fn svg_is_produced() {
+        let s = super::super::tests::Scratch::new("plot");
+        let out = OutDir::create(&s.0, false).unwrap();
+        let path = plot_series(
+            &out,
+            "plots/speciation.svg",
+            "Speciation: cloning probability",
+            "branch time t",
+            "φ(t)",
+            &phi_series(),
+            &[("t_S theory".into(), 1.386), ("F(1) crossing".into(), 1.45)],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.starts_with("<svg") || svg.starts_with("<?xml"),
+            "{}",
+            &svg[..80]
+        );
+        assert!(svg.trim_end().ends_with("</svg>"));
+        for text in [
+            "Speciation",
+            "branch time t",
+            "t_S theory",
+            "φ(t) clones",
+            "polygon",
+        ] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+        assert!(!svg.contains("NaN"));
+        assert_eq!(out.files(), ["plots/speciation.svg"]);
+        if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
+            std::fs::copy(&path, std::path::Path::new(&dir).join("speciation.svg")).unwrap();
+        }
+    }
+
+    #[test]
+    fn degenerate_inputs_still_render() {
+        // No data, constant data, all-NaN, single point.
+        render_svg("empty", "x", "y", &[], &[]).unwrap();
+        render_svg(
+            "nan",
+            "x",
+            "y",
+            &[Series::line("a", vec![(f64::NAN, 1.0)])],
+            &[],
+        )
+        .unwrap();
+        let svg = render_svg(
+            "one",
+            "x",
+            "y",
+            &[Series::points("a", vec![(2.0, 3.0)])],
+            &[("m".into(), f64::INFINITY)],
+        )
+        .unwrap();
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
+        assert_eq!(range([5.0, 5.0].into_iter(), 0.1), (4.5, 5.5));
+    }
+}

@@ -1,0 +1,188 @@
+//! A progress bar counting particle-steps.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+/// Progress of a run in particle-steps (particles × time steps), with rate and ETA.
+///
+/// Drawn on stderr when it is a terminal. When stderr is not a terminal (logs, batch jobs) nothing
+/// is drawn while running and [`Progress::finish`] prints one summary line with the mean rate;
+/// with `quiet` nothing is printed at all. `inc` may be called from several threads.
+#[derive(Debug)]
+pub struct Progress {
+    bar: ProgressBar,
+    what: String,
+    total: u64,
+    done: AtomicU64,
+    start: Instant,
+    summary: bool,
+    finished: AtomicBool,
+}
+
+/// `1234567.0` → `"1.23 M"`.
+pub fn si(x: f64) -> String {
+    let (v, unit) = if x >= 1e12 {
+        (x / 1e12, " T")
+    } else if x >= 1e9 {
+        (x / 1e9, " G")
+    } else if x >= 1e6 {
+        (x / 1e6, " M")
+    } else if x >= 1e3 {
+        (x / 1e3, " k")
+    } else {
+        (x, "")
+    };
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{unit}")
+}
+
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
+    }
+}
+
+impl Progress {
+    pub fn new(total_particle_steps: u64, what: &str, quiet: bool) -> Progress {
+        let tty = std::io::stderr().is_terminal();
+        Self::with_target(total_particle_steps, what, quiet, tty)
+    }
+
+    fn with_target(total: u64, what: &str, quiet: bool, tty: bool) -> Progress {
+        let draw = !quiet && tty;
+        let target = if draw {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(Some(total), target);
+        let style = ProgressStyle::with_template(
+            "{msg} {bar:32.cyan/blue} {percent:>3}%  {rate}  elapsed {elapsed}  ETA {eta}",
+        )
+        .expect("valid progress template")
+        .progress_chars("█▉▊▋▌▍▎▏ ")
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{} particle-steps/s", si(s.per_sec()));
+        });
+        bar.set_style(style);
+        bar.set_message(what.to_string());
+        if draw {
+            bar.enable_steady_tick(Duration::from_millis(200));
+        }
+        Progress {
+            bar,
+            what: what.to_string(),
+            total,
+            done: AtomicU64::new(0),
+            start: Instant::now(),
+            summary: !quiet && !tty,
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Count `n` more particle-steps.
+    pub fn inc(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+        self.bar.inc(n);
+    }
+
+    /// Particle-steps counted so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Mean particle-steps per second since creation.
+    pub fn rate(&self) -> f64 {
+        self.done() as f64 / self.elapsed().as_secs_f64().max(1e-9)
+    }
+
+    /// One line: `what: 1.00 G particle-steps in 2.0 s (500 M particle-steps/s)`, plus how far it
+    /// got when it stopped before the total.
+    pub fn summary_line(&self) -> String {
+        let mut line = format!(
+            "{}: {} particle-steps in {} ({} particle-steps/s)",
+            self.what,
+            si(self.done() as f64),
+            seconds(self.elapsed()),
+            si(self.rate())
+        );
+        if self.done() < self.total {
+            let pct = 100.0 * self.done() as f64 / self.total as f64;
+            let _ = write!(line, ", stopped at {pct:.1}%");
+        }
+        line
+    }
+
+    /// Stop the bar (leaving its last state on screen), or print the summary line when stderr
+    /// is not a terminal. Idempotent; also called on drop.
+    pub fn finish(&self) {
+        if self.finished.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if self.summary {
+            eprintln!("{}", self.summary_line());
+        } else if !self.bar.is_hidden() {
+            self.bar.abandon();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_summarises() {
+        let p = Progress::with_target(1000, "speciation", false, false);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        p.inc(10)
+                    }
+                });
+            }
+        });
+        assert_eq!(p.done(), 1000);
+        assert!(p.rate() > 0.0);
+        let line = p.summary_line();
+        assert!(
+            line.starts_with("speciation: 1.00 k particle-steps in "),
+            "{line}"
+        );
+        p.finish();
+        p.finish();
+        assert_eq!(si(1.5e9), "1.50 G");
+        assert_eq!(si(12.0), "12.0");
+        assert_eq!(seconds(Duration::from_secs(3725)), "1h02m");
+    }
+}
