@@ -59,11 +59,8 @@ fn euler_maruyama_moments_equal_exact_discrete_moments() {
     let out = run(
         &CpuEngine::new(),
         &plan,
-        11,
-        n,
+        spec(11, n, false, None),
         rec,
-        false,
-        None,
         &mut |_| {},
     )
     .unwrap();
@@ -149,11 +146,8 @@ fn results_are_identical_for_any_thread_count_and_batch_size() {
     let d = run(
         &CpuEngine::new(),
         &chunked,
-        5,
-        5000,
+        spec(5, 5000, true, Some(2048)),
         rec,
-        true,
-        Some(2048),
         &mut |_| {},
     )
     .unwrap();
