@@ -19,13 +19,13 @@ pub mod speciation;
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
-use crate::linalg::Linear;
+use crate::linalg::{Form, Linear};
 use crate::model::{Mixture, Process};
 
 pub use collapse::{biroli_excess_entropy, biroli_t_collapse, rem_alpha_at, t_collapse};
 pub use relaxation::{gap_bound, reversible_gap, spectral_gap, stiffness, stiffness_warning};
 pub use speciation::{
-    biroli_t_speciation, cloning_probability, f_at_speciation, lambda_min_mtilde, snr,
+    biroli_t_speciation, cloning_probability, f_at_speciation, lambda_min_mtilde, s_curve, snr,
     t_speciation, t_speciation_data,
 };
 
@@ -149,14 +149,13 @@ pub fn theory(
 
     let c = &mixture.cov;
     if let Some(m) = symmetric_two_class(mixture) {
-        out.t_s = t_speciation(p, m, c, t_max);
-        out.s_curve = (1..=S_CURVE_POINTS)
-            .map(|k| {
-                let t = t_max * k as f64 / S_CURVE_POINTS as f64;
-                let s = snr(p, m, c, t);
-                (t, s, lambda_min_mtilde(p, m, c, t), cloning_probability(s))
-            })
+        // The s curve doubles as the scan grid of t_speciation (s(0) completes it).
+        out.s_curve = speciation::s_curve(p, m, c, t_max, S_CURVE_POINTS);
+        let values: Vec<f64> = std::iter::once(snr(p, m, c, 0.0))
+            .chain(out.s_curve.iter().map(|row| row.1))
+            .map(|s| s - 1.0)
             .collect();
+        out.t_s = crossing_from_grid(&values, t_max, |t| snr(p, m, c, t) - 1.0);
         if out.t_s.is_none() {
             warnings.push(
                 "speciation: s(t) < 1 at all times, the classes are never resolved (t_S undefined)"
@@ -292,27 +291,80 @@ pub(crate) fn lambda_min_rank_one_down(g: &Linear, m: &DVector<f64>) -> f64 {
     }
 }
 
-/// `sup{t ∈ [0, t_max] : g(t) ≥ 0}`: scan a uniform grid of `n` intervals from t_max downward,
-/// then bisect the first bracket to an absolute width of `1e-11·max(1, t)`. NaN counts as < 0.
-/// Returns `Some(t_max)` when g(t_max) ≥ 0, `None` when g < 0 at every grid point.
-pub(crate) fn last_crossing(mut g: impl FnMut(f64) -> f64, t_max: f64, n: usize) -> Option<f64> {
+/// Visit `E_t` on the uniform grid `t_k = t_max·k/n`, k = 0..=n. Dense propagators are built
+/// by repeated multiplication `E_{t_k} = E_{t_{k−1}} E_h` (one matrix product per point instead
+/// of a matrix exponential; the relative error grows like k·ε); cheap forms use the closed form.
+pub(crate) fn for_each_on_grid(
+    p: &Process,
+    t_max: f64,
+    n: usize,
+    mut f: impl FnMut(usize, f64, &Linear),
+) {
+    let at = |k: usize| t_max * k as f64 / n as f64;
+    if p.a.form() != Form::Dense {
+        for k in 0..=n {
+            f(k, at(k), &p.propagator(at(k)));
+        }
+        return;
+    }
+    let step = p.propagator(at(1));
+    let mut e = Linear::identity(p.dim());
+    for k in 0..=n {
+        f(k, at(k), &e);
+        if k < n {
+            e = e.mul(&step);
+        }
+    }
+}
+
+/// `sup{t ∈ [0, t_max] : g(t, E_t) ≥ 0}`: evaluate g on a uniform grid of `n` intervals
+/// ([`for_each_on_grid`]), take the highest grid point with g ≥ 0 (as if scanning from t_max
+/// downward), then bisect the bracket above it with exact propagators to an absolute width of
+/// `1e-11·max(1, t)`. NaN counts as < 0. `Some(t_max)` when g(t_max) ≥ 0, `None` when g < 0 at
+/// every grid point.
+pub(crate) fn last_crossing(
+    p: &Process,
+    mut g: impl FnMut(f64, &Linear) -> f64,
+    t_max: f64,
+    n: usize,
+) -> Option<f64> {
     if !(t_max.is_finite() && t_max > 0.0) {
         return None;
     }
     let n = n.max(1);
-    let at = |k: usize| t_max * k as f64 / n as f64;
-    if g(t_max) >= 0.0 {
+    let at_max = g(t_max, &p.propagator(t_max));
+    if at_max >= 0.0 {
         return Some(t_max);
     }
-    let mut hi = t_max; // g(hi) < 0
-    for k in (0..n).rev() {
-        let t = at(k);
-        if g(t) >= 0.0 {
-            return Some(bisect(&mut g, t, hi));
+    let mut values = vec![at_max; n + 1];
+    for_each_on_grid(p, t_max, n, |k, t, e| {
+        if k < n {
+            values[k] = g(t, e);
         }
-        hi = t;
+    });
+    crossing_from_grid(&values, t_max, |t| g(t, &p.propagator(t)))
+}
+
+/// The refinement step of [`last_crossing`] given `values[k] = g(t_max·k/n)`, k = 0..=n, and an
+/// exact evaluator for the bisection.
+pub(crate) fn crossing_from_grid(
+    values: &[f64],
+    t_max: f64,
+    mut g: impl FnMut(f64) -> f64,
+) -> Option<f64> {
+    let n = values.len().checked_sub(1)?;
+    if n == 0 || !(t_max.is_finite() && t_max > 0.0) {
+        return None;
     }
-    None
+    if values[n] >= 0.0 {
+        return Some(t_max);
+    }
+    let k = (0..n).rev().find(|&k| values[k] >= 0.0)?;
+    let (lo, hi) = (
+        t_max * k as f64 / n as f64,
+        t_max * (k + 1) as f64 / n as f64,
+    );
+    Some(bisect(&mut g, lo, hi))
 }
 
 /// Bisection for the boundary between `lo` (g ≥ 0) and `hi` (g < 0); returns the midpoint of the
@@ -404,6 +456,57 @@ mod tests {
         ] {
             assert!(json.get(key).is_some(), "{key}");
         }
+    }
+
+    /// Anisotropic U (geometric spectrum 0.2..5), ±m along (1,…,1) with ‖m‖² = d, σ = 1,
+    /// N = 1000: the numbers for the record, with and without a dense rotation. Timing of the
+    /// dense path. `cargo test --release --lib theory -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn record_anisotropic_and_timing() {
+        for d in [20, 100, 200] {
+            let u = Linear::Diagonal(DVector::from_fn(d, |i, _| {
+                0.2 * 25f64.powf(i as f64 / (d - 1) as f64)
+            }));
+            let mix = Mixture::two_class(DVector::from_element(d, 1.0), 1.0);
+            for scale in [0.0, 0.1, 0.5] {
+                let q = if scale == 0.0 {
+                    Linear::Scalar(0.0, d)
+                } else {
+                    antisym(d, scale)
+                };
+                let p = Process::new(u.clone(), q).unwrap();
+                let start = std::time::Instant::now();
+                let th = theory(&p, &mix, Some(1000), 10.0, 0.01);
+                eprintln!(
+                    "d={d} |Q| scale={scale}: t_S={:.6} t_C={:.6} gap={:.4} (rev {:.4}, bound \
+                     {:.4}) stiffness={:.4} [{:.2} s]",
+                    th.t_s.unwrap_or(f64::NAN),
+                    th.t_c.unwrap_or(f64::NAN),
+                    th.spectral_gap,
+                    th.spectral_gap_reversible,
+                    th.gap_bound,
+                    th.stiffness,
+                    start.elapsed().as_secs_f64()
+                );
+            }
+        }
+    }
+
+    /// theory() reuses its s curve as the scan grid: same t_S as [`t_speciation`].
+    #[test]
+    fn theory_matches_t_speciation_dense() {
+        let d = 9;
+        let u = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.3 + 0.4 * i as f64));
+        let p = Process::new(u, antisym(d, 0.8)).unwrap();
+        let mix = Mixture::two_class(vector(d) * 0.8, 0.7);
+        let th = theory(&p, &mix, Some(100), 10.0, 0.01);
+        let ts = t_speciation(&p, &mix.means[0], &mix.cov, 10.0).unwrap();
+        assert!((th.t_s.unwrap() - ts).abs() < 1e-9, "{:?} vs {ts}", th.t_s);
+        let tc = t_collapse(&p, &mix.cov, 100, 10.0).unwrap();
+        assert_eq!(th.t_c, Some(tc));
+        assert!(th.spectral_gap > th.spectral_gap_reversible);
+        assert!(th.spectral_gap <= th.gap_bound + 1e-12);
     }
 
     #[test]

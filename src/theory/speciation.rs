@@ -7,7 +7,7 @@
 
 use nalgebra::DVector;
 
-use super::{lambda_min_rank_one_down, last_crossing, quad_inv};
+use super::{for_each_on_grid, lambda_min_rank_one_down, last_crossing, quad_inv};
 use crate::linalg::Linear;
 use crate::model::Process;
 
@@ -17,9 +17,12 @@ const SCAN_INTERVALS: usize = 400;
 /// The Mahalanobis SNR `s(t) = m_tᵀ Γ_t⁻¹ m_t` (t ≥ 0; negative t is clamped to 0). `+∞` when
 /// Γ_t is singular (only possible at t = 0 with a singular C).
 pub fn snr(p: &Process, m: &DVector<f64>, c: &Linear, t: f64) -> f64 {
-    let e = p.propagator(t.max(0.0));
-    let mt = e.apply(m);
-    quad_inv(&p.gamma_with(&e, c), &mt)
+    snr_with(p, &p.propagator(t.max(0.0)), m, c)
+}
+
+/// `s(t)` given `E_t`.
+fn snr_with(p: &Process, e: &Linear, m: &DVector<f64>, c: &Linear) -> f64 {
+    quad_inv(&p.gamma_with(e, c), &e.apply(m))
 }
 
 /// `λ_min(Γ_t − m_t m_tᵀ)`: positive while the origin is a single well (s < 1), ≤ 0 after.
@@ -34,7 +37,32 @@ pub fn lambda_min_mtilde(p: &Process, m: &DVector<f64>, c: &Linear, t: f64) -> f
 /// 1e-11. `Some(t_max)` when s(t_max) ≥ 1 (t_S is at least the horizon), `None` when s < 1 on
 /// the whole grid (the classes are never resolved).
 pub fn t_speciation(p: &Process, m: &DVector<f64>, c: &Linear, t_max: f64) -> Option<f64> {
-    last_crossing(|t| snr(p, m, c, t) - 1.0, t_max, SCAN_INTERVALS)
+    last_crossing(p, |_, e| snr_with(p, e, m, c) - 1.0, t_max, SCAN_INTERVALS)
+}
+
+/// `(t, s(t), λ_min(M̃(t)), F(s(t)))` at `t = t_max·k/n`, k = 1..=n (one matrix product, one
+/// Cholesky and, for dense forms, one symmetric eigensolve per point).
+pub fn s_curve(
+    p: &Process,
+    m: &DVector<f64>,
+    c: &Linear,
+    t_max: f64,
+    n: usize,
+) -> Vec<(f64, f64, f64, f64)> {
+    let mut out = Vec::with_capacity(n);
+    if !(t_max.is_finite() && t_max > 0.0) || n == 0 {
+        return out;
+    }
+    for_each_on_grid(p, t_max, n, |k, t, e| {
+        if k > 0 {
+            let gamma = p.gamma_with(e, c);
+            let mt = e.apply(m);
+            let s = quad_inv(&gamma, &mt);
+            let lmin = lambda_min_rank_one_down(&gamma, &mt);
+            out.push((t, s, lmin, cloning_probability(s)));
+        }
+    });
+    out
 }
 
 /// General-data criterion: `sup{t ≤ t_max : λ_min(U⁻¹ − E_t(U⁻¹ + C_data)E_tᵀ) ≤ 0}`, i.e. the
@@ -42,13 +70,12 @@ pub fn t_speciation(p: &Process, m: &DVector<f64>, c: &Linear, t_max: f64) -> Op
 /// For U = I, Q = 0 this is `½ log(1 + Λ)`, Λ = λ_max(C_data). Same conventions as
 /// [`t_speciation`]. Dense forms cost one symmetric eigensolve per evaluation.
 pub fn t_speciation_data(p: &Process, c_data: &Linear, t_max: f64) -> Option<f64> {
-    let g = |t: f64| {
-        let e = p.propagator(t);
-        let noise = p.sigma_with(&e);
+    let g = |_: f64, e: &Linear| {
+        let noise = p.sigma_with(e);
         let signal = e.mul(c_data).mul(&e.transpose());
         -noise.sub(&signal).symmetric_eigenvalues()[0]
     };
-    last_crossing(g, t_max, SCAN_INTERVALS)
+    last_crossing(p, g, t_max, SCAN_INTERVALS)
 }
 
 /// Biroli's closed form for U = I, Q = 0, ±m, C = σ²I: `t_S = ½ log(1 + ‖m‖² − σ²)`
@@ -229,6 +256,28 @@ mod tests {
         let t0 = t_speciation(&p0, &m, &c, 10.0).unwrap();
         let tq = t_speciation(&pq, &m, &c, 10.0).unwrap();
         assert!((t0 - tq).abs() < 1e-8, "{t0} vs {tq}");
+    }
+
+    /// The s curve built from repeated products E_h^k agrees with exact propagators.
+    #[test]
+    fn s_curve_matches_direct_evaluation() {
+        let d = 7;
+        let u = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.3 + 0.5 * i as f64));
+        let c = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.4 + 0.1 * i as f64));
+        let m = vector(d);
+        let p = Process::new(u, antisym(d, 1.1)).unwrap();
+        let curve = s_curve(&p, &m, &c, 8.0, 200);
+        assert_eq!(curve.len(), 200);
+        assert_eq!(curve[199].0, 8.0);
+        for &(t, s, lmin, phi) in &curve {
+            let s_exact = snr(&p, &m, &c, t);
+            assert!((s - s_exact).abs() < 1e-11 * s_exact.max(1.0), "t={t}");
+            assert!(
+                (lmin - lambda_min_mtilde(&p, &m, &c, t)).abs() < 1e-11,
+                "t={t}"
+            );
+            assert_eq!(phi, cloning_probability(s));
+        }
     }
 
     /// s(t) is a Fisher information along a Markov chain: non-increasing for any Q, also for an
