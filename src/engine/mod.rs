@@ -3,6 +3,7 @@
 //! round-off and everything above this layer (drivers, measurements) is engine-agnostic.
 
 pub mod cpu;
+pub mod gpu;
 pub mod kernel;
 
 use std::ops::Range;

@@ -1,0 +1,65 @@
+// Statistics at a recorder point. One workgroup folds its 64 particles: invocation t walks the
+// quantities q = t, t+64, … (d coordinates, then projections on the directions, then purity) and
+// folds the particles of its workgroup in order by Welford's update in f32 (a Chan merge of
+// singletons). Partials are written per workgroup and folded on the host in workgroup order in
+// f64; class counts use integer atomics. No float atomics anywhere.
+// `plan` holds the directions (dirs×d); prm.aux0 = purity row, prm.aux1 = directions count,
+// prm.aux2 = offset of this point's class counters.
+// Partial layout per workgroup: [count, (mean, m2) per quantity].
+
+@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(7) var<storage, read_write> counts: array<atomic<u32>>;
+
+fn quantity(q: u32, p: u32) -> f32 {
+    let d = prm.d;
+    if (q < d) {
+        return xget(q, p);
+    }
+    if (q < d + prm.aux1) {
+        let off = (q - d) * d;
+        var acc = 0.0;
+        for (var c = 0u; c < d; c++) {
+            acc += plan[off + c] * xget(c, p);
+        }
+        return acc;
+    }
+    return sget(prm.aux0, p);
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = group_index(wid, nwg);
+    let p0 = g * WG;
+    if (p0 >= prm.n) {
+        return;
+    }
+    let count = min(WG, prm.n - p0);
+    let nq = prm.d + prm.aux1 + 1u;
+    let per = 1u + 2u * nq;
+    let base = g * per;
+    if (lid == 0u) {
+        partials[base] = f32(count);
+    }
+    for (var q = lid; q < nq; q += WG) {
+        var mean = 0.0;
+        var m2 = 0.0;
+        for (var t = 0u; t < count; t++) {
+            let v = quantity(q, p0 + t);
+            let delta = v - mean;
+            mean += delta / f32(t + 1u);
+            m2 += delta * (v - mean);
+        }
+        partials[base + 1u + 2u * q] = mean;
+        partials[base + 2u + 2u * q] = m2;
+    }
+    if (lid < count) {
+        let label = pmeta[(p0 + lid) * 4u + 2u];
+        if (label < prm.k) {
+            atomicAdd(&counts[prm.aux2 + label], 1u);
+        }
+    }
+}

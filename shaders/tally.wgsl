@@ -1,0 +1,29 @@
+// Final labels, last-change times and clone-pair agreement with u32 atomics.
+// counts layout: [labels (K) | last change (aux0 = time points) | pairs agreeing].
+
+@group(0) @binding(7) var<storage, read_write> counts: array<atomic<u32>>;
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = group_index(wid, nwg) * WG + lid;
+    if (p >= prm.n) {
+        return;
+    }
+    let label = pmeta[p * 4u + 2u];
+    let changed = pmeta[p * 4u + 3u];
+    if (label < prm.k) {
+        atomicAdd(&counts[label], 1u);
+    }
+    if (changed < prm.aux0) {
+        atomicAdd(&counts[prm.k + changed], 1u);
+    }
+    if ((p & 1u) == 0u && p + 1u < prm.n) {
+        if (pmeta[(p + 1u) * 4u + 2u] == label) {
+            atomicAdd(&counts[prm.k + prm.aux0], 1u);
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! The GPU engine against its CPU twin: RNG words and normals, trajectories, recorder statistics,
+//! tallies, batching under a small binding limit, and steps per dispatch.
+//!
+//! Needs a GPU adapter; on a machine without one the tests print a notice and pass, unless the
+//! environment variable CI is set (then they fail). Software adapter: lavapipe
+//! (`apt install mesa-vulkan-drivers`, `WGPU_BACKEND=vulkan`).
+
+use std::sync::OnceLock;
+
+use nalgebra::{DMatrix, DVector};
+use regimes::engine::cpu::CpuEngine;
+use regimes::engine::gpu::{GpuEngine, GpuOptions};
+use regimes::engine::{Engine, Particles, Recorder};
+use regimes::linalg::Linear;
+use regimes::model::{Empirical, Mixture, Model, Process, Target};
+use regimes::plan::{Grid, Plan, Scheme, Start};
+use regimes::rng::{self, HostRng};
+use regimes::stats::{Moments, PointStats};
+
+/// The shared engine (compiled once), or None (with a notice) where no adapter exists.
+fn gpu() -> Option<&'static GpuEngine> {
+    static ENGINE: OnceLock<Option<GpuEngine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| match GpuEngine::new() {
+            Ok(e) => {
+                eprintln!(
+                    "{} (compile + JIT {:.2} s)",
+                    e.describe(),
+                    e.compile_seconds()
+                );
+                Some(e)
+            }
+            Err(err) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("no GPU adapter on CI: {err:#}");
+                }
+                eprintln!("skipping GPU tests: {err:#}");
+                None
+            }
+        })
+        .as_ref()
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// U = I, Q = 0.
+    Scalar,
+    /// U diagonal, Q = 0.
+    Diagonal,
+    /// U diagonal, Q ≠ 0 (dense A).
+    Rotated,
+    /// U dense.
+    DenseU,
+}
+
+fn process(d: usize, shape: Shape, seed: u64) -> Process {
+    let mut r = HostRng::new(seed, "gpu test process");
+    let spread = |i: usize| 0.6 + 1.2 * i as f64 / d.max(2) as f64;
+    let diag = Linear::Diagonal(DVector::from_fn(d, |i, _| spread(i)));
+    let zero = Linear::Scalar(0.0, d);
+    match shape {
+        Shape::Scalar => Process::new(Linear::identity(d), zero),
+        Shape::Diagonal => Process::new(diag, zero),
+        Shape::Rotated => {
+            let g = DMatrix::from_fn(d, d, |_, _| r.normal());
+            let q = (&g - g.transpose()) * (0.5 / (d as f64).sqrt());
+            Process::new(diag, Linear::Dense(q))
+        }
+        Shape::DenseU => {
+            let g = DMatrix::from_fn(d, d, |_, _| r.normal() / (d as f64).sqrt());
+            let u = &g * g.transpose() * 0.3 + DMatrix::identity(d, d) * 0.8;
+            Process::new(Linear::Dense(u), zero)
+        }
+    }
+    .expect("valid process")
+}
+
+fn mixture(d: usize, seed: u64) -> Target {
+    let mut r = HostRng::new(seed, "gpu test mixture");
+    let means = (0..3)
+        .map(|_| DVector::from_fn(d, |_, _| 1.5 * r.normal() / (d as f64).sqrt() * 2.0))
+        .collect();
+    Target::Mixture(Mixture {
+        weights: vec![0.5, 0.3, 0.2],
+        means,
+        cov: Linear::Scalar(0.25, d),
+    })
+}
+
+fn empirical(d: usize, points: usize, seed: u64) -> Target {
+    let mut r = HostRng::new(seed, "gpu test training set");
+    Target::Empirical(Empirical {
+        points: DMatrix::from_fn(points, d, |_, _| r.normal()),
+    })
+}
+
+fn plan(process: Process, target: Target, grid: Grid) -> Plan {
+    Plan::new(
+        &Model { process, target },
+        grid,
+        Scheme::EulerMaruyama,
+        Start::Exact,
+    )
+    .expect("plan")
+}
+
+fn ids(n: usize) -> Vec<u64> {
+    (0..n as u64).map(|i| rng::rng_id(i * 7 + 3, 0)).collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn run_cpu(plan: &Plan, seed: u64, ids: &[u64], from: usize, to: usize) -> Particles {
+    let cpu = CpuEngine::with_threads(2).unwrap();
+    let mut b = cpu.start(plan, seed, ids).unwrap();
+    cpu.advance(plan, &mut b, from, to, &mut Recorder::none(plan))
+        .unwrap();
+    cpu.read(&b).unwrap()
+}
+
+fn run_gpu(
+    gpu: &GpuEngine,
+    plan: &Plan,
+    seed: u64,
+    ids: &[u64],
+    from: usize,
+    to: usize,
+) -> Particles {
+    let mut b = gpu.start(plan, seed, ids).unwrap();
+    gpu.advance(plan, &mut b, from, to, &mut Recorder::none(plan))
+        .unwrap();
+    gpu.read(&b).unwrap()
+}
+
+fn assert_close_particles(what: &str, cpu: &Particles, gpu: &Particles, tol: f32) {
+    assert_eq!(cpu.ids, gpu.ids, "{what}: ids");
+    let diff = max_abs_diff(&cpu.x, &gpu.x);
+    eprintln!("{what}: max |x_cpu − x_gpu| = {diff:.2e}");
+    assert!(diff <= tol, "{what}: trajectories differ by {diff}");
+    let mismatched = cpu
+        .label
+        .iter()
+        .zip(&gpu.label)
+        .zip(cpu.changed.iter().zip(&gpu.changed))
+        .filter(|((a, b), (c, e))| a != b || c != e)
+        .count();
+    assert_eq!(mismatched, 0, "{what}: labels or change times differ");
+}
+
+#[test]
+fn rng_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let mut probes = Vec::new();
+    let seeds = [0u64, 1, 42, 0xDEAD_BEEF_CAFE_F00D, u64::MAX];
+    let ids = [
+        0u64,
+        1,
+        12345,
+        (1 << 48) - 1,
+        rng::rng_id(987_654_321, 1),
+        rng::rng_id((1 << 48) - 1, 0xFFFF),
+        u64::MAX,
+    ];
+    let steps = [0u32, 1, 999, rng::INIT_STEP];
+    let blocks = [0u32, 1, 3, 1023, rng::PICK_BLOCK];
+    for &s in &seeds {
+        for &id in &ids {
+            for &st in &steps {
+                for &bl in &blocks {
+                    let k = rng::key(s);
+                    probes.push((k, [id as u32, (id >> 32) as u32, st, bl]));
+                }
+            }
+        }
+    }
+    // Plus a sweep of small counters.
+    for i in 0..2000u32 {
+        probes.push((rng::key(7), [i, i / 3, i % 17, i / 100]));
+    }
+    let out = gpu.rng_probe(&probes).unwrap();
+    let mut worst = 0.0f32;
+    for ((k, c), (w, z)) in probes.iter().zip(&out) {
+        assert_eq!(rng::philox(*c, *k), *w, "philox words for {c:?} {k:?}");
+        let id = u64::from(c[0]) | (u64::from(c[1]) << 32);
+        let want = rng::normal4(*k, id, c[2], c[3]);
+        for (a, b) in want.iter().zip(z) {
+            if (a - b).abs() > 1e-6 {
+                eprintln!("{c:?} {k:?}: cpu {want:?} gpu {z:?} words {w:?}");
+            }
+            worst = worst.max((a - b).abs());
+        }
+    }
+    eprintln!(
+        "rng: {} probes, max normal difference {worst:.2e}",
+        probes.len()
+    );
+    assert!(worst <= 1e-6, "normals differ by {worst}");
+}
+
+#[test]
+fn mixture_trajectories_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let grid = Grid::new(4.0, 100).unwrap();
+    for d in [2usize, 16, 64] {
+        for shape in [
+            Shape::Scalar,
+            Shape::Diagonal,
+            Shape::Rotated,
+            Shape::DenseU,
+        ] {
+            let p = plan(process(d, shape, 5), mixture(d, 9), grid);
+            let ids = ids(200);
+            let cpu = run_cpu(&p, 11, &ids, 0, 100);
+            let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
+            assert_close_particles(&format!("mixture d={d} {shape:?}"), &cpu, &gpu_p, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn empirical_trajectories_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let grid = Grid::new(4.0, 100).unwrap();
+    for d in [2usize, 16, 64] {
+        for shape in [
+            Shape::Scalar,
+            Shape::Diagonal,
+            Shape::Rotated,
+            Shape::DenseU,
+        ] {
+            // 150 points: several tiles, the last one partial.
+            let p = plan(process(d, shape, 5), empirical(d, 150, 3), grid);
+            let ids = ids(130);
+            // Stop before the last steps, where Σ_t → 0 makes the dynamics contract onto
+            // training points and amplify round-off in the softmax weights.
+            let cpu = run_cpu(&p, 11, &ids, 0, 90);
+            let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 90);
+            assert_close_particles(&format!("empirical d={d} {shape:?}"), &cpu, &gpu_p, 1e-4);
+        }
+    }
+}
+
+fn assert_moments_close(what: &str, a: &Moments, b: &Moments) {
+    assert_eq!(a.count, b.count, "{what}: counts");
+    let n = a.count.max(1) as f64;
+    for i in 0..a.dim() {
+        let scale = (a.m2[i] / n).sqrt().max(1e-3);
+        let dm = (a.mean[i] - b.mean[i]).abs() / scale;
+        let dv = (a.m2[i] - b.m2[i]).abs() / a.m2[i].abs().max(1e-6 * n);
+        assert!(
+            dm < 1e-4,
+            "{what}[{i}]: means {} vs {}",
+            a.mean[i],
+            b.mean[i]
+        );
+        assert!(dv < 1e-3, "{what}[{i}]: m2 {} vs {}", a.m2[i], b.m2[i]);
+    }
+}
+
+fn assert_stats_close(what: &str, a: &PointStats, b: &PointStats) {
+    assert_moments_close(&format!("{what} coords"), &a.coords, &b.coords);
+    assert_moments_close(
+        &format!("{what} projections"),
+        &a.projections,
+        &b.projections,
+    );
+    assert_moments_close(&format!("{what} purity"), &a.purity, &b.purity);
+    assert_eq!(a.classes, b.classes, "{what}: class counts");
+}
+
+fn directions(d: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; 2 * d];
+    v[0] = 1.0;
+    for c in 0..d {
+        v[d + c] = 1.0 / (d as f32).sqrt();
+    }
+    v
+}
+
+/// Runs to `mid`, branches, runs to the end; returns the recorder and the tally.
+fn recorded_run<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    ids: &[u64],
+    points: &[usize],
+    mid: usize,
+) -> (Recorder, regimes::stats::Tally) {
+    let mut rec = Recorder::new(plan, points.to_vec(), directions(plan.dim));
+    let mut b = engine.start(plan, 21, ids).unwrap();
+    engine.advance(plan, &mut b, 0, mid, &mut rec).unwrap();
+    let mut clones = engine.branch(&b, 1).unwrap();
+    let end = plan.grid.steps;
+    engine
+        .advance(plan, &mut clones, mid, end, &mut rec)
+        .unwrap();
+    (rec, engine.tally(plan, &clones).unwrap())
+}
+
+#[test]
+fn recorder_and_tally_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = CpuEngine::with_threads(2).unwrap();
+    let grid = Grid::new(3.0, 60).unwrap();
+    let d = 16;
+    let ids = ids(1000);
+    let points = [0usize, 5, 30, 45, 60];
+    for (name, target) in [
+        ("mixture", mixture(d, 4)),
+        ("empirical", empirical(d, 80, 4)),
+    ] {
+        let p = plan(process(d, Shape::Diagonal, 2), target, grid);
+        let (rc, tc) = recorded_run(&cpu, &p, &ids, &points, 30);
+        let (rg, tg) = recorded_run(gpu, &p, &ids, &points, 30);
+        for (i, (a, b)) in rc.stats.iter().zip(&rg.stats).enumerate() {
+            assert_stats_close(&format!("{name} point {}", points[i]), a, b);
+        }
+        assert_eq!(tc, tg, "{name}: tally");
+        assert_eq!(tg.pairs, 1000);
+        assert_eq!(tg.labels.iter().sum::<u64>(), 2000);
+    }
+}
+
+#[test]
+fn small_binding_limit_gives_identical_statistics() {
+    let Some(gpu) = gpu() else { return };
+    let small = gpu
+        .reconfigured(GpuOptions {
+            max_binding_bytes: Some(16 << 10),
+            steps_per_dispatch: 7,
+            ..GpuOptions::default()
+        })
+        .unwrap();
+    let d = 16;
+    let grid = Grid::new(3.0, 40).unwrap();
+    let p = plan(process(d, Shape::Rotated, 1), mixture(d, 1), grid);
+    let ids = ids(700);
+    let batch = small.max_batch(&p);
+    assert!(batch < ids.len() && batch % 64 == 0, "max batch {batch}");
+    let points = vec![0, 13, 40];
+    let whole = {
+        let mut rec = Recorder::new(&p, points.clone(), directions(d));
+        let mut b = gpu.start(&p, 5, &ids).unwrap();
+        gpu.advance(&p, &mut b, 0, 40, &mut rec).unwrap();
+        (rec, gpu.tally(&p, &b).unwrap())
+    };
+    let mut rec = Recorder::new(&p, points.clone(), directions(d));
+    let mut tally = regimes::stats::Tally::new(p.centers_count, 41);
+    for part in ids.chunks(batch) {
+        let mut b = small.start(&p, 5, part).unwrap();
+        small.advance(&p, &mut b, 0, 40, &mut rec).unwrap();
+        tally.merge(&small.tally(&p, &b).unwrap());
+    }
+    assert_eq!(rec.stats, whole.0.stats);
+    assert_eq!(tally.labels, whole.1.labels);
+    assert_eq!(tally.last_change, whole.1.last_change);
+}
+
+#[test]
+fn steps_per_dispatch_do_not_change_particles() {
+    let Some(gpu) = gpu() else { return };
+    let one = gpu
+        .reconfigured(GpuOptions {
+            steps_per_dispatch: 1,
+            ..GpuOptions::default()
+        })
+        .unwrap();
+    let fifty = gpu
+        .reconfigured(GpuOptions {
+            steps_per_dispatch: 50,
+            ..GpuOptions::default()
+        })
+        .unwrap();
+    let d = 8;
+    let grid = Grid::new(3.0, 80).unwrap();
+    for target in [mixture(d, 2), empirical(d, 70, 2)] {
+        let p = plan(process(d, Shape::DenseU, 3), target, grid);
+        let ids = ids(100);
+        let a = run_gpu(&one, &p, 9, &ids, 0, 80);
+        let b = run_gpu(&fifty, &p, 9, &ids, 0, 80);
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn describes_adapter_and_lists_it() {
+    let Some(gpu) = gpu() else { return };
+    let text = gpu.describe();
+    assert!(text.starts_with("gpu: "), "{text}");
+    let all = regimes::engine::gpu::list_adapters();
+    assert!(!all.is_empty());
+    let json = serde_json::to_string(&all).unwrap();
+    assert!(json.contains("max_storage_buffer_binding_size"));
+}
