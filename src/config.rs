@@ -802,6 +802,16 @@ mod tests {
     }
 
     #[test]
+    fn flags_are_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for flag in Config::keys() {
+            assert!(help.contains(&format!("--{flag}")), "no flag --{flag}");
+        }
+    }
+
+    #[test]
     fn defaults_are_valid_and_presets_too() {
         Config::default().validate().unwrap();
         for (name, _) in PRESETS {
@@ -870,7 +880,8 @@ mod tests {
 
     #[test]
     fn each_validation_error_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut Config)>);
+        let cases: Vec<Case> = vec![
             ("dim", Box::new(|c| c.dim = 0)),
             ("particles", Box::new(|c| c.particles = 0)),
             ("steps", Box::new(|c| c.steps = 0)),

@@ -76,7 +76,7 @@ impl Progress {
         };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         let style = ProgressStyle::with_template(
-            "{msg} {bar:32.cyan/blue} {percent:>3}%  {rate}  elapsed {elapsed}  ETA {eta}",
+            "{msg} {wide_bar:.cyan/blue} {percent:>3}%  {rate}  ETA {eta}",
         )
         .expect("valid progress template")
         .progress_chars("█▉▊▋▌▍▎▏ ")
