@@ -582,8 +582,9 @@ fn clap_mean(s: &str) -> std::result::Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Command-line flags for every [`Config`] field, plus `--config` and `--preset`.
-/// Unset flags leave the preset / file value in place.
+// Command-line flags for every `Config` field, plus `--config` and `--preset`; unset flags leave
+// the preset / file value in place. (A plain comment: a doc comment here would become the `about`
+// text of whatever command flattens these flags.)
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct ConfigArgs {
     /// Start from a named preset: biroli (U = I, Q = 0, the base paper), lu-tang (anisotropic U,
@@ -641,7 +642,7 @@ pub struct ConfigArgs {
     /// Seed of every random choice (particles, training set, random U/Q/mean) [default: 1].
     #[arg(long, value_name = "SEED", help_heading = "Sampling")]
     pub seed: Option<u64>,
-    /// Number of generated particles [default: 100000]. Example: --particles 10_000_000 is fine on a GPU.
+    /// Number of generated particles [default: 100000]. Example: --particles 10000000 (fine on a GPU).
     #[arg(long, value_name = "N", help_heading = "Sampling")]
     pub particles: Option<u64>,
     /// Time steps from t-max down to 0; Δt = t-max / steps [default: 1000].
