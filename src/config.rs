@@ -51,7 +51,8 @@ pub struct Config {
     /// Training points from a file (N × d) instead of drawn from the mixture.
     pub train_file: Option<PathBuf>,
     pub seed: u64,
-    pub particles: u64,
+    /// Particles; None = the command's default (run: 100 000, collapse: 2 000).
+    pub particles: Option<u64>,
     pub steps: usize,
     pub t_max: f64,
     pub scheme: Scheme,
@@ -59,8 +60,9 @@ pub struct Config {
     pub backend: Backend,
     /// Substring of the GPU adapter name to pick.
     pub adapter: Option<String>,
-    /// Clone pairs per branch time.
-    pub pairs: u64,
+    /// Clone pairs per branch time; None = the command's default (speciation: 20 000,
+    /// collapse: 500).
+    pub pairs: Option<u64>,
     /// None = a grid bracketing the theoretical t_S.
     pub branch_times: Option<Vec<f64>>,
     /// None = a grid bracketing the theoretical t_C.
@@ -93,14 +95,14 @@ impl Default for Config {
             n_train: 1000,
             train_file: None,
             seed: 1,
-            particles: 100_000,
+            particles: None,
             steps: 1000,
             t_max: 10.0,
             scheme: Scheme::EulerMaruyama,
             start: Start::Exact,
             backend: Backend::Auto,
             adapter: None,
-            pairs: 20_000,
+            pairs: None,
             branch_times: None,
             entropy_times: None,
             record_times: None,
@@ -378,9 +380,9 @@ impl Config {
     /// Check every field; the error names the first field at fault.
     pub fn validate(&self) -> Result<()> {
         ensure!(self.dim > 0, "dim: must be positive");
-        ensure!(self.particles > 0, "particles: must be positive");
+        ensure!(self.particles != Some(0), "particles: must be positive");
         ensure!(self.steps > 0, "steps: must be positive");
-        ensure!(self.pairs > 0, "pairs: must be positive");
+        ensure!(self.pairs != Some(0), "pairs: must be positive");
         ensure!(self.n_train > 0, "n-train: must be positive");
         ensure!(
             self.entropy_samples > 0,
@@ -492,9 +494,9 @@ impl Config {
             },
             "quick" => Config {
                 dim: 8,
-                particles: 10_000,
+                particles: Some(10_000),
                 steps: 200,
-                pairs: 2_000,
+                pairs: Some(2_000),
                 n_train: 200,
                 entropy_samples: 200,
                 ..base
@@ -642,7 +644,7 @@ pub struct ConfigArgs {
     /// Seed of every random choice (particles, training set, random U/Q/mean) [default: 1].
     #[arg(long, value_name = "SEED", help_heading = "Sampling")]
     pub seed: Option<u64>,
-    /// Number of generated particles [default: 100000]. Example: --particles 10000000 (fine on a GPU).
+    /// Number of generated particles [default: run 100000, collapse 2000]. Example: --particles 10000000 (fine on a GPU).
     #[arg(long, value_name = "N", help_heading = "Sampling")]
     pub particles: Option<u64>,
     /// Time steps from t-max down to 0; Δt = t-max / steps [default: 1000].
@@ -675,7 +677,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "N", help_heading = "Engine")]
     pub steps_per_dispatch: Option<usize>,
 
-    /// Clone pairs per branch time for the speciation curve φ(t) [default: 20000].
+    /// Clone pairs per branch time for φ(t) [default: speciation 20000, collapse 500].
     #[arg(long, value_name = "N", help_heading = "Measurements")]
     pub pairs: Option<u64>,
     /// Branch times (forward time, in (0, t-max]), comma separated [default: a grid bracketing
@@ -753,18 +755,18 @@ impl ConfigArgs {
             sigma,
             n_train,
             seed,
-            particles,
             steps,
             t_max,
             scheme,
             start,
             backend,
-            pairs,
             entropy_samples,
             steps_per_dispatch,
             save_samples
         );
         set_opt!(
+            particles,
+            pairs,
             q_lambdas,
             mean_norm2,
             mixture_file,
@@ -884,9 +886,9 @@ mod tests {
         type Case = (&'static str, Box<dyn Fn(&mut Config)>);
         let cases: Vec<Case> = vec![
             ("dim", Box::new(|c| c.dim = 0)),
-            ("particles", Box::new(|c| c.particles = 0)),
+            ("particles", Box::new(|c| c.particles = Some(0))),
             ("steps", Box::new(|c| c.steps = 0)),
-            ("pairs", Box::new(|c| c.pairs = 0)),
+            ("pairs", Box::new(|c| c.pairs = Some(0))),
             ("n-train", Box::new(|c| c.n_train = 0)),
             ("entropy-samples", Box::new(|c| c.entropy_samples = 0)),
             ("steps-per-dispatch", Box::new(|c| c.steps_per_dispatch = 0)),
@@ -955,7 +957,7 @@ mod tests {
         ]);
         let c = a.resolve().unwrap();
         assert_eq!(c.u, "geomspace:0.2:5"); // preset
-        assert_eq!(c.particles, 5000); // file
+        assert_eq!(c.particles, Some(5000)); // file
         assert_eq!(c.steps, 700); // flag over file
         assert_eq!(c.q, "pair:0:1:-0.5"); // flag over file, negative value
         assert_eq!(c.branch_times, Some(vec![0.5, 1.0, 2.0]));

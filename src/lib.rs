@@ -2,6 +2,7 @@
 //! measures their dynamical regimes. Data flow: config → model → theory / plan → engine →
 //! measure → report.
 
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod io;

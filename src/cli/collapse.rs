@@ -1,0 +1,164 @@
+//! `regimes collapse`: memorisation on the empirical target — per-trajectory collapse times, the
+//! excess entropy and the clone-collapse fraction — beside the REM prediction.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::speciation::PhiPoint;
+use super::{Context, grid_points};
+use crate::engine::Recorder;
+use crate::engine::Engine;
+use crate::linalg::Linear;
+use crate::measure::cloning::clone_pairs;
+use crate::measure::entropy::{CollapseTimes, collapse_times, excess_entropy};
+use crate::measure::run::{RunSpec, run};
+use crate::model::{Model, Target};
+use crate::plan::Plan;
+use crate::report::{Series, Style};
+use crate::theory::{self, Theory, rem_alpha_at, t_collapse};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EntropyRow {
+    pub t: f64,
+    pub f_over_alpha: f64,
+    pub stderr: f64,
+    /// Gaussian REM prediction max(0, 1 − (1/2dα) Σ log(1 + ρ_k(t))).
+    pub f_over_alpha_theory: f64,
+}
+
+#[derive(Serialize)]
+pub struct Collapse {
+    pub t_c_theory: Option<f64>,
+    /// Median per-trajectory collapse time t̂_C (last change of the nearest training point).
+    pub t_c_measured: f64,
+    pub n_train: usize,
+    /// α = ln N / d.
+    pub alpha: f64,
+    pub particles: u64,
+    pub collapse_times: CollapseTimes,
+    pub excess_entropy: Vec<EntropyRow>,
+    /// Fraction of clone pairs that end on the same training point (φ_C), with its posterior
+    /// estimate mean Σ_μ r_μ².
+    pub clone_collapse: Vec<PhiPoint>,
+    pub theory: Theory,
+}
+
+pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
+    let cfg = cx.cfg.clone();
+    let built = super::build::build(&cfg)?;
+    let data = super::build::training_set(&cfg, &built)?;
+    let (n, d) = (data.points.nrows(), data.points.ncols());
+    let alpha = (n as f64).ln() / d as f64;
+    // The within-class covariance sets the REM criterion; a training set read from a file brings
+    // its own sample covariance instead.
+    let cov = match &cfg.train_file {
+        None => built.mixture.cov.clone(),
+        Some(_) => sample_covariance(&data.points),
+    };
+    let mut theory = theory::theory(&built.process, &built.mixture, Some(n), cfg.t_max, cx.grid.dt());
+    theory.t_c = t_collapse(&built.process, &cov, n, cfg.t_max);
+    cx.warn_all(&theory.warnings);
+    let model = Model { process: built.process.clone(), target: Target::Empirical(data.clone()) };
+    let plan = Plan::new(&model, cx.grid, cfg.scheme, cfg.start)?;
+
+    let particles = cx.particles(2_000);
+    let steps = cx.grid.steps;
+    let out = cx.with_progress(particles * steps as u64, "trajectories", |tick| {
+        let spec = RunSpec { seed: cfg.seed, particles, keep_samples: cfg.save_samples, batch: cfg.batch };
+        run(engine, &plan, spec, Recorder::none(&plan), tick)
+    })?;
+    cx.stopped(out.stopped.clone());
+    let particles = out.particles_done;
+    let times = collapse_times(&out.tally, &cx.grid);
+
+    let t_ref = theory.t_c.unwrap_or(cfg.t_max / 4.0);
+    let branch_times = cfg.branch_times.clone().unwrap_or_else(|| {
+        [0.25, 0.5, 1.0, 2.0, 4.0].iter().map(|f| f * t_ref).filter(|&t| t < cfg.t_max).collect()
+    });
+    let branch_steps = grid_points(&cx.grid, &branch_times, true);
+    let pairs = cx.pairs(500);
+    let work = pairs * (branch_steps.iter().max().copied().unwrap_or(0) + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64;
+    let cloning = cx.with_progress(work, "clone pairs", |tick| {
+        clone_pairs(engine, &plan, cfg.seed, pairs, &branch_steps, cfg.batch, tick)
+    })?;
+    cx.stopped(cloning.stopped);
+    let clone_collapse = cloning.branches.iter().map(|b| PhiPoint::new(b, None)).collect();
+
+    let entropy_times = cfg.entropy_times.clone().unwrap_or_else(|| {
+        [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0].iter().map(|f| f * t_ref).filter(|&t| t <= cfg.t_max).collect()
+    });
+    let mut excess = Vec::new();
+    for &t in &entropy_times {
+        let point = excess_entropy(&built.process, &data, t, cfg.entropy_samples, cfg.seed)?;
+        let theory_f = (1.0 - rem_alpha_at(&built.process, &cov, t) / alpha).max(0.0);
+        excess.push(EntropyRow { t, f_over_alpha: point.f_over_alpha, stderr: point.stderr, f_over_alpha_theory: theory_f });
+    }
+
+    let result = Collapse {
+        t_c_theory: theory.t_c,
+        t_c_measured: times.median,
+        n_train: n,
+        alpha,
+        particles,
+        collapse_times: times,
+        excess_entropy: excess,
+        clone_collapse,
+        theory,
+    };
+    if let Some(dir) = cx.out.as_ref() {
+        dir.write_csv(
+            "collapse_times.csv",
+            &["t", "fraction"],
+            result.collapse_times.histogram.iter().map(|&(t, f)| vec![t, f]),
+        )?;
+        dir.write_csv(
+            "excess_entropy.csv",
+            &["t", "f_over_alpha", "stderr", "f_over_alpha_theory"],
+            result.excess_entropy.iter().map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
+        )?;
+        dir.write_csv(
+            "clone_collapse.csv",
+            &["t", "phi_c", "stderr", "phi_posterior", "phi_posterior_stderr"],
+            result.clone_collapse.iter().map(|p| vec![p.t, p.phi, p.stderr, p.phi_posterior, p.phi_posterior_stderr]),
+        )?;
+        if let Some(s) = &out.samples {
+            dir.write_npy_f32("samples.npy", &[s.len(), s.dim], &s.x)?;
+        }
+        let markers: Vec<(String, f64)> = result
+            .t_c_theory
+            .map(|t| ("t_C theory (REM)".to_string(), t))
+            .into_iter()
+            .chain([("median t̂_C".to_string(), result.t_c_measured)])
+            .collect();
+        let series = [
+            Series {
+                label: "f^e/α from exact samples (±1 s.e.)".into(),
+                points: result.excess_entropy.iter().map(|e| (e.t, e.f_over_alpha)).collect(),
+                error: Some(result.excess_entropy.iter().map(|e| e.stderr).collect()),
+                style: Style::Points,
+            },
+            Series {
+                label: "Gaussian REM theory".into(),
+                points: result.excess_entropy.iter().map(|e| (e.t, e.f_over_alpha_theory)).collect(),
+                error: None,
+                style: Style::Line,
+            },
+            Series {
+                label: "clone-collapse φ_C".into(),
+                points: result.clone_collapse.iter().map(|p| (p.t, p.phi)).collect(),
+                error: Some(result.clone_collapse.iter().map(|p| p.stderr).collect()),
+                style: Style::Points,
+            },
+        ];
+        crate::report::plot_series(dir, "collapse.svg", "Collapse onto the training set", "time t", "f^e/α, φ_C", &series, &markers)?;
+    }
+    Ok(result)
+}
+
+/// Sample covariance of the rows of `x` (N×d), as a dense matrix.
+fn sample_covariance(x: &nalgebra::DMatrix<f64>) -> Linear {
+    let n = x.nrows() as f64;
+    let mean = x.row_mean();
+    let centred = x - nalgebra::DMatrix::from_fn(x.nrows(), x.ncols(), |_, j| mean[j]);
+    Linear::Dense(centred.transpose() * centred / (n - 1.0).max(1.0))
+}

@@ -1,0 +1,373 @@
+//! The command-line interface: parse flags and config, pick an engine, run a study, print and
+//! write its summary. Every study returns a serialisable result; this module wraps it in the
+//! common envelope (command, version, seed, backend, wall time, resolved config).
+
+pub mod build;
+pub mod collapse;
+pub mod run;
+pub mod speciation;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::config::{Backend, Config, ConfigArgs};
+use crate::engine::Engine;
+use crate::engine::cpu::CpuEngine;
+use crate::measure::Tick;
+use crate::plan::Grid;
+use crate::report::{OutDir, Progress, format_table};
+use crate::theory;
+
+const ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward process \
+and measure their dynamical regimes: speciation (samples commit to a class) and collapse (samples \
+become copies of training points), beside the theory.";
+
+const LONG_ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward \
+process dx = −(I+Q)U x dt + √2 dW and measure their dynamical regimes beside the theory.
+
+U is the stationary precision (--u), Q an antisymmetric rotation (--q) that breaks detailed balance \
+without changing the stationary law. Generation integrates the reverse SDE with the exact score from \
+t = T (--t-max) down to 0 in --steps Euler–Maruyama steps, on the GPU (wgpu) or the CPU.
+
+Start with:
+  regimes theory --preset biroli --dim 64          predictions only, instant
+  regimes speciation --preset biroli               cloning experiment vs. t_S = ½ ln d
+  regimes speciation --u geomspace:0.2:5 --q optimal --mean soft
+  regimes collapse --preset biroli --dim 8 --n-train 200
+Parameters can come from a TOML file (--config study.toml, keys as the flags without '--'); flags \
+override the file, which overrides --preset.";
+
+#[derive(Parser)]
+#[command(name = "regimes", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Theoretical predictions only: spectral gaps, s(t) and t_S, t_C, stiffness of the step.
+    Theory(StudyArgs),
+    /// Run particles from T to 0 and stream moments, class fractions and posterior purity at
+    /// --record-times; --save-samples writes the final particles to samples.npy.
+    Run(StudyArgs),
+    /// Cloning experiment: branch trajectories at --branch-times into two clones and measure the
+    /// probability φ(t) that both end in the same class; t_S is where φ crosses F(1) = 0.7752.
+    Speciation(StudyArgs),
+    /// Collapse on the empirical target (--n-train points): per-trajectory collapse times, excess
+    /// entropy at --entropy-times and the clone-collapse fraction, beside the REM time t_C.
+    Collapse(StudyArgs),
+    /// List the GPU adapters wgpu can see, with backend, type, limits and features.
+    Devices {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct StudyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Directory for summary.json, CSV series, plots and samples (created; refused if it exists
+    /// and is not empty, unless --force).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write into an existing non-empty --out directory, replacing files of the same name.
+    #[arg(long)]
+    force: bool,
+    /// Print the machine-readable summary (JSON) on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar or notes on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// What a study needs besides its engine: the config, the grid, the output directory.
+pub struct Context {
+    pub cfg: Config,
+    pub grid: Grid,
+    pub out: Option<OutDir>,
+    pub quiet: bool,
+    pub warnings: Vec<String>,
+    /// Why a measurement stopped before completing (interrupt, device error); partial results
+    /// are still reported and written.
+    pub stopped_early: Option<String>,
+}
+
+impl Context {
+    pub fn warn_all(&mut self, warnings: &[String]) {
+        for w in warnings {
+            if !self.quiet {
+                eprintln!("warning: {w}");
+            }
+            self.warnings.push(w.clone());
+        }
+    }
+
+    pub fn stopped(&mut self, reason: Option<String>) {
+        if self.stopped_early.is_none() {
+            self.stopped_early = reason;
+        }
+    }
+
+    pub fn particles(&self, default: u64) -> u64 {
+        self.cfg.particles.unwrap_or(default)
+    }
+
+    pub fn pairs(&self, default: u64) -> u64 {
+        self.cfg.pairs.unwrap_or(default)
+    }
+
+    /// Runs `f` with a progress bar over `total` particle-steps.
+    pub fn with_progress<R>(&self, total: u64, what: &str, f: impl FnOnce(Tick) -> R) -> R {
+        let progress = Progress::new(total, what, self.quiet);
+        let r = f(&mut |n| progress.inc(n));
+        progress.finish();
+        r
+    }
+}
+
+/// Grid indices of the requested times (nearest grid point), ascending and distinct; with
+/// `before_end` the final point t = 0 is excluded (nothing to branch there).
+pub fn grid_points(grid: &Grid, times: &[f64], before_end: bool) -> Vec<usize> {
+    let last = if before_end { grid.steps - 1 } else { grid.steps };
+    let mut j: Vec<usize> = times.iter().map(|&t| grid.index_of(t).min(last)).collect();
+    j.sort_unstable();
+    j.dedup();
+    j
+}
+
+/// The common envelope of every summary.
+#[derive(Serialize)]
+struct Summary<'a, T: Serialize> {
+    command: &'a str,
+    version: &'a str,
+    seed: u64,
+    backend: String,
+    wall_seconds: f64,
+    /// Set when the run stopped before completing; counts in the result are what completed.
+    stopped_early: Option<&'a str>,
+    warnings: &'a [String],
+    config: &'a Config,
+    #[serde(flatten)]
+    result: T,
+}
+
+pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let (name, args) = match cli.command {
+        Command::Devices { json } => return devices(json),
+        Command::Theory(a) => ("theory", a),
+        Command::Run(a) => ("run", a),
+        Command::Speciation(a) => ("speciation", a),
+        Command::Collapse(a) => ("collapse", a),
+    };
+    let cfg = args.config.resolve()?;
+    let grid = Grid::new(cfg.t_max, cfg.steps)?;
+    // Refuse a bad --out before any work is done.
+    let out = args.out.as_deref().map(|p| OutDir::create(p, args.force)).transpose()?;
+    let mut cx = Context { cfg, grid, out, quiet: args.quiet || args.json, warnings: vec![], stopped_early: None };
+    // Ctrl-C finishes the batch in flight, then the partial results are reported and written.
+    let _ = ctrlc::set_handler(crate::measure::request_stop);
+    let started = Instant::now();
+    let (backend, table, json) = match name {
+        "theory" => {
+            let r = theory_study(&mut cx)?;
+            ("none".to_string(), theory_table(&r), serde_json::to_value(&r)?)
+        }
+        _ => {
+            let engine = select_engine(&cx)?;
+            match engine {
+                Selected::Cpu(e) => study(name, &mut cx, &e)?,
+            }
+        }
+    };
+    let summary = Summary {
+        command: name,
+        version: env!("CARGO_PKG_VERSION"),
+        seed: cx.cfg.seed,
+        backend,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        stopped_early: cx.stopped_early.as_deref(),
+        warnings: &cx.warnings,
+        config: &cx.cfg,
+        result: json,
+    };
+    if let Some(out) = cx.out.as_ref() {
+        out.write_json("summary.json", &summary)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{table}");
+        if let Some(out) = &cx.out {
+            println!("wrote {}", out.files().join(", "));
+        }
+    }
+    match &cx.stopped_early {
+        Some(reason) => anyhow::bail!("stopped early ({reason}); the partial results above cover what completed"),
+        None => Ok(()),
+    }
+}
+
+enum Selected {
+    Cpu(CpuEngine),
+}
+
+fn select_engine(cx: &Context) -> Result<Selected> {
+    let cpu = || match cx.cfg.threads {
+        Some(t) => CpuEngine::with_threads(t),
+        None => Ok(CpuEngine::new()),
+    };
+    match cx.cfg.backend {
+        Backend::Cpu | Backend::Auto => Ok(Selected::Cpu(cpu()?)),
+        Backend::Gpu => anyhow::bail!("backend: the GPU engine is not available in this build"),
+    }
+}
+
+/// Runs study `name` on an engine: (backend description, human table, JSON result).
+fn study<E: Engine>(name: &str, cx: &mut Context, engine: &E) -> Result<(String, String, serde_json::Value)> {
+    let backend = engine.describe();
+    if !cx.quiet {
+        eprintln!("engine: {backend}");
+    }
+    Ok(match name {
+        "run" => {
+            let r = run::run(cx, engine)?;
+            (backend, run_table(&r), serde_json::to_value(&r)?)
+        }
+        "speciation" => {
+            let r = speciation::speciation(cx, engine)?;
+            (backend, speciation_table(&r), serde_json::to_value(&r)?)
+        }
+        _ => {
+            let r = collapse::collapse(cx, engine)?;
+            (backend, collapse_table(&r), serde_json::to_value(&r)?)
+        }
+    })
+}
+
+#[derive(Serialize)]
+struct TheoryStudy {
+    #[serde(flatten)]
+    theory: theory::Theory,
+    /// Biroli's closed forms, when U = I, Q = 0 and the target is ±m with C = σ²I.
+    t_s_closed_form: Option<f64>,
+    t_c_closed_form: Option<f64>,
+}
+
+fn theory_study(cx: &mut Context) -> Result<TheoryStudy> {
+    let cfg = cx.cfg.clone();
+    let built = build::build(&cfg)?;
+    let n = cfg.n_train;
+    let th = theory::theory(&built.process, &built.mixture, Some(n), cfg.t_max, cx.grid.dt());
+    cx.warn_all(&th.warnings);
+    let p = &built.process;
+    let biroli = p.u == crate::linalg::Linear::identity(cfg.dim)
+        && p.q.to_dense().amax() == 0.0
+        && built.class_dir.is_some()
+        && cfg.mixture_file.is_none();
+    let norm2 = built.mixture.means[0].norm_squared();
+    let s2 = cfg.sigma * cfg.sigma;
+    let result = TheoryStudy {
+        t_s_closed_form: biroli.then(|| theory::biroli_t_speciation(norm2, s2)),
+        t_c_closed_form: biroli.then(|| theory::biroli_t_collapse(n, cfg.dim, s2)),
+        theory: th,
+    };
+    if let Some(out) = cx.out.as_ref()
+        && !result.theory.s_curve.is_empty()
+    {
+        out.write_csv(
+            "s_curve.csv",
+            &["t", "s", "lambda_min_mtilde", "phi_theory"],
+            result.theory.s_curve.iter().map(|&(t, s, l, f)| vec![t, s, l, f]),
+        )?;
+    }
+    Ok(result)
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |x| format!("{x:.4}"))
+}
+
+fn theory_table(r: &TheoryStudy) -> String {
+    let t = &r.theory;
+    format_table(&[
+        ("spectral gap min Re λ(A)".into(), format!("{:.4}", t.spectral_gap)),
+        ("reversible gap λ_min(U)".into(), format!("{:.4}", t.spectral_gap_reversible)),
+        ("gap bound Tr(U)/d".into(), format!("{:.4}", t.gap_bound)),
+        ("speciation time t_S".into(), opt(t.t_s)),
+        ("  closed form ½log(1+‖m‖²−σ²)".into(), opt(r.t_s_closed_form)),
+        ("collapse time t_C".into(), opt(t.t_c)),
+        ("  closed form".into(), opt(r.t_c_closed_form)),
+        ("stiffness Δt‖QU‖".into(), format!("{:.4}", t.stiffness)),
+    ])
+}
+
+fn speciation_table(r: &speciation::Speciation) -> String {
+    let mut s = String::from("     t   φ clones ± s.e.   φ posterior   F(s(t)) theory\n");
+    for p in &r.phi {
+        s += &format!(
+            "{:>6.3}   {:.4} ± {:.4}      {:.4}        {}\n",
+            p.t,
+            p.phi,
+            p.stderr,
+            p.phi_posterior,
+            opt(p.phi_theory)
+        );
+    }
+    s += "\n";
+    s += &format_table(&[
+        ("t_S theory (s(t) = 1)".into(), opt(r.t_s_theory)),
+        (format!("t_S measured (φ = {:.4})", r.f_at_speciation), opt(r.t_s_measured)),
+        ("clone pairs per time".into(), r.pairs.to_string()),
+        ("spectral gap / bound".into(), format!("{:.4} / {:.4}", r.theory.spectral_gap, r.theory.gap_bound)),
+    ]);
+    s
+}
+
+fn collapse_table(r: &collapse::Collapse) -> String {
+    let mut s = String::from("     t   f^e/α ± s.e.      REM theory\n");
+    for e in &r.excess_entropy {
+        s += &format!("{:>6.3}   {:.4} ± {:.4}    {:.4}\n", e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory);
+    }
+    s += "\n     t   φ_C clones ± s.e.  posterior Σr²\n";
+    for p in &r.clone_collapse {
+        s += &format!("{:>6.3}   {:.4} ± {:.4}     {:.4}\n", p.t, p.phi, p.stderr, p.phi_posterior);
+    }
+    s += "\n";
+    s += &format_table(&[
+        ("t_C theory (Gaussian REM)".into(), opt(r.t_c_theory)),
+        ("t̂_C median per trajectory".into(), format!("{:.4}", r.t_c_measured)),
+        ("t̂_C mean ± s.e.".into(), format!("{:.4} ± {:.4}", r.collapse_times.mean, r.collapse_times.stderr)),
+        ("t̂_C 10%–90%".into(), format!("{:.4} – {:.4}", r.collapse_times.q10, r.collapse_times.q90)),
+        ("training points N, α = ln N/d".into(), format!("{}, {:.4}", r.n_train, r.alpha)),
+    ]);
+    s
+}
+
+fn run_table(r: &run::Run) -> String {
+    let mut s = String::from("     t   ‖mean‖    proj. mean   proj. var   purity Σr²\n");
+    for p in &r.record {
+        s += &format!(
+            "{:>6.3}   {:.4}    {:>9}   {:>9}   {:.4}\n",
+            p.t,
+            p.mean_norm,
+            p.projection_mean.map_or("—".into(), |x| format!("{x:.4}")),
+            p.projection_var.map_or("—".into(), |x| format!("{x:.4}")),
+            p.purity
+        );
+    }
+    s += &format!("\nfinal class fractions: {:?}\nparticles: {}", r.class_fractions, r.particles);
+    s
+}
+
+fn devices(_json: bool) -> Result<()> {
+    anyhow::bail!("devices: the GPU engine is not available in this build")
+}

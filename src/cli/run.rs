@@ -1,0 +1,124 @@
+//! `regimes run`: a general run that streams moments, class fractions and the posterior purity at
+//! chosen times and can save the final samples.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Context, grid_points};
+use crate::engine::{Engine, Recorder};
+use crate::measure::run::{RunSpec, run as run_particles};
+use crate::plan::Plan;
+use crate::report::{Series, Style};
+use crate::stats::PointStats;
+use crate::theory::{self, Theory};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordPoint {
+    pub t: f64,
+    pub count: u64,
+    /// ‖E x_t‖ estimated from the particles (relaxation: decays like e^{−gap·(T−t)} backwards).
+    pub mean_norm: f64,
+    /// Projection on the class direction: mean and variance.
+    pub projection_mean: Option<f64>,
+    pub projection_var: Option<f64>,
+    /// Mean posterior purity Σ r² and its standard error.
+    pub purity: f64,
+    pub purity_stderr: f64,
+    /// Fraction of particles per argmax class.
+    pub class_fractions: Vec<f64>,
+    /// Per-coordinate mean and variance.
+    pub mean: Vec<f64>,
+    pub variance: Vec<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Run {
+    pub particles: u64,
+    pub record: Vec<RecordPoint>,
+    /// Final class fractions.
+    pub class_fractions: Vec<f64>,
+    pub theory: Theory,
+}
+
+fn point(t: f64, s: &PointStats) -> RecordPoint {
+    let total = s.coords.count.max(1) as f64;
+    let d = s.coords.dim();
+    RecordPoint {
+        t,
+        count: s.coords.count,
+        mean_norm: s.coords.mean.iter().map(|m| m * m).sum::<f64>().sqrt(),
+        projection_mean: s.projections.mean.first().copied(),
+        projection_var: (s.projections.dim() > 0).then(|| s.projections.variance(0)),
+        purity: s.purity.mean[0],
+        purity_stderr: s.purity.stderr(0),
+        class_fractions: s.classes.iter().map(|&c| c as f64 / total).collect(),
+        mean: s.coords.mean.clone(),
+        variance: (0..d).map(|i| s.coords.variance(i)).collect(),
+    }
+}
+
+pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
+    let cfg = cx.cfg.clone();
+    let built = super::build::build(&cfg)?;
+    let plan = Plan::new(&built.mixture_model(), cx.grid, cfg.scheme, cfg.start)?;
+    let theory = theory::theory(&built.process, &built.mixture, None, cfg.t_max, cx.grid.dt());
+    cx.warn_all(&theory.warnings);
+    let times = cfg.record_times.clone().unwrap_or_else(|| (0..=20).map(|k| cfg.t_max * (20 - k) as f64 / 20.0).collect());
+    let points = grid_points(&cx.grid, &times, false);
+    let directions: Vec<f32> = built.class_dir.iter().flat_map(|m| m.iter().map(|&x| x as f32)).collect();
+    let particles = cx.particles(100_000);
+    let out = cx.with_progress(particles * cx.grid.steps as u64, "particles", |tick| {
+        let spec = RunSpec { seed: cfg.seed, particles, keep_samples: cfg.save_samples, batch: cfg.batch };
+        run_particles(engine, &plan, spec, Recorder::new(&plan, points, directions), tick)
+    })?;
+    cx.stopped(out.stopped.clone());
+    let particles = out.particles_done;
+    let record: Vec<RecordPoint> =
+        out.recorder.points.iter().zip(&out.recorder.stats).map(|(&j, s)| point(cx.grid.time(j), s)).collect();
+    let total = out.tally.labels.iter().sum::<u64>().max(1) as f64;
+    let result = Run {
+        particles,
+        class_fractions: out.tally.labels.iter().map(|&c| c as f64 / total).collect(),
+        record,
+        theory,
+    };
+    if let Some(dir) = cx.out.as_ref() {
+        let k = plan.centers_count;
+        let mut header = vec!["t".to_string(), "count".into(), "mean_norm".into(), "projection_mean".into()];
+        header.extend(["projection_var".into(), "purity".into(), "purity_stderr".into()]);
+        header.extend((0..k).map(|c| format!("class_{c}")));
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        dir.write_csv(
+            "moments.csv",
+            &header,
+            result.record.iter().map(|r| {
+                let mut row = vec![r.t, r.count as f64, r.mean_norm];
+                row.extend([r.projection_mean.unwrap_or(f64::NAN), r.projection_var.unwrap_or(f64::NAN)]);
+                row.extend([r.purity, r.purity_stderr]);
+                row.extend(&r.class_fractions);
+                row
+            }),
+        )?;
+        if let Some(s) = &out.samples {
+            dir.write_npy_f32("samples.npy", &[s.len(), s.dim], &s.x)?;
+        }
+        let mut series = vec![Series {
+            label: "posterior purity Σ r²".into(),
+            points: result.record.iter().map(|r| (r.t, r.purity)).collect(),
+            error: Some(result.record.iter().map(|r| r.purity_stderr).collect()),
+            style: Style::Points,
+        }];
+        if let Some(m) = &built.class_dir {
+            let norm = built.mixture.means[0].dot(m).abs().max(f64::MIN_POSITIVE);
+            series.push(Series {
+                label: "|mean projection| / ‖m‖".into(),
+                points: result.record.iter().filter_map(|r| r.projection_mean.map(|p| (r.t, p.abs() / norm))).collect(),
+                error: None,
+                style: Style::Line,
+            });
+        }
+        let markers: Vec<(String, f64)> = result.theory.t_s.map(|t| ("t_S theory".to_string(), t)).into_iter().collect();
+        crate::report::plot_series(dir, "run.svg", "Generation from t = T to 0", "time t", "", &series, &markers)?;
+    }
+    Ok(result)
+}

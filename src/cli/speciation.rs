@@ -1,0 +1,139 @@
+//! `regimes speciation`: the cloning experiment on the mixture target, beside the theory.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Context, grid_points};
+use crate::engine::Engine;
+use crate::measure::cloning::{Branch, clone_pairs, crossing};
+use crate::plan::Plan;
+use crate::report::{Series, Style};
+use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
+
+/// φ at one branch time, measured by clones and by the posterior purity, beside F(s(t)).
+#[derive(Clone, Debug, Serialize)]
+pub struct PhiPoint {
+    pub t: f64,
+    pub phi: f64,
+    pub stderr: f64,
+    /// Exact-score estimate mean Σ r² at the branch point (no clones needed).
+    pub phi_posterior: f64,
+    pub phi_posterior_stderr: f64,
+    /// F(s(t)) for two symmetric classes, else null.
+    pub phi_theory: Option<f64>,
+    pub pairs: u64,
+}
+
+impl PhiPoint {
+    pub fn new(b: &Branch, theory: Option<f64>) -> Self {
+        PhiPoint {
+            t: b.t,
+            phi: b.phi(),
+            stderr: b.stderr(),
+            phi_posterior: b.purity.mean[0],
+            phi_posterior_stderr: b.purity.stderr(0),
+            phi_theory: theory,
+            pairs: b.pairs,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Speciation {
+    pub t_s_theory: Option<f64>,
+    pub t_s_measured: Option<f64>,
+    /// F(1), the level φ crosses at t_S.
+    pub f_at_speciation: f64,
+    pub pairs: u64,
+    pub phi: Vec<PhiPoint>,
+    pub theory: Theory,
+}
+
+pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation> {
+    let cfg = cx.cfg.clone();
+    let built = super::build::build(&cfg)?;
+    let plan = Plan::new(&built.mixture_model(), cx.grid, cfg.scheme, cfg.start)?;
+    let theory = theory::theory(&built.process, &built.mixture, None, cfg.t_max, cx.grid.dt());
+    cx.warn_all(&theory.warnings);
+    let times = cfg.branch_times.clone().unwrap_or_else(|| match theory.t_s {
+        Some(ts) => [0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0].iter().map(|f| f * ts).collect(),
+        None => (1..=8).map(|k| cfg.t_max * k as f64 / 9.0).collect(),
+    });
+    let steps = grid_points(&cx.grid, &times, true);
+    let pairs = cx.pairs(20_000);
+    let two_class = theory::symmetric_two_class(&built.mixture).cloned();
+    let trunk = steps.iter().max().copied().unwrap_or(0);
+    let work = pairs * (trunk + steps.iter().map(|&j| 2 * (cx.grid.steps - j)).sum::<usize>()) as u64;
+    let cloning = cx.with_progress(work, "clone pairs", |tick| {
+        clone_pairs(engine, &plan, cfg.seed, pairs, &steps, cfg.batch, tick)
+    })?;
+    cx.stopped(cloning.stopped);
+    let branches = cloning.branches;
+    let level = f_at_speciation();
+    let phi: Vec<PhiPoint> = branches
+        .iter()
+        .map(|b| {
+            let th = two_class.as_ref().map(|m| cloning_probability(snr(&built.process, m, &built.mixture.cov, b.t)));
+            PhiPoint::new(b, th)
+        })
+        .collect();
+    let result = Speciation {
+        t_s_theory: theory.t_s,
+        t_s_measured: crossing(&branches, level),
+        f_at_speciation: level,
+        pairs: branches.first().map_or(0, |b| b.pairs),
+        phi,
+        theory,
+    };
+    write_outputs(cx, &result)?;
+    Ok(result)
+}
+
+fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
+    let Some(out) = cx.out.as_ref() else { return Ok(()) };
+    out.write_csv(
+        "phi.csv",
+        &["t", "phi", "stderr", "phi_posterior", "phi_posterior_stderr", "phi_theory"],
+        r.phi.iter().map(|p| {
+            vec![p.t, p.phi, p.stderr, p.phi_posterior, p.phi_posterior_stderr, p.phi_theory.unwrap_or(f64::NAN)]
+        }),
+    )?;
+    if !r.theory.s_curve.is_empty() {
+        out.write_csv(
+            "s_curve.csv",
+            &["t", "s", "lambda_min_mtilde", "phi_theory"],
+            r.theory.s_curve.iter().map(|&(t, s, l, f)| vec![t, s, l, f]),
+        )?;
+    }
+    let mut series = vec![
+        Series {
+            label: "φ from clones (±1 s.e.)".into(),
+            points: r.phi.iter().map(|p| (p.t, p.phi)).collect(),
+            error: Some(r.phi.iter().map(|p| p.stderr).collect()),
+            style: Style::Points,
+        },
+        Series {
+            label: "posterior Σ r² at the branch".into(),
+            points: r.phi.iter().map(|p| (p.t, p.phi_posterior)).collect(),
+            error: None,
+            style: Style::Points,
+        },
+    ];
+    if !r.theory.s_curve.is_empty() {
+        series.push(Series {
+            label: "theory F(s(t))".into(),
+            points: r.theory.s_curve.iter().map(|&(t, _, _, f)| (t, f)).collect(),
+            error: None,
+            style: Style::Line,
+        });
+    }
+    let mut markers = vec![];
+    if let Some(t) = r.t_s_theory {
+        markers.push(("t_S theory".to_string(), t));
+    }
+    if let Some(t) = r.t_s_measured {
+        markers.push(("t_S measured".to_string(), t));
+    }
+    crate::report::plot_series(out, "phi.svg", "Cloning probability φ(t)", "branch time t", "φ", &series, &markers)?;
+    Ok(())
+}
