@@ -51,15 +51,19 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Theoretical predictions only: spectral gaps, s(t) and t_S, t_C, stiffness of the step.
+    #[command(allow_negative_numbers = true)]
     Theory(StudyArgs),
     /// Run particles from T to 0 and stream moments, class fractions and posterior purity at
     /// --record-times; --save-samples writes the final particles to samples.npy.
+    #[command(allow_negative_numbers = true)]
     Run(StudyArgs),
     /// Cloning experiment: branch trajectories at --branch-times into two clones and measure the
     /// probability φ(t) that both end in the same class; t_S is where φ crosses F(1) = 0.7752.
+    #[command(allow_negative_numbers = true)]
     Speciation(StudyArgs),
     /// Collapse on the empirical target (--n-train points): per-trajectory collapse times, excess
     /// entropy at --entropy-times and the clone-collapse fraction, beside the REM time t_C.
+    #[command(allow_negative_numbers = true)]
     Collapse(StudyArgs),
     /// List the GPU adapters wgpu can see, with backend, type, limits and features.
     Devices {
@@ -136,7 +140,11 @@ impl Context {
 /// Grid indices of the requested times (nearest grid point), ascending and distinct; with
 /// `before_end` the final point t = 0 is excluded (nothing to branch there).
 pub fn grid_points(grid: &Grid, times: &[f64], before_end: bool) -> Vec<usize> {
-    let last = if before_end { grid.steps - 1 } else { grid.steps };
+    let last = if before_end {
+        grid.steps - 1
+    } else {
+        grid.steps
+    };
     let mut j: Vec<usize> = times.iter().map(|&t| grid.index_of(t).min(last)).collect();
     j.sort_unstable();
     j.dedup();
@@ -171,15 +179,30 @@ pub fn main() -> Result<()> {
     let cfg = args.config.resolve()?;
     let grid = Grid::new(cfg.t_max, cfg.steps)?;
     // Refuse a bad --out before any work is done.
-    let out = args.out.as_deref().map(|p| OutDir::create(p, args.force)).transpose()?;
-    let mut cx = Context { cfg, grid, out, quiet: args.quiet || args.json, warnings: vec![], stopped_early: None };
+    let out = args
+        .out
+        .as_deref()
+        .map(|p| OutDir::create(p, args.force))
+        .transpose()?;
+    let mut cx = Context {
+        cfg,
+        grid,
+        out,
+        quiet: args.quiet || args.json,
+        warnings: vec![],
+        stopped_early: None,
+    };
     // Ctrl-C finishes the batch in flight, then the partial results are reported and written.
     let _ = ctrlc::set_handler(crate::measure::request_stop);
     let started = Instant::now();
     let (backend, table, json) = match name {
         "theory" => {
             let r = theory_study(&mut cx)?;
-            ("none".to_string(), theory_table(&r), serde_json::to_value(&r)?)
+            (
+                "none".to_string(),
+                theory_table(&r),
+                serde_json::to_value(&r)?,
+            )
         }
         _ => {
             let engine = select_engine(&cx)?;
@@ -211,7 +234,9 @@ pub fn main() -> Result<()> {
         }
     }
     match &cx.stopped_early {
-        Some(reason) => anyhow::bail!("stopped early ({reason}); the partial results above cover what completed"),
+        Some(reason) => anyhow::bail!(
+            "stopped early ({reason}); the partial results above cover what completed"
+        ),
         None => Ok(()),
     }
 }
@@ -232,7 +257,11 @@ fn select_engine(cx: &Context) -> Result<Selected> {
 }
 
 /// Runs study `name` on an engine: (backend description, human table, JSON result).
-fn study<E: Engine>(name: &str, cx: &mut Context, engine: &E) -> Result<(String, String, serde_json::Value)> {
+fn study<E: Engine>(
+    name: &str,
+    cx: &mut Context,
+    engine: &E,
+) -> Result<(String, String, serde_json::Value)> {
     let backend = engine.describe();
     if !cx.quiet {
         eprintln!("engine: {backend}");
@@ -266,7 +295,13 @@ fn theory_study(cx: &mut Context) -> Result<TheoryStudy> {
     let cfg = cx.cfg.clone();
     let built = build::build(&cfg)?;
     let n = cfg.n_train;
-    let th = theory::theory(&built.process, &built.mixture, Some(n), cfg.t_max, cx.grid.dt());
+    let th = theory::theory(
+        &built.process,
+        &built.mixture,
+        Some(n),
+        cfg.t_max,
+        cx.grid.dt(),
+    );
     cx.warn_all(&th.warnings);
     let p = &built.process;
     let biroli = p.u == crate::linalg::Linear::identity(cfg.dim)
@@ -286,7 +321,11 @@ fn theory_study(cx: &mut Context) -> Result<TheoryStudy> {
         out.write_csv(
             "s_curve.csv",
             &["t", "s", "lambda_min_mtilde", "phi_theory"],
-            result.theory.s_curve.iter().map(|&(t, s, l, f)| vec![t, s, l, f]),
+            result
+                .theory
+                .s_curve
+                .iter()
+                .map(|&(t, s, l, f)| vec![t, s, l, f]),
         )?;
     }
     Ok(result)
@@ -299,11 +338,20 @@ fn opt(v: Option<f64>) -> String {
 fn theory_table(r: &TheoryStudy) -> String {
     let t = &r.theory;
     format_table(&[
-        ("spectral gap min Re λ(A)".into(), format!("{:.4}", t.spectral_gap)),
-        ("reversible gap λ_min(U)".into(), format!("{:.4}", t.spectral_gap_reversible)),
+        (
+            "spectral gap min Re λ(A)".into(),
+            format!("{:.4}", t.spectral_gap),
+        ),
+        (
+            "reversible gap λ_min(U)".into(),
+            format!("{:.4}", t.spectral_gap_reversible),
+        ),
         ("gap bound Tr(U)/d".into(), format!("{:.4}", t.gap_bound)),
         ("speciation time t_S".into(), opt(t.t_s)),
-        ("  closed form ½log(1+‖m‖²−σ²)".into(), opt(r.t_s_closed_form)),
+        (
+            "  closed form ½log(1+‖m‖²−σ²)".into(),
+            opt(r.t_s_closed_form),
+        ),
         ("collapse time t_C".into(), opt(t.t_c)),
         ("  closed form".into(), opt(r.t_c_closed_form)),
         ("stiffness Δt‖QU‖".into(), format!("{:.4}", t.stiffness)),
@@ -325,9 +373,15 @@ fn speciation_table(r: &speciation::Speciation) -> String {
     s += "\n";
     s += &format_table(&[
         ("t_S theory (s(t) = 1)".into(), opt(r.t_s_theory)),
-        (format!("t_S measured (φ = {:.4})", r.f_at_speciation), opt(r.t_s_measured)),
+        (
+            format!("t_S measured (φ = {:.4})", r.f_at_speciation),
+            opt(r.t_s_measured),
+        ),
         ("clone pairs per time".into(), r.pairs.to_string()),
-        ("spectral gap / bound".into(), format!("{:.4} / {:.4}", r.theory.spectral_gap, r.theory.gap_bound)),
+        (
+            "spectral gap / bound".into(),
+            format!("{:.4} / {:.4}", r.theory.spectral_gap, r.theory.gap_bound),
+        ),
     ]);
     s
 }
@@ -335,19 +389,40 @@ fn speciation_table(r: &speciation::Speciation) -> String {
 fn collapse_table(r: &collapse::Collapse) -> String {
     let mut s = String::from("     t   f^e/α ± s.e.      REM theory\n");
     for e in &r.excess_entropy {
-        s += &format!("{:>6.3}   {:.4} ± {:.4}    {:.4}\n", e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory);
+        s += &format!(
+            "{:>6.3}   {:.4} ± {:.4}    {:.4}\n",
+            e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory
+        );
     }
     s += "\n     t   φ_C clones ± s.e.  posterior Σr²\n";
     for p in &r.clone_collapse {
-        s += &format!("{:>6.3}   {:.4} ± {:.4}     {:.4}\n", p.t, p.phi, p.stderr, p.phi_posterior);
+        s += &format!(
+            "{:>6.3}   {:.4} ± {:.4}     {:.4}\n",
+            p.t, p.phi, p.stderr, p.phi_posterior
+        );
     }
     s += "\n";
     s += &format_table(&[
         ("t_C theory (Gaussian REM)".into(), opt(r.t_c_theory)),
-        ("t̂_C median per trajectory".into(), format!("{:.4}", r.t_c_measured)),
-        ("t̂_C mean ± s.e.".into(), format!("{:.4} ± {:.4}", r.collapse_times.mean, r.collapse_times.stderr)),
-        ("t̂_C 10%–90%".into(), format!("{:.4} – {:.4}", r.collapse_times.q10, r.collapse_times.q90)),
-        ("training points N, α = ln N/d".into(), format!("{}, {:.4}", r.n_train, r.alpha)),
+        (
+            "t̂_C median per trajectory".into(),
+            format!("{:.4}", r.t_c_measured),
+        ),
+        (
+            "t̂_C mean ± s.e.".into(),
+            format!(
+                "{:.4} ± {:.4}",
+                r.collapse_times.mean, r.collapse_times.stderr
+            ),
+        ),
+        (
+            "t̂_C 10%–90%".into(),
+            format!("{:.4} – {:.4}", r.collapse_times.q10, r.collapse_times.q90),
+        ),
+        (
+            "training points N, α = ln N/d".into(),
+            format!("{}, {:.4}", r.n_train, r.alpha),
+        ),
     ]);
     s
 }
@@ -364,7 +439,10 @@ fn run_table(r: &run::Run) -> String {
             p.purity
         );
     }
-    s += &format!("\nfinal class fractions: {:?}\nparticles: {}", r.class_fractions, r.particles);
+    s += &format!(
+        "\nfinal class fractions: {:?}\nparticles: {}",
+        r.class_fractions, r.particles
+    );
     s
 }
 

@@ -1,0 +1,224 @@
+//! The binary as users meet it: bad input gets a clear error naming the field, a non-zero exit,
+//! no panic and nothing half-written; good input gives the documented JSON keys.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn regimes(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .expect("binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("regimes-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Fails with a message containing every `needles` entry, without a panic, and writes no --out.
+fn assert_refused(args: &[&str], needles: &[&str]) {
+    let out_dir = scratch("refused").join("out");
+    let mut full: Vec<&str> = args.to_vec();
+    let out_str = out_dir.to_str().unwrap().to_string();
+    full.extend(["--out", &out_str, "--backend", "cpu"]);
+    let out = regimes(&full);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for n in needles {
+        assert!(
+            err.contains(n),
+            "{args:?}: error does not mention '{n}': {err}"
+        );
+    }
+    let written = std::fs::read_dir(&out_dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(written, 0, "{args:?} left files in --out");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error() {
+    let dir = scratch("inputs");
+    let not_spd = write(&dir, "u.csv", "1,0\n0,-2\n");
+    let not_antisym = write(&dir, "q.csv", "0,1\n1,0\n");
+    let u3 = write(&dir, "u3.csv", "1,0,0\n0,1,0\n0,0,1\n");
+    let nan = write(&dir, "nan.csv", "1,0\n0,nan\n");
+    let typo = write(&dir, "typo.toml", "particels = 10\n");
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (
+            vec![
+                "--dim".into(),
+                "2".into(),
+                "--u".into(),
+                format!("file:{not_spd}"),
+            ],
+            vec!["U", "smallest eigenvalue"],
+        ),
+        (
+            vec![
+                "--dim".into(),
+                "2".into(),
+                "--q".into(),
+                format!("file:{not_antisym}"),
+            ],
+            vec!["Q", "antisymmetric"],
+        ),
+        (
+            vec![
+                "--dim".into(),
+                "2".into(),
+                "--u".into(),
+                format!("file:{u3}"),
+            ],
+            vec!["U", "3"],
+        ),
+        (
+            vec![
+                "--dim".into(),
+                "2".into(),
+                "--u".into(),
+                format!("file:{nan}"),
+            ],
+            vec!["NaN"],
+        ),
+        (
+            vec!["--config".into(), typo],
+            vec!["particels", "did you mean 'particles'"],
+        ),
+        (
+            vec!["--u".into(), "file:/nonexistent/u.npy".into()],
+            vec!["/nonexistent/u.npy"],
+        ),
+        (vec!["--steps".into(), "0".into()], vec!["steps"]),
+        (vec!["--t-max".into(), "-1".into()], vec!["t-max"]),
+        (vec!["--particles".into(), "0".into()], vec!["particles"]),
+        (vec!["--sigma".into(), "nan".into()], vec!["sigma"]),
+        (
+            vec![
+                "--dim".into(),
+                "3".into(),
+                "--q".into(),
+                "pair:0:5:1".into(),
+            ],
+            vec!["q", "below dim"],
+        ),
+    ];
+    for (args, needles) in cases {
+        let mut full = vec!["run"];
+        full.extend(args.iter().map(String::as_str));
+        assert_refused(&full, &needles);
+    }
+}
+
+#[test]
+fn existing_output_is_never_overwritten_silently() {
+    let dir = scratch("existing");
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    let out = regimes(&["theory", "--out", dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let out = regimes(&["theory", "--out", dir.to_str().unwrap(), "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    assert!(dir.join("summary.json").exists());
+}
+
+#[test]
+fn json_summaries_hold_the_stable_keys() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = regimes(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+    };
+    let envelope = ["config", "seed", "version", "backend", "wall_seconds"];
+    let t = json(&["theory", "--preset", "biroli", "--dim", "32", "--json"]);
+    for k in envelope.iter().chain(&[
+        "t_s",
+        "t_c",
+        "spectral_gap",
+        "spectral_gap_reversible",
+        "gap_bound",
+    ]) {
+        assert!(t.get(k).is_some(), "theory summary lacks '{k}'");
+    }
+    assert!((t["t_s"].as_f64().unwrap() - 0.5 * 32f64.ln()).abs() < 1e-6);
+
+    let s = json(&[
+        "speciation",
+        "--preset",
+        "quick",
+        "--pairs",
+        "500",
+        "--branch-times",
+        "0.5,1,2",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    for k in envelope
+        .iter()
+        .chain(&["t_s_theory", "t_s_measured", "phi"])
+    {
+        assert!(s.get(k).is_some(), "speciation summary lacks '{k}'");
+    }
+    let phi = s["phi"].as_array().unwrap();
+    assert_eq!(phi.len(), 3);
+    for k in ["t", "phi", "stderr", "phi_theory"] {
+        assert!(phi[0].get(k).is_some(), "phi entries lack '{k}'");
+    }
+
+    let c = json(&[
+        "collapse",
+        "--preset",
+        "quick",
+        "--dim",
+        "4",
+        "--n-train",
+        "50",
+        "--particles",
+        "300",
+        "--pairs",
+        "50",
+        "--steps",
+        "100",
+        "--entropy-times",
+        "0.1,0.5",
+        "--entropy-samples",
+        "100",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    for k in envelope
+        .iter()
+        .chain(&["t_c_theory", "t_c_measured", "excess_entropy"])
+    {
+        assert!(c.get(k).is_some(), "collapse summary lacks '{k}'");
+    }
+    for k in ["t", "f_over_alpha", "stderr"] {
+        assert!(
+            c["excess_entropy"][0].get(k).is_some(),
+            "excess_entropy entries lack '{k}'"
+        );
+    }
+}
