@@ -32,8 +32,9 @@ fn phi_at_speciation(
     let grid = Grid::new(t_max, steps).unwrap();
     let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
     let j = grid.index_of(ts);
-    let branch =
-        &clone_pairs(&CpuEngine::new(), &plan, 17, pairs, &[j], None, &mut |_| {}).unwrap().branches[0];
+    let branch = &clone_pairs(&CpuEngine::new(), &plan, 17, pairs, &[j], None, &mut |_| {})
+        .unwrap()
+        .branches[0];
     let expected = regimes::theory::cloning_probability(snr(&process, &m, &mixture.cov, branch.t));
     assert!(
         (expected - f_at_speciation()).abs() < 0.01,
@@ -69,4 +70,55 @@ fn anisotropic_optimal_q_phi_at_speciation_is_f1() {
     let q = optimal_q(&u, None).unwrap();
     let p = Process::new(u, q).unwrap();
     phi_at_speciation(p, MeanSpec::Soft, 12.0, 4.0, 800, 20_000);
+}
+
+/// With U = cI a rotation Q only rotates the whole problem (C = σ²I is isotropic), so every
+/// statistic equals the reversible one: the clone agreement at several branch times must agree
+/// within the combined standard errors.
+#[test]
+fn isotropic_u_makes_phi_q_invariant() {
+    let d = 6;
+    let u = Linear::Scalar(2.0, d);
+    let q =
+        regimes::model::rotation::build_q(&regimes::model::QSpec::Random(3.0), &u, None, None, 5)
+            .unwrap();
+    assert!(q.to_dense().amax() > 0.1);
+    let m = class_mean(&MeanSpec::Ones, &u, d, 3.0, 0).unwrap();
+    let grid = Grid::new(3.0, 600).unwrap();
+    let phis = |q: Linear| {
+        let model = Model {
+            process: Process::new(u.clone(), q).unwrap(),
+            target: Target::Mixture(Mixture::two_class(m.clone(), 1.0)),
+        };
+        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let steps: Vec<usize> = [0.2, 0.4, 0.8].iter().map(|&t| grid.index_of(t)).collect();
+        clone_pairs(
+            &CpuEngine::new(),
+            &plan,
+            23,
+            10_000,
+            &steps,
+            None,
+            &mut |_| {},
+        )
+        .unwrap()
+        .branches
+    };
+    let (reversible, rotated) = (phis(Linear::Scalar(0.0, d)), phis(q));
+    for (a, b) in reversible.iter().zip(&rotated) {
+        let se = a.stderr().hypot(b.stderr());
+        eprintln!(
+            "t = {:.2}: φ = {:.4} (Q = 0) vs {:.4} (Q ≠ 0) ± {se:.4}",
+            a.t,
+            a.phi(),
+            b.phi()
+        );
+        assert!(
+            (a.phi() - b.phi()).abs() < 3.0 * se,
+            "t = {}: {} vs {}",
+            a.t,
+            a.phi(),
+            b.phi()
+        );
+    }
 }
