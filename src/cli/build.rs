@@ -20,7 +20,10 @@ pub struct Built {
 
 impl Built {
     pub fn mixture_model(&self) -> Model {
-        Model { process: self.process.clone(), target: Target::Mixture(self.mixture.clone()) }
+        Model {
+            process: self.process.clone(),
+            target: Target::Mixture(self.mixture.clone()),
+        }
     }
 }
 
@@ -29,26 +32,57 @@ pub fn build(cfg: &Config) -> Result<Built> {
     let u = build_u(&parse_u(&cfg.u)?, d, cfg.seed)?;
     let sigma2 = cfg.sigma * cfg.sigma;
     let (mixture, class_dir) = match &cfg.mixture_file {
-        Some(path) => (Mixture::from_file(path, Linear::Scalar(sigma2, d)).context("mixture-file")?, None),
+        Some(path) => (
+            Mixture::from_file(path, Linear::Scalar(sigma2, d)).context("mixture-file")?,
+            None,
+        ),
         None => {
-            let m = class_mean(&parse_mean(&cfg.mean)?, &u, d, cfg.mean_norm2.unwrap_or(d as f64), cfg.seed)?;
+            let m = class_mean(
+                &parse_mean(&cfg.mean)?,
+                &u,
+                d,
+                cfg.mean_norm2.unwrap_or(d as f64),
+                cfg.seed,
+            )?;
             let dir = (m.norm() > 0.0).then(|| m.normalize());
             (Mixture::two_class(m, cfg.sigma), dir)
         }
     };
-    anyhow::ensure!(mixture.dim() == d, "mixture-file: dimension {} does not match dim = {d}", mixture.dim());
+    anyhow::ensure!(
+        mixture.dim() == d,
+        "mixture-file: dimension {} does not match dim = {d}",
+        mixture.dim()
+    );
     // Rotations toward the soft directions need a class direction; a general mixture offers its
     // leading mean.
-    let dir = class_dir.clone().or_else(|| mixture.means.iter().find(|m| m.norm() > 0.0).map(|m| m.normalize()));
-    let q = build_q(&parse_q(&cfg.q)?, &u, dir.as_ref(), cfg.q_lambdas.as_deref(), cfg.seed)?;
+    let dir = class_dir.clone().or_else(|| {
+        mixture
+            .means
+            .iter()
+            .find(|m| m.norm() > 0.0)
+            .map(|m| m.normalize())
+    });
+    let q = build_q(
+        &parse_q(&cfg.q)?,
+        &u,
+        dir.as_ref(),
+        cfg.q_lambdas.as_deref(),
+        cfg.seed,
+    )?;
     let process = Process::new(u, q)?;
-    Ok(Built { process, mixture, class_dir })
+    Ok(Built {
+        process,
+        mixture,
+        class_dir,
+    })
 }
 
 /// The empirical target: training points from a file, or drawn from the mixture with the seed.
 pub fn training_set(cfg: &Config, built: &Built) -> Result<Empirical> {
     match &cfg.train_file {
         Some(path) => Empirical::from_file(path, Some(cfg.dim)).context("train-file"),
-        None => Ok(Empirical { points: built.mixture.sample_training_set(cfg.n_train, cfg.seed) }),
+        None => Ok(Empirical {
+            points: built.mixture.sample_training_set(cfg.n_train, cfg.seed),
+        }),
     }
 }

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::speciation::PhiPoint;
 use super::{Context, grid_points};
-use crate::engine::Recorder;
 use crate::engine::Engine;
+use crate::engine::Recorder;
 use crate::linalg::Linear;
 use crate::measure::cloning::clone_pairs;
 use crate::measure::entropy::{CollapseTimes, collapse_times, excess_entropy};
@@ -55,16 +55,30 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         None => built.mixture.cov.clone(),
         Some(_) => sample_covariance(&data.points),
     };
-    let mut theory = theory::theory(&built.process, &built.mixture, Some(n), cfg.t_max, cx.grid.dt());
+    let mut theory = theory::theory(
+        &built.process,
+        &built.mixture,
+        Some(n),
+        cfg.t_max,
+        cx.grid.dt(),
+    );
     theory.t_c = t_collapse(&built.process, &cov, n, cfg.t_max);
     cx.warn_all(&theory.warnings);
-    let model = Model { process: built.process.clone(), target: Target::Empirical(data.clone()) };
+    let model = Model {
+        process: built.process.clone(),
+        target: Target::Empirical(data.clone()),
+    };
     let plan = Plan::new(&model, cx.grid, cfg.scheme, cfg.start)?;
 
     let particles = cx.particles(2_000);
     let steps = cx.grid.steps;
     let out = cx.with_progress(particles * steps as u64, "trajectories", |tick| {
-        let spec = RunSpec { seed: cfg.seed, particles, keep_samples: cfg.save_samples, batch: cfg.batch };
+        let spec = RunSpec {
+            seed: cfg.seed,
+            particles,
+            keep_samples: cfg.save_samples,
+            batch: cfg.batch,
+        };
         run(engine, &plan, spec, Recorder::none(&plan), tick)
     })?;
     cx.stopped(out.stopped.clone());
@@ -73,25 +87,52 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
 
     let t_ref = theory.t_c.unwrap_or(cfg.t_max / 4.0);
     let branch_times = cfg.branch_times.clone().unwrap_or_else(|| {
-        [0.25, 0.5, 1.0, 2.0, 4.0].iter().map(|f| f * t_ref).filter(|&t| t < cfg.t_max).collect()
+        [0.25, 0.5, 1.0, 2.0, 4.0]
+            .iter()
+            .map(|f| f * t_ref)
+            .filter(|&t| t < cfg.t_max)
+            .collect()
     });
     let branch_steps = grid_points(&cx.grid, &branch_times, true);
     let pairs = cx.pairs(500);
-    let work = pairs * (branch_steps.iter().max().copied().unwrap_or(0) + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64;
+    let work = pairs
+        * (branch_steps.iter().max().copied().unwrap_or(0)
+            + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64;
     let cloning = cx.with_progress(work, "clone pairs", |tick| {
-        clone_pairs(engine, &plan, cfg.seed, pairs, &branch_steps, cfg.batch, tick)
+        clone_pairs(
+            engine,
+            &plan,
+            cfg.seed,
+            pairs,
+            &branch_steps,
+            cfg.batch,
+            tick,
+        )
     })?;
     cx.stopped(cloning.stopped);
-    let clone_collapse = cloning.branches.iter().map(|b| PhiPoint::new(b, None)).collect();
+    let clone_collapse = cloning
+        .branches
+        .iter()
+        .map(|b| PhiPoint::new(b, None))
+        .collect();
 
     let entropy_times = cfg.entropy_times.clone().unwrap_or_else(|| {
-        [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0].iter().map(|f| f * t_ref).filter(|&t| t <= cfg.t_max).collect()
+        [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
+            .iter()
+            .map(|f| f * t_ref)
+            .filter(|&t| t <= cfg.t_max)
+            .collect()
     });
     let mut excess = Vec::new();
     for &t in &entropy_times {
         let point = excess_entropy(&built.process, &data, t, cfg.entropy_samples, cfg.seed)?;
         let theory_f = (1.0 - rem_alpha_at(&built.process, &cov, t) / alpha).max(0.0);
-        excess.push(EntropyRow { t, f_over_alpha: point.f_over_alpha, stderr: point.stderr, f_over_alpha_theory: theory_f });
+        excess.push(EntropyRow {
+            t,
+            f_over_alpha: point.f_over_alpha,
+            stderr: point.stderr,
+            f_over_alpha_theory: theory_f,
+        });
     }
 
     let result = Collapse {
@@ -109,17 +150,38 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         dir.write_csv(
             "collapse_times.csv",
             &["t", "fraction"],
-            result.collapse_times.histogram.iter().map(|&(t, f)| vec![t, f]),
+            result
+                .collapse_times
+                .histogram
+                .iter()
+                .map(|&(t, f)| vec![t, f]),
         )?;
         dir.write_csv(
             "excess_entropy.csv",
             &["t", "f_over_alpha", "stderr", "f_over_alpha_theory"],
-            result.excess_entropy.iter().map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
+            result
+                .excess_entropy
+                .iter()
+                .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
         )?;
         dir.write_csv(
             "clone_collapse.csv",
-            &["t", "phi_c", "stderr", "phi_posterior", "phi_posterior_stderr"],
-            result.clone_collapse.iter().map(|p| vec![p.t, p.phi, p.stderr, p.phi_posterior, p.phi_posterior_stderr]),
+            &[
+                "t",
+                "phi_c",
+                "stderr",
+                "phi_posterior",
+                "phi_posterior_stderr",
+            ],
+            result.clone_collapse.iter().map(|p| {
+                vec![
+                    p.t,
+                    p.phi,
+                    p.stderr,
+                    p.phi_posterior,
+                    p.phi_posterior_stderr,
+                ]
+            }),
         )?;
         if let Some(s) = &out.samples {
             dir.write_npy_f32("samples.npy", &[s.len(), s.dim], &s.x)?;
@@ -133,13 +195,21 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         let series = [
             Series {
                 label: "f^e/α from exact samples (±1 s.e.)".into(),
-                points: result.excess_entropy.iter().map(|e| (e.t, e.f_over_alpha)).collect(),
+                points: result
+                    .excess_entropy
+                    .iter()
+                    .map(|e| (e.t, e.f_over_alpha))
+                    .collect(),
                 error: Some(result.excess_entropy.iter().map(|e| e.stderr).collect()),
                 style: Style::Points,
             },
             Series {
                 label: "Gaussian REM theory".into(),
-                points: result.excess_entropy.iter().map(|e| (e.t, e.f_over_alpha_theory)).collect(),
+                points: result
+                    .excess_entropy
+                    .iter()
+                    .map(|e| (e.t, e.f_over_alpha_theory))
+                    .collect(),
                 error: None,
                 style: Style::Line,
             },
@@ -150,7 +220,15 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
                 style: Style::Points,
             },
         ];
-        crate::report::plot_series(dir, "collapse.svg", "Collapse onto the training set", "time t", "f^e/α, φ_C", &series, &markers)?;
+        crate::report::plot_series(
+            dir,
+            "collapse.svg",
+            "Collapse onto the training set",
+            "time t",
+            "f^e/α, φ_C",
+            &series,
+            &markers,
+        )?;
     }
     Ok(result)
 }

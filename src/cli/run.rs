@@ -61,20 +61,50 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
     let cfg = cx.cfg.clone();
     let built = super::build::build(&cfg)?;
     let plan = Plan::new(&built.mixture_model(), cx.grid, cfg.scheme, cfg.start)?;
-    let theory = theory::theory(&built.process, &built.mixture, None, cfg.t_max, cx.grid.dt());
+    let theory = theory::theory(
+        &built.process,
+        &built.mixture,
+        None,
+        cfg.t_max,
+        cx.grid.dt(),
+    );
     cx.warn_all(&theory.warnings);
-    let times = cfg.record_times.clone().unwrap_or_else(|| (0..=20).map(|k| cfg.t_max * (20 - k) as f64 / 20.0).collect());
+    let times = cfg.record_times.clone().unwrap_or_else(|| {
+        (0..=20)
+            .map(|k| cfg.t_max * (20 - k) as f64 / 20.0)
+            .collect()
+    });
     let points = grid_points(&cx.grid, &times, false);
-    let directions: Vec<f32> = built.class_dir.iter().flat_map(|m| m.iter().map(|&x| x as f32)).collect();
+    let directions: Vec<f32> = built
+        .class_dir
+        .iter()
+        .flat_map(|m| m.iter().map(|&x| x as f32))
+        .collect();
     let particles = cx.particles(100_000);
     let out = cx.with_progress(particles * cx.grid.steps as u64, "particles", |tick| {
-        let spec = RunSpec { seed: cfg.seed, particles, keep_samples: cfg.save_samples, batch: cfg.batch };
-        run_particles(engine, &plan, spec, Recorder::new(&plan, points, directions), tick)
+        let spec = RunSpec {
+            seed: cfg.seed,
+            particles,
+            keep_samples: cfg.save_samples,
+            batch: cfg.batch,
+        };
+        run_particles(
+            engine,
+            &plan,
+            spec,
+            Recorder::new(&plan, points, directions),
+            tick,
+        )
     })?;
     cx.stopped(out.stopped.clone());
     let particles = out.particles_done;
-    let record: Vec<RecordPoint> =
-        out.recorder.points.iter().zip(&out.recorder.stats).map(|(&j, s)| point(cx.grid.time(j), s)).collect();
+    let record: Vec<RecordPoint> = out
+        .recorder
+        .points
+        .iter()
+        .zip(&out.recorder.stats)
+        .map(|(&j, s)| point(cx.grid.time(j), s))
+        .collect();
     let total = out.tally.labels.iter().sum::<u64>().max(1) as f64;
     let result = Run {
         particles,
@@ -84,8 +114,17 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
     };
     if let Some(dir) = cx.out.as_ref() {
         let k = plan.centers_count;
-        let mut header = vec!["t".to_string(), "count".into(), "mean_norm".into(), "projection_mean".into()];
-        header.extend(["projection_var".into(), "purity".into(), "purity_stderr".into()]);
+        let mut header = vec![
+            "t".to_string(),
+            "count".into(),
+            "mean_norm".into(),
+            "projection_mean".into(),
+        ];
+        header.extend([
+            "projection_var".into(),
+            "purity".into(),
+            "purity_stderr".into(),
+        ]);
         header.extend((0..k).map(|c| format!("class_{c}")));
         let header: Vec<&str> = header.iter().map(String::as_str).collect();
         dir.write_csv(
@@ -93,7 +132,10 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
             &header,
             result.record.iter().map(|r| {
                 let mut row = vec![r.t, r.count as f64, r.mean_norm];
-                row.extend([r.projection_mean.unwrap_or(f64::NAN), r.projection_var.unwrap_or(f64::NAN)]);
+                row.extend([
+                    r.projection_mean.unwrap_or(f64::NAN),
+                    r.projection_var.unwrap_or(f64::NAN),
+                ]);
                 row.extend([r.purity, r.purity_stderr]);
                 row.extend(&r.class_fractions);
                 row
@@ -112,13 +154,30 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
             let norm = built.mixture.means[0].dot(m).abs().max(f64::MIN_POSITIVE);
             series.push(Series {
                 label: "|mean projection| / ‖m‖".into(),
-                points: result.record.iter().filter_map(|r| r.projection_mean.map(|p| (r.t, p.abs() / norm))).collect(),
+                points: result
+                    .record
+                    .iter()
+                    .filter_map(|r| r.projection_mean.map(|p| (r.t, p.abs() / norm)))
+                    .collect(),
                 error: None,
                 style: Style::Line,
             });
         }
-        let markers: Vec<(String, f64)> = result.theory.t_s.map(|t| ("t_S theory".to_string(), t)).into_iter().collect();
-        crate::report::plot_series(dir, "run.svg", "Generation from t = T to 0", "time t", "", &series, &markers)?;
+        let markers: Vec<(String, f64)> = result
+            .theory
+            .t_s
+            .map(|t| ("t_S theory".to_string(), t))
+            .into_iter()
+            .collect();
+        crate::report::plot_series(
+            dir,
+            "run.svg",
+            "Generation from t = T to 0",
+            "time t",
+            "",
+            &series,
+            &markers,
+        )?;
     }
     Ok(result)
 }

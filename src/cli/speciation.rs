@@ -53,17 +53,34 @@ pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation>
     let cfg = cx.cfg.clone();
     let built = super::build::build(&cfg)?;
     let plan = Plan::new(&built.mixture_model(), cx.grid, cfg.scheme, cfg.start)?;
-    let theory = theory::theory(&built.process, &built.mixture, None, cfg.t_max, cx.grid.dt());
+    let theory = theory::theory(
+        &built.process,
+        &built.mixture,
+        None,
+        cfg.t_max,
+        cx.grid.dt(),
+    );
     cx.warn_all(&theory.warnings);
-    let times = cfg.branch_times.clone().unwrap_or_else(|| match theory.t_s {
-        Some(ts) => [0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0].iter().map(|f| f * ts).collect(),
-        None => (1..=8).map(|k| cfg.t_max * k as f64 / 9.0).collect(),
-    });
+    let times = cfg
+        .branch_times
+        .clone()
+        .unwrap_or_else(|| match theory.t_s {
+            Some(ts) => [0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0]
+                .iter()
+                .map(|f| f * ts)
+                .collect(),
+            None => (1..=8).map(|k| cfg.t_max * k as f64 / 9.0).collect(),
+        });
     let steps = grid_points(&cx.grid, &times, true);
     let pairs = cx.pairs(20_000);
     let two_class = theory::symmetric_two_class(&built.mixture).cloned();
     let trunk = steps.iter().max().copied().unwrap_or(0);
-    let work = pairs * (trunk + steps.iter().map(|&j| 2 * (cx.grid.steps - j)).sum::<usize>()) as u64;
+    let work = pairs
+        * (trunk
+            + steps
+                .iter()
+                .map(|&j| 2 * (cx.grid.steps - j))
+                .sum::<usize>()) as u64;
     let cloning = cx.with_progress(work, "clone pairs", |tick| {
         clone_pairs(engine, &plan, cfg.seed, pairs, &steps, cfg.batch, tick)
     })?;
@@ -73,7 +90,9 @@ pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation>
     let phi: Vec<PhiPoint> = branches
         .iter()
         .map(|b| {
-            let th = two_class.as_ref().map(|m| cloning_probability(snr(&built.process, m, &built.mixture.cov, b.t)));
+            let th = two_class
+                .as_ref()
+                .map(|m| cloning_probability(snr(&built.process, m, &built.mixture.cov, b.t)));
             PhiPoint::new(b, th)
         })
         .collect();
@@ -90,19 +109,38 @@ pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation>
 }
 
 fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
-    let Some(out) = cx.out.as_ref() else { return Ok(()) };
+    let Some(out) = cx.out.as_ref() else {
+        return Ok(());
+    };
     out.write_csv(
         "phi.csv",
-        &["t", "phi", "stderr", "phi_posterior", "phi_posterior_stderr", "phi_theory"],
+        &[
+            "t",
+            "phi",
+            "stderr",
+            "phi_posterior",
+            "phi_posterior_stderr",
+            "phi_theory",
+        ],
         r.phi.iter().map(|p| {
-            vec![p.t, p.phi, p.stderr, p.phi_posterior, p.phi_posterior_stderr, p.phi_theory.unwrap_or(f64::NAN)]
+            vec![
+                p.t,
+                p.phi,
+                p.stderr,
+                p.phi_posterior,
+                p.phi_posterior_stderr,
+                p.phi_theory.unwrap_or(f64::NAN),
+            ]
         }),
     )?;
     if !r.theory.s_curve.is_empty() {
         out.write_csv(
             "s_curve.csv",
             &["t", "s", "lambda_min_mtilde", "phi_theory"],
-            r.theory.s_curve.iter().map(|&(t, s, l, f)| vec![t, s, l, f]),
+            r.theory
+                .s_curve
+                .iter()
+                .map(|&(t, s, l, f)| vec![t, s, l, f]),
         )?;
     }
     let mut series = vec![
@@ -122,7 +160,12 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
     if !r.theory.s_curve.is_empty() {
         series.push(Series {
             label: "theory F(s(t))".into(),
-            points: r.theory.s_curve.iter().map(|&(t, _, _, f)| (t, f)).collect(),
+            points: r
+                .theory
+                .s_curve
+                .iter()
+                .map(|&(t, _, _, f)| (t, f))
+                .collect(),
             error: None,
             style: Style::Line,
         });
@@ -134,6 +177,14 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
     if let Some(t) = r.t_s_measured {
         markers.push(("t_S measured".to_string(), t));
     }
-    crate::report::plot_series(out, "phi.svg", "Cloning probability φ(t)", "branch time t", "φ", &series, &markers)?;
+    crate::report::plot_series(
+        out,
+        "phi.svg",
+        "Cloning probability φ(t)",
+        "branch time t",
+        "φ",
+        &series,
+        &markers,
+    )?;
     Ok(())
 }

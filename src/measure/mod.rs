@@ -46,7 +46,8 @@ pub fn request_stop() {
 
 /// Why a measurement must stop before the next batch, if it must.
 fn stop_reason() -> Option<String> {
-    STOP.load(Ordering::SeqCst).then(|| "interrupted".to_string())
+    STOP.load(Ordering::SeqCst)
+        .then(|| "interrupted".to_string())
 }
 
 /// Runs `f` on each batch in order until all are done, a stop is requested or a batch fails.
