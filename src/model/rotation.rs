@@ -296,26 +296,13 @@ pub fn build_q(
     }
 }
 
-/// The spectral gap `min_j Re λ_j(A)` of a drift matrix A (exact for scalar and diagonal A; a
-/// Schur decomposition for dense A).
-pub fn spectral_gap(a: &Linear) -> f64 {
-    match a {
-        Linear::Scalar(c, _) => *c,
-        Linear::Diagonal(v) => v.min(),
-        Linear::Dense(m) => m
-            .complex_eigenvalues()
-            .iter()
-            .map(|z| z.re)
-            .fold(f64::INFINITY, f64::min),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::io::{Scratch, write_npy_f64};
     use crate::model::USpec;
     use crate::model::precision::build_u;
+    use crate::theory::spectral_gap;
 
     fn drift(u: &Linear, q: &Linear) -> Linear {
         u.add(&q.mul(u))
@@ -576,14 +563,6 @@ mod tests {
         let p = s.0.join("nan.npy");
         write_npy_f64(&p, &[1, 3], &[0.0, f64::NAN, 0.0]).unwrap();
         check(QSpec::File(p), "NaN");
-    }
-
-    #[test]
-    fn spectral_gap_of_simple_forms() {
-        assert_eq!(spectral_gap(&Linear::Scalar(0.7, 3)), 0.7);
-        let g = Linear::Diagonal(DVector::from_vec(vec![2.0, 0.3, 1.0]));
-        assert_eq!(spectral_gap(&g), 0.3);
-        assert!((spectral_gap(&g.in_form(crate::linalg::Form::Dense)) - 0.3).abs() < 1e-14);
     }
 
     /// Cost at larger d (run with `--ignored --nocapture`); checks the structure, not the Schur.

@@ -140,4 +140,12 @@ mod tests {
         let got = stiffness(&p, 1.0);
         assert!((got - exact).abs() < 1e-6 * exact, "{got} vs {exact}");
     }
+
+    #[test]
+    fn spectral_gap_of_simple_forms() {
+        assert_eq!(spectral_gap(&Linear::Scalar(0.7, 3)), 0.7);
+        let g = Linear::Diagonal(DVector::from_vec(vec![2.0, 0.3, 1.0]));
+        assert_eq!(spectral_gap(&g), 0.3);
+        assert!((spectral_gap(&g.in_form(crate::linalg::Form::Dense)) - 0.3).abs() < 1e-14);
+    }
 }
