@@ -1,7 +1,7 @@
-// Statistics at a recorder point. One workgroup folds its 64 particles: invocation t walks the
-// quantities q = t, t+64, … (d coordinates, then projections on the directions, then purity) and
-// folds the particles of its workgroup in order by Welford's update in f32 (a Chan merge of
-// singletons). Partials are written per workgroup and folded on the host in workgroup order in
+// Statistics at a recorder point. One workgroup folds its 64 particles: invocation t takes the
+// quantity q = prm.aux3 + t (d coordinates, then projections on the directions, then purity; the
+// host dispatches one window of 64 quantities at a time) and folds the particles of its workgroup
+// in order by Welford's update in f32 (a Chan merge of singletons). Partials are written per workgroup and folded on the host in workgroup order in
 // f64; class counts use integer atomics. No float atomics anywhere.
 // `plan` holds the directions (dirs×d); prm.aux0 = purity row, prm.aux1 = directions count,
 // prm.aux2 = offset of this point's class counters.
@@ -41,10 +41,11 @@ fn main(
     let nq = prm.d + prm.aux1 + 1u;
     let per = 1u + 2u * nq;
     let base = g * per;
-    if (lid == 0u) {
+    if (lid == 0u && prm.aux3 == 0u) {
         partials[base] = f32(count);
     }
-    for (var q = lid; q < nq; q += WG) {
+    let q = prm.aux3 + lid;
+    if (q < nq) {
         var mean = 0.0;
         var m2 = 0.0;
         for (var t = 0u; t < count; t++) {
@@ -56,7 +57,7 @@ fn main(
         partials[base + 1u + 2u * q] = mean;
         partials[base + 2u + 2u * q] = m2;
     }
-    if (lid < count) {
+    if (lid < count && prm.aux3 == 0u) {
         let label = pmeta[(p0 + lid) * 4u + 2u];
         if (label < prm.k) {
             atomicAdd(&counts[prm.aux2 + label], 1u);

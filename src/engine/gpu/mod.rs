@@ -36,6 +36,39 @@ pub const WORKGROUP: usize = 64;
 /// Largest workgroup count per grid dimension we use (the WebGPU minimum).
 const GRID_X: usize = 65535;
 
+/// lavapipe (llvmpipe) ends the loops of an invocation after 65535 iterations in total
+/// (`LP_MAX_TGSI_LOOP_ITERATIONS`, shared by every loop of a shader), silently. On that driver
+/// dispatches are cut so that no invocation comes near it, and work that cannot be cut is refused.
+const LOOP_BUDGET: u64 = 60_000;
+
+/// Loop iterations of one `apply_row` pass over all d rows.
+fn apply_cost(form: Form, d: u64) -> u64 {
+    match form {
+        Form::Dense => d + d * d,
+        _ => d,
+    }
+}
+
+/// Loop iterations (upper bounds) of one evaluation and one update in the step kernels.
+fn op_costs(plan: &Plan, rows_per_tile: usize) -> (u64, u64) {
+    let d = plan.dim as u64;
+    let k = plan.centers_count as u64;
+    let eval = match plan.kind {
+        Kind::Mixture => apply_cost(plan.b_form, d) + k * (d + 1) + 2 * k + d * (k + 1),
+        Kind::Empirical => {
+            let r = rows_per_tile as u64;
+            let tiles = k.div_ceil(r);
+            apply_cost(plan.b_form, d)
+                + tiles * ((r * d).div_ceil(WORKGROUP as u64) + r * (d + 1) + r + d * (r + 1) + 2)
+                + d
+        }
+    };
+    let blocks = d.div_ceil(4);
+    let p_rows = if plan.p_form == Form::Dense { d * d } else { 0 };
+    let update = apply_cost(plan.m_form, d) + blocks * (10 + 4) + p_rows;
+    (eval + 16, update + 16)
+}
+
 /// Partial buffers waiting to be read back are flushed above this many bytes.
 const PENDING_BYTES: u64 = 64 << 20;
 
@@ -378,6 +411,20 @@ impl GpuEngine {
         &self.info
     }
 
+    /// Whether the driver silently cuts long loops (lavapipe), see [`LOOP_BUDGET`].
+    fn loop_limited(&self) -> bool {
+        self.info.driver.to_lowercase().contains("llvmpipe")
+            || self.info.name.to_lowercase().contains("llvmpipe")
+    }
+
+    fn loop_error(&self, what: &str, cost: u64) -> anyhow::Error {
+        anyhow!(
+            "gpu: {what} takes about {cost} loop iterations per particle, more than the {} that              {} runs before cutting loops short (llvmpipe's shared loop limit); use fewer              dimensions or training points, a hardware GPU, or the CPU engine",
+            LOOP_BUDGET,
+            self.info.name
+        )
+    }
+
     /// The storage-binding size this engine plans with.
     pub fn max_binding_bytes(&self) -> u64 {
         self.max_binding
@@ -415,12 +462,14 @@ impl GpuEngine {
         } else {
             data
         };
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage: wgpu::BufferUsages::STORAGE | extra,
-            })
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: contents.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buf, 0, contents);
+        buf
     }
 
     fn storage_zeroed(&self, label: &str, bytes: u64) -> wgpu::Buffer {
@@ -800,7 +849,19 @@ impl Engine for GpuEngine {
         } else {
             &self.pipelines.step_mixture
         };
-        let spd = self.options.steps_per_dispatch;
+        let mut ops_per_dispatch = 2 * self.options.steps_per_dispatch;
+        if self.loop_limited() {
+            let (eval, update) = op_costs(plan, rows_per_tile);
+            if eval.max(update) > LOOP_BUDGET {
+                return Err(self.loop_error("one step of this plan", eval.max(update)));
+            }
+            let steps = LOOP_BUDGET / (eval + update + 2);
+            ops_per_dispatch =
+                ops_per_dispatch.min(if steps == 0 { 1 } else { 2 * steps as usize });
+            if dirs > 0 && 64 * (d as u64 + 1) > LOOP_BUDGET {
+                return Err(self.loop_error("a projection in the reduction", 64 * (d as u64 + 1)));
+            }
+        }
         let slots = rec.slots_in(from..to + 1);
         let mut next_slot = slots.start;
         let mut pending: Vec<Pending> = Vec::new();
@@ -823,7 +884,7 @@ impl Engine for GpuEngine {
             };
             let mut op1 = end_op
                 .min(2 * (chunk.first + chunk.len))
-                .min(op + 2 * spd)
+                .min(op + ops_per_dispatch)
                 .min(2 * (j + points_per_upload));
             let record = if next_slot < slots.end && 2 * rec.points[next_slot] + 1 <= op1 {
                 op1 = 2 * rec.points[next_slot] + 1;
@@ -879,27 +940,31 @@ impl Engine for GpuEngine {
                 let bytes = (groups * per * 4) as u64;
                 let partials = self.storage_zeroed("partials", bytes);
                 let counts = self.storage_zeroed("class counts", (k * 4) as u64);
-                let params = Params {
-                    aux0: (2 * d) as u32,
-                    aux1: dirs as u32,
-                    aux2: 0,
-                    ..base
-                };
-                self.dispatch(
-                    &mut enc,
-                    &self.pipelines.reduce,
-                    &params,
-                    &[
-                        Some(&batch.x),
-                        Some(&batch.meta),
-                        Some(&batch.scratch),
-                        directions.as_ref(),
-                        None,
-                        Some(&partials),
-                        Some(&counts),
-                    ],
-                    groups,
-                );
+                // One window of 64 quantities per dispatch keeps every invocation's loops short.
+                for q0 in (0..d + dirs + 1).step_by(WORKGROUP) {
+                    let params = Params {
+                        aux0: (2 * d) as u32,
+                        aux1: dirs as u32,
+                        aux2: 0,
+                        aux3: q0 as u32,
+                        ..base
+                    };
+                    self.dispatch(
+                        &mut enc,
+                        &self.pipelines.reduce,
+                        &params,
+                        &[
+                            Some(&batch.x),
+                            Some(&batch.meta),
+                            Some(&batch.scratch),
+                            directions.as_ref(),
+                            None,
+                            Some(&partials),
+                            Some(&counts),
+                        ],
+                        groups,
+                    );
+                }
                 pending.push(Pending {
                     slot,
                     partials,
