@@ -455,7 +455,7 @@ impl GpuEngine {
 
     fn storage_init(&self, label: &str, data: &[u8], extra: wgpu::BufferUsages) -> wgpu::Buffer {
         let mut padded;
-        let contents = if data.len() < 16 || data.len() % 4 != 0 {
+        let contents = if data.len() < 16 || !data.len().is_multiple_of(4) {
             padded = data.to_vec();
             padded.resize(round_up(data.len().max(16), 4), 0);
             &padded[..]
@@ -886,7 +886,7 @@ impl Engine for GpuEngine {
                 .min(2 * (chunk.first + chunk.len))
                 .min(op + ops_per_dispatch)
                 .min(2 * (j + points_per_upload));
-            let record = if next_slot < slots.end && 2 * rec.points[next_slot] + 1 <= op1 {
+            let record = if next_slot < slots.end && 2 * rec.points[next_slot] < op1 {
                 op1 = 2 * rec.points[next_slot] + 1;
                 Some(next_slot)
             } else {
