@@ -396,3 +396,46 @@ fn describes_adapter_and_lists_it() {
     let json = serde_json::to_string(&all).unwrap();
     assert!(json.contains("max_storage_buffer_binding_size"));
 }
+
+/// Throughput on the current adapter: `cargo test --release --test gpu -- --ignored throughput
+/// --nocapture` (d = 16, two-class mixture, U = I).
+#[test]
+#[ignore]
+fn throughput() {
+    let Some(gpu) = gpu() else { return };
+    let d = 16;
+    let steps = 100;
+    let n: usize = std::env::var("PARTICLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1 << 16);
+    let grid = Grid::new(10.0, steps).unwrap();
+    let target = Target::Mixture(Mixture::two_class(DVector::from_element(d, 0.5), 1.0));
+    let p = plan(process(d, Shape::Scalar, 1), target, grid);
+    let ids: Vec<u64> = (0..n as u64).collect();
+    let mut rec = Recorder::new(&p, vec![steps / 2, steps], vec![]);
+    let clock = std::time::Instant::now();
+    let mut b = gpu.start(&p, 1, &ids).unwrap();
+    gpu.advance(&p, &mut b, 0, steps, &mut rec).unwrap();
+    let t = gpu.tally(&p, &b).unwrap();
+    let secs = clock.elapsed().as_secs_f64();
+    assert_eq!(t.labels.iter().sum::<u64>(), n as u64);
+    eprintln!(
+        "{}: {n} particles × {steps} steps, d = {d}: {secs:.3} s, {:.3e} particle-steps/s \
+         (compile + JIT {:.2} s)",
+        gpu.describe(),
+        (n * steps) as f64 / secs,
+        gpu.compile_seconds()
+    );
+    let cpu = CpuEngine::new();
+    let clock = std::time::Instant::now();
+    let mut b = cpu.start(&p, 1, &ids).unwrap();
+    cpu.advance(&p, &mut b, 0, steps, &mut Recorder::none(&p))
+        .unwrap();
+    let secs = clock.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: {:.3e} particle-steps/s",
+        cpu.describe(),
+        (n * steps) as f64 / secs
+    );
+}
