@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::config::{Backend, Config, ConfigArgs};
 use crate::engine::Engine;
 use crate::engine::cpu::CpuEngine;
+use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
 use crate::measure::Tick;
 use crate::plan::Grid;
 use crate::report::{OutDir, Progress, format_table};
@@ -208,6 +209,7 @@ pub fn main() -> Result<()> {
             let engine = select_engine(&cx)?;
             match engine {
                 Selected::Cpu(e) => study(name, &mut cx, &e)?,
+                Selected::Gpu(e) => study(name, &mut cx, e.as_ref())?,
             }
         }
     };
@@ -243,17 +245,51 @@ pub fn main() -> Result<()> {
 
 enum Selected {
     Cpu(CpuEngine),
+    Gpu(Box<GpuEngine>),
 }
 
+/// The engine of `--backend`: auto takes a hardware GPU when wgpu sees one (or the `--adapter`
+/// named), and the CPU engine otherwise — a software adapter such as lavapipe is slower than it.
 fn select_engine(cx: &Context) -> Result<Selected> {
-    let cpu = || match cx.cfg.threads {
-        Some(t) => CpuEngine::with_threads(t),
-        None => Ok(CpuEngine::new()),
+    let cfg = &cx.cfg;
+    let gpu = |adapter: Option<String>| -> Result<Selected> {
+        let options = GpuOptions {
+            adapter,
+            steps_per_dispatch: cfg.steps_per_dispatch,
+            ..GpuOptions::default()
+        };
+        let engine = GpuEngine::with_options(options)?;
+        if !cx.quiet {
+            eprintln!("gpu: shaders compiled in {:.2} s", engine.compile_seconds());
+        }
+        Ok(Selected::Gpu(Box::new(engine)))
     };
-    match cx.cfg.backend {
-        Backend::Cpu | Backend::Auto => Ok(Selected::Cpu(cpu()?)),
-        Backend::Gpu => anyhow::bail!("backend: the GPU engine is not available in this build"),
+    match cfg.backend {
+        Backend::Cpu => cpu_engine(cfg),
+        Backend::Gpu => gpu(cfg.adapter.clone()),
+        Backend::Auto if cfg.adapter.is_some() => gpu(cfg.adapter.clone()),
+        Backend::Auto => {
+            let hardware = list_adapters().into_iter().find(|a| a.device_type != "Cpu");
+            match hardware {
+                Some(a) => gpu(Some(a.name)),
+                None => {
+                    if !cx.quiet {
+                        eprintln!(
+                            "backend auto: no hardware GPU adapter found, using the CPU engine"
+                        );
+                    }
+                    cpu_engine(cfg)
+                }
+            }
+        }
     }
+}
+
+fn cpu_engine(cfg: &Config) -> Result<Selected> {
+    Ok(Selected::Cpu(match cfg.threads {
+        Some(t) => CpuEngine::with_threads(t)?,
+        None => CpuEngine::new(),
+    }))
 }
 
 /// Runs study `name` on an engine: (backend description, human table, JSON result).
@@ -446,6 +482,52 @@ fn run_table(r: &run::Run) -> String {
     s
 }
 
-fn devices(_json: bool) -> Result<()> {
-    anyhow::bail!("devices: the GPU engine is not available in this build")
+fn devices(json: bool) -> Result<()> {
+    let adapters = list_adapters();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&adapters)?);
+        return Ok(());
+    }
+    if adapters.is_empty() {
+        println!(
+            "no GPU adapter found. For a software device install lavapipe (apt install \
+             mesa-vulkan-drivers libvulkan1) and set WGPU_BACKEND=vulkan."
+        );
+        return Ok(());
+    }
+    for a in &adapters {
+        println!("{} ({}, {})", a.name, a.backend, a.device_type);
+        println!(
+            "{}",
+            format_table(&[
+                ("  driver".into(), format!("{} {}", a.driver, a.driver_info)),
+                (
+                    "  max storage binding".into(),
+                    format!("{} MiB", a.max_storage_buffer_binding_size >> 20)
+                ),
+                (
+                    "  max buffer".into(),
+                    format!("{} MiB", a.max_buffer_size >> 20)
+                ),
+                (
+                    "  storage buffers per stage".into(),
+                    a.max_storage_buffers_per_shader_stage.to_string()
+                ),
+                (
+                    "  workgroups per dimension".into(),
+                    a.max_compute_workgroups_per_dimension.to_string()
+                ),
+                (
+                    "  invocations per workgroup".into(),
+                    a.max_compute_invocations_per_workgroup.to_string()
+                ),
+                (
+                    "  workgroup storage".into(),
+                    format!("{} KiB", a.max_compute_workgroup_storage_size >> 10)
+                ),
+                ("  features".into(), a.features.clone()),
+            ])
+        );
+    }
+    Ok(())
 }

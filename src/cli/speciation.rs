@@ -158,12 +158,15 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
         },
     ];
     if !r.theory.s_curve.is_empty() {
+        // Show the theory where the measurements are, not out to the flat tail at t_max.
+        let t_end = 1.5 * r.phi.iter().map(|p| p.t).fold(0.0, f64::max);
         series.push(Series {
             label: "theory F(s(t))".into(),
             points: r
                 .theory
                 .s_curve
                 .iter()
+                .filter(|&&(t, ..)| t <= t_end)
                 .map(|&(t, _, _, f)| (t, f))
                 .collect(),
             error: None,
