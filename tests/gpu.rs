@@ -5,8 +5,6 @@
 //! environment variable CI is set (then they fail). Software adapter: lavapipe
 //! (`apt install mesa-vulkan-drivers`, `WGPU_BACKEND=vulkan`).
 
-use std::sync::OnceLock;
-
 use nalgebra::{DMatrix, DVector};
 use regimes::engine::cpu::CpuEngine;
 use regimes::engine::gpu::{GpuEngine, GpuOptions};
@@ -17,29 +15,8 @@ use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng::{self, HostRng};
 use regimes::stats::{Moments, PointStats};
 
-/// The shared engine (compiled once), or None (with a notice) where no adapter exists.
-fn gpu() -> Option<&'static GpuEngine> {
-    static ENGINE: OnceLock<Option<GpuEngine>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| match GpuEngine::new() {
-            Ok(e) => {
-                eprintln!(
-                    "{} (compile + JIT {:.2} s)",
-                    e.describe(),
-                    e.compile_seconds()
-                );
-                Some(e)
-            }
-            Err(err) => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("no GPU adapter on CI: {err:#}");
-                }
-                eprintln!("skipping GPU tests: {err:#}");
-                None
-            }
-        })
-        .as_ref()
-}
+mod common;
+use common::gpu;
 
 #[derive(Clone, Copy, Debug)]
 enum Shape {
@@ -437,5 +414,72 @@ fn throughput() {
         "{}: {:.3e} particle-steps/s",
         cpu.describe(),
         (n * steps) as f64 / secs
+    );
+}
+
+/// The GPU passes the same statistical checks as the CPU engine.
+#[test]
+fn gpu_euler_maruyama_moments_equal_exact_discrete_moments() {
+    if let Some(engine) = gpu() {
+        common::check_em_moments(engine);
+    }
+}
+
+#[test]
+fn gpu_phi_at_speciation_is_f1() {
+    if let Some(engine) = gpu() {
+        let p = Process::new(Linear::identity(16), Linear::Scalar(0.0, 16)).unwrap();
+        common::check_phi_at_speciation(
+            engine,
+            p,
+            regimes::model::MeanSpec::Ones,
+            16.0,
+            4.0,
+            400,
+            20_000,
+        );
+    }
+}
+
+/// Ten million particles at d = 16 stream through the engine in batches that respect the
+/// binding limit (lavapipe: 128 MiB); a few steps keep it short on a software adapter.
+#[test]
+fn ten_million_particles() {
+    let Some(engine) = gpu() else { return };
+    let d = 16;
+    let model = Model {
+        process: Process::new(Linear::identity(d), Linear::Scalar(0.0, d)).unwrap(),
+        target: Target::Mixture(Mixture::two_class(DVector::from_element(d, 1.0), 1.0)),
+    };
+    let grid = Grid::new(0.05, 5).unwrap();
+    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let n = 10_000_000u64;
+    assert!(
+        (engine.max_batch(&plan) as u64) < n,
+        "the run must need several batches"
+    );
+    let spec = regimes::measure::run::RunSpec {
+        seed: 1,
+        particles: n,
+        keep_samples: false,
+        batch: None,
+    };
+    let rec = Recorder::new(&plan, vec![0, grid.steps], vec![]);
+    let started = std::time::Instant::now();
+    let out = regimes::measure::run::run(engine, &plan, spec, rec, &mut |_| {}).unwrap();
+    eprintln!(
+        "10^7 particles × 5 steps in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(out.stopped, None);
+    assert_eq!(out.particles_done, n);
+    let end = &out.recorder.stats[1];
+    assert_eq!(end.coords.count, n);
+    assert_eq!(out.tally.labels.iter().sum::<u64>(), n);
+    // At t ≈ 0 each class holds half the particles: binomial s.e. is 1.6e-4.
+    let half = out.tally.labels[0] as f64 / n as f64;
+    assert!(
+        (half - 0.5).abs() < 5.0 * (0.25 / n as f64).sqrt(),
+        "class fraction {half}"
     );
 }

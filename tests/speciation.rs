@@ -9,59 +9,15 @@ use regimes::model::rotation::optimal_q;
 use regimes::model::target::class_mean;
 use regimes::model::{MeanSpec, Mixture, Model, Process, Target, USpec};
 use regimes::plan::{Grid, Plan, Scheme, Start};
-use regimes::theory::{f_at_speciation, snr, t_speciation};
 
-/// Branches clone pairs at the grid point nearest the theoretical t_S and compares φ with F(s)
-/// at that grid time, within 3 binomial standard errors; also the posterior estimator.
-fn phi_at_speciation(
-    process: Process,
-    mean: MeanSpec,
-    norm2: f64,
-    t_max: f64,
-    steps: usize,
-    pairs: u64,
-) {
-    let d = process.dim();
-    let m = class_mean(&mean, &process.u, d, norm2, 3).unwrap();
-    let mixture = Mixture::two_class(m.clone(), 1.0);
-    let ts = t_speciation(&process, &m, &mixture.cov, t_max).expect("t_S exists");
-    let model = Model {
-        process: process.clone(),
-        target: Target::Mixture(mixture.clone()),
-    };
-    let grid = Grid::new(t_max, steps).unwrap();
-    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
-    let j = grid.index_of(ts);
-    let branch = &clone_pairs(&CpuEngine::new(), &plan, 17, pairs, &[j], None, &mut |_| {})
-        .unwrap()
-        .branches[0];
-    let expected = regimes::theory::cloning_probability(snr(&process, &m, &mixture.cov, branch.t));
-    assert!(
-        (expected - f_at_speciation()).abs() < 0.01,
-        "grid time {} is far from t_S = {ts}",
-        branch.t
-    );
-    let (phi, se) = (branch.phi(), branch.stderr());
-    eprintln!(
-        "t_S = {ts:.4}: φ = {phi:.4} ± {se:.4}, posterior {:.4}, theory {expected:.4}",
-        branch.purity.mean[0]
-    );
-    assert!(
-        (phi - expected).abs() < 3.0 * se,
-        "φ = {phi} ± {se}, theory F(s) = {expected}"
-    );
-    let post_se = branch.purity.stderr(0);
-    assert!(
-        (branch.purity.mean[0] - expected).abs() < 3.0 * post_se.max(se),
-        "posterior off"
-    );
-}
+mod common;
+use common::check_phi_at_speciation;
 
 #[test]
 fn biroli_phi_at_speciation_is_f1() {
     // U = I, Q = 0, ±m with ‖m‖² = d = 16, σ = 1: t_S = ½ ln 16.
     let p = Process::new(Linear::identity(16), Linear::Scalar(0.0, 16)).unwrap();
-    phi_at_speciation(p, MeanSpec::Ones, 16.0, 4.0, 400, 20_000);
+    check_phi_at_speciation(&CpuEngine::new(), p, MeanSpec::Ones, 16.0, 4.0, 400, 20_000);
 }
 
 #[test]
@@ -69,7 +25,7 @@ fn anisotropic_optimal_q_phi_at_speciation_is_f1() {
     let u = build_u(&USpec::Geomspace(0.3, 3.0), 6, 0).unwrap();
     let q = optimal_q(&u, None).unwrap();
     let p = Process::new(u, q).unwrap();
-    phi_at_speciation(p, MeanSpec::Soft, 12.0, 4.0, 800, 20_000);
+    check_phi_at_speciation(&CpuEngine::new(), p, MeanSpec::Soft, 12.0, 4.0, 800, 20_000);
 }
 
 /// With U = cI a rotation Q only rotates the whole problem (C = σ²I is isotropic), so every

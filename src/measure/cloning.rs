@@ -64,8 +64,8 @@ pub fn clone_pairs<E: Engine>(
     let mut trunk_rec = Recorder::new(plan, points.clone(), vec![]);
     let mut agree = vec![0u64; points.len()];
     let mut done = 0u64;
-    // Clones double the particles: halve the trunk batch.
-    let size = batch_size(engine, plan, batch) / 2;
+    // Clones double the particles on the engine: half a batch of trunks.
+    let size = (batch_size(engine, plan, batch) / 2).max(1);
     let stopped = for_each_batch(pairs, size, |range| {
         let ids: Vec<u64> = range.map(|i| rng_id(i, 0)).collect();
         // Fold into copies, so a batch that fails half-way leaves no trace.

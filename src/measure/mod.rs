@@ -17,20 +17,23 @@ use crate::plan::Plan;
 /// batch boundary and folding order is independent of the batch size.
 pub const BATCH_ALIGN: usize = 1024;
 
-/// Splits particle indices `0..total` into consecutive batches of at most `max` (aligned).
-pub fn batches(total: u64, max: usize) -> impl Iterator<Item = Range<u64>> {
-    let size = (max / BATCH_ALIGN).max(1) as u64 * BATCH_ALIGN as u64;
+/// Splits particle indices `0..total` into consecutive batches of `size` (the last may be
+/// shorter).
+pub fn batches(total: u64, size: usize) -> impl Iterator<Item = Range<u64>> {
+    let size = size.max(1) as u64;
     (0..total.div_ceil(size)).map(move |b| b * size..((b + 1) * size).min(total))
 }
 
-/// The batch size to use: the user's request (rounded to the alignment) capped by the engine.
+/// The batch size to use: the user's request capped by the engine, rounded down to the
+/// alignment (unless the engine takes less than one aligned block).
 pub fn batch_size<E: Engine>(engine: &E, plan: &Plan, requested: Option<usize>) -> usize {
     let cap = engine.max_batch(plan).max(1);
-    requested
-        .map_or(cap, |r| r.min(cap))
-        .div_ceil(BATCH_ALIGN)
-        .max(1)
-        * BATCH_ALIGN
+    let want = requested.map_or(cap, |r| r.min(cap));
+    if want >= BATCH_ALIGN {
+        want / BATCH_ALIGN * BATCH_ALIGN
+    } else {
+        want
+    }
 }
 
 /// Sink for progress reports: called with the number of particle-steps just done.

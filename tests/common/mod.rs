@@ -1,0 +1,185 @@
+//! Shared by the integration tests: the GPU engine (or a skip), and checks that run on any
+//! engine so that CPU and GPU pass exactly the same statistical tests.
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::sync::OnceLock;
+
+use nalgebra::{DMatrix, DVector};
+use regimes::engine::gpu::GpuEngine;
+use regimes::engine::{Engine, Recorder};
+use regimes::linalg::Linear;
+use regimes::measure::cloning::clone_pairs;
+use regimes::measure::run::{RunSpec, run};
+use regimes::model::target::class_mean;
+use regimes::model::{MeanSpec, Mixture, Model, Process, Target};
+use regimes::plan::{Grid, Plan, Scheme, Start};
+use regimes::theory::{f_at_speciation, snr, t_speciation};
+
+/// The shared engine (compiled once), or None (with a notice) where no adapter exists.
+pub fn gpu() -> Option<&'static GpuEngine> {
+    static ENGINE: OnceLock<Option<GpuEngine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| match GpuEngine::new() {
+            Ok(e) => {
+                eprintln!(
+                    "{} (compile + JIT {:.2} s)",
+                    e.describe(),
+                    e.compile_seconds()
+                );
+                Some(e)
+            }
+            Err(err) => {
+                if std::env::var_os("CI").is_some() {
+                    panic!("no GPU adapter on CI: {err:#}");
+                }
+                eprintln!("skipping GPU tests: {err:#}");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// A 3-d model with dense U, Q and C.
+pub fn dense_model(weights: Vec<f64>, means: Vec<DVector<f64>>) -> Model {
+    let u = Linear::Dense(DMatrix::from_row_slice(
+        3,
+        3,
+        &[2.0, 0.3, 0.0, 0.3, 1.0, 0.2, 0.0, 0.2, 0.5],
+    ));
+    let q = Linear::Dense(DMatrix::from_row_slice(
+        3,
+        3,
+        &[0.0, 0.8, -0.3, -0.8, 0.0, 0.5, 0.3, -0.5, 0.0],
+    ));
+    let cov = Linear::Dense(DMatrix::from_row_slice(
+        3,
+        3,
+        &[0.5, 0.1, 0.0, 0.1, 0.4, 0.0, 0.0, 0.0, 0.3],
+    ));
+    Model {
+        process: Process::new(u, q).unwrap(),
+        target: Target::Mixture(Mixture {
+            weights,
+            means,
+            cov,
+        }),
+    }
+}
+
+/// With one Gaussian component the Euler–Maruyama step is affine, so mean and covariance follow
+/// `μ' = Mμ + P g`, `S' = M S Mᵀ + 2Δt I` exactly; the simulated moments must match within
+/// their standard errors.
+pub fn check_em_moments<E: Engine>(engine: &E) {
+    let mu = DVector::from_vec(vec![1.0, -0.5, 2.0]);
+    let model = dense_model(vec![1.0], vec![mu.clone()]);
+    let grid = Grid::new(2.0, 50).unwrap();
+    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let n = 40_000u64;
+    let rec = Recorder::new(&plan, vec![0, grid.steps], vec![]);
+    let out = run(
+        engine,
+        &plan,
+        RunSpec {
+            seed: 11,
+            particles: n,
+            keep_samples: false,
+            batch: None,
+        },
+        rec,
+        &mut |_| {},
+    )
+    .unwrap();
+
+    // Exact discrete recursion in f64 from the exact start N(E_T μ, Γ(T)).
+    let p = &model.process;
+    let Target::Mixture(mix) = &model.target else {
+        unreachable!()
+    };
+    let e_t = p.propagator(grid.t_max);
+    let mut mean = e_t.apply(&mu);
+    let mut cov = p.gamma_with(&e_t, &mix.cov).to_dense();
+    let dt = grid.dt();
+    for j in 0..grid.steps {
+        let e = p.propagator(grid.time(j));
+        let gi = p.gamma_with(&e, &mix.cov).inverse_spd().unwrap();
+        let m =
+            p.a.sub(&gi.scale(2.0))
+                .scale(dt)
+                .add_identity(1.0)
+                .to_dense();
+        let g = gi.apply(&e.apply(&mu));
+        mean = &m * mean + g * (2.0 * dt);
+        cov = &m * cov * m.transpose() + DMatrix::identity(3, 3) * (2.0 * dt);
+    }
+    let end = &out.recorder.stats[1];
+    assert_eq!(end.coords.count, n);
+    for i in 0..3 {
+        let se_mean = (cov[(i, i)] / n as f64).sqrt();
+        let se_var = cov[(i, i)] * (2.0 / n as f64).sqrt();
+        let (m, v) = (end.coords.mean[i], end.coords.variance(i));
+        assert!(
+            (m - mean[i]).abs() < 4.0 * se_mean,
+            "coord {i}: mean {m} vs exact {}",
+            mean[i]
+        );
+        assert!(
+            (v - cov[(i, i)]).abs() < 4.0 * se_var,
+            "coord {i}: var {v} vs exact {}",
+            cov[(i, i)]
+        );
+    }
+    // At t = 0 the exact law is the target itself, N(μ, C); EM at Δt = 0.04 is close to it.
+    for i in 0..3 {
+        assert!(
+            (mean[i] - mu[i]).abs() < 0.1,
+            "discrete mean drifted from the target"
+        );
+    }
+}
+
+/// Branches clone pairs at the grid point nearest the theoretical t_S and compares φ with F(s)
+/// at that grid time, within 3 binomial standard errors; also the posterior estimator.
+pub fn check_phi_at_speciation<E: Engine>(
+    engine: &E,
+    process: Process,
+    mean: MeanSpec,
+    norm2: f64,
+    t_max: f64,
+    steps: usize,
+    pairs: u64,
+) {
+    let d = process.dim();
+    let m = class_mean(&mean, &process.u, d, norm2, 3).unwrap();
+    let mixture = Mixture::two_class(m.clone(), 1.0);
+    let ts = t_speciation(&process, &m, &mixture.cov, t_max).expect("t_S exists");
+    let model = Model {
+        process: process.clone(),
+        target: Target::Mixture(mixture.clone()),
+    };
+    let grid = Grid::new(t_max, steps).unwrap();
+    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let j = grid.index_of(ts);
+    let branch = &clone_pairs(engine, &plan, 17, pairs, &[j], None, &mut |_| {})
+        .unwrap()
+        .branches[0];
+    let expected = regimes::theory::cloning_probability(snr(&process, &m, &mixture.cov, branch.t));
+    assert!(
+        (expected - f_at_speciation()).abs() < 0.01,
+        "grid time {} is far from t_S = {ts}",
+        branch.t
+    );
+    let (phi, se) = (branch.phi(), branch.stderr());
+    eprintln!(
+        "t_S = {ts:.4}: φ = {phi:.4} ± {se:.4}, posterior {:.4}, theory {expected:.4}",
+        branch.purity.mean[0]
+    );
+    assert!(
+        (phi - expected).abs() < 3.0 * se,
+        "φ = {phi} ± {se}, theory F(s) = {expected}"
+    );
+    let post_se = branch.purity.stderr(0);
+    assert!(
+        (branch.purity.mean[0] - expected).abs() < 3.0 * post_se.max(se),
+        "posterior off"
+    );
+}
