@@ -160,6 +160,8 @@ struct Summary<'a, T: Serialize> {
     seed: u64,
     backend: String,
     wall_seconds: f64,
+    /// GPU shader compilation (JIT) time, kept apart from the run's wall time.
+    shader_compile_seconds: Option<f64>,
     /// Set when the run stopped before completing; counts in the result are what completed.
     stopped_early: Option<&'a str>,
     warnings: &'a [String],
@@ -195,7 +197,8 @@ pub fn main() -> Result<()> {
     };
     // Ctrl-C finishes the batch in flight, then the partial results are reported and written.
     let _ = ctrlc::set_handler(crate::measure::request_stop);
-    let started = Instant::now();
+    let mut started = Instant::now();
+    let mut shader_compile_seconds = None;
     let (backend, table, json) = match name {
         "theory" => {
             let r = theory_study(&mut cx)?;
@@ -207,6 +210,10 @@ pub fn main() -> Result<()> {
         }
         _ => {
             let engine = select_engine(&cx)?;
+            if let Selected::Gpu(e) = &engine {
+                shader_compile_seconds = Some(e.compile_seconds());
+                started = Instant::now();
+            }
             match engine {
                 Selected::Cpu(e) => study(name, &mut cx, &e)?,
                 Selected::Gpu(e) => study(name, &mut cx, e.as_ref())?,
@@ -219,6 +226,7 @@ pub fn main() -> Result<()> {
         seed: cx.cfg.seed,
         backend,
         wall_seconds: started.elapsed().as_secs_f64(),
+        shader_compile_seconds,
         stopped_early: cx.stopped_early.as_deref(),
         warnings: &cx.warnings,
         config: &cx.cfg,
