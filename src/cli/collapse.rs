@@ -164,25 +164,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
                 .iter()
                 .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
         )?;
-        dir.write_csv(
-            "clone_collapse.csv",
-            &[
-                "t",
-                "phi_c",
-                "stderr",
-                "phi_posterior",
-                "phi_posterior_stderr",
-            ],
-            result.clone_collapse.iter().map(|p| {
-                vec![
-                    p.t,
-                    p.phi,
-                    p.stderr,
-                    p.phi_posterior,
-                    p.phi_posterior_stderr,
-                ]
-            }),
-        )?;
+        super::speciation::write_phi_csv(dir, "clone_collapse.csv", &result.clone_collapse)?;
         if let Some(s) = &out.samples {
             dir.write_npy_f32("samples.npy", &[s.len(), s.dim], &s.x)?;
         }

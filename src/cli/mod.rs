@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
 use crate::measure::Tick;
-use crate::plan::Grid;
+use crate::plan::{Grid, Plan};
 use crate::report::{OutDir, Progress, format_table};
 use crate::theory;
 
@@ -119,6 +119,22 @@ impl Context {
         if self.stopped_early.is_none() {
             self.stopped_early = reason;
         }
+    }
+
+    /// The mixture model of the config, its plan, and the theory (warnings reported).
+    pub fn mixture_setup(&mut self) -> Result<(build::Built, Plan, theory::Theory)> {
+        let cfg = &self.cfg;
+        let built = build::build(cfg)?;
+        let plan = Plan::new(&built.mixture_model(), self.grid, cfg.scheme, cfg.start)?;
+        let theory = theory::theory(
+            &built.process,
+            &built.mixture,
+            None,
+            cfg.t_max,
+            self.grid.dt(),
+        );
+        self.warn_all(&theory.warnings);
+        Ok((built, plan, theory))
     }
 
     pub fn particles(&self, default: u64) -> u64 {

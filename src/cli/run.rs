@@ -7,10 +7,9 @@ use serde::Serialize;
 use super::{Context, grid_points};
 use crate::engine::{Engine, Recorder};
 use crate::measure::run::{RunSpec, run as run_particles};
-use crate::plan::Plan;
 use crate::report::{Series, Style};
 use crate::stats::PointStats;
-use crate::theory::{self, Theory};
+use crate::theory::Theory;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordPoint {
@@ -59,16 +58,7 @@ fn point(t: f64, s: &PointStats) -> RecordPoint {
 
 pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
     let cfg = cx.cfg.clone();
-    let built = super::build::build(&cfg)?;
-    let plan = Plan::new(&built.mixture_model(), cx.grid, cfg.scheme, cfg.start)?;
-    let theory = theory::theory(
-        &built.process,
-        &built.mixture,
-        None,
-        cfg.t_max,
-        cx.grid.dt(),
-    );
-    cx.warn_all(&theory.warnings);
+    let (built, plan, theory) = cx.mixture_setup()?;
     let times = cfg.record_times.clone().unwrap_or_else(|| {
         (0..=20)
             .map(|k| cfg.t_max * (20 - k) as f64 / 20.0)

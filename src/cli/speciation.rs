@@ -6,8 +6,7 @@ use serde::Serialize;
 use super::{Context, grid_points};
 use crate::engine::Engine;
 use crate::measure::cloning::{Branch, clone_pairs, crossing};
-use crate::plan::Plan;
-use crate::report::{Series, Style};
+use crate::report::{OutDir, Series, Style};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
 
 /// φ at one branch time, measured by clones and by the posterior purity, beside F(s(t)).
@@ -38,6 +37,32 @@ impl PhiPoint {
     }
 }
 
+/// Writes φ points as CSV (phi_theory is `nan` where there is no theory).
+pub fn write_phi_csv(out: &OutDir, name: &str, points: &[PhiPoint]) -> Result<()> {
+    out.write_csv(
+        name,
+        &[
+            "t",
+            "phi",
+            "stderr",
+            "phi_posterior",
+            "phi_posterior_stderr",
+            "phi_theory",
+        ],
+        points.iter().map(|p| {
+            vec![
+                p.t,
+                p.phi,
+                p.stderr,
+                p.phi_posterior,
+                p.phi_posterior_stderr,
+                p.phi_theory.unwrap_or(f64::NAN),
+            ]
+        }),
+    )?;
+    Ok(())
+}
+
 #[derive(Serialize)]
 pub struct Speciation {
     pub t_s_theory: Option<f64>,
@@ -51,16 +76,7 @@ pub struct Speciation {
 
 pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation> {
     let cfg = cx.cfg.clone();
-    let built = super::build::build(&cfg)?;
-    let plan = Plan::new(&built.mixture_model(), cx.grid, cfg.scheme, cfg.start)?;
-    let theory = theory::theory(
-        &built.process,
-        &built.mixture,
-        None,
-        cfg.t_max,
-        cx.grid.dt(),
-    );
-    cx.warn_all(&theory.warnings);
+    let (built, plan, theory) = cx.mixture_setup()?;
     let times = cfg
         .branch_times
         .clone()
@@ -112,27 +128,7 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
     let Some(out) = cx.out.as_ref() else {
         return Ok(());
     };
-    out.write_csv(
-        "phi.csv",
-        &[
-            "t",
-            "phi",
-            "stderr",
-            "phi_posterior",
-            "phi_posterior_stderr",
-            "phi_theory",
-        ],
-        r.phi.iter().map(|p| {
-            vec![
-                p.t,
-                p.phi,
-                p.stderr,
-                p.phi_posterior,
-                p.phi_posterior_stderr,
-                p.phi_theory.unwrap_or(f64::NAN),
-            ]
-        }),
-    )?;
+    write_phi_csv(out, "phi.csv", &r.phi)?;
     if !r.theory.s_curve.is_empty() {
         out.write_csv(
             "s_curve.csv",

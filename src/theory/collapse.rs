@@ -92,14 +92,9 @@ pub fn biroli_excess_entropy(t: f64, alpha: f64, sigma2: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::antisym;
+    use super::super::test_util::{antisym, reversible};
     use super::*;
     use nalgebra::{DMatrix, DVector};
-
-    fn reversible(u: Linear) -> Process {
-        let d = u.dim();
-        Process::new(u, Linear::Scalar(0.0, d)).unwrap()
-    }
 
     #[test]
     fn biroli_collapse_closed_form() {

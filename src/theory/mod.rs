@@ -396,6 +396,12 @@ pub(crate) mod test_util {
         Linear::Dense((&g - g.transpose()) * scale)
     }
 
+    /// The reversible process (Q = 0) of precision U.
+    pub fn reversible(u: Linear) -> Process {
+        let d = u.dim();
+        Process::new(u, Linear::Scalar(0.0, d)).unwrap()
+    }
+
     /// A fixed vector with entries of both signs.
     pub fn vector(d: usize) -> DVector<f64> {
         DVector::from_fn(d, |i, _| 1.0 + 0.5 * ((i * 5 % 7) as f64 - 3.0) / 3.0)

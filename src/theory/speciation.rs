@@ -136,14 +136,9 @@ pub fn f_at_speciation() -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{antisym, vector};
+    use super::super::test_util::{antisym, reversible, vector};
     use super::*;
     use nalgebra::DMatrix;
-
-    fn reversible(u: Linear) -> Process {
-        let d = u.dim();
-        Process::new(u, Linear::Scalar(0.0, d)).unwrap()
-    }
 
     #[test]
     fn cloning_probability_values() {

@@ -173,6 +173,23 @@ struct Params {
     aux4: u32,
 }
 
+/// The largest storage binding to use: the device's, never beyond u32 word indices, or the
+/// smaller limit a test asks for.
+fn binding_limit(limits: &wgpu::Limits, options: &GpuOptions) -> Result<u64> {
+    let mut max_binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+        .min(u64::from(u32::MAX) + 1 - 256);
+    if let Some(m) = options.max_binding_bytes {
+        max_binding = max_binding.min(m);
+    }
+    ensure!(
+        max_binding >= 4096,
+        "gpu: a storage binding of {max_binding} bytes is too small"
+    );
+    Ok(max_binding)
+}
+
 fn form_code(f: Form) -> u32 {
     match f {
         Form::Scalar => 0,
@@ -261,18 +278,7 @@ impl GpuEngine {
             }));
         }
         watch_device_lost(&device, &errors);
-        // Never hand out indices beyond u32 words.
-        let mut max_binding = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size)
-            .min(u64::from(u32::MAX) + 1 - 256);
-        if let Some(m) = options.max_binding_bytes {
-            max_binding = max_binding.min(m);
-        }
-        ensure!(
-            max_binding >= 4096,
-            "gpu: a storage binding of {max_binding} bytes is too small"
-        );
+        let max_binding = binding_limit(&limits, &options)?;
 
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -368,17 +374,7 @@ impl GpuEngine {
             "gpu: steps per dispatch must be positive"
         );
         let limits = self.device.limits();
-        let mut max_binding = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size)
-            .min(u64::from(u32::MAX) + 1 - 256);
-        if let Some(m) = options.max_binding_bytes {
-            max_binding = max_binding.min(m);
-        }
-        ensure!(
-            max_binding >= 4096,
-            "gpu: a storage binding of {max_binding} bytes is too small"
-        );
+        let max_binding = binding_limit(&limits, &options)?;
         Ok(GpuEngine {
             device: self.device.clone(),
             queue: self.queue.clone(),
