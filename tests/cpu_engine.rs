@@ -101,3 +101,8 @@ fn any_particle_replays_alone() {
     assert_eq!(all.label[2021], one.label[0]);
     assert_eq!(all.changed[2021], one.changed[0]);
 }
+
+#[test]
+fn segments_record_each_point_once() {
+    common::check_segments_record_once(&CpuEngine::new());
+}

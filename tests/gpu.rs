@@ -483,3 +483,10 @@ fn ten_million_particles() {
         "class fraction {half}"
     );
 }
+
+#[test]
+fn gpu_segments_record_each_point_once() {
+    if let Some(engine) = gpu() {
+        common::check_segments_record_once(engine);
+    }
+}

@@ -116,7 +116,9 @@ impl Engine for CpuEngine {
             let chunk = plan.chunk(c)?;
             let lo = from.max(chunk.first);
             let hi = to.min(chunk.first + chunk.len - 1);
-            let slots = rec.slots_in(lo..hi + 1);
+            // The recorder's points in this chunk, `from` only at a trajectory's start.
+            let first = if from == 0 { lo } else { lo.max(from + 1) };
+            let slots = rec.slots_in(first..hi + 1);
             let points = &rec.points;
             let directions = &rec.directions;
             let dirs = directions.len() / d;

@@ -81,7 +81,15 @@ impl Recorder {
     pub fn slots_in(&self, range: Range<usize>) -> Range<usize> {
         let lo = self.points.partition_point(|&p| p < range.start);
         let hi = self.points.partition_point(|&p| p < range.end);
-        lo..hi
+        lo..hi.max(lo)
+    }
+
+    /// Slots an `advance(from, to)` records: points in `(from, to]`, and `from` itself only at the
+    /// start of a trajectory (from = 0). A trajectory advanced in segments is thus recorded once
+    /// at every point, whatever the segments.
+    pub fn slots_for(&self, from: usize, to: usize) -> Range<usize> {
+        let lo = if from == 0 { 0 } else { from + 1 };
+        self.slots_in(lo..to + 1)
     }
 
     /// The same recorder with empty accumulators.
@@ -112,7 +120,8 @@ pub trait Engine {
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<Self::Batch>;
 
     /// Moves the batch from time point `from` to `to`, evaluating the logits (labels, last-change
-    /// times) at every point of `from..=to` and reducing at the recorder's points in `from..=to`.
+    /// times) at every point of `from..=to` and reducing at the recorder's points
+    /// [`Recorder::slots_for`]`(from, to)`.
     fn advance(
         &self,
         plan: &Plan,

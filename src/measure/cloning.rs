@@ -7,7 +7,7 @@
 use anyhow::{Result, ensure};
 use serde::Serialize;
 
-use super::{Tick, batch_size, for_each_batch};
+use super::{Tick, advance, batch_size, for_each_batch};
 use crate::engine::{Engine, Recorder};
 use crate::plan::Plan;
 use crate::rng::rng_id;
@@ -74,12 +74,12 @@ pub fn clone_pairs<E: Engine>(
         let mut trunk = engine.start(plan, seed, &ids)?;
         let mut at = 0;
         for (i, &j) in points.iter().enumerate() {
-            engine.advance(plan, &mut trunk, at, j, &mut rec)?;
-            tick(ids.len() as u64 * (j - at) as u64);
+            let count = ids.len() as u64;
+            advance(engine, plan, &mut trunk, (at, j), &mut rec, count, tick)?;
             at = j;
             let mut clones = engine.branch(&trunk, (i + 1) as u16)?;
-            engine.advance(plan, &mut clones, j, n, &mut Recorder::none(plan))?;
-            tick(2 * ids.len() as u64 * (n - j) as u64);
+            let none = &mut Recorder::none(plan);
+            advance(engine, plan, &mut clones, (j, n), none, 2 * count, tick)?;
             batch_agree[i] += engine.tally(plan, &clones)?.pairs_agree;
         }
         trunk_rec = rec;

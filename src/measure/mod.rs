@@ -10,7 +10,7 @@ pub mod run;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Recorder};
 use crate::plan::Plan;
 
 /// Batches are multiples of this many particles, so that tiles and workgroups never straddle a
@@ -38,6 +38,33 @@ pub fn batch_size<E: Engine>(engine: &E, plan: &Plan, requested: Option<usize>) 
 
 /// Sink for progress reports: called with the number of particle-steps just done.
 pub type Tick<'a> = &'a mut dyn FnMut(u64);
+
+/// Steps per progress report: long advances are cut into segments this long (recording is
+/// unaffected, see [`Recorder::slots_for`]; each cut costs one extra logit evaluation).
+const SEGMENT: usize = 100;
+
+/// `engine.advance(from, to)` in segments, reporting progress after each.
+fn advance<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    batch: &mut E::Batch,
+    (from, to): (usize, usize),
+    rec: &mut Recorder,
+    particles: u64,
+    tick: Tick,
+) -> anyhow::Result<()> {
+    let mut at = from;
+    while at < to {
+        let next = (at + SEGMENT).min(to);
+        engine.advance(plan, batch, at, next, rec)?;
+        tick(particles * (next - at) as u64);
+        at = next;
+    }
+    if from == to {
+        engine.advance(plan, batch, from, to, rec)?;
+    }
+    Ok(())
+}
 
 static STOP: AtomicBool = AtomicBool::new(false);
 

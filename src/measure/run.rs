@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use super::{Tick, batch_size, for_each_batch};
+use super::{Tick, advance, batch_size, for_each_batch};
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
 use crate::rng::rng_id;
@@ -66,7 +66,8 @@ pub fn run<E: Engine>(
         // Fold into a copy, so a batch that fails half-way leaves no trace.
         let mut recorder = out.recorder.clone();
         let mut b = engine.start(plan, seed, &ids)?;
-        engine.advance(plan, &mut b, 0, n, &mut recorder)?;
+        let count = ids.len() as u64;
+        advance(engine, plan, &mut b, (0, n), &mut recorder, count, tick)?;
         let tally = engine.tally(plan, &b)?;
         let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
         out.recorder = recorder;
@@ -78,7 +79,6 @@ pub fn run<E: Engine>(
             s.changed.extend(p.changed);
         }
         out.particles_done += ids.len() as u64;
-        tick(ids.len() as u64 * n as u64);
         Ok(())
     });
     out.stopped = stopped;

@@ -183,3 +183,39 @@ pub fn check_phi_at_speciation<E: Engine>(
         "posterior off"
     );
 }
+
+/// A trajectory advanced in segments is recorded once at every point, segment ends included,
+/// and gives the same statistics as one advance; clone experiments count each pair once.
+pub fn check_segments_record_once<E: Engine>(engine: &E) {
+    let m = DVector::from_vec(vec![0.5, -1.0, 1.0]);
+    let model = dense_model(vec![0.5, 0.5], vec![m.clone(), -m]);
+    let grid = Grid::new(2.0, 40).unwrap();
+    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let ids: Vec<u64> = (0..2048).collect();
+    let points = vec![0, 10, 25, 40];
+    let mut whole = Recorder::new(&plan, points.clone(), vec![]);
+    let mut b = engine.start(&plan, 3, &ids).unwrap();
+    engine.advance(&plan, &mut b, 0, 40, &mut whole).unwrap();
+    let mut split = Recorder::new(&plan, points, vec![]);
+    let mut b = engine.start(&plan, 3, &ids).unwrap();
+    for (from, to) in [(0, 10), (10, 17), (17, 25), (25, 40)] {
+        engine.advance(&plan, &mut b, from, to, &mut split).unwrap();
+    }
+    for (a, s) in whole.stats.iter().zip(&split.stats) {
+        assert_eq!(s.coords.count, 2048);
+        assert_eq!(a.coords.count, s.coords.count);
+        assert_eq!(a.classes, s.classes);
+        for (x, y) in a.coords.mean.iter().zip(&s.coords.mean) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+    let cloning = clone_pairs(engine, &plan, 3, 1500, &[10, 25], None, &mut |_| {}).unwrap();
+    for b in &cloning.branches {
+        assert_eq!(b.pairs, 1500);
+        assert_eq!(
+            b.purity.count, 1500,
+            "purity at t = {} counted {} times",
+            b.t, b.purity.count
+        );
+    }
+}

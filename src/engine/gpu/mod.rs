@@ -858,7 +858,7 @@ impl Engine for GpuEngine {
                 return Err(self.loop_error("a projection in the reduction", 64 * (d as u64 + 1)));
             }
         }
-        let slots = rec.slots_in(from..to + 1);
+        let slots = rec.slots_for(from, to);
         let mut next_slot = slots.start;
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_bytes = 0u64;
