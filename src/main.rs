@@ -1,9 +1,19 @@
 fn main() -> std::process::ExitCode {
+    quiet_mesa();
     match regimes::cli::main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan drivers (lavapipe among them) complain on every adapter enumeration when
+/// XDG_RUNTIME_DIR is unset, as on servers and in CI; give them the temp dir instead.
+fn quiet_mesa() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: called first thing in main, before any other thread exists.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
     }
 }

@@ -142,12 +142,13 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
         }];
         if let Some(m) = &built.class_dir {
             let norm = built.mixture.means[0].dot(m).abs().max(f64::MIN_POSITIVE);
+            // The classes are ±m, so the spread along m̂ (not the mean) shows them separating.
             series.push(Series {
-                label: "|mean projection| / ‖m‖".into(),
+                label: "spread along m̂: √var(x·m̂) / ‖m‖".into(),
                 points: result
                     .record
                     .iter()
-                    .filter_map(|r| r.projection_mean.map(|p| (r.t, p.abs() / norm)))
+                    .filter_map(|r| r.projection_var.map(|v| (r.t, v.sqrt() / norm)))
                     .collect(),
                 error: None,
                 style: Style::Line,
