@@ -183,13 +183,13 @@ pub fn theory(
                  t = {t_max}, so t_C ≥ {t_max}"
             ));
         }
-        if let (Some(ts), Some(tc)) = (out.t_s, out.t_c) {
-            if tc > ts {
-                warnings.push(format!(
-                    "collapse before speciation (t_C = {tc:.4} > t_S = {ts:.4}): with N = {n} the \
+        if let (Some(ts), Some(tc)) = (out.t_s, out.t_c)
+            && tc > ts
+        {
+            warnings.push(format!(
+                "collapse before speciation (t_C = {tc:.4} > t_S = {ts:.4}): with N = {n} the \
                  samples memorise before the classes are decided"
-                ));
-            }
+            ));
         }
     }
     out.warnings = warnings;
