@@ -9,8 +9,6 @@
 //! Every error names the path and what is wrong (with line/column or row/column where it helps),
 //! and NaN or infinite entries are rejected with their position.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -173,27 +171,35 @@ fn parse_text(text: &str) -> Result<DMatrix<f64>> {
     Ok(DMatrix::from_row_iterator(r, c, rows.into_iter().flatten()))
 }
 
-fn write_npy<T: AutoSerialize + Copy>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
+/// `data` (C order) encoded as a `.npy` array of the given shape; `what` names it in errors.
+pub fn encode_npy<T: AutoSerialize + Copy>(
+    what: &str,
+    shape: &[usize],
+    data: &[T],
+) -> Result<Vec<u8>> {
     let n: usize = shape.iter().product();
     ensure!(
         n == data.len(),
-        "{}: shape {shape:?} needs {n} values, got {}",
-        path.display(),
+        "{what}: shape {shape:?} needs {n} values, got {}",
         data.len()
     );
-    let file =
-        File::create(path).with_context(|| format!("cannot create file {}", path.display()))?;
     let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
+    let mut bytes = Vec::with_capacity(128 + std::mem::size_of_val(data));
     let mut w = npyz::WriteOptions::new()
         .default_dtype()
         .shape(&shape64)
-        .writer(BufWriter::new(file))
+        .writer(&mut bytes)
         .begin_nd()
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        .with_context(|| format!("cannot encode {what}"))?;
     w.extend(data.iter().copied())
         .and_then(|_| w.finish())
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+        .with_context(|| format!("cannot encode {what}"))?;
+    Ok(bytes)
+}
+
+fn write_npy<T: AutoSerialize + Copy>(path: &Path, shape: &[usize], data: &[T]) -> Result<()> {
+    let bytes = encode_npy(&path.display().to_string(), shape, data)?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Write `data` (C order, i.e. row-major) as an f32 `.npy` array of the given shape.
@@ -233,6 +239,8 @@ impl Drop for Scratch {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
+    use std::io::BufWriter;
 
     #[test]
     fn npy_round_trip_f64_f32() {

@@ -17,7 +17,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
-use npyz::WriterBuilder;
 use serde::Serialize;
 
 /// An output directory. Names passed to the `write_*` methods are relative paths inside it
@@ -162,27 +161,7 @@ impl OutDir {
 
     /// Write `data` (C order) as an f32 `.npy` array of the given shape.
     pub fn write_npy_f32(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<PathBuf> {
-        let n: usize = shape.iter().product();
-        ensure!(
-            n == data.len(),
-            "{name}: shape {shape:?} needs {n} values, got {}",
-            data.len()
-        );
-        let shape64: Vec<u64> = shape.iter().map(|&s| s as u64).collect();
-        let mut bytes = Vec::with_capacity(128 + 4 * data.len());
-        {
-            let mut w = npyz::WriteOptions::new()
-                .default_dtype()
-                .shape(&shape64)
-                .writer(&mut bytes)
-                .begin_nd()
-                .with_context(|| format!("cannot encode {name}"))?;
-            w.extend(data.iter().copied())
-                .with_context(|| format!("cannot encode {name}"))?;
-            w.finish()
-                .with_context(|| format!("cannot encode {name}"))?;
-        }
-        self.write_bytes(name, &bytes)
+        self.write_bytes(name, &crate::io::encode_npy(name, shape, data)?)
     }
 }
 
