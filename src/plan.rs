@@ -265,24 +265,11 @@ impl Plan {
         self
     }
 
-    pub fn process(&self) -> &Process {
-        &self.process
-    }
-
-    pub fn target(&self) -> &Target {
-        &self.target
-    }
-
     /// Floats of coefficients per time point.
     pub fn point_floats(&self) -> usize {
         let (d, k) = (self.dim, self.centers_count);
-        let size = |f: Form| match f {
-            Form::Scalar => 1,
-            Form::Diagonal => d,
-            Form::Dense => d * d,
-        };
         let w = if self.kind == Kind::Mixture { k * d } else { 0 };
-        size(self.m_form) + size(self.b_form) + size(self.p_form) + w + k + 1
+        form_len(self.m_form, d) + form_len(self.b_form, d) + form_len(self.p_form, d) + w + k + 1
     }
 
     pub fn chunk_count(&self) -> usize {
