@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod fmath;
 pub mod io;
 pub mod linalg;
 pub mod measure;

@@ -477,6 +477,13 @@ pub struct PointView<'a> {
     pub noise: f32,
 }
 
+/// Training points per block of the streaming softmax over an empirical target. Both engines
+/// stream the points in blocks of this many, so their per-particle arithmetic is the same; a block
+/// stays within 16 KiB (the GPU's workgroup tile, a CPU core's L1).
+pub fn softmax_rows(d: usize) -> usize {
+    (4096 / d.max(1)).clamp(1, 64)
+}
+
 /// Floats that a matrix of this form takes in dimension d.
 pub fn form_len(form: Form, d: usize) -> usize {
     match form {

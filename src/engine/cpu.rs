@@ -1,11 +1,13 @@
-//! The CPU engine: tiles of particles advanced in parallel with rayon. Tiles have a fixed size and
-//! their statistics are folded in particle order, so results are bit-identical for any thread
-//! count and batch size (a multiple of the tile).
+//! The CPU engine: tiles of particles advanced in parallel with rayon, each tile in blocks of SIMD
+//! lanes ([`super::lanes`]). Tiles have a fixed size and their statistics are folded in particle
+//! order, so results are bit-identical for any thread count and batch size (a multiple of the
+//! tile).
 
 use anyhow::Result;
 use rayon::prelude::*;
 
 use super::kernel::{self, Scratch};
+use super::lanes::{Block, Evaluation, LANES, run_block};
 use super::{Engine, NO_LABEL, Particles, Recorder};
 use crate::plan::Plan;
 use crate::rng;
@@ -128,35 +130,39 @@ impl Engine for CpuEngine {
                     .zip(p.label.par_chunks_mut(TILE))
                     .zip(p.changed.par_chunks_mut(TILE))
                     .map(|(((xs, ids), labels), changed)| {
-                        let mut s = Scratch::new(plan);
                         let mut stats: Vec<PointStats> = slots
                             .clone()
                             .map(|_| PointStats::new(d, dirs, plan.centers_count))
                             .collect();
-                        for (i, &id) in ids.iter().enumerate() {
-                            let x = &mut xs[i * d..(i + 1) * d];
+                        let mut block = Block::new(plan);
+                        let mut row = vec![0.0f32; d];
+                        // Blocks of lanes in particle order, so each point's statistics are
+                        // folded in particle order.
+                        let blocks = xs
+                            .chunks_mut(LANES * d)
+                            .zip(ids.chunks(LANES))
+                            .zip(labels.chunks_mut(LANES))
+                            .zip(changed.chunks_mut(LANES));
+                        for (((xb, idb), lb), cb) in blocks {
+                            block.load(xb, idb);
                             let mut slot = slots.start;
-                            for j in lo..=hi {
-                                let pt = plan.view(&chunk, j);
-                                let (label, purity) = kernel::evaluate(plan, &pt, x, &mut s);
-                                if labels[i] != label {
-                                    labels[i] = label;
-                                    changed[i] = j as u32;
-                                }
+                            let mut record = |j: usize, b: &Block, ev: &Evaluation| {
                                 if slot < slots.end && points[slot] == j {
-                                    record(
-                                        &mut stats[slot - slots.start],
-                                        x,
-                                        directions,
-                                        label,
-                                        purity,
-                                    );
+                                    for l in 0..idb.len() {
+                                        b.row(l, &mut row);
+                                        record(
+                                            &mut stats[slot - slots.start],
+                                            &row,
+                                            directions,
+                                            ev.label[l],
+                                            ev.purity[l],
+                                        );
+                                    }
                                     slot += 1;
                                 }
-                                if j < to {
-                                    kernel::update(plan, &pt, key, id, j, x, &mut s);
-                                }
-                            }
+                            };
+                            run_block(&plan, &chunk, key, (lo, hi, to), &mut block, lb, cb, &mut record);
+                            block.store(xb);
                         }
                         stats
                     })

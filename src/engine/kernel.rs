@@ -1,12 +1,15 @@
-//! The per-particle arithmetic of one plan step, in f32: the CPU twin of the WGSL kernels in
-//! `shaders/`. Loops run in the same order as on the GPU (coordinates and centers ascending) so
-//! that both engines agree to round-off.
+//! The per-particle arithmetic of one plan step, in f32, one particle at a time: the reference
+//! that the lane kernels of [`super::lanes`] equal bit for bit, and the CPU twin of the WGSL
+//! kernels in `shaders/`. Sums run in a fixed order (coordinates, classes and training points
+//! ascending) and every transcendental is a [`fmath`] polynomial, so a SIMD lane computes exactly
+//! this sequence.
 
+use crate::fmath;
 use crate::linalg::Form;
-use crate::plan::{Plan, PointView, StartPlan};
+use crate::plan::{Kind, Plan, PointView, StartPlan, softmax_rows};
 use crate::rng;
 
-/// Per-thread scratch space, sized once.
+/// Per-particle scratch space, sized once.
 pub struct Scratch {
     y: Vec<f32>,
     logits: Vec<f32>,
@@ -43,16 +46,16 @@ pub fn apply(form: Form, coeffs: &[f32], x: &[f32], out: &mut [f32]) {
             .zip(coeffs)
             .for_each(|((o, xi), c)| *o = c * xi),
         Form::Dense => {
-            for (i, o) in out.iter_mut().enumerate() {
-                let row = &coeffs[i * d..(i + 1) * d];
-                let mut acc = 0.0f32;
-                for (c, xi) in row.iter().zip(x) {
-                    acc += c * xi;
-                }
-                *o = acc;
+            for (o, row) in out.iter_mut().zip(coeffs.chunks_exact(d)) {
+                *o = dot(0.0, row, x);
             }
         }
     }
+}
+
+/// `init + Σ a_i b_i`, summed in ascending i.
+fn dot(init: f32, a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(init, |acc, (a, b)| acc + a * b)
 }
 
 /// Index of the mixture component picked by uniform u (first cumulative weight above u).
@@ -77,40 +80,86 @@ pub fn start(start: &StartPlan, key: [u32; 2], id: u64, x: &mut [f32], s: &mut S
 
 /// Logits at one time point: returns (argmax label, purity Σ r²) and leaves `Wᵀ r` in `s.v`.
 pub fn evaluate(plan: &Plan, pt: &PointView, x: &[f32], s: &mut Scratch) -> (u32, f32) {
-    let d = plan.dim;
     apply(plan.b_form, pt.b, x, &mut s.y);
-    let mut best = 0usize;
-    for (k, l) in s.logits.iter_mut().enumerate() {
-        let row = &pt.w[k * d..(k + 1) * d];
-        let mut acc = pt.bias[k];
-        for (w, y) in row.iter().zip(&s.y) {
-            acc += w * y;
-        }
-        *l = acc;
+    match plan.kind {
+        Kind::Mixture => evaluate_mixture(plan.dim, pt, s),
+        Kind::Empirical => evaluate_empirical(plan.dim, pt, s),
     }
-    let mut max = f32::NEG_INFINITY;
-    for (k, &l) in s.logits.iter().enumerate() {
-        if l > max {
-            max = l;
+}
+
+/// Few classes: all logits, then a two-pass softmax.
+fn evaluate_mixture(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
+    let mut best = 0usize;
+    let mut max = 0.0f32;
+    for (k, l) in s.logits.iter_mut().enumerate() {
+        *l = dot(pt.bias[k], &pt.w[k * d..(k + 1) * d], &s.y);
+        if k == 0 || *l > max {
+            max = *l;
             best = k;
         }
     }
     let mut total = 0.0f32;
     for l in s.logits.iter_mut() {
-        *l = (*l - max).exp();
+        *l = fmath::exp(*l - max);
         total += *l;
     }
     let inv = 1.0 / total;
     let mut purity = 0.0f32;
-    s.v.iter_mut().for_each(|v| *v = 0.0);
-    for (k, e) in s.logits.iter().enumerate() {
-        let r = e * inv;
-        purity += r * r;
-        for (v, w) in s.v.iter_mut().zip(&pt.w[k * d..(k + 1) * d]) {
-            *v += r * w;
-        }
+    for l in s.logits.iter_mut() {
+        *l *= inv;
+        purity += *l * *l;
+    }
+    for (i, v) in s.v.iter_mut().enumerate() {
+        *v = s.logits.iter().enumerate().fold(0.0, |acc, (k, r)| acc + r * pt.w[k * d + i]);
     }
     (best as u32, purity)
+}
+
+/// Many training points: streamed in blocks of [`softmax_rows`] with an online softmax (running
+/// max m, Σ e and Σ e², and an unnormalised `Wᵀ e` rescaled when the max grows), as on the GPU.
+fn evaluate_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
+    let n = pt.bias.len();
+    let rows = softmax_rows(d);
+    let (mut m, mut sum, mut sq, mut best) = (0.0f32, 0.0f32, 0.0f32, 0usize);
+    for t0 in (0..n).step_by(rows) {
+        let block = t0..n.min(t0 + rows);
+        let e = &mut s.logits[block.clone()];
+        let (mut tmax, mut targ) = (0.0f32, t0);
+        for (r, l) in e.iter_mut().enumerate() {
+            *l = dot(pt.bias[t0 + r], &pt.w[(t0 + r) * d..(t0 + r + 1) * d], &s.y);
+            if r == 0 || *l > tmax {
+                tmax = *l;
+                targ = t0 + r;
+            }
+        }
+        let scale = if t0 == 0 {
+            0.0
+        } else if tmax > m {
+            fmath::exp(m - tmax)
+        } else {
+            1.0
+        };
+        if t0 == 0 || tmax > m {
+            m = tmax;
+            best = targ;
+        }
+        sum *= scale;
+        sq = sq * scale * scale;
+        for l in e.iter_mut() {
+            *l = fmath::exp(*l - m);
+            sum += *l;
+            sq += *l * *l;
+        }
+        for (i, v) in s.v.iter_mut().enumerate() {
+            let init = if scale != 0.0 { *v * scale } else { 0.0 };
+            *v = e.iter().enumerate().fold(init, |acc, (r, e)| {
+                acc + e * pt.w[(t0 + r) * d + i]
+            });
+        }
+    }
+    let inv = 1.0 / sum;
+    s.v.iter_mut().for_each(|v| *v *= inv);
+    (best as u32, sq * inv * inv)
 }
 
 /// One step from time point j: `x ← M x + P v + noise ξ`, with v from [`evaluate`].

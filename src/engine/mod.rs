@@ -5,6 +5,7 @@
 pub mod cpu;
 pub mod gpu;
 pub mod kernel;
+pub mod lanes;
 
 use std::ops::Range;
 

@@ -11,8 +11,9 @@ use regimes::linalg::Linear;
 use regimes::measure::cloning::clone_pairs;
 use regimes::measure::run::{RunSpec, run};
 use regimes::model::target::class_mean;
-use regimes::model::{MeanSpec, Mixture, Model, Process, Target};
+use regimes::model::{Empirical, MeanSpec, Mixture, Model, Process, Target};
 use regimes::plan::{Grid, Plan, Scheme, Start};
+use regimes::rng::{self, HostRng};
 use regimes::theory::{f_at_speciation, snr, t_speciation};
 
 /// The shared engine (compiled once), or None (with a notice) where no adapter exists.
@@ -218,4 +219,72 @@ pub fn check_segments_record_once<E: Engine>(engine: &E) {
             b.t, b.purity.count
         );
     }
+}
+
+/// Plan shapes that exercise every form: scalar, diagonal and dense M, B, P.
+#[derive(Clone, Copy, Debug)]
+pub enum Shape {
+    /// U = I, Q = 0.
+    Scalar,
+    /// U diagonal, Q = 0.
+    Diagonal,
+    /// U diagonal, Q ≠ 0 (dense A).
+    Rotated,
+    /// U dense.
+    DenseU,
+}
+
+pub fn process(d: usize, shape: Shape, seed: u64) -> Process {
+    let mut r = HostRng::new(seed, "test process");
+    let spread = |i: usize| 0.6 + 1.2 * i as f64 / d.max(2) as f64;
+    let diag = Linear::Diagonal(DVector::from_fn(d, |i, _| spread(i)));
+    let zero = Linear::Scalar(0.0, d);
+    match shape {
+        Shape::Scalar => Process::new(Linear::identity(d), zero),
+        Shape::Diagonal => Process::new(diag, zero),
+        Shape::Rotated => {
+            let g = DMatrix::from_fn(d, d, |_, _| r.normal());
+            let q = (&g - g.transpose()) * (0.5 / (d as f64).sqrt());
+            Process::new(diag, Linear::Dense(q))
+        }
+        Shape::DenseU => {
+            let g = DMatrix::from_fn(d, d, |_, _| r.normal() / (d as f64).sqrt());
+            let u = &g * g.transpose() * 0.3 + DMatrix::identity(d, d) * 0.8;
+            Process::new(Linear::Dense(u), zero)
+        }
+    }
+    .expect("valid process")
+}
+
+pub fn mixture(d: usize, seed: u64) -> Target {
+    let mut r = HostRng::new(seed, "test mixture");
+    let means = (0..3)
+        .map(|_| DVector::from_fn(d, |_, _| 1.5 * r.normal() / (d as f64).sqrt() * 2.0))
+        .collect();
+    Target::Mixture(Mixture {
+        weights: vec![0.5, 0.3, 0.2],
+        means,
+        cov: Linear::Scalar(0.25, d),
+    })
+}
+
+pub fn empirical(d: usize, points: usize, seed: u64) -> Target {
+    let mut r = HostRng::new(seed, "test training set");
+    Target::Empirical(Empirical {
+        points: DMatrix::from_fn(points, d, |_, _| r.normal()),
+    })
+}
+
+pub fn plan(process: Process, target: Target, grid: Grid) -> Plan {
+    Plan::new(
+        &Model { process, target },
+        grid,
+        Scheme::EulerMaruyama,
+        Start::Exact,
+    )
+    .expect("plan")
+}
+
+pub fn ids(n: usize) -> Vec<u64> {
+    (0..n as u64).map(|i| rng::rng_id(i * 7 + 3, 0)).collect()
 }

@@ -26,7 +26,7 @@ pub use device::{AdapterSummary, list_adapters};
 
 use super::{Engine, NO_LABEL, Particles, Recorder};
 use crate::linalg::Form;
-use crate::plan::{Kind, Plan, form_len};
+use crate::plan::{Kind, Plan, form_len, softmax_rows};
 use crate::rng;
 use crate::stats::{Moments, PointStats, Tally};
 
@@ -817,11 +817,7 @@ impl Engine for GpuEngine {
             "gpu: one time point of the plan ({point_bytes} bytes) exceeds a storage binding"
         );
         let points_per_upload = (self.max_binding / point_bytes) as usize;
-        let rows_per_tile = if d <= shaders::TILE_FLOATS {
-            (shaders::TILE_FLOATS / d).min(shaders::MAX_ROWS)
-        } else {
-            shaders::MAX_ROWS
-        };
+        let rows_per_tile = softmax_rows(d);
         let tiled = d <= shaders::TILE_FLOATS;
         let base = Params {
             n: n as u32,

@@ -39,8 +39,6 @@ pub const RNG_PROBE: (&str, &[&str]) = ("rng_probe", &[COMMON, RNG, kernel!("rng
 
 /// Floats of workgroup memory per empirical tile (must match TILE_FLOATS in step_empirical.wgsl).
 pub const TILE_FLOATS: usize = 4096;
-/// Rows per empirical tile at most (MAX_ROWS in step_empirical.wgsl).
-pub const MAX_ROWS: usize = 64;
 
 pub fn source(pieces: &[&str]) -> String {
     pieces.join("\n")

@@ -1,0 +1,400 @@
+//! The plan step for a block of [`LANES`] particles at once, in structure-of-arrays form: SIMD
+//! lanes hold different particles and each lane performs exactly the operation sequence of the
+//! scalar reference [`super::kernel`], so results are bit-identical to it (and therefore
+//! independent of threads and batch sizes).
+//!
+//! Products are register-blocked (four matrix rows or columns × the block of particles), so every
+//! load of a coefficient or training point is shared by all lanes. The hot loop, [`run_block`], is
+//! compiled for several instruction sets and picked at run time (multiversion); plain Rust loops
+//! over the lanes let the compiler emit AVX2, AVX-512 or NEON. No target fuses a multiply and an
+//! add (Rust never contracts them), so every target gives the same bits.
+
+use multiversion::multiversion;
+
+use crate::fmath;
+use crate::linalg::Form;
+use crate::plan::{Chunk, Kind, Plan, PointView, softmax_rows};
+use crate::rng;
+
+/// Particles per block: two AVX2 registers, one AVX-512 register, four NEON registers.
+pub const LANES: usize = 16;
+
+/// One f32 per particle of a block.
+pub type Lanes = [f32; LANES];
+
+/// Rows (or columns) per register block of a product.
+const RB: usize = 4;
+
+/// A block of particles, coordinate-major, with its scratch space.
+pub struct Block {
+    /// Positions: `x[i][l]` is coordinate i of lane l.
+    pub x: Vec<Lanes>,
+    id_lo: [u32; LANES],
+    id_hi: [u32; LANES],
+    /// B x, then M x.
+    y: Vec<Lanes>,
+    /// `Wᵀ r`, the responsibility-weighted center.
+    v: Vec<Lanes>,
+    /// P v.
+    pv: Vec<Lanes>,
+    /// Logits, then softmax weights: all K classes, or one block of training points.
+    logits: Vec<Lanes>,
+}
+
+/// What an evaluation of the logits gives per lane.
+pub struct Evaluation {
+    pub label: [u32; LANES],
+    pub purity: Lanes,
+}
+
+impl Block {
+    pub fn new(plan: &Plan) -> Self {
+        let d = plan.dim;
+        let logits = match plan.kind {
+            Kind::Mixture => plan.centers_count,
+            Kind::Empirical => softmax_rows(d),
+        };
+        Block {
+            x: vec![[0.0; LANES]; d],
+            id_lo: [0; LANES],
+            id_hi: [0; LANES],
+            y: vec![[0.0; LANES]; d],
+            v: vec![[0.0; LANES]; d],
+            pv: vec![[0.0; LANES]; d],
+            logits: vec![[0.0; LANES]; logits],
+        }
+    }
+
+    /// Loads up to [`LANES`] particles (row-major `xs`, one id each); missing lanes get x = 0
+    /// and id 0 and are computed but never stored.
+    pub fn load(&mut self, xs: &[f32], ids: &[u64]) {
+        let d = self.x.len();
+        for (i, xi) in self.x.iter_mut().enumerate() {
+            *xi = std::array::from_fn(|l| if l < ids.len() { xs[l * d + i] } else { 0.0 });
+        }
+        self.id_lo = std::array::from_fn(|l| ids.get(l).map_or(0, |&id| id as u32));
+        self.id_hi = std::array::from_fn(|l| ids.get(l).map_or(0, |&id| (id >> 32) as u32));
+    }
+
+    /// Writes lanes back into row-major `xs` (as many as it holds particles).
+    pub fn store(&self, xs: &mut [f32]) {
+        let d = self.x.len();
+        for (l, row) in xs.chunks_exact_mut(d).enumerate() {
+            self.row(l, row);
+        }
+    }
+
+    /// The position of lane l.
+    pub fn row(&self, l: usize, out: &mut [f32]) {
+        for (o, xi) in out.iter_mut().zip(&self.x) {
+            *o = xi[l];
+        }
+    }
+}
+
+/// Moves a block through the time points `lo..=hi` of one chunk, the twin of the scalar loop:
+/// evaluate the logits at every point (labels and last-change times of the valid lanes), call
+/// `record` where `records(j)`, and step to j + 1 while j < `to`.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+#[allow(clippy::too_many_arguments)]
+pub fn run_block(
+    plan: &Plan,
+    chunk: &Chunk,
+    key: [u32; 2],
+    (lo, hi, to): (usize, usize, usize),
+    b: &mut Block,
+    labels: &mut [u32],
+    changed: &mut [u32],
+    record: &mut dyn FnMut(usize, &Block, &Evaluation),
+) {
+    for j in lo..=hi {
+        let pt = plan.view(chunk, j);
+        let ev = evaluate(plan, &pt, b);
+        for ((label, changed), &new) in labels.iter_mut().zip(changed.iter_mut()).zip(&ev.label) {
+            if *label != new {
+                *label = new;
+                *changed = j as u32;
+            }
+        }
+        record(j, b, &ev);
+        if j < to {
+            update(plan, &pt, key, j, b);
+        }
+    }
+}
+
+/// Logits at one time point ([`super::kernel::evaluate`] per lane); leaves `Wᵀ r` in `b.v`.
+#[inline(always)]
+fn evaluate(plan: &Plan, pt: &PointView, b: &mut Block) -> Evaluation {
+    apply(plan.b_form, pt.b, &b.x, &mut b.y);
+    match plan.kind {
+        Kind::Mixture => evaluate_mixture(plan.dim, pt, b),
+        Kind::Empirical => evaluate_empirical(plan.dim, pt, b),
+    }
+}
+
+#[inline(always)]
+fn evaluate_mixture(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
+    let kk = b.logits.len();
+    for (l, &bias) in b.logits.iter_mut().zip(pt.bias) {
+        *l = [bias; LANES];
+    }
+    rows_dot(&pt.w[..kk * d], d, &b.y, &mut b.logits);
+    let mut max = [0.0f32; LANES];
+    let mut label = [0u32; LANES];
+    for (k, lk) in b.logits.iter().enumerate() {
+        for l in 0..LANES {
+            if k == 0 || lk[l] > max[l] {
+                max[l] = lk[l];
+                label[l] = k as u32;
+            }
+        }
+    }
+    let mut total = [0.0f32; LANES];
+    for lk in b.logits.iter_mut() {
+        for l in 0..LANES {
+            lk[l] = fmath::exp(lk[l] - max[l]);
+            total[l] += lk[l];
+        }
+    }
+    let inv = total.map(|t| 1.0 / t);
+    let mut purity = [0.0f32; LANES];
+    for lk in b.logits.iter_mut() {
+        for l in 0..LANES {
+            lk[l] *= inv[l];
+            purity[l] += lk[l] * lk[l];
+        }
+    }
+    b.v.iter_mut().for_each(|v| *v = [0.0; LANES]);
+    cols_dot(&pt.w[..kk * d], d, &b.logits, &mut b.v);
+    Evaluation { label, purity }
+}
+
+#[inline(always)]
+fn evaluate_empirical(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
+    let n = pt.bias.len();
+    let rows = b.logits.len();
+    let mut m = [0.0f32; LANES];
+    let mut sum = [0.0f32; LANES];
+    let mut sq = [0.0f32; LANES];
+    let mut best = [0u32; LANES];
+    for t0 in (0..n).step_by(rows) {
+        let t1 = n.min(t0 + rows);
+        let w = &pt.w[t0 * d..t1 * d];
+        let e = &mut b.logits[..t1 - t0];
+        for (l, &bias) in e.iter_mut().zip(&pt.bias[t0..t1]) {
+            *l = [bias; LANES];
+        }
+        rows_dot(w, d, &b.y, e);
+        let mut tmax = [0.0f32; LANES];
+        let mut targ = [0u32; LANES];
+        for (r, er) in e.iter().enumerate() {
+            for l in 0..LANES {
+                if r == 0 || er[l] > tmax[l] {
+                    tmax[l] = er[l];
+                    targ[l] = (t0 + r) as u32;
+                }
+            }
+        }
+        let mut scale = [0.0f32; LANES];
+        for l in 0..LANES {
+            let grows = tmax[l] > m[l];
+            let rescale = fmath::exp(m[l] - tmax[l]);
+            scale[l] = if t0 == 0 {
+                0.0
+            } else if grows {
+                rescale
+            } else {
+                1.0
+            };
+            if t0 == 0 || grows {
+                m[l] = tmax[l];
+                best[l] = targ[l];
+            }
+            sum[l] *= scale[l];
+            sq[l] = sq[l] * scale[l] * scale[l];
+        }
+        for er in e.iter_mut() {
+            for l in 0..LANES {
+                er[l] = fmath::exp(er[l] - m[l]);
+                sum[l] += er[l];
+                sq[l] += er[l] * er[l];
+            }
+        }
+        for vi in b.v.iter_mut() {
+            for l in 0..LANES {
+                vi[l] = if scale[l] != 0.0 { vi[l] * scale[l] } else { 0.0 };
+            }
+        }
+        cols_dot(w, d, e, &mut b.v);
+    }
+    let inv = sum.map(|s| 1.0 / s);
+    for vi in b.v.iter_mut() {
+        for l in 0..LANES {
+            vi[l] *= inv[l];
+        }
+    }
+    Evaluation {
+        label: best,
+        purity: std::array::from_fn(|l| sq[l] * inv[l] * inv[l]),
+    }
+}
+
+/// One step from time point j ([`super::kernel::update`] per lane): `x ← M x + P v + noise ξ`.
+#[inline(always)]
+fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
+    apply(plan.m_form, pt.m, &b.x, &mut b.y);
+    apply(plan.p_form, pt.p, &b.v, &mut b.pv);
+    let noise = pt.noise;
+    let blocks = b.x.chunks_mut(4).zip(b.y.chunks(4)).zip(b.pv.chunks(4));
+    for (blk, ((x4, mx4), pv4)) in blocks.enumerate() {
+        let z = if noise != 0.0 {
+            rng::normal4_lanes(key, &b.id_lo, &b.id_hi, j as u32, blk as u32)
+        } else {
+            [[0.0; LANES]; 4]
+        };
+        for (((x, mx), pv), z) in x4.iter_mut().zip(mx4).zip(pv4).zip(&z) {
+            for l in 0..LANES {
+                x[l] = (mx[l] + pv[l]) + noise * z[l];
+            }
+        }
+    }
+}
+
+/// `out = L x` for a matrix stored in `form`, lane by lane ([`super::kernel::apply`]).
+#[inline(always)]
+pub fn apply(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut [Lanes]) {
+    match form {
+        Form::Scalar => {
+            let c = coeffs[0];
+            for (o, xi) in out.iter_mut().zip(x) {
+                *o = xi.map(|v| c * v);
+            }
+        }
+        Form::Diagonal => {
+            for ((o, xi), &c) in out.iter_mut().zip(x).zip(coeffs) {
+                *o = xi.map(|v| c * v);
+            }
+        }
+        Form::Dense => {
+            out.iter_mut().for_each(|o| *o = [0.0; LANES]);
+            rows_dot(coeffs, x.len(), x, out);
+        }
+    }
+}
+
+/// `out[r] += Σ_c mat[r][c] · x[c]` for every row r of the row-major `mat` (rows × d), summed in
+/// ascending c; four rows at a time share each load of x.
+#[inline(always)]
+pub fn rows_dot(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
+    let x = &x[..d];
+    let mut rows = mat.chunks_exact(d);
+    let mut outs = out.chunks_exact_mut(RB);
+    for acc in outs.by_ref() {
+        let m: [&[f32]; RB] = std::array::from_fn(|_| rows.next().expect("a row per output"));
+        let mut a: [Lanes; RB] = std::array::from_fn(|q| acc[q]);
+        for (c, xc) in x.iter().enumerate() {
+            for q in 0..RB {
+                let w = m[q][c];
+                for l in 0..LANES {
+                    a[q][l] += w * xc[l];
+                }
+            }
+        }
+        acc.copy_from_slice(&a);
+    }
+    for (acc, row) in outs.into_remainder().iter_mut().zip(rows) {
+        let mut a = *acc;
+        for (&w, xc) in row.iter().zip(x) {
+            for l in 0..LANES {
+                a[l] += w * xc[l];
+            }
+        }
+        *acc = a;
+    }
+}
+
+/// `out[i] += Σ_r e[r] · mat[r][i]` for every column i of the row-major `mat` (rows × d), summed
+/// in ascending r; four columns at a time share each load of e.
+#[inline(always)]
+pub fn cols_dot(mat: &[f32], d: usize, e: &[Lanes], out: &mut [Lanes]) {
+    let out = &mut out[..d];
+    let rows = || e.iter().zip(mat.chunks_exact(d));
+    let mut blocks = out.chunks_exact_mut(RB);
+    for (k, acc) in blocks.by_ref().enumerate() {
+        let i0 = k * RB;
+        let mut a: [Lanes; RB] = std::array::from_fn(|q| acc[q]);
+        for (er, row) in rows() {
+            let w: [f32; RB] = std::array::from_fn(|q| row[i0 + q]);
+            for q in 0..RB {
+                for l in 0..LANES {
+                    a[q][l] += er[l] * w[q];
+                }
+            }
+        }
+        acc.copy_from_slice(&a);
+    }
+    let i0 = d - d % RB;
+    for (q, acc) in blocks.into_remainder().iter_mut().enumerate() {
+        let mut a = *acc;
+        for (er, row) in rows() {
+            let w = row[i0 + q];
+            for l in 0..LANES {
+                a[l] += er[l] * w;
+            }
+        }
+        *acc = a;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::HostRng;
+
+    fn lanes(r: &mut HostRng, n: usize) -> Vec<Lanes> {
+        (0..n)
+            .map(|_| std::array::from_fn(|_| r.normal() as f32))
+            .collect()
+    }
+
+    /// The register-blocked products against plain loops, bit for bit, for sizes around the
+    /// register block (remainders of rows and columns included).
+    #[test]
+    fn blocked_products_equal_plain_loops() {
+        let mut r = HostRng::new(1, "lanes test");
+        for (rows, d) in [(1, 1), (3, 5), (4, 4), (9, 7), (64, 13)] {
+            let mat: Vec<f32> = (0..rows * d).map(|_| r.normal() as f32).collect();
+            let x = lanes(&mut r, d);
+            let init = lanes(&mut r, rows);
+            let mut got = init.clone();
+            rows_dot(&mat, d, &x, &mut got);
+            for (i, want) in init.iter().enumerate() {
+                for l in 0..LANES {
+                    let mut acc = want[l];
+                    for c in 0..d {
+                        acc += mat[i * d + c] * x[c][l];
+                    }
+                    assert_eq!(got[i][l].to_bits(), acc.to_bits(), "rows_dot {rows}×{d}");
+                }
+            }
+            let e = lanes(&mut r, rows);
+            let init = lanes(&mut r, d);
+            let mut got = init.clone();
+            cols_dot(&mat, d, &e, &mut got);
+            for (i, want) in init.iter().enumerate() {
+                for l in 0..LANES {
+                    let mut acc = want[l];
+                    for k in 0..rows {
+                        acc += e[k][l] * mat[k * d + i];
+                    }
+                    assert_eq!(got[i][l].to_bits(), acc.to_bits(), "cols_dot {rows}×{d}");
+                }
+            }
+        }
+    }
+}
