@@ -5,14 +5,14 @@
 //! environment variable CI is set (then they fail). Software adapter: lavapipe
 //! (`apt install mesa-vulkan-drivers`, `WGPU_BACKEND=vulkan`).
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DVector;
 use regimes::engine::cpu::CpuEngine;
 use regimes::engine::gpu::{GpuEngine, GpuOptions};
 use regimes::engine::{Engine, Particles, Recorder};
 use regimes::linalg::Linear;
-use regimes::model::{Empirical, Mixture, Model, Process, Target};
+use regimes::model::{Mixture, Model, Process, Target};
 use regimes::plan::{Grid, Plan, Scheme, Start};
-use regimes::rng::{self, HostRng};
+use regimes::rng;
 use regimes::stats::{Moments, PointStats};
 
 mod common;

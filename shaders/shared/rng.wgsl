@@ -72,10 +72,29 @@ fn log_accurate(x: f32) -> f32 {
     return s * (hfsq + r) + dk * 9.05800061445916e-06 - hfsq + f + dk * 0.6931381225585938;
 }
 
+// (cos 2πu, sin 2πu) for u in [0, 1): twin of fmath::cos_sin_turns. The reduction to a quarter
+// turn is exact in turns, then Cephes polynomials on [−π/4, π/4]; drivers' sin/cos of 2πu would
+// round the angle first (and lavapipe's are less accurate).
+fn cos_sin_turns(u: f32) -> vec2<f32> {
+    let a = 4.0 * u;
+    let n = round(a);
+    let x = (a - n) * 1.5707964;
+    let z = x * x;
+    let s = x + x * z * (-0.16666655 + z * (0.008332161 + z * -0.00019515296));
+    let c = 1.0 - 0.5 * z + z * z * (0.041666646 + z * (-0.0013887316 + z * 0.000024433157));
+    var cs = vec2<f32>(c, s);
+    if (n == 1.0 || n == 3.0) {
+        cs = vec2<f32>(-s, c);
+    }
+    if (n == 2.0 || n == 3.0) {
+        cs = -cs;
+    }
+    return cs;
+}
+
 fn box_muller(a: u32, b: u32) -> vec2<f32> {
     let r = sqrt(-2.0 * log_accurate(uniform_open0(a)));
-    let theta = 6.2831855 * uniform01(b);
-    return vec2<f32>(r * cos(theta), r * sin(theta));
+    return r * cos_sin_turns(uniform01(b));
 }
 
 // Raw words for (id, step, block); id = (lo, hi).
