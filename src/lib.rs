@@ -2,6 +2,7 @@
 //! measures their dynamical regimes. Data flow: config → model → theory / plan → engine →
 //! measure → report.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -222,3 +222,106 @@ fn json_summaries_hold_the_stable_keys() {
         );
     }
 }
+
+#[test]
+fn bench_prints_records_with_the_cost_model() {
+    let out = regimes(&[
+        "bench",
+        "--workload",
+        "gmm",
+        "--dim",
+        "8",
+        "--particles",
+        "512",
+        "--steps",
+        "5",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    let records = records.as_array().expect("a list of records");
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    for k in [
+        "workload",
+        "backend",
+        "adapter",
+        "dim",
+        "particles",
+        "steps",
+        "n_train",
+        "threads",
+        "particle_steps_per_s",
+        "gflops",
+        "bytes_per_s",
+        "normals_per_s",
+        "peak_gflops",
+        "peak_source",
+        "peak_fraction",
+        "setup_seconds",
+        "shader_compile_seconds",
+        "run_seconds",
+        "peak_memory_bytes",
+        "note",
+    ] {
+        assert!(r.get(k).is_some(), "record lacks '{k}'");
+    }
+    assert_eq!(r["workload"], "gmm");
+    assert_eq!(r["backend"], "cpu");
+    assert_eq!(r["dim"], 8);
+    assert_eq!(r["particles"], 512);
+    assert!(r["n_train"].is_null());
+    assert!(r["shader_compile_seconds"].is_null());
+    let num = |k: &str| {
+        r[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} is not a number"))
+    };
+    for k in [
+        "particle_steps_per_s",
+        "gflops",
+        "bytes_per_s",
+        "normals_per_s",
+        "peak_gflops",
+        "peak_fraction",
+        "run_seconds",
+    ] {
+        assert!(num(k) > 0.0 && num(k).is_finite(), "{k} = {}", num(k));
+    }
+    // The cost model at d = 8, two classes, scalar plan: B x, M x, P v 3·8; logits 2·2·8 + 2;
+    // softmax 2·2; Wᵀr 2·2·8; combine 3·8 — 118 flops, 8 normals per particle-step.
+    assert_eq!(r["flops_per_particle_step"], 118);
+    assert_eq!(r["normals_per_particle_step"], 8);
+    let rate = num("particle_steps_per_s");
+    assert!((num("gflops") - rate * 118.0 / 1e9).abs() <= 1e-9 * num("gflops"));
+    assert!((num("normals_per_s") - rate * 8.0).abs() <= 1e-9 * num("normals_per_s"));
+    assert!((num("peak_fraction") - num("gflops") / num("peak_gflops")).abs() < 1e-12);
+    assert!((rate * num("run_seconds") - 512.0 * 5.0).abs() < 1e-6);
+}
+
+#[test]
+fn bench_refuses_bad_input_naming_the_flag() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--dim", "0"], "--dim"),
+        (&["--particles", "0"], "--particles"),
+        (&["--workload", "sparse"], "--workload"),
+        (&["--workload", "empirical", "--n-train", "1"], "--n-train"),
+        (&["--threads", "0"], "--threads"),
+    ];
+    for (args, flag) in cases {
+        let mut full = vec!["bench", "--steps", "2", "--json"];
+        full.extend(args);
+        let out = regimes(&full);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(
+            err.contains(flag),
+            "{args:?}: error does not name {flag}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} printed records");
+    }
+}

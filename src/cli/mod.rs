@@ -2,6 +2,7 @@
 //! write its summary. Every study returns a serialisable result; this module wraps it in the
 //! common envelope (command, version, seed, backend, wall time, resolved config).
 
+pub mod bench;
 pub mod build;
 pub mod collapse;
 pub mod run;
@@ -66,6 +67,10 @@ enum Command {
     /// entropy at --entropy-times and the clone-collapse fraction, beside the REM time t_C.
     #[command(allow_negative_numbers = true)]
     Collapse(StudyArgs),
+    /// Measure engine throughput (particle-steps/s, GFLOP/s, GB/s) on standard workloads,
+    /// against the machine's measured peak.
+    #[command(long_about = bench::LONG_ABOUT)]
+    Bench(bench::BenchArgs),
     /// List the GPU adapters wgpu can see, with backend, type, limits and features.
     Devices {
         /// Print JSON instead of a table.
@@ -190,6 +195,7 @@ pub fn main() -> Result<()> {
     let cli = Cli::parse();
     let (name, args) = match cli.command {
         Command::Devices { json } => return devices(json),
+        Command::Bench(a) => return bench::main(a),
         Command::Theory(a) => ("theory", a),
         Command::Run(a) => ("run", a),
         Command::Speciation(a) => ("speciation", a),

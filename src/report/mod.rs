@@ -8,7 +8,7 @@ mod plot;
 mod progress;
 
 pub use plot::{Series, Style, plot_series, render_svg};
-pub use progress::Progress;
+pub use progress::{Progress, si};
 
 use std::fs::{self, File};
 use std::io::Write;

@@ -1,0 +1,164 @@
+//! What the machine can do at best, measured rather than looked up: f32 arithmetic throughput
+//! (the ceiling for GFLOP/s) and memory read bandwidth (the ceiling for bytes/s). Both run on
+//! every thread the engine uses, and are cached per process and thread count.
+//!
+//! The arithmetic probe runs `acc = acc · m + a` on [`CHAINS`] independent vectors of 8 lanes:
+//! a multiply then an add, never fused, exactly like the engines (Rust does not contract a·b + c
+//! into an FMA). Enough independent chains hide the latency of both (12 covers two multiply and two
+//! add pipes of three cycles each on current x86 cores), so the loop is limited by throughput. The
+//! bandwidth probe sums a [`BANDWIDTH_BYTES`] buffer, far larger than any cache.
+
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use multiversion::multiversion;
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// Independent accumulator vectors of 8 f32 lanes in the arithmetic probe (96 lanes in all).
+pub const CHAINS: usize = 12;
+
+/// Flops per iteration of the arithmetic probe: one multiply and one add per lane.
+const FLOPS_PER_ITER: f64 = (CHAINS * 8 * 2) as f64;
+
+/// Size of the bandwidth probe's buffer.
+pub const BANDWIDTH_BYTES: usize = 256 << 20;
+
+/// How long the arithmetic probe runs.
+const PROBE_TIME: Duration = Duration::from_millis(200);
+
+/// Measured peaks of the host on a number of threads.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Peak {
+    pub threads: usize,
+    /// f32 multiply + add throughput, 1e9 flops per second.
+    pub gflops: f64,
+    /// Read bandwidth from memory, bytes per second (None where only the flops are known).
+    pub bytes_per_s: Option<f64>,
+    /// How the numbers were obtained, for the records.
+    pub source: String,
+}
+
+/// `iters` rounds of multiply-then-add on every lane; returns a value that depends on all of them.
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn spin(iters: u64, m: f32, a: f32) -> f32 {
+    let mut acc = [[0.0f32; 8]; CHAINS];
+    for (c, chain) in acc.iter_mut().enumerate() {
+        for (l, x) in chain.iter_mut().enumerate() {
+            *x = (c * 8 + l) as f32 * 1e-3;
+        }
+    }
+    for _ in 0..iters {
+        for chain in acc.iter_mut() {
+            for x in chain.iter_mut() {
+                *x = *x * m + a;
+            }
+        }
+    }
+    acc.iter().flatten().sum()
+}
+
+/// Sum of `data` in 32 independent lanes (so that it vectorises: f32 addition is not associative).
+#[multiversion(targets("x86_64+avx512f+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn sum(data: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 32];
+    let mut blocks = data.chunks_exact(32);
+    for block in &mut blocks {
+        for (a, x) in acc.iter_mut().zip(block) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + blocks.remainder().iter().sum::<f32>()
+}
+
+/// Flops per second of [`spin`] on every thread of `pool`, run for about [`PROBE_TIME`].
+fn arithmetic(pool: &rayon::ThreadPool) -> f64 {
+    // Values stay finite and normal: x → a / (1 − m) = 1.
+    let (m, a) = (black_box(0.999_9f32), black_box(1e-4f32));
+    // Calibrate on one thread, then size the run to last PROBE_TIME.
+    black_box(spin(10_000, m, a));
+    let mut iters = 100_000u64;
+    let per_iter = loop {
+        let t = Instant::now();
+        black_box(spin(black_box(iters), m, a));
+        let e = t.elapsed();
+        if e >= Duration::from_millis(10) {
+            break e.as_secs_f64() / iters as f64;
+        }
+        iters *= 4;
+    };
+    let iters = ((PROBE_TIME.as_secs_f64() / per_iter) as u64).max(1);
+    let t = Instant::now();
+    let results = pool.broadcast(|_| spin(black_box(iters), m, a));
+    let elapsed = t.elapsed().as_secs_f64();
+    black_box(results);
+    pool.current_num_threads() as f64 * iters as f64 * FLOPS_PER_ITER / elapsed
+}
+
+/// Read bytes per second summing a [`BANDWIDTH_BYTES`] buffer on every thread of `pool` (best of
+/// three passes, after one that faults the pages in).
+fn bandwidth(pool: &rayon::ThreadPool) -> f64 {
+    let n = BANDWIDTH_BYTES / 4;
+    pool.install(|| {
+        // Written (not just allocated) so that every page is real memory, not the zero page.
+        let mut data = vec![0.0f32; n];
+        data.par_chunks_mut(1 << 16)
+            .enumerate()
+            .for_each(|(i, c)| c.fill(1.0 + (i % 7) as f32));
+        let piece = n.div_ceil(pool.current_num_threads() * 8);
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let s: f32 = data.par_chunks(piece).map(sum).sum();
+            best = best.min(t.elapsed().as_secs_f64());
+            black_box(s);
+        }
+        BANDWIDTH_BYTES as f64 / best
+    })
+}
+
+/// The peaks on `threads` threads, measured once per process and thread count.
+pub fn measure(threads: usize) -> Result<Peak> {
+    static CACHE: Mutex<Vec<Peak>> = Mutex::new(Vec::new());
+    let threads = threads.max(1);
+    if let Some(p) = CACHE
+        .lock()
+        .expect("peak cache")
+        .iter()
+        .find(|p| p.threads == threads)
+    {
+        return Ok(p.clone());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    let gflops = arithmetic(&pool) / 1e9;
+    let bytes_per_s = bandwidth(&pool);
+    let peak = Peak {
+        threads,
+        gflops,
+        bytes_per_s: Some(bytes_per_s),
+        source: format!(
+            "measured: f32 mul+add microbenchmark, {threads} thread{}",
+            if threads == 1 { "" } else { "s" }
+        ),
+    };
+    CACHE.lock().expect("peak cache").push(peak.clone());
+    Ok(peak)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_compute_what_they_claim() {
+        // spin converges to a / (1 − m) on every lane; sum adds every element.
+        let s = spin(20_000, 0.5, 0.5);
+        assert!((s - (CHAINS * 8) as f32).abs() < 1e-3, "{s}");
+        let data: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        assert_eq!(sum(&data), 499_500.0);
+    }
+}

@@ -1,0 +1,270 @@
+//! `regimes bench`: engine throughput on the standard workloads of [`crate::bench`], as a table or
+//! JSON records.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, ensure};
+use clap::{Args, ValueEnum};
+
+use crate::bench::{self, Backend, Record, Setting, Spec, Workload, export, peak};
+use crate::engine::Engine;
+use crate::engine::cpu::CpuEngine;
+use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
+
+pub const LONG_ABOUT: &str = "Measure engine throughput on three standard workloads, against the \
+machine's measured peak.
+
+Every workload samples two classes ±m (m along ones, ‖m‖² = d, σ = 1) from T = 10 down to 0 in \
+--steps Euler–Maruyama steps; they differ in what dominates a step:
+  gmm        U = I, Q = 0: every plan matrix is a scalar; a step costs O(d)
+  dense      U = rotated:0.2:5 (geometric spectrum in a random basis), optimal Q: a dense d×d
+             matrix-vector product per step, O(d²)
+  empirical  U = I, Q = 0, target = --n-train points drawn from the mixture: a softmax over the
+             N points per step, O(N·d)
+
+What the numbers mean:
+  particle-steps/s  particles × steps / run time (the timed run records nothing; setup and the
+                    GPU's shader compile are timed apart, after a short warm-up)
+  GFLOP/s, GB/s     particle-steps/s × the cost model's flops and bytes per particle-step
+                    (multiply and add counted apart, exp as one flop; bytes = state read and
+                    written once per step + coefficients shared by a block of 16 particles on
+                    the CPU, a workgroup of 64 on the GPU) — see docs/performance.md
+  % peak            GFLOP/s over the measured peak: an f32 multiply-then-add loop on every
+                    thread (not fused, like the engines)
+  setup             building the model and every chunk of the per-step plan
+  compile           GPU shader compilation and JIT, once per engine
+
+Examples:
+  regimes bench                                   all three workloads, CPU, d = 100
+  regimes bench --workload dense --dim 256 --particles 4096
+  regimes bench --backend all --json > bench.json";
+
+/// Which engines to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    /// The CPU engine.
+    Cpu,
+    /// The GPU engine (fails if no adapter is found).
+    Gpu,
+    /// The CPU engine, and the GPU engine if wgpu finds an adapter.
+    All,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Workloads: gmm, dense, empirical (repeat the flag or give a comma list; default all three).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workload: Vec<Workload>,
+    /// Dimension d.
+    #[arg(long, default_value_t = 100)]
+    dim: usize,
+    /// Particles per workload [default: gmm 65536, dense 65536, empirical 8192].
+    #[arg(long)]
+    particles: Option<u64>,
+    /// Euler–Maruyama steps from T = 10 to 0.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Training points N of the empirical workload.
+    #[arg(long, default_value_t = 1000)]
+    n_train: usize,
+    /// Engines to measure.
+    #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]
+    backend: BenchBackend,
+    /// GPU adapter whose name contains this (case-insensitive).
+    #[arg(long, value_name = "NAME")]
+    adapter: Option<String>,
+    /// CPU threads for the engine and the peak [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seed of the noise, the random basis of `dense` and the training points of `empirical`.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The GPU's peak f32 GFLOP/s as stated by its vendor, for % of peak on a hardware GPU (a
+    /// software adapter is compared against the measured host peak).
+    #[arg(long, value_name = "GFLOPS")]
+    gpu_peak_gflops: Option<f64>,
+    /// Write each workload's model (U, Q, A = (I+Q)U, m, training points, meta.json) as .npy
+    /// files under DIR/<workload>/ for the NumPy reference (benches/reference/), and exit.
+    #[arg(long, value_name = "DIR")]
+    export_model: Option<PathBuf>,
+    /// Print a JSON list of records on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn main(args: BenchArgs) -> Result<()> {
+    let mut workloads: Vec<Workload> = vec![];
+    for w in if args.workload.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        args.workload.clone()
+    } {
+        if !workloads.contains(&w) {
+            workloads.push(w);
+        }
+    }
+    let specs: Vec<Spec> = workloads
+        .iter()
+        .map(|&workload| Spec {
+            workload,
+            dim: args.dim,
+            particles: args.particles.unwrap_or(workload.default_particles()),
+            steps: args.steps,
+            n_train: args.n_train,
+            seed: args.seed,
+        })
+        .collect();
+    // Refuse bad values before any work.
+    for s in &specs {
+        s.validate()?;
+    }
+    ensure!(
+        args.threads != Some(0),
+        "--threads: must be positive (got 0)"
+    );
+    if let Some(g) = args.gpu_peak_gflops {
+        ensure!(
+            g.is_finite() && g > 0.0,
+            "--gpu-peak-gflops: must be positive (got {g})"
+        );
+    }
+    let progress = !(args.quiet || args.json);
+    let say = |msg: &str| {
+        if progress {
+            eprintln!("{msg}");
+        }
+    };
+    if let Some(dir) = &args.export_model {
+        for s in &specs {
+            let files = export::export(s, dir)?;
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            println!("wrote {}", names.join(", "));
+        }
+        return Ok(());
+    }
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = args.threads.unwrap_or(cores);
+    let want_cpu = args.backend != BenchBackend::Gpu;
+    let want_gpu = match args.backend {
+        BenchBackend::Cpu => {
+            if args.adapter.is_some() {
+                say("note: --adapter is ignored with --backend cpu");
+            }
+            false
+        }
+        BenchBackend::Gpu => true,
+        BenchBackend::All => {
+            let found = !list_adapters().is_empty();
+            if !found {
+                say("note: no GPU adapter found, measuring the CPU engine only");
+            }
+            found
+        }
+    };
+
+    let mut header = vec![format!(
+        "regimes bench: d = {}, {} steps, T = {}, seed {}",
+        args.dim,
+        args.steps,
+        bench::T_MAX,
+        args.seed
+    )];
+    let cpu = if want_cpu {
+        say(&format!("measuring the peak on {threads} threads..."));
+        let peak = peak::measure(threads)?;
+        let engine = CpuEngine::with_threads(threads)?;
+        header.push(format!(
+            "cpu: {}; {}",
+            engine.describe(),
+            bench::peak_line(&peak)
+        ));
+        let setting = Setting {
+            backend: Backend::Cpu,
+            threads: Some(threads),
+            shader_compile_seconds: None,
+            peak: Some(peak),
+            software: false,
+        };
+        Some((engine, setting))
+    } else {
+        None
+    };
+    let gpu = if want_gpu {
+        let engine = GpuEngine::with_options(GpuOptions {
+            adapter: args.adapter.clone(),
+            ..GpuOptions::default()
+        })?;
+        let info = engine.adapter_info();
+        let name = info.name.to_lowercase();
+        let software = info.device_type == wgpu::DeviceType::Cpu
+            || ["llvmpipe", "lavapipe", "swiftshader"]
+                .iter()
+                .any(|s| name.contains(s));
+        // A software adapter runs on every host core: the host's peak is its ceiling.
+        let peak = if software {
+            say(&format!("measuring the host peak on {cores} threads..."));
+            let mut p = peak::measure(cores)?;
+            p.source = format!(
+                "{} (the host CPU, which runs the software adapter)",
+                p.source
+            );
+            Some(p)
+        } else {
+            args.gpu_peak_gflops.map(|gflops| peak::Peak {
+                threads: 0,
+                gflops,
+                bytes_per_s: None,
+                source: "stated (--gpu-peak-gflops)".into(),
+            })
+        };
+        let mut line = format!(
+            "gpu: {}; shaders compiled in {:.2} s",
+            engine.describe(),
+            engine.compile_seconds()
+        );
+        if let Some(p) = &peak {
+            line += &format!("; {}", bench::peak_line(p));
+        }
+        header.push(line);
+        let setting = Setting {
+            backend: Backend::Gpu,
+            threads: None,
+            shader_compile_seconds: Some(engine.compile_seconds()),
+            peak,
+            software,
+        };
+        Some((engine, setting))
+    } else {
+        None
+    };
+
+    let mut records: Vec<Record> = vec![];
+    for spec in &specs {
+        if let Some((engine, setting)) = &cpu {
+            records.push(bench::measure(engine, setting, spec, progress)?);
+        }
+        if let Some((engine, setting)) = &gpu {
+            // A software adapter refuses some workloads (loop limits): report and go on.
+            match bench::measure(engine, setting, spec, progress) {
+                Ok(r) => records.push(r),
+                Err(e) if cpu.is_some() => {
+                    if !args.quiet {
+                        eprintln!("warning: {} on the gpu: {e:#}", spec.workload.name())
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    bench::compare_backends(&mut records);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+    } else {
+        println!("{}\n\n{}", header.join("\n"), bench::table(&records));
+    }
+    Ok(())
+}
