@@ -25,6 +25,7 @@ use anyhow::{Result, bail, ensure};
 use nalgebra::DVector;
 use serde::Serialize;
 
+use crate::engine::gpu::GpuEngine;
 use crate::engine::{Engine, Recorder};
 use crate::linalg::Linear;
 use crate::measure::run::{RunSpec, run};
@@ -201,6 +202,54 @@ pub struct Setting {
     pub software: bool,
 }
 
+impl Setting {
+    /// The CPU engine on `threads` threads, against the peak measured on as many.
+    pub fn cpu(threads: usize) -> Result<Self> {
+        Ok(Setting {
+            backend: Backend::Cpu,
+            threads: Some(threads),
+            shader_compile_seconds: None,
+            peak: Some(peak::measure(threads)?),
+            software: false,
+        })
+    }
+
+    /// A GPU engine. A software adapter runs on every host core, so the host's measured peak is
+    /// its ceiling; a hardware GPU has the peak its vendor states, if given.
+    pub fn gpu(engine: &GpuEngine, stated_gflops: Option<f64>) -> Result<Self> {
+        let software = software_adapter(engine.adapter_info());
+        let peak = if software {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut p = peak::measure(cores)?;
+            p.source += " (the host CPU, which runs the software adapter)";
+            Some(p)
+        } else {
+            stated_gflops.map(|gflops| Peak {
+                threads: 0,
+                gflops,
+                bytes_per_s: None,
+                source: "stated (--gpu-peak-gflops)".into(),
+            })
+        };
+        Ok(Setting {
+            backend: Backend::Gpu,
+            threads: None,
+            shader_compile_seconds: Some(engine.compile_seconds()),
+            peak,
+            software,
+        })
+    }
+}
+
+/// Whether an adapter is a CPU implementation of the GPU API (lavapipe/llvmpipe, SwiftShader).
+pub fn software_adapter(info: &wgpu::AdapterInfo) -> bool {
+    let name = info.name.to_lowercase();
+    info.device_type == wgpu::DeviceType::Cpu
+        || ["llvmpipe", "lavapipe", "swiftshader"]
+            .iter()
+            .any(|s| name.contains(s))
+}
+
 /// One measurement, under stable keys (`regimes bench --json` prints a list of these).
 #[derive(Clone, Debug, Serialize)]
 pub struct Record {
@@ -282,10 +331,7 @@ pub fn measure<E: Engine>(
     let gflops = rate * c.flops as f64 / 1e9;
     let mut notes = vec![];
     if setting.software {
-        notes.push(
-            "software adapter: the GPU kernels run on the host CPU, slower than the CPU engine"
-                .to_string(),
-        );
+        notes.push("software adapter: the GPU kernels are emulated on the host CPU".to_string());
     } else if setting.backend == Backend::Gpu && spec.particles < GPU_FILL {
         notes.push(format!(
             "{} particles may be too few to fill the device (try ≥ {GPU_FILL})",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Result, ensure};
 use clap::{Args, ValueEnum};
 
-use crate::bench::{self, Backend, Record, Setting, Spec, Workload, export, peak};
+use crate::bench::{self, Record, Setting, Spec, Workload, export};
 use crate::engine::Engine;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
@@ -175,20 +175,14 @@ pub fn main(args: BenchArgs) -> Result<()> {
     )];
     let cpu = if want_cpu {
         say(&format!("measuring the peak on {threads} threads..."));
-        let peak = peak::measure(threads)?;
+        let setting = Setting::cpu(threads)?;
         let engine = CpuEngine::with_threads(threads)?;
-        header.push(format!(
-            "cpu: {}; {}",
-            engine.describe(),
-            bench::peak_line(&peak)
-        ));
-        let setting = Setting {
-            backend: Backend::Cpu,
-            threads: Some(threads),
-            shader_compile_seconds: None,
-            peak: Some(peak),
-            software: false,
-        };
+        let peak = setting
+            .peak
+            .as_ref()
+            .map(bench::peak_line)
+            .unwrap_or_default();
+        header.push(format!("cpu: {}; {peak}", engine.describe()));
         Some((engine, setting))
     } else {
         None
@@ -198,45 +192,16 @@ pub fn main(args: BenchArgs) -> Result<()> {
             adapter: args.adapter.clone(),
             ..GpuOptions::default()
         })?;
-        let info = engine.adapter_info();
-        let name = info.name.to_lowercase();
-        let software = info.device_type == wgpu::DeviceType::Cpu
-            || ["llvmpipe", "lavapipe", "swiftshader"]
-                .iter()
-                .any(|s| name.contains(s));
-        // A software adapter runs on every host core: the host's peak is its ceiling.
-        let peak = if software {
-            say(&format!("measuring the host peak on {cores} threads..."));
-            let mut p = peak::measure(cores)?;
-            p.source = format!(
-                "{} (the host CPU, which runs the software adapter)",
-                p.source
-            );
-            Some(p)
-        } else {
-            args.gpu_peak_gflops.map(|gflops| peak::Peak {
-                threads: 0,
-                gflops,
-                bytes_per_s: None,
-                source: "stated (--gpu-peak-gflops)".into(),
-            })
-        };
+        let setting = Setting::gpu(&engine, args.gpu_peak_gflops)?;
         let mut line = format!(
             "gpu: {}; shaders compiled in {:.2} s",
             engine.describe(),
             engine.compile_seconds()
         );
-        if let Some(p) = &peak {
+        if let Some(p) = &setting.peak {
             line += &format!("; {}", bench::peak_line(p));
         }
         header.push(line);
-        let setting = Setting {
-            backend: Backend::Gpu,
-            threads: None,
-            shader_compile_seconds: Some(engine.compile_seconds()),
-            peak,
-            software,
-        };
         Some((engine, setting))
     } else {
         None
