@@ -165,6 +165,33 @@ impl Linear {
         v.dot(&self.apply(v))
     }
 
+    /// `aᵀ · self · a` for every row a of `rows` (N×d), the empirical plan's N biases at each
+    /// time point. Accumulated column by column: the matrix is column-major, so every pass is
+    /// contiguous (row by row would stride through all of it for each point).
+    pub fn quad_rows(&self, rows: &DMatrix<f64>) -> Vec<f64> {
+        let mut q = vec![0.0; rows.nrows()];
+        let mut add = |weighted: &mut dyn Iterator<Item = f64>, col: &[f64]| {
+            for ((q, w), a) in q.iter_mut().zip(weighted).zip(col) {
+                *q += w * a;
+            }
+        };
+        let n = rows.nrows().max(1);
+        let columns = rows.as_slice().chunks_exact(n);
+        match self {
+            Linear::Scalar(c, _) => columns.for_each(|a| add(&mut a.iter().map(|x| c * x), a)),
+            Linear::Diagonal(g) => columns
+                .zip(g.iter())
+                .for_each(|(a, g)| add(&mut a.iter().map(|x| g * x), a)),
+            Linear::Dense(m) => {
+                let lifted = rows * m;
+                for (l, a) in lifted.as_slice().chunks_exact(n).zip(columns) {
+                    add(&mut l.iter().copied(), a);
+                }
+            }
+        }
+        q
+    }
+
     /// Inverse of a symmetric positive definite matrix (Cholesky), or an error.
     pub fn inverse_spd(&self) -> Result<Self> {
         Ok(match self {
@@ -276,5 +303,11 @@ mod tests {
         assert!((e - (m.to_dense() * -0.3).exp()).amax() < 1e-14);
         let f = m.to_f32();
         assert_eq!(f[1], 2.0); // row-major
+        let rows = DMatrix::from_row_slice(2, 3, &[1., -2., 0.5, 3., 0., -1.]);
+        for a in [&s, &g, &m] {
+            for (q, row) in a.quad_rows(&rows).iter().zip(rows.row_iter()) {
+                assert!((q - a.quad(&row.transpose())).abs() < 1e-12);
+            }
+        }
     }
 }

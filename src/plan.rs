@@ -392,11 +392,7 @@ impl Plan {
                 })?;
                 let b = e.transpose().mul(&sigma_inv);
                 let g = b.mul(&e);
-                let bias = emp
-                    .points
-                    .row_iter()
-                    .map(|a| -0.5 * g.quad(&a.transpose()))
-                    .collect();
+                let bias = g.quad_rows(&emp.points).iter().map(|q| -0.5 * q).collect();
                 let m = update(&sigma_inv);
                 let pm = if j < n {
                     sigma_inv.mul(&e).scale(c * dt)
@@ -475,13 +471,6 @@ pub struct PointView<'a> {
     pub w: &'a [f32],
     pub bias: &'a [f32],
     pub noise: f32,
-}
-
-/// Training points per block of the streaming softmax over an empirical target. Both engines
-/// stream the points in blocks of this many, so their per-particle arithmetic is the same; a block
-/// stays within 16 KiB (the GPU's workgroup tile, a CPU core's L1).
-pub fn softmax_rows(d: usize) -> usize {
-    (4096 / d.max(1)).clamp(1, 64)
 }
 
 /// Floats that a matrix of this form takes in dimension d.

@@ -7,7 +7,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 use super::kernel::{self, Scratch};
-use super::lanes::{Block, Evaluation, LANES, run_block};
+use super::lanes::{Block, Evaluation, GROUP, LANES, run_group};
 use super::{Engine, NO_LABEL, Particles, Recorder};
 use crate::plan::Plan;
 use crate::rng;
@@ -134,21 +134,30 @@ impl Engine for CpuEngine {
                             .clone()
                             .map(|_| PointStats::new(d, dirs, plan.centers_count))
                             .collect();
-                        let mut block = Block::new(plan);
+                        let mut blocks: Vec<Block> = (0..GROUP).map(|_| Block::new(plan)).collect();
                         let mut row = vec![0.0f32; d];
-                        // Blocks of lanes in particle order, so each point's statistics are
+                        // Groups of blocks in particle order, so each point's statistics are
                         // folded in particle order.
-                        let blocks = xs
-                            .chunks_mut(LANES * d)
-                            .zip(ids.chunks(LANES))
-                            .zip(labels.chunks_mut(LANES))
-                            .zip(changed.chunks_mut(LANES));
-                        for (((xb, idb), lb), cb) in blocks {
-                            block.load(xb, idb);
+                        let per_group = GROUP * LANES;
+                        let groups = xs
+                            .chunks_mut(per_group * d)
+                            .zip(ids.chunks(per_group))
+                            .zip(labels.chunks_mut(per_group))
+                            .zip(changed.chunks_mut(per_group));
+                        for (((xg, idg), lg), cg) in groups {
+                            let used = idg.len().div_ceil(LANES);
+                            for (b, (xb, idb)) in blocks
+                                .iter_mut()
+                                .zip(xg.chunks(LANES * d).zip(idg.chunks(LANES)))
+                            {
+                                b.load(xb, idb);
+                            }
                             let mut slot = slots.start;
+                            let mut first_lane = 0;
                             let mut record = |j: usize, b: &Block, ev: &Evaluation| {
                                 if slot < slots.end && points[slot] == j {
-                                    for l in 0..idb.len() {
+                                    let valid = (idg.len() - first_lane).min(LANES);
+                                    for l in 0..valid {
                                         b.row(l, &mut row);
                                         record(
                                             &mut stats[slot - slots.start],
@@ -158,11 +167,26 @@ impl Engine for CpuEngine {
                                             ev.purity[l],
                                         );
                                     }
-                                    slot += 1;
+                                    first_lane += LANES;
+                                    if first_lane >= idg.len() {
+                                        first_lane = 0;
+                                        slot += 1;
+                                    }
                                 }
                             };
-                            run_block(&plan, &chunk, key, (lo, hi, to), &mut block, lb, cb, &mut record);
-                            block.store(xb);
+                            run_group(
+                                &plan,
+                                &chunk,
+                                key,
+                                (lo, hi, to),
+                                &mut blocks[..used],
+                                lg,
+                                cg,
+                                &mut record,
+                            );
+                            for (b, xb) in blocks.iter().zip(xg.chunks_mut(LANES * d)) {
+                                b.store(xb);
+                            }
                         }
                         stats
                     })

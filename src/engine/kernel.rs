@@ -6,8 +6,13 @@
 
 use crate::fmath;
 use crate::linalg::Form;
-use crate::plan::{Kind, Plan, PointView, StartPlan, softmax_rows};
+use crate::plan::{Kind, Plan, PointView, StartPlan};
 use crate::rng;
+
+/// Training points per block of the streaming softmax over an empirical target: enough rows to
+/// amortise each block's bookkeeping, few enough that a block of logits stays in L1. The GPU
+/// streams the same blocks for d ≤ 64 (its workgroup tile holds 4096 floats).
+pub const SOFTMAX_ROWS: usize = 64;
 
 /// Per-particle scratch space, sized once.
 pub struct Scratch {
@@ -110,16 +115,20 @@ fn evaluate_mixture(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
         purity += *l * *l;
     }
     for (i, v) in s.v.iter_mut().enumerate() {
-        *v = s.logits.iter().enumerate().fold(0.0, |acc, (k, r)| acc + r * pt.w[k * d + i]);
+        *v = s
+            .logits
+            .iter()
+            .enumerate()
+            .fold(0.0, |acc, (k, r)| acc + r * pt.w[k * d + i]);
     }
     (best as u32, purity)
 }
 
-/// Many training points: streamed in blocks of [`softmax_rows`] with an online softmax (running
+/// Many training points: streamed in blocks of [`SOFTMAX_ROWS`] with an online softmax (running
 /// max m, Σ e and Σ e², and an unnormalised `Wᵀ e` rescaled when the max grows), as on the GPU.
 fn evaluate_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
     let n = pt.bias.len();
-    let rows = softmax_rows(d);
+    let rows = SOFTMAX_ROWS;
     let (mut m, mut sum, mut sq, mut best) = (0.0f32, 0.0f32, 0.0f32, 0usize);
     for t0 in (0..n).step_by(rows) {
         let block = t0..n.min(t0 + rows);
@@ -152,9 +161,10 @@ fn evaluate_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
         }
         for (i, v) in s.v.iter_mut().enumerate() {
             let init = if scale != 0.0 { *v * scale } else { 0.0 };
-            *v = e.iter().enumerate().fold(init, |acc, (r, e)| {
-                acc + e * pt.w[(t0 + r) * d + i]
-            });
+            *v = e
+                .iter()
+                .enumerate()
+                .fold(init, |acc, (r, e)| acc + e * pt.w[(t0 + r) * d + i]);
         }
     }
     let inv = 1.0 / sum;

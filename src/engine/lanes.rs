@@ -4,16 +4,17 @@
 //! independent of threads and batch sizes).
 //!
 //! Products are register-blocked (four matrix rows or columns × the block of particles), so every
-//! load of a coefficient or training point is shared by all lanes. The hot loop, [`run_block`], is
+//! load of a coefficient or training point is shared by all lanes. The hot loop, [`run_group`], is
 //! compiled for several instruction sets and picked at run time (multiversion); plain Rust loops
 //! over the lanes let the compiler emit AVX2, AVX-512 or NEON. No target fuses a multiply and an
 //! add (Rust never contracts them), so every target gives the same bits.
 
 use multiversion::multiversion;
 
+use super::kernel::SOFTMAX_ROWS;
 use crate::fmath;
 use crate::linalg::Form;
-use crate::plan::{Chunk, Kind, Plan, PointView, softmax_rows};
+use crate::plan::{Chunk, Kind, Plan, PointView};
 use crate::rng;
 
 /// Particles per block: two AVX2 registers, one AVX-512 register, four NEON registers.
@@ -52,7 +53,7 @@ impl Block {
         let d = plan.dim;
         let logits = match plan.kind {
             Kind::Mixture => plan.centers_count,
-            Kind::Empirical => softmax_rows(d),
+            Kind::Empirical => SOFTMAX_ROWS,
         };
         Block {
             x: vec![[0.0; LANES]; d],
@@ -92,48 +93,64 @@ impl Block {
     }
 }
 
-/// Moves a block through the time points `lo..=hi` of one chunk, the twin of the scalar loop:
-/// evaluate the logits at every point (labels and last-change times of the valid lanes), call
-/// `record` where `records(j)`, and step to j + 1 while j < `to`.
+/// Blocks moved in lock-step by [`run_group`]: each tile of training points is loaded into cache
+/// once per step and used by all of them (the tile × blocks working set stays within L2).
+pub const GROUP: usize = 4;
+
+/// Moves up to [`GROUP`] blocks through the time points `lo..=hi` of one chunk, the twin of the
+/// scalar loop: evaluate the logits at every point (labels and last-change times of the valid
+/// lanes, `labels` and `changed` holding the blocks' particles in order), call `record` for each
+/// block in order, and step to j + 1 while j < `to`.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
 #[allow(clippy::too_many_arguments)]
-pub fn run_block(
+pub fn run_group(
     plan: &Plan,
     chunk: &Chunk,
     key: [u32; 2],
     (lo, hi, to): (usize, usize, usize),
-    b: &mut Block,
+    blocks: &mut [Block],
     labels: &mut [u32],
     changed: &mut [u32],
     record: &mut dyn FnMut(usize, &Block, &Evaluation),
 ) {
+    debug_assert!(blocks.len() <= GROUP);
     for j in lo..=hi {
         let pt = plan.view(chunk, j);
-        let ev = evaluate(plan, &pt, b);
-        for ((label, changed), &new) in labels.iter_mut().zip(changed.iter_mut()).zip(&ev.label) {
-            if *label != new {
-                *label = new;
-                *changed = j as u32;
+        let evaluations = evaluate(plan, &pt, blocks);
+        let lanes = labels.chunks_mut(LANES).zip(changed.chunks_mut(LANES));
+        for ((b, ev), (labels, changed)) in blocks.iter().zip(&evaluations).zip(lanes) {
+            for ((label, changed), &new) in labels.iter_mut().zip(changed).zip(&ev.label) {
+                if *label != new {
+                    *label = new;
+                    *changed = j as u32;
+                }
             }
+            record(j, b, ev);
         }
-        record(j, b, &ev);
         if j < to {
-            update(plan, &pt, key, j, b);
+            for b in blocks.iter_mut() {
+                update(plan, &pt, key, j, b);
+            }
         }
     }
 }
 
-/// Logits at one time point ([`super::kernel::evaluate`] per lane); leaves `Wᵀ r` in `b.v`.
+/// Logits at one time point ([`super::kernel::evaluate`] per lane); leaves `Wᵀ r` in each `b.v`.
 #[inline(always)]
-fn evaluate(plan: &Plan, pt: &PointView, b: &mut Block) -> Evaluation {
-    apply(plan.b_form, pt.b, &b.x, &mut b.y);
+fn evaluate(plan: &Plan, pt: &PointView, blocks: &mut [Block]) -> Vec<Evaluation> {
+    for b in blocks.iter_mut() {
+        apply(plan.b_form, pt.b, &b.x, &mut b.y);
+    }
     match plan.kind {
-        Kind::Mixture => evaluate_mixture(plan.dim, pt, b),
-        Kind::Empirical => evaluate_empirical(plan.dim, pt, b),
+        Kind::Mixture => blocks
+            .iter_mut()
+            .map(|b| evaluate_mixture(plan.dim, pt, b))
+            .collect(),
+        Kind::Empirical => evaluate_empirical(plan.dim, pt, blocks),
     }
 }
 
@@ -174,19 +191,41 @@ fn evaluate_mixture(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
     Evaluation { label, purity }
 }
 
+/// The streaming softmax over training points, tile by tile, every block of the group using
+/// each tile while it is in cache.
 #[inline(always)]
-fn evaluate_empirical(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
+fn evaluate_empirical(d: usize, pt: &PointView, blocks: &mut [Block]) -> Vec<Evaluation> {
     let n = pt.bias.len();
-    let rows = b.logits.len();
-    let mut m = [0.0f32; LANES];
-    let mut sum = [0.0f32; LANES];
-    let mut sq = [0.0f32; LANES];
-    let mut best = [0u32; LANES];
-    for t0 in (0..n).step_by(rows) {
-        let t1 = n.min(t0 + rows);
-        let w = &pt.w[t0 * d..t1 * d];
-        let e = &mut b.logits[..t1 - t0];
-        for (l, &bias) in e.iter_mut().zip(&pt.bias[t0..t1]) {
+    let mut state: Vec<Softmax> = blocks.iter().map(|_| Softmax::default()).collect();
+    for t0 in (0..n).step_by(SOFTMAX_ROWS) {
+        let t1 = n.min(t0 + SOFTMAX_ROWS);
+        for (b, s) in blocks.iter_mut().zip(&mut state) {
+            s.absorb(d, t0, &pt.w[t0 * d..t1 * d], &pt.bias[t0..t1], b);
+        }
+    }
+    blocks
+        .iter_mut()
+        .zip(state)
+        .map(|(b, s)| s.finish(b))
+        .collect()
+}
+
+/// Online softmax of one block: running max, Σ e, Σ e² and the argmax, per lane.
+#[derive(Default)]
+struct Softmax {
+    m: Lanes,
+    sum: Lanes,
+    sq: Lanes,
+    best: [u32; LANES],
+}
+
+impl Softmax {
+    /// Folds in the training points `t0 ..` (rows of `w`, biases `bias`); `b.v` accumulates the
+    /// unnormalised `Wᵀ e`, rescaled when the max grows.
+    #[inline(always)]
+    fn absorb(&mut self, d: usize, t0: usize, w: &[f32], bias: &[f32], b: &mut Block) {
+        let e = &mut b.logits[..bias.len()];
+        for (l, &bias) in e.iter_mut().zip(bias) {
             *l = [bias; LANES];
         }
         rows_dot(w, d, &b.y, e);
@@ -202,8 +241,8 @@ fn evaluate_empirical(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
         }
         let mut scale = [0.0f32; LANES];
         for l in 0..LANES {
-            let grows = tmax[l] > m[l];
-            let rescale = fmath::exp(m[l] - tmax[l]);
+            let grows = tmax[l] > self.m[l];
+            let rescale = fmath::exp(self.m[l] - tmax[l]);
             scale[l] = if t0 == 0 {
                 0.0
             } else if grows {
@@ -212,35 +251,44 @@ fn evaluate_empirical(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
                 1.0
             };
             if t0 == 0 || grows {
-                m[l] = tmax[l];
-                best[l] = targ[l];
+                self.m[l] = tmax[l];
+                self.best[l] = targ[l];
             }
-            sum[l] *= scale[l];
-            sq[l] = sq[l] * scale[l] * scale[l];
+            self.sum[l] *= scale[l];
+            self.sq[l] = self.sq[l] * scale[l] * scale[l];
         }
         for er in e.iter_mut() {
             for l in 0..LANES {
-                er[l] = fmath::exp(er[l] - m[l]);
-                sum[l] += er[l];
-                sq[l] += er[l] * er[l];
+                er[l] = fmath::exp(er[l] - self.m[l]);
+                self.sum[l] += er[l];
+                self.sq[l] += er[l] * er[l];
             }
         }
         for vi in b.v.iter_mut() {
             for l in 0..LANES {
-                vi[l] = if scale[l] != 0.0 { vi[l] * scale[l] } else { 0.0 };
+                vi[l] = if scale[l] != 0.0 {
+                    vi[l] * scale[l]
+                } else {
+                    0.0
+                };
             }
         }
         cols_dot(w, d, e, &mut b.v);
     }
-    let inv = sum.map(|s| 1.0 / s);
-    for vi in b.v.iter_mut() {
-        for l in 0..LANES {
-            vi[l] *= inv[l];
+
+    /// Normalises `b.v`; the label and the purity Σ r².
+    #[inline(always)]
+    fn finish(self, b: &mut Block) -> Evaluation {
+        let inv = self.sum.map(|s| 1.0 / s);
+        for vi in b.v.iter_mut() {
+            for l in 0..LANES {
+                vi[l] *= inv[l];
+            }
         }
-    }
-    Evaluation {
-        label: best,
-        purity: std::array::from_fn(|l| sq[l] * inv[l] * inv[l]),
+        Evaluation {
+            label: self.best,
+            purity: std::array::from_fn(|l| self.sq[l] * inv[l] * inv[l]),
+        }
     }
 }
 

@@ -49,19 +49,18 @@ pub fn excess_entropy(
         })
         .collect();
     // x = E a_μ + L ξ, so L⁻¹x = c_μ + ξ in whitened coordinates.
+    // One contiguous column per center, so each distance streams through memory.
+    let by_column = centers.transpose();
     let values: Vec<f64> = draws
         .par_iter()
         .map(|(mu, xi)| {
             let z = centers.row(*mu).transpose() + xi;
-            let mut max = f64::NEG_INFINITY;
-            let q: Vec<f64> = centers
-                .row_iter()
-                .map(|c| {
-                    let v = -0.5 * (&z - c.transpose()).norm_squared();
-                    max = max.max(v);
-                    v
-                })
+            let q: Vec<f64> = by_column
+                .as_slice()
+                .chunks_exact(d)
+                .map(|c| -0.5 * c.iter().zip(z.iter()).map(|(c, z)| (z - c).powi(2)).sum::<f64>())
                 .collect();
+            let max = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let lse = max + q.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
             (lse / d as f64 + 0.5) / alpha
         })

@@ -25,8 +25,9 @@ use wgpu::util::DeviceExt;
 pub use device::{AdapterSummary, list_adapters};
 
 use super::{Engine, NO_LABEL, Particles, Recorder};
+use crate::engine::kernel::SOFTMAX_ROWS;
 use crate::linalg::Form;
-use crate::plan::{Kind, Plan, form_len, softmax_rows};
+use crate::plan::{Kind, Plan, form_len};
 use crate::rng;
 use crate::stats::{Moments, PointStats, Tally};
 
@@ -817,7 +818,8 @@ impl Engine for GpuEngine {
             "gpu: one time point of the plan ({point_bytes} bytes) exceeds a storage binding"
         );
         let points_per_upload = (self.max_binding / point_bytes) as usize;
-        let rows_per_tile = softmax_rows(d);
+        // The CPU's block of training points for d ≤ 64, so both engines round alike there.
+        let rows_per_tile = (shaders::TILE_FLOATS / d).clamp(1, SOFTMAX_ROWS);
         let tiled = d <= shaders::TILE_FLOATS;
         let base = Params {
             n: n as u32,
