@@ -26,7 +26,9 @@ pub fn ln_unit(x: f32) -> f32 {
 /// float. Cephes `expf`: x = n ln 2 + r with |r| ≤ ½ ln 2, then a degree-7 polynomial.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let n = (x * std::f32::consts::LOG2_E).round_ties_even().clamp(-126.0, 127.0);
+    let n = (x * std::f32::consts::LOG2_E)
+        .round_ties_even()
+        .clamp(-126.0, 127.0);
     let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
     let mut p = 1.987_569_1e-4;
     p = p * r + 1.398_199_9e-3;
@@ -53,8 +55,16 @@ pub fn cos_sin_turns(u: f32) -> (f32, f32) {
     let c = 1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
     // Rotate by n ∈ {0, …, 4} quarter turns: (c, s) → (−s, c) → (−c, −s) → (s, −c) → (c, s),
     // with float compares (they vectorise; casts to int do not on AVX2).
-    let (c1, s1) = if n == 1.0 || n == 3.0 { (-s, c) } else { (c, s) };
-    if n == 2.0 || n == 3.0 { (-c1, -s1) } else { (c1, s1) }
+    let (c1, s1) = if n == 1.0 || n == 3.0 {
+        (-s, c)
+    } else {
+        (c, s)
+    };
+    if n == 2.0 || n == 3.0 {
+        (-c1, -s1)
+    } else {
+        (c1, s1)
+    }
 }
 
 #[cfg(test)]

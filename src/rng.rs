@@ -252,7 +252,11 @@ mod tests {
         let (mean, var) = (s1 / m, s2 / m);
         assert!(mean.abs() < 5.0 / m.sqrt(), "mean {mean}");
         assert!((var - 1.0).abs() < 5.0 * (2.0 / m).sqrt(), "variance {var}");
-        assert!((s4 / m - 3.0).abs() < 5.0 * (96.0 / m).sqrt(), "fourth moment {}", s4 / m);
+        assert!(
+            (s4 / m - 3.0).abs() < 5.0 * (96.0 / m).sqrt(),
+            "fourth moment {}",
+            s4 / m
+        );
         // Extremes: the smallest uniform gives the largest radius, still finite.
         assert!(box_muller(0, 0)[0].is_finite() && box_muller(u32::MAX, u32::MAX)[0].is_finite());
     }

@@ -149,7 +149,12 @@ fn lanes_equal_the_scalar_kernel_bit_for_bit() {
     let grid = Grid::new(3.0, 30).unwrap();
     let engine = CpuEngine::with_threads(2).unwrap();
     for d in [1usize, 6, 13] {
-        for shape in [Shape::Scalar, Shape::Diagonal, Shape::Rotated, Shape::DenseU] {
+        for shape in [
+            Shape::Scalar,
+            Shape::Diagonal,
+            Shape::Rotated,
+            Shape::DenseU,
+        ] {
             // 150 training points: several softmax blocks, the last one partial.
             for target in [mixture(d, 9), empirical(d, 150, 3)] {
                 let p = plan(process(d, shape, 5), target, grid);
