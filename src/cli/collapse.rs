@@ -1,6 +1,8 @@
 //! `regimes collapse`: memorisation on the empirical target — per-trajectory collapse times, the
 //! excess entropy and the clone-collapse fraction — beside the REM prediction.
 
+use std::time::Instant;
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -26,6 +28,17 @@ pub struct EntropyRow {
     pub f_over_alpha_theory: f64,
 }
 
+/// Where the wall time of a collapse study goes, in seconds. The plan's coefficients are built
+/// lazily, during the first trajectories.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PhaseSeconds {
+    /// Training set, theory and plan set-up.
+    pub setup: f64,
+    pub trajectories: f64,
+    pub clone_pairs: f64,
+    pub excess_entropy: f64,
+}
+
 #[derive(Serialize)]
 pub struct Collapse {
     pub t_c_theory: Option<f64>,
@@ -41,9 +54,17 @@ pub struct Collapse {
     /// estimate mean Σ_μ r_μ².
     pub clone_collapse: Vec<PhiPoint>,
     pub theory: Theory,
+    pub seconds: PhaseSeconds,
 }
 
 pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
+    let mut clock = Instant::now();
+    let mut lap = move || {
+        let s = clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        s
+    };
+    let mut seconds = PhaseSeconds::default();
     let cfg = cx.cfg.clone();
     let built = super::build::build(&cfg)?;
     let data = super::build::training_set(&cfg, &built)?;
@@ -70,6 +91,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     };
     let plan = Plan::new(&model, cx.grid, cfg.scheme, cfg.start)?;
 
+    seconds.setup = lap();
     let particles = cx.particles(2_000);
     let steps = cx.grid.steps;
     let out = cx.with_progress(particles * steps as u64, "trajectories", |tick| {
@@ -81,6 +103,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         };
         run(engine, &plan, spec, Recorder::none(&plan), tick)
     })?;
+    seconds.trajectories = lap();
     cx.stopped(out.stopped.clone());
     let particles = out.particles_done;
     let times = collapse_times(&out.tally, &cx.grid);
@@ -109,6 +132,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
             tick,
         )
     })?;
+    seconds.clone_pairs = lap();
     cx.stopped(cloning.stopped);
     let clone_collapse = cloning
         .branches
@@ -135,6 +159,13 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         });
     }
 
+    seconds.excess_entropy = lap();
+    if !cx.quiet {
+        eprintln!(
+            "time: set-up {:.1} s, trajectories {:.1} s, clone pairs {:.1} s, excess entropy {:.1} s",
+            seconds.setup, seconds.trajectories, seconds.clone_pairs, seconds.excess_entropy
+        );
+    }
     let result = Collapse {
         t_c_theory: theory.t_c,
         t_c_measured: times.median,
@@ -145,6 +176,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         excess_entropy: excess,
         clone_collapse,
         theory,
+        seconds,
     };
     if let Some(dir) = cx.out.as_ref() {
         dir.write_csv(

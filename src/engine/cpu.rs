@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::kernel::{self, Scratch};
 use super::lanes::{Block, Evaluation, GROUP, LANES, run_group};
 use super::{Engine, NO_LABEL, Particles, Recorder};
-use crate::plan::Plan;
+use crate::plan::{Chunk, Plan};
 use crate::rng;
 use crate::stats::{PointStats, Tally};
 
@@ -121,74 +121,23 @@ impl Engine for CpuEngine {
             // The recorder's points in this chunk, `from` only at a trajectory's start.
             let first = if from == 0 { lo } else { lo.max(from + 1) };
             let slots = rec.slots_in(first..hi + 1);
-            let points = &rec.points;
-            let directions = &rec.directions;
-            let dirs = directions.len() / d;
+            let recording = Recording {
+                points: &rec.points[slots.clone()],
+                directions: &rec.directions,
+            };
             let tiles: Vec<Vec<PointStats>> = self.run(|| {
                 p.x.par_chunks_mut(TILE * d)
                     .zip(p.ids.par_chunks(TILE))
                     .zip(p.label.par_chunks_mut(TILE))
                     .zip(p.changed.par_chunks_mut(TILE))
                     .map(|(((xs, ids), labels), changed)| {
-                        let mut stats: Vec<PointStats> = slots
-                            .clone()
-                            .map(|_| PointStats::new(d, dirs, plan.centers_count))
-                            .collect();
-                        let mut blocks: Vec<Block> = (0..GROUP).map(|_| Block::new(plan)).collect();
-                        let mut row = vec![0.0f32; d];
-                        // Groups of blocks in particle order, so each point's statistics are
-                        // folded in particle order.
-                        let per_group = GROUP * LANES;
-                        let groups = xs
-                            .chunks_mut(per_group * d)
-                            .zip(ids.chunks(per_group))
-                            .zip(labels.chunks_mut(per_group))
-                            .zip(changed.chunks_mut(per_group));
-                        for (((xg, idg), lg), cg) in groups {
-                            let used = idg.len().div_ceil(LANES);
-                            for (b, (xb, idb)) in blocks
-                                .iter_mut()
-                                .zip(xg.chunks(LANES * d).zip(idg.chunks(LANES)))
-                            {
-                                b.load(xb, idb);
-                            }
-                            let mut slot = slots.start;
-                            let mut first_lane = 0;
-                            let mut record = |j: usize, b: &Block, ev: &Evaluation| {
-                                if slot < slots.end && points[slot] == j {
-                                    let valid = (idg.len() - first_lane).min(LANES);
-                                    for l in 0..valid {
-                                        b.row(l, &mut row);
-                                        record(
-                                            &mut stats[slot - slots.start],
-                                            &row,
-                                            directions,
-                                            ev.label[l],
-                                            ev.purity[l],
-                                        );
-                                    }
-                                    first_lane += LANES;
-                                    if first_lane >= idg.len() {
-                                        first_lane = 0;
-                                        slot += 1;
-                                    }
-                                }
-                            };
-                            run_group(
-                                &plan,
-                                &chunk,
-                                key,
-                                (lo, hi, to),
-                                &mut blocks[..used],
-                                lg,
-                                cg,
-                                &mut record,
-                            );
-                            for (b, xb) in blocks.iter().zip(xg.chunks_mut(LANES * d)) {
-                                b.store(xb);
-                            }
-                        }
-                        stats
+                        let tile = TileState {
+                            xs,
+                            ids,
+                            labels,
+                            changed,
+                        };
+                        advance_tile(plan, &chunk, key, (lo, hi, to), &recording, tile)
                     })
                     .collect()
             });
@@ -234,6 +183,77 @@ impl Engine for CpuEngine {
     fn read(&self, batch: &CpuBatch) -> Result<Particles> {
         Ok(batch.particles.clone())
     }
+}
+
+/// The points a tile records at (ascending) and the directions it projects on.
+struct Recording<'a> {
+    points: &'a [usize],
+    directions: &'a [f32],
+}
+
+/// The particles of one tile, row-major.
+struct TileState<'a> {
+    xs: &'a mut [f32],
+    ids: &'a [u64],
+    labels: &'a mut [u32],
+    changed: &'a mut [u32],
+}
+
+/// Moves one tile through `lo..=hi` in groups of SIMD blocks, in particle order, and returns its
+/// statistics at the recorded points (folded in particle order).
+fn advance_tile(
+    plan: &Plan,
+    chunk: &Chunk,
+    key: [u32; 2],
+    range: (usize, usize, usize),
+    recording: &Recording,
+    tile: TileState,
+) -> Vec<PointStats> {
+    let d = plan.dim;
+    let dirs = recording.directions.len() / d;
+    let mut stats: Vec<PointStats> = recording
+        .points
+        .iter()
+        .map(|_| PointStats::new(d, dirs, plan.centers_count))
+        .collect();
+    let mut blocks: Vec<Block> = (0..GROUP).map(|_| Block::new(plan)).collect();
+    let mut row = vec![0.0f32; d];
+    let per_group = GROUP * LANES;
+    let groups = tile
+        .xs
+        .chunks_mut(per_group * d)
+        .zip(tile.ids.chunks(per_group))
+        .zip(tile.labels.chunks_mut(per_group))
+        .zip(tile.changed.chunks_mut(per_group));
+    for (((xg, idg), lg), cg) in groups {
+        let used = idg.len().div_ceil(LANES);
+        for (b, (xb, idb)) in blocks.iter_mut().zip(xg.chunks(LANES * d).zip(idg.chunks(LANES))) {
+            b.load(xb, idb);
+        }
+        // `run_group` reports each block in turn at every point; a recorded point is complete
+        // once the group's last block has reported.
+        let mut slot = 0;
+        let mut first_lane = 0;
+        let mut record = |j: usize, b: &Block, ev: &Evaluation| {
+            if recording.points.get(slot) != Some(&j) {
+                return;
+            }
+            for l in 0..(idg.len() - first_lane).min(LANES) {
+                b.row(l, &mut row);
+                record(&mut stats[slot], &row, recording.directions, ev.label[l], ev.purity[l]);
+            }
+            first_lane += LANES;
+            if first_lane >= idg.len() {
+                first_lane = 0;
+                slot += 1;
+            }
+        };
+        run_group(plan, chunk, key, range, &mut blocks[..used], lg, cg, &mut record);
+        for (b, xb) in blocks.iter().zip(xg.chunks_mut(LANES * d)) {
+            b.store(xb);
+        }
+    }
+    stats
 }
 
 /// Tally of a host copy of particles (also the reference for the GPU reduction).
