@@ -225,9 +225,7 @@ impl Softmax {
     #[inline(always)]
     fn absorb(&mut self, d: usize, t0: usize, w: &[f32], bias: &[f32], b: &mut Block) {
         let e = &mut b.logits[..bias.len()];
-        for (l, &bias) in e.iter_mut().zip(bias) {
-            *l = [bias; LANES];
-        }
+        spread(bias, e);
         rows_dot(w, d, &b.y, e);
         let mut tmax = [0.0f32; LANES];
         let mut targ = [0u32; LANES];
@@ -305,11 +303,19 @@ fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
         } else {
             [[0.0; LANES]; 4]
         };
-        for (((x, mx), pv), z) in x4.iter_mut().zip(mx4).zip(pv4).zip(&z) {
-            for l in 0..LANES {
-                x[l] = (mx[l] + pv[l]) + noise * z[l];
-            }
+        let flat = x4.as_flattened_mut().iter_mut();
+        let terms = mx4.as_flattened().iter().zip(pv4.as_flattened()).zip(z.as_flattened());
+        for (x, ((mx, pv), z)) in flat.zip(terms) {
+            *x = (mx + pv) + noise * z;
         }
+    }
+}
+
+/// Row r of `out` = `values[r]` in every lane.
+#[inline(always)]
+fn spread(values: &[f32], out: &mut [Lanes]) {
+    for (i, o) in out.as_flattened_mut().iter_mut().enumerate() {
+        *o = values[i / LANES];
     }
 }
 
@@ -317,15 +323,18 @@ fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
 #[inline(always)]
 pub fn apply(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut [Lanes]) {
     match form {
+        // Flat loops over contiguous lanes: written row by row, LLVM's AVX-512 vectoriser
+        // would vectorise across rows with gathers and scatters.
         Form::Scalar => {
             let c = coeffs[0];
-            for (o, xi) in out.iter_mut().zip(x) {
-                *o = xi.map(|v| c * v);
+            for (o, v) in out.as_flattened_mut().iter_mut().zip(x.as_flattened()) {
+                *o = c * v;
             }
         }
         Form::Diagonal => {
-            for ((o, xi), &c) in out.iter_mut().zip(x).zip(coeffs) {
-                *o = xi.map(|v| c * v);
+            let rows = out.as_flattened_mut().iter_mut().zip(x.as_flattened());
+            for (i, (o, v)) in rows.enumerate() {
+                *o = coeffs[i / LANES] * v;
             }
         }
         Form::Dense => {
