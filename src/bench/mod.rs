@@ -222,12 +222,15 @@ impl Setting {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let mut p = peak::measure(cores)?;
             p.source += " (the host CPU, which runs the software adapter)";
+            // The WGSL generator compiled by the adapter is not the CPU engine's.
+            p.normals_per_s = None;
             Some(p)
         } else {
             stated_gflops.map(|gflops| Peak {
                 threads: 0,
                 gflops,
                 bytes_per_s: None,
+                normals_per_s: None,
                 source: "stated (--gpu-peak-gflops)".into(),
             })
         };
@@ -275,8 +278,13 @@ pub struct Record {
     pub peak_gflops: Option<f64>,
     pub peak_bytes_per_s: Option<f64>,
     pub peak_source: Option<String>,
+    pub peak_normals_per_s: Option<f64>,
     /// gflops / peak_gflops.
     pub peak_fraction: Option<f64>,
+    /// The resource closest to its peak: `flops`, `bytes` or `normals` (where peaks are known).
+    pub bound: Option<String>,
+    /// That resource's rate over its peak: the fraction of the machine's limit reached.
+    pub bound_fraction: Option<f64>,
     /// Building the model and the plan (every chunk of coefficients).
     pub setup_seconds: f64,
     /// GPU shader compilation and JIT warm-up, before any run.
@@ -329,6 +337,11 @@ pub fn measure<E: Engine>(
     let c: Cost = cost::cost(&Shape::of(&plan), setting.backend.share());
     let rate = total as f64 / run_seconds;
     let gflops = rate * c.flops as f64 / 1e9;
+    let (bound, bound_fraction) = setting
+        .peak
+        .as_ref()
+        .and_then(|p| binding_resource(p, rate, &c))
+        .unzip();
     let mut notes = vec![];
     if setting.software {
         notes.push("software adapter: the GPU kernels are emulated on the host CPU".to_string());
@@ -357,13 +370,29 @@ pub fn measure<E: Engine>(
         peak_gflops: setting.peak.as_ref().map(|p| p.gflops),
         peak_bytes_per_s: setting.peak.as_ref().and_then(|p| p.bytes_per_s),
         peak_source: setting.peak.as_ref().map(|p| p.source.clone()),
+        peak_normals_per_s: setting.peak.as_ref().and_then(|p| p.normals_per_s),
         peak_fraction: setting.peak.as_ref().map(|p| gflops / p.gflops),
+        bound: bound.map(str::to_string),
+        bound_fraction,
         setup_seconds,
         shader_compile_seconds: setting.shader_compile_seconds,
         run_seconds,
         peak_memory_bytes: memory::peak_bytes(),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
+}
+
+/// Of the resources whose peak is known, the one a run at `rate` particle-steps/s uses the largest
+/// fraction of, and that fraction: what limits the workload on this machine.
+pub fn binding_resource(peak: &Peak, rate: f64, c: &Cost) -> Option<(&'static str, f64)> {
+    [
+        ("flops", Some(rate * c.flops as f64 / (peak.gflops * 1e9))),
+        ("bytes", peak.bytes_per_s.map(|b| rate * c.bytes / b)),
+        ("normals", peak.normals_per_s.map(|n| rate * c.normals as f64 / n)),
+    ]
+    .into_iter()
+    .filter_map(|(name, f)| f.map(|f| (name, f)))
+    .max_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// Adds a note to every GPU record slower than the CPU record of the same workload.
@@ -389,8 +418,8 @@ pub fn compare_backends(records: &mut [Record]) {
 /// The human table: one line per record, then the notes.
 pub fn table(records: &[Record]) -> String {
     let mut s = format!(
-        "{:<10} {:<4} {:>16} {:>9} {:>7} {:>8} {:>8} {:>8}\n",
-        "workload", "", "particle-steps/s", "GFLOP/s", "% peak", "GB/s", "setup", "compile"
+        "{:<10} {:<4} {:>16} {:>9} {:>7} {:>8} {:>13} {:>8} {:>8}\n",
+        "workload", "", "particle-steps/s", "GFLOP/s", "% peak", "GB/s", "bound", "setup", "compile"
     );
     let mut notes = vec![];
     for r in records {
@@ -400,14 +429,19 @@ pub fn table(records: &[Record]) -> String {
         let compile = r
             .shader_compile_seconds
             .map_or("—".into(), |c| format!("{c:.2} s"));
+        let bound = match (&r.bound, r.bound_fraction) {
+            (Some(b), Some(f)) => format!("{b} {:.0}%", 100.0 * f),
+            _ => "—".into(),
+        };
         s += &format!(
-            "{:<10} {:<4} {:>16} {:>9.2} {:>7} {:>8.2} {:>8} {:>8}\n",
+            "{:<10} {:<4} {:>16} {:>9.2} {:>7} {:>8.2} {:>13} {:>8} {:>8}\n",
             r.workload.name(),
             r.backend.name(),
             si(r.particle_steps_per_s),
             r.gflops,
             percent,
             r.bytes_per_s / 1e9,
+            bound,
             format!("{:.2} s", r.setup_seconds),
             compile
         );
@@ -426,8 +460,11 @@ pub fn peak_line(p: &Peak) -> String {
     let read = p
         .bytes_per_s
         .map_or(String::new(), |b| format!(", {:.1} GB/s read", b / 1e9));
+    let normals = p
+        .normals_per_s
+        .map_or(String::new(), |n| format!(", {} normals/s", si(n)));
     format!(
-        "peak: {:.1} GFLOP/s f32 mul+add{read} ({})",
+        "peak: {:.1} GFLOP/s f32 mul+add{read}{normals} ({})",
         p.gflops, p.source
     )
 }
@@ -464,6 +501,31 @@ mod tests {
         let e = shape(Workload::Empirical, 2);
         assert_eq!((e.kind, e.centers), (Kind::Empirical, 5));
         assert_eq!(cost::cost(&e, 16).flops, 67);
+    }
+
+    #[test]
+    fn the_bound_is_the_resource_nearest_its_peak() {
+        let peak = Peak {
+            threads: 1,
+            gflops: 100.0,
+            bytes_per_s: Some(10e9),
+            normals_per_s: Some(1e9),
+            source: String::new(),
+        };
+        let c = Cost {
+            flops: 1000,
+            normals: 100,
+            bytes: 100.0,
+        };
+        // 1e6 particle-steps/s: 1 GFLOP/s (1%), 0.1 GB/s (1%), 1e8 normals/s (10%).
+        assert_eq!(binding_resource(&peak, 1e6, &c), Some(("normals", 0.1)));
+        // Unknown peaks are left out.
+        let flops_only = Peak {
+            bytes_per_s: None,
+            normals_per_s: None,
+            ..peak
+        };
+        assert_eq!(binding_resource(&flops_only, 1e6, &c), Some(("flops", 0.01)));
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use multiversion::multiversion;
+
+use crate::rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -37,6 +39,8 @@ pub struct Peak {
     pub gflops: f64,
     /// Read bandwidth from memory, bytes per second (None where only the flops are known).
     pub bytes_per_s: Option<f64>,
+    /// Standard normals per second the CPU engine's generator draws (None where unknown).
+    pub normals_per_s: Option<f64>,
     /// How the numbers were obtained, for the records.
     pub source: String,
 }
@@ -57,6 +61,30 @@ pub fn spin(iters: u64, m: f32, a: f32) -> f32 {
         }
     }
     acc.iter().flatten().sum()
+}
+
+/// `blocks` draws of 4 normals for [`crate::engine::lanes::LANES`] particles, exactly as the CPU
+/// engine draws its noise; returns a value that depends on all of them.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn draw(blocks: u32) -> f32 {
+    const L: usize = crate::engine::lanes::LANES;
+    let key = rng::key(1);
+    let id_lo: [u32; L] = std::array::from_fn(|l| l as u32);
+    let id_hi = [0u32; L];
+    let mut acc = [0.0f32; L];
+    for b in 0..blocks {
+        let z = rng::normal4_lanes(key, &id_lo, &id_hi, 7, b);
+        for row in &z {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    }
+    acc.iter().sum()
 }
 
 /// Sum of `data` in 32 independent lanes (so that it vectorises: f32 addition is not associative).
@@ -94,6 +122,28 @@ fn arithmetic(pool: &rayon::ThreadPool) -> f64 {
     let elapsed = t.elapsed().as_secs_f64();
     black_box(results);
     pool.current_num_threads() as f64 * iters as f64 * FLOPS_PER_ITER / elapsed
+}
+
+/// Standard normals per second of [`draw`] on every thread of `pool`, run for about
+/// [`PROBE_TIME`].
+fn normals(pool: &rayon::ThreadPool) -> f64 {
+    const PER_BLOCK: f64 = (4 * crate::engine::lanes::LANES) as f64;
+    black_box(draw(1_000));
+    let mut blocks = 10_000u32;
+    let per_block = loop {
+        let t = Instant::now();
+        black_box(draw(black_box(blocks)));
+        let e = t.elapsed();
+        if e >= Duration::from_millis(10) || blocks >= u32::MAX / 4 {
+            break e.as_secs_f64() / blocks as f64;
+        }
+        blocks *= 4;
+    };
+    let blocks = (PROBE_TIME.as_secs_f64() / per_block).clamp(1.0, u32::MAX as f64) as u32;
+    let t = Instant::now();
+    black_box(pool.broadcast(|_| draw(black_box(blocks))));
+    let elapsed = t.elapsed().as_secs_f64();
+    pool.current_num_threads() as f64 * blocks as f64 * PER_BLOCK / elapsed
 }
 
 /// Read bytes per second summing a [`BANDWIDTH_BYTES`] buffer on every thread of `pool` (best of
@@ -135,12 +185,14 @@ pub fn measure(threads: usize) -> Result<Peak> {
         .build()?;
     let gflops = arithmetic(&pool) / 1e9;
     let bytes_per_s = bandwidth(&pool);
+    let normals_per_s = normals(&pool);
     let peak = Peak {
         threads,
         gflops,
         bytes_per_s: Some(bytes_per_s),
+        normals_per_s: Some(normals_per_s),
         source: format!(
-            "measured: f32 mul+add microbenchmark, {threads} thread{}",
+            "measured: f32 mul+add, read and Philox+Box–Muller microbenchmarks, {threads} thread{}",
             if threads == 1 { "" } else { "s" }
         ),
     };

@@ -31,6 +31,9 @@ What the numbers mean:
                     the CPU, a workgroup of 64 on the GPU) — see docs/performance.md
   % peak            GFLOP/s over the measured peak: an f32 multiply-then-add loop on every
                     thread (not fused, like the engines)
+  bound             of flops, bytes and normal draws, the one nearest its measured peak (the
+                    normals peak is the engine's own Philox + Box–Muller in a tight loop), and
+                    the fraction of it reached
   setup             building the model and every chunk of the per-step plan
   compile           GPU shader compilation and JIT, once per engine
 
