@@ -1,4 +1,4 @@
-//! The per-step plan (DESIGN §4): everything both engines execute, computed once on the host in
+//! The per-step plan (docs/mathematics.md §5): everything both engines execute, computed once on the host in
 //! f64 and rounded once to f32, so CPU and GPU run exactly the same numbers.
 //!
 //! Every time point j (time `t_j = T − jΔt`, j = 0..=n) has *logit* coefficients and, for j < n,

@@ -1,4 +1,4 @@
-//! Mergeable statistics (DESIGN §7). Every type here is a monoid: partials from tiles, blocks,
+//! Mergeable statistics (docs/mathematics.md §8.1). Every type here is a monoid: partials from tiles, blocks,
 //! engines or shards combine exactly, and folding them in a fixed order gives the same bits
 //! whatever the thread count or batch size.
 

@@ -93,18 +93,20 @@ def main():
     for r, n in zip(ours, theirs):
         rows.append((r["workload"], r["particles"], r["particle_steps_per_s"],
                      n["particle_steps_per_s"], r["particle_steps_per_s"] / n["particle_steps_per_s"],
-                     r["gflops"], 100 * (r["peak_fraction"] or 0)))
+                     r["gflops"], 100 * (r["peak_fraction"] or 0),
+                     "{} {:.0f} %".format(r["bound"], 100 * r["bound_fraction"])
+                     if r.get("bound") else "—"))
     if args.markdown:
         print("| workload | particles | regimes (particle-steps/s) | NumPy (particle-steps/s) "
-              "| regimes / NumPy | regimes GFLOP/s | % of peak |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for w, n, a, b, ratio, g, pct in rows:
-            print(f"| {w} | {n} | {a:.3g} | {b:.3g} | {ratio:.1f}× | {g:.1f} | {pct:.0f} % |")
+              "| regimes / NumPy | regimes GFLOP/s | % of FLOP peak | bound (% of its peak) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for w, n, a, b, ratio, g, pct, bound in rows:
+            print(f"| {w} | {n} | {a:.3g} | {b:.3g} | {ratio:.1f}× | {g:.1f} | {pct:.0f} % | {bound} |")
     else:
         print(f"{'workload':<10} {'particles':>9} {'regimes/s':>11} {'numpy/s':>11} {'ratio':>7} "
-              f"{'GFLOP/s':>8} {'% peak':>7}")
-        for w, n, a, b, ratio, g, pct in rows:
-            print(f"{w:<10} {n:>9} {a:>11.3g} {b:>11.3g} {ratio:>6.1f}× {g:>8.1f} {pct:>6.0f}%")
+              f"{'GFLOP/s':>8} {'% peak':>7}  bound")
+        for w, n, a, b, ratio, g, pct, bound in rows:
+            print(f"{w:<10} {n:>9} {a:>11.3g} {b:>11.3g} {ratio:>6.1f}× {g:>8.1f} {pct:>6.0f}%  {bound}")
 
 
 if __name__ == "__main__":

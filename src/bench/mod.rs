@@ -388,7 +388,10 @@ pub fn binding_resource(peak: &Peak, rate: f64, c: &Cost) -> Option<(&'static st
     [
         ("flops", Some(rate * c.flops as f64 / (peak.gflops * 1e9))),
         ("bytes", peak.bytes_per_s.map(|b| rate * c.bytes / b)),
-        ("normals", peak.normals_per_s.map(|n| rate * c.normals as f64 / n)),
+        (
+            "normals",
+            peak.normals_per_s.map(|n| rate * c.normals as f64 / n),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, f)| f.map(|f| (name, f)))
@@ -419,7 +422,15 @@ pub fn compare_backends(records: &mut [Record]) {
 pub fn table(records: &[Record]) -> String {
     let mut s = format!(
         "{:<10} {:<4} {:>16} {:>9} {:>7} {:>8} {:>13} {:>8} {:>8}\n",
-        "workload", "", "particle-steps/s", "GFLOP/s", "% peak", "GB/s", "bound", "setup", "compile"
+        "workload",
+        "",
+        "particle-steps/s",
+        "GFLOP/s",
+        "% peak",
+        "GB/s",
+        "bound",
+        "setup",
+        "compile"
     );
     let mut notes = vec![];
     for r in records {
@@ -525,7 +536,10 @@ mod tests {
             normals_per_s: None,
             ..peak
         };
-        assert_eq!(binding_resource(&flops_only, 1e6, &c), Some(("flops", 0.01)));
+        assert_eq!(
+            binding_resource(&flops_only, 1e6, &c),
+            Some(("flops", 0.01))
+        );
     }
 
     #[test]

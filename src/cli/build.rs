@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use nalgebra::DVector;
 
-use crate::config::{Config, parse_mean, parse_q, parse_u};
+use crate::config::Config;
 use crate::linalg::Linear;
 use crate::model::precision::build_u;
 use crate::model::rotation::build_q;
@@ -29,7 +29,7 @@ impl Built {
 
 pub fn build(cfg: &Config) -> Result<Built> {
     let d = cfg.dim;
-    let u = build_u(&parse_u(&cfg.u)?, d, cfg.seed)?;
+    let u = build_u(&cfg.u, d, cfg.seed)?;
     let sigma2 = cfg.sigma * cfg.sigma;
     let (mixture, class_dir) = match &cfg.mixture_file {
         Some(path) => (
@@ -38,7 +38,7 @@ pub fn build(cfg: &Config) -> Result<Built> {
         ),
         None => {
             let m = class_mean(
-                &parse_mean(&cfg.mean)?,
+                &cfg.mean,
                 &u,
                 d,
                 cfg.mean_norm2.unwrap_or(d as f64),
@@ -62,13 +62,7 @@ pub fn build(cfg: &Config) -> Result<Built> {
             .find(|m| m.norm() > 0.0)
             .map(|m| m.normalize())
     });
-    let q = build_q(
-        &parse_q(&cfg.q)?,
-        &u,
-        dir.as_ref(),
-        cfg.q_lambdas.as_deref(),
-        cfg.seed,
-    )?;
+    let q = build_q(&cfg.q, &u, dir.as_ref(), cfg.q_lambdas.as_deref(), cfg.seed)?;
     let process = Process::new(u, q)?;
     Ok(Built {
         process,

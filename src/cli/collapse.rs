@@ -17,6 +17,7 @@ use crate::measure::run::{RunSpec, run};
 use crate::model::{Model, Target};
 use crate::plan::Plan;
 use crate::report::{Series, Style};
+use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, rem_alpha_at, t_collapse};
 
 #[derive(Clone, Debug, Serialize)]
@@ -41,7 +42,10 @@ pub struct PhaseSeconds {
 
 #[derive(Serialize)]
 pub struct Collapse {
+    /// The REM t_C on the target's within-class covariance (the `theory` command's t_C).
     pub t_c_theory: Option<f64>,
+    /// With --train-file: the REM t_C on the training points' own sample covariance.
+    pub t_c_sample_covariance: Option<f64>,
     /// Median per-trajectory collapse time t̂_C (last change of the nearest training point).
     pub t_c_measured: f64,
     pub n_train: usize,
@@ -70,20 +74,24 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     let data = super::build::training_set(&cfg, &built)?;
     let (n, d) = (data.points.nrows(), data.points.ncols());
     let alpha = (n as f64).ln() / d as f64;
-    // The within-class covariance sets the REM criterion; a training set read from a file brings
-    // its own sample covariance instead.
-    let cov = match &cfg.train_file {
-        None => built.mixture.cov.clone(),
-        Some(_) => sample_covariance(&data.points),
-    };
-    let mut theory = theory::theory(
+    // One definition of t_C whatever the source of the points: the REM criterion on the target's
+    // within-class covariance (as `theory` computes it). A training file may not come from that
+    // target, so its own sample covariance gives a second estimate beside it.
+    let theory = theory::theory(
         &built.process,
         &built.mixture,
         Some(n),
         cfg.t_max,
         cx.grid.dt(),
     );
-    theory.t_c = t_collapse(&built.process, &cov, n, cfg.t_max);
+    let t_c_sample_covariance = cfg.train_file.as_ref().and_then(|_| {
+        t_collapse(
+            &built.process,
+            &sample_covariance(&data.points),
+            n,
+            cfg.t_max,
+        )
+    });
     cx.warn_all(&theory.warnings);
     let model = Model {
         process: built.process.clone(),
@@ -150,7 +158,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     let mut excess = Vec::new();
     for &t in &entropy_times {
         let point = excess_entropy(&built.process, &data, t, cfg.entropy_samples, cfg.seed)?;
-        let theory_f = (1.0 - rem_alpha_at(&built.process, &cov, t) / alpha).max(0.0);
+        let theory_f = (1.0 - rem_alpha_at(&built.process, &built.mixture.cov, t) / alpha).max(0.0);
         excess.push(EntropyRow {
             t,
             f_over_alpha: point.f_over_alpha,
@@ -168,6 +176,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     }
     let result = Collapse {
         t_c_theory: theory.t_c,
+        t_c_sample_covariance,
         t_c_measured: times.median,
         n_train: n,
         alpha,
@@ -253,4 +262,50 @@ fn sample_covariance(x: &nalgebra::DMatrix<f64>) -> Linear {
     let mean = x.row_mean();
     let centred = x - nalgebra::DMatrix::from_fn(x.nrows(), x.ncols(), |_, j| mean[j]);
     Linear::Dense(centred.transpose() * centred / (n - 1.0).max(1.0))
+}
+
+/// The human summary.
+pub fn table(r: &Collapse) -> String {
+    let mut s = String::from("     t   f^e/α ± s.e.      REM theory\n");
+    for e in &r.excess_entropy {
+        s += &format!(
+            "{:>6.3}   {:.4} ± {:.4}    {:.4}\n",
+            e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory
+        );
+    }
+    s += "\n     t   φ_C clones ± s.e.  posterior Σr²\n";
+    for p in &r.clone_collapse {
+        s += &format!(
+            "{:>6.3}   {:.4} ± {:.4}     {:.4}\n",
+            p.t, p.phi, p.stderr, p.phi_posterior
+        );
+    }
+    s += "\n";
+    s += &format_table(&[
+        ("t_C theory (Gaussian REM)".into(), opt(r.t_c_theory)),
+        (
+            "  on the file's sample covariance".into(),
+            opt(r.t_c_sample_covariance),
+        ),
+        (
+            "t̂_C median per trajectory".into(),
+            format!("{:.4}", r.t_c_measured),
+        ),
+        (
+            "t̂_C mean ± s.e.".into(),
+            format!(
+                "{:.4} ± {:.4}",
+                r.collapse_times.mean, r.collapse_times.stderr
+            ),
+        ),
+        (
+            "t̂_C 10%–90%".into(),
+            format!("{:.4} – {:.4}", r.collapse_times.q10, r.collapse_times.q90),
+        ),
+        (
+            "training points N, α = ln N/d".into(),
+            format!("{}, {:.4}", r.n_train, r.alpha),
+        ),
+    ]);
+    s
 }

@@ -2,11 +2,14 @@
 //! write its summary. Every study returns a serialisable result; this module wraps it in the
 //! common envelope (command, version, seed, backend, wall time, resolved config).
 
+pub mod args;
 pub mod bench;
 pub mod build;
 pub mod collapse;
+pub mod devices;
 pub mod run;
 pub mod speciation;
+pub mod theory;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,14 +18,13 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::config::{Backend, Config, ConfigArgs};
+use crate::config::{Backend, Config};
 use crate::engine::Engine;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
 use crate::measure::Tick;
 use crate::plan::{Grid, Plan};
-use crate::report::{OutDir, Progress, format_table};
-use crate::theory;
+use crate::report::{OutDir, Progress};
 
 const ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward process \
 and measure their dynamical regimes: speciation (samples commit to a class) and collapse (samples \
@@ -82,7 +84,7 @@ enum Command {
 #[derive(Args)]
 struct StudyArgs {
     #[command(flatten)]
-    config: ConfigArgs,
+    config: args::ConfigArgs,
     /// Directory for summary.json, CSV series, plots and samples (created; refused if it exists
     /// and is not empty, unless --force).
     #[arg(long, value_name = "DIR")]
@@ -127,11 +129,11 @@ impl Context {
     }
 
     /// The mixture model of the config, its plan, and the theory (warnings reported).
-    pub fn mixture_setup(&mut self) -> Result<(build::Built, Plan, theory::Theory)> {
+    pub fn mixture_setup(&mut self) -> Result<(build::Built, Plan, crate::theory::Theory)> {
         let cfg = &self.cfg;
         let built = build::build(cfg)?;
         let plan = Plan::new(&built.mixture_model(), self.grid, cfg.scheme, cfg.start)?;
-        let theory = theory::theory(
+        let theory = crate::theory::theory(
             &built.process,
             &built.mixture,
             None,
@@ -191,17 +193,47 @@ struct Summary<'a, T: Serialize> {
     result: T,
 }
 
+/// The studies: commands that resolve a [`Config`] and report a summary.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Study {
+    Theory,
+    Run,
+    Speciation,
+    Collapse,
+}
+
+impl Study {
+    fn name(self) -> &'static str {
+        match self {
+            Study::Theory => "theory",
+            Study::Run => "run",
+            Study::Speciation => "speciation",
+            Study::Collapse => "collapse",
+        }
+    }
+}
+
 pub fn main() -> Result<()> {
     let cli = Cli::parse();
-    let (name, args) = match cli.command {
-        Command::Devices { json } => return devices(json),
+    let (study_kind, args) = match cli.command {
+        Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
-        Command::Theory(a) => ("theory", a),
-        Command::Run(a) => ("run", a),
-        Command::Speciation(a) => ("speciation", a),
-        Command::Collapse(a) => ("collapse", a),
+        Command::Theory(a) => (Study::Theory, a),
+        Command::Run(a) => (Study::Run, a),
+        Command::Speciation(a) => (Study::Speciation, a),
+        Command::Collapse(a) => (Study::Collapse, a),
     };
+    let name = study_kind.name();
     let cfg = args.config.resolve()?;
+    // The empirical target is collapse's (and theory's t_C); the other studies sample the mixture.
+    if matches!(study_kind, Study::Run | Study::Speciation)
+        && (args.config.n_train.is_some() || cfg.train_file.is_some())
+    {
+        anyhow::bail!(
+            "{name} samples the mixture target; --n-train and --train-file set the empirical \
+             target of `collapse` (and the t_C of `theory`): drop them"
+        );
+    }
     let grid = Grid::new(cfg.t_max, cfg.steps)?;
     // Refuse a bad --out before any work is done.
     let out = args
@@ -221,12 +253,12 @@ pub fn main() -> Result<()> {
     let _ = ctrlc::set_handler(crate::measure::request_stop);
     let mut started = Instant::now();
     let mut shader_compile_seconds = None;
-    let (backend, table, json) = match name {
-        "theory" => {
-            let r = theory_study(&mut cx)?;
+    let (backend, table, json) = match study_kind {
+        Study::Theory => {
+            let r = theory::theory(&mut cx)?;
             (
                 "none".to_string(),
-                theory_table(&r),
+                theory::table(&r),
                 serde_json::to_value(&r)?,
             )
         }
@@ -237,8 +269,8 @@ pub fn main() -> Result<()> {
                 started = Instant::now();
             }
             match engine {
-                Selected::Cpu(e) => study(name, &mut cx, &e)?,
-                Selected::Gpu(e) => study(name, &mut cx, e.as_ref())?,
+                Selected::Cpu(e) => study(study_kind, &mut cx, &e)?,
+                Selected::Gpu(e) => study(study_kind, &mut cx, e.as_ref())?,
             }
         }
     };
@@ -322,9 +354,9 @@ fn cpu_engine(cfg: &Config) -> Result<Selected> {
     }))
 }
 
-/// Runs study `name` on an engine: (backend description, human table, JSON result).
+/// Runs a study on an engine: (backend description, human table, JSON result).
 fn study<E: Engine>(
-    name: &str,
+    kind: Study,
     cx: &mut Context,
     engine: &E,
 ) -> Result<(String, String, serde_json::Value)> {
@@ -332,232 +364,19 @@ fn study<E: Engine>(
     if !cx.quiet {
         eprintln!("engine: {backend}");
     }
-    Ok(match name {
-        "run" => {
+    Ok(match kind {
+        Study::Run => {
             let r = run::run(cx, engine)?;
-            (backend, run_table(&r), serde_json::to_value(&r)?)
+            (backend, run::table(&r), serde_json::to_value(&r)?)
         }
-        "speciation" => {
+        Study::Speciation => {
             let r = speciation::speciation(cx, engine)?;
-            (backend, speciation_table(&r), serde_json::to_value(&r)?)
+            (backend, speciation::table(&r), serde_json::to_value(&r)?)
         }
-        _ => {
+        Study::Collapse => {
             let r = collapse::collapse(cx, engine)?;
-            (backend, collapse_table(&r), serde_json::to_value(&r)?)
+            (backend, collapse::table(&r), serde_json::to_value(&r)?)
         }
+        Study::Theory => unreachable!("theory runs no engine"),
     })
-}
-
-#[derive(Serialize)]
-struct TheoryStudy {
-    #[serde(flatten)]
-    theory: theory::Theory,
-    /// Biroli's closed forms, when U = I, Q = 0 and the target is ±m with C = σ²I.
-    t_s_closed_form: Option<f64>,
-    t_c_closed_form: Option<f64>,
-}
-
-fn theory_study(cx: &mut Context) -> Result<TheoryStudy> {
-    let cfg = cx.cfg.clone();
-    let built = build::build(&cfg)?;
-    let n = cfg.n_train;
-    let th = theory::theory(
-        &built.process,
-        &built.mixture,
-        Some(n),
-        cfg.t_max,
-        cx.grid.dt(),
-    );
-    cx.warn_all(&th.warnings);
-    let p = &built.process;
-    let biroli = p.u == crate::linalg::Linear::identity(cfg.dim)
-        && p.q.to_dense().amax() == 0.0
-        && built.class_dir.is_some()
-        && cfg.mixture_file.is_none();
-    let norm2 = built.mixture.means[0].norm_squared();
-    let s2 = cfg.sigma * cfg.sigma;
-    let result = TheoryStudy {
-        t_s_closed_form: biroli.then(|| theory::biroli_t_speciation(norm2, s2)),
-        t_c_closed_form: biroli.then(|| theory::biroli_t_collapse(n, cfg.dim, s2)),
-        theory: th,
-    };
-    if let Some(out) = cx.out.as_ref()
-        && !result.theory.s_curve.is_empty()
-    {
-        out.write_csv(
-            "s_curve.csv",
-            &["t", "s", "lambda_min_mtilde", "phi_theory"],
-            result
-                .theory
-                .s_curve
-                .iter()
-                .map(|&(t, s, l, f)| vec![t, s, l, f]),
-        )?;
-    }
-    Ok(result)
-}
-
-fn opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "—".to_string(), |x| format!("{x:.4}"))
-}
-
-fn theory_table(r: &TheoryStudy) -> String {
-    let t = &r.theory;
-    format_table(&[
-        (
-            "spectral gap min Re λ(A)".into(),
-            format!("{:.4}", t.spectral_gap),
-        ),
-        (
-            "reversible gap λ_min(U)".into(),
-            format!("{:.4}", t.spectral_gap_reversible),
-        ),
-        ("gap bound Tr(U)/d".into(), format!("{:.4}", t.gap_bound)),
-        ("speciation time t_S".into(), opt(t.t_s)),
-        (
-            "  closed form ½log(1+‖m‖²−σ²)".into(),
-            opt(r.t_s_closed_form),
-        ),
-        ("collapse time t_C".into(), opt(t.t_c)),
-        ("  closed form".into(), opt(r.t_c_closed_form)),
-        ("stiffness Δt‖QU‖".into(), format!("{:.4}", t.stiffness)),
-    ])
-}
-
-fn speciation_table(r: &speciation::Speciation) -> String {
-    let mut s = String::from("     t   φ clones ± s.e.   φ posterior   F(s(t)) theory\n");
-    for p in &r.phi {
-        s += &format!(
-            "{:>6.3}   {:.4} ± {:.4}      {:.4}        {}\n",
-            p.t,
-            p.phi,
-            p.stderr,
-            p.phi_posterior,
-            opt(p.phi_theory)
-        );
-    }
-    s += "\n";
-    s += &format_table(&[
-        ("t_S theory (s(t) = 1)".into(), opt(r.t_s_theory)),
-        (
-            format!("t_S measured (φ = {:.4})", r.f_at_speciation),
-            opt(r.t_s_measured),
-        ),
-        ("clone pairs per time".into(), r.pairs.to_string()),
-        (
-            "spectral gap / bound".into(),
-            format!("{:.4} / {:.4}", r.theory.spectral_gap, r.theory.gap_bound),
-        ),
-    ]);
-    s
-}
-
-fn collapse_table(r: &collapse::Collapse) -> String {
-    let mut s = String::from("     t   f^e/α ± s.e.      REM theory\n");
-    for e in &r.excess_entropy {
-        s += &format!(
-            "{:>6.3}   {:.4} ± {:.4}    {:.4}\n",
-            e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory
-        );
-    }
-    s += "\n     t   φ_C clones ± s.e.  posterior Σr²\n";
-    for p in &r.clone_collapse {
-        s += &format!(
-            "{:>6.3}   {:.4} ± {:.4}     {:.4}\n",
-            p.t, p.phi, p.stderr, p.phi_posterior
-        );
-    }
-    s += "\n";
-    s += &format_table(&[
-        ("t_C theory (Gaussian REM)".into(), opt(r.t_c_theory)),
-        (
-            "t̂_C median per trajectory".into(),
-            format!("{:.4}", r.t_c_measured),
-        ),
-        (
-            "t̂_C mean ± s.e.".into(),
-            format!(
-                "{:.4} ± {:.4}",
-                r.collapse_times.mean, r.collapse_times.stderr
-            ),
-        ),
-        (
-            "t̂_C 10%–90%".into(),
-            format!("{:.4} – {:.4}", r.collapse_times.q10, r.collapse_times.q90),
-        ),
-        (
-            "training points N, α = ln N/d".into(),
-            format!("{}, {:.4}", r.n_train, r.alpha),
-        ),
-    ]);
-    s
-}
-
-fn run_table(r: &run::Run) -> String {
-    let mut s = String::from("     t   ‖mean‖    proj. mean   proj. var   purity Σr²\n");
-    for p in &r.record {
-        s += &format!(
-            "{:>6.3}   {:.4}    {:>9}   {:>9}   {:.4}\n",
-            p.t,
-            p.mean_norm,
-            p.projection_mean.map_or("—".into(), |x| format!("{x:.4}")),
-            p.projection_var.map_or("—".into(), |x| format!("{x:.4}")),
-            p.purity
-        );
-    }
-    s += &format!(
-        "\nfinal class fractions: {:?}\nparticles: {}",
-        r.class_fractions, r.particles
-    );
-    s
-}
-
-fn devices(json: bool) -> Result<()> {
-    let adapters = list_adapters();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&adapters)?);
-        return Ok(());
-    }
-    if adapters.is_empty() {
-        println!(
-            "no GPU adapter found. For a software device install lavapipe (apt install \
-             mesa-vulkan-drivers libvulkan1) and set WGPU_BACKEND=vulkan."
-        );
-        return Ok(());
-    }
-    for a in &adapters {
-        println!("{} ({}, {})", a.name, a.backend, a.device_type);
-        println!(
-            "{}",
-            format_table(&[
-                ("  driver".into(), format!("{} {}", a.driver, a.driver_info)),
-                (
-                    "  max storage binding".into(),
-                    format!("{} MiB", a.max_storage_buffer_binding_size >> 20)
-                ),
-                (
-                    "  max buffer".into(),
-                    format!("{} MiB", a.max_buffer_size >> 20)
-                ),
-                (
-                    "  storage buffers per stage".into(),
-                    a.max_storage_buffers_per_shader_stage.to_string()
-                ),
-                (
-                    "  workgroups per dimension".into(),
-                    a.max_compute_workgroups_per_dimension.to_string()
-                ),
-                (
-                    "  invocations per workgroup".into(),
-                    a.max_compute_invocations_per_workgroup.to_string()
-                ),
-                (
-                    "  workgroup storage".into(),
-                    format!("{} KiB", a.max_compute_workgroup_storage_size >> 10)
-                ),
-                ("  features".into(), a.features.clone()),
-            ])
-        );
-    }
-    Ok(())
 }

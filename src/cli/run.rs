@@ -172,3 +172,23 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
     }
     Ok(result)
 }
+
+/// The human summary.
+pub fn table(r: &Run) -> String {
+    let mut s = String::from("     t   ‖mean‖    proj. mean   proj. var   purity Σr²\n");
+    for p in &r.record {
+        s += &format!(
+            "{:>6.3}   {:.4}    {:>9}   {:>9}   {:.4}\n",
+            p.t,
+            p.mean_norm,
+            p.projection_mean.map_or("—".into(), |x| format!("{x:.4}")),
+            p.projection_var.map_or("—".into(), |x| format!("{x:.4}")),
+            p.purity
+        );
+    }
+    s += &format!(
+        "\nfinal class fractions: {:?}\nparticles: {}",
+        r.class_fractions, r.particles
+    );
+    s
+}

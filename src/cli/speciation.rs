@@ -7,6 +7,7 @@ use super::{Context, grid_points};
 use crate::engine::Engine;
 use crate::measure::cloning::{Branch, clone_pairs, crossing};
 use crate::report::{OutDir, Series, Style};
+use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
 
 /// φ at one branch time, measured by clones and by the posterior purity, beside F(s(t)).
@@ -186,4 +187,33 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
         &markers,
     )?;
     Ok(())
+}
+
+/// The human summary.
+pub fn table(r: &Speciation) -> String {
+    let mut s = String::from("     t   φ clones ± s.e.   φ posterior   F(s(t)) theory\n");
+    for p in &r.phi {
+        s += &format!(
+            "{:>6.3}   {:.4} ± {:.4}      {:.4}        {}\n",
+            p.t,
+            p.phi,
+            p.stderr,
+            p.phi_posterior,
+            opt(p.phi_theory)
+        );
+    }
+    s += "\n";
+    s += &format_table(&[
+        ("t_S theory (s(t) = 1)".into(), opt(r.t_s_theory)),
+        (
+            format!("t_S measured (φ = {:.4})", r.f_at_speciation),
+            opt(r.t_s_measured),
+        ),
+        ("clone pairs per time".into(), r.pairs.to_string()),
+        (
+            "spectral gap / bound".into(),
+            format!("{:.4} / {:.4}", r.theory.spectral_gap, r.theory.gap_bound),
+        ),
+    ]);
+    s
 }

@@ -227,7 +227,10 @@ fn advance_tile(
         .zip(tile.changed.chunks_mut(per_group));
     for (((xg, idg), lg), cg) in groups {
         let used = idg.len().div_ceil(LANES);
-        for (b, (xb, idb)) in blocks.iter_mut().zip(xg.chunks(LANES * d).zip(idg.chunks(LANES))) {
+        for (b, (xb, idb)) in blocks
+            .iter_mut()
+            .zip(xg.chunks(LANES * d).zip(idg.chunks(LANES)))
+        {
             b.load(xb, idb);
         }
         // `run_group` reports each block in turn at every point; a recorded point is complete
@@ -240,7 +243,13 @@ fn advance_tile(
             }
             for l in 0..(idg.len() - first_lane).min(LANES) {
                 b.row(l, &mut row);
-                record(&mut stats[slot], &row, recording.directions, ev.label[l], ev.purity[l]);
+                record(
+                    &mut stats[slot],
+                    &row,
+                    recording.directions,
+                    ev.label[l],
+                    ev.purity[l],
+                );
             }
             first_lane += LANES;
             if first_lane >= idg.len() {
@@ -248,7 +257,16 @@ fn advance_tile(
                 slot += 1;
             }
         };
-        run_group(plan, chunk, key, range, &mut blocks[..used], lg, cg, &mut record);
+        run_group(
+            plan,
+            chunk,
+            key,
+            range,
+            &mut blocks[..used],
+            lg,
+            cg,
+            &mut record,
+        );
         for (b, xb) in blocks.iter().zip(xg.chunks_mut(LANES * d)) {
             b.store(xb);
         }

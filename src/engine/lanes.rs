@@ -304,7 +304,11 @@ fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
             [[0.0; LANES]; 4]
         };
         let flat = x4.as_flattened_mut().iter_mut();
-        let terms = mx4.as_flattened().iter().zip(pv4.as_flattened()).zip(z.as_flattened());
+        let terms = mx4
+            .as_flattened()
+            .iter()
+            .zip(pv4.as_flattened())
+            .zip(z.as_flattened());
         for (x, ((mx, pv), z)) in flat.zip(terms) {
             *x = (mx + pv) + noise * z;
         }

@@ -1,4 +1,4 @@
-//! The cloning experiment (DESIGN §6, §7): a trajectory is branched at time t into two clones that
+//! The cloning experiment (docs/mathematics.md §7.2, §8.2, §8.3): a trajectory is branched at time t into two clones that
 //! finish with independent noise; φ(t) is the probability that both end with the same label
 //! (same class on a mixture — speciation; same nearest training point on the empirical target —
 //! clone collapse). The posterior purity Σ r² at the branch point estimates the same probability

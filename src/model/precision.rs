@@ -1,4 +1,4 @@
-//! Builders of the stationary precision U (DESIGN §2): symmetric positive definite, stored in its
+//! Builders of the stationary precision U (docs/mathematics.md §1.1): symmetric positive definite, stored in its
 //! cheapest exact form. Every error message starts with "U:".
 
 use anyhow::{Result, anyhow, bail, ensure};

@@ -1,4 +1,4 @@
-//! The forward OU process `dx = −A x dt + √2 dW`, `A = (I + Q) U` (DESIGN §2).
+//! The forward OU process `dx = −A x dt + √2 dW`, `A = (I + Q) U` (docs/mathematics.md §1, §2).
 
 use anyhow::{Result, bail, ensure};
 

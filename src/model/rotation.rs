@@ -1,4 +1,4 @@
-//! Strategies for the antisymmetric Q (DESIGN §5), including the exponentially optimal one of
+//! Strategies for the antisymmetric Q (docs/mathematics.md §6), including the exponentially optimal one of
 //! Lelièvre, Nier & Pavliotis (2013). Every error message starts with "Q:".
 //!
 //! Why the optimal construction works (our notation). Write `J̃ = U^{1/2} Q U^{1/2}`
@@ -83,7 +83,7 @@ fn check_lambdas(lambdas: Option<&[f64]>, d: usize) -> Result<Vec<f64>> {
     Ok(l.to_vec())
 }
 
-/// Step 1 of DESIGN §5 in U's eigen-coordinates: an orthonormal basis R (columns) with
+/// Step 1 of docs/mathematics.md §6.2 in U's eigen-coordinates: an orthonormal basis R (columns) with
 /// `r_kᵀ diag(e) r_k = ū` for all k.
 ///
 /// The recursion "take the extreme eigenvectors of U restricted to the current subspace" needs no
@@ -447,7 +447,7 @@ mod tests {
         assert!(err.contains("distinct"), "{err}");
     }
 
-    /// DESIGN §5: in 2-D, Q = q(e_1e_2ᵀ − e_2e_1ᵀ) saturates the gap at (u_1+u_2)/2 exactly when
+    /// docs/mathematics.md §6.3: in 2-D, Q = q(e_1e_2ᵀ − e_2e_1ᵀ) saturates the gap at (u_1+u_2)/2 exactly when
     /// |q| ≥ |u_1 − u_2|/(2√(u_1u_2)); below, the gap is the smaller real eigenvalue.
     #[test]
     fn pair_rotation_saturates_in_2d() {

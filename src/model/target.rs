@@ -1,4 +1,4 @@
-//! Target distributions p_0 (DESIGN §3).
+//! Target distributions p_0 (docs/mathematics.md §3).
 
 use std::path::Path;
 

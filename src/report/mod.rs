@@ -208,6 +208,11 @@ pub fn format_table(rows: &[(String, String)]) -> String {
     out
 }
 
+/// A value to 4 decimals, or "—" when there is none.
+pub fn or_dash(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_string(), |x| format!("{x:.4}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! Collapse (DESIGN §6): Random-Energy-Model condensation of the empirical score onto the
+//! Collapse (docs/mathematics.md §7.3, §7.4): Random-Energy-Model condensation of the empirical score onto the
 //! training points.
 //!
 //! Gaussian approximation: with `R(t) = Σ_t^{−1/2} E_t C E_tᵀ Σ_t^{−1/2}` (eigenvalues ρ_k),

@@ -1,4 +1,4 @@
-//! Theory the runs are compared against (DESIGN §5, §6): speciation (t_S, cloning probability),
+//! Theory the runs are compared against (docs/mathematics.md §6, §7): speciation (t_S, cloning probability),
 //! collapse (t_C, excess entropy) and relaxation (spectral gap, stiffness of the explicit step).
 //!
 //! Everything is host-side f64 and takes a [`Process`] plus plain data. Root finders return
@@ -16,7 +16,7 @@ pub mod collapse;
 pub mod relaxation;
 pub mod speciation;
 
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DVector;
 use serde::Serialize;
 
 use crate::linalg::{Form, Linear};
@@ -25,8 +25,8 @@ use crate::model::{Mixture, Process};
 pub use collapse::{biroli_excess_entropy, biroli_t_collapse, rem_alpha_at, t_collapse};
 pub use relaxation::{gap_bound, reversible_gap, spectral_gap, stiffness, stiffness_warning};
 pub use speciation::{
-    biroli_t_speciation, cloning_probability, f_at_speciation, lambda_min_mtilde, s_curve, snr,
-    t_speciation, t_speciation_data,
+    between_class_deviations, between_snr, biroli_t_speciation, cloning_probability,
+    f_at_speciation, lambda_min_mtilde, s_curve, snr, t_speciation, t_speciation_mixture,
 };
 
 /// Number of points of the `s_curve` in (0, t_max].
@@ -66,34 +66,11 @@ pub fn symmetric_two_class(mixture: &Mixture) -> Option<&DVector<f64>> {
     (w_ok && sym_ok).then_some(a)
 }
 
-/// Total covariance of the mixture: `C + Σ_k w_k (μ_k − μ̄)(μ_k − μ̄)ᵀ`.
-pub fn data_covariance(mixture: &Mixture) -> Linear {
-    let d = mixture.dim();
-    let wsum: f64 = mixture.weights.iter().sum();
-    let mut mean = DVector::zeros(d);
-    for (w, mu) in mixture.weights.iter().zip(&mixture.means) {
-        mean += mu * (*w / wsum);
-    }
-    let mut between = DMatrix::zeros(d, d);
-    let mut any = false;
-    for (w, mu) in mixture.weights.iter().zip(&mixture.means) {
-        let dm = mu - &mean;
-        if dm.iter().any(|&x| x != 0.0) {
-            between.ger(*w / wsum, &dm, &dm, 1.0);
-            any = true;
-        }
-    }
-    if any {
-        mixture.cov.add(&Linear::Dense(between))
-    } else {
-        mixture.cov.clone()
-    }
-}
-
 /// All theoretical predictions for a mixture target.
 ///
-/// * t_S: two symmetric classes → `s(t) = 1` ([`t_speciation`]); otherwise the general-data
-///   criterion with `C_data` = [`data_covariance`] ([`t_speciation_data`]).
+/// * t_S: two symmetric classes → `s(t) = 1` ([`t_speciation`]); otherwise the same criterion on
+///   the leading between-class SNR ([`t_speciation_mixture`]), which equals s(t) for two
+///   symmetric classes, so t_S is continuous in the target.
 /// * t_C (when `n_train` is given): [`t_collapse`] with C = the within-class covariance
 ///   `mixture.cov`. The class means add a rank-one (rank K−1) term to the data covariance, which
 ///   changes Σ_k log(1+ρ_k) by O(log d) and so α by O(log d / d): negligible at large d, and
@@ -163,10 +140,11 @@ pub fn theory(
             );
         }
     } else {
-        out.t_s = t_speciation_data(p, &data_covariance(mixture), t_max);
+        out.t_s = t_speciation_mixture(p, mixture, t_max);
         warnings.push(
-            "speciation: the target is not two symmetric classes, so t_S uses the general-data \
-             criterion λ_min(U⁻¹ − E_t(U⁻¹ + C_data)E_tᵀ) = 0 and no s(t) curve is given"
+            "speciation: the target is not two symmetric classes, so t_S is where the leading \
+             between-class SNR λ_max(Γ_t⁻¹ E_t B E_tᵀ) crosses 1 (the first split; s(t) for two \
+             symmetric classes) and no s(t) curve is given"
                 .to_string(),
         );
     }
@@ -387,6 +365,7 @@ pub(crate) fn bisect(g: &mut impl FnMut(f64) -> f64, mut lo: f64, mut hi: f64) -
 #[cfg(test)]
 pub(crate) mod test_util {
     use super::*;
+    pub use nalgebra::DMatrix;
 
     /// A fixed dense antisymmetric matrix G − Gᵀ (G from a simple deterministic formula).
     pub fn antisym(d: usize, scale: f64) -> Linear {
@@ -516,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn theory_general_mixture_uses_data_criterion() {
+    fn theory_general_mixture_uses_the_between_class_snr() {
         let d = 20;
         let mut means = vec![DVector::zeros(d); 3];
         means[0][0] = 3.0;
@@ -528,8 +507,8 @@ mod tests {
         };
         let p = Process::new(Linear::identity(d), Linear::Scalar(0.0, d)).unwrap();
         let th = theory(&p, &mix, None, 10.0, 0.01);
-        let lam = data_covariance(&mix).symmetric_eigenvalues()[d - 1];
-        assert!((th.t_s.unwrap() - 0.5 * (1.0 + lam).ln()).abs() < 1e-8);
+        let want = speciation::t_speciation_mixture(&p, &mix, 10.0).unwrap();
+        assert_eq!(th.t_s, Some(want));
         assert!(th.t_c.is_none());
         assert!(th.s_curve.is_empty());
         // Mismatched dimensions: no panic, a warning.

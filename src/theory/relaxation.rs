@@ -1,4 +1,4 @@
-//! Relaxation of the forward process (DESIGN §5): spectral gap and the stiffness of the
+//! Relaxation of the forward process (docs/mathematics.md §6.1, §7.5): spectral gap and the stiffness of the
 //! explicit Euler–Maruyama step.
 
 use nalgebra::{DMatrix, DVector};
@@ -6,7 +6,7 @@ use nalgebra::{DMatrix, DVector};
 use crate::linalg::Linear;
 use crate::model::Process;
 
-/// Largest acceptable `Δt ‖QU‖₂` (DESIGN §3).
+/// Largest acceptable `Δt ‖QU‖₂` (docs/mathematics.md §4.3).
 pub const STIFFNESS_LIMIT: f64 = 0.05;
 
 /// `min_j Re λ_j(A)`: closed form for scalar and diagonal A, the real Schur form (nalgebra's

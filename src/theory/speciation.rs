@@ -1,15 +1,15 @@
-//! Speciation (DESIGN §6): when the noised two-class population turns from one well into two.
+//! Speciation (docs/mathematics.md §7.1, §7.2): when the noised two-class population turns from one well into two.
 //!
 //! Two classes ±m with within-class covariance C: `m_t = E_t m`, `Γ_t = U⁻¹ + E_t(C − U⁻¹)E_tᵀ`,
 //! `s(t) = m_tᵀ Γ_t⁻¹ m_t`, `M̃(t) = Γ_t − m_t m_tᵀ`; `det M̃ = det Γ_t (1 − s)`, so λ_min(M̃)
 //! changes sign exactly where s(t) = 1. s(t) is non-increasing in t for every Q (see the module
 //! docs of [`crate::theory`]).
 
-use nalgebra::DVector;
+use nalgebra::{DMatrix, DVector};
 
 use super::{for_each_on_grid, lambda_min_rank_one_down, last_crossing, quad_inv};
 use crate::linalg::Linear;
-use crate::model::Process;
+use crate::model::{Mixture, Process};
 
 /// Grid intervals of the downward scan before bisection.
 const SCAN_INTERVALS: usize = 400;
@@ -65,17 +65,59 @@ pub fn s_curve(
     out
 }
 
-/// General-data criterion: `sup{t ≤ t_max : λ_min(U⁻¹ − E_t(U⁻¹ + C_data)E_tᵀ) ≤ 0}`, i.e. the
-/// last time some direction carries more data variance `E_t C_data E_tᵀ` than noise `Σ_t`.
-/// For U = I, Q = 0 this is `½ log(1 + Λ)`, Λ = λ_max(C_data). Same conventions as
-/// [`t_speciation`]. Dense forms cost one symmetric eigensolve per evaluation.
-pub fn t_speciation_data(p: &Process, c_data: &Linear, t_max: f64) -> Option<f64> {
-    let g = |_: f64, e: &Linear| {
-        let noise = p.sigma_with(e);
-        let signal = e.mul(c_data).mul(&e.transpose());
-        -noise.sub(&signal).symmetric_eigenvalues()[0]
+/// The class deviations of a mixture, weighted: `√(w_k/Σw) (μ_k − μ̄)`, so that the between-class
+/// covariance is `B = Σ_k δ_k δ_kᵀ`. Zero deviations are left out.
+pub fn between_class_deviations(mixture: &Mixture) -> Vec<DVector<f64>> {
+    let wsum: f64 = mixture.weights.iter().sum();
+    let mut mean = DVector::zeros(mixture.dim());
+    for (w, mu) in mixture.weights.iter().zip(&mixture.means) {
+        mean += mu * (*w / wsum);
+    }
+    mixture
+        .weights
+        .iter()
+        .zip(&mixture.means)
+        .map(|(w, mu)| (mu - &mean) * (*w / wsum).sqrt())
+        .filter(|dev| dev.iter().any(|&x| x != 0.0))
+        .collect()
+}
+
+/// The between-class SNR of a mixture with shared covariance C,
+/// `s(t) = λ_max(Γ_t⁻¹ E_t B E_tᵀ)` with `B = Σ_k δ_k δ_kᵀ` ([`between_class_deviations`]):
+/// the largest ratio of class separation to noised within-class spread over all directions.
+/// For two symmetric classes B = m mᵀ and this is [`snr`] exactly; it is continuous in the
+/// means and weights. Computed on the K×K Gram matrix `G_ij = (E δ_i)ᵀ Γ_t⁻¹ (E δ_j)`.
+pub fn between_snr(p: &Process, deviations: &[DVector<f64>], c: &Linear, t: f64) -> f64 {
+    between_snr_with(p, &p.propagator(t.max(0.0)), deviations, c)
+}
+
+fn between_snr_with(p: &Process, e: &Linear, deviations: &[DVector<f64>], c: &Linear) -> f64 {
+    if deviations.is_empty() {
+        return 0.0;
+    }
+    let Ok(gamma_inv) = p.gamma_with(e, c).inverse_spd() else {
+        return f64::INFINITY;
     };
-    last_crossing(p, g, t_max, SCAN_INTERVALS)
+    let v: Vec<DVector<f64>> = deviations.iter().map(|dev| e.apply(dev)).collect();
+    let w: Vec<DVector<f64>> = v.iter().map(|x| gamma_inv.apply(x)).collect();
+    let k = v.len();
+    let gram = DMatrix::from_fn(k, k, |i, j| 0.5 * (v[i].dot(&w[j]) + v[j].dot(&w[i])));
+    gram.symmetric_eigenvalues().max()
+}
+
+/// `t_S = sup{t ≤ t_max : s(t) ≥ 1}` for a general mixture, s the [`between_snr`]: the first
+/// split of the population, where the leading between-class direction turns from one well into
+/// two. With K > 2 classes later splits follow where the next eigenvalues of the Gram matrix
+/// cross 1. Same conventions as [`t_speciation`]; one Cholesky inverse per evaluation.
+pub fn t_speciation_mixture(p: &Process, mixture: &Mixture, t_max: f64) -> Option<f64> {
+    let deviations = between_class_deviations(mixture);
+    let c = &mixture.cov;
+    last_crossing(
+        p,
+        |_, e| between_snr_with(p, e, &deviations, c) - 1.0,
+        t_max,
+        SCAN_INTERVALS,
+    )
 }
 
 /// Biroli's closed form for U = I, Q = 0, ±m, C = σ²I: `t_S = ½ log(1 + ‖m‖² − σ²)`
@@ -213,19 +255,53 @@ mod tests {
     }
 
     #[test]
-    fn data_criterion_closed_form() {
-        let d = 30;
+    fn between_snr_is_the_two_class_snr_and_continuous() {
+        let d = 6;
+        let u = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.3 + 0.5 * i as f64));
+        let p = Process::new(u, antisym(d, 0.8)).unwrap();
+        let c = Linear::Scalar(0.6, d);
+        let m = vector(d) * 0.8;
+        let mix = Mixture {
+            weights: vec![0.5, 0.5],
+            means: vec![m.clone(), -&m],
+            cov: c.clone(),
+        };
+        let dev = between_class_deviations(&mix);
+        for t in [0.1, 0.7, 2.0] {
+            let (a, b) = (between_snr(&p, &dev, &c, t), snr(&p, &m, &c, t));
+            assert!((a - b).abs() < 1e-10 * b, "t = {t}: {a} vs {b}");
+        }
+        let ts = t_speciation(&p, &m, &c, 10.0).unwrap();
+        assert!((t_speciation_mixture(&p, &mix, 10.0).unwrap() - ts).abs() < 1e-9);
+        // A target 1e-6 away from symmetric moves t_S by O(1e-6), not to another criterion.
+        let mut near = mix.clone();
+        near.weights = vec![0.5 + 1e-6, 0.5 - 1e-6];
+        near.means[1][0] += 1e-6;
+        let tn = t_speciation_mixture(&p, &near, 10.0).unwrap();
+        assert!((tn - ts).abs() < 1e-5, "{tn} vs {ts}");
+    }
+
+    #[test]
+    fn between_snr_closed_form_for_isotropic_u() {
+        // U = I, Q = 0, C = σ²I: s(t) = e^{−2t} Λ / (1 + e^{−2t}(σ² − 1)), Λ = λ_max(B), so
+        // t_S = ½ log(1 + Λ − σ²) (Biroli's form with ‖m‖² → Λ).
+        let d = 5;
         let p = reversible(Linear::identity(d));
-        // C_data = σ²I + m mᵀ: Λ = σ² + ‖m‖².
-        let m = vector(d);
-        let mut cd = DMatrix::identity(d, d) * 0.7;
-        cd.ger(1.0, &m, &m, 1.0);
-        let lam = 0.7 + m.norm_squared();
-        let got = t_speciation_data(&p, &Linear::Dense(cd), 10.0).unwrap();
-        assert!((got - 0.5 * (1.0 + lam).ln()).abs() < 1e-8);
-        let diag = Linear::Diagonal(DVector::from_fn(d, |i, _| 1.0 + i as f64));
-        let got = t_speciation_data(&p, &diag, 10.0).unwrap();
-        assert!((got - 0.5 * (1.0 + d as f64).ln()).abs() < 1e-8);
+        let mut means = vec![DVector::zeros(d); 3];
+        means[0][0] = 3.0;
+        means[1][1] = 2.0;
+        let mix = Mixture {
+            weights: vec![0.2, 0.3, 0.5],
+            means,
+            cov: Linear::Scalar(0.5, d),
+        };
+        let mut b = DMatrix::zeros(d, d);
+        for dev in between_class_deviations(&mix) {
+            b.ger(1.0, &dev, &dev, 1.0);
+        }
+        let lam = b.symmetric_eigenvalues().max();
+        let got = t_speciation_mixture(&p, &mix, 10.0).unwrap();
+        assert!((got - 0.5 * (1.0 + lam - 0.5).ln()).abs() < 1e-8, "{got}");
     }
 
     /// U = cI: A = c(I + Q), E_t = e^{−ct} exp(−cQt) is a scaled rotation, and s(t) and t_S do

@@ -1,0 +1,382 @@
+//! The command-line flags of a study: one per [`Config`] field, plus `--preset` and `--config`.
+//! Resolution is preset (or defaults) ← TOML file ← flags; d is inferred from the model's files
+//! when no layer sets it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+
+use crate::config::{Backend, Config};
+use crate::io::{read_matrix, read_vector};
+use crate::model::{MeanSpec, QSpec, USpec};
+use crate::plan::{Scheme, Start};
+
+// Command-line flags for every `Config` field, plus `--config` and `--preset`; unset flags leave
+// the preset / file value in place. (A plain comment: a doc comment here would become the `about`
+// text of whatever command flattens these flags.)
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct ConfigArgs {
+    /// Start from a named preset: biroli (U = I, Q = 0, the base paper), lu-tang (anisotropic U,
+    /// optimal Q), quick (smoke test). A --config file and flags apply on top.
+    #[arg(long, value_name = "NAME", help_heading = "Study")]
+    pub preset: Option<String>,
+    /// TOML file with any of these settings (keys are the flag names without '--', e.g.
+    /// `particles = 1_000_000`); flags override it.
+    #[arg(long, value_name = "PATH", help_heading = "Study")]
+    pub config: Option<PathBuf>,
+
+    /// Dimension d of the data [default: 16].
+    #[arg(long, value_name = "D", help_heading = "Model")]
+    pub dim: Option<usize>,
+    /// Stationary precision U of the forward process [default: identity]. Forms: identity |
+    /// diag:A,B,... (d values) | linspace:LO:HI | geomspace:LO:HI | rotated:LO:HI (geometric
+    /// spectrum in a random basis) | file:PATH (.npy or CSV, d×d). Example: --u geomspace:0.2:5
+    #[arg(
+        long,
+        value_name = "SPEC",
+        allow_hyphen_values = true,
+        help_heading = "Model"
+    )]
+    pub u: Option<USpec>,
+    /// Antisymmetric Q breaking detailed balance; A = (I + Q) U [default: zero]. Forms: zero |
+    /// optimal (reaches the gap Tr(U)/d) | optimal:SCALE | pair:I:J:Q (0-based, U's eigenbasis) |
+    /// toward-soft:Q | random:FROB | file:PATH. Example: --q pair:0:15:-2.5
+    #[arg(
+        long,
+        value_name = "SPEC",
+        allow_hyphen_values = true,
+        help_heading = "Model"
+    )]
+    pub q: Option<QSpec>,
+    /// The distinct positive λ_k of the optimal-Q construction, d values, comma separated
+    /// [default: 1,2,...,d]. Example: --q-lambdas 1,2,4,8
+    #[arg(
+        long,
+        value_name = "L1,L2,...",
+        value_delimiter = ',',
+        help_heading = "Model"
+    )]
+    pub q_lambdas: Option<Vec<f64>>,
+    /// Direction of the class mean m for the two classes ±m [default: ones]. Forms: ones | stiff
+    /// (U's largest eigenvalue) | soft (smallest) | random | file:PATH (rescaled to --mean-norm2).
+    #[arg(long, value_name = "SPEC", help_heading = "Model")]
+    pub mean: Option<MeanSpec>,
+    /// Squared norm ‖m‖² of the class mean [default: d, i.e. 1 per coordinate]. Example: --mean-norm2 4
+    #[arg(long, value_name = "M2", help_heading = "Model")]
+    pub mean_norm2: Option<f64>,
+    /// Within-class standard deviation σ, covariance σ²I [default: 1].
+    #[arg(long, value_name = "SIGMA", help_heading = "Model")]
+    pub sigma: Option<f64>,
+    /// Gaussian mixture target from a file (.npy or CSV): K rows of 1 + d values, the weight then
+    /// the mean; replaces the two classes ±m.
+    #[arg(long, value_name = "PATH", help_heading = "Model")]
+    pub mixture_file: Option<PathBuf>,
+    /// Number N of training points of the empirical target (collapse) [default: 1000].
+    #[arg(long, value_name = "N", help_heading = "Model")]
+    pub n_train: Option<usize>,
+    /// Training points from a file (.npy or CSV, N×d) instead of drawing them from the target.
+    #[arg(long, value_name = "PATH", help_heading = "Model")]
+    pub train_file: Option<PathBuf>,
+
+    /// Seed of every random choice (particles, training set, random U/Q/mean) [default: 1].
+    #[arg(long, value_name = "SEED", help_heading = "Sampling")]
+    pub seed: Option<u64>,
+    /// Number of generated particles [default: run 100000, collapse 2000]. Example: --particles 10000000 (fine on a GPU).
+    #[arg(long, value_name = "N", help_heading = "Sampling")]
+    pub particles: Option<u64>,
+    /// Time steps from t-max down to 0; Δt = t-max / steps [default: 1000].
+    #[arg(long, value_name = "N", help_heading = "Sampling")]
+    pub steps: Option<usize>,
+    /// Horizon T in forward-time units, where generation starts [default: 10].
+    #[arg(long, value_name = "T", help_heading = "Sampling")]
+    pub t_max: Option<f64>,
+    /// Discretisation of the reverse dynamics [default: euler-maruyama].
+    #[arg(long, value_enum, help_heading = "Sampling")]
+    pub scheme: Option<Scheme>,
+    /// Start distribution at t = T [default: exact].
+    #[arg(long, value_enum, help_heading = "Sampling")]
+    pub start: Option<Start>,
+
+    /// Engine [default: auto = GPU if a Vulkan/Metal/DX12 adapter exists, else CPU].
+    #[arg(long, value_enum, help_heading = "Engine")]
+    pub backend: Option<Backend>,
+    /// Pick the GPU adapter whose name contains this text (case-insensitive). Example: --adapter llvmpipe
+    #[arg(long, value_name = "NAME", help_heading = "Engine")]
+    pub adapter: Option<String>,
+    /// Particles per engine batch [default: the largest the engine allows].
+    #[arg(long, value_name = "N", help_heading = "Engine")]
+    pub batch: Option<usize>,
+    /// CPU worker threads [default: all cores]. Results do not depend on it.
+    #[arg(long, value_name = "N", help_heading = "Engine")]
+    pub threads: Option<usize>,
+    /// Time steps fused into one GPU dispatch; lower it if the GPU watchdog resets the device
+    /// [default: 50].
+    #[arg(long, value_name = "N", help_heading = "Engine")]
+    pub steps_per_dispatch: Option<usize>,
+
+    /// Clone pairs per branch time for φ(t) [default: speciation 20000, collapse 500].
+    #[arg(long, value_name = "N", help_heading = "Measurements")]
+    pub pairs: Option<u64>,
+    /// Branch times (forward time, in (0, t-max]), comma separated [default: a grid bracketing
+    /// the theoretical t_S]. Example: --branch-times 0.5,1,1.5,2
+    #[arg(
+        long,
+        value_name = "T1,T2,...",
+        value_delimiter = ',',
+        help_heading = "Measurements"
+    )]
+    pub branch_times: Option<Vec<f64>>,
+    /// Times of the excess-entropy measurement, comma separated [default: a grid bracketing the
+    /// theoretical t_C].
+    #[arg(
+        long,
+        value_name = "T1,T2,...",
+        value_delimiter = ',',
+        help_heading = "Measurements"
+    )]
+    pub entropy_times: Option<Vec<f64>>,
+    /// Times at which particle statistics are recorded, comma separated [default: a grid].
+    #[arg(
+        long,
+        value_name = "T1,T2,...",
+        value_delimiter = ',',
+        help_heading = "Measurements"
+    )]
+    pub record_times: Option<Vec<f64>>,
+    /// Exact forward samples per entropy time [default: 2000].
+    #[arg(long, value_name = "N", help_heading = "Measurements")]
+    pub entropy_samples: Option<u64>,
+    /// Also write the final samples as samples.npy (particles × d, f32) [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Measurements")]
+    pub save_samples: Option<bool>,
+}
+
+impl ConfigArgs {
+    /// preset (or defaults) ← TOML file ← flags; d inferred from the model's files when no layer
+    /// sets it; the training file fixes N; then [`Config::validate`].
+    pub fn resolve(&self) -> Result<Config> {
+        let mut c = match &self.preset {
+            Some(name) => Config::preset(name)?,
+            None => Config::default(),
+        };
+        let mut dim_given = self.dim.is_some() || c.dim != Config::default().dim;
+        let mut n_train_given = self.n_train.is_some();
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            if let Ok(t) = toml::from_str::<toml::Table>(&text) {
+                dim_given |= t.contains_key("dim");
+                n_train_given |= t.contains_key("n-train");
+            }
+            c = c.overlay_toml(&text, &path.display().to_string())?;
+        }
+        self.apply(&mut c);
+        let implied = implied_dims(&c)?;
+        if let Some((first, d)) = implied.first() {
+            if let Some((other, e)) = implied.iter().find(|(_, e)| e != d) {
+                anyhow::bail!("{first} implies d = {d} but {other} implies d = {e}");
+            }
+            if !dim_given {
+                c.dim = *d;
+            }
+        }
+        if let Some(path) = &c.train_file {
+            let n = read_matrix(path).context("train-file")?.nrows();
+            ensure!(
+                !n_train_given || n == c.n_train,
+                "n-train: {} conflicts with train-file {}, which holds {n} points (omit n-train)",
+                c.n_train,
+                path.display()
+            );
+            c.n_train = n;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Set every field whose flag was given.
+    pub fn apply(&self, c: &mut Config) {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
+        }
+        macro_rules! set_opt {
+            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = Some(v.clone()); } )* };
+        }
+        set!(
+            dim,
+            u,
+            q,
+            mean,
+            sigma,
+            n_train,
+            seed,
+            steps,
+            t_max,
+            scheme,
+            start,
+            backend,
+            entropy_samples,
+            steps_per_dispatch,
+            save_samples
+        );
+        set_opt!(
+            particles,
+            pairs,
+            q_lambdas,
+            mean_norm2,
+            mixture_file,
+            train_file,
+            adapter,
+            branch_times,
+            entropy_times,
+            record_times,
+            batch,
+            threads
+        );
+    }
+}
+
+/// The dimensions the model's parts imply, each with the setting it comes from: U's diagonal and
+/// every file (U, Q, mean, mixture, training points).
+fn implied_dims(c: &Config) -> Result<Vec<(String, usize)>> {
+    let mut dims = vec![];
+    let shape = |what: &str, p: &Path| -> Result<(usize, usize)> {
+        let m = read_matrix(p).with_context(|| format!("{what}: {}", p.display()))?;
+        Ok((m.nrows(), m.ncols()))
+    };
+    if let USpec::Diag(v) = &c.u {
+        dims.push(("u (diag)".to_string(), v.len()));
+    }
+    if let Some(p) = c.u.file() {
+        dims.push((format!("u file {}", p.display()), shape("u", p)?.0));
+    }
+    if let Some(p) = c.q.file() {
+        dims.push((format!("q file {}", p.display()), shape("q", p)?.0));
+    }
+    if let Some(p) = c.mean.file() {
+        let m = read_vector(p).with_context(|| format!("mean: {}", p.display()))?;
+        dims.push((format!("mean file {}", p.display()), m.len()));
+    }
+    if let Some(p) = &c.mixture_file {
+        let cols = shape("mixture-file", p)?.1;
+        dims.push((
+            format!("mixture-file {}", p.display()),
+            cols.saturating_sub(1),
+        ));
+    }
+    if let Some(p) = &c.train_file {
+        dims.push((
+            format!("train-file {}", p.display()),
+            shape("train-file", p)?.1,
+        ));
+    }
+    Ok(dims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    }
+
+    fn cli(args: &[&str]) -> ConfigArgs {
+        let mut v = vec!["regimes"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v).unwrap().cfg
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("regimes-args-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn flags_are_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let help = Cli::command().render_long_help().to_string();
+        for flag in Config::keys() {
+            assert!(help.contains(&format!("--{flag}")), "no flag --{flag}");
+        }
+    }
+
+    #[test]
+    fn flags_override_file_override_preset() {
+        let d = scratch("override");
+        let p = d.join("study.toml");
+        std::fs::write(&p, "particles = 5000\nsteps = 300\nq = \"pair:0:1:-2\"\n").unwrap();
+        let p_str = p.to_str().unwrap();
+        let a = cli(&[
+            "--preset",
+            "lu-tang",
+            "--config",
+            p_str,
+            "--steps",
+            "700",
+            "--q",
+            "pair:0:1:-0.5",
+            "--branch-times",
+            "0.5,1,2",
+            "--save-samples",
+        ]);
+        let c = a.resolve().unwrap();
+        assert_eq!(c.u, USpec::Geomspace(0.2, 5.0)); // preset
+        assert_eq!(c.particles, Some(5000)); // file
+        assert_eq!(c.steps, 700); // flag over file
+        assert_eq!(c.q, QSpec::Pair(0, 1, -0.5)); // flag over file, negative value
+        assert_eq!(c.branch_times, Some(vec![0.5, 1.0, 2.0]));
+        assert!(c.save_samples);
+        let c = cli(&["--save-samples", "false"]).resolve().unwrap();
+        assert!(!c.save_samples);
+        // diag fixes d unless d is given.
+        let c = cli(&["--u", "diag:1,2,3"]).resolve().unwrap();
+        assert_eq!(c.dim, 3);
+        assert!(cli(&["--u", "diag:1,2,3", "--dim", "4"]).resolve().is_err());
+        // Bad spec flags fail at parse time, naming the flag.
+        let mut v = vec!["regimes", "--u", "linspace:1"];
+        let e = Cli::try_parse_from(&v).err().unwrap().to_string();
+        assert!(e.contains("--u"), "{e}");
+        v[2] = "linspace:1:2";
+        assert!(Cli::try_parse_from(&v).is_ok());
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn files_imply_d_and_the_training_file_fixes_n() {
+        let d = scratch("implied");
+        let train = d.join("train.csv");
+        std::fs::write(&train, "1,2,3\n4,5,6\n").unwrap();
+        let mean = d.join("mean.csv");
+        std::fs::write(&mean, "1\n2\n3\n4\n").unwrap();
+        let t = train.to_str().unwrap();
+        let c = cli(&["--train-file", t]).resolve().unwrap();
+        assert_eq!((c.dim, c.n_train), (3, 2));
+        // An explicit d that disagrees is refused later, by the model; an explicit N here.
+        let e = cli(&["--train-file", t, "--n-train", "5"])
+            .resolve()
+            .unwrap_err();
+        assert!(format!("{e:#}").contains("n-train: 5 conflicts"), "{e:#}");
+        assert!(
+            cli(&["--train-file", t, "--n-train", "2"])
+                .resolve()
+                .is_ok()
+        );
+        // Two sources that disagree are named.
+        let m = format!("file:{}", mean.to_str().unwrap());
+        let e = cli(&["--train-file", t, "--mean", &m])
+            .resolve()
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("implies d = 4") && e.contains("implies d = 3"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
