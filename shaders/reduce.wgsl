@@ -1,10 +1,10 @@
 // Statistics at a recorder point. One workgroup folds its 64 particles: invocation t takes the
-// quantity q = prm.aux3 + t (d coordinates, then projections on the directions, then purity; the
+// quantity q = arg_first_quantity() + t (d coordinates, then projections on the directions, then purity; the
 // host dispatches one window of 64 quantities at a time) and folds the particles of its workgroup
 // in order by Welford's update in f32 (a Chan merge of singletons). Partials are written per workgroup and folded on the host in workgroup order in
 // f64; class counts use integer atomics. No float atomics anywhere.
-// `plan` holds the directions (dirs×d); prm.aux0 = purity row, prm.aux1 = directions count,
-// prm.aux2 = offset of this point's class counters.
+// `plan` holds the directions (dirs×d); arg_purity_row() = purity row, arg_directions() = directions count,
+// arg_counts_offset() = offset of this point's class counters.
 // Partial layout per workgroup: [count, (mean, m2) per quantity].
 
 @group(0) @binding(6) var<storage, read_write> partials: array<f32>;
@@ -15,7 +15,7 @@ fn quantity(q: u32, p: u32) -> f32 {
     if (q < d) {
         return xget(q, p);
     }
-    if (q < d + prm.aux1) {
+    if (q < d + arg_directions()) {
         let off = (q - d) * d;
         var acc = 0.0;
         for (var c = 0u; c < d; c++) {
@@ -23,7 +23,7 @@ fn quantity(q: u32, p: u32) -> f32 {
         }
         return acc;
     }
-    return sget(prm.aux0, p);
+    return sget(arg_purity_row(), p);
 }
 
 @compute @workgroup_size(64)
@@ -38,13 +38,13 @@ fn main(
         return;
     }
     let count = min(WG, prm.n - p0);
-    let nq = prm.d + prm.aux1 + 1u;
+    let nq = prm.d + arg_directions() + 1u;
     let per = 1u + 2u * nq;
     let base = g * per;
-    if (lid == 0u && prm.aux3 == 0u) {
+    if (lid == 0u && arg_first_quantity() == 0u) {
         partials[base] = f32(count);
     }
-    let q = prm.aux3 + lid;
+    let q = arg_first_quantity() + lid;
     if (q < nq) {
         var mean = 0.0;
         var m2 = 0.0;
@@ -57,10 +57,10 @@ fn main(
         partials[base + 1u + 2u * q] = mean;
         partials[base + 2u + 2u * q] = m2;
     }
-    if (lid < count && prm.aux3 == 0u) {
+    if (lid < count && arg_first_quantity() == 0u) {
         let label = pmeta[(p0 + lid) * 4u + 2u];
         if (label < prm.k) {
-            atomicAdd(&counts[prm.aux2 + label], 1u);
+            atomicAdd(&counts[arg_counts_offset() + label], 1u);
         }
     }
 }

@@ -1,6 +1,6 @@
 // Draws particles from the start plan (twin of kernel::start). The start plan sits in `plan`:
-// means (K×d) at prm.aux0, cumulative weights (K) at prm.aux1, Cholesky factor at prm.aux2 in form
-// prm.aux3. The normals go to scratch rows 0..d first, as the CPU fills its z buffer.
+// means (K×d) at arg_means(), cumulative weights (K) at arg_cum_weights(), Cholesky factor at arg_chol() in form
+// arg_chol_form(). The normals go to scratch rows 0..d first, as the CPU fills its z buffer.
 
 @compute @workgroup_size(64)
 fn main(
@@ -18,7 +18,7 @@ fn main(
     let u = uniform01(rng_words(key, id, INIT_STEP, PICK_BLOCK).x);
     var comp = prm.k - 1u;
     for (var c = 0u; c < prm.k; c++) {
-        if (u < plan[prm.aux1 + c]) {
+        if (u < plan[arg_cum_weights() + c]) {
             comp = c;
             break;
         }
@@ -34,7 +34,7 @@ fn main(
         }
     }
     for (var i = 0u; i < d; i++) {
-        let v = apply_row(prm.aux3, prm.aux2, i, false, 0u, p);
-        xset(i, p, v + plan[prm.aux0 + comp * d + i]);
+        let v = apply_row(arg_chol_form(), arg_chol(), i, false, 0u, p);
+        xset(i, p, v + plan[arg_means() + comp * d + i]);
     }
 }

@@ -1,17 +1,14 @@
 // Fused steps on an empirical plan: the N training points (resident in `centers`) are streamed
 // through workgroup memory in tiles shared by the 64 particles of a workgroup, with an online
-// (one-pass) softmax over tiles. The CPU twin (kernel::evaluate) uses a two-pass softmax, so the
-// two agree to round-off, not bit for bit.
-// prm.aux0 = purity row, prm.aux2 = rows per tile, prm.aux3 = 1 if tiles go through workgroup
-// memory (d·rows ≤ TILE_FLOATS), else rows are read from global memory.
-
-const TILE_FLOATS: u32 = 4096u;
-const MAX_ROWS: u32 = 64u;
+// (one-pass) softmax over tiles. The CPU twin (engine::kernel, engine::lanes) uses the same online
+// softmax in blocks of MAX_ROWS rows (equal tiles for d ≤ 64), but the GPU's builtin exp is not the
+// CPU's polynomial, so the two agree to round-off, not bit for bit. Tiles go through workgroup
+// memory when arg_tiled() (d·rows ≤ TILE_FLOATS), else rows are read from global memory.
 
 var<workgroup> tile: array<f32, TILE_FLOATS>;
 
 fn center(r: u32, t0: u32, i: u32) -> f32 {
-    if (prm.aux3 != 0u) {
+    if (arg_tiled() != 0u) {
         return tile[r * prm.d + i];
     }
     return centers[(t0 + r) * prm.d + i];
@@ -23,7 +20,7 @@ fn evaluate_empirical(p: u32, j: u32, valid: bool, lid: u32) {
     let pi = j - prm.first;
     let boff = prm.off_b + pi * form_len(prm.b_form, d);
     let bb = prm.off_bias + pi * nn;
-    let rmax = prm.aux2;
+    let rmax = arg_rows_per_tile();
     if (valid) {
         for (var i = 0u; i < d; i++) {
             sset(ROW_A + i, p, apply_row(prm.b_form, boff, i, true, 0u, p));
@@ -37,7 +34,7 @@ fn evaluate_empirical(p: u32, j: u32, valid: bool, lid: u32) {
     var ls: array<f32, MAX_ROWS>;
     for (var t0 = 0u; t0 < nn; t0 += rmax) {
         let rows = min(rmax, nn - t0);
-        if (prm.aux3 != 0u) {
+        if (arg_tiled() != 0u) {
             workgroupBarrier();
             for (var e = lid; e < rows * d; e += WG) {
                 tile[e] = centers[t0 * d + e];
@@ -94,7 +91,7 @@ fn evaluate_empirical(p: u32, j: u32, valid: bool, lid: u32) {
         for (var i = 0u; i < d; i++) {
             sset(row_v() + i, p, sget(row_v() + i, p) * inv);
         }
-        sset(prm.aux0, p, q * inv * inv);
+        sset(arg_purity_row(), p, q * inv * inv);
         set_label(p, best, j);
     }
 }

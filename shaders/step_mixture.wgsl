@@ -1,6 +1,6 @@
 // Fused steps on a Gaussian-mixture plan (per-step centers W_j in the plan buffer), one particle
 // per invocation. Twin of kernel::evaluate + kernel::update, same loop order.
-// prm.aux0 = purity row, prm.aux1 = first of K logits rows.
+// arg_purity_row() = purity row, arg_logits_row() = first of K logits rows.
 
 fn evaluate_mixture(p: u32, j: u32) {
     let d = prm.d;
@@ -9,7 +9,7 @@ fn evaluate_mixture(p: u32, j: u32) {
     let boff = prm.off_b + pi * form_len(prm.b_form, d);
     let wb = prm.off_w + pi * kk * d;
     let bb = prm.off_bias + pi * kk;
-    let lrow = prm.aux1;
+    let lrow = arg_logits_row();
     for (var i = 0u; i < d; i++) {
         sset(ROW_A + i, p, apply_row(prm.b_form, boff, i, true, 0u, p));
     }
@@ -47,7 +47,7 @@ fn evaluate_mixture(p: u32, j: u32) {
         }
         sset(row_v() + i, p, v);
     }
-    sset(prm.aux0, p, purity);
+    sset(arg_purity_row(), p, purity);
     set_label(p, best, j);
 }
 

@@ -1,5 +1,5 @@
 // Final labels, last-change times and clone-pair agreement with u32 atomics.
-// counts layout: [labels (K) | last change (aux0 = time points) | pairs agreeing].
+// counts layout: [labels (K) | last change (arg_points() time points) | pairs agreeing].
 
 @group(0) @binding(7) var<storage, read_write> counts: array<atomic<u32>>;
 
@@ -18,12 +18,12 @@ fn main(
     if (label < prm.k) {
         atomicAdd(&counts[label], 1u);
     }
-    if (changed < prm.aux0) {
+    if (changed < arg_points()) {
         atomicAdd(&counts[prm.k + changed], 1u);
     }
     if ((p & 1u) == 0u && p + 1u < prm.n) {
         if (pmeta[(p + 1u) * 4u + 2u] == label) {
-            atomicAdd(&counts[prm.k + prm.aux0], 1u);
+            atomicAdd(&counts[prm.k + arg_points()], 1u);
         }
     }
 }

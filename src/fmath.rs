@@ -19,7 +19,7 @@ pub fn ln_unit(x: f32) -> f32 {
     let r = t2 + t1;
     let hfsq = 0.5 * f * f;
     let dk = k as f32;
-    s * (hfsq + r) + dk * 9.058_000_6e-6 - hfsq + f + dk * 0.693_138_1
+    s * (hfsq + r) + dk * 9.058_001e-6 - hfsq + f + dk * 0.693_138_1
 }
 
 /// e^x for x ≤ 88 (softmax weights, x ≤ 0 there); 0 below −87.3, where e^x is no longer a normal
@@ -35,7 +35,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     // 2ⁿ from the bits of n + 127 + 2²³, whose low mantissa bits hold n + 127 exactly (a float to
     // int cast would not vectorise on AVX2).
     let two_n = f32::from_bits((n + 8_388_735.0).to_bits() << 23);

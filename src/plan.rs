@@ -503,3 +503,111 @@ impl Plan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Empirical, Mixture, Process};
+
+    fn reversible_identity(d: usize) -> Process {
+        Process::new(Linear::identity(d), Linear::Scalar(0.0, d)).unwrap()
+    }
+
+    #[test]
+    fn grid_times_and_nearest_points() {
+        let g = Grid::new(10.0, 4).unwrap();
+        let times: Vec<f64> = (0..=4).map(|j| g.time(j)).collect();
+        assert_eq!(times, [10.0, 7.5, 5.0, 2.5, 0.0]);
+        assert_eq!(g.index_of(7.4), 1);
+        assert_eq!(g.index_of(1.0), 4);
+        assert_eq!((g.index_of(99.0), g.index_of(-3.0)), (0, 4));
+        assert!(Grid::new(0.0, 4).is_err() && Grid::new(1.0, 0).is_err());
+    }
+
+    /// U = I, Q = 0, ±m, C = σ²I: Γ_t = 1 + e^{−2t}(σ² − 1), so M_j = 1 + Δt(1 − 2/Γ), P = 2Δt,
+    /// centers e^{−t}m/Γ and the noise √(2Δt) (0 at the last point).
+    #[test]
+    fn mixture_coefficients_have_their_closed_form() {
+        let (d, sigma) = (3, 0.5);
+        let m = DVector::from_element(d, 1.0);
+        let model = Model {
+            process: reversible_identity(d),
+            target: Target::Mixture(Mixture::two_class(m, sigma)),
+        };
+        let grid = Grid::new(2.0, 8).unwrap();
+        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        assert_eq!([plan.m_form, plan.p_form], [Form::Scalar; 2]);
+        let dt = grid.dt();
+        let chunk = plan.chunk(0).unwrap();
+        for j in 0..grid.steps {
+            let t = grid.time(j);
+            let gamma = 1.0 + (-2.0 * t).exp() * (sigma * sigma - 1.0);
+            let pt = plan.view(&chunk, j);
+            let close = |a: f32, b: f64| (f64::from(a) - b).abs() <= 1e-6 * b.abs().max(1.0);
+            assert!(
+                close(pt.m[0], 1.0 + dt * (1.0 - 2.0 / gamma)),
+                "M at j = {j}"
+            );
+            assert!(close(pt.p[0], 2.0 * dt));
+            assert!(close(pt.w[0], (-t).exp() / gamma), "center at j = {j}");
+            assert!(close(pt.noise, (2.0 * dt).sqrt()));
+        }
+        assert_eq!(plan.view(&chunk, grid.steps).noise, 0.0);
+    }
+
+    /// Empirical target, U = I: the bias of training point a is −½ e^{−2t}‖a‖²/(1 − e^{−2t}), and
+    /// the last point reuses the last positive time.
+    #[test]
+    fn empirical_biases_have_their_closed_form() {
+        let d = 2;
+        let points = DMatrix::from_row_slice(2, d, &[1.0, 2.0, -3.0, 0.5]);
+        let model = Model {
+            process: reversible_identity(d),
+            target: Target::Empirical(Empirical { points }),
+        };
+        let grid = Grid::new(1.0, 4).unwrap();
+        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        assert_eq!((plan.kind, plan.centers_count), (Kind::Empirical, 2));
+        let chunk = plan.chunk(0).unwrap();
+        for j in 0..=grid.steps {
+            let t = grid.time(j.min(grid.steps - 1));
+            let g = (-2.0 * t).exp() / (1.0 - (-2.0 * t).exp());
+            let bias = plan.view(&chunk, j).bias;
+            for (b, norm2) in bias.iter().zip([5.0, 9.25]) {
+                let want = -0.5 * g * norm2;
+                assert!((f64::from(*b) - want).abs() <= 1e-5 * want.abs(), "j = {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_tile_the_grid_and_do_not_change_coefficients() {
+        let d = 2;
+        let model = Model {
+            process: reversible_identity(d),
+            target: Target::Mixture(Mixture::two_class(DVector::from_element(d, 1.0), 1.0)),
+        };
+        let grid = Grid::new(3.0, 10).unwrap();
+        let whole = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let one = whole.chunk(0).unwrap();
+        assert_eq!((one.first, one.len), (0, 11));
+        for len in [1, 3, 4, 11] {
+            let cut = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact)
+                .unwrap()
+                .with_chunk_len(len);
+            assert_eq!(cut.chunk_count(), 11usize.div_ceil(len));
+            let mut next = 0;
+            for c in 0..cut.chunk_count() {
+                let ch = cut.chunk(c).unwrap();
+                assert_eq!(ch.first, next);
+                for j in ch.first..ch.first + ch.len {
+                    assert_eq!(cut.chunk_of(j), c);
+                    let (a, b) = (cut.view(&ch, j), whole.view(&one, j));
+                    assert_eq!((a.m, a.w, a.bias, a.noise), (b.m, b.w, b.bias, b.noise));
+                }
+                next += ch.len;
+            }
+            assert_eq!(next, 11);
+        }
+    }
+}

@@ -325,3 +325,101 @@ fn bench_refuses_bad_input_naming_the_flag() {
         assert!(out.stdout.is_empty(), "{args:?} printed records");
     }
 }
+
+/// The JSON summary of a successful command.
+fn summary(args: &[&str]) -> serde_json::Value {
+    let out = regimes(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn every_command_reads_the_same_model() {
+    let dir = scratch("same-model");
+    // Five training points in d = 3, well apart.
+    let train = write(&dir, "train.csv", "3,0,0\n-3,0,0\n0,3,0\n0,-3,0\n0,0,3\n");
+    // d is inferred from the file, N fixed by it.
+    let th = summary(&["theory", "--train-file", &train, "--json"]);
+    assert_eq!(th["config"]["dim"], 3);
+    assert_eq!(th["config"]["n-train"], 5);
+    // One t_C whether the five points come from the file or are drawn.
+    let drawn = summary(&["theory", "--dim", "3", "--n-train", "5", "--json"]);
+    assert_eq!(th["t_c"], drawn["t_c"]);
+    assert!(th["t_c"].as_f64().unwrap() > 0.0);
+
+    // `run --train-file` samples the empirical target: every sample ends on a training point.
+    let out = dir.join("run");
+    let run = summary(&[
+        "run",
+        "--train-file",
+        &train,
+        "--particles",
+        "64",
+        "--steps",
+        "4000",
+        "--save-samples",
+        "--backend",
+        "cpu",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run["class_fractions"].as_array().unwrap().len(), 5);
+    let bytes = std::fs::read(out.join("samples.npy")).unwrap();
+    // NPY v1: 10-byte preamble + header, then 64 × 3 little-endian f32.
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let data: Vec<f32> = bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(data.len(), 64 * 3);
+    let points = [
+        [3., 0., 0.],
+        [-3., 0., 0.],
+        [0., 3., 0.],
+        [0., -3., 0.],
+        [0., 0., 3.],
+    ];
+    for x in data.chunks_exact(3) {
+        let nearest = points
+            .iter()
+            .map(|p| p.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
+            .fold(f32::INFINITY, f32::min);
+        // The last Euler–Maruyama step adds noise √(2Δt) ≈ 0.07 per coordinate (Δt = 0.0025):
+        // 0.5 is 7 of those, while the points are 4.2 apart.
+        assert!(
+            nearest.sqrt() < 0.5,
+            "sample {x:?} is {} from every point",
+            nearest.sqrt()
+        );
+    }
+
+    // t_S is continuous in the target: a two-class file 1e-6 from ±m gives the two-class t_S.
+    let mix = write(
+        &dir,
+        "mix.csv",
+        "0.500001,1,1,1,1\n0.499999,-1,-1,-1,-0.999999\n",
+    );
+    let near = summary(&["theory", "--mixture-file", &mix, "--json"]);
+    let exact = summary(&["theory", "--dim", "4", "--json"]);
+    assert_eq!(near["config"]["dim"], 4);
+    let (a, b) = (
+        near["t_s"].as_f64().unwrap(),
+        exact["t_s"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-5, "t_S {a} against {b}");
+
+    // A file and an --n-train that disagree are refused; speciation refuses training points.
+    assert_refused(
+        &["theory", "--train-file", &train, "--n-train", "7"],
+        &["n-train", "5 points"],
+    );
+    assert_refused(
+        &["speciation", "--n-train", "10"],
+        &["speciation", "--n-train"],
+    );
+}

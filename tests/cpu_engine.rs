@@ -2,8 +2,10 @@
 //! threads and batch sizes, replay of single particles.
 
 use nalgebra::DVector;
-use regimes::engine::cpu::{CpuEngine, record};
-use regimes::engine::kernel::{self, Scratch};
+use regimes::engine::cpu::CpuEngine;
+use regimes::engine::cpu::reduce::record;
+use regimes::engine::cpu::start;
+use regimes::engine::cpu::step::{self, Scratch};
 use regimes::engine::{Engine, NO_LABEL, Particles, Recorder};
 use regimes::measure::run::{RunSpec, run};
 
@@ -122,11 +124,11 @@ fn scalar_run(plan: &Plan, seed: u64, ids: &[u64], to: usize, rec: &mut Recorder
     };
     for (i, &id) in ids.iter().enumerate() {
         let x = &mut p.x[i * d..(i + 1) * d];
-        kernel::start(&plan.start, key, id, x, &mut s);
+        start::start(&plan.start, key, id, x, &mut s);
         for j in 0..=to {
             let chunk = plan.chunk(plan.chunk_of(j)).unwrap();
             let pt = plan.view(&chunk, j);
-            let (label, purity) = kernel::evaluate(plan, &pt, x, &mut s);
+            let (label, purity) = step::evaluate(plan, &pt, x, &mut s);
             if p.label[i] != label {
                 p.label[i] = label;
                 p.changed[i] = j as u32;
@@ -134,7 +136,7 @@ fn scalar_run(plan: &Plan, seed: u64, ids: &[u64], to: usize, rec: &mut Recorder
             if j == to {
                 record(&mut rec.stats[0], x, &rec.directions, label, purity);
             } else {
-                kernel::update(plan, &pt, key, id, j, x, &mut s);
+                step::update(plan, &pt, key, id, j, x, &mut s);
             }
         }
     }

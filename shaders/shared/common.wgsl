@@ -4,7 +4,6 @@
 // xs[c * stride + p], so neighbouring invocations touch neighbouring words. Scratch rows use the
 // same layout. `pmeta` holds four words per particle: id_lo, id_hi, label, changed.
 
-const WG: u32 = 64u;
 
 struct Params {
     n: u32,
@@ -33,9 +32,6 @@ struct Params {
     aux4: u32,
 }
 
-const FORM_SCALAR: u32 = 0u;
-const FORM_DIAGONAL: u32 = 1u;
-const FORM_DENSE: u32 = 2u;
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read_write> xs: array<f32>;

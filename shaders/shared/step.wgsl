@@ -2,7 +2,7 @@
 // x ← M x + P v + noise ξ (twin of kernel::update).
 //
 // Scratch rows: ROW_A .. +d (B x, then M x), ROW_V .. +d (Wᵀ r), then kernel-specific rows
-// (prm.aux0 = purity row, prm.aux1 = first logits row for the mixture).
+// (arg_purity_row(), and arg_logits_row() for the mixture).
 //
 // A dispatch runs "ops" op0 .. op1: op 2j evaluates the logits at time point j, op 2j+1 moves the
 // particle from j to j+1. The host splits runs at recorder points, plan uploads and the

@@ -63,7 +63,7 @@ pub fn spin(iters: u64, m: f32, a: f32) -> f32 {
     acc.iter().flatten().sum()
 }
 
-/// `blocks` draws of 4 normals for [`crate::engine::lanes::LANES`] particles, exactly as the CPU
+/// `blocks` draws of 4 normals for [`crate::engine::cpu::lanes::LANES`] particles, exactly as the CPU
 /// engine draws its noise; returns a value that depends on all of them.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
@@ -71,7 +71,7 @@ pub fn spin(iters: u64, m: f32, a: f32) -> f32 {
     "aarch64+neon"
 ))]
 fn draw(blocks: u32) -> f32 {
-    const L: usize = crate::engine::lanes::LANES;
+    const L: usize = crate::engine::cpu::lanes::LANES;
     let key = rng::key(1);
     let id_lo: [u32; L] = std::array::from_fn(|l| l as u32);
     let id_hi = [0u32; L];
@@ -127,7 +127,7 @@ fn arithmetic(pool: &rayon::ThreadPool) -> f64 {
 /// Standard normals per second of [`draw`] on every thread of `pool`, run for about
 /// [`PROBE_TIME`].
 fn normals(pool: &rayon::ThreadPool) -> f64 {
-    const PER_BLOCK: f64 = (4 * crate::engine::lanes::LANES) as f64;
+    const PER_BLOCK: f64 = (4 * crate::engine::cpu::lanes::LANES) as f64;
     black_box(draw(1_000));
     let mut blocks = 10_000u32;
     let per_block = loop {

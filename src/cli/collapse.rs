@@ -14,11 +14,9 @@ use crate::linalg::Linear;
 use crate::measure::cloning::clone_pairs;
 use crate::measure::entropy::{CollapseTimes, collapse_times, excess_entropy};
 use crate::measure::run::{RunSpec, run};
-use crate::model::{Model, Target};
-use crate::plan::Plan;
 use crate::report::{Series, Style};
 use crate::report::{format_table, or_dash as opt};
-use crate::theory::{self, Theory, rem_alpha_at, t_collapse};
+use crate::theory::{Theory, rem_alpha_at, t_collapse};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EntropyRow {
@@ -70,20 +68,16 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     };
     let mut seconds = PhaseSeconds::default();
     let cfg = cx.cfg.clone();
-    let built = super::build::build(&cfg)?;
-    let data = super::build::training_set(&cfg, &built)?;
+    let super::EmpiricalSetup {
+        built,
+        data,
+        plan,
+        theory,
+    } = cx.empirical_setup()?;
     let (n, d) = (data.points.nrows(), data.points.ncols());
     let alpha = (n as f64).ln() / d as f64;
-    // One definition of t_C whatever the source of the points: the REM criterion on the target's
-    // within-class covariance (as `theory` computes it). A training file may not come from that
-    // target, so its own sample covariance gives a second estimate beside it.
-    let theory = theory::theory(
-        &built.process,
-        &built.mixture,
-        Some(n),
-        cfg.t_max,
-        cx.grid.dt(),
-    );
+    // A training file need not come from the configured target: the REM criterion on its own
+    // sample covariance gives a second t_C beside the theory's.
     let t_c_sample_covariance = cfg.train_file.as_ref().and_then(|_| {
         t_collapse(
             &built.process,
@@ -92,12 +86,6 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
             cfg.t_max,
         )
     });
-    cx.warn_all(&theory.warnings);
-    let model = Model {
-        process: built.process.clone(),
-        target: Target::Empirical(data.clone()),
-    };
-    let plan = Plan::new(&model, cx.grid, cfg.scheme, cfg.start)?;
 
     seconds.setup = lap();
     let particles = cx.particles(2_000);

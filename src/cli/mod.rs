@@ -100,9 +100,20 @@ struct StudyArgs {
     quiet: bool,
 }
 
+/// The empirical target of a study, built ([`Context::empirical_setup`]).
+pub struct EmpiricalSetup {
+    pub built: build::Built,
+    pub data: crate::model::Empirical,
+    pub plan: Plan,
+    pub theory: crate::theory::Theory,
+}
+
 /// What a study needs besides its engine: the config, the grid, the output directory.
 pub struct Context {
     pub cfg: Config,
+    /// The training points were asked for (`--n-train`, `--train-file`): `run` samples the
+    /// empirical target instead of the mixture.
+    pub empirical: bool,
     pub grid: Grid,
     pub out: Option<OutDir>,
     pub quiet: bool,
@@ -142,6 +153,35 @@ impl Context {
         );
         self.warn_all(&theory.warnings);
         Ok((built, plan, theory))
+    }
+
+    /// The empirical target of the config (training points drawn or read), its plan, and the
+    /// theory with t_C for its N points (warnings reported).
+    pub fn empirical_setup(&mut self) -> Result<EmpiricalSetup> {
+        let cfg = self.cfg.clone();
+        let built = build::build(&cfg)?;
+        let data = build::training_set(&cfg, &built)?;
+        // One definition of t_C whatever the source of the points: the REM criterion on the
+        // target's within-class covariance, as `theory` computes it.
+        let theory = crate::theory::theory(
+            &built.process,
+            &built.mixture,
+            Some(data.points.nrows()),
+            cfg.t_max,
+            self.grid.dt(),
+        );
+        self.warn_all(&theory.warnings);
+        let model = crate::model::Model {
+            process: built.process.clone(),
+            target: crate::model::Target::Empirical(data.clone()),
+        };
+        let plan = Plan::new(&model, self.grid, cfg.scheme, cfg.start)?;
+        Ok(EmpiricalSetup {
+            built,
+            data,
+            plan,
+            theory,
+        })
     }
 
     pub fn particles(&self, default: u64) -> u64 {
@@ -225,13 +265,12 @@ pub fn main() -> Result<()> {
     };
     let name = study_kind.name();
     let cfg = args.config.resolve()?;
-    // The empirical target is collapse's (and theory's t_C); the other studies sample the mixture.
-    if matches!(study_kind, Study::Run | Study::Speciation)
-        && (args.config.n_train.is_some() || cfg.train_file.is_some())
-    {
+    let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
+    // Cloning measures speciation on the mixture; the training points belong to the other studies.
+    if study_kind == Study::Speciation && empirical {
         anyhow::bail!(
-            "{name} samples the mixture target; --n-train and --train-file set the empirical \
-             target of `collapse` (and the t_C of `theory`): drop them"
+            "speciation samples the mixture target; --n-train and --train-file set the empirical \
+             target of `run`, `collapse` and `theory` (t_C): drop them"
         );
     }
     let grid = Grid::new(cfg.t_max, cfg.steps)?;
@@ -248,6 +287,7 @@ pub fn main() -> Result<()> {
         quiet: args.quiet || args.json,
         warnings: vec![],
         stopped_early: None,
+        empirical,
     };
     // Ctrl-C finishes the batch in flight, then the partial results are reported and written.
     let _ = ctrlc::set_handler(crate::measure::request_stop);

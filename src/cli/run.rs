@@ -34,7 +34,7 @@ pub struct RecordPoint {
 pub struct Run {
     pub particles: u64,
     pub record: Vec<RecordPoint>,
-    /// Final class fractions.
+    /// Final class fractions (per training point on the empirical target).
     pub class_fractions: Vec<f64>,
     pub theory: Theory,
 }
@@ -58,7 +58,13 @@ fn point(t: f64, s: &PointStats) -> RecordPoint {
 
 pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
     let cfg = cx.cfg.clone();
-    let (built, plan, theory) = cx.mixture_setup()?;
+    // The mixture, or the empirical target when training points were asked for.
+    let (built, plan, theory) = if cx.empirical {
+        let s = cx.empirical_setup()?;
+        (s.built, s.plan, s.theory)
+    } else {
+        cx.mixture_setup()?
+    };
     let times = cfg.record_times.clone().unwrap_or_else(|| {
         (0..=20)
             .map(|k| cfg.t_max * (20 - k) as f64 / 20.0)

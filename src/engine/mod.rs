@@ -4,8 +4,6 @@
 
 pub mod cpu;
 pub mod gpu;
-pub mod kernel;
-pub mod lanes;
 
 use std::ops::Range;
 

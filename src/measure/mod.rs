@@ -97,3 +97,45 @@ fn for_each_batch(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::cpu::CpuEngine;
+    use crate::linalg::Linear;
+    use crate::model::{Mixture, Model, Process, Target};
+    use crate::plan::{Grid, Scheme, Start};
+
+    #[test]
+    fn batches_cover_the_particles_once_in_order() {
+        let b: Vec<Range<u64>> = batches(2500, 1024).collect();
+        assert_eq!(b, [0..1024, 1024..2048, 2048..2500]);
+        assert_eq!(batches(0, 1024).count(), 0);
+        assert_eq!(batches(5, 0).count(), 5, "a zero size is read as 1");
+    }
+
+    #[test]
+    fn batch_sizes_are_aligned_and_capped_by_the_engine() {
+        let d = 4;
+        let model = Model {
+            process: Process::new(Linear::identity(d), Linear::Scalar(0.0, d)).unwrap(),
+            target: Target::Mixture(Mixture::two_class(
+                nalgebra::DVector::from_element(d, 1.0),
+                1.0,
+            )),
+        };
+        let grid = Grid::new(1.0, 2).unwrap();
+        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let engine = CpuEngine::new();
+        let cap = engine.max_batch(&plan);
+        let full = batch_size(&engine, &plan, None);
+        assert!(full <= cap && full % BATCH_ALIGN == 0 && full > 0);
+        assert_eq!(batch_size(&engine, &plan, Some(5000)), 4096, "aligned down");
+        assert_eq!(
+            batch_size(&engine, &plan, Some(100)),
+            100,
+            "below one aligned block"
+        );
+        assert_eq!(batch_size(&engine, &plan, Some(usize::MAX)), full, "capped");
+    }
+}

@@ -14,6 +14,8 @@
 //!   of the workgroup, so statistics do not depend on the batch size.
 
 mod device;
+mod kernels;
+mod schedule;
 mod shaders;
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -24,12 +26,8 @@ use wgpu::util::DeviceExt;
 
 pub use device::{AdapterSummary, list_adapters};
 
-use super::{Engine, NO_LABEL, Particles, Recorder};
-use crate::engine::kernel::SOFTMAX_ROWS;
 use crate::linalg::Form;
-use crate::plan::{Kind, Plan, form_len};
-use crate::rng;
-use crate::stats::{Moments, PointStats, Tally};
+use crate::plan::{Kind, Plan};
 
 /// Particles per workgroup (WG in the shaders).
 pub const WORKGROUP: usize = 64;
@@ -167,11 +165,41 @@ struct Params {
     off_w: u32,
     off_bias: u32,
     off_noise: u32,
-    aux0: u32,
-    aux1: u32,
-    aux2: u32,
-    aux3: u32,
-    aux4: u32,
+    /// The kernel's named arguments ([`shaders::KernelArgs`]).
+    args: [u32; shaders::ARG_WORDS],
+}
+
+/// The buffers of one dispatch by binding (see shaders/shared/common.wgsl); None binds a dummy.
+#[derive(Default)]
+struct Bindings<'a> {
+    /// 1: particle coordinates.
+    xs: Option<&'a wgpu::Buffer>,
+    /// 2: per-particle id, label and last change.
+    meta: Option<&'a wgpu::Buffer>,
+    /// 3: per-particle scratch rows.
+    scratch: Option<&'a wgpu::Buffer>,
+    /// 4: coefficients (plan chunk, start plan or projection directions).
+    plan: Option<&'a wgpu::Buffer>,
+    /// 5: training points of the empirical target.
+    centers: Option<&'a wgpu::Buffer>,
+    /// 6 and 7: the kernel's outputs (branch: the clones' x and meta; reduce: partials and class
+    /// counts; tally: —, counts; rng_probe: normals, words).
+    out_a: Option<&'a wgpu::Buffer>,
+    out_b: Option<&'a wgpu::Buffer>,
+}
+
+impl<'a> Bindings<'a> {
+    fn slots(&self) -> [Option<&'a wgpu::Buffer>; 7] {
+        [
+            self.xs,
+            self.meta,
+            self.scratch,
+            self.plan,
+            self.centers,
+            self.out_a,
+            self.out_b,
+        ]
+    }
 }
 
 /// The largest storage binding to use: the device's, never beyond u32 word indices, or the
@@ -325,7 +353,7 @@ impl GpuEngine {
             .collect();
 
         let clock = Instant::now();
-        let make = |k: (&str, &[&str])| build_pipeline(&device, &layout, k);
+        let make = |k: shaders::Kernel| build_pipeline(&device, &layout, &k);
         let pipelines = Pipelines {
             start: make(shaders::START)?,
             step_mixture: make(shaders::STEP_MIXTURE)?,
@@ -359,7 +387,7 @@ impl GpuEngine {
             &engine.pipelines.tally,
             &engine.pipelines.branch,
         ] {
-            engine.dispatch(&mut enc, p, &Params::default(), &[None; 7], 1);
+            engine.dispatch(&mut enc, p, &Params::default(), Bindings::default(), 1);
         }
         engine.queue.submit([enc.finish()]);
         engine.wait()?;
@@ -480,13 +508,13 @@ impl GpuEngine {
         })
     }
 
-    /// Records one dispatch; `buffers[i]` goes to binding i+1 (a dummy where None).
+    /// Records one dispatch.
     fn dispatch(
         &self,
         enc: &mut wgpu::CommandEncoder,
         pipeline: &wgpu::ComputePipeline,
         params: &Params,
-        buffers: &[Option<&wgpu::Buffer>; 7],
+        bindings: Bindings,
         groups: usize,
     ) {
         let uniform = self
@@ -500,7 +528,7 @@ impl GpuEngine {
             binding: 0,
             resource: uniform.as_entire_binding(),
         }];
-        for (i, b) in buffers.iter().enumerate() {
+        for (i, b) in bindings.slots().iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
                 binding: i as u32 + 1,
                 resource: b.unwrap_or(&self.dummies[i]).as_entire_binding(),
@@ -556,7 +584,7 @@ impl GpuEngine {
         let pipeline = match self.probe.get() {
             Some(p) => p,
             None => {
-                let p = build_pipeline(&self.device, &self.layout, shaders::RNG_PROBE)?;
+                let p = build_pipeline(&self.device, &self.layout, &shaders::RNG_PROBE)?;
                 self.probe.get_or_init(|| p)
             }
         };
@@ -577,15 +605,12 @@ impl GpuEngine {
             &mut enc,
             pipeline,
             &params,
-            &[
-                None,
-                Some(&inp),
-                None,
-                None,
-                None,
-                Some(&normals),
-                Some(&words),
-            ],
+            Bindings {
+                meta: Some(&inp),
+                out_a: Some(&normals),
+                out_b: Some(&words),
+                ..Bindings::default()
+            },
             n.div_ceil(WORKGROUP),
         );
         self.queue.submit([enc.finish()]);
@@ -632,12 +657,13 @@ fn watch_device_lost(device: &wgpu::Device, errors: &Arc<Mutex<Vec<String>>>) {
 fn build_pipeline(
     device: &wgpu::Device,
     layout: &wgpu::PipelineLayout,
-    (name, pieces): (&str, &[&str]),
+    kernel: &shaders::Kernel,
 ) -> Result<wgpu::ComputePipeline> {
+    let name = kernel.name;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(shaders::source(pieces).into()),
+        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
     });
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(name),
@@ -651,506 +677,4 @@ fn build_pipeline(
         bail!("gpu: kernel {name} failed to compile: {e}");
     }
     Ok(pipeline)
-}
-
-/// One partial-statistics buffer awaiting read-back.
-struct Pending {
-    slot: usize,
-    partials: wgpu::Buffer,
-    counts: wgpu::Buffer,
-    groups: usize,
-}
-
-impl Engine for GpuEngine {
-    type Batch = GpuBatch;
-
-    fn describe(&self) -> String {
-        format!(
-            "gpu: {} ({:?}, {:?}, driver {} {})",
-            self.info.name,
-            self.info.backend,
-            self.info.device_type,
-            self.info.driver,
-            self.info.driver_info
-        )
-    }
-
-    fn max_batch(&self, plan: &Plan) -> usize {
-        let rows = scratch_rows(plan).max(plan.dim);
-        let per_particle = 4 * (plan.dim + scratch_rows(plan) + 4) as u64;
-        let by_memory = (self.options.memory_budget_bytes / per_particle) as usize;
-        let by_binding = self.fits(rows).min(self.fits(4));
-        let n = by_binding.min(by_memory).min(1 << 31);
-        (n / WORKGROUP * WORKGROUP).max(WORKGROUP)
-    }
-
-    fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<GpuBatch> {
-        let n = ids.len();
-        let d = plan.dim;
-        ensure!(
-            n <= self.max_batch(plan),
-            "gpu: batch of {n} particles exceeds the largest batch {} for this plan and device",
-            self.max_batch(plan)
-        );
-        let stride = round_up(n.max(1), WORKGROUP);
-        let rows = scratch_rows(plan);
-        let meta: Vec<u32> = ids
-            .iter()
-            .flat_map(|&id| [id as u32, (id >> 32) as u32, NO_LABEL, 0])
-            .collect();
-        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let batch = GpuBatch {
-            x: self.storage_zeroed("x", (stride * d * 4) as u64),
-            meta: self.storage_init("meta", bytes_of(&meta), copy),
-            scratch: self.storage_zeroed("scratch", (stride * rows * 4) as u64),
-            n,
-            stride,
-            dim: d,
-            scratch_rows: rows,
-            seed,
-        };
-        let sp = &plan.start;
-        let k = sp.cumulative.len();
-        let mut data = sp.means.clone();
-        let off_cum = data.len();
-        data.extend(&sp.cumulative);
-        let off_chol = data.len();
-        data.extend(&sp.chol);
-        ensure!(
-            (data.len() * 4) as u64 <= self.max_binding,
-            "gpu: the start distribution ({} floats) exceeds a storage binding",
-            data.len()
-        );
-        let plan_buf =
-            self.storage_init("start plan", bytes_of(&data), wgpu::BufferUsages::empty());
-        let key = rng::key(seed);
-        let params = Params {
-            n: n as u32,
-            stride: stride as u32,
-            d: d as u32,
-            k: k as u32,
-            key0: key[0],
-            key1: key[1],
-            aux0: 0,
-            aux1: off_cum as u32,
-            aux2: off_chol as u32,
-            aux3: form_code(sp.chol_form),
-            ..Params::default()
-        };
-        if n > 0 {
-            let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
-                &self.pipelines.start,
-                &params,
-                &[
-                    Some(&batch.x),
-                    Some(&batch.meta),
-                    Some(&batch.scratch),
-                    Some(&plan_buf),
-                    None,
-                    None,
-                    None,
-                ],
-                n.div_ceil(WORKGROUP),
-            );
-            self.queue.submit([enc.finish()]);
-        }
-        self.check_errors()?;
-        Ok(batch)
-    }
-
-    fn advance(
-        &self,
-        plan: &Plan,
-        batch: &mut GpuBatch,
-        from: usize,
-        to: usize,
-        rec: &mut Recorder,
-    ) -> Result<()> {
-        ensure!(
-            from <= to && to <= plan.grid.steps,
-            "advance: bad range {from}..={to}"
-        );
-        self.check_batch(plan, batch)?;
-        let (d, k, n) = (plan.dim, plan.centers_count, batch.n);
-        if n == 0 {
-            return Ok(());
-        }
-        let groups = n.div_ceil(WORKGROUP);
-        let key = rng::key(batch.seed);
-        let dirs = rec.directions.len() / d;
-        let empirical = plan.kind == Kind::Empirical;
-
-        let centers = if empirical {
-            let bytes = (plan.centers.len() * 4) as u64;
-            ensure!(
-                bytes <= self.max_binding,
-                "gpu: the training set ({bytes} bytes) exceeds the storage-binding limit of {} bytes",
-                self.max_binding
-            );
-            Some(self.storage_init(
-                "centers",
-                bytes_of(&plan.centers),
-                wgpu::BufferUsages::empty(),
-            ))
-        } else {
-            None
-        };
-        let directions = if dirs > 0 {
-            Some(self.storage_init(
-                "directions",
-                bytes_of(&rec.directions[..dirs * d]),
-                wgpu::BufferUsages::empty(),
-            ))
-        } else {
-            None
-        };
-        let (mlen, blen, plen) = (
-            form_len(plan.m_form, d),
-            form_len(plan.b_form, d),
-            form_len(plan.p_form, d),
-        );
-        let wlen = if empirical { 0 } else { k * d };
-        let point_bytes = (4 * (mlen + blen + plen + wlen + k + 1)) as u64;
-        ensure!(
-            point_bytes <= self.max_binding,
-            "gpu: one time point of the plan ({point_bytes} bytes) exceeds a storage binding"
-        );
-        let points_per_upload = (self.max_binding / point_bytes) as usize;
-        // The CPU's block of training points for d ≤ 64, so both engines round alike there.
-        let rows_per_tile = (shaders::TILE_FLOATS / d).clamp(1, SOFTMAX_ROWS);
-        let tiled = d <= shaders::TILE_FLOATS;
-        let base = Params {
-            n: n as u32,
-            stride: batch.stride as u32,
-            d: d as u32,
-            k: k as u32,
-            key0: key[0],
-            key1: key[1],
-            to: to as u32,
-            m_form: form_code(plan.m_form),
-            b_form: form_code(plan.b_form),
-            p_form: form_code(plan.p_form),
-            aux0: (2 * d) as u32,
-            aux1: (2 * d + 1) as u32,
-            aux2: rows_per_tile as u32,
-            aux3: u32::from(tiled),
-            ..Params::default()
-        };
-        let step = if empirical {
-            &self.pipelines.step_empirical
-        } else {
-            &self.pipelines.step_mixture
-        };
-        let mut ops_per_dispatch = 2 * self.options.steps_per_dispatch;
-        if self.loop_limited() {
-            let (eval, update) = op_costs(plan, rows_per_tile);
-            if eval.max(update) > LOOP_BUDGET {
-                return Err(self.loop_error("one step of this plan", eval.max(update)));
-            }
-            let steps = LOOP_BUDGET / (eval + update + 2);
-            ops_per_dispatch =
-                ops_per_dispatch.min(if steps == 0 { 1 } else { 2 * steps as usize });
-            if dirs > 0 && 64 * (d as u64 + 1) > LOOP_BUDGET {
-                return Err(self.loop_error("a projection in the reduction", 64 * (d as u64 + 1)));
-            }
-        }
-        let slots = rec.slots_for(from, to);
-        let mut next_slot = slots.start;
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut pending_bytes = 0u64;
-        let per = 1 + 2 * (d + dirs + 1);
-
-        let end_op = 2 * to + 1;
-        let mut op = 2 * from;
-        let mut chunk_cache: Option<(usize, Arc<crate::plan::Chunk>)> = None;
-        while op < end_op {
-            let j = op / 2;
-            let c = plan.chunk_of(j);
-            let chunk = match &chunk_cache {
-                Some((cc, ch)) if *cc == c => ch.clone(),
-                _ => {
-                    let ch = plan.chunk(c)?;
-                    chunk_cache = Some((c, ch.clone()));
-                    ch
-                }
-            };
-            let mut op1 = end_op
-                .min(2 * (chunk.first + chunk.len))
-                .min(op + ops_per_dispatch)
-                .min(2 * (j + points_per_upload));
-            let record = if next_slot < slots.end && 2 * rec.points[next_slot] < op1 {
-                op1 = 2 * rec.points[next_slot] + 1;
-                Some(next_slot)
-            } else {
-                None
-            };
-            // Coefficients of points j ..= last.
-            let last = (op1 - 1) / 2;
-            let (a, b) = (j - chunk.first, last - chunk.first + 1);
-            let mut data: Vec<f32> = Vec::with_capacity((b - a) * point_bytes as usize / 4);
-            let mut push = |v: &[f32], len: usize| {
-                let off = data.len() as u32;
-                data.extend_from_slice(&v[a * len..b * len]);
-                off
-            };
-            let off_m = push(&chunk.m, mlen);
-            let off_b = push(&chunk.b, blen);
-            let off_p = push(&chunk.p, plen);
-            let off_w = if wlen > 0 { push(&chunk.w, wlen) } else { 0 };
-            let off_bias = push(&chunk.bias, k);
-            let off_noise = push(&chunk.noise, 1);
-            let plan_buf = self.storage_init("plan", bytes_of(&data), wgpu::BufferUsages::empty());
-            let params = Params {
-                op0: op as u32,
-                op1: op1 as u32,
-                first: j as u32,
-                off_m,
-                off_b,
-                off_p,
-                off_w,
-                off_bias,
-                off_noise,
-                ..base
-            };
-            let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
-                step,
-                &params,
-                &[
-                    Some(&batch.x),
-                    Some(&batch.meta),
-                    Some(&batch.scratch),
-                    Some(&plan_buf),
-                    centers.as_ref(),
-                    None,
-                    None,
-                ],
-                groups,
-            );
-            if let Some(slot) = record {
-                let bytes = (groups * per * 4) as u64;
-                let partials = self.storage_zeroed("partials", bytes);
-                let counts = self.storage_zeroed("class counts", (k * 4) as u64);
-                // One window of 64 quantities per dispatch keeps every invocation's loops short.
-                for q0 in (0..d + dirs + 1).step_by(WORKGROUP) {
-                    let params = Params {
-                        aux0: (2 * d) as u32,
-                        aux1: dirs as u32,
-                        aux2: 0,
-                        aux3: q0 as u32,
-                        ..base
-                    };
-                    self.dispatch(
-                        &mut enc,
-                        &self.pipelines.reduce,
-                        &params,
-                        &[
-                            Some(&batch.x),
-                            Some(&batch.meta),
-                            Some(&batch.scratch),
-                            directions.as_ref(),
-                            None,
-                            Some(&partials),
-                            Some(&counts),
-                        ],
-                        groups,
-                    );
-                }
-                pending.push(Pending {
-                    slot,
-                    partials,
-                    counts,
-                    groups,
-                });
-                pending_bytes += bytes;
-                next_slot += 1;
-            }
-            self.queue.submit([enc.finish()]);
-            if pending_bytes > PENDING_BYTES {
-                self.fold(&mut pending, rec, d, dirs, k)?;
-                pending_bytes = 0;
-            }
-            op = op1;
-        }
-        self.fold(&mut pending, rec, d, dirs, k)?;
-        self.wait()
-    }
-
-    fn branch(&self, batch: &GpuBatch, stream: u16) -> Result<GpuBatch> {
-        let n2 = 2 * batch.n;
-        let d = batch.dim;
-        ensure!(
-            n2 <= self.fits(batch.scratch_rows.max(d)).min(self.fits(4)),
-            "gpu: branching {} particles gives {n2}, more than a storage binding holds; \
-             start batches of at most half the engine's max batch when branching",
-            batch.n
-        );
-        let stride = round_up(n2.max(1), WORKGROUP);
-        let out = GpuBatch {
-            x: self.storage_zeroed("x", (stride * d * 4) as u64),
-            meta: self.storage_zeroed("meta", (n2 * 16) as u64),
-            scratch: self.storage_zeroed("scratch", (stride * batch.scratch_rows * 4) as u64),
-            n: n2,
-            stride,
-            dim: d,
-            scratch_rows: batch.scratch_rows,
-            seed: batch.seed,
-        };
-        if n2 > 0 {
-            let params = Params {
-                n: batch.n as u32,
-                stride: batch.stride as u32,
-                d: d as u32,
-                aux0: u32::from(stream),
-                aux1: stride as u32,
-                ..Params::default()
-            };
-            let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
-                &self.pipelines.branch,
-                &params,
-                &[
-                    Some(&batch.x),
-                    Some(&batch.meta),
-                    None,
-                    None,
-                    None,
-                    Some(&out.x),
-                    Some(&out.meta),
-                ],
-                n2.div_ceil(WORKGROUP),
-            );
-            self.queue.submit([enc.finish()]);
-        }
-        self.check_errors()?;
-        Ok(out)
-    }
-
-    fn tally(&self, plan: &Plan, batch: &GpuBatch) -> Result<Tally> {
-        self.check_batch(plan, batch)?;
-        let k = plan.centers_count;
-        let points = plan.grid.steps + 1;
-        let len = k + points + 1;
-        let counts = self.storage_zeroed("tally", (len * 4) as u64);
-        if batch.n > 0 {
-            let params = Params {
-                n: batch.n as u32,
-                stride: batch.stride as u32,
-                d: batch.dim as u32,
-                k: k as u32,
-                aux0: points as u32,
-                ..Params::default()
-            };
-            let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
-                &self.pipelines.tally,
-                &params,
-                &[
-                    None,
-                    Some(&batch.meta),
-                    None,
-                    None,
-                    None,
-                    None,
-                    Some(&counts),
-                ],
-                batch.n.div_ceil(WORKGROUP),
-            );
-            self.queue.submit([enc.finish()]);
-        }
-        let c: Vec<u32> = bytemuck::pod_collect_to_vec(&self.read_back(&counts, (len * 4) as u64)?);
-        let mut t = Tally::new(k, points);
-        for (a, b) in t.labels.iter_mut().zip(&c[..k]) {
-            *a = u64::from(*b);
-        }
-        for (a, b) in t.last_change.iter_mut().zip(&c[k..k + points]) {
-            *a = u64::from(*b);
-        }
-        t.pairs_agree = u64::from(c[k + points]);
-        t.pairs = (batch.n / 2) as u64;
-        Ok(t)
-    }
-
-    fn read(&self, batch: &GpuBatch) -> Result<Particles> {
-        let (n, d, stride) = (batch.n, batch.dim, batch.stride);
-        let mut p = Particles {
-            dim: d,
-            x: vec![0.0; n * d],
-            ids: Vec::with_capacity(n),
-            label: Vec::with_capacity(n),
-            changed: Vec::with_capacity(n),
-        };
-        if n == 0 {
-            return Ok(p);
-        }
-        let xs: Vec<f32> =
-            bytemuck::pod_collect_to_vec(&self.read_back(&batch.x, (stride * d * 4) as u64)?);
-        for c in 0..d {
-            for i in 0..n {
-                p.x[i * d + c] = xs[c * stride + i];
-            }
-        }
-        let meta: Vec<u32> =
-            bytemuck::pod_collect_to_vec(&self.read_back(&batch.meta, (n * 16) as u64)?);
-        for m in meta.chunks_exact(4) {
-            p.ids.push(u64::from(m[0]) | (u64::from(m[1]) << 32));
-            p.label.push(m[2]);
-            p.changed.push(m[3]);
-        }
-        Ok(p)
-    }
-}
-
-impl GpuEngine {
-    /// Reads back pending partials and folds them into the recorder in workgroup order.
-    fn fold(
-        &self,
-        pending: &mut Vec<Pending>,
-        rec: &mut Recorder,
-        d: usize,
-        dirs: usize,
-        k: usize,
-    ) -> Result<()> {
-        let per = 1 + 2 * (d + dirs + 1);
-        for p in pending.drain(..) {
-            let data: Vec<f32> = bytemuck::pod_collect_to_vec(
-                &self.read_back(&p.partials, (p.groups * per * 4) as u64)?,
-            );
-            let counts: Vec<u32> =
-                bytemuck::pod_collect_to_vec(&self.read_back(&p.counts, (k * 4) as u64)?);
-            let acc = &mut rec.stats[p.slot];
-            for g in 0..p.groups {
-                let w = &data[g * per..(g + 1) * per];
-                let count = w[0] as u64;
-                if count == 0 {
-                    continue;
-                }
-                let moments = |lo: usize, len: usize| Moments {
-                    count,
-                    mean: (lo..lo + len).map(|q| f64::from(w[1 + 2 * q])).collect(),
-                    m2: (lo..lo + len).map(|q| f64::from(w[2 + 2 * q])).collect(),
-                };
-                let part = PointStats {
-                    coords: moments(0, d),
-                    projections: if dirs > 0 {
-                        moments(d, dirs)
-                    } else {
-                        Moments::new(0)
-                    },
-                    classes: vec![0; k],
-                    purity: moments(d + dirs, 1),
-                };
-                acc.merge(&part);
-            }
-            for (a, b) in acc.classes.iter_mut().zip(&counts) {
-                *a += u64::from(*b);
-            }
-        }
-        Ok(())
-    }
 }

@@ -1,12 +1,12 @@
-//! The per-particle arithmetic of one plan step, in f32, one particle at a time: the reference
-//! that the lane kernels of [`super::lanes`] equal bit for bit, and the CPU twin of the WGSL
-//! kernels in `shaders/`. Sums run in a fixed order (coordinates, classes and training points
+//! The per-particle arithmetic of one plan step, in f32, one particle at a time: the scalar twin
+//! of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl`, and the reference that the
+//! lane kernels of [`super::lanes`] equal bit for bit. Sums run in a fixed order (coordinates, classes and training points
 //! ascending) and every transcendental is a [`fmath`] polynomial, so a SIMD lane computes exactly
 //! this sequence.
 
 use crate::fmath;
 use crate::linalg::Form;
-use crate::plan::{Kind, Plan, PointView, StartPlan};
+use crate::plan::{Kind, Plan, PointView};
 use crate::rng;
 
 /// Training points per block of the streaming softmax over an empirical target: enough rows to
@@ -20,7 +20,7 @@ pub struct Scratch {
     logits: Vec<f32>,
     /// `Wᵀ r`, the responsibility-weighted center, filled by [`evaluate`].
     pub v: Vec<f32>,
-    z: Vec<f32>,
+    pub(super) z: Vec<f32>,
     mx: Vec<f32>,
 }
 
@@ -61,26 +61,6 @@ pub fn apply(form: Form, coeffs: &[f32], x: &[f32], out: &mut [f32]) {
 /// `init + Σ a_i b_i`, summed in ascending i.
 fn dot(init: f32, a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(init, |acc, (a, b)| acc + a * b)
-}
-
-/// Index of the mixture component picked by uniform u (first cumulative weight above u).
-pub fn pick(cumulative: &[f32], u: f32) -> usize {
-    cumulative
-        .iter()
-        .position(|&c| u < c)
-        .unwrap_or(cumulative.len() - 1)
-}
-
-/// Draws particle `id` from the start distribution into x.
-pub fn start(start: &StartPlan, key: [u32; 2], id: u64, x: &mut [f32], s: &mut Scratch) {
-    let d = x.len();
-    let u = rng::uniform(rng::words(key, id, rng::INIT_STEP, rng::PICK_BLOCK)[0]);
-    let k = pick(&start.cumulative, u);
-    rng::fill_normals(key, id, rng::INIT_STEP, &mut s.z[..d]);
-    apply(start.chol_form, &start.chol, &s.z[..d], x);
-    for (xi, mi) in x.iter_mut().zip(&start.means[k * d..(k + 1) * d]) {
-        *xi += mi;
-    }
 }
 
 /// Logits at one time point: returns (argmax label, purity Σ r²) and leaves `Wᵀ r` in `s.v`.

@@ -1,6 +1,6 @@
 //! The plan step for a block of [`LANES`] particles at once, in structure-of-arrays form: SIMD
 //! lanes hold different particles and each lane performs exactly the operation sequence of the
-//! scalar reference [`super::kernel`], so results are bit-identical to it (and therefore
+//! scalar reference [`super::step`], so results are bit-identical to it (and therefore
 //! independent of threads and batch sizes).
 //!
 //! Products are register-blocked (four matrix rows or columns × the block of particles), so every
@@ -11,7 +11,7 @@
 
 use multiversion::multiversion;
 
-use super::kernel::SOFTMAX_ROWS;
+use super::step::SOFTMAX_ROWS;
 use crate::fmath;
 use crate::linalg::Form;
 use crate::plan::{Chunk, Kind, Plan, PointView};
@@ -139,7 +139,7 @@ pub fn run_group(
     }
 }
 
-/// Logits at one time point ([`super::kernel::evaluate`] per lane); leaves `Wᵀ r` in each `b.v`.
+/// Logits at one time point ([`super::step::evaluate`] per lane); leaves `Wᵀ r` in each `b.v`.
 #[inline(always)]
 fn evaluate(plan: &Plan, pt: &PointView, blocks: &mut [Block]) -> Vec<Evaluation> {
     for b in blocks.iter_mut() {
@@ -256,10 +256,10 @@ impl Softmax {
             self.sq[l] = self.sq[l] * scale[l] * scale[l];
         }
         for er in e.iter_mut() {
-            for l in 0..LANES {
-                er[l] = fmath::exp(er[l] - self.m[l]);
-                self.sum[l] += er[l];
-                self.sq[l] += er[l] * er[l];
+            for (l, v) in er.iter_mut().enumerate() {
+                *v = fmath::exp(*v - self.m[l]);
+                self.sum[l] += *v;
+                self.sq[l] += *v * *v;
             }
         }
         for vi in b.v.iter_mut() {
@@ -290,7 +290,7 @@ impl Softmax {
     }
 }
 
-/// One step from time point j ([`super::kernel::update`] per lane): `x ← M x + P v + noise ξ`.
+/// One step from time point j ([`super::step::update`] per lane): `x ← M x + P v + noise ξ`.
 #[inline(always)]
 fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
     apply(plan.m_form, pt.m, &b.x, &mut b.y);
@@ -323,7 +323,7 @@ fn spread(values: &[f32], out: &mut [Lanes]) {
     }
 }
 
-/// `out = L x` for a matrix stored in `form`, lane by lane ([`super::kernel::apply`]).
+/// `out = L x` for a matrix stored in `form`, lane by lane ([`super::step::apply`]).
 #[inline(always)]
 pub fn apply(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut [Lanes]) {
     match form {

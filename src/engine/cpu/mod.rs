@@ -1,13 +1,26 @@
 //! The CPU engine: tiles of particles advanced in parallel with rayon, each tile in blocks of SIMD
-//! lanes ([`super::lanes`]). Tiles have a fixed size and their statistics are folded in particle
+//! lanes ([`lanes`]). Each kernel of `shaders/` has its CPU twin here, under the same name:
+//! [`start`], [`step`] (scalar reference) and [`lanes`] (the same step across SIMD lanes),
+//! [`reduce`], [`tally`], [`branch`]. Tiles have a fixed size and their statistics are folded in particle
 //! order, so results are bit-identical for any thread count and batch size (a multiple of the
 //! tile).
 
 use anyhow::Result;
 use rayon::prelude::*;
 
-use super::kernel::{self, Scratch};
-use super::lanes::{Block, Evaluation, GROUP, LANES, run_group};
+pub mod branch;
+pub mod lanes;
+pub mod reduce;
+pub mod start;
+pub mod step;
+pub mod tally;
+
+pub use tally::tally_particles;
+
+use lanes::{Block, Evaluation, GROUP, LANES, run_group};
+use reduce::record;
+use step::Scratch;
+
 use super::{Engine, NO_LABEL, Particles, Recorder};
 use crate::plan::{Chunk, Plan};
 use crate::rng;
@@ -82,7 +95,7 @@ impl Engine for CpuEngine {
                 .for_each(|(xs, tile_ids)| {
                     let mut s = Scratch::new(plan);
                     for (xp, &id) in xs.chunks_mut(d).zip(tile_ids) {
-                        kernel::start(&plan.start, key, id, xp, &mut s);
+                        start::start(&plan.start, key, id, xp, &mut s);
                     }
                 })
         });
@@ -151,25 +164,7 @@ impl Engine for CpuEngine {
     }
 
     fn branch(&self, batch: &CpuBatch, stream: u16) -> Result<CpuBatch> {
-        let p = &batch.particles;
-        let d = p.dim;
-        let n = p.len();
-        let mut out = Particles {
-            dim: d,
-            x: Vec::with_capacity(2 * n * d),
-            ids: Vec::with_capacity(2 * n),
-            label: Vec::with_capacity(2 * n),
-            changed: Vec::with_capacity(2 * n),
-        };
-        for i in 0..n {
-            let row = &p.x[i * d..(i + 1) * d];
-            out.x.extend_from_slice(row);
-            out.x.extend_from_slice(row);
-            out.ids.push(p.ids[i]);
-            out.ids.push(p.ids[i] | (u64::from(stream) << 48));
-            out.label.extend([p.label[i]; 2]);
-            out.changed.extend([p.changed[i]; 2]);
-        }
+        let out = branch::branch_particles(&batch.particles, stream);
         Ok(CpuBatch {
             particles: out,
             seed: batch.seed,
@@ -272,40 +267,4 @@ fn advance_tile(
         }
     }
     stats
-}
-
-/// Tally of a host copy of particles (also the reference for the GPU reduction).
-pub fn tally_particles(plan: &Plan, p: &Particles) -> Tally {
-    let mut t = Tally::new(plan.centers_count, plan.grid.steps + 1);
-    for (&label, &changed) in p.label.iter().zip(&p.changed) {
-        if let Some(c) = t.labels.get_mut(label as usize) {
-            *c += 1;
-        }
-        if let Some(c) = t.last_change.get_mut(changed as usize) {
-            *c += 1;
-        }
-    }
-    for pair in p.label.chunks_exact(2) {
-        t.pairs += 1;
-        t.pairs_agree += u64::from(pair[0] == pair[1]);
-    }
-    t
-}
-
-/// Adds one particle's observation at a recorded point.
-pub fn record(stats: &mut PointStats, x: &[f32], directions: &[f32], label: u32, purity: f32) {
-    let d = x.len();
-    stats.coords.push(x.iter().map(|&v| f64::from(v)));
-    if !directions.is_empty() {
-        stats.projections.push(directions.chunks(d).map(|u| {
-            u.iter()
-                .zip(x)
-                .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                .sum()
-        }));
-    }
-    if let Some(c) = stats.classes.get_mut(label as usize) {
-        *c += 1;
-    }
-    stats.purity.push([f64::from(purity)]);
 }
