@@ -104,9 +104,7 @@ impl Engine for GpuEngine {
             ..Params::default()
         };
         if n > 0 {
-            let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
+            self.dispatch_alone(
                 &self.pipelines.start,
                 &params,
                 Bindings {
@@ -118,7 +116,6 @@ impl Engine for GpuEngine {
                 },
                 n.div_ceil(WORKGROUP),
             );
-            self.queue.submit([enc.finish()]);
         }
         self.check_errors()?;
         Ok(batch)
@@ -368,9 +365,7 @@ impl Engine for GpuEngine {
                 .words(),
                 ..Params::default()
             };
-            let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
+            self.dispatch_alone(
                 &self.pipelines.branch,
                 &params,
                 Bindings {
@@ -382,7 +377,6 @@ impl Engine for GpuEngine {
                 },
                 n2.div_ceil(WORKGROUP),
             );
-            self.queue.submit([enc.finish()]);
         }
         self.check_errors()?;
         Ok(out)
@@ -406,9 +400,7 @@ impl Engine for GpuEngine {
                 .words(),
                 ..Params::default()
             };
-            let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
+            self.dispatch_alone(
                 &self.pipelines.tally,
                 &params,
                 Bindings {
@@ -418,7 +410,6 @@ impl Engine for GpuEngine {
                 },
                 batch.n.div_ceil(WORKGROUP),
             );
-            self.queue.submit([enc.finish()]);
         }
         let c: Vec<u32> = bytemuck::pod_collect_to_vec(&self.read_back(&counts, (len * 4) as u64)?);
         let mut t = Tally::new(k, points);

@@ -508,6 +508,19 @@ impl GpuEngine {
         })
     }
 
+    /// Records one dispatch in an encoder of its own and submits it.
+    fn dispatch_alone(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        params: &Params,
+        bindings: Bindings,
+        groups: usize,
+    ) {
+        let mut enc = self.encoder();
+        self.dispatch(&mut enc, pipeline, params, bindings, groups);
+        self.queue.submit([enc.finish()]);
+    }
+
     /// Records one dispatch.
     fn dispatch(
         &self,
@@ -600,9 +613,7 @@ impl GpuEngine {
             n: n as u32,
             ..Params::default()
         };
-        let mut enc = self.encoder();
-        self.dispatch(
-            &mut enc,
+        self.dispatch_alone(
             pipeline,
             &params,
             Bindings {
@@ -613,7 +624,6 @@ impl GpuEngine {
             },
             n.div_ceil(WORKGROUP),
         );
-        self.queue.submit([enc.finish()]);
         let z: Vec<f32> = bytemuck::pod_collect_to_vec(&self.read_back(&normals, (n * 16) as u64)?);
         let w: Vec<u32> = bytemuck::pod_collect_to_vec(&self.read_back(&words, (n * 16) as u64)?);
         Ok((0..n)
