@@ -321,33 +321,45 @@ impl Config {
     pub fn overlay_toml(self, text: &str, source: &str) -> Result<Config> {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| anyhow!("{source}: not valid TOML: {e}"))?;
-        let keys = Config::keys();
+        let mut keys = serde_json::Map::new();
+        for (k, v) in table {
+            let json = serde_json::to_value(&v)
+                .with_context(|| format!("{source}: key '{k}': unsupported value"))?;
+            keys.insert(k, json);
+        }
+        self.overlay(keys, source)
+    }
+
+    /// Set each key (kebab-case, as in TOML and JSON) on top of `self`; an unknown key is refused
+    /// with the closest known one, a value of the wrong type names its key.
+    pub fn overlay(
+        self,
+        keys: serde_json::Map<String, serde_json::Value>,
+        source: &str,
+    ) -> Result<Config> {
+        let known = Config::keys();
         let mut base = match serde_json::to_value(&self)? {
             serde_json::Value::Object(m) => m,
             _ => unreachable!("Config serialises to an object"),
         };
-        for (k, v) in &table {
-            if !keys.iter().any(|known| known == k) {
-                let best = keys
+        for (k, json) in keys {
+            if !known.iter().any(|n| *n == k) {
+                let best = known
                     .iter()
-                    .map(|known| (strsim::jaro_winkler(k, known), known))
+                    .map(|n| (strsim::jaro_winkler(&k, n), n))
                     .max_by(|a, b| a.0.total_cmp(&b.0));
                 let hint = match best {
-                    Some((score, known)) if score > 0.7 => {
-                        format!(" (did you mean '{known}'?)")
-                    }
-                    _ => format!(" (known keys: {})", keys.join(", ")),
+                    Some((score, n)) if score > 0.7 => format!(" (did you mean '{n}'?)"),
+                    _ => format!(" (known keys: {})", known.join(", ")),
                 };
                 bail!("unknown key '{k}' in {source}{hint}");
             }
-            let json = serde_json::to_value(v)
-                .with_context(|| format!("{source}: key '{k}': unsupported value"))?;
             // Check this key alone, so that a type error names it.
             let mut one = base.clone();
             one.insert(k.clone(), json.clone());
             serde_json::from_value::<Config>(serde_json::Value::Object(one))
                 .map_err(|e| anyhow!("{source}: key '{k}': {e}"))?;
-            base.insert(k.clone(), json);
+            base.insert(k, json);
         }
         Ok(serde_json::from_value(serde_json::Value::Object(base))?)
     }

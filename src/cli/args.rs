@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
+use serde::Serialize;
 
 use crate::config::{Backend, Config};
 use crate::io::{read_matrix, read_vector};
@@ -14,15 +15,20 @@ use crate::plan::{Scheme, Start};
 // Command-line flags for every `Config` field, plus `--config` and `--preset`; unset flags leave
 // the preset / file value in place. (A plain comment: a doc comment here would become the `about`
 // text of whatever command flattens these flags.)
-#[derive(clap::Args, Clone, Debug, Default)]
+//
+// Serialised (kebab-case, unset flags as null), the flags overlay the config like a TOML file.
+#[derive(clap::Args, Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct ConfigArgs {
     /// Start from a named preset: biroli (U = I, Q = 0, the base paper), lu-tang (anisotropic U,
     /// optimal Q), quick (smoke test). A --config file and flags apply on top.
     #[arg(long, value_name = "NAME", help_heading = "Study")]
+    #[serde(skip)]
     pub preset: Option<String>,
     /// TOML file with any of these settings (keys are the flag names without '--', e.g.
     /// `particles = 1_000_000`); flags override it.
     #[arg(long, value_name = "PATH", help_heading = "Study")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
 
     /// Dimension d of the data [default: 16].
@@ -54,6 +60,7 @@ pub struct ConfigArgs {
         long,
         value_name = "L1,L2,...",
         value_delimiter = ',',
+        value_parser = finite,
         help_heading = "Model"
     )]
     pub q_lambdas: Option<Vec<f64>>,
@@ -62,10 +69,10 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "SPEC", help_heading = "Model")]
     pub mean: Option<MeanSpec>,
     /// Squared norm ‖m‖² of the class mean [default: d, i.e. 1 per coordinate]. Example: --mean-norm2 4
-    #[arg(long, value_name = "M2", help_heading = "Model")]
+    #[arg(long, value_name = "M2", value_parser = finite, help_heading = "Model")]
     pub mean_norm2: Option<f64>,
     /// Within-class standard deviation σ, covariance σ²I [default: 1].
-    #[arg(long, value_name = "SIGMA", help_heading = "Model")]
+    #[arg(long, value_name = "SIGMA", value_parser = finite, help_heading = "Model")]
     pub sigma: Option<f64>,
     /// Gaussian mixture target from a file (.npy or CSV): K rows of 1 + d values, the weight then
     /// the mean; replaces the two classes ±m.
@@ -88,7 +95,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "N", help_heading = "Sampling")]
     pub steps: Option<usize>,
     /// Horizon T in forward-time units, where generation starts [default: 10].
-    #[arg(long, value_name = "T", help_heading = "Sampling")]
+    #[arg(long, value_name = "T", value_parser = finite, help_heading = "Sampling")]
     pub t_max: Option<f64>,
     /// Discretisation of the reverse dynamics [default: euler-maruyama].
     #[arg(long, value_enum, help_heading = "Sampling")]
@@ -123,6 +130,7 @@ pub struct ConfigArgs {
         long,
         value_name = "T1,T2,...",
         value_delimiter = ',',
+        value_parser = finite,
         help_heading = "Measurements"
     )]
     pub branch_times: Option<Vec<f64>>,
@@ -132,6 +140,7 @@ pub struct ConfigArgs {
         long,
         value_name = "T1,T2,...",
         value_delimiter = ',',
+        value_parser = finite,
         help_heading = "Measurements"
     )]
     pub entropy_times: Option<Vec<f64>>,
@@ -140,6 +149,7 @@ pub struct ConfigArgs {
         long,
         value_name = "T1,T2,...",
         value_delimiter = ',',
+        value_parser = finite,
         help_heading = "Measurements"
     )]
     pub record_times: Option<Vec<f64>>,
@@ -170,7 +180,7 @@ impl ConfigArgs {
             }
             c = c.overlay_toml(&text, &path.display().to_string())?;
         }
-        self.apply(&mut c);
+        c = self.apply(c)?;
         let implied = implied_dims(&c)?;
         if let Some((first, d)) = implied.first() {
             if let Some((other, e)) = implied.iter().find(|(_, e)| e != d) {
@@ -195,44 +205,22 @@ impl ConfigArgs {
     }
 
     /// Set every field whose flag was given.
-    pub fn apply(&self, c: &mut Config) {
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = v.clone(); } )* };
-        }
-        macro_rules! set_opt {
-            ($($f:ident),*) => { $( if let Some(v) = &self.$f { c.$f = Some(v.clone()); } )* };
-        }
-        set!(
-            dim,
-            u,
-            q,
-            mean,
-            sigma,
-            n_train,
-            seed,
-            steps,
-            t_max,
-            scheme,
-            start,
-            backend,
-            entropy_samples,
-            steps_per_dispatch,
-            save_samples
-        );
-        set_opt!(
-            particles,
-            pairs,
-            q_lambdas,
-            mean_norm2,
-            mixture_file,
-            train_file,
-            adapter,
-            branch_times,
-            entropy_times,
-            record_times,
-            batch,
-            threads
-        );
+    pub fn apply(&self, c: Config) -> Result<Config> {
+        let serde_json::Value::Object(mut flags) = serde_json::to_value(self)? else {
+            unreachable!("flags serialise to an object")
+        };
+        flags.retain(|_, v| !v.is_null());
+        c.overlay(flags, "flags")
+    }
+}
+
+/// A number flag: finite, so that it survives the JSON overlay (NaN would read as unset) and
+/// bad values are refused at parse time, naming the flag.
+fn finite(s: &str) -> std::result::Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        Ok(_) => Err("must be a finite number".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -345,6 +333,19 @@ mod tests {
         v[2] = "linspace:1:2";
         assert!(Cli::try_parse_from(&v).is_ok());
         std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn every_flag_is_a_config_key_and_back() {
+        let serde_json::Value::Object(flags) = serde_json::to_value(ConfigArgs::default()).unwrap()
+        else {
+            panic!("flags serialise to an object")
+        };
+        let mut flags: Vec<String> = flags.keys().cloned().collect();
+        let mut keys = Config::keys();
+        flags.sort();
+        keys.sort();
+        assert_eq!(flags, keys);
     }
 
     #[test]
