@@ -343,7 +343,7 @@ impl Config {
             _ => unreachable!("Config serialises to an object"),
         };
         for (k, json) in keys {
-            if !known.iter().any(|n| *n == k) {
+            if !known.contains(&k) {
                 let best = known
                     .iter()
                     .map(|n| (strsim::jaro_winkler(&k, n), n))
