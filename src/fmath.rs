@@ -1,7 +1,7 @@
 //! f32 transcendental functions as fixed sequences of +, −, ×, ÷ and bit operations, with no
 //! data-dependent branches: a SIMD lane runs exactly the scalar sequence, so the vectorised CPU
-//! kernels equal the scalar reference bit for bit on every target, and `shaders/shared/math.wgsl`
-//! twins them on the GPU. The polynomials are those of Cephes and musl (about 1 ulp).
+//! kernels equal the scalar reference bit for bit on every target. `shaders/shared/rng.wgsl` twins
+//! `ln_unit` and `cos_sin_turns` on the GPU (the GPU's softmax uses its builtin `exp`). The polynomials are those of Cephes and musl (about 1 ulp).
 
 /// Natural log of x in (0, 1] (the Box–Muller radius). musl's `logf` without its special cases.
 #[inline(always)]
