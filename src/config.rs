@@ -13,6 +13,19 @@ use serde::{Deserialize, Serialize};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Start};
 
+/// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
+/// clone stream.
+pub const MAX_PARTICLES: u64 = 1 << 48;
+
+/// Largest horizon T.
+pub const MAX_HORIZON: f64 = 1e6;
+
+/// Largest σ² and ‖m‖² (and smallest σ²): f32 plans hold them and their inverses.
+pub const MAX_SCALE: f64 = 1e30;
+
+/// Most CPU threads per core.
+pub const MAX_THREADS_PER_CORE: usize = 8;
+
 /// Which engine runs the particles.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
@@ -148,6 +161,14 @@ fn check_times(field: &str, times: &Option<Vec<f64>>, t_max: f64) -> Result<()> 
     Ok(())
 }
 
+/// The text of a config file (at most [`crate::io::MAX_CONFIG_BYTES`], UTF-8).
+pub fn read_config_file(path: &Path) -> Result<String> {
+    let bytes = crate::io::read_bounded(path, crate::io::MAX_CONFIG_BYTES)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow!("config file {}: not UTF-8 text ({e})", path.display()))
+}
+
 impl Config {
     /// The names of all keys (kebab-case), as in TOML and JSON.
     pub fn keys() -> Vec<String> {
@@ -168,7 +189,32 @@ impl Config {
         ensure!(self.particles != Some(0), "particles: must be positive");
         ensure!(self.steps > 0, "steps: must be positive");
         ensure!(self.pairs != Some(0), "pairs: must be positive");
-        ensure!(self.n_train > 0, "n-train: must be positive");
+        ensure!(
+            self.n_train >= 2,
+            "n-train: {} training point{} make no empirical target (α = ln N / d = 0); use at least 2",
+            self.n_train,
+            if self.n_train == 1 { "" } else { "s" }
+        );
+        // Particle ids carry a clone's stream tag in their top 16 bits.
+        if let Some(p) = self.particles {
+            ensure!(
+                p <= MAX_PARTICLES,
+                "particles: {p} is more than the {MAX_PARTICLES} (2⁴⁸) a run can tell apart"
+            );
+            ensure!(
+                p.checked_mul(self.steps as u64)
+                    .is_some_and(|n| n < u64::MAX / 4),
+                "particles × steps = {p} × {} overflows the 64-bit counters",
+                self.steps
+            );
+        }
+        if let Some(p) = self.pairs {
+            ensure!(
+                p <= MAX_PARTICLES / 2,
+                "pairs: {p} is more than the {} a run can tell apart",
+                MAX_PARTICLES / 2
+            );
+        }
         ensure!(
             self.entropy_samples > 0,
             "entropy-samples: must be positive"
@@ -183,14 +229,29 @@ impl Config {
             self.t_max
         );
         ensure!(
+            self.t_max <= MAX_HORIZON,
+            "t-max: {:e} is beyond any useful horizon (at most {MAX_HORIZON:e}: the process has \
+             relaxed after a few times 1/gap, and the theory's time scans lose their resolution)",
+            self.t_max
+        );
+        ensure!(
             self.sigma.is_finite() && self.sigma > 0.0,
             "sigma: must be positive and finite (got {})",
             self.sigma
+        );
+        ensure!(
+            (1.0 / MAX_SCALE..=MAX_SCALE).contains(&(self.sigma * self.sigma)),
+            "sigma: σ² = {:e} is outside [1e−30, 1e30], where f32 plans overflow",
+            self.sigma * self.sigma
         );
         if let Some(m2) = self.mean_norm2 {
             ensure!(
                 m2.is_finite() && m2 >= 0.0,
                 "mean-norm2: must be ≥ 0 and finite (got {m2})"
+            );
+            ensure!(
+                m2 <= MAX_SCALE,
+                "mean-norm2: {m2:e} is above 1e30, where f32 plans overflow"
             );
         }
         if let Some(b) = self.batch {
@@ -201,6 +262,12 @@ impl Config {
         }
         if let Some(t) = self.threads {
             ensure!(t > 0, "threads: must be positive (omit it for all cores)");
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            ensure!(
+                t <= MAX_THREADS_PER_CORE * cores,
+                "threads: {t} is more than {MAX_THREADS_PER_CORE} per core ({cores} cores here); \
+                 more threads only add overhead"
+            );
         }
         if let Some(a) = &self.adapter {
             ensure!(!a.trim().is_empty(), "adapter: must not be empty");
@@ -312,8 +379,7 @@ impl Config {
 
     /// Read a TOML file and set each key it has on top of `self`.
     pub fn overlay_file(self, path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text = read_config_file(path)?;
         self.overlay_toml(&text, &path.display().to_string())
     }
 

@@ -17,10 +17,34 @@ use npyz::{AutoSerialize, WriterBuilder};
 
 const NPY_MAGIC: &[u8] = b"\x93NUMPY";
 
+/// Largest matrix file read (a training set of 10⁶ points in d = 128 as f64 is 1 GiB).
+pub const MAX_MATRIX_BYTES: u64 = 1 << 30;
+
+/// Largest config file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The bytes of a file, refusing one larger than `limit` (without reading past it: `/dev/zero`
+/// stops there too).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot read file {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read file {}", path.display()))?;
+    ensure!(
+        bytes.len() as u64 <= limit,
+        "{}: larger than the {} MiB this program reads",
+        path.display(),
+        limit >> 20
+    );
+    Ok(bytes)
+}
+
 /// Read a 2-D matrix (a 1-D array becomes a single row).
 pub fn read_matrix(path: &Path) -> Result<DMatrix<f64>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read file {}", path.display()))?;
+    let bytes = read_bounded(path, MAX_MATRIX_BYTES)?;
     let m = if bytes.starts_with(NPY_MAGIC) {
         read_npy(&bytes).with_context(|| format!("{}: invalid .npy file", path.display()))?
     } else {
@@ -79,6 +103,22 @@ fn read_npy(bytes: &[u8]) -> Result<DMatrix<f64>> {
         [r, c] => (*r, *c),
         _ => bail!("expected a 1-D or 2-D array, found shape {:?}", npy.shape()),
     };
+    // The header's shape is untrusted: its product may overflow, or promise more data than the
+    // file holds; check both before anything is allocated for it.
+    let item = npy.dtype().num_bytes().unwrap_or(8);
+    let values = rows
+        .checked_mul(cols)
+        .filter(|n| n.checked_mul(item).is_some());
+    let Some(values) = values else {
+        bail!("shape {:?} is too large to address", npy.shape());
+    };
+    ensure!(
+        values * item <= bytes.len(),
+        "shape {:?} needs {} bytes of data, the file holds {}",
+        npy.shape(),
+        values * item,
+        bytes.len()
+    );
     let order = npy.order();
     let dtype = npy.dtype();
     let npyz::DType::Plain(ts) = &dtype else {

@@ -491,7 +491,7 @@ mod tests {
             workload,
             dim,
             particles: 16,
-            steps: 4,
+            steps: 40,
             n_train: 5,
             seed: 1,
         }

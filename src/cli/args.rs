@@ -172,8 +172,7 @@ impl ConfigArgs {
         let mut dim_given = self.dim.is_some() || c.dim != Config::default().dim;
         let mut n_train_given = self.n_train.is_some();
         if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            let text = crate::config::read_config_file(path)?;
             if let Ok(t) = toml::from_str::<toml::Table>(&text) {
                 dim_given |= t.contains_key("dim");
                 n_train_given |= t.contains_key("n-train");
@@ -229,7 +228,7 @@ fn finite(s: &str) -> std::result::Result<f64, String> {
 fn implied_dims(c: &Config) -> Result<Vec<(String, usize)>> {
     let mut dims = vec![];
     let shape = |what: &str, p: &Path| -> Result<(usize, usize)> {
-        let m = read_matrix(p).with_context(|| format!("{what}: {}", p.display()))?;
+        let m = read_matrix(p).context(what.to_string())?;
         Ok((m.nrows(), m.ncols()))
     };
     if let USpec::Diag(v) = &c.u {
@@ -242,7 +241,7 @@ fn implied_dims(c: &Config) -> Result<Vec<(String, usize)>> {
         dims.push((format!("q file {}", p.display()), shape("q", p)?.0));
     }
     if let Some(p) = c.mean.file() {
-        let m = read_vector(p).with_context(|| format!("mean: {}", p.display()))?;
+        let m = read_vector(p).context("mean")?;
         dims.push((format!("mean file {}", p.display()), m.len()));
     }
     if let Some(p) = &c.mixture_file {

@@ -82,5 +82,28 @@ pub fn run<E: Engine>(
         Ok(())
     });
     out.stopped = stopped;
+    check_finite(&out, plan)?;
     Ok(out)
+}
+
+/// Refuses results that hold inf or NaN: the particles blew up, and the statistics would say so
+/// only as nulls in the JSON.
+fn check_finite(out: &RunOutcome, plan: &Plan) -> anyhow::Result<()> {
+    let bad = |v: &[f64]| v.iter().any(|x| !x.is_finite());
+    for (&j, s) in out.recorder.points.iter().zip(&out.recorder.stats) {
+        anyhow::ensure!(
+            !(bad(&s.coords.mean) || bad(&s.coords.m2)),
+            "the particles became infinite or NaN by t = {:.4}: the step is too coarse for this \
+             model (use more --steps) or the model overflows f32",
+            plan.grid.time(j)
+        );
+    }
+    if let Some(s) = &out.samples {
+        anyhow::ensure!(
+            s.x.iter().all(|x| x.is_finite()),
+            "the final samples hold inf or NaN: the step is too coarse for this model (use more \
+             --steps) or the model overflows f32"
+        );
+    }
+    Ok(())
 }

@@ -16,8 +16,17 @@ pub struct Process {
     pub u_inv: Linear,
 }
 
+/// Largest eigenvalue of U, and inverse of the smallest, that a process may have.
+pub const MAX_RATE: f64 = 1e12;
+
+/// Largest ‖QU‖_F relative to Tr(U)/d: beyond it the real parts of A's eigenvalues drown in the
+/// round-off of its imaginary parts (f64 keeps 16 digits; we keep 8 for the gap).
+pub const MAX_ROTATION: f64 = 1e8;
+
 impl Process {
     /// Validates U (finite, symmetric positive definite) and Q (finite, antisymmetric, same d).
+    /// Refuses U and Q outside the range the plans and the theory can compute with (see the
+    /// bounds [`MAX_RATE`], [`MAX_ROTATION`]).
     pub fn new(u: Linear, q: Linear) -> Result<Self> {
         let d = u.dim();
         ensure!(d > 0, "U: dimension must be positive");
@@ -43,10 +52,17 @@ impl Process {
             asym <= 1e-10 * scale,
             "U: not symmetric (max |U − Uᵀ| = {asym:.3e})"
         );
-        let lmin = u.symmetric_eigenvalues()[0];
+        let eig = u.symmetric_eigenvalues();
+        let (lmin, lmax) = (eig[0], eig[d - 1]);
         if lmin <= 0.0 {
             bail!("U: not positive definite (smallest eigenvalue {lmin:.6e})");
         }
+        // f32 plans hold U, U⁻¹ and their products: keep the spectrum well inside its range.
+        ensure!(
+            lmax <= MAX_RATE && lmin >= 1.0 / MAX_RATE,
+            "U: eigenvalues {lmin:.3e} … {lmax:.3e} leave the usable range [1e−12, 1e12] \
+             (f32 plans and the theory's eigen-solvers lose every digit beyond it)"
+        );
         let residual = (&qd + qd.transpose()).amax();
         ensure!(
             residual <= 1e-10 * qd.amax().max(1.0),
@@ -58,6 +74,16 @@ impl Process {
         } else {
             Linear::Scalar(0.0, d) // a diagonal antisymmetric matrix is zero
         };
+        // A rotation much faster than the relaxation leaves the real parts of A's eigenvalues
+        // (the spectral gap) below round-off, and needs more steps than a run can take.
+        let qu = q.mul(&u).to_dense().norm();
+        let relax = u.diagonal().sum() / d as f64;
+        ensure!(
+            qu <= MAX_ROTATION * relax,
+            "Q: ‖QU‖ = {qu:.3e} is more than {MAX_ROTATION:.0e} times the relaxation rate Tr(U)/d = \
+             {relax:.3e}: the spectral gap would be lost to round-off and Euler–Maruyama would \
+             need over 10⁸ steps; use a weaker Q"
+        );
         let a = u.add(&q.mul(&u));
         let u_inv = u.inverse_spd()?;
         Ok(Process { u, q, a, u_inv })

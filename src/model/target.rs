@@ -183,14 +183,17 @@ pub fn class_mean(
                 v.len()
             );
             ensure!(
-                v.norm() > 0.0,
+                v.amax() > 0.0,
                 "mean: {} is the zero vector (no direction)",
                 path.display()
             );
             v
         }
     };
-    Ok(dir.normalize() * norm2.sqrt())
+    // Scale by the largest entry first, so that a vector of huge entries (‖v‖² overflowing f64)
+    // still gives its direction.
+    let scaled = &dir / dir.amax();
+    Ok(scaled.normalize() * norm2.sqrt())
 }
 
 impl Target {
