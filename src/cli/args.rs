@@ -203,6 +203,28 @@ impl ConfigArgs {
         Ok(c)
     }
 
+    /// The keys (kebab-case) given as flags.
+    pub fn given(&self) -> Vec<String> {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(m)) => m
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, _)| k)
+                .collect(),
+            _ => vec![],
+        }
+    }
+
+    /// The keys the --config file sets.
+    pub fn file_keys(&self) -> Vec<String> {
+        self.config
+            .as_deref()
+            .and_then(|p| crate::config::read_config_file(p).ok())
+            .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Set every field whose flag was given.
     pub fn apply(&self, c: Config) -> Result<Config> {
         let serde_json::Value::Object(mut flags) = serde_json::to_value(self)? else {

@@ -243,6 +243,46 @@ enum Study {
 }
 
 impl Study {
+    /// Config keys the study never reads.
+    fn ignores(self) -> &'static [&'static str] {
+        const ENGINE: [&str; 5] = [
+            "backend",
+            "adapter",
+            "batch",
+            "threads",
+            "steps-per-dispatch",
+        ];
+        match self {
+            Study::Theory => &[
+                "particles",
+                "pairs",
+                "branch-times",
+                "entropy-times",
+                "record-times",
+                "entropy-samples",
+                "save-samples",
+                "scheme",
+                "start",
+                ENGINE[0],
+                ENGINE[1],
+                ENGINE[2],
+                ENGINE[3],
+                ENGINE[4],
+            ],
+            Study::Run => &["pairs", "branch-times", "entropy-times", "entropy-samples"],
+            Study::Speciation => &[
+                "particles",
+                "n-train",
+                "train-file",
+                "entropy-times",
+                "entropy-samples",
+                "record-times",
+                "save-samples",
+            ],
+            Study::Collapse => &["record-times"],
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Study::Theory => "theory",
@@ -266,11 +306,30 @@ pub fn main() -> Result<()> {
     let name = study_kind.name();
     let cfg = args.config.resolve()?;
     let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
-    // Cloning measures speciation on the mixture; the training points belong to the other studies.
-    if study_kind == Study::Speciation && empirical {
-        anyhow::bail!(
-            "speciation samples the mixture target; --n-train and --train-file set the empirical \
-             target of `run`, `collapse` and `theory` (t_C): drop them"
+    // Settings the study does not read: refused as flags, reported when a shared file sets them.
+    let ignored = study_kind.ignores();
+    if let Some(k) = args
+        .config
+        .given()
+        .iter()
+        .find(|k| ignored.contains(&k.as_str()))
+    {
+        anyhow::bail!("--{k} has no effect on `{name}`; drop it (see regimes {name} --help)");
+    }
+    let mut early_warnings: Vec<String> = args
+        .config
+        .file_keys()
+        .iter()
+        .filter(|k| ignored.contains(&k.as_str()))
+        .map(|k| format!("{k} (from the config file) has no effect on `{name}`"))
+        .collect();
+    if matches!(study_kind, Study::Speciation | Study::Collapse)
+        && cfg.scheme == crate::plan::Scheme::ProbabilityFlow
+    {
+        early_warnings.push(
+            "the probability flow is deterministic: two clones never separate, so every clone \
+             probability is 1 by construction (use --scheme euler-maruyama)"
+                .to_string(),
         );
     }
     let grid = Grid::new(cfg.t_max, cfg.steps)?;
@@ -278,7 +337,7 @@ pub fn main() -> Result<()> {
     let out = args
         .out
         .as_deref()
-        .map(|p| OutDir::create(p, args.force))
+        .map(|p| OutDir::create_for(p, args.force, name))
         .transpose()?;
     let mut cx = Context {
         cfg,
@@ -289,7 +348,9 @@ pub fn main() -> Result<()> {
         stopped_early: None,
         empirical,
     };
-    // Ctrl-C finishes the batch in flight, then the partial results are reported and written.
+    cx.warn_all(&early_warnings);
+    // SIGINT or SIGTERM stops at the next step boundary; the partial results are reported and
+    // written, marked as stopped early (a second signal exits at once).
     let _ = ctrlc::set_handler(crate::measure::request_stop);
     let mut started = Instant::now();
     let mut shader_compile_seconds = None;
@@ -326,8 +387,14 @@ pub fn main() -> Result<()> {
         config: &cx.cfg,
         result: json,
     };
-    if let Some(out) = cx.out.as_ref() {
-        out.write_json("summary.json", &summary)?;
+    if let Some(out) = cx.out.as_ref()
+        && let Err(e) = out
+            .write_json("summary.json", &summary)
+            .and_then(|_| out.finish())
+    {
+        // The work is done: never lose its result to a full disk or a vanished directory.
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Err(e.context("the summary above could not be written to the output directory"));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -55,6 +55,10 @@ fn advance<E: Engine>(
 ) -> anyhow::Result<()> {
     let mut at = from;
     while at < to {
+        // A stop request ends the batch at this step boundary.
+        if let Some(reason) = stop_reason() {
+            return Err(Interrupted(reason).into());
+        }
         let next = (at + SEGMENT).min(to);
         engine.advance(plan, batch, at, next, rec)?;
         tick(particles * (next - at) as u64);
@@ -68,16 +72,31 @@ fn advance<E: Engine>(
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Asks running measurements to stop after the batch in flight (e.g. on Ctrl-C); what was
-/// gathered so far is returned, marked as stopped early.
+/// Asks running measurements to stop at the next step boundary (SIGINT, SIGTERM); what was
+/// gathered so far is returned, marked as stopped early. A second request ends the process at
+/// once (exit status 130).
 pub fn request_stop() {
-    STOP.store(true, Ordering::SeqCst);
+    if STOP.swap(true, Ordering::SeqCst) {
+        std::process::exit(130);
+    }
 }
 
-/// Why a measurement must stop before the next batch, if it must.
+/// A batch cut short by a stop request.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Why a measurement must stop, if it must.
 fn stop_reason() -> Option<String> {
     STOP.load(Ordering::SeqCst)
-        .then(|| "interrupted".to_string())
+        .then(|| "interrupted (SIGINT or SIGTERM)".to_string())
 }
 
 /// Runs `f` on each batch in order until all are done, a stop is requested or a batch fails.

@@ -67,7 +67,14 @@ pub fn run<E: Engine>(
         let mut recorder = out.recorder.clone();
         let mut b = engine.start(plan, seed, &ids)?;
         let count = ids.len() as u64;
-        advance(engine, plan, &mut b, (0, n), &mut recorder, count, tick)?;
+        if let Err(e) = advance(engine, plan, &mut b, (0, n), &mut recorder, count, tick) {
+            // Interrupted: the points this batch already passed keep its statistics (their
+            // counts say how many particles they hold); its trajectories are not counted done.
+            if e.is::<super::Interrupted>() {
+                out.recorder = recorder;
+            }
+            return Err(e);
+        }
         let tally = engine.tally(plan, &b)?;
         let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
         out.recorder = recorder;

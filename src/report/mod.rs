@@ -22,43 +22,167 @@ use serde::Serialize;
 /// An output directory. Names passed to the `write_*` methods are relative paths inside it
 /// (sub-directories are created as needed); each write is atomic and the name is recorded in
 /// [`OutDir::files`].
+///
+/// A run owns its directory: a lock file ([`LOCK`]) refuses a second run into it while the first
+/// runs, and a manifest ([`MANIFEST`]) names the run and the files it wrote, with
+/// `"complete": false` until [`OutDir::finish`]. `--force` over an earlier run removes the files
+/// its manifest lists and the temporaries a killed run left, and nothing else, so a directory
+/// never mixes two runs.
 #[derive(Debug)]
 pub struct OutDir {
     root: PathBuf,
     files: Mutex<Vec<String>>,
+    run_id: String,
+    command: String,
 }
+
+/// The lock file of a running study (holds its process id).
+pub const LOCK: &str = ".regimes.lock";
+
+/// The manifest of the run that wrote the directory.
+pub const MANIFEST: &str = "manifest.json";
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// What a run records about the files it owns.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Manifest {
+    run_id: String,
+    command: String,
+    complete: bool,
+    files: Vec<String>,
+}
+
+/// Whether process `pid` is alive (Linux: /proc; elsewhere assume it is).
+fn alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 impl OutDir {
-    /// Create `path` (and its parents). An existing non-empty directory is refused unless `force`,
-    /// in which case files with the same names are replaced and other files are left alone.
+    /// Create `path` (and its parents), lock it and start its manifest. An existing non-empty
+    /// directory is refused unless `force`; a directory another live run holds is refused even
+    /// then. `command` names the run in the manifest.
     pub fn create(path: &Path, force: bool) -> Result<OutDir> {
+        Self::create_for(path, force, "regimes")
+    }
+
+    pub fn create_for(path: &Path, force: bool, command: &str) -> Result<OutDir> {
         if path.exists() {
             ensure!(
                 path.is_dir(),
                 "output path {} exists and is not a directory",
                 path.display()
             );
-            let non_empty = fs::read_dir(path)
-                .with_context(|| format!("cannot read output directory {}", path.display()))?
-                .next()
-                .is_some();
-            if non_empty && !force {
-                bail!(
-                    "output directory {} is not empty; choose another one or pass --force to \
-                     write into it (files with the same names are replaced)",
-                    path.display()
-                );
-            }
         } else {
             fs::create_dir_all(path)
                 .with_context(|| format!("cannot create output directory {}", path.display()))?;
         }
-        Ok(OutDir {
+        let lock = path.join(LOCK);
+        if let Ok(text) = fs::read_to_string(&lock) {
+            let pid = text.trim().parse::<u32>().ok();
+            if let Some(pid) = pid.filter(|&p| p != std::process::id() && alive(p)) {
+                bail!(
+                    "output directory {} is in use by another run (process {pid}); wait for it \
+                     or choose another directory",
+                    path.display()
+                );
+            }
+            // A stale lock: its run was killed.
+            if force {
+                let _ = fs::remove_file(&lock);
+            }
+        }
+        let non_empty = fs::read_dir(path)
+            .with_context(|| format!("cannot read output directory {}", path.display()))?
+            .next()
+            .is_some();
+        if non_empty && !force {
+            bail!(
+                "output directory {} is not empty; choose another one or pass --force to \
+                 write into it (the files of the run that wrote it are replaced, other files are \
+                 left alone)",
+                path.display()
+            );
+        }
+        let summary = path.join("summary.json");
+        ensure!(
+            !summary.is_dir(),
+            "{} is a directory; the run could not write its summary there",
+            summary.display()
+        );
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .with_context(|| {
+                format!(
+                    "cannot write into output directory {} (lock file)",
+                    path.display()
+                )
+            })?;
+        writeln!(f, "{}", std::process::id())
+            .with_context(|| format!("cannot write into output directory {}", path.display()))?;
+        let dir = OutDir {
             root: path.to_path_buf(),
             files: Mutex::new(Vec::new()),
-        })
+            run_id: format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis())
+            ),
+            command: command.to_string(),
+        };
+        if force {
+            dir.remove_earlier_run()?;
+        }
+        dir.write_manifest(false)?;
+        Ok(dir)
+    }
+
+    /// Removes the files the earlier run's manifest lists and stale temporaries of killed runs.
+    fn remove_earlier_run(&self) -> Result<()> {
+        if let Ok(text) = fs::read_to_string(self.root.join(MANIFEST))
+            && let Ok(old) = serde_json::from_str::<Manifest>(&text)
+        {
+            for name in old.files.iter().chain([&MANIFEST.to_string()]) {
+                let rel = Path::new(name);
+                if rel.components().all(|c| matches!(c, Component::Normal(_))) {
+                    let _ = fs::remove_file(self.root.join(rel));
+                }
+            }
+        }
+        for entry in fs::read_dir(&self.root)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    fn write_manifest(&self, complete: bool) -> Result<()> {
+        let m = Manifest {
+            run_id: self.run_id.clone(),
+            command: self.command.clone(),
+            complete,
+            files: self.files(),
+        };
+        self.write_raw(
+            MANIFEST,
+            format!("{}\n", serde_json::to_string_pretty(&m)?).as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Marks the run complete in the manifest (its last file has landed).
+    pub fn finish(&self) -> Result<()> {
+        self.write_manifest(true)
     }
 
     /// The directory itself.
@@ -76,8 +200,25 @@ impl OutDir {
         self.files.lock().unwrap().clone()
     }
 
-    /// Write raw bytes to `name` atomically (temp file in the same directory, fsync, rename).
+    /// Write raw bytes to `name` atomically (temp file in the same directory, fsync, rename) and
+    /// record it in the manifest.
     pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let dest = self.write_raw(name, bytes)?;
+        let new = {
+            let mut files = self.files.lock().unwrap();
+            let new = !files.iter().any(|f| f == name);
+            if new {
+                files.push(name.to_string());
+            }
+            new
+        };
+        if new {
+            self.write_manifest(false)?;
+        }
+        Ok(dest)
+    }
+
+    fn write_raw(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
         let rel = Path::new(name);
         ensure!(
             !name.is_empty()
@@ -106,10 +247,6 @@ impl OutDir {
         if let Err(e) = result {
             let _ = fs::remove_file(&tmp);
             return Err(e).with_context(|| format!("cannot write {}", dest.display()));
-        }
-        let mut files = self.files.lock().unwrap();
-        if !files.iter().any(|f| f == name) {
-            files.push(name.to_string());
         }
         Ok(dest)
     }
@@ -166,6 +303,13 @@ impl OutDir {
 }
 
 /// One CSV field: full precision, `nan`, `inf`, `-inf`.
+impl Drop for OutDir {
+    /// Releases the lock (the manifest says whether the run completed).
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.root.join(LOCK));
+    }
+}
+
 fn csv_number(x: f64) -> String {
     if x.is_nan() {
         "nan".into()
@@ -235,20 +379,63 @@ mod tests {
     #[test]
     fn refuses_non_empty_directory_unless_forced() {
         let s = Scratch::new("refuse");
-        let out = OutDir::create(&s.0.join("run"), false).unwrap();
-        // Empty existing directory is fine.
-        OutDir::create(out.path(), false).unwrap();
-        out.write_text("a.txt", "hello\n").unwrap();
-        let e = OutDir::create(out.path(), false).unwrap_err().to_string();
+        let dir = s.0.join("run");
+        // An empty existing directory is fine.
+        fs::create_dir_all(&dir).unwrap();
+        {
+            let out = OutDir::create(&dir, false).unwrap();
+            out.write_text("a.txt", "hello\n").unwrap();
+            out.finish().unwrap();
+        }
+        fs::write(dir.join("mine.txt"), "the user's\n").unwrap();
+        let e = OutDir::create(&dir, false).unwrap_err().to_string();
         assert!(e.contains("--force") && e.contains("not empty"), "{e}");
-        let again = OutDir::create(out.path(), true).unwrap();
-        again.write_text("a.txt", "bye\n").unwrap();
-        assert_eq!(fs::read_to_string(out.path_of("a.txt")).unwrap(), "bye\n");
+        // --force removes the earlier run's files, and only those.
+        let again = OutDir::create(&dir, true).unwrap();
+        assert!(!dir.join("a.txt").exists());
+        assert_eq!(
+            fs::read_to_string(dir.join("mine.txt")).unwrap(),
+            "the user's\n"
+        );
+        again.write_text("b.txt", "bye\n").unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.join(MANIFEST)).unwrap()).unwrap();
+        assert_eq!(
+            (m["complete"].as_bool(), &m["files"]),
+            (Some(false), &serde_json::json!(["b.txt"]))
+        );
+        again.finish().unwrap();
+        drop(again);
+        assert!(!dir.join(LOCK).exists(), "the lock is released");
         // A file in the way.
-        let e = OutDir::create(&out.path_of("a.txt"), true)
+        let e = OutDir::create(&dir.join("b.txt"), true)
             .unwrap_err()
             .to_string();
         assert!(e.contains("not a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_directory_in_use_is_refused_and_a_stale_lock_is_not() {
+        let s = Scratch::new("lock");
+        fs::create_dir_all(&s.0).unwrap();
+        // Process 1 (init) is always alive: another run holds the directory.
+        fs::write(s.0.join(LOCK), "1\n").unwrap();
+        let e = OutDir::create(&s.0, true).unwrap_err().to_string();
+        assert!(e.contains("in use") && e.contains("process 1"), "{e}");
+        // A lock whose process is gone, and a temporary of the killed run, are cleaned by --force.
+        fs::write(s.0.join(LOCK), "4294967295\n").unwrap();
+        fs::write(s.0.join(".summary.json.tmp-7-0"), "half").unwrap();
+        let out = OutDir::create(&s.0, true).unwrap();
+        assert!(!s.0.join(".summary.json.tmp-7-0").exists());
+        drop(out);
+        // summary.json as a directory is refused before any work.
+        let t = Scratch::new("summary-dir");
+        fs::create_dir_all(t.0.join("summary.json")).unwrap();
+        let e = OutDir::create(&t.0, true).unwrap_err().to_string();
+        assert!(
+            e.contains("summary.json") && e.contains("is a directory"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -275,7 +462,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["notes.txt", "samples", "summary.json"]);
+        assert_eq!(
+            names,
+            [LOCK, MANIFEST, "notes.txt", "samples", "summary.json"]
+        );
         assert_eq!(
             fs::read_to_string(out.path_of("notes.txt")).unwrap(),
             "two\n"
@@ -289,7 +479,7 @@ mod tests {
         // A failed write (destination is a directory) leaves no temp file and is not listed.
         out.write_text("samples", "x").unwrap_err();
         assert_eq!(out.files().len(), 3);
-        assert_eq!(fs::read_dir(&s.0).unwrap().count(), 3);
+        assert_eq!(fs::read_dir(&s.0).unwrap().count(), 5);
     }
 
     #[test]
