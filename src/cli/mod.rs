@@ -7,11 +7,12 @@ pub mod bench;
 pub mod build;
 pub mod collapse;
 pub mod devices;
+pub mod resources;
 pub mod run;
 pub mod speciation;
 pub mod theory;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -333,6 +334,17 @@ pub fn main() -> Result<()> {
         );
     }
     let grid = Grid::new(cfg.t_max, cfg.steps)?;
+    // Estimate what the study needs before anything large is allocated or written.
+    let keeps_samples = cfg.save_samples && matches!(study_kind, Study::Run | Study::Collapse);
+    let uses_training = empirical || study_kind == Study::Collapse;
+    resources::check_memory(&cfg, keeps_samples, uses_training)?;
+    if let Some(dir) = &args.out {
+        let existing = dir
+            .ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("."));
+        resources::check_disk(&cfg, keeps_samples, existing)?;
+    }
     // Refuse a bad --out before any work is done.
     let out = args
         .out

@@ -34,6 +34,9 @@ pub struct OutDir {
     files: Mutex<Vec<String>>,
     run_id: String,
     command: String,
+    /// The directory did not exist before this run.
+    created: bool,
+    finished: std::sync::atomic::AtomicBool,
 }
 
 /// The lock file of a running study (holds its process id).
@@ -71,6 +74,7 @@ impl OutDir {
     }
 
     pub fn create_for(path: &Path, force: bool, command: &str) -> Result<OutDir> {
+        let created = !path.exists();
         if path.exists() {
             ensure!(
                 path.is_dir(),
@@ -137,6 +141,8 @@ impl OutDir {
                     .map_or(0, |d| d.as_millis())
             ),
             command: command.to_string(),
+            created,
+            finished: std::sync::atomic::AtomicBool::new(false),
         };
         if force {
             dir.remove_earlier_run()?;
@@ -182,7 +188,9 @@ impl OutDir {
 
     /// Marks the run complete in the manifest (its last file has landed).
     pub fn finish(&self) -> Result<()> {
-        self.write_manifest(true)
+        self.write_manifest(true)?;
+        self.finished.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// The directory itself.
@@ -304,9 +312,16 @@ impl OutDir {
 
 /// One CSV field: full precision, `nan`, `inf`, `-inf`.
 impl Drop for OutDir {
-    /// Releases the lock (the manifest says whether the run completed).
+    /// Releases the lock (the manifest says whether the run completed). A run refused before it
+    /// wrote anything leaves nothing behind: no manifest, and no directory if it made it.
     fn drop(&mut self) {
+        if !self.finished.load(Ordering::SeqCst) && self.files().is_empty() {
+            let _ = fs::remove_file(self.root.join(MANIFEST));
+        }
         let _ = fs::remove_file(self.root.join(LOCK));
+        if self.created {
+            let _ = fs::remove_dir(&self.root); // only if empty
+        }
     }
 }
 
