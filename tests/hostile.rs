@@ -1,0 +1,378 @@
+//! The binary against hostile input: every case must exit non-zero with a message that names the
+//! input at fault, without a panic, and leave nothing half-written in `--out`. Then the signals
+//! (SIGINT, SIGTERM on a run that is one batch) and a busy output directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn regimes(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .expect("binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("regimes-hostile-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn file(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// A .npy v1 file with the given header fields and data bytes.
+fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(' ');
+    }
+    h.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((h.len() as u16).to_le_bytes());
+    out.extend(h.as_bytes());
+    out.extend(data);
+    out
+}
+
+/// One hostile invocation: the command line and the words its error must contain.
+struct Case {
+    args: Vec<String>,
+    needles: Vec<&'static str>,
+}
+
+fn case(args: &[&str], needles: &[&'static str]) -> Case {
+    Case {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        needles: needles.to_vec(),
+    }
+}
+
+#[test]
+fn hostile_inputs_are_refused_cleanly() {
+    let dir = scratch("inputs");
+    let f8 = |shape: &str, n: usize| npy("<f8", shape, &vec![0u8; 8 * n]);
+    let huge_shape = file(&dir, "huge.npy", &f8("(4294967296, 4294967296)", 2));
+    let wrapping = file(&dir, "wrap.npy", &f8("(4294967296, 4294967297)", 2));
+    let promised = file(&dir, "promised.npy", &f8("(100000, 100000)", 2));
+    let truncated = file(&dir, "truncated.npy", &npy("<f8", "(3, 3)", &[0u8; 20]));
+    let three_d = file(&dir, "3d.npy", &f8("(2, 2, 2)", 8));
+    let complex = file(&dir, "complex.npy", &npy("<c16", "(2, 2)", &[0u8; 64]));
+    let garbage = file(
+        &dir,
+        "garbage.npy",
+        b"\x93NUMPY\x01\x00\xff\xffnot a header",
+    );
+    let binary = file(&dir, "binary.csv", &[0xff, 0xfe, 0x00, 0x01]);
+    let ragged = file(&dir, "ragged.csv", b"1,2,3\n4,5\n");
+    let nan = file(&dir, "nan.csv", b"1,nan\n2,3\n");
+    let empty = file(&dir, "empty.csv", b"# nothing\n\n");
+    let words = file(&dir, "words.csv", b"a,b\nc,d\n");
+    let one_point = file(&dir, "one.csv", b"1,2\n");
+    let zero_mean = file(&dir, "zero.csv", b"0\n0\n0\n");
+    let not_toml = file(&dir, "bad.toml", b"dim = = 3\n");
+    let typo = file(&dir, "typo.toml", b"stpes = 10\n");
+    let wrong_type = file(&dir, "type.toml", b"particles = \"many\"\n");
+    let binary_toml = file(&dir, "binary.toml", &[0xff, 0xfe, 0xfd]);
+    let u_not_spd = file(&dir, "u.csv", b"1,0\n0,-2\n");
+    let q_sym = file(&dir, "q.csv", b"0,1\n1,0\n");
+    let neg_weight = file(&dir, "mix.csv", b"-0.5,1,1\n1.5,-1,-1\n");
+    let big_mean = file(&dir, "mean.csv", b"1e300\n1e300\n1e300\n");
+    let u_file = |p: &str| format!("file:{p}");
+    let cases = vec![
+        // Parsing: .npy headers, text matrices, config files, unbounded reads.
+        case(
+            &["run", "--train-file", &huge_shape],
+            &["huge.npy", "too large"],
+        ),
+        case(
+            &["run", "--train-file", &wrapping],
+            &["wrap.npy", "too large"],
+        ),
+        case(
+            &["run", "--train-file", &promised],
+            &["promised.npy", "needs"],
+        ),
+        case(&["run", "--train-file", &truncated], &["truncated.npy"]),
+        case(&["run", "--train-file", &three_d], &["3d.npy", "2-D"]),
+        case(
+            &["run", "--train-file", &complex],
+            &["complex.npy", "dtype"],
+        ),
+        case(&["run", "--train-file", &garbage], &["garbage.npy"]),
+        case(&["run", "--train-file", &binary], &["binary.csv", "UTF-8"]),
+        case(&["run", "--train-file", &ragged], &["ragged.csv", "line 2"]),
+        case(&["run", "--train-file", &nan], &["nan.csv", "not finite"]),
+        case(
+            &["run", "--train-file", &empty],
+            &["empty.csv", "no numeric rows"],
+        ),
+        case(&["run", "--train-file", &words], &["words.csv"]),
+        case(
+            &["run", "--train-file", "/nonexistent/t.npy"],
+            &["/nonexistent/t.npy"],
+        ),
+        case(
+            &["run", "--u", "file:/dev/zero", "--dim", "2"],
+            &["/dev/zero", "MiB"],
+        ),
+        case(&["run", "--config", "/dev/zero"], &["/dev/zero", "MiB"]),
+        case(&["run", "--config", &not_toml], &["bad.toml", "TOML"]),
+        case(
+            &["run", "--config", &typo],
+            &["stpes", "did you mean 'steps'"],
+        ),
+        case(
+            &["run", "--config", &wrong_type],
+            &["type.toml", "particles"],
+        ),
+        case(
+            &["run", "--config", &binary_toml],
+            &["binary.toml", "UTF-8"],
+        ),
+        case(&["run", "--u", "geomspace:1"], &["--u", "geomspace:LO:HI"]),
+        case(&["run", "--q", "pair:0:0:1"], &["--q", "differ"]),
+        case(&["run", "--mean", "sideways"], &["--mean", "unknown form"]),
+        case(&["run", "--sigma", "nan"], &["--sigma", "finite"]),
+        case(&["run", "--t-max", "1e400"], &["--t-max", "finite"]),
+        case(
+            &["run", "--branch-times", "1,inf"],
+            &["--branch-times", "finite"],
+        ),
+        // Numerics that would silently go wrong.
+        case(
+            &["run", "--u", "diag:500,1"],
+            &["steps", "unstable", "--steps 5000"],
+        ),
+        case(
+            &[
+                "run",
+                "--dim",
+                "4",
+                "--u",
+                "linspace:1:100",
+                "--steps",
+                "100",
+            ],
+            &["steps", "unstable"],
+        ),
+        case(&["theory", "--q", "random:1e100"], &["Q", "weaker Q"]),
+        case(
+            &["theory", "--u", "geomspace:0.2:5", "--q", "optimal:1e20"],
+            &["Q", "‖QU‖"],
+        ),
+        case(&["theory", "--u", "diag:1e13,1"], &["U", "usable range"]),
+        case(&["theory", "--t-max", "1e100"], &["t-max", "horizon"]),
+        case(&["run", "--sigma", "1e20"], &["sigma", "overflow"]),
+        case(
+            &["run", "--mean-norm2", "1e40"],
+            &["mean-norm2", "overflow"],
+        ),
+        case(&["collapse", "--n-train", "1"], &["n-train", "at least 2"]),
+        case(
+            &["collapse", "--train-file", &one_point],
+            &["n-train", "at least 2"],
+        ),
+        case(
+            &["run", "--dim", "3", "--mean", &u_file(&zero_mean)],
+            &["mean", "zero vector"],
+        ),
+        case(
+            &["run", "--dim", "2", "--u", &u_file(&u_not_spd)],
+            &["U", "positive definite"],
+        ),
+        case(
+            &["run", "--dim", "2", "--q", &u_file(&q_sym)],
+            &["Q", "antisymmetric"],
+        ),
+        case(&["run", "--mixture-file", &neg_weight], &["weight", "≥ 0"]),
+        // Meaningless combinations.
+        case(
+            &["speciation", "--train-file", "missing.npy"],
+            &["missing.npy"],
+        ),
+        case(
+            &["speciation", "--n-train", "100"],
+            &["--n-train", "speciation"],
+        ),
+        case(&["theory", "--particles", "10"], &["--particles", "theory"]),
+        case(&["run", "--pairs", "10"], &["--pairs", "run"]),
+        case(
+            &["collapse", "--record-times", "1"],
+            &["--record-times", "collapse"],
+        ),
+        case(
+            &["run", "--train-file", &one_point, "--n-train", "5"],
+            &["n-train", "conflicts"],
+        ),
+        // Resources.
+        case(
+            &["collapse", "--n-train", "1000000000", "--dim", "100"],
+            &["memory", "--n-train"],
+        ),
+        case(
+            &[
+                "run",
+                "--particles",
+                "100000000000",
+                "--dim",
+                "1000",
+                "--save-samples",
+            ],
+            &["memory", "--particles"],
+        ),
+        case(&["run", "--threads", "100000"], &["threads", "per core"]),
+        case(
+            &["run", "--particles", "18446744073709551615"],
+            &["particles", "2⁴⁸"],
+        ),
+        case(
+            &[
+                "run",
+                "--particles",
+                "1000000000000",
+                "--steps",
+                "100000000",
+            ],
+            &["particles", "overflow"],
+        ),
+        case(&["run", "--steps", "0"], &["steps"]),
+    ];
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    // A huge mean file is normalised, not refused: its direction is all that counts.
+    let ok = regimes(&[
+        "theory",
+        "--dim",
+        "3",
+        "--mean",
+        &u_file(&big_mean),
+        "--json",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert!(
+        (v["t_s"].as_f64().unwrap() - 0.5 * 3f64.ln()).abs() < 1e-6,
+        "{}",
+        v["t_s"]
+    );
+
+    for (i, c) in cases.iter().enumerate() {
+        let out_dir = dir.join(format!("out-{i}"));
+        let mut args: Vec<&str> = c.args.iter().map(String::as_str).collect();
+        let out_str = out_dir.to_str().unwrap().to_string();
+        args.extend(["--out", &out_str]);
+        let out = regimes(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{:?} succeeded", c.args);
+        assert!(!err.contains("panicked"), "{:?} panicked: {err}", c.args);
+        for n in &c.needles {
+            assert!(
+                err.contains(n),
+                "{:?}: error does not mention '{n}': {err}",
+                c.args
+            );
+        }
+        assert!(!out_dir.exists(), "{:?} left {}", c.args, out_dir.display());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Starts a single-batch run long enough to be interrupted, waits until it has begun stepping,
+/// sends `signal`, and returns its output and the output directory.
+fn interrupted_run(name: &str, signal: &str) -> (Output, PathBuf) {
+    let dir = scratch(name);
+    let out_dir = dir.join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args([
+            "run",
+            "--dim",
+            "16",
+            "--particles",
+            "4096",
+            "--steps",
+            "200000",
+        ])
+        .args(["--backend", "cpu", "--record-times", "10,9.99,5,0.001"])
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    // The lock file appears once the output directory is set up; give the run a moment more to
+    // get past the first recorded points.
+    let start = Instant::now();
+    while !out_dir.join(".regimes.lock").exists() && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    // A second run into the busy directory is refused, even with --force.
+    let busy = regimes(&[
+        "run",
+        "--dim",
+        "2",
+        "--force",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!busy.status.success());
+    assert!(
+        String::from_utf8_lossy(&busy.stderr).contains("in use by another run"),
+        "{}",
+        String::from_utf8_lossy(&busy.stderr)
+    );
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    (out, out_dir)
+}
+
+fn check_interrupted(signal: &str) {
+    let (out, out_dir) = interrupted_run(&format!("signal{signal}"), signal);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{signal}: exit 0: {err}");
+    assert!(err.contains("stopped early"), "{signal}: {err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    let reason = summary["stopped_early"].as_str().unwrap_or("");
+    assert!(reason.contains("interrupted"), "{signal}: {summary}");
+    // The points passed before the signal hold every particle; the last one holds none.
+    let record = summary["record"].as_array().unwrap();
+    assert_eq!(record[0]["count"], 4096);
+    assert_eq!(record.last().unwrap()["count"], 0);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    assert!(
+        manifest["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "summary.json")
+    );
+    assert!(!out_dir.join(".regimes.lock").exists(), "lock released");
+}
+
+#[test]
+fn sigint_stops_a_single_batch_run_with_a_marked_partial_summary() {
+    check_interrupted("-INT");
+}
+
+#[test]
+fn sigterm_stops_a_single_batch_run_with_a_marked_partial_summary() {
+    check_interrupted("-TERM");
+}
