@@ -1,5 +1,7 @@
-//! A stop request (Ctrl-C) ends a run after the batch in flight and keeps exactly what completed.
-//! Its own test binary: the stop flag is process-wide.
+//! A stop request (SIGINT, SIGTERM) ends a run at the next step boundary and keeps exactly what
+//! completed: here the batches are shorter than one segment of steps, so the batch in flight
+//! completes. (`tests/hostile.rs` stops a single long batch mid-way through the binary.) Its own
+//! test binary: the stop flag is process-wide.
 
 use nalgebra::DVector;
 use regimes::engine::Recorder;
@@ -33,7 +35,11 @@ fn stop_keeps_the_completed_batches() {
         request_stop();
     })
     .unwrap();
-    assert_eq!(out.stopped.as_deref(), Some("interrupted"));
+    assert!(
+        out.stopped
+            .as_deref()
+            .is_some_and(|r| r.starts_with("interrupted"))
+    );
     assert_eq!(out.particles_done, 2048);
     assert_eq!(ticks, 2048 * 20);
     assert_eq!(out.recorder.stats[1].coords.count, 2048);
