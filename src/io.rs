@@ -95,7 +95,47 @@ pub fn read_vector(path: &Path) -> Result<DVector<f64>> {
     }
 }
 
+/// Refuses an .npy header whose shape overflows when multiplied, before npyz multiplies it (a
+/// panic where overflow checks are on, a wrapped count where they are off).
+fn check_header_shape(bytes: &[u8]) -> Result<()> {
+    let (len, start): (Option<usize>, usize) = match bytes.get(6) {
+        Some(1) => (
+            bytes
+                .get(8..10)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize),
+            10,
+        ),
+        _ => (
+            bytes
+                .get(8..12)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize),
+            12,
+        ),
+    };
+    let header = len
+        .and_then(|len| bytes.get(start..start.checked_add(len)?))
+        .map(String::from_utf8_lossy)
+        .ok_or_else(|| anyhow::anyhow!("truncated header"))?;
+    let Some(shape) = header
+        .split_once("shape")
+        .and_then(|(_, rest)| rest.split_once('('))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inside, _)| inside)
+    else {
+        return Ok(()); // npyz reports a malformed header
+    };
+    let mut product: u64 = 1;
+    for dim in shape.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let n: u64 = dim.trim_end_matches('L').parse().unwrap_or(0);
+        product = product
+            .checked_mul(n)
+            .ok_or_else(|| anyhow::anyhow!("shape ({shape}) is too large to address"))?;
+    }
+    Ok(())
+}
+
 fn read_npy(bytes: &[u8]) -> Result<DMatrix<f64>> {
+    check_header_shape(bytes)?;
     let npy = npyz::NpyFile::new(bytes)?;
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
     let (rows, cols) = match shape.as_slice() {
