@@ -1,23 +1,11 @@
 //! The binary as users meet it: bad input gets a clear error naming the field, a non-zero exit,
 //! no panic and nothing half-written; good input gives the documented JSON keys.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn regimes(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(args)
-        .env("WGPU_BACKEND", "vulkan")
-        .output()
-        .expect("binary runs")
-}
+use std::path::Path;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("regimes-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{regimes, scratch};
 
 /// Fails with a message containing every `needles` entry, without a panic, and writes no --out.
 fn assert_refused(args: &[&str], needles: &[&str]) {

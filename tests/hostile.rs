@@ -2,24 +2,13 @@
 //! input at fault, without a panic, and leave nothing half-written in `--out`. Then the signals
 //! (SIGINT, SIGTERM on a run that is one batch) and a busy output directory.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn regimes(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(args)
-        .env("WGPU_BACKEND", "vulkan")
-        .output()
-        .expect("binary runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("regimes-hostile-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{regimes, scratch};
 
 fn file(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);

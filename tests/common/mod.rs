@@ -2,6 +2,8 @@
 //! engine so that CPU and GPU pass exactly the same statistical tests.
 #![allow(dead_code)] // each test crate uses a different subset
 
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use nalgebra::{DMatrix, DVector};
@@ -287,4 +289,21 @@ pub fn plan(process: Process, target: Target, grid: Grid) -> Plan {
 
 pub fn ids(n: usize) -> Vec<u64> {
     (0..n as u64).map(|i| rng::rng_id(i * 7 + 3, 0)).collect()
+}
+
+/// Runs the `regimes` binary (Vulkan only, so a software adapter is lavapipe, never GL).
+pub fn regimes(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .env("WGPU_BACKEND", "vulkan")
+        .output()
+        .expect("binary runs")
+}
+
+/// A fresh, empty directory for one test (named by the test process and `name`).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("regimes-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
