@@ -307,44 +307,8 @@ pub fn main() -> Result<()> {
     let name = study_kind.name();
     let cfg = args.config.resolve()?;
     let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
-    // Settings the study does not read: refused as flags, reported when a shared file sets them.
-    let ignored = study_kind.ignores();
-    if let Some(k) = args
-        .config
-        .given()
-        .iter()
-        .find(|k| ignored.contains(&k.as_str()))
-    {
-        anyhow::bail!("--{k} has no effect on `{name}`; drop it (see regimes {name} --help)");
-    }
-    let mut early_warnings: Vec<String> = args
-        .config
-        .file_keys()
-        .iter()
-        .filter(|k| ignored.contains(&k.as_str()))
-        .map(|k| format!("{k} (from the config file) has no effect on `{name}`"))
-        .collect();
-    if matches!(study_kind, Study::Speciation | Study::Collapse)
-        && cfg.scheme == crate::plan::Scheme::ProbabilityFlow
-    {
-        early_warnings.push(
-            "the probability flow is deterministic: two clones never separate, so every clone \
-             probability is 1 by construction (use --scheme euler-maruyama)"
-                .to_string(),
-        );
-    }
+    let early_warnings = preflight(study_kind, &args, &cfg, empirical)?;
     let grid = Grid::new(cfg.t_max, cfg.steps)?;
-    // Estimate what the study needs before anything large is allocated or written.
-    let keeps_samples = cfg.save_samples && matches!(study_kind, Study::Run | Study::Collapse);
-    let uses_training = empirical || study_kind == Study::Collapse;
-    resources::check_memory(&cfg, keeps_samples, uses_training)?;
-    if let Some(dir) = &args.out {
-        let existing = dir
-            .ancestors()
-            .find(|a| a.exists())
-            .unwrap_or(Path::new("."));
-        resources::check_disk(&cfg, keeps_samples, existing)?;
-    }
     // Refuse a bad --out before any work is done.
     let out = args
         .out
@@ -422,6 +386,51 @@ pub fn main() -> Result<()> {
         ),
         None => Ok(()),
     }
+}
+
+/// What a study checks before any work, with the warnings it has for the user: settings it does
+/// not read (refused as flags, reported from a config file), cloning under the deterministic
+/// flow, and the memory and disk it will need.
+fn preflight(kind: Study, args: &StudyArgs, cfg: &Config, empirical: bool) -> Result<Vec<String>> {
+    let name = kind.name();
+    // Settings the study does not read: refused as flags, reported when a shared file sets them.
+    let ignored = kind.ignores();
+    if let Some(k) = args
+        .config
+        .given()
+        .iter()
+        .find(|k| ignored.contains(&k.as_str()))
+    {
+        anyhow::bail!("--{k} has no effect on `{name}`; drop it (see regimes {name} --help)");
+    }
+    let mut early_warnings: Vec<String> = args
+        .config
+        .file_keys()
+        .iter()
+        .filter(|k| ignored.contains(&k.as_str()))
+        .map(|k| format!("{k} (from the config file) has no effect on `{name}`"))
+        .collect();
+    if matches!(kind, Study::Speciation | Study::Collapse)
+        && cfg.scheme == crate::plan::Scheme::ProbabilityFlow
+    {
+        early_warnings.push(
+            "the probability flow is deterministic: two clones never separate, so every clone \
+             probability is 1 by construction (use --scheme euler-maruyama)"
+                .to_string(),
+        );
+    }
+    // Estimate what the study needs before anything large is allocated or written.
+    let keeps_samples = cfg.save_samples && matches!(kind, Study::Run | Study::Collapse);
+    let uses_training = empirical || kind == Study::Collapse;
+    resources::check_memory(cfg, keeps_samples, uses_training)?;
+    if let Some(dir) = &args.out {
+        let existing = dir
+            .ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("."));
+        resources::check_disk(cfg, keeps_samples, existing)?;
+    }
+    Ok(early_warnings)
 }
 
 enum Selected {
