@@ -95,9 +95,12 @@ pub fn read_vector(path: &Path) -> Result<DVector<f64>> {
     }
 }
 
-/// Refuses an .npy header whose shape overflows when multiplied, before npyz multiplies it (a
+/// Checks an .npy header before npyz parses it, refusing what would make npyz misbehave (found by
+/// `fuzz/`): a declared header length beyond the file (npyz allocates it first, up to 4 GiB), a
+/// header that is not the flat `{'descr': …, 'fortran_order': …, 'shape': (…), }` dict (nested
+/// brackets make its parser backtrack exponentially), and a shape whose product overflows (a
 /// panic where overflow checks are on, a wrapped count where they are off).
-fn check_header_shape(bytes: &[u8]) -> Result<()> {
+fn check_header(bytes: &[u8]) -> Result<()> {
     let (len, start): (Option<usize>, usize) = match bytes.get(6) {
         Some(1) => (
             bytes
@@ -116,6 +119,11 @@ fn check_header_shape(bytes: &[u8]) -> Result<()> {
         .and_then(|len| bytes.get(start..start.checked_add(len)?))
         .map(String::from_utf8_lossy)
         .ok_or_else(|| anyhow::anyhow!("truncated header"))?;
+    let count = |c: char| header.chars().filter(|&x| x == c).count();
+    ensure!(
+        count('{') == 1 && count('}') == 1 && count('(') <= 1 && count(')') <= 1 && count('[') == 0,
+        "the header is not a flat dictionary of descr, fortran_order and shape"
+    );
     let Some(shape) = header
         .split_once("shape")
         .and_then(|(_, rest)| rest.split_once('('))
@@ -135,7 +143,7 @@ fn check_header_shape(bytes: &[u8]) -> Result<()> {
 }
 
 fn read_npy(bytes: &[u8]) -> Result<DMatrix<f64>> {
-    check_header_shape(bytes)?;
+    check_header(bytes)?;
     let npy = npyz::NpyFile::new(bytes)?;
     let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
     let (rows, cols) = match shape.as_slice() {

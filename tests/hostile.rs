@@ -58,6 +58,16 @@ fn hostile_inputs_are_refused_cleanly() {
         "garbage.npy",
         b"\x93NUMPY\x01\x00\xff\xffnot a header",
     );
+    // A v3 header that claims 3.6 GB, and a header of nested braces (found by fuzz/).
+    let mut long_header = b"\x93NUMPY\x03\x00".to_vec();
+    long_header.extend(0xD9C0_0000u32.to_le_bytes());
+    long_header.extend(b"{'de");
+    let long_header = file(&dir, "long_header.npy", &long_header);
+    let mut braces = b"\x93NUMPY\x01\x00".to_vec();
+    let text = format!("{}\n", "{".repeat(20));
+    braces.extend((text.len() as u16).to_le_bytes());
+    braces.extend(text.as_bytes());
+    let braces = file(&dir, "braces.npy", &braces);
     let binary = file(&dir, "binary.csv", &[0xff, 0xfe, 0x00, 0x01]);
     let ragged = file(&dir, "ragged.csv", b"1,2,3\n4,5\n");
     let nan = file(&dir, "nan.csv", b"1,nan\n2,3\n");
@@ -95,6 +105,14 @@ fn hostile_inputs_are_refused_cleanly() {
             &["complex.npy", "dtype"],
         ),
         case(&["run", "--train-file", &garbage], &["garbage.npy"]),
+        case(
+            &["run", "--train-file", &long_header],
+            &["long_header.npy", "truncated"],
+        ),
+        case(
+            &["run", "--train-file", &braces],
+            &["braces.npy", "flat dictionary"],
+        ),
         case(&["run", "--train-file", &binary], &["binary.csv", "UTF-8"]),
         case(&["run", "--train-file", &ragged], &["ragged.csv", "line 2"]),
         case(&["run", "--train-file", &nan], &["nan.csv", "not finite"]),
