@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
+use crate::model::coupling::Coupling;
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Start};
 
@@ -57,6 +58,8 @@ pub struct Config {
     pub mean_norm2: Option<f64>,
     /// Within-class standard deviation σ (C = σ² I).
     pub sigma: f64,
+    /// Two coupled modalities of dimension d each (joint dimension 2d); None = one modality.
+    pub coupling: Option<Coupling>,
     /// Gaussian mixture from a file: K rows of 1 + d values (weight, then mean).
     pub mixture_file: Option<PathBuf>,
     /// Number of training points N of the empirical target.
@@ -104,6 +107,7 @@ impl Default for Config {
             mean: MeanSpec::Ones,
             mean_norm2: None,
             sigma: 1.0,
+            coupling: None,
             mixture_file: None,
             n_train: 1000,
             train_file: None,
@@ -137,6 +141,10 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "lu-tang",
         "Lu & Tang 2026: anisotropic U (geomspace:0.2:5), optimal Q, mean along U's softest direction; T = 5, 2000 steps (Δt‖QU‖ < 0.05 at d = 16)",
+    ),
+    (
+        "coupled",
+        "two modalities x, y coupled additively (γ = 0.5), classes ±(m_x, m_y) with m_x ⟂ m_y, ‖m_x‖² = ‖m_y‖² = d, σ = 1, T = 10, 1000 steps",
     ),
     (
         "quick",
@@ -286,6 +294,20 @@ impl Config {
                 self.dim
             );
         }
+        if let Some(c) = &self.coupling {
+            c.check()?;
+            ensure!(
+                self.q == QSpec::Zero,
+                "q: a rotation of the coupled modalities is not supported yet (use --q zero with \
+                 --coupling)"
+            );
+            ensure!(
+                self.mixture_file.is_none() && self.train_file.is_none(),
+                "coupling: the coupled target is the paired two-class mixture; mixture and \
+                 training files are not supported with --coupling yet"
+            );
+            ensure!(self.dim >= 2, "dim: --coupling needs d ≥ 2 per modality");
+        }
         if let QSpec::Pair(i, j, _) = self.q {
             ensure!(
                 i < self.dim && j < self.dim,
@@ -343,6 +365,10 @@ impl Config {
                 mean: MeanSpec::Soft,
                 t_max: 5.0,
                 steps: 2000,
+                ..base
+            },
+            "coupled" => Config {
+                coupling: Some(Coupling::Additive(0.5)),
                 ..base
             },
             "quick" => Config {

@@ -411,3 +411,45 @@ fn every_command_reads_the_same_model() {
         &["speciation", "--n-train"],
     );
 }
+
+/// Two coupled modalities (additive coupling γ, m_x ⟂ m_y, ‖m_x‖² = ‖m_y‖² = d, σ = 1, U = I):
+/// each mode is an OU process at rate κ ∈ {1 − γ, 1 + γ} with ‖m_mode‖² = d, so
+/// t_S(mode) = ln(κ(d − 1) + 1) / (2κ); γ = 0 gives the single-modality ½ ln d for both.
+#[test]
+fn coupled_modes_have_their_closed_form_speciation_times() {
+    let d = 16.0f64;
+    for gamma in [0.0, 0.2, 0.5] {
+        let coupling = format!("additive:{gamma}");
+        let v = summary(&[
+            "theory",
+            "--preset",
+            "coupled",
+            "--coupling",
+            &coupling,
+            "--json",
+        ]);
+        let modes = v["modes"].as_array().unwrap();
+        for (m, kappa) in modes.iter().zip([1.0 - gamma, 1.0 + gamma]) {
+            let want = (kappa * (d - 1.0) + 1.0).ln() / (2.0 * kappa);
+            let got = m["t_s"].as_f64().unwrap();
+            assert!(
+                (got - want).abs() < 1e-8,
+                "γ = {gamma}, {}: {got} vs {want}",
+                m["name"]
+            );
+            assert!((m["rate"].as_f64().unwrap() - kappa).abs() < 1e-12);
+        }
+        let gap = v["sync_gap"].as_f64().unwrap();
+        if gamma == 0.0 {
+            assert!(gap.abs() < 1e-10);
+            let t = modes[0]["t_s"].as_f64().unwrap();
+            assert!((t - 0.5 * d.ln()).abs() < 1e-10, "{t}");
+        } else {
+            assert!(gap > 0.0, "the common mode resolves first: {gap}");
+        }
+    }
+    assert_refused(
+        &["theory", "--coupling", "additive:1.2"],
+        &["coupling", "|γ| < 1"],
+    );
+}

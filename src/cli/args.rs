@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::config::{Backend, Config};
 use crate::io::{read_matrix, read_vector};
+use crate::model::coupling::Coupling;
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Start};
 
@@ -74,6 +75,16 @@ pub struct ConfigArgs {
     /// Within-class standard deviation σ, covariance σ²I [default: 1].
     #[arg(long, value_name = "SIGMA", value_parser = finite, help_heading = "Model")]
     pub sigma: Option<f64>,
+    /// Couple two modalities x, y ∈ R^d (joint dimension 2d): additive:GAMMA gives the joint
+    /// precision [[1, −γ], [−γ, 1]] ⊗ U, stable for |γ| < 1; classes ±(m_x, m_y) with m_y ⟂ m_x.
+    /// Example: --coupling additive:0.5
+    #[arg(
+        long,
+        value_name = "SPEC",
+        allow_hyphen_values = true,
+        help_heading = "Model"
+    )]
+    pub coupling: Option<Coupling>,
     /// Gaussian mixture target from a file (.npy or CSV): K rows of 1 + d values, the weight then
     /// the mean; replaces the two classes ±m.
     #[arg(long, value_name = "PATH", help_heading = "Model")]

@@ -5,6 +5,7 @@ use nalgebra::DVector;
 
 use crate::config::Config;
 use crate::linalg::Linear;
+use crate::model::coupling::{Coupling, paired_mean};
 use crate::model::precision::build_u;
 use crate::model::rotation::build_q;
 use crate::model::target::class_mean;
@@ -28,6 +29,9 @@ impl Built {
 }
 
 pub fn build(cfg: &Config) -> Result<Built> {
+    if let Some(coupling) = &cfg.coupling {
+        return build_coupled(cfg, coupling);
+    }
     let d = cfg.dim;
     let u = build_u(&cfg.u, d, cfg.seed)?;
     let sigma2 = cfg.sigma * cfg.sigma;
@@ -67,6 +71,23 @@ pub fn build(cfg: &Config) -> Result<Built> {
     Ok(Built {
         process,
         mixture,
+        class_dir,
+    })
+}
+
+/// Two coupled modalities of dimension d: U = K ⊗ U_d, classes ±(m_x, m_y) with m_x from `mean`
+/// (norm² `mean-norm2`) and m_y ⟂ m_x of the same norm, C = σ²I in dimension 2d, Q = 0.
+fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
+    let d = cfg.dim;
+    let u_d = build_u(&cfg.u, d, cfg.seed)?;
+    let m_x = class_mean(&cfg.mean, &u_d, d, cfg.mean_norm2(), cfg.seed)?;
+    let m = paired_mean(&m_x)?;
+    let u = coupling.joint_precision(&u_d);
+    let process = Process::new(u, Linear::Scalar(0.0, 2 * d))?;
+    let class_dir = (m.norm() > 0.0).then(|| m.normalize());
+    Ok(Built {
+        process,
+        mixture: Mixture::two_class(m, cfg.sigma),
         class_dir,
     })
 }

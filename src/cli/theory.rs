@@ -5,6 +5,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Context;
+use crate::linalg::Linear;
+use crate::model::Process;
+use crate::model::coupling::{Coupling, project};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory;
 
@@ -12,9 +15,59 @@ use crate::theory;
 pub struct TheoryStudy {
     #[serde(flatten)]
     theory: theory::Theory,
+    /// With --coupling: the common and difference modes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modes: Option<Vec<ModeTheory>>,
+    /// t_S(common) − t_S(difference): positive when the common mode resolves first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync_gap: Option<f64>,
     /// Biroli's closed forms, when U = I, Q = 0 and the target is ±m with C = σ²I.
     t_s_closed_form: Option<f64>,
     t_c_closed_form: Option<f64>,
+}
+
+/// One mode of two coupled modalities.
+#[derive(Serialize)]
+pub struct ModeTheory {
+    pub name: &'static str,
+    /// K's eigenvalue κ times the mean rate Tr(U_d)/d: how fast the mode relaxes.
+    pub rate: f64,
+    /// When the classes separate along this mode: s(t) = 1 for the mode's part of the mean.
+    pub t_s: Option<f64>,
+    /// When N training points memorise along this mode alone (the REM on its d directions).
+    pub t_c: Option<f64>,
+}
+
+/// The per-mode speciation and collapse times. The modes never mix (K ⊗ U_d and C = σ²I act
+/// within each), so a mode's s(t) is the joint formula on the mean's projection onto it, and its
+/// collapse is that of a d-dimensional process relaxing at κ·U_d.
+fn mode_theory(
+    built: &super::build::Built,
+    coupling: &Coupling,
+    n: usize,
+    t_max: f64,
+) -> Result<Vec<ModeTheory>> {
+    let p = &built.process;
+    let m = &built.mixture.means[0];
+    let c = &built.mixture.cov;
+    let d = p.dim() / 2;
+    let u_d = p.u.to_dense().view((0, 0), (d, d)).into_owned();
+    let u_d = Linear::from_dense(u_d);
+    let mean_rate = u_d.diagonal().sum() / d as f64;
+    coupling
+        .modes()
+        .iter()
+        .map(|mode| {
+            let alone = Process::new(u_d.scale(mode.kappa), Linear::Scalar(0.0, d))?;
+            let c_d = Linear::Scalar(c.diagonal()[0], d);
+            Ok(ModeTheory {
+                name: mode.name,
+                rate: mode.kappa * mean_rate,
+                t_s: theory::t_speciation(p, &project(mode, m), c, t_max),
+                t_c: theory::t_collapse(&alone, &c_d, n, t_max),
+            })
+        })
+        .collect()
 }
 
 pub fn theory(cx: &mut Context) -> Result<TheoryStudy> {
@@ -36,7 +89,14 @@ pub fn theory(cx: &mut Context) -> Result<TheoryStudy> {
         && cfg.mixture_file.is_none();
     let norm2 = built.mixture.means[0].norm_squared();
     let s2 = cfg.sigma * cfg.sigma;
+    let modes = cfg
+        .coupling
+        .map(|c| mode_theory(&built, &c, n, cfg.t_max))
+        .transpose()?;
+    let sync_gap = modes.as_ref().and_then(|m| Some(m[0].t_s? - m[1].t_s?));
     let result = TheoryStudy {
+        modes,
+        sync_gap,
         t_s_closed_form: biroli.then(|| theory::biroli_t_speciation(norm2, s2)),
         t_c_closed_form: biroli.then(|| theory::biroli_t_collapse(n, cfg.dim, s2)),
         theory: th,
@@ -59,7 +119,7 @@ pub fn theory(cx: &mut Context) -> Result<TheoryStudy> {
 
 pub fn table(r: &TheoryStudy) -> String {
     let t = &r.theory;
-    format_table(&[
+    let mut rows: Vec<(String, String)> = vec![
         (
             "spectral gap min Re λ(A)".into(),
             format!("{:.4}", t.spectral_gap),
@@ -77,5 +137,15 @@ pub fn table(r: &TheoryStudy) -> String {
         ("collapse time t_C".into(), opt(t.t_c)),
         ("  closed form".into(), opt(r.t_c_closed_form)),
         ("stiffness Δt‖QU‖".into(), format!("{:.4}", t.stiffness)),
-    ])
+    ];
+    for m in r.modes.iter().flatten() {
+        rows.push((
+            format!("{} mode: rate, t_S, t_C", m.name),
+            format!("{:.4}, {}, {}", m.rate, opt(m.t_s), opt(m.t_c)),
+        ));
+    }
+    if let Some(g) = r.sync_gap {
+        rows.push(("synchronization gap".into(), format!("{g:.4}")));
+    }
+    format_table(&rows)
 }

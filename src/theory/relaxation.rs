@@ -15,11 +15,26 @@ pub fn spectral_gap(a: &Linear) -> f64 {
     match a {
         Linear::Scalar(c, _) => *c,
         Linear::Diagonal(v) => v.min(),
-        Linear::Dense(m) => m
-            .complex_eigenvalues()
-            .iter()
-            .map(|z| z.re)
-            .fold(f64::INFINITY, f64::min),
+        Linear::Dense(m) => {
+            let scale = m.amax().max(f64::MIN_POSITIVE);
+            if (m - m.transpose()).amax() <= 1e-14 * scale {
+                // Q = 0: A = U is symmetric. (nalgebra's Schur iteration can cycle forever on
+                // a symmetric matrix with repeated eigenvalues, e.g. K ⊗ I of coupled modalities.)
+                return Linear::Dense(m.clone()).symmetric_eigenvalues()[0];
+            }
+            // A bounded Schur iteration: NaN, never a hang, if it does not converge.
+            let max_iter = 1000 * m.nrows().max(1);
+            nalgebra::linalg::Schur::try_new(m.clone(), f64::EPSILON, max_iter).map_or(
+                f64::NAN,
+                |schur| {
+                    schur
+                        .complex_eigenvalues()
+                        .iter()
+                        .map(|z| z.re)
+                        .fold(f64::INFINITY, f64::min)
+                },
+            )
+        }
     }
 }
 
