@@ -10,6 +10,7 @@ use regimes::engine::cpu::CpuEngine;
 use regimes::engine::gpu::{GpuEngine, GpuOptions};
 use regimes::engine::{Engine, Particles, Recorder};
 use regimes::linalg::Linear;
+use regimes::model::coupling::{Coupling, paired_mean};
 use regimes::model::{Mixture, Model, Process, Target};
 use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng;
@@ -131,6 +132,26 @@ fn mixture_trajectories_match_cpu() {
             let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
             assert_close_particles(&format!("mixture d={d} {shape:?}"), &cpu, &gpu_p, 1e-4);
         }
+    }
+}
+
+/// Two coupled modalities (dense joint precision K ⊗ U_d, paired classes) through the same plan.
+#[test]
+fn coupled_trajectories_match_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let grid = Grid::new(4.0, 100).unwrap();
+    for (d, gamma) in [(2usize, 0.5), (8, -0.3), (16, 0.9)] {
+        let coupling = Coupling::Additive(gamma);
+        let u_d = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.5 + 0.25 * i as f64));
+        let process =
+            Process::new(coupling.joint_precision(&u_d), Linear::Scalar(0.0, 2 * d)).unwrap();
+        let m = paired_mean(&DVector::from_element(d, 1.0)).unwrap();
+        let target = Target::Mixture(Mixture::two_class(m, 1.0));
+        let p = plan(process, target, grid);
+        let ids = ids(200);
+        let cpu = run_cpu(&p, 11, &ids, 0, 100);
+        let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
+        assert_close_particles(&format!("coupled d={d} γ={gamma}"), &cpu, &gpu_p, 1e-4);
     }
 }
 
