@@ -29,6 +29,7 @@ use crate::engine::gpu::GpuEngine;
 use crate::engine::{Engine, Recorder};
 use crate::linalg::Linear;
 use crate::measure::run::{RunSpec, run};
+use crate::model::coupling::{Coupling, paired_mean};
 use crate::model::precision::build_u;
 use crate::model::rotation::optimal_q;
 use crate::model::{Empirical, Mixture, Model, Process, Target, USpec};
@@ -37,6 +38,9 @@ use crate::report::{Progress, si};
 
 use cost::{Cost, Shape};
 use peak::Peak;
+
+/// The coupling of the `coupled` workload.
+pub const COUPLING: Coupling = Coupling::Additive(0.5);
 
 /// The horizon T of every workload.
 pub const T_MAX: f64 = 10.0;
@@ -62,16 +66,24 @@ pub enum Workload {
     Dense,
     /// The empirical target of --n-train points, U = I, Q = 0: a softmax over N per step.
     Empirical,
+    /// Two modalities of dimension d/2 coupled additively (γ = 0.5): a dense K ⊗ I per step.
+    Coupled,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Gmm, Workload::Dense, Workload::Empirical];
+    pub const ALL: [Workload; 4] = [
+        Workload::Gmm,
+        Workload::Dense,
+        Workload::Empirical,
+        Workload::Coupled,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Workload::Gmm => "gmm",
             Workload::Dense => "dense",
             Workload::Empirical => "empirical",
+            Workload::Coupled => "coupled",
         }
     }
 
@@ -81,6 +93,7 @@ impl Workload {
             Workload::Gmm => 65_536,
             Workload::Dense => 65_536,
             Workload::Empirical => 8_192,
+            Workload::Coupled => 65_536,
         }
     }
 }
@@ -103,6 +116,13 @@ impl Spec {
         ensure!(self.dim > 0, "--dim: must be positive (got 0)");
         ensure!(self.particles > 0, "--particles: must be positive (got 0)");
         ensure!(self.steps > 0, "--steps: must be positive (got 0)");
+        if self.workload == Workload::Coupled {
+            ensure!(
+                self.dim >= 4 && self.dim.is_multiple_of(2),
+                "--dim: the coupled workload needs an even d ≥ 4 (two modalities of d/2; got {})",
+                self.dim
+            );
+        }
         if self.workload == Workload::Empirical {
             ensure!(
                 self.n_train >= 2,
@@ -121,7 +141,12 @@ impl Spec {
 
     /// The class mean m: along (1, …, 1) with ‖m‖² = d.
     pub fn mean(&self) -> DVector<f64> {
-        DVector::from_element(self.dim, 1.0)
+        match self.workload {
+            // (m_x, m_y) with m_x along ones, m_y ⟂ m_x: ‖m‖² = d as for the other workloads.
+            Workload::Coupled => paired_mean(&DVector::from_element(self.dim / 2, 1.0))
+                .unwrap_or_else(|_| DVector::from_element(self.dim, 1.0)),
+            _ => DVector::from_element(self.dim, 1.0),
+        }
     }
 
     /// The model of the workload (random parts drawn with the seed).
@@ -142,6 +167,13 @@ impl Spec {
                     target: Target::Mixture(mixture),
                 }
             }
+            Workload::Coupled => Model {
+                process: Process::new(
+                    COUPLING.joint_precision(&Linear::identity(d / 2)),
+                    Linear::Scalar(0.0, d),
+                )?,
+                target: Target::Mixture(mixture),
+            },
             Workload::Empirical => Model {
                 process: identity()?,
                 target: Target::Empirical(Empirical {
@@ -509,6 +541,12 @@ mod tests {
         assert_eq!(dense.m_form, Form::Dense);
         assert_eq!([dense.b_form, dense.p_form], [Form::Scalar; 2]);
         assert_eq!(cost::cost(&dense, 16).flops, 63);
+        let c = shape(Workload::Coupled, 4);
+        assert_eq!(
+            (c.kind, c.centers, c.m_form),
+            (Kind::Mixture, 2, Form::Dense)
+        );
+        assert!(spec(Workload::Coupled, 3).validate().is_err(), "odd d");
         let e = shape(Workload::Empirical, 2);
         assert_eq!((e.kind, e.centers), (Kind::Empirical, 5));
         assert_eq!(cost::cost(&e, 16).flops, 67);

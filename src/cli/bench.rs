@@ -21,6 +21,8 @@ Every workload samples two classes ±m (m along ones, ‖m‖² = d, σ = 1) fro
              matrix-vector product per step, O(d²)
   empirical  U = I, Q = 0, target = --n-train points drawn from the mixture: a softmax over the
              N points per step, O(N·d)
+  coupled    two modalities of d/2 coupled additively (γ = 0.5): U = K ⊗ I is a dense d×d
+             matrix, classes ±(m_x, m_y) with m_x ⟂ m_y, O(d²)
 
 What the numbers mean:
   particle-steps/s  particles × steps / run time (the timed run records nothing; setup and the
@@ -55,7 +57,8 @@ pub enum BenchBackend {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Workloads: gmm, dense, empirical (repeat the flag or give a comma list; default all three).
+    /// Workloads: gmm, dense, empirical, coupled (repeat the flag or give a comma list; default
+    /// all four).
     #[arg(long, value_enum, value_delimiter = ',')]
     workload: Vec<Workload>,
     /// Dimension d.
