@@ -9,9 +9,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// Progress of a run in particle-steps (particles × time steps), with rate and ETA.
 ///
-/// Drawn on stderr when it is a terminal. When stderr is not a terminal (logs, batch jobs) nothing
-/// is drawn while running and [`Progress::finish`] prints one summary line with the mean rate;
-/// with `quiet` nothing is printed at all. `inc` may be called from several threads.
+/// Drawn on stderr when it is a terminal. When stderr is not a terminal (logs, batch jobs) a plain
+/// line with the fraction done, rate and ETA is printed at most once a minute, and
+/// [`Progress::finish`] prints one summary line with the mean rate; with `quiet` nothing is
+/// printed at all. `inc` may be called from several threads.
 #[derive(Debug)]
 pub struct Progress {
     bar: ProgressBar,
@@ -21,7 +22,13 @@ pub struct Progress {
     start: Instant,
     summary: bool,
     finished: AtomicBool,
+    /// Milliseconds since `start` of the last plain progress line (non-terminal stderr).
+    last_line_ms: AtomicU64,
+    line_every: Duration,
 }
+
+/// How often a plain progress line is printed when stderr is not a terminal.
+const LINE_EVERY: Duration = Duration::from_secs(60);
 
 /// `1234567.0` → `"1.23 M"`.
 pub fn si(x: f64) -> String {
@@ -96,13 +103,47 @@ impl Progress {
             start: Instant::now(),
             summary: !quiet && !tty,
             finished: AtomicBool::new(false),
+            last_line_ms: AtomicU64::new(0),
+            line_every: LINE_EVERY,
         }
+    }
+
+    /// The plain progress line, when one is due (non-terminal stderr, a `line_every` since the
+    /// last); claims the slot so that only one thread prints it.
+    fn due_line(&self) -> Option<String> {
+        if !self.summary || self.finished.load(Ordering::Relaxed) {
+            return None;
+        }
+        let now = self.elapsed().as_millis() as u64;
+        let last = self.last_line_ms.load(Ordering::Relaxed);
+        if now < last + self.line_every.as_millis() as u64 {
+            return None;
+        }
+        self.last_line_ms
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        let frac = self.done() as f64 / self.total.max(1) as f64;
+        let left = self.total - self.done().min(self.total);
+        let eta = if self.rate() > 0.0 {
+            seconds(Duration::from_secs_f64(left as f64 / self.rate()))
+        } else {
+            "—".into()
+        };
+        Some(format!(
+            "{}: {:.1}% ({} particle-steps/s, ETA {eta})",
+            self.what,
+            100.0 * frac,
+            si(self.rate())
+        ))
     }
 
     /// Count `n` more particle-steps.
     pub fn inc(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
         self.bar.inc(n);
+        if let Some(line) = self.due_line() {
+            eprintln!("{line}");
+        }
     }
 
     /// Particle-steps counted so far.
@@ -181,6 +222,21 @@ mod tests {
         );
         p.finish();
         p.finish();
+        // Plain lines for logs: due once per interval, never after finishing.
+        let mut q = Progress::with_target(1000, "run", false, false);
+        q.line_every = Duration::ZERO;
+        q.done.store(250, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(2));
+        let line = q.due_line().expect("a line is due");
+        assert!(
+            line.starts_with("run: 25.0% (") && line.contains("ETA"),
+            "{line}"
+        );
+        q.line_every = Duration::from_secs(3600);
+        assert_eq!(q.due_line(), None, "not again within the interval");
+        q.finish();
+        let quiet = Progress::with_target(1000, "run", true, false);
+        assert_eq!(quiet.due_line(), None);
         assert_eq!(si(1.5e9), "1.50 G");
         assert_eq!(si(12.0), "12.0");
         assert_eq!(seconds(Duration::from_secs(3725)), "1h02m");
