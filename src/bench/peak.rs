@@ -100,50 +100,38 @@ fn sum(data: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + blocks.remainder().iter().sum::<f32>()
 }
 
-/// Flops per second of [`spin`] on every thread of `pool`, run for about [`PROBE_TIME`].
-fn arithmetic(pool: &rayon::ThreadPool) -> f64 {
-    // Values stay finite and normal: x → a / (1 − m) = 1.
-    let (m, a) = (black_box(0.999_9f32), black_box(1e-4f32));
-    // Calibrate on one thread, then size the run to last PROBE_TIME.
-    black_box(spin(10_000, m, a));
-    let mut iters = 100_000u64;
-    let per_iter = loop {
+/// Units of work per second of `work(iters)` (`per_iter` units per iteration) on every thread of
+/// `pool`: calibrated on one thread, then sized to run for about [`PROBE_TIME`] everywhere.
+fn probe(pool: &rayon::ThreadPool, per_iter: f64, work: impl Fn(u32) -> f32 + Sync) -> f64 {
+    black_box(work(1_000));
+    let mut iters = 10_000u32;
+    let seconds_per_iter = loop {
         let t = Instant::now();
-        black_box(spin(black_box(iters), m, a));
+        black_box(work(black_box(iters)));
         let e = t.elapsed();
-        if e >= Duration::from_millis(10) {
+        if e >= Duration::from_millis(10) || iters >= u32::MAX / 4 {
             break e.as_secs_f64() / iters as f64;
         }
         iters *= 4;
     };
-    let iters = ((PROBE_TIME.as_secs_f64() / per_iter) as u64).max(1);
+    let iters = (PROBE_TIME.as_secs_f64() / seconds_per_iter).clamp(1.0, u32::MAX as f64) as u32;
     let t = Instant::now();
-    let results = pool.broadcast(|_| spin(black_box(iters), m, a));
+    black_box(pool.broadcast(|_| work(black_box(iters))));
     let elapsed = t.elapsed().as_secs_f64();
-    black_box(results);
-    pool.current_num_threads() as f64 * iters as f64 * FLOPS_PER_ITER / elapsed
+    pool.current_num_threads() as f64 * iters as f64 * per_iter / elapsed
 }
 
-/// Standard normals per second of [`draw`] on every thread of `pool`, run for about
-/// [`PROBE_TIME`].
+/// Flops per second of [`spin`] on every thread of `pool`.
+fn arithmetic(pool: &rayon::ThreadPool) -> f64 {
+    // Values stay finite and normal: x → a / (1 − m) = 1.
+    let (m, a) = (black_box(0.999_9f32), black_box(1e-4f32));
+    probe(pool, FLOPS_PER_ITER, |iters| spin(u64::from(iters), m, a))
+}
+
+/// Standard normals per second of [`draw`] on every thread of `pool`.
 fn normals(pool: &rayon::ThreadPool) -> f64 {
     const PER_BLOCK: f64 = (4 * crate::engine::cpu::lanes::LANES) as f64;
-    black_box(draw(1_000));
-    let mut blocks = 10_000u32;
-    let per_block = loop {
-        let t = Instant::now();
-        black_box(draw(black_box(blocks)));
-        let e = t.elapsed();
-        if e >= Duration::from_millis(10) || blocks >= u32::MAX / 4 {
-            break e.as_secs_f64() / blocks as f64;
-        }
-        blocks *= 4;
-    };
-    let blocks = (PROBE_TIME.as_secs_f64() / per_block).clamp(1.0, u32::MAX as f64) as u32;
-    let t = Instant::now();
-    black_box(pool.broadcast(|_| draw(black_box(blocks))));
-    let elapsed = t.elapsed().as_secs_f64();
-    pool.current_num_threads() as f64 * blocks as f64 * PER_BLOCK / elapsed
+    probe(pool, PER_BLOCK, draw)
 }
 
 /// Read bytes per second summing a [`BANDWIDTH_BYTES`] buffer on every thread of `pool` (best of

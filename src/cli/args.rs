@@ -191,7 +191,15 @@ impl ConfigArgs {
             c = c.overlay_toml(&text, &path.display().to_string())?;
         }
         c = self.apply(c)?;
-        let implied = implied_dims(&c)?;
+        // The training file is read once here: its columns imply d, its rows fix N.
+        let train_shape = match &c.train_file {
+            Some(p) => {
+                let m = read_matrix(p).context("train-file")?;
+                Some((p.clone(), m.nrows(), m.ncols()))
+            }
+            None => None,
+        };
+        let implied = implied_dims(&c, train_shape.as_ref().map(|(p, _, cols)| (p, *cols)))?;
         if let Some((first, d)) = implied.first() {
             if let Some((other, e)) = implied.iter().find(|(_, e)| e != d) {
                 anyhow::bail!("{first} implies d = {d} but {other} implies d = {e}");
@@ -200,8 +208,7 @@ impl ConfigArgs {
                 c.dim = *d;
             }
         }
-        if let Some(path) = &c.train_file {
-            let n = read_matrix(path).context("train-file")?.nrows();
+        if let Some((path, n, _)) = train_shape {
             ensure!(
                 !n_train_given || n == c.n_train,
                 "n-train: {} conflicts with train-file {}, which holds {n} points (omit n-train)",
@@ -214,16 +221,18 @@ impl ConfigArgs {
         Ok(c)
     }
 
+    /// The flags given, as config keys (kebab-case) and values.
+    fn flags(&self) -> serde_json::Map<String, serde_json::Value> {
+        let Ok(serde_json::Value::Object(mut flags)) = serde_json::to_value(self) else {
+            unreachable!("flags serialise to an object")
+        };
+        flags.retain(|_, v| !v.is_null());
+        flags
+    }
+
     /// The keys (kebab-case) given as flags.
     pub fn given(&self) -> Vec<String> {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(m)) => m
-                .into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, _)| k)
-                .collect(),
-            _ => vec![],
-        }
+        self.flags().into_iter().map(|(k, _)| k).collect()
     }
 
     /// The keys the --config file sets.
@@ -238,11 +247,7 @@ impl ConfigArgs {
 
     /// Set every field whose flag was given.
     pub fn apply(&self, c: Config) -> Result<Config> {
-        let serde_json::Value::Object(mut flags) = serde_json::to_value(self)? else {
-            unreachable!("flags serialise to an object")
-        };
-        flags.retain(|_, v| !v.is_null());
-        c.overlay(flags, "flags")
+        c.overlay(self.flags(), "flags")
     }
 }
 
@@ -257,8 +262,8 @@ fn finite(s: &str) -> std::result::Result<f64, String> {
 }
 
 /// The dimensions the model's parts imply, each with the setting it comes from: U's diagonal and
-/// every file (U, Q, mean, mixture, training points).
-fn implied_dims(c: &Config) -> Result<Vec<(String, usize)>> {
+/// every file (U, Q, mean, mixture; the training file's columns are given, already read).
+fn implied_dims(c: &Config, train: Option<(&PathBuf, usize)>) -> Result<Vec<(String, usize)>> {
     let mut dims = vec![];
     let shape = |what: &str, p: &Path| -> Result<(usize, usize)> {
         let m = read_matrix(p).context(what.to_string())?;
@@ -284,11 +289,8 @@ fn implied_dims(c: &Config) -> Result<Vec<(String, usize)>> {
             cols.saturating_sub(1),
         ));
     }
-    if let Some(p) = &c.train_file {
-        dims.push((
-            format!("train-file {}", p.display()),
-            shape("train-file", p)?.1,
-        ));
+    if let Some((p, cols)) = train {
+        dims.push((format!("train-file {}", p.display()), cols));
     }
     Ok(dims)
 }

@@ -246,14 +246,8 @@ enum Study {
 impl Study {
     /// Config keys the study never reads.
     fn ignores(self) -> &'static [&'static str] {
-        const ENGINE: [&str; 5] = [
-            "backend",
-            "adapter",
-            "batch",
-            "threads",
-            "steps-per-dispatch",
-        ];
         match self {
+            // Theory runs no engine and samples nothing.
             Study::Theory => &[
                 "particles",
                 "pairs",
@@ -264,11 +258,11 @@ impl Study {
                 "save-samples",
                 "scheme",
                 "start",
-                ENGINE[0],
-                ENGINE[1],
-                ENGINE[2],
-                ENGINE[3],
-                ENGINE[4],
+                "backend",
+                "adapter",
+                "batch",
+                "threads",
+                "steps-per-dispatch",
             ],
             Study::Run => &["pairs", "branch-times", "entropy-times", "entropy-samples"],
             Study::Speciation => &[

@@ -9,8 +9,6 @@ use std::str::FromStr;
 
 use anyhow::{Result, anyhow, ensure};
 use nalgebra::{DMatrix, DVector};
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::linalg::Linear;
 
@@ -147,19 +145,7 @@ impl fmt::Display for Coupling {
     }
 }
 
-impl Serialize for Coupling {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Coupling {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse()
-            .map_err(|e: anyhow::Error| D::Error::custom(format!("{e:#}")))
-    }
-}
+super::spec::serde_as_text!(Coupling);
 
 #[cfg(test)]
 mod tests {

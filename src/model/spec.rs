@@ -8,8 +8,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::{Result, anyhow};
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// How the stationary precision U is built (`--u`).
 #[derive(Clone, Debug, PartialEq)]
@@ -335,22 +333,25 @@ impl fmt::Display for MeanSpec {
     }
 }
 
-/// Serde through the text form.
+/// Serde through the text form (`Display` out, `FromStr` in), for every spec-like type of the
+/// model.
 macro_rules! serde_as_text {
     ($($t:ty),*) => {$(
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
                 s.collect_str(self)
             }
         }
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                use serde::de::Error as _;
                 let text = String::deserialize(d)?;
                 text.parse().map_err(|e: anyhow::Error| D::Error::custom(format!("{e:#}")))
             }
         }
     )*};
 }
+pub(crate) use serde_as_text;
 serde_as_text!(USpec, QSpec, MeanSpec);
 
 impl USpec {
