@@ -1,5 +1,6 @@
-// Final labels, last-change times and clone-pair agreement with u32 atomics.
-// counts layout: [labels (K) | last change (arg_points() time points) | pairs agreeing].
+// Final labels, last-change times, clone-pair agreement and the pair histogram with u32 atomics.
+// counts layout: [labels (K) | last change (arg_points() time points) | pairs agreeing |
+// pairs by (first label, second label), arg_pair_classes()² or nothing].
 
 @group(0) @binding(7) var<storage, read_write> counts: array<atomic<u32>>;
 
@@ -22,8 +23,13 @@ fn main(
         atomicAdd(&counts[prm.k + changed], 1u);
     }
     if ((p & 1u) == 0u && p + 1u < prm.n) {
-        if (pmeta[(p + 1u) * 4u + 2u] == label) {
+        let other = pmeta[(p + 1u) * 4u + 2u];
+        if (other == label) {
             atomicAdd(&counts[prm.k + arg_points()], 1u);
+        }
+        let kp = arg_pair_classes();
+        if (label < kp && other < kp) {
+            atomicAdd(&counts[prm.k + arg_points() + 1u + label * kp + other], 1u);
         }
     }
 }

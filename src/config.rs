@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
-use crate::model::coupling::Coupling;
+use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Start};
 
@@ -60,6 +60,10 @@ pub struct Config {
     pub sigma: f64,
     /// Two coupled modalities of dimension d each (joint dimension 2d); None = one modality.
     pub coupling: Option<Coupling>,
+    /// With a coupling: one class label for both modalities, or one per mode.
+    pub pairing: Pairing,
+    /// With a coupling: the angle between m_x and m_y in degrees (90 = orthogonal).
+    pub pair_angle: f64,
     /// Gaussian mixture from a file: K rows of 1 + d values (weight, then mean).
     pub mixture_file: Option<PathBuf>,
     /// Number of training points N of the empirical target.
@@ -108,6 +112,8 @@ impl Default for Config {
             mean_norm2: None,
             sigma: 1.0,
             coupling: None,
+            pairing: Pairing::Shared,
+            pair_angle: 90.0,
             mixture_file: None,
             n_train: 1000,
             train_file: None,
@@ -294,17 +300,22 @@ impl Config {
                 self.dim
             );
         }
+        ensure!(
+            self.coupling.is_some() || (self.pairing == Pairing::Shared && self.pair_angle == 90.0),
+            "pairing, pair-angle: they shape the classes of coupled modalities; set --coupling \
+             too (or leave them out)"
+        );
         if let Some(c) = &self.coupling {
-            c.check()?;
+            c.check(Some(self.dim))?;
             ensure!(
                 self.q == QSpec::Zero,
-                "q: a rotation of the coupled modalities is not supported yet (use --q zero with \
-                 --coupling)"
+                "q: --q does not apply to coupled modalities; rotate them with --coupling \
+                 rotating:GAMMA,OMEGA"
             );
             ensure!(
-                self.mixture_file.is_none() && self.train_file.is_none(),
-                "coupling: the coupled target is the paired two-class mixture; mixture and \
-                 training files are not supported with --coupling yet"
+                self.pairing == Pairing::Shared || self.mixture_file.is_none(),
+                "pairing: per-mode builds its four classes from m_x and m_y; a mixture-file gives \
+                 its own classes (omit one of them)"
             );
             ensure!(self.dim >= 2, "dim: --coupling needs d ≥ 2 per modality");
         }
@@ -368,7 +379,7 @@ impl Config {
                 ..base
             },
             "coupled" => Config {
-                coupling: Some(Coupling::Additive(0.5)),
+                coupling: Some(Coupling::additive(0.5)),
                 ..base
             },
             "quick" => Config {

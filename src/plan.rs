@@ -376,15 +376,19 @@ impl Plan {
         // M = I + Δt (A − c·precision): the exact linear part of one Euler step.
         let update = |precision: &Linear| {
             if j < n {
-                p.a.sub(&precision.scale(c)).scale(dt).add_identity(1.0)
+                p.drift(self.grid.time(j))
+                    .sub(&precision.scale(c))
+                    .scale(dt)
+                    .add_identity(1.0)
             } else {
                 Linear::identity(d)
             }
         };
         match &self.target {
             Target::Mixture(mix) => {
-                let e = p.propagator(self.grid.time(j));
-                let gamma_inv = p.gamma_with(&e, &mix.cov).inverse_spd().map_err(|_| {
+                let t = self.grid.time(j);
+                let e = p.propagator(t);
+                let gamma_inv = p.gamma_with(t, &e, &mix.cov).inverse_spd().map_err(|_| {
                     anyhow::anyhow!(
                         "plan: Γ(t) is singular at t = {} (is the covariance C degenerate?)",
                         self.grid.time(j)
@@ -412,7 +416,7 @@ impl Plan {
                 // Σ_0 = 0: the last positive time stands in for the logits at t = 0.
                 let t = self.grid.time(j.min(n - 1));
                 let e = p.propagator(t);
-                let sigma_inv = p.sigma_with(&e).inverse_spd().map_err(|_| {
+                let sigma_inv = p.sigma_with(t, &e).inverse_spd().map_err(|_| {
                     anyhow::anyhow!(
                         "plan: Σ(t) is singular at t = {t}; use more steps or a larger t-max"
                     )
@@ -450,7 +454,7 @@ impl Plan {
                     (
                         mix.means.iter().map(|m| e.apply(m)).collect(),
                         mix.weights.clone(),
-                        p.gamma_with(&e, &mix.cov),
+                        p.gamma_with(self.grid.t_max, &e, &mix.cov),
                     )
                 }
                 (Start::Exact, Target::Empirical(emp)) => {
@@ -462,7 +466,7 @@ impl Plan {
                             .map(|a| e.apply(&a.transpose()))
                             .collect(),
                         vec![1.0 / n as f64; n],
-                        p.sigma_with(&e),
+                        p.sigma_with(self.grid.t_max, &e),
                     )
                 }
             };

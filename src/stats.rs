@@ -114,7 +114,14 @@ pub struct Tally {
     /// Pairs (2i, 2i+1) whose final labels agree; meaningful for branched batches.
     pub pairs_agree: u64,
     pub pairs: u64,
+    /// Pairs by (first label, second label), row-major K×K, when K ≤ [`PAIR_CLASSES_MAX`]
+    /// (empty otherwise): which classes a clone pair split into, e.g. to ask whether it agrees
+    /// on one mode of coupled modalities.
+    pub pair_labels: Vec<u64>,
 }
+
+/// The most classes whose pair histogram a tally keeps.
+pub const PAIR_CLASSES_MAX: usize = 16;
 
 impl Tally {
     pub fn new(classes: usize, points: usize) -> Self {
@@ -123,6 +130,16 @@ impl Tally {
             last_change: vec![0; points],
             pairs_agree: 0,
             pairs: 0,
+            pair_labels: vec![0; Self::pair_classes(classes).pow(2)],
+        }
+    }
+
+    /// K when the tally keeps the K×K pair histogram, else 0.
+    pub fn pair_classes(classes: usize) -> usize {
+        if classes <= PAIR_CLASSES_MAX {
+            classes
+        } else {
+            0
         }
     }
 
@@ -135,6 +152,9 @@ impl Tally {
         }
         self.pairs_agree += other.pairs_agree;
         self.pairs += other.pairs;
+        for (a, b) in self.pair_labels.iter_mut().zip(&other.pair_labels) {
+            *a += b;
+        }
     }
 }
 

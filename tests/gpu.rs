@@ -10,7 +10,7 @@ use regimes::engine::cpu::CpuEngine;
 use regimes::engine::gpu::{GpuEngine, GpuOptions};
 use regimes::engine::{Engine, Particles, Recorder};
 use regimes::linalg::Linear;
-use regimes::model::coupling::{Coupling, paired_mean};
+use regimes::model::coupling::{Coupling, Pairing, paired_classes, paired_mean};
 use regimes::model::{Mixture, Model, Process, Target};
 use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng;
@@ -135,23 +135,42 @@ fn mixture_trajectories_match_cpu() {
     }
 }
 
-/// Two coupled modalities (dense joint precision K ⊗ U_d, paired classes) through the same plan.
+/// Two coupled modalities (dense joint precision K ⊗ U_d, paired classes) through the same plan:
+/// constant, per-feature, scheduled (time-dependent drift) and rotating couplings.
 #[test]
 fn coupled_trajectories_match_cpu() {
     let Some(gpu) = gpu() else { return };
     let grid = Grid::new(4.0, 100).unwrap();
-    for (d, gamma) in [(2usize, 0.5), (8, -0.3), (16, 0.9)] {
-        let coupling = Coupling::Additive(gamma);
+    for (d, spec, pairing) in [
+        (2usize, "additive:0.5", Pairing::Shared),
+        (8, "additive:-0.3", Pairing::PerMode),
+        (16, "additive:0.9", Pairing::Shared),
+        (4, "additive:features:0.1,0.5,-0.2,0.8", Pairing::PerMode),
+        (8, "diffusive:step:0.6,1.5,-0.2", Pairing::Shared),
+        (8, "additive:ramp:-0.4,3,0.7", Pairing::PerMode),
+        (8, "rotating:0.3,2", Pairing::Shared),
+    ] {
+        let coupling: Coupling = spec.parse().unwrap();
         let u_d = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.5 + 0.25 * i as f64));
-        let process =
-            Process::new(coupling.joint_precision(&u_d), Linear::Scalar(0.0, 2 * d)).unwrap();
-        let m = paired_mean(&DVector::from_element(d, 1.0)).unwrap();
-        let target = Target::Mixture(Mixture::two_class(m, 1.0));
+        let process = coupling.process(&u_d).unwrap();
+        let m = paired_mean(&DVector::from_element(d, 1.0), 90.0).unwrap();
+        let means = paired_classes(&coupling, &m, pairing).unwrap();
+        let k = means.len();
+        let target = Target::Mixture(Mixture {
+            weights: vec![1.0 / k as f64; k],
+            means,
+            cov: Linear::Scalar(1.0, 2 * d),
+        });
         let p = plan(process, target, grid);
         let ids = ids(200);
         let cpu = run_cpu(&p, 11, &ids, 0, 100);
         let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
-        assert_close_particles(&format!("coupled d={d} γ={gamma}"), &cpu, &gpu_p, 1e-4);
+        assert_close_particles(
+            &format!("coupled d={d} {spec} {pairing:?}"),
+            &cpu,
+            &gpu_p,
+            1e-4,
+        );
     }
 }
 

@@ -40,7 +40,7 @@ use cost::{Cost, Shape};
 use peak::Peak;
 
 /// The coupling of the `coupled` workload.
-pub const COUPLING: Coupling = Coupling::Additive(0.5);
+pub const COUPLING: f64 = 0.5;
 
 /// The horizon T of every workload.
 pub const T_MAX: f64 = 10.0;
@@ -143,7 +143,7 @@ impl Spec {
     pub fn mean(&self) -> DVector<f64> {
         match self.workload {
             // (m_x, m_y) with m_x along ones, m_y ⟂ m_x: ‖m‖² = d as for the other workloads.
-            Workload::Coupled => paired_mean(&DVector::from_element(self.dim / 2, 1.0))
+            Workload::Coupled => paired_mean(&DVector::from_element(self.dim / 2, 1.0), 90.0)
                 .unwrap_or_else(|_| DVector::from_element(self.dim, 1.0)),
             _ => DVector::from_element(self.dim, 1.0),
         }
@@ -169,7 +169,7 @@ impl Spec {
             }
             Workload::Coupled => Model {
                 process: Process::new(
-                    COUPLING.joint_precision(&Linear::identity(d / 2)),
+                    Coupling::additive(COUPLING).joint_precision(&Linear::identity(d / 2))?,
                     Linear::Scalar(0.0, d),
                 )?,
                 target: Target::Mixture(mixture),

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{Backend, Config};
 use crate::io::{read_matrix, read_vector};
-use crate::model::coupling::Coupling;
+use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Start};
 
@@ -75,9 +75,15 @@ pub struct ConfigArgs {
     /// Within-class standard deviation σ, covariance σ²I [default: 1].
     #[arg(long, value_name = "SIGMA", value_parser = finite, help_heading = "Model")]
     pub sigma: Option<f64>,
-    /// Couple two modalities x, y ∈ R^d (joint dimension 2d): additive:GAMMA gives the joint
-    /// precision [[1, −γ], [−γ, 1]] ⊗ U, stable for |γ| < 1; classes ±(m_x, m_y) with m_y ⟂ m_x.
-    /// Example: --coupling additive:0.5
+    /// Couple two modalities x, y ∈ R^d (joint dimension 2d, x first). additive:G gives the joint
+    /// precision [[1, −γ], [−γ, 1]] ⊗ U (stable for |γ| < 1; the common mode (x+y)/√2 relaxes at
+    /// 1 − γ, the difference mode at 1 + γ); diffusive:G gives [[1+γ, −γ], [−γ, 1+γ]] ⊗ U
+    /// (stable for γ > −½). G may change with time: step:G0,T1,G1,… (G0 until T1, then G1, …),
+    /// ramp:G0,T1,G1,… (linear between the knots) or file:PATH (rows "t γ", a ramp).
+    /// additive:features:G1,…,Gd sets one γ per feature (diagonal U); rotating:G,OMEGA adds the
+    /// rotation Q = ω J ⊗ I between the modalities. Classes ±(m_x, m_y), see --pairing and
+    /// --pair-angle; mixture and training files then hold 2d columns (x then y).
+    /// Examples: --coupling additive:0.5, --coupling additive:step:0.2,1.5,0.6
     #[arg(
         long,
         value_name = "SPEC",
@@ -85,6 +91,15 @@ pub struct ConfigArgs {
         help_heading = "Model"
     )]
     pub coupling: Option<Coupling>,
+    /// With --coupling, how the classes of the two modalities go together [default: shared]:
+    /// shared (paired data, classes ±(m_x, m_y)) or per-mode (the common and the difference mode
+    /// each carry an independent label: four classes; each mode then speciates at its own t_S).
+    #[arg(long, value_name = "HOW", help_heading = "Model")]
+    pub pairing: Option<Pairing>,
+    /// With --coupling, the angle between the class means m_x and m_y in degrees [default: 90,
+    /// orthogonal; 0 aligned]. Both have the norm² --mean-norm2.
+    #[arg(long, value_name = "DEGREES", value_parser = finite, help_heading = "Model")]
+    pub pair_angle: Option<f64>,
     /// Gaussian mixture target from a file (.npy or CSV): K rows of 1 + d values, the weight then
     /// the mean; replaces the two classes ±m.
     #[arg(long, value_name = "PATH", help_heading = "Model")]
@@ -282,15 +297,27 @@ fn implied_dims(c: &Config, train: Option<(&PathBuf, usize)>) -> Result<Vec<(Str
         let m = read_vector(p).context("mean")?;
         dims.push((format!("mean file {}", p.display()), m.len()));
     }
+    // Coupled modalities: files hold the joint vector (x, y), 2d columns.
+    let per_modality = |what: String, cols: usize| -> Result<(String, usize)> {
+        if c.coupling.is_none() {
+            return Ok((what, cols));
+        }
+        ensure!(
+            cols % 2 == 0,
+            "{what}: {cols} columns cannot hold the pair (x, y) of two coupled modalities (2d \
+             columns, x first)"
+        );
+        Ok((what, cols / 2))
+    };
     if let Some(p) = &c.mixture_file {
         let cols = shape("mixture-file", p)?.1;
-        dims.push((
+        dims.push(per_modality(
             format!("mixture-file {}", p.display()),
             cols.saturating_sub(1),
-        ));
+        )?);
     }
     if let Some((p, cols)) = train {
-        dims.push((format!("train-file {}", p.display()), cols));
+        dims.push(per_modality(format!("train-file {}", p.display()), cols)?);
     }
     Ok(dims)
 }

@@ -5,7 +5,7 @@ use nalgebra::DVector;
 
 use crate::config::Config;
 use crate::linalg::Linear;
-use crate::model::coupling::{Coupling, paired_mean};
+use crate::model::coupling::{Coupling, Pairing, paired_classes, paired_mean};
 use crate::model::precision::build_u;
 use crate::model::rotation::build_q;
 use crate::model::target::class_mean;
@@ -75,19 +75,41 @@ pub fn build(cfg: &Config) -> Result<Built> {
     })
 }
 
-/// Two coupled modalities of dimension d: U = K ⊗ U_d, classes ±(m_x, m_y) with m_x from `mean`
-/// (norm² `mean-norm2`) and m_y ⟂ m_x of the same norm, C = σ²I in dimension 2d, Q = 0.
+/// Two coupled modalities of dimension d: U = K ⊗ U_d (and the coupling's rotation or schedule),
+/// C = σ²I in dimension 2d; classes from m_x (`mean`, norm² `mean-norm2`) and m_y at
+/// `pair-angle` to it, paired as `pairing` says, or the joint classes of a mixture file.
 fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
     let d = cfg.dim;
     let u_d = build_u(&cfg.u, d, cfg.seed)?;
+    let process = coupling.process(&u_d)?;
+    let sigma2 = cfg.sigma * cfg.sigma;
+    if let Some(path) = &cfg.mixture_file {
+        let mixture =
+            Mixture::from_file(path, Linear::Scalar(sigma2, 2 * d)).context("mixture-file")?;
+        anyhow::ensure!(
+            mixture.dim() == 2 * d,
+            "mixture-file: {} columns of means, but two coupled modalities of d = {d} need {}",
+            mixture.dim(),
+            2 * d
+        );
+        return Ok(Built {
+            process,
+            mixture,
+            class_dir: None,
+        });
+    }
     let m_x = class_mean(&cfg.mean, &u_d, d, cfg.mean_norm2(), cfg.seed)?;
-    let m = paired_mean(&m_x)?;
-    let u = coupling.joint_precision(&u_d);
-    let process = Process::new(u, Linear::Scalar(0.0, 2 * d))?;
-    let class_dir = (m.norm() > 0.0).then(|| m.normalize());
+    let m = paired_mean(&m_x, cfg.pair_angle)?;
+    let means = paired_classes(coupling, &m, cfg.pairing)?;
+    let class_dir = (cfg.pairing == Pairing::Shared && m.norm() > 0.0).then(|| m.normalize());
+    let k = means.len();
     Ok(Built {
         process,
-        mixture: Mixture::two_class(m, cfg.sigma),
+        mixture: Mixture {
+            weights: vec![1.0 / k as f64; k],
+            means,
+            cov: Linear::Scalar(sigma2, 2 * d),
+        },
         class_dir,
     })
 }
@@ -95,7 +117,7 @@ fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
 /// The empirical target: training points from a file, or drawn from the mixture with the seed.
 pub fn training_set(cfg: &Config, built: &Built) -> Result<Empirical> {
     match &cfg.train_file {
-        Some(path) => Empirical::from_file(path, Some(cfg.dim)).context("train-file"),
+        Some(path) => Empirical::from_file(path, Some(built.process.dim())).context("train-file"),
         None => Ok(Empirical {
             points: built.mixture.sample_training_set(cfg.n_train, cfg.seed),
         }),

@@ -72,22 +72,54 @@ pub struct Speciation {
     pub f_at_speciation: f64,
     pub pairs: u64,
     pub phi: Vec<PhiPoint>,
+    /// With --coupling: φ per mode (clone pairs that agree on the mode's label).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modes: Option<Vec<ModePhi>>,
+    /// t_S(common) − t_S(difference), theory and measured: positive when the common mode
+    /// resolves first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_gap_theory: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_gap_measured: Option<f64>,
     pub theory: Theory,
+}
+
+/// The cloning experiment read on one mode of coupled modalities.
+#[derive(Serialize)]
+pub struct ModePhi {
+    pub name: &'static str,
+    /// s(t) = 1 for the class deviations projected onto the mode.
+    pub t_s_theory: Option<f64>,
+    /// Where the mode's φ crosses F(1).
+    pub t_s_measured: Option<f64>,
+    /// The mode's label of each class (classes whose means project alike share one).
+    pub class_groups: Vec<usize>,
+    pub phi: Vec<ModePoint>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModePoint {
+    pub t: f64,
+    pub phi: f64,
+    pub stderr: f64,
+    /// F(s(t)) of the mode, when its classes are two symmetric groups (per-mode pairing).
+    pub phi_theory: Option<f64>,
 }
 
 pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation> {
     let cfg = cx.cfg.clone();
     let (built, plan, theory) = cx.mixture_setup()?;
+    let mode_times = match &cfg.coupling {
+        Some(c) => super::theory::mode_theory(&built, c, cfg.n_train, cfg.t_max)?
+            .iter()
+            .map(|m| m.t_s)
+            .collect(),
+        None => vec![],
+    };
     let times = cfg
         .branch_times
         .clone()
-        .unwrap_or_else(|| match theory.t_s {
-            Some(ts) => [0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0]
-                .iter()
-                .map(|f| f * ts)
-                .collect(),
-            None => (1..=8).map(|k| cfg.t_max * k as f64 / 9.0).collect(),
-        });
+        .unwrap_or_else(|| default_branch_times(theory.t_s, &mode_times, cfg.t_max));
     let steps = grid_points(&cx.grid, &times, true);
     let pairs = cx.pairs(20_000);
     let two_class = theory::symmetric_two_class(&built.mixture).cloned();
@@ -113,16 +145,108 @@ pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation>
             PhiPoint::new(b, th)
         })
         .collect();
+    let modes = cfg.coupling.as_ref().map(|c| {
+        c.modes()
+            .iter()
+            .zip(&mode_times)
+            .map(|(mode, &t_s)| mode_phi(&built, mode, t_s, &branches))
+            .collect::<Vec<_>>()
+    });
+    let gap = |f: fn(&ModePhi) -> Option<f64>| {
+        let m = modes.as_ref()?;
+        Some(f(&m[0])? - f(&m[1])?)
+    };
     let result = Speciation {
         t_s_theory: theory.t_s,
         t_s_measured: crossing(&branches, level),
         f_at_speciation: level,
         pairs: branches.first().map_or(0, |b| b.pairs),
         phi,
+        sync_gap_theory: gap(|m| m.t_s_theory),
+        sync_gap_measured: gap(|m| m.t_s_measured),
+        modes,
         theory,
     };
     write_outputs(cx, &result)?;
     Ok(result)
+}
+
+/// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the
+/// horizon when there is no theory.
+fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) -> Vec<f64> {
+    let known: Vec<f64> = t_s
+        .iter()
+        .chain(mode_t_s.iter().flatten())
+        .copied()
+        .collect();
+    if known.is_empty() {
+        return (1..=8).map(|k| t_max * k as f64 / 9.0).collect();
+    }
+    let (lo, hi) = known
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(l, h), &t| (l.min(t), h.max(t)));
+    if mode_t_s.is_empty() || hi <= lo * 1.05 {
+        return [0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0]
+            .iter()
+            .map(|f| f * hi)
+            .collect();
+    }
+    // Several modes: an even spread from below the earliest to past the latest.
+    let (a, b) = (0.6 * lo, (1.6 * hi).min(t_max));
+    (0..12).map(|k| a + (b - a) * k as f64 / 11.0).collect()
+}
+
+/// The clone pairs read on one mode: a pair agrees when its two final classes carry the same
+/// label on the mode.
+fn mode_phi(
+    built: &super::build::Built,
+    mode: &crate::model::coupling::Mode,
+    t_s: Option<f64>,
+    branches: &[Branch],
+) -> ModePhi {
+    let mix = &built.mixture;
+    let groups = mode.groups(&mix.means);
+    // F(s) holds for two symmetric groups: two labels of equal weight.
+    let weight_of = |g: usize| -> f64 {
+        groups
+            .iter()
+            .zip(&mix.weights)
+            .filter(|(h, _)| **h == g)
+            .map(|(_, w)| w)
+            .sum()
+    };
+    let symmetric = groups.iter().max() == Some(&1) && (weight_of(0) - weight_of(1)).abs() < 1e-12;
+    let deviations: Vec<_> = theory::between_class_deviations(mix)
+        .iter()
+        .map(|d| crate::model::coupling::project(mode, d))
+        .collect();
+    let mode_branches: Vec<Branch> = branches
+        .iter()
+        .filter_map(|b| b.regrouped(&groups))
+        .collect();
+    let phi = mode_branches
+        .iter()
+        .map(|b| ModePoint {
+            t: b.t,
+            phi: b.phi(),
+            stderr: b.stderr(),
+            phi_theory: symmetric.then(|| {
+                cloning_probability(theory::between_snr(
+                    &built.process,
+                    &deviations,
+                    &mix.cov,
+                    b.t,
+                ))
+            }),
+        })
+        .collect();
+    ModePhi {
+        name: mode.name,
+        t_s_theory: t_s,
+        t_s_measured: crossing(&mode_branches, f_at_speciation()),
+        class_groups: groups,
+        phi,
+    }
 }
 
 fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
@@ -138,6 +262,15 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
                 .s_curve
                 .iter()
                 .map(|&(t, s, l, f)| vec![t, s, l, f]),
+        )?;
+    }
+    for m in r.modes.iter().flatten() {
+        out.write_csv(
+            &format!("phi_{}.csv", m.name),
+            &["t", "phi", "stderr", "phi_theory"],
+            m.phi
+                .iter()
+                .map(|p| vec![p.t, p.phi, p.stderr, p.phi_theory.unwrap_or(f64::NAN)]),
         )?;
     }
     let mut series = vec![
@@ -170,7 +303,32 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
             style: Style::Line,
         });
     }
+    for m in r.modes.iter().flatten() {
+        series.push(Series {
+            label: format!("φ on the {} mode (±1 s.e.)", m.name),
+            points: m.phi.iter().map(|p| (p.t, p.phi)).collect(),
+            error: Some(m.phi.iter().map(|p| p.stderr).collect()),
+            style: Style::Points,
+        });
+        if m.phi.iter().all(|p| p.phi_theory.is_some()) {
+            series.push(Series {
+                label: format!("theory on the {} mode", m.name),
+                points: m
+                    .phi
+                    .iter()
+                    .map(|p| (p.t, p.phi_theory.unwrap_or(f64::NAN)))
+                    .collect(),
+                error: None,
+                style: Style::Line,
+            });
+        }
+    }
     let mut markers = vec![];
+    for m in r.modes.iter().flatten() {
+        if let Some(t) = m.t_s_theory {
+            markers.push((format!("t_S {} theory", m.name), t));
+        }
+    }
     if let Some(t) = r.t_s_theory {
         markers.push(("t_S theory".to_string(), t));
     }
@@ -202,8 +360,23 @@ pub fn table(r: &Speciation) -> String {
             opt(p.phi_theory)
         );
     }
+    for m in r.modes.iter().flatten() {
+        s += &format!(
+            "\n{} mode\n     t   φ clones ± s.e.   F(s(t)) theory\n",
+            m.name
+        );
+        for p in &m.phi {
+            s += &format!(
+                "{:>6.3}   {:.4} ± {:.4}      {}\n",
+                p.t,
+                p.phi,
+                p.stderr,
+                opt(p.phi_theory)
+            );
+        }
+    }
     s += "\n";
-    s += &format_table(&[
+    let mut rows = vec![
         ("t_S theory (s(t) = 1)".into(), opt(r.t_s_theory)),
         (
             format!("t_S measured (φ = {:.4})", r.f_at_speciation),
@@ -214,6 +387,19 @@ pub fn table(r: &Speciation) -> String {
             "spectral gap / bound".into(),
             format!("{:.4} / {:.4}", r.theory.spectral_gap, r.theory.gap_bound),
         ),
-    ]);
+    ];
+    for m in r.modes.iter().flatten() {
+        rows.push((
+            format!("t_S {} mode: theory, measured", m.name),
+            format!("{}, {}", opt(m.t_s_theory), opt(m.t_s_measured)),
+        ));
+    }
+    if r.modes.is_some() {
+        rows.push((
+            "synchronization gap: theory, measured".into(),
+            format!("{}, {}", opt(r.sync_gap_theory), opt(r.sync_gap_measured)),
+        ));
+    }
+    s += &format_table(&rows);
     s
 }

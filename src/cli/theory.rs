@@ -5,6 +5,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Context;
+use nalgebra::DMatrix;
+
 use crate::linalg::Linear;
 use crate::model::Process;
 use crate::model::coupling::{Coupling, project};
@@ -30,41 +32,59 @@ pub struct TheoryStudy {
 #[derive(Serialize)]
 pub struct ModeTheory {
     pub name: &'static str,
-    /// K's eigenvalue κ times the mean rate Tr(U_d)/d: how fast the mode relaxes.
+    /// K's eigenvalue κ (at the stationary γ) times the mean rate Tr(U_d)/d: how fast the mode
+    /// relaxes.
     pub rate: f64,
-    /// When the classes separate along this mode: s(t) = 1 for the mode's part of the mean.
+    /// When the classes separate along this mode: s(t) = 1 for the class deviations' projection
+    /// onto it.
     pub t_s: Option<f64>,
     /// When N training points memorise along this mode alone (the REM on its d directions).
     pub t_c: Option<f64>,
 }
 
-/// The per-mode speciation and collapse times. The modes never mix (K ⊗ U_d and C = σ²I act
-/// within each), so a mode's s(t) is the joint formula on the mean's projection onto it, and its
-/// collapse is that of a d-dimensional process relaxing at κ·U_d.
-fn mode_theory(
+/// The per-mode speciation and collapse times. Symmetric couplings and C = σ²I act within each
+/// mode, so a mode's s(t) is the joint between-class SNR of the class deviations projected onto
+/// it (exact under a schedule too: the process evaluates E(t) and Γ(t) in closed form), and its
+/// collapse that of the mode's own d-dimensional process (the joint one restricted to the mode).
+pub fn mode_theory(
     built: &super::build::Built,
     coupling: &Coupling,
     n: usize,
     t_max: f64,
 ) -> Result<Vec<ModeTheory>> {
     let p = &built.process;
-    let m = &built.mixture.means[0];
     let c = &built.mixture.cov;
     let d = p.dim() / 2;
-    let u_d = p.u.to_dense().view((0, 0), (d, d)).into_owned();
-    let u_d = Linear::from_dense(u_d);
-    let mean_rate = u_d.diagonal().sum() / d as f64;
+    let deviations = theory::between_class_deviations(&built.mixture);
+    let joint_u = p.u.to_dense();
     coupling
         .modes()
         .iter()
         .map(|mode| {
-            let alone = Process::new(u_d.scale(mode.kappa), Linear::Scalar(0.0, d))?;
+            let projected: Vec<_> = deviations.iter().map(|dev| project(mode, dev)).collect();
+            // The mode's process on its d coordinates: U restricted to the mode, Q = 0.
+            let [a, b] = mode.direction;
+            let basis = DMatrix::from_fn(2 * d, d, |r, col| {
+                if r == col {
+                    a
+                } else if r == col + d {
+                    b
+                } else {
+                    0.0
+                }
+            });
+            let u_mode = Linear::from_dense(basis.transpose() * &joint_u * &basis);
+            let rate = u_mode.diagonal().sum() / d as f64;
+            let alone = match p.schedule.as_ref() {
+                Some(_) => None, // the REM below needs a constant drift
+                None => Some(Process::new(u_mode, Linear::Scalar(0.0, d))?),
+            };
             let c_d = Linear::Scalar(c.diagonal()[0], d);
             Ok(ModeTheory {
                 name: mode.name,
-                rate: mode.kappa * mean_rate,
-                t_s: theory::t_speciation(p, &project(mode, m), c, t_max),
-                t_c: theory::t_collapse(&alone, &c_d, n, t_max),
+                rate,
+                t_s: theory::t_speciation_between(p, &projected, c, t_max),
+                t_c: alone.and_then(|alone| theory::t_collapse(&alone, &c_d, n, t_max)),
             })
         })
         .collect()
@@ -91,7 +111,8 @@ pub fn theory(cx: &mut Context) -> Result<TheoryStudy> {
     let s2 = cfg.sigma * cfg.sigma;
     let modes = cfg
         .coupling
-        .map(|c| mode_theory(&built, &c, n, cfg.t_max))
+        .as_ref()
+        .map(|c| mode_theory(&built, c, n, cfg.t_max))
         .transpose()?;
     let sync_gap = modes.as_ref().and_then(|m| Some(m[0].t_s? - m[1].t_s?));
     let result = TheoryStudy {

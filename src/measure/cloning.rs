@@ -23,6 +23,10 @@ pub struct Branch {
     pub agree: u64,
     /// Posterior purity Σ r² at the branch point (mean, count, M2).
     pub purity: Moments,
+    /// Pairs by (first clone's label, second's), K×K row-major; empty when K is large
+    /// ([`crate::stats::Tally::pair_labels`]).
+    #[serde(skip)]
+    pub pair_labels: Vec<u64>,
 }
 
 impl Branch {
@@ -33,9 +37,31 @@ impl Branch {
 
     /// Binomial standard error of φ.
     pub fn stderr(&self) -> f64 {
-        let p = self.phi();
-        (p * (1.0 - p) / self.pairs as f64).sqrt()
+        binomial_stderr(self.phi(), self.pairs)
     }
+
+    /// The branch seen through a coarser label, `group[class]`: a pair agrees when its two
+    /// classes fall in the same group. None without the pair histogram.
+    pub fn regrouped(&self, group: &[usize]) -> Option<Branch> {
+        let k = group.len();
+        if self.pair_labels.len() != k * k {
+            return None;
+        }
+        let agree = (0..k * k)
+            .filter(|i| group[i / k] == group[i % k])
+            .map(|i| self.pair_labels[i])
+            .sum();
+        Some(Branch {
+            agree,
+            pair_labels: vec![],
+            ..self.clone()
+        })
+    }
+}
+
+/// The standard error of a fraction p of n trials.
+pub fn binomial_stderr(p: f64, n: u64) -> f64 {
+    (p * (1.0 - p) / n as f64).sqrt()
 }
 
 /// Branches `pairs` trajectories at each grid point of `steps` and runs both clones to t = 0.
@@ -63,6 +89,7 @@ pub fn clone_pairs<E: Engine>(
     );
     let mut trunk_rec = Recorder::new(plan, points.clone(), vec![]);
     let mut agree = vec![0u64; points.len()];
+    let mut pair_labels = vec![vec![]; points.len()];
     let mut done = 0u64;
     // Clones double the particles on the engine: half a batch of trunks.
     let size = (batch_size(engine, plan, batch) / 2).max(1);
@@ -71,6 +98,7 @@ pub fn clone_pairs<E: Engine>(
         // Fold into copies, so a batch that fails half-way leaves no trace.
         let mut rec = trunk_rec.clone();
         let mut batch_agree = agree.clone();
+        let mut batch_pairs = pair_labels.clone();
         let mut trunk = engine.start(plan, seed, &ids)?;
         let mut at = 0;
         for (i, &j) in points.iter().enumerate() {
@@ -80,23 +108,32 @@ pub fn clone_pairs<E: Engine>(
             let mut clones = engine.branch(&trunk, (i + 1) as u16)?;
             let none = &mut Recorder::none(plan);
             advance(engine, plan, &mut clones, (j, n), none, 2 * count, tick)?;
-            batch_agree[i] += engine.tally(plan, &clones)?.pairs_agree;
+            let tally = engine.tally(plan, &clones)?;
+            batch_agree[i] += tally.pairs_agree;
+            let hist: &mut Vec<u64> = &mut batch_pairs[i];
+            hist.resize(tally.pair_labels.len(), 0);
+            for (a, b) in hist.iter_mut().zip(&tally.pair_labels) {
+                *a += b;
+            }
         }
         trunk_rec = rec;
         agree = batch_agree;
+        pair_labels = batch_pairs;
         done += ids.len() as u64;
         Ok(())
     });
     let branches = points
         .iter()
         .zip(agree)
+        .zip(pair_labels)
         .zip(&trunk_rec.stats)
-        .map(|((&j, agree), stats)| Branch {
+        .map(|(((&j, agree), pair_labels), stats)| Branch {
             t: plan.grid.time(j),
             step: j,
             pairs: done,
             agree,
             purity: stats.purity.clone(),
+            pair_labels,
         })
         .collect();
     Ok(Cloning { branches, stopped })

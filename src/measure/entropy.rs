@@ -34,7 +34,7 @@ pub fn excess_entropy(
     let (n, d) = (data.points.nrows(), data.points.ncols());
     let alpha = (n as f64).ln() / d as f64;
     let e = p.propagator(t);
-    let sigma = p.sigma_with(&e);
+    let sigma = p.sigma_with(t, &e);
     let chol = sigma.cholesky()?.to_dense();
     // Whitened centers: with Σ = L Lᵀ, q_ν = ‖L⁻¹(x − E a_ν)‖².
     let l_inv = chol.clone().try_inverse().ok_or_else(|| {

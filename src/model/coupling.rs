@@ -4,87 +4,326 @@
 //! split it into two modes that never mix: the common mode (x + y)/√2 relaxes at (1 − γ)·U_d, the
 //! difference mode (x − y)/√2 at (1 + γ)·U_d.
 
+//! Two modalities x, y ∈ R^d noised jointly (docs/mathematics.md §9). A symmetric coupling
+//! matrix K makes the joint stationary precision `U = K ⊗ U_d`: a process in dimension 2d like
+//! any other, so both engines run it through the same plan. K's eigenvectors split it into two
+//! modes that never mix: the common mode (x + y)/√2 and the difference mode (x − y)/√2, each
+//! relaxing at K's eigenvalue κ times U_d. A rotating coupling adds `Q = ω J ⊗ I_d`, which turns
+//! one mode into the other; a schedule γ(t) changes the rates, not the modes
+//! ([`super::schedule`]).
+
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use anyhow::{Result, anyhow, ensure};
 use nalgebra::{DMatrix, DVector};
 
-use crate::linalg::Linear;
+use super::Process;
+use super::schedule::{ModeRate, Schedule, ScheduledDrift};
+use crate::linalg::{Form, Linear};
 
-/// How the two modalities are coupled (`--coupling`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Coupling {
-    /// `K = [[1, −γ], [−γ, 1]]`, stable for |γ| < 1.
-    Additive(f64),
+/// The two symmetric families of K.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `K = [[1, −γ], [−γ, 1]]`: κ = 1 − γ (common), 1 + γ (difference); stable for |γ| < 1.
+    Additive,
+    /// `K = [[1 + γ, −γ], [−γ, 1 + γ]]`: κ = 1 (common), 1 + 2γ (difference); stable for γ > −½.
+    Diffusive,
 }
 
-/// One mode of the coupled process: its name, K's eigenvalue κ (the mode relaxes at κ·U_d) and
-/// its unit direction (a, b) in the modality plane (the mode is `a·x + b·y`).
+/// How strong the coupling is, and where.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Strength {
+    /// One γ for every feature, constant or a schedule γ(t).
+    Uniform(Schedule),
+    /// γ_i per feature i (constant; needs a diagonal U_d so that K_i ⊗ u_i stay symmetric).
+    Features(Vec<f64>),
+}
+
+/// How the two modalities are coupled (`--coupling`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Coupling {
+    Symmetric {
+        kind: Kind,
+        strength: Strength,
+    },
+    /// The additive K with a rotation `Q = ω J ⊗ I_d` between the modalities (J = [[0, 1],
+    /// [−1, 0]]): A = (I + Q)(K ⊗ U_d) has complex eigenvalues, an asymmetric coupling.
+    Rotating {
+        gamma: f64,
+        omega: f64,
+    },
+}
+
+/// One mode of the coupled process: its name, its unit direction (a, b) in the modality plane
+/// (the mode is `a·x + b·y`) and K's eigenvalue along it, `κ(γ) = base + slope·γ`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Mode {
     pub name: &'static str,
-    pub kappa: f64,
     pub direction: [f64; 2],
+    pub base: f64,
+    pub slope: f64,
 }
 
-impl Coupling {
-    pub fn gamma(&self) -> f64 {
-        match self {
-            Coupling::Additive(g) => *g,
-        }
+impl Mode {
+    pub fn kappa(&self, gamma: f64) -> f64 {
+        self.base + self.slope * gamma
     }
 
-    /// Refuses a coupling outside its stability bound (K must be positive definite).
-    pub fn check(&self) -> Result<()> {
-        let g = self.gamma();
-        ensure!(
-            g.is_finite() && g.abs() < 1.0,
-            "coupling: γ = {g} is outside the stability bound |γ| < 1 (K = [[1, −γ], [−γ, 1]] \
-             must be positive definite, or the joint process does not relax)"
-        );
-        Ok(())
+    /// The label a class has on this mode: classes whose means project onto the mode alike
+    /// share it (group indices in order of first appearance).
+    pub fn groups(&self, means: &[DVector<f64>]) -> Vec<usize> {
+        let projected: Vec<DVector<f64>> = means.iter().map(|m| project(self, m)).collect();
+        let scale = projected
+            .iter()
+            .map(|p| p.amax())
+            .fold(0.0, f64::max)
+            .max(1e-300);
+        let mut firsts: Vec<usize> = vec![];
+        projected
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                match firsts
+                    .iter()
+                    .position(|&f| (&projected[f] - p).amax() <= 1e-9 * scale)
+                {
+                    Some(g) => g,
+                    None => {
+                        firsts.push(i);
+                        firsts.len() - 1
+                    }
+                }
+            })
+            .collect()
     }
+}
 
-    /// The common and difference modes.
-    pub fn modes(&self) -> [Mode; 2] {
-        let g = self.gamma();
+impl Kind {
+    fn modes(self) -> [Mode; 2] {
         let h = std::f64::consts::FRAC_1_SQRT_2;
+        let (common, difference) = match self {
+            Kind::Additive => (-1.0, 1.0),
+            Kind::Diffusive => (0.0, 2.0),
+        };
         [
             Mode {
                 name: "common",
-                kappa: 1.0 - g,
                 direction: [h, h],
+                base: 1.0,
+                slope: common,
             },
             Mode {
                 name: "difference",
-                kappa: 1.0 + g,
                 direction: [h, -h],
+                base: 1.0,
+                slope: difference,
             },
         ]
     }
 
-    /// The joint precision `K ⊗ U_d` (2d × 2d, x first).
-    pub fn joint_precision(&self, u_d: &Linear) -> Linear {
-        let u = u_d.to_dense();
-        let d = u.nrows();
-        let g = self.gamma();
-        let mut out = DMatrix::zeros(2 * d, 2 * d);
-        out.view_mut((0, 0), (d, d)).copy_from(&u);
-        out.view_mut((d, d), (d, d)).copy_from(&u);
-        out.view_mut((0, d), (d, d)).copy_from(&(&u * -g));
-        out.view_mut((d, 0), (d, d)).copy_from(&(&u * -g));
-        Linear::from_dense(out)
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Additive => "additive",
+            Kind::Diffusive => "diffusive",
+        }
+    }
+
+    fn bound(self) -> &'static str {
+        match self {
+            Kind::Additive => "|γ| < 1 (K = [[1, −γ], [−γ, 1]] must be positive definite)",
+            Kind::Diffusive => "γ > −½ (K = [[1+γ, −γ], [−γ, 1+γ]] must be positive definite)",
+        }
+    }
+
+    /// K's diagonal and off-diagonal entries at γ.
+    fn entries(self, g: f64) -> (f64, f64) {
+        match self {
+            Kind::Additive => (1.0, -g),
+            Kind::Diffusive => (1.0 + g, -g),
+        }
     }
 }
 
-/// The joint class mean (m_x, m_y): m_y is orthogonal to m_x with the same norm (the alternating
-/// pattern (1, −1, 1, …) made orthogonal to m_x, or a coordinate axis where that degenerates).
-pub fn paired_mean(m_x: &DVector<f64>) -> Result<DVector<f64>> {
+impl Coupling {
+    /// A constant additive coupling.
+    pub fn additive(g: f64) -> Self {
+        Coupling::Symmetric {
+            kind: Kind::Additive,
+            strength: Strength::Uniform(Schedule::constant(g)),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            Coupling::Symmetric { kind, .. } => *kind,
+            Coupling::Rotating { .. } => Kind::Additive,
+        }
+    }
+
+    /// Every γ the coupling takes (at the knots of a schedule, where its extremes are).
+    fn gammas(&self) -> Vec<f64> {
+        match self {
+            Coupling::Symmetric {
+                strength: Strength::Uniform(s),
+                ..
+            } => s.knots.iter().map(|k| k.1).collect(),
+            Coupling::Symmetric {
+                strength: Strength::Features(g),
+                ..
+            } => g.clone(),
+            Coupling::Rotating { gamma, .. } => vec![*gamma],
+        }
+    }
+
+    /// The γ of the stationary law: the constant, the mean over features, or the value a
+    /// schedule settles at after its last knot.
+    pub fn gamma(&self) -> f64 {
+        match self {
+            Coupling::Symmetric {
+                strength: Strength::Uniform(s),
+                ..
+            } => s.last(),
+            Coupling::Symmetric {
+                strength: Strength::Features(g),
+                ..
+            } => g.iter().sum::<f64>() / g.len() as f64,
+            Coupling::Rotating { gamma, .. } => *gamma,
+        }
+    }
+
+    /// The schedule, when γ changes with time.
+    pub fn schedule(&self) -> Option<&Schedule> {
+        match self {
+            Coupling::Symmetric {
+                strength: Strength::Uniform(s),
+                ..
+            } if s.as_constant().is_none() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Refuses a coupling outside its stability bound (K must be positive definite at every
+    /// γ it takes), and per-feature values that do not match d.
+    pub fn check(&self, d: Option<usize>) -> Result<()> {
+        let kind = self.kind();
+        for g in self.gammas() {
+            ensure!(
+                g.is_finite() && kind.modes().iter().all(|m| m.kappa(g) > 0.0),
+                "coupling: γ = {g} is outside the stability bound {} of the {} coupling, or the \
+                 joint process does not relax",
+                kind.bound(),
+                kind.name()
+            );
+        }
+        if let Coupling::Rotating { omega, .. } = self {
+            ensure!(
+                omega.is_finite(),
+                "coupling: the rotation ω must be a finite number"
+            );
+        }
+        if let (
+            Coupling::Symmetric {
+                strength: Strength::Features(g),
+                ..
+            },
+            Some(d),
+        ) = (self, d)
+        {
+            ensure!(
+                g.len() == d,
+                "coupling: features gives {} values of γ but each modality has d = {d} features",
+                g.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// The common and difference modes (K's eigenvectors, the same for every γ).
+    pub fn modes(&self) -> [Mode; 2] {
+        self.kind().modes()
+    }
+
+    /// The joint precision `K ⊗ U_d` (2d × 2d, x first) at the stationary γ; per feature,
+    /// `K_i ⊗ u_i` on each pair (x_i, y_i).
+    pub fn joint_precision(&self, u_d: &Linear) -> Result<Linear> {
+        let u = u_d.to_dense();
+        let d = u.nrows();
+        let kind = self.kind();
+        let (diag, off) = match self {
+            Coupling::Symmetric {
+                strength: Strength::Features(g),
+                ..
+            } => {
+                ensure!(
+                    u_d.form() != Form::Dense,
+                    "coupling: per-feature γ needs a diagonal U (--u identity, scalar or diag): \
+                     K_i ⊗ U with a dense U is not symmetric"
+                );
+                let (a, b): (Vec<f64>, Vec<f64>) = g.iter().map(|&g| kind.entries(g)).unzip();
+                (
+                    DMatrix::from_diagonal(&DVector::from_vec(a)) * &u,
+                    DMatrix::from_diagonal(&DVector::from_vec(b)) * &u,
+                )
+            }
+            _ => {
+                let (a, b) = kind.entries(self.gamma());
+                (&u * a, &u * b)
+            }
+        };
+        let mut out = DMatrix::zeros(2 * d, 2 * d);
+        out.view_mut((0, 0), (d, d)).copy_from(&diag);
+        out.view_mut((d, d), (d, d)).copy_from(&diag);
+        out.view_mut((0, d), (d, d)).copy_from(&off);
+        out.view_mut((d, 0), (d, d)).copy_from(&off);
+        Ok(Linear::from_dense(out))
+    }
+
+    /// The joint forward process: U = K ⊗ U_d, the rotation of a rotating coupling, and the
+    /// time-dependent drift of a schedule.
+    pub fn process(&self, u_d: &Linear) -> Result<Process> {
+        let d = u_d.dim();
+        self.check(Some(d))?;
+        let u = self.joint_precision(u_d)?;
+        let q = match self {
+            Coupling::Rotating { omega, .. } => {
+                let mut q = DMatrix::zeros(2 * d, 2 * d);
+                for i in 0..d {
+                    q[(i, d + i)] = *omega;
+                    q[(d + i, i)] = -omega;
+                }
+                Linear::Dense(q)
+            }
+            _ => Linear::Scalar(0.0, 2 * d),
+        };
+        let process = Process::new(u, q)?;
+        Ok(match self.schedule() {
+            Some(s) => {
+                let rates = self
+                    .modes()
+                    .iter()
+                    .map(|m| ModeRate {
+                        direction: m.direction,
+                        base: m.base,
+                        slope: m.slope,
+                    })
+                    .collect();
+                process.with_schedule(Arc::new(ScheduledDrift::new(u_d, rates, s.clone())))
+            }
+            None => process,
+        })
+    }
+}
+
+/// The joint class mean (m_x, m_y): m_y has m_x's norm and makes `angle` degrees with it (0
+/// aligned, 90 orthogonal); its part orthogonal to m_x follows the alternating pattern
+/// (1, −1, 1, …) made orthogonal to m_x, or a coordinate axis where that degenerates.
+pub fn paired_mean(m_x: &DVector<f64>, angle: f64) -> Result<DVector<f64>> {
     let d = m_x.len();
     ensure!(
-        d >= 2,
-        "coupling: d = {d}: orthogonal class means m_x ⟂ m_y need d ≥ 2"
+        angle.is_finite() && (0.0..=180.0).contains(&angle),
+        "pair-angle: {angle} must be between 0 and 180 degrees"
     );
     let norm = m_x.norm();
     let orthogonal = |v: DVector<f64>| {
@@ -96,13 +335,63 @@ pub fn paired_mean(m_x: &DVector<f64>) -> Result<DVector<f64>> {
         (v.norm() > 1e-9).then(|| v.normalize() * norm)
     };
     let alternating = DVector::from_fn(d, |i, _| if i % 2 == 0 { 1.0 } else { -1.0 });
-    let m_y = orthogonal(alternating)
-        .or_else(|| (0..d).find_map(|k| orthogonal(DVector::from_fn(d, |i, _| f64::from(i == k)))))
-        .ok_or_else(|| anyhow!("coupling: no direction orthogonal to m_x"))?;
+    let (cos, sin) = (angle.to_radians().cos(), angle.to_radians().sin());
+    let m_y = if sin.abs() < 1e-12 {
+        m_x * cos.signum()
+    } else {
+        ensure!(
+            d >= 2,
+            "coupling: d = {d}: class means at an angle need d ≥ 2 per modality"
+        );
+        let u = orthogonal(alternating)
+            .or_else(|| {
+                (0..d).find_map(|k| orthogonal(DVector::from_fn(d, |i, _| f64::from(i == k))))
+            })
+            .ok_or_else(|| anyhow!("coupling: no direction orthogonal to m_x"))?;
+        m_x * cos + u * sin
+    };
     Ok(DVector::from_iterator(
         2 * d,
         m_x.iter().chain(m_y.iter()).copied(),
     ))
+}
+
+/// How the classes of the two modalities go together (`--pairing`).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pairing {
+    /// Paired data: one label for both modalities, classes ±(m_x, m_y).
+    Shared,
+    /// Each mode carries its own label: the four classes s_c·m_c + s_d·m_d (s = ±1), so the
+    /// modes are independent and each speciates as the single-modality theory of its rate says.
+    PerMode,
+}
+
+/// The class means of a pairing for the joint mean m = (m_x, m_y).
+pub fn paired_classes(
+    coupling: &Coupling,
+    m: &DVector<f64>,
+    pairing: Pairing,
+) -> Result<Vec<DVector<f64>>> {
+    match pairing {
+        Pairing::Shared => Ok(vec![m.clone(), -m]),
+        Pairing::PerMode => {
+            let [c, d] = coupling.modes().map(|mode| project(&mode, m));
+            ensure!(
+                c.norm() > 1e-12 * m.norm() && d.norm() > 1e-12 * m.norm(),
+                "pairing: per-mode needs a class mean along both modes, but m_x and m_y are \
+                 {} (use a pair-angle strictly between 0 and 180)",
+                if d.norm() <= 1e-12 * m.norm() {
+                    "aligned"
+                } else {
+                    "opposite"
+                }
+            );
+            Ok(vec![&c + &d, &c - &d, -&c + &d, -&c - &d])
+        }
+    }
 }
 
 /// The projection of a joint vector (x, y) onto a mode: `(e eᵀ ⊗ I) v` for the mode's direction e.
@@ -119,28 +408,68 @@ pub fn project(mode: &Mode, v: &DVector<f64>) -> DVector<f64> {
 impl FromStr for Coupling {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
-        let forms = "additive:GAMMA (|γ| < 1)";
-        let (head, rest) = s.split_once(':').unwrap_or((s, ""));
-        match head.trim() {
-            "additive" => {
-                let g: f64 = rest.trim().parse().map_err(|_| {
-                    anyhow!("coupling (--coupling): '{s}': GAMMA must be a number; accepted forms: {forms}")
-                })?;
-                let c = Coupling::Additive(g);
-                c.check()?;
-                Ok(c)
+        let forms = "additive:G or diffusive:G (G a number, step:G0,T1,G1,…, ramp:G0,T1,G1,… or \
+                     file:PATH), additive:features:G1,…,Gd, diffusive:features:G1,…,Gd, \
+                     rotating:G,OMEGA";
+        let (head, rest) = s.trim().split_once(':').unwrap_or((s.trim(), ""));
+        let number = |x: &str| -> Result<f64> {
+            x.trim().parse().map_err(|_| {
+                anyhow!(
+                    "coupling (--coupling): '{s}': '{x}' is not a number; accepted forms: {forms}"
+                )
+            })
+        };
+        let coupling = match head {
+            "additive" | "diffusive" => {
+                let kind = if head == "additive" {
+                    Kind::Additive
+                } else {
+                    Kind::Diffusive
+                };
+                let strength = match rest.strip_prefix("features:") {
+                    Some(list) => Strength::Features(
+                        list.split(',').map(number).collect::<Result<Vec<f64>>>()?,
+                    ),
+                    None => Strength::Uniform(rest.parse().map_err(|e| {
+                        anyhow!("coupling (--coupling): '{s}': {e}; accepted forms: {forms}")
+                    })?),
+                };
+                Coupling::Symmetric { kind, strength }
             }
-            _ => Err(anyhow!(
-                "coupling (--coupling): cannot use '{s}': unknown form; accepted forms: {forms}"
-            )),
-        }
+            "rotating" => {
+                let parts = rest.split(',').map(number).collect::<Result<Vec<f64>>>()?;
+                let [gamma, omega] = parts[..] else {
+                    return Err(anyhow!(
+                        "coupling (--coupling): '{s}': rotating takes two numbers G,OMEGA"
+                    ));
+                };
+                Coupling::Rotating { gamma, omega }
+            }
+            _ => {
+                return Err(anyhow!(
+                    "coupling (--coupling): cannot use '{s}': unknown form; accepted forms: {forms}"
+                ));
+            }
+        };
+        coupling.check(None)?;
+        Ok(coupling)
     }
 }
 
 impl fmt::Display for Coupling {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Coupling::Additive(g) => write!(f, "additive:{g}"),
+            Coupling::Symmetric { kind, strength } => {
+                write!(f, "{}:", kind.name())?;
+                match strength {
+                    Strength::Uniform(s) => write!(f, "{s}"),
+                    Strength::Features(g) => {
+                        let list: Vec<String> = g.iter().map(|x| x.to_string()).collect();
+                        write!(f, "features:{}", list.join(","))
+                    }
+                }
+            }
+            Coupling::Rotating { gamma, omega } => write!(f, "rotating:{gamma},{omega}"),
         }
     }
 }
@@ -153,49 +482,146 @@ mod tests {
 
     #[test]
     fn modes_diagonalise_the_joint_precision() {
-        let c: Coupling = "additive:0.3".parse().unwrap();
-        assert_eq!(c.to_string(), "additive:0.3");
-        let d = 3;
-        let u = c.joint_precision(&Linear::Diagonal(DVector::from_vec(vec![1.0, 2.0, 0.5])));
-        let v = DVector::from_fn(2 * d, |i, _| (i as f64 + 1.0).sin());
-        for m in c.modes() {
-            // U acts on a mode's component as κ·U_d.
-            let pv = project(&m, &v);
-            let lhs = u.apply(&pv);
-            let rhs = project(&m, &lhs);
+        let u_d = Linear::Diagonal(DVector::from_vec(vec![1.0, 2.0, 0.5]));
+        for spec in [
+            "additive:0.3",
+            "diffusive:-0.2",
+            "additive:features:0.1,0.5,-0.3",
+        ] {
+            let c: Coupling = spec.parse().unwrap();
+            assert_eq!(c.to_string(), spec);
+            let d = 3;
+            let u = c.joint_precision(&u_d).unwrap();
+            let v = DVector::from_fn(2 * d, |i, _| (i as f64 + 1.0).sin());
+            for m in c.modes() {
+                // U leaves each mode's component within the mode.
+                let lhs = u.apply(&project(&m, &v));
+                assert!(
+                    (&lhs - project(&m, &lhs)).amax() < 1e-12,
+                    "{spec} {}",
+                    m.name
+                );
+            }
+            let sum = project(&c.modes()[0], &v) + project(&c.modes()[1], &v);
             assert!(
-                (&lhs - &rhs).amax() < 1e-12,
-                "{}: U leaves the mode",
-                m.name
+                (sum - &v).amax() < 1e-12,
+                "the two modes span the joint space"
             );
         }
-        let sum = project(&c.modes()[0], &v) + project(&c.modes()[1], &v);
+        // κ on each mode: U acts on the common mode of feature 0 as κ_c(γ)·u_0.
+        let c: Coupling = "diffusive:0.25".parse().unwrap();
+        let u = c.joint_precision(&u_d).unwrap().to_dense();
+        let h = std::f64::consts::FRAC_1_SQRT_2;
+        let mut e = DVector::zeros(6);
+        (e[0], e[3]) = (h, -h);
         assert!(
-            (sum - &v).amax() < 1e-12,
-            "the two modes span the joint space"
-        );
-        for bad in ["additive:1", "additive:-1.5", "additive:x", "diffusive:0.1"] {
-            let e = bad.parse::<Coupling>().unwrap_err().to_string();
-            assert!(e.contains("coupling"), "{bad}: {e}");
-        }
-        assert!(
-            "additive:1"
-                .parse::<Coupling>()
-                .unwrap_err()
-                .to_string()
-                .contains("|γ| < 1")
+            ((&u * &e) - &e * (1.5 * 1.0)).amax() < 1e-12,
+            "difference κ = 1 + 2γ"
         );
     }
 
     #[test]
-    fn paired_means_are_orthogonal_with_equal_norms() {
+    fn stability_bounds_are_enforced() {
+        for bad in [
+            "additive:1",
+            "additive:-1.5",
+            "additive:x",
+            "diffusive:-0.5",
+            "additive:step:0.2,1,1.2",
+            "additive:ramp:0,2,-1",
+            "rotating:0.1",
+            "wave:0.1",
+        ] {
+            let e = bad.parse::<Coupling>().unwrap_err().to_string();
+            assert!(e.contains("coupling"), "{bad}: {e}");
+        }
+        let e = "diffusive:-0.6"
+            .parse::<Coupling>()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("γ > −½"), "{e}");
+        let per: Coupling = "additive:features:0.1,0.2".parse().unwrap();
+        assert!(
+            per.check(Some(3))
+                .unwrap_err()
+                .to_string()
+                .contains("d = 3")
+        );
+        let dense = Linear::Dense(DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]));
+        assert!(per.joint_precision(&dense).is_err());
+    }
+
+    #[test]
+    fn paired_means_make_their_angle_with_equal_norms() {
         for d in [2, 3, 8] {
             let m_x = DVector::from_element(d, 1.0);
-            let m = paired_mean(&m_x).unwrap();
-            let (x, y) = (m.rows(0, d), m.rows(d, d));
-            assert!(x.dot(&y).abs() < 1e-12, "d = {d}");
-            assert!((y.norm() - x.norm()).abs() < 1e-12);
+            for angle in [0.0, 30.0, 90.0, 180.0] {
+                let m = paired_mean(&m_x, angle).unwrap();
+                let (x, y) = (m.rows(0, d), m.rows(d, d));
+                assert!((y.norm() - x.norm()).abs() < 1e-12);
+                let cos = x.dot(&y) / (x.norm() * y.norm());
+                assert!(
+                    (cos - angle.to_radians().cos()).abs() < 1e-12,
+                    "d = {d}, {angle}°"
+                );
+            }
         }
-        assert!(paired_mean(&DVector::from_element(1, 1.0)).is_err());
+        assert!(paired_mean(&DVector::from_element(1, 1.0), 90.0).is_err());
+        assert!(paired_mean(&DVector::from_element(2, 1.0), 200.0).is_err());
+    }
+
+    #[test]
+    fn per_mode_classes_carry_one_label_per_mode() {
+        let c = Coupling::additive(0.5);
+        let m = paired_mean(&DVector::from_element(4, 1.0), 90.0).unwrap();
+        let classes = paired_classes(&c, &m, Pairing::PerMode).unwrap();
+        assert_eq!(classes.len(), 4);
+        let [common, difference] = c.modes();
+        // Classes 0, 1 share the common mode's sign, classes 0, 2 the difference mode's.
+        let pc = |k: usize| project(&common, &classes[k]);
+        let pd = |k: usize| project(&difference, &classes[k]);
+        assert!((pc(0) - pc(1)).amax() < 1e-12 && (pc(0) + pc(2)).amax() < 1e-12);
+        assert!((pd(0) - pd(2)).amax() < 1e-12 && (pd(0) + pd(1)).amax() < 1e-12);
+        assert_eq!(common.groups(&classes), vec![0, 0, 1, 1]);
+        assert_eq!(difference.groups(&classes), vec![0, 1, 0, 1]);
+        let shared = paired_classes(&c, &m, Pairing::Shared).unwrap();
+        assert_eq!(common.groups(&shared), vec![0, 1]);
+        let aligned = paired_mean(&DVector::from_element(4, 1.0), 0.0).unwrap();
+        assert!(paired_classes(&c, &aligned, Pairing::PerMode).is_err());
+    }
+
+    /// A step schedule composes the two constant processes: E(t) = E₂(t − t₁) E₁(t₁) and
+    /// Σ(t) = E₂ Σ₁(t₁) E₂ᵀ + Σ₂(t − t₁), with a dense U_d.
+    #[test]
+    fn a_step_schedule_composes_its_constant_pieces() {
+        let u_d = Linear::Dense(DMatrix::from_row_slice(2, 2, &[1.5, 0.4, 0.4, 0.8]));
+        let scheduled: Coupling = "diffusive:step:0.6,0.7,-0.3".parse().unwrap();
+        let p = scheduled.process(&u_d).unwrap();
+        let p1 = "diffusive:0.6"
+            .parse::<Coupling>()
+            .unwrap()
+            .process(&u_d)
+            .unwrap();
+        let p2 = "diffusive:-0.3"
+            .parse::<Coupling>()
+            .unwrap()
+            .process(&u_d)
+            .unwrap();
+        let (t1, t) = (0.7, 1.9);
+        let e1 = p1.propagator(t1);
+        let e2 = p2.propagator(t - t1);
+        let e = e2.mul(&e1);
+        let sigma = e2
+            .mul(&p1.sigma_with(t1, &e1))
+            .mul(&e2.transpose())
+            .add(&p2.sigma_with(t - t1, &e2));
+        let close = |a: &Linear, b: &Linear| (a.to_dense() - b.to_dense()).amax() < 1e-12;
+        assert!(close(&p.propagator(t), &e));
+        assert!(close(&p.sigma_with(t, &e), &sigma));
+        // Before the switch it is the first process; the drift follows γ(t).
+        assert!(close(&p.propagator(0.3), &p1.propagator(0.3)));
+        assert!(close(&p.drift(0.3), &p1.a) && close(&p.drift(1.0), &p2.a));
+        // The stationary law is that of the last γ.
+        assert!(close(&p.u, &p2.u));
     }
 }

@@ -4,6 +4,7 @@ pub mod coupling;
 pub mod precision;
 pub mod process;
 pub mod rotation;
+pub mod schedule;
 pub mod spec;
 pub mod target;
 

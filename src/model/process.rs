@@ -1,7 +1,10 @@
 //! The forward OU process `dx = −A x dt + √2 dW`, `A = (I + Q) U` (docs/mathematics.md §1, §2).
 
+use std::sync::Arc;
+
 use anyhow::{Result, bail, ensure};
 
+use super::schedule::ScheduledDrift;
 use crate::linalg::Linear;
 
 #[derive(Clone, Debug)]
@@ -14,6 +17,9 @@ pub struct Process {
     pub a: Linear,
     /// Stationary covariance U⁻¹.
     pub u_inv: Linear,
+    /// A drift that changes with time (a coupling schedule); U, A and U⁻¹ above are then those
+    /// the process settles at once the schedule stops changing.
+    pub schedule: Option<Arc<ScheduledDrift>>,
 }
 
 /// Largest eigenvalue of U, and inverse of the smallest, that a process may have.
@@ -86,32 +92,59 @@ impl Process {
         );
         let a = u.add(&q.mul(&u));
         let u_inv = u.inverse_spd()?;
-        Ok(Process { u, q, a, u_inv })
+        Ok(Process {
+            u,
+            q,
+            a,
+            u_inv,
+            schedule: None,
+        })
+    }
+
+    /// The same process with a time-dependent drift.
+    pub fn with_schedule(mut self, drift: Arc<ScheduledDrift>) -> Self {
+        self.schedule = Some(drift);
+        self
     }
 
     pub fn dim(&self) -> usize {
         self.u.dim()
     }
 
-    /// `E_t = exp(−A t)`.
+    /// `E_t`, the mean's factor at time t: `exp(−A t)`, or the time-ordered product under a
+    /// schedule.
     pub fn propagator(&self, t: f64) -> Linear {
-        self.a.exp_scaled(-t)
+        match &self.schedule {
+            Some(s) => s.propagator(t),
+            None => self.a.exp_scaled(-t),
+        }
     }
 
-    /// `Σ_t = U⁻¹ − E_t U⁻¹ E_tᵀ`, the covariance of `x_t | x_0`.
-    pub fn sigma(&self, t: f64) -> Linear {
-        self.sigma_with(&self.propagator(t))
+    /// The drift matrix A(t) at time t.
+    pub fn drift(&self, t: f64) -> Linear {
+        match &self.schedule {
+            Some(s) => s.drift(t),
+            None => self.a.clone(),
+        }
     }
 
-    /// `Σ_t` given `E_t`.
-    pub fn sigma_with(&self, e: &Linear) -> Linear {
-        self.u_inv.sub(&e.mul(&self.u_inv).mul(&e.transpose()))
+    /// `Σ_t`, the covariance of `x_t | x_0`, given `E_t`: `U⁻¹ − E_t U⁻¹ E_tᵀ` for a constant
+    /// drift.
+    pub fn sigma_with(&self, t: f64, e: &Linear) -> Linear {
+        match &self.schedule {
+            Some(s) => s.noise(t),
+            None => self.u_inv.sub(&e.mul(&self.u_inv).mul(&e.transpose())),
+        }
     }
 
-    /// `Γ(t) = U⁻¹ + E_t (C − U⁻¹) E_tᵀ`, the covariance at time t of data with covariance C.
-    pub fn gamma_with(&self, e: &Linear, c: &Linear) -> Linear {
-        self.u_inv
-            .add(&e.mul(&c.sub(&self.u_inv)).mul(&e.transpose()))
+    /// `Γ(t) = Σ_t + E_t C E_tᵀ`, the covariance at time t of data with covariance C.
+    pub fn gamma_with(&self, t: f64, e: &Linear, c: &Linear) -> Linear {
+        match &self.schedule {
+            Some(s) => s.noise(t).add(&e.mul(c).mul(&e.transpose())),
+            None => self
+                .u_inv
+                .add(&e.mul(&c.sub(&self.u_inv)).mul(&e.transpose())),
+        }
     }
 }
 
@@ -155,7 +188,7 @@ mod tests {
                 .to_dense();
         assert!((lyap - DMatrix::identity(3, 3) * 2.0).amax() < 1e-12);
         for t in [0.1, 1.0, 5.0] {
-            let g = p.gamma_with(&p.propagator(t), &p.u_inv);
+            let g = p.gamma_with(t, &p.propagator(t), &p.u_inv);
             assert!((g.to_dense() - p.u_inv.to_dense()).amax() < 1e-12);
         }
     }

@@ -26,7 +26,10 @@ pub fn rem_alpha_at(p: &Process, c: &Linear, t: f64) -> f64 {
         return f64::INFINITY;
     }
     let d = p.dim();
-    if p.a.form() != crate::linalg::Form::Dense && c.form() != crate::linalg::Form::Dense {
+    if p.schedule.is_none()
+        && p.a.form() != crate::linalg::Form::Dense
+        && c.form() != crate::linalg::Form::Dense
+    {
         // A = U diagonal (Q = 0): Σ_t = (1 − e^{−2ut})/u per coordinate.
         let a = p.a.diagonal();
         let cd = c.diagonal();
@@ -42,7 +45,7 @@ pub fn rem_alpha_at(p: &Process, c: &Linear, t: f64) -> f64 {
         return sum / (2.0 * d as f64);
     }
     let e = p.propagator(t);
-    let sigma = p.sigma_with(&e);
+    let sigma = p.sigma_with(t, &e);
     let gamma = sigma.add(&e.mul(c).mul(&e.transpose()));
     match (log_det_spd(&gamma), log_det_spd(&sigma)) {
         (Some(lg), Some(ls)) => ((lg - ls) / (2.0 * d as f64)).max(0.0),

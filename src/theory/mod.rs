@@ -26,7 +26,8 @@ pub use collapse::{biroli_excess_entropy, biroli_t_collapse, rem_alpha_at, t_col
 pub use relaxation::{gap_bound, reversible_gap, spectral_gap, stiffness, stiffness_warning};
 pub use speciation::{
     between_class_deviations, between_snr, biroli_t_speciation, cloning_probability,
-    f_at_speciation, lambda_min_mtilde, s_curve, snr, t_speciation, t_speciation_mixture,
+    f_at_speciation, lambda_min_mtilde, s_curve, snr, t_speciation, t_speciation_between,
+    t_speciation_mixture,
 };
 
 /// Number of points of the `s_curve` in (0, t_max].
@@ -271,7 +272,8 @@ pub(crate) fn lambda_min_rank_one_down(g: &Linear, m: &DVector<f64>) -> f64 {
 
 /// Visit `E_t` on the uniform grid `t_k = t_max·k/n`, k = 0..=n. Dense propagators are built
 /// by repeated multiplication `E_{t_k} = E_{t_{k−1}} E_h` (one matrix product per point instead
-/// of a matrix exponential; the relative error grows like k·ε); cheap forms use the closed form.
+/// of a matrix exponential; the relative error grows like k·ε); cheap forms and schedules (whose
+/// steps differ) use the closed form.
 pub(crate) fn for_each_on_grid(
     p: &Process,
     t_max: f64,
@@ -279,7 +281,7 @@ pub(crate) fn for_each_on_grid(
     mut f: impl FnMut(usize, f64, &Linear),
 ) {
     let at = |k: usize| t_max * k as f64 / n as f64;
-    if p.a.form() != Form::Dense {
+    if p.a.form() != Form::Dense || p.schedule.is_some() {
         for k in 0..=n {
             f(k, at(k), &p.propagator(at(k)));
         }

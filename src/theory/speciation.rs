@@ -17,27 +17,34 @@ const SCAN_INTERVALS: usize = 400;
 /// The Mahalanobis SNR `s(t) = m_tᵀ Γ_t⁻¹ m_t` (t ≥ 0; negative t is clamped to 0). `+∞` when
 /// Γ_t is singular (only possible at t = 0 with a singular C).
 pub fn snr(p: &Process, m: &DVector<f64>, c: &Linear, t: f64) -> f64 {
-    snr_with(p, &p.propagator(t.max(0.0)), m, c)
+    let t = t.max(0.0);
+    snr_with(p, t, &p.propagator(t), m, c)
 }
 
 /// `s(t)` given `E_t`.
-fn snr_with(p: &Process, e: &Linear, m: &DVector<f64>, c: &Linear) -> f64 {
-    quad_inv(&p.gamma_with(e, c), &e.apply(m))
+fn snr_with(p: &Process, t: f64, e: &Linear, m: &DVector<f64>, c: &Linear) -> f64 {
+    quad_inv(&p.gamma_with(t, e, c), &e.apply(m))
 }
 
 /// `λ_min(Γ_t − m_t m_tᵀ)`: positive while the origin is a single well (s < 1), ≤ 0 after.
 /// Closed form / secular equation for scalar and diagonal Γ_t, a dense eigensolve (O(d³)) else.
 pub fn lambda_min_mtilde(p: &Process, m: &DVector<f64>, c: &Linear, t: f64) -> f64 {
-    let e = p.propagator(t.max(0.0));
+    let t = t.max(0.0);
+    let e = p.propagator(t);
     let mt = e.apply(m);
-    lambda_min_rank_one_down(&p.gamma_with(&e, c), &mt)
+    lambda_min_rank_one_down(&p.gamma_with(t, &e, c), &mt)
 }
 
 /// `t_S = sup{t ≤ t_max : s(t) ≥ 1}`: scan of 400 intervals from t_max down, then bisection to
 /// 1e-11. `Some(t_max)` when s(t_max) ≥ 1 (t_S is at least the horizon), `None` when s < 1 on
 /// the whole grid (the classes are never resolved).
 pub fn t_speciation(p: &Process, m: &DVector<f64>, c: &Linear, t_max: f64) -> Option<f64> {
-    last_crossing(p, |_, e| snr_with(p, e, m, c) - 1.0, t_max, SCAN_INTERVALS)
+    last_crossing(
+        p,
+        |t, e| snr_with(p, t, e, m, c) - 1.0,
+        t_max,
+        SCAN_INTERVALS,
+    )
 }
 
 /// `(t, s(t), λ_min(M̃(t)), F(s(t)))` at `t = t_max·k/n`, k = 1..=n (one matrix product, one
@@ -55,7 +62,7 @@ pub fn s_curve(
     }
     for_each_on_grid(p, t_max, n, |k, t, e| {
         if k > 0 {
-            let gamma = p.gamma_with(e, c);
+            let gamma = p.gamma_with(t, e, c);
             let mt = e.apply(m);
             let s = quad_inv(&gamma, &mt);
             let lmin = lambda_min_rank_one_down(&gamma, &mt);
@@ -88,14 +95,21 @@ pub fn between_class_deviations(mixture: &Mixture) -> Vec<DVector<f64>> {
 /// For two symmetric classes B = m mᵀ and this is [`snr`] exactly; it is continuous in the
 /// means and weights. Computed on the K×K Gram matrix `G_ij = (E δ_i)ᵀ Γ_t⁻¹ (E δ_j)`.
 pub fn between_snr(p: &Process, deviations: &[DVector<f64>], c: &Linear, t: f64) -> f64 {
-    between_snr_with(p, &p.propagator(t.max(0.0)), deviations, c)
+    let t = t.max(0.0);
+    between_snr_with(p, t, &p.propagator(t), deviations, c)
 }
 
-fn between_snr_with(p: &Process, e: &Linear, deviations: &[DVector<f64>], c: &Linear) -> f64 {
+fn between_snr_with(
+    p: &Process,
+    t: f64,
+    e: &Linear,
+    deviations: &[DVector<f64>],
+    c: &Linear,
+) -> f64 {
     if deviations.is_empty() {
         return 0.0;
     }
-    let Ok(gamma_inv) = p.gamma_with(e, c).inverse_spd() else {
+    let Ok(gamma_inv) = p.gamma_with(t, e, c).inverse_spd() else {
         return f64::INFINITY;
     };
     let v: Vec<DVector<f64>> = deviations.iter().map(|dev| e.apply(dev)).collect();
@@ -110,11 +124,19 @@ fn between_snr_with(p: &Process, e: &Linear, deviations: &[DVector<f64>], c: &Li
 /// two. With K > 2 classes later splits follow where the next eigenvalues of the Gram matrix
 /// cross 1. Same conventions as [`t_speciation`]; one Cholesky inverse per evaluation.
 pub fn t_speciation_mixture(p: &Process, mixture: &Mixture, t_max: f64) -> Option<f64> {
-    let deviations = between_class_deviations(mixture);
-    let c = &mixture.cov;
+    t_speciation_between(p, &between_class_deviations(mixture), &mixture.cov, t_max)
+}
+
+/// [`t_speciation_mixture`] given the class deviations (e.g. their projection onto one mode).
+pub fn t_speciation_between(
+    p: &Process,
+    deviations: &[DVector<f64>],
+    c: &Linear,
+    t_max: f64,
+) -> Option<f64> {
     last_crossing(
         p,
-        |_, e| between_snr_with(p, e, &deviations, c) - 1.0,
+        |t, e| between_snr_with(p, t, e, deviations, c) - 1.0,
         t_max,
         SCAN_INTERVALS,
     )

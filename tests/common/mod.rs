@@ -100,16 +100,18 @@ pub fn check_em_moments<E: Engine>(engine: &E) {
     };
     let e_t = p.propagator(grid.t_max);
     let mut mean = e_t.apply(&mu);
-    let mut cov = p.gamma_with(&e_t, &mix.cov).to_dense();
+    let mut cov = p.gamma_with(grid.t_max, &e_t, &mix.cov).to_dense();
     let dt = grid.dt();
     for j in 0..grid.steps {
-        let e = p.propagator(grid.time(j));
-        let gi = p.gamma_with(&e, &mix.cov).inverse_spd().unwrap();
-        let m =
-            p.a.sub(&gi.scale(2.0))
-                .scale(dt)
-                .add_identity(1.0)
-                .to_dense();
+        let t = grid.time(j);
+        let e = p.propagator(t);
+        let gi = p.gamma_with(t, &e, &mix.cov).inverse_spd().unwrap();
+        let m = p
+            .drift(t)
+            .sub(&gi.scale(2.0))
+            .scale(dt)
+            .add_identity(1.0)
+            .to_dense();
         let g = gi.apply(&e.apply(&mu));
         mean = &m * mean + g * (2.0 * dt);
         cov = &m * cov * m.transpose() + DMatrix::identity(3, 3) * (2.0 * dt);

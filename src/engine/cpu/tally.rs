@@ -1,4 +1,5 @@
-//! The CPU twin of `shaders/tally.wgsl`: class counts, last-change times and agreeing pairs.
+//! The CPU twin of `shaders/tally.wgsl`: class counts, last-change times, agreeing pairs and the
+//! pair histogram.
 
 use super::Particles;
 use crate::plan::Plan;
@@ -15,9 +16,14 @@ pub fn tally_particles(plan: &Plan, p: &Particles) -> Tally {
             *c += 1;
         }
     }
+    let k = Tally::pair_classes(plan.centers_count);
     for pair in p.label.chunks_exact(2) {
         t.pairs += 1;
         t.pairs_agree += u64::from(pair[0] == pair[1]);
+        let (a, b) = (pair[0] as usize, pair[1] as usize);
+        if a < k && b < k {
+            t.pair_labels[a * k + b] += 1;
+        }
     }
     t
 }

@@ -386,7 +386,8 @@ impl Engine for GpuEngine {
         self.check_batch(plan, batch)?;
         let k = plan.centers_count;
         let points = plan.grid.steps + 1;
-        let len = k + points + 1;
+        let pair_classes = Tally::pair_classes(k);
+        let len = k + points + 1 + pair_classes * pair_classes;
         let counts = self.storage_zeroed("tally", (len * 4) as u64);
         if batch.n > 0 {
             let params = Params {
@@ -396,6 +397,7 @@ impl Engine for GpuEngine {
                 k: k as u32,
                 args: shaders::TallyArgs {
                     points: points as u32,
+                    pair_classes: pair_classes as u32,
                 }
                 .words(),
                 ..Params::default()
@@ -420,6 +422,9 @@ impl Engine for GpuEngine {
             *a = u64::from(*b);
         }
         t.pairs_agree = u64::from(c[k + points]);
+        for (a, b) in t.pair_labels.iter_mut().zip(&c[k + points + 1..]) {
+            *a = u64::from(*b);
+        }
         t.pairs = (batch.n / 2) as u64;
         Ok(t)
     }

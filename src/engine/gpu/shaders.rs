@@ -123,6 +123,8 @@ kernel_args!(
     TallyArgs {
         /// Time points of the grid (the last-change histogram's length).
         points,
+        /// K when the K×K pair histogram is kept, else 0.
+        pair_classes,
     }
 );
 
