@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{regimes, scratch};
+use common::{regimes, scratch, summary};
 
 /// Fails with a message containing every `needles` entry, without a panic, and writes no --out.
 fn assert_refused(args: &[&str], needles: &[&str]) {
@@ -314,17 +314,6 @@ fn bench_refuses_bad_input_naming_the_flag() {
     }
 }
 
-/// The JSON summary of a successful command.
-fn summary(args: &[&str]) -> serde_json::Value {
-    let out = regimes(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
 #[test]
 fn every_command_reads_the_same_model() {
     let dir = scratch("same-model");
@@ -409,47 +398,5 @@ fn every_command_reads_the_same_model() {
     assert_refused(
         &["speciation", "--n-train", "10"],
         &["speciation", "--n-train"],
-    );
-}
-
-/// Two coupled modalities (additive coupling γ, m_x ⟂ m_y, ‖m_x‖² = ‖m_y‖² = d, σ = 1, U = I):
-/// each mode is an OU process at rate κ ∈ {1 − γ, 1 + γ} with ‖m_mode‖² = d, so
-/// t_S(mode) = ln(κ(d − 1) + 1) / (2κ); γ = 0 gives the single-modality ½ ln d for both.
-#[test]
-fn coupled_modes_have_their_closed_form_speciation_times() {
-    let d = 16.0f64;
-    for gamma in [0.0, 0.2, 0.5] {
-        let coupling = format!("additive:{gamma}");
-        let v = summary(&[
-            "theory",
-            "--preset",
-            "coupled",
-            "--coupling",
-            &coupling,
-            "--json",
-        ]);
-        let modes = v["modes"].as_array().unwrap();
-        for (m, kappa) in modes.iter().zip([1.0 - gamma, 1.0 + gamma]) {
-            let want = (kappa * (d - 1.0) + 1.0).ln() / (2.0 * kappa);
-            let got = m["t_s"].as_f64().unwrap();
-            assert!(
-                (got - want).abs() < 1e-8,
-                "γ = {gamma}, {}: {got} vs {want}",
-                m["name"]
-            );
-            assert!((m["rate"].as_f64().unwrap() - kappa).abs() < 1e-12);
-        }
-        let gap = v["sync_gap"].as_f64().unwrap();
-        if gamma == 0.0 {
-            assert!(gap.abs() < 1e-10);
-            let t = modes[0]["t_s"].as_f64().unwrap();
-            assert!((t - 0.5 * d.ln()).abs() < 1e-10, "{t}");
-        } else {
-            assert!(gap > 0.0, "the common mode resolves first: {gap}");
-        }
-    }
-    assert_refused(
-        &["theory", "--coupling", "additive:1.2"],
-        &["coupling", "|γ| < 1"],
     );
 }

@@ -271,6 +271,9 @@ fn recorder_and_tally_match_cpu() {
         }
         assert_eq!(tc, tg, "{name}: tally");
         assert_eq!(tg.pairs, 1000);
+        // The pair histogram is kept for the 3 classes, not for the 80 training points.
+        let histogram: u64 = tg.pair_labels.iter().sum();
+        assert_eq!(histogram, if name == "mixture" { 1000 } else { 0 });
         assert_eq!(tg.labels.iter().sum::<u64>(), 2000);
     }
 }

@@ -297,15 +297,15 @@ impl ScheduledDrift {
             let h = (b - a) / parts as f64;
             let gamma_slope = if linear { (gb - ga) / (b - a) } else { 0.0 };
             let kappa_slope = mode.slope * gamma_slope;
-            let mut lam = self.lambda(mode, a);
+            let kappa_at = |s: f64| mode.base + mode.slope * (ga + gamma_slope * (s - a));
             for i in 1..=parts {
                 let end = if i == parts { b } else { a + h * i as f64 };
-                let next = self.lambda(mode, end);
-                let kappa_end = mode.base + mode.slope * (ga + gamma_slope * (end - a));
-                let c = 2.0 * u * kappa_end;
+                let start = a + h * (i - 1) as f64;
+                // κ is linear on the sub-piece: ΔΛ by the trapezoid rule is exact.
+                let delta = 0.5 * (kappa_at(start) + kappa_at(end)) * (end - start);
+                let c = 2.0 * u * kappa_at(end);
                 let fresh = 2.0 * h * (phi1(c * h) + u * kappa_slope * h * h * phi2(c * h));
-                v = v * (-2.0 * u * (next - lam)).exp() + fresh;
-                lam = next;
+                v = v * (-2.0 * u * delta).exp() + fresh;
             }
         }
         v
