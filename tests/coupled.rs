@@ -280,3 +280,74 @@ fn a_coupling_schedule_shifts_the_mode_it_reaches() {
     );
     assert!((v["modes"][1]["t_s_theory"].as_f64().unwrap() - (23.5f64).ln() / 3.0).abs() < 1e-8);
 }
+
+/// Paired files hold the joint vector (x, y): d is half their columns, an odd count is refused,
+/// and both a paired training set and a paired mixture run.
+#[test]
+fn paired_files_hold_both_modalities() {
+    let dir = common::scratch("paired-files");
+    // Four training pairs in d = 2 per modality.
+    let train = dir.join("pairs.csv");
+    std::fs::write(&train, "3,0,0,3\n-3,0,0,-3\n0,3,3,0\n0,-3,-3,0\n").unwrap();
+    let train = train.to_str().unwrap();
+    let v = summary(&[
+        "collapse",
+        "--coupling",
+        "additive:0.3",
+        "--train-file",
+        train,
+        "--particles",
+        "200",
+        "--pairs",
+        "50",
+        "--entropy-samples",
+        "50",
+        "--steps",
+        "200",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert_eq!(v["config"]["dim"], 2);
+    assert_eq!(v["n_train"], 4);
+    let fractions: f64 = v["collapse_times"]["histogram"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .sum();
+    assert!(
+        (fractions - 1.0).abs() < 1e-9,
+        "every trajectory collapses: {fractions}"
+    );
+    // Three classes of (x, y) pairs, weights first.
+    let mix = dir.join("mixture.csv");
+    std::fs::write(&mix, "0.5,4,0,0,4\n0.25,-4,0,0,-4\n0.25,0,4,4,0\n").unwrap();
+    let v = summary(&[
+        "speciation",
+        "--coupling",
+        "diffusive:0.2",
+        "--mixture-file",
+        mix.to_str().unwrap(),
+        "--pairs",
+        "500",
+        "--steps",
+        "200",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert_eq!(v["config"]["dim"], 2);
+    assert_eq!(v["modes"].as_array().unwrap().len(), 2);
+    let odd = dir.join("odd.csv");
+    std::fs::write(&odd, "1,2,3\n4,5,6\n").unwrap();
+    let out = regimes(&[
+        "theory",
+        "--coupling",
+        "additive:0.3",
+        "--train-file",
+        odd.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("3 columns"), "{err}");
+}
