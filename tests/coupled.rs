@@ -351,3 +351,68 @@ fn paired_files_hold_both_modalities() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("3 columns"), "{err}");
 }
+
+/// γ = 0 with per-mode labels: each mode's marginal is the single-modality target (two classes,
+/// ‖m‖² = d, σ = 1), so its REM t_C is the single-modality one to 1e-10 and its excess entropy,
+/// from exact samples over its own training coordinates, agrees with `--preset biroli`'s within
+/// the two runs' errors.
+#[test]
+fn uncoupled_modes_collapse_like_one_modality() {
+    let common = [
+        "--particles",
+        "100",
+        "--pairs",
+        "10",
+        "--entropy-times",
+        "0.2,0.3,0.4,0.6,1.0",
+        "--backend",
+        "cpu",
+        "--json",
+    ];
+    let single = summary(
+        &[
+            &["collapse", "--preset", "biroli", "--seed", "3"],
+            &common[..],
+        ]
+        .concat(),
+    );
+    let coupled = summary(
+        &[
+            &[
+                "collapse",
+                "--preset",
+                "coupled",
+                "--coupling",
+                "additive:0",
+                "--pairing",
+                "per-mode",
+            ],
+            &common[..],
+        ]
+        .concat(),
+    );
+    let t_c = single["t_c_theory"].as_f64().unwrap();
+    let reference = single["excess_entropy"].as_array().unwrap();
+    let modes = coupled["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 2);
+    for mode in modes {
+        assert!((mode["t_c_theory"].as_f64().unwrap() - t_c).abs() < 1e-10);
+        for (p, q) in mode["excess_entropy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(reference)
+        {
+            let f = |v: &Value, k: &str| v[k].as_f64().unwrap();
+            assert!((f(p, "f_over_alpha_theory") - f(q, "f_over_alpha_theory")).abs() < 1e-10);
+            let se = f(p, "stderr").hypot(f(q, "stderr"));
+            let diff = f(p, "f_over_alpha") - f(q, "f_over_alpha");
+            assert!(
+                diff.abs() < 4.5 * se,
+                "{} t = {}: {diff} (s.e. {se})",
+                mode["name"],
+                p["t"]
+            );
+        }
+    }
+}

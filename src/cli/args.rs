@@ -303,7 +303,7 @@ fn implied_dims(c: &Config, train: Option<(&PathBuf, usize)>) -> Result<Vec<(Str
             return Ok((what, cols));
         }
         ensure!(
-            cols % 2 == 0,
+            cols.is_multiple_of(2),
             "{what}: {cols} columns cannot hold the pair (x, y) of two coupled modalities (2d \
              columns, x first)"
         );

@@ -14,6 +14,8 @@ use crate::linalg::Linear;
 use crate::measure::cloning::clone_pairs;
 use crate::measure::entropy::{CollapseTimes, collapse_times, excess_entropy};
 use crate::measure::run::{RunSpec, run};
+use crate::model::coupling::{Coupling, mode_coordinates, mode_process};
+use crate::model::{Empirical, Process};
 use crate::report::{Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{Theory, rem_alpha_at, t_collapse};
@@ -55,8 +57,22 @@ pub struct Collapse {
     /// Fraction of clone pairs that end on the same training point (φ_C), with its posterior
     /// estimate mean Σ_μ r_μ².
     pub clone_collapse: Vec<PhiPoint>,
+    /// With a symmetric constant --coupling: collapse read on each mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modes: Option<Vec<ModeCollapse>>,
     pub theory: Theory,
     pub seconds: PhaseSeconds,
+}
+
+/// The excess entropy of one mode: exact samples of the mode's own marginal (a d-dimensional OU
+/// process at κ·U_d over the training pairs' mode coordinates), beside the REM of that process.
+#[derive(Serialize)]
+pub struct ModeCollapse {
+    pub name: &'static str,
+    pub t_c_theory: Option<f64>,
+    /// α = ln N / d on the mode's d coordinates.
+    pub alpha: f64,
+    pub excess_entropy: Vec<EntropyRow>,
 }
 
 pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
@@ -143,17 +159,26 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
             .filter(|&t| t <= cfg.t_max)
             .collect()
     });
-    let mut excess = Vec::new();
-    for &t in &entropy_times {
-        let point = excess_entropy(&built.process, &data, t, cfg.entropy_samples, cfg.seed)?;
-        let theory_f = (1.0 - rem_alpha_at(&built.process, &built.mixture.cov, t) / alpha).max(0.0);
-        excess.push(EntropyRow {
-            t,
-            f_over_alpha: point.f_over_alpha,
-            stderr: point.stderr,
-            f_over_alpha_theory: theory_f,
-        });
-    }
+    let rows = |p: &Process, data: &Empirical, c: &Linear| -> Result<Vec<EntropyRow>> {
+        let alpha = (data.points.nrows() as f64).ln() / data.points.ncols() as f64;
+        entropy_times
+            .iter()
+            .map(|&t| {
+                let point = excess_entropy(p, data, t, cfg.entropy_samples, cfg.seed)?;
+                Ok(EntropyRow {
+                    t,
+                    f_over_alpha: point.f_over_alpha,
+                    stderr: point.stderr,
+                    f_over_alpha_theory: (1.0 - rem_alpha_at(p, c, t) / alpha).max(0.0),
+                })
+            })
+            .collect()
+    };
+    let excess = rows(&built.process, &data, &built.mixture.cov)?;
+    let modes = match &cfg.coupling {
+        Some(coupling) => mode_collapse(&built, coupling, &data, cfg.t_max, rows)?,
+        None => None,
+    };
 
     seconds.excess_entropy = lap();
     if !cx.quiet {
@@ -172,6 +197,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         collapse_times: times,
         excess_entropy: excess,
         clone_collapse,
+        modes,
         theory,
         seconds,
     };
@@ -194,6 +220,15 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
                 .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
         )?;
         super::speciation::write_phi_csv(dir, "clone_collapse.csv", &result.clone_collapse)?;
+        for m in result.modes.iter().flatten() {
+            dir.write_csv(
+                &format!("excess_entropy_{}.csv", m.name),
+                &["t", "f_over_alpha", "stderr", "f_over_alpha_theory"],
+                m.excess_entropy
+                    .iter()
+                    .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
+            )?;
+        }
         if let Some(s) = &out.samples {
             dir.write_npy_f32("samples.npy", &[s.len(), s.dim], &s.x)?;
         }
@@ -244,6 +279,37 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     Ok(result)
 }
 
+/// Per-mode excess entropy, where each mode is a process of its own (symmetric constant
+/// couplings); None otherwise.
+fn mode_collapse(
+    built: &super::build::Built,
+    coupling: &Coupling,
+    data: &Empirical,
+    t_max: f64,
+    rows: impl Fn(&Process, &Empirical, &Linear) -> Result<Vec<EntropyRow>>,
+) -> Result<Option<Vec<ModeCollapse>>> {
+    let n = data.points.nrows();
+    let theory = super::theory::mode_theory(built, coupling, n, t_max)?;
+    let d = built.process.dim() / 2;
+    let c = Linear::Scalar(built.mixture.cov.diagonal()[0], d);
+    let mut out = vec![];
+    for (mode, th) in coupling.modes().iter().zip(theory) {
+        let Some(p) = mode_process(&built.process, mode)? else {
+            return Ok(None);
+        };
+        let projected = Empirical {
+            points: mode_coordinates(mode, &data.points),
+        };
+        out.push(ModeCollapse {
+            name: mode.name,
+            t_c_theory: th.t_c,
+            alpha: (n as f64).ln() / d as f64,
+            excess_entropy: rows(&p, &projected, &c)?,
+        });
+    }
+    Ok(Some(out))
+}
+
 /// Sample covariance of the rows of `x` (N×d), as a dense matrix.
 fn sample_covariance(x: &nalgebra::DMatrix<f64>) -> Linear {
     let n = x.nrows() as f64;
@@ -260,6 +326,20 @@ pub fn table(r: &Collapse) -> String {
             "{:>6.3}   {:.4} ± {:.4}    {:.4}\n",
             e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory
         );
+    }
+    for m in r.modes.iter().flatten() {
+        s += &format!(
+            "\n{} mode (α = {:.4}, t_C theory {})\n     t   f^e/α ± s.e.      REM theory\n",
+            m.name,
+            m.alpha,
+            opt(m.t_c_theory)
+        );
+        for e in &m.excess_entropy {
+            s += &format!(
+                "{:>6.3}   {:.4} ± {:.4}    {:.4}\n",
+                e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory
+            );
+        }
     }
     s += "\n     t   φ_C clones ± s.e.  posterior Σr²\n";
     for p in &r.clone_collapse {

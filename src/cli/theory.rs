@@ -5,11 +5,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Context;
-use nalgebra::DMatrix;
-
 use crate::linalg::Linear;
 use crate::model::Process;
-use crate::model::coupling::{Coupling, project};
+use crate::model::coupling::{Coupling, Mode, mode_process, project};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory;
 
@@ -56,38 +54,32 @@ pub fn mode_theory(
     let c = &built.mixture.cov;
     let d = p.dim() / 2;
     let deviations = theory::between_class_deviations(&built.mixture);
-    let joint_u = p.u.to_dense();
     coupling
         .modes()
         .iter()
         .map(|mode| {
             let projected: Vec<_> = deviations.iter().map(|dev| project(mode, dev)).collect();
-            // The mode's process on its d coordinates: U restricted to the mode, Q = 0.
-            let [a, b] = mode.direction;
-            let basis = DMatrix::from_fn(2 * d, d, |r, col| {
-                if r == col {
-                    a
-                } else if r == col + d {
-                    b
-                } else {
-                    0.0
-                }
-            });
-            let u_mode = Linear::from_dense(basis.transpose() * &joint_u * &basis);
-            let rate = u_mode.diagonal().sum() / d as f64;
-            let alone = match p.schedule.as_ref() {
-                Some(_) => None, // the REM below needs a constant drift
-                None => Some(Process::new(u_mode, Linear::Scalar(0.0, d))?),
-            };
+            let alone = mode_process(p, mode)?;
             let c_d = Linear::Scalar(c.diagonal()[0], d);
             Ok(ModeTheory {
                 name: mode.name,
-                rate,
+                rate: mode_rate(p, mode),
                 t_s: theory::t_speciation_between(p, &projected, c, t_max),
                 t_c: alone.and_then(|alone| theory::t_collapse(&alone, &c_d, n, t_max)),
             })
         })
         .collect()
+}
+
+/// κ·Tr(U_d)/d: the mean rate of U restricted to the mode.
+fn mode_rate(p: &Process, mode: &Mode) -> f64 {
+    let d = p.dim() / 2;
+    let [a, b] = mode.direction;
+    let u = p.u.to_dense();
+    (0..d)
+        .map(|i| a * a * u[(i, i)] + b * b * u[(d + i, d + i)] + 2.0 * a * b * u[(i, d + i)])
+        .sum::<f64>()
+        / d as f64
 }
 
 pub fn theory(cx: &mut Context) -> Result<TheoryStudy> {

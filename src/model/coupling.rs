@@ -394,6 +394,35 @@ pub fn paired_classes(
     }
 }
 
+/// A mode's own d-dimensional process, in the coordinates `a·x + b·y` of its direction (a, b):
+/// the joint U restricted to the mode, Q = 0. None where the joint process does not leave the
+/// mode alone at a constant rate (a rotation, a schedule).
+pub fn mode_process(joint: &Process, mode: &Mode) -> Result<Option<Process>> {
+    if joint.schedule.is_some() || joint.q.to_dense().amax() > 0.0 {
+        return Ok(None);
+    }
+    let d = joint.dim() / 2;
+    let basis = mode_basis(mode, d);
+    let u = Linear::from_dense(basis.transpose() * joint.u.to_dense() * &basis);
+    Ok(Some(Process::new(u, Linear::Scalar(0.0, d))?))
+}
+
+/// Joint points (rows (x, y), N × 2d) in a mode's coordinates `a·x + b·y` (N × d).
+pub fn mode_coordinates(mode: &Mode, points: &DMatrix<f64>) -> DMatrix<f64> {
+    points * mode_basis(mode, points.ncols() / 2)
+}
+
+/// The 2d × d isometry from a mode's coordinates into the joint space.
+fn mode_basis(mode: &Mode, d: usize) -> DMatrix<f64> {
+    let [a, b] = mode.direction;
+    let mut basis = DMatrix::zeros(2 * d, d);
+    for i in 0..d {
+        basis[(i, i)] = a;
+        basis[(d + i, i)] = b;
+    }
+    basis
+}
+
 /// The projection of a joint vector (x, y) onto a mode: `(e eᵀ ⊗ I) v` for the mode's direction e.
 pub fn project(mode: &Mode, v: &DVector<f64>) -> DVector<f64> {
     let d = v.len() / 2;
