@@ -84,7 +84,84 @@ fn hostile_inputs_are_refused_cleanly() {
     let neg_weight = file(&dir, "mix.csv", b"-0.5,1,1\n1.5,-1,-1\n");
     let big_mean = file(&dir, "mean.csv", b"1e300\n1e300\n1e300\n");
     let u_file = |p: &str| format!("file:{p}");
+    let backwards = file(&dir, "backwards.csv", b"t,gamma\n0,0.1\n2,0.3\n1,0.2\n");
+    let schedule_words = file(&dir, "schedule.csv", b"0,0.1\nlater,0.3\n");
+    let backwards = format!("additive:file:{backwards}");
+    let schedule_words = format!("additive:file:{schedule_words}");
     let cases = vec![
+        // Coupled modalities: bounds, schedules, pairing.
+        case(
+            &["theory", "--coupling", "additive:1"],
+            &["coupling", "|γ| < 1"],
+        ),
+        case(
+            &["theory", "--coupling", "diffusive:-0.5"],
+            &["coupling", "γ > −½"],
+        ),
+        case(
+            &["theory", "--coupling", "additive:step:0.1,2,0.99,3,1.5"],
+            &["coupling", "1.5"],
+        ),
+        case(
+            &["theory", "--coupling", "additive:step:0.1,2"],
+            &["coupling", "odd"],
+        ),
+        case(
+            &["theory", "--coupling", "additive:file:/nonexistent/g.csv"],
+            &["coupling", "/nonexistent/g.csv"],
+        ),
+        case(
+            &["theory", "--coupling", &backwards],
+            &["coupling", "increase"],
+        ),
+        case(
+            &["theory", "--coupling", &schedule_words],
+            &["coupling", "line 2"],
+        ),
+        case(
+            &["theory", "--coupling", "rotating:0.2,inf"],
+            &["coupling", "ω"],
+        ),
+        case(
+            &[
+                "theory",
+                "--coupling",
+                "additive:features:0.1,0.2",
+                "--dim",
+                "3",
+            ],
+            &["coupling", "d = 3"],
+        ),
+        case(
+            &["theory", "--pairing", "per-mode"],
+            &["pairing", "--coupling"],
+        ),
+        case(
+            &[
+                "theory",
+                "--coupling",
+                "additive:0.2",
+                "--pair-angle",
+                "0",
+                "--pairing",
+                "per-mode",
+            ],
+            &["pairing", "aligned"],
+        ),
+        case(
+            &[
+                "theory",
+                "--coupling",
+                "additive:0.2",
+                "--pair-angle",
+                "270",
+            ],
+            &["pair-angle", "180"],
+        ),
+        case(
+            &["theory", "--coupling", "additive:0.2", "--q", "optimal"],
+            &["q", "rotating"],
+        ),
         // Parsing: .npy headers, text matrices, config files, unbounded reads.
         case(
             &["run", "--train-file", &huge_shape],
