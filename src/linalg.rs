@@ -103,6 +103,33 @@ impl Linear {
         self.zip(other, |a, b| a - b)
     }
 
+    /// The block-diagonal matrix diag(a, b), in the cheapest form that holds it.
+    pub fn block_diag(a: &Linear, b: &Linear) -> Self {
+        match (a, b) {
+            (Linear::Scalar(x, m), Linear::Scalar(y, n)) if x == y => Linear::Scalar(*x, m + n),
+            (Linear::Dense(_), _) | (_, Linear::Dense(_)) => {
+                let (m, n) = (a.dim(), b.dim());
+                let mut out = DMatrix::zeros(m + n, m + n);
+                out.view_mut((0, 0), (m, m)).copy_from(&a.to_dense());
+                out.view_mut((m, m), (n, n)).copy_from(&b.to_dense());
+                Linear::Dense(out)
+            }
+            _ => Linear::Diagonal(DVector::from_iterator(
+                a.dim() + b.dim(),
+                a.diagonal().iter().chain(b.diagonal().iter()).copied(),
+            )),
+        }
+    }
+
+    /// The square block of `len` rows and columns starting at `start`.
+    pub fn block(&self, start: usize, len: usize) -> Self {
+        match self {
+            Linear::Scalar(c, _) => Linear::Scalar(*c, len),
+            Linear::Diagonal(v) => Linear::Diagonal(v.rows(start, len).into_owned()),
+            Linear::Dense(m) => Linear::Dense(m.view((start, start), (len, len)).into_owned()),
+        }
+    }
+
     /// `self + c·I`.
     pub fn add_identity(&self, c: f64) -> Self {
         self.add(&Linear::Scalar(c, self.dim()))

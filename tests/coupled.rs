@@ -416,3 +416,39 @@ fn uncoupled_modes_collapse_like_one_modality() {
         }
     }
 }
+
+/// Samples leave in the (x, y) frame: with classes ±(m_x, m_y), m_x = (1, …, 1) and m_y ⟂ m_x,
+/// each sample's x-part averages ±1 over its coordinates and its y-part 0 (in the mode frame the
+/// first half would average ±1/√2).
+#[test]
+fn saved_samples_are_pairs_x_then_y() {
+    let out = common::scratch("coupled-samples").join("out");
+    let out = out.to_str().unwrap();
+    summary(&[
+        "run",
+        "--preset",
+        "coupled",
+        "--particles",
+        "2000",
+        "--steps",
+        "200",
+        "--save-samples",
+        "--out",
+        out,
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    let x = regimes::io::read_matrix(&std::path::Path::new(out).join("samples.npy")).unwrap();
+    let d = 16;
+    assert_eq!(x.shape(), (2000, 2 * d));
+    let (mut abs_x, mut signed_y) = (0.0, 0.0);
+    for row in x.row_iter() {
+        let mx = row.columns(0, d).mean();
+        abs_x += mx.abs() / 2000.0;
+        signed_y += row.columns(d, d).mean() * mx.signum() / 2000.0;
+    }
+    // Each row mean has noise σ/√d = 0.25; over 2000 rows the averages are within 0.01.
+    assert!((abs_x - 1.0).abs() < 0.05, "x-part |mean| {abs_x}");
+    assert!(signed_y.abs() < 0.05, "y-part mean {signed_y}");
+}

@@ -10,7 +10,7 @@ use regimes::engine::cpu::CpuEngine;
 use regimes::engine::gpu::{GpuEngine, GpuOptions};
 use regimes::engine::{Engine, Particles, Recorder};
 use regimes::linalg::Linear;
-use regimes::model::coupling::{Coupling, Pairing, paired_classes, paired_mean};
+use regimes::model::coupling::{Coupling, Pairing, mode_frame, paired_classes, paired_mean};
 use regimes::model::{Mixture, Model, Process, Target};
 use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng;
@@ -135,8 +135,9 @@ fn mixture_trajectories_match_cpu() {
     }
 }
 
-/// Two coupled modalities (dense joint precision K ⊗ U_d, paired classes) through the same plan:
-/// constant, per-feature, scheduled (time-dependent drift) and rotating couplings.
+/// Two coupled modalities (in the mode frame, paired classes) through the same plan: constant,
+/// per-feature, scheduled (time-dependent drift) and rotating couplings, and the dense K ⊗ U_d
+/// of the (x, y) frame.
 #[test]
 fn coupled_trajectories_match_cpu() {
     let Some(gpu) = gpu() else { return };
@@ -153,8 +154,8 @@ fn coupled_trajectories_match_cpu() {
         let coupling: Coupling = spec.parse().unwrap();
         let u_d = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.5 + 0.25 * i as f64));
         let process = coupling.process(&u_d).unwrap();
-        let m = paired_mean(&DVector::from_element(d, 1.0), 90.0).unwrap();
-        let means = paired_classes(&coupling, &m, pairing).unwrap();
+        let m = mode_frame(&paired_mean(&DVector::from_element(d, 1.0), 90.0).unwrap());
+        let means = paired_classes(&m, pairing).unwrap();
         let k = means.len();
         let target = Target::Mixture(Mixture {
             weights: vec![1.0 / k as f64; k],

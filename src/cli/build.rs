@@ -5,7 +5,9 @@ use nalgebra::DVector;
 
 use crate::config::Config;
 use crate::linalg::Linear;
-use crate::model::coupling::{Coupling, Pairing, paired_classes, paired_mean};
+use crate::model::coupling::{
+    Coupling, Pairing, mode_frame, mode_frame_rows, paired_classes, paired_mean,
+};
 use crate::model::precision::build_u;
 use crate::model::rotation::build_q;
 use crate::model::target::class_mean;
@@ -75,16 +77,17 @@ pub fn build(cfg: &Config) -> Result<Built> {
     })
 }
 
-/// Two coupled modalities of dimension d: U = K ⊗ U_d (and the coupling's rotation or schedule),
-/// C = σ²I in dimension 2d; classes from m_x (`mean`, norm² `mean-norm2`) and m_y at
-/// `pair-angle` to it, paired as `pairing` says, or the joint classes of a mixture file.
+/// Two coupled modalities of dimension d, in the mode frame ([`crate::model::coupling`]):
+/// U = diag(κ_c U_d, κ_d U_d) (and the coupling's rotation or schedule), C = σ²I in dimension 2d;
+/// classes from m_x (`mean`, norm² `mean-norm2`) and m_y at `pair-angle` to it, paired as
+/// `pairing` says, or the joint classes of a mixture file (given in (x, y)).
 fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
     let d = cfg.dim;
     let u_d = build_u(&cfg.u, d, cfg.seed)?;
     let process = coupling.process(&u_d)?;
     let sigma2 = cfg.sigma * cfg.sigma;
     if let Some(path) = &cfg.mixture_file {
-        let mixture =
+        let mut mixture =
             Mixture::from_file(path, Linear::Scalar(sigma2, 2 * d)).context("mixture-file")?;
         anyhow::ensure!(
             mixture.dim() == 2 * d,
@@ -92,6 +95,7 @@ fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
             mixture.dim(),
             2 * d
         );
+        mixture.means = mixture.means.iter().map(mode_frame).collect();
         return Ok(Built {
             process,
             mixture,
@@ -99,8 +103,8 @@ fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
         });
     }
     let m_x = class_mean(&cfg.mean, &u_d, d, cfg.mean_norm2(), cfg.seed)?;
-    let m = paired_mean(&m_x, cfg.pair_angle)?;
-    let means = paired_classes(coupling, &m, cfg.pairing)?;
+    let m = mode_frame(&paired_mean(&m_x, cfg.pair_angle)?);
+    let means = paired_classes(&m, cfg.pairing)?;
     let class_dir = (cfg.pairing == Pairing::Shared && m.norm() > 0.0).then(|| m.normalize());
     let k = means.len();
     Ok(Built {
@@ -114,10 +118,18 @@ fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
     })
 }
 
-/// The empirical target: training points from a file, or drawn from the mixture with the seed.
+/// The empirical target: training points from a file (pairs (x, y) mapped into the mode frame
+/// for coupled modalities), or drawn from the mixture with the seed.
 pub fn training_set(cfg: &Config, built: &Built) -> Result<Empirical> {
     match &cfg.train_file {
-        Some(path) => Empirical::from_file(path, Some(built.process.dim())).context("train-file"),
+        Some(path) => {
+            let mut data =
+                Empirical::from_file(path, Some(built.process.dim())).context("train-file")?;
+            if cfg.coupling.is_some() {
+                data.points = mode_frame_rows(&data.points);
+            }
+            Ok(data)
+        }
         None => Ok(Empirical {
             points: built.mixture.sample_training_set(cfg.n_train, cfg.seed),
         }),

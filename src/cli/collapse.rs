@@ -230,7 +230,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
             )?;
         }
         if let Some(s) = &out.samples {
-            dir.write_npy_f32("samples.npy", &[s.len(), s.dim], &s.x)?;
+            super::write_samples(dir, &cfg, s)?;
         }
         let markers: Vec<(String, f64)> = result
             .t_c_theory

@@ -502,3 +502,13 @@ fn study<E: Engine>(
         Study::Theory => unreachable!("theory runs no engine"),
     })
 }
+
+/// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities.
+fn write_samples(out: &OutDir, cfg: &Config, s: &crate::engine::Particles) -> Result<()> {
+    let mut x = s.x.clone();
+    if cfg.coupling.is_some() {
+        crate::model::coupling::mode_frame_f32(&mut x, s.dim);
+    }
+    out.write_npy_f32("samples.npy", &[s.len(), s.dim], &x)?;
+    Ok(())
+}

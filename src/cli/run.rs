@@ -138,7 +138,7 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
             }),
         )?;
         if let Some(s) = &out.samples {
-            dir.write_npy_f32("samples.npy", &[s.len(), s.dim], &s.x)?;
+            super::write_samples(dir, &cfg, s)?;
         }
         let mut series = vec![Series {
             label: "posterior purity Σ r²".into(),

@@ -71,15 +71,10 @@ pub fn mode_theory(
         .collect()
 }
 
-/// κ·Tr(U_d)/d: the mean rate of U restricted to the mode.
+/// κ·Tr(U_d)/d: the mean rate of U restricted to the mode (its half of the mode frame).
 fn mode_rate(p: &Process, mode: &Mode) -> f64 {
     let d = p.dim() / 2;
-    let [a, b] = mode.direction;
-    let u = p.u.to_dense();
-    (0..d)
-        .map(|i| a * a * u[(i, i)] + b * b * u[(d + i, d + i)] + 2.0 * a * b * u[(i, d + i)])
-        .sum::<f64>()
-        / d as f64
+    p.u.block(mode.half * d, d).diagonal().sum() / d as f64
 }
 
 pub fn theory(cx: &mut Context) -> Result<TheoryStudy> {

@@ -1,16 +1,12 @@
-//! Two modalities x, y ∈ R^d noised jointly (docs/mathematics.md §9). The additive coupling
-//! `K = [[1, −γ], [−γ, 1]]` makes the joint stationary precision `U = K ⊗ U_d`: a process in
-//! dimension 2d like any other, so both engines run it through the same plan. K's eigenvectors
-//! split it into two modes that never mix: the common mode (x + y)/√2 relaxes at (1 − γ)·U_d, the
-//! difference mode (x − y)/√2 at (1 + γ)·U_d.
-
 //! Two modalities x, y ∈ R^d noised jointly (docs/mathematics.md §9). A symmetric coupling
-//! matrix K makes the joint stationary precision `U = K ⊗ U_d`: a process in dimension 2d like
-//! any other, so both engines run it through the same plan. K's eigenvectors split it into two
-//! modes that never mix: the common mode (x + y)/√2 and the difference mode (x − y)/√2, each
-//! relaxing at K's eigenvalue κ times U_d. A rotating coupling adds `Q = ω J ⊗ I_d`, which turns
-//! one mode into the other; a schedule γ(t) changes the rates, not the modes
-//! ([`super::schedule`]).
+//! matrix K makes the joint stationary precision `K ⊗ U_d`. K's eigenvectors split the joint
+//! space into two modes: the common mode (x + y)/√2 and the difference mode (x − y)/√2, each
+//! relaxing at K's eigenvalue κ times U_d. The joint process is built in the **mode frame**
+//! z = (c, d), c = (x + y)/√2 and d = (x − y)/√2 per feature, where U = diag(κ_c U_d, κ_d U_d) is
+//! as cheap as U_d (diagonal for a diagonal U_d): plans and theory stay O(d). The frame is an
+//! orthogonal map and its own inverse ([`mode_frame`]); inputs in (x, y) are mapped in and samples
+//! mapped back out. A rotating coupling adds `Q = ω J ⊗ I_d` between x and y, which turns one mode
+//! into the other; a schedule γ(t) changes the rates, not the modes ([`super::schedule`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,11 +53,13 @@ pub enum Coupling {
 }
 
 /// One mode of the coupled process: its name, its unit direction (a, b) in the modality plane
-/// (the mode is `a·x + b·y`) and K's eigenvalue along it, `κ(γ) = base + slope·γ`.
+/// (the mode is `a·x + b·y`), its half of the mode frame (0: first d coordinates, 1: last d) and
+/// K's eigenvalue along it, `κ(γ) = base + slope·γ`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Mode {
     pub name: &'static str,
     pub direction: [f64; 2],
+    pub half: usize,
     pub base: f64,
     pub slope: f64,
 }
@@ -111,12 +109,14 @@ impl Kind {
             Mode {
                 name: "common",
                 direction: [h, h],
+                half: 0,
                 base: 1.0,
                 slope: common,
             },
             Mode {
                 name: "difference",
                 direction: [h, -h],
+                half: 1,
                 base: 1.0,
                 slope: difference,
             },
@@ -245,8 +245,9 @@ impl Coupling {
         self.kind().modes()
     }
 
-    /// The joint precision `K ⊗ U_d` (2d × 2d, x first) at the stationary γ; per feature,
-    /// `K_i ⊗ u_i` on each pair (x_i, y_i).
+    /// The joint precision `K ⊗ U_d` in the (x, y) frame (2d × 2d, dense, x first) at the
+    /// stationary γ; per feature, `K_i ⊗ u_i` on each pair (x_i, y_i). Studies run in the mode
+    /// frame ([`Coupling::process`]); this is the same matrix as a generic sampler sees it.
     pub fn joint_precision(&self, u_d: &Linear) -> Result<Linear> {
         let u = u_d.to_dense();
         let d = u.nrows();
@@ -280,18 +281,51 @@ impl Coupling {
         Ok(Linear::from_dense(out))
     }
 
-    /// The joint forward process: U = K ⊗ U_d, the rotation of a rotating coupling, and the
-    /// time-dependent drift of a schedule.
+    /// The rates `κ_c, κ_d` of each feature at γ (per feature, or one γ for all).
+    fn kappas(&self, g: f64, d: usize) -> [DVector<f64>; 2] {
+        let gammas = match self {
+            Coupling::Symmetric {
+                strength: Strength::Features(g),
+                ..
+            } => DVector::from_vec(g.clone()),
+            _ => DVector::from_element(d, g),
+        };
+        self.modes().map(|m| gammas.map(|g| m.kappa(g)))
+    }
+
+    /// The joint forward process in the mode frame: U = diag(κ_c U_d, κ_d U_d), the rotation of a
+    /// rotating coupling, and the time-dependent drift of a schedule.
     pub fn process(&self, u_d: &Linear) -> Result<Process> {
         let d = u_d.dim();
         self.check(Some(d))?;
-        let u = self.joint_precision(u_d)?;
+        let features = matches!(
+            self,
+            Coupling::Symmetric {
+                strength: Strength::Features(_),
+                ..
+            }
+        );
+        ensure!(
+            !features || u_d.form() != Form::Dense,
+            "coupling: per-feature γ needs a diagonal U (--u identity, scalar or diag): K_i ⊗ U \
+             with a dense U is not symmetric"
+        );
+        let [kc, kd] = self.kappas(self.gamma(), d);
+        let scaled = |k: &DVector<f64>| {
+            if features {
+                Linear::Diagonal(k.component_mul(&u_d.diagonal()))
+            } else {
+                u_d.scale(k[0])
+            }
+        };
+        let u = Linear::block_diag(&scaled(&kc), &scaled(&kd));
         let q = match self {
+            // ω J ⊗ I in (x, y) is −ω J ⊗ I in (c, d).
             Coupling::Rotating { omega, .. } => {
                 let mut q = DMatrix::zeros(2 * d, 2 * d);
                 for i in 0..d {
-                    q[(i, d + i)] = *omega;
-                    q[(d + i, i)] = -omega;
+                    q[(i, d + i)] = -omega;
+                    q[(d + i, i)] = *omega;
                 }
                 Linear::Dense(q)
             }
@@ -304,7 +338,7 @@ impl Coupling {
                     .modes()
                     .iter()
                     .map(|m| ModeRate {
-                        direction: m.direction,
+                        half: m.half,
                         base: m.base,
                         slope: m.slope,
                     })
@@ -313,6 +347,43 @@ impl Coupling {
             }
             None => process,
         })
+    }
+}
+
+/// Maps a joint vector between the (x, y) frame and the mode frame (c, d), c = (x + y)/√2,
+/// d = (x − y)/√2 per feature; the map is orthogonal and its own inverse.
+pub fn mode_frame(v: &DVector<f64>) -> DVector<f64> {
+    let d = v.len() / 2;
+    let h = std::f64::consts::FRAC_1_SQRT_2;
+    DVector::from_fn(2 * d, |i, _| {
+        let (j, k) = (i % d, i / d);
+        if k == 0 {
+            h * (v[j] + v[d + j])
+        } else {
+            h * (v[j] - v[d + j])
+        }
+    })
+}
+
+/// [`mode_frame`] on every row of an N × 2d matrix.
+pub fn mode_frame_rows(points: &DMatrix<f64>) -> DMatrix<f64> {
+    let mut out = points.clone();
+    for (i, row) in points.row_iter().enumerate() {
+        out.set_row(i, &mode_frame(&row.transpose()).transpose());
+    }
+    out
+}
+
+/// [`mode_frame`] on f32 rows of length 2d, in place (samples on their way out).
+pub fn mode_frame_f32(x: &mut [f32], dim: usize) {
+    let d = dim / 2;
+    let h = std::f64::consts::FRAC_1_SQRT_2;
+    for row in x.chunks_exact_mut(dim) {
+        for j in 0..d {
+            let (a, b) = (f64::from(row[j]), f64::from(row[d + j]));
+            row[j] = (h * (a + b)) as f32;
+            row[d + j] = (h * (a - b)) as f32;
+        }
     }
 }
 
@@ -369,16 +440,13 @@ pub enum Pairing {
     PerMode,
 }
 
-/// The class means of a pairing for the joint mean m = (m_x, m_y).
-pub fn paired_classes(
-    coupling: &Coupling,
-    m: &DVector<f64>,
-    pairing: Pairing,
-) -> Result<Vec<DVector<f64>>> {
+/// The class means of a pairing, in the mode frame, for the joint mean m = (m_x, m_y) given in
+/// the mode frame.
+pub fn paired_classes(m: &DVector<f64>, pairing: Pairing) -> Result<Vec<DVector<f64>>> {
     match pairing {
         Pairing::Shared => Ok(vec![m.clone(), -m]),
         Pairing::PerMode => {
-            let [c, d] = coupling.modes().map(|mode| project(&mode, m));
+            let [c, d] = Kind::Additive.modes().map(|mode| project(&mode, m));
             ensure!(
                 c.norm() > 1e-12 * m.norm() && d.norm() > 1e-12 * m.norm(),
                 "pairing: per-mode needs a class mean along both modes, but m_x and m_y are \
@@ -394,44 +462,28 @@ pub fn paired_classes(
     }
 }
 
-/// A mode's own d-dimensional process, in the coordinates `a·x + b·y` of its direction (a, b):
-/// the joint U restricted to the mode, Q = 0. None where the joint process does not leave the
-/// mode alone at a constant rate (a rotation, a schedule).
+/// A mode's own d-dimensional process (its half of the mode frame): the joint U restricted to
+/// the mode, Q = 0. None where the joint process does not leave the mode alone at a constant
+/// rate (a rotation, a schedule).
 pub fn mode_process(joint: &Process, mode: &Mode) -> Result<Option<Process>> {
     if joint.schedule.is_some() || joint.q.to_dense().amax() > 0.0 {
         return Ok(None);
     }
     let d = joint.dim() / 2;
-    let basis = mode_basis(mode, d);
-    let u = Linear::from_dense(basis.transpose() * joint.u.to_dense() * &basis);
+    let u = joint.u.block(mode.half * d, d);
     Ok(Some(Process::new(u, Linear::Scalar(0.0, d))?))
 }
 
-/// Joint points (rows (x, y), N × 2d) in a mode's coordinates `a·x + b·y` (N × d).
+/// Joint points in the mode frame (N × 2d) in one mode's coordinates (N × d).
 pub fn mode_coordinates(mode: &Mode, points: &DMatrix<f64>) -> DMatrix<f64> {
-    points * mode_basis(mode, points.ncols() / 2)
+    let d = points.ncols() / 2;
+    points.columns(mode.half * d, d).into_owned()
 }
 
-/// The 2d × d isometry from a mode's coordinates into the joint space.
-fn mode_basis(mode: &Mode, d: usize) -> DMatrix<f64> {
-    let [a, b] = mode.direction;
-    let mut basis = DMatrix::zeros(2 * d, d);
-    for i in 0..d {
-        basis[(i, i)] = a;
-        basis[(d + i, i)] = b;
-    }
-    basis
-}
-
-/// The projection of a joint vector (x, y) onto a mode: `(e eᵀ ⊗ I) v` for the mode's direction e.
+/// The projection of a joint vector in the mode frame onto a mode: its half, the other zeroed.
 pub fn project(mode: &Mode, v: &DVector<f64>) -> DVector<f64> {
     let d = v.len() / 2;
-    let [a, b] = mode.direction;
-    let c = DVector::from_fn(d, |i, _| a * v[i] + b * v[d + i]);
-    DVector::from_iterator(
-        2 * d,
-        c.iter().map(|x| a * x).chain(c.iter().map(|x| b * x)),
-    )
+    DVector::from_fn(2 * d, |i, _| if i / d == mode.half { v[i] } else { 0.0 })
 }
 
 impl FromStr for Coupling {
@@ -510,43 +562,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn modes_diagonalise_the_joint_precision() {
+    fn the_mode_frame_diagonalises_the_joint_precision() {
         let u_d = Linear::Diagonal(DVector::from_vec(vec![1.0, 2.0, 0.5]));
+        let d = 3;
+        // The frame map as a matrix R (orthogonal, its own inverse).
+        let r = DMatrix::from_fn(2 * d, 2 * d, |i, j| {
+            mode_frame(&DVector::from_fn(2 * d, |k, _| f64::from(k == j)))[i]
+        });
+        assert!((&r * &r - DMatrix::identity(2 * d, 2 * d)).amax() < 1e-15);
         for spec in [
             "additive:0.3",
             "diffusive:-0.2",
             "additive:features:0.1,0.5,-0.3",
+            "rotating:0.4,1.5",
         ] {
             let c: Coupling = spec.parse().unwrap();
             assert_eq!(c.to_string(), spec);
-            let d = 3;
-            let u = c.joint_precision(&u_d).unwrap();
-            let v = DVector::from_fn(2 * d, |i, _| (i as f64 + 1.0).sin());
-            for m in c.modes() {
-                // U leaves each mode's component within the mode.
-                let lhs = u.apply(&project(&m, &v));
-                assert!(
-                    (&lhs - project(&m, &lhs)).amax() < 1e-12,
-                    "{spec} {}",
-                    m.name
-                );
-            }
-            let sum = project(&c.modes()[0], &v) + project(&c.modes()[1], &v);
-            assert!(
-                (sum - &v).amax() < 1e-12,
-                "the two modes span the joint space"
-            );
+            let p = c.process(&u_d).unwrap();
+            // The same U as K ⊗ U_d in (x, y), and as cheap as U_d.
+            let xy = c.joint_precision(&u_d).unwrap().to_dense();
+            assert!((&r * xy * &r - p.u.to_dense()).amax() < 1e-12, "{spec}");
+            assert_eq!(p.u.form(), Form::Diagonal, "{spec}");
+            // The rotation ω J ⊗ I of (x, y).
+            let omega = if spec.starts_with("rotating") {
+                1.5
+            } else {
+                0.0
+            };
+            let q_xy = DMatrix::from_fn(2 * d, 2 * d, |i, j| {
+                if j == i + d {
+                    omega
+                } else if i == j + d {
+                    -omega
+                } else {
+                    0.0
+                }
+            });
+            assert!((&r * q_xy * &r - p.q.to_dense()).amax() < 1e-12, "{spec}");
         }
-        // κ on each mode: U acts on the common mode of feature 0 as κ_c(γ)·u_0.
-        let c: Coupling = "diffusive:0.25".parse().unwrap();
-        let u = c.joint_precision(&u_d).unwrap().to_dense();
-        let h = std::f64::consts::FRAC_1_SQRT_2;
-        let mut e = DVector::zeros(6);
-        (e[0], e[3]) = (h, -h);
+        // κ on each mode: the difference mode of feature 0 relaxes at κ_d(γ)·u_0 = 1 + 2γ.
+        let p = "diffusive:0.25"
+            .parse::<Coupling>()
+            .unwrap()
+            .process(&u_d)
+            .unwrap();
+        assert!((p.u.diagonal()[d] - 1.5).abs() < 1e-12);
+        let v = DVector::from_fn(2 * d, |i, _| (i as f64 + 1.0).sin());
+        let sum = project(&p_modes()[0], &v) + project(&p_modes()[1], &v);
         assert!(
-            ((&u * &e) - &e * (1.5 * 1.0)).amax() < 1e-12,
-            "difference κ = 1 + 2γ"
+            (sum - &v).amax() < 1e-15,
+            "the two modes span the joint space"
         );
+        let mut rows = DMatrix::from_fn(2, 2 * d, |i, j| (i * 7 + j) as f64);
+        let back = mode_frame_rows(&mode_frame_rows(&rows));
+        assert!((&back - &rows).amax() < 1e-12);
+        let mut x: Vec<f32> = rows.transpose().iter().map(|&v| v as f32).collect();
+        mode_frame_f32(&mut x, 2 * d);
+        rows = mode_frame_rows(&rows);
+        let want: Vec<f32> = rows.transpose().iter().map(|&v| v as f32).collect();
+        assert_eq!(x, want);
+    }
+
+    fn p_modes() -> [Mode; 2] {
+        Coupling::additive(0.0).modes()
     }
 
     #[test]
@@ -602,8 +680,8 @@ mod tests {
     #[test]
     fn per_mode_classes_carry_one_label_per_mode() {
         let c = Coupling::additive(0.5);
-        let m = paired_mean(&DVector::from_element(4, 1.0), 90.0).unwrap();
-        let classes = paired_classes(&c, &m, Pairing::PerMode).unwrap();
+        let m = mode_frame(&paired_mean(&DVector::from_element(4, 1.0), 90.0).unwrap());
+        let classes = paired_classes(&m, Pairing::PerMode).unwrap();
         assert_eq!(classes.len(), 4);
         let [common, difference] = c.modes();
         // Classes 0, 1 share the common mode's sign, classes 0, 2 the difference mode's.
@@ -613,10 +691,10 @@ mod tests {
         assert!((pd(0) - pd(2)).amax() < 1e-12 && (pd(0) + pd(1)).amax() < 1e-12);
         assert_eq!(common.groups(&classes), vec![0, 0, 1, 1]);
         assert_eq!(difference.groups(&classes), vec![0, 1, 0, 1]);
-        let shared = paired_classes(&c, &m, Pairing::Shared).unwrap();
+        let shared = paired_classes(&m, Pairing::Shared).unwrap();
         assert_eq!(common.groups(&shared), vec![0, 1]);
-        let aligned = paired_mean(&DVector::from_element(4, 1.0), 0.0).unwrap();
-        assert!(paired_classes(&c, &aligned, Pairing::PerMode).is_err());
+        let aligned = mode_frame(&paired_mean(&DVector::from_element(4, 1.0), 0.0).unwrap());
+        assert!(paired_classes(&aligned, Pairing::PerMode).is_err());
     }
 
     /// A step schedule composes the two constant processes: E(t) = E₂(t − t₁) E₁(t₁) and

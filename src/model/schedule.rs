@@ -1,13 +1,14 @@
 //! A coupling strength that changes with time, γ(t), and the forward process it drives
-//! (docs/mathematics.md §9). The coupling matrices K(γ) of every γ share their eigenvectors, so
-//! the drifts `A(t) = K(γ(t)) ⊗ U_d` commute and everything stays in closed form per mode k and
-//! eigenvalue u of U_d: with `Λ_k(t) = ∫₀ᵗ κ_k(γ(s)) ds`,
+//! (docs/mathematics.md §9.1). The coupling matrices K(γ) of every γ share their eigenvectors, so
+//! in the mode frame (c, d) the drift `A(t) = diag(κ_c(γ(t)) U_d, κ_d(γ(t)) U_d)` commutes with
+//! itself at all times and everything stays in closed form per mode k and eigenvalue u of U_d:
+//! with `Λ_k(t) = ∫₀ᵗ κ_k(γ(s)) ds`,
 //!
 //! ```text
-//! E(t) = Σ_k P_k ⊗ exp(−Λ_k(t) U_d)          v_k(t, u) = 2∫₀ᵗ exp(−2u(Λ_k(t) − Λ_k(s))) ds
+//! E(t) = diag_k exp(−Λ_k(t) U_d)          v_k(t, u) = 2∫₀ᵗ exp(−2u(Λ_k(t) − Λ_k(s))) ds
 //! ```
 //!
-//! and the covariance of `x_t | x_0` is `Σ_k P_k ⊗ v_k(t, U_d)`.
+//! and the covariance of `x_t | x_0` is `diag_k v_k(t, U_d)`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -248,31 +249,39 @@ impl fmt::Display for Schedule {
     }
 }
 
-/// One mode of the coupled process under a schedule: its direction in the modality plane and
-/// its rate `κ(γ) = base + slope·γ` (K's eigenvalue).
+/// One mode of the coupled process under a schedule: its half of the mode frame and its rate
+/// `κ(γ) = base + slope·γ` (K's eigenvalue).
 #[derive(Clone, Debug)]
 pub struct ModeRate {
-    pub direction: [f64; 2],
+    pub half: usize,
     pub base: f64,
     pub slope: f64,
 }
 
-/// The forward process of two modalities coupled by a schedule (see the module doc).
+/// The forward process of two modalities coupled by a schedule, in the mode frame (see the
+/// module doc).
 #[derive(Clone, Debug)]
 pub struct ScheduledDrift {
-    /// Eigenvalues and eigenvectors (columns) of U_d.
-    u_values: DVector<f64>,
-    u_vectors: DMatrix<f64>,
+    u_d: Linear,
+    /// Eigenvalues and eigenvectors (columns) of U_d when it is dense.
+    eigen: Option<(DVector<f64>, DMatrix<f64>)>,
     modes: Vec<ModeRate>,
     pub gamma: Schedule,
 }
 
 impl ScheduledDrift {
-    pub fn new(u_d: &Linear, modes: Vec<ModeRate>, gamma: Schedule) -> Self {
-        let eig = u_d.to_dense().symmetric_eigen();
+    pub fn new(u_d: &Linear, mut modes: Vec<ModeRate>, gamma: Schedule) -> Self {
+        modes.sort_by_key(|m| m.half);
+        let eigen = match u_d {
+            Linear::Dense(m) => {
+                let e = m.clone().symmetric_eigen();
+                Some((e.eigenvalues, e.eigenvectors))
+            }
+            _ => None,
+        };
         ScheduledDrift {
-            u_values: eig.eigenvalues,
-            u_vectors: eig.eigenvectors,
+            u_d: u_d.clone(),
+            eigen,
             modes,
             gamma,
         }
@@ -311,23 +320,21 @@ impl ScheduledDrift {
         v
     }
 
-    /// `Σ_k P_k ⊗ f_k(U_d)` for per-mode functions of U_d's eigenvalues.
+    /// `diag_k f_k(U_d)` for per-mode functions of U_d's eigenvalues, in U_d's form.
     fn assemble(&self, f: impl Fn(&ModeRate, f64) -> f64) -> Linear {
-        let d = self.u_values.len();
-        let mut out = DMatrix::zeros(2 * d, 2 * d);
-        for mode in &self.modes {
-            let scaled = DVector::from_iterator(d, self.u_values.iter().map(|&u| f(mode, u)));
-            let fu = &self.u_vectors * DMatrix::from_diagonal(&scaled) * self.u_vectors.transpose();
-            let [a, b] = mode.direction;
-            for (r, c, w) in [(0, 0, a * a), (0, 1, a * b), (1, 0, b * a), (1, 1, b * b)] {
-                let mut block = out.view_mut((r * d, c * d), (d, d));
-                block += &fu * w;
+        let apply = |mode: &ModeRate| match (&self.u_d, &self.eigen) {
+            (Linear::Scalar(u, d), _) => Linear::Scalar(f(mode, *u), *d),
+            (Linear::Diagonal(v), _) => Linear::Diagonal(v.map(|u| f(mode, u))),
+            (_, Some((values, vectors))) => {
+                let scaled = values.map(|u| f(mode, u));
+                Linear::Dense(vectors * DMatrix::from_diagonal(&scaled) * vectors.transpose())
             }
-        }
-        Linear::from_dense(out)
+            (Linear::Dense(_), None) => unreachable!("a dense U_d has its eigenvectors"),
+        };
+        Linear::block_diag(&apply(&self.modes[0]), &apply(&self.modes[1]))
     }
 
-    /// `E(t) = Σ_k P_k ⊗ exp(−Λ_k(t) U_d)`.
+    /// `E(t) = diag_k exp(−Λ_k(t) U_d)`.
     pub fn propagator(&self, t: f64) -> Linear {
         self.assemble(|m, u| (-self.lambda(m, t) * u).exp())
     }
@@ -337,7 +344,7 @@ impl ScheduledDrift {
         self.assemble(|m, u| self.noise_variance(m, u, t))
     }
 
-    /// `A(t) = K(γ(t)) ⊗ U_d`.
+    /// `A(t) = diag_k κ_k(γ(t)) U_d`.
     pub fn drift(&self, t: f64) -> Linear {
         let g = self.gamma.at(t);
         self.assemble(|m, u| (m.base + m.slope * g) * u)
@@ -380,14 +387,18 @@ mod tests {
     #[test]
     fn noise_variance_matches_quadrature() {
         let mode = ModeRate {
-            direction: [1.0, 0.0],
+            half: 0,
             base: 1.0,
             slope: -1.0,
         };
         for spec in ["0.3", "step:0.2,0.7,0.6", "ramp:-0.5,1.2,0.8"] {
+            let other = ModeRate {
+                half: 1,
+                ..mode.clone()
+            };
             let drift = ScheduledDrift::new(
                 &Linear::identity(1),
-                vec![mode.clone()],
+                vec![mode.clone(), other],
                 spec.parse().unwrap(),
             );
             for (u, t) in [(1.0, 0.4), (2.5, 1.7), (0.3, 3.0), (100.0, 1.0)] {
