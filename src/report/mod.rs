@@ -7,7 +7,7 @@
 mod plot;
 mod progress;
 
-pub use plot::{Series, Style, plot_series, render_svg};
+pub use plot::{Figure, Series, Style, plot_series, render_png, render_svg, write_figure};
 pub use progress::{Progress, si};
 
 use std::fs::{self, File};

@@ -1,4 +1,6 @@
-//! Line and point plots as SVG (plotters' SVG backend, no font files needed).
+//! Line and point plots as SVG (plotters' SVG backend, no font files needed) and PNG (the bitmap
+//! backend with DejaVu Sans embedded in the binary through ab_glyph: no fontconfig, no system
+//! fonts).
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
@@ -134,6 +136,15 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("cannot draw plot: {e:?}")
 }
 
+/// A plot's content: its title, axes, curves and labelled vertical markers.
+pub struct Figure<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: &'a [Series],
+    pub markers: &'a [(String, f64)],
+}
+
 /// Render a plot to an SVG document. `markers` are labelled vertical dashed lines (e.g. a
 /// theoretical t_S); non-finite markers are skipped.
 pub fn render_svg(
@@ -143,6 +154,62 @@ pub fn render_svg(
     series: &[Series],
     markers: &[(String, f64)],
 ) -> Result<String> {
+    let figure = Figure {
+        title,
+        x_label,
+        y_label,
+        series,
+        markers,
+    };
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area(),
+        &figure,
+    )?;
+    Ok(svg)
+}
+
+/// Render a plot to PNG bytes (RGB, 8 bits).
+pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
+    register_font()?;
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area(),
+        figure,
+    )?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, WIDTH, HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut w| w.write_image_data(&rgb))
+        .map_err(|e| anyhow!("cannot encode PNG: {e}"))?;
+    Ok(bytes)
+}
+
+/// The bitmap backend draws text with fonts registered by name: DejaVu Sans, compiled in.
+fn register_font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        let bytes = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_ok()
+    });
+    anyhow::ensure!(ok, "cannot load the embedded font");
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    figure: &Figure,
+) -> Result<()> {
+    let Figure {
+        title,
+        x_label,
+        y_label,
+        series,
+        markers,
+    } = *figure;
     let markers: Vec<&(String, f64)> = markers.iter().filter(|m| m.1.is_finite()).collect();
     let xs = series
         .iter()
@@ -161,9 +228,7 @@ pub fn render_svg(
     });
     let (y0, y1) = range(ys, 0.06);
 
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(plot_err)?;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)))
@@ -306,7 +371,7 @@ pub fn render_svg(
         }
         root.present().map_err(plot_err)?;
     }
-    Ok(svg)
+    Ok(())
 }
 
 /// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`.
@@ -321,6 +386,20 @@ pub fn plot_series(
 ) -> Result<std::path::PathBuf> {
     let svg = render_svg(title, x_label, y_label, series, markers)?;
     out.write_text(name, &svg)
+}
+
+/// Write a plot as `stem.svg` and `stem.png` in `out`.
+pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
+    let svg = render_svg(
+        figure.title,
+        figure.x_label,
+        figure.y_label,
+        figure.series,
+        figure.markers,
+    )?;
+    out.write_text(&format!("{stem}.svg"), &svg)?;
+    out.write_bytes(&format!("{stem}.png"), &render_png(figure)?)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -385,6 +464,34 @@ mod tests {
         assert_eq!(out.files(), ["plots/speciation.svg"]);
         if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
             std::fs::copy(&path, std::path::Path::new(&dir).join("speciation.svg")).unwrap();
+        }
+    }
+
+    /// The PNG decodes to the plot's size, and the embedded font draws the title: its band holds
+    /// dark pixels (a missing font would leave it white).
+    #[test]
+    fn png_is_produced_with_text() {
+        let series = phi_series();
+        let markers = [("t_S theory".to_string(), 1.386)];
+        let figure = Figure {
+            title: "Speciation: cloning probability",
+            x_label: "branch time t",
+            y_label: "φ(t)",
+            series: &series,
+            markers: &markers,
+        };
+        let bytes = render_png(&figure).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
+        let row = (info.width * 3) as usize;
+        let title_band = &buf[row * 18..row * 42];
+        let dark = title_band.chunks(3).filter(|p| p.iter().all(|&c| c < 100)).count();
+        assert!(dark > 200, "title pixels: {dark}");
+        if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
+            std::fs::write(std::path::Path::new(&dir).join("speciation.png"), &bytes).unwrap();
         }
     }
 
