@@ -248,6 +248,7 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
                     .collect(),
                 error: Some(result.excess_entropy.iter().map(|e| e.stderr).collect()),
                 style: Style::Points,
+                color: None,
             },
             Series {
                 label: "Gaussian REM theory".into(),
@@ -258,12 +259,14 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
                     .collect(),
                 error: None,
                 style: Style::Line,
+                color: None,
             },
             Series {
                 label: "clone-collapse φ_C".into(),
                 points: result.clone_collapse.iter().map(|p| (p.t, p.phi)).collect(),
                 error: Some(result.clone_collapse.iter().map(|p| p.stderr).collect()),
                 style: Style::Points,
+                color: None,
             },
         ];
         crate::report::plot_series(

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod build;
 pub mod collapse;
 pub mod devices;
+pub mod reproduce;
 pub mod resources;
 pub mod run;
 pub mod speciation;
@@ -74,6 +75,10 @@ enum Command {
     /// against the machine's measured peak.
     #[command(long_about = bench::LONG_ABOUT)]
     Bench(bench::BenchArgs),
+    /// Reproduce one of the sources' experiments (speciation-gmm, collapse-gmm, gap, steering,
+    /// multimodal): CSV data, SVG and PNG plots, summary.json with every check, report.md.
+    /// --quick finishes within a minute on 2 CPU cores.
+    Reproduce(reproduce::ReproduceArgs),
     /// List the GPU adapters wgpu can see, with backend, type, limits and features.
     Devices {
         /// Print JSON instead of a table.
@@ -293,6 +298,7 @@ pub fn main() -> Result<()> {
     let (study_kind, args) = match cli.command {
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
+        Command::Reproduce(a) => return reproduce::main(a),
         Command::Theory(a) => (Study::Theory, a),
         Command::Run(a) => (Study::Run, a),
         Command::Speciation(a) => (Study::Speciation, a),

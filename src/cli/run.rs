@@ -145,6 +145,7 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
             points: result.record.iter().map(|r| (r.t, r.purity)).collect(),
             error: Some(result.record.iter().map(|r| r.purity_stderr).collect()),
             style: Style::Points,
+            color: None,
         }];
         if let Some(m) = &built.class_dir {
             let norm = built.mixture.means[0].dot(m).abs().max(f64::MIN_POSITIVE);
@@ -158,6 +159,7 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
                     .collect(),
                 error: None,
                 style: Style::Line,
+                color: None,
             });
         }
         let markers: Vec<(String, f64)> = result

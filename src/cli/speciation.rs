@@ -279,12 +279,14 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
             points: r.phi.iter().map(|p| (p.t, p.phi)).collect(),
             error: Some(r.phi.iter().map(|p| p.stderr).collect()),
             style: Style::Points,
+            color: None,
         },
         Series {
             label: "posterior Σ r² at the branch".into(),
             points: r.phi.iter().map(|p| (p.t, p.phi_posterior)).collect(),
             error: None,
             style: Style::Points,
+            color: None,
         },
     ];
     if !r.theory.s_curve.is_empty() {
@@ -301,6 +303,7 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
                 .collect(),
             error: None,
             style: Style::Line,
+            color: None,
         });
     }
     for m in r.modes.iter().flatten() {
@@ -309,6 +312,7 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
             points: m.phi.iter().map(|p| (p.t, p.phi)).collect(),
             error: Some(m.phi.iter().map(|p| p.stderr).collect()),
             style: Style::Points,
+            color: None,
         });
         if m.phi.iter().all(|p| p.phi_theory.is_some()) {
             series.push(Series {
@@ -320,6 +324,7 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
                     .collect(),
                 error: None,
                 style: Style::Line,
+                color: None,
             });
         }
     }

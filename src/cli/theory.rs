@@ -14,7 +14,7 @@ use crate::theory;
 #[derive(Serialize)]
 pub struct TheoryStudy {
     #[serde(flatten)]
-    theory: theory::Theory,
+    pub theory: theory::Theory,
     /// With --coupling: the common and difference modes.
     #[serde(skip_serializing_if = "Option::is_none")]
     modes: Option<Vec<ModeTheory>>,

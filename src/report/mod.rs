@@ -8,7 +8,7 @@ mod plot;
 mod progress;
 
 pub use plot::{Figure, Series, Style, plot_series, render_png, render_svg, write_figure};
-pub use progress::{Progress, si};
+pub use progress::{Progress, duration, si};
 
 use std::fs::{self, File};
 use std::io::Write;

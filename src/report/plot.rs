@@ -25,6 +25,9 @@ pub struct Series {
     /// Half-widths of the ± band / error bars, one per point (non-finite = none at that point).
     pub error: Option<Vec<f64>>,
     pub style: Style,
+    /// Palette index; None = the series' position (theory and measurement of one case share a
+    /// colour when they share an index).
+    pub color: Option<usize>,
 }
 
 impl Series {
@@ -34,6 +37,7 @@ impl Series {
             points,
             error: None,
             style: Style::Line,
+            color: None,
         }
     }
 
@@ -43,11 +47,17 @@ impl Series {
             points,
             error: None,
             style: Style::Points,
+            color: None,
         }
     }
 
     pub fn with_error(mut self, error: Vec<f64>) -> Series {
         self.error = Some(error);
+        self
+    }
+
+    pub fn colored(mut self, index: usize) -> Series {
+        self.color = Some(index);
         self
     }
 
@@ -171,7 +181,6 @@ pub fn render_svg(
 
 /// Render a plot to PNG bytes (RGB, 8 bits).
 pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
-    register_font()?;
     let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     draw(
         BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area(),
@@ -188,7 +197,7 @@ pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// The bitmap backend draws text with fonts registered by name: DejaVu Sans, compiled in.
+/// Text is laid out (SVG) and drawn (PNG) with fonts registered by name: DejaVu Sans, compiled in.
 fn register_font() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
@@ -203,6 +212,7 @@ fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     figure: &Figure,
 ) -> Result<()> {
+    register_font()?;
     let Figure {
         title,
         x_label,
@@ -253,7 +263,7 @@ fn draw<DB: DrawingBackend>(
             .map_err(plot_err)?;
 
         for (k, s) in series.iter().enumerate() {
-            let color = PALETTE[k % PALETTE.len()];
+            let color = PALETTE[s.color.unwrap_or(k) % PALETTE.len()];
             // Runs of consecutive finite points (a line breaks at NaN).
             let mut runs: Vec<Vec<(usize, (f64, f64))>> = vec![Vec::new()];
             for (i, p) in s.points.iter().enumerate() {
@@ -488,7 +498,10 @@ mod tests {
         assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
         let row = (info.width * 3) as usize;
         let title_band = &buf[row * 18..row * 42];
-        let dark = title_band.chunks(3).filter(|p| p.iter().all(|&c| c < 100)).count();
+        let dark = title_band
+            .chunks(3)
+            .filter(|p| p.iter().all(|&c| c < 100))
+            .count();
         assert!(dark > 200, "title pixels: {dark}");
         if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
             std::fs::write(std::path::Path::new(&dir).join("speciation.png"), &bytes).unwrap();

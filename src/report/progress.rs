@@ -54,7 +54,11 @@ pub fn si(x: f64) -> String {
 }
 
 fn seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
+    duration(d.as_secs_f64())
+}
+
+/// A duration in seconds as `12.3 s`, `4m05s` or `2h10m`.
+pub fn duration(s: f64) -> String {
     if s < 60.0 {
         format!("{s:.1} s")
     } else if s < 3600.0 {

@@ -1,0 +1,477 @@
+//! `regimes reproduce NAME`: the sources' experiments as one command each. Every experiment runs
+//! the ordinary studies (theory, speciation, collapse) on a list of configs, then writes CSV data,
+//! SVG and PNG plots, `summary.json` with every check as `{name, value, expected, tolerance,
+//! pass}`, and `report.md` that embeds the plots and states machine, command and wall time. The
+//! exit status is non-zero when a check fails.
+
+mod collapse_gmm;
+mod gap;
+mod multimodal;
+mod speciation_gmm;
+mod steering;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::{Context, Selected, collapse, select_engine, speciation};
+use crate::config::{Backend, Config};
+use crate::engine::Engine;
+use crate::measure::run::{RunSpec, run as run_particles};
+use crate::plan::Grid;
+use crate::plan::Plan;
+use crate::report::{Figure, OutDir, Series, write_figure};
+
+#[derive(clap::Args)]
+pub struct ReproduceArgs {
+    /// The experiment: speciation-gmm (φ against t/t_S for growing d), collapse-gmm (excess
+    /// entropy and collapse times against the REM), gap (spectral gap against the strength of Q),
+    /// steering (t_S and t_C across Q strategies for anisotropic U), multimodal (per-mode φ and
+    /// the synchronization gap against the coupling, and a coupling schedule).
+    #[arg(value_enum)]
+    pub name: Experiment,
+    /// Small sizes that finish within a minute on 2 CPU cores; the checks still apply.
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory [default: reproduce/NAME].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace the files of an earlier run in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Clone pairs per branch time in the cloning experiments [default: 10 000, quick 2 000].
+    #[arg(long, value_name = "N")]
+    pub pairs: Option<u64>,
+    /// Engine [default: auto: a hardware GPU if wgpu sees one, else the CPU].
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// CPU threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Seed of every random choice [default: 1].
+    #[arg(long, value_name = "SEED")]
+    pub seed: Option<u64>,
+    /// No progress notes on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Experiment {
+    SpeciationGmm,
+    CollapseGmm,
+    Gap,
+    Steering,
+    Multimodal,
+}
+
+impl Experiment {
+    fn name(self) -> &'static str {
+        match self {
+            Experiment::SpeciationGmm => "speciation-gmm",
+            Experiment::CollapseGmm => "collapse-gmm",
+            Experiment::Gap => "gap",
+            Experiment::Steering => "steering",
+            Experiment::Multimodal => "multimodal",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Experiment::SpeciationGmm => "Speciation of a two-class Gaussian mixture",
+            Experiment::CollapseGmm => "Collapse onto the training set",
+            Experiment::Gap => "Spectral gap against the strength of Q",
+            Experiment::Steering => "Steering t_S and t_C with Q for anisotropic U",
+            Experiment::Multimodal => {
+                "Coupled modalities: per-mode speciation and the synchronization gap"
+            }
+        }
+    }
+}
+
+/// One verified claim: `value` against `expected` (within `tolerance` for `=`; a bound for
+/// `<=` and `>=`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub value: f64,
+    pub expected: f64,
+    pub tolerance: f64,
+    pub relation: &'static str,
+    pub pass: bool,
+}
+
+impl Check {
+    pub fn near(name: impl Into<String>, value: f64, expected: f64, tolerance: f64) -> Check {
+        Check {
+            name: name.into(),
+            value,
+            expected,
+            tolerance,
+            relation: "=",
+            pass: (value - expected).abs() <= tolerance,
+        }
+    }
+
+    pub fn at_most(name: impl Into<String>, value: f64, limit: f64) -> Check {
+        Check {
+            name: name.into(),
+            value,
+            expected: limit,
+            tolerance: 0.0,
+            relation: "<=",
+            pass: value <= limit,
+        }
+    }
+
+    pub fn at_least(name: impl Into<String>, value: f64, limit: f64) -> Check {
+        Check {
+            name: name.into(),
+            value,
+            expected: limit,
+            tolerance: 0.0,
+            relation: ">=",
+            pass: value >= limit,
+        }
+    }
+}
+
+/// What an experiment has to work with, and what it has produced so far.
+pub struct Lab<'a, E: Engine> {
+    pub engine: &'a E,
+    pub quick: bool,
+    pub out: &'a OutDir,
+    /// The base config: backend, threads, seed.
+    pub base: Config,
+    pub pairs: Option<u64>,
+    pub quiet: bool,
+    pub checks: Vec<Check>,
+    /// (file stem, caption) of every figure.
+    pub figures: Vec<(String, String)>,
+}
+
+impl<E: Engine> Lab<'_, E> {
+    /// Clone pairs per branch time: the flag, or the experiment's default.
+    pub fn pairs(&self) -> u64 {
+        self.pairs
+            .unwrap_or(if self.quick { 2_000 } else { 10_000 })
+    }
+
+    fn context(&self, cfg: Config) -> Result<Context> {
+        cfg.validate()?;
+        Ok(Context {
+            grid: Grid::new(cfg.t_max, cfg.steps)?,
+            cfg,
+            empirical: false,
+            out: None,
+            quiet: true,
+            warnings: vec![],
+            stopped_early: None,
+        })
+    }
+
+    pub fn note(&self, what: &str) {
+        if !self.quiet {
+            eprintln!("  {what}");
+        }
+    }
+
+    pub fn speciation(&self, cfg: Config) -> Result<speciation::Speciation> {
+        let mut cx = self.context(cfg)?;
+        let r = speciation::speciation(&mut cx, self.engine)?;
+        interrupted(cx.stopped_early)?;
+        Ok(r)
+    }
+
+    pub fn collapse(&self, cfg: Config) -> Result<collapse::Collapse> {
+        let mut cx = self.context(cfg)?;
+        let r = collapse::collapse(&mut cx, self.engine)?;
+        interrupted(cx.stopped_early)?;
+        Ok(r)
+    }
+
+    pub fn theory(&self, cfg: Config) -> Result<super::theory::TheoryStudy> {
+        super::theory::theory(&mut self.context(cfg)?)
+    }
+
+    /// Prints the expected wall time of `work` particle-steps × d, from a short timed run of
+    /// this engine (two classes, d = 64, 4096 particles, 50 steps).
+    pub fn announce(&self, work: f64) -> Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        let cfg = Config {
+            dim: 64,
+            ..self.base.clone()
+        };
+        let built = super::build::build(&cfg)?;
+        let plan = Plan::new(
+            &built.mixture_model(),
+            Grid::new(1.0, 50)?,
+            cfg.scheme,
+            cfg.start,
+        )?;
+        let spec = RunSpec {
+            seed: 1,
+            particles: 4096,
+            keep_samples: false,
+            batch: None,
+        };
+        let record = crate::engine::Recorder::none(&plan);
+        let started = Instant::now();
+        run_particles(self.engine, &plan, spec, record, &mut |_| {})?;
+        let per_unit = started.elapsed().as_secs_f64() / (4096.0 * 50.0 * 64.0);
+        let seconds = work * per_unit;
+        eprintln!(
+            "  expected time: about {} ({:.2e} particle-steps × d at the engine's measured rate)",
+            crate::report::duration(seconds),
+            work
+        );
+        Ok(())
+    }
+
+    pub fn check(&mut self, check: Check) {
+        if !self.quiet {
+            eprintln!(
+                "  {} {}: {:.5} {} {:.5}{}",
+                if check.pass { "pass" } else { "FAIL" },
+                check.name,
+                check.value,
+                check.relation,
+                check.expected,
+                if check.relation == "=" {
+                    format!(" ± {:.5}", check.tolerance)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        self.checks.push(check);
+    }
+
+    /// Writes `stem.svg` and `stem.png` and lists the figure in the report.
+    pub fn figure(&mut self, stem: &str, caption: &str, figure: Figure) -> Result<()> {
+        write_figure(self.out, stem, &figure)?;
+        self.figures.push((stem.to_string(), caption.to_string()));
+        Ok(())
+    }
+}
+
+fn interrupted(stopped: Option<String>) -> Result<()> {
+    match stopped {
+        Some(reason) => anyhow::bail!("stopped early ({reason})"),
+        None => Ok(()),
+    }
+}
+
+/// Where φ(t) crosses F(1), and its standard error: the s.e. of φ at the branch point nearest
+/// the crossing over the local slope of the measured φ.
+pub fn crossing_with_error(branches: &[(f64, f64, f64)], level: f64) -> Option<(f64, f64)> {
+    let mut by_time = branches.to_vec();
+    by_time.sort_by(|a, b| b.0.total_cmp(&a.0));
+    by_time.windows(2).find_map(|w| {
+        let ((t1, p1, e1), (t0, p0, e0)) = (w[0], w[1]);
+        if (p1 - level) * (p0 - level) > 0.0 || p1 == p0 {
+            return None;
+        }
+        let t = t1 + (level - p1) * (t0 - t1) / (p0 - p1);
+        let slope = ((p0 - p1) / (t0 - t1)).abs();
+        Some((t, e1.max(e0) / slope))
+    })
+}
+
+/// (t, φ, s.e.) of each branch time of a cloning study.
+pub fn phi_points(r: &speciation::Speciation) -> Vec<(f64, f64, f64)> {
+    r.phi.iter().map(|p| (p.t, p.phi, p.stderr)).collect()
+}
+
+/// Checks a measured t_S against theory within 4.5 of its standard errors, plus the step's
+/// Euler–Maruyama bias (one Δt).
+pub fn t_s_check(name: &str, measured: Option<(f64, f64)>, theory: Option<f64>, dt: f64) -> Check {
+    match (measured, theory) {
+        (Some((t, sigma)), Some(th)) => Check::near(name, t, th, 4.5 * sigma + dt),
+        _ => Check::near(name, f64::NAN, theory.unwrap_or(f64::NAN), 0.0),
+    }
+}
+
+/// A series of measured points with ± error bars.
+pub fn measured(label: impl Into<String>, points: &[(f64, f64, f64)]) -> Series {
+    Series::points(label, points.iter().map(|p| (p.0, p.1)).collect())
+        .with_error(points.iter().map(|p| p.2).collect())
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    experiment: &'static str,
+    title: &'static str,
+    command: String,
+    machine: String,
+    engine: String,
+    version: &'static str,
+    quick: bool,
+    seed: u64,
+    wall_seconds: f64,
+    passed: bool,
+    checks: &'a [Check],
+    data: serde_json::Value,
+}
+
+pub fn main(args: ReproduceArgs) -> Result<()> {
+    let name = args.name.name();
+    let path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reproduce").join(name));
+    let out = OutDir::create_for(&path, args.force, "reproduce")?;
+    let base = Config {
+        backend: args.backend.unwrap_or_default(),
+        threads: args.threads,
+        seed: args.seed.unwrap_or(1),
+        ..Config::default()
+    };
+    base.validate()?;
+    let quiet = args.quiet;
+    let probe = Context {
+        grid: Grid::new(base.t_max, base.steps)?,
+        cfg: base.clone(),
+        empirical: false,
+        out: None,
+        quiet,
+        warnings: vec![],
+        stopped_early: None,
+    };
+    let _ = ctrlc::set_handler(crate::measure::request_stop);
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    if !quiet {
+        eprintln!(
+            "reproduce {name}{}: {}",
+            if args.quick { " (quick)" } else { "" },
+            args.name.title()
+        );
+    }
+    let started = Instant::now();
+    let outcome = match select_engine(&probe)? {
+        Selected::Cpu(e) => run(args.name, &e, &out, &base, &args),
+        Selected::Gpu(e) => run(args.name, e.as_ref(), &out, &base, &args),
+    }?;
+    let (lab_checks, figures, data, engine) = outcome;
+    let wall = started.elapsed().as_secs_f64();
+    let passed = lab_checks.iter().all(|c| c.pass);
+    let summary = Summary {
+        experiment: name,
+        title: args.name.title(),
+        command: command.clone(),
+        machine: machine(),
+        engine,
+        version: env!("CARGO_PKG_VERSION"),
+        quick: args.quick,
+        seed: base.seed,
+        wall_seconds: wall,
+        passed,
+        checks: &lab_checks,
+        data,
+    };
+    out.write_json("summary.json", &summary)?;
+    out.write_text("report.md", &report(&summary, &figures, &out.files()))?;
+    out.finish()?;
+    let failed: Vec<&str> = lab_checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| c.name.as_str())
+        .collect();
+    println!(
+        "{name}: {} of {} checks pass in {wall:.1} s; wrote {}",
+        lab_checks.len() - failed.len(),
+        lab_checks.len(),
+        path.join("report.md").display()
+    );
+    anyhow::ensure!(failed.is_empty(), "checks failed: {}", failed.join(", "));
+    Ok(())
+}
+
+type Outcome = (Vec<Check>, Vec<(String, String)>, serde_json::Value, String);
+
+fn run<E: Engine>(
+    experiment: Experiment,
+    engine: &E,
+    out: &OutDir,
+    base: &Config,
+    args: &ReproduceArgs,
+) -> Result<Outcome> {
+    let mut lab = Lab {
+        engine,
+        quick: args.quick,
+        out,
+        base: base.clone(),
+        pairs: args.pairs,
+        quiet: args.quiet,
+        checks: vec![],
+        figures: vec![],
+    };
+    let data = match experiment {
+        Experiment::SpeciationGmm => speciation_gmm::run(&mut lab)?,
+        Experiment::CollapseGmm => collapse_gmm::run(&mut lab)?,
+        Experiment::Gap => gap::run(&mut lab)?,
+        Experiment::Steering => steering::run(&mut lab)?,
+        Experiment::Multimodal => multimodal::run(&mut lab)?,
+    };
+    Ok((lab.checks, lab.figures, data, engine.describe()))
+}
+
+/// The CPU model and core count, for the report.
+fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{model}, {cores} cores")
+}
+
+fn report(s: &Summary, figures: &[(String, String)], files: &[String]) -> String {
+    let mut md = format!(
+        "# {}\n\n`{}`\n\n| | |\n| --- | --- |\n| machine | {} |\n| engine | {} |\n| regimes | {} |\n\
+         | wall time | {:.1} s |\n| checks | {} of {} pass |\n\n",
+        s.title,
+        s.command,
+        s.machine,
+        s.engine,
+        s.version,
+        s.wall_seconds,
+        s.checks.iter().filter(|c| c.pass).count(),
+        s.checks.len()
+    );
+    md += "## Checks\n\n| check | value | expected | tolerance | pass |\n| --- | ---: | ---: | ---: | :---: |\n";
+    for c in s.checks {
+        md += &format!(
+            "| {} | {:.5} | {} {:.5} | {} | {} |\n",
+            c.name,
+            c.value,
+            c.relation,
+            c.expected,
+            if c.relation == "=" {
+                format!("{:.5}", c.tolerance)
+            } else {
+                "—".into()
+            },
+            if c.pass { "✓" } else { "✗" }
+        );
+    }
+    md += "\n## Figures\n\n";
+    for (stem, caption) in figures {
+        md += &format!("![{caption}]({stem}.png)\n\n{caption} ([SVG]({stem}.svg))\n\n");
+    }
+    md += "## Files\n\n";
+    for f in files {
+        md += &format!("* `{f}`\n");
+    }
+    md
+}
