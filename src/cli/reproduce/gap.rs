@@ -93,7 +93,8 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         "gap",
         "Spectral gap of (I + Q)U relative to the bound Tr(U)/d, against the strength s of the \
          optimal Q (Q = s·Q_opt), for four spectra of U in d dimensions: λ_min(U)/(Tr(U)/d) at \
-         s = 0, the bound reached at s = 1, never exceeded.",
+         s = 0, the bound reached at s = 1, never exceeded. The rotated spectrum has the gaps of \
+         its diagonal twin (the gap does not depend on the basis), so their curves coincide.",
         Figure {
             title: &format!("Spectral gap against the strength of Q (d = {d})"),
             x_label: "strength s of the optimal Q",
