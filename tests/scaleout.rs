@@ -1,0 +1,587 @@
+//! Scale-out through the binary: shards merged equal the full run, merge refuses what does not
+//! belong together, and a checkpointed run killed at random points (SIGKILL, even while it writes
+//! a checkpoint) and resumed equals the uninterrupted run bit for bit.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{regimes, scratch};
+use serde_json::Value;
+
+/// Keys that hold wall times or name the run rather than its results.
+const INCIDENTAL: &[&str] = &[
+    "wall_seconds",
+    "shader_compile_seconds",
+    "seconds",
+    "backend",
+    "shard",
+    "merged_from",
+];
+
+/// Differences between two summaries: integers and strings must be equal, floats within `rel`
+/// (relative, plus 1e-15 absolute for values near 0, such as a variance that cancels; 0 =
+/// bit-identical).
+fn differences(a: &Value, b: &Value, path: &str, rel: f64, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for (k, va) in x {
+                if INCIDENTAL.contains(&k.as_str()) {
+                    continue;
+                }
+                match y.get(k) {
+                    Some(vb) => differences(va, vb, &format!("{path}.{k}"), rel, out),
+                    None => out.push(format!("{path}.{k} missing")),
+                }
+            }
+            for k in y.keys() {
+                if !x.contains_key(k) && !INCIDENTAL.contains(&k.as_str()) {
+                    out.push(format!("{path}.{k} extra"));
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            if x.len() != y.len() {
+                out.push(format!("{path}: {} vs {} entries", x.len(), y.len()));
+            }
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                differences(va, vb, &format!("{path}[{i}]"), rel, out);
+            }
+        }
+        (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+            let (p, q) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+            let floor = if rel > 0.0 { 1e-15 } else { 0.0 };
+            if (p - q).abs() > rel * p.abs().max(q.abs()) + floor {
+                out.push(format!("{path}: {p:?} vs {q:?}"));
+            }
+        }
+        _ => {
+            if a != b {
+                out.push(format!("{path}: {a} vs {b}"));
+            }
+        }
+    }
+}
+
+fn assert_same(a: &Value, b: &Value, rel: f64, what: &str) {
+    let mut d = vec![];
+    differences(a, b, "", rel, &mut d);
+    assert!(d.is_empty(), "{what}: {} differences: {d:#?}", d.len());
+}
+
+fn summary(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("summary.json"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+fn ok(args: &[&str]) {
+    let out = regimes(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn refused(args: &[&str], needles: &[&str]) {
+    let out = regimes(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: error lacks '{n}': {err}");
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Runs `args` whole and as shards 0/3, 1/3, 2/3 (given in scrambled order to merge), and checks
+/// the merged outputs against the full run: `exact` keys (counts and what follows from them)
+/// bit for bit, every other number to f64 round-off; CSV files hold the same columns.
+fn check_merge(name: &str, args: &[&str], exact: &[&str], csvs: &[&str]) -> PathBuf {
+    let dir = scratch(name);
+    let full = dir.join("full");
+    let mut a = args.to_vec();
+    a.extend(["--backend", "cpu", "--quiet", "--out", path(&full)]);
+    ok(&a);
+    let shards: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("shard{i}"))).collect();
+    for (i, s) in shards.iter().enumerate() {
+        let spec = format!("{i}/3");
+        let mut a = args.to_vec();
+        a.extend([
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--shard",
+            &spec,
+            "--out",
+            path(s),
+        ]);
+        ok(&a);
+        let sh = summary(s);
+        assert_eq!(sh["shard"], spec.as_str());
+    }
+    let merged = dir.join("merged");
+    ok(&[
+        "merge",
+        path(&shards[2]),
+        path(&shards[0]),
+        path(&shards[1]),
+        "--out",
+        path(&merged),
+        "--quiet",
+    ]);
+    let (f, m) = (summary(&full), summary(&merged));
+    assert_same(&f, &m, 1e-12, &format!("{name}: merged vs full"));
+    for k in exact {
+        let pointer = format!("/{}", k.replace('.', "/"));
+        let (x, y) = (f.pointer(&pointer), m.pointer(&pointer));
+        assert!(x.is_some(), "{name}: no {k} in the summary");
+        assert_same(x.unwrap(), y.unwrap(), 0.0, &format!("{name}: {k}"));
+    }
+    assert_eq!(
+        m["merged_from"].as_array().unwrap().len(),
+        3,
+        "{name}: merged_from"
+    );
+    for csv in csvs {
+        let read = |d: &Path| -> Vec<Vec<f64>> {
+            std::fs::read_to_string(d.join(csv))
+                .unwrap()
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+                .collect()
+        };
+        let (x, y) = (read(&full), read(&merged));
+        assert_eq!(x.len(), y.len(), "{name}: {csv} rows");
+        for (r, s) in x.iter().zip(&y) {
+            for (p, q) in r.iter().zip(s) {
+                let close = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-12 * p.abs() + 1e-15;
+                assert!(close, "{name}: {csv}: {p} vs {q}");
+            }
+        }
+    }
+    dir
+}
+
+#[test]
+fn run_shards_merge_to_the_full_run() {
+    let dir = check_merge(
+        "merge-run",
+        &[
+            "run",
+            "--preset",
+            "quick",
+            "--particles",
+            "5000",
+            "--batch",
+            "1024",
+            "--record-times",
+            "10,5,1,0.5,0.01",
+            "--save-samples",
+        ],
+        &[
+            "particles",
+            "class_fractions",
+            "record.0.count",
+            "record.4.count",
+        ],
+        &["moments.csv"],
+    );
+    // The samples are the full run's, bit for bit, in particle order.
+    let read = |d: &str| std::fs::read(dir.join(d).join("samples.npy")).unwrap();
+    assert_eq!(read("full"), read("merged"));
+    let record = summary(&dir.join("merged"))["record"].clone();
+    assert!(
+        record
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["count"] == 5000)
+    );
+}
+
+#[test]
+fn speciation_shards_merge_to_the_full_run() {
+    let dir = check_merge(
+        "merge-speciation",
+        &[
+            "speciation",
+            "--preset",
+            "quick",
+            "--pairs",
+            "3000",
+            "--batch",
+            "1024",
+            "--branch-times",
+            "0.5,1,1.5,2",
+        ],
+        &[
+            "pairs",
+            "t_s_measured",
+            "phi.0.phi",
+            "phi.3.phi",
+            "phi.1.stderr",
+        ],
+        &["phi.csv", "s_curve.csv"],
+    );
+    let m = summary(&dir.join("merged"));
+    assert_eq!(m["pairs"], 3000);
+    assert!(m["t_s_measured"].as_f64().is_some());
+}
+
+#[test]
+fn collapse_shards_merge_to_the_full_run() {
+    check_merge(
+        "merge-collapse",
+        &[
+            "collapse",
+            "--preset",
+            "quick",
+            "--dim",
+            "4",
+            "--n-train",
+            "40",
+            "--particles",
+            "3000",
+            "--pairs",
+            "600",
+            "--batch",
+            "1024",
+            "--entropy-samples",
+            "100",
+        ],
+        &[
+            "particles",
+            "collapse_times",
+            "t_c_measured",
+            "clone_collapse.0.phi",
+            "excess_entropy",
+        ],
+        &[
+            "collapse_times.csv",
+            "excess_entropy.csv",
+            "clone_collapse.csv",
+        ],
+    );
+}
+
+#[test]
+fn merge_refuses_foreign_duplicate_and_missing_shards() {
+    let dir = scratch("merge-refusals");
+    let base = [
+        "speciation",
+        "--preset",
+        "quick",
+        "--pairs",
+        "200",
+        "--steps",
+        "50",
+        "--branch-times",
+        "1,2",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    let shard = |name: &str, spec: &str, extra: &[&str]| -> String {
+        let d = dir.join(name);
+        let mut a = base.to_vec();
+        a.extend(extra);
+        a.extend(["--shard", spec, "--out", path(&d)]);
+        ok(&a);
+        path(&d).to_string()
+    };
+    let s0 = shard("s0", "0/3", &[]);
+    let s1 = shard("s1", "1/3", &[]);
+    let s2 = shard("s2", "2/3", &[]);
+    // Engine settings do not make a different study.
+    let s2_threads = shard("s2-threads", "2/3", &["--threads", "1"]);
+    let foreign = shard("foreign", "2/3", &["--seed", "9"]);
+    let other_split = shard("halves", "1/2", &[]);
+    let out = dir.join("merged");
+    let o = path(&out);
+    refused(
+        &["merge", &s0, &s1, &foreign, "--out", o],
+        &[&foreign, "different study", "seed"],
+    );
+    refused(
+        &["merge", &s0, &s1, &s1, "--out", o],
+        &[&s1, "both shard 1/3"],
+    );
+    refused(
+        &["merge", &s0, &s1, &s2, &s2_threads, "--out", o],
+        &[&s2, &s2_threads, "both shard 2/3"],
+    );
+    refused(&["merge", &s0, &s2, "--out", o], &["missing shard 1/3"]);
+    refused(
+        &["merge", &s0, &s1, &s2, &other_split, "--out", o],
+        &[&other_split, "1/2", "different ways"],
+    );
+    let plain = dir.join("plain");
+    ok(&[
+        "speciation",
+        "--preset",
+        "quick",
+        "--pairs",
+        "50",
+        "--steps",
+        "20",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--out",
+        path(&plain),
+    ]);
+    refused(
+        &["merge", &s0, &s1, path(&plain), "--out", o],
+        &[path(&plain), "shard.json"],
+    );
+    assert!(!out.exists(), "a refused merge wrote {}", out.display());
+    ok(&["merge", &s0, &s2_threads, &s1, "--out", o, "--quiet"]);
+    // Flags that need an output directory, or a study.
+    refused(&["run", "--shard", "0/2"], &["--shard needs --out"]);
+    refused(&["run", "--shard", "2/2", "--out", o], &["--shard", "I/N"]);
+    refused(
+        &["theory", "--checkpoint-every", "30s", "--out", o],
+        &["no effect on `theory`"],
+    );
+    refused(
+        &["run", "--checkpoint-every", "3x", "--out", o],
+        &["--checkpoint-every", "duration"],
+    );
+    refused(&["resume", path(&plain)], &["no checkpoint"]);
+}
+
+/// Starts the binary with `args`, waits until its checkpoint exists (or it exits), sleeps
+/// `delay`, and kills it with SIGKILL. Returns whether it was still running when killed.
+fn kill_after(args: &[&str], out: &Path, delay: Duration) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary runs");
+    let state = out.join(".regimes-checkpoint").join("state.json");
+    let start = Instant::now();
+    while !state.exists() && start.elapsed() < Duration::from_secs(30) {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(delay);
+    let running = child.try_wait().unwrap().is_none();
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+    child.wait().unwrap();
+    running
+}
+
+/// The uninterrupted run of `args`, then the same run killed (SIGKILL) at pseudo-random points —
+/// the first kill during the run, later ones during the resumes, each a `fractions` of the
+/// uninterrupted run's wall time after the checkpoint appeared — and resumed to the end: the
+/// summaries must be bit-identical.
+fn check_kills(name: &str, args: &[&str], every: &str, seed: u64) {
+    let dir = scratch(name);
+    let full = dir.join("full");
+    let mut a = args.to_vec();
+    a.extend(["--backend", "cpu", "--quiet", "--out", path(&full)]);
+    let clock = Instant::now();
+    ok(&a);
+    let wall = clock.elapsed();
+    let want = summary(&full);
+    let out = dir.join("killed");
+    let mut a = args.to_vec();
+    a.extend([
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--checkpoint-every",
+        every,
+        "--out",
+        path(&out),
+    ]);
+    let mut seen = vec![];
+    for (i, f) in fractions(seed, 3).into_iter().enumerate() {
+        let resume = ["resume", path(&out), "--quiet"];
+        let args: &[&str] = if i == 0 { &a } else { &resume };
+        if !kill_after(args, &out, wall.mul_f64(f)) {
+            break;
+        }
+        // What the checkpoint left by the kill holds: phases reached, a batch in flight.
+        let state = std::fs::read_to_string(out.join(".regimes-checkpoint/state.json")).unwrap();
+        let phases = state.matches("\"phase\":").count();
+        let flight = state.contains("\"flight\":{");
+        seen.push(format!("{f:.2}·T: {phases} phase(s), in flight: {flight}"));
+    }
+    eprintln!(
+        "{name}: T = {:.2} s; killed at {seen:?}",
+        wall.as_secs_f64()
+    );
+    assert!(
+        !seen.is_empty(),
+        "{name}: the run ended before the first kill"
+    );
+    if out.join(".regimes-checkpoint").exists() {
+        ok(&["resume", path(&out), "--quiet"]);
+    }
+    assert!(
+        !out.join(".regimes-checkpoint").exists(),
+        "{name}: a completed run keeps no checkpoint"
+    );
+    assert_same(
+        &want,
+        &summary(&out),
+        0.0,
+        &format!("{name}: resumed vs full"),
+    );
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["complete"], true, "{name}");
+    refused(&["resume", path(&out)], &["no checkpoint"]);
+}
+
+/// Pseudo-random fractions in [0.15, 0.55) (fixed seed): where to kill.
+fn fractions(seed: u64, n: usize) -> Vec<f64> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            0.15 + 0.4 * (x >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect()
+}
+
+#[test]
+fn killed_run_resumes_to_the_uninterrupted_run() {
+    check_kills(
+        "kill-run",
+        &[
+            "run",
+            "--dim",
+            "16",
+            "--particles",
+            "12288",
+            "--steps",
+            "3000",
+            "--batch",
+            "4096",
+            "--record-times",
+            "10,7,5,1,0.1,0.01",
+            "--save-samples",
+        ],
+        "150",
+        1,
+    );
+}
+
+#[test]
+fn killed_speciation_resumes_to_the_uninterrupted_run() {
+    check_kills(
+        "kill-speciation",
+        &[
+            "speciation",
+            "--dim",
+            "16",
+            "--pairs",
+            "6144",
+            "--steps",
+            "1500",
+            "--batch",
+            "4096",
+            "--branch-times",
+            "0.5,1,2,4",
+        ],
+        "100ms",
+        2,
+    );
+}
+
+#[test]
+fn killed_collapse_resumes_to_the_uninterrupted_run() {
+    check_kills(
+        "kill-collapse",
+        &[
+            "collapse",
+            "--dim",
+            "8",
+            "--n-train",
+            "64",
+            "--particles",
+            "8192",
+            "--pairs",
+            "2048",
+            "--steps",
+            "1500",
+            "--batch",
+            "2048",
+            "--entropy-samples",
+            "100",
+        ],
+        "120",
+        3,
+    );
+}
+
+#[test]
+fn sigterm_leaves_a_resumable_checkpoint() {
+    let dir = scratch("sigterm-checkpoint");
+    let args = [
+        "speciation",
+        "--dim",
+        "16",
+        "--pairs",
+        "4096",
+        "--steps",
+        "2000",
+        "--branch-times",
+        "1,3",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    let full = dir.join("full");
+    let mut a = args.to_vec();
+    a.extend(["--out", path(&full)]);
+    ok(&a);
+    let out = dir.join("stopped");
+    let mut a = args.to_vec();
+    // An interval far beyond the run: the only checkpoints are the start and the stop.
+    a.extend(["--checkpoint-every", "1h", "--out", path(&out)]);
+    let child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(&a)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = out.join(".regimes-checkpoint").join("state.json");
+    while !state.exists() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let res = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success(), "{err}");
+    assert!(err.contains("regimes resume"), "{err}");
+    let partial = summary(&out);
+    assert!(partial["stopped_early"].is_string(), "{partial}");
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        text.contains("\"flight\":{"),
+        "the batch in flight is saved"
+    );
+    ok(&["resume", path(&out), "--quiet"]);
+    let resumed = summary(&out);
+    assert!(resumed["stopped_early"].is_null());
+    assert_same(&summary(&full), &resumed, 0.0, "sigterm: resumed vs full");
+}
