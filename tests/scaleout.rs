@@ -585,3 +585,134 @@ fn sigterm_leaves_a_resumable_checkpoint() {
     assert!(resumed["stopped_early"].is_null());
     assert_same(&summary(&full), &resumed, 0.0, "sigterm: resumed vs full");
 }
+
+/// `examples/slurm.sh` and `examples/parallel.sh` parse (`bash -n`); the Slurm array tasks run
+/// here in sequence (SLURM_ARRAY_TASK_ID, SLURM_ARRAY_TASK_COUNT set as Slurm sets them) and the
+/// merge task combines them into the full study; `submit` asks sbatch for the array and a merge
+/// job that depends on it (afterok); the GNU parallel script does the same through a stand-in for
+/// `parallel` that runs its jobs one after the other (GNU parallel is rarely installed on CI).
+#[test]
+fn example_scripts_run_their_shards_and_merge() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let (slurm, parallel) = (root.join("slurm.sh"), root.join("parallel.sh"));
+    for script in [&slurm, &parallel] {
+        let out = Command::new("bash").arg("-n").arg(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "bash -n {}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = scratch("scripts");
+    let study = "--preset quick --pairs 600 --steps 60 --branch-times 1,2,3 --backend cpu --quiet";
+    let full = dir.join("full");
+    let mut a: Vec<&str> = vec!["speciation"];
+    a.extend(study.split(' '));
+    a.extend(["--out", path(&full)]);
+    ok(&a);
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = |name: &str, text: &str| {
+        let p = bin.join(name);
+        std::fs::write(&p, text).unwrap();
+        Command::new("chmod").arg("+x").arg(&p).status().unwrap();
+    };
+    // sbatch: logs its arguments, answers with a job id as --parsable does.
+    script(
+        "sbatch",
+        "#!/usr/bin/env bash\necho \"$*\" >> \"$(dirname \"$0\")/sbatch.log\"\necho '4242;cluster'\n",
+    );
+    // parallel: runs the command on each input line in turn, {} replaced by the line.
+    script(
+        "parallel",
+        r#"#!/usr/bin/env bash
+args=()
+while [[ $# -gt 0 ]]; do
+    case $1 in --halt|-j) shift 2 ;; *) args+=("$1"); shift ;; esac
+done
+while read -r x; do bash -c "${args[*]//\{\}/$x}" || exit 1; done
+"#,
+    );
+    let path_var = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |script: &Path, arg: Option<&str>, results: &Path, task: Option<usize>| {
+        let mut c = Command::new("bash");
+        c.arg(script)
+            .args(arg)
+            .env("PATH", &path_var)
+            .env("REGIMES", env!("CARGO_BIN_EXE_regimes"))
+            .env("SHARDS", "3")
+            .env("STUDY", "speciation")
+            .env("ARGS", study)
+            .env("RESULTS", results)
+            .env("CHECKPOINT", "20")
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("SLURM_ARRAY_TASK_COUNT");
+        if let Some(i) = task {
+            c.env("SLURM_ARRAY_TASK_ID", i.to_string())
+                .env("SLURM_ARRAY_TASK_COUNT", "3");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {arg:?} {task:?}: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The array tasks in sequence, then the merge job.
+    let results = dir.join("slurm");
+    for i in 0..3 {
+        run(&slurm, None, &results, Some(i));
+    }
+    assert!(run(&slurm, None, &results, Some(1)).contains("already complete"));
+    run(&slurm, Some("merge"), &results, None);
+    let want = summary(&full);
+    assert_same(&want, &summary(&results.join("merged")), 1e-12, "slurm");
+    // A requeued task resumes from its checkpoint.
+    let requeued = results.join("shard-1");
+    std::fs::remove_file(requeued.join("shard.json")).unwrap();
+    std::fs::create_dir_all(requeued.join(".regimes-checkpoint")).unwrap();
+    let out = Command::new("bash")
+        .arg(&slurm)
+        .env("REGIMES", env!("CARGO_BIN_EXE_regimes"))
+        .env("RESULTS", &results)
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("SLURM_ARRAY_TASK_COUNT", "3")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no checkpoint to resume"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // submit: the array, then the merge after it.
+    run(&slurm, Some("submit"), &results, None);
+    let log = std::fs::read_to_string(bin.join("sbatch.log")).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("--array=0-2") && lines[0].ends_with("slurm.sh task"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("--dependency=afterok:4242") && lines[1].ends_with("slurm.sh merge"),
+        "{log}"
+    );
+    // GNU parallel: the shards, then the merge.
+    let results = dir.join("parallel");
+    run(&parallel, None, &results, None);
+    assert_same(&want, &summary(&results.join("merged")), 1e-12, "parallel");
+    assert_eq!(
+        summary(&results.join("merged"))["merged_from"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}
