@@ -716,3 +716,91 @@ while read -r x; do bash -c "${args[*]//\{\}/$x}" || exit 1; done
         3
     );
 }
+
+/// `--devices`: one slice per adapter in one process, merged at the end, equals the run on one
+/// device (lavapipe named twice stands in for two GPUs); counts and samples bit for bit.
+#[test]
+fn devices_split_a_study_and_merge_it() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("devices");
+    let cases: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "speciation",
+            &[
+                "speciation",
+                "--preset",
+                "quick",
+                "--pairs",
+                "3000",
+                "--steps",
+                "100",
+                "--branch-times",
+                "0.5,1,2",
+            ],
+            &["pairs", "t_s_measured", "phi.0.phi", "phi.2.phi"],
+        ),
+        (
+            "run",
+            &[
+                "run",
+                "--preset",
+                "quick",
+                "--particles",
+                "5000",
+                "--steps",
+                "100",
+                "--record-times",
+                "10,1,0.01",
+                "--save-samples",
+            ],
+            &["particles", "class_fractions", "record.2.count"],
+        ),
+    ];
+    for (name, args, exact) in cases {
+        let one = dir.join(format!("{name}-one"));
+        let two = dir.join(format!("{name}-two"));
+        let mut a = args.to_vec();
+        a.extend(["--backend", "gpu", "--quiet", "--out", path(&one)]);
+        ok(&a);
+        let mut a = args.to_vec();
+        a.extend(["--devices", "0,0", "--quiet", "--out", path(&two)]);
+        ok(&a);
+        let (x, y) = (summary(&one), summary(&two));
+        assert_same(&x, &y, 1e-12, &format!("{name}: two devices vs one"));
+        for k in exact {
+            let p = format!("/{}", k.replace('.', "/"));
+            assert_same(
+                &x.pointer(&p).unwrap().clone(),
+                y.pointer(&p).unwrap(),
+                0.0,
+                k,
+            );
+        }
+    }
+    let read = |d: &str| std::fs::read(dir.join(d).join("samples.npy")).unwrap();
+    assert_eq!(read("run-one"), read("run-two"));
+    let o = dir.join("refused");
+    let o = path(&o);
+    refused(
+        &["run", "--devices", "0,7", "--out", o],
+        &["devices", "no adapter 7"],
+    );
+    refused(
+        &["run", "--devices", "all", "--backend", "cpu", "--out", o],
+        &["--devices", "--backend cpu"],
+    );
+    refused(
+        &[
+            "run",
+            "--devices",
+            "all",
+            "--checkpoint-every",
+            "9",
+            "--out",
+            o,
+        ],
+        &["--devices", "--checkpoint-every"],
+    );
+}

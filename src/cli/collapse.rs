@@ -194,6 +194,9 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     seconds.trajectories = lap();
     cx.stopped(out.stopped.clone());
     cx.parts.run = Some(out.state(&range));
+    if cx.device.is_some() {
+        cx.parts.samples = out.samples.as_ref().map(|p| (p.len(), p.x.clone()));
+    }
     // The trajectories are done: the clone pairs' checkpoints start from them.
     if let Some(c) = ck.as_mut()
         && out.stopped.is_none()
@@ -239,7 +242,8 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
 
     // The excess entropy samples the target on the host, apart from the particles: the first
     // shard measures it.
-    let excess = if cx.shard.is_none_or(|sh| sh.index == 0) {
+    let first = |s: Option<crate::measure::Shard>| s.is_none_or(|s| s.index == 0);
+    let excess = if first(cx.shard) && first(cx.device) {
         excess_entropy_rows(&cfg, &s)?
     } else {
         vec![]

@@ -145,6 +145,12 @@ struct StudyArgs {
     /// 10m, 1h), and on SIGINT/SIGTERM; `regimes resume DIR` continues the run exactly.
     #[arg(long, value_name = "STEPS|DURATION", help_heading = "Scale-out")]
     checkpoint_every: Option<Every>,
+    /// Run one slice per GPU adapter in this process and merge them at the end: all (the
+    /// hardware adapters; lavapipe when it is the only one) or indices and name substrings from
+    /// `regimes devices`, comma separated. With --shard, the shard is split across them.
+    /// Example: --devices 0,1,2,3
+    #[arg(long, value_name = "all|LIST", help_heading = "Scale-out")]
+    devices: Option<String>,
 }
 
 /// The empirical target of a study, built ([`Context::empirical_setup`]).
@@ -170,6 +176,8 @@ pub struct Context {
     pub stopped_early: Option<String>,
     /// The slice of the particles this run measures (`--shard`); None: all of them.
     pub shard: Option<Shard>,
+    /// This context's slice of the shard when the study runs on several devices (`--devices`).
+    pub device: Option<Shard>,
     /// Saves checkpoints (`--checkpoint-every`).
     pub checkpoint: Option<Checkpointer<'static>>,
     /// The snapshot of each phase to resume from (`regimes resume`).
@@ -241,7 +249,32 @@ impl Context {
 
     /// The particle (or clone pair) indices of this run's shard of a study of `total`.
     pub fn range(&self, total: u64) -> std::ops::Range<u64> {
-        self.shard.unwrap_or(Shard::WHOLE).range(total)
+        let r = self.shard.unwrap_or(Shard::WHOLE).range(total);
+        match self.device {
+            // Device slices start on batch-aligned particles, so GPU workgroups fold the same
+            // particles as in one run.
+            Some(d) => {
+                let align = crate::measure::BATCH_ALIGN as u64;
+                let len = r.end - r.start;
+                let cut = |i: u64| match i {
+                    0 => r.start,
+                    i if i == d.count => r.end,
+                    i => {
+                        r.start
+                            + (Shard {
+                                index: i,
+                                count: d.count,
+                            }
+                            .range(len)
+                            .start
+                                / align
+                                * align)
+                    }
+                };
+                cut(d.index)..cut(d.index + 1)
+            }
+            None => r,
+        }
     }
 
     /// The snapshot to resume phase `phase` from, if any.
@@ -260,6 +293,7 @@ impl Context {
             warnings: vec![],
             stopped_early: None,
             shard: None,
+            device: None,
             checkpoint: None,
             resume: vec![],
             parts: ShardParts::default(),
@@ -396,6 +430,8 @@ struct Invocation {
     quiet: bool,
     shard: Option<Shard>,
     every: Option<Every>,
+    /// `--devices`.
+    devices: Option<String>,
     /// Resuming from the checkpoint in `out`.
     resume: bool,
     early_warnings: Vec<String>,
@@ -422,6 +458,21 @@ pub fn main() -> Result<()> {
     let cfg = args.config.resolve()?;
     let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
     let early_warnings = preflight(study_kind, &args, &cfg, empirical)?;
+    if args.devices.is_some() {
+        anyhow::ensure!(
+            study_kind != Study::Theory,
+            "--devices has no effect on `theory`; drop it"
+        );
+        anyhow::ensure!(
+            args.checkpoint_every.is_none(),
+            "--devices with --checkpoint-every is not supported; run one process per device \
+             with --shard I/N and --adapter instead"
+        );
+        anyhow::ensure!(
+            cfg.backend != Backend::Cpu && cfg.adapter.is_none(),
+            "--devices picks GPU adapters itself; drop --backend cpu and --adapter"
+        );
+    }
     for (flag, given) in [
         ("shard", args.shard.is_some()),
         ("checkpoint-every", args.checkpoint_every.is_some()),
@@ -452,6 +503,7 @@ pub fn main() -> Result<()> {
         quiet: args.quiet,
         shard: args.shard,
         every: args.checkpoint_every,
+        devices: args.devices,
         resume: false,
         early_warnings,
     })
@@ -481,6 +533,7 @@ fn resume(dir: &Path, json: bool, quiet: bool) -> Result<()> {
         quiet,
         shard: file.shard,
         every: Some(file.every),
+        devices: None,
         resume: true,
         early_warnings: vec![],
     })
@@ -514,6 +567,10 @@ fn execute(inv: Invocation) -> Result<()> {
                 theory::table(&r),
                 serde_json::to_value(&r)?,
             )
+        }
+        _ if inv.devices.is_some() => {
+            let spec = inv.devices.as_deref().unwrap_or("all");
+            study_on_devices(study_kind, &mut cx, spec)?
         }
         _ => {
             let engine = select_engine(&cx)?;
@@ -620,6 +677,167 @@ fn write_summary<T: Serialize>(
     Ok(())
 }
 
+/// The accumulators of slices (shards, devices) folded in order and reported by the code that
+/// reports an unsharded run: (table, summary result, the merged accumulators). `labels` name the
+/// slices in errors; `samples` are the slices' final positions, concatenated.
+fn report_parts(
+    kind: Study,
+    cx: &mut Context,
+    parts: &[&ShardParts],
+    labels: &[String],
+    samples: Option<(usize, Vec<f32>)>,
+) -> Result<(String, serde_json::Value, ShardParts)> {
+    let runs = || -> Result<crate::measure::run::RunState> {
+        let states = parts
+            .iter()
+            .zip(labels)
+            .map(|(p, l)| {
+                p.run
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("{l}: the shard holds no trajectories"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        scaleout::merge_runs(&states)
+    };
+    let clones = || -> Result<crate::measure::cloning::CloneState> {
+        let states = parts
+            .iter()
+            .zip(labels)
+            .map(|(p, l)| {
+                p.clones
+                    .as_ref()
+                    .ok_or_else(|| anyhow::anyhow!("{l}: the shard holds no clone pairs"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        scaleout::merge_clones(&states)
+    };
+    let samples = samples.as_ref().map(|(n, x)| (*n, &x[..]));
+    let mut merged = ShardParts::default();
+    let (table, result) = match kind {
+        Study::Run => {
+            let s = run::setup(cx)?;
+            let state = runs()?;
+            let r = run::report(cx, &s, &state.stats, &state.tally, state.done, samples)?;
+            merged.run = Some(state);
+            (run::table(&r), serde_json::to_value(&r)?)
+        }
+        Study::Speciation => {
+            let s = speciation::setup(cx)?;
+            let state = clones()?;
+            merged.clones = Some(state.clone());
+            let branches = s.branches(state);
+            let r = speciation::report(cx, &s, branches)?;
+            (speciation::table(&r), serde_json::to_value(&r)?)
+        }
+        Study::Collapse => {
+            let s = collapse::setup(cx)?;
+            let (traj, pairs) = (runs()?, clones()?);
+            let mut seconds = collapse::PhaseSeconds::default();
+            for p in parts {
+                if let Some(t) = &p.seconds {
+                    seconds.setup += t.setup;
+                    seconds.trajectories += t.trajectories;
+                    seconds.clone_pairs += t.clone_pairs;
+                    seconds.excess_entropy += t.excess_entropy;
+                }
+            }
+            let entropy = parts[0].entropy.clone().unwrap_or_default();
+            merged.clones = Some(pairs.clone());
+            merged.entropy = Some(entropy.clone());
+            merged.seconds = Some(seconds.clone());
+            let measured = collapse::Measured {
+                tally: &traj.tally,
+                particles: traj.done,
+                branches: s.branches(pairs),
+                excess_entropy: entropy,
+                seconds,
+                samples,
+            };
+            let r = collapse::report(cx, &s, measured)?;
+            merged.run = Some(traj);
+            (collapse::table(&r), serde_json::to_value(&r)?)
+        }
+        Study::Theory => anyhow::bail!("theory has no shards"),
+    };
+    Ok((table, result, merged))
+}
+
+/// `--devices`: the study split across GPU adapters, one thread and engine each, the slices
+/// folded in device order (particle order) and reported as one run.
+fn study_on_devices(
+    kind: Study,
+    cx: &mut Context,
+    spec: &str,
+) -> Result<(String, String, serde_json::Value)> {
+    let devices = scaleout::resolve_devices(spec, &list_adapters())?;
+    if !cx.quiet {
+        let names: Vec<String> = devices.iter().map(|(i, n)| format!("{i}: {n}")).collect();
+        eprintln!("devices: {} slices on {}", devices.len(), names.join(", "));
+    }
+    let count = devices.len() as u64;
+    let (cfg, empirical, grid, shard) = (&cx.cfg, cx.empirical, cx.grid, cx.shard);
+    type Slice = (ShardParts, String, Option<String>);
+    let results: Vec<Result<Slice>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(k, &(index, _))| {
+                scope.spawn(move || -> Result<Slice> {
+                    let mut sub = Context::new(cfg.clone(), empirical, grid, true);
+                    sub.shard = shard;
+                    sub.device = Some(Shard {
+                        index: k as u64,
+                        count,
+                    });
+                    let engine = GpuEngine::with_options(GpuOptions {
+                        adapter_index: Some(index),
+                        steps_per_dispatch: cfg.steps_per_dispatch,
+                        ..GpuOptions::default()
+                    })?;
+                    let (backend, _, _) = study(kind, &mut sub, &engine)?;
+                    Ok((sub.parts, backend, sub.stopped_early))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the device's thread panicked")))
+            })
+            .collect()
+    });
+    let mut parts = vec![];
+    let mut backends: Vec<String> = vec![];
+    for (r, (index, name)) in results.into_iter().zip(&devices) {
+        let (p, backend, stopped) = r.map_err(|e| e.context(format!("device {index} ({name})")))?;
+        cx.stopped(stopped);
+        if !backends.contains(&backend) {
+            backends.push(backend);
+        }
+        parts.push(p);
+    }
+    let samples = cx.cfg.save_samples.then(|| {
+        let mut x = vec![];
+        let mut rows = 0;
+        for p in &mut parts {
+            if let Some((n, v)) = p.samples.take() {
+                rows += n;
+                x.extend(v);
+            }
+        }
+        (rows, x)
+    });
+    let labels: Vec<String> = devices
+        .iter()
+        .map(|(i, n)| format!("device {i} ({n})"))
+        .collect();
+    let refs: Vec<&ShardParts> = parts.iter().collect();
+    let (table, json, merged) = report_parts(kind, cx, &refs, &labels, samples)?;
+    cx.parts = merged;
+    Ok((backends.join("; "), table, json))
+}
+
 /// `regimes merge DIR... --out DIR`: the shards' accumulators folded in shard order, reported by
 /// the code that reports an unsharded run.
 fn merge(dirs: &[PathBuf], out: &Path, force: bool, json: bool, quiet: bool) -> Result<()> {
@@ -634,43 +852,16 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, json: bool, quiet: bool) -> 
     let grid = Grid::new(first.config.t_max, first.config.steps)?;
     let mut cx = Context::new(first.config.clone(), first.empirical, grid, quiet || json);
     cx.out = Some(OutDir::create_for(out, force, name)?);
-    let parts: Vec<&ShardParts> = shards.iter().map(|(_, f)| &f.parts).collect();
-    let runs = || -> Result<crate::measure::run::RunState> {
-        let states = parts
-            .iter()
-            .zip(&shards)
-            .map(|(p, (d, _))| {
-                p.run.as_ref().ok_or_else(|| {
-                    anyhow::anyhow!("{}: the shard holds no trajectories", d.display())
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        scaleout::merge_runs(&states)
-    };
-    let clones = || -> Result<crate::measure::cloning::CloneState> {
-        let states = parts
-            .iter()
-            .zip(&shards)
-            .map(|(p, (d, _))| {
-                p.clones.as_ref().ok_or_else(|| {
-                    anyhow::anyhow!("{}: the shard holds no clone pairs", d.display())
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        scaleout::merge_clones(&states)
-    };
     // The shards' samples, concatenated in shard order.
-    let samples = |dim: usize| -> Result<Option<(usize, Vec<f32>)>> {
-        if !first.config.save_samples {
-            return Ok(None);
-        }
+    let samples = if first.config.save_samples {
         let mut x = vec![];
+        let mut dim = None;
         for (d, _) in &shards {
             let m = crate::io::read_matrix(&d.join("samples.npy"))
                 .map_err(|e| anyhow::anyhow!("{}: {e:#}", d.display()))?;
             anyhow::ensure!(
-                m.ncols() == dim,
-                "{}: samples.npy has {} columns, not {dim}",
+                *dim.get_or_insert(m.ncols()) == m.ncols(),
+                "{}: samples.npy has {} columns, the first shard's {dim:?}",
                 d.display(),
                 m.ncols()
             );
@@ -678,56 +869,16 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, json: bool, quiet: bool) -> 
                 x.extend(m.row(r).iter().map(|&v| v as f32));
             }
         }
-        Ok(Some((x.len() / dim.max(1), x)))
+        Some((x.len() / dim.unwrap_or(1).max(1), x))
+    } else {
+        None
     };
-    let (table, result) = match kind {
-        Study::Run => {
-            let s = run::setup(&mut cx)?;
-            let state = runs()?;
-            let smp = samples(s.dim())?;
-            let r = run::report(
-                &mut cx,
-                &s,
-                &state.stats,
-                &state.tally,
-                state.done,
-                smp.as_ref().map(|(n, x)| (*n, &x[..])),
-            )?;
-            (run::table(&r), serde_json::to_value(&r)?)
-        }
-        Study::Speciation => {
-            let s = speciation::setup(&mut cx)?;
-            let state = clones()?;
-            let branches = s.branches(state);
-            let r = speciation::report(&mut cx, &s, branches)?;
-            (speciation::table(&r), serde_json::to_value(&r)?)
-        }
-        Study::Collapse => {
-            let s = collapse::setup(&mut cx)?;
-            let (traj, pairs) = (runs()?, clones()?);
-            let smp = samples(s.dim())?;
-            let mut seconds = collapse::PhaseSeconds::default();
-            for p in &parts {
-                if let Some(t) = &p.seconds {
-                    seconds.setup += t.setup;
-                    seconds.trajectories += t.trajectories;
-                    seconds.clone_pairs += t.clone_pairs;
-                    seconds.excess_entropy += t.excess_entropy;
-                }
-            }
-            let measured = collapse::Measured {
-                tally: &traj.tally,
-                particles: traj.done,
-                branches: s.branches(pairs),
-                excess_entropy: parts[0].entropy.clone().unwrap_or_default(),
-                seconds,
-                samples: smp.as_ref().map(|(n, x)| (*n, &x[..])),
-            };
-            let r = collapse::report(&mut cx, &s, measured)?;
-            (collapse::table(&r), serde_json::to_value(&r)?)
-        }
-        Study::Theory => anyhow::bail!("theory has no shards"),
-    };
+    let labels: Vec<String> = shards
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    let parts: Vec<&ShardParts> = shards.iter().map(|(_, f)| &f.parts).collect();
+    let (table, result, _) = report_parts(kind, &mut cx, &parts, &labels, samples)?;
     let mut backends: Vec<String> = vec![];
     for (_, f) in &shards {
         if !backends.contains(&f.backend) {

@@ -135,6 +135,9 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
     let out = out?;
     cx.stopped(out.stopped.clone());
     cx.parts.run = Some(out.state(&range));
+    if cx.device.is_some() {
+        cx.parts.samples = out.samples.as_ref().map(|p| (p.len(), p.x.clone()));
+    }
     let samples = out.samples.as_ref().map(|p| (p.len(), &p.x[..]));
     report(
         cx,
