@@ -804,3 +804,119 @@ fn devices_split_a_study_and_merge_it() {
         &["--devices", "--checkpoint-every"],
     );
 }
+
+/// Damaged shard and checkpoint files are refused with a message naming them, never a panic; a
+/// merge never writes into a shard's directory; a checkpointed study refused at set-up leaves
+/// nothing behind.
+#[test]
+fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
+    let dir = scratch("damaged");
+    let base = [
+        "speciation",
+        "--preset",
+        "quick",
+        "--pairs",
+        "200",
+        "--steps",
+        "40",
+        "--branch-times",
+        "1,2",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    let mut shards = vec![];
+    for i in 0..2 {
+        let d = dir.join(format!("s{i}"));
+        let spec = format!("{i}/2");
+        let mut a = base.to_vec();
+        a.extend(["--shard", &spec, "--out", path(&d)]);
+        ok(&a);
+        shards.push(path(&d).to_string());
+    }
+    let (s0, s1) = (&shards[0], &shards[1]);
+    let o = dir.join("merged");
+    refused(
+        &["merge", s0, s1, "--out", s1, "--force"],
+        &["is the shard directory"],
+    );
+    assert!(Path::new(s1).join("shard.json").exists());
+    let shard_file = Path::new(s1).join("shard.json");
+    let good = std::fs::read_to_string(&shard_file).unwrap();
+    std::fs::write(&shard_file, "{ not json").unwrap();
+    refused(
+        &["merge", s0, s1, "--out", path(&o)],
+        &["shard.json", "not a shard file"],
+    );
+    std::fs::write(&shard_file, good.replace("\"format\": 1", "\"format\": 99")).unwrap();
+    refused(&["merge", s0, s1, "--out", path(&o)], &["shard format 99"]);
+    assert!(!o.exists());
+
+    // A checkpoint with a batch in flight, then damaged in three ways.
+    let run = dir.join("run");
+    let args = [
+        "run",
+        "--dim",
+        "16",
+        "--particles",
+        "8192",
+        "--steps",
+        "4000",
+        "--batch",
+        "4096",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--checkpoint-every",
+        "100",
+        "--out",
+        path(&run),
+    ];
+    assert!(kill_after(&args, &run, Duration::from_millis(300)));
+    let ck = run.join(".regimes-checkpoint");
+    let state_path = ck.join("state.json");
+    let state = std::fs::read_to_string(&state_path).unwrap();
+    let blob = std::fs::read_dir(&ck)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "bin"))
+        .expect("a particle file");
+    let bytes = std::fs::read(&blob).unwrap();
+    std::fs::write(&blob, &bytes[..bytes.len() - 1]).unwrap();
+    refused(&["resume", path(&run)], &["damaged checkpoint"]);
+    std::fs::write(&blob, &bytes).unwrap();
+    let huge = state.replacen("\"sets\":[[", "\"sets\":[[18446744073709551615,", 1);
+    let huge = huge.replacen("18446744073709551615,", "18446744073709551615],[", 1);
+    std::fs::write(&state_path, huge).unwrap();
+    let out = regimes(&["resume", path(&run)]);
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    std::fs::write(&state_path, "garbage").unwrap();
+    refused(&["resume", path(&run)], &["not a regimes checkpoint"]);
+    std::fs::write(&state_path, &state).unwrap();
+    ok(&["resume", path(&run), "--quiet"]);
+    assert!(!ck.exists());
+
+    // Refused at set-up: no output directory, no checkpoint.
+    let refused_dir = dir.join("refused");
+    let u = dir.join("u.csv");
+    std::fs::write(&u, "1,0\n0,-2\n").unwrap();
+    let u = format!("file:{}", path(&u));
+    refused(
+        &[
+            "run",
+            "--u",
+            &u,
+            "--dim",
+            "2",
+            "--backend",
+            "cpu",
+            "--checkpoint-every",
+            "10s",
+            "--out",
+            path(&refused_dir),
+        ],
+        &["U", "positive definite"],
+    );
+    assert!(!refused_dir.exists(), "{}", refused_dir.display());
+}

@@ -593,10 +593,14 @@ fn execute(inv: Invocation) -> Result<()> {
                     Box::new(move |phase, snap| store.save(phase, snap)),
                 ));
             }
-            match engine {
-                Selected::Cpu(e) => study(study_kind, &mut cx, &e)?,
-                Selected::Gpu(e) => study(study_kind, &mut cx, e.as_ref())?,
+            let done = match engine {
+                Selected::Cpu(e) => study(study_kind, &mut cx, &e),
+                Selected::Gpu(e) => study(study_kind, &mut cx, e.as_ref()),
+            };
+            if let (Err(_), Some(out), false) = (&done, &cx.out, inv.resume) {
+                Store::discard_if_unused(out.path());
             }
+            done?
         }
     };
     let wall_seconds = started.elapsed().as_secs_f64();
@@ -846,6 +850,18 @@ fn merge(dirs: &[PathBuf], out: &Path, force: bool, json: bool, quiet: bool) -> 
         .map(|d| ShardFile::read(d).map(|f| (d.clone(), f)))
         .collect::<Result<Vec<_>>>()?;
     scaleout::check_shards(&mut shards)?;
+    // Merging into a shard's directory would replace the shard's files.
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some((d, _)) = shards.iter().find(|(d, _)| same(d, out)) {
+        anyhow::bail!(
+            "--out {} is the shard directory {}; give the merge a directory of its own",
+            out.display(),
+            d.display()
+        );
+    }
     let first = shards[0].1.clone();
     let kind = Study::from_name(&first.command)?;
     let name = kind.name();

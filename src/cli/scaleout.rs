@@ -479,6 +479,19 @@ impl Store {
     pub fn remove(out: &Path) {
         let _ = fs::remove_dir_all(out.join(CHECKPOINT_DIR));
     }
+
+    /// Removes the checkpoint if it holds nothing but the run's start (a study refused before
+    /// any work leaves nothing behind).
+    pub fn discard_if_unused(out: &Path) {
+        let state = out.join(CHECKPOINT_DIR).join(STATE);
+        let unused = fs::read_to_string(state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<CheckpointFile>(&t).ok())
+            .is_some_and(|f| f.phases.is_empty());
+        if unused {
+            Store::remove(out);
+        }
+    }
 }
 
 /// Particle sets as bytes: per set, positions (f32), ids (u64), labels and last changes (u32),
@@ -496,10 +509,14 @@ fn encode(sets: &[Particles]) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8], sets: &[(usize, usize)]) -> Result<Vec<Particles>> {
-    let want: usize = sets.iter().map(|&(n, d)| n * d * 4 + n * 16).sum();
+    let size = |&(n, d): &(usize, usize)| n.checked_mul(d)?.checked_add(4 * n)?.checked_mul(4);
+    let want = sets
+        .iter()
+        .try_fold(0usize, |acc, s| acc.checked_add(size(s)?))
+        .filter(|&w| w == bytes.len());
     ensure!(
-        bytes.len() == want,
-        "holds {} bytes, its state names {want}",
+        want.is_some(),
+        "holds {} bytes, not what its state names (a damaged checkpoint)",
         bytes.len()
     );
     let mut at = 0;
