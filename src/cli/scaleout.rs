@@ -14,11 +14,15 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::collapse::{EntropyRow, PhaseSeconds};
+use super::{Context, Study, Summary, collapse, run, speciation, study, write_summary};
 use crate::config::Config;
 use crate::engine::Particles;
+use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
 use crate::measure::checkpoint::{Every, PhaseState, Shard, Snapshot};
 use crate::measure::cloning::CloneState;
 use crate::measure::run::RunState;
+use crate::plan::Grid;
+use crate::report::OutDir;
 use crate::report::{CHECKPOINT_DIR, write_atomic};
 
 /// The file a shard writes into its `--out` directory.
@@ -311,6 +315,254 @@ pub fn merge_clones(states: &[&CloneState]) -> Result<CloneState> {
         acc.next = s.next;
     }
     Ok(acc)
+}
+
+/// `regimes merge DIR... --out DIR`: the shards' accumulators folded in shard order, reported by
+/// the code that reports an unsharded run.
+pub(super) fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    force: bool,
+    json: bool,
+    quiet: bool,
+) -> Result<()> {
+    let mut shards = dirs
+        .iter()
+        .map(|d| ShardFile::read(d).map(|f| (d.clone(), f)))
+        .collect::<Result<Vec<_>>>()?;
+    check_shards(&mut shards)?;
+    // Merging into a shard's directory would replace the shard's files.
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some((d, _)) = shards.iter().find(|(d, _)| same(d, out)) {
+        bail!(
+            "--out {} is the shard directory {}; give the merge a directory of its own",
+            out.display(),
+            d.display()
+        );
+    }
+    let first = shards[0].1.clone();
+    let kind = Study::from_name(&first.command)?;
+    let name = kind.name();
+    let grid = Grid::new(first.config.t_max, first.config.steps)?;
+    let mut cx = Context::new(first.config.clone(), first.empirical, grid, quiet || json);
+    cx.out = Some(OutDir::create_for(out, force, name)?);
+    // The shards' samples, concatenated in shard order.
+    let samples = if first.config.save_samples {
+        let mut x = vec![];
+        let mut dim = None;
+        for (d, _) in &shards {
+            let m = crate::io::read_matrix(&d.join("samples.npy"))
+                .map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
+            ensure!(
+                *dim.get_or_insert(m.ncols()) == m.ncols(),
+                "{}: samples.npy has {} columns, the first shard's {dim:?}",
+                d.display(),
+                m.ncols()
+            );
+            for r in 0..m.nrows() {
+                x.extend(m.row(r).iter().map(|&v| v as f32));
+            }
+        }
+        Some((x.len() / dim.unwrap_or(1).max(1), x))
+    } else {
+        None
+    };
+    let labels: Vec<String> = shards
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    let parts: Vec<&ShardParts> = shards.iter().map(|(_, f)| &f.parts).collect();
+    let (table, result, _) = report_parts(kind, &mut cx, &parts, &labels, samples)?;
+    let mut backends: Vec<String> = vec![];
+    for (_, f) in &shards {
+        if !backends.contains(&f.backend) {
+            backends.push(f.backend.clone());
+        }
+    }
+    let summary = Summary {
+        command: name,
+        version: env!("CARGO_PKG_VERSION"),
+        seed: cx.cfg.seed,
+        backend: backends.join("; "),
+        wall_seconds: shards.iter().map(|(_, f)| f.wall_seconds).sum(),
+        shader_compile_seconds: None,
+        stopped_early: None,
+        shard: None,
+        merged_from: Some(
+            shards
+                .iter()
+                .map(|(d, _)| d.display().to_string())
+                .collect(),
+        ),
+        warnings: &cx.warnings,
+        config: &cx.cfg,
+        result,
+    };
+    write_summary(&cx, &summary, &table, json)
+}
+
+/// The accumulators of slices (shards, devices) folded in order and reported by the code that
+/// reports an unsharded run: (table, summary result, the merged accumulators). `labels` name the
+/// slices in errors; `samples` are the slices' final positions, concatenated.
+fn report_parts(
+    kind: Study,
+    cx: &mut Context,
+    parts: &[&ShardParts],
+    labels: &[String],
+    samples: Option<(usize, Vec<f32>)>,
+) -> Result<(String, serde_json::Value, ShardParts)> {
+    let runs = || -> Result<crate::measure::run::RunState> {
+        let states = parts
+            .iter()
+            .zip(labels)
+            .map(|(p, l)| {
+                p.run
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("{l}: the shard holds no trajectories"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        merge_runs(&states)
+    };
+    let clones = || -> Result<crate::measure::cloning::CloneState> {
+        let states = parts
+            .iter()
+            .zip(labels)
+            .map(|(p, l)| {
+                p.clones
+                    .as_ref()
+                    .ok_or_else(|| anyhow!("{l}: the shard holds no clone pairs"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        merge_clones(&states)
+    };
+    let samples = samples.as_ref().map(|(n, x)| (*n, &x[..]));
+    let mut merged = ShardParts::default();
+    let (table, result) = match kind {
+        Study::Run => {
+            let s = run::setup(cx)?;
+            let state = runs()?;
+            let r = run::report(cx, &s, &state.stats, &state.tally, state.done, samples)?;
+            merged.run = Some(state);
+            (run::table(&r), serde_json::to_value(&r)?)
+        }
+        Study::Speciation => {
+            let s = speciation::setup(cx)?;
+            let state = clones()?;
+            merged.clones = Some(state.clone());
+            let branches = s.branches(state);
+            let r = speciation::report(cx, &s, branches)?;
+            (speciation::table(&r), serde_json::to_value(&r)?)
+        }
+        Study::Collapse => {
+            let s = collapse::setup(cx)?;
+            let (traj, pairs) = (runs()?, clones()?);
+            let mut seconds = collapse::PhaseSeconds::default();
+            for p in parts {
+                if let Some(t) = &p.seconds {
+                    seconds.setup += t.setup;
+                    seconds.trajectories += t.trajectories;
+                    seconds.clone_pairs += t.clone_pairs;
+                    seconds.excess_entropy += t.excess_entropy;
+                }
+            }
+            let entropy = parts[0].entropy.clone().unwrap_or_default();
+            merged.clones = Some(pairs.clone());
+            merged.entropy = Some(entropy.clone());
+            merged.seconds = Some(seconds.clone());
+            let measured = collapse::Measured {
+                tally: &traj.tally,
+                particles: traj.done,
+                branches: s.branches(pairs),
+                excess_entropy: entropy,
+                seconds,
+                samples,
+            };
+            let r = collapse::report(cx, &s, measured)?;
+            merged.run = Some(traj);
+            (collapse::table(&r), serde_json::to_value(&r)?)
+        }
+        Study::Theory => bail!("theory has no shards"),
+    };
+    Ok((table, result, merged))
+}
+
+/// `--devices`: the study split across GPU adapters, one thread and engine each, the slices
+/// folded in device order (particle order) and reported as one run.
+pub(super) fn study_on_devices(
+    kind: Study,
+    cx: &mut Context,
+    spec: &str,
+) -> Result<(String, String, serde_json::Value)> {
+    let devices = resolve_devices(spec, &list_adapters())?;
+    if !cx.quiet {
+        let names: Vec<String> = devices.iter().map(|(i, n)| format!("{i}: {n}")).collect();
+        eprintln!("devices: {} slices on {}", devices.len(), names.join(", "));
+    }
+    let count = devices.len() as u64;
+    let (cfg, empirical, grid, shard) = (&cx.cfg, cx.empirical, cx.grid, cx.shard);
+    type Slice = (ShardParts, String, Option<String>);
+    let results: Vec<Result<Slice>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(k, &(index, _))| {
+                scope.spawn(move || -> Result<Slice> {
+                    let mut sub = Context::new(cfg.clone(), empirical, grid, true);
+                    sub.shard = shard;
+                    sub.device = Some(Shard {
+                        index: k as u64,
+                        count,
+                    });
+                    let engine = GpuEngine::with_options(GpuOptions {
+                        adapter_index: Some(index),
+                        steps_per_dispatch: cfg.steps_per_dispatch,
+                        ..GpuOptions::default()
+                    })?;
+                    let (backend, _, _) = study(kind, &mut sub, &engine)?;
+                    Ok((sub.parts, backend, sub.stopped_early))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("the device's thread panicked")))
+            })
+            .collect()
+    });
+    let mut parts = vec![];
+    let mut backends: Vec<String> = vec![];
+    for (r, (index, name)) in results.into_iter().zip(&devices) {
+        let (p, backend, stopped) = r.map_err(|e| e.context(format!("device {index} ({name})")))?;
+        cx.stopped(stopped);
+        if !backends.contains(&backend) {
+            backends.push(backend);
+        }
+        parts.push(p);
+    }
+    let samples = cx.cfg.save_samples.then(|| {
+        let mut x = vec![];
+        let mut rows = 0;
+        for p in &mut parts {
+            if let Some((n, v)) = p.samples.take() {
+                rows += n;
+                x.extend(v);
+            }
+        }
+        (rows, x)
+    });
+    let labels: Vec<String> = devices
+        .iter()
+        .map(|(i, n)| format!("device {i} ({n})"))
+        .collect();
+    let refs: Vec<&ShardParts> = parts.iter().collect();
+    let (table, json, merged) = report_parts(kind, cx, &refs, &labels, samples)?;
+    cx.parts = merged;
+    Ok((backends.join("; "), table, json))
 }
 
 /// A phase's state in the checkpoint, with the file holding its particle sets.
