@@ -428,6 +428,15 @@ fn check_kills(name: &str, args: &[&str], every: &str, seed: u64) {
         !seen.is_empty(),
         "{name}: the run ended before the first kill"
     );
+    // What a kill in the middle of writing a checkpoint can leave, whatever the moment: a partial
+    // temporary particle file, a complete one the state does not name yet, a partial temporary
+    // state. The state itself is always whole (renamed into place).
+    let ck = out.join(".regimes-checkpoint");
+    if ck.join("state.json").exists() {
+        std::fs::write(ck.join(".p0-999.bin.tmp-1-0"), [1u8, 2, 3]).unwrap();
+        std::fs::write(ck.join("p0-1000.bin"), vec![7u8; 4096]).unwrap();
+        std::fs::write(ck.join(".state.json.tmp-1-1"), "{\"format\":1,\"comm").unwrap();
+    }
     if out.join(".regimes-checkpoint").exists() {
         ok(&["resume", path(&out), "--quiet"]);
     }
