@@ -906,6 +906,37 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
     ok(&["resume", path(&run), "--quiet"]);
     assert!(!ck.exists());
 
+    // A file the run reads changed while it was stopped: resuming would mix two studies.
+    let train = dir.join("train.csv");
+    std::fs::write(&train, "0,0\n1,1\n2,0\n0,2\n").unwrap();
+    let col = dir.join("collapse");
+    let args = [
+        "collapse",
+        "--train-file",
+        path(&train),
+        "--particles",
+        "20000",
+        "--pairs",
+        "4000",
+        "--steps",
+        "3000",
+        "--entropy-samples",
+        "50",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--checkpoint-every",
+        "100",
+        "--out",
+        path(&col),
+    ];
+    assert!(kill_after(&args, &col, Duration::from_millis(200)));
+    std::fs::write(&train, "0,0\n1,1\n2,0\n0,3\n").unwrap();
+    refused(
+        &["resume", path(&col)],
+        &["changed since the run started", "training file"],
+    );
+
     // Refused at set-up: no output directory, no checkpoint.
     let refused_dir = dir.join("refused");
     let u = dir.join("u.csv");

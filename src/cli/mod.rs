@@ -523,6 +523,16 @@ fn resume(dir: &Path, json: bool, quiet: bool) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: not a regimes checkpoint ({e})", path.display()))?;
     let kind = Study::from_name(&file.command)?;
     file.config.validate()?;
+    // The files the run reads must be those it started with.
+    let now = scaleout::config_hash(&file.command, &file.config);
+    anyhow::ensure!(
+        now == file.config_hash,
+        "{}: the study changed since the run started (config hash {} then, {now} now): a file \
+         it reads (u, q, mean, mixture or training file) has other contents, or this is another \
+         version of regimes; restore them or start the run again",
+        dir.display(),
+        file.config_hash
+    );
     execute(Invocation {
         kind,
         cfg: file.config,
