@@ -164,7 +164,10 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     let range = cx.range(s.particles);
     let resume = cx.take_resume(0);
     let mut ck = cx.checkpoint.take();
-    let work = (range.end - range.start) * steps as u64;
+    let skipped = resume
+        .as_ref()
+        .map_or(0, |r| r.work_done(&range, steps as u64));
+    let work = ((range.end - range.start) * steps as u64).saturating_sub(skipped);
     let out = cx.with_progress(work, "trajectories", |tick| {
         let spec = RunSpec {
             seed: cfg.seed,
@@ -217,6 +220,8 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
         * (branch_steps.iter().max().copied().unwrap_or(0)
             + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64;
     let resume = cx.take_resume(1);
+    let per_pair = work / (range.end - range.start).max(1);
+    let work = work.saturating_sub(resume.as_ref().map_or(0, |r| r.work_done(&range, per_pair)));
     let cloning = cx.with_progress(work, "clone pairs", |tick| {
         let seeded = Pairs {
             seed: cfg.seed,

@@ -111,7 +111,9 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
     let range = cx.range(s.particles);
     let resume = cx.take_resume(0);
     let mut ck = cx.checkpoint.take();
-    let work = (range.end - range.start) * cx.grid.steps as u64;
+    let steps = cx.grid.steps as u64;
+    let skipped = resume.as_ref().map_or(0, |r| r.work_done(&range, steps));
+    let work = ((range.end - range.start) * steps).saturating_sub(skipped);
     let out = cx.with_progress(work, "particles", |tick| {
         let spec = RunSpec {
             seed: cfg.seed,

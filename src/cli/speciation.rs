@@ -129,6 +129,8 @@ pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation>
                 .map(|&j| 2 * (cx.grid.steps - j))
                 .sum::<usize>()) as u64;
     let resume = cx.take_resume(0);
+    let per_pair = work / (range.end - range.start).max(1);
+    let work = work.saturating_sub(resume.as_ref().map_or(0, |r| r.work_done(&range, per_pair)));
     let mut ck = cx.checkpoint.take();
     let cloning = cx.with_progress(work, "clone pairs", |tick| {
         let seeded = Pairs {

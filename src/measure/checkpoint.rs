@@ -154,6 +154,25 @@ pub struct Snapshot {
     pub particles: Vec<Particles>,
 }
 
+impl Snapshot {
+    /// The work a resumed phase skips, in the units of its progress report: `per_unit` for each
+    /// completed particle (clone pair) of `range`, and a run's batch in flight for the steps it
+    /// advanced (a clone batch in flight is not counted).
+    pub fn work_done(&self, range: &Range<u64>, per_unit: u64) -> u64 {
+        let (next, flight) = match &self.state {
+            PhaseState::Run(s) => (
+                s.next,
+                s.flight.as_ref().map_or(0, |f| {
+                    let n = self.particles.get(f.particles).map_or(0, Particles::len);
+                    n as u64 * f.step as u64
+                }),
+            ),
+            PhaseState::Clones(s) => (s.next, 0),
+        };
+        next.saturating_sub(range.start) * per_unit + flight
+    }
+}
+
 /// Where snapshots go: (phase index, snapshot).
 pub type Sink<'a> = Box<dyn FnMut(usize, Snapshot) -> Result<()> + 'a>;
 
