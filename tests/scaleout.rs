@@ -542,7 +542,18 @@ fn killed_collapse_resumes_to_the_uninterrupted_run() {
 
 #[test]
 fn sigterm_leaves_a_resumable_checkpoint() {
-    let dir = scratch("sigterm-checkpoint");
+    signal_leaves_a_resumable_checkpoint("sigterm-checkpoint", libc::SIGTERM);
+}
+
+#[test]
+fn sigint_leaves_a_resumable_checkpoint() {
+    signal_leaves_a_resumable_checkpoint("sigint-checkpoint", libc::SIGINT);
+}
+
+/// A signal stops the run at a step boundary with a checkpoint of the batch in flight; the
+/// resumed run equals the uninterrupted one bit for bit.
+fn signal_leaves_a_resumable_checkpoint(name: &str, signal: libc::c_int) {
+    let dir = scratch(name);
     let args = [
         "speciation",
         "--dim",
@@ -577,7 +588,7 @@ fn sigterm_leaves_a_resumable_checkpoint() {
     }
     std::thread::sleep(Duration::from_millis(400));
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     let res = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success(), "{err}");
@@ -592,7 +603,12 @@ fn sigterm_leaves_a_resumable_checkpoint() {
     ok(&["resume", path(&out), "--quiet"]);
     let resumed = summary(&out);
     assert!(resumed["stopped_early"].is_null());
-    assert_same(&summary(&full), &resumed, 0.0, "sigterm: resumed vs full");
+    assert_same(
+        &summary(&full),
+        &resumed,
+        0.0,
+        &format!("{name}: resumed vs full"),
+    );
 }
 
 /// `examples/slurm.sh` and `examples/parallel.sh` parse (`bash -n`); the Slurm array tasks run
