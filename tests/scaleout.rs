@@ -358,29 +358,59 @@ fn merge_refuses_foreign_duplicate_and_missing_shards() {
     refused(&["resume", path(&plain)], &["no checkpoint"]);
 }
 
-/// Starts the binary with `args`, waits until its checkpoint exists (or it exits), sleeps
-/// `delay`, and kills it with SIGKILL. Returns whether it was still running when killed.
-fn kill_after(args: &[&str], out: &Path, delay: Duration) -> bool {
+/// Starts the binary with `args`, waits until its checkpoint exists, sleeps `delay` and sends
+/// `signal`. Returns its output, or None when it ended before the signal.
+fn signal_after(
+    args: &[&str],
+    out: &Path,
+    signal: libc::c_int,
+    delay: Duration,
+) -> Option<std::process::Output> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("binary runs");
     let state = out.join(".regimes-checkpoint").join("state.json");
     let start = Instant::now();
     while !state.exists() && start.elapsed() < Duration::from_secs(30) {
         if child.try_wait().unwrap().is_some() {
-            return false;
+            return None;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     std::thread::sleep(delay);
-    let running = child.try_wait().unwrap().is_none();
+    if child.try_wait().unwrap().is_some() {
+        return None;
+    }
     // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-    child.wait().unwrap();
-    running
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    Some(child.wait_with_output().unwrap())
+}
+
+/// [`signal_after`] for a fresh run into `out`; when the run ends before the signal (a faster
+/// machine than the delay assumed), starts over with half the delay.
+fn interrupt(
+    args: &[&str],
+    out: &Path,
+    signal: libc::c_int,
+    delay: Duration,
+) -> std::process::Output {
+    let mut delay = delay;
+    for _ in 0..8 {
+        if let Some(o) = signal_after(args, out, signal, delay) {
+            return o;
+        }
+        let _ = std::fs::remove_dir_all(out);
+        delay /= 2;
+    }
+    panic!("{args:?} always ended before the signal");
+}
+
+/// SIGKILL `delay` after the checkpoint appears; whether the process was still running.
+fn kill_after(args: &[&str], out: &Path, delay: Duration) -> bool {
+    signal_after(args, out, libc::SIGKILL, delay).is_some()
 }
 
 /// The uninterrupted run of `args`, then the same run killed (SIGKILL) at pseudo-random points —
@@ -410,8 +440,9 @@ fn check_kills(name: &str, args: &[&str], every: &str, seed: u64) {
     let mut seen = vec![];
     for (i, f) in fractions(seed, 3).into_iter().enumerate() {
         let resume = ["resume", path(&out), "--quiet"];
-        let args: &[&str] = if i == 0 { &a } else { &resume };
-        if !kill_after(args, &out, wall.mul_f64(f)) {
+        if i == 0 {
+            interrupt(&a, &out, libc::SIGKILL, wall.mul_f64(f));
+        } else if !kill_after(&resume, &out, wall.mul_f64(f)) {
             break;
         }
         // What the checkpoint left by the kill holds: phases reached, a batch in flight.
@@ -571,30 +602,20 @@ fn signal_leaves_a_resumable_checkpoint(name: &str, signal: libc::c_int) {
     let full = dir.join("full");
     let mut a = args.to_vec();
     a.extend(["--out", path(&full)]);
+    let clock = Instant::now();
     ok(&a);
+    let wall = clock.elapsed();
     let out = dir.join("stopped");
     let mut a = args.to_vec();
     // An interval far beyond the run: the only checkpoints are the start and the stop.
     a.extend(["--checkpoint-every", "1h", "--out", path(&out)]);
-    let child = Command::new(env!("CARGO_BIN_EXE_regimes"))
-        .args(&a)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let state = out.join(".regimes-checkpoint").join("state.json");
-    while !state.exists() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(400));
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    let res = child.wait_with_output().unwrap();
+    let res = interrupt(&a, &out, signal, wall.mul_f64(0.4));
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(!res.status.success(), "{err}");
     assert!(err.contains("regimes resume"), "{err}");
     let partial = summary(&out);
     assert!(partial["stopped_early"].is_string(), "{partial}");
+    let state = out.join(".regimes-checkpoint").join("state.json");
     let text = std::fs::read_to_string(&state).unwrap();
     assert!(
         text.contains("\"flight\":{"),
@@ -877,7 +898,8 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
     refused(&["merge", s0, s1, "--out", path(&o)], &["shard format 99"]);
     assert!(!o.exists());
 
-    // A checkpoint with a batch in flight, then damaged in three ways.
+    // A checkpoint with a batch in flight (one batch, stopped by SIGTERM), then damaged in three
+    // ways.
     let run = dir.join("run");
     let args = [
         "run",
@@ -888,16 +910,16 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
         "--steps",
         "4000",
         "--batch",
-        "4096",
+        "8192",
         "--backend",
         "cpu",
         "--quiet",
         "--checkpoint-every",
-        "100",
+        "1h",
         "--out",
         path(&run),
     ];
-    assert!(kill_after(&args, &run, Duration::from_millis(300)));
+    interrupt(&args, &run, libc::SIGTERM, Duration::from_millis(300));
     let ck = run.join(".regimes-checkpoint");
     let state_path = ck.join("state.json");
     let state = std::fs::read_to_string(&state_path).unwrap();
@@ -946,7 +968,7 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
         "--out",
         path(&col),
     ];
-    assert!(kill_after(&args, &col, Duration::from_millis(200)));
+    interrupt(&args, &col, libc::SIGKILL, Duration::from_millis(200));
     std::fs::write(&train, "0,0\n1,1\n2,0\n0,3\n").unwrap();
     refused(
         &["resume", path(&col)],
