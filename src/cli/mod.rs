@@ -10,6 +10,7 @@ pub mod devices;
 pub mod reproduce;
 pub mod resources;
 pub mod run;
+pub mod scaleout;
 pub mod speciation;
 pub mod theory;
 
@@ -25,8 +26,10 @@ use crate::engine::Engine;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
 use crate::measure::Tick;
+use crate::measure::checkpoint::{Checkpointer, Every, Shard, Snapshot};
 use crate::plan::{Grid, Plan};
 use crate::report::{OutDir, Progress};
+use scaleout::{CheckpointFile, ShardFile, ShardParts, Store};
 
 const ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward process \
 and measure their dynamical regimes: speciation (samples commit to a class) and collapse (samples \
@@ -79,6 +82,40 @@ enum Command {
     /// multimodal): CSV data, SVG and PNG plots, summary.json with every check, report.md.
     /// --quick finishes within a minute on 2 CPU cores.
     Reproduce(reproduce::ReproduceArgs),
+    /// Combine the --out directories of the shards of one study (--shard I/N) into the summary,
+    /// CSV series and plots of the unsharded run. Refuses shards of different studies,
+    /// duplicates and missing slices, naming them.
+    Merge {
+        /// The shard directories, in any order.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Directory for the merged outputs.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Write into an existing non-empty --out directory.
+        #[arg(long)]
+        force: bool,
+        /// Print the summary (JSON) on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// No notes on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Continue an interrupted run (killed, preempted, Ctrl-C) from the last checkpoint in its
+    /// --out directory (written with --checkpoint-every); the results equal the uninterrupted
+    /// run's.
+    Resume {
+        /// The --out directory of the interrupted run.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Print the summary (JSON) on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// No progress bar or notes on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// List the GPU adapters wgpu can see, with backend, type, limits and features.
     Devices {
         /// Print JSON instead of a table.
@@ -104,6 +141,21 @@ struct StudyArgs {
     /// No progress bar or notes on stderr.
     #[arg(long, short)]
     quiet: bool,
+    /// Run slice I of N of the particles (clone pairs) and write its mergeable statistics to
+    /// --out/shard.json; `regimes merge` combines the N shard directories into the full study.
+    /// Shards are numbered from 0. Example: --shard 0/3
+    #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
+    shard: Option<Shard>,
+    /// Write a checkpoint into --out every so many time steps (500) or so much wall time (30s,
+    /// 10m, 1h), and on SIGINT/SIGTERM; `regimes resume DIR` continues the run exactly.
+    #[arg(long, value_name = "STEPS|DURATION", help_heading = "Scale-out")]
+    checkpoint_every: Option<Every>,
+    /// Run one slice per GPU adapter in this process and merge them at the end: all (the
+    /// hardware adapters; lavapipe when it is the only one) or indices and name substrings from
+    /// `regimes devices`, comma separated. With --shard, the shard is split across them.
+    /// Example: --devices 0,1,2,3
+    #[arg(long, value_name = "all|LIST", help_heading = "Scale-out")]
+    devices: Option<String>,
 }
 
 /// The empirical target of a study, built ([`Context::empirical_setup`]).
@@ -127,6 +179,16 @@ pub struct Context {
     /// Why a measurement stopped before completing (interrupt, device error); partial results
     /// are still reported and written.
     pub stopped_early: Option<String>,
+    /// The slice of the particles this run measures (`--shard`); None: all of them.
+    pub shard: Option<Shard>,
+    /// This context's slice of the shard when the study runs on several devices (`--devices`).
+    pub device: Option<Shard>,
+    /// Saves checkpoints (`--checkpoint-every`).
+    pub checkpoint: Option<Checkpointer<'static>>,
+    /// The snapshot of each phase to resume from (`regimes resume`).
+    pub resume: Vec<Option<Snapshot>>,
+    /// The accumulators the study folded, for its shard file.
+    pub parts: ShardParts,
 }
 
 impl Context {
@@ -190,6 +252,59 @@ impl Context {
         })
     }
 
+    /// The particle (or clone pair) indices of this run's shard of a study of `total`.
+    pub fn range(&self, total: u64) -> std::ops::Range<u64> {
+        let r = self.shard.unwrap_or(Shard::WHOLE).range(total);
+        match self.device {
+            // Device slices start on batch-aligned particles, so GPU workgroups fold the same
+            // particles as in one run.
+            Some(d) => {
+                let align = crate::measure::BATCH_ALIGN as u64;
+                let len = r.end - r.start;
+                let cut = |i: u64| match i {
+                    0 => r.start,
+                    i if i == d.count => r.end,
+                    i => {
+                        r.start
+                            + (Shard {
+                                index: i,
+                                count: d.count,
+                            }
+                            .range(len)
+                            .start
+                                / align
+                                * align)
+                    }
+                };
+                cut(d.index)..cut(d.index + 1)
+            }
+            None => r,
+        }
+    }
+
+    /// The snapshot to resume phase `phase` from, if any.
+    pub fn take_resume(&mut self, phase: usize) -> Option<Snapshot> {
+        self.resume.get_mut(phase).and_then(Option::take)
+    }
+
+    /// A context without output, shard or checkpoint (`regimes merge` sets its output).
+    fn new(cfg: Config, empirical: bool, grid: Grid, quiet: bool) -> Context {
+        Context {
+            cfg,
+            empirical,
+            grid,
+            out: None,
+            quiet,
+            warnings: vec![],
+            stopped_early: None,
+            shard: None,
+            device: None,
+            checkpoint: None,
+            resume: vec![],
+            parts: ShardParts::default(),
+        }
+    }
+
     pub fn particles(&self, default: u64) -> u64 {
         self.cfg.particles.unwrap_or(default)
     }
@@ -233,6 +348,12 @@ struct Summary<'a, T: Serialize> {
     shader_compile_seconds: Option<f64>,
     /// Set when the run stopped before completing; counts in the result are what completed.
     stopped_early: Option<&'a str>,
+    /// The slice this run measured (`--shard I/N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
+    /// The shard directories `regimes merge` combined, in shard order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_from: Option<Vec<String>>,
     warnings: &'a [String],
     config: &'a Config,
     #[serde(flatten)]
@@ -291,6 +412,34 @@ impl Study {
             Study::Collapse => "collapse",
         }
     }
+
+    fn from_name(name: &str) -> Result<Study> {
+        Ok(match name {
+            "theory" => Study::Theory,
+            "run" => Study::Run,
+            "speciation" => Study::Speciation,
+            "collapse" => Study::Collapse,
+            _ => anyhow::bail!("unknown command '{name}'"),
+        })
+    }
+}
+
+/// One invocation of a study, resolved: from flags, or from a checkpoint to resume.
+struct Invocation {
+    kind: Study,
+    cfg: Config,
+    empirical: bool,
+    out: Option<PathBuf>,
+    force: bool,
+    json: bool,
+    quiet: bool,
+    shard: Option<Shard>,
+    every: Option<Every>,
+    /// `--devices`.
+    devices: Option<String>,
+    /// Resuming from the checkpoint in `out`.
+    resume: bool,
+    early_warnings: Vec<String>,
 }
 
 pub fn main() -> Result<()> {
@@ -299,32 +448,128 @@ pub fn main() -> Result<()> {
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
         Command::Reproduce(a) => return reproduce::main(a),
+        Command::Merge {
+            dirs,
+            out,
+            force,
+            json,
+            quiet,
+        } => return scaleout::merge(&dirs, &out, force, json, quiet),
+        Command::Resume { dir, json, quiet } => return resume(&dir, json, quiet),
         Command::Theory(a) => (Study::Theory, a),
         Command::Run(a) => (Study::Run, a),
         Command::Speciation(a) => (Study::Speciation, a),
         Command::Collapse(a) => (Study::Collapse, a),
     };
-    let name = study_kind.name();
     let cfg = args.config.resolve()?;
     let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
     let early_warnings = preflight(study_kind, &args, &cfg, empirical)?;
-    let grid = Grid::new(cfg.t_max, cfg.steps)?;
-    // Refuse a bad --out before any work is done.
-    let out = args
-        .out
-        .as_deref()
-        .map(|p| OutDir::create_for(p, args.force, name))
-        .transpose()?;
-    let mut cx = Context {
+    if args.devices.is_some() {
+        anyhow::ensure!(
+            study_kind != Study::Theory,
+            "--devices has no effect on `theory`; drop it"
+        );
+        anyhow::ensure!(
+            args.checkpoint_every.is_none(),
+            "--devices with --checkpoint-every is not supported; run one process per device \
+             with --shard I/N and --adapter instead"
+        );
+        anyhow::ensure!(
+            cfg.backend != Backend::Cpu && cfg.adapter.is_none(),
+            "--devices picks GPU adapters itself; drop --backend cpu and --adapter"
+        );
+    }
+    for (flag, given) in [
+        ("shard", args.shard.is_some()),
+        ("checkpoint-every", args.checkpoint_every.is_some()),
+    ] {
+        if given {
+            anyhow::ensure!(
+                study_kind != Study::Theory,
+                "--{flag} has no effect on `theory`; drop it"
+            );
+            anyhow::ensure!(
+                args.out.is_some(),
+                "--{flag} needs --out DIR (the {} lives there)",
+                if flag == "shard" {
+                    "shard's statistics for `regimes merge`"
+                } else {
+                    "checkpoint `regimes resume` reads"
+                }
+            );
+        }
+    }
+    execute(Invocation {
+        kind: study_kind,
         cfg,
-        grid,
-        out,
-        quiet: args.quiet || args.json,
-        warnings: vec![],
-        stopped_early: None,
         empirical,
+        out: args.out,
+        force: args.force,
+        json: args.json,
+        quiet: args.quiet,
+        shard: args.shard,
+        every: args.checkpoint_every,
+        devices: args.devices,
+        resume: false,
+        early_warnings,
+    })
+}
+
+/// `regimes resume DIR`: the study the checkpoint in DIR names, from where it stopped.
+fn resume(dir: &Path, json: bool, quiet: bool) -> Result<()> {
+    let path = dir.join(crate::report::CHECKPOINT_DIR).join("state.json");
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        anyhow::anyhow!(
+            "{} holds no checkpoint to resume (start a run with --checkpoint-every and --out; a \
+             run that completed removes its checkpoint)",
+            dir.display()
+        )
+    })?;
+    let file: CheckpointFile = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not a regimes checkpoint ({e})", path.display()))?;
+    let kind = Study::from_name(&file.command)?;
+    file.config.validate()?;
+    // The files the run reads must be those it started with.
+    let now = scaleout::config_hash(&file.command, &file.config);
+    anyhow::ensure!(
+        now == file.config_hash,
+        "{}: the study changed since the run started (config hash {} then, {now} now): a file \
+         it reads (u, q, mean, mixture or training file) has other contents, or this is another \
+         version of regimes; restore them or start the run again",
+        dir.display(),
+        file.config_hash
+    );
+    execute(Invocation {
+        kind,
+        cfg: file.config,
+        empirical: file.empirical,
+        out: Some(dir.to_path_buf()),
+        force: false,
+        json,
+        quiet,
+        shard: file.shard,
+        every: Some(file.every),
+        devices: None,
+        resume: true,
+        early_warnings: vec![],
+    })
+}
+
+/// Runs a study and reports it: the table (or JSON) on stdout, the files in --out.
+fn execute(inv: Invocation) -> Result<()> {
+    let study_kind = inv.kind;
+    let name = study_kind.name();
+    let grid = Grid::new(inv.cfg.t_max, inv.cfg.steps)?;
+    // Refuse a bad --out before any work is done.
+    let out = match (&inv.out, inv.resume) {
+        (Some(p), true) => Some(OutDir::reopen(p, name)?),
+        (Some(p), false) => Some(OutDir::create_for(p, inv.force, name)?),
+        (None, _) => None,
     };
-    cx.warn_all(&early_warnings);
+    let mut cx = Context::new(inv.cfg, inv.empirical, grid, inv.quiet || inv.json);
+    cx.out = out;
+    cx.shard = inv.shard;
+    cx.warn_all(&inv.early_warnings);
     // SIGINT or SIGTERM stops at the next step boundary; the partial results are reported and
     // written, marked as stopped early (a second signal exits at once).
     let _ = ctrlc::set_handler(crate::measure::request_stop);
@@ -339,53 +584,117 @@ pub fn main() -> Result<()> {
                 serde_json::to_value(&r)?,
             )
         }
+        _ if inv.devices.is_some() => {
+            let spec = inv.devices.as_deref().unwrap_or("all");
+            scaleout::study_on_devices(study_kind, &mut cx, spec)?
+        }
         _ => {
             let engine = select_engine(&cx)?;
             if let Selected::Gpu(e) = &engine {
                 shader_compile_seconds = Some(e.compile_seconds());
                 started = Instant::now();
             }
-            match engine {
-                Selected::Cpu(e) => study(study_kind, &mut cx, &e)?,
-                Selected::Gpu(e) => study(study_kind, &mut cx, e.as_ref())?,
+            if let (Some(every), Some(out)) = (inv.every, &cx.out) {
+                let mut store = if inv.resume {
+                    let (store, snaps) = Store::open(out.path())?;
+                    cx.resume = snaps;
+                    store
+                } else {
+                    let file = CheckpointFile::new(name, &cx.cfg, cx.empirical, cx.shard, every);
+                    Store::create(out.path(), file)?
+                };
+                let every = store.file().every;
+                cx.checkpoint = Some(Checkpointer::new(
+                    every,
+                    Box::new(move |phase, snap| store.save(phase, snap)),
+                ));
             }
+            let done = match engine {
+                Selected::Cpu(e) => study(study_kind, &mut cx, &e),
+                Selected::Gpu(e) => study(study_kind, &mut cx, e.as_ref()),
+            };
+            if let (Err(_), Some(out), false) = (&done, &cx.out, inv.resume) {
+                Store::discard_if_unused(out.path());
+            }
+            done?
         }
     };
+    let wall_seconds = started.elapsed().as_secs_f64();
+    if let (Some(shard), Some(out), None) = (cx.shard, &cx.out, &cx.stopped_early) {
+        let file = ShardFile::new(
+            name,
+            shard,
+            &cx.cfg,
+            cx.empirical,
+            &backend,
+            wall_seconds,
+            cx.parts.clone(),
+        );
+        out.write_json(scaleout::SHARD_FILE, &file)?;
+    }
     let summary = Summary {
         command: name,
         version: env!("CARGO_PKG_VERSION"),
         seed: cx.cfg.seed,
         backend,
-        wall_seconds: started.elapsed().as_secs_f64(),
+        wall_seconds,
         shader_compile_seconds,
         stopped_early: cx.stopped_early.as_deref(),
+        shard: cx.shard.map(|s| s.to_string()),
+        merged_from: None,
         warnings: &cx.warnings,
         config: &cx.cfg,
         result: json,
     };
+    write_summary(&cx, &summary, &table, inv.json)?;
+    let checkpointed = cx.checkpoint.is_some();
+    match &cx.stopped_early {
+        Some(reason) => {
+            let hint = match (&cx.out, checkpointed) {
+                (Some(out), true) => format!(
+                    "; continue it with `regimes resume {}`",
+                    out.path().display()
+                ),
+                _ => String::new(),
+            };
+            anyhow::bail!(
+                "stopped early ({reason}); the partial results above cover what completed{hint}"
+            )
+        }
+        None => {
+            if let (Some(out), true) = (&cx.out, checkpointed) {
+                Store::remove(out.path());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Writes the summary into --out (or stdout if that fails) and prints the table or the JSON.
+fn write_summary<T: Serialize>(
+    cx: &Context,
+    summary: &Summary<T>,
+    table: &str,
+    json: bool,
+) -> Result<()> {
     if let Some(out) = cx.out.as_ref()
         && let Err(e) = out
-            .write_json("summary.json", &summary)
+            .write_json("summary.json", summary)
             .and_then(|_| out.finish())
     {
         // The work is done: never lose its result to a full disk or a vanished directory.
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(summary)?);
         return Err(e.context("the summary above could not be written to the output directory"));
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
     } else {
         println!("{table}");
         if let Some(out) = &cx.out {
             println!("wrote {}", out.files().join(", "));
         }
     }
-    match &cx.stopped_early {
-        Some(reason) => anyhow::bail!(
-            "stopped early ({reason}); the partial results above cover what completed"
-        ),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// What a study checks before any work, with the warnings it has for the user: settings it does
@@ -510,11 +819,11 @@ fn study<E: Engine>(
 }
 
 /// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities.
-fn write_samples(out: &OutDir, cfg: &Config, s: &crate::engine::Particles) -> Result<()> {
-    let mut x = s.x.clone();
+fn write_samples(out: &OutDir, cfg: &Config, rows: usize, dim: usize, x: &[f32]) -> Result<()> {
+    let mut x = x.to_vec();
     if cfg.coupling.is_some() {
-        crate::model::coupling::mode_frame_f32(&mut x, s.dim);
+        crate::model::coupling::mode_frame_f32(&mut x, dim);
     }
-    out.write_npy_f32("samples.npy", &[s.len(), s.dim], &x)?;
+    out.write_npy_f32("samples.npy", &[rows, dim], &x)?;
     Ok(())
 }

@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use super::{Context, grid_points};
 use crate::engine::{Engine, Recorder};
-use crate::measure::run::{RunSpec, run as run_particles};
+use crate::measure::run::{RunSpec, run_from};
 use crate::report::{Series, Style};
-use crate::stats::PointStats;
+use crate::stats::{PointStats, Tally};
 use crate::theory::Theory;
 
 #[derive(Clone, Debug, Serialize)]
@@ -56,7 +56,25 @@ fn point(t: f64, s: &PointStats) -> RecordPoint {
     }
 }
 
-pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
+/// What the run needs besides its engine: the model, its plan, the theory, the record points.
+pub struct Setup {
+    built: super::build::Built,
+    plan: crate::plan::Plan,
+    theory: Theory,
+    points: Vec<usize>,
+    directions: Vec<f32>,
+    /// The study's particles (all shards).
+    pub particles: u64,
+}
+
+impl Setup {
+    /// Dimension of the particles.
+    pub fn dim(&self) -> usize {
+        self.plan.dim
+    }
+}
+
+pub fn setup(cx: &mut Context) -> Result<Setup> {
     let cfg = cx.cfg.clone();
     // The mixture, or the empirical target when training points were asked for.
     let (built, plan, theory) = if cx.empirical {
@@ -77,34 +95,89 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
         .flat_map(|m| m.iter().map(|&x| x as f32))
         .collect();
     let particles = cx.particles(100_000);
-    let out = cx.with_progress(particles * cx.grid.steps as u64, "particles", |tick| {
+    Ok(Setup {
+        built,
+        plan,
+        theory,
+        points,
+        directions,
+        particles,
+    })
+}
+
+pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
+    let cfg = cx.cfg.clone();
+    let s = setup(cx)?;
+    let range = cx.range(s.particles);
+    let resume = cx.take_resume(0);
+    let mut ck = cx.checkpoint.take();
+    let steps = cx.grid.steps as u64;
+    let skipped = resume.as_ref().map_or(0, |r| r.work_done(&range, steps));
+    let work = ((range.end - range.start) * steps).saturating_sub(skipped);
+    let out = cx.with_progress(work, "particles", |tick| {
         let spec = RunSpec {
             seed: cfg.seed,
-            particles,
+            particles: s.particles,
             keep_samples: cfg.save_samples,
             batch: cfg.batch,
         };
-        run_particles(
+        let rec = Recorder::new(&s.plan, s.points.clone(), s.directions.clone());
+        run_from(
             engine,
-            &plan,
+            &s.plan,
             spec,
-            Recorder::new(&plan, points, directions),
+            range.clone(),
+            rec,
+            resume,
+            ck.as_mut(),
             tick,
         )
-    })?;
+    });
+    cx.checkpoint = ck;
+    let out = out?;
     cx.stopped(out.stopped.clone());
-    let particles = out.particles_done;
-    let record: Vec<RecordPoint> = out
-        .recorder
-        .points
+    cx.parts.run = Some(out.state(&range));
+    if cx.device.is_some() {
+        cx.parts.samples = out.samples.as_ref().map(|p| (p.len(), p.x.clone()));
+    }
+    let samples = out.samples.as_ref().map(|p| (p.len(), &p.x[..]));
+    report(
+        cx,
+        &s,
+        &out.recorder.stats,
+        &out.tally,
+        out.particles_done,
+        samples,
+    )
+}
+
+/// The summary, CSV and plots of a run from its folded statistics (the run's own, or merged
+/// from shards); `samples` are (rows, positions).
+pub fn report(
+    cx: &mut Context,
+    s: &Setup,
+    stats: &[PointStats],
+    tally: &Tally,
+    particles: u64,
+    samples: Option<(usize, &[f32])>,
+) -> Result<Run> {
+    let Setup {
+        built,
+        plan,
+        theory,
+        points,
+        ..
+    } = s;
+    let theory = theory.clone();
+    let record: Vec<RecordPoint> = points
         .iter()
-        .zip(&out.recorder.stats)
+        .zip(stats)
         .map(|(&j, s)| point(cx.grid.time(j), s))
         .collect();
-    let total = out.tally.labels.iter().sum::<u64>().max(1) as f64;
+    let total = tally.labels.iter().sum::<u64>().max(1) as f64;
     let result = Run {
         particles,
-        class_fractions: out.tally.labels.iter().map(|&c| c as f64 / total).collect(),
+        class_fractions: tally.labels.iter().map(|&c| c as f64 / total).collect(),
         record,
         theory,
     };
@@ -137,8 +210,8 @@ pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
                 row
             }),
         )?;
-        if let Some(s) = &out.samples {
-            super::write_samples(dir, &cfg, s)?;
+        if let Some((rows, x)) = samples {
+            super::write_samples(dir, &cx.cfg, rows, plan.dim, x)?;
         }
         let mut series = vec![Series {
             label: "posterior purity Σ r²".into(),

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::{Context, grid_points};
 use crate::engine::Engine;
-use crate::measure::cloning::{Branch, clone_pairs, crossing};
+use crate::measure::cloning::{Branch, Pairs, clone_pairs_from, crossing};
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
@@ -106,7 +106,27 @@ pub struct ModePoint {
     pub phi_theory: Option<f64>,
 }
 
-pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation> {
+/// What the clone experiment needs besides its engine.
+pub struct Setup {
+    built: super::build::Built,
+    plan: crate::plan::Plan,
+    theory: Theory,
+    /// Grid indices of the branch points.
+    pub steps: Vec<usize>,
+    /// The study's clone pairs (all shards).
+    pub pairs: u64,
+    /// Each mode's theoretical t_S (coupled modalities).
+    mode_times: Vec<Option<f64>>,
+}
+
+impl Setup {
+    /// The branches of a folded clone experiment (merged shards).
+    pub fn branches(&self, state: crate::measure::cloning::CloneState) -> Vec<Branch> {
+        crate::measure::cloning::Cloning::from_state(&self.plan, &self.steps, state).branches
+    }
+}
+
+pub fn setup(cx: &mut Context) -> Result<Setup> {
     let cfg = cx.cfg.clone();
     let (built, plan, theory) = cx.mixture_setup()?;
     let mode_times = match &cfg.coupling {
@@ -122,19 +142,61 @@ pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation>
         .unwrap_or_else(|| default_branch_times(theory.t_s, &mode_times, cfg.t_max));
     let steps = grid_points(&cx.grid, &times, true);
     let pairs = cx.pairs(20_000);
-    let two_class = theory::symmetric_two_class(&built.mixture).cloned();
-    let trunk = steps.iter().max().copied().unwrap_or(0);
-    let work = pairs
+    Ok(Setup {
+        built,
+        plan,
+        theory,
+        steps,
+        pairs,
+        mode_times,
+    })
+}
+
+pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation> {
+    let cfg = cx.cfg.clone();
+    let s = setup(cx)?;
+    let range = cx.range(s.pairs);
+    let trunk = s.steps.iter().max().copied().unwrap_or(0);
+    let work = (range.end - range.start)
         * (trunk
-            + steps
+            + s.steps
                 .iter()
                 .map(|&j| 2 * (cx.grid.steps - j))
                 .sum::<usize>()) as u64;
+    let resume = cx.take_resume(0);
+    let per_pair = work / (range.end - range.start).max(1);
+    let work = work.saturating_sub(resume.as_ref().map_or(0, |r| r.work_done(&range, per_pair)));
+    let mut ck = cx.checkpoint.take();
     let cloning = cx.with_progress(work, "clone pairs", |tick| {
-        clone_pairs(engine, &plan, cfg.seed, pairs, &steps, cfg.batch, tick)
-    })?;
+        let seeded = Pairs {
+            seed: cfg.seed,
+            batch: cfg.batch,
+        };
+        let (plan, steps) = (&s.plan, &s.steps);
+        clone_pairs_from(
+            engine,
+            plan,
+            seeded,
+            range,
+            steps,
+            resume,
+            ck.as_mut(),
+            tick,
+        )
+    });
+    cx.checkpoint = ck;
+    let cloning = cloning?;
     cx.stopped(cloning.stopped);
-    let branches = cloning.branches;
+    cx.parts.clones = Some(cloning.state.clone());
+    report(cx, &s, cloning.branches)
+}
+
+/// The summary, CSV and plots of the clone experiment from its branches (the run's own, or
+/// merged from shards).
+pub fn report(cx: &mut Context, s: &Setup, branches: Vec<Branch>) -> Result<Speciation> {
+    let theory = s.theory.clone();
+    let built = &s.built;
+    let two_class = theory::symmetric_two_class(&built.mixture).cloned();
     let level = f_at_speciation();
     let phi: Vec<PhiPoint> = branches
         .iter()
@@ -145,11 +207,11 @@ pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation>
             PhiPoint::new(b, th)
         })
         .collect();
-    let modes = cfg.coupling.as_ref().map(|c| {
+    let modes = cx.cfg.coupling.as_ref().map(|c| {
         c.modes()
             .iter()
-            .zip(&mode_times)
-            .map(|(mode, &t_s)| mode_phi(&built, mode, t_s, &branches))
+            .zip(&s.mode_times)
+            .map(|(mode, &t_s)| mode_phi(built, mode, t_s, &branches))
             .collect::<Vec<_>>()
     });
     let gap = |f: fn(&ModePhi) -> Option<f64>| {

@@ -138,4 +138,8 @@ pub trait Engine {
 
     /// A host copy of the batch (samples, tests).
     fn read(&self, batch: &Self::Batch) -> Result<Particles>;
+
+    /// A batch holding `particles` (as [`Engine::read`] returned them), with the run's seed: a
+    /// checkpointed batch resumes from it exactly.
+    fn load(&self, plan: &Plan, seed: u64, particles: &Particles) -> Result<Self::Batch>;
 }

@@ -4,14 +4,17 @@
 //! clone collapse). The posterior purity Σ r² at the branch point estimates the same probability
 //! without clones, exactly for an exact score.
 
-use anyhow::{Result, ensure};
-use serde::Serialize;
+use std::ops::Range;
 
-use super::{Tick, advance, batch_size, for_each_batch};
-use crate::engine::{Engine, Recorder};
+use anyhow::{Result, anyhow, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{Checkpointer, PhaseState, Snapshot};
+use super::{Tick, advance, batch_size};
+use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
 use crate::rng::rng_id;
-use crate::stats::Moments;
+use crate::stats::{Moments, PointStats};
 
 /// The outcome at one branch time.
 #[derive(Clone, Debug, Serialize)]
@@ -37,7 +40,8 @@ impl Branch {
 
     /// Binomial standard error of φ.
     pub fn stderr(&self) -> f64 {
-        binomial_stderr(self.phi(), self.pairs)
+        let p = self.phi();
+        (p * (1.0 - p) / self.pairs as f64).sqrt()
     }
 
     /// The branch seen through a coarser label, `group[class]`: a pair agrees when its two
@@ -59,9 +63,12 @@ impl Branch {
     }
 }
 
-/// The standard error of a fraction p of n trials.
-pub fn binomial_stderr(p: f64, n: u64) -> f64 {
-    (p * (1.0 - p) / n as f64).sqrt()
+/// Adds a tally's pair histogram into an accumulator (which starts empty).
+pub fn add_pairs(acc: &mut Vec<u64>, pairs: &[u64]) {
+    acc.resize(pairs.len().max(acc.len()), 0);
+    for (a, b) in acc.iter_mut().zip(pairs) {
+        *a += b;
+    }
 }
 
 /// Branches `pairs` trajectories at each grid point of `steps` and runs both clones to t = 0.
@@ -73,6 +80,63 @@ pub fn clone_pairs<E: Engine>(
     pairs: u64,
     steps: &[usize],
     batch: Option<usize>,
+    tick: Tick,
+) -> Result<Cloning> {
+    let seeded = Pairs { seed, batch };
+    clone_pairs_from(engine, plan, seeded, 0..pairs, steps, None, None, tick)
+}
+
+/// The seed and requested batch size of a clone experiment.
+#[derive(Clone, Copy, Debug)]
+pub struct Pairs {
+    pub seed: u64,
+    pub batch: Option<usize>,
+}
+
+/// What a clone experiment has folded so far (see [`super::checkpoint`]): the trunks'
+/// statistics at the branch points and the agreeing pairs of the completed batches, and the
+/// batch in flight, if any.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CloneState {
+    /// The first pair index not folded in.
+    pub next: u64,
+    /// The trunks' statistics, one per branch point (ascending grid index).
+    pub stats: Vec<PointStats>,
+    /// Agreeing pairs per branch point.
+    pub agree: Vec<u64>,
+    /// The pair histogram per branch point ([`Branch::pair_labels`]).
+    #[serde(default)]
+    pub pair_labels: Vec<Vec<u64>>,
+    pub done: u64,
+    pub flight: Option<CloneFlight>,
+}
+
+/// A batch of pairs `next..next + len` caught between two segments: its trunk at `trunk_step`
+/// with the branch points before `branch` done, and, when caught while the clones of `branch`
+/// ran, those clones at `clones_step`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CloneFlight {
+    pub branch: usize,
+    pub trunk_step: usize,
+    pub trunk: usize,
+    pub stats: Vec<PointStats>,
+    pub agree: Vec<u64>,
+    #[serde(default)]
+    pub pair_labels: Vec<Vec<u64>>,
+    pub clones: Option<(usize, usize)>,
+}
+
+/// [`clone_pairs`] on the pairs `range` (a shard of the study), starting from a snapshot when
+/// given and saving snapshots through `ckpt`.
+#[allow(clippy::too_many_arguments)]
+pub fn clone_pairs_from<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    Pairs { seed, batch }: Pairs,
+    range: Range<u64>,
+    steps: &[usize],
+    resume: Option<Snapshot>,
+    mut ckpt: Option<&mut Checkpointer>,
     tick: Tick,
 ) -> Result<Cloning> {
     let n = plan.grid.steps;
@@ -89,54 +153,268 @@ pub fn clone_pairs<E: Engine>(
     );
     let mut trunk_rec = Recorder::new(plan, points.clone(), vec![]);
     let mut agree = vec![0u64; points.len()];
-    let mut pair_labels = vec![vec![]; points.len()];
+    let mut pairs = vec![vec![]; points.len()];
     let mut done = 0u64;
+    let mut next = range.start;
+    // The batch in flight at the snapshot.
+    struct Flight {
+        branch: usize,
+        trunk_step: usize,
+        trunk: Particles,
+        rec: Recorder,
+        agree: Vec<u64>,
+        pairs: Vec<Vec<u64>>,
+        clones: Option<(usize, Particles)>,
+    }
+    let mut flight: Option<Flight> = None;
+    if let Some(snap) = resume {
+        let PhaseState::Clones(state) = snap.state else {
+            bail!("checkpoint: expected the state of a clone experiment");
+        };
+        let mut sets = snap.particles.into_iter().map(Some).collect::<Vec<_>>();
+        let mut take = |i: usize| -> Result<Particles> {
+            sets.get_mut(i)
+                .and_then(Option::take)
+                .ok_or_else(|| anyhow!("checkpoint: particle set {i} is missing"))
+        };
+        let fits = |stats: &[PointStats], agree: &[u64]| {
+            stats.len() == points.len() && agree.len() == points.len()
+        };
+        ensure!(
+            fits(&state.stats, &state.agree) && (range.start..=range.end).contains(&state.next),
+            "checkpoint: its statistics do not match this study's branch points"
+        );
+        trunk_rec.stats = state.stats;
+        agree = state.agree;
+        pairs = histograms(state.pair_labels, points.len());
+        done = state.done;
+        next = state.next;
+        if let Some(f) = state.flight {
+            let trunk = take(f.trunk)?;
+            let clones = f
+                .clones
+                .map(|(step, i)| take(i).map(|p| (step, p)))
+                .transpose()?;
+            ensure!(
+                fits(&f.stats, &f.agree)
+                    && f.branch < points.len()
+                    && f.trunk_step <= points[f.branch]
+                    && trunk.dim == plan.dim
+                    && trunk.len() as u64 <= range.end - next
+                    && clones.as_ref().is_none_or(|(s, c)| {
+                        *s <= n && c.len() == 2 * trunk.len() && f.trunk_step == points[f.branch]
+                    }),
+                "checkpoint: the batch in flight does not fit this study"
+            );
+            let mut rec = trunk_rec.clone();
+            rec.stats = f.stats;
+            flight = Some(Flight {
+                branch: f.branch,
+                trunk_step: f.trunk_step,
+                trunk,
+                rec,
+                agree: f.agree,
+                pairs: histograms(f.pair_labels, points.len()),
+                clones,
+            });
+        }
+    }
     // Clones double the particles on the engine: half a batch of trunks.
     let size = (batch_size(engine, plan, batch) / 2).max(1);
-    let stopped = for_each_batch(pairs, size, |range| {
-        let ids: Vec<u64> = range.map(|i| rng_id(i, 0)).collect();
-        // Fold into copies, so a batch that fails half-way leaves no trace.
-        let mut rec = trunk_rec.clone();
-        let mut batch_agree = agree.clone();
-        let mut batch_pairs = pair_labels.clone();
-        let mut trunk = engine.start(plan, seed, &ids)?;
-        let mut at = 0;
-        for (i, &j) in points.iter().enumerate() {
-            let count = ids.len() as u64;
-            advance(engine, plan, &mut trunk, (at, j), &mut rec, count, tick)?;
-            at = j;
-            let mut clones = engine.branch(&trunk, (i + 1) as u16)?;
-            let none = &mut Recorder::none(plan);
-            advance(engine, plan, &mut clones, (j, n), none, 2 * count, tick)?;
-            let tally = engine.tally(plan, &clones)?;
-            batch_agree[i] += tally.pairs_agree;
-            let hist: &mut Vec<u64> = &mut batch_pairs[i];
-            hist.resize(tally.pair_labels.len(), 0);
-            for (a, b) in hist.iter_mut().zip(&tally.pair_labels) {
-                *a += b;
+    let segment = ckpt.as_ref().map_or(super::SEGMENT, |c| c.segment());
+    let flight_end = next + flight.as_ref().map_or(0, |f| f.trunk.len() as u64);
+    let flight_range = flight.is_some().then_some(next..flight_end);
+    let ranges = flight_range
+        .into_iter()
+        .chain(super::batches_in(flight_end..range.end, size));
+    // A snapshot: the completed batches, and the batch in flight from `start` if any.
+    type Folded<'a> = (&'a [PointStats], &'a [u64], &'a [Vec<u64>], u64);
+    type InFlight<'a> = (
+        usize,
+        usize,
+        Particles,
+        &'a Recorder,
+        &'a [u64],
+        &'a [Vec<u64>],
+    );
+    let snapshot = |(stats, agree, pairs, done): Folded,
+                    at: u64,
+                    flight: Option<InFlight>,
+                    clones: Option<(usize, Particles)>| {
+        let mut particles = vec![];
+        let flight = flight.map(|(branch, trunk_step, trunk, rec, agree, pairs)| {
+            particles.push(trunk);
+            let clones = clones.map(|(step, c)| {
+                particles.push(c);
+                (step, 1)
+            });
+            CloneFlight {
+                branch,
+                trunk_step,
+                trunk: 0,
+                stats: rec.stats.clone(),
+                agree: agree.to_vec(),
+                pair_labels: pairs.to_vec(),
+                clones,
             }
+        });
+        Snapshot {
+            state: PhaseState::Clones(CloneState {
+                next: at,
+                stats: stats.to_vec(),
+                agree: agree.to_vec(),
+                pair_labels: pairs.to_vec(),
+                done,
+                flight,
+            }),
+            particles,
+        }
+    };
+    let mut stopped = None;
+    for batch_range in ranges {
+        if let Some(reason) = super::stop_reason() {
+            if let Some(c) = ckpt.as_deref_mut()
+                && c.due(0)
+            {
+                let folded = (&trunk_rec.stats[..], &agree[..], &pairs[..], done);
+                c.save(snapshot(folded, batch_range.start, None, None))?;
+            }
+            stopped = Some(reason);
+            break;
+        }
+        let start = batch_range.start;
+        let count = batch_range.end - start;
+        // Fold into copies, so a batch that fails half-way leaves no trace.
+        let (branch, mut at, mut trunk, mut rec, mut batch_agree, mut batch_pairs, mut clones) =
+            match flight.take() {
+                Some(f) => {
+                    let clones = match f.clones {
+                        Some((step, c)) => Some((step, engine.load(plan, seed, &c)?)),
+                        None => None,
+                    };
+                    let trunk = engine.load(plan, seed, &f.trunk)?;
+                    (
+                        f.branch,
+                        f.trunk_step,
+                        trunk,
+                        f.rec,
+                        f.agree,
+                        f.pairs,
+                        clones,
+                    )
+                }
+                None => {
+                    let ids: Vec<u64> = batch_range.map(|i| rng_id(i, 0)).collect();
+                    let trunk = engine.start(plan, seed, &ids)?;
+                    let rec = trunk_rec.clone();
+                    (0, 0, trunk, rec, agree.clone(), pairs.clone(), None)
+                }
+            };
+        let folded = (&trunk_rec.stats[..], &agree[..], &pairs[..], done);
+        let result = (|| -> Result<()> {
+            for (i, &j) in points.iter().enumerate().skip(branch) {
+                if clones.is_none() {
+                    let mut boundary = |step: usize, steps: u64, b: &E::Batch, r: &Recorder| {
+                        if let Some(c) = ckpt.as_deref_mut()
+                            && c.due(steps)
+                        {
+                            let fl = (
+                                i,
+                                step,
+                                engine.read(b)?,
+                                r,
+                                &batch_agree[..],
+                                &batch_pairs[..],
+                            );
+                            c.save(snapshot(folded, start, Some(fl), None))?;
+                        }
+                        Ok(())
+                    };
+                    let seg = (segment, &mut boundary as super::Boundary<E::Batch>);
+                    advance(
+                        engine,
+                        plan,
+                        &mut trunk,
+                        (at, j),
+                        &mut rec,
+                        count,
+                        tick,
+                        seg,
+                    )?;
+                    at = j;
+                    clones = Some((j, engine.branch(&trunk, (i + 1) as u16)?));
+                }
+                let Some((from, mut c)) = clones.take() else {
+                    unreachable!("clones were just branched")
+                };
+                {
+                    let (trunk, rec, batch_pairs) = (&trunk, &rec, &batch_pairs);
+                    let mut boundary = |step: usize, steps: u64, b: &E::Batch, _: &Recorder| {
+                        if let Some(ck) = ckpt.as_deref_mut()
+                            && ck.due(steps)
+                        {
+                            let fl = (
+                                i,
+                                j,
+                                engine.read(trunk)?,
+                                rec,
+                                &batch_agree[..],
+                                &batch_pairs[..],
+                            );
+                            let cl = Some((step, engine.read(b)?));
+                            ck.save(snapshot(folded, start, Some(fl), cl))?;
+                        }
+                        Ok(())
+                    };
+                    let none = &mut Recorder::none(plan);
+                    let seg = (segment, &mut boundary as super::Boundary<E::Batch>);
+                    advance(engine, plan, &mut c, (from, n), none, 2 * count, tick, seg)?;
+                }
+                let tally = engine.tally(plan, &c)?;
+                batch_agree[i] += tally.pairs_agree;
+                add_pairs(&mut batch_pairs[i], &tally.pair_labels);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            stopped = Some(format!("{e:#}"));
+            break;
         }
         trunk_rec = rec;
         agree = batch_agree;
-        pair_labels = batch_pairs;
-        done += ids.len() as u64;
-        Ok(())
-    });
-    let branches = points
-        .iter()
-        .zip(agree)
-        .zip(pair_labels)
-        .zip(&trunk_rec.stats)
-        .map(|(((&j, agree), pair_labels), stats)| Branch {
-            t: plan.grid.time(j),
-            step: j,
-            pairs: done,
-            agree,
-            purity: stats.purity.clone(),
-            pair_labels,
-        })
-        .collect();
-    Ok(Cloning { branches, stopped })
+        pairs = batch_pairs;
+        done += count;
+        if let Some(c) = ckpt.as_deref_mut()
+            && c.due(0)
+        {
+            c.save(snapshot(
+                (&trunk_rec.stats, &agree, &pairs, done),
+                start + count,
+                None,
+                None,
+            ))?;
+        }
+    }
+    let state = CloneState {
+        next: range.end,
+        stats: trunk_rec.stats,
+        agree,
+        pair_labels: pairs,
+        done,
+        flight: None,
+    };
+    let mut cloning = Cloning::from_state(plan, &points, state);
+    cloning.stopped = stopped;
+    Ok(cloning)
+}
+
+/// The per-branch pair histograms of a saved state (empty ones when it has none).
+fn histograms(saved: Vec<Vec<u64>>, points: usize) -> Vec<Vec<u64>> {
+    if saved.len() == points {
+        saved
+    } else {
+        vec![vec![]; points]
+    }
 }
 
 /// The clone experiment's outcome: one entry per branch point, and why it stopped early if it did
@@ -144,6 +422,37 @@ pub fn clone_pairs<E: Engine>(
 pub struct Cloning {
     pub branches: Vec<Branch>,
     pub stopped: Option<String>,
+    /// The folded statistics (what a shard holds).
+    pub state: CloneState,
+}
+
+impl Cloning {
+    /// The branches of a completed state at the grid points of `plan`.
+    pub fn from_state(plan: &Plan, steps: &[usize], state: CloneState) -> Cloning {
+        let mut points = steps.to_vec();
+        points.sort_unstable();
+        points.dedup();
+        let pairs = histograms(state.pair_labels.clone(), points.len());
+        let branches = points
+            .iter()
+            .zip(&state.agree)
+            .zip(&state.stats)
+            .zip(pairs)
+            .map(|(((&j, &agree), stats), pair_labels)| Branch {
+                t: plan.grid.time(j),
+                step: j,
+                pairs: state.done,
+                agree,
+                purity: stats.purity.clone(),
+                pair_labels,
+            })
+            .collect();
+        Cloning {
+            branches,
+            stopped: None,
+            state,
+        }
+    }
 }
 
 /// Where φ(t) crosses `level` (φ decreases with t), by linear interpolation between the branch

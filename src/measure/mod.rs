@@ -7,8 +7,12 @@ pub mod cloning;
 pub mod entropy;
 pub mod run;
 
+pub mod checkpoint;
+
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use checkpoint::{Checkpointer, Every, Shard};
 
 use crate::engine::{Engine, Recorder};
 use crate::plan::Plan;
@@ -20,8 +24,16 @@ pub const BATCH_ALIGN: usize = 1024;
 /// Splits particle indices `0..total` into consecutive batches of `size` (the last may be
 /// shorter).
 pub fn batches(total: u64, size: usize) -> impl Iterator<Item = Range<u64>> {
+    batches_in(0..total, size)
+}
+
+/// Splits particle indices `range` into consecutive batches of `size` starting at `range.start`
+/// (the last may be shorter).
+pub fn batches_in(range: Range<u64>, size: usize) -> impl Iterator<Item = Range<u64>> {
     let size = size.max(1) as u64;
-    (0..total.div_ceil(size)).map(move |b| b * size..((b + 1) * size).min(total))
+    let Range { start, end } = range;
+    let count = end.saturating_sub(start).div_ceil(size);
+    (0..count).map(move |b| start + b * size..(start + (b + 1) * size).min(end))
 }
 
 /// The batch size to use: the user's request capped by the engine, rounded down to the
@@ -43,7 +55,14 @@ pub type Tick<'a> = &'a mut dyn FnMut(u64);
 /// unaffected, see [`Recorder::slots_for`]; each cut costs one extra logit evaluation).
 const SEGMENT: usize = 100;
 
-/// `engine.advance(from, to)` in segments, reporting progress after each.
+/// Called at every segment boundary of an advance with (the step reached, the steps just
+/// advanced, the batch, its recorder): where a checkpoint can capture the batch in flight.
+pub type Boundary<'a, B> = &'a mut dyn FnMut(usize, u64, &B, &Recorder) -> anyhow::Result<()>;
+
+/// `engine.advance(from, to)` in segments of at most `segment` steps, reporting progress after
+/// each and calling `boundary` at every segment boundary (also before a stop request ends the
+/// batch there).
+#[allow(clippy::too_many_arguments)]
 fn advance<E: Engine>(
     engine: &E,
     plan: &Plan,
@@ -52,16 +71,20 @@ fn advance<E: Engine>(
     rec: &mut Recorder,
     particles: u64,
     tick: Tick,
+    (segment, boundary): (usize, Boundary<E::Batch>),
 ) -> anyhow::Result<()> {
     let mut at = from;
+    let mut just = 0u64;
     while at < to {
+        boundary(at, just, batch, rec)?;
         // A stop request ends the batch at this step boundary.
         if let Some(reason) = stop_reason() {
             return Err(Interrupted(reason).into());
         }
-        let next = (at + SEGMENT).min(to);
+        let next = (at + segment.clamp(1, SEGMENT)).min(to);
         engine.advance(plan, batch, at, next, rec)?;
         tick(particles * (next - at) as u64);
+        just = (next - at) as u64;
         at = next;
     }
     if from == to {
@@ -94,27 +117,9 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 /// Why a measurement must stop, if it must.
-fn stop_reason() -> Option<String> {
+pub fn stop_reason() -> Option<String> {
     STOP.load(Ordering::SeqCst)
         .then(|| "interrupted (SIGINT or SIGTERM)".to_string())
-}
-
-/// Runs `f` on each batch in order until all are done, a stop is requested or a batch fails.
-/// Returns why it stopped early, if it did; batches already folded in stay valid.
-fn for_each_batch(
-    total: u64,
-    size: usize,
-    mut f: impl FnMut(Range<u64>) -> anyhow::Result<()>,
-) -> Option<String> {
-    for range in batches(total, size) {
-        if let Some(reason) = stop_reason() {
-            return Some(reason);
-        }
-        if let Err(e) = f(range) {
-            return Some(format!("{e:#}"));
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -131,6 +136,9 @@ mod tests {
         assert_eq!(b, [0..1024, 1024..2048, 2048..2500]);
         assert_eq!(batches(0, 1024).count(), 0);
         assert_eq!(batches(5, 0).count(), 5, "a zero size is read as 1");
+        let b: Vec<Range<u64>> = batches_in(1000..3100, 1024).collect();
+        assert_eq!(b, [1000..2024, 2024..3048, 3048..3100]);
+        assert_eq!(batches_in(7..7, 1024).count(), 0);
     }
 
     #[test]

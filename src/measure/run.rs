@@ -1,12 +1,16 @@
 //! A general run: particles from t = T to 0, with statistics at chosen time points.
 
-use anyhow::Result;
+use std::ops::Range;
 
-use super::{Tick, advance, batch_size, for_each_batch};
+use anyhow::{Result, anyhow, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{Checkpointer, PhaseState, Snapshot};
+use super::{Tick, advance, batch_size};
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
 use crate::rng::rng_id;
-use crate::stats::Tally;
+use crate::stats::{PointStats, Tally};
 
 pub struct RunOutcome {
     /// Statistics at the recorded time points.
@@ -40,11 +44,61 @@ pub fn run<E: Engine>(
     recorder: Recorder,
     tick: Tick,
 ) -> Result<RunOutcome> {
+    run_from(
+        engine,
+        plan,
+        spec,
+        0..spec.particles,
+        recorder,
+        None,
+        None,
+        tick,
+    )
+}
+
+/// What a run has folded so far: the statistics of the completed batches of its particle range,
+/// the next particle index, and the batch in flight, if any (see [`super::checkpoint`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunState {
+    /// The first particle index not folded into `stats` and `tally`.
+    pub next: u64,
+    /// One per recorded point.
+    pub stats: Vec<PointStats>,
+    pub tally: Tally,
+    pub done: u64,
+    /// Index of the final samples' particle set (with --save-samples).
+    pub samples: Option<usize>,
+    pub flight: Option<RunFlight>,
+}
+
+/// A batch caught between two segments: particles `next..next + len` at `step`, and the
+/// recorder with its statistics folded in at the points it passed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunFlight {
+    pub step: usize,
+    pub stats: Vec<PointStats>,
+    /// Index of its particle set.
+    pub particles: usize,
+}
+
+/// Runs the particles `range` of `spec` (the whole of `spec.particles` is the study; `range` is a
+/// shard of it), starting from a snapshot when given and saving snapshots through `ckpt`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_from<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    spec: RunSpec,
+    range: Range<u64>,
+    recorder: Recorder,
+    resume: Option<Snapshot>,
+    mut ckpt: Option<&mut Checkpointer>,
+    tick: Tick,
+) -> Result<RunOutcome> {
     let RunSpec {
         seed,
-        particles,
         keep_samples,
         batch,
+        ..
     } = spec;
     let n = plan.grid.steps;
     let mut out = RunOutcome {
@@ -60,37 +114,171 @@ pub fn run<E: Engine>(
         particles_done: 0,
         stopped: None,
     };
+    let mut next = range.start;
+    // The batch in flight at the snapshot: (step, recorder, particles).
+    let mut flight: Option<(usize, Recorder, Particles)> = None;
+    if let Some(snap) = resume {
+        let PhaseState::Run(state) = snap.state else {
+            bail!("checkpoint: expected the state of a run");
+        };
+        let mut sets = snap.particles.into_iter().map(Some).collect::<Vec<_>>();
+        let mut take = |i: usize| -> Result<Particles> {
+            sets.get_mut(i)
+                .and_then(Option::take)
+                .ok_or_else(|| anyhow!("checkpoint: particle set {i} is missing"))
+        };
+        ensure!(
+            state.stats.len() == out.recorder.stats.len()
+                && state.tally.last_change.len() == out.tally.last_change.len()
+                && (range.start..=range.end).contains(&state.next),
+            "checkpoint: its statistics do not match this run's record points and grid"
+        );
+        out.recorder.stats = state.stats;
+        out.tally = state.tally;
+        out.particles_done = state.done;
+        next = state.next;
+        if let Some(i) = state.samples {
+            out.samples = Some(take(i)?);
+        }
+        if let Some(f) = state.flight {
+            let mut rec = out.recorder.clone();
+            rec.stats = f.stats;
+            let p = take(f.particles)?;
+            ensure!(
+                f.step <= n && p.dim == plan.dim && p.len() as u64 <= range.end - next,
+                "checkpoint: the batch in flight does not fit this run"
+            );
+            flight = Some((f.step, rec, p));
+        }
+    }
     let size = batch_size(engine, plan, batch);
-    let stopped = for_each_batch(particles, size, |range| {
-        let ids: Vec<u64> = range.map(|i| rng_id(i, 0)).collect();
-        // Fold into a copy, so a batch that fails half-way leaves no trace.
-        let mut recorder = out.recorder.clone();
-        let mut b = engine.start(plan, seed, &ids)?;
-        let count = ids.len() as u64;
-        if let Err(e) = advance(engine, plan, &mut b, (0, n), &mut recorder, count, tick) {
+    let segment = ckpt.as_ref().map_or(super::SEGMENT, |c| c.segment());
+    // The batch in flight first, then whole batches from the end of it.
+    let flight_end = next + flight.as_ref().map_or(0, |f| f.2.len() as u64);
+    let flight_range = (flight.is_some()).then_some(next..flight_end);
+    let ranges = flight_range
+        .into_iter()
+        .chain(super::batches_in(flight_end..range.end, size));
+    let mut stopped = None;
+    for batch_range in ranges {
+        let snapshot =
+            |out: &RunOutcome, at: u64, flight: Option<(usize, &Recorder, Particles)>| {
+                let mut particles = vec![];
+                let samples = out.samples.as_ref().map(|s| {
+                    particles.push(s.clone());
+                    particles.len() - 1
+                });
+                let flight = flight.map(|(step, rec, p)| {
+                    particles.push(p);
+                    RunFlight {
+                        step,
+                        stats: rec.stats.clone(),
+                        particles: particles.len() - 1,
+                    }
+                });
+                Snapshot {
+                    state: PhaseState::Run(RunState {
+                        next: at,
+                        stats: out.recorder.stats.clone(),
+                        tally: out.tally.clone(),
+                        done: out.particles_done,
+                        samples,
+                        flight,
+                    }),
+                    particles,
+                }
+            };
+        if let Some(reason) = super::stop_reason() {
+            if let Some(c) = ckpt.as_deref_mut()
+                && c.due(0)
+            {
+                c.save(snapshot(&out, batch_range.start, None))?;
+            }
+            stopped = Some(reason);
+            break;
+        }
+        let start = batch_range.start;
+        let count = batch_range.end - start;
+        let (mut b, mut recorder, at) = match flight.take() {
+            Some((step, rec, p)) => (engine.load(plan, seed, &p)?, rec, step),
+            None => {
+                let ids: Vec<u64> = batch_range.map(|i| rng_id(i, 0)).collect();
+                // Fold into a copy, so a batch that fails half-way leaves no trace.
+                (engine.start(plan, seed, &ids)?, out.recorder.clone(), 0)
+            }
+        };
+        let result = {
+            let out = &out;
+            let mut boundary = |step: usize, steps: u64, b: &E::Batch, rec: &Recorder| {
+                if let Some(c) = ckpt.as_deref_mut()
+                    && c.due(steps)
+                {
+                    let p = engine.read(b)?;
+                    c.save(snapshot(out, start, Some((step, rec, p))))?;
+                }
+                Ok(())
+            };
+            advance(
+                engine,
+                plan,
+                &mut b,
+                (at, n),
+                &mut recorder,
+                count,
+                tick,
+                (segment, &mut boundary),
+            )
+        };
+        if let Err(e) = result {
             // Interrupted: the points this batch already passed keep its statistics (their
             // counts say how many particles they hold); its trajectories are not counted done.
             if e.is::<super::Interrupted>() {
                 out.recorder = recorder;
             }
-            return Err(e);
+            stopped = Some(format!("{e:#}"));
+            break;
         }
-        let tally = engine.tally(plan, &b)?;
-        let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
-        out.recorder = recorder;
-        out.tally.merge(&tally);
-        if let (Some(s), Some(p)) = (&mut out.samples, samples) {
-            s.x.extend(p.x);
-            s.ids.extend(p.ids);
-            s.label.extend(p.label);
-            s.changed.extend(p.changed);
+        let folded = (|| -> Result<()> {
+            let tally = engine.tally(plan, &b)?;
+            let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
+            out.recorder = recorder;
+            out.tally.merge(&tally);
+            if let (Some(s), Some(p)) = (&mut out.samples, samples) {
+                s.x.extend(p.x);
+                s.ids.extend(p.ids);
+                s.label.extend(p.label);
+                s.changed.extend(p.changed);
+            }
+            out.particles_done += count;
+            Ok(())
+        })();
+        if let Err(e) = folded {
+            stopped = Some(format!("{e:#}"));
+            break;
         }
-        out.particles_done += ids.len() as u64;
-        Ok(())
-    });
+        if let Some(c) = ckpt.as_deref_mut()
+            && c.due(0)
+        {
+            c.save(snapshot(&out, start + count, None))?;
+        }
+    }
     out.stopped = stopped;
     check_finite(&out, plan)?;
     Ok(out)
+}
+
+impl RunOutcome {
+    /// The final state of a completed run of particles `range` (what a shard holds).
+    pub fn state(&self, range: &Range<u64>) -> RunState {
+        RunState {
+            next: range.end,
+            stats: self.recorder.stats.clone(),
+            tally: self.tally.clone(),
+            done: self.particles_done,
+            samples: None,
+            flight: None,
+        }
+    }
 }
 
 /// Refuses results that hold inf or NaN: the particles blew up, and the statistics would say so

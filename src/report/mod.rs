@@ -45,6 +45,9 @@ pub const LOCK: &str = ".regimes.lock";
 /// The manifest of the run that wrote the directory.
 pub const MANIFEST: &str = "manifest.json";
 
+/// Where a run's checkpoints live inside its output directory (`--checkpoint-every`).
+pub const CHECKPOINT_DIR: &str = ".regimes-checkpoint";
+
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// What a run records about the files it owns.
@@ -86,19 +89,10 @@ impl OutDir {
                 .with_context(|| format!("cannot create output directory {}", path.display()))?;
         }
         let lock = path.join(LOCK);
-        if let Ok(text) = fs::read_to_string(&lock) {
-            let pid = text.trim().parse::<u32>().ok();
-            if let Some(pid) = pid.filter(|&p| p != std::process::id() && alive(p)) {
-                bail!(
-                    "output directory {} is in use by another run (process {pid}); wait for it \
-                     or choose another directory",
-                    path.display()
-                );
-            }
-            // A stale lock: its run was killed.
-            if force {
-                let _ = fs::remove_file(&lock);
-            }
+        refuse_live_lock(path)?;
+        // A stale lock: its run was killed.
+        if force {
+            let _ = fs::remove_file(&lock);
         }
         let non_empty = fs::read_dir(path)
             .with_context(|| format!("cannot read output directory {}", path.display()))?
@@ -151,8 +145,46 @@ impl OutDir {
         Ok(dir)
     }
 
+    /// Takes over the directory of an interrupted run to resume it (`regimes resume`): refused
+    /// while another live run holds it; the files its manifest lists stay listed (the resumed run
+    /// rewrites them).
+    pub fn reopen(path: &Path, command: &str) -> Result<OutDir> {
+        ensure!(
+            path.is_dir(),
+            "{} is not a directory (give the --out directory of the interrupted run)",
+            path.display()
+        );
+        refuse_live_lock(path)?;
+        let lock = path.join(LOCK);
+        let _ = fs::remove_file(&lock);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .with_context(|| format!("cannot lock output directory {}", path.display()))?;
+        writeln!(f, "{}", std::process::id())
+            .with_context(|| format!("cannot write into output directory {}", path.display()))?;
+        let files = fs::read_to_string(path.join(MANIFEST))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Manifest>(&t).ok())
+            .map(|m| m.files)
+            .unwrap_or_default();
+        let dir = OutDir {
+            root: path.to_path_buf(),
+            files: Mutex::new(files),
+            run_id: format!("{}-resumed", std::process::id()),
+            command: command.to_string(),
+            created: false,
+            finished: std::sync::atomic::AtomicBool::new(false),
+        };
+        dir.write_manifest(false)?;
+        Ok(dir)
+    }
+
     /// Removes the files the earlier run's manifest lists and stale temporaries of killed runs.
     fn remove_earlier_run(&self) -> Result<()> {
+        // Its checkpoints, if it left any: a fresh run never resumes them.
+        let _ = fs::remove_dir_all(self.root.join(CHECKPOINT_DIR));
         if let Ok(text) = fs::read_to_string(self.root.join(MANIFEST))
             && let Ok(old) = serde_json::from_str::<Manifest>(&text)
         {
@@ -241,22 +273,7 @@ impl OutDir {
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let tmp = dir.join(format!(
-            ".{file_name}.tmp-{}-{}",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = (|| -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &dest)
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
-            return Err(e).with_context(|| format!("cannot write {}", dest.display()));
-        }
-        Ok(dest)
+        write_atomic(&dir, &file_name, bytes, false)
     }
 
     /// Write a UTF-8 text file.
@@ -310,7 +327,47 @@ impl OutDir {
     }
 }
 
-/// One CSV field: full precision, `nan`, `inf`, `-inf`.
+/// Refuses a directory whose lock a live process other than this one holds.
+fn refuse_live_lock(path: &Path) -> Result<()> {
+    if let Ok(text) = fs::read_to_string(path.join(LOCK)) {
+        let pid = text.trim().parse::<u32>().ok();
+        if let Some(pid) = pid.filter(|&p| p != std::process::id() && alive(p)) {
+            bail!(
+                "output directory {} is in use by another run (process {pid}); wait for it \
+                 or choose another directory",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `dir/name` atomically: a temporary file in `dir`, fsync, rename; with
+/// `durable`, the directory is synced too, so the rename survives a crash of the machine.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<PathBuf> {
+    let dest = dir.join(name);
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &dest)?;
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", dest.display()));
+    }
+    Ok(dest)
+}
+
 impl Drop for OutDir {
     /// Releases the lock (the manifest says whether the run completed). A run refused before it
     /// wrote anything leaves nothing behind: no manifest, and no directory if it made it.

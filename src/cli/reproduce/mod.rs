@@ -162,15 +162,8 @@ impl<E: Engine> Lab<'_, E> {
 
     fn context(&self, cfg: Config) -> Result<Context> {
         cfg.validate()?;
-        Ok(Context {
-            grid: Grid::new(cfg.t_max, cfg.steps)?,
-            cfg,
-            empirical: false,
-            out: None,
-            quiet: true,
-            warnings: vec![],
-            stopped_early: None,
-        })
+        let grid = Grid::new(cfg.t_max, cfg.steps)?;
+        Ok(Context::new(cfg, false, grid, true))
     }
 
     pub fn note(&self, what: &str) {
@@ -334,15 +327,12 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
     };
     base.validate()?;
     let quiet = args.quiet;
-    let probe = Context {
-        grid: Grid::new(base.t_max, base.steps)?,
-        cfg: base.clone(),
-        empirical: false,
-        out: None,
+    let probe = Context::new(
+        base.clone(),
+        false,
+        Grid::new(base.t_max, base.steps)?,
         quiet,
-        warnings: vec![],
-        stopped_early: None,
-    };
+    );
     let _ = ctrlc::set_handler(crate::measure::request_stop);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if !quiet {

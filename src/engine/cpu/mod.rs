@@ -178,6 +178,31 @@ impl Engine for CpuEngine {
     fn read(&self, batch: &CpuBatch) -> Result<Particles> {
         Ok(batch.particles.clone())
     }
+
+    fn load(&self, plan: &Plan, seed: u64, particles: &Particles) -> Result<CpuBatch> {
+        check_particles(plan, particles)?;
+        Ok(CpuBatch {
+            particles: particles.clone(),
+            seed,
+        })
+    }
+}
+
+/// Particles a batch can hold: the plan's dimension, consistent lengths.
+pub(crate) fn check_particles(plan: &Plan, p: &Particles) -> Result<()> {
+    let n = p.ids.len();
+    anyhow::ensure!(
+        p.dim == plan.dim
+            && p.x.len() == n * p.dim
+            && p.label.len() == n
+            && p.changed.len() == n
+            && p.changed.iter().all(|&c| c as usize <= plan.grid.steps),
+        "particles of dimension {} with {} ids do not fit this plan (d = {})",
+        p.dim,
+        n,
+        plan.dim
+    );
+    Ok(())
 }
 
 /// The points a tile records at (ascending) and the directions it projects on.

@@ -1,6 +1,6 @@
 //! Adapters: discovery, selection and the summary printed by `regimes devices`.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail, ensure};
 use serde::Serialize;
 
 /// What `regimes devices` shows about one adapter.
@@ -59,6 +59,22 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
 const NO_ADAPTER: &str = "no GPU adapter found (wgpu saw no Vulkan, Metal or DX12 device). For a software \
      device install lavapipe (Debian/Ubuntu: `apt install mesa-vulkan-drivers`) and set \
      WGPU_BACKEND=vulkan, or use the CPU engine";
+
+/// The adapter at `index` of [`list_adapters`].
+pub(crate) fn pick_index(index: usize) -> Result<wgpu::Adapter> {
+    let inst = instance();
+    let mut all = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+    if all.is_empty() {
+        bail!("{NO_ADAPTER}");
+    }
+    let n = all.len();
+    ensure!(
+        index < n,
+        "devices: no adapter {index}; wgpu lists {n} (0 to {}, see `regimes devices`)",
+        n - 1
+    );
+    Ok(all.swap_remove(index))
+}
 
 /// The adapter whose name contains `name` (case-insensitive), or the default high-performance one.
 pub(crate) fn pick(name: Option<&str>) -> Result<wgpu::Adapter> {

@@ -457,9 +457,50 @@ impl Engine for GpuEngine {
         }
         Ok(p)
     }
+
+    fn load(&self, plan: &Plan, seed: u64, particles: &Particles) -> Result<GpuBatch> {
+        self.upload(plan, seed, particles)
+    }
 }
 
 impl GpuEngine {
+    /// [`Engine::load`]: the particles uploaded in the device layout (coordinate-major positions,
+    /// four metadata words per particle), as [`Engine::start`] leaves them.
+    fn upload(&self, plan: &Plan, seed: u64, p: &Particles) -> Result<GpuBatch> {
+        crate::engine::cpu::check_particles(plan, p)?;
+        let (n, d) = (p.len(), plan.dim);
+        ensure!(
+            n <= self.max_batch(plan),
+            "gpu: batch of {n} particles exceeds the largest batch {} for this plan and device",
+            self.max_batch(plan)
+        );
+        let stride = round_up(n.max(1), WORKGROUP);
+        let rows = scratch_rows(plan);
+        let mut xs = vec![0.0f32; stride * d];
+        for c in 0..d {
+            for i in 0..n {
+                xs[c * stride + i] = p.x[i * d + c];
+            }
+        }
+        let meta: Vec<u32> = (0..n)
+            .flat_map(|i| {
+                let id = p.ids[i];
+                [id as u32, (id >> 32) as u32, p.label[i], p.changed[i]]
+            })
+            .collect();
+        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        Ok(GpuBatch {
+            x: self.storage_init("x", bytes_of(&xs), copy),
+            meta: self.storage_init("meta", bytes_of(&meta), copy),
+            scratch: self.storage_zeroed("scratch", (stride * rows * 4) as u64),
+            n,
+            stride,
+            dim: d,
+            scratch_rows: rows,
+            seed,
+        })
+    }
+
     /// Reads back pending partials and folds them into the recorder in workgroup order.
     fn fold(
         &self,

@@ -76,6 +76,9 @@ pub struct GpuOptions {
     /// Pick the adapter whose name contains this (case-insensitive); default: wgpu's
     /// high-performance choice (`WGPU_BACKEND` / `WGPU_ADAPTER_NAME` honoured).
     pub adapter: Option<String>,
+    /// Pick the adapter at this index of [`list_adapters`] (before `adapter`): tells identical
+    /// GPUs apart (`--devices`).
+    pub adapter_index: Option<usize>,
     /// Pretend the storage-binding limit is this small (tests, or to bound batch sizes).
     pub max_binding_bytes: Option<u64>,
     /// Time steps fused into one dispatch at most (keeps each dispatch short for watchdogs).
@@ -88,6 +91,7 @@ impl Default for GpuOptions {
     fn default() -> Self {
         GpuOptions {
             adapter: None,
+            adapter_index: None,
             max_binding_bytes: None,
             steps_per_dispatch: 50,
             memory_budget_bytes: 2 << 30,
@@ -262,7 +266,10 @@ impl GpuEngine {
             options.steps_per_dispatch > 0,
             "gpu: steps per dispatch must be positive"
         );
-        let adapter = device::pick(options.adapter.as_deref())?;
+        let adapter = match options.adapter_index {
+            Some(i) => device::pick_index(i)?,
+            None => device::pick(options.adapter.as_deref())?,
+        };
         let info = adapter.get_info();
         let limits = adapter.limits();
         let need = [
