@@ -236,6 +236,36 @@ fn speciation_shards_merge_to_the_full_run() {
     assert!(m["t_s_measured"].as_f64().is_some());
 }
 
+/// Coupled modalities: the per-mode φ come from the pair histograms, which merge exactly too.
+#[test]
+fn coupled_speciation_shards_merge_per_mode() {
+    let dir = check_merge(
+        "merge-coupled",
+        &[
+            "speciation",
+            "--preset",
+            "coupled",
+            "--pairing",
+            "per-mode",
+            "--steps",
+            "200",
+            "--pairs",
+            "1500",
+            "--batch",
+            "512",
+        ],
+        &[
+            "modes.0.phi",
+            "modes.1.phi",
+            "modes.0.t_s_measured",
+            "sync_gap_measured",
+        ],
+        &["phi_common.csv", "phi_difference.csv"],
+    );
+    let m = summary(&dir.join("merged"));
+    assert!(m["modes"][0]["phi"][0]["phi"].as_f64().unwrap() > 0.0);
+}
+
 #[test]
 fn collapse_shards_merge_to_the_full_run() {
     check_merge(
