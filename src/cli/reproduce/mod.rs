@@ -116,6 +116,11 @@ impl Check {
         }
     }
 
+    /// "± tolerance" for `=`, nothing for a bound.
+    fn tolerance_text(&self) -> Option<String> {
+        (self.relation == "=").then(|| format!("{:.5}", self.tolerance))
+    }
+
     pub fn at_most(name: impl Into<String>, value: f64, limit: f64) -> Check {
         Check {
             name: name.into(),
@@ -235,11 +240,9 @@ impl<E: Engine> Lab<'_, E> {
                 check.value,
                 check.relation,
                 check.expected,
-                if check.relation == "=" {
-                    format!(" ± {:.5}", check.tolerance)
-                } else {
-                    String::new()
-                }
+                check
+                    .tolerance_text()
+                    .map_or(String::new(), |t| format!(" ± {t}"))
             );
         }
         self.checks.push(check);
@@ -447,11 +450,7 @@ fn report(s: &Summary, figures: &[(String, String)], files: &[String]) -> String
             c.value,
             c.relation,
             c.expected,
-            if c.relation == "=" {
-                format!("{:.5}", c.tolerance)
-            } else {
-                "—".into()
-            },
+            c.tolerance_text().unwrap_or_else(|| "—".into()),
             if c.pass { "✓" } else { "✗" }
         );
     }
