@@ -243,9 +243,16 @@ impl Plan {
         };
         plan.check_stability()?;
         let first = plan.point(0)?;
-        plan.m_form = first.m.form();
-        plan.b_form = first.b.form();
-        plan.p_form = first.p.form();
+        // A schedule can make t = T look isotropic (the same rate on both modes) when later
+        // points are not: keep at least a diagonal then.
+        let floor = if model.process.schedule.is_some() {
+            Form::Diagonal
+        } else {
+            Form::Scalar
+        };
+        plan.m_form = first.m.form().max(floor);
+        plan.b_form = first.b.form().max(floor);
+        plan.p_form = first.p.form().max(floor);
         plan.centers_count = first.bias.len();
         plan.start = plan.start_plan(start)?;
         if let Target::Empirical(e) = &plan.target {
