@@ -168,7 +168,8 @@ impl<E: Engine> Lab<'_, E> {
     fn context(&self, cfg: Config) -> Result<Context> {
         cfg.validate()?;
         let grid = Grid::new(cfg.t_max, cfg.steps)?;
-        Ok(Context::new(cfg, false, grid, true))
+        // The long (not --quick) runs show each study's progress with rate and ETA.
+        Ok(Context::new(cfg, false, grid, self.quiet || self.quick))
     }
 
     pub fn note(&self, what: &str) {
