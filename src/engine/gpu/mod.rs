@@ -18,6 +18,7 @@ mod kernels;
 mod schedule;
 mod shaders;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -40,31 +41,45 @@ const GRID_X: usize = 65535;
 /// dispatches are cut so that no invocation comes near it, and work that cannot be cut is refused.
 const LOOP_BUDGET: u64 = 60_000;
 
-/// Loop iterations of one `apply_row` pass over all d rows.
+/// Loop iterations of one register-blocked product of `rows` outputs over `cols` inputs.
+fn block_cost(rows: u64, cols: u64) -> u64 {
+    let blocks = rows.div_ceil(shaders::ROW_BLOCK as u64);
+    blocks * (cols + 2 * shaders::ROW_BLOCK as u64)
+}
+
+/// Loop iterations of `apply_rows` over all d rows.
 fn apply_cost(form: Form, d: u64) -> u64 {
     match form {
-        Form::Dense => d + d * d,
+        Form::Dense => block_cost(d, d),
         _ => d,
     }
 }
 
-/// Loop iterations (upper bounds) of one evaluation and one update in the step kernels.
-fn op_costs(plan: &Plan, rows_per_tile: usize) -> (u64, u64) {
+/// Loop iterations (upper bounds, counting the unrolled 8-row loops as loops) of one evaluation
+/// and one update of an invocation of the step kernels.
+fn op_costs(plan: &Plan) -> (u64, u64) {
+    let shape = shaders::StepShape::of(plan);
     let d = plan.dim as u64;
     let k = plan.centers_count as u64;
     let eval = match plan.kind {
-        Kind::Mixture => apply_cost(plan.b_form, d) + k * (d + 1) + 2 * k + d * (k + 1),
+        Kind::Mixture => apply_cost(plan.b_form, d) + block_cost(k, d) + 2 * k + block_cost(d, k),
         Kind::Empirical => {
-            let r = rows_per_tile as u64;
+            let r = shape.rows_per_tile() as u64;
             let tiles = k.div_ceil(r);
             apply_cost(plan.b_form, d)
-                + tiles * ((r * d).div_ceil(WORKGROUP as u64) + r * (d + 1) + r + d * (r + 1) + 2)
+                + tiles
+                    * ((r * d).div_ceil(WORKGROUP as u64) + block_cost(r, d) + r + block_cost(d, r))
                 + d
         }
     };
-    let blocks = d.div_ceil(4);
-    let p_rows = if plan.p_form == Form::Dense { d * d } else { 0 };
-    let update = apply_cost(plan.m_form, d) + blocks * (10 + 4) + p_rows;
+    let blocks = d.div_ceil(shaders::ROW_BLOCK as u64);
+    let p_cost = if plan.p_form == Form::Dense {
+        block_cost(d, d)
+    } else {
+        blocks * shaders::ROW_BLOCK as u64
+    };
+    // Per block of 8 rows: two Philox calls (10 rounds each) for each of four particles.
+    let update = apply_cost(plan.m_form, d) + p_cost + blocks * (8 * 10 + 8);
     (eval + 16, update + 16)
 }
 
@@ -95,13 +110,21 @@ impl Default for GpuOptions {
     }
 }
 
+#[derive(Clone)]
 struct Pipelines {
     start: wgpu::ComputePipeline,
-    step_mixture: wgpu::ComputePipeline,
-    step_empirical: wgpu::ComputePipeline,
     reduce: wgpu::ComputePipeline,
     tally: wgpu::ComputePipeline,
     branch: wgpu::ComputePipeline,
+    /// Step pipelines specialised per plan shape, built on first use (shared by reconfigured
+    /// engines), and the seconds spent building them.
+    steps: Arc<Mutex<StepCache>>,
+}
+
+#[derive(Default)]
+struct StepCache {
+    pipelines: HashMap<shaders::StepShape, wgpu::ComputePipeline>,
+    seconds: f64,
 }
 
 pub struct GpuEngine {
@@ -152,8 +175,10 @@ struct Params {
     k: u32,
     key0: u32,
     key1: u32,
-    op0: u32,
-    op1: u32,
+    /// Step kernels: the first op's parity (0 evaluate, 1 update) and the number of ops, counted
+    /// from point `first`, so no op index grows with the run.
+    phase: u32,
+    ops: u32,
     to: u32,
     m_form: u32,
     b_form: u32,
@@ -227,12 +252,13 @@ fn form_code(f: Form) -> u32 {
     }
 }
 
-/// Scratch rows per particle: B x / M x (d), Wᵀ r (d), purity (1), mixture logits (K).
+/// Scratch rows per particle: B x / M x (d), Wᵀ r (d), purity (1), then the mixture's K logits
+/// or one tile's logits of the empirical target.
 fn scratch_rows(plan: &Plan) -> usize {
     let d = plan.dim;
     match plan.kind {
         Kind::Mixture => 2 * d + 1 + plan.centers_count,
-        Kind::Empirical => 2 * d + 1,
+        Kind::Empirical => 2 * d + 1 + shaders::StepShape::of(plan).rows_per_tile(),
     }
 }
 
@@ -353,14 +379,13 @@ impl GpuEngine {
             .collect();
 
         let clock = Instant::now();
-        let make = |k: shaders::Kernel| build_pipeline(&device, &layout, &k);
+        let make = |k: shaders::Kernel| build_pipeline(&device, &layout, &k, "", false);
         let pipelines = Pipelines {
             start: make(shaders::START)?,
-            step_mixture: make(shaders::STEP_MIXTURE)?,
-            step_empirical: make(shaders::STEP_EMPIRICAL)?,
             reduce: make(shaders::REDUCE)?,
             tally: make(shaders::TALLY)?,
             branch: make(shaders::BRANCH)?,
+            steps: Arc::default(),
         };
         let mut engine = GpuEngine {
             device,
@@ -381,8 +406,6 @@ impl GpuEngine {
         let mut enc = engine.encoder();
         for p in [
             &engine.pipelines.start,
-            &engine.pipelines.step_mixture,
-            &engine.pipelines.step_empirical,
             &engine.pipelines.reduce,
             &engine.pipelines.tally,
             &engine.pipelines.branch,
@@ -410,14 +433,7 @@ impl GpuEngine {
             info: self.info.clone(),
             layout: self.layout.clone(),
             bgl: self.bgl.clone(),
-            pipelines: Pipelines {
-                start: self.pipelines.start.clone(),
-                step_mixture: self.pipelines.step_mixture.clone(),
-                step_empirical: self.pipelines.step_empirical.clone(),
-                reduce: self.pipelines.reduce.clone(),
-                tally: self.pipelines.tally.clone(),
-                branch: self.pipelines.branch.clone(),
-            },
+            pipelines: self.pipelines.clone(),
             probe: OnceLock::new(),
             dummies: self.dummies.clone(),
             options,
@@ -427,9 +443,36 @@ impl GpuEngine {
         })
     }
 
-    /// Seconds spent compiling and JIT-warming the pipelines at creation.
+    /// Seconds spent compiling and JIT-warming the pipelines: at creation, plus the step
+    /// pipelines specialised so far.
     pub fn compile_seconds(&self) -> f64 {
-        self.compile_seconds
+        self.compile_seconds + self.pipelines.steps.lock().expect("step pipelines").seconds
+    }
+
+    /// The step pipeline for a plan's shape: cached, or built and JIT-warmed now (timed into
+    /// [`Self::compile_seconds`]).
+    fn step_pipeline(&self, plan: &Plan) -> Result<wgpu::ComputePipeline> {
+        let shape = shaders::StepShape::of(plan);
+        let mut cache = self.pipelines.steps.lock().expect("step pipelines");
+        if let Some(p) = cache.pipelines.get(&shape) {
+            return Ok(p.clone());
+        }
+        let clock = Instant::now();
+        // Bounds-safe by construction (block.wgsl clamps every particle index and the host sizes
+        // every binding), so built without per-access checks or loop counters.
+        let p = build_pipeline(
+            &self.device,
+            &self.layout,
+            shape.kernel(),
+            &shape.constants(),
+            true,
+        )?;
+        // An empty dispatch makes lazily compiling drivers (lavapipe) JIT it here, timed.
+        self.dispatch_alone(&p, &Params::default(), Bindings::default(), 1);
+        self.wait()?;
+        cache.seconds += clock.elapsed().as_secs_f64();
+        cache.pipelines.insert(shape, p.clone());
+        Ok(p)
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
@@ -597,7 +640,7 @@ impl GpuEngine {
         let pipeline = match self.probe.get() {
             Some(p) => p,
             None => {
-                let p = build_pipeline(&self.device, &self.layout, &shaders::RNG_PROBE)?;
+                let p = build_pipeline(&self.device, &self.layout, &shaders::RNG_PROBE, "", false)?;
                 self.probe.get_or_init(|| p)
             }
         };
@@ -664,17 +707,29 @@ fn watch_device_lost(device: &wgpu::Device, errors: &Arc<Mutex<Vec<String>>>) {
     });
 }
 
+/// Compiles a kernel with extra constants. `trusted` kernels must be bounds-safe by
+/// construction and free of unbounded loops: they are built without wgpu's runtime checks.
 fn build_pipeline(
     device: &wgpu::Device,
     layout: &wgpu::PipelineLayout,
     kernel: &shaders::Kernel,
+    specialised: &str,
+    trusted: bool,
 ) -> Result<wgpu::ComputePipeline> {
     let name = kernel.name;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+    let desc = wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-    });
+        source: wgpu::ShaderSource::Wgsl(kernel.source_with(specialised).into()),
+    };
+    let module = if trusted {
+        // SAFETY: the step kernels index only within their bindings (particle indices are
+        // clamped to n − 1, coefficient offsets come from the host's own layout of the uploaded
+        // plan) and every loop has a constant or host-given bound.
+        unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+    } else {
+        device.create_shader_module(desc)
+    };
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(name),
         layout: Some(layout),
