@@ -46,14 +46,9 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             }
             for (var i = 0u; i < D; i++) {
                 let y = s4(ROW_A + i, l);
-                acc[0] += center(t0, rr[0], i) * y;
-                acc[1] += center(t0, rr[1], i) * y;
-                acc[2] += center(t0, rr[2], i) * y;
-                acc[3] += center(t0, rr[3], i) * y;
-                acc[4] += center(t0, rr[4], i) * y;
-                acc[5] += center(t0, rr[5], i) * y;
-                acc[6] += center(t0, rr[6], i) * y;
-                acc[7] += center(t0, rr[7], i) * y;
+                for (var q = 0u; q < RB; q++) {
+                    acc[q] += center(t0, rr[q], i) * y;
+                }
             }
             for (var q = 0u; q < RB; q++) {
                 let r = r0 + q;
@@ -94,14 +89,9 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             }
             for (var r = 0u; r < rows; r++) {
                 let e = s4(ROW_LOGITS + r, l);
-                acc[0] += e * center(t0, r, ii[0]);
-                acc[1] += e * center(t0, r, ii[1]);
-                acc[2] += e * center(t0, r, ii[2]);
-                acc[3] += e * center(t0, r, ii[3]);
-                acc[4] += e * center(t0, r, ii[4]);
-                acc[5] += e * center(t0, r, ii[5]);
-                acc[6] += e * center(t0, r, ii[6]);
-                acc[7] += e * center(t0, r, ii[7]);
+                for (var q = 0u; q < RB; q++) {
+                    acc[q] += e * center(t0, r, ii[q]);
+                }
             }
             for (var q = 0u; q < RB; q++) {
                 if (i0 + q < D) {

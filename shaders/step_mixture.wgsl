@@ -8,12 +8,12 @@ fn evaluate_mixture(l: Lanes, j: u32) {
     let wb = prm.off_w + pi * K * D;
     let bb = prm.off_bias + pi * K;
     apply_rows(B_FORM, boff, true, 0u, ROW_A, l);
-    // Logits ℓ_k = bias_k + w_k·y, RB classes at a time; running max and argmax per particle.
+    // Logits ℓ_k = bias_k + w_k·y, KB classes at a time; running max and argmax per particle.
     var mx = vec4<f32>(0.0);
     var best = vec4<u32>(0u);
-    for (var k0 = 0u; k0 < K; k0 += RB) {
-        let a = block(wb, D, 1u, k0, K, D, false, ROW_A, true, bb, l);
-        for (var q = 0u; q < RB; q++) {
+    for (var k0 = 0u; k0 < K; k0 += KB) {
+        let a = block_k(wb, k0, l, bb);
+        for (var q = 0u; q < KB; q++) {
             let k = k0 + q;
             if (k < K) {
                 set_s4(ROW_LOGITS + k, l, a[q]);

@@ -5,7 +5,7 @@
 // An invocation owns the four particles g·GP + lid + WG·k (k = 0..3), held as the components of
 // a vec4, so every coefficient it loads feeds four particles and every coordinate it loads feeds
 // RB output rows: the products are register-blocked RB rows × PB particles, the inner loop does
-// RB + PB loads for 4·RB multiply-adds (the one-particle loop did two loads per multiply-add).
+// RB + PB loads for PB·RB multiply-adds (the one-particle loop did two loads per multiply-add).
 // Loads of padding particles (beyond n) read particle n − 1 (`ld`), so every index is in bounds
 // by construction; their stores are dropped (`valid`).
 
@@ -58,7 +58,8 @@ fn in4(from_x: bool, base: u32, c: u32, l: Lanes) -> vec4<f32> {
 // Rows i0 .. i0 + RB of A·v for the four particles, where A[i][c] = plan[off + i·rs + c·cs]
 // (rs, cs = D, 1 for a row-major matrix; 1, D for the transpose of row-major centers), i < rows,
 // c < cols, each row's sum starting at plan[bias + i] (biased) or 0 and running over ascending c
-// like the CPU's dot products. Rows past `rows` repeat the last row and must not be stored.
+// like the CPU's dot products. Rows past `rows` repeat the last row and must not be stored. The
+// loops over q have constant bounds, so compilers unroll them and keep acc in registers.
 fn block(off: u32, rs: u32, cs: u32, i0: u32, rows: u32, cols: u32, from_x: bool, base: u32,
          biased: bool, bias: u32, l: Lanes) -> array<vec4<f32>, RB> {
     var o: array<u32, RB>;
@@ -74,14 +75,28 @@ fn block(off: u32, rs: u32, cs: u32, i0: u32, rows: u32, cols: u32, from_x: bool
     for (var c = 0u; c < cols; c++) {
         let v = in4(from_x, base, c, l);
         let cc = c * cs;
-        acc[0] += plan[o[0] + cc] * v;
-        acc[1] += plan[o[1] + cc] * v;
-        acc[2] += plan[o[2] + cc] * v;
-        acc[3] += plan[o[3] + cc] * v;
-        acc[4] += plan[o[4] + cc] * v;
-        acc[5] += plan[o[5] + cc] * v;
-        acc[6] += plan[o[6] + cc] * v;
-        acc[7] += plan[o[7] + cc] * v;
+        for (var q = 0u; q < RB; q++) {
+            acc[q] += plan[o[q] + cc] * v;
+        }
+    }
+    return acc;
+}
+
+// The same for KB = min(K, RB) rows: the mixture's logits, so that two classes do not pay for
+// a block of RB.
+fn block_k(off: u32, i0: u32, l: Lanes, bias: u32) -> array<vec4<f32>, KB> {
+    var o: array<u32, KB>;
+    var acc: array<vec4<f32>, KB>;
+    for (var q = 0u; q < KB; q++) {
+        let i = min(i0 + q, K - 1u);
+        o[q] = off + i * D;
+        acc[q] = vec4<f32>(plan[bias + i]);
+    }
+    for (var c = 0u; c < D; c++) {
+        let v = s4(ROW_A + c, l);
+        for (var q = 0u; q < KB; q++) {
+            acc[q] += plan[o[q] + c] * v;
+        }
     }
     return acc;
 }

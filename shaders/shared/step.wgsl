@@ -29,7 +29,7 @@ fn set_labels(l: Lanes, best: vec4<u32>, j: u32) {
     if (l.valid.w) { set_label(l.p.w, best.w, j); }
 }
 
-// Normals of coordinates i0 .. i0 + 8 of one particle (blocks i0/4 and i0/4 + 1).
+// Normals of coordinates i0 .. i0 + 8 of one particle (blocks i0/4 and i0/4 + 1; RB = 8).
 fn normals8(key: vec2<u32>, p: u32, j: u32, i0: u32) -> array<f32, 8> {
     let id = particle_id(p);
     let a = normal4(key, id, j, i0 / 4u);

@@ -149,11 +149,7 @@ impl Engine for GpuEngine {
                 "gpu: the training set ({bytes} bytes) exceeds the storage-binding limit of {} bytes",
                 self.max_binding
             );
-            Some(self.storage_init(
-                "centers",
-                bytes_of(&plan.centers),
-                wgpu::BufferUsages::empty(),
-            ))
+            Some(self.resident_centers(&plan.centers))
         } else {
             None
         };

@@ -141,6 +141,9 @@ pub struct GpuEngine {
     max_binding: u64,
     compile_seconds: f64,
     errors: Arc<Mutex<Vec<String>>>,
+    /// The training points of the last empirical plan, kept on the device across batches and
+    /// advances (keyed by a hash of their bits), so a run uploads them once.
+    centers: Arc<Mutex<Option<(u64, wgpu::Buffer)>>>,
 }
 
 /// Particle state on the device.
@@ -395,6 +398,7 @@ impl GpuEngine {
             bgl,
             pipelines,
             probe: OnceLock::new(),
+            centers: Arc::default(),
             dummies,
             options,
             max_binding,
@@ -440,6 +444,7 @@ impl GpuEngine {
             max_binding,
             compile_seconds: self.compile_seconds,
             errors: self.errors.clone(),
+            centers: self.centers.clone(),
         })
     }
 
@@ -491,6 +496,24 @@ impl GpuEngine {
             LOOP_BUDGET,
             self.info.name
         )
+    }
+
+    /// The device buffer of these training points: the resident one if it holds the same bits,
+    /// else a new upload that becomes resident.
+    fn resident_centers(&self, centers: &[f32]) -> wgpu::Buffer {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes_of(centers).hash(&mut h);
+        let key = h.finish();
+        let mut slot = self.centers.lock().expect("resident centers");
+        if let Some((k, buf)) = slot.as_ref()
+            && *k == key
+        {
+            return buf.clone();
+        }
+        let buf = self.storage_init("centers", bytes_of(centers), wgpu::BufferUsages::empty());
+        *slot = Some((key, buf.clone()));
+        buf
     }
 
     /// The storage-binding size this engine plans with.

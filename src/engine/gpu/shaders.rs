@@ -38,7 +38,8 @@ pub const PARTICLES_PER_INVOCATION: usize = 4;
 /// Particles per workgroup of the step kernels.
 pub const GROUP_PARTICLES: usize = super::WORKGROUP * PARTICLES_PER_INVOCATION;
 
-/// Output rows per register block of the step kernels' products (unrolled in block.wgsl).
+/// Output rows per register block of the step kernels' products (block.wgsl; a multiple of 4,
+/// the normals' block).
 pub const ROW_BLOCK: usize = 8;
 
 /// Words of `Params` whose meaning depends on the kernel (`aux0 ..` in WGSL).
@@ -221,6 +222,7 @@ impl StepShape {
              const PB: u32 = {pb}u;\n\
              const GP: u32 = {gp}u;\n\
              const RB: u32 = {rb}u;\n\
+             const KB: u32 = {kb}u;\n\
              const ROWS: u32 = {rows}u;\n\
              const TILED: bool = {tiled};\n",
             d = self.dim,
@@ -231,6 +233,7 @@ impl StepShape {
             pb = PARTICLES_PER_INVOCATION,
             gp = GROUP_PARTICLES,
             rb = ROW_BLOCK,
+            kb = self.centers.clamp(1, ROW_BLOCK),
             rows = self.rows_per_tile(),
             tiled = self.tiled(),
         )
