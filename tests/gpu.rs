@@ -120,6 +120,26 @@ fn assert_counts_close(what: &str, a: &[u64], b: &[u64], particles: u64) {
 #[test]
 fn rng_matches_cpu() {
     let Some(gpu) = gpu() else { return };
+    eprintln!("native 64-bit integers: {}", gpu.native_int64());
+    check_rng(gpu);
+}
+
+/// The portable Philox (16-bit halves) on an adapter that also offers 64-bit integers.
+#[test]
+fn rng_without_int64_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let portable = GpuEngine::with_options(GpuOptions {
+        native_int64: false,
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    assert!(!portable.native_int64());
+    check_rng(&portable);
+}
+
+fn check_rng(gpu: &GpuEngine) {
     let mut probes = Vec::new();
     let seeds = [0u64, 1, 42, 0xDEAD_BEEF_CAFE_F00D, u64::MAX];
     let ids = [

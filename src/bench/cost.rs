@@ -145,9 +145,13 @@ const BLOCK_GROUP: f64 = 256.0;
 const OLD_GROUP: f64 = 64.0;
 
 /// Integer operations of one Philox4x32-10 call (four normals) when the 32×32→64-bit multiply is
-/// built from 16-bit halves (WGSL has no wide multiply): per round two `mulhilo` of ~13 ops and
-/// four xor/adds.
+/// built from 16-bit halves (core WGSL has no wide multiply): per round two `mulhilo` of ~13 ops
+/// and four xor/adds.
 pub const PHILOX_INT_OPS: u64 = 300;
+
+/// The same with the adapter's 64-bit integers (SHADER_INT64): per round two wide multiplies,
+/// their splits and four xor/adds.
+pub const PHILOX_INT_OPS_NATIVE: u64 = 100;
 
 /// Flops of turning four Philox words into four normals: two Box–Muller pairs, each a
 /// polynomial log (~25), a square root and a polynomial sin/cos (~25).
@@ -217,14 +221,20 @@ impl KernelCost {
     }
 }
 
-/// The model of [`KernelCost`] for `kernels` on a plan of this shape.
-pub fn kernel_cost(shape: &Shape, kernels: GpuKernels) -> KernelCost {
+/// The model of [`KernelCost`] for `kernels` on a plan of this shape; `int64`: Philox on native
+/// 64-bit integers.
+pub fn kernel_cost(shape: &Shape, kernels: GpuKernels, int64: bool) -> KernelCost {
     let (d, k) = (shape.dim as u64, shape.centers as u64);
     let padded = |n: u64| n.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
     let blocks = |n: u64| n.div_ceil(BLOCK_ROWS);
     let normals = d.div_ceil(4) * 4;
     let rng_flops = normals / 4 * BOX_MULLER_FLOPS;
-    let int_ops = normals / 4 * PHILOX_INT_OPS;
+    let philox = if int64 {
+        PHILOX_INT_OPS_NATIVE
+    } else {
+        PHILOX_INT_OPS
+    };
+    let int_ops = normals / 4 * philox;
     let coefficients = shape.coefficient_floats() as f64;
     // Floats of per-particle global traffic and flops, by kernel generation.
     let (floats, flops, share) = match kernels {
@@ -365,8 +375,8 @@ mod tests {
             b_form: Form::Scalar,
             p_form: Form::Scalar,
         };
-        let old = kernel_cost(&dense, GpuKernels::OnePerInvocation);
-        let new = kernel_cost(&dense, GpuKernels::Blocked);
+        let old = kernel_cost(&dense, GpuKernels::OnePerInvocation, false);
+        let new = kernel_cost(&dense, GpuKernels::Blocked, false);
         // A dense row rereads x (d² floats) before; a block of 8 rows reads it once after.
         assert!(old.bytes > 5.0 * new.bytes, "{old:?} {new:?}");
         assert_eq!(old.int_ops, new.int_ops);
@@ -380,10 +390,12 @@ mod tests {
             m_form: Form::Scalar,
             ..dense
         };
-        let c = kernel_cost(&g, GpuKernels::Blocked);
+        let c = kernel_cost(&g, GpuKernels::Blocked, false);
         assert_eq!(c.flops, 2 + 8 + 32 + 8 + 10 + 110);
         assert_eq!(c.bytes, 4.0 * (35.0 + 10.0 / 256.0));
         assert_eq!(c.int_ops, PHILOX_INT_OPS);
+        let native = kernel_cost(&g, GpuKernels::Blocked, true);
+        assert_eq!(native.int_ops, PHILOX_INT_OPS_NATIVE);
         assert_eq!(
             gpu_peak("NVIDIA H100 80GB HBM3").map(|p| p.class),
             Some("H100")

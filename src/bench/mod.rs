@@ -234,6 +234,8 @@ pub struct Setting {
     pub software: bool,
     /// The stated peaks of the GPU's class, where known ([`cost::GPU_PEAKS`]).
     pub gpu_peak: Option<GpuPeak>,
+    /// Whether the GPU's Philox runs on native 64-bit integers.
+    pub native_int64: bool,
 }
 
 impl Setting {
@@ -246,6 +248,7 @@ impl Setting {
             peak: Some(peak::measure(threads)?),
             software: false,
             gpu_peak: None,
+            native_int64: false,
         })
     }
 
@@ -276,6 +279,7 @@ impl Setting {
             peak,
             software,
             gpu_peak: cost::gpu_peak(&engine.adapter_info().name),
+            native_int64: engine.native_int64(),
         })
     }
 }
@@ -379,7 +383,7 @@ pub fn measure<E: Engine>(
 
     let c: Cost = cost::cost(&Shape::of(&plan), setting.backend.share());
     let kernel_cost = (setting.backend == Backend::Gpu)
-        .then(|| cost::kernel_cost(&Shape::of(&plan), GpuKernels::Blocked));
+        .then(|| cost::kernel_cost(&Shape::of(&plan), GpuKernels::Blocked, setting.native_int64));
     let roofline = kernel_cost
         .as_ref()
         .zip(setting.gpu_peak.as_ref())

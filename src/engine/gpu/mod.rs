@@ -97,6 +97,9 @@ pub struct GpuOptions {
     pub steps_per_dispatch: usize,
     /// Device memory a batch may occupy (positions, scratch, metadata).
     pub memory_budget_bytes: u64,
+    /// Use the adapter's 64-bit integers (SHADER_INT64) for Philox's wide multiply where it
+    /// offers them; false keeps the portable 16-bit-halves path (same words, for tests).
+    pub native_int64: bool,
 }
 
 impl Default for GpuOptions {
@@ -106,6 +109,7 @@ impl Default for GpuOptions {
             max_binding_bytes: None,
             steps_per_dispatch: 50,
             memory_budget_bytes: 2 << 30,
+            native_int64: true,
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct GpuEngine {
     dummies: Vec<wgpu::Buffer>,
     options: GpuOptions,
     max_binding: u64,
+    /// Whether kernels are built with native 64-bit integers (SHADER_INT64 requested).
+    int64: bool,
     compile_seconds: f64,
     errors: Arc<Mutex<Vec<String>>>,
     /// The training points of the last empirical plan, kept on the device across batches and
@@ -319,9 +325,15 @@ impl GpuEngine {
                 info.backend
             );
         }
+        let int64 =
+            options.native_int64 && adapter.features().contains(wgpu::Features::SHADER_INT64);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("regimes"),
-            required_features: wgpu::Features::empty(),
+            required_features: if int64 {
+                wgpu::Features::SHADER_INT64
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -382,7 +394,7 @@ impl GpuEngine {
             .collect();
 
         let clock = Instant::now();
-        let make = |k: shaders::Kernel| build_pipeline(&device, &layout, &k, "", false);
+        let make = |k: shaders::Kernel| build_pipeline(&device, &layout, &k, "", false, int64);
         let pipelines = Pipelines {
             start: make(shaders::START)?,
             reduce: make(shaders::REDUCE)?,
@@ -402,6 +414,7 @@ impl GpuEngine {
             dummies,
             options,
             max_binding,
+            int64,
             compile_seconds: 0.0,
             errors,
         };
@@ -442,6 +455,7 @@ impl GpuEngine {
             dummies: self.dummies.clone(),
             options,
             max_binding,
+            int64: self.int64,
             compile_seconds: self.compile_seconds,
             errors: self.errors.clone(),
             centers: self.centers.clone(),
@@ -471,6 +485,7 @@ impl GpuEngine {
             shape.kernel(),
             &shape.constants(),
             true,
+            self.int64,
         )?;
         // An empty dispatch makes lazily compiling drivers (lavapipe) JIT it here, timed.
         self.dispatch_alone(&p, &Params::default(), Bindings::default(), 1);
@@ -482,6 +497,11 @@ impl GpuEngine {
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Whether Philox runs on the adapter's native 64-bit integers.
+    pub fn native_int64(&self) -> bool {
+        self.int64
     }
 
     /// Whether the driver silently cuts long loops (lavapipe), see [`LOOP_BUDGET`].
@@ -663,7 +683,14 @@ impl GpuEngine {
         let pipeline = match self.probe.get() {
             Some(p) => p,
             None => {
-                let p = build_pipeline(&self.device, &self.layout, &shaders::RNG_PROBE, "", false)?;
+                let p = build_pipeline(
+                    &self.device,
+                    &self.layout,
+                    &shaders::RNG_PROBE,
+                    "",
+                    false,
+                    self.int64,
+                )?;
                 self.probe.get_or_init(|| p)
             }
         };
@@ -738,12 +765,13 @@ fn build_pipeline(
     kernel: &shaders::Kernel,
     specialised: &str,
     trusted: bool,
+    int64: bool,
 ) -> Result<wgpu::ComputePipeline> {
     let name = kernel.name;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let desc = wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(kernel.source_with(specialised).into()),
+        source: wgpu::ShaderSource::Wgsl(kernel.source_with(specialised, int64).into()),
     };
     let module = if trusted {
         // SAFETY: the step kernels index only within their bindings (particle indices are

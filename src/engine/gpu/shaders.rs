@@ -26,6 +26,8 @@ macro_rules! kernel {
 const COMMON: &str = shared!("common.wgsl");
 const RNG: &str = shared!("rng.wgsl");
 const LINEAR: &str = shared!("linear.wgsl");
+const MULHILO16: &str = shared!("mulhilo16.wgsl");
+const MULHILO64: &str = shared!("mulhilo64.wgsl");
 const BLOCK: &str = shared!("block.wgsl");
 const STEP: &str = shared!("step.wgsl");
 
@@ -280,13 +282,17 @@ fn constants() -> String {
 }
 
 impl Kernel {
-    /// The whole WGSL source: constants (plus `specialised`, a [`StepShape`]'s), shared files,
-    /// argument accessors, the kernel.
-    pub fn source_with(&self, specialised: &str) -> String {
+    /// The whole WGSL source: constants (plus `specialised`, a [`StepShape`]'s), shared files
+    /// (with Philox's wide multiply from native 64-bit integers when `int64`), argument
+    /// accessors, the kernel.
+    pub fn source_with(&self, specialised: &str, int64: bool) -> String {
         let (shared, kernel) = self.pieces.split_at(self.pieces.len() - 1);
         let mut s = constants();
         s += specialised;
         s += &shared.join("\n");
+        if shared.contains(&RNG) {
+            s += if int64 { MULHILO64 } else { MULHILO16 };
+        }
         s += "\n// Arguments of this kernel (generated from its Rust struct).\n";
         s += &(self.args)();
         s += "\n";
@@ -331,7 +337,14 @@ mod tests {
             BRANCH,
             RNG_PROBE,
         ] {
-            let src = k.source_with(&shape.constants());
+            let src = k.source_with(&shape.constants(), false);
+            assert_eq!(
+                src.contains("fn mulhilo"),
+                k.pieces.contains(&RNG),
+                "{}",
+                k.name
+            );
+            assert!(k.source_with("", true).contains("u64(a)") == k.pieces.contains(&RNG));
             assert!(src.contains("const WG: u32 = 64u;"), "{}", k.name);
             // No kernel reads a word by position.
             let body = k.pieces.last().unwrap();
