@@ -512,7 +512,9 @@ impl GpuEngine {
 
     fn loop_error(&self, what: &str, cost: u64) -> anyhow::Error {
         anyhow!(
-            "gpu: {what} takes about {cost} loop iterations per particle, more than the {} that              {} runs before cutting loops short (llvmpipe's shared loop limit); use fewer              dimensions or training points, a hardware GPU, or the CPU engine",
+            "gpu: {what} takes about {cost} loop iterations per particle, more than the {} that \
+             {} runs before cutting loops short (llvmpipe's shared loop limit); use fewer \
+             dimensions or training points, a hardware GPU, or the CPU engine",
             LOOP_BUDGET,
             self.info.name
         )
