@@ -1,99 +1,111 @@
-// Fused steps on an empirical plan: the N training points (resident in `centers`) are streamed
-// through workgroup memory in tiles shared by the 64 particles of a workgroup, with an online
-// (one-pass) softmax over tiles. The CPU twin (engine::kernel, engine::lanes) uses the same online
-// softmax in blocks of MAX_ROWS rows (equal tiles for d ≤ 64), but the GPU's builtin exp is not the
-// CPU's polynomial, so the two agree to round-off, not bit for bit. Tiles go through workgroup
-// memory when arg_tiled() (d·rows ≤ TILE_FLOATS), else rows are read from global memory.
+// Fused steps on an empirical plan, four particles per invocation (shared/block.wgsl). The N
+// training points (resident in `centers`) stream through workgroup memory in tiles of ROWS rows
+// shared by the workgroup's GP particles; the logits and Wᵀe are register-blocked products
+// against the tile (RB rows or coordinates × four particles per inner loop), with the CPU twin's
+// online softmax over tiles (running max, Σe, Σe² and an unnormalised Wᵀe rescaled when the max
+// grows). ROWS equals the CPU's block for D ≤ 64, so both round alike there; the GPU's builtin
+// exp is not the CPU's polynomial, so the two agree to round-off, not bit for bit. TILED: a tile
+// goes through workgroup memory (D·ROWS ≤ TILE_FLOATS), else rows are read from `centers`.
 
 var<workgroup> tile: array<f32, TILE_FLOATS>;
 
-fn center(r: u32, t0: u32, i: u32) -> f32 {
-    if (arg_tiled() != 0u) {
-        return tile[r * prm.d + i];
+fn center(t0: u32, r: u32, i: u32) -> f32 {
+    if (TILED) {
+        return tile[r * D + i];
     }
-    return centers[(t0 + r) * prm.d + i];
+    return centers[(t0 + r) * D + i];
 }
 
-fn evaluate_empirical(p: u32, j: u32, valid: bool, lid: u32) {
-    let d = prm.d;
-    let nn = prm.k;
+fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
     let pi = j - prm.first;
-    let boff = prm.off_b + pi * form_len(prm.b_form, d);
-    let bb = prm.off_bias + pi * nn;
-    let rmax = arg_rows_per_tile();
-    if (valid) {
-        for (var i = 0u; i < d; i++) {
-            sset(ROW_A + i, p, apply_row(prm.b_form, boff, i, true, 0u, p));
-        }
-    }
-    var m = 0.0;
-    var s = 0.0;
-    var q = 0.0;
-    var best = 0u;
-    var started = false;
-    var ls: array<f32, MAX_ROWS>;
-    for (var t0 = 0u; t0 < nn; t0 += rmax) {
-        let rows = min(rmax, nn - t0);
-        if (arg_tiled() != 0u) {
+    let boff = prm.off_b + pi * form_len(B_FORM, D);
+    let bb = prm.off_bias + pi * K;
+    apply_rows(B_FORM, boff, true, 0u, ROW_A, l);
+    var m = vec4<f32>(0.0);
+    var s = vec4<f32>(0.0);
+    var sq = vec4<f32>(0.0);
+    var best = vec4<u32>(0u);
+    for (var t0 = 0u; t0 < K; t0 += ROWS) {
+        let rows = min(ROWS, K - t0);
+        if (TILED) {
             workgroupBarrier();
-            for (var e = lid; e < rows * d; e += WG) {
-                tile[e] = centers[t0 * d + e];
+            for (var e = lid; e < rows * D; e += WG) {
+                tile[e] = centers[t0 * D + e];
             }
             workgroupBarrier();
         }
-        if (valid) {
-            var tmax = 0.0;
-            var targ = 0u;
+        // Logits of the tile, RB rows at a time, into scratch; the tile's max and argmax.
+        var tmax = vec4<f32>(0.0);
+        var targ = vec4<u32>(t0);
+        for (var r0 = 0u; r0 < rows; r0 += RB) {
+            var acc: array<vec4<f32>, RB>;
+            var rr: array<u32, RB>;
+            for (var q = 0u; q < RB; q++) {
+                rr[q] = min(r0 + q, rows - 1u);
+                acc[q] = vec4<f32>(plan[bb + t0 + rr[q]]);
+            }
+            for (var i = 0u; i < D; i++) {
+                let y = s4(ROW_A + i, l);
+                for (var q = 0u; q < RB; q++) {
+                    acc[q] += center(t0, rr[q], i) * y;
+                }
+            }
+            for (var q = 0u; q < RB; q++) {
+                let r = r0 + q;
+                if (r < rows) {
+                    set_s4(ROW_LOGITS + r, l, acc[q]);
+                    let take = (acc[q] > tmax) | vec4<bool>(r == 0u);
+                    tmax = select(tmax, acc[q], take);
+                    targ = select(targ, vec4<u32>(t0 + r), take);
+                }
+            }
+        }
+        var scale = vec4<f32>(0.0);
+        if (t0 == 0u) {
+            m = tmax;
+            best = targ;
+        } else {
+            let grows = tmax > m;
+            scale = select(vec4<f32>(1.0), exp(m - tmax), grows);
+            m = select(m, tmax, grows);
+            best = select(best, targ, grows);
+        }
+        s = s * scale;
+        sq = sq * scale * scale;
+        for (var r = 0u; r < rows; r++) {
+            let e = exp(s4(ROW_LOGITS + r, l) - m);
+            set_s4(ROW_LOGITS + r, l, e);
+            s += e;
+            sq += e * e;
+        }
+        // v ← v·scale + Σ_r e_r a_r, RB coordinates at a time.
+        let keep = scale != vec4<f32>(0.0);
+        for (var i0 = 0u; i0 < D; i0 += RB) {
+            var acc: array<vec4<f32>, RB>;
+            var ii: array<u32, RB>;
+            for (var q = 0u; q < RB; q++) {
+                ii[q] = min(i0 + q, D - 1u);
+                acc[q] = select(vec4<f32>(0.0), s4(ROW_V + ii[q], l) * scale, keep);
+            }
             for (var r = 0u; r < rows; r++) {
-                var acc = plan[bb + t0 + r];
-                for (var i = 0u; i < d; i++) {
-                    acc += center(r, t0, i) * sget(ROW_A + i, p);
-                }
-                ls[r] = acc;
-                if (r == 0u || acc > tmax) {
-                    tmax = acc;
-                    targ = t0 + r;
+                let e = s4(ROW_LOGITS + r, l);
+                for (var q = 0u; q < RB; q++) {
+                    acc[q] += e * center(t0, r, ii[q]);
                 }
             }
-            var scale = 1.0;
-            if (!started) {
-                m = tmax;
-                best = targ;
-                scale = 0.0;
-                started = true;
-            } else if (tmax > m) {
-                scale = exp(m - tmax);
-                m = tmax;
-                best = targ;
-            }
-            s = s * scale;
-            q = q * scale * scale;
-            for (var r = 0u; r < rows; r++) {
-                let e = exp(ls[r] - m);
-                ls[r] = e;
-                s += e;
-                q += e * e;
-            }
-            for (var i = 0u; i < d; i++) {
-                var acc = 0.0;
-                if (scale != 0.0) {
-                    acc = sget(row_v() + i, p) * scale;
+            for (var q = 0u; q < RB; q++) {
+                if (i0 + q < D) {
+                    set_s4(ROW_V + i0 + q, l, acc[q]);
                 }
-                for (var r = 0u; r < rows; r++) {
-                    acc += ls[r] * center(r, t0, i);
-                }
-                sset(row_v() + i, p, acc);
             }
         }
     }
-    if (valid) {
-        let inv = 1.0 / s;
-        for (var i = 0u; i < d; i++) {
-            sset(row_v() + i, p, sget(row_v() + i, p) * inv);
-        }
-        sset(arg_purity_row(), p, q * inv * inv);
-        set_label(p, best, j);
+    let inv = 1.0 / s;
+    for (var i = 0u; i < D; i++) {
+        set_s4(ROW_V + i, l, s4(ROW_V + i, l) * inv);
     }
+    set_s4(ROW_PURITY, l, sq * inv * inv);
+    set_labels(l, best, j);
 }
 
 @compute @workgroup_size(64)
@@ -102,14 +114,20 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let p = group_index(wid, nwg) * WG + lid;
-    let valid = p < prm.n;
-    for (var op = prm.op0; op < prm.op1; op++) {
-        let j = op >> 1u;
+    let g = group_index(wid, nwg);
+    // Whole padding workgroups leave at once; inside a workgroup every invocation takes part in
+    // the tile loads and barriers.
+    if (g * GP >= prm.n) {
+        return;
+    }
+    let l = lanes(g, lid);
+    for (var o = 0u; o < prm.ops; o++) {
+        let op = prm.phase + o;
+        let j = prm.first + (op >> 1u);
         if ((op & 1u) == 0u) {
-            evaluate_empirical(p, j, valid, lid);
-        } else if (valid) {
-            update(p, j);
+            evaluate_empirical(l, j, lid);
+        } else {
+            update(l, j);
         }
     }
 }

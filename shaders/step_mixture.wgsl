@@ -1,54 +1,52 @@
-// Fused steps on a Gaussian-mixture plan (per-step centers W_j in the plan buffer), one particle
-// per invocation. Twin of kernel::evaluate + kernel::update, same loop order.
-// arg_purity_row() = purity row, arg_logits_row() = first of K logits rows.
+// Fused steps on a Gaussian-mixture plan (per-step centers W_j in the plan buffer), four
+// particles per invocation in register blocks (shared/block.wgsl). Twin of step::evaluate +
+// step::update: the same sums in the same order.
 
-fn evaluate_mixture(p: u32, j: u32) {
-    let d = prm.d;
-    let kk = prm.k;
+fn evaluate_mixture(l: Lanes, j: u32) {
     let pi = j - prm.first;
-    let boff = prm.off_b + pi * form_len(prm.b_form, d);
-    let wb = prm.off_w + pi * kk * d;
-    let bb = prm.off_bias + pi * kk;
-    let lrow = arg_logits_row();
-    for (var i = 0u; i < d; i++) {
-        sset(ROW_A + i, p, apply_row(prm.b_form, boff, i, true, 0u, p));
-    }
-    var mx = 0.0;
-    var best = 0u;
-    for (var k = 0u; k < kk; k++) {
-        var acc = plan[bb + k];
-        let row = wb + k * d;
-        for (var i = 0u; i < d; i++) {
-            acc += plan[row + i] * sget(ROW_A + i, p);
-        }
-        sset(lrow + k, p, acc);
-        if (k == 0u || acc > mx) {
-            mx = acc;
-            best = k;
+    let boff = prm.off_b + pi * form_len(B_FORM, D);
+    let wb = prm.off_w + pi * K * D;
+    let bb = prm.off_bias + pi * K;
+    apply_rows(B_FORM, boff, true, 0u, ROW_A, l);
+    // Logits ℓ_k = bias_k + w_k·y, KB classes at a time; running max and argmax per particle.
+    var mx = vec4<f32>(0.0);
+    var best = vec4<u32>(0u);
+    for (var k0 = 0u; k0 < K; k0 += KB) {
+        let a = block_k(wb, k0, l, bb);
+        for (var q = 0u; q < KB; q++) {
+            let k = k0 + q;
+            if (k < K) {
+                set_s4(ROW_LOGITS + k, l, a[q]);
+                let take = (a[q] > mx) | vec4<bool>(k == 0u);
+                mx = select(mx, a[q], take);
+                best = select(best, vec4<u32>(k), take);
+            }
         }
     }
-    var total = 0.0;
-    for (var k = 0u; k < kk; k++) {
-        let e = exp(sget(lrow + k, p) - mx);
-        sset(lrow + k, p, e);
+    var total = vec4<f32>(0.0);
+    for (var k = 0u; k < K; k++) {
+        let e = exp(s4(ROW_LOGITS + k, l) - mx);
+        set_s4(ROW_LOGITS + k, l, e);
         total += e;
     }
     let inv = 1.0 / total;
-    var purity = 0.0;
-    for (var k = 0u; k < kk; k++) {
-        let r = sget(lrow + k, p) * inv;
-        sset(lrow + k, p, r);
+    var purity = vec4<f32>(0.0);
+    for (var k = 0u; k < K; k++) {
+        let r = s4(ROW_LOGITS + k, l) * inv;
+        set_s4(ROW_LOGITS + k, l, r);
         purity += r * r;
     }
-    for (var i = 0u; i < d; i++) {
-        var v = 0.0;
-        for (var k = 0u; k < kk; k++) {
-            v += sget(lrow + k, p) * plan[wb + k * d + i];
+    // v = Wᵀ r: A[i][k] = w_k[i], RB coordinates at a time.
+    for (var i0 = 0u; i0 < D; i0 += RB) {
+        let a = block(wb, 1u, D, i0, D, K, false, ROW_LOGITS, false, 0u, l);
+        for (var q = 0u; q < RB; q++) {
+            if (i0 + q < D) {
+                set_s4(ROW_V + i0 + q, l, a[q]);
+            }
         }
-        sset(row_v() + i, p, v);
     }
-    sset(arg_purity_row(), p, purity);
-    set_label(p, best, j);
+    set_s4(ROW_PURITY, l, purity);
+    set_labels(l, best, j);
 }
 
 @compute @workgroup_size(64)
@@ -57,16 +55,18 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let p = group_index(wid, nwg) * WG + lid;
-    if (p >= prm.n) {
+    let g = group_index(wid, nwg);
+    if (g * GP >= prm.n) {
         return;
     }
-    for (var op = prm.op0; op < prm.op1; op++) {
-        let j = op >> 1u;
+    let l = lanes(g, lid);
+    for (var o = 0u; o < prm.ops; o++) {
+        let op = prm.phase + o;
+        let j = prm.first + (op >> 1u);
         if ((op & 1u) == 0u) {
-            evaluate_mixture(p, j);
+            evaluate_mixture(l, j);
         } else {
-            update(p, j);
+            update(l, j);
         }
     }
 }

@@ -49,25 +49,97 @@ fn run_gpu(
     gpu.read(&b).unwrap()
 }
 
-fn assert_close_particles(what: &str, cpu: &Particles, gpu: &Particles, tol: f32) {
+/// Logits whose top two differ by less than this may rank differently on a GPU that fuses
+/// multiply-adds (real hardware does, the CPU twin never does): their labels are not compared.
+const LABEL_MARGIN: f64 = 1e-3;
+
+/// The gap between the two largest logits of each particle at time point j, computed in f64 on
+/// the host from the particle's position (the plan's own coefficients).
+fn logit_margins(plan: &Plan, p: &Particles, j: usize) -> Vec<f64> {
+    let chunk = plan.chunk(plan.chunk_of(j)).unwrap();
+    let pt = plan.view(&chunk, j);
+    let d = plan.dim;
+    let mut y = vec![0.0f32; d];
+    p.x.chunks_exact(d)
+        .map(|x| {
+            regimes::engine::cpu::step::apply(plan.b_form, pt.b, x, &mut y);
+            let (mut top, mut second) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+            for (k, w) in pt.w.chunks_exact(d).enumerate() {
+                let l = f64::from(pt.bias[k])
+                    + w.iter()
+                        .zip(&y)
+                        .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                        .sum::<f64>();
+                if l > top {
+                    second = top;
+                    top = l;
+                } else if l > second {
+                    second = l;
+                }
+            }
+            top - second
+        })
+        .collect()
+}
+
+/// Positions within `tol`; final labels equal wherever the top two logits differ by at least
+/// [`LABEL_MARGIN`]; change times equal for all but 1 % of the particles (a near-tie at any
+/// intermediate step can move one, and intermediate logits are not kept).
+fn assert_close_particles(what: &str, plan: &Plan, cpu: &Particles, gpu: &Particles, tol: f32) {
     assert_eq!(cpu.ids, gpu.ids, "{what}: ids");
     let diff = max_abs_diff(&cpu.x, &gpu.x);
     let scale = cpu.x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     eprintln!("{what}: max |x_cpu − x_gpu| = {diff:.2e} (max |x| = {scale:.2})");
     assert!(diff <= tol, "{what}: trajectories differ by {diff}");
-    let mismatched = cpu
-        .label
-        .iter()
-        .zip(&gpu.label)
-        .zip(cpu.changed.iter().zip(&gpu.changed))
-        .filter(|((a, b), (c, e))| a != b || c != e)
+    let n = cpu.label.len();
+    let margins = logit_margins(plan, cpu, plan.grid.steps);
+    let ties = margins.iter().filter(|m| **m < LABEL_MARGIN).count();
+    assert!(ties * 20 <= n, "{what}: {ties} of {n} particles near a tie");
+    let wrong_labels = (0..n)
+        .filter(|&i| margins[i] >= LABEL_MARGIN && cpu.label[i] != gpu.label[i])
         .count();
-    assert_eq!(mismatched, 0, "{what}: labels or change times differ");
+    assert_eq!(wrong_labels, 0, "{what}: labels differ away from ties");
+    let moved = (0..n).filter(|&i| cpu.changed[i] != gpu.changed[i]).count();
+    assert!(
+        moved * 100 <= n,
+        "{what}: {moved} of {n} change times differ"
+    );
+}
+
+/// Histograms of the same particles on two engines: equal up to near-ties, i.e. an L1 distance
+/// of at most 1 % of the particles counted (and at least 2, one particle moving bins).
+fn assert_counts_close(what: &str, a: &[u64], b: &[u64], particles: u64) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let l1: u64 = a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).sum();
+    assert!(
+        l1 <= (particles / 100).max(2),
+        "{what}: {a:?} vs {b:?} (L1 {l1})"
+    );
 }
 
 #[test]
 fn rng_matches_cpu() {
     let Some(gpu) = gpu() else { return };
+    eprintln!("native 64-bit integers: {}", gpu.native_int64());
+    check_rng(gpu);
+}
+
+/// The portable Philox (16-bit halves) on an adapter that also offers 64-bit integers.
+#[test]
+fn rng_without_int64_matches_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let portable = GpuEngine::with_options(GpuOptions {
+        native_int64: false,
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    assert!(!portable.native_int64());
+    check_rng(&portable);
+}
+
+fn check_rng(gpu: &GpuEngine) {
     let mut probes = Vec::new();
     let seeds = [0u64, 1, 42, 0xDEAD_BEEF_CAFE_F00D, u64::MAX];
     let ids = [
@@ -130,7 +202,7 @@ fn mixture_trajectories_match_cpu() {
             let ids = ids(200);
             let cpu = run_cpu(&p, 11, &ids, 0, 100);
             let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
-            assert_close_particles(&format!("mixture d={d} {shape:?}"), &cpu, &gpu_p, 1e-4);
+            assert_close_particles(&format!("mixture d={d} {shape:?}"), &p, &cpu, &gpu_p, 1e-4);
         }
     }
 }
@@ -168,6 +240,7 @@ fn coupled_trajectories_match_cpu() {
         let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
         assert_close_particles(
             &format!("coupled d={d} {spec} {pairing:?}"),
+            &p,
             &cpu,
             &gpu_p,
             1e-4,
@@ -191,7 +264,13 @@ fn empirical_trajectories_match_cpu() {
             let ids = ids(130);
             let cpu = run_cpu(&p, 11, &ids, 0, 100);
             let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
-            assert_close_particles(&format!("empirical d={d} {shape:?}"), &cpu, &gpu_p, 1e-4);
+            assert_close_particles(
+                &format!("empirical d={d} {shape:?}"),
+                &p,
+                &cpu,
+                &gpu_p,
+                1e-4,
+            );
         }
     }
 }
@@ -221,7 +300,12 @@ fn assert_stats_close(what: &str, a: &PointStats, b: &PointStats) {
         &b.projections,
     );
     assert_moments_close(&format!("{what} purity"), &a.purity, &b.purity);
-    assert_eq!(a.classes, b.classes, "{what}: class counts");
+    assert_counts_close(
+        &format!("{what}: class counts"),
+        &a.classes,
+        &b.classes,
+        a.coords.count,
+    );
 }
 
 fn directions(d: usize) -> Vec<f32> {
@@ -270,7 +354,27 @@ fn recorder_and_tally_match_cpu() {
         for (i, (a, b)) in rc.stats.iter().zip(&rg.stats).enumerate() {
             assert_stats_close(&format!("{name} point {}", points[i]), a, b);
         }
-        assert_eq!(tc, tg, "{name}: tally");
+        // Statistics, robust to near-ties (see assert_counts_close).
+        let n = 2 * ids.len() as u64;
+        assert_counts_close(&format!("{name}: labels"), &tc.labels, &tg.labels, n);
+        assert_counts_close(
+            &format!("{name}: last change"),
+            &tc.last_change,
+            &tg.last_change,
+            n,
+        );
+        assert_counts_close(
+            &format!("{name}: pair histogram"),
+            &tc.pair_labels,
+            &tg.pair_labels,
+            n / 2,
+        );
+        assert!(
+            tc.pairs_agree.abs_diff(tg.pairs_agree) <= (n / 200).max(2),
+            "{name}: agreeing pairs {} vs {}",
+            tc.pairs_agree,
+            tg.pairs_agree
+        );
         assert_eq!(tg.pairs, 1000);
         // The pair histogram is kept for the 3 classes, not for the 80 training points.
         let histogram: u64 = tg.pair_labels.iter().sum();

@@ -1,5 +1,6 @@
 // Philox4x32-10 and the Box–Muller transform: the twin of src/rng.rs, bit-identical on the integer
-// side. WGSL has no 32×32→64 multiply, so `mulhilo` builds the high word from 16-bit halves.
+// side. `mulhilo` (the 32×32→64-bit product) comes from mulhilo64.wgsl where the adapter offers
+// 64-bit integers, else from mulhilo16.wgsl (16-bit halves); the words are the same either way.
 // Counter layout [id_lo, id_hi, step, block], key [seed_lo, seed_hi]; one block = four normals.
 
 const PHILOX_M0: u32 = 0xD2511F53u;
@@ -8,21 +9,6 @@ const PHILOX_W0: u32 = 0x9E3779B9u;
 const PHILOX_W1: u32 = 0xBB67AE85u;
 const INIT_STEP: u32 = 0xFFFFFFFFu;
 const PICK_BLOCK: u32 = 0xFFFFFFFFu;
-
-// (hi, lo) of the 64-bit product a·b.
-fn mulhilo(a: u32, b: u32) -> vec2<u32> {
-    let al = a & 0xFFFFu;
-    let ah = a >> 16u;
-    let bl = b & 0xFFFFu;
-    let bh = b >> 16u;
-    let ll = al * bl;
-    let lh = al * bh;
-    let hl = ah * bl;
-    let hh = ah * bh;
-    let mid = (ll >> 16u) + (lh & 0xFFFFu) + (hl & 0xFFFFu);
-    let hi = hh + (lh >> 16u) + (hl >> 16u) + (mid >> 16u);
-    return vec2<u32>(hi, a * b);
-}
 
 fn philox(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
     var c = counter;

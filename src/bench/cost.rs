@@ -124,6 +124,192 @@ pub fn cost(shape: &Shape, share: usize) -> Cost {
     }
 }
 
+/// The GPU kernels a [`KernelCost`] describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GpuKernels {
+    /// Before issue 12: one particle per invocation, every temporary (B x, M x, v, logits) in
+    /// global memory, each dense row rereading the input vector, the empirical kernel rereading
+    /// B x for every training point; workgroups of 64 share coefficient loads.
+    OnePerInvocation,
+    /// The kernels in use: specialised per plan shape, four particles per invocation, products
+    /// register-blocked 8 rows × 4 particles (min(K, 8) classes for a mixture's logits),
+    /// training tiles in workgroup memory shared by 256 particles.
+    Blocked,
+}
+
+/// Rows per register block and particles per workgroup of [`GpuKernels::Blocked`]
+/// (`ROW_BLOCK` and `GROUP_PARTICLES` in `engine::gpu::shaders`).
+const BLOCK_ROWS: u64 = 8;
+const BLOCK_GROUP: f64 = 256.0;
+const OLD_GROUP: f64 = 64.0;
+
+/// Integer operations of one Philox4x32-10 call (four normals) when the 32×32→64-bit multiply is
+/// built from 16-bit halves (core WGSL has no wide multiply): per round two `mulhilo` of ~13 ops
+/// and four xor/adds.
+pub const PHILOX_INT_OPS: u64 = 300;
+
+/// The same with the adapter's 64-bit integers (SHADER_INT64): per round two wide multiplies,
+/// their splits and four xor/adds.
+pub const PHILOX_INT_OPS_NATIVE: u64 = 100;
+
+/// Flops of turning four Philox words into four normals: two Box–Muller pairs, each a
+/// polynomial log (~25), a square root and a polynomial sin/cos (~25).
+pub const BOX_MULLER_FLOPS: u64 = 110;
+
+/// What the GPU kernels execute and move per particle-step (one evaluation and one update), as
+/// opposed to [`cost`], which counts what the method needs. Flops include the rows a register
+/// block computes past the end (a block of 8 classes for K = 2) and the Box–Muller transforms;
+/// integer ops are Philox's; bytes are the global-memory requests of the kernels (f32 loads and
+/// stores of positions, scratch rows and metadata per particle; coefficients and training tiles
+/// once per workgroup, shared by its particles). Caches may serve some of those requests, so the
+/// bound they give is a floor on the DRAM-limited rate, not a measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct KernelCost {
+    pub kernels: GpuKernels,
+    pub flops: u64,
+    pub int_ops: u64,
+    pub bytes: f64,
+}
+
+/// Peak figures of a GPU class, for the roofline bound.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GpuPeak {
+    pub class: &'static str,
+    /// FP32 (non-tensor) flop/s.
+    pub flops: f64,
+    /// INT32 op/s.
+    pub int_ops: f64,
+    /// DRAM bytes/s.
+    pub bytes: f64,
+}
+
+/// Vendor-stated peaks of the classes we know (dense FP32 without tensor cores, INT32 at half the
+/// FP32 rate on Hopper and Ampere, HBM bandwidth of the SXM parts).
+pub const GPU_PEAKS: [(&str, f64, f64, f64); 3] = [
+    ("H100", 67e12, 33.5e12, 3.35e12),
+    ("H200", 67e12, 33.5e12, 4.8e12),
+    ("A100", 19.5e12, 9.75e12, 2.04e12),
+];
+
+/// The peaks of the class an adapter name belongs to, if known.
+pub fn gpu_peak(adapter_name: &str) -> Option<GpuPeak> {
+    let name = adapter_name.to_uppercase();
+    GPU_PEAKS
+        .iter()
+        .find(|(class, ..)| name.contains(class))
+        .map(|&(class, flops, int_ops, bytes)| GpuPeak {
+            class,
+            flops,
+            int_ops,
+            bytes,
+        })
+}
+
+/// The H100 peaks (the class the issue's targets are stated for).
+pub fn h100() -> GpuPeak {
+    gpu_peak("H100").expect("H100 is in GPU_PEAKS")
+}
+
+impl KernelCost {
+    /// The roofline bound in particle-steps/s: the slowest of arithmetic, Philox and memory.
+    pub fn bound(&self, peak: &GpuPeak) -> f64 {
+        let t = (self.flops as f64 / peak.flops)
+            .max(self.int_ops as f64 / peak.int_ops)
+            .max(self.bytes / peak.bytes);
+        1.0 / t
+    }
+}
+
+/// The model of [`KernelCost`] for `kernels` on a plan of this shape; `int64`: Philox on native
+/// 64-bit integers.
+pub fn kernel_cost(shape: &Shape, kernels: GpuKernels, int64: bool) -> KernelCost {
+    let (d, k) = (shape.dim as u64, shape.centers as u64);
+    let padded = |n: u64| n.div_ceil(BLOCK_ROWS) * BLOCK_ROWS;
+    let blocks = |n: u64| n.div_ceil(BLOCK_ROWS);
+    let normals = d.div_ceil(4) * 4;
+    let rng_flops = normals / 4 * BOX_MULLER_FLOPS;
+    let philox = if int64 {
+        PHILOX_INT_OPS_NATIVE
+    } else {
+        PHILOX_INT_OPS
+    };
+    let int_ops = normals / 4 * philox;
+    let coefficients = shape.coefficient_floats() as f64;
+    // Floats of per-particle global traffic and flops, by kernel generation.
+    let (floats, flops, share) = match kernels {
+        GpuKernels::OnePerInvocation => {
+            // apply_row: a dense row reads the whole input; a scalar or diagonal row one value.
+            let apply = |f: Form| match f {
+                Form::Dense => (d * d + d, 2 * d * d),
+                _ => (2 * d, d),
+            };
+            let (bx, bf) = apply(shape.b_form);
+            let (mx, mf) = apply(shape.m_form);
+            let (px, pf) = apply(shape.p_form);
+            let eval = match shape.kind {
+                // Logits read y once per class; softmax 5 passes over K; v reads K per coord.
+                Kind::Mixture => (bx + k * d + 5 * k + d * k + d + 1, bf + 4 * k * d + 4 * k),
+                // y once per training point; v read and written once per tile of 64 points.
+                Kind::Empirical => {
+                    let tiles = k.div_ceil(64);
+                    (
+                        bx + k * d + 2 * d * tiles + 2 * d + 1,
+                        bf + 4 * k * d + 4 * k,
+                    )
+                }
+            };
+            // M x to scratch, P v from scratch, combine: x read back and written.
+            let update = (mx + px + 2 * d, mf + pf + 3 * d);
+            (eval.0 + update.0 + 4, eval.1 + update.1, OLD_GROUP)
+        }
+        GpuKernels::Blocked => {
+            // apply_rows: a dense block of 8 rows reads the input once; writes d rows.
+            let apply = |f: Form| match f {
+                Form::Dense => (blocks(d) * d + d, 2 * padded(d) * d),
+                _ => (2 * d, d),
+            };
+            let (bx, bf) = apply(shape.b_form);
+            let (mx, mf) = apply(shape.m_form);
+            let (pv, pf) = match shape.p_form {
+                Form::Dense => (blocks(d) * d, 2 * padded(d) * d),
+                _ => (d, d),
+            };
+            let eval = match shape.kind {
+                Kind::Mixture => {
+                    let kb = k.clamp(1, BLOCK_ROWS);
+                    (
+                        bx + k.div_ceil(kb) * d + 5 * k + blocks(d) * k + d + 1,
+                        bf + 2 * k.div_ceil(kb) * kb * d + 2 * padded(d) * k + 4 * k,
+                    )
+                }
+                Kind::Empirical => {
+                    let rows = (4096 / d.max(1)).clamp(1, 64);
+                    let tiles = k.div_ceil(rows);
+                    (
+                        bx + tiles * blocks(rows) * d
+                            + 3 * k
+                            + blocks(d) * k
+                            + tiles * 2 * padded(d)
+                            + 2 * d
+                            + 1,
+                        bf + 2 * tiles * padded(rows) * d + 2 * padded(d) * k + 4 * k + d,
+                    )
+                }
+            };
+            // M x to scratch, then per block: P v, M x read back, x written.
+            let update = (mx + pv + 2 * d, mf + pf + 3 * d);
+            (eval.0 + update.0 + 4, eval.1 + update.1, BLOCK_GROUP)
+        }
+    };
+    KernelCost {
+        kernels,
+        flops: flops + rng_flops,
+        int_ops,
+        bytes: 4.0 * (floats as f64 + coefficients / share),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +363,44 @@ mod tests {
         assert_eq!(c.flops, 67);
         assert_eq!(c.normals, 4);
         assert_eq!(c.bytes, 16.0 + 76.0 / 16.0);
+    }
+
+    #[test]
+    fn blocked_kernels_move_less_than_one_particle_per_invocation() {
+        let dense = Shape {
+            kind: Kind::Mixture,
+            dim: 100,
+            centers: 2,
+            m_form: Form::Dense,
+            b_form: Form::Scalar,
+            p_form: Form::Scalar,
+        };
+        let old = kernel_cost(&dense, GpuKernels::OnePerInvocation, false);
+        let new = kernel_cost(&dense, GpuKernels::Blocked, false);
+        // A dense row rereads x (d² floats) before; a block of 8 rows reads it once after.
+        assert!(old.bytes > 5.0 * new.bytes, "{old:?} {new:?}");
+        assert_eq!(old.int_ops, new.int_ops);
+        let h = h100();
+        assert!(new.bound(&h) > 5.0 * old.bound(&h));
+        // The 2-class d = 2 plan by hand (blocked): traffic floats B x 4, logits 2 + 10, v 2 + 3,
+        // update 4 + 2 + 4, meta 4 = 35; coefficients 10 / 256. Flops: B x 2, logits 2·2·2,
+        // Wᵀr over a block of 8 rows 2·8·2, softmax 8, update 2 + 2 + 6, Box–Muller 110.
+        let g = Shape {
+            dim: 2,
+            m_form: Form::Scalar,
+            ..dense
+        };
+        let c = kernel_cost(&g, GpuKernels::Blocked, false);
+        assert_eq!(c.flops, 2 + 8 + 32 + 8 + 10 + 110);
+        assert_eq!(c.bytes, 4.0 * (35.0 + 10.0 / 256.0));
+        assert_eq!(c.int_ops, PHILOX_INT_OPS);
+        let native = kernel_cost(&g, GpuKernels::Blocked, true);
+        assert_eq!(native.int_ops, PHILOX_INT_OPS_NATIVE);
+        assert_eq!(
+            gpu_peak("NVIDIA H100 80GB HBM3").map(|p| p.class),
+            Some("H100")
+        );
+        assert_eq!(gpu_peak("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use crate::model::{Empirical, Mixture, Model, Process, Target, USpec};
 use crate::plan::{Grid, Plan, Scheme, Start};
 use crate::report::{Progress, si};
 
-use cost::{Cost, Shape};
+use cost::{Cost, GpuKernels, GpuPeak, KernelCost, Shape};
 use peak::Peak;
 
 /// The coupling of the `coupled` workload.
@@ -232,6 +232,10 @@ pub struct Setting {
     pub peak: Option<Peak>,
     /// A software GPU adapter (lavapipe, llvmpipe, SwiftShader), which runs on the host CPU.
     pub software: bool,
+    /// The stated peaks of the GPU's class, where known ([`cost::GPU_PEAKS`]).
+    pub gpu_peak: Option<GpuPeak>,
+    /// Whether the GPU's Philox runs on native 64-bit integers.
+    pub native_int64: bool,
 }
 
 impl Setting {
@@ -243,6 +247,8 @@ impl Setting {
             shader_compile_seconds: None,
             peak: Some(peak::measure(threads)?),
             software: false,
+            gpu_peak: None,
+            native_int64: false,
         })
     }
 
@@ -272,6 +278,8 @@ impl Setting {
             shader_compile_seconds: Some(engine.compile_seconds()),
             peak,
             software,
+            gpu_peak: cost::gpu_peak(&engine.adapter_info().name),
+            native_int64: engine.native_int64(),
         })
     }
 }
@@ -325,6 +333,13 @@ pub struct Record {
     pub run_seconds: f64,
     /// Peak resident memory of the process during setup and run (VmHWM), where available.
     pub peak_memory_bytes: Option<u64>,
+    /// GPU only: what the kernels in use execute and move per particle-step
+    /// ([`cost::kernel_cost`]).
+    pub kernel_cost: Option<KernelCost>,
+    /// GPU only: the class whose stated peaks give `roofline_particle_steps_per_s`.
+    pub roofline_class: Option<String>,
+    /// GPU only: the roofline bound of the kernels on the adapter's class, where known.
+    pub roofline_particle_steps_per_s: Option<f64>,
     /// Why the numbers may mislead, if they may.
     pub note: Option<String>,
 }
@@ -367,6 +382,12 @@ pub fn measure<E: Engine>(
     }
 
     let c: Cost = cost::cost(&Shape::of(&plan), setting.backend.share());
+    let kernel_cost = (setting.backend == Backend::Gpu)
+        .then(|| cost::kernel_cost(&Shape::of(&plan), GpuKernels::Blocked, setting.native_int64));
+    let roofline = kernel_cost
+        .as_ref()
+        .zip(setting.gpu_peak.as_ref())
+        .map(|(k, p)| (p.class.to_string(), k.bound(p)));
     let rate = total as f64 / run_seconds;
     let gflops = rate * c.flops as f64 / 1e9;
     let (bound, bound_fraction) = setting
@@ -410,6 +431,9 @@ pub fn measure<E: Engine>(
         shader_compile_seconds: setting.shader_compile_seconds,
         run_seconds,
         peak_memory_bytes: memory::peak_bytes(),
+        kernel_cost,
+        roofline_class: roofline.as_ref().map(|r| r.0.clone()),
+        roofline_particle_steps_per_s: roofline.map(|r| r.1),
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
 }
@@ -490,6 +514,20 @@ pub fn table(records: &[Record]) -> String {
         );
         if let Some(n) = &r.note {
             notes.push(format!("{} {}: {n}", r.workload.name(), r.backend.name()));
+        }
+        if let Some(k) = &r.kernel_cost {
+            let bound = match (&r.roofline_class, r.roofline_particle_steps_per_s) {
+                (Some(class), Some(b)) => format!("; {class} roofline {} particle-steps/s", si(b)),
+                _ => String::new(),
+            };
+            notes.push(format!(
+                "{} gpu kernels: {} flops, {} Philox int ops, {:.0} bytes of global memory per \
+                 particle-step{bound}",
+                r.workload.name(),
+                k.flops,
+                k.int_ops,
+                k.bytes
+            ));
         }
     }
     for n in notes {

@@ -10,7 +10,6 @@ use super::{
     Bindings, GpuBatch, GpuEngine, LOOP_BUDGET, PENDING_BYTES, Params, WORKGROUP, bytes_of,
     form_code, op_costs, round_up, schedule, scratch_rows,
 };
-use crate::engine::cpu::step::SOFTMAX_ROWS;
 use crate::engine::{Engine, NO_LABEL, Particles, Recorder};
 use crate::plan::{Kind, Plan, form_len};
 use crate::rng;
@@ -150,11 +149,7 @@ impl Engine for GpuEngine {
                 "gpu: the training set ({bytes} bytes) exceeds the storage-binding limit of {} bytes",
                 self.max_binding
             );
-            Some(self.storage_init(
-                "centers",
-                bytes_of(&plan.centers),
-                wgpu::BufferUsages::empty(),
-            ))
+            Some(self.resident_centers(&plan.centers))
         } else {
             None
         };
@@ -179,9 +174,6 @@ impl Engine for GpuEngine {
             "gpu: one time point of the plan ({point_bytes} bytes) exceeds a storage binding"
         );
         let points_per_upload = (self.max_binding / point_bytes) as usize;
-        // The CPU's block of training points for d ≤ 64, so both engines round alike there.
-        let rows_per_tile = (shaders::TILE_FLOATS / d).clamp(1, SOFTMAX_ROWS);
-        let tiled = d <= shaders::TILE_FLOATS;
         let base = Params {
             n: n as u32,
             stride: batch.stride as u32,
@@ -193,23 +185,11 @@ impl Engine for GpuEngine {
             m_form: form_code(plan.m_form),
             b_form: form_code(plan.b_form),
             p_form: form_code(plan.p_form),
-            args: shaders::StepArgs {
-                purity_row: (2 * d) as u32,
-                logits_row: (2 * d + 1) as u32,
-                rows_per_tile: rows_per_tile as u32,
-                tiled: u32::from(tiled),
-            }
-            .words(),
             ..Params::default()
-        };
-        let step = if empirical {
-            &self.pipelines.step_empirical
-        } else {
-            &self.pipelines.step_mixture
         };
         let mut ops_per_dispatch = 2 * self.options.steps_per_dispatch;
         if self.loop_limited() {
-            let (eval, update) = op_costs(plan, rows_per_tile);
+            let (eval, update) = op_costs(plan);
             if eval.max(update) > LOOP_BUDGET {
                 return Err(self.loop_error("one step of this plan", eval.max(update)));
             }
@@ -226,6 +206,8 @@ impl Engine for GpuEngine {
             points_per_upload,
         };
         let spans = schedule::schedule(from, to, bounds, &rec.points, rec.slots_for(from, to));
+        let step = self.step_pipeline(plan)?;
+        let step_groups = n.div_ceil(shaders::GROUP_PARTICLES);
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_bytes = 0u64;
         let per = 1 + 2 * (d + dirs + 1);
@@ -257,8 +239,8 @@ impl Engine for GpuEngine {
             let off_noise = push(&chunk.noise, 1);
             let plan_buf = self.storage_init("plan", bytes_of(&data), wgpu::BufferUsages::empty());
             let params = Params {
-                op0: span.op0 as u32,
-                op1: span.op1 as u32,
+                phase: (span.op0 % 2) as u32,
+                ops: (span.op1 - span.op0) as u32,
                 first: j as u32,
                 off_m,
                 off_b,
@@ -271,7 +253,7 @@ impl Engine for GpuEngine {
             let mut enc = self.encoder();
             self.dispatch(
                 &mut enc,
-                step,
+                &step,
                 &params,
                 Bindings {
                     xs: Some(&batch.x),
@@ -281,7 +263,7 @@ impl Engine for GpuEngine {
                     centers: centers.as_ref(),
                     ..Bindings::default()
                 },
-                groups,
+                step_groups,
             );
             if let Some(slot) = span.record {
                 let bytes = (groups * per * 4) as u64;

@@ -18,6 +18,7 @@ mod kernels;
 mod schedule;
 mod shaders;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -40,31 +41,45 @@ const GRID_X: usize = 65535;
 /// dispatches are cut so that no invocation comes near it, and work that cannot be cut is refused.
 const LOOP_BUDGET: u64 = 60_000;
 
-/// Loop iterations of one `apply_row` pass over all d rows.
+/// Loop iterations of one register-blocked product of `rows` outputs over `cols` inputs.
+fn block_cost(rows: u64, cols: u64) -> u64 {
+    let blocks = rows.div_ceil(shaders::ROW_BLOCK as u64);
+    blocks * (cols + 2 * shaders::ROW_BLOCK as u64)
+}
+
+/// Loop iterations of `apply_rows` over all d rows.
 fn apply_cost(form: Form, d: u64) -> u64 {
     match form {
-        Form::Dense => d + d * d,
+        Form::Dense => block_cost(d, d),
         _ => d,
     }
 }
 
-/// Loop iterations (upper bounds) of one evaluation and one update in the step kernels.
-fn op_costs(plan: &Plan, rows_per_tile: usize) -> (u64, u64) {
+/// Loop iterations (upper bounds, counting the unrolled 8-row loops as loops) of one evaluation
+/// and one update of an invocation of the step kernels.
+fn op_costs(plan: &Plan) -> (u64, u64) {
+    let shape = shaders::StepShape::of(plan);
     let d = plan.dim as u64;
     let k = plan.centers_count as u64;
     let eval = match plan.kind {
-        Kind::Mixture => apply_cost(plan.b_form, d) + k * (d + 1) + 2 * k + d * (k + 1),
+        Kind::Mixture => apply_cost(plan.b_form, d) + block_cost(k, d) + 2 * k + block_cost(d, k),
         Kind::Empirical => {
-            let r = rows_per_tile as u64;
+            let r = shape.rows_per_tile() as u64;
             let tiles = k.div_ceil(r);
             apply_cost(plan.b_form, d)
-                + tiles * ((r * d).div_ceil(WORKGROUP as u64) + r * (d + 1) + r + d * (r + 1) + 2)
+                + tiles
+                    * ((r * d).div_ceil(WORKGROUP as u64) + block_cost(r, d) + r + block_cost(d, r))
                 + d
         }
     };
-    let blocks = d.div_ceil(4);
-    let p_rows = if plan.p_form == Form::Dense { d * d } else { 0 };
-    let update = apply_cost(plan.m_form, d) + blocks * (10 + 4) + p_rows;
+    let blocks = d.div_ceil(shaders::ROW_BLOCK as u64);
+    let p_cost = if plan.p_form == Form::Dense {
+        block_cost(d, d)
+    } else {
+        blocks * shaders::ROW_BLOCK as u64
+    };
+    // Per block of 8 rows: two Philox calls (10 rounds each) for each of four particles.
+    let update = apply_cost(plan.m_form, d) + p_cost + blocks * (8 * 10 + 8);
     (eval + 16, update + 16)
 }
 
@@ -85,6 +100,9 @@ pub struct GpuOptions {
     pub steps_per_dispatch: usize,
     /// Device memory a batch may occupy (positions, scratch, metadata).
     pub memory_budget_bytes: u64,
+    /// Use the adapter's 64-bit integers (SHADER_INT64) for Philox's wide multiply where it
+    /// offers them; false keeps the portable 16-bit-halves path (same words, for tests).
+    pub native_int64: bool,
 }
 
 impl Default for GpuOptions {
@@ -95,17 +113,26 @@ impl Default for GpuOptions {
             max_binding_bytes: None,
             steps_per_dispatch: 50,
             memory_budget_bytes: 2 << 30,
+            native_int64: true,
         }
     }
 }
 
+#[derive(Clone)]
 struct Pipelines {
     start: wgpu::ComputePipeline,
-    step_mixture: wgpu::ComputePipeline,
-    step_empirical: wgpu::ComputePipeline,
     reduce: wgpu::ComputePipeline,
     tally: wgpu::ComputePipeline,
     branch: wgpu::ComputePipeline,
+    /// Step pipelines specialised per plan shape, built on first use (shared by reconfigured
+    /// engines), and the seconds spent building them.
+    steps: Arc<Mutex<StepCache>>,
+}
+
+#[derive(Default)]
+struct StepCache {
+    pipelines: HashMap<shaders::StepShape, wgpu::ComputePipeline>,
+    seconds: f64,
 }
 
 pub struct GpuEngine {
@@ -120,8 +147,13 @@ pub struct GpuEngine {
     dummies: Vec<wgpu::Buffer>,
     options: GpuOptions,
     max_binding: u64,
+    /// Whether kernels are built with native 64-bit integers (SHADER_INT64 requested).
+    int64: bool,
     compile_seconds: f64,
     errors: Arc<Mutex<Vec<String>>>,
+    /// The training points of the last empirical plan, kept on the device across batches and
+    /// advances (keyed by a hash of their bits), so a run uploads them once.
+    centers: Arc<Mutex<Option<(u64, wgpu::Buffer)>>>,
 }
 
 /// Particle state on the device.
@@ -156,8 +188,10 @@ struct Params {
     k: u32,
     key0: u32,
     key1: u32,
-    op0: u32,
-    op1: u32,
+    /// Step kernels: the first op's parity (0 evaluate, 1 update) and the number of ops, counted
+    /// from point `first`, so no op index grows with the run.
+    phase: u32,
+    ops: u32,
     to: u32,
     m_form: u32,
     b_form: u32,
@@ -231,12 +265,13 @@ fn form_code(f: Form) -> u32 {
     }
 }
 
-/// Scratch rows per particle: B x / M x (d), Wᵀ r (d), purity (1), mixture logits (K).
+/// Scratch rows per particle: B x / M x (d), Wᵀ r (d), purity (1), then the mixture's K logits
+/// or one tile's logits of the empirical target.
 fn scratch_rows(plan: &Plan) -> usize {
     let d = plan.dim;
     match plan.kind {
         Kind::Mixture => 2 * d + 1 + plan.centers_count,
-        Kind::Empirical => 2 * d + 1,
+        Kind::Empirical => 2 * d + 1 + shaders::StepShape::of(plan).rows_per_tile(),
     }
 }
 
@@ -297,9 +332,15 @@ impl GpuEngine {
                 info.backend
             );
         }
+        let int64 =
+            options.native_int64 && adapter.features().contains(wgpu::Features::SHADER_INT64);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("regimes"),
-            required_features: wgpu::Features::empty(),
+            required_features: if int64 {
+                wgpu::Features::SHADER_INT64
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,
@@ -360,14 +401,13 @@ impl GpuEngine {
             .collect();
 
         let clock = Instant::now();
-        let make = |k: shaders::Kernel| build_pipeline(&device, &layout, &k);
+        let make = |k: shaders::Kernel| build_pipeline(&device, &layout, &k, "", false, int64);
         let pipelines = Pipelines {
             start: make(shaders::START)?,
-            step_mixture: make(shaders::STEP_MIXTURE)?,
-            step_empirical: make(shaders::STEP_EMPIRICAL)?,
             reduce: make(shaders::REDUCE)?,
             tally: make(shaders::TALLY)?,
             branch: make(shaders::BRANCH)?,
+            steps: Arc::default(),
         };
         let mut engine = GpuEngine {
             device,
@@ -377,9 +417,11 @@ impl GpuEngine {
             bgl,
             pipelines,
             probe: OnceLock::new(),
+            centers: Arc::default(),
             dummies,
             options,
             max_binding,
+            int64,
             compile_seconds: 0.0,
             errors,
         };
@@ -388,8 +430,6 @@ impl GpuEngine {
         let mut enc = engine.encoder();
         for p in [
             &engine.pipelines.start,
-            &engine.pipelines.step_mixture,
-            &engine.pipelines.step_empirical,
             &engine.pipelines.reduce,
             &engine.pipelines.tally,
             &engine.pipelines.branch,
@@ -417,30 +457,58 @@ impl GpuEngine {
             info: self.info.clone(),
             layout: self.layout.clone(),
             bgl: self.bgl.clone(),
-            pipelines: Pipelines {
-                start: self.pipelines.start.clone(),
-                step_mixture: self.pipelines.step_mixture.clone(),
-                step_empirical: self.pipelines.step_empirical.clone(),
-                reduce: self.pipelines.reduce.clone(),
-                tally: self.pipelines.tally.clone(),
-                branch: self.pipelines.branch.clone(),
-            },
+            pipelines: self.pipelines.clone(),
             probe: OnceLock::new(),
             dummies: self.dummies.clone(),
             options,
             max_binding,
+            int64: self.int64,
             compile_seconds: self.compile_seconds,
             errors: self.errors.clone(),
+            centers: self.centers.clone(),
         })
     }
 
-    /// Seconds spent compiling and JIT-warming the pipelines at creation.
+    /// Seconds spent compiling and JIT-warming the pipelines: at creation, plus the step
+    /// pipelines specialised so far.
     pub fn compile_seconds(&self) -> f64 {
-        self.compile_seconds
+        self.compile_seconds + self.pipelines.steps.lock().expect("step pipelines").seconds
+    }
+
+    /// The step pipeline for a plan's shape: cached, or built and JIT-warmed now (timed into
+    /// [`Self::compile_seconds`]).
+    fn step_pipeline(&self, plan: &Plan) -> Result<wgpu::ComputePipeline> {
+        let shape = shaders::StepShape::of(plan);
+        let mut cache = self.pipelines.steps.lock().expect("step pipelines");
+        if let Some(p) = cache.pipelines.get(&shape) {
+            return Ok(p.clone());
+        }
+        let clock = Instant::now();
+        // Bounds-safe by construction (block.wgsl clamps every particle index and the host sizes
+        // every binding), so built without per-access checks or loop counters.
+        let p = build_pipeline(
+            &self.device,
+            &self.layout,
+            shape.kernel(),
+            &shape.constants(),
+            true,
+            self.int64,
+        )?;
+        // An empty dispatch makes lazily compiling drivers (lavapipe) JIT it here, timed.
+        self.dispatch_alone(&p, &Params::default(), Bindings::default(), 1);
+        self.wait()?;
+        cache.seconds += clock.elapsed().as_secs_f64();
+        cache.pipelines.insert(shape, p.clone());
+        Ok(p)
     }
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Whether Philox runs on the adapter's native 64-bit integers.
+    pub fn native_int64(&self) -> bool {
+        self.int64
     }
 
     /// Whether the driver silently cuts long loops (lavapipe), see [`LOOP_BUDGET`].
@@ -451,10 +519,30 @@ impl GpuEngine {
 
     fn loop_error(&self, what: &str, cost: u64) -> anyhow::Error {
         anyhow!(
-            "gpu: {what} takes about {cost} loop iterations per particle, more than the {} that              {} runs before cutting loops short (llvmpipe's shared loop limit); use fewer              dimensions or training points, a hardware GPU, or the CPU engine",
+            "gpu: {what} takes about {cost} loop iterations per particle, more than the {} that \
+             {} runs before cutting loops short (llvmpipe's shared loop limit); use fewer \
+             dimensions or training points, a hardware GPU, or the CPU engine",
             LOOP_BUDGET,
             self.info.name
         )
+    }
+
+    /// The device buffer of these training points: the resident one if it holds the same bits,
+    /// else a new upload that becomes resident.
+    fn resident_centers(&self, centers: &[f32]) -> wgpu::Buffer {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes_of(centers).hash(&mut h);
+        let key = h.finish();
+        let mut slot = self.centers.lock().expect("resident centers");
+        if let Some((k, buf)) = slot.as_ref()
+            && *k == key
+        {
+            return buf.clone();
+        }
+        let buf = self.storage_init("centers", bytes_of(centers), wgpu::BufferUsages::empty());
+        *slot = Some((key, buf.clone()));
+        buf
     }
 
     /// The storage-binding size this engine plans with.
@@ -604,7 +692,14 @@ impl GpuEngine {
         let pipeline = match self.probe.get() {
             Some(p) => p,
             None => {
-                let p = build_pipeline(&self.device, &self.layout, &shaders::RNG_PROBE)?;
+                let p = build_pipeline(
+                    &self.device,
+                    &self.layout,
+                    &shaders::RNG_PROBE,
+                    "",
+                    false,
+                    self.int64,
+                )?;
                 self.probe.get_or_init(|| p)
             }
         };
@@ -671,17 +766,30 @@ fn watch_device_lost(device: &wgpu::Device, errors: &Arc<Mutex<Vec<String>>>) {
     });
 }
 
+/// Compiles a kernel with extra constants. `trusted` kernels must be bounds-safe by
+/// construction and free of unbounded loops: they are built without wgpu's runtime checks.
 fn build_pipeline(
     device: &wgpu::Device,
     layout: &wgpu::PipelineLayout,
     kernel: &shaders::Kernel,
+    specialised: &str,
+    trusted: bool,
+    int64: bool,
 ) -> Result<wgpu::ComputePipeline> {
     let name = kernel.name;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+    let desc = wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(kernel.source().into()),
-    });
+        source: wgpu::ShaderSource::Wgsl(kernel.source_with(specialised, int64).into()),
+    };
+    let module = if trusted {
+        // SAFETY: the step kernels index only within their bindings (particle indices are
+        // clamped to n − 1, coefficient offsets come from the host's own layout of the uploaded
+        // plan) and every loop has a constant or host-given bound.
+        unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+    } else {
+        device.create_shader_module(desc)
+    };
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(name),
         layout: Some(layout),

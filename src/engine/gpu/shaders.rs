@@ -1,6 +1,11 @@
 //! WGSL sources: a prelude generated from Rust (the constants both sides must agree on, and each
 //! kernel's named arguments), then the shared files of `shaders/shared/`, then the kernel (one
-//! kernel per file in `shaders/`).
+//! kernel per file in `shaders/`). The step kernels are specialised per plan shape
+//! ([`StepShape`]): their dimension, center count and forms are constants of the prelude.
+
+use crate::engine::cpu::step::SOFTMAX_ROWS;
+use crate::linalg::Form;
+use crate::plan::{Kind, Plan};
 
 macro_rules! shared {
     ($name:literal) => {
@@ -21,10 +26,23 @@ macro_rules! kernel {
 const COMMON: &str = shared!("common.wgsl");
 const RNG: &str = shared!("rng.wgsl");
 const LINEAR: &str = shared!("linear.wgsl");
+const MULHILO16: &str = shared!("mulhilo16.wgsl");
+const MULHILO64: &str = shared!("mulhilo64.wgsl");
+const BLOCK: &str = shared!("block.wgsl");
 const STEP: &str = shared!("step.wgsl");
 
 /// Floats of workgroup memory per empirical tile.
 pub const TILE_FLOATS: usize = 4096;
+
+/// Particles per invocation of the step kernels (the components of a vec4).
+pub const PARTICLES_PER_INVOCATION: usize = 4;
+
+/// Particles per workgroup of the step kernels.
+pub const GROUP_PARTICLES: usize = super::WORKGROUP * PARTICLES_PER_INVOCATION;
+
+/// Output rows per register block of the step kernels' products (block.wgsl; a multiple of 4,
+/// the normals' block).
+pub const ROW_BLOCK: usize = 8;
 
 /// Words of `Params` whose meaning depends on the kernel (`aux0 ..` in WGSL).
 pub const ARG_WORDS: usize = 5;
@@ -84,19 +102,6 @@ kernel_args!(
     }
 );
 kernel_args!(
-    /// `step_mixture.wgsl` and `step_empirical.wgsl`.
-    StepArgs {
-        /// Scratch row of the purity Σr².
-        purity_row,
-        /// First scratch row of the K logits (mixture).
-        logits_row,
-        /// Training points per softmax tile (empirical).
-        rows_per_tile,
-        /// 1 when a tile goes through workgroup memory (empirical).
-        tiled,
-    }
-);
-kernel_args!(
     /// `reduce.wgsl`.
     ReduceArgs {
         /// Scratch row of the purity.
@@ -144,16 +149,98 @@ pub const START: Kernel = Kernel {
     args: StartArgs::wgsl,
     pieces: &[COMMON, RNG, LINEAR, kernel!("start.wgsl")],
 };
+/// The step kernels read their sizes and forms from the constants of a [`StepShape`].
 pub const STEP_MIXTURE: Kernel = Kernel {
     name: "step_mixture",
-    args: StepArgs::wgsl,
-    pieces: &[COMMON, RNG, LINEAR, STEP, kernel!("step_mixture.wgsl")],
+    args: no_args,
+    pieces: &[COMMON, RNG, BLOCK, STEP, kernel!("step_mixture.wgsl")],
 };
 pub const STEP_EMPIRICAL: Kernel = Kernel {
     name: "step_empirical",
-    args: StepArgs::wgsl,
-    pieces: &[COMMON, RNG, LINEAR, STEP, kernel!("step_empirical.wgsl")],
+    args: no_args,
+    pieces: &[COMMON, RNG, BLOCK, STEP, kernel!("step_empirical.wgsl")],
 };
+
+/// What a step pipeline is specialised for: the plan's kind, sizes and forms. Pipelines are
+/// cached per shape, so a run compiles its step kernel once, and the compiler sees constant loop
+/// bounds and no branches on forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepShape {
+    pub empirical: bool,
+    pub dim: usize,
+    /// K: classes (mixture) or training points (empirical).
+    pub centers: usize,
+    pub m_form: Form,
+    pub b_form: Form,
+    pub p_form: Form,
+}
+
+impl std::hash::Hash for StepShape {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let forms = [self.m_form, self.b_form, self.p_form].map(super::form_code);
+        (self.empirical, self.dim, self.centers, forms).hash(h);
+    }
+}
+
+impl StepShape {
+    pub fn of(plan: &Plan) -> Self {
+        StepShape {
+            empirical: plan.kind == Kind::Empirical,
+            dim: plan.dim,
+            centers: plan.centers_count,
+            m_form: plan.m_form,
+            b_form: plan.b_form,
+            p_form: plan.p_form,
+        }
+    }
+
+    /// Training points per softmax tile: the CPU's block for d ≤ 64, so both engines round
+    /// alike there, and no more than a tile of workgroup memory holds.
+    pub fn rows_per_tile(&self) -> usize {
+        (TILE_FLOATS / self.dim.max(1)).clamp(1, SOFTMAX_ROWS)
+    }
+
+    /// Whether a tile of training points goes through workgroup memory.
+    pub fn tiled(&self) -> bool {
+        self.dim <= TILE_FLOATS
+    }
+
+    pub fn kernel(&self) -> &'static Kernel {
+        if self.empirical {
+            &STEP_EMPIRICAL
+        } else {
+            &STEP_MIXTURE
+        }
+    }
+
+    /// The specialisation constants (WGSL), generated from the Rust values.
+    pub fn constants(&self) -> String {
+        format!(
+            "const D: u32 = {d}u;\n\
+             const K: u32 = {k}u;\n\
+             const M_FORM: u32 = {m}u;\n\
+             const B_FORM: u32 = {b}u;\n\
+             const P_FORM: u32 = {p}u;\n\
+             const PB: u32 = {pb}u;\n\
+             const GP: u32 = {gp}u;\n\
+             const RB: u32 = {rb}u;\n\
+             const KB: u32 = {kb}u;\n\
+             const ROWS: u32 = {rows}u;\n\
+             const TILED: bool = {tiled};\n",
+            d = self.dim,
+            k = self.centers,
+            m = super::form_code(self.m_form),
+            b = super::form_code(self.b_form),
+            p = super::form_code(self.p_form),
+            pb = PARTICLES_PER_INVOCATION,
+            gp = GROUP_PARTICLES,
+            rb = ROW_BLOCK,
+            kb = self.centers.clamp(1, ROW_BLOCK),
+            rows = self.rows_per_tile(),
+            tiled = self.tiled(),
+        )
+    }
+}
 pub const REDUCE: Kernel = Kernel {
     name: "reduce",
     args: ReduceArgs::wgsl,
@@ -177,7 +264,6 @@ pub const RNG_PROBE: Kernel = Kernel {
 
 /// The constants Rust and WGSL share, generated from the Rust values.
 fn constants() -> String {
-    use crate::linalg::Form;
     format!(
         "// Generated by src/engine/gpu/shaders.rs.\n\
          const WG: u32 = {wg}u;\n\
@@ -191,16 +277,22 @@ fn constants() -> String {
         di = super::form_code(Form::Diagonal),
         de = super::form_code(Form::Dense),
         tile = TILE_FLOATS,
-        rows = crate::engine::cpu::step::SOFTMAX_ROWS,
+        rows = SOFTMAX_ROWS,
     )
 }
 
 impl Kernel {
-    /// The whole WGSL source: constants, shared files, argument accessors, the kernel.
-    pub fn source(&self) -> String {
+    /// The whole WGSL source: constants (plus `specialised`, a [`StepShape`]'s), shared files
+    /// (with Philox's wide multiply from native 64-bit integers when `int64`), argument
+    /// accessors, the kernel.
+    pub fn source_with(&self, specialised: &str, int64: bool) -> String {
         let (shared, kernel) = self.pieces.split_at(self.pieces.len() - 1);
         let mut s = constants();
+        s += specialised;
         s += &shared.join("\n");
+        if shared.contains(&RNG) {
+            s += if int64 { MULHILO64 } else { MULHILO16 };
+        }
         s += "\n// Arguments of this kernel (generated from its Rust struct).\n";
         s += &(self.args)();
         s += "\n";
@@ -227,6 +319,15 @@ mod tests {
             w.contains("fn arg_first_quantity() -> u32 { return prm.aux3; }"),
             "{w}"
         );
+        let shape = StepShape {
+            empirical: false,
+            dim: 3,
+            centers: 2,
+            m_form: Form::Dense,
+            b_form: Form::Scalar,
+            p_form: Form::Diagonal,
+        };
+        assert!(shape.constants().contains("const D: u32 = 3u;"));
         for k in [
             START,
             STEP_MIXTURE,
@@ -236,7 +337,14 @@ mod tests {
             BRANCH,
             RNG_PROBE,
         ] {
-            let src = k.source();
+            let src = k.source_with(&shape.constants(), false);
+            assert_eq!(
+                src.contains("fn mulhilo"),
+                k.pieces.contains(&RNG),
+                "{}",
+                k.name
+            );
+            assert!(k.source_with("", true).contains("u64(a)") == k.pieces.contains(&RNG));
             assert!(src.contains("const WG: u32 = 64u;"), "{}", k.name);
             // No kernel reads a word by position.
             let body = k.pieces.last().unwrap();
