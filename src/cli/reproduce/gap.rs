@@ -20,7 +20,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         ("geomspace 0.01…1", USpec::Geomspace(0.01, 1.0)),
         ("rotated 0.2…5", USpec::Rotated(0.2, 5.0)),
     ];
-    let strengths: Vec<f64> = (0..=40).map(|i| i as f64 * 0.05).collect();
+    let strengths: Vec<f64> = (0..=40).map(|i| i as f64 / 20.0).collect();
     let mut series = vec![];
     let mut rows = vec![];
     let mut data = vec![];

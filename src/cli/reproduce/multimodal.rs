@@ -39,7 +39,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     let gammas: Vec<f64> = if lab.quick {
         vec![0.0, 0.3, 0.6]
     } else {
-        (0..=8).map(|i| i as f64 * 0.1).collect()
+        (0..=8).map(|i| i as f64 / 10.0).collect()
     };
     let pairs = lab.pairs();
     let dn = d as f64;

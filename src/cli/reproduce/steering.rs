@@ -115,7 +115,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         let mut t_s_line = vec![];
         let mut t_c_line = vec![];
         for k in 0..=20 {
-            let s = 0.1 * k as f64;
+            let s = k as f64 / 10.0;
             let q = if s == 0.0 {
                 QSpec::Zero
             } else {
