@@ -49,28 +49,13 @@ impl Engine for GpuEngine {
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<GpuBatch> {
         let n = ids.len();
         let d = plan.dim;
-        ensure!(
-            n <= self.max_batch(plan),
-            "gpu: batch of {n} particles exceeds the largest batch {} for this plan and device",
-            self.max_batch(plan)
-        );
-        let stride = round_up(n.max(1), WORKGROUP);
-        let rows = scratch_rows(plan);
+        let stride = self.batch_stride(plan, n)?;
         let meta: Vec<u32> = ids
             .iter()
             .flat_map(|&id| [id as u32, (id >> 32) as u32, NO_LABEL, 0])
             .collect();
-        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        let batch = GpuBatch {
-            x: self.storage_zeroed("x", (stride * d * 4) as u64),
-            meta: self.storage_init("meta", bytes_of(&meta), copy),
-            scratch: self.storage_zeroed("scratch", (stride * rows * 4) as u64),
-            n,
-            stride,
-            dim: d,
-            scratch_rows: rows,
-            seed,
-        };
+        let x = self.storage_zeroed("x", (stride * d * 4) as u64);
+        let batch = self.batch(plan, seed, n, x, &meta);
         let sp = &plan.start;
         let k = sp.cumulative.len();
         let mut data = sp.means.clone();
@@ -451,13 +436,7 @@ impl GpuEngine {
     fn upload(&self, plan: &Plan, seed: u64, p: &Particles) -> Result<GpuBatch> {
         crate::engine::cpu::check_particles(plan, p)?;
         let (n, d) = (p.len(), plan.dim);
-        ensure!(
-            n <= self.max_batch(plan),
-            "gpu: batch of {n} particles exceeds the largest batch {} for this plan and device",
-            self.max_batch(plan)
-        );
-        let stride = round_up(n.max(1), WORKGROUP);
-        let rows = scratch_rows(plan);
+        let stride = self.batch_stride(plan, n)?;
         let mut xs = vec![0.0f32; stride * d];
         for c in 0..d {
             for i in 0..n {
@@ -471,16 +450,37 @@ impl GpuEngine {
             })
             .collect();
         let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
-        Ok(GpuBatch {
-            x: self.storage_init("x", bytes_of(&xs), copy),
-            meta: self.storage_init("meta", bytes_of(&meta), copy),
+        let x = self.storage_init("x", bytes_of(&xs), copy);
+        Ok(self.batch(plan, seed, n, x, &meta))
+    }
+
+    /// The row stride of a batch of `n` particles (whole workgroups), refusing one larger than
+    /// the engine takes for the plan.
+    fn batch_stride(&self, plan: &Plan, n: usize) -> Result<usize> {
+        ensure!(
+            n <= self.max_batch(plan),
+            "gpu: batch of {n} particles exceeds the largest batch {} for this plan and device",
+            self.max_batch(plan)
+        );
+        Ok(round_up(n.max(1), WORKGROUP))
+    }
+
+    /// A batch of `n` particles around its positions `x`: metadata (four words per particle) and
+    /// the step kernels' scratch rows.
+    fn batch(&self, plan: &Plan, seed: u64, n: usize, x: wgpu::Buffer, meta: &[u32]) -> GpuBatch {
+        let stride = round_up(n.max(1), WORKGROUP);
+        let rows = scratch_rows(plan);
+        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        GpuBatch {
+            x,
+            meta: self.storage_init("meta", bytes_of(meta), copy),
             scratch: self.storage_zeroed("scratch", (stride * rows * 4) as u64),
             n,
             stride,
-            dim: d,
+            dim: plan.dim,
             scratch_rows: rows,
             seed,
-        })
+        }
     }
 
     /// Reads back pending partials and folds them into the recorder in workgroup order.
