@@ -158,17 +158,20 @@ pub const PRESETS: &[(&str, &str)] = &[
     ),
 ];
 
-fn check_times(field: &str, times: &Option<Vec<f64>>, t_max: f64) -> Result<()> {
+/// Times in (0, t_max], or [0, t_max] where t = 0 is meaningful (`zero`: the samples themselves;
+/// a branch or an entropy time needs t > 0).
+fn check_times(field: &str, times: &Option<Vec<f64>>, t_max: f64, zero: bool) -> Result<()> {
     if let Some(ts) = times {
         ensure!(
             !ts.is_empty(),
             "{field}: must not be empty (omit it for the default grid)"
         );
+        let open = if zero { "[" } else { "(" };
         for &t in ts {
             ensure!(t.is_finite(), "{field}: {t} is not finite");
             ensure!(
-                t > 0.0 && t <= t_max,
-                "{field}: {t} is outside (0, t-max = {t_max}]"
+                (t > 0.0 || (zero && t == 0.0)) && t <= t_max,
+                "{field}: {t} is outside {open}0, t-max = {t_max}]"
             );
         }
     }
@@ -286,9 +289,9 @@ impl Config {
         if let Some(a) = &self.adapter {
             ensure!(!a.trim().is_empty(), "adapter: must not be empty");
         }
-        check_times("branch-times", &self.branch_times, self.t_max)?;
-        check_times("entropy-times", &self.entropy_times, self.t_max)?;
-        check_times("record-times", &self.record_times, self.t_max)?;
+        check_times("branch-times", &self.branch_times, self.t_max, false)?;
+        check_times("entropy-times", &self.entropy_times, self.t_max, false)?;
+        check_times("record-times", &self.record_times, self.t_max, true)?;
 
         if let USpec::Diag(v) = &self.u {
             ensure!(
@@ -548,6 +551,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/regimes.toml"), "{e}");
+    }
+
+    /// The samples themselves (t = 0) may be recorded; a branch or an entropy time needs t > 0.
+    #[test]
+    fn record_times_may_include_the_end() {
+        let ok = Config {
+            record_times: Some(vec![10.0, 0.0]),
+            ..Config::default()
+        };
+        ok.validate().unwrap();
+        for c in [
+            Config {
+                branch_times: Some(vec![0.0]),
+                ..Config::default()
+            },
+            Config {
+                entropy_times: Some(vec![0.0]),
+                ..Config::default()
+            },
+            Config {
+                record_times: Some(vec![-0.5]),
+                ..Config::default()
+            },
+        ] {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("is outside"), "{e}");
+        }
     }
 
     #[test]
