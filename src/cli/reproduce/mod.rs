@@ -318,6 +318,10 @@ struct Summary<'a> {
 
 pub fn main(args: ReproduceArgs) -> Result<()> {
     let name = args.name.name();
+    anyhow::ensure!(
+        args.pairs != Some(0),
+        "pairs: must be positive (clone pairs per branch time)"
+    );
     let path = args
         .out
         .clone()
