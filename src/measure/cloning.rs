@@ -458,11 +458,20 @@ impl Cloning {
 /// Where φ(t) crosses `level` (φ decreases with t), by linear interpolation between the branch
 /// times that bracket it; the largest such time if there are several.
 pub fn crossing(branches: &[Branch], level: f64) -> Option<f64> {
-    let mut by_time: Vec<(f64, f64)> = branches.iter().map(|b| (b.t, b.phi())).collect();
+    let points: Vec<(f64, f64, f64)> = branches.iter().map(|b| (b.t, b.phi(), 0.0)).collect();
+    crossing_with_error(&points, level).map(|c| c.0)
+}
+
+/// [`crossing`] of (t, φ, s.e.) points, with its standard error: the larger s.e. of φ at the two
+/// bracketing branch times over the slope of φ between them.
+pub fn crossing_with_error(points: &[(f64, f64, f64)], level: f64) -> Option<(f64, f64)> {
+    let mut by_time = points.to_vec();
     by_time.sort_by(|a, b| b.0.total_cmp(&a.0));
     by_time.windows(2).find_map(|w| {
-        let ((t1, p1), (t0, p0)) = (w[0], w[1]); // t1 > t0
-        ((p1 - level) * (p0 - level) <= 0.0 && p1 != p0)
-            .then(|| t1 + (level - p1) * (t0 - t1) / (p0 - p1))
+        let ((t1, p1, e1), (t0, p0, e0)) = (w[0], w[1]); // t1 > t0
+        ((p1 - level) * (p0 - level) <= 0.0 && p1 != p0).then(|| {
+            let t = t1 + (level - p1) * (t0 - t1) / (p0 - p1);
+            (t, e1.max(e0) * (t0 - t1).abs() / (p0 - p1).abs())
+        })
     })
 }

@@ -17,6 +17,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::{Context, Selected, collapse, select_engine, speciation};
+pub use crate::measure::cloning::crossing_with_error;
+
 use crate::config::{Backend, Config};
 use crate::engine::Engine;
 use crate::measure::run::{RunSpec, run as run_particles};
@@ -262,22 +264,6 @@ fn interrupted(stopped: Option<String>) -> Result<()> {
         Some(reason) => anyhow::bail!("stopped early ({reason})"),
         None => Ok(()),
     }
-}
-
-/// Where φ(t) crosses F(1), and its standard error: the s.e. of φ at the branch point nearest
-/// the crossing over the local slope of the measured φ.
-pub fn crossing_with_error(branches: &[(f64, f64, f64)], level: f64) -> Option<(f64, f64)> {
-    let mut by_time = branches.to_vec();
-    by_time.sort_by(|a, b| b.0.total_cmp(&a.0));
-    by_time.windows(2).find_map(|w| {
-        let ((t1, p1, e1), (t0, p0, e0)) = (w[0], w[1]);
-        if (p1 - level) * (p0 - level) > 0.0 || p1 == p0 {
-            return None;
-        }
-        let t = t1 + (level - p1) * (t0 - t1) / (p0 - p1);
-        let slope = ((p0 - p1) / (t0 - t1)).abs();
-        Some((t, e1.max(e0) / slope))
-    })
 }
 
 /// (t, φ, s.e.) of each branch time of a cloning study.
