@@ -13,6 +13,8 @@ pub mod measure;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod reproduce;
 pub mod rng;
 pub mod stats;
+pub mod study;
 pub mod theory;

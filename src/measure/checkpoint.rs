@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use super::cloning::CloneState;
-use super::run::RunState;
 use crate::engine::Particles;
 
 /// Slice `index` of `count` of a study's particles (or clone pairs).
@@ -138,65 +136,55 @@ impl<'de> Deserialize<'de> for Every {
     }
 }
 
-/// The state of one phase of a study (trajectories, clone pairs), as a checkpoint or a shard
-/// holds it. Particle sets are stored apart (see [`Snapshot`]) and referred to by index.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "phase", rename_all = "kebab-case")]
-pub enum PhaseState {
-    Run(RunState),
-    Clones(CloneState),
-}
-
-/// A phase's state with the particle sets it refers to.
+/// A measurement's state (folded statistics, the batch in flight) with the particle sets it
+/// refers to by index.
 #[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub state: PhaseState,
+pub struct Snapshot<S> {
+    pub state: S,
     pub particles: Vec<Particles>,
 }
 
-impl Snapshot {
-    /// The work a resumed phase skips, in the units of its progress report: `per_unit` for each
-    /// completed particle (clone pair) of `range`, and a run's batch in flight for the steps it
-    /// advanced (a clone batch in flight is not counted).
-    pub fn work_done(&self, range: &Range<u64>, per_unit: u64) -> u64 {
-        let (next, flight) = match &self.state {
-            PhaseState::Run(s) => (
-                s.next,
-                s.flight.as_ref().map_or(0, |f| {
-                    let n = self.particles.get(f.particles).map_or(0, Particles::len);
-                    n as u64 * f.step as u64
-                }),
-            ),
-            PhaseState::Clones(s) => (s.next, 0),
-        };
-        next.saturating_sub(range.start) * per_unit + flight
+/// A measurement state that can be resumed from.
+pub trait Resumable {
+    /// The first unit (particle, clone pair) not folded in.
+    fn next(&self) -> u64;
+    /// Steps already advanced by the batch in flight, summed over its particles, given its
+    /// particle sets (0 where the measurement does not count them).
+    fn flight_work(&self, _particles: &[Particles]) -> u64 {
+        0
     }
 }
 
-/// Where snapshots go: (phase index, snapshot).
-pub type Sink<'a> = Box<dyn FnMut(usize, Snapshot) -> Result<()> + 'a>;
+impl<S: Resumable> Snapshot<S> {
+    /// The work a resumed measurement skips, in the units of its progress report: `per_unit`
+    /// for each completed unit of `range`, and the batch in flight's advanced steps.
+    pub fn work_done(&self, range: &Range<u64>, per_unit: u64) -> u64 {
+        self.state.next().saturating_sub(range.start) * per_unit
+            + self.state.flight_work(&self.particles)
+    }
+}
+
+/// Where snapshots go.
+pub type Sink<'a, S> = Box<dyn FnMut(Snapshot<S>) -> Result<()> + 'a>;
 
 /// Decides when a measurement saves a snapshot, and hands it to the sink. A stop request
 /// (SIGINT, SIGTERM) makes one snapshot due at once; after it nothing more is saved, so the
 /// checkpoint left behind is the state at the stop.
-pub struct Checkpointer<'a> {
+pub struct Checkpointer<'a, S> {
     every: Every,
     last: Instant,
     steps: u64,
     stop_saved: bool,
-    /// The study's phase being measured (0: the first).
-    pub phase: usize,
-    sink: Sink<'a>,
+    sink: Sink<'a, S>,
 }
 
-impl<'a> Checkpointer<'a> {
-    pub fn new(every: Every, sink: Sink<'a>) -> Self {
+impl<'a, S> Checkpointer<'a, S> {
+    pub fn new(every: Every, sink: Sink<'a, S>) -> Self {
         Checkpointer {
             every,
             last: Instant::now(),
             steps: 0,
             stop_saved: false,
-            phase: 0,
             sink,
         }
     }
@@ -224,12 +212,12 @@ impl<'a> Checkpointer<'a> {
         }
     }
 
-    /// Saves a snapshot of the current phase now.
-    pub fn save(&mut self, snap: Snapshot) -> Result<()> {
+    /// Saves a snapshot now.
+    pub fn save(&mut self, snap: Snapshot<S>) -> Result<()> {
         if self.stop_saved {
             return Ok(());
         }
-        (self.sink)(self.phase, snap)?;
+        (self.sink)(snap)?;
         self.steps = 0;
         self.last = Instant::now();
         self.stop_saved = super::stop_reason().is_some();

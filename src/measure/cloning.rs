@@ -6,10 +6,11 @@
 
 use std::ops::Range;
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{Checkpointer, PhaseState, Snapshot};
+use super::checkpoint::{Checkpointer, Resumable, Snapshot};
+use super::stop::Stop;
 use super::{Tick, advance, batch_size};
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
@@ -135,8 +136,8 @@ pub fn clone_pairs_from<E: Engine>(
     Pairs { seed, batch }: Pairs,
     range: Range<u64>,
     steps: &[usize],
-    resume: Option<Snapshot>,
-    mut ckpt: Option<&mut Checkpointer>,
+    resume: Option<Snapshot<CloneState>>,
+    mut ckpt: Option<&mut Checkpointer<CloneState>>,
     tick: Tick,
 ) -> Result<Cloning> {
     let n = plan.grid.steps;
@@ -168,9 +169,7 @@ pub fn clone_pairs_from<E: Engine>(
     }
     let mut flight: Option<Flight> = None;
     if let Some(snap) = resume {
-        let PhaseState::Clones(state) = snap.state else {
-            bail!("checkpoint: expected the state of a clone experiment");
-        };
+        let state = snap.state;
         let mut sets = snap.particles.into_iter().map(Some).collect::<Vec<_>>();
         let mut take = |i: usize| -> Result<Particles> {
             sets.get_mut(i)
@@ -259,14 +258,14 @@ pub fn clone_pairs_from<E: Engine>(
             }
         });
         Snapshot {
-            state: PhaseState::Clones(CloneState {
+            state: CloneState {
                 next: at,
                 stats: stats.to_vec(),
                 agree: agree.to_vec(),
                 pair_labels: pairs.to_vec(),
                 done,
                 flight,
-            }),
+            },
             particles,
         }
     };
@@ -377,7 +376,7 @@ pub fn clone_pairs_from<E: Engine>(
             Ok(())
         })();
         if let Err(e) = result {
-            stopped = Some(format!("{e:#}"));
+            stopped = Some(Stop::from_error(&e));
             break;
         }
         trunk_rec = rec;
@@ -421,7 +420,7 @@ fn histograms(saved: Vec<Vec<u64>>, points: usize) -> Vec<Vec<u64>> {
 /// (the pairs counted are those completed).
 pub struct Cloning {
     pub branches: Vec<Branch>,
-    pub stopped: Option<String>,
+    pub stopped: Option<Stop>,
     /// The folded statistics (what a shard holds).
     pub state: CloneState,
 }
@@ -452,6 +451,12 @@ impl Cloning {
             stopped: None,
             state,
         }
+    }
+}
+
+impl Resumable for CloneState {
+    fn next(&self) -> u64 {
+        self.next
     }
 }
 

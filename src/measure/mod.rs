@@ -8,11 +8,12 @@ pub mod entropy;
 pub mod run;
 
 pub mod checkpoint;
+pub mod stop;
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use checkpoint::{Checkpointer, Every, Shard};
+pub use stop::{Interrupted, Stop, request_stop, stop_reason};
 
 use crate::engine::{Engine, Recorder};
 use crate::plan::Plan;
@@ -53,7 +54,7 @@ pub type Tick<'a> = &'a mut dyn FnMut(u64);
 
 /// Steps per progress report: long advances are cut into segments this long (recording is
 /// unaffected, see [`Recorder::slots_for`]; each cut costs one extra logit evaluation).
-const SEGMENT: usize = 100;
+pub const SEGMENT: usize = 100;
 
 /// Called at every segment boundary of an advance with (the step reached, the steps just
 /// advanced, the batch, its recorder): where a checkpoint can capture the batch in flight.
@@ -78,8 +79,8 @@ fn advance<E: Engine>(
     while at < to {
         boundary(at, just, batch, rec)?;
         // A stop request ends the batch at this step boundary.
-        if let Some(reason) = stop_reason() {
-            return Err(Interrupted(reason).into());
+        if stop_reason().is_some() {
+            return Err(Interrupted.into());
         }
         let next = (at + segment.clamp(1, SEGMENT)).min(to);
         engine.advance(plan, batch, at, next, rec)?;
@@ -91,35 +92,6 @@ fn advance<E: Engine>(
         engine.advance(plan, batch, from, to, rec)?;
     }
     Ok(())
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-/// Asks running measurements to stop at the next step boundary (SIGINT, SIGTERM); what was
-/// gathered so far is returned, marked as stopped early. A second request ends the process at
-/// once (exit status 130).
-pub fn request_stop() {
-    if STOP.swap(true, Ordering::SeqCst) {
-        std::process::exit(130);
-    }
-}
-
-/// A batch cut short by a stop request.
-#[derive(Debug)]
-pub struct Interrupted(pub String);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
-/// Why a measurement must stop, if it must.
-pub fn stop_reason() -> Option<String> {
-    STOP.load(Ordering::SeqCst)
-        .then(|| "interrupted (SIGINT or SIGTERM)".to_string())
 }
 
 #[cfg(test)]

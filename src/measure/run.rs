@@ -2,10 +2,11 @@
 
 use std::ops::Range;
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{Checkpointer, PhaseState, Snapshot};
+use super::checkpoint::{Checkpointer, Resumable, Snapshot};
+use super::stop::Stop;
 use super::{Tick, advance, batch_size};
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
@@ -22,7 +23,7 @@ pub struct RunOutcome {
     /// Particles that completed (all of them unless stopped early).
     pub particles_done: u64,
     /// Why the run stopped before all particles were done (interrupt, device error).
-    pub stopped: Option<String>,
+    pub stopped: Option<Stop>,
 }
 
 /// What to run: particles `0..particles` with the run's seed.
@@ -90,8 +91,8 @@ pub fn run_from<E: Engine>(
     spec: RunSpec,
     range: Range<u64>,
     recorder: Recorder,
-    resume: Option<Snapshot>,
-    mut ckpt: Option<&mut Checkpointer>,
+    resume: Option<Snapshot<RunState>>,
+    mut ckpt: Option<&mut Checkpointer<RunState>>,
     tick: Tick,
 ) -> Result<RunOutcome> {
     let RunSpec {
@@ -118,9 +119,7 @@ pub fn run_from<E: Engine>(
     // The batch in flight at the snapshot: (step, recorder, particles).
     let mut flight: Option<(usize, Recorder, Particles)> = None;
     if let Some(snap) = resume {
-        let PhaseState::Run(state) = snap.state else {
-            bail!("checkpoint: expected the state of a run");
-        };
+        let state = snap.state;
         let mut sets = snap.particles.into_iter().map(Some).collect::<Vec<_>>();
         let mut take = |i: usize| -> Result<Particles> {
             sets.get_mut(i)
@@ -177,14 +176,14 @@ pub fn run_from<E: Engine>(
                     }
                 });
                 Snapshot {
-                    state: PhaseState::Run(RunState {
+                    state: RunState {
                         next: at,
                         stats: out.recorder.stats.clone(),
                         tally: out.tally.clone(),
                         done: out.particles_done,
                         samples,
                         flight,
-                    }),
+                    },
                     particles,
                 }
             };
@@ -235,7 +234,7 @@ pub fn run_from<E: Engine>(
             if e.is::<super::Interrupted>() {
                 out.recorder = recorder;
             }
-            stopped = Some(format!("{e:#}"));
+            stopped = Some(Stop::from_error(&e));
             break;
         }
         let folded = (|| -> Result<()> {
@@ -253,7 +252,7 @@ pub fn run_from<E: Engine>(
             Ok(())
         })();
         if let Err(e) = folded {
-            stopped = Some(format!("{e:#}"));
+            stopped = Some(Stop::Failed(format!("{e:#}")));
             break;
         }
         if let Some(c) = ckpt.as_deref_mut()
@@ -265,6 +264,19 @@ pub fn run_from<E: Engine>(
     out.stopped = stopped;
     check_finite(&out, plan)?;
     Ok(out)
+}
+
+impl Resumable for RunState {
+    fn next(&self) -> u64 {
+        self.next
+    }
+
+    fn flight_work(&self, particles: &[Particles]) -> u64 {
+        self.flight.as_ref().map_or(0, |f| {
+            let n = particles.get(f.particles).map_or(0, Particles::len);
+            n as u64 * f.step as u64
+        })
+    }
 }
 
 impl RunOutcome {

@@ -13,6 +13,7 @@
 //!   chain, hence non-increasing as well.
 
 pub mod collapse;
+pub mod modes;
 pub mod relaxation;
 pub mod speciation;
 

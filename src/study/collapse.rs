@@ -6,18 +6,18 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::speciation::PhiPoint;
-use super::{Context, grid_points};
+use super::speciation::{PhiPoint, pair_steps};
+use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::Engine;
 use crate::engine::Recorder;
 use crate::linalg::Linear;
-use crate::measure::checkpoint::{PhaseState, Snapshot};
+use crate::measure::checkpoint::Snapshot;
 use crate::measure::cloning::{Pairs, clone_pairs_from};
 use crate::measure::entropy::{CollapseTimes, collapse_times, excess_entropy};
 use crate::measure::run::{RunSpec, run_from};
 use crate::model::coupling::{Coupling, mode_coordinates, mode_process};
 use crate::model::{Empirical, Process};
-use crate::report::{Series, Style};
+use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{Theory, rem_alpha_at, t_collapse};
 
@@ -67,9 +67,9 @@ pub struct Collapse {
 
 /// The excess entropy of one mode: exact samples of the mode's own marginal (a d-dimensional OU
 /// process at κ·U_d over the training pairs' mode coordinates), beside the REM of that process.
-#[derive(Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct ModeCollapse {
-    pub name: &'static str,
+    pub name: String,
     pub t_c_theory: Option<f64>,
     /// α = ln N / d on the mode's d coordinates.
     pub alpha: f64,
@@ -78,7 +78,7 @@ pub struct ModeCollapse {
 
 /// What the collapse study needs besides its engine.
 pub struct Setup {
-    built: super::build::Built,
+    built: crate::model::build::Built,
     data: crate::model::Empirical,
     plan: crate::plan::Plan,
     theory: Theory,
@@ -106,187 +106,186 @@ impl Setup {
     }
 }
 
-pub fn setup(cx: &mut Context) -> Result<Setup> {
-    let cfg = cx.cfg.clone();
-    let super::EmpiricalSetup {
-        built,
-        data,
-        plan,
-        theory,
-    } = cx.empirical_setup()?;
-    let n = data.points.nrows();
-    // A training file need not come from the configured target: the REM criterion on its own
-    // sample covariance gives a second t_C beside the theory's.
-    let t_c_sample_covariance = cfg.train_file.as_ref().and_then(|_| {
-        t_collapse(
-            &built.process,
-            &sample_covariance(&data.points),
-            n,
-            cfg.t_max,
-        )
-    });
-    let t_ref = theory.t_c.unwrap_or(cfg.t_max / 4.0);
-    let branch_times = cfg.branch_times.clone().unwrap_or_else(|| {
-        [0.25, 0.5, 1.0, 2.0, 4.0]
-            .iter()
-            .map(|f| f * t_ref)
-            .filter(|&t| t < cfg.t_max)
-            .collect()
-    });
-    let branch_steps = grid_points(&cx.grid, &branch_times, true);
-    let entropy_times = cfg.entropy_times.clone().unwrap_or_else(|| {
-        [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
-            .iter()
-            .map(|f| f * t_ref)
-            .filter(|&t| t <= cfg.t_max)
-            .collect()
-    });
-    Ok(Setup {
-        built,
-        data,
-        plan,
-        theory,
-        t_c_sample_covariance,
-        particles: cx.particles(2_000),
-        pairs: cx.pairs(500),
-        branch_steps,
-        entropy_times,
-    })
-}
+/// `regimes collapse`.
+pub struct CollapseStudy;
 
-/// What the collapse study measured: trajectories, clone pairs, the excess entropy.
-pub struct Measured<'a> {
-    pub tally: &'a crate::stats::Tally,
-    pub particles: u64,
-    pub branches: Vec<crate::measure::cloning::Branch>,
-    pub excess_entropy: Vec<EntropyRow>,
-    pub seconds: PhaseSeconds,
-    /// (rows, positions) with --save-samples.
-    pub samples: Option<(usize, &'a [f32])>,
-}
+impl Study for CollapseStudy {
+    const KIND: Kind = Kind::Collapse;
+    const IGNORES: &'static [&'static str] = &["record-times"];
+    type Setup = Setup;
+    type Output = Collapse;
 
-pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
-    let mut clock = Instant::now();
-    let mut lap = move || {
-        let s = clock.elapsed().as_secs_f64();
-        clock = Instant::now();
-        s
-    };
-    let mut seconds = PhaseSeconds::default();
-    let cfg = cx.cfg.clone();
-    let s = setup(cx)?;
-    seconds.setup = lap();
-    let steps = cx.grid.steps;
-    let range = cx.range(s.particles);
-    let resume = cx.take_resume(0);
-    let mut ck = cx.checkpoint.take();
-    let skipped = resume
-        .as_ref()
-        .map_or(0, |r| r.work_done(&range, steps as u64));
-    let work = ((range.end - range.start) * steps as u64).saturating_sub(skipped);
-    let out = cx.with_progress(work, "trajectories", |tick| {
-        let spec = RunSpec {
-            seed: cfg.seed,
-            particles: s.particles,
-            keep_samples: cfg.save_samples,
-            batch: cfg.batch,
-        };
-        let rec = Recorder::none(&s.plan);
-        run_from(
-            engine,
-            &s.plan,
-            spec,
-            range.clone(),
-            rec,
-            resume,
-            ck.as_mut(),
-            tick,
-        )
-    });
-    let out = match out {
-        Ok(out) => out,
-        Err(e) => {
-            cx.checkpoint = ck;
-            return Err(e);
-        }
-    };
-    seconds.trajectories = lap();
-    cx.stopped(out.stopped.clone());
-    cx.parts.run = Some(out.state(&range));
-    if cx.device.is_some() {
-        cx.parts.samples = out.samples.as_ref().map(|p| (p.len(), p.x.clone()));
-    }
-    // The trajectories are done: the clone pairs' checkpoints start from them.
-    if let Some(c) = ck.as_mut()
-        && out.stopped.is_none()
-    {
-        let mut state = out.state(&range);
-        let particles: Vec<crate::engine::Particles> = out.samples.iter().cloned().collect();
-        state.samples = out.samples.as_ref().map(|_| 0);
-        c.save(Snapshot {
-            state: PhaseState::Run(state),
-            particles,
-        })?;
-        c.phase = 1;
-    }
-
-    let range = cx.range(s.pairs);
-    let branch_steps = &s.branch_steps;
-    let work = (range.end - range.start)
-        * (branch_steps.iter().max().copied().unwrap_or(0)
-            + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64;
-    let resume = cx.take_resume(1);
-    let per_pair = work / (range.end - range.start).max(1);
-    let work = work.saturating_sub(resume.as_ref().map_or(0, |r| r.work_done(&range, per_pair)));
-    let cloning = cx.with_progress(work, "clone pairs", |tick| {
-        let seeded = Pairs {
-            seed: cfg.seed,
-            batch: cfg.batch,
-        };
-        let plan = &s.plan;
-        clone_pairs_from(
-            engine,
+    fn setup(inputs: &Inputs, session: &mut Session) -> Result<Setup> {
+        let cfg = &inputs.cfg;
+        let super::EmpiricalSetup {
+            built,
+            data,
             plan,
-            seeded,
-            range,
+            theory,
+        } = inputs.empirical_setup(session)?;
+        let n = data.points.nrows();
+        // A training file need not come from the configured target: the REM criterion on its
+        // own sample covariance gives a second t_C beside the theory's.
+        let t_c_sample_covariance = cfg.train_file.as_ref().and_then(|_| {
+            t_collapse(
+                &built.process,
+                &sample_covariance(&data.points),
+                n,
+                cfg.t_max,
+            )
+        });
+        let t_ref = theory.t_c.unwrap_or(cfg.t_max / 4.0);
+        let branch_times = cfg.branch_times.clone().unwrap_or_else(|| {
+            [0.25, 0.5, 1.0, 2.0, 4.0]
+                .iter()
+                .map(|f| f * t_ref)
+                .filter(|&t| t < cfg.t_max)
+                .collect()
+        });
+        let branch_steps = inputs.grid_points(&branch_times, true);
+        let entropy_times = cfg.entropy_times.clone().unwrap_or_else(|| {
+            [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0]
+                .iter()
+                .map(|f| f * t_ref)
+                .filter(|&t| t <= cfg.t_max)
+                .collect()
+        });
+        Ok(Setup {
+            built,
+            data,
+            plan,
+            theory,
+            t_c_sample_covariance,
+            particles: inputs.particles(2_000),
+            pairs: inputs.pairs(500),
             branch_steps,
-            resume,
-            ck.as_mut(),
-            tick,
-        )
-    });
-    cx.checkpoint = ck;
-    let cloning = cloning?;
-    seconds.clone_pairs = lap();
-    cx.stopped(cloning.stopped);
-    cx.parts.clones = Some(cloning.state.clone());
+            entropy_times,
+        })
+    }
 
-    // The excess entropy samples the target on the host, apart from the particles: the first
-    // shard measures it.
-    let first = |s: Option<crate::measure::Shard>| s.is_none_or(|s| s.index == 0);
-    let excess = if first(cx.shard) && first(cx.device) {
-        excess_entropy_rows(&cfg, &s)?
-    } else {
-        vec![]
-    };
-    cx.parts.entropy = Some(excess.clone());
-    seconds.excess_entropy = lap();
-    if !cx.quiet {
-        eprintln!(
+    /// Trajectories (phase 0), clone pairs (phase 1), then the excess entropy on the host.
+    fn measure<E: Engine>(
+        inputs: &Inputs,
+        s: &Setup,
+        engine: &E,
+        session: &mut Session,
+    ) -> Result<Parts> {
+        let mut clock = Instant::now();
+        let mut lap = move || {
+            let s = clock.elapsed().as_secs_f64();
+            clock = Instant::now();
+            s
+        };
+        let cfg = &inputs.cfg;
+        let steps = inputs.grid.steps as u64;
+        let out = session.phase(inputs, 0, (s.particles, steps), "trajectories", |ph| {
+            let spec = RunSpec {
+                seed: cfg.seed,
+                particles: s.particles,
+                keep_samples: cfg.save_samples,
+                batch: cfg.batch,
+            };
+            let rec = Recorder::none(&s.plan);
+            run_from(
+                engine, &s.plan, spec, ph.range, rec, ph.resume, ph.ckpt, ph.tick,
+            )
+        })?;
+        let trajectories = lap();
+        let run = out.state(&inputs.range(s.particles));
+        // The trajectories are done: the clone pairs' checkpoints start from them.
+        if out.stopped.is_none() {
+            let mut state = run.clone();
+            state.samples = out.samples.as_ref().map(|_| 0);
+            let particles = out.samples.iter().cloned().collect();
+            session.save_phase(0, Snapshot { state, particles })?;
+        }
+        let per_pair = pair_steps(&s.branch_steps, inputs.grid.steps);
+        let cloning = session.phase(inputs, 1, (s.pairs, per_pair), "clone pairs", |ph| {
+            let seeded = Pairs {
+                seed: cfg.seed,
+                batch: cfg.batch,
+            };
+            clone_pairs_from(
+                engine,
+                &s.plan,
+                seeded,
+                ph.range,
+                &s.branch_steps,
+                ph.resume,
+                ph.ckpt,
+                ph.tick,
+            )
+        })?;
+        let clone_pairs = lap();
+        // The excess entropy samples the target on the host, apart from the particles: the
+        // first slice measures it, for the joint process and for each mode.
+        let (entropy, mode_entropy) = if inputs.first_slice() {
+            let joint = excess_entropy_rows(cfg, s)?;
+            let modes = match &cfg.coupling {
+                Some(c) => mode_collapse(cfg, s, c)?,
+                None => None,
+            };
+            (joint, modes)
+        } else {
+            (vec![], None)
+        };
+        let seconds = PhaseSeconds {
+            setup: session.setup_seconds,
+            trajectories,
+            clone_pairs,
+            excess_entropy: lap(),
+        };
+        inputs.note(&format!(
             "time: set-up {:.1} s, trajectories {:.1} s, clone pairs {:.1} s, excess entropy {:.1} s",
             seconds.setup, seconds.trajectories, seconds.clone_pairs, seconds.excess_entropy
-        );
+        ));
+        Ok(Parts {
+            run: Some(run),
+            clones: Some(cloning.state),
+            entropy: Some(entropy),
+            mode_entropy,
+            seconds: Some(seconds),
+            samples: out.samples.map(|p| (p.len(), p.x)),
+        })
     }
-    cx.parts.seconds = Some(seconds.clone());
-    let measured = Measured {
-        tally: &out.tally,
-        particles: out.particles_done,
-        branches: cloning.branches,
-        excess_entropy: excess,
-        seconds,
-        samples: out.samples.as_ref().map(|p| (p.len(), &p.x[..])),
-    };
-    report(cx, &s, measured)
+
+    /// The collapse result from what was measured (its own, or merged slices).
+    fn summarise(inputs: &Inputs, s: &Setup, parts: &Parts) -> Result<Collapse> {
+        let (n, d) = (s.data.points.nrows(), s.data.points.ncols());
+        let alpha = (n as f64).ln() / d as f64;
+        let traj = parts.trajectories()?;
+        let times = collapse_times(&traj.tally, &inputs.grid);
+        let branches = s.branches(parts.clone_pairs()?.clone());
+        let clone_collapse = branches.iter().map(|b| PhiPoint::new(b, None)).collect();
+        Ok(Collapse {
+            t_c_theory: s.theory.t_c,
+            t_c_sample_covariance: s.t_c_sample_covariance,
+            t_c_measured: times.median,
+            n_train: n,
+            alpha,
+            particles: traj.done,
+            collapse_times: times,
+            excess_entropy: parts.entropy.clone().unwrap_or_default(),
+            clone_collapse,
+            modes: parts.mode_entropy.clone(),
+            theory: s.theory.clone(),
+            seconds: parts.seconds.clone().unwrap_or_default(),
+        })
+    }
+
+    fn write(
+        inputs: &Inputs,
+        s: &Setup,
+        result: &Collapse,
+        parts: &Parts,
+        dir: &OutDir,
+    ) -> Result<()> {
+        write_outputs(inputs, s, result, parts, dir)
+    }
+
+    fn table(r: &Collapse) -> String {
+        table(r)
+    }
 }
 
 fn excess_entropy_rows(cfg: &crate::config::Config, s: &Setup) -> Result<Vec<EntropyRow>> {
@@ -326,7 +325,13 @@ fn mode_collapse(
     coupling: &Coupling,
 ) -> Result<Option<Vec<ModeCollapse>>> {
     let n = s.data.points.nrows();
-    let theory = super::theory::mode_theory(&s.built, coupling, n, cfg.t_max)?;
+    let theory = crate::theory::modes::mode_theory(
+        &s.built.process,
+        &s.built.mixture,
+        coupling,
+        n,
+        cfg.t_max,
+    )?;
     let d = s.built.process.dim() / 2;
     let c = Linear::Scalar(s.built.mixture.cov.diagonal()[0], d);
     let mut out = vec![];
@@ -338,7 +343,7 @@ fn mode_collapse(
             points: mode_coordinates(mode, &s.data.points),
         };
         out.push(ModeCollapse {
-            name: mode.name,
+            name: mode.name.to_string(),
             t_c_theory: th.t_c,
             alpha: (n as f64).ln() / d as f64,
             excess_entropy: entropy_rows(cfg, &p, &projected, &c, &s.entropy_times)?,
@@ -347,33 +352,16 @@ fn mode_collapse(
     Ok(Some(out))
 }
 
-/// The summary, CSVs and plot of the collapse study from what it measured (its own, or merged
-/// from shards).
-pub fn report(cx: &mut Context, s: &Setup, m: Measured) -> Result<Collapse> {
-    let (n, d) = (s.data.points.nrows(), s.data.points.ncols());
-    let alpha = (n as f64).ln() / d as f64;
-    let times = collapse_times(m.tally, &cx.grid);
-    let clone_collapse = m.branches.iter().map(|b| PhiPoint::new(b, None)).collect();
-    // Measured with the excess entropy (the first shard, or a merge).
-    let modes = match &cx.cfg.coupling {
-        Some(c) if !m.excess_entropy.is_empty() => mode_collapse(&cx.cfg, s, c)?,
-        _ => None,
-    };
-    let result = Collapse {
-        t_c_theory: s.theory.t_c,
-        t_c_sample_covariance: s.t_c_sample_covariance,
-        t_c_measured: times.median,
-        n_train: n,
-        alpha,
-        particles: m.particles,
-        collapse_times: times,
-        excess_entropy: m.excess_entropy,
-        clone_collapse,
-        modes,
-        theory: s.theory.clone(),
-        seconds: m.seconds,
-    };
-    if let Some(dir) = cx.out.as_ref() {
+/// The collapse study's CSVs, samples and plot.
+fn write_outputs(
+    inputs: &Inputs,
+    s: &Setup,
+    result: &Collapse,
+    parts: &Parts,
+    dir: &OutDir,
+) -> Result<()> {
+    let d = s.data.points.ncols();
+    {
         dir.write_csv(
             "collapse_times.csv",
             &["t", "fraction"],
@@ -401,8 +389,8 @@ pub fn report(cx: &mut Context, s: &Setup, m: Measured) -> Result<Collapse> {
                     .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
             )?;
         }
-        if let Some((rows, x)) = m.samples {
-            super::write_samples(dir, &cx.cfg, rows, d, x)?;
+        if let Some((rows, x)) = &parts.samples {
+            super::write_samples(dir, &inputs.cfg, *rows, d, x)?;
         }
         let markers: Vec<(String, f64)> = result
             .t_c_theory
@@ -451,7 +439,7 @@ pub fn report(cx: &mut Context, s: &Setup, m: Measured) -> Result<Collapse> {
             &markers,
         )?;
     }
-    Ok(result)
+    Ok(())
 }
 
 /// Sample covariance of the rows of `x` (N×d), as a dense matrix.
@@ -463,7 +451,7 @@ fn sample_covariance(x: &nalgebra::DMatrix<f64>) -> Linear {
 }
 
 /// The human summary.
-pub fn table(r: &Collapse) -> String {
+fn table(r: &Collapse) -> String {
     let mut s = String::from("     t   f^e/α ± s.e.      REM theory\n");
     for e in &r.excess_entropy {
         s += &format!(

@@ -16,8 +16,13 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Context, Selected, collapse, select_engine, speciation};
 pub use crate::measure::cloning::crossing_with_error;
+use crate::study::backend::{Selected, select_engine};
+use crate::study::collapse::{Collapse, CollapseStudy};
+use crate::study::driver::measure_on;
+use crate::study::speciation::{Speciation, SpeciationStudy};
+use crate::study::theory::{TheoryOutput, TheoryStudy};
+use crate::study::{Inputs, Study};
 
 use crate::config::{Backend, Config};
 use crate::engine::Engine;
@@ -167,11 +172,14 @@ impl<E: Engine> Lab<'_, E> {
             .unwrap_or(if self.quick { 2_000 } else { 10_000 })
     }
 
-    fn context(&self, cfg: Config) -> Result<Context> {
+    /// Runs study `S` on `cfg` with this lab's engine; refuses a result that stopped early.
+    fn study<S: Study>(&self, cfg: Config) -> Result<S::Output> {
         cfg.validate()?;
-        let grid = Grid::new(cfg.t_max, cfg.steps)?;
         // The long (not --quick) runs show each study's progress with rate and ETA.
-        Ok(Context::new(cfg, false, grid, self.quiet || self.quick))
+        let inputs = Inputs::new(cfg, false, self.quiet || self.quick)?;
+        let (output, session) = measure_on::<S, E>(&inputs, self.engine)?;
+        interrupted(session.stopped)?;
+        Ok(output)
     }
 
     pub fn note(&self, what: &str) {
@@ -180,22 +188,16 @@ impl<E: Engine> Lab<'_, E> {
         }
     }
 
-    pub fn speciation(&self, cfg: Config) -> Result<speciation::Speciation> {
-        let mut cx = self.context(cfg)?;
-        let r = speciation::speciation(&mut cx, self.engine)?;
-        interrupted(cx.stopped_early)?;
-        Ok(r)
+    pub fn speciation(&self, cfg: Config) -> Result<Speciation> {
+        self.study::<SpeciationStudy>(cfg)
     }
 
-    pub fn collapse(&self, cfg: Config) -> Result<collapse::Collapse> {
-        let mut cx = self.context(cfg)?;
-        let r = collapse::collapse(&mut cx, self.engine)?;
-        interrupted(cx.stopped_early)?;
-        Ok(r)
+    pub fn collapse(&self, cfg: Config) -> Result<Collapse> {
+        self.study::<CollapseStudy>(cfg)
     }
 
-    pub fn theory(&self, cfg: Config) -> Result<super::theory::TheoryStudy> {
-        super::theory::theory(&mut self.context(cfg)?)
+    pub fn theory(&self, cfg: Config) -> Result<TheoryOutput> {
+        self.study::<TheoryStudy>(cfg)
     }
 
     /// Prints the expected wall time of `work` particle-steps × d, from a short timed run of
@@ -208,7 +210,7 @@ impl<E: Engine> Lab<'_, E> {
             dim: 64,
             ..self.base.clone()
         };
-        let built = super::build::build(&cfg)?;
+        let built = crate::model::build::build(&cfg)?;
         let plan = Plan::new(
             &built.mixture_model(),
             Grid::new(1.0, 50)?,
@@ -259,7 +261,7 @@ impl<E: Engine> Lab<'_, E> {
     }
 }
 
-fn interrupted(stopped: Option<String>) -> Result<()> {
+fn interrupted(stopped: Option<crate::measure::Stop>) -> Result<()> {
     match stopped {
         Some(reason) => anyhow::bail!("stopped early ({reason})"),
         None => Ok(()),
@@ -267,7 +269,7 @@ fn interrupted(stopped: Option<String>) -> Result<()> {
 }
 
 /// (t, φ, s.e.) of each branch time of a cloning study.
-pub fn phi_points(r: &speciation::Speciation) -> Vec<(f64, f64, f64)> {
+pub fn phi_points(r: &Speciation) -> Vec<(f64, f64, f64)> {
     r.phi.iter().map(|p| (p.t, p.phi, p.stderr)).collect()
 }
 
@@ -321,13 +323,7 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
     };
     base.validate()?;
     let quiet = args.quiet;
-    let probe = Context::new(
-        base.clone(),
-        false,
-        Grid::new(base.t_max, base.steps)?,
-        quiet,
-    );
-    let _ = ctrlc::set_handler(crate::measure::request_stop);
+    let _ = ctrlc::set_handler(crate::cli::on_signal);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if !quiet {
         eprintln!(
@@ -337,7 +333,7 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         );
     }
     let started = Instant::now();
-    let outcome = match select_engine(&probe)? {
+    let outcome = match select_engine(&base, quiet)? {
         Selected::Cpu(e) => run(args.name, &e, &out, &base, &args),
         Selected::Gpu(e) => run(args.name, e.as_ref(), &out, &base, &args),
     }?;

@@ -3,9 +3,10 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Context, grid_points};
+use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::Engine;
 use crate::measure::cloning::{Branch, Pairs, clone_pairs_from, crossing};
+use crate::model::build::Built;
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
@@ -108,7 +109,7 @@ pub struct ModePoint {
 
 /// What the clone experiment needs besides its engine.
 pub struct Setup {
-    built: super::build::Built,
+    built: Built,
     plan: crate::plan::Plan,
     theory: Theory,
     /// Grid indices of the branch points.
@@ -126,111 +127,131 @@ impl Setup {
     }
 }
 
-pub fn setup(cx: &mut Context) -> Result<Setup> {
-    let cfg = cx.cfg.clone();
-    let (built, plan, theory) = cx.mixture_setup()?;
-    let mode_times = match &cfg.coupling {
-        Some(c) => super::theory::mode_theory(&built, c, cfg.n_train, cfg.t_max)?
+/// `regimes speciation`.
+pub struct SpeciationStudy;
+
+impl Study for SpeciationStudy {
+    const KIND: Kind = Kind::Speciation;
+    const IGNORES: &'static [&'static str] = &[
+        "particles",
+        "n-train",
+        "train-file",
+        "entropy-times",
+        "entropy-samples",
+        "record-times",
+        "save-samples",
+    ];
+    type Setup = Setup;
+    type Output = Speciation;
+
+    fn setup(inputs: &Inputs, session: &mut Session) -> Result<Setup> {
+        let cfg = &inputs.cfg;
+        let (built, plan, theory) = inputs.mixture_setup(session)?;
+        let mode_times = match &cfg.coupling {
+            Some(c) => theory::modes::mode_theory(
+                &built.process,
+                &built.mixture,
+                c,
+                cfg.n_train,
+                cfg.t_max,
+            )?
             .iter()
             .map(|m| m.t_s)
             .collect(),
-        None => vec![],
-    };
-    let times = cfg
-        .branch_times
-        .clone()
-        .unwrap_or_else(|| default_branch_times(theory.t_s, &mode_times, cfg.t_max));
-    let steps = grid_points(&cx.grid, &times, true);
-    let pairs = cx.pairs(20_000);
-    Ok(Setup {
-        built,
-        plan,
-        theory,
-        steps,
-        pairs,
-        mode_times,
-    })
-}
-
-pub fn speciation<E: Engine>(cx: &mut Context, engine: &E) -> Result<Speciation> {
-    let cfg = cx.cfg.clone();
-    let s = setup(cx)?;
-    let range = cx.range(s.pairs);
-    let trunk = s.steps.iter().max().copied().unwrap_or(0);
-    let work = (range.end - range.start)
-        * (trunk
-            + s.steps
-                .iter()
-                .map(|&j| 2 * (cx.grid.steps - j))
-                .sum::<usize>()) as u64;
-    let resume = cx.take_resume(0);
-    let per_pair = work / (range.end - range.start).max(1);
-    let work = work.saturating_sub(resume.as_ref().map_or(0, |r| r.work_done(&range, per_pair)));
-    let mut ck = cx.checkpoint.take();
-    let cloning = cx.with_progress(work, "clone pairs", |tick| {
-        let seeded = Pairs {
-            seed: cfg.seed,
-            batch: cfg.batch,
+            None => vec![],
         };
-        let (plan, steps) = (&s.plan, &s.steps);
-        clone_pairs_from(
-            engine,
+        let times = cfg
+            .branch_times
+            .clone()
+            .unwrap_or_else(|| default_branch_times(theory.t_s, &mode_times, cfg.t_max));
+        let steps = inputs.grid_points(&times, true);
+        Ok(Setup {
+            built,
             plan,
-            seeded,
-            range,
+            theory,
             steps,
-            resume,
-            ck.as_mut(),
-            tick,
-        )
-    });
-    cx.checkpoint = ck;
-    let cloning = cloning?;
-    cx.stopped(cloning.stopped);
-    cx.parts.clones = Some(cloning.state.clone());
-    report(cx, &s, cloning.branches)
+            pairs: inputs.pairs(20_000),
+            mode_times,
+        })
+    }
+
+    fn measure<E: Engine>(
+        inputs: &Inputs,
+        s: &Setup,
+        engine: &E,
+        session: &mut Session,
+    ) -> Result<Parts> {
+        let cfg = &inputs.cfg;
+        let per_pair = pair_steps(&s.steps, inputs.grid.steps);
+        let cloning = session.phase(inputs, 0, (s.pairs, per_pair), "clone pairs", |ph| {
+            let seeded = Pairs {
+                seed: cfg.seed,
+                batch: cfg.batch,
+            };
+            clone_pairs_from(
+                engine, &s.plan, seeded, ph.range, &s.steps, ph.resume, ph.ckpt, ph.tick,
+            )
+        })?;
+        Ok(Parts {
+            clones: Some(cloning.state),
+            ..Parts::default()
+        })
+    }
+
+    /// The clone experiment's result from its folded pairs (its own, or merged from slices).
+    fn summarise(inputs: &Inputs, s: &Setup, parts: &Parts) -> Result<Speciation> {
+        let branches = s.branches(parts.clone_pairs()?.clone());
+        let theory = s.theory.clone();
+        let built = &s.built;
+        let two_class = theory::symmetric_two_class(&built.mixture).cloned();
+        let level = f_at_speciation();
+        let phi: Vec<PhiPoint> = branches
+            .iter()
+            .map(|b| {
+                let th = two_class
+                    .as_ref()
+                    .map(|m| cloning_probability(snr(&built.process, m, &built.mixture.cov, b.t)));
+                PhiPoint::new(b, th)
+            })
+            .collect();
+        let modes = inputs.cfg.coupling.as_ref().map(|c| {
+            c.modes()
+                .iter()
+                .zip(&s.mode_times)
+                .map(|(mode, &t_s)| mode_phi(built, mode, t_s, &branches))
+                .collect::<Vec<_>>()
+        });
+        let gap = |f: fn(&ModePhi) -> Option<f64>| {
+            let m = modes.as_ref()?;
+            Some(f(&m[0])? - f(&m[1])?)
+        };
+        Ok(Speciation {
+            t_s_theory: theory.t_s,
+            t_s_measured: crossing(&branches, level),
+            f_at_speciation: level,
+            pairs: branches.first().map_or(0, |b| b.pairs),
+            phi,
+            sync_gap_theory: gap(|m| m.t_s_theory),
+            sync_gap_measured: gap(|m| m.t_s_measured),
+            modes,
+            theory,
+        })
+    }
+
+    fn write(_: &Inputs, _: &Setup, r: &Speciation, _: &Parts, out: &OutDir) -> Result<()> {
+        write_outputs(out, r)
+    }
+
+    fn table(r: &Speciation) -> String {
+        table(r)
+    }
 }
 
-/// The summary, CSV and plots of the clone experiment from its branches (the run's own, or
-/// merged from shards).
-pub fn report(cx: &mut Context, s: &Setup, branches: Vec<Branch>) -> Result<Speciation> {
-    let theory = s.theory.clone();
-    let built = &s.built;
-    let two_class = theory::symmetric_two_class(&built.mixture).cloned();
-    let level = f_at_speciation();
-    let phi: Vec<PhiPoint> = branches
-        .iter()
-        .map(|b| {
-            let th = two_class
-                .as_ref()
-                .map(|m| cloning_probability(snr(&built.process, m, &built.mixture.cov, b.t)));
-            PhiPoint::new(b, th)
-        })
-        .collect();
-    let modes = cx.cfg.coupling.as_ref().map(|c| {
-        c.modes()
-            .iter()
-            .zip(&s.mode_times)
-            .map(|(mode, &t_s)| mode_phi(built, mode, t_s, &branches))
-            .collect::<Vec<_>>()
-    });
-    let gap = |f: fn(&ModePhi) -> Option<f64>| {
-        let m = modes.as_ref()?;
-        Some(f(&m[0])? - f(&m[1])?)
-    };
-    let result = Speciation {
-        t_s_theory: theory.t_s,
-        t_s_measured: crossing(&branches, level),
-        f_at_speciation: level,
-        pairs: branches.first().map_or(0, |b| b.pairs),
-        phi,
-        sync_gap_theory: gap(|m| m.t_s_theory),
-        sync_gap_measured: gap(|m| m.t_s_measured),
-        modes,
-        theory,
-    };
-    write_outputs(cx, &result)?;
-    Ok(result)
+/// Particle-steps of one clone pair: its trunk to the last branch point, and two clones from
+/// each branch point to the end.
+pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
+    let trunk = branch_steps.iter().max().copied().unwrap_or(0);
+    (trunk + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64
 }
 
 /// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the
@@ -261,7 +282,7 @@ fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) 
 /// The clone pairs read on one mode: a pair agrees when its two final classes carry the same
 /// label on the mode.
 fn mode_phi(
-    built: &super::build::Built,
+    built: &Built,
     mode: &crate::model::coupling::Mode,
     t_s: Option<f64>,
     branches: &[Branch],
@@ -311,10 +332,7 @@ fn mode_phi(
     }
 }
 
-fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
-    let Some(out) = cx.out.as_ref() else {
-        return Ok(());
-    };
+fn write_outputs(out: &OutDir, r: &Speciation) -> Result<()> {
     write_phi_csv(out, "phi.csv", &r.phi)?;
     if !r.theory.s_curve.is_empty() {
         out.write_csv(
@@ -415,7 +433,7 @@ fn write_outputs(cx: &mut Context, r: &Speciation) -> Result<()> {
 }
 
 /// The human summary.
-pub fn table(r: &Speciation) -> String {
+fn table(r: &Speciation) -> String {
     let mut s = String::from("     t   φ clones ± s.e.   φ posterior   F(s(t)) theory\n");
     for p in &r.phi {
         s += &format!(

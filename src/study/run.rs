@@ -4,11 +4,11 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use super::{Context, grid_points};
+use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::{Engine, Recorder};
 use crate::measure::run::{RunSpec, run_from};
-use crate::report::{Series, Style};
-use crate::stats::{PointStats, Tally};
+use crate::report::{OutDir, Series, Style};
+use crate::stats::PointStats;
 use crate::theory::Theory;
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,7 +58,7 @@ fn point(t: f64, s: &PointStats) -> RecordPoint {
 
 /// What the run needs besides its engine: the model, its plan, the theory, the record points.
 pub struct Setup {
-    built: super::build::Built,
+    built: crate::model::build::Built,
     plan: crate::plan::Plan,
     theory: Theory,
     points: Vec<usize>,
@@ -74,114 +74,94 @@ impl Setup {
     }
 }
 
-pub fn setup(cx: &mut Context) -> Result<Setup> {
-    let cfg = cx.cfg.clone();
-    // The mixture, or the empirical target when training points were asked for.
-    let (built, plan, theory) = if cx.empirical {
-        let s = cx.empirical_setup()?;
-        (s.built, s.plan, s.theory)
-    } else {
-        cx.mixture_setup()?
-    };
-    let times = cfg.record_times.clone().unwrap_or_else(|| {
-        (0..=20)
-            .map(|k| cfg.t_max * (20 - k) as f64 / 20.0)
-            .collect()
-    });
-    let points = grid_points(&cx.grid, &times, false);
-    let directions: Vec<f32> = built
-        .class_dir
-        .iter()
-        .flat_map(|m| m.iter().map(|&x| x as f32))
-        .collect();
-    let particles = cx.particles(100_000);
-    Ok(Setup {
-        built,
-        plan,
-        theory,
-        points,
-        directions,
-        particles,
-    })
-}
+/// `regimes run`.
+pub struct RunStudy;
 
-pub fn run<E: Engine>(cx: &mut Context, engine: &E) -> Result<Run> {
-    let cfg = cx.cfg.clone();
-    let s = setup(cx)?;
-    let range = cx.range(s.particles);
-    let resume = cx.take_resume(0);
-    let mut ck = cx.checkpoint.take();
-    let steps = cx.grid.steps as u64;
-    let skipped = resume.as_ref().map_or(0, |r| r.work_done(&range, steps));
-    let work = ((range.end - range.start) * steps).saturating_sub(skipped);
-    let out = cx.with_progress(work, "particles", |tick| {
-        let spec = RunSpec {
-            seed: cfg.seed,
-            particles: s.particles,
-            keep_samples: cfg.save_samples,
-            batch: cfg.batch,
+impl Study for RunStudy {
+    const KIND: Kind = Kind::Run;
+    const IGNORES: &'static [&'static str] =
+        &["pairs", "branch-times", "entropy-times", "entropy-samples"];
+    type Setup = Setup;
+    type Output = Run;
+
+    fn setup(inputs: &Inputs, session: &mut Session) -> Result<Setup> {
+        let cfg = &inputs.cfg;
+        // The mixture, or the empirical target when training points were asked for.
+        let (built, plan, theory) = if inputs.empirical {
+            let s = inputs.empirical_setup(session)?;
+            (s.built, s.plan, s.theory)
+        } else {
+            inputs.mixture_setup(session)?
         };
-        let rec = Recorder::new(&s.plan, s.points.clone(), s.directions.clone());
-        run_from(
-            engine,
-            &s.plan,
-            spec,
-            range.clone(),
-            rec,
-            resume,
-            ck.as_mut(),
-            tick,
-        )
-    });
-    cx.checkpoint = ck;
-    let out = out?;
-    cx.stopped(out.stopped.clone());
-    cx.parts.run = Some(out.state(&range));
-    if cx.device.is_some() {
-        cx.parts.samples = out.samples.as_ref().map(|p| (p.len(), p.x.clone()));
+        let times = cfg.record_times.clone().unwrap_or_else(|| {
+            (0..=20)
+                .map(|k| cfg.t_max * (20 - k) as f64 / 20.0)
+                .collect()
+        });
+        let points = inputs.grid_points(&times, false);
+        let directions: Vec<f32> = built
+            .class_dir
+            .iter()
+            .flat_map(|m| m.iter().map(|&x| x as f32))
+            .collect();
+        Ok(Setup {
+            built,
+            plan,
+            theory,
+            points,
+            directions,
+            particles: inputs.particles(100_000),
+        })
     }
-    let samples = out.samples.as_ref().map(|p| (p.len(), &p.x[..]));
-    report(
-        cx,
-        &s,
-        &out.recorder.stats,
-        &out.tally,
-        out.particles_done,
-        samples,
-    )
-}
 
-/// The summary, CSV and plots of a run from its folded statistics (the run's own, or merged
-/// from shards); `samples` are (rows, positions).
-pub fn report(
-    cx: &mut Context,
-    s: &Setup,
-    stats: &[PointStats],
-    tally: &Tally,
-    particles: u64,
-    samples: Option<(usize, &[f32])>,
-) -> Result<Run> {
-    let Setup {
-        built,
-        plan,
-        theory,
-        points,
-        ..
-    } = s;
-    let theory = theory.clone();
-    let record: Vec<RecordPoint> = points
-        .iter()
-        .zip(stats)
-        .map(|(&j, s)| point(cx.grid.time(j), s))
-        .collect();
-    let total = tally.labels.iter().sum::<u64>().max(1) as f64;
-    let result = Run {
-        particles,
-        class_fractions: tally.labels.iter().map(|&c| c as f64 / total).collect(),
-        record,
-        theory,
-    };
-    if let Some(dir) = cx.out.as_ref() {
+    fn measure<E: Engine>(
+        inputs: &Inputs,
+        s: &Setup,
+        engine: &E,
+        session: &mut Session,
+    ) -> Result<Parts> {
+        let cfg = &inputs.cfg;
+        let steps = inputs.grid.steps as u64;
+        let out = session.phase(inputs, 0, (s.particles, steps), "particles", |ph| {
+            let spec = RunSpec {
+                seed: cfg.seed,
+                particles: s.particles,
+                keep_samples: cfg.save_samples,
+                batch: cfg.batch,
+            };
+            let rec = Recorder::new(&s.plan, s.points.clone(), s.directions.clone());
+            run_from(
+                engine, &s.plan, spec, ph.range, rec, ph.resume, ph.ckpt, ph.tick,
+            )
+        })?;
+        Ok(Parts {
+            run: Some(out.state(&inputs.range(s.particles))),
+            samples: out.samples.map(|p| (p.len(), p.x)),
+            ..Parts::default()
+        })
+    }
+
+    /// The run's record from its folded statistics (its own, or merged from slices).
+    fn summarise(inputs: &Inputs, s: &Setup, parts: &Parts) -> Result<Run> {
+        let state = parts.trajectories()?;
+        let record: Vec<RecordPoint> = s
+            .points
+            .iter()
+            .zip(&state.stats)
+            .map(|(&j, p)| point(inputs.grid.time(j), p))
+            .collect();
+        let tally = &state.tally;
+        let total = tally.labels.iter().sum::<u64>().max(1) as f64;
+        Ok(Run {
+            particles: state.done,
+            class_fractions: tally.labels.iter().map(|&c| c as f64 / total).collect(),
+            record,
+            theory: s.theory.clone(),
+        })
+    }
+
+    fn write(inputs: &Inputs, s: &Setup, result: &Run, parts: &Parts, dir: &OutDir) -> Result<()> {
+        let Setup { built, plan, .. } = s;
         let k = plan.centers_count;
         let mut header = vec![
             "t".to_string(),
@@ -210,8 +190,8 @@ pub fn report(
                 row
             }),
         )?;
-        if let Some((rows, x)) = samples {
-            super::write_samples(dir, &cx.cfg, rows, plan.dim, x)?;
+        if let Some((rows, x)) = &parts.samples {
+            super::write_samples(dir, &inputs.cfg, *rows, plan.dim, x)?;
         }
         let mut series = vec![Series {
             label: "posterior purity Σ r²".into(),
@@ -250,12 +230,16 @@ pub fn report(
             &series,
             &markers,
         )?;
+        Ok(())
     }
-    Ok(result)
+
+    fn table(r: &Run) -> String {
+        table(r)
+    }
 }
 
 /// The human summary.
-pub fn table(r: &Run) -> String {
+fn table(r: &Run) -> String {
     let mut s = String::from("     t   ‖mean‖    proj. mean   proj. var   purity Σr²\n");
     for p in &r.record {
         s += &format!(

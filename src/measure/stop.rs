@@ -1,0 +1,60 @@
+//! Stopping a measurement early: a process-wide request (SIGINT, SIGTERM, SIGHUP in the front
+//! ends) that measurements poll at step boundaries, and the typed reason a measurement stopped.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Asks running measurements to stop at the next step boundary; what was gathered so far is
+/// returned, marked as stopped early. Returns false when a stop had already been requested (a
+/// front end may then end the process at once).
+pub fn request_stop() -> bool {
+    !STOP.swap(true, Ordering::SeqCst)
+}
+
+/// Why a measurement must stop, if it must.
+pub fn stop_reason() -> Option<Stop> {
+    STOP.load(Ordering::SeqCst).then_some(Stop::Interrupted)
+}
+
+/// Why a measurement stopped before completing; what completed is still reported.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Stop {
+    /// A stop was requested (a signal).
+    Interrupted,
+    /// The engine or the measurement failed (a device error, non-finite particles).
+    Failed(String),
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Stop::Interrupted => f.write_str("interrupted (SIGINT or SIGTERM)"),
+            Stop::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+/// A batch cut short by a stop request.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", Stop::Interrupted)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+impl Stop {
+    /// The stop an error means: an interrupted batch, or a failure.
+    pub fn from_error(e: &anyhow::Error) -> Stop {
+        if e.is::<Interrupted>() {
+            Stop::Interrupted
+        } else {
+            Stop::Failed(format!("{e:#}"))
+        }
+    }
+}

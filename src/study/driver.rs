@@ -1,0 +1,484 @@
+//! The one driver of every study: a fresh run, a resumed one, shards merged, or slices on
+//! several devices. Each is set-up → parts (measured on an engine, on devices, or read from
+//! shards) → summarise → files → the summary envelope; the phase sequence lives in
+//! [`Session::phase`], the study dispatch in [`Kind::dispatch`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail, ensure};
+use serde::Serialize;
+
+use super::backend::{Selected, select_engine};
+use super::shard::{SHARD_FILE, ShardFile, check_shards};
+use super::store::{CheckpointFile, Store};
+use super::{Inputs, Kind, Parts, Session, Study, Visit};
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
+use crate::measure::{Every, Shard, Stop};
+use crate::report::OutDir;
+
+/// One invocation of a study: from a front end's options, or from a checkpoint to resume.
+#[derive(Clone)]
+pub struct Request {
+    pub kind: Kind,
+    pub cfg: Config,
+    /// Training points were asked for (`run` samples the empirical target).
+    pub empirical: bool,
+    pub out: Option<PathBuf>,
+    /// Write into a non-empty `out`.
+    pub force: bool,
+    pub quiet: bool,
+    pub shard: Option<Shard>,
+    pub every: Option<Every>,
+    /// `--devices`: one slice per GPU adapter.
+    pub devices: Option<String>,
+    /// Continue from the checkpoint in `out`.
+    pub resume: bool,
+    /// Warnings found before the study started (settings it ignores, …).
+    pub warnings: Vec<String>,
+}
+
+impl Request {
+    /// A plain run of `kind` on `cfg`: no output directory, shard or checkpoint.
+    pub fn new(kind: Kind, cfg: Config) -> Request {
+        Request {
+            kind,
+            cfg,
+            empirical: false,
+            out: None,
+            force: false,
+            quiet: false,
+            shard: None,
+            every: None,
+            devices: None,
+            resume: false,
+            warnings: vec![],
+        }
+    }
+}
+
+/// What a study produced, for a front end to print.
+pub struct Report {
+    /// The summary envelope (what `summary.json` holds).
+    pub summary: serde_json::Value,
+    /// The human summary.
+    pub table: String,
+    /// The output directory and the files written into it.
+    pub out: Option<PathBuf>,
+    pub files: Vec<String>,
+    /// Why the study stopped before completing (its results cover what completed).
+    pub stopped: Option<Stop>,
+    /// The run left a checkpoint to resume from.
+    pub resumable: bool,
+    /// A file of the output directory could not be written: the summary above is the only
+    /// copy of the result (the front end must show it).
+    pub write_error: Option<anyhow::Error>,
+}
+
+/// The common envelope of every summary.
+#[derive(Serialize)]
+struct Summary<'a, T: Serialize> {
+    command: &'a str,
+    version: &'a str,
+    seed: u64,
+    backend: String,
+    wall_seconds: f64,
+    /// GPU shader compilation (JIT) time, kept apart from the run's wall time.
+    shader_compile_seconds: Option<f64>,
+    /// Set when the run stopped before completing; counts in the result are what completed.
+    stopped_early: Option<String>,
+    /// The slice this run measured (`--shard I/N`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
+    /// The shard directories `regimes merge` combined, in shard order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    merged_from: Option<Vec<String>>,
+    warnings: &'a [String],
+    config: &'a Config,
+    #[serde(flatten)]
+    result: T,
+}
+
+/// Where a study's parts come from.
+enum Source {
+    /// Measured here, on the engine the config selects.
+    Engine,
+    /// Measured on several GPU adapters (`--devices`).
+    Devices(String),
+    /// Read from shard directories (`merge`).
+    Shards(Vec<(PathBuf, ShardFile)>),
+}
+
+/// Runs the study `req` names and writes its outputs.
+pub fn run(req: &Request) -> Result<Report> {
+    let source = match &req.devices {
+        Some(spec) => Source::Devices(spec.clone()),
+        None => Source::Engine,
+    };
+    req.kind.dispatch(Drive { req, source })
+}
+
+/// The request that continues the interrupted run in `dir` from its last checkpoint.
+pub fn resume_request(dir: &Path, quiet: bool) -> Result<Request> {
+    let file = Store::read_file(dir)?;
+    let kind = Kind::from_name(&file.command)?;
+    file.config.validate()?;
+    // The files the run reads must be those it started with.
+    let now = super::fingerprint::config_hash(&file.command, &file.config);
+    ensure!(
+        now == file.config_hash,
+        "{}: the study changed since the run started (config hash {} then, {now} now): a file \
+         it reads (u, q, mean, mixture or training file) has other contents, or this is another \
+         version of regimes; restore them or start the run again",
+        dir.display(),
+        file.config_hash
+    );
+    Ok(Request {
+        kind,
+        cfg: file.config,
+        empirical: file.empirical,
+        out: Some(dir.to_path_buf()),
+        force: false,
+        quiet,
+        shard: file.shard,
+        every: Some(file.every),
+        devices: None,
+        resume: true,
+        warnings: vec![],
+    })
+}
+
+/// `merge`: the shard directories `dirs` folded in shard order and reported into `out` by the
+/// code that reports an unsharded run.
+pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, quiet: bool) -> Result<Report> {
+    let mut shards = dirs
+        .iter()
+        .map(|d| ShardFile::read(d).map(|f| (d.clone(), f)))
+        .collect::<Result<Vec<_>>>()?;
+    check_shards(&mut shards)?;
+    // Merging into a shard's directory would replace the shard's files.
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if let Some((d, _)) = shards.iter().find(|(d, _)| same(d, out)) {
+        bail!(
+            "--out {} is the shard directory {}; give the merge a directory of its own",
+            out.display(),
+            d.display()
+        );
+    }
+    let first = &shards[0].1;
+    let req = Request {
+        empirical: first.empirical,
+        out: Some(out.to_path_buf()),
+        force,
+        quiet,
+        ..Request::new(Kind::from_name(&first.command)?, first.config.clone())
+    };
+    req.kind.dispatch(Drive {
+        req: &req,
+        source: Source::Shards(shards),
+    })
+}
+
+/// Measures a study on `engine` with no output directory (what `reproduce` and other library
+/// callers use): the result, and the session (warnings, the stop).
+pub fn measure_on<S: Study, E: Engine>(
+    inputs: &Inputs,
+    engine: &E,
+) -> Result<(S::Output, Session)> {
+    let mut session = Session::new(inputs.quiet);
+    let setup = S::setup(inputs, &mut session)?;
+    let parts = if S::MEASURES {
+        S::measure(inputs, &setup, engine, &mut session)?
+    } else {
+        Parts::default()
+    };
+    Ok((S::summarise(inputs, &setup, &parts)?, session))
+}
+
+struct Drive<'a> {
+    req: &'a Request,
+    source: Source,
+}
+
+impl Visit for Drive<'_> {
+    type Out = Result<Report>;
+
+    fn visit<S: Study>(self) -> Result<Report> {
+        drive::<S>(self.req, self.source)
+    }
+}
+
+fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
+    let name = S::KIND.name();
+    let mut inputs = Inputs::new(req.cfg.clone(), req.empirical, req.quiet)?;
+    inputs.shard = req.shard;
+    // Refuse a bad --out before any work is done.
+    let out = match (&req.out, req.resume) {
+        (Some(p), true) => Some(OutDir::reopen(p, name)?),
+        (Some(p), false) => Some(OutDir::create_for(p, req.force, name)?),
+        (None, _) => None,
+    };
+    let mut session = Session::new(req.quiet);
+    session.warn_all(&req.warnings);
+    let mut started = Instant::now();
+    let mut shader_compile_seconds = None;
+    let mut merged_from = None;
+    let measured = (|| -> Result<(S::Setup, Parts, String)> {
+        if !S::MEASURES {
+            let setup = S::setup(&inputs, &mut session)?;
+            return Ok((setup, Parts::default(), "none".to_string()));
+        }
+        match source {
+            Source::Engine => {
+                let engine = select_engine(&inputs.cfg, inputs.quiet)?;
+                if let Some(s) = engine.compile_seconds() {
+                    shader_compile_seconds = Some(s);
+                    started = Instant::now();
+                }
+                if let (Some(every), Some(out)) = (req.every, &out) {
+                    if req.resume {
+                        let (store, snaps) = Store::open(out.path())?;
+                        session.set_store(store, snaps);
+                    } else {
+                        let file = CheckpointFile::new(
+                            name,
+                            &inputs.cfg,
+                            inputs.empirical,
+                            inputs.shard,
+                            every,
+                        );
+                        session.set_store(Store::create(out.path(), file)?, vec![]);
+                    }
+                }
+                let setup = timed_setup::<S>(&inputs, &mut session)?;
+                let parts = match &engine {
+                    Selected::Cpu(e) => on_engine::<S, _>(&inputs, &setup, e, &mut session),
+                    Selected::Gpu(e) => {
+                        on_engine::<S, _>(&inputs, &setup, e.as_ref(), &mut session)
+                    }
+                }?;
+                let backend = match &engine {
+                    Selected::Cpu(e) => e.describe(),
+                    Selected::Gpu(e) => e.describe(),
+                };
+                Ok((setup, parts, backend))
+            }
+            Source::Devices(spec) => {
+                let setup = timed_setup::<S>(&inputs, &mut session)?;
+                let (parts, backend) = on_devices::<S>(&inputs, &setup, &spec, &mut session)?;
+                Ok((setup, parts, backend))
+            }
+            Source::Shards(shards) => {
+                let setup = S::setup(&inputs, &mut session)?;
+                let (parts, backend, wall) = from_shards(&shards)?;
+                let dirs = shards
+                    .iter()
+                    .map(|(d, _)| d.display().to_string())
+                    .collect();
+                merged_from = Some((dirs, wall));
+                Ok((setup, parts, backend))
+            }
+        }
+    })();
+    let (setup, parts, backend) = match measured {
+        Ok(m) => m,
+        Err(e) => {
+            if let (Some(out), false) = (&out, req.resume) {
+                Store::discard_if_unused(out.path());
+            }
+            return Err(e);
+        }
+    };
+    // A merge took the shards' time.
+    let wall_seconds = match &merged_from {
+        Some((_, wall)) => *wall,
+        None => started.elapsed().as_secs_f64(),
+    };
+    let output = S::summarise(&inputs, &setup, &parts)?;
+    // The result exists now: a file that cannot be written loses nothing, the summary still
+    // reaches the front end.
+    let mut write_error = None;
+    if let Some(dir) = &out {
+        let shard_file = match (inputs.shard, &session.stopped) {
+            (Some(shard), None) => Some(ShardFile::new(
+                name,
+                shard,
+                &inputs.cfg,
+                inputs.empirical,
+                &backend,
+                wall_seconds,
+                parts.clone(),
+            )),
+            _ => None,
+        };
+        let written = S::write(&inputs, &setup, &output, &parts, dir)
+            .and_then(|()| shard_file.map_or(Ok(()), |f| dir.write_json(SHARD_FILE, &f).map(drop)));
+        write_error = written.err();
+    }
+    let summary = Summary {
+        command: name,
+        version: env!("CARGO_PKG_VERSION"),
+        seed: inputs.cfg.seed,
+        backend,
+        wall_seconds,
+        shader_compile_seconds,
+        stopped_early: session.stopped.as_ref().map(Stop::to_string),
+        shard: inputs.shard.map(|s| s.to_string()),
+        merged_from: merged_from.map(|(dirs, _)| dirs),
+        warnings: &session.warnings,
+        config: &inputs.cfg,
+        result: &output,
+    };
+    let summary = serde_json::to_value(&summary)?;
+    let resumable = session.checkpointing();
+    if let Some(dir) = &out
+        && write_error.is_none()
+        && let Err(e) = dir
+            .write_json("summary.json", &summary)
+            .and_then(|_| dir.finish())
+    {
+        write_error = Some(e);
+    }
+    if let (Some(dir), true, None, None) = (&out, resumable, &session.stopped, &write_error) {
+        Store::remove(dir.path());
+    }
+    Ok(Report {
+        summary,
+        table: S::table(&output),
+        out: out.as_ref().map(|d| d.path().to_path_buf()),
+        files: out.as_ref().map(OutDir::files).unwrap_or_default(),
+        stopped: session.stopped.clone(),
+        resumable,
+        write_error,
+    })
+}
+
+fn timed_setup<S: Study>(inputs: &Inputs, session: &mut Session) -> Result<S::Setup> {
+    let clock = Instant::now();
+    let setup = S::setup(inputs, session)?;
+    session.setup_seconds = clock.elapsed().as_secs_f64();
+    Ok(setup)
+}
+
+fn on_engine<S: Study, E: Engine>(
+    inputs: &Inputs,
+    setup: &S::Setup,
+    engine: &E,
+    session: &mut Session,
+) -> Result<Parts> {
+    inputs.note(&format!("engine: {}", engine.describe()));
+    S::measure(inputs, setup, engine, session)
+}
+
+/// The shards' parts folded in shard order, with each shard's samples read back; the backends
+/// they ran on.
+fn from_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f64)> {
+    let mut parts: Vec<Parts> = shards.iter().map(|(_, f)| f.parts.clone()).collect();
+    if shards[0].1.config.save_samples {
+        let mut dim = None;
+        for ((d, _), p) in shards.iter().zip(&mut parts) {
+            let m = crate::io::read_matrix(&d.join("samples.npy"))
+                .map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
+            ensure!(
+                *dim.get_or_insert(m.ncols()) == m.ncols(),
+                "{}: samples.npy has {} columns, the first shard's {dim:?}",
+                d.display(),
+                m.ncols()
+            );
+            let x = (0..m.nrows())
+                .flat_map(|r| m.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>())
+                .collect();
+            p.samples = Some((m.nrows(), x));
+        }
+    }
+    let labels: Vec<String> = shards
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    let refs: Vec<&Parts> = parts.iter().collect();
+    Ok((
+        Parts::fold(&refs, &labels)?,
+        distinct(shards.iter().map(|(_, f)| f.backend.clone())),
+        shards.iter().map(|(_, f)| f.wall_seconds).sum(),
+    ))
+}
+
+/// The study split across GPU adapters, one thread and engine each, the slices folded in device
+/// order (particle order).
+fn on_devices<S: Study>(
+    inputs: &Inputs,
+    setup: &S::Setup,
+    spec: &str,
+    session: &mut Session,
+) -> Result<(Parts, String)> {
+    let devices = super::devices::resolve_devices(spec, &list_adapters())?;
+    let names: Vec<String> = devices.iter().map(|(i, n)| format!("{i}: {n}")).collect();
+    inputs.note(&format!(
+        "devices: {} slices on {}",
+        devices.len(),
+        names.join(", ")
+    ));
+    let count = devices.len() as u64;
+    type Slice = (Parts, String, Option<Stop>);
+    let results: Vec<Result<Slice>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(k, &(index, _))| {
+                scope.spawn(move || -> Result<Slice> {
+                    let mut sub = inputs.clone();
+                    sub.quiet = true;
+                    sub.device = Some(Shard {
+                        index: k as u64,
+                        count,
+                    });
+                    let engine = GpuEngine::with_options(GpuOptions {
+                        adapter_index: Some(index),
+                        steps_per_dispatch: sub.cfg.steps_per_dispatch,
+                        ..GpuOptions::default()
+                    })?;
+                    let mut s = Session::new(true);
+                    let parts = S::measure(&sub, setup, &engine, &mut s)?;
+                    Ok((parts, engine.describe(), s.stopped))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("the device's thread panicked")))
+            })
+            .collect()
+    });
+    let mut parts = vec![];
+    let mut backends = vec![];
+    for (r, (index, name)) in results.into_iter().zip(&devices) {
+        let (p, backend, stopped) = r.map_err(|e| e.context(format!("device {index} ({name})")))?;
+        session.stopped(stopped);
+        backends.push(backend);
+        parts.push(p);
+    }
+    let labels: Vec<String> = devices
+        .iter()
+        .map(|(i, n)| format!("device {i} ({n})"))
+        .collect();
+    let refs: Vec<&Parts> = parts.iter().collect();
+    Ok((Parts::fold(&refs, &labels)?, distinct(backends)))
+}
+
+/// Distinct values in first-seen order, joined.
+fn distinct(items: impl IntoIterator<Item = String>) -> String {
+    let mut seen: Vec<String> = vec![];
+    for i in items {
+        if !seen.contains(&i) {
+            seen.push(i);
+        }
+    }
+    seen.join("; ")
+}

@@ -1,0 +1,46 @@
+//! Named sets of config keys, checked against the real keys of [`Config`] by a test.
+
+/// Config keys that choose how a study runs, not what it measures: shards and checkpoints that
+/// differ only in these belong to the same study.
+pub const ENGINE_KEYS: &[&str] = &[
+    "backend",
+    "adapter",
+    "batch",
+    "threads",
+    "steps-per-dispatch",
+];
+
+/// Keys of the sampling run, which the theory alone never reads.
+pub const SAMPLING_KEYS: &[&str] = &[
+    "particles",
+    "pairs",
+    "branch-times",
+    "entropy-times",
+    "record-times",
+    "entropy-samples",
+    "save-samples",
+    "scheme",
+    "start",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::study::Kind;
+
+    #[test]
+    fn every_named_key_is_a_config_key() {
+        let serde_json::Value::Object(keys) = serde_json::to_value(Config::default()).unwrap()
+        else {
+            panic!("Config serialises to an object")
+        };
+        let mut named: Vec<&str> = ENGINE_KEYS.iter().chain(SAMPLING_KEYS).copied().collect();
+        for kind in Kind::ALL {
+            named.extend(kind.ignores());
+        }
+        for k in named {
+            assert!(keys.contains_key(k), "'{k}' is not a config key");
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The studies as a library. Each study (`theory`, `run`, `speciation`, `collapse`) is one type
+//! implementing [`Study`]: the keys it reads, its set-up, its measurement on an engine (folded
+//! into mergeable [`Parts`]), a pure `summarise` from set-up and parts, its files and its table.
+//! One driver ([`driver`]) runs any study fresh, resumed, merged from shards or split across
+//! devices; the command line, `reproduce` and any other front end call it.
+//!
+//! Inputs are immutable ([`Inputs`]: config, grid, slice); what a run accumulates on the way
+//! (warnings, the stop, checkpoints) lives in its [`Session`].
+
+pub mod backend;
+pub mod collapse;
+pub mod devices;
+pub mod driver;
+pub mod fingerprint;
+pub mod keys;
+pub mod parts;
+pub mod run;
+pub mod shard;
+pub mod speciation;
+pub mod store;
+pub mod theory;
+
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::measure::checkpoint::{Checkpointer, Resumable, Snapshot};
+use crate::measure::{Shard, Stop, Tick};
+use crate::model::build::{self, Built};
+use crate::plan::{Grid, Plan};
+use crate::report::{OutDir, Progress};
+pub use parts::Parts;
+use store::{PhaseState, Store};
+
+/// The studies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Theory,
+    Run,
+    Speciation,
+    Collapse,
+}
+
+/// Code generic over the study type, run by [`Kind::dispatch`].
+pub trait Visit {
+    type Out;
+    fn visit<S: Study>(self) -> Self::Out;
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Theory, Kind::Run, Kind::Speciation, Kind::Collapse];
+
+    /// The study's type for `kind`: the one place where a study kind becomes its code.
+    pub fn dispatch<V: Visit>(self, v: V) -> V::Out {
+        match self {
+            Kind::Theory => v.visit::<theory::TheoryStudy>(),
+            Kind::Run => v.visit::<run::RunStudy>(),
+            Kind::Speciation => v.visit::<speciation::SpeciationStudy>(),
+            Kind::Collapse => v.visit::<collapse::CollapseStudy>(),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Theory => "theory",
+            Kind::Run => "run",
+            Kind::Speciation => "speciation",
+            Kind::Collapse => "collapse",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Result<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| anyhow::anyhow!("unknown study '{name}'"))
+    }
+
+    /// Config keys the study never reads.
+    pub fn ignores(self) -> &'static [&'static str] {
+        struct Ignores;
+        impl Visit for Ignores {
+            type Out = &'static [&'static str];
+            fn visit<S: Study>(self) -> Self::Out {
+                S::IGNORES
+            }
+        }
+        self.dispatch(Ignores)
+    }
+}
+
+/// One study: what it reads, how it sets up and measures, and how it reports.
+pub trait Study {
+    const KIND: Kind;
+    /// Config keys the study never reads (refused as flags, reported from a config file).
+    const IGNORES: &'static [&'static str];
+    /// Whether it runs particles on an engine (`theory` does not).
+    const MEASURES: bool = true;
+    /// The model, plan, theory and measurement points.
+    type Setup: Sync;
+    /// The serialisable result (the summary's study-specific keys).
+    type Output: Serialize;
+
+    fn setup(inputs: &Inputs, session: &mut Session) -> Result<Self::Setup>;
+
+    /// Measures the inputs' slice of the study on `engine`, folding into parts.
+    fn measure<E: Engine>(
+        inputs: &Inputs,
+        setup: &Self::Setup,
+        engine: &E,
+        session: &mut Session,
+    ) -> Result<Parts>;
+
+    /// The result from the set-up and the folded parts (a run's own, or merged slices).
+    fn summarise(inputs: &Inputs, setup: &Self::Setup, parts: &Parts) -> Result<Self::Output>;
+
+    /// The study's CSV series, samples and figures.
+    fn write(
+        inputs: &Inputs,
+        setup: &Self::Setup,
+        output: &Self::Output,
+        parts: &Parts,
+        out: &OutDir,
+    ) -> Result<()>;
+
+    /// The human summary.
+    fn table(output: &Self::Output) -> String;
+}
+
+/// What a study reads: the resolved config, its grid, and the slice of its particles this
+/// process measures.
+#[derive(Clone)]
+pub struct Inputs {
+    pub cfg: Config,
+    /// The training points were asked for (`--n-train`, `--train-file`): `run` samples the
+    /// empirical target instead of the mixture.
+    pub empirical: bool,
+    pub grid: Grid,
+    /// The slice of the particles this run measures (`--shard`); None: all of them.
+    pub shard: Option<Shard>,
+    /// This slice of the shard when the study runs on several devices (`--devices`).
+    pub device: Option<Shard>,
+    /// No progress bars or notes on stderr.
+    pub quiet: bool,
+}
+
+impl Inputs {
+    /// The whole study of `cfg`, validated, with its grid.
+    pub fn new(cfg: Config, empirical: bool, quiet: bool) -> Result<Inputs> {
+        let grid = Grid::new(cfg.t_max, cfg.steps)?;
+        Ok(Inputs {
+            cfg,
+            empirical,
+            grid,
+            shard: None,
+            device: None,
+            quiet,
+        })
+    }
+
+    /// The particle (or clone pair) indices of this run's slice of a study of `total`.
+    pub fn range(&self, total: u64) -> Range<u64> {
+        let r = self.shard.unwrap_or(Shard::WHOLE).range(total);
+        match self.device {
+            // Device slices start on batch-aligned particles, so GPU workgroups fold the same
+            // particles as in one run.
+            Some(d) => {
+                let align = crate::measure::BATCH_ALIGN as u64;
+                let len = r.end - r.start;
+                let cut = |i: u64| match i {
+                    0 => r.start,
+                    i if i == d.count => r.end,
+                    i => {
+                        let slice = Shard {
+                            index: i,
+                            count: d.count,
+                        };
+                        r.start + slice.range(len).start / align * align
+                    }
+                };
+                cut(d.index)..cut(d.index + 1)
+            }
+            None => r,
+        }
+    }
+
+    /// Whether this slice measures the host-side parts of a study (the first slice does).
+    pub fn first_slice(&self) -> bool {
+        let first = |s: Option<Shard>| s.is_none_or(|s| s.index == 0);
+        first(self.shard) && first(self.device)
+    }
+
+    pub fn particles(&self, default: u64) -> u64 {
+        self.cfg.particles.unwrap_or(default)
+    }
+
+    pub fn pairs(&self, default: u64) -> u64 {
+        self.cfg.pairs.unwrap_or(default)
+    }
+
+    /// A note on stderr unless quiet.
+    pub fn note(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Runs `f` with a progress bar over `total` particle-steps.
+    pub fn with_progress<R>(&self, total: u64, what: &str, f: impl FnOnce(Tick) -> R) -> R {
+        let progress = Progress::new(total, what, self.quiet);
+        let r = f(&mut |n| progress.inc(n));
+        progress.finish();
+        r
+    }
+
+    /// Grid indices of the requested times (nearest grid point), ascending and distinct; with
+    /// `before_end` the final point t = 0 is excluded (nothing to branch there).
+    pub fn grid_points(&self, times: &[f64], before_end: bool) -> Vec<usize> {
+        let grid = &self.grid;
+        let last = if before_end {
+            grid.steps - 1
+        } else {
+            grid.steps
+        };
+        let mut j: Vec<usize> = times.iter().map(|&t| grid.index_of(t).min(last)).collect();
+        j.sort_unstable();
+        j.dedup();
+        j
+    }
+
+    /// The mixture model of the config, its plan, and the theory (warnings reported).
+    pub fn mixture_setup(
+        &self,
+        session: &mut Session,
+    ) -> Result<(Built, Plan, crate::theory::Theory)> {
+        let cfg = &self.cfg;
+        let built = build::build(cfg)?;
+        let plan = Plan::new(&built.mixture_model(), self.grid, cfg.scheme, cfg.start)?;
+        let theory = crate::theory::theory(
+            &built.process,
+            &built.mixture,
+            None,
+            cfg.t_max,
+            self.grid.dt(),
+        );
+        session.warn_all(&theory.warnings);
+        Ok((built, plan, theory))
+    }
+
+    /// The empirical target of the config (training points drawn or read), its plan, and the
+    /// theory with t_C for its N points (warnings reported).
+    pub fn empirical_setup(&self, session: &mut Session) -> Result<EmpiricalSetup> {
+        let cfg = &self.cfg;
+        let built = build::build(cfg)?;
+        let data = build::training_set(cfg, &built)?;
+        // One definition of t_C whatever the source of the points: the REM criterion on the
+        // target's within-class covariance, as `theory` computes it.
+        let theory = crate::theory::theory(
+            &built.process,
+            &built.mixture,
+            Some(data.points.nrows()),
+            cfg.t_max,
+            self.grid.dt(),
+        );
+        session.warn_all(&theory.warnings);
+        let model = crate::model::Model {
+            process: built.process.clone(),
+            target: crate::model::Target::Empirical(data.clone()),
+        };
+        let plan = Plan::new(&model, self.grid, cfg.scheme, cfg.start)?;
+        Ok(EmpiricalSetup {
+            built,
+            data,
+            plan,
+            theory,
+        })
+    }
+}
+
+/// The empirical target of a study, built ([`Inputs::empirical_setup`]).
+pub struct EmpiricalSetup {
+    pub built: Built,
+    pub data: crate::model::Empirical,
+    pub plan: Plan,
+    pub theory: crate::theory::Theory,
+}
+
+/// What one run of a study accumulates: warnings, why it stopped early, and its checkpoints.
+#[derive(Default)]
+pub struct Session {
+    quiet: bool,
+    pub warnings: Vec<String>,
+    /// Why a measurement stopped before completing; partial results are still reported.
+    pub stopped: Option<Stop>,
+    /// Where checkpoints go (`--checkpoint-every`), shared by the phases.
+    store: Option<Arc<Mutex<Store>>>,
+    /// The snapshot of each phase to resume from (`regimes resume`).
+    resume: Vec<Option<Snapshot<PhaseState>>>,
+    /// Wall time of the study's set-up (training set, theory, plan).
+    pub setup_seconds: f64,
+}
+
+impl Session {
+    pub fn new(quiet: bool) -> Session {
+        Session {
+            quiet,
+            ..Session::default()
+        }
+    }
+
+    /// Saves checkpoints into `store` from now on, and resumes each phase from `resume`.
+    pub fn set_store(&mut self, store: Store, resume: Vec<Option<Snapshot<PhaseState>>>) {
+        self.store = Some(Arc::new(Mutex::new(store)));
+        self.resume = resume;
+    }
+
+    pub fn checkpointing(&self) -> bool {
+        self.store.is_some()
+    }
+
+    pub fn warn_all(&mut self, warnings: &[String]) {
+        for w in warnings {
+            if !self.quiet {
+                eprintln!("warning: {w}");
+            }
+            self.warnings.push(w.clone());
+        }
+    }
+
+    /// Records the first reason to stop.
+    pub fn stopped(&mut self, reason: Option<Stop>) {
+        if self.stopped.is_none() {
+            self.stopped = reason;
+        }
+    }
+
+    /// One phase of a measurement (trajectories, clone pairs): its slice of `total` units, the
+    /// snapshot to resume phase `index` from, its checkpointer, and a progress bar over the
+    /// `per_unit` particle-steps of each unit still to do. Records why it stopped early.
+    pub fn phase<S, T>(
+        &mut self,
+        inputs: &Inputs,
+        index: usize,
+        (total, per_unit): (u64, u64),
+        what: &str,
+        f: impl FnOnce(Phase<S>) -> Result<T>,
+    ) -> Result<T>
+    where
+        S: Resumable + TryFrom<PhaseState, Error = anyhow::Error> + Into<PhaseState> + 'static,
+        T: Stopped,
+    {
+        let range = inputs.range(total);
+        let resume = self
+            .resume
+            .get_mut(index)
+            .and_then(Option::take)
+            .map(|snap| {
+                Ok::<_, anyhow::Error>(Snapshot {
+                    state: S::try_from(snap.state)?,
+                    particles: snap.particles,
+                })
+            })
+            .transpose()?;
+        let skipped = resume.as_ref().map_or(0, |r| r.work_done(&range, per_unit));
+        let work = ((range.end - range.start) * per_unit).saturating_sub(skipped);
+        let mut ckpt = self.checkpointer::<S>(index);
+        let out = inputs.with_progress(work, what, |tick| {
+            f(Phase {
+                range,
+                resume,
+                ckpt: ckpt.as_mut(),
+                tick,
+            })
+        })?;
+        self.stopped(out.stopped());
+        Ok(out)
+    }
+
+    /// Saves the state of phase `index` as it ends (the next phase starts from it).
+    pub fn save_phase<S: Into<PhaseState>>(&self, index: usize, snap: Snapshot<S>) -> Result<()> {
+        match &self.store {
+            Some(store) => lock(store).save(index, snap.state.into(), snap.particles),
+            None => Ok(()),
+        }
+    }
+
+    fn checkpointer<S: Into<PhaseState> + 'static>(
+        &self,
+        index: usize,
+    ) -> Option<Checkpointer<'static, S>> {
+        let store = self.store.clone()?;
+        let every = lock(&store).file().every;
+        Some(Checkpointer::new(
+            every,
+            Box::new(move |snap: Snapshot<S>| {
+                lock(&store).save(index, snap.state.into(), snap.particles)
+            }),
+        ))
+    }
+}
+
+fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a phase of a measurement gets from its session.
+pub struct Phase<'a, 'c, S> {
+    pub range: Range<u64>,
+    pub resume: Option<Snapshot<S>>,
+    pub ckpt: Option<&'c mut Checkpointer<'static, S>>,
+    pub tick: Tick<'a>,
+}
+
+/// A measurement's outcome that may have stopped early.
+pub trait Stopped {
+    fn stopped(&self) -> Option<Stop>;
+}
+
+impl Stopped for crate::measure::run::RunOutcome {
+    fn stopped(&self) -> Option<Stop> {
+        self.stopped.clone()
+    }
+}
+
+impl Stopped for crate::measure::cloning::Cloning {
+    fn stopped(&self) -> Option<Stop> {
+        self.stopped.clone()
+    }
+}
+
+/// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities.
+fn write_samples(out: &OutDir, cfg: &Config, rows: usize, dim: usize, x: &[f32]) -> Result<()> {
+    let mut x = x.to_vec();
+    if cfg.coupling.is_some() {
+        crate::model::coupling::mode_frame_f32(&mut x, dim);
+    }
+    out.write_npy_f32("samples.npy", &[rows, dim], &x)?;
+    Ok(())
+}
