@@ -90,7 +90,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "GFLOPS")]
     gpu_peak_gflops: Option<f64>,
     /// Write each workload's model (U, Q, A = (I+Q)U, m, training points, meta.json) as .npy
-    /// files under DIR/<workload>/ for the NumPy reference (benches/reference/), and exit.
+    /// files under `DIR/<workload>/` for the NumPy reference (benches/reference/), and exit.
     #[arg(long, value_name = "DIR")]
     export_model: Option<PathBuf>,
     /// Print a JSON list of records on stdout instead of the table.

@@ -269,131 +269,138 @@ pub fn clone_pairs_from<E: Engine>(
             particles,
         }
     };
-    let mut stopped = None;
-    for batch_range in ranges {
-        if let Some(reason) = super::stop_reason() {
-            if let Some(c) = ckpt.as_deref_mut()
-                && c.due(0)
-            {
-                let folded = (&trunk_rec.stats[..], &agree[..], &pairs[..], done);
-                c.save(snapshot(folded, batch_range.start, None, None))?;
-            }
-            stopped = Some(reason);
-            break;
-        }
-        let start = batch_range.start;
-        let count = batch_range.end - start;
-        // Fold into copies, so a batch that fails half-way leaves no trace.
-        let (branch, mut at, mut trunk, mut rec, mut batch_agree, mut batch_pairs, mut clones) =
-            match flight.take() {
-                Some(f) => {
-                    let clones = match f.clones {
-                        Some((step, c)) => Some((step, engine.load(plan, seed, &c)?)),
-                        None => None,
-                    };
-                    let trunk = engine.load(plan, seed, &f.trunk)?;
-                    (
-                        f.branch,
-                        f.trunk_step,
-                        trunk,
-                        f.rec,
-                        f.agree,
-                        f.pairs,
-                        clones,
-                    )
-                }
-                None => {
-                    let ids: Vec<u64> = batch_range.map(|i| rng_id(i, 0)).collect();
-                    let trunk = engine.start(plan, seed, &ids)?;
-                    let rec = trunk_rec.clone();
-                    (0, 0, trunk, rec, agree.clone(), pairs.clone(), None)
-                }
-            };
-        let folded = (&trunk_rec.stats[..], &agree[..], &pairs[..], done);
-        let result = (|| -> Result<()> {
-            for (i, &j) in points.iter().enumerate().skip(branch) {
-                if clones.is_none() {
-                    let mut boundary = |step: usize, steps: u64, b: &E::Batch, r: &Recorder| {
-                        if let Some(c) = ckpt.as_deref_mut()
-                            && c.due(steps)
-                        {
-                            let fl = (
-                                i,
-                                step,
-                                engine.read(b)?,
-                                r,
-                                &batch_agree[..],
-                                &batch_pairs[..],
-                            );
-                            c.save(snapshot(folded, start, Some(fl), None))?;
-                        }
-                        Ok(())
-                    };
-                    let seg = (segment, &mut boundary as super::Boundary<E::Batch>);
-                    advance(
-                        engine,
-                        plan,
-                        &mut trunk,
-                        (at, j),
-                        &mut rec,
-                        count,
-                        tick,
-                        seg,
-                    )?;
-                    at = j;
-                    clones = Some((j, engine.branch(&trunk, (i + 1) as u16)?));
-                }
-                let Some((from, mut c)) = clones.take() else {
-                    unreachable!("clones were just branched")
-                };
-                {
-                    let (trunk, rec, batch_pairs) = (&trunk, &rec, &batch_pairs);
-                    let mut boundary = |step: usize, steps: u64, b: &E::Batch, _: &Recorder| {
-                        if let Some(ck) = ckpt.as_deref_mut()
-                            && ck.due(steps)
-                        {
-                            let fl = (
-                                i,
-                                j,
-                                engine.read(trunk)?,
-                                rec,
-                                &batch_agree[..],
-                                &batch_pairs[..],
-                            );
-                            let cl = Some((step, engine.read(b)?));
-                            ck.save(snapshot(folded, start, Some(fl), cl))?;
-                        }
-                        Ok(())
-                    };
-                    let none = &mut Recorder::none(plan);
-                    let seg = (segment, &mut boundary as super::Boundary<E::Batch>);
-                    advance(engine, plan, &mut c, (from, n), none, 2 * count, tick, seg)?;
-                }
-                let tally = engine.tally(plan, &c)?;
-                batch_agree[i] += tally.pairs_agree;
-                add_pairs(&mut batch_pairs[i], &tally.pair_labels);
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            stopped = Some(Stop::from_error(&e));
-            break;
-        }
-        trunk_rec = rec;
-        agree = batch_agree;
-        pairs = batch_pairs;
-        done += count;
-        if let Some(c) = ckpt.as_deref_mut()
-            && c.due(0)
-        {
-            c.save(snapshot(
-                (&trunk_rec.stats, &agree, &pairs, done),
-                start + count,
-                None,
-                None,
-            ))?;
-        }
+    // What the completed batches folded: the trunks' recorder, agreeing pairs, histograms.
+    struct Acc {
+        rec: Recorder,
+        agree: Vec<u64>,
+        pairs: Vec<Vec<u64>>,
+        done: u64,
     }
+    let mut acc = Acc {
+        rec: trunk_rec,
+        agree,
+        pairs,
+        done,
+    };
+    let stopped = super::batch_loop(
+        ranges,
+        &mut acc,
+        &mut ckpt,
+        |a, at| {
+            let folded = (&a.rec.stats[..], &a.agree[..], &a.pairs[..], a.done);
+            snapshot(folded, at, None, None)
+        },
+        |batch_range, acc, ckpt| {
+            let start = batch_range.start;
+            let count = batch_range.end - start;
+            // Fold into copies, so a batch that fails half-way leaves no trace.
+            let (branch, mut at, mut trunk, mut rec, mut batch_agree, mut batch_pairs, mut clones) =
+                match flight.take() {
+                    Some(f) => {
+                        let clones = match f.clones {
+                            Some((step, c)) => Some((step, engine.load(plan, seed, &c)?)),
+                            None => None,
+                        };
+                        let trunk = engine.load(plan, seed, &f.trunk)?;
+                        (
+                            f.branch,
+                            f.trunk_step,
+                            trunk,
+                            f.rec,
+                            f.agree,
+                            f.pairs,
+                            clones,
+                        )
+                    }
+                    None => {
+                        let ids: Vec<u64> = batch_range.map(|i| rng_id(i, 0)).collect();
+                        let trunk = engine.start(plan, seed, &ids)?;
+                        let rec = acc.rec.clone();
+                        (0, 0, trunk, rec, acc.agree.clone(), acc.pairs.clone(), None)
+                    }
+                };
+            let folded = (&acc.rec.stats[..], &acc.agree[..], &acc.pairs[..], acc.done);
+            let result = (|| -> Result<()> {
+                for (i, &j) in points.iter().enumerate().skip(branch) {
+                    if clones.is_none() {
+                        let mut boundary = |step: usize, steps: u64, b: &E::Batch, r: &Recorder| {
+                            if let Some(c) = ckpt.as_deref_mut()
+                                && c.due(steps)
+                            {
+                                let fl = (
+                                    i,
+                                    step,
+                                    engine.read(b)?,
+                                    r,
+                                    &batch_agree[..],
+                                    &batch_pairs[..],
+                                );
+                                c.save(snapshot(folded, start, Some(fl), None))?;
+                            }
+                            Ok(())
+                        };
+                        let seg = (segment, &mut boundary as super::Boundary<E::Batch>);
+                        advance(
+                            engine,
+                            plan,
+                            &mut trunk,
+                            (at, j),
+                            &mut rec,
+                            count,
+                            tick,
+                            seg,
+                        )?;
+                        at = j;
+                        clones = Some((j, engine.branch(&trunk, (i + 1) as u16)?));
+                    }
+                    let Some((from, mut c)) = clones.take() else {
+                        unreachable!("clones were just branched")
+                    };
+                    {
+                        let (trunk, rec, batch_pairs) = (&trunk, &rec, &batch_pairs);
+                        let mut boundary = |step: usize, steps: u64, b: &E::Batch, _: &Recorder| {
+                            if let Some(ck) = ckpt.as_deref_mut()
+                                && ck.due(steps)
+                            {
+                                let fl = (
+                                    i,
+                                    j,
+                                    engine.read(trunk)?,
+                                    rec,
+                                    &batch_agree[..],
+                                    &batch_pairs[..],
+                                );
+                                let cl = Some((step, engine.read(b)?));
+                                ck.save(snapshot(folded, start, Some(fl), cl))?;
+                            }
+                            Ok(())
+                        };
+                        let none = &mut Recorder::none(plan);
+                        let seg = (segment, &mut boundary as super::Boundary<E::Batch>);
+                        advance(engine, plan, &mut c, (from, n), none, 2 * count, tick, seg)?;
+                    }
+                    let tally = engine.tally(plan, &c)?;
+                    batch_agree[i] += tally.pairs_agree;
+                    add_pairs(&mut batch_pairs[i], &tally.pair_labels);
+                }
+                Ok(())
+            })();
+            if let Err(e) = result {
+                return Ok(Err(Stop::from_error(&e)));
+            }
+            acc.rec = rec;
+            acc.agree = batch_agree;
+            acc.pairs = batch_pairs;
+            acc.done += count;
+            Ok(Ok(()))
+        },
+    )?;
+    let Acc {
+        rec: trunk_rec,
+        agree,
+        pairs,
+        done,
+    } = acc;
     let state = CloneState {
         next: range.end,
         stats: trunk_rec.stats,

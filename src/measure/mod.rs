@@ -94,6 +94,48 @@ fn advance<E: Engine>(
     Ok(())
 }
 
+/// The resumable batch loop of every measurement. `ranges` are its batches (a resumed batch in
+/// flight first). Before each batch a stop request ends the loop, saving a snapshot of what
+/// `acc` folded (`snapshot(acc, first unfolded index)`); `batch` runs one batch and folds it into
+/// `acc` (into copies first, so a batch that fails half-way leaves no trace), or returns the
+/// stop that ends the loop there; after each batch a snapshot is saved when due. Errors of the
+/// loop itself (a snapshot that cannot be saved, a batch that cannot start) propagate.
+pub(crate) fn batch_loop<A, S, R>(
+    ranges: R,
+    acc: &mut A,
+    ckpt: &mut Option<&mut Checkpointer<'_, S>>,
+    snapshot: impl Fn(&A, u64) -> checkpoint::Snapshot<S>,
+    mut batch: impl FnMut(
+        Range<u64>,
+        &mut A,
+        &mut Option<&mut Checkpointer<'_, S>>,
+    ) -> anyhow::Result<Result<(), Stop>>,
+) -> anyhow::Result<Option<Stop>>
+where
+    R: Iterator<Item = Range<u64>>,
+{
+    for range in ranges {
+        if let Some(stop) = stop_reason() {
+            if let Some(c) = ckpt.as_deref_mut()
+                && c.due(0)
+            {
+                c.save(snapshot(acc, range.start))?;
+            }
+            return Ok(Some(stop));
+        }
+        let end = range.end;
+        if let Err(stop) = batch(range, acc, ckpt)? {
+            return Ok(Some(stop));
+        }
+        if let Some(c) = ckpt.as_deref_mut()
+            && c.due(0)
+        {
+            c.save(snapshot(acc, end))?;
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,112 +158,105 @@ pub fn run_from<E: Engine>(
     let ranges = flight_range
         .into_iter()
         .chain(super::batches_in(flight_end..range.end, size));
-    let mut stopped = None;
-    for batch_range in ranges {
-        let snapshot =
-            |out: &RunOutcome, at: u64, flight: Option<(usize, &Recorder, Particles)>| {
-                let mut particles = vec![];
-                let samples = out.samples.as_ref().map(|s| {
-                    particles.push(s.clone());
-                    particles.len() - 1
-                });
-                let flight = flight.map(|(step, rec, p)| {
-                    particles.push(p);
-                    RunFlight {
-                        step,
-                        stats: rec.stats.clone(),
-                        particles: particles.len() - 1,
+    let stopped = super::batch_loop(
+        ranges,
+        &mut out,
+        &mut ckpt,
+        |out, at| snapshot(out, at, None),
+        |batch_range, out, ckpt| {
+            let start = batch_range.start;
+            let count = batch_range.end - start;
+            let (mut b, mut recorder, at) = match flight.take() {
+                Some((step, rec, p)) => (engine.load(plan, seed, &p)?, rec, step),
+                None => {
+                    let ids: Vec<u64> = batch_range.map(|i| rng_id(i, 0)).collect();
+                    // Fold into a copy, so a batch that fails half-way leaves no trace.
+                    (engine.start(plan, seed, &ids)?, out.recorder.clone(), 0)
+                }
+            };
+            let result = {
+                let out = &*out;
+                let mut boundary = |step: usize, steps: u64, b: &E::Batch, rec: &Recorder| {
+                    if let Some(c) = ckpt.as_deref_mut()
+                        && c.due(steps)
+                    {
+                        let p = engine.read(b)?;
+                        c.save(snapshot(out, start, Some((step, rec, p))))?;
                     }
-                });
-                Snapshot {
-                    state: RunState {
-                        next: at,
-                        stats: out.recorder.stats.clone(),
-                        tally: out.tally.clone(),
-                        done: out.particles_done,
-                        samples,
-                        flight,
-                    },
-                    particles,
-                }
+                    Ok(())
+                };
+                advance(
+                    engine,
+                    plan,
+                    &mut b,
+                    (at, n),
+                    &mut recorder,
+                    count,
+                    tick,
+                    (segment, &mut boundary),
+                )
             };
-        if let Some(reason) = super::stop_reason() {
-            if let Some(c) = ckpt.as_deref_mut()
-                && c.due(0)
-            {
-                c.save(snapshot(&out, batch_range.start, None))?;
-            }
-            stopped = Some(reason);
-            break;
-        }
-        let start = batch_range.start;
-        let count = batch_range.end - start;
-        let (mut b, mut recorder, at) = match flight.take() {
-            Some((step, rec, p)) => (engine.load(plan, seed, &p)?, rec, step),
-            None => {
-                let ids: Vec<u64> = batch_range.map(|i| rng_id(i, 0)).collect();
-                // Fold into a copy, so a batch that fails half-way leaves no trace.
-                (engine.start(plan, seed, &ids)?, out.recorder.clone(), 0)
-            }
-        };
-        let result = {
-            let out = &out;
-            let mut boundary = |step: usize, steps: u64, b: &E::Batch, rec: &Recorder| {
-                if let Some(c) = ckpt.as_deref_mut()
-                    && c.due(steps)
-                {
-                    let p = engine.read(b)?;
-                    c.save(snapshot(out, start, Some((step, rec, p))))?;
+            if let Err(e) = result {
+                // Interrupted: the points this batch already passed keep its statistics (their
+                // counts say how many particles they hold); its trajectories are not done.
+                if e.is::<super::Interrupted>() {
+                    out.recorder = recorder;
                 }
-                Ok(())
-            };
-            advance(
-                engine,
-                plan,
-                &mut b,
-                (at, n),
-                &mut recorder,
-                count,
-                tick,
-                (segment, &mut boundary),
-            )
-        };
-        if let Err(e) = result {
-            // Interrupted: the points this batch already passed keep its statistics (their
-            // counts say how many particles they hold); its trajectories are not counted done.
-            if e.is::<super::Interrupted>() {
+                return Ok(Err(Stop::from_error(&e)));
+            }
+            let folded = (|| -> Result<()> {
+                let tally = engine.tally(plan, &b)?;
+                let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
                 out.recorder = recorder;
-            }
-            stopped = Some(Stop::from_error(&e));
-            break;
-        }
-        let folded = (|| -> Result<()> {
-            let tally = engine.tally(plan, &b)?;
-            let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
-            out.recorder = recorder;
-            out.tally.merge(&tally);
-            if let (Some(s), Some(p)) = (&mut out.samples, samples) {
-                s.x.extend(p.x);
-                s.ids.extend(p.ids);
-                s.label.extend(p.label);
-                s.changed.extend(p.changed);
-            }
-            out.particles_done += count;
-            Ok(())
-        })();
-        if let Err(e) = folded {
-            stopped = Some(Stop::Failed(format!("{e:#}")));
-            break;
-        }
-        if let Some(c) = ckpt.as_deref_mut()
-            && c.due(0)
-        {
-            c.save(snapshot(&out, start + count, None))?;
-        }
-    }
+                out.tally.merge(&tally);
+                if let (Some(s), Some(p)) = (&mut out.samples, samples) {
+                    s.x.extend(p.x);
+                    s.ids.extend(p.ids);
+                    s.label.extend(p.label);
+                    s.changed.extend(p.changed);
+                }
+                out.particles_done += count;
+                Ok(())
+            })();
+            Ok(folded.map_err(|e| Stop::Failed(format!("{e:#}"))))
+        },
+    )?;
     out.stopped = stopped;
     check_finite(&out, plan)?;
     Ok(out)
+}
+
+/// A run's snapshot: what `out` folded, from particle `at` on, and the batch in flight (its step,
+/// recorder and particles) if any.
+fn snapshot(
+    out: &RunOutcome,
+    at: u64,
+    flight: Option<(usize, &Recorder, Particles)>,
+) -> Snapshot<RunState> {
+    let mut particles = vec![];
+    let samples = out.samples.as_ref().map(|s| {
+        particles.push(s.clone());
+        particles.len() - 1
+    });
+    let flight = flight.map(|(step, rec, p)| {
+        particles.push(p);
+        RunFlight {
+            step,
+            stats: rec.stats.clone(),
+            particles: particles.len() - 1,
+        }
+    });
+    Snapshot {
+        state: RunState {
+            next: at,
+            stats: out.recorder.stats.clone(),
+            tally: out.tally.clone(),
+            done: out.particles_done,
+            samples,
+            flight,
+        },
+        particles,
+    }
 }
 
 impl Resumable for RunState {

@@ -1,6 +1,6 @@
 //! The spec grammar of the model's building blocks: `--u`, `--q` and `--mean` as typed values.
 //! Each spec parses from its text form ([`FromStr`], errors name the flag and list the accepted
-//! forms), prints back in the canonical form ([`Display`], `parse(display(s)) == s`), and
+//! forms), prints back in the canonical form ([`Display`](std::fmt::Display), `parse(display(s)) == s`), and
 //! serialises as that text, so TOML files and JSON summaries read like the command line.
 
 use std::fmt;

@@ -1,4 +1,5 @@
-//! Named sets of config keys, checked against the real keys of [`Config`] by a test.
+//! Named sets of config keys, checked against the real keys of [`crate::config::Config`] by a
+//! test.
 
 /// Config keys that choose how a study runs, not what it measures: shards and checkpoints that
 /// differ only in these belong to the same study.

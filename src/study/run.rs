@@ -15,7 +15,7 @@ use crate::theory::Theory;
 pub struct RecordPoint {
     pub t: f64,
     pub count: u64,
-    /// ‖mean of x_t‖ over the particles: ‖E_t E[x_0]‖ in theory (about 0 for two classes ±m).
+    /// ‖mean of x_t‖ over the particles: ‖E_t E\[x_0\]‖ in theory (about 0 for two classes ±m).
     pub mean_norm: f64,
     /// Projection on the class direction: mean and variance.
     pub projection_mean: Option<f64>,

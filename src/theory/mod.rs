@@ -15,12 +15,13 @@
 pub mod collapse;
 pub mod modes;
 pub mod relaxation;
+mod roots;
+mod spd;
 pub mod speciation;
 
 use nalgebra::DVector;
 use serde::Serialize;
 
-use crate::linalg::{Form, Linear};
 use crate::model::{Mixture, Process};
 
 pub use collapse::{biroli_excess_entropy, biroli_t_collapse, rem_alpha_at, t_collapse};
@@ -30,6 +31,9 @@ pub use speciation::{
     f_at_speciation, lambda_min_mtilde, s_curve, snr, t_speciation, t_speciation_between,
     t_speciation_mixture,
 };
+
+pub(crate) use roots::{bisect, crossing_from_grid, for_each_on_grid, last_crossing};
+pub(crate) use spd::{lambda_min_rank_one_down, log_det_spd, quad_inv};
 
 /// Number of points of the `s_curve` in (0, t_max].
 pub const S_CURVE_POINTS: usize = 200;
@@ -176,198 +180,10 @@ pub fn theory(
     out
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared numerics.
-
-/// `vᵀ G⁻¹ v` for a symmetric positive definite G; `+∞` if G is not positive definite.
-pub(crate) fn quad_inv(g: &Linear, v: &DVector<f64>) -> f64 {
-    match g {
-        Linear::Scalar(c, _) => {
-            if *c > 0.0 {
-                v.norm_squared() / c
-            } else {
-                f64::INFINITY
-            }
-        }
-        Linear::Diagonal(diag) => {
-            if diag.iter().all(|&x| x > 0.0) {
-                v.iter().zip(diag.iter()).map(|(x, g)| x * x / g).sum()
-            } else {
-                f64::INFINITY
-            }
-        }
-        Linear::Dense(m) => match ((m + m.transpose()) * 0.5).cholesky() {
-            Some(ch) => {
-                let mut w = v.clone();
-                ch.l_dirty().solve_lower_triangular_mut(&mut w);
-                // l_dirty's upper part is garbage; solve_lower_triangular only reads the lower.
-                w.norm_squared()
-            }
-            None => f64::INFINITY,
-        },
-    }
-}
-
-/// `log det G` of a symmetric positive definite G; `None` if G is not positive definite.
-pub(crate) fn log_det_spd(g: &Linear) -> Option<f64> {
-    match g {
-        Linear::Scalar(c, d) => (*c > 0.0).then(|| *d as f64 * c.ln()),
-        Linear::Diagonal(v) => v
-            .iter()
-            .all(|&x| x > 0.0)
-            .then(|| v.iter().map(|x| x.ln()).sum()),
-        Linear::Dense(m) => ((m + m.transpose()) * 0.5)
-            .cholesky()
-            .map(|ch| 2.0 * ch.l_dirty().diagonal().iter().map(|x| x.ln()).sum::<f64>()),
-    }
-}
-
-/// `λ_min(G − m mᵀ)` for a symmetric G: closed form (scalar), secular equation (diagonal) or a
-/// dense symmetric eigensolve (O(d³)).
-pub(crate) fn lambda_min_rank_one_down(g: &Linear, m: &DVector<f64>) -> f64 {
-    match g {
-        Linear::Scalar(c, d) => {
-            let n2 = m.norm_squared();
-            if *d >= 2 { (c - n2).min(*c) } else { c - n2 }
-        }
-        Linear::Diagonal(diag) => {
-            let dmin_all = diag.iter().copied().fold(f64::INFINITY, f64::min);
-            let pairs: Vec<(f64, f64)> = diag
-                .iter()
-                .zip(m.iter())
-                .filter(|(_, mi)| **mi != 0.0)
-                .map(|(di, mi)| (*di, mi * mi))
-                .collect();
-            if pairs.is_empty() {
-                return dmin_all;
-            }
-            let dmin = pairs.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
-            let n2: f64 = pairs.iter().map(|p| p.1).sum();
-            // Secular equation f(λ) = Σ m_i²/(d_i − λ) = 1 on (dmin − ‖m‖², dmin): f increases
-            // from ≤ 1 to +∞, so the smallest eigenvalue of the coupled block is its root.
-            let f = |l: f64| pairs.iter().map(|(di, mi2)| mi2 / (di - l)).sum::<f64>();
-            let (mut lo, mut hi) = (dmin - n2, dmin);
-            for _ in 0..300 {
-                let mid = 0.5 * (lo + hi);
-                if mid <= lo || mid >= hi {
-                    break;
-                }
-                if f(mid) > 1.0 {
-                    hi = mid;
-                } else {
-                    lo = mid;
-                }
-            }
-            lo.min(dmin_all)
-        }
-        Linear::Dense(mat) => {
-            let mut a = (mat + mat.transpose()) * 0.5;
-            a.ger(-1.0, m, m, 1.0);
-            a.symmetric_eigenvalues()
-                .iter()
-                .copied()
-                .fold(f64::INFINITY, f64::min)
-        }
-    }
-}
-
-/// Visit `E_t` on the uniform grid `t_k = t_max·k/n`, k = 0..=n. Dense propagators are built
-/// by repeated multiplication `E_{t_k} = E_{t_{k−1}} E_h` (one matrix product per point instead
-/// of a matrix exponential; the relative error grows like k·ε); cheap forms and schedules (whose
-/// steps differ) use the closed form.
-pub(crate) fn for_each_on_grid(
-    p: &Process,
-    t_max: f64,
-    n: usize,
-    mut f: impl FnMut(usize, f64, &Linear),
-) {
-    let at = |k: usize| t_max * k as f64 / n as f64;
-    if p.a.form() != Form::Dense || p.schedule.is_some() {
-        for k in 0..=n {
-            f(k, at(k), &p.propagator(at(k)));
-        }
-        return;
-    }
-    let step = p.propagator(at(1));
-    let mut e = Linear::identity(p.dim());
-    for k in 0..=n {
-        f(k, at(k), &e);
-        if k < n {
-            e = e.mul(&step);
-        }
-    }
-}
-
-/// `sup{t ∈ [0, t_max] : g(t, E_t) ≥ 0}`: evaluate g on a uniform grid of `n` intervals
-/// ([`for_each_on_grid`]), take the highest grid point with g ≥ 0 (as if scanning from t_max
-/// downward), then bisect the bracket above it with exact propagators to an absolute width of
-/// `1e-11·max(1, t)`. NaN counts as < 0. `Some(t_max)` when g(t_max) ≥ 0, `None` when g < 0 at
-/// every grid point.
-pub(crate) fn last_crossing(
-    p: &Process,
-    mut g: impl FnMut(f64, &Linear) -> f64,
-    t_max: f64,
-    n: usize,
-) -> Option<f64> {
-    if !(t_max.is_finite() && t_max > 0.0) {
-        return None;
-    }
-    let n = n.max(1);
-    let at_max = g(t_max, &p.propagator(t_max));
-    if at_max >= 0.0 {
-        return Some(t_max);
-    }
-    let mut values = vec![at_max; n + 1];
-    for_each_on_grid(p, t_max, n, |k, t, e| {
-        if k < n {
-            values[k] = g(t, e);
-        }
-    });
-    crossing_from_grid(&values, t_max, |t| g(t, &p.propagator(t)))
-}
-
-/// The refinement step of [`last_crossing`] given `values[k] = g(t_max·k/n)`, k = 0..=n, and an
-/// exact evaluator for the bisection.
-pub(crate) fn crossing_from_grid(
-    values: &[f64],
-    t_max: f64,
-    mut g: impl FnMut(f64) -> f64,
-) -> Option<f64> {
-    let n = values.len().checked_sub(1)?;
-    if n == 0 || !(t_max.is_finite() && t_max > 0.0) {
-        return None;
-    }
-    if values[n] >= 0.0 {
-        return Some(t_max);
-    }
-    let k = (0..n).rev().find(|&k| values[k] >= 0.0)?;
-    let (lo, hi) = (
-        t_max * k as f64 / n as f64,
-        t_max * (k + 1) as f64 / n as f64,
-    );
-    Some(bisect(&mut g, lo, hi))
-}
-
-/// Bisection for the boundary between `lo` (g ≥ 0) and `hi` (g < 0); returns the midpoint of the
-/// final bracket.
-pub(crate) fn bisect(g: &mut impl FnMut(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
-    for _ in 0..200 {
-        if hi - lo <= 1e-11 * hi.abs().max(1.0) {
-            break;
-        }
-        let mid = 0.5 * (lo + hi);
-        if g(mid) >= 0.0 {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
-}
-
 #[cfg(test)]
 pub(crate) mod test_util {
     use super::*;
+    pub use crate::linalg::Linear;
     pub use nalgebra::DMatrix;
 
     /// A fixed dense antisymmetric matrix G − Gᵀ (G from a simple deterministic formula).
