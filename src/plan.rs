@@ -83,6 +83,14 @@ impl Grid {
         }
     }
 
+    /// The time of node `j` as a user writes it: t_max·(steps − j)/steps, correctly rounded, so
+    /// that `--branch-times 2.14` on a grid of step 0.01 reports 2.14 (not the
+    /// 2.1399999999999997 of t_max − j·Δt, which the coefficients use). For outputs only.
+    pub fn node(&self, j: usize) -> f64 {
+        let j = j.min(self.steps);
+        self.t_max * (self.steps - j) as f64 / self.steps as f64
+    }
+
     /// The time point closest to time t.
     pub fn index_of(&self, t: f64) -> usize {
         ((self.t_max - t) / self.dt())

@@ -158,9 +158,36 @@ impl Tally {
     }
 }
 
+/// The Wilson score interval of a binomial proportion k/n at `z` standard deviations: unlike
+/// the Wald interval p ± z√(p(1−p)/n) it is never degenerate at p = 0 or 1. None when n = 0.
+pub fn wilson(k: u64, n: u64, z: f64) -> Option<(f64, f64)> {
+    (n > 0).then(|| {
+        let (n, p) = (n as f64, k as f64 / n as f64);
+        let z2 = z * z;
+        let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+        let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+        ((centre - half).max(0.0), (centre + half).min(1.0))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_intervals_match_the_binomial_away_from_the_edges_and_stay_open_at_them() {
+        let (lo, hi) = wilson(5000, 10_000, 1.0).unwrap();
+        let wald = (0.25f64 / 10_000.0).sqrt();
+        assert!(((hi - lo) / 2.0 - wald).abs() < 1e-3 * wald);
+        let (lo, hi) = wilson(100, 100, 1.0).unwrap();
+        assert!(
+            (hi - 1.0).abs() < 1e-12 && lo > 0.98 && lo < 0.995,
+            "{lo} {hi}"
+        );
+        let (lo, hi) = wilson(0, 100, 1.0).unwrap();
+        assert!(lo.abs() < 1e-12 && hi > 0.005 && hi < 0.02, "{lo} {hi}");
+        assert_eq!(wilson(0, 0, 1.0), None);
+    }
 
     #[test]
     fn chan_merge_equals_sequential() {

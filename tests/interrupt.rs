@@ -19,7 +19,8 @@ fn stop_keeps_the_completed_batches() {
         process: Process::new(Linear::identity(d), Linear::Scalar(0.0, d)).unwrap(),
         target: Target::Mixture(Mixture::two_class(DVector::from_element(d, 1.0), 1.0)),
     };
-    let grid = Grid::new(1.0, 20).unwrap();
+    // Ten steps: no longer than the first segment of an advance.
+    let grid = Grid::new(1.0, 10).unwrap();
     let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
     let spec = RunSpec {
         seed: 2,
@@ -27,7 +28,7 @@ fn stop_keeps_the_completed_batches() {
         keep_samples: true,
         batch: Some(2048),
     };
-    let rec = Recorder::new(&plan, vec![0, 20], vec![]);
+    let rec = Recorder::new(&plan, vec![0, 10], vec![]);
     let mut ticks = 0u64;
     // Ask for a stop while the first batch runs: it completes, nothing after it starts.
     let out = run(&CpuEngine::new(), &plan, spec, rec, &mut |n| {
@@ -37,7 +38,7 @@ fn stop_keeps_the_completed_batches() {
     .unwrap();
     assert_eq!(out.stopped, Some(regimes::measure::Stop::Interrupted));
     assert_eq!(out.particles_done, 2048);
-    assert_eq!(ticks, 2048 * 20);
+    assert_eq!(ticks, 2048 * 10);
     assert_eq!(out.recorder.stats[1].coords.count, 2048);
     assert_eq!(out.tally.labels.iter().sum::<u64>(), 2048);
     assert_eq!(out.samples.unwrap().len(), 2048);

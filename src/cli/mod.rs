@@ -231,6 +231,11 @@ pub fn on_signal() {
     if !crate::measure::request_stop() {
         std::process::exit(130);
     }
+    // Acknowledged at once (the handler runs on a thread of its own, not in the signal).
+    eprintln!(
+        "\nregimes: stopping at the next step boundary and writing what completed (a second \
+         signal ends the process at once)"
+    );
 }
 
 /// Prints a study's report: the table (or JSON) on stdout; the summary itself when a file of

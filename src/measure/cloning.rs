@@ -39,10 +39,16 @@ impl Branch {
         self.agree as f64 / self.pairs as f64
     }
 
-    /// Binomial standard error of φ.
+    /// Standard error of φ: the half-width of its Wilson score interval at one standard
+    /// deviation (the binomial √(φ(1−φ)/n) away from 0 and 1, and never 0 at them).
     pub fn stderr(&self) -> f64 {
-        let p = self.phi();
-        (p * (1.0 - p) / self.pairs as f64).sqrt()
+        crate::stats::wilson(self.agree, self.pairs, 1.0)
+            .map_or(f64::NAN, |(lo, hi)| (hi - lo) / 2.0)
+    }
+
+    /// (φ, its standard error), or None when no pair completed.
+    pub fn measured(&self) -> Option<(f64, f64)> {
+        (self.pairs > 0).then(|| (self.phi(), self.stderr()))
     }
 
     /// The branch seen through a coarser label, `group[class]`: a pair agrees when its two
@@ -445,7 +451,7 @@ impl Cloning {
             .zip(&state.stats)
             .zip(pairs)
             .map(|(((&j, &agree), stats), pair_labels)| Branch {
-                t: plan.grid.time(j),
+                t: plan.grid.node(j),
                 step: j,
                 pairs: state.done,
                 agree,

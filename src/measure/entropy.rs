@@ -59,6 +59,10 @@ pub fn excess_entropy(
     let values: Vec<f64> = draws
         .par_chunks(ENTROPY_BLOCK)
         .flat_map_iter(|block| {
+            // A stop request skips the blocks not started (the point is then refused below).
+            if super::stop_reason().is_some() {
+                return vec![];
+            }
             let z = DMatrix::from_fn(block.len(), d, |s, k| {
                 let (mu, xi) = &block[s];
                 centers[(*mu, k)] + xi[k]
@@ -75,6 +79,9 @@ pub fn excess_entropy(
                 .collect::<Vec<f64>>()
         })
         .collect();
+    if super::stop_reason().is_some() {
+        return Err(super::Interrupted.into());
+    }
     let m = values.len() as f64;
     let mean = values.iter().sum::<f64>() / m;
     let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (m - 1.0).max(1.0);
@@ -86,54 +93,71 @@ pub fn excess_entropy(
 }
 
 /// Distribution of per-trajectory collapse times t̂_C (time of the last change of the nearest
-/// training point).
+/// training point). Every statistic is None over no trajectories (and the standard error over
+/// fewer than two).
 #[derive(Clone, Debug, Serialize)]
 pub struct CollapseTimes {
     pub count: u64,
-    pub mean: f64,
-    pub stderr: f64,
-    pub median: f64,
-    pub q10: f64,
-    pub q90: f64,
-    /// (t, fraction of trajectories) for every grid time that holds any.
-    pub histogram: Vec<(f64, f64)>,
+    pub mean: Option<f64>,
+    pub stderr: Option<f64>,
+    pub median: Option<f64>,
+    /// A distribution-free ±1σ interval of the median: the order statistics at the ranks
+    /// n/2 ∓ √n/2.
+    pub median_interval: Option<[f64; 2]>,
+    pub q10: Option<f64>,
+    pub q90: Option<f64>,
+    /// The fraction of trajectories at every grid time that holds any.
+    pub histogram: Vec<CollapseBin>,
+}
+
+/// One bar of the collapse-time histogram.
+#[derive(Clone, Debug, Serialize)]
+pub struct CollapseBin {
+    pub t: f64,
+    pub fraction: f64,
 }
 
 pub fn collapse_times(tally: &Tally, grid: &Grid) -> CollapseTimes {
     let count: u64 = tally.last_change.iter().sum();
-    let total = count.max(1) as f64;
+    let total = count as f64;
     let (mut s, mut s2) = (0.0, 0.0);
     for (j, &c) in tally.last_change.iter().enumerate() {
-        let t = grid.time(j);
+        let t = grid.node(j);
         s += c as f64 * t;
         s2 += c as f64 * t * t;
     }
     let mean = s / total;
-    let var = (s2 / total - mean * mean).max(0.0) * total / (total - 1.0).max(1.0);
+    let var = (s2 / total - mean * mean).max(0.0) * total / (total - 1.0);
     let quantile = |q: f64| {
         // Grid index ascends while t descends: walk from the smallest t up.
         let mut acc = 0u64;
         for (j, &c) in tally.last_change.iter().enumerate().rev() {
             acc += c;
-            if acc as f64 >= q * total {
-                return grid.time(j);
+            if acc as f64 >= q.clamp(0.0, 1.0) * total && acc > 0 {
+                return grid.node(j);
             }
         }
         grid.t_max
     };
+    let some = count > 0;
+    let half = 0.5 / total.sqrt();
     CollapseTimes {
         count,
-        mean,
-        stderr: (var / total).sqrt(),
-        median: quantile(0.5),
-        q10: quantile(0.1),
-        q90: quantile(0.9),
+        mean: some.then_some(mean),
+        stderr: (count > 1).then(|| (var / total).sqrt()),
+        median: some.then(|| quantile(0.5)),
+        median_interval: some.then(|| [quantile(0.5 - half), quantile(0.5 + half)]),
+        q10: some.then(|| quantile(0.1)),
+        q90: some.then(|| quantile(0.9)),
         histogram: tally
             .last_change
             .iter()
             .enumerate()
             .filter(|(_, c)| **c > 0)
-            .map(|(j, &c)| (grid.time(j), c as f64 / total))
+            .map(|(j, &c)| CollapseBin {
+                t: grid.node(j),
+                fraction: c as f64 / total,
+            })
             .collect(),
     }
 }

@@ -56,6 +56,12 @@ pub type Tick<'a> = &'a mut dyn FnMut(u64);
 /// unaffected, see [`Recorder::slots_for`]; each cut costs one extra logit evaluation).
 pub const SEGMENT: usize = 100;
 
+/// Steps of the first segment, and the fewest of any later one.
+const MIN_SEGMENT: usize = 10;
+
+/// The wall time a segment aims at.
+const SEGMENT_SECONDS: f64 = 1.0;
+
 /// Called at every segment boundary of an advance with (the step reached, the steps just
 /// advanced, the batch, its recorder): where a checkpoint can capture the batch in flight.
 pub type Boundary<'a, B> = &'a mut dyn FnMut(usize, u64, &B, &Recorder) -> anyhow::Result<()>;
@@ -76,14 +82,23 @@ fn advance<E: Engine>(
 ) -> anyhow::Result<()> {
     let mut at = from;
     let mut just = 0u64;
+    let longest = segment.clamp(1, SEGMENT);
+    // Segments are sized from the measured rate to last about SEGMENT_SECONDS, so progress moves
+    // and a stop request lands promptly on heavy steps; at least MIN_SEGMENT steps each, as every
+    // cut costs one more evaluation of the score. Cuts never change results.
+    let mut len = longest.min(MIN_SEGMENT);
     while at < to {
         boundary(at, just, batch, rec)?;
         // A stop request ends the batch at this step boundary.
         if stop_reason().is_some() {
             return Err(Interrupted.into());
         }
-        let next = (at + segment.clamp(1, SEGMENT)).min(to);
+        let next = (at + len).min(to);
+        let clock = std::time::Instant::now();
         engine.advance(plan, batch, at, next, rec)?;
+        let per_step = clock.elapsed().as_secs_f64() / (next - at) as f64;
+        len = ((SEGMENT_SECONDS / per_step.max(1e-9)) as usize)
+            .clamp(MIN_SEGMENT.min(longest), longest);
         tick(particles * (next - at) as u64);
         just = (next - at) as u64;
         at = next;

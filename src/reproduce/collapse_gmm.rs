@@ -57,7 +57,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             "d = {d}: {:.1} s",
             started.elapsed().as_secs_f64()
         ));
-        let ratio = r.t_c_measured / t_c;
+        let ratio = r.t_c_measured.unwrap_or(f64::NAN) / t_c;
         lab.check(Check::near(
             format!("median t̂_C / t_C d={d} (REM at finite d)"),
             ratio,
@@ -108,10 +108,10 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         );
         // Collapse times in 30 bins of t/t_C over [0, 3].
         let mut bins = [0.0; 30];
-        for &(t, f) in &r.collapse_times.histogram {
-            let b = (t / t_c / 0.1) as usize;
+        for bin in &r.collapse_times.histogram {
+            let b = (bin.t / t_c / 0.1) as usize;
             if b < bins.len() {
-                bins[b] += f;
+                bins[b] += bin.fraction;
             }
         }
         histograms.push(

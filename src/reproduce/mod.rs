@@ -270,7 +270,10 @@ fn interrupted(stopped: Option<crate::measure::Stop>) -> Result<()> {
 
 /// (t, φ, s.e.) of each branch time of a cloning study.
 pub fn phi_points(r: &Speciation) -> Vec<(f64, f64, f64)> {
-    r.phi.iter().map(|p| (p.t, p.phi, p.stderr)).collect()
+    r.phi
+        .iter()
+        .filter_map(|p| Some((p.t, p.phi?, p.stderr?)))
+        .collect()
 }
 
 /// Checks a measured t_S against theory within 4.5 of its standard errors, plus the step's

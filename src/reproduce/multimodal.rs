@@ -23,7 +23,11 @@ fn per_mode<E: Engine>(lab: &Lab<E>, cfg: Config) -> Result<ModeCurves> {
         .iter()
         .flatten()
         .map(|m| {
-            let points = m.phi.iter().map(|p| (p.t, p.phi, p.stderr)).collect();
+            let points = m
+                .phi
+                .iter()
+                .filter_map(|p| Some((p.t, p.phi?, p.stderr?)))
+                .collect();
             let theory = m
                 .phi
                 .iter()

@@ -89,7 +89,9 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 if let Some((t, se)) = m {
                     t_s_points.push((s, t, se));
                 }
-                t_c_points.push((s, c.t_c_measured, c.collapse_times.stderr));
+                if let (Some(t), Some(se)) = (c.t_c_measured, c.collapse_times.stderr) {
+                    t_c_points.push((s, t, se));
+                }
             }
             rows.push(vec![
                 f64::from(mean_name == "soft"),
@@ -98,7 +100,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 m.map_or(f64::NAN, |m| m.0),
                 m.map_or(f64::NAN, |m| m.1),
                 t_c,
-                c.t_c_measured,
+                c.t_c_measured.unwrap_or(f64::NAN),
             ]);
             data.push(json!({
                 "mean": mean_name,

@@ -15,6 +15,7 @@ use crate::measure::checkpoint::Snapshot;
 use crate::measure::cloning::{Pairs, clone_pairs_from};
 use crate::measure::entropy::{CollapseTimes, collapse_times, excess_entropy};
 use crate::measure::run::{RunSpec, run_from};
+use crate::measure::{Interrupted, Stop};
 use crate::model::coupling::{Coupling, mode_coordinates, mode_process};
 use crate::model::{Empirical, Process};
 use crate::report::{OutDir, Series, Style};
@@ -43,12 +44,18 @@ pub struct PhaseSeconds {
 
 #[derive(Serialize)]
 pub struct Collapse {
-    /// The REM t_C on the target's within-class covariance (the `theory` command's t_C).
+    /// The REM t_C of the training points the run used: on their own sample covariance with
+    /// --train-file, else on the target's within-class covariance (the `theory` command's t_C).
     pub t_c_theory: Option<f64>,
-    /// With --train-file: the REM t_C on the training points' own sample covariance.
-    pub t_c_sample_covariance: Option<f64>,
-    /// Median per-trajectory collapse time t̂_C (last change of the nearest training point).
-    pub t_c_measured: f64,
+    /// What `t_c_theory` is computed from: `sample-covariance` or `target-covariance`.
+    pub t_c_theory_basis: &'static str,
+    /// With --train-file: the REM t_C of the configured target (not the file's), for comparison.
+    pub t_c_target: Option<f64>,
+    /// Median per-trajectory collapse time t̂_C (last change of the nearest training point);
+    /// null when no trajectory completed.
+    pub t_c_measured: Option<f64>,
+    /// A distribution-free ±1σ interval of that median.
+    pub t_c_measured_interval: Option<[f64; 2]>,
     pub n_train: usize,
     /// α = ln N / d.
     pub alpha: f64,
@@ -219,11 +226,12 @@ impl Study for CollapseStudy {
         let clone_pairs = lap();
         // The excess entropy samples the target on the host, apart from the particles: the
         // first slice measures it, for the joint process and for each mode.
-        let (entropy, mode_entropy) = if inputs.first_slice() {
-            let joint = excess_entropy_rows(cfg, s)?;
+        let (entropy, mode_entropy) = if inputs.first_slice() && session.stopped.is_none() {
+            let (joint, stop) = excess_entropy_rows(cfg, s)?;
+            session.stopped(stop);
             let modes = match &cfg.coupling {
-                Some(c) => mode_collapse(cfg, s, c)?,
-                None => None,
+                Some(c) if session.stopped.is_none() => mode_collapse(cfg, s, c, session)?,
+                _ => None,
             };
             (joint, modes)
         } else {
@@ -257,10 +265,22 @@ impl Study for CollapseStudy {
         let times = collapse_times(&traj.tally, &inputs.grid);
         let branches = s.branches(parts.clone_pairs()?.clone());
         let clone_collapse = branches.iter().map(|b| PhiPoint::new(b, None)).collect();
+        // With a training file the headline t_C is the data's.
+        let from_file = inputs.cfg.train_file.is_some();
         Ok(Collapse {
-            t_c_theory: s.theory.t_c,
-            t_c_sample_covariance: s.t_c_sample_covariance,
+            t_c_theory: if from_file {
+                s.t_c_sample_covariance
+            } else {
+                s.theory.t_c
+            },
+            t_c_theory_basis: if from_file {
+                "sample-covariance"
+            } else {
+                "target-covariance"
+            },
+            t_c_target: from_file.then_some(s.theory.t_c).flatten(),
             t_c_measured: times.median,
+            t_c_measured_interval: times.median_interval,
             n_train: n,
             alpha,
             particles: traj.done,
@@ -279,41 +299,61 @@ impl Study for CollapseStudy {
         result: &Collapse,
         parts: &Parts,
         dir: &OutDir,
+        partial: Option<&str>,
     ) -> Result<()> {
-        write_outputs(inputs, s, result, parts, dir)
+        write_outputs(inputs, s, result, parts, dir, partial)
     }
 
     fn table(r: &Collapse) -> String {
         table(r)
     }
+
+    /// Trajectories and clone pairs of the slice, by their particle-steps.
+    fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
+        let steps = inputs.grid.steps as u64;
+        let per_pair = pair_steps(&s.branch_steps, inputs.grid.steps);
+        let (particles, pairs) = (inputs.range(s.particles), inputs.range(s.pairs));
+        let total =
+            (particles.end - particles.start) * steps + (pairs.end - pairs.start) * per_pair;
+        let done = parts.run.as_ref().map_or(0, |r| r.done) * steps
+            + parts.clones.as_ref().map_or(0, |c| c.done) * per_pair;
+        super::fraction(done, total)
+    }
 }
 
-fn excess_entropy_rows(cfg: &crate::config::Config, s: &Setup) -> Result<Vec<EntropyRow>> {
+fn excess_entropy_rows(
+    cfg: &crate::config::Config,
+    s: &Setup,
+) -> Result<(Vec<EntropyRow>, Option<Stop>)> {
     let (p, c) = (&s.built.process, &s.built.mixture.cov);
     entropy_rows(cfg, p, &s.data, c, &s.entropy_times)
 }
 
-/// f^e/α from exact samples of p_t^e at `times`, beside the REM of process `p` with covariance C.
+/// f^e/α from exact samples of p_t^e at `times`, beside the REM of process `p` with covariance C;
+/// a stop request ends it after the times done (and says so).
 fn entropy_rows(
     cfg: &crate::config::Config,
     p: &Process,
     data: &Empirical,
     c: &Linear,
     times: &[f64],
-) -> Result<Vec<EntropyRow>> {
+) -> Result<(Vec<EntropyRow>, Option<Stop>)> {
     let alpha = (data.points.nrows() as f64).ln() / data.points.ncols() as f64;
-    times
-        .iter()
-        .map(|&t| {
-            let point = excess_entropy(p, data, t, cfg.entropy_samples, cfg.seed)?;
-            Ok(EntropyRow {
-                t,
-                f_over_alpha: point.f_over_alpha,
-                stderr: point.stderr,
-                f_over_alpha_theory: (1.0 - rem_alpha_at(p, c, t) / alpha).max(0.0),
-            })
-        })
-        .collect()
+    let mut rows = vec![];
+    for &t in times {
+        let point = match excess_entropy(p, data, t, cfg.entropy_samples, cfg.seed) {
+            Ok(point) => point,
+            Err(e) if e.is::<Interrupted>() => return Ok((rows, Some(Stop::Interrupted))),
+            Err(e) => return Err(e),
+        };
+        rows.push(EntropyRow {
+            t,
+            f_over_alpha: point.f_over_alpha,
+            stderr: point.stderr,
+            f_over_alpha_theory: (1.0 - rem_alpha_at(p, c, t) / alpha).max(0.0),
+        });
+    }
+    Ok((rows, None))
 }
 
 /// Per-mode excess entropy, where each mode is a process of its own (symmetric constant
@@ -323,6 +363,7 @@ fn mode_collapse(
     cfg: &crate::config::Config,
     s: &Setup,
     coupling: &Coupling,
+    session: &mut Session,
 ) -> Result<Option<Vec<ModeCollapse>>> {
     let n = s.data.points.nrows();
     let theory = crate::theory::modes::mode_theory(
@@ -346,7 +387,11 @@ fn mode_collapse(
             name: mode.name.to_string(),
             t_c_theory: th.t_c,
             alpha: (n as f64).ln() / d as f64,
-            excess_entropy: entropy_rows(cfg, &p, &projected, &c, &s.entropy_times)?,
+            excess_entropy: {
+                let (rows, stop) = entropy_rows(cfg, &p, &projected, &c, &s.entropy_times)?;
+                session.stopped(stop);
+                rows
+            },
         });
     }
     Ok(Some(out))
@@ -359,6 +404,7 @@ fn write_outputs(
     result: &Collapse,
     parts: &Parts,
     dir: &OutDir,
+    partial: Option<&str>,
 ) -> Result<()> {
     let d = s.data.points.ncols();
     {
@@ -369,7 +415,7 @@ fn write_outputs(
                 .collapse_times
                 .histogram
                 .iter()
-                .map(|&(t, f)| vec![t, f]),
+                .map(|b| vec![b.t, b.fraction]),
         )?;
         dir.write_csv(
             "excess_entropy.csv",
@@ -379,7 +425,27 @@ fn write_outputs(
                 .iter()
                 .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
         )?;
-        super::speciation::write_phi_csv(dir, "clone_collapse.csv", &result.clone_collapse)?;
+        // No theory of φ_C: its CSV has no theory column.
+        dir.write_csv(
+            "clone_collapse.csv",
+            &[
+                "t",
+                "phi",
+                "stderr",
+                "phi_posterior",
+                "phi_posterior_stderr",
+            ],
+            result.clone_collapse.iter().map(|p| {
+                let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
+                vec![
+                    p.t,
+                    v(p.phi),
+                    v(p.stderr),
+                    v(p.phi_posterior),
+                    v(p.phi_posterior_stderr),
+                ]
+            }),
+        )?;
         for m in result.modes.iter().flatten() {
             dir.write_csv(
                 &format!("excess_entropy_{}.csv", m.name),
@@ -396,8 +462,11 @@ fn write_outputs(
             .t_c_theory
             .map(|t| ("t_C theory (REM)".to_string(), t))
             .into_iter()
-            .chain([("median t̂_C".to_string(), result.t_c_measured)])
+            .chain(result.t_c_measured.map(|t| ("median t̂_C".to_string(), t)))
             .collect();
+        let (clones, clone_errors) = super::speciation::measured_points(
+            result.clone_collapse.iter().map(|p| (p.t, p.phi, p.stderr)),
+        );
         let series = [
             Series {
                 label: "f^e/α from exact samples (±1 s.e.)".into(),
@@ -423,8 +492,8 @@ fn write_outputs(
             },
             Series {
                 label: "clone-collapse φ_C".into(),
-                points: result.clone_collapse.iter().map(|p| (p.t, p.phi)).collect(),
-                error: Some(result.clone_collapse.iter().map(|p| p.stderr).collect()),
+                points: clones,
+                error: Some(clone_errors),
                 style: Style::Points,
                 color: None,
             },
@@ -432,7 +501,7 @@ fn write_outputs(
         crate::report::plot_series(
             dir,
             "collapse.svg",
-            "Collapse onto the training set",
+            &super::title("Collapse onto the training set", partial),
             "time t",
             "f^e/α, φ_C",
             &series,
@@ -476,36 +545,46 @@ fn table(r: &Collapse) -> String {
     s += "\n     t   φ_C clones ± s.e.  posterior Σr²\n";
     for p in &r.clone_collapse {
         s += &format!(
-            "{:>6.3}   {:.4} ± {:.4}     {:.4}\n",
-            p.t, p.phi, p.stderr, p.phi_posterior
+            "{:>6.3}   {:>15}     {}\n",
+            p.t,
+            super::pm(p.phi, p.stderr),
+            opt(p.phi_posterior)
         );
     }
     s += "\n";
-    s += &format_table(&[
-        ("t_C theory (Gaussian REM)".into(), opt(r.t_c_theory)),
+    let ct = &r.collapse_times;
+    let range = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{a:.4} – {b:.4}"),
+        _ => "—".to_string(),
+    };
+    let mut rows = vec![(
+        match r.t_c_theory_basis {
+            "sample-covariance" => "t_C theory (REM, the file's sample covariance)".into(),
+            _ => "t_C theory (Gaussian REM)".to_string(),
+        },
+        opt(r.t_c_theory),
+    )];
+    if r.t_c_target.is_some() {
+        rows.push((
+            "  of the configured target instead".into(),
+            opt(r.t_c_target),
+        ));
+    }
+    rows.extend([
         (
-            "  on the file's sample covariance".into(),
-            opt(r.t_c_sample_covariance),
+            "t̂_C median per trajectory (±1σ)".into(),
+            match (r.t_c_measured, r.t_c_measured_interval) {
+                (Some(m), Some([lo, hi])) => format!("{m:.4} ({lo:.4} – {hi:.4})"),
+                _ => "—".to_string(),
+            },
         ),
-        (
-            "t̂_C median per trajectory".into(),
-            format!("{:.4}", r.t_c_measured),
-        ),
-        (
-            "t̂_C mean ± s.e.".into(),
-            format!(
-                "{:.4} ± {:.4}",
-                r.collapse_times.mean, r.collapse_times.stderr
-            ),
-        ),
-        (
-            "t̂_C 10%–90%".into(),
-            format!("{:.4} – {:.4}", r.collapse_times.q10, r.collapse_times.q90),
-        ),
+        ("t̂_C mean ± s.e.".into(), super::pm(ct.mean, ct.stderr)),
+        ("t̂_C 10%–90%".into(), range(ct.q10, ct.q90)),
         (
             "training points N, α = ln N/d".into(),
             format!("{}, {:.4}", r.n_train, r.alpha),
         ),
     ]);
+    s += &format_table(&rows);
     s
 }

@@ -77,9 +77,15 @@ pub struct Report {
     pub write_error: Option<anyhow::Error>,
 }
 
+/// The version of the summary's keys: 2 made statistics over no samples null, added the
+/// measured headlines' errors and named the fields of tuples.
+pub const SCHEMA_VERSION: u32 = 2;
+
 /// The common envelope of every summary.
 #[derive(Serialize)]
 struct Summary<'a, T: Serialize> {
+    /// The version of these keys (README, Outputs).
+    schema_version: u32,
     command: &'a str,
     version: &'a str,
     seed: u64,
@@ -89,6 +95,8 @@ struct Summary<'a, T: Serialize> {
     shader_compile_seconds: Option<f64>,
     /// Set when the run stopped before completing; counts in the result are what completed.
     stopped_early: Option<String>,
+    /// The fraction of this run's work (its slice, for a shard) the results hold.
+    fraction_done: f64,
     /// The slice this run measured (`--shard I/N`).
     #[serde(skip_serializing_if = "Option::is_none")]
     shard: Option<String>,
@@ -300,6 +308,14 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
         None => started.elapsed().as_secs_f64(),
     };
     let output = S::summarise(&inputs, &setup, &parts)?;
+    let fraction_done = S::done(&inputs, &setup, &parts);
+    // A partial run says so in its table, its summary and its figures.
+    let partial = session.stopped.as_ref().map(|stop| {
+        format!(
+            "partial: {:.1} % of the study done ({stop})",
+            100.0 * fraction_done
+        )
+    });
     // The result exists now: a file that cannot be written loses nothing, the summary still
     // reaches the front end.
     let mut write_error = None;
@@ -316,11 +332,12 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
             )),
             _ => None,
         };
-        let written = S::write(&inputs, &setup, &output, &parts, dir)
+        let written = S::write(&inputs, &setup, &output, &parts, dir, partial.as_deref())
             .and_then(|()| shard_file.map_or(Ok(()), |f| dir.write_json(SHARD_FILE, &f).map(drop)));
         write_error = written.err();
     }
     let summary = Summary {
+        schema_version: SCHEMA_VERSION,
         command: name,
         version: env!("CARGO_PKG_VERSION"),
         seed: inputs.cfg.seed,
@@ -328,6 +345,7 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
         wall_seconds,
         shader_compile_seconds,
         stopped_early: session.stopped.as_ref().map(Stop::to_string),
+        fraction_done,
         shard: inputs.shard.map(|s| s.to_string()),
         merged_from: merged_from.map(|(dirs, _)| dirs),
         warnings: &session.warnings,
@@ -349,7 +367,10 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
     }
     Ok(Report {
         summary,
-        table: S::table(&output),
+        table: match &partial {
+            Some(p) => format!("PARTIAL RESULTS — {p}\n\n{}", S::table(&output)),
+            None => S::table(&output),
+        },
         out: out.as_ref().map(|d| d.path().to_path_buf()),
         files: out.as_ref().map(OutDir::files).unwrap_or_default(),
         stopped: session.stopped.clone(),

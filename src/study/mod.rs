@@ -118,14 +118,21 @@ pub trait Study {
     /// The result from the set-up and the folded parts (a run's own, or merged slices).
     fn summarise(inputs: &Inputs, setup: &Self::Setup, parts: &Parts) -> Result<Self::Output>;
 
-    /// The study's CSV series, samples and figures.
+    /// The study's CSV series, samples and figures; `partial` describes a run that stopped
+    /// early (for figure titles).
     fn write(
         inputs: &Inputs,
         setup: &Self::Setup,
         output: &Self::Output,
         parts: &Parts,
         out: &OutDir,
+        partial: Option<&str>,
     ) -> Result<()>;
+
+    /// The fraction of the slice's work the parts hold (1 for a completed run).
+    fn done(_inputs: &Inputs, _setup: &Self::Setup, _parts: &Parts) -> f64 {
+        1.0
+    }
 
     /// The human summary.
     fn table(output: &Self::Output) -> String;
@@ -440,4 +447,31 @@ fn write_samples(out: &OutDir, cfg: &Config, rows: usize, dim: usize, x: &[f32])
     }
     out.write_npy_f32("samples.npy", &[rows, dim], &x)?;
     Ok(())
+}
+
+/// `done / total` (1 for an empty slice: nothing was left to do).
+fn fraction(done: u64, total: u64) -> f64 {
+    if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    }
+}
+
+/// A figure title, marked when the run stopped early.
+fn title(title: &str, partial: Option<&str>) -> String {
+    match partial {
+        Some(p) => format!("{title} — {p}"),
+        None => title.to_string(),
+    }
+}
+
+/// A measured value with its standard error for a table: `0.7129 ± 0.0032`, or `—` when
+/// nothing was measured.
+pub(crate) fn pm(value: Option<f64>, stderr: Option<f64>) -> String {
+    match (value, stderr) {
+        (Some(v), Some(e)) => format!("{v:.4} ± {e:.4}"),
+        (Some(v), None) => format!("{v:.4}"),
+        (None, _) => "—".to_string(),
+    }
 }

@@ -7,52 +7,57 @@ use serde::Serialize;
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::{Engine, Recorder};
 use crate::measure::run::{RunSpec, run_from};
-use crate::report::{OutDir, Series, Style};
+use crate::report::{OutDir, Series, Style, or_dash as opt};
 use crate::stats::PointStats;
 use crate::theory::Theory;
 
+/// The statistics at one recorded time; all null when no particle reached it (a run stopped
+/// early), variances and standard errors null below two particles.
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordPoint {
     pub t: f64,
     pub count: u64,
     /// ‖mean of x_t‖ over the particles: ‖E_t E\[x_0\]‖ in theory (about 0 for two classes ±m).
-    pub mean_norm: f64,
+    pub mean_norm: Option<f64>,
     /// Projection on the class direction: mean and variance.
     pub projection_mean: Option<f64>,
     pub projection_var: Option<f64>,
     /// Mean posterior purity Σ r² and its standard error.
-    pub purity: f64,
-    pub purity_stderr: f64,
+    pub purity: Option<f64>,
+    pub purity_stderr: Option<f64>,
     /// Fraction of particles per argmax class.
-    pub class_fractions: Vec<f64>,
+    pub class_fractions: Option<Vec<f64>>,
     /// Per-coordinate mean and variance.
-    pub mean: Vec<f64>,
-    pub variance: Vec<f64>,
+    pub mean: Option<Vec<f64>>,
+    pub variance: Option<Vec<f64>>,
 }
 
 #[derive(Serialize)]
 pub struct Run {
     pub particles: u64,
     pub record: Vec<RecordPoint>,
-    /// Final class fractions (per training point on the empirical target).
-    pub class_fractions: Vec<f64>,
+    /// Final class fractions (per training point on the empirical target); null when no
+    /// particle completed.
+    pub class_fractions: Option<Vec<f64>>,
     pub theory: Theory,
 }
 
 fn point(t: f64, s: &PointStats) -> RecordPoint {
-    let total = s.coords.count.max(1) as f64;
+    let n = s.coords.count;
+    let total = n as f64;
     let d = s.coords.dim();
+    let (some, two) = (n > 0, n > 1);
     RecordPoint {
         t,
-        count: s.coords.count,
-        mean_norm: s.coords.mean.iter().map(|m| m * m).sum::<f64>().sqrt(),
-        projection_mean: s.projections.mean.first().copied(),
-        projection_var: (s.projections.dim() > 0).then(|| s.projections.variance(0)),
-        purity: s.purity.mean[0],
-        purity_stderr: s.purity.stderr(0),
-        class_fractions: s.classes.iter().map(|&c| c as f64 / total).collect(),
-        mean: s.coords.mean.clone(),
-        variance: (0..d).map(|i| s.coords.variance(i)).collect(),
+        count: n,
+        mean_norm: some.then(|| s.coords.mean.iter().map(|m| m * m).sum::<f64>().sqrt()),
+        projection_mean: s.projections.mean.first().copied().filter(|_| some),
+        projection_var: (two && s.projections.dim() > 0).then(|| s.projections.variance(0)),
+        purity: some.then(|| s.purity.mean[0]),
+        purity_stderr: two.then(|| s.purity.stderr(0)),
+        class_fractions: some.then(|| s.classes.iter().map(|&c| c as f64 / total).collect()),
+        mean: some.then(|| s.coords.mean.clone()),
+        variance: two.then(|| (0..d).map(|i| s.coords.variance(i)).collect()),
     }
 }
 
@@ -148,19 +153,29 @@ impl Study for RunStudy {
             .points
             .iter()
             .zip(&state.stats)
-            .map(|(&j, p)| point(inputs.grid.time(j), p))
+            .map(|(&j, p)| point(inputs.grid.node(j), p))
             .collect();
         let tally = &state.tally;
-        let total = tally.labels.iter().sum::<u64>().max(1) as f64;
+        let total = tally.labels.iter().sum::<u64>();
         Ok(Run {
             particles: state.done,
-            class_fractions: tally.labels.iter().map(|&c| c as f64 / total).collect(),
+            class_fractions: (total > 0).then(|| {
+                let total = total as f64;
+                tally.labels.iter().map(|&c| c as f64 / total).collect()
+            }),
             record,
             theory: s.theory.clone(),
         })
     }
 
-    fn write(inputs: &Inputs, s: &Setup, result: &Run, parts: &Parts, dir: &OutDir) -> Result<()> {
+    fn write(
+        inputs: &Inputs,
+        s: &Setup,
+        result: &Run,
+        parts: &Parts,
+        dir: &OutDir,
+        partial: Option<&str>,
+    ) -> Result<()> {
         let Setup { built, plan, .. } = s;
         let k = plan.centers_count;
         let mut header = vec![
@@ -180,23 +195,30 @@ impl Study for RunStudy {
             "moments.csv",
             &header,
             result.record.iter().map(|r| {
-                let mut row = vec![r.t, r.count as f64, r.mean_norm];
-                row.extend([
-                    r.projection_mean.unwrap_or(f64::NAN),
-                    r.projection_var.unwrap_or(f64::NAN),
-                ]);
-                row.extend([r.purity, r.purity_stderr]);
-                row.extend(&r.class_fractions);
+                let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
+                let mut row = vec![r.t, r.count as f64, v(r.mean_norm)];
+                row.extend([v(r.projection_mean), v(r.projection_var)]);
+                row.extend([v(r.purity), v(r.purity_stderr)]);
+                match &r.class_fractions {
+                    Some(f) => row.extend(f),
+                    None => row.extend(std::iter::repeat_n(f64::NAN, k)),
+                }
                 row
             }),
         )?;
         if let Some((rows, x)) = &parts.samples {
             super::write_samples(dir, &inputs.cfg, *rows, plan.dim, x)?;
         }
+        let (points, errors) = super::speciation::measured_points(
+            result
+                .record
+                .iter()
+                .map(|r| (r.t, r.purity, r.purity_stderr)),
+        );
         let mut series = vec![Series {
             label: "posterior purity Σ r²".into(),
-            points: result.record.iter().map(|r| (r.t, r.purity)).collect(),
-            error: Some(result.record.iter().map(|r| r.purity_stderr).collect()),
+            points,
+            error: Some(errors),
             style: Style::Points,
             color: None,
         }];
@@ -224,7 +246,7 @@ impl Study for RunStudy {
         crate::report::plot_series(
             dir,
             "run.svg",
-            "Generation from t = T to 0",
+            &super::title("Generation from t = T to 0", partial),
             "time t",
             "",
             &series,
@@ -236,6 +258,12 @@ impl Study for RunStudy {
     fn table(r: &Run) -> String {
         table(r)
     }
+
+    fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
+        let range = inputs.range(s.particles);
+        let done = parts.run.as_ref().map_or(0, |r| r.done);
+        super::fraction(done, range.end - range.start)
+    }
 }
 
 /// The human summary.
@@ -243,17 +271,21 @@ fn table(r: &Run) -> String {
     let mut s = String::from("     t   ‖mean‖    proj. mean   proj. var   purity Σr²\n");
     for p in &r.record {
         s += &format!(
-            "{:>6.3}   {:.4}    {:>9}   {:>9}   {:.4}\n",
+            "{:>6.3}   {:>6}    {:>9}   {:>9}   {}\n",
             p.t,
-            p.mean_norm,
-            p.projection_mean.map_or("—".into(), |x| format!("{x:.4}")),
-            p.projection_var.map_or("—".into(), |x| format!("{x:.4}")),
-            p.purity
+            opt(p.mean_norm),
+            opt(p.projection_mean),
+            opt(p.projection_var),
+            super::pm(p.purity, p.purity_stderr)
         );
     }
+    let fractions = match &r.class_fractions {
+        Some(f) => format!("{f:?}"),
+        None => "—".to_string(),
+    };
     s += &format!(
-        "\nfinal class fractions: {:?}\nparticles: {}",
-        r.class_fractions, r.particles
+        "\nfinal class fractions: {fractions}\nparticles: {}",
+        r.particles
     );
     s
 }

@@ -3,23 +3,27 @@
 use anyhow::Result;
 use serde::Serialize;
 
+use super::pm;
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::Engine;
-use crate::measure::cloning::{Branch, Pairs, clone_pairs_from, crossing};
+use crate::measure::cloning::{Branch, Pairs, clone_pairs_from, crossing_with_error};
 use crate::model::build::Built;
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
 
 /// φ at one branch time, measured by clones and by the posterior purity, beside F(s(t)).
+/// Statistics over no pairs are null.
 #[derive(Clone, Debug, Serialize)]
 pub struct PhiPoint {
     pub t: f64,
-    pub phi: f64,
-    pub stderr: f64,
+    /// Fraction of clone pairs that agree.
+    pub phi: Option<f64>,
+    /// Half-width of φ's Wilson score interval at one standard deviation.
+    pub stderr: Option<f64>,
     /// Exact-score estimate mean Σ r² at the branch point (no clones needed).
-    pub phi_posterior: f64,
-    pub phi_posterior_stderr: f64,
+    pub phi_posterior: Option<f64>,
+    pub phi_posterior_stderr: Option<f64>,
     /// F(s(t)) for two symmetric classes, else null.
     pub phi_theory: Option<f64>,
     pub pairs: u64,
@@ -27,16 +31,27 @@ pub struct PhiPoint {
 
 impl PhiPoint {
     pub fn new(b: &Branch, theory: Option<f64>) -> Self {
+        let posterior = b.purity.count > 0;
         PhiPoint {
             t: b.t,
-            phi: b.phi(),
-            stderr: b.stderr(),
-            phi_posterior: b.purity.mean[0],
-            phi_posterior_stderr: b.purity.stderr(0),
+            phi: b.measured().map(|m| m.0),
+            stderr: b.measured().map(|m| m.1),
+            phi_posterior: posterior.then(|| b.purity.mean[0]),
+            phi_posterior_stderr: (b.purity.count > 1).then(|| b.purity.stderr(0)),
             phi_theory: theory,
             pairs: b.pairs,
         }
     }
+}
+
+/// The measured points of a series of (t, value, its standard error), for a plot: points without
+/// a value are left out.
+pub fn measured_points(
+    points: impl Iterator<Item = (f64, Option<f64>, Option<f64>)>,
+) -> (Vec<(f64, f64)>, Vec<f64>) {
+    points
+        .filter_map(|(t, v, e)| Some(((t, v?), e.unwrap_or(0.0))))
+        .unzip()
 }
 
 /// Writes φ points as CSV (phi_theory is `nan` where there is no theory).
@@ -52,13 +67,14 @@ pub fn write_phi_csv(out: &OutDir, name: &str, points: &[PhiPoint]) -> Result<()
             "phi_theory",
         ],
         points.iter().map(|p| {
+            let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
             vec![
                 p.t,
-                p.phi,
-                p.stderr,
-                p.phi_posterior,
-                p.phi_posterior_stderr,
-                p.phi_theory.unwrap_or(f64::NAN),
+                v(p.phi),
+                v(p.stderr),
+                v(p.phi_posterior),
+                v(p.phi_posterior_stderr),
+                v(p.phi_theory),
             ]
         }),
     )?;
@@ -68,7 +84,13 @@ pub fn write_phi_csv(out: &OutDir, name: &str, points: &[PhiPoint]) -> Result<()
 #[derive(Serialize)]
 pub struct Speciation {
     pub t_s_theory: Option<f64>,
+    /// Where φ crosses F(1): measured only for two symmetric classes, where that crossing is
+    /// the speciation time; null otherwise (`t_s_measured_note` says why).
     pub t_s_measured: Option<f64>,
+    /// Its standard error: the larger s.e. of φ at the bracketing branch times over φ's slope.
+    pub t_s_measured_stderr: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub t_s_measured_note: Option<String>,
     /// F(1), the level φ crosses at t_S.
     pub f_at_speciation: f64,
     pub pairs: u64,
@@ -82,6 +104,9 @@ pub struct Speciation {
     pub sync_gap_theory: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_gap_measured: Option<f64>,
+    /// The two per-mode t_S errors in quadrature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_gap_measured_stderr: Option<f64>,
     pub theory: Theory,
 }
 
@@ -91,8 +116,9 @@ pub struct ModePhi {
     pub name: &'static str,
     /// s(t) = 1 for the class deviations projected onto the mode.
     pub t_s_theory: Option<f64>,
-    /// Where the mode's φ crosses F(1).
+    /// Where the mode's φ crosses F(1), when its classes are two symmetric groups.
     pub t_s_measured: Option<f64>,
+    pub t_s_measured_stderr: Option<f64>,
     /// The mode's label of each class (classes whose means project alike share one).
     pub class_groups: Vec<usize>,
     pub phi: Vec<ModePoint>,
@@ -101,8 +127,8 @@ pub struct ModePhi {
 #[derive(Clone, Debug, Serialize)]
 pub struct ModePoint {
     pub t: f64,
-    pub phi: f64,
-    pub stderr: f64,
+    pub phi: Option<f64>,
+    pub stderr: Option<f64>,
     /// F(s(t)) of the mode, when its classes are two symmetric groups (per-mode pairing).
     pub phi_theory: Option<f64>,
 }
@@ -225,21 +251,55 @@ impl Study for SpeciationStudy {
             let m = modes.as_ref()?;
             Some(f(&m[0])? - f(&m[1])?)
         };
+        let (t_s_measured, t_s_measured_note) = match &two_class {
+            Some(_) => (crossing_of(&branches, level), None),
+            None => (
+                None,
+                Some(format!(
+                    "no measured t_S: φ crosses F(1) = {level:.4} at t_S only for two classes \
+                     of equal weight ±m, and this target has {} classes{}",
+                    built.mixture.weights.len(),
+                    if built.mixture.weights.len() == 2 {
+                        " of unequal weight or not symmetric"
+                    } else {
+                        ""
+                    }
+                )),
+            ),
+        };
         Ok(Speciation {
             t_s_theory: theory.t_s,
-            t_s_measured: crossing(&branches, level),
+            t_s_measured: t_s_measured.map(|c| c.0),
+            t_s_measured_stderr: t_s_measured.map(|c| c.1),
+            t_s_measured_note,
             f_at_speciation: level,
             pairs: branches.first().map_or(0, |b| b.pairs),
             phi,
             sync_gap_theory: gap(|m| m.t_s_theory),
             sync_gap_measured: gap(|m| m.t_s_measured),
+            sync_gap_measured_stderr: modes
+                .as_ref()
+                .and_then(|m| Some(m[0].t_s_measured_stderr?.hypot(m[1].t_s_measured_stderr?))),
             modes,
             theory,
         })
     }
 
-    fn write(_: &Inputs, _: &Setup, r: &Speciation, _: &Parts, out: &OutDir) -> Result<()> {
-        write_outputs(out, r)
+    fn write(
+        _: &Inputs,
+        _: &Setup,
+        r: &Speciation,
+        _: &Parts,
+        out: &OutDir,
+        partial: Option<&str>,
+    ) -> Result<()> {
+        write_outputs(out, r, partial)
+    }
+
+    fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
+        let range = inputs.range(s.pairs);
+        let done = parts.clones.as_ref().map_or(0, |c| c.done);
+        super::fraction(done, range.end - range.start)
     }
 
     fn table(r: &Speciation) -> String {
@@ -252,6 +312,15 @@ impl Study for SpeciationStudy {
 pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
     let trunk = branch_steps.iter().max().copied().unwrap_or(0);
     (trunk + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64
+}
+
+/// Where the measured φ of `branches` crosses `level`, with its standard error.
+fn crossing_of(branches: &[Branch], level: f64) -> Option<(f64, f64)> {
+    let points: Vec<(f64, f64, f64)> = branches
+        .iter()
+        .filter_map(|b| b.measured().map(|(p, e)| (b.t, p, e)))
+        .collect();
+    crossing_with_error(&points, level)
 }
 
 /// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the
@@ -307,12 +376,15 @@ fn mode_phi(
         .iter()
         .filter_map(|b| b.regrouped(&groups))
         .collect();
+    let crossing = symmetric
+        .then(|| crossing_of(&mode_branches, f_at_speciation()))
+        .flatten();
     let phi = mode_branches
         .iter()
         .map(|b| ModePoint {
             t: b.t,
-            phi: b.phi(),
-            stderr: b.stderr(),
+            phi: b.measured().map(|m| m.0),
+            stderr: b.measured().map(|m| m.1),
             phi_theory: symmetric.then(|| {
                 cloning_probability(theory::between_snr(
                     &built.process,
@@ -326,13 +398,14 @@ fn mode_phi(
     ModePhi {
         name: mode.name,
         t_s_theory: t_s,
-        t_s_measured: crossing(&mode_branches, f_at_speciation()),
+        t_s_measured: crossing.map(|c| c.0),
+        t_s_measured_stderr: crossing.map(|c| c.1),
         class_groups: groups,
         phi,
     }
 }
 
-fn write_outputs(out: &OutDir, r: &Speciation) -> Result<()> {
+fn write_outputs(out: &OutDir, r: &Speciation, partial: Option<&str>) -> Result<()> {
     write_phi_csv(out, "phi.csv", &r.phi)?;
     if !r.theory.s_curve.is_empty() {
         out.write_csv(
@@ -341,29 +414,32 @@ fn write_outputs(out: &OutDir, r: &Speciation) -> Result<()> {
             r.theory
                 .s_curve
                 .iter()
-                .map(|&(t, s, l, f)| vec![t, s, l, f]),
+                .map(|p| vec![p.t, p.s, p.lambda_min_mtilde, p.phi_theory]),
         )?;
     }
     for m in r.modes.iter().flatten() {
         out.write_csv(
             &format!("phi_{}.csv", m.name),
             &["t", "phi", "stderr", "phi_theory"],
-            m.phi
-                .iter()
-                .map(|p| vec![p.t, p.phi, p.stderr, p.phi_theory.unwrap_or(f64::NAN)]),
+            m.phi.iter().map(|p| {
+                let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
+                vec![p.t, v(p.phi), v(p.stderr), v(p.phi_theory)]
+            }),
         )?;
     }
+    let (clones, clone_errors) = measured_points(r.phi.iter().map(|p| (p.t, p.phi, p.stderr)));
+    let (posterior, _) = measured_points(r.phi.iter().map(|p| (p.t, p.phi_posterior, None)));
     let mut series = vec![
         Series {
             label: "φ from clones (±1 s.e.)".into(),
-            points: r.phi.iter().map(|p| (p.t, p.phi)).collect(),
-            error: Some(r.phi.iter().map(|p| p.stderr).collect()),
+            points: clones,
+            error: Some(clone_errors),
             style: Style::Points,
             color: None,
         },
         Series {
             label: "posterior Σ r² at the branch".into(),
-            points: r.phi.iter().map(|p| (p.t, p.phi_posterior)).collect(),
+            points: posterior,
             error: None,
             style: Style::Points,
             color: None,
@@ -378,8 +454,8 @@ fn write_outputs(out: &OutDir, r: &Speciation) -> Result<()> {
                 .theory
                 .s_curve
                 .iter()
-                .filter(|&&(t, ..)| t <= t_end)
-                .map(|&(t, _, _, f)| (t, f))
+                .filter(|p| p.t <= t_end)
+                .map(|p| (p.t, p.phi_theory))
                 .collect(),
             error: None,
             style: Style::Line,
@@ -387,10 +463,11 @@ fn write_outputs(out: &OutDir, r: &Speciation) -> Result<()> {
         });
     }
     for m in r.modes.iter().flatten() {
+        let (points, errors) = measured_points(m.phi.iter().map(|p| (p.t, p.phi, p.stderr)));
         series.push(Series {
             label: format!("φ on the {} mode (±1 s.e.)", m.name),
-            points: m.phi.iter().map(|p| (p.t, p.phi)).collect(),
-            error: Some(m.phi.iter().map(|p| p.stderr).collect()),
+            points,
+            error: Some(errors),
             style: Style::Points,
             color: None,
         });
@@ -423,7 +500,7 @@ fn write_outputs(out: &OutDir, r: &Speciation) -> Result<()> {
     crate::report::plot_series(
         out,
         "phi.svg",
-        "Cloning probability φ(t)",
+        &super::title("Cloning probability φ(t)", partial),
         "branch time t",
         "φ",
         &series,
@@ -437,11 +514,10 @@ fn table(r: &Speciation) -> String {
     let mut s = String::from("     t   φ clones ± s.e.   φ posterior   F(s(t)) theory\n");
     for p in &r.phi {
         s += &format!(
-            "{:>6.3}   {:.4} ± {:.4}      {:.4}        {}\n",
+            "{:>6.3}   {:>15}      {:>6}        {}\n",
             p.t,
-            p.phi,
-            p.stderr,
-            p.phi_posterior,
+            pm(p.phi, p.stderr),
+            opt(p.phi_posterior),
             opt(p.phi_theory)
         );
     }
@@ -452,10 +528,9 @@ fn table(r: &Speciation) -> String {
         );
         for p in &m.phi {
             s += &format!(
-                "{:>6.3}   {:.4} ± {:.4}      {}\n",
+                "{:>6.3}   {:>15}      {}\n",
                 p.t,
-                p.phi,
-                p.stderr,
+                pm(p.phi, p.stderr),
                 opt(p.phi_theory)
             );
         }
@@ -465,7 +540,7 @@ fn table(r: &Speciation) -> String {
         ("t_S theory (s(t) = 1)".into(), opt(r.t_s_theory)),
         (
             format!("t_S measured (φ = {:.4})", r.f_at_speciation),
-            opt(r.t_s_measured),
+            pm(r.t_s_measured, r.t_s_measured_stderr),
         ),
         ("clone pairs per time".into(), r.pairs.to_string()),
         (
@@ -476,15 +551,26 @@ fn table(r: &Speciation) -> String {
     for m in r.modes.iter().flatten() {
         rows.push((
             format!("t_S {} mode: theory, measured", m.name),
-            format!("{}, {}", opt(m.t_s_theory), opt(m.t_s_measured)),
+            format!(
+                "{}, {}",
+                opt(m.t_s_theory),
+                pm(m.t_s_measured, m.t_s_measured_stderr)
+            ),
         ));
     }
     if r.modes.is_some() {
         rows.push((
             "synchronization gap: theory, measured".into(),
-            format!("{}, {}", opt(r.sync_gap_theory), opt(r.sync_gap_measured)),
+            format!(
+                "{}, {}",
+                opt(r.sync_gap_theory),
+                pm(r.sync_gap_measured, r.sync_gap_measured_stderr)
+            ),
         ));
     }
     s += &format_table(&rows);
+    if let Some(note) = &r.t_s_measured_note {
+        s += &format!("\n{note}");
+    }
     s
 }

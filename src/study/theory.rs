@@ -98,6 +98,7 @@ impl Study for TheoryStudy {
         r: &TheoryOutput,
         _: &Parts,
         out: &OutDir,
+        _: Option<&str>,
     ) -> Result<()> {
         if !r.theory.s_curve.is_empty() {
             out.write_csv(
@@ -106,7 +107,7 @@ impl Study for TheoryStudy {
                 r.theory
                     .s_curve
                     .iter()
-                    .map(|&(t, s, l, f)| vec![t, s, l, f]),
+                    .map(|p| vec![p.t, p.s, p.lambda_min_mtilde, p.phi_theory]),
             )?;
         }
         Ok(())

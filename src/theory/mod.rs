@@ -57,7 +57,7 @@ pub struct Theory {
     pub warnings: Vec<String>,
     /// `(t, s(t), λ_min(M̃(t)), F(s(t)))` on a uniform grid of (0, t_max]; empty unless the
     /// target is two symmetric classes ±m with weights ½.
-    pub s_curve: Vec<(f64, f64, f64, f64)>,
+    pub s_curve: Vec<speciation::SPoint>,
 }
 
 /// If `mixture` is two symmetric classes ±m with weights ½, return m.
@@ -135,7 +135,7 @@ pub fn theory(
         // The s curve doubles as the scan grid of t_speciation (s(0) completes it).
         out.s_curve = speciation::s_curve(p, m, c, t_max, S_CURVE_POINTS);
         let values: Vec<f64> = std::iter::once(snr(p, m, c, 0.0))
-            .chain(out.s_curve.iter().map(|row| row.1))
+            .chain(out.s_curve.iter().map(|row| row.s))
             .map(|s| s - 1.0)
             .collect();
         out.t_s = crossing_from_grid(&values, t_max, |t| snr(p, m, c, t) - 1.0);
@@ -245,7 +245,13 @@ mod tests {
         assert_eq!(th.gap_bound, 1.0);
         assert_eq!(th.stiffness, 0.0);
         // φ crosses F(1) exactly where s crosses 1.
-        for &(t, s, lmin, phi) in &th.s_curve {
+        for &speciation::SPoint {
+            t,
+            s,
+            lambda_min_mtilde: lmin,
+            phi_theory: phi,
+        } in &th.s_curve
+        {
             assert_eq!(s >= 1.0, t <= ts, "t = {t}");
             assert_eq!(lmin <= 0.0, s >= 1.0 - 1e-12, "t = {t}");
             assert_eq!(phi >= f_at_speciation(), s >= 1.0, "t = {t}");

@@ -49,13 +49,16 @@ pub fn t_speciation(p: &Process, m: &DVector<f64>, c: &Linear, t_max: f64) -> Op
 
 /// `(t, s(t), λ_min(M̃(t)), F(s(t)))` at `t = t_max·k/n`, k = 1..=n (one matrix product, one
 /// Cholesky and, for dense forms, one symmetric eigensolve per point).
-pub fn s_curve(
-    p: &Process,
-    m: &DVector<f64>,
-    c: &Linear,
-    t_max: f64,
-    n: usize,
-) -> Vec<(f64, f64, f64, f64)> {
+/// One point of the theory curve: s(t), λ_min(M̃_t) and F(s(t)).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct SPoint {
+    pub t: f64,
+    pub s: f64,
+    pub lambda_min_mtilde: f64,
+    pub phi_theory: f64,
+}
+
+pub fn s_curve(p: &Process, m: &DVector<f64>, c: &Linear, t_max: f64, n: usize) -> Vec<SPoint> {
     let mut out = Vec::with_capacity(n);
     if !(t_max.is_finite() && t_max > 0.0) || n == 0 {
         return out;
@@ -66,7 +69,12 @@ pub fn s_curve(
             let mt = e.apply(m);
             let s = quad_inv(&gamma, &mt);
             let lmin = lambda_min_rank_one_down(&gamma, &mt);
-            out.push((t, s, lmin, cloning_probability(s)));
+            out.push(SPoint {
+                t,
+                s,
+                lambda_min_mtilde: lmin,
+                phi_theory: cloning_probability(s),
+            });
         }
     });
     out
@@ -361,8 +369,14 @@ mod tests {
         let p = Process::new(u, antisym(d, 1.1)).unwrap();
         let curve = s_curve(&p, &m, &c, 8.0, 200);
         assert_eq!(curve.len(), 200);
-        assert_eq!(curve[199].0, 8.0);
-        for &(t, s, lmin, phi) in &curve {
+        assert_eq!(curve[199].t, 8.0);
+        for &SPoint {
+            t,
+            s,
+            lambda_min_mtilde: lmin,
+            phi_theory: phi,
+        } in &curve
+        {
             let s_exact = snr(&p, &m, &c, t);
             assert!((s - s_exact).abs() < 1e-11 * s_exact.max(1.0), "t={t}");
             assert!(
