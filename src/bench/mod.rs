@@ -25,7 +25,8 @@ use anyhow::{Result, bail, ensure};
 use nalgebra::DVector;
 use serde::Serialize;
 
-use crate::engine::gpu::GpuEngine;
+use crate::config::Backend;
+use crate::engine::gpu::{GpuEngine, is_software};
 use crate::engine::{Engine, Recorder};
 use crate::linalg::Linear;
 use crate::measure::run::{RunSpec, run};
@@ -36,7 +37,7 @@ use crate::model::{Empirical, Mixture, Model, Process, Target, USpec};
 use crate::plan::{Grid, Plan, Scheme, Start};
 use crate::report::{Progress, si};
 
-use cost::{Cost, GpuKernels, GpuPeak, KernelCost, Shape};
+use cost::{Cost, GpuKernels, GpuPeak, KernelCost};
 use peak::Peak;
 
 /// The coupling of the `coupled` workload.
@@ -196,34 +197,10 @@ impl Spec {
     }
 }
 
-/// Which engine a record is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Cpu,
-    Gpu,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Cpu => "cpu",
-            Backend::Gpu => "gpu",
-        }
-    }
-
-    /// Particles sharing each coefficient load in the cost model.
-    pub fn share(self) -> usize {
-        match self {
-            Backend::Cpu => cost::CPU_SHARE,
-            Backend::Gpu => cost::GPU_SHARE,
-        }
-    }
-}
-
 /// What a record needs to know about its engine beyond the [`Engine`] trait.
 #[derive(Clone, Debug)]
 pub struct Setting {
+    /// The engine measured: [`Backend::Cpu`] or [`Backend::Gpu`], never `auto`.
     pub backend: Backend,
     /// CPU threads (None for the GPU).
     pub threads: Option<usize>,
@@ -255,7 +232,7 @@ impl Setting {
     /// A GPU engine. A software adapter runs on every host core, so the host's measured peak is
     /// its ceiling; a hardware GPU has the peak its vendor states, if given.
     pub fn gpu(engine: &GpuEngine, stated_gflops: Option<f64>) -> Result<Self> {
-        let software = software_adapter(engine.adapter_info());
+        let software = is_software(engine.adapter_info());
         let peak = if software {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let mut p = peak::measure(cores)?;
@@ -282,15 +259,6 @@ impl Setting {
             native_int64: engine.native_int64(),
         })
     }
-}
-
-/// Whether an adapter is a CPU implementation of the GPU API (lavapipe/llvmpipe, SwiftShader).
-pub fn software_adapter(info: &wgpu::AdapterInfo) -> bool {
-    let name = info.name.to_lowercase();
-    info.device_type == wgpu::DeviceType::Cpu
-        || ["llvmpipe", "lavapipe", "swiftshader"]
-            .iter()
-            .any(|s| name.contains(s))
 }
 
 /// One measurement, under stable keys (`regimes bench --json` prints a list of these).
@@ -381,9 +349,9 @@ pub fn measure<E: Engine>(
         bail!("{label}: {why}");
     }
 
-    let c: Cost = cost::cost(&Shape::of(&plan), setting.backend.share());
+    let c: Cost = cost::cost(&plan.shape(), cost::share(setting.backend));
     let kernel_cost = (setting.backend == Backend::Gpu)
-        .then(|| cost::kernel_cost(&Shape::of(&plan), GpuKernels::Blocked, setting.native_int64));
+        .then(|| cost::kernel_cost(&plan.shape(), GpuKernels::Blocked, setting.native_int64));
     let roofline = kernel_cost
         .as_ref()
         .zip(setting.gpu_peak.as_ref())
@@ -569,7 +537,7 @@ mod tests {
 
     #[test]
     fn workloads_have_the_plan_shapes_they_claim() {
-        let shape = |w, d| Shape::of(&spec(w, d).plan().unwrap().0);
+        let shape = |w, d| spec(w, d).plan().unwrap().0.shape();
         let g = shape(Workload::Gmm, 2);
         assert_eq!((g.kind, g.centers), (Kind::Mixture, 2));
         assert_eq!([g.m_form, g.b_form, g.p_form], [Form::Scalar; 3]);
