@@ -16,7 +16,7 @@ use crate::plan::{Scheme, Start};
 
 /// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
 /// clone stream.
-pub const MAX_PARTICLES: u64 = 1 << 48;
+pub const MAX_PARTICLES: u64 = crate::rng::INDEX_MASK + 1;
 
 /// Largest horizon T.
 pub const MAX_HORIZON: f64 = 1e6;
