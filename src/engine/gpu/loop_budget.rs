@@ -73,9 +73,11 @@ impl GpuEngine {
             }
             let steps = LOOP_BUDGET / (eval + update + 2);
             ops = ops.min(if steps == 0 { 1 } else { 2 * steps as usize });
-            let d = plan.dim as u64;
-            if dirs > 0 && 64 * (d + 1) > LOOP_BUDGET {
-                return Err(self.loop_error("a projection in the reduction", 64 * (d + 1)));
+            // A reduction window: each invocation folds a workgroup of particles, a projection
+            // costing d per particle.
+            let window = WORKGROUP as u64 * (plan.dim as u64 + 1);
+            if dirs > 0 && window > LOOP_BUDGET {
+                return Err(self.loop_error("a projection in the reduction", window));
             }
         }
         Ok(ops)
