@@ -5,14 +5,15 @@
 
 use std::time::Instant;
 
-use regimes::bench::cost::{self, Shape};
+use regimes::bench::cost;
 use regimes::bench::{Spec, T_MAX, Workload};
-use regimes::engine::cpu::CpuEngine;
+use regimes::config::Backend;
+use regimes::engine::cpu::{self, CpuEngine};
 use regimes::engine::{Engine, Recorder};
 use regimes::plan::{Grid, Plan, Scheme, Start};
 
 /// Particles in the timed tile (the CPU engine's unit of parallel work).
-const TILE: u64 = 256;
+const TILE: u64 = cpu::TILE as u64;
 /// Steps per timed advance.
 const STEPS: usize = 20;
 
@@ -73,7 +74,7 @@ fn main() {
         }
         let advance = median(advance_s);
         let per_step = advance / (TILE as usize * STEPS) as f64;
-        let flops = cost::cost(&Shape::of(&plan), cost::CPU_SHARE).flops as f64;
+        let flops = cost::cost(&plan.shape(), cost::share(Backend::Cpu)).flops as f64;
         println!(
             "{:<10} {:>9.3} ms {:>16.1} {:>10.2} {:>9.3} ms {:>9.3} ms",
             workload.name(),

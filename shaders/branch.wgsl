@@ -1,12 +1,10 @@
-// Two adjacent clones of every particle (twin of CpuEngine::branch): particle p goes to 2p and
-// 2p+1; the second gets `stream << 48` OR'ed into its rng id (stream in the high half of id_hi).
-// Destination positions (stride arg_dst_stride()) in binding 6, destination meta in binding 7;
+// Two adjacent clones of every particle (twin of branch_particles, src/engine/cpu/branch.rs):
+// particle p goes to 2p and 2p+1; the second gets the stream OR'ed into the stream bits of its rng
+// id (rng::with_stream: bits 48.., so STREAM_SHIFT_HI bits up in id_hi). Destination positions
+// (stride arg_dst_stride()) in dst_x (binding 6), destination meta in dst_meta (binding 7);
 // arg_stream() = stream.
 
-@group(0) @binding(6) var<storage, read_write> dst_x: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dst_meta: array<u32>;
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -22,7 +20,7 @@ fn main(
     }
     var hi = pmeta[p * 4u + 1u];
     if ((q & 1u) == 1u) {
-        hi = hi | (arg_stream() << 16u);
+        hi = hi | (arg_stream() << STREAM_SHIFT_HI);
     }
     dst_meta[q * 4u] = pmeta[p * 4u];
     dst_meta[q * 4u + 1u] = hi;

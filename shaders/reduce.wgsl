@@ -7,9 +7,6 @@
 // arg_counts_offset() = offset of this point's class counters.
 // Partial layout per workgroup: [count, (mean, m2) per quantity].
 
-@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(7) var<storage, read_write> counts: array<atomic<u32>>;
-
 fn quantity(q: u32, p: u32) -> f32 {
     let d = prm.d;
     if (q < d) {
@@ -26,7 +23,7 @@ fn quantity(q: u32, p: u32) -> f32 {
     return sget(arg_purity_row(), p);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

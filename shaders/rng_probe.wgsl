@@ -1,11 +1,8 @@
 // Test kernel: Philox words and normals for given (key, counter) sets, to compare with src/rng.rs.
-// Input in pmeta: 6 words per probe [key0, key1, c0, c1, c2, c3]; words out in binding 7,
-// normals out in binding 6 (4 each).
+// Input in pmeta: 6 words per probe [key0, key1, c0, c1, c2, c3]; words out in words_out
+// (binding 7), normals out in normals_out (binding 6), 4 each.
 
-@group(0) @binding(6) var<storage, read_write> normals_out: array<f32>;
-@group(0) @binding(7) var<storage, read_write> words_out: array<u32>;
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

@@ -1,8 +1,9 @@
-// Draws particles from the start plan (twin of kernel::start). The start plan sits in `plan`:
-// means (K×d) at arg_means(), cumulative weights (K) at arg_cum_weights(), Cholesky factor at arg_chol() in form
-// arg_chol_form(). The normals go to scratch rows 0..d first, as the CPU fills its z buffer.
+// Draws particles from the start plan (twin of start, src/engine/cpu/start.rs). The start plan
+// sits in `plan`: means (K×d) at arg_means(), cumulative weights (K) at arg_cum_weights(),
+// Cholesky factor at arg_chol() in form arg_chol_form(). The normals go to scratch rows 0..d
+// first, as the CPU fills its z buffer.
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

@@ -49,7 +49,7 @@ fn evaluate_mixture(l: Lanes, j: u32) {
     set_labels(l, best, j);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

@@ -2,9 +2,7 @@
 // counts layout: [labels (K) | last change (arg_points() time points) | pairs agreeing |
 // pairs by (first label, second label), arg_pair_classes()² or nothing].
 
-@group(0) @binding(7) var<storage, read_write> counts: array<atomic<u32>>;
-
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

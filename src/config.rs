@@ -16,7 +16,7 @@ use crate::plan::{Scheme, Start};
 
 /// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
 /// clone stream.
-pub const MAX_PARTICLES: u64 = 1 << 48;
+pub const MAX_PARTICLES: u64 = crate::rng::INDEX_MASK + 1;
 
 /// Largest horizon T.
 pub const MAX_HORIZON: f64 = 1e6;
@@ -27,7 +27,7 @@ pub const MAX_SCALE: f64 = 1e30;
 /// Most CPU threads per core.
 pub const MAX_THREADS_PER_CORE: usize = 8;
 
-/// Which engine runs the particles.
+/// Which engine runs the particles (a study's choice; a bench record names the one it ran on).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
@@ -38,6 +38,17 @@ pub enum Backend {
     /// The GPU when a suitable adapter exists, the CPU otherwise.
     #[default]
     Auto,
+}
+
+impl Backend {
+    /// The name in TOML files, flags and bench records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+            Backend::Auto => "auto",
+        }
+    }
 }
 
 /// Everything a study needs, resolved. Field names are the TOML keys and (with `--`) the flags.

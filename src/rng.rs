@@ -20,10 +20,21 @@ pub const INIT_STEP: u32 = u32::MAX;
 /// Coordinate block used for the uniform that picks a mixture component.
 pub const PICK_BLOCK: u32 = u32::MAX;
 
+/// Bits of the rng id below the stream: the particle index (the stream is the top 16 bits).
+pub const STREAM_SHIFT: u32 = 48;
+
+/// The particle-index bits of an rng id.
+pub const INDEX_MASK: u64 = (1 << STREAM_SHIFT) - 1;
+
 /// The 64-bit rng id of particle `index` in stream `stream` (clones use streams ≥ 1).
 pub fn rng_id(index: u64, stream: u16) -> u64 {
-    debug_assert!(index < 1 << 48, "particle index exceeds 2^48");
-    index | (u64::from(stream) << 48)
+    debug_assert!(index <= INDEX_MASK, "particle index exceeds 2^48");
+    with_stream(index, stream)
+}
+
+/// An rng id with `stream` OR'ed into its stream bits (the second clone of a branch).
+pub fn with_stream(id: u64, stream: u16) -> u64 {
+    id | (u64::from(stream) << STREAM_SHIFT)
 }
 
 #[inline(always)]
@@ -154,7 +165,7 @@ impl HostRng {
         }
         HostRng {
             key: key(seed),
-            purpose: rng_id(h & ((1 << 48) - 1), 0xFFFF),
+            purpose: rng_id(h & INDEX_MASK, 0xFFFF),
             counter: 0,
             spare: Vec::new(),
         }

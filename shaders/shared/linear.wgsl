@@ -1,5 +1,5 @@
 // Row i of `L v` for a matrix stored in `plan` at `off` in `form` (scalar, diagonal, dense
-// row-major), the twin of kernel::apply. The vector is x (from_x) or scratch rows base..base+d.
+// row-major), the twin of step::apply. The vector is x (from_x) or scratch rows base..base+d.
 
 fn vget(from_x: bool, base: u32, c: u32, p: u32) -> f32 {
     if (from_x) {

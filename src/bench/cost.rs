@@ -32,61 +32,30 @@
 //! Bytes: the state is read and written once per step, 8d bytes (f32), plus every coefficient the
 //! step reads — M, B, P, the centers and biases and the noise scale, and for the empirical target
 //! the N×d training points — divided by the particles that share each load: a block of
-//! [`CPU_SHARE`] particles on the CPU (each coefficient load feeds every SIMD lane of the block)
-//! and a workgroup of [`GPU_SHARE`] on the GPU. These are logical bytes of the method, not a
+//! [`LANES`] particles on the CPU (each coefficient load feeds every SIMD lane of the block)
+//! and a workgroup of [`WORKGROUP`] on the GPU ([`share`]). These are logical bytes of the method, not a
 //! measurement of DRAM traffic: a tile whose state stays in cache moves fewer.
 
 use serde::Serialize;
 
+use crate::config::Backend;
+use crate::engine::cpu::lanes::LANES;
+use crate::engine::gpu::{GROUP_PARTICLES, ROW_BLOCK, WORKGROUP};
 use crate::linalg::Form;
-use crate::plan::{Kind, Plan, form_len};
+use crate::plan::{Kind, Shape};
 
-/// Particles that share each coefficient load on the CPU: the engine's SIMD block of lanes.
-pub const CPU_SHARE: usize = 16;
-
-/// Particles that share each coefficient load on the GPU: one workgroup.
-pub const GPU_SHARE: usize = 64;
+/// Particles that share each coefficient load on an engine: the CPU's SIMD block of lanes, or
+/// one GPU workgroup.
+pub fn share(backend: Backend) -> usize {
+    match backend {
+        Backend::Cpu => LANES,
+        Backend::Gpu => WORKGROUP,
+        Backend::Auto => unreachable!("a cost is for the engine that ran, never `auto`"),
+    }
+}
 
 /// Flops per center of the softmax: the exponential (counted as one) and the running sum.
 pub const SOFTMAX_FLOPS: u64 = 2;
-
-/// What the cost of a step depends on: the plan's shape, nothing else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    pub kind: Kind,
-    pub dim: usize,
-    /// K: classes (mixture) or training points (empirical).
-    pub centers: usize,
-    pub m_form: Form,
-    pub b_form: Form,
-    pub p_form: Form,
-}
-
-impl Shape {
-    pub fn of(plan: &Plan) -> Self {
-        Shape {
-            kind: plan.kind,
-            dim: plan.dim,
-            centers: plan.centers_count,
-            m_form: plan.m_form,
-            b_form: plan.b_form,
-            p_form: plan.p_form,
-        }
-    }
-
-    /// f32 values of coefficients a step reads: M, B, P, per-step centers (mixture) or the
-    /// resident training points (empirical), the K biases and the noise scale.
-    pub fn coefficient_floats(&self) -> usize {
-        let (d, k) = (self.dim, self.centers);
-        // Mixture centers change every step; training points are resident but read every step.
-        form_len(self.m_form, d)
-            + form_len(self.b_form, d)
-            + form_len(self.p_form, d)
-            + k * d
-            + k
-            + 1
-    }
-}
 
 /// The cost of one particle-step.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -138,11 +107,11 @@ pub enum GpuKernels {
     Blocked,
 }
 
-/// Rows per register block and particles per workgroup of [`GpuKernels::Blocked`]
-/// (`ROW_BLOCK` and `GROUP_PARTICLES` in `engine::gpu::shaders`).
-const BLOCK_ROWS: u64 = 8;
-const BLOCK_GROUP: f64 = 256.0;
-const OLD_GROUP: f64 = 64.0;
+/// Rows per register block and particles per workgroup of [`GpuKernels::Blocked`], and particles
+/// per workgroup of [`GpuKernels::OnePerInvocation`].
+const BLOCK_ROWS: u64 = ROW_BLOCK as u64;
+const BLOCK_GROUP: f64 = GROUP_PARTICLES as f64;
+const OLD_GROUP: f64 = WORKGROUP as f64;
 
 /// Integer operations of one Philox4x32-10 call (four normals) when the 32×32→64-bit multiply is
 /// built from 16-bit halves (core WGSL has no wide multiply): per round two `mulhilo` of ~13 ops

@@ -42,7 +42,7 @@ pub fn select_engine(cfg: &Config, quiet: bool) -> Result<Selected> {
         Backend::Gpu => gpu(cfg.adapter.clone()),
         Backend::Auto if cfg.adapter.is_some() => gpu(cfg.adapter.clone()),
         Backend::Auto => {
-            let hardware = list_adapters().into_iter().find(|a| a.device_type != "Cpu");
+            let hardware = list_adapters().into_iter().find(|a| !a.software);
             match hardware {
                 Some(a) => gpu(Some(a.name)),
                 None => {

@@ -30,7 +30,7 @@ pub fn resolve_devices(
     if spec.trim() == "all" {
         let hardware: Vec<(usize, String)> = all
             .iter()
-            .filter(|(i, _)| adapters[*i].device_type != "Cpu")
+            .filter(|(i, _)| !adapters[*i].software)
             .cloned()
             .collect();
         return Ok(if hardware.is_empty() { all } else { hardware });

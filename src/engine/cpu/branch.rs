@@ -3,6 +3,7 @@
 //! from here on.
 
 use super::Particles;
+use crate::rng;
 
 /// Particles 2i and 2i + 1 of the result are the clones of particle i.
 pub fn branch_particles(p: &Particles, stream: u16) -> Particles {
@@ -20,7 +21,7 @@ pub fn branch_particles(p: &Particles, stream: u16) -> Particles {
         out.x.extend_from_slice(row);
         out.x.extend_from_slice(row);
         out.ids.push(p.ids[i]);
-        out.ids.push(p.ids[i] | (u64::from(stream) << 48));
+        out.ids.push(rng::with_stream(p.ids[i], stream));
         out.label.extend([p.label[i]; 2]);
         out.changed.extend([p.changed[i]; 2]);
     }

@@ -11,7 +11,7 @@
 
 use multiversion::multiversion;
 
-use super::step::SOFTMAX_ROWS;
+use crate::engine::SOFTMAX_ROWS;
 use crate::fmath;
 use crate::linalg::Form;
 use crate::plan::{Chunk, Kind, Plan, PointView};

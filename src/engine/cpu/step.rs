@@ -4,15 +4,11 @@
 //! ascending) and every transcendental is a [`fmath`] polynomial, so a SIMD lane computes exactly
 //! this sequence.
 
+use crate::engine::SOFTMAX_ROWS;
 use crate::fmath;
 use crate::linalg::Form;
 use crate::plan::{Kind, Plan, PointView};
 use crate::rng;
-
-/// Training points per block of the streaming softmax over an empirical target: enough rows to
-/// amortise each block's bookkeeping, few enough that a block of logits stays in L1. The GPU
-/// streams the same blocks for d ≤ 64 (its workgroup tile holds 4096 floats).
-pub const SOFTMAX_ROWS: usize = 64;
 
 /// Per-particle scratch space, sized once.
 pub struct Scratch {

@@ -1,0 +1,157 @@
+//! Particle state on the device: coordinate-major positions (`x[c·stride + p]`), four metadata
+//! words per particle (rng id lo/hi, label, last change) and the step kernels' scratch rows; the
+//! largest batch a plan allows; uploading a host copy ([`Engine::load`](crate::engine::Engine))
+//! and reading one back.
+
+use anyhow::{Result, ensure};
+
+use super::GpuEngine;
+use super::buffers::{bytes_of, round_up};
+use super::shaders::WORKGROUP;
+use super::step::rows_per_tile;
+use crate::engine::Particles;
+use crate::plan::{Kind, Plan};
+
+/// Particle state on the device.
+pub struct GpuBatch {
+    pub(super) x: wgpu::Buffer,
+    pub(super) meta: wgpu::Buffer,
+    pub(super) scratch: wgpu::Buffer,
+    pub(super) n: usize,
+    pub(super) stride: usize,
+    pub(super) dim: usize,
+    pub(super) scratch_rows: usize,
+    pub(super) seed: u64,
+}
+
+impl GpuBatch {
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
+/// Scratch rows per particle: B x / M x (d), Wᵀ r (d), purity (1), then the mixture's K logits
+/// or one tile's logits of the empirical target.
+pub(super) fn scratch_rows(plan: &Plan) -> usize {
+    let d = plan.dim;
+    match plan.kind {
+        Kind::Mixture => 2 * d + 1 + plan.centers_count,
+        Kind::Empirical => 2 * d + 1 + rows_per_tile(&plan.shape()),
+    }
+}
+
+impl GpuEngine {
+    /// [`crate::engine::Engine::max_batch`]: the storage-binding size and the memory budget,
+    /// rounded down to whole workgroups.
+    pub(super) fn largest_batch(&self, plan: &Plan) -> usize {
+        let rows = scratch_rows(plan).max(plan.dim);
+        let per_particle = 4 * (plan.dim + scratch_rows(plan) + 4) as u64;
+        let by_memory = (self.options.memory_budget_bytes / per_particle) as usize;
+        let by_binding = self.fits(rows).min(self.fits(4));
+        let n = by_binding.min(by_memory).min(1 << 31);
+        (n / WORKGROUP * WORKGROUP).max(WORKGROUP)
+    }
+
+    pub(super) fn check_batch(&self, plan: &Plan, batch: &GpuBatch) -> Result<()> {
+        ensure!(
+            batch.dim == plan.dim && batch.scratch_rows >= scratch_rows(plan),
+            "gpu: batch was started for another plan (d = {}, scratch rows {})",
+            batch.dim,
+            batch.scratch_rows
+        );
+        Ok(())
+    }
+
+    /// The row stride of a batch of `n` particles (whole workgroups), refusing one larger than
+    /// the engine takes for the plan.
+    pub(super) fn batch_stride(&self, plan: &Plan, n: usize) -> Result<usize> {
+        ensure!(
+            n <= self.largest_batch(plan),
+            "gpu: batch of {n} particles exceeds the largest batch {} for this plan and device",
+            self.largest_batch(plan)
+        );
+        Ok(round_up(n.max(1), WORKGROUP))
+    }
+
+    /// A batch of `n` particles around its positions `x`: metadata (four words per particle) and
+    /// the step kernels' scratch rows.
+    pub(super) fn batch(
+        &self,
+        plan: &Plan,
+        seed: u64,
+        n: usize,
+        x: wgpu::Buffer,
+        meta: &[u32],
+    ) -> GpuBatch {
+        let stride = round_up(n.max(1), WORKGROUP);
+        let rows = scratch_rows(plan);
+        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        GpuBatch {
+            x,
+            meta: self.storage_init("meta", bytes_of(meta), copy),
+            scratch: self.storage_zeroed("scratch", (stride * rows * 4) as u64),
+            n,
+            stride,
+            dim: plan.dim,
+            scratch_rows: rows,
+            seed,
+        }
+    }
+
+    /// [`crate::engine::Engine::load`]: the particles uploaded in the device layout
+    /// (coordinate-major positions, four metadata words per particle), as `start` leaves them.
+    pub(super) fn upload(&self, plan: &Plan, seed: u64, p: &Particles) -> Result<GpuBatch> {
+        crate::engine::cpu::check_particles(plan, p)?;
+        let (n, d) = (p.len(), plan.dim);
+        let stride = self.batch_stride(plan, n)?;
+        let mut xs = vec![0.0f32; stride * d];
+        for c in 0..d {
+            for i in 0..n {
+                xs[c * stride + i] = p.x[i * d + c];
+            }
+        }
+        let meta: Vec<u32> = (0..n)
+            .flat_map(|i| {
+                let id = p.ids[i];
+                [id as u32, (id >> 32) as u32, p.label[i], p.changed[i]]
+            })
+            .collect();
+        let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let x = self.storage_init("x", bytes_of(&xs), copy);
+        Ok(self.batch(plan, seed, n, x, &meta))
+    }
+
+    /// [`crate::engine::Engine::read`]: a host copy, row-major.
+    pub(super) fn download(&self, batch: &GpuBatch) -> Result<Particles> {
+        let (n, d, stride) = (batch.n, batch.dim, batch.stride);
+        let mut p = Particles {
+            dim: d,
+            x: vec![0.0; n * d],
+            ids: Vec::with_capacity(n),
+            label: Vec::with_capacity(n),
+            changed: Vec::with_capacity(n),
+        };
+        if n == 0 {
+            return Ok(p);
+        }
+        let xs: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&self.read_back(&batch.x, (stride * d * 4) as u64)?);
+        for c in 0..d {
+            for i in 0..n {
+                p.x[i * d + c] = xs[c * stride + i];
+            }
+        }
+        let meta: Vec<u32> =
+            bytemuck::pod_collect_to_vec(&self.read_back(&batch.meta, (n * 16) as u64)?);
+        for m in meta.chunks_exact(4) {
+            p.ids.push(u64::from(m[0]) | (u64::from(m[1]) << 32));
+            p.label.push(m[2]);
+            p.changed.push(m[3]);
+        }
+        Ok(p)
+    }
+}

@@ -1,0 +1,95 @@
+//! lavapipe's loop limit. llvmpipe ends the loops of an invocation after 65535 iterations in
+//! total (`LP_MAX_TGSI_LOOP_ITERATIONS`, shared by every loop of a shader), silently. On that
+//! driver dispatches are cut so that no invocation comes near it ([`LOOP_BUDGET`], counted by the
+//! model of [`op_costs`]), and work that cannot be cut is refused with an explanation.
+
+use anyhow::{Result, anyhow};
+
+use super::GpuEngine;
+use super::shaders::{ROW_BLOCK, WORKGROUP};
+use super::step::rows_per_tile;
+use crate::linalg::Form;
+use crate::plan::{Kind, Plan};
+
+/// Estimated loop iterations an invocation may run on a loop-limited driver.
+pub(super) const LOOP_BUDGET: u64 = 60_000;
+
+/// Loop iterations of one register-blocked product of `rows` outputs over `cols` inputs.
+fn block_cost(rows: u64, cols: u64) -> u64 {
+    let blocks = rows.div_ceil(ROW_BLOCK as u64);
+    blocks * (cols + 2 * ROW_BLOCK as u64)
+}
+
+/// Loop iterations of `apply_rows` over all d rows.
+fn apply_cost(form: Form, d: u64) -> u64 {
+    match form {
+        Form::Dense => block_cost(d, d),
+        _ => d,
+    }
+}
+
+/// Loop iterations (upper bounds, counting the unrolled 8-row loops as loops) of one evaluation
+/// and one update of an invocation of the step kernels.
+fn op_costs(plan: &Plan) -> (u64, u64) {
+    let d = plan.dim as u64;
+    let k = plan.centers_count as u64;
+    let eval = match plan.kind {
+        Kind::Mixture => apply_cost(plan.b_form, d) + block_cost(k, d) + 2 * k + block_cost(d, k),
+        Kind::Empirical => {
+            let r = rows_per_tile(&plan.shape()) as u64;
+            let tiles = k.div_ceil(r);
+            apply_cost(plan.b_form, d)
+                + tiles
+                    * ((r * d).div_ceil(WORKGROUP as u64) + block_cost(r, d) + r + block_cost(d, r))
+                + d
+        }
+    };
+    let blocks = d.div_ceil(ROW_BLOCK as u64);
+    let p_cost = if plan.p_form == Form::Dense {
+        block_cost(d, d)
+    } else {
+        blocks * ROW_BLOCK as u64
+    };
+    // Per block of 8 rows: two Philox calls (10 rounds each) for each of four particles.
+    let update = apply_cost(plan.m_form, d) + p_cost + blocks * (8 * 10 + 8);
+    (eval + 16, update + 16)
+}
+
+/// Whether the driver silently cuts long loops (llvmpipe).
+pub(super) fn cuts_loops(info: &wgpu::AdapterInfo) -> bool {
+    info.driver.to_lowercase().contains("llvmpipe") || info.name.to_lowercase().contains("llvmpipe")
+}
+
+impl GpuEngine {
+    /// Ops per step dispatch: `2 · steps_per_dispatch`, and on a loop-limited driver no more than
+    /// the budget allows; refuses a step, or a projection of `dirs` directions in the reduction,
+    /// that alone exceeds it.
+    pub(super) fn ops_per_dispatch(&self, plan: &Plan, dirs: usize) -> Result<usize> {
+        let mut ops = 2 * self.options.steps_per_dispatch;
+        if cuts_loops(&self.info) {
+            let (eval, update) = op_costs(plan);
+            if eval.max(update) > LOOP_BUDGET {
+                return Err(self.loop_error("one step of this plan", eval.max(update)));
+            }
+            let steps = LOOP_BUDGET / (eval + update + 2);
+            ops = ops.min(if steps == 0 { 1 } else { 2 * steps as usize });
+            // A reduction window: each invocation folds a workgroup of particles, a projection
+            // costing d per particle.
+            let window = WORKGROUP as u64 * (plan.dim as u64 + 1);
+            if dirs > 0 && window > LOOP_BUDGET {
+                return Err(self.loop_error("a projection in the reduction", window));
+            }
+        }
+        Ok(ops)
+    }
+
+    fn loop_error(&self, what: &str, cost: u64) -> anyhow::Error {
+        anyhow!(
+            "gpu: {what} takes about {cost} loop iterations per particle, more than the {} that \
+             {} runs before cutting loops short (llvmpipe's shared loop limit); use fewer \
+             dimensions or training points, a hardware GPU, or the CPU engine",
+            LOOP_BUDGET,
+            self.info.name
+        )
+    }
+}

@@ -1,0 +1,265 @@
+//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl` (CPU twins:
+//! `engine/cpu/step.rs` and `engine/cpu/lanes.rs`): the step kernels specialised per plan
+//! [`Shape`], and `advance`, which runs the dispatches [`schedule`] cuts, uploading the
+//! coefficients of each dispatch's points, and reduces at the recorder's points ([`super::reduce`]).
+
+use std::sync::Arc;
+
+use anyhow::{Result, ensure};
+
+use super::buffers::bytes_of;
+use super::layout::{Bindings, Params};
+use super::reduce::Pending;
+use super::shaders::{
+    BLOCK, COMMON, GROUP_PARTICLES, Kernel, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK, STEP,
+    TILE_FLOATS, form_code, kernel_file, no_args,
+};
+use super::{GpuBatch, GpuEngine, schedule};
+use crate::engine::{Recorder, SOFTMAX_ROWS};
+use crate::plan::{Chunk, Kind, Plan, Shape, form_len};
+use crate::rng;
+
+/// Partial buffers waiting to be read back are flushed above this many bytes.
+const PENDING_BYTES: u64 = 64 << 20;
+
+/// The step kernels read their sizes and forms from the constants of a [`Shape`] ([`constants`]).
+pub(super) const STEP_MIXTURE: Kernel = Kernel {
+    name: "step_mixture",
+    args: no_args,
+    pieces: &[COMMON, RNG, BLOCK, STEP, kernel_file!("step_mixture.wgsl")],
+    outputs: [None, None],
+};
+pub(super) const STEP_EMPIRICAL: Kernel = Kernel {
+    name: "step_empirical",
+    args: no_args,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        kernel_file!("step_empirical.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
+/// Training points per softmax tile: the CPU's block for d ≤ 64, so both engines round alike
+/// there, and no more than a tile of workgroup memory holds.
+pub(super) fn rows_per_tile(shape: &Shape) -> usize {
+    (TILE_FLOATS / shape.dim.max(1)).clamp(1, SOFTMAX_ROWS)
+}
+
+/// Whether a tile of training points goes through workgroup memory.
+fn tiled(shape: &Shape) -> bool {
+    shape.dim <= TILE_FLOATS
+}
+
+/// The step kernel of a shape. Pipelines are cached per shape, so a run compiles its step kernel
+/// once, and the compiler sees constant loop bounds and no branches on forms.
+pub(super) fn kernel(shape: &Shape) -> &'static Kernel {
+    match shape.kind {
+        Kind::Empirical => &STEP_EMPIRICAL,
+        Kind::Mixture => &STEP_MIXTURE,
+    }
+}
+
+/// The specialisation constants (WGSL) of a shape, generated from the Rust values.
+pub(super) fn constants(shape: &Shape) -> String {
+    format!(
+        "const D: u32 = {d}u;\n\
+         const K: u32 = {k}u;\n\
+         const M_FORM: u32 = {m}u;\n\
+         const B_FORM: u32 = {b}u;\n\
+         const P_FORM: u32 = {p}u;\n\
+         const PB: u32 = {pb}u;\n\
+         const GP: u32 = {gp}u;\n\
+         const RB: u32 = {rb}u;\n\
+         const KB: u32 = {kb}u;\n\
+         const ROWS: u32 = {rows}u;\n\
+         const TILED: bool = {tiled};\n",
+        d = shape.dim,
+        k = shape.centers,
+        m = form_code(shape.m_form),
+        b = form_code(shape.b_form),
+        p = form_code(shape.p_form),
+        pb = PARTICLES_PER_INVOCATION,
+        gp = GROUP_PARTICLES,
+        rb = ROW_BLOCK,
+        kb = shape.centers.clamp(1, ROW_BLOCK),
+        rows = rows_per_tile(shape),
+        tiled = tiled(shape),
+    )
+}
+
+/// Floats per time point of the coefficients a step dispatch uploads: M, B, P, the mixture's
+/// centers W (the empirical target's are resident), the K biases and the noise scale.
+struct PointLayout {
+    m: usize,
+    b: usize,
+    p: usize,
+    w: usize,
+    k: usize,
+}
+
+impl PointLayout {
+    fn of(plan: &Plan) -> Self {
+        let d = plan.dim;
+        PointLayout {
+            m: form_len(plan.m_form, d),
+            b: form_len(plan.b_form, d),
+            p: form_len(plan.p_form, d),
+            w: if plan.kind == Kind::Empirical {
+                0
+            } else {
+                plan.centers_count * d
+            },
+            k: plan.centers_count,
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        (4 * (self.m + self.b + self.p + self.w + self.k + 1)) as u64
+    }
+
+    /// The coefficients of chunk points `a..b` and the step words of `Params` locating them.
+    fn upload(&self, chunk: &Chunk, a: usize, b: usize, params: &mut Params) -> Vec<f32> {
+        let mut data: Vec<f32> = Vec::with_capacity((b - a) * self.bytes() as usize / 4);
+        let mut push = |v: &[f32], len: usize| {
+            let off = data.len() as u32;
+            data.extend_from_slice(&v[a * len..b * len]);
+            off
+        };
+        params.off_m = push(&chunk.m, self.m);
+        params.off_b = push(&chunk.b, self.b);
+        params.off_p = push(&chunk.p, self.p);
+        params.off_w = if self.w > 0 {
+            push(&chunk.w, self.w)
+        } else {
+            0
+        };
+        params.off_bias = push(&chunk.bias, self.k);
+        params.off_noise = push(&chunk.noise, 1);
+        data
+    }
+}
+
+impl GpuEngine {
+    /// [`crate::engine::Engine::advance`].
+    pub(super) fn advance_batch(
+        &self,
+        plan: &Plan,
+        batch: &mut GpuBatch,
+        from: usize,
+        to: usize,
+        rec: &mut Recorder,
+    ) -> Result<()> {
+        ensure!(
+            from <= to && to <= plan.grid.steps,
+            "advance: bad range {from}..={to}"
+        );
+        self.check_batch(plan, batch)?;
+        let (d, k, n) = (plan.dim, plan.centers_count, batch.n);
+        if n == 0 {
+            return Ok(());
+        }
+        let key = rng::key(batch.seed);
+        let dirs = rec.directions.len() / d;
+
+        let centers = if plan.kind == Kind::Empirical {
+            let bytes = (plan.centers.len() * 4) as u64;
+            ensure!(
+                bytes <= self.max_binding,
+                "gpu: the training set ({bytes} bytes) exceeds the storage-binding limit of {} bytes",
+                self.max_binding
+            );
+            Some(self.resident_centers(&plan.centers))
+        } else {
+            None
+        };
+        let directions = (dirs > 0).then(|| {
+            self.storage_init(
+                "directions",
+                bytes_of(&rec.directions[..dirs * d]),
+                wgpu::BufferUsages::empty(),
+            )
+        });
+        let layout = PointLayout::of(plan);
+        let point_bytes = layout.bytes();
+        ensure!(
+            point_bytes <= self.max_binding,
+            "gpu: one time point of the plan ({point_bytes} bytes) exceeds a storage binding"
+        );
+        let base = Params {
+            n: n as u32,
+            stride: batch.stride as u32,
+            d: d as u32,
+            k: k as u32,
+            key0: key[0],
+            key1: key[1],
+            to: to as u32,
+            m_form: form_code(plan.m_form),
+            b_form: form_code(plan.b_form),
+            p_form: form_code(plan.p_form),
+            ..Params::default()
+        };
+        let bounds = schedule::Bounds {
+            chunk_len: plan.chunk_len,
+            ops_per_dispatch: self.ops_per_dispatch(plan, dirs)?,
+            points_per_upload: (self.max_binding / point_bytes) as usize,
+        };
+        let spans = schedule::schedule(from, to, bounds, &rec.points, rec.slots_for(from, to));
+        let step = self.step_pipeline(plan)?;
+        let step_groups = n.div_ceil(GROUP_PARTICLES);
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending_bytes = 0u64;
+        let mut chunk_cache: Option<(usize, Arc<Chunk>)> = None;
+        for span in spans {
+            let j = span.first_point();
+            let c = plan.chunk_of(j);
+            let chunk = match &chunk_cache {
+                Some((cc, ch)) if *cc == c => ch.clone(),
+                _ => {
+                    let ch = plan.chunk(c)?;
+                    chunk_cache = Some((c, ch.clone()));
+                    ch
+                }
+            };
+            // Coefficients of points j ..= last.
+            let mut params = Params {
+                phase: (span.op0 % 2) as u32,
+                ops: (span.op1 - span.op0) as u32,
+                first: j as u32,
+                ..base
+            };
+            let (a, b) = (j - chunk.first, span.last_point() - chunk.first + 1);
+            let data = layout.upload(&chunk, a, b, &mut params);
+            let plan_buf = self.storage_init("plan", bytes_of(&data), wgpu::BufferUsages::empty());
+            let mut enc = self.encoder();
+            self.dispatch(
+                &mut enc,
+                &step,
+                &params,
+                Bindings {
+                    xs: Some(&batch.x),
+                    pmeta: Some(&batch.meta),
+                    scratch: Some(&batch.scratch),
+                    plan: Some(&plan_buf),
+                    centers: centers.as_ref(),
+                    ..Bindings::default()
+                },
+                step_groups,
+            );
+            if let Some(slot) = span.record {
+                let p = self.record_reduce(&mut enc, &base, batch, directions.as_ref(), slot, dirs);
+                pending_bytes += p.bytes(d, dirs);
+                pending.push(p);
+            }
+            self.queue.submit([enc.finish()]);
+            if pending_bytes > PENDING_BYTES {
+                self.fold(&mut pending, rec, d, dirs, k)?;
+                pending_bytes = 0;
+            }
+        }
+        self.fold(&mut pending, rec, d, dirs, k)?;
+        self.wait()
+    }
+}
