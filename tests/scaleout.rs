@@ -924,8 +924,22 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
         &["merge", s0, s1, "--out", path(&o)],
         &["shard.json", "not a shard file"],
     );
-    std::fs::write(&shard_file, good.replace("\"format\": 1", "\"format\": 99")).unwrap();
+    let format = format!("\"format\": {}", regimes::study::shard::FORMAT);
+    assert!(good.contains(&format));
+    std::fs::write(&shard_file, good.replace(&format, "\"format\": 99")).unwrap();
     refused(&["merge", s0, s1, "--out", path(&o)], &["shard format 99"]);
+    // An edited count (the file still parses): its checksum tells.
+    assert!(good.contains("\"done\": 100"));
+    std::fs::write(
+        &shard_file,
+        good.replacen("\"done\": 100", "\"done\": 101", 1),
+    )
+    .unwrap();
+    refused(
+        &["merge", s0, s1, "--out", path(&o)],
+        &["shard.json", "checksum"],
+    );
+    std::fs::write(&shard_file, &good).unwrap();
     assert!(!o.exists());
 
     // A checkpoint with a batch in flight (one batch, stopped by SIGTERM), then damaged in three
@@ -961,11 +975,18 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
     let bytes = std::fs::read(&blob).unwrap();
     std::fs::write(&blob, &bytes[..bytes.len() - 1]).unwrap();
     refused(&["resume", path(&run)], &["damaged checkpoint"]);
+    // Same size, one particle id rewritten.
+    let mut edited = bytes.clone();
+    let at = edited.len() - 9 * 4;
+    edited[at] ^= 1;
+    std::fs::write(&blob, &edited).unwrap();
+    refused(&["resume", path(&run)], &["damaged checkpoint"]);
     std::fs::write(&blob, &bytes).unwrap();
     let huge = state.replacen("\"sets\":[[", "\"sets\":[[18446744073709551615,", 1);
     let huge = huge.replacen("18446744073709551615,", "18446744073709551615],[", 1);
     std::fs::write(&state_path, huge).unwrap();
     let out = regimes(&["resume", path(&run)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checksum"));
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
     std::fs::write(&state_path, "garbage").unwrap();

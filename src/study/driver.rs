@@ -10,6 +10,7 @@ use anyhow::{Result, anyhow, bail, ensure};
 use serde::Serialize;
 
 use super::backend::{Selected, select_engine};
+use super::fingerprint::fnv1a;
 use super::shard::{SHARD_FILE, ShardFile, check_shards};
 use super::store::{CheckpointFile, Store};
 use super::{Inputs, Kind, Parts, Session, Study, Visit};
@@ -119,6 +120,9 @@ enum Source {
     Shards(Vec<(PathBuf, ShardFile)>),
 }
 
+/// The final samples of a study with `--save-samples`.
+const SAMPLES: &str = "samples.npy";
+
 /// Runs the study `req` names and writes its outputs.
 pub fn run(req: &Request) -> Result<Report> {
     let source = match &req.devices {
@@ -225,6 +229,22 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
     let name = S::KIND.name();
     let mut inputs = Inputs::new(req.cfg.clone(), req.empirical, req.quiet)?;
     inputs.shard = req.shard;
+    // --force over an interrupted run discards its checkpoint: say so.
+    let discarded: Vec<String> = match (&req.out, req.resume, req.force) {
+        (Some(p), false, true)
+            if p.join(crate::report::CHECKPOINT_DIR)
+                .join("state.json")
+                .exists() =>
+        {
+            vec![format!(
+                "--force discards the checkpoint of the interrupted run in {} (`regimes resume \
+                 {}` would have continued it)",
+                p.display(),
+                p.display()
+            )]
+        }
+        _ => vec![],
+    };
     // Refuse a bad --out before any work is done.
     let out = match (&req.out, req.resume) {
         (Some(p), true) => Some(OutDir::reopen(p, name)?),
@@ -233,6 +253,7 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
     };
     let mut session = Session::new(req.quiet);
     session.warn_all(&req.warnings);
+    session.warn_all(&discarded);
     let mut started = Instant::now();
     let mut shader_compile_seconds = None;
     let mut merged_from = None;
@@ -309,6 +330,14 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
     };
     let output = S::summarise(&inputs, &setup, &parts)?;
     let fraction_done = S::done(&inputs, &setup, &parts);
+    // Merged shards are the whole study, or not a merge.
+    ensure!(
+        merged_from.is_none() || fraction_done == 1.0,
+        "merge: the shards hold {:.4} % of the study's work, not all of it: their counts do not \
+         add up to the study's particles or pairs (a shard.json was edited, or belongs to a \
+         study of another size)",
+        100.0 * fraction_done
+    );
     // A partial run says so in its table, its summary and its figures.
     let partial = session.stopped.as_ref().map(|stop| {
         format!(
@@ -332,8 +361,20 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
             )),
             _ => None,
         };
-        let written = S::write(&inputs, &setup, &output, &parts, dir, partial.as_deref())
-            .and_then(|()| shard_file.map_or(Ok(()), |f| dir.write_json(SHARD_FILE, &f).map(drop)));
+        let written =
+            S::write(&inputs, &setup, &output, &parts, dir, partial.as_deref()).and_then(|()| {
+                match shard_file {
+                    Some(mut f) => {
+                        // The data files beside it are part of the shard: merge checks them.
+                        if parts.samples.is_some() {
+                            let bytes = std::fs::read(dir.path_of(SAMPLES))?;
+                            f.files.insert(SAMPLES.into(), fnv1a(&bytes));
+                        }
+                        dir.write_json(SHARD_FILE, &f.sealed()?).map(drop)
+                    }
+                    None => Ok(()),
+                }
+            });
         write_error = written.err();
     }
     let summary = Summary {
@@ -402,9 +443,17 @@ fn from_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f64)> 
     let mut parts: Vec<Parts> = shards.iter().map(|(_, f)| f.parts.clone()).collect();
     if shards[0].1.config.save_samples {
         let mut dim = None;
-        for ((d, _), p) in shards.iter().zip(&mut parts) {
-            let m = crate::io::read_matrix(&d.join("samples.npy"))
-                .map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
+        for ((d, f), p) in shards.iter().zip(&mut parts) {
+            let path = d.join(SAMPLES);
+            let bytes = std::fs::read(&path)
+                .map_err(|e| anyhow!("{}: cannot read {SAMPLES} ({e})", d.display()))?;
+            ensure!(
+                f.files.get(SAMPLES) == Some(&fnv1a(&bytes)),
+                "{}: {SAMPLES} is not the file the shard wrote (truncated, replaced or edited); \
+                 run the shard again",
+                d.display()
+            );
+            let m = crate::io::read_matrix(&path).map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
             ensure!(
                 *dim.get_or_insert(m.ncols()) == m.ncols(),
                 "{}: samples.npy has {} columns, the first shard's {dim:?}",

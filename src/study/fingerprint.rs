@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::path::PathBuf;
 
 use super::keys::ENGINE_KEYS;
 use crate::config::Config;
@@ -19,24 +20,36 @@ fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
         .into_iter()
         .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()))
         .collect();
-    let files = [
-        ("u", cfg.u.file()),
-        ("q", cfg.q.file()),
-        ("mean", cfg.mean.file()),
-        ("mixture-file", cfg.mixture_file.as_ref()),
-        ("train-file", cfg.train_file.as_ref()),
-    ];
-    for (key, path) in files {
-        if let Some(p) = path {
-            let digest = fs::read(p).map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
-            out.insert(format!("{key} (content)"), digest.into());
-        }
+    for (key, path) in input_files(cfg) {
+        let digest = fs::read(&path).map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
+        out.insert(format!("{key} (content)"), digest.into());
     }
     out
 }
 
-/// FNV-1a, 64 bits, in hex.
-fn fnv1a(bytes: &[u8]) -> String {
+/// Every file a study of `cfg` reads, with the key that names it.
+pub fn input_files(cfg: &Config) -> Vec<(&'static str, PathBuf)> {
+    let schedule = cfg
+        .coupling
+        .as_ref()
+        .and_then(|c| c.schedule())
+        .and_then(|s| s.file.as_ref())
+        .map(PathBuf::from);
+    [
+        ("u", cfg.u.file().cloned()),
+        ("q", cfg.q.file().cloned()),
+        ("mean", cfg.mean.file().cloned()),
+        ("coupling", schedule),
+        ("mixture-file", cfg.mixture_file.clone()),
+        ("train-file", cfg.train_file.clone()),
+    ]
+    .into_iter()
+    .filter_map(|(k, p)| Some((k, p?)))
+    .collect()
+}
+
+/// FNV-1a, 64 bits, in hex: a digest of file contents (against accidents, not adversaries).
+pub(crate) fn fnv1a(bytes: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &byte in bytes {
         h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
@@ -53,6 +66,39 @@ pub fn config_hash(command: &str, cfg: &Config) -> String {
     fnv1a(text.as_bytes())
 }
 
+/// The key of a file's own checksum.
+const CHECKSUM: &str = "checksum";
+
+/// `value` (a JSON object) with its checksum: FNV-1a of its compact JSON without the checksum
+/// key (keys sorted), so that an edited shard or checkpoint file is told from the one written.
+pub fn seal(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = value.as_object_mut() {
+        map.remove(CHECKSUM);
+        let sum = fnv1a(serde_json::to_string(&map).unwrap_or_default().as_bytes());
+        map.insert(CHECKSUM.into(), sum.into());
+    }
+    value
+}
+
+/// Checks the checksum [`seal`] wrote; `what` names the file in the error.
+pub fn check_seal(value: &serde_json::Value, what: &str) -> anyhow::Result<()> {
+    let Some(map) = value.as_object() else {
+        anyhow::bail!("{what}: not a JSON object");
+    };
+    let Some(recorded) = map.get(CHECKSUM).and_then(|v| v.as_str()) else {
+        anyhow::bail!("{what}: has no checksum (written by an older regimes, or edited)");
+    };
+    let mut rest = map.clone();
+    rest.remove(CHECKSUM);
+    let sum = fnv1a(serde_json::to_string(&rest).unwrap_or_default().as_bytes());
+    anyhow::ensure!(
+        sum == recorded,
+        "{what}: its contents do not match its checksum (edited or damaged after it was written; \
+         run that part again)"
+    );
+    Ok(())
+}
+
 /// The config keys on which two studies differ (engine keys aside).
 pub fn differing_keys(a: &Config, b: &Config) -> Vec<String> {
     let (a, b) = (canonical(a), canonical(b));
@@ -65,6 +111,21 @@ pub fn differing_keys(a: &Config, b: &Config) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_file_edited_anywhere_fails_its_check() {
+        let v = seal(serde_json::json!({"done": 3, "tally": [1, 2], "seed": 7}));
+        check_seal(&v, "shard.json").unwrap();
+        let mut edited = v.clone();
+        edited["tally"][1] = 3.into();
+        assert!(check_seal(&edited, "shard.json").is_err());
+        let mut bare = v.clone();
+        bare.as_object_mut().unwrap().remove("checksum");
+        let e = check_seal(&bare, "shard.json").unwrap_err().to_string();
+        assert!(e.contains("shard.json") && e.contains("no checksum"), "{e}");
+        // Sealing twice gives the same file.
+        assert_eq!(seal(v.clone()), v);
+    }
 
     #[test]
     fn the_hash_ignores_engine_keys_only() {
@@ -89,6 +150,18 @@ mod tests {
         assert_eq!(before, config_hash("collapse", &c));
         fs::write(&train, "1,2\n3,5\n").unwrap();
         assert_ne!(before, config_hash("collapse", &c));
+        // So is a coupling schedule read from a file.
+        let schedule = dir.join("gamma.csv");
+        fs::write(&schedule, "0,0.5\n2,0.2\n").unwrap();
+        let mut s = a.clone();
+        s.coupling = Some(
+            format!("additive:file:{}", schedule.display())
+                .parse()
+                .unwrap(),
+        );
+        let before = config_hash("speciation", &s);
+        fs::write(&schedule, "0,0.5\n2,0.3\n").unwrap();
+        assert_ne!(before, config_hash("speciation", &s));
         fs::remove_dir_all(dir).unwrap();
     }
 }

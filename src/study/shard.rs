@@ -1,6 +1,7 @@
 //! `shard.json`: the mergeable accumulators of one slice of a study (`--shard I/N`), with the
 //! study's config and fingerprint, and the checks `merge` makes before folding shards.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -8,20 +9,29 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::Parts;
-use super::fingerprint::{config_hash, differing_keys};
+use super::fingerprint::{check_seal, config_hash, differing_keys, input_files, seal};
 use crate::config::Config;
 use crate::measure::Shard;
+use crate::report::CHECKPOINT_DIR;
 
 /// The file a shard writes into its `--out` directory.
 pub const SHARD_FILE: &str = "shard.json";
 
-/// Version of the shard and checkpoint formats.
-pub const FORMAT: u32 = 1;
+/// Version of the shard and checkpoint formats (2: checksums, the writer's version, digests of
+/// the data files).
+pub const FORMAT: u32 = 2;
+
+/// The version of regimes that writes shards and checkpoints; only the same version reads them
+/// (another may compute other numbers).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `shard.json`: one slice of a study, ready to merge.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ShardFile {
     pub format: u32,
+    /// The version of regimes that wrote it.
+    #[serde(default)]
+    pub version: String,
     pub command: String,
     pub shard: Shard,
     pub config_hash: String,
@@ -29,6 +39,9 @@ pub struct ShardFile {
     pub empirical: bool,
     pub backend: String,
     pub wall_seconds: f64,
+    /// Digests of the data files the shard wrote beside it (samples.npy).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
     #[serde(flatten)]
     pub parts: Parts,
 }
@@ -46,6 +59,7 @@ impl ShardFile {
     ) -> Self {
         ShardFile {
             format: FORMAT,
+            version: VERSION.to_string(),
             command: command.to_string(),
             shard,
             config_hash: config_hash(command, cfg),
@@ -53,30 +67,98 @@ impl ShardFile {
             empirical,
             backend: backend.to_string(),
             wall_seconds,
+            files: BTreeMap::new(),
             parts,
         }
+    }
+
+    /// The file's JSON with its checksum.
+    pub fn sealed(&self) -> Result<serde_json::Value> {
+        Ok(seal(serde_json::to_value(self)?))
     }
 
     /// Reads `dir/shard.json`, naming the directory in every error.
     pub fn read(dir: &Path) -> Result<ShardFile> {
         let path = dir.join(SHARD_FILE);
         let text = fs::read_to_string(&path).map_err(|e| {
+            let hint = if dir.join(CHECKPOINT_DIR).join("state.json").exists() {
+                format!(
+                    "; it was interrupted: resume it with `regimes resume {}`",
+                    dir.display()
+                )
+            } else {
+                " (run with --shard I/N --out DIR)".to_string()
+            };
             anyhow!(
-                "{}: no readable {SHARD_FILE} ({e}); a shard writes it when it completes \
-                 (run with --shard I/N --out DIR, or resume it with `regimes resume {}`)",
-                dir.display(),
+                "{}: no readable {SHARD_FILE} ({e}); a shard writes it when it completes{hint}",
                 dir.display()
             )
         })?;
-        let f: ShardFile = serde_json::from_str(&text)
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: {SHARD_FILE} is not a shard file", path.display()))?;
+        let format = value.get("format").and_then(|v| v.as_u64());
+        ensure!(
+            format == Some(u64::from(FORMAT)),
+            "{}: shard format {} (this regimes reads {FORMAT}); merge it with the version of \
+             regimes that wrote it",
+            path.display(),
+            format.map_or("unknown".to_string(), |f| f.to_string())
+        );
+        check_seal(&value, &path.display().to_string())?;
+        let f: ShardFile = serde_json::from_value(value)
             .with_context(|| format!("{}: {SHARD_FILE} is not a shard file", path.display()))?;
         ensure!(
-            f.format == FORMAT,
-            "{}: shard format {} (this regimes reads {FORMAT})",
+            f.version == VERSION,
+            "{}: written by regimes {}, this is {VERSION}; merge it with the version that wrote it",
             path.display(),
-            f.format
+            f.version
         );
+        // The study it names must be the study it ran: its config and the files that config reads.
+        let now = config_hash(&f.command, &f.config);
+        ensure!(
+            now == f.config_hash,
+            "{}: the study changed since the shard ran (config hash {} then, {now} now): a file it \
+             reads ({}) has other contents here, or {SHARD_FILE} was edited; merge where the \
+             shards' files are, as they were",
+            dir.display(),
+            f.config_hash,
+            input_names(&f.config)
+        );
+        f.check_counts()
+            .with_context(|| format!("{}: {SHARD_FILE} is inconsistent", path.display()))?;
         Ok(f)
+    }
+
+    /// The counts a shard holds agree with each other: trajectories tallied once each, clone
+    /// pairs agreeing at most once per pair, statistics over the particles done.
+    fn check_counts(&self) -> Result<()> {
+        if let Some(r) = &self.parts.run {
+            ensure!(r.flight.is_none(), "the shard holds a batch in flight");
+            ensure!(
+                r.tally.labels.iter().sum::<u64>() == r.done
+                    && r.tally.last_change.iter().sum::<u64>() == r.done,
+                "its trajectories' tallies count {} particles, not the {} done",
+                r.tally.labels.iter().sum::<u64>(),
+                r.done
+            );
+            ensure!(
+                r.stats.iter().all(|s| s.coords.count <= r.done),
+                "its statistics hold more particles than the {} done",
+                r.done
+            );
+            ensure!(r.next >= r.done, "it ends before the particles it did");
+        }
+        if let Some(c) = &self.parts.clones {
+            ensure!(c.flight.is_none(), "the shard holds a batch in flight");
+            ensure!(
+                c.agree.iter().all(|&a| a <= c.done)
+                    && c.stats.iter().all(|s| s.purity.count == c.done),
+                "its clone pairs count more agreements or trunks than the {} pairs done",
+                c.done
+            );
+            ensure!(c.next >= c.done, "it ends before the pairs it did");
+        }
+        Ok(())
     }
 }
 
@@ -142,5 +224,44 @@ pub fn check_shards(shards: &mut [(PathBuf, ShardFile)]) -> Result<()> {
         if missing.len() == 1 { "" } else { "s" },
         missing.join(", ")
     );
+    // Each slice starts where the one before ended: together they are the study's units once.
+    type Span = fn(&ShardFile) -> Option<(u64, u64)>;
+    let spans: [(&str, Span); 2] = [
+        ("particles", |f| {
+            f.parts.run.as_ref().map(|r| (r.next - r.done, r.next))
+        }),
+        ("clone pairs", |f| {
+            f.parts.clones.as_ref().map(|c| (c.next - c.done, c.next))
+        }),
+    ];
+    for (what, span) in spans {
+        let mut end = 0;
+        for (dir, f) in shards.iter() {
+            if let Some((start, next)) = span(f) {
+                ensure!(
+                    start == end,
+                    "{}: shard {} holds {what} {start}..{next}, but the shards before it end at \
+                     {end}: its counts were edited, or it belongs to another split",
+                    dir.display(),
+                    f.shard
+                );
+                end = next;
+            }
+        }
+    }
     Ok(())
+}
+
+/// The keys of the files a study reads, for messages.
+fn input_names(cfg: &Config) -> String {
+    let files = input_files(cfg);
+    if files.is_empty() {
+        "none".to_string()
+    } else {
+        files
+            .iter()
+            .map(|(k, p)| format!("{k} {}", p.display()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }

@@ -9,7 +9,8 @@ use anyhow::{Context as _, Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::config_hash;
-use super::shard::FORMAT;
+use super::fingerprint::{check_seal, fnv1a, seal};
+use super::shard::{FORMAT, VERSION};
 use crate::config::Config;
 use crate::engine::Particles;
 use crate::measure::checkpoint::{Every, Shard, Snapshot};
@@ -68,12 +69,18 @@ struct PhaseEntry {
     blob: String,
     /// (particles, dimension) of each set, in the blob's order.
     sets: Vec<(usize, usize)>,
+    /// FNV-1a of the blob, checked before it is used.
+    #[serde(default)]
+    digest: String,
 }
 
 /// `state.json` of a checkpoint: what the run is, and the state of each phase it reached.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckpointFile {
     pub format: u32,
+    /// The version of regimes that wrote it (only the same version resumes it).
+    #[serde(default)]
+    pub version: String,
     pub command: String,
     pub config_hash: String,
     pub config: Config,
@@ -95,6 +102,7 @@ impl CheckpointFile {
     ) -> Self {
         CheckpointFile {
             format: FORMAT,
+            version: VERSION.to_string(),
             command: command.to_string(),
             config_hash: config_hash(command, cfg),
             config: cfg.clone(),
@@ -130,7 +138,8 @@ impl Store {
         Ok(store)
     }
 
-    /// The checkpoint file of the run in `out`, naming `out` in its errors.
+    /// The checkpoint file of the run in `out`, checked (format, checksum, version), naming
+    /// `out` in its errors.
     pub fn read_file(out: &Path) -> Result<CheckpointFile> {
         let path = out.join(CHECKPOINT_DIR).join(STATE);
         let text = fs::read_to_string(&path).map_err(|_| {
@@ -140,29 +149,34 @@ impl Store {
                 out.display()
             )
         })?;
-        serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{}: not a regimes checkpoint ({e})", path.display()))
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow!("{}: not a regimes checkpoint ({e})", path.display()))?;
+        let format = value.get("format").and_then(|v| v.as_u64());
+        ensure!(
+            format == Some(u64::from(FORMAT)),
+            "{}: checkpoint format {} (this regimes reads {FORMAT}); resume it with the version \
+             of regimes that wrote it",
+            path.display(),
+            format.map_or("unknown".to_string(), |f| f.to_string())
+        );
+        check_seal(&value, &path.display().to_string())?;
+        let file: CheckpointFile = serde_json::from_value(value)
+            .map_err(|e| anyhow!("{}: not a regimes checkpoint ({e})", path.display()))?;
+        ensure!(
+            file.version == VERSION,
+            "{}: written by regimes {}, this is {VERSION}; resume it with the version that wrote \
+             it",
+            path.display(),
+            file.version
+        );
+        Ok(file)
     }
 
-    /// The checkpoint in `out` and the snapshot of each phase it reached.
+    /// The checkpoint in `out` and the snapshot of each phase it reached, every blob checked
+    /// against its digest.
     pub fn open(out: &Path) -> Result<(Store, Vec<Option<Snapshot<PhaseState>>>)> {
         let dir = out.join(CHECKPOINT_DIR);
-        let path = dir.join(STATE);
-        let text = fs::read_to_string(&path).map_err(|_| {
-            anyhow!(
-                "{} holds no checkpoint to resume (start a run with --checkpoint-every and \
-                 --out; a run that completed removes its checkpoint)",
-                out.display()
-            )
-        })?;
-        let file: CheckpointFile = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a regimes checkpoint", path.display()))?;
-        ensure!(
-            file.format == FORMAT,
-            "{}: checkpoint format {} (this regimes reads {FORMAT})",
-            path.display(),
-            file.format
-        );
+        let file = Store::read_file(out)?;
         let mut snaps = vec![];
         for e in &file.phases {
             let particles = if e.sets.is_empty() {
@@ -170,6 +184,12 @@ impl Store {
             } else {
                 let bytes = fs::read(dir.join(&e.blob))
                     .with_context(|| format!("checkpoint: cannot read {}", e.blob))?;
+                ensure!(
+                    fnv1a(&bytes) == e.digest,
+                    "checkpoint: {} is not the file its state names (a damaged checkpoint, or \
+                     an edited one); the run cannot resume from it, start it again",
+                    dir.join(&e.blob).display()
+                );
                 decode(&bytes, &e.sets).with_context(|| format!("checkpoint: {}", e.blob))?
             };
             snaps.push(Some(Snapshot {
@@ -199,15 +219,21 @@ impl Store {
             "checkpoint: phase {phase} saved before the phases ahead of it"
         );
         let sets: Vec<(usize, usize)> = particles.iter().map(|p| (p.len(), p.dim)).collect();
-        let blob = if sets.is_empty() {
-            String::new()
+        let (blob, digest) = if sets.is_empty() {
+            (String::new(), String::new())
         } else {
             self.file.seq += 1;
             let name = format!("p{phase}-{}.bin", self.file.seq);
-            write_atomic(&self.dir, &name, &encode(&particles), true)?;
-            name
+            let bytes = encode(&particles);
+            write_atomic(&self.dir, &name, &bytes, true)?;
+            (name, fnv1a(&bytes))
         };
-        let entry = PhaseEntry { state, blob, sets };
+        let entry = PhaseEntry {
+            state,
+            blob,
+            sets,
+            digest,
+        };
         if phase == self.file.phases.len() {
             self.file.phases.push(entry);
         } else {
@@ -219,7 +245,7 @@ impl Store {
     }
 
     fn write_state(&self) -> Result<()> {
-        let text = serde_json::to_string(&self.file)?;
+        let text = serde_json::to_string(&seal(serde_json::to_value(&self.file)?))?;
         write_atomic(&self.dir, STATE, text.as_bytes(), true)?;
         Ok(())
     }
