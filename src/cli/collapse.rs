@@ -272,9 +272,12 @@ pub fn collapse<E: Engine>(cx: &mut Context, engine: &E) -> Result<Collapse> {
     cx.parts.entropy = Some(excess.clone());
     seconds.excess_entropy = lap();
     if !cx.quiet {
-        eprintln!(
+        crate::note!(
             "time: set-up {:.1} s, trajectories {:.1} s, clone pairs {:.1} s, excess entropy {:.1} s",
-            seconds.setup, seconds.trajectories, seconds.clone_pairs, seconds.excess_entropy
+            seconds.setup,
+            seconds.trajectories,
+            seconds.clone_pairs,
+            seconds.excess_entropy
         );
     }
     cx.parts.seconds = Some(seconds.clone());

@@ -8,19 +8,19 @@ use crate::report::format_table;
 pub fn devices(json: bool) -> Result<()> {
     let adapters = list_adapters();
     if json {
-        println!("{}", serde_json::to_string_pretty(&adapters)?);
+        crate::out!("{}", serde_json::to_string_pretty(&adapters)?)?;
         return Ok(());
     }
     if adapters.is_empty() {
-        println!(
+        crate::out!(
             "no GPU adapter found. For a software device install lavapipe (apt install \
              mesa-vulkan-drivers libvulkan1) and set WGPU_BACKEND=vulkan."
-        );
+        )?;
         return Ok(());
     }
     for a in &adapters {
-        println!("{} ({}, {})", a.name, a.backend, a.device_type);
-        println!(
+        crate::out!("{} ({}, {})", a.name, a.backend, a.device_type)?;
+        crate::out!(
             "{}",
             format_table(&[
                 ("  driver".into(), format!("{} {}", a.driver, a.driver_info)),
@@ -50,7 +50,7 @@ pub fn devices(json: bool) -> Result<()> {
                 ),
                 ("  features".into(), a.features.clone()),
             ])
-        );
+        )?;
     }
     Ok(())
 }

@@ -195,7 +195,7 @@ impl Context {
     pub fn warn_all(&mut self, warnings: &[String]) {
         for w in warnings {
             if !self.quiet {
-                eprintln!("warning: {w}");
+                crate::note!("warning: {w}");
             }
             self.warnings.push(w.clone());
         }
@@ -683,15 +683,15 @@ fn write_summary<T: Serialize>(
             .and_then(|_| out.finish())
     {
         // The work is done: never lose its result to a full disk or a vanished directory.
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        crate::out!("{}", serde_json::to_string_pretty(summary)?)?;
         return Err(e.context("the summary above could not be written to the output directory"));
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(summary)?);
+        crate::out!("{}", serde_json::to_string_pretty(summary)?)?;
     } else {
-        println!("{table}");
+        crate::out!("{table}")?;
         if let Some(out) = &cx.out {
-            println!("wrote {}", out.files().join(", "));
+            crate::out!("wrote {}", out.files().join(", "))?;
         }
     }
     Ok(())
@@ -759,7 +759,7 @@ fn select_engine(cx: &Context) -> Result<Selected> {
         };
         let engine = GpuEngine::with_options(options)?;
         if !cx.quiet {
-            eprintln!("gpu: shaders compiled in {:.2} s", engine.compile_seconds());
+            crate::note!("gpu: shaders compiled in {:.2} s", engine.compile_seconds());
         }
         Ok(Selected::Gpu(Box::new(engine)))
     };
@@ -773,7 +773,7 @@ fn select_engine(cx: &Context) -> Result<Selected> {
                 Some(a) => gpu(Some(a.name)),
                 None => {
                     if !cx.quiet {
-                        eprintln!(
+                        crate::note!(
                             "backend auto: no hardware GPU adapter found, using the CPU engine"
                         );
                     }
@@ -799,7 +799,7 @@ fn study<E: Engine>(
 ) -> Result<(String, String, serde_json::Value)> {
     let backend = engine.describe();
     if !cx.quiet {
-        eprintln!("engine: {backend}");
+        crate::note!("engine: {backend}");
     }
     Ok(match kind {
         Study::Run => {

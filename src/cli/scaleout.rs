@@ -530,7 +530,7 @@ pub(super) fn study_on_devices(
     let devices = resolve_devices(spec, &list_adapters())?;
     if !cx.quiet {
         let names: Vec<String> = devices.iter().map(|(i, n)| format!("{i}: {n}")).collect();
-        eprintln!("devices: {} slices on {}", devices.len(), names.join(", "));
+        crate::note!("devices: {} slices on {}", devices.len(), names.join(", "));
     }
     let count = devices.len() as u64;
     let (cfg, empirical, grid, shard) = (&cx.cfg, cx.empirical, cx.grid, cx.shard);
