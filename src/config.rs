@@ -271,6 +271,16 @@ impl Config {
                 "mean-norm2: {m2:e} is above 1e30, where f32 plans overflow"
             );
         }
+        // At t = 0 the logits hold ‖m‖²/σ² (Γ(0) = C = σ²I): above 1e30 their f32 sums overflow
+        // and every particle turns NaN (‖m‖² = 1e20 with σ = 1e-12 did).
+        let m2 = self.mean_norm2.unwrap_or(self.dim as f64);
+        let ratio = m2 / (self.sigma * self.sigma);
+        ensure!(
+            ratio <= MAX_SCALE,
+            "sigma: ‖m‖²/σ² = {ratio:.1e} (mean-norm2 {m2:e}, sigma {:e}) is above 1e30, where the \
+             f32 logits at t = 0 overflow to NaN; use a larger --sigma or a smaller --mean-norm2",
+            self.sigma
+        );
         if let Some(b) = self.batch {
             ensure!(
                 b > 0,

@@ -518,7 +518,7 @@ pub fn main() -> Result<()> {
 /// `regimes resume DIR`: the study the checkpoint in DIR names, from where it stopped.
 fn resume(dir: &Path, json: bool, quiet: bool) -> Result<()> {
     let path = dir.join(crate::report::CHECKPOINT_DIR).join("state.json");
-    let text = std::fs::read_to_string(&path).map_err(|_| {
+    let text = crate::io::read_text(&path, crate::io::MAX_STATE_BYTES).map_err(|_| {
         anyhow::anyhow!(
             "{} holds no checkpoint to resume (start a run with --checkpoint-every and --out; a \
              run that completed removes its checkpoint)",

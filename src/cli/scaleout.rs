@@ -61,7 +61,8 @@ fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     ];
     for (key, path) in files {
         if let Some(p) = path {
-            let digest = fs::read(p).map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
+            let digest = crate::io::read_bounded(p, crate::io::MAX_MATRIX_BYTES)
+                .map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
             out.insert(format!("{key} (content)"), digest.into());
         }
     }
@@ -157,7 +158,7 @@ impl ShardFile {
     /// Reads `dir/shard.json`, naming the directory in every error.
     pub fn read(dir: &Path) -> Result<ShardFile> {
         let path = dir.join(SHARD_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| {
+        let text = crate::io::read_text(&path, crate::io::MAX_STATE_BYTES).map_err(|e| {
             anyhow!(
                 "{}: no readable {SHARD_FILE} ({e}); a shard writes it when it completes \
                  (run with --shard I/N --out DIR, or resume it with `regimes resume {}`)",
@@ -670,7 +671,7 @@ impl Store {
     pub fn open(out: &Path) -> Result<(Store, Vec<Option<Snapshot>>)> {
         let dir = out.join(CHECKPOINT_DIR);
         let path = dir.join(STATE);
-        let text = fs::read_to_string(&path).map_err(|_| {
+        let text = crate::io::read_text(&path, crate::io::MAX_STATE_BYTES).map_err(|_| {
             anyhow!(
                 "{} holds no checkpoint to resume (start a run with --checkpoint-every and \
                  --out; a run that completed removes its checkpoint)",
@@ -690,7 +691,7 @@ impl Store {
             let particles = if e.sets.is_empty() {
                 vec![]
             } else {
-                let bytes = fs::read(dir.join(&e.blob))
+                let bytes = crate::io::read_bounded(&dir.join(&e.blob), crate::io::MAX_BLOB_BYTES)
                     .with_context(|| format!("checkpoint: cannot read {}", e.blob))?;
                 decode(&bytes, &e.sets).with_context(|| format!("checkpoint: {}", e.blob))?
             };
@@ -767,7 +768,7 @@ impl Store {
     /// any work leaves nothing behind).
     pub fn discard_if_unused(out: &Path) {
         let state = out.join(CHECKPOINT_DIR).join(STATE);
-        let unused = fs::read_to_string(state)
+        let unused = crate::io::read_text(&state, crate::io::MAX_STATE_BYTES)
             .ok()
             .and_then(|t| serde_json::from_str::<CheckpointFile>(&t).ok())
             .is_some_and(|f| f.phases.is_empty());

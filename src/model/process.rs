@@ -141,9 +141,9 @@ impl Process {
     pub fn gamma_with(&self, t: f64, e: &Linear, c: &Linear) -> Linear {
         match &self.schedule {
             Some(s) => s.noise(t).add(&e.mul(c).mul(&e.transpose())),
-            None => self
-                .u_inv
-                .add(&e.mul(&c.sub(&self.u_inv)).mul(&e.transpose())),
+            // Σ_t + E C Eᵀ, not U⁻¹ + E (C − U⁻¹) Eᵀ: at t = 0 (E = I) the latter rounds a small
+            // C away against U⁻¹ (σ = 1e-9 gave Γ(0) = 0), the former is C exactly.
+            None => self.sigma_with(t, e).add(&e.mul(c).mul(&e.transpose())),
         }
     }
 }

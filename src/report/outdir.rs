@@ -724,6 +724,23 @@ mod tests {
         .unwrap();
         drop(OutDir::create(&dir, true).unwrap());
         assert!(dir.join("thesis.tex").exists());
+        // A listed sub-directory turned into a symlink out of the directory: nothing outside
+        // is touched.
+        {
+            let out = OutDir::create(&dir, true).unwrap();
+            out.write_text("plots/q.svg", "<svg/>").unwrap();
+            out.finish().unwrap();
+        }
+        let outside = s.0.join("outside");
+        fs::rename(dir.join("plots"), &outside).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("plots")).unwrap();
+        drop(OutDir::create(&dir, true).unwrap());
+        assert!(outside.join("q.svg").exists());
+        let out = OutDir::create(&dir, true).unwrap();
+        let e = out.write_text("plots/r.svg", "x").unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        drop(out);
+        assert!(!outside.join("r.svg").exists());
         // A refused run leaves none of the directories it made.
         let deep = s.0.join("x").join("y").join("z");
         {
