@@ -459,6 +459,12 @@ impl Config {
             _ => unreachable!("Config serialises to an object"),
         };
         for (k, json) in keys {
+            if let Some(why) = flag_only(&k) {
+                bail!(
+                    "'{k}' in {source} is not a config key: {why}, so it is given on the \
+                     command line (--{k})"
+                );
+            }
             if !known.contains(&k) {
                 let best = known
                     .iter()
@@ -484,6 +490,19 @@ impl Config {
     pub fn to_toml_string(&self) -> Result<String> {
         Ok(toml::to_string(self)?)
     }
+}
+
+/// Why a flag is not a config key, for the flags a TOML file might try to set.
+fn flag_only(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "preset" => "a preset is the layer below the config file (--preset, then --config)",
+        "config" => "a config file cannot name another",
+        "shard" | "checkpoint-every" | "devices" => {
+            "scale-out settings belong to one invocation, not to the study"
+        }
+        "out" | "force" | "json" | "quiet" => "where and how one invocation reports",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -537,6 +556,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("did you mean 'n-train'?"), "{e}");
+        for key in ["shard = \"0/2\"", "preset = \"biroli\""] {
+            let e = Config::from_toml_str(&format!("{key}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("not a config key") && e.contains("command line"),
+                "{e}"
+            );
+        }
         let d = scratch("unknown");
         let p = d.join("config.toml");
         std::fs::write(&p, "t_max = 3.0\n").unwrap();

@@ -649,3 +649,153 @@ fn a_tiny_sigma_runs_or_is_refused_up_front_never_half_way() {
     assert!(!out_dir.exists());
     fs::remove_dir_all(dir).unwrap();
 }
+
+// ---- 3.7 cost in proportion to the input ------------------------------------------------------
+
+#[test]
+fn costs_grow_with_what_the_model_needs() {
+    let dir = scratch("edges-cost");
+    // A 1000-row ramp schedule (was 44 s): theory well within seconds.
+    let mut rows = String::from("t,gamma\n");
+    for i in 0..1000 {
+        rows.push_str(&format!("{},{}\n", i as f64 * 0.01, 0.5 - i as f64 * 0.001));
+    }
+    let ramp = dir.join("ramp.csv");
+    fs::write(&ramp, rows).unwrap();
+    let start = Instant::now();
+    let o = regimes(&[
+        "theory",
+        "--preset",
+        "coupled",
+        "--coupling",
+        &format!("additive:file:{}", s(&ramp)),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // U = I of d = 100 000 stays one number (a dense identity would be 80 GB).
+    let start = Instant::now();
+    let v = common::summary(&["theory", "--dim", "100000", "--json"]);
+    assert!(v["t_s"].as_f64().is_some(), "{v}");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    // A dense Q of that d is counted before it is allocated, and refused naming --dim.
+    let o = regimes(&["theory", "--dim", "100000", "--q", "optimal"]);
+    let e = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("GiB") && e.contains("--dim"), "{e}");
+    // bench --n-train 1e12: refused with the estimate, not an abort.
+    let o = regimes(&["bench", "--workload", "empirical", "--n-train", "1e12"]);
+    let e = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("--n-train") && e.contains("GiB"), "{e}");
+    // --checkpoint-every 1 warns that it is costly.
+    let o = regimes(&[
+        "run",
+        "--preset",
+        "quick",
+        "--backend",
+        "cpu",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        &s(&dir.join("ck")),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("--checkpoint-every 1") && text(&o).contains("slower"),
+        "{}",
+        text(&o)
+    );
+    fs::remove_dir_all(dir).unwrap();
+}
+
+// ---- messages ---------------------------------------------------------------------------------
+
+#[test]
+fn messages_name_the_input() {
+    let dir = scratch("edges-msg");
+    let toml = |name: &str, body: &str| {
+        let p = dir.join(name);
+        fs::write(&p, body).unwrap();
+        s(&p)
+    };
+    let shard_toml = toml("shard.toml", "shard = \"0/2\"\n");
+    let preset_toml = toml("preset.toml", "preset = \"biroli\"\n");
+    let out = s(&dir.join("out"));
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["run", "--shard", "-1/3"], vec!["'-1/3'", "0 ≤ I < N"]),
+        (
+            vec!["run", "--checkpoint-every", "1e3x", "--out", &out],
+            vec!["unknown unit 'x'"],
+        ),
+        (
+            vec!["theory", "--config", &shard_toml],
+            vec!["'shard'", "command line"],
+        ),
+        (
+            vec!["theory", "--config", &preset_toml],
+            vec!["'preset'", "--preset"],
+        ),
+        (
+            vec!["run", "--particles", "1.5"],
+            vec!["'1.5'", "whole number"],
+        ),
+    ];
+    for (args, needles) in &cases {
+        let o = regimes(args);
+        let e = text(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(
+            !e.contains("unexpected argument") && !e.contains("Some("),
+            "{args:?}: {e}"
+        );
+        for n in needles {
+            assert!(e.contains(n), "{args:?}: no '{n}' in {e}");
+        }
+    }
+    // A duration in scientific notation is read whole (was "unknown unit 'e3s'").
+    let o = regimes(&[
+        "run",
+        "--preset",
+        "quick",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--checkpoint-every",
+        "1e3s",
+        "--out",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Counts in scientific notation.
+    let v = common::summary(&[
+        "run",
+        "--preset",
+        "quick",
+        "--backend",
+        "cpu",
+        "--particles",
+        "2e3",
+        "--json",
+    ]);
+    assert_eq!(v["config"]["particles"], 2000);
+    // devices: indices as --devices takes them, no feature dump.
+    let o = regimes(&["devices"]);
+    assert!(o.status.success());
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        listing.lines().all(|l| l.chars().count() <= 120),
+        "{listing}"
+    );
+    if !listing.starts_with("no GPU adapter") {
+        assert!(listing.contains("[0] "), "{listing}");
+    }
+    fs::remove_dir_all(dir).unwrap();
+}

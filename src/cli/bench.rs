@@ -71,7 +71,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     steps: usize,
     /// Training points N of the empirical workload.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::cli::args::count::<usize>)]
     n_train: usize,
     /// Engines to measure.
     #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]

@@ -18,8 +18,9 @@ pub fn devices(json: bool) -> Result<()> {
         )?;
         return Ok(());
     }
-    for a in &adapters {
-        crate::out!("{} ({}, {})", a.name, a.backend, a.device_type)?;
+    crate::out!("index: what --devices takes (e.g. --devices 0,1); --json lists every feature")?;
+    for (i, a) in adapters.iter().enumerate() {
+        crate::out!("[{i}] {} ({}, {})", a.name, a.backend, a.device_type)?;
         crate::out!(
             "{}",
             format_table(&[
@@ -48,9 +49,44 @@ pub fn devices(json: bool) -> Result<()> {
                     "  workgroup storage".into(),
                     format!("{} KiB", a.max_compute_workgroup_storage_size >> 10)
                 ),
-                ("  features".into(), a.features.clone()),
+                ("  features".into(), features_line(&a.features)),
             ])
         )?;
     }
     Ok(())
+}
+
+/// The features regimes uses, and how many the adapter lists (the full list is over a thousand
+/// characters; `--json` has it).
+fn features_line(features: &str) -> String {
+    let names: Vec<&str> = features
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| {
+            w.len() > 2
+                && w.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+        .collect();
+    let int64 = names.contains(&"SHADER_INT64");
+    format!(
+        "{} listed; SHADER_INT64 (native 64-bit Philox multiply) {}",
+        names.len(),
+        if int64 { "yes" } else { "no" }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn features_are_summarised() {
+        let line = super::features_line(
+            "Features { features_wgpu: FeaturesWGPU(SHADER_INT64 | TIMESTAMP_QUERY), \
+             features_webgpu: FeaturesWebGPU(DEPTH_CLIP_CONTROL) }",
+        );
+        assert_eq!(
+            line,
+            "3 listed; SHADER_INT64 (native 64-bit Philox multiply) yes"
+        );
+        assert!(super::features_line("FeaturesWGPU(SHADER_INT64_ATOMIC_MIN_MAX)").ends_with("no"));
+    }
 }

@@ -144,7 +144,12 @@ struct StudyArgs {
     /// Run slice I of N of the particles (clone pairs) and write its mergeable statistics to
     /// --out/shard.json; `regimes merge` combines the N shard directories into the full study.
     /// Shards are numbered from 0. Example: --shard 0/3
-    #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
+    #[arg(
+        long,
+        value_name = "I/N",
+        allow_hyphen_values = true,
+        help_heading = "Scale-out"
+    )]
     shard: Option<Shard>,
     /// Write a checkpoint into --out every so many time steps (500) or so much wall time (30s,
     /// 10m, 1h), and on SIGINT/SIGTERM; `regimes resume DIR` continues the run exactly.
@@ -718,6 +723,7 @@ fn preflight(kind: Study, args: &StudyArgs, cfg: &Config, empirical: bool) -> Re
         .iter()
         .filter(|k| ignored.contains(&k.as_str()))
         .map(|k| format!("{k} (from the config file) has no effect on `{name}`"))
+        .chain(resources::checkpoint_warning(args.checkpoint_every, cfg))
         .collect();
     if matches!(kind, Study::Speciation | Study::Collapse)
         && cfg.scheme == crate::plan::Scheme::ProbabilityFlow

@@ -390,9 +390,10 @@ pub(super) fn merge(
                 .map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
             ensure!(
                 *dim.get_or_insert(m.ncols()) == m.ncols(),
-                "{}: samples.npy has {} columns, the first shard's {dim:?}",
+                "{}: samples.npy has {} columns, the first shard's {}",
                 d.display(),
-                m.ncols()
+                m.ncols(),
+                dim.unwrap_or(0)
             );
             for r in 0..m.nrows() {
                 x.extend(m.row(r).iter().map(|&v| v as f32));
