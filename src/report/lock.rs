@@ -188,8 +188,9 @@ impl Lock {
         }
         let result = Self::install(dir, &path, &private, &me);
         let _ = fs::remove_file(&private);
-        result?;
-        file.flush().ok();
+        if let Some(direct) = result? {
+            file = direct;
+        }
         Ok(Lock {
             path,
             file,
@@ -199,20 +200,43 @@ impl Lock {
 
     /// Puts the private lock file in place at `path`: by link when there is none, by rename
     /// over a provably dead holder's. At most a few rounds when other runs race for it.
-    fn install(dir: &Path, path: &Path, private: &Path, me: &Holder) -> Result<()> {
+    ///
+    /// On a file system without hard links the lock is created in place instead
+    /// (`O_CREAT | O_EXCL`, still atomic; a reader may then see it empty for an instant, which it
+    /// refuses as unreadable), and that file is returned.
+    fn install(dir: &Path, path: &Path, private: &Path, me: &Holder) -> Result<Option<File>> {
+        let failed = |e: std::io::Error| {
+            anyhow::Error::new(e).context(format!(
+                "cannot lock output directory {} (lock file {})",
+                dir.display(),
+                path.display()
+            ))
+        };
         for _ in 0..50 {
             match fs::hard_link(private, path) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!(
-                            "cannot lock output directory {} (lock file {})",
-                            dir.display(),
-                            path.display()
-                        )
-                    });
-                }
+                Err(_) => match fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(path)
+                {
+                    Ok(mut f) => {
+                        let written = flock(&f, true).and_then(|_| {
+                            f.write_all(format!("{}\n", serde_json::to_string(me)?).as_bytes())
+                                .and_then(|_| f.sync_all())
+                                .map_err(failed)
+                        });
+                        if let Err(e) = written {
+                            let _ = fs::remove_file(path);
+                            return Err(e);
+                        }
+                        return Ok(Some(f));
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(failed(e)),
+                },
             }
             // A lock is there: whose, and is it provably dead?
             let old = match File::open(path) {
@@ -251,7 +275,7 @@ impl Lock {
                     fs::rename(private, path).with_context(|| {
                         format!("cannot take over the stale lock {}", path.display())
                     })?;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Some(h) => bail!(
                     "output directory {} is locked by a run this machine cannot prove dead ({}, \
