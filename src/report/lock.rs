@@ -212,6 +212,7 @@ impl Lock {
                 path.display()
             ))
         };
+        let mut busy_rounds = 0;
         for _ in 0..50 {
             match fs::hard_link(private, path) {
                 Ok(()) => return Ok(None),
@@ -251,6 +252,17 @@ impl Lock {
             let mut text = String::new();
             let _ = (&old).take(4096).read_to_string(&mut text);
             let holder = serde_json::from_str::<Holder>(text.trim()).ok();
+            if !free && busy_rounds < 5 && !same_file(&old, path) {
+                busy_rounds += 1;
+                continue; // replaced meanwhile: look at the new one
+            }
+            if !free && busy_rounds < 5 {
+                // Held: by its owner, or for an instant by another run taking over a dead
+                // holder's lock; look again shortly so the message names the run that won.
+                busy_rounds += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            }
             if !free {
                 bail!(
                     "output directory {} is in use by another run ({}); wait for it to finish or \
@@ -361,6 +373,12 @@ mod tests {
             e.contains("delete the lock file") && e.contains(LOCK),
             "{e}"
         );
+        // A holder in another PID namespace on this kernel: its free flock proves it dead.
+        let mut contained = Holder::me("contained");
+        contained.pid = 1;
+        contained.pid_ns = Some("pid:[1]".into());
+        fs::write(d.join(LOCK), serde_json::to_string(&contained).unwrap()).unwrap();
+        drop(Lock::acquire(&d, "c").unwrap());
         // A live process with the same start time (this one, under another run id) is alive.
         let alive = Holder::me("alive");
         fs::write(d.join(LOCK), serde_json::to_string(&alive).unwrap()).unwrap();
