@@ -282,6 +282,16 @@ impl Config {
                 "mean-norm2: {m2:e} is above 1e30, where f32 plans overflow"
             );
         }
+        // At t = 0 the logits hold ‖m‖²/σ² (Γ(0) = C = σ²I): above 1e30 their f32 sums overflow
+        // and every particle turns NaN (‖m‖² = 1e20 with σ = 1e-12 did).
+        let m2 = self.mean_norm2.unwrap_or(self.dim as f64);
+        let ratio = m2 / (self.sigma * self.sigma);
+        ensure!(
+            ratio <= MAX_SCALE,
+            "sigma: ‖m‖²/σ² = {ratio:.1e} (mean-norm2 {m2:e}, sigma {:e}) is above 1e30, where the \
+             f32 logits at t = 0 overflow to NaN; use a larger --sigma or a smaller --mean-norm2",
+            self.sigma
+        );
         if let Some(b) = self.batch {
             ensure!(
                 b > 0,
@@ -460,6 +470,12 @@ impl Config {
             _ => unreachable!("Config serialises to an object"),
         };
         for (k, json) in keys {
+            if let Some(why) = flag_only(&k) {
+                bail!(
+                    "'{k}' in {source} is not a config key: {why}, so it is given on the \
+                     command line (--{k})"
+                );
+            }
             if !known.contains(&k) {
                 let best = known
                     .iter()
@@ -485,6 +501,19 @@ impl Config {
     pub fn to_toml_string(&self) -> Result<String> {
         Ok(toml::to_string(self)?)
     }
+}
+
+/// Why a flag is not a config key, for the flags a TOML file might try to set.
+fn flag_only(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "preset" => "a preset is the layer below the config file (--preset, then --config)",
+        "config" => "a config file cannot name another",
+        "shard" | "checkpoint-every" | "devices" => {
+            "scale-out settings belong to one invocation, not to the study"
+        }
+        "out" | "force" | "json" | "quiet" => "where and how one invocation reports",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -538,6 +567,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("did you mean 'n-train'?"), "{e}");
+        for key in ["shard = \"0/2\"", "preset = \"biroli\""] {
+            let e = Config::from_toml_str(&format!("{key}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("not a config key") && e.contains("command line"),
+                "{e}"
+            );
+        }
         let d = scratch("unknown");
         let p = d.join("config.toml");
         std::fs::write(&p, "t_max = 3.0\n").unwrap();

@@ -3,8 +3,11 @@
 //! * `.npy` (detected by its magic bytes, whatever the extension): dtypes f32, f64, i32, i64 of
 //!   either endianness, 1-D or 2-D, C or Fortran order. A 1-D array is read as one row.
 //! * Text: one row per line, fields separated by commas (or semicolons) when the line has any,
-//!   otherwise by whitespace. `#` starts a comment; blank lines are skipped; the first data line
-//!   is taken as a header and skipped when none of its fields is a number.
+//!   otherwise by whitespace (a line with both is refused: decimal commas). `#` starts a comment;
+//!   blank lines are skipped; the first data line is taken as a header and skipped when every
+//!   field is a word (starts with a letter: `t,gamma`; `0 0.5x` is a mistyped row, refused).
+//! * Only regular files are read, up to a size stated in the message: a FIFO or `/dev/zero` is
+//!   refused at once ([`read_bounded`]).
 //!
 //! Every error names the path and what is wrong (with line/column or row/column where it helps),
 //! and NaN or infinite entries are rejected with their position.
@@ -23,23 +26,110 @@ pub const MAX_MATRIX_BYTES: u64 = 1 << 30;
 /// Largest config file read.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// The bytes of a file, refusing one larger than `limit` (without reading past it: `/dev/zero`
-/// stops there too).
+/// `bytes` in the largest binary unit that keeps it whole where it can (`1 GiB`, `16 MiB`).
+pub fn size_text(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 => format!("{:.0} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.0} KiB", b as f64 / 1024.0),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// Opens `path` for reading if it is a regular file: a FIFO, a device (`/dev/zero`), a socket
+/// or a directory is refused without blocking (the open does not wait for a FIFO's writer).
+pub fn open_regular(path: &Path) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options
+        .open(path)
+        .with_context(|| format!("cannot read file {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read file {}", path.display()))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::FileTypeExt;
+                let t = meta.file_type();
+                if t.is_fifo() {
+                    "a FIFO (named pipe)"
+                } else if t.is_char_device() || t.is_block_device() {
+                    "a device"
+                } else if t.is_socket() {
+                    "a socket"
+                } else {
+                    "not a regular file"
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                "not a regular file"
+            }
+        };
+        bail!(
+            "{} is {kind}; regimes reads only regular files (copy the data into one)",
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
+/// The bytes of a regular file, refusing one larger than `limit` (stated in the message) before
+/// reading it, and any other kind of file ([`open_regular`]).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
-    let file = std::fs::File::open(path)
-        .with_context(|| format!("cannot read file {}", path.display()))?;
-    let mut bytes = Vec::new();
+    let file = open_regular(path)?;
+    let too_big = |size: u64| {
+        anyhow::anyhow!(
+            "{}: {} is larger than the {} this program reads from such a file",
+            path.display(),
+            size_text(size),
+            size_text(limit)
+        )
+    };
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > limit {
+        return Err(too_big(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
     file.take(limit + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read file {}", path.display()))?;
-    ensure!(
-        bytes.len() as u64 <= limit,
-        "{}: larger than the {} MiB this program reads",
-        path.display(),
-        limit >> 20
-    );
+    if bytes.len() as u64 > limit {
+        return Err(too_big(bytes.len() as u64));
+    }
     Ok(bytes)
+}
+
+/// The text of a regular UTF-8 file of at most `limit` bytes ([`read_bounded`]).
+pub fn read_text(path: &Path, limit: u64) -> Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))
+}
+
+/// Largest state, shard or checkpoint index file read (JSON).
+pub const MAX_STATE_BYTES: u64 = 256 << 20;
+
+/// Largest checkpoint blob read (the particles of one phase).
+pub const MAX_BLOB_BYTES: u64 = 64 << 30;
+
+/// Whether a header field is a word (`t`, `gamma`, `x_1`, `"mean"`): it starts with a letter, an
+/// underscore or a quote. `0.5x` is a mistyped number, not a word.
+pub fn is_word(field: &str) -> bool {
+    field.parse::<f64>().is_err()
+        && field
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '"' || c == '\'')
 }
 
 /// Read a 2-D matrix (a 1-D array becomes a single row).
@@ -203,13 +293,19 @@ fn read_npy(bytes: &[u8]) -> Result<DMatrix<f64>> {
     })
 }
 
-/// Split one (comment-free, trimmed, non-empty) line into fields.
-fn fields(line: &str) -> Vec<&str> {
-    if line.contains([',', ';']) {
+/// Split one (comment-free, trimmed, non-empty) line into fields. A line with both commas and
+/// semicolons is refused: `1,5;2;2` is decimal commas, not four numbers.
+fn fields(line: &str, lineno: usize) -> Result<Vec<&str>> {
+    ensure!(
+        !(line.contains(',') && line.contains(';')),
+        "line {lineno}: {line:?} mixes ',' and ';' (decimal commas such as 1,5 are not read: \
+         write decimals with '.', and separate fields with one of ',', ';' or spaces)"
+    );
+    Ok(if line.contains([',', ';']) {
         line.split([',', ';']).map(str::trim).collect()
     } else {
         line.split_whitespace().collect()
-    }
+    })
 }
 
 fn parse_text(text: &str) -> Result<DMatrix<f64>> {
@@ -221,11 +317,11 @@ fn parse_text(text: &str) -> Result<DMatrix<f64>> {
         if line.is_empty() {
             continue;
         }
-        let toks = fields(line);
+        let toks = fields(line, lineno)?;
         if first_data_line {
             first_data_line = false;
-            if toks.iter().all(|t| t.parse::<f64>().is_err()) {
-                continue; // a header line
+            if toks.iter().all(|t| is_word(t)) {
+                continue; // a header line: words only
             }
         }
         let mut row = Vec::with_capacity(toks.len());

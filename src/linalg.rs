@@ -312,6 +312,43 @@ impl Linear {
         }
     }
 
+    /// Whether every entry is finite (without forming a dense matrix).
+    pub fn all_finite(&self) -> bool {
+        match self {
+            Linear::Scalar(c, _) => c.is_finite(),
+            Linear::Diagonal(v) => v.iter().all(|x| x.is_finite()),
+            Linear::Dense(m) => m.iter().all(|x| x.is_finite()),
+        }
+    }
+
+    /// Largest absolute entry.
+    pub fn amax(&self) -> f64 {
+        match self {
+            Linear::Scalar(c, _) => c.abs(),
+            Linear::Diagonal(v) => v.amax(),
+            Linear::Dense(m) => m.amax(),
+        }
+    }
+
+    /// `max |M − s·Mᵀ|` for s = 1 (asymmetry) or s = −1 (the residual of antisymmetry), in the
+    /// matrix's own form.
+    pub fn transpose_residual(&self, s: f64) -> f64 {
+        match self {
+            Linear::Scalar(c, _) => (c - s * c).abs(),
+            Linear::Diagonal(v) => v.iter().map(|x| (x - s * x).abs()).fold(0.0, f64::max),
+            Linear::Dense(m) => (m - m.transpose() * s).amax(),
+        }
+    }
+
+    /// The Frobenius norm.
+    pub fn frobenius(&self) -> f64 {
+        match self {
+            Linear::Scalar(c, d) => c.abs() * (*d as f64).sqrt(),
+            Linear::Diagonal(v) => v.norm(),
+            Linear::Dense(m) => m.norm(),
+        }
+    }
+
     pub fn norm_inf(&self) -> f64 {
         match self {
             Linear::Scalar(c, _) => c.abs(),

@@ -2,8 +2,13 @@ fn main() -> std::process::ExitCode {
     quiet_mesa();
     match regimes::cli::main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of stdout went away (`regimes theory | head -1`): stop quietly, with the
+        // status a shell gives a program a closed pipe stopped.
+        Err(e) if regimes::report::console::is_closed_stdout(&e) => {
+            std::process::ExitCode::from(regimes::report::console::CLOSED_PIPE_STATUS)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            regimes::note!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

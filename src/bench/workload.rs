@@ -95,6 +95,22 @@ impl Spec {
                 "--n-train: the empirical workload needs at least 2 training points (got {})",
                 self.n_train
             );
+            // The training set in f64 and the plan's f32 copy, before anything is allocated.
+            let need = (self.n_train as u64)
+                .saturating_mul(self.dim as u64)
+                .saturating_mul(8 + 4);
+            if let Some(avail) = crate::cli::resources::available_memory() {
+                let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+                ensure!(
+                    need <= avail,
+                    "--n-train: {} training points in d = {} need about {:.1} GiB of memory, the \
+                     system has {:.1} GiB available; lower --n-train or --dim",
+                    self.n_train,
+                    self.dim,
+                    gib(need),
+                    gib(avail)
+                );
+            }
         }
         Grid::new(T_MAX, self.steps).map_err(|e| anyhow::anyhow!("--{e:#}"))?;
         Ok(())

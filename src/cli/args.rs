@@ -105,7 +105,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "PATH", help_heading = "Model")]
     pub mixture_file: Option<PathBuf>,
     /// Number N of training points of the empirical target (collapse) [default: 1000].
-    #[arg(long, value_name = "N", help_heading = "Model")]
+    #[arg(long, value_name = "N", value_parser = count::<usize>, help_heading = "Model")]
     pub n_train: Option<usize>,
     /// Training points from a file (.npy or CSV, N×d) instead of drawing them from the target.
     #[arg(long, value_name = "PATH", help_heading = "Model")]
@@ -115,7 +115,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "SEED", help_heading = "Sampling")]
     pub seed: Option<u64>,
     /// Number of generated particles [default: run 100000, collapse 2000]. Example: --particles 10000000 (fine on a GPU).
-    #[arg(long, value_name = "N", help_heading = "Sampling")]
+    #[arg(long, value_name = "N", value_parser = count::<u64>, help_heading = "Sampling")]
     pub particles: Option<u64>,
     /// Time steps from t-max down to 0; Δt = t-max / steps [default: 1000].
     #[arg(long, value_name = "N", help_heading = "Sampling")]
@@ -148,7 +148,7 @@ pub struct ConfigArgs {
     pub steps_per_dispatch: Option<usize>,
 
     /// Clone pairs per branch time for φ(t) [default: speciation 20000, collapse 500].
-    #[arg(long, value_name = "N", help_heading = "Measurements")]
+    #[arg(long, value_name = "N", value_parser = count::<u64>, help_heading = "Measurements")]
     pub pairs: Option<u64>,
     /// Branch times (forward time, in (0, t-max]), comma separated [default: a grid bracketing
     /// the theoretical t_S]. Example: --branch-times 0.5,1,1.5,2
@@ -268,6 +268,21 @@ impl ConfigArgs {
 
 /// A number flag: finite, so that it survives the JSON overlay (NaN would read as unset) and
 /// bad values are refused at parse time, naming the flag.
+/// A count: digits (`1000000`, `1_000_000`) or an exact whole number in scientific notation
+/// (`1e6`, `2.5e3`), so `--n-train 1e12` reaches the check that states what it would cost.
+pub fn count<T: TryFrom<u64>>(s: &str) -> std::result::Result<T, String> {
+    let t = s.trim().replace('_', "");
+    let n = match t.parse::<u64>() {
+        Ok(n) => n,
+        Err(_) => match t.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 => x as u64,
+            Ok(_) => return Err(format!("'{s}' is not a whole number ≥ 0")),
+            Err(_) => return Err(format!("'{s}' is not a whole number (e.g. 1000000 or 1e6)")),
+        },
+    };
+    T::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
 fn finite(s: &str) -> std::result::Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(x),

@@ -71,7 +71,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 100)]
     steps: usize,
     /// Training points N of the empirical workload.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = crate::cli::args::count::<usize>)]
     n_train: usize,
     /// Engines to measure.
     #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]
@@ -140,14 +140,14 @@ pub fn main(args: BenchArgs) -> Result<()> {
     let progress = !(args.quiet || args.json);
     let say = |msg: &str| {
         if progress {
-            eprintln!("{msg}");
+            crate::note!("{msg}");
         }
     };
     if let Some(dir) = &args.export_model {
         for s in &specs {
             let files = export::export(s, dir)?;
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            println!("wrote {}", names.join(", "));
+            crate::out!("wrote {}", names.join(", "))?;
         }
         return Ok(());
     }
@@ -224,7 +224,7 @@ pub fn main(args: BenchArgs) -> Result<()> {
                 Ok(r) => records.push(r),
                 Err(e) if cpu.is_some() => {
                     if !args.quiet {
-                        eprintln!("warning: {} on the gpu: {e:#}", spec.workload.name())
+                        crate::note!("warning: {} on the gpu: {e:#}", spec.workload.name())
                     }
                 }
                 Err(e) => return Err(e),
@@ -233,9 +233,9 @@ pub fn main(args: BenchArgs) -> Result<()> {
     }
     bench::compare_backends(&mut records);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        crate::out!("{}", serde_json::to_string_pretty(&records)?)?;
     } else {
-        println!("{}\n\n{}", header.join("\n"), bench::table(&records));
+        crate::out!("{}\n\n{}", header.join("\n"), bench::table(&records))?;
     }
     Ok(())
 }

@@ -129,7 +129,12 @@ struct StudyArgs {
     /// Run slice I of N of the particles (clone pairs) and write its mergeable statistics to
     /// --out/shard.json; `regimes merge` combines the N shard directories into the full study.
     /// Shards are numbered from 0. Example: --shard 0/3
-    #[arg(long, value_name = "I/N", help_heading = "Scale-out")]
+    #[arg(
+        long,
+        value_name = "I/N",
+        allow_hyphen_values = true,
+        help_heading = "Scale-out"
+    )]
     shard: Option<Shard>,
     /// Write a checkpoint into --out every so many time steps (500) or so much wall time (30s,
     /// 10m, 1h), and on SIGINT/SIGTERM; `regimes resume DIR` continues the run exactly.
@@ -232,7 +237,7 @@ pub fn on_signal() {
         std::process::exit(130);
     }
     // Acknowledged at once (the handler runs on a thread of its own, not in the signal).
-    eprintln!(
+    crate::note!(
         "\nregimes: stopping at the next step boundary and writing what completed (a second \
          signal ends the process at once)"
     );
@@ -244,15 +249,15 @@ pub fn on_signal() {
 fn print(report: Report, json: bool) -> Result<()> {
     let pretty = || serde_json::to_string_pretty(&report.summary);
     if let Some(e) = report.write_error {
-        println!("{}", pretty()?);
+        crate::out!("{}", pretty()?)?;
         return Err(e.context("the summary above could not be written to the output directory"));
     }
     if json {
-        println!("{}", pretty()?);
+        crate::out!("{}", pretty()?)?;
     } else {
-        println!("{}", report.table);
+        crate::out!("{}", report.table)?;
         if report.out.is_some() {
-            println!("wrote {}", report.files.join(", "));
+            crate::out!("wrote {}", report.files.join(", "))?;
         }
     }
     if let Some(reason) = &report.stopped {
@@ -288,6 +293,7 @@ fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config, empirical: bool) -> Res
         .iter()
         .filter(|k| ignored.contains(&k.as_str()))
         .map(|k| format!("{k} (from the config file) has no effect on `{name}`"))
+        .chain(resources::checkpoint_warning(args.checkpoint_every, cfg))
         .collect();
     if matches!(kind, Kind::Speciation | Kind::Collapse)
         && cfg.scheme == crate::plan::Scheme::ProbabilityFlow

@@ -27,15 +27,70 @@ pub fn memory_needed(cfg: &Config, keeps_samples: bool, empirical: bool) -> (u64
     } else {
         0
     };
-    if train >= samples {
-        (train, "--n-train")
+    let model = model_bytes(cfg);
+    if model >= train && model >= samples {
+        (
+            model,
+            "--dim, or keep U diagonal (identity, diag:, linspace:, geomspace:) and --q zero, \
+             whose matrices stay d numbers",
+        )
+    } else if train >= samples {
+        (train.saturating_add(model), "--n-train")
     } else {
-        (samples, "--particles (or drop --save-samples)")
+        (
+            samples.saturating_add(model),
+            "--particles (or drop --save-samples)",
+        )
+    }
+}
+
+/// Dense d×d copies the model, the theory and the plan hold at once when U or Q is dense (U, Q,
+/// A, U⁻¹, an eigenbasis, E(t), Γ(t) and its inverse, a plan point's M and W).
+const DENSE_COPIES: u64 = 12;
+
+/// Bytes of the model's matrices: d numbers each for a scalar or diagonal U with Q = 0, and
+/// [`DENSE_COPIES`] d×d f64 matrices when either is dense (a rotated or file U, any Q ≠ 0; a
+/// coupled model doubles d).
+pub fn model_bytes(cfg: &Config) -> u64 {
+    use crate::model::{QSpec, USpec};
+    let d = cfg.dim as u64 * if cfg.coupling.is_some() { 2 } else { 1 };
+    let dense =
+        matches!(cfg.u, USpec::Rotated(..) | USpec::File(_)) || !matches!(cfg.q, QSpec::Zero);
+    if dense {
+        d.saturating_mul(d).saturating_mul(8 * DENSE_COPIES)
+    } else {
+        d.saturating_mul(8 * DENSE_COPIES)
+    }
+}
+
+/// A warning for a checkpoint interval so short that writing the particles' state would cost
+/// more than the steps between (`--checkpoint-every 1` ran 150× slower), with what it writes.
+pub fn checkpoint_warning(every: Option<crate::measure::Every>, cfg: &Config) -> Option<String> {
+    use crate::measure::Every;
+    let state = cfg
+        .particles
+        .unwrap_or(100_000)
+        .saturating_mul(cfg.dim as u64 * 4 + 16);
+    match every? {
+        Every::Steps(n) if n < 100 => Some(format!(
+            "--checkpoint-every {n}: a checkpoint every {n} step(s) writes and syncs every \
+             particle's state (about {:.1} MiB) {} times, which can make the run many times \
+             slower (150× at 1); 500 steps or a duration such as 30s costs little",
+            state as f64 / (1u64 << 20) as f64,
+            (cfg.steps as u64).div_ceil(n)
+        )),
+        Every::Seconds(s) if s < 1.0 => Some(format!(
+            "--checkpoint-every {s}s: a checkpoint more often than once a second writes and syncs \
+             every particle's state (about {:.1} MiB) each time, which can make the run many \
+             times slower; 30s costs little",
+            state as f64 / (1u64 << 20) as f64
+        )),
+        _ => None,
     }
 }
 
 /// Memory the system can still give (Linux: MemAvailable), if known.
-fn available_memory() -> Option<u64> {
+pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -109,11 +164,15 @@ mod tests {
             ..Config::default()
         };
         let (bytes, flag) = memory_needed(&cfg, true, true);
-        assert_eq!(bytes, 1_000_000_000 * 100 * 28);
+        let model = 100 * 8 * DENSE_COPIES; // U = I, Q = 0: d numbers each
+        assert_eq!(bytes, 1_000_000_000 * 100 * 28 + model);
         assert_eq!(flag, "--n-train");
         assert!(check_memory(&cfg, true, true).is_err());
         let (bytes, flag) = memory_needed(&cfg, true, false);
-        assert_eq!((bytes, flag.starts_with("--particles")), (1000 * 424, true));
+        assert_eq!(
+            (bytes, flag.starts_with("--particles")),
+            (1000 * 424 + model, true)
+        );
         assert!(check_memory(&cfg, true, false).is_ok());
         assert!(check_disk(&cfg, true, Path::new("/tmp")).is_ok());
         let huge = Config {
@@ -121,5 +180,21 @@ mod tests {
             ..cfg
         };
         assert!(check_disk(&huge, true, Path::new("/tmp")).is_err());
+        // A scalar U of d = 100 000 stays small; a dense Q of that d is counted (and refused).
+        let wide = Config {
+            dim: 100_000,
+            ..Config::default()
+        };
+        assert!(memory_needed(&wide, false, false).0 < 1 << 30);
+        let dense = Config {
+            q: crate::model::QSpec::Optimal(1.0),
+            ..wide
+        };
+        let (bytes, flag) = memory_needed(&dense, false, false);
+        assert_eq!(
+            (bytes, flag.starts_with("--dim")),
+            (100_000u64.pow(2) * 8 * DENSE_COPIES, true)
+        );
+        assert!(check_memory(&dense, false, false).is_err());
     }
 }

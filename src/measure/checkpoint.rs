@@ -97,7 +97,8 @@ impl FromStr for Every {
             };
         }
         let split = t
-            .find(|c: char| c.is_ascii_alphabetic())
+            .rfind(|c: char| !c.is_ascii_alphabetic())
+            .map(|i| i + 1) // the unit is the trailing letters (1e3s)
             .ok_or_else(|| format!("'{s}': {form}"))?;
         let (num, unit) = t.split_at(split);
         let scale = match unit {

@@ -42,18 +42,12 @@ impl Process {
             q.dim(),
             d
         );
-        let ud = u.to_dense();
-        let qd = q.to_dense();
-        ensure!(
-            ud.iter().all(|x| x.is_finite()),
-            "U: contains NaN or infinite entries"
-        );
-        ensure!(
-            qd.iter().all(|x| x.is_finite()),
-            "Q: contains NaN or infinite entries"
-        );
-        let scale = ud.amax().max(f64::MIN_POSITIVE);
-        let asym = (&ud - ud.transpose()).amax();
+        // Checked in their own forms: a scalar U = I of d = 100 000 stays one number (its
+        // dense form would be 80 GB).
+        ensure!(u.all_finite(), "U: contains NaN or infinite entries");
+        ensure!(q.all_finite(), "Q: contains NaN or infinite entries");
+        let scale = u.amax().max(f64::MIN_POSITIVE);
+        let asym = u.transpose_residual(1.0);
         ensure!(
             asym <= 1e-10 * scale,
             "U: not symmetric (max |U − Uᵀ| = {asym:.3e})"
@@ -69,20 +63,20 @@ impl Process {
             "U: eigenvalues {lmin:.3e} … {lmax:.3e} leave the usable range [1e−12, 1e12] \
              (f32 plans and the theory's eigen-solvers lose every digit beyond it)"
         );
-        let residual = (&qd + qd.transpose()).amax();
+        let residual = q.transpose_residual(-1.0);
         ensure!(
-            residual <= 1e-10 * qd.amax().max(1.0),
+            residual <= 1e-10 * q.amax().max(1.0),
             "Q: not antisymmetric (max |Q + Qᵀ| = {residual:.3e})"
         );
         // Antisymmetrise to kill round-off, and keep the cheapest form.
-        let q = if q.form() == crate::linalg::Form::Dense {
-            Linear::from_dense((&qd - qd.transpose()) * 0.5)
+        let q = if let Linear::Dense(qd) = &q {
+            Linear::from_dense((qd - qd.transpose()) * 0.5)
         } else {
             Linear::Scalar(0.0, d) // a diagonal antisymmetric matrix is zero
         };
         // A rotation much faster than the relaxation leaves the real parts of A's eigenvalues
         // (the spectral gap) below round-off, and needs more steps than a run can take.
-        let qu = q.mul(&u).to_dense().norm();
+        let qu = q.mul(&u).frobenius();
         let relax = u.diagonal().sum() / d as f64;
         ensure!(
             qu <= MAX_ROTATION * relax,
@@ -141,9 +135,9 @@ impl Process {
     pub fn gamma_with(&self, t: f64, e: &Linear, c: &Linear) -> Linear {
         match &self.schedule {
             Some(s) => s.noise(t).add(&e.mul(c).mul(&e.transpose())),
-            None => self
-                .u_inv
-                .add(&e.mul(&c.sub(&self.u_inv)).mul(&e.transpose())),
+            // Σ_t + E C Eᵀ, not U⁻¹ + E (C − U⁻¹) Eᵀ: at t = 0 (E = I) the latter rounds a small
+            // C away against U⁻¹ (σ = 1e-9 gave Γ(0) = 0), the former is C exactly.
+            None => self.sigma_with(t, e).add(&e.mul(c).mul(&e.transpose())),
         }
     }
 }

@@ -54,6 +54,19 @@ pub struct Schedule {
 /// 1e-10 relative on the tested ramps for rates up to 10, 1e-9 at rate 100.
 const RAMP_PIECES: usize = 1024;
 
+/// Sub-pieces for a linear piece with `x = u |κ′| L²` (rate u, slope κ′ of κ, length L): each
+/// sub-piece of length h keeps `u |κ′| h² ≤ 1/RAMP_PIECES²`, the bound the tested ramps were
+/// integrated under, so a schedule of many short, gentle pieces (a 1000-row file) costs a few
+/// sub-pieces each instead of [`RAMP_PIECES`], and a long or steep piece still gets all of them.
+fn ramp_parts(x: f64) -> usize {
+    let parts = (RAMP_PIECES as f64 * x.max(0.0).sqrt()).ceil();
+    if parts.is_nan() {
+        RAMP_PIECES
+    } else {
+        (parts as usize).clamp(1, RAMP_PIECES)
+    }
+}
+
 impl Schedule {
     pub fn constant(g: f64) -> Self {
         Schedule {
@@ -157,6 +170,7 @@ impl Schedule {
         let text = String::from_utf8(text)
             .map_err(|_| anyhow!("coupling: schedule file '{path}' is not UTF-8 text"))?;
         let mut knots = vec![];
+        let mut header_seen = false;
         for (i, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
@@ -169,8 +183,13 @@ impl Schedule {
             let parsed: Option<Vec<f64>> = cols.iter().map(|c| c.parse().ok()).collect();
             match parsed.as_deref() {
                 Some([t, g]) => knots.push((*t, *g)),
-                // A header line such as "t,gamma" is allowed first.
-                _ if knots.is_empty() && i == 0 => {}
+                // A header line of words such as "t,gamma" is allowed first (not "0 0.5x").
+                _ if knots.is_empty()
+                    && !header_seen
+                    && cols.iter().all(|c| crate::io::is_word(c)) =>
+                {
+                    header_seen = true;
+                }
                 _ => {
                     return Err(anyhow!(
                         "coupling: schedule file '{path}', line {}: expected two numbers 't γ', \
@@ -267,7 +286,13 @@ pub struct ScheduledDrift {
     eigen: Option<(DVector<f64>, DMatrix<f64>)>,
     modes: Vec<ModeRate>,
     pub gamma: Schedule,
+    /// [`ScheduledDrift::noise_variance`] at the knots, per (mode, rate u), filled on first use.
+    knot_variance: KnotCache,
 }
+
+type KnotCache = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<(usize, u64, u64, u64), std::sync::Arc<Vec<f64>>>>,
+>;
 
 impl ScheduledDrift {
     pub fn new(u_d: &Linear, mut modes: Vec<ModeRate>, gamma: Schedule) -> Self {
@@ -284,6 +309,7 @@ impl ScheduledDrift {
             eigen,
             modes,
             gamma,
+            knot_variance: KnotCache::default(),
         }
     }
 
@@ -298,24 +324,60 @@ impl ScheduledDrift {
     /// integral is taken to first order in κ′ (fourth order in h overall, and exact in the
     /// stiff limit v → 1/(uκ)).
     fn noise_variance(&self, mode: &ModeRate, u: f64, t: f64) -> f64 {
-        let mut v = 0.0;
-        for (a, b) in self.gamma.pieces(t) {
-            let (ga, gb) = (self.gamma.at(a), self.gamma.at_left_of(b));
-            let linear = self.gamma.shape == Shape::Ramp && ga != gb;
-            let parts = if linear { RAMP_PIECES } else { 1 };
-            let h = (b - a) / parts as f64;
-            let gamma_slope = if linear { (gb - ga) / (b - a) } else { 0.0 };
-            let kappa_slope = mode.slope * gamma_slope;
-            let kappa_at = |s: f64| mode.base + mode.slope * (ga + gamma_slope * (s - a));
-            for i in 1..=parts {
-                let end = if i == parts { b } else { a + h * i as f64 };
-                let start = a + h * (i - 1) as f64;
-                // κ is linear on the sub-piece: ΔΛ by the trapezoid rule is exact.
-                let delta = 0.5 * (kappa_at(start) + kappa_at(end)) * (end - start);
-                let c = 2.0 * u * kappa_at(end);
-                let fresh = 2.0 * h * (phi1(c * h) + u * kappa_slope * h * h * phi2(c * h));
-                v = v * (-2.0 * u * delta).exp() + fresh;
-            }
+        if t <= 0.0 {
+            return 0.0;
+        }
+        // v at every knot, integrated once per (mode, u) and kept: each call then integrates
+        // only the piece that holds t (the same sub-pieces in the same order as from 0, so the
+        // same bits), and a long schedule costs its length once, not once per time point.
+        let at_knots = {
+            let key = (
+                mode.half,
+                mode.base.to_bits(),
+                mode.slope.to_bits(),
+                u.to_bits(),
+            );
+            let mut cache = self.knot_variance.lock().unwrap();
+            cache
+                .entry(key)
+                .or_insert_with(|| {
+                    let knots = &self.gamma.knots;
+                    let mut v = Vec::with_capacity(knots.len());
+                    v.push(0.0);
+                    for w in knots.windows(2) {
+                        let last = v[v.len() - 1];
+                        v.push(self.piece_variance(mode, u, w[0].0, w[1].0, last));
+                    }
+                    std::sync::Arc::new(v)
+                })
+                .clone()
+        };
+        // The last knot before t starts the piece that holds it.
+        let i = self.gamma.knots.partition_point(|k| k.0 < t).max(1) - 1;
+        self.piece_variance(mode, u, self.gamma.knots[i].0, t, at_knots[i])
+    }
+
+    /// `v` carried across the piece (a, b) of the schedule (no knot inside it).
+    fn piece_variance(&self, mode: &ModeRate, u: f64, a: f64, b: f64, mut v: f64) -> f64 {
+        let (ga, gb) = (self.gamma.at(a), self.gamma.at_left_of(b));
+        let linear = self.gamma.shape == Shape::Ramp && ga != gb;
+        let gamma_slope = if linear { (gb - ga) / (b - a) } else { 0.0 };
+        let kappa_slope = mode.slope * gamma_slope;
+        let parts = if linear {
+            ramp_parts(u * kappa_slope.abs() * (b - a) * (b - a))
+        } else {
+            1
+        };
+        let h = (b - a) / parts as f64;
+        let kappa_at = |s: f64| mode.base + mode.slope * (ga + gamma_slope * (s - a));
+        for i in 1..=parts {
+            let end = if i == parts { b } else { a + h * i as f64 };
+            let start = a + h * (i - 1) as f64;
+            // κ is linear on the sub-piece: ΔΛ by the trapezoid rule is exact.
+            let delta = 0.5 * (kappa_at(start) + kappa_at(end)) * (end - start);
+            let c = 2.0 * u * kappa_at(end);
+            let fresh = 2.0 * h * (phi1(c * h) + u * kappa_slope * h * h * phi2(c * h));
+            v = v * (-2.0 * u * delta).exp() + fresh;
         }
         v
     }

@@ -71,12 +71,16 @@ impl Mixture {
                 k + 1
             );
         }
-        let total: f64 = weights.iter().sum();
+        // Normalise by the largest weight first: 1e308 + 1e308 overflows to inf (and w / inf
+        // to 0), while every w / max lies in [0, 1].
+        let max = weights.iter().copied().fold(0.0, f64::max);
         ensure!(
-            total > 0.0,
-            "mixture: {}: weights sum to zero",
+            max > 0.0,
+            "mixture: {}: every weight is zero; at least one component needs a positive weight",
             path.display()
         );
+        let weights: Vec<f64> = weights.iter().map(|w| w / max).collect();
+        let total: f64 = weights.iter().sum();
         let means = m
             .row_iter()
             .map(|r| DVector::from_iterator(d, r.iter().skip(1).copied()))
@@ -315,7 +319,7 @@ mod tests {
         let err = Mixture::from_file(&p, Linear::Scalar(1.0, 1))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("sum to zero"), "{err}");
+        assert!(err.contains("every weight is zero"), "{err}");
     }
 
     #[test]

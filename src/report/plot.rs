@@ -442,7 +442,7 @@ mod tests {
 
     #[test]
     fn svg_is_produced() {
-        let s = super::super::tests::Scratch::new("plot");
+        let s = crate::report::tests::Scratch::new("plot");
         let out = OutDir::create(&s.0, false).unwrap();
         let path = plot_series(
             &out,

@@ -146,7 +146,7 @@ impl Progress {
         self.done.fetch_add(n, Ordering::Relaxed);
         self.bar.inc(n);
         if let Some(line) = self.due_line() {
-            eprintln!("{line}");
+            crate::note!("{line}");
         }
     }
 
@@ -188,7 +188,7 @@ impl Progress {
             return;
         }
         if self.summary {
-            eprintln!("{}", self.summary_line());
+            crate::note!("{}", self.summary_line());
         } else if !self.bar.is_hidden() {
             self.bar.abandon();
         }

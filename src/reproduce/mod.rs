@@ -184,7 +184,7 @@ impl<E: Engine> Lab<'_, E> {
 
     pub fn note(&self, what: &str) {
         if !self.quiet {
-            eprintln!("  {what}");
+            crate::note!("  {what}");
         }
     }
 
@@ -228,7 +228,7 @@ impl<E: Engine> Lab<'_, E> {
         run_particles(self.engine, &plan, spec, record, &mut |_| {})?;
         let per_unit = started.elapsed().as_secs_f64() / (4096.0 * 50.0 * 64.0);
         let seconds = work * per_unit;
-        eprintln!(
+        crate::note!(
             "  expected time: about {} ({:.2e} particle-steps × d at the engine's measured rate)",
             crate::report::duration(seconds),
             work
@@ -238,7 +238,7 @@ impl<E: Engine> Lab<'_, E> {
 
     pub fn check(&mut self, check: Check) {
         if !self.quiet {
-            eprintln!(
+            crate::note!(
                 "  {} {}: {:.5} {} {:.5}{}",
                 if check.pass { "pass" } else { "FAIL" },
                 check.name,
@@ -329,7 +329,7 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
     let _ = ctrlc::set_handler(crate::cli::on_signal);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if !quiet {
-        eprintln!(
+        crate::note!(
             "reproduce {name}{}: {}",
             if args.quick { " (quick)" } else { "" },
             args.name.title()
@@ -365,12 +365,12 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         .filter(|c| !c.pass)
         .map(|c| c.name.as_str())
         .collect();
-    println!(
+    crate::out!(
         "{name}: {} of {} checks pass in {wall:.1} s; wrote {}",
         lab_checks.len() - failed.len(),
         lab_checks.len(),
         path.join("report.md").display()
-    );
+    )?;
     anyhow::ensure!(failed.is_empty(), "checks failed: {}", failed.join(", "));
     Ok(())
 }

@@ -33,7 +33,7 @@ pub fn select_engine(cfg: &Config, quiet: bool) -> Result<Selected> {
         };
         let engine = GpuEngine::with_options(options)?;
         if !quiet {
-            eprintln!("gpu: shaders compiled in {:.2} s", engine.compile_seconds());
+            crate::note!("gpu: shaders compiled in {:.2} s", engine.compile_seconds());
         }
         Ok(Selected::Gpu(Box::new(engine)))
     };
@@ -47,7 +47,7 @@ pub fn select_engine(cfg: &Config, quiet: bool) -> Result<Selected> {
                 Some(a) => gpu(Some(a.name)),
                 None => {
                     if !quiet {
-                        eprintln!(
+                        crate::note!(
                             "backend auto: no hardware GPU adapter found, using the CPU engine"
                         );
                     }

@@ -445,8 +445,8 @@ fn from_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f64)> 
         let mut dim = None;
         for ((d, f), p) in shards.iter().zip(&mut parts) {
             let path = d.join(SAMPLES);
-            let bytes = std::fs::read(&path)
-                .map_err(|e| anyhow!("{}: cannot read {SAMPLES} ({e})", d.display()))?;
+            let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
+                .map_err(|e| anyhow!("{}: cannot read {SAMPLES} ({e:#})", d.display()))?;
             ensure!(
                 f.files.get(SAMPLES) == Some(&fnv1a(&bytes)),
                 "{}: {SAMPLES} is not the file the shard wrote (truncated, replaced or edited); \
@@ -456,9 +456,10 @@ fn from_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f64)> 
             let m = crate::io::read_matrix(&path).map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
             ensure!(
                 *dim.get_or_insert(m.ncols()) == m.ncols(),
-                "{}: samples.npy has {} columns, the first shard's {dim:?}",
+                "{}: samples.npy has {} columns, the first shard's {}",
                 d.display(),
-                m.ncols()
+                m.ncols(),
+                dim.unwrap_or(0)
             );
             let x = (0..m.nrows())
                 .flat_map(|r| m.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>())

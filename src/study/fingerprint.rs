@@ -3,7 +3,6 @@
 //! refuse anything else.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::PathBuf;
 
 use super::keys::ENGINE_KEYS;
@@ -21,7 +20,8 @@ fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
         .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()))
         .collect();
     for (key, path) in input_files(cfg) {
-        let digest = fs::read(&path).map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
+        let digest = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
+            .map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
         out.insert(format!("{key} (content)"), digest.into());
     }
     out
@@ -111,6 +111,7 @@ pub fn differing_keys(a: &Config, b: &Config) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn a_sealed_file_edited_anywhere_fails_its_check() {

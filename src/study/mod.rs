@@ -212,7 +212,7 @@ impl Inputs {
     /// A note on stderr unless quiet.
     pub fn note(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            crate::note!("{text}");
         }
     }
 
@@ -332,7 +332,7 @@ impl Session {
     pub fn warn_all(&mut self, warnings: &[String]) {
         for w in warnings {
             if !self.quiet {
-                eprintln!("warning: {w}");
+                crate::note!("warning: {w}");
             }
             self.warnings.push(w.clone());
         }

@@ -2,7 +2,6 @@
 //! study's config and fingerprint, and the checks `merge` makes before folding shards.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
@@ -80,7 +79,7 @@ impl ShardFile {
     /// Reads `dir/shard.json`, naming the directory in every error.
     pub fn read(dir: &Path) -> Result<ShardFile> {
         let path = dir.join(SHARD_FILE);
-        let text = fs::read_to_string(&path).map_err(|e| {
+        let text = crate::io::read_text(&path, crate::io::MAX_STATE_BYTES).map_err(|e| {
             let hint = if dir.join(CHECKPOINT_DIR).join("state.json").exists() {
                 format!(
                     "; it was interrupted: resume it with `regimes resume {}`",

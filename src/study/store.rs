@@ -142,7 +142,7 @@ impl Store {
     /// `out` in its errors.
     pub fn read_file(out: &Path) -> Result<CheckpointFile> {
         let path = out.join(CHECKPOINT_DIR).join(STATE);
-        let text = fs::read_to_string(&path).map_err(|_| {
+        let text = crate::io::read_text(&path, crate::io::MAX_STATE_BYTES).map_err(|_| {
             anyhow!(
                 "{} holds no checkpoint to resume (start a run with --checkpoint-every and \
                  --out; a run that completed removes its checkpoint)",
@@ -182,7 +182,7 @@ impl Store {
             let particles = if e.sets.is_empty() {
                 vec![]
             } else {
-                let bytes = fs::read(dir.join(&e.blob))
+                let bytes = crate::io::read_bounded(&dir.join(&e.blob), crate::io::MAX_BLOB_BYTES)
                     .with_context(|| format!("checkpoint: cannot read {}", e.blob))?;
                 ensure!(
                     fnv1a(&bytes) == e.digest,
@@ -273,7 +273,7 @@ impl Store {
     /// any work leaves nothing behind).
     pub fn discard_if_unused(out: &Path) {
         let state = out.join(CHECKPOINT_DIR).join(STATE);
-        let unused = fs::read_to_string(state)
+        let unused = crate::io::read_text(&state, crate::io::MAX_STATE_BYTES)
             .ok()
             .and_then(|t| serde_json::from_str::<CheckpointFile>(&t).ok())
             .is_some_and(|f| f.phases.is_empty());

@@ -64,7 +64,7 @@ impl Study for TheoryStudy {
         session.warn_all(&th.warnings);
         let p = &built.process;
         let biroli = p.u == crate::linalg::Linear::identity(cfg.dim)
-            && p.q.to_dense().amax() == 0.0
+            && p.q.amax() == 0.0
             && built.class_dir.is_some()
             && cfg.mixture_file.is_none();
         let norm2 = built.mixture.means[0].norm_squared();
