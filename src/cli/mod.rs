@@ -100,6 +100,17 @@ enum Command {
         /// No progress bar or notes on stderr.
         #[arg(long, short)]
         quiet: bool,
+        /// Continue on another engine than the run started on (e.g. a GPU run on the CPU); the
+        /// engine is not part of the study, but CPU and GPU agree to f32 round-off, not bit for
+        /// bit.
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        /// GPU adapter (a substring of its name in `regimes devices`) to continue on.
+        #[arg(long, value_name = "NAME")]
+        adapter: Option<String>,
+        /// CPU threads to continue with (results do not depend on it).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
     },
     /// List the GPU adapters wgpu can see, with backend, type, limits and features.
     Devices {
@@ -161,8 +172,34 @@ pub fn main() -> Result<()> {
             json,
             quiet,
         } => return print(driver::merge(&dirs, &out, force, quiet || json)?, json),
-        Command::Resume { dir, json, quiet } => {
-            let req = driver::resume_request(&dir, quiet || json)?;
+        Command::Resume {
+            dir,
+            json,
+            quiet,
+            backend,
+            adapter,
+            threads,
+        } => {
+            let mut req = driver::resume_request(&dir, quiet || json)?;
+            if let Some(b) = backend {
+                if b != req.cfg.backend {
+                    req.warnings.push(format!(
+                        "continuing on --backend {} (the run started with {}): CPU and GPU agree \
+                         to f32 round-off, so the result is not bit-identical to an \
+                         uninterrupted run",
+                        b.name(),
+                        req.cfg.backend.name()
+                    ));
+                }
+                req.cfg.backend = b;
+            }
+            if adapter.is_some() {
+                req.cfg.adapter = adapter;
+            }
+            if threads.is_some() {
+                req.cfg.threads = threads;
+            }
+            req.cfg.validate()?;
             return execute(&req, json);
         }
         Command::Theory(a) => (Kind::Theory, a),
@@ -250,7 +287,10 @@ fn print(report: Report, json: bool) -> Result<()> {
     let pretty = || serde_json::to_string_pretty(&report.summary);
     if let Some(e) = report.write_error {
         crate::out!("{}", pretty()?)?;
-        return Err(e.context("the summary above could not be written to the output directory"));
+        return Err(e.context(
+            "not every file could be written to the output directory; the summary above holds \
+             the result",
+        ));
     }
     if json {
         crate::out!("{}", pretty()?)?;

@@ -609,8 +609,13 @@ fn csv_number(x: f64) -> String {
     } else if x.is_infinite() {
         if x > 0.0 { "inf".into() } else { "-inf".into() }
     } else {
-        // Debug: shortest round-trip digits, exponent for very large or small magnitudes.
-        format!("{x:?}")
+        // Whole numbers (counts, indices) as integers; else Debug: shortest round-trip digits,
+        // exponent for very large or small magnitudes.
+        if x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 {
+            format!("{}", x as i64)
+        } else {
+            format!("{x:?}")
+        }
     }
 }
 
@@ -794,7 +799,7 @@ mod tests {
     }
 
     #[test]
-    fn csv_has_full_precision_and_explicit_nan() {
+    fn csv_has_full_precision_whole_numbers_and_explicit_nan() {
         let s = Scratch::new("csv");
         let out = OutDir::create(&s.0, false).unwrap();
         let x = 0.1 + 0.2;
@@ -809,10 +814,7 @@ mod tests {
         )
         .unwrap();
         let text = fs::read_to_string(out.path_of("phi.csv")).unwrap();
-        assert_eq!(
-            text,
-            "t,phi\n1.0,0.30000000000000004\n2.5,nan\n1e-300,-inf\n"
-        );
+        assert_eq!(text, "t,phi\n1,0.30000000000000004\n2.5,nan\n1e-300,-inf\n");
         let back: f64 = text
             .lines()
             .nth(1)

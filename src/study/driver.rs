@@ -395,13 +395,18 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
     };
     let summary = serde_json::to_value(&summary)?;
     let resumable = session.checkpointing();
-    if let Some(dir) = &out
-        && write_error.is_none()
-        && let Err(e) = dir
-            .write_json("summary.json", &summary)
-            .and_then(|_| dir.finish())
-    {
-        write_error = Some(e);
+    // The summary is written even when a study file was not; the run is complete in its
+    // manifest only when every file landed.
+    if let Some(dir) = &out {
+        let summary_written = dir.write_json("summary.json", &summary).map(drop);
+        let finished = match (&write_error, summary_written) {
+            (None, Ok(())) => dir.finish(),
+            (_, Err(e)) => Err(e),
+            (Some(_), Ok(())) => Ok(()),
+        };
+        if let Err(e) = finished {
+            write_error.get_or_insert(e);
+        }
     }
     if let (Some(dir), true, None, None) = (&out, resumable, &session.stopped, &write_error) {
         Store::remove(dir.path());
