@@ -327,8 +327,85 @@ fn hostile_inputs_are_refused_cleanly() {
             &["particles", "overflow"],
         ),
         case(&["run", "--steps", "0"], &["steps"]),
+        // Times, slices, intervals and engine settings out of range.
+        case(
+            &["speciation", "--branch-times", "0"],
+            &["branch-times", "0"],
+        ),
+        case(&["run", "--record-times", "11"], &["record-times", "t-max"]),
+        case(
+            &["collapse", "--entropy-times", "-1"],
+            &["entropy-times", "-1"],
+        ),
+        case(&["run", "--shard", "3/3"], &["--shard", "3/3"]),
+        case(&["run", "--shard", "a/b"], &["--shard", "a/b"]),
+        case(
+            &["run", "--checkpoint-every", "0"],
+            &["--checkpoint-every", "positive"],
+        ),
+        case(
+            &["run", "--checkpoint-every", "10x"],
+            &["--checkpoint-every", "unit"],
+        ),
+        case(&["theory", "--devices", "all"], &["--devices", "theory"]),
+        case(
+            &["run", "--devices", "0", "--checkpoint-every", "10"],
+            &["--devices", "--checkpoint-every"],
+        ),
+        case(
+            &["run", "--devices", "all", "--backend", "cpu"],
+            &["--devices", "--backend"],
+        ),
+        case(&["run", "--scheme", "sideways"], &["--scheme", "sideways"]),
+        case(&["run", "--start", "nowhere"], &["--start", "nowhere"]),
+        case(
+            &[
+                "speciation",
+                "--coupling",
+                "additive:0.5",
+                "--pairing",
+                "sideways",
+            ],
+            &["--pairing", "sideways"],
+        ),
+        case(
+            &["run", "--mixture-file", "/nonexistent/m.csv"],
+            &["mixture-file", "/nonexistent/m.csv"],
+        ),
+        case(
+            &["run", "--q", "file:/nonexistent/q.npy"],
+            &["/nonexistent/q.npy"],
+        ),
+        case(&["run", "--t-max", "0"], &["t-max"]),
+        case(&["run", "--steps", "-5"], &["--steps", "-5"]),
+        case(&["run", "--seed", "-1"], &["--seed", "-1"]),
+        case(&["run", "--dim", "0"], &["dim"]),
+        case(&["run", "--sigma", "0"], &["sigma"]),
+        case(&["run", "--particles", "0"], &["particles"]),
+        case(&["speciation", "--pairs", "0"], &["pairs"]),
+        case(&["run", "--batch", "0"], &["batch"]),
+        case(&["run", "--threads", "0"], &["threads"]),
+        case(
+            &["run", "--pair-angle", "400", "--coupling", "additive:0.5"],
+            &["pair-angle", "400"],
+        ),
+        case(
+            &["collapse", "--entropy-samples", "0"],
+            &["entropy-samples"],
+        ),
+        case(
+            &["run", "--steps-per-dispatch", "0"],
+            &["steps-per-dispatch"],
+        ),
+        case(&["run", "--mean-norm2", "-1"], &["mean-norm2", "-1"]),
+        case(&["run", "--u", "diag:1,-2"], &["--u", "-2"]),
+        case(&["run", "--q-lambdas", "1,2"], &["q-lambdas", "2"]),
+        case(
+            &["run", "--adapter", "nosuchgpu", "--backend", "gpu"],
+            &["adapter", "nosuchgpu"],
+        ),
     ];
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    assert!(cases.len() >= 95, "{} cases", cases.len());
     // A huge mean file is normalised, not refused: its direction is all that counts.
     let ok = regimes(&[
         "theory",
