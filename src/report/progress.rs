@@ -16,8 +16,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 #[derive(Debug)]
 pub struct Progress {
     bar: ProgressBar,
-    what: String,
-    total: u64,
+    what: std::sync::Mutex<String>,
+    total: AtomicU64,
+    /// Whether the whole-run estimate was printed.
+    estimated: AtomicBool,
     done: AtomicU64,
     start: Instant,
     summary: bool,
@@ -101,8 +103,9 @@ impl Progress {
         }
         Progress {
             bar,
-            what: what.to_string(),
-            total,
+            what: std::sync::Mutex::new(what.to_string()),
+            total: AtomicU64::new(total),
+            estimated: AtomicBool::new(false),
             done: AtomicU64::new(0),
             start: Instant::now(),
             summary: !quiet && !tty,
@@ -126,8 +129,9 @@ impl Progress {
         self.last_line_ms
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .ok()?;
-        let frac = self.done() as f64 / self.total.max(1) as f64;
-        let left = self.total - self.done().min(self.total);
+        let total = self.total();
+        let frac = self.done() as f64 / total.max(1) as f64;
+        let left = total - self.done().min(total);
         let eta = if self.rate() > 0.0 {
             seconds(Duration::from_secs_f64(left as f64 / self.rate()))
         } else {
@@ -135,7 +139,7 @@ impl Progress {
         };
         Some(format!(
             "{}: {:.1}% ({} particle-steps/s, ETA {eta})",
-            self.what,
+            self.what(),
             100.0 * frac,
             si(self.rate())
         ))
@@ -148,6 +152,47 @@ impl Progress {
         if let Some(line) = self.due_line() {
             crate::note!("{line}");
         }
+        // Once the rate is known (after a second's work), say how long the whole run will take.
+        if !self.bar.is_hidden() || self.summary {
+            let secs = self.elapsed().as_secs_f64();
+            if secs >= 1.0 && self.rate() > 0.0 && !self.estimated.swap(true, Ordering::Relaxed) {
+                let left = self.total().saturating_sub(self.done()) as f64 / self.rate();
+                if left > 10.0 {
+                    let line = format!(
+                        "expected time: about {} more ({} particle-steps/s)",
+                        duration(left),
+                        si(self.rate())
+                    );
+                    if self.bar.is_hidden() {
+                        crate::note!("{line}");
+                    } else {
+                        self.bar.println(line);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The total particle-steps.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Removes `n` particle-steps from the total (work a resumed run skips).
+    pub fn skip(&self, n: u64) {
+        let total = self.total().saturating_sub(n);
+        self.total.store(total, Ordering::Relaxed);
+        self.bar.set_length(total);
+    }
+
+    /// Names what is counted now (a study's phase).
+    pub fn phase(&self, what: &str) {
+        *self.what.lock().unwrap_or_else(|e| e.into_inner()) = what.to_string();
+        self.bar.set_message(what.to_string());
+    }
+
+    fn what(&self) -> String {
+        self.what.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Particle-steps counted so far.
@@ -169,13 +214,13 @@ impl Progress {
     pub fn summary_line(&self) -> String {
         let mut line = format!(
             "{}: {} particle-steps in {} ({} particle-steps/s)",
-            self.what,
+            self.what(),
             si(self.done() as f64),
             seconds(self.elapsed()),
             si(self.rate())
         );
-        if self.done() < self.total {
-            let pct = 100.0 * self.done() as f64 / self.total as f64;
+        if self.done() < self.total() {
+            let pct = 100.0 * self.done() as f64 / self.total() as f64;
             let _ = write!(line, ", stopped at {pct:.1}%");
         }
         line
@@ -190,7 +235,15 @@ impl Progress {
         if self.summary {
             crate::note!("{}", self.summary_line());
         } else if !self.bar.is_hidden() {
-            self.bar.abandon();
+            if self.done() < self.total() {
+                // Stopped early: no ETA on the last line, the summary says how far it got.
+                if let Ok(style) = ProgressStyle::with_template("{msg}") {
+                    self.bar.set_style(style);
+                }
+                self.bar.abandon_with_message(self.summary_line());
+            } else {
+                self.bar.abandon();
+            }
         }
     }
 }

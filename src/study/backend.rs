@@ -32,6 +32,13 @@ pub fn select_engine(cfg: &Config, quiet: bool) -> Result<Selected> {
             ..GpuOptions::default()
         };
         let engine = GpuEngine::with_options(options)?;
+        if !quiet && crate::engine::gpu::is_software(engine.adapter_info()) {
+            crate::note!(
+                "gpu: {} is a software adapter running on this machine's cores: slower than the \
+                 CPU engine (--backend cpu)",
+                engine.adapter_info().name
+            );
+        }
         if !quiet {
             crate::note!("gpu: shaders compiled in {:.2} s", engine.compile_seconds());
         }

@@ -308,6 +308,12 @@ impl Study for CollapseStudy {
         table(r)
     }
 
+    fn work(inputs: &Inputs, s: &Setup) -> u64 {
+        let (particles, pairs) = (inputs.range(s.particles), inputs.range(s.pairs));
+        (particles.end - particles.start) * inputs.grid.steps as u64
+            + (pairs.end - pairs.start) * pair_steps(&s.branch_steps, inputs.grid.steps)
+    }
+
     /// Trajectories and clone pairs of the slice, by their particle-steps.
     fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
         let steps = inputs.grid.steps as u64;

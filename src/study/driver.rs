@@ -205,7 +205,10 @@ pub fn measure_on<S: Study, E: Engine>(
     let mut session = Session::new(inputs.quiet);
     let setup = S::setup(inputs, &mut session)?;
     let parts = if S::MEASURES {
-        S::measure(inputs, &setup, engine, &mut session)?
+        session.begin_progress(S::work(inputs, &setup), S::KIND.name());
+        let parts = S::measure(inputs, &setup, engine, &mut session);
+        session.finish_progress();
+        parts?
     } else {
         Parts::default()
     };
@@ -439,7 +442,10 @@ fn on_engine<S: Study, E: Engine>(
     session: &mut Session,
 ) -> Result<Parts> {
     inputs.note(&format!("engine: {}", engine.describe()));
-    S::measure(inputs, setup, engine, session)
+    session.begin_progress(S::work(inputs, setup), S::KIND.name());
+    let parts = S::measure(inputs, setup, engine, session);
+    session.finish_progress();
+    parts
 }
 
 /// The shards' parts folded in shard order, with each shard's samples read back; the backends

@@ -129,6 +129,12 @@ pub trait Study {
         partial: Option<&str>,
     ) -> Result<()>;
 
+    /// The particle-steps the slice's measurement runs on the engine (for one progress bar and
+    /// ETA over the whole study).
+    fn work(_inputs: &Inputs, _setup: &Self::Setup) -> u64 {
+        0
+    }
+
     /// The fraction of the slice's work the parts hold (1 for a completed run).
     fn done(_inputs: &Inputs, _setup: &Self::Setup, _parts: &Parts) -> f64 {
         1.0
@@ -309,6 +315,8 @@ pub struct Session {
     resume: Vec<Option<Snapshot<PhaseState>>>,
     /// Wall time of the study's set-up (training set, theory, plan).
     pub setup_seconds: f64,
+    /// One progress bar over the whole study's measurement, when the driver began one.
+    progress: Option<(Progress, String)>,
 }
 
 impl Session {
@@ -323,6 +331,20 @@ impl Session {
     pub fn set_store(&mut self, store: Store, resume: Vec<Option<Snapshot<PhaseState>>>) {
         self.store = Some(Arc::new(Mutex::new(store)));
         self.resume = resume;
+    }
+
+    /// One progress bar and ETA over `work` particle-steps of the study `what`, across the
+    /// phases to come.
+    pub fn begin_progress(&mut self, work: u64, what: &str) {
+        self.progress = (work > 0).then(|| (Progress::new(work, what, self.quiet), what.into()));
+    }
+
+    /// Ends the study's progress bar (a summary line in logs, named for the study).
+    pub fn finish_progress(&mut self) {
+        if let Some((p, what)) = self.progress.take() {
+            p.phase(&what);
+            p.finish();
+        }
     }
 
     pub fn checkpointing(&self) -> bool {
@@ -375,14 +397,27 @@ impl Session {
         let skipped = resume.as_ref().map_or(0, |r| r.work_done(&range, per_unit));
         let work = ((range.end - range.start) * per_unit).saturating_sub(skipped);
         let mut ckpt = self.checkpointer::<S>(index);
-        let out = inputs.with_progress(work, what, |tick| {
-            f(Phase {
-                range,
-                resume,
-                ckpt: ckpt.as_mut(),
-                tick,
-            })
-        })?;
+        let out = match &self.progress {
+            // The study's bar: this phase's skipped work leaves its total.
+            Some((p, _)) => {
+                p.skip(skipped);
+                p.phase(what);
+                f(Phase {
+                    range,
+                    resume,
+                    ckpt: ckpt.as_mut(),
+                    tick: &mut |n| p.inc(n),
+                })
+            }
+            None => inputs.with_progress(work, what, |tick| {
+                f(Phase {
+                    range,
+                    resume,
+                    ckpt: ckpt.as_mut(),
+                    tick,
+                })
+            }),
+        }?;
         self.stopped(out.stopped());
         Ok(out)
     }

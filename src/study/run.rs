@@ -259,6 +259,11 @@ impl Study for RunStudy {
         table(r)
     }
 
+    fn work(inputs: &Inputs, s: &Setup) -> u64 {
+        let range = inputs.range(s.particles);
+        (range.end - range.start) * inputs.grid.steps as u64
+    }
+
     fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
         let range = inputs.range(s.particles);
         let done = parts.run.as_ref().map_or(0, |r| r.done);

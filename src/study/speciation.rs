@@ -296,6 +296,11 @@ impl Study for SpeciationStudy {
         write_outputs(out, r, partial)
     }
 
+    fn work(inputs: &Inputs, s: &Setup) -> u64 {
+        let range = inputs.range(s.pairs);
+        (range.end - range.start) * pair_steps(&s.steps, inputs.grid.steps)
+    }
+
     fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
         let range = inputs.range(s.pairs);
         let done = parts.clones.as_ref().map_or(0, |c| c.done);
