@@ -400,3 +400,56 @@ fn every_command_reads_the_same_model() {
         &["speciation", "--n-train"],
     );
 }
+
+/// `--help` teaches only what the command reads, and wraps at word boundaries within the
+/// terminal's width.
+#[test]
+fn help_lists_only_the_flags_a_command_reads_and_fits_80_columns() {
+    let help = |cmd: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_regimes"))
+            .args([cmd, "--help"])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for cmd in [
+        "theory",
+        "run",
+        "speciation",
+        "collapse",
+        "bench",
+        "merge",
+        "resume",
+    ] {
+        let text = help(cmd);
+        let long: Vec<&str> = text.lines().filter(|l| l.chars().count() > 80).collect();
+        assert!(
+            long.is_empty(),
+            "{cmd} --help: lines over 80 columns: {long:#?}"
+        );
+    }
+    let speciation = help("speciation");
+    for hidden in [
+        "--particles",
+        "--train-file",
+        "--record-times",
+        "--save-samples",
+    ] {
+        assert!(
+            !speciation.contains(hidden),
+            "speciation --help lists {hidden}"
+        );
+    }
+    assert!(speciation.contains("--pairs") && speciation.contains("--branch-times"));
+    let theory = help("theory");
+    assert!(!theory.contains("--backend") && !theory.contains("--pairs"));
+    // Hidden, still refused with a message naming the flag.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(["speciation", "--particles", "10"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--particles"));
+}

@@ -9,7 +9,7 @@ pub mod resources;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{Backend, Config};
 use crate::measure::checkpoint::{Every, Shard};
@@ -160,7 +160,8 @@ struct StudyArgs {
 }
 
 pub fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&hide_ignored(Cli::command()).get_matches())
+        .unwrap_or_else(|e| e.exit());
     let (study_kind, args) = match cli.command {
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
@@ -259,6 +260,23 @@ pub fn main() -> Result<()> {
         warnings: early_warnings,
     };
     execute(&req, args.json)
+}
+
+/// The commands with the flags each study never reads hidden from its `--help` (they are still
+/// parsed, to be refused with a message naming them).
+fn hide_ignored(mut cli: clap::Command) -> clap::Command {
+    for kind in Kind::ALL {
+        cli = cli.mut_subcommand(kind.name(), |mut sub| {
+            for key in kind.ignores() {
+                let id = key.replace('-', "_");
+                if sub.get_arguments().any(|a| a.get_id() == id.as_str()) {
+                    sub = sub.mut_arg(id, |a| a.hide(true));
+                }
+            }
+            sub
+        });
+    }
+    cli
 }
 
 /// Runs a study with SIGINT and SIGTERM wired to a stop at the next step boundary (the partial
