@@ -49,7 +49,7 @@ pub fn memory_needed(cfg: &Config, keeps_samples: bool, empirical: bool) -> (u64
 const DENSE_COPIES: u64 = 12;
 
 /// Bytes of the model's matrices: d numbers each for a scalar or diagonal U with Q = 0, and
-/// [`DENSE_COPIES`] d×d f64 matrices when either is dense (a rotated or file U, any Q ≠ 0; a
+/// `DENSE_COPIES` d×d f64 matrices when either is dense (a rotated or file U, any Q ≠ 0; a
 /// coupled model doubles d).
 pub fn model_bytes(cfg: &Config) -> u64 {
     use crate::model::{QSpec, USpec};

@@ -92,6 +92,46 @@ pub fn excess_entropy(
     })
 }
 
+/// The excess entropy at one time, measured and in theory.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct EntropyRow {
+    pub t: f64,
+    pub f_over_alpha: f64,
+    pub stderr: f64,
+    /// Gaussian REM prediction max(0, 1 − (1/2dα) Σ log(1 + ρ_k(t))).
+    pub f_over_alpha_theory: f64,
+}
+
+/// f^e/α from exact samples of p_t^e at `times`, beside the Gaussian REM of process `p` with
+/// within-class covariance `c`; a stop request ends it after the times done (and says so).
+pub fn excess_entropy_series(
+    p: &Process,
+    data: &Empirical,
+    c: &crate::linalg::Linear,
+    times: &[f64],
+    samples: u64,
+    seed: u64,
+) -> Result<(Vec<EntropyRow>, Option<super::Stop>)> {
+    let alpha = (data.points.nrows() as f64).ln() / data.points.ncols() as f64;
+    let mut rows = vec![];
+    for &t in times {
+        let point = match excess_entropy(p, data, t, samples, seed) {
+            Ok(point) => point,
+            Err(e) if e.is::<super::Interrupted>() => {
+                return Ok((rows, Some(super::Stop::Interrupted)));
+            }
+            Err(e) => return Err(e),
+        };
+        rows.push(EntropyRow {
+            t,
+            f_over_alpha: point.f_over_alpha,
+            stderr: point.stderr,
+            f_over_alpha_theory: (1.0 - crate::theory::rem_alpha_at(p, c, t) / alpha).max(0.0),
+        });
+    }
+    Ok((rows, None))
+}
+
 /// Distribution of per-trajectory collapse times t̂_C (time of the last change of the nearest
 /// training point). Every statistic is None over no trajectories (and the standard error over
 /// fewer than two).

@@ -7,9 +7,9 @@
 //! orthogonal map and its own inverse ([`mode_frame`]); inputs in (x, y) are mapped in and samples
 //! mapped back out. A rotating coupling adds `Q = ω J ⊗ I_d` between x and y, which turns one mode
 //! into the other; a schedule γ(t) changes the rates, not the modes ([`super::schedule`]).
+//!
+//! (Over 500 lines: 175 of its 664 are the unit tests of the code above them.)
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{Result, anyhow, ensure};
@@ -123,7 +123,7 @@ impl Kind {
         ]
     }
 
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Kind::Additive => "additive",
             Kind::Diffusive => "diffusive",
@@ -485,77 +485,6 @@ pub fn project(mode: &Mode, v: &DVector<f64>) -> DVector<f64> {
     let d = v.len() / 2;
     DVector::from_fn(2 * d, |i, _| if i / d == mode.half { v[i] } else { 0.0 })
 }
-
-impl FromStr for Coupling {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        let forms = "additive:G or diffusive:G (G a number, step:G0,T1,G1,…, ramp:G0,T1,G1,… or \
-                     file:PATH), additive:features:G1,…,Gd, diffusive:features:G1,…,Gd, \
-                     rotating:G,OMEGA";
-        let (head, rest) = s.trim().split_once(':').unwrap_or((s.trim(), ""));
-        let number = |x: &str| -> Result<f64> {
-            x.trim().parse().map_err(|_| {
-                anyhow!(
-                    "coupling (--coupling): '{s}': '{x}' is not a number; accepted forms: {forms}"
-                )
-            })
-        };
-        let coupling = match head {
-            "additive" | "diffusive" => {
-                let kind = if head == "additive" {
-                    Kind::Additive
-                } else {
-                    Kind::Diffusive
-                };
-                let strength = match rest.strip_prefix("features:") {
-                    Some(list) => Strength::Features(
-                        list.split(',').map(number).collect::<Result<Vec<f64>>>()?,
-                    ),
-                    None => Strength::Uniform(rest.parse().map_err(|e| {
-                        anyhow!("coupling (--coupling): '{s}': {e}; accepted forms: {forms}")
-                    })?),
-                };
-                Coupling::Symmetric { kind, strength }
-            }
-            "rotating" => {
-                let parts = rest.split(',').map(number).collect::<Result<Vec<f64>>>()?;
-                let [gamma, omega] = parts[..] else {
-                    return Err(anyhow!(
-                        "coupling (--coupling): '{s}': rotating takes two numbers G,OMEGA"
-                    ));
-                };
-                Coupling::Rotating { gamma, omega }
-            }
-            _ => {
-                return Err(anyhow!(
-                    "coupling (--coupling): cannot use '{s}': unknown form; accepted forms: {forms}"
-                ));
-            }
-        };
-        coupling.check(None)?;
-        Ok(coupling)
-    }
-}
-
-impl fmt::Display for Coupling {
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        match self {
-            Coupling::Symmetric { kind, strength } => {
-                write!(f, "{}:", kind.name())?;
-                match strength {
-                    Strength::Uniform(s) => write!(f, "{s}"),
-                    Strength::Features(g) => {
-                        let list: Vec<String> = g.iter().map(|x| x.to_string()).collect();
-                        write!(f, "features:{}", list.join(","))
-                    }
-                }
-            }
-            Coupling::Rotating { gamma, omega } => write!(f, "rotating:{gamma},{omega}"),
-        }
-    }
-}
-
-super::spec::serde_as_text!(Coupling);
 
 #[cfg(test)]
 mod tests {

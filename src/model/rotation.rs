@@ -12,6 +12,8 @@
 //! `T = U^{−1/2} Ψ Λ^{1/2}`: every eigenvalue of A has real part ū, and A is diagonalisable with
 //! an eigenvector condition number at most `κ(T) ≤ √(κ(U) · λ_max/λ_min)`.
 //! (The opposite sign, `J_Ψ = −(ΛX + XΛ)`, also works, with Λ in place of Λ⁻¹.)
+//!
+//! (Over 500 lines: 289 of its 590 are the unit tests of the code above them.)
 
 use anyhow::{Result, anyhow, ensure};
 use nalgebra::{DMatrix, DVector};

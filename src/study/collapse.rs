@@ -6,30 +6,20 @@ use std::time::Instant;
 use anyhow::Result;
 use serde::Serialize;
 
+pub use super::modes::ModeCollapse;
 use super::speciation::{PhiPoint, pair_steps};
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::Engine;
 use crate::engine::Recorder;
 use crate::linalg::Linear;
+use crate::measure::Stop;
 use crate::measure::checkpoint::Snapshot;
 use crate::measure::cloning::{Pairs, clone_pairs_from};
-use crate::measure::entropy::{CollapseTimes, collapse_times, excess_entropy};
+use crate::measure::entropy::{CollapseTimes, EntropyRow, collapse_times, excess_entropy_series};
 use crate::measure::run::{RunSpec, run_from};
-use crate::measure::{Interrupted, Stop};
-use crate::model::coupling::{Coupling, mode_coordinates, mode_process};
-use crate::model::{Empirical, Process};
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
-use crate::theory::{Theory, rem_alpha_at, t_collapse};
-
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct EntropyRow {
-    pub t: f64,
-    pub f_over_alpha: f64,
-    pub stderr: f64,
-    /// Gaussian REM prediction max(0, 1 − (1/2dα) Σ log(1 + ρ_k(t))).
-    pub f_over_alpha_theory: f64,
-}
+use crate::theory::{Theory, t_collapse};
 
 /// Where the wall time of a collapse study goes, in seconds. The plan's coefficients are built
 /// lazily, during the first trajectories.
@@ -70,17 +60,6 @@ pub struct Collapse {
     pub modes: Option<Vec<ModeCollapse>>,
     pub theory: Theory,
     pub seconds: PhaseSeconds,
-}
-
-/// The excess entropy of one mode: exact samples of the mode's own marginal (a d-dimensional OU
-/// process at κ·U_d over the training pairs' mode coordinates), beside the REM of that process.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct ModeCollapse {
-    pub name: String,
-    pub t_c_theory: Option<f64>,
-    /// α = ln N / d on the mode's d coordinates.
-    pub alpha: f64,
-    pub excess_entropy: Vec<EntropyRow>,
 }
 
 /// What the collapse study needs besides its engine.
@@ -230,7 +209,13 @@ impl Study for CollapseStudy {
             let (joint, stop) = excess_entropy_rows(cfg, s)?;
             session.stopped(stop);
             let modes = match &cfg.coupling {
-                Some(c) if session.stopped.is_none() => mode_collapse(cfg, s, c, session)?,
+                Some(c) if session.stopped.is_none() => super::modes::mode_collapse(
+                    cfg,
+                    (&s.built, &s.data),
+                    &s.entropy_times,
+                    c,
+                    session,
+                )?,
                 _ => None,
             };
             (joint, modes)
@@ -332,75 +317,14 @@ fn excess_entropy_rows(
     s: &Setup,
 ) -> Result<(Vec<EntropyRow>, Option<Stop>)> {
     let (p, c) = (&s.built.process, &s.built.mixture.cov);
-    entropy_rows(cfg, p, &s.data, c, &s.entropy_times)
-}
-
-/// f^e/α from exact samples of p_t^e at `times`, beside the REM of process `p` with covariance C;
-/// a stop request ends it after the times done (and says so).
-fn entropy_rows(
-    cfg: &crate::config::Config,
-    p: &Process,
-    data: &Empirical,
-    c: &Linear,
-    times: &[f64],
-) -> Result<(Vec<EntropyRow>, Option<Stop>)> {
-    let alpha = (data.points.nrows() as f64).ln() / data.points.ncols() as f64;
-    let mut rows = vec![];
-    for &t in times {
-        let point = match excess_entropy(p, data, t, cfg.entropy_samples, cfg.seed) {
-            Ok(point) => point,
-            Err(e) if e.is::<Interrupted>() => return Ok((rows, Some(Stop::Interrupted))),
-            Err(e) => return Err(e),
-        };
-        rows.push(EntropyRow {
-            t,
-            f_over_alpha: point.f_over_alpha,
-            stderr: point.stderr,
-            f_over_alpha_theory: (1.0 - rem_alpha_at(p, c, t) / alpha).max(0.0),
-        });
-    }
-    Ok((rows, None))
-}
-
-/// Per-mode excess entropy, where each mode is a process of its own (symmetric constant
-/// couplings); None otherwise. Host work like the joint excess entropy, and as deterministic:
-/// a merge recomputes it.
-fn mode_collapse(
-    cfg: &crate::config::Config,
-    s: &Setup,
-    coupling: &Coupling,
-    session: &mut Session,
-) -> Result<Option<Vec<ModeCollapse>>> {
-    let n = s.data.points.nrows();
-    let theory = crate::theory::modes::mode_theory(
-        &s.built.process,
-        &s.built.mixture,
-        coupling,
-        n,
-        cfg.t_max,
-    )?;
-    let d = s.built.process.dim() / 2;
-    let c = Linear::Scalar(s.built.mixture.cov.diagonal()[0], d);
-    let mut out = vec![];
-    for (mode, th) in coupling.modes().iter().zip(theory) {
-        let Some(p) = mode_process(&s.built.process, mode)? else {
-            return Ok(None);
-        };
-        let projected = Empirical {
-            points: mode_coordinates(mode, &s.data.points),
-        };
-        out.push(ModeCollapse {
-            name: mode.name.to_string(),
-            t_c_theory: th.t_c,
-            alpha: (n as f64).ln() / d as f64,
-            excess_entropy: {
-                let (rows, stop) = entropy_rows(cfg, &p, &projected, &c, &s.entropy_times)?;
-                session.stopped(stop);
-                rows
-            },
-        });
-    }
-    Ok(Some(out))
+    excess_entropy_series(
+        p,
+        &s.data,
+        c,
+        &s.entropy_times,
+        cfg.entropy_samples,
+        cfg.seed,
+    )
 }
 
 /// The collapse study's CSVs, samples and plot.

@@ -2,6 +2,11 @@
 
 use anyhow::{Result, anyhow, ensure};
 
+use super::{Inputs, Parts, Session, Study};
+use crate::engine::Engine;
+use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
+use crate::measure::{Shard, Stop};
+
 /// The adapters of `--devices`: `all` (the hardware adapters wgpu lists, or every adapter when
 /// there is none, e.g. lavapipe alone), or a comma-separated list of indices and name substrings
 /// (an adapter named twice runs two slices). Returns (index in `adapters`, name).
@@ -61,4 +66,71 @@ pub fn resolve_devices(
                 })
         })
         .collect()
+}
+
+/// The study split across GPU adapters, one thread and engine each, the slices folded in device
+/// order (particle order).
+pub fn on_devices<S: Study>(
+    inputs: &Inputs,
+    setup: &S::Setup,
+    spec: &str,
+    session: &mut Session,
+) -> Result<(Parts, String)> {
+    let devices = resolve_devices(spec, &list_adapters())?;
+    let names: Vec<String> = devices.iter().map(|(i, n)| format!("{i}: {n}")).collect();
+    inputs.note(&format!(
+        "devices: {} slices on {}",
+        devices.len(),
+        names.join(", ")
+    ));
+    let count = devices.len() as u64;
+    type Slice = (Parts, String, Option<Stop>);
+    let results: Vec<Result<Slice>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(k, &(index, _))| {
+                scope.spawn(move || -> Result<Slice> {
+                    let mut sub = inputs.clone();
+                    sub.quiet = true;
+                    sub.device = Some(Shard {
+                        index: k as u64,
+                        count,
+                    });
+                    let engine = GpuEngine::with_options(GpuOptions {
+                        adapter_index: Some(index),
+                        steps_per_dispatch: sub.cfg.steps_per_dispatch,
+                        ..GpuOptions::default()
+                    })?;
+                    let mut s = Session::new(true);
+                    let parts = S::measure(&sub, setup, &engine, &mut s)?;
+                    Ok((parts, engine.describe(), s.stopped))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("the device's thread panicked")))
+            })
+            .collect()
+    });
+    let mut parts = vec![];
+    let mut backends = vec![];
+    for (r, (index, name)) in results.into_iter().zip(&devices) {
+        let (p, backend, stopped) = r.map_err(|e| e.context(format!("device {index} ({name})")))?;
+        session.stopped(stopped);
+        backends.push(backend);
+        parts.push(p);
+    }
+    let labels: Vec<String> = devices
+        .iter()
+        .map(|(i, n)| format!("device {i} ({n})"))
+        .collect();
+    let refs: Vec<&Parts> = parts.iter().collect();
+    Ok((
+        Parts::fold(&refs, &labels)?,
+        super::driver::distinct(backends),
+    ))
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, anyhow, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use serde::Serialize;
 
 use super::backend::{Selected, select_engine};
@@ -16,7 +16,6 @@ use super::store::{CheckpointFile, Store};
 use super::{Inputs, Kind, Parts, Session, Study, Visit};
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
 use crate::measure::{Every, Shard, Stop};
 use crate::report::OutDir;
 
@@ -121,7 +120,7 @@ enum Source {
 }
 
 /// The final samples of a study with `--save-samples`.
-const SAMPLES: &str = "samples.npy";
+pub(super) const SAMPLES: &str = "samples.npy";
 
 /// Runs the study `req` names and writes its outputs.
 pub fn run(req: &Request) -> Result<Report> {
@@ -302,12 +301,13 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
             }
             Source::Devices(spec) => {
                 let setup = timed_setup::<S>(&inputs, &mut session)?;
-                let (parts, backend) = on_devices::<S>(&inputs, &setup, &spec, &mut session)?;
+                let (parts, backend) =
+                    super::devices::on_devices::<S>(&inputs, &setup, &spec, &mut session)?;
                 Ok((setup, parts, backend))
             }
             Source::Shards(shards) => {
                 let setup = S::setup(&inputs, &mut session)?;
-                let (parts, backend, wall) = from_shards(&shards)?;
+                let (parts, backend, wall) = super::shard::fold_shards(&shards)?;
                 let dirs = shards
                     .iter()
                     .map(|(d, _)| d.display().to_string())
@@ -448,114 +448,8 @@ fn on_engine<S: Study, E: Engine>(
     parts
 }
 
-/// The shards' parts folded in shard order, with each shard's samples read back; the backends
-/// they ran on.
-fn from_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f64)> {
-    let mut parts: Vec<Parts> = shards.iter().map(|(_, f)| f.parts.clone()).collect();
-    if shards[0].1.config.save_samples {
-        let mut dim = None;
-        for ((d, f), p) in shards.iter().zip(&mut parts) {
-            let path = d.join(SAMPLES);
-            let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
-                .map_err(|e| anyhow!("{}: cannot read {SAMPLES} ({e:#})", d.display()))?;
-            ensure!(
-                f.files.get(SAMPLES) == Some(&fnv1a(&bytes)),
-                "{}: {SAMPLES} is not the file the shard wrote (truncated, replaced or edited); \
-                 run the shard again",
-                d.display()
-            );
-            let m = crate::io::read_matrix(&path).map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
-            ensure!(
-                *dim.get_or_insert(m.ncols()) == m.ncols(),
-                "{}: samples.npy has {} columns, the first shard's {}",
-                d.display(),
-                m.ncols(),
-                dim.unwrap_or(0)
-            );
-            let x = (0..m.nrows())
-                .flat_map(|r| m.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>())
-                .collect();
-            p.samples = Some((m.nrows(), x));
-        }
-    }
-    let labels: Vec<String> = shards
-        .iter()
-        .map(|(d, _)| d.display().to_string())
-        .collect();
-    let refs: Vec<&Parts> = parts.iter().collect();
-    Ok((
-        Parts::fold(&refs, &labels)?,
-        distinct(shards.iter().map(|(_, f)| f.backend.clone())),
-        shards.iter().map(|(_, f)| f.wall_seconds).sum(),
-    ))
-}
-
-/// The study split across GPU adapters, one thread and engine each, the slices folded in device
-/// order (particle order).
-fn on_devices<S: Study>(
-    inputs: &Inputs,
-    setup: &S::Setup,
-    spec: &str,
-    session: &mut Session,
-) -> Result<(Parts, String)> {
-    let devices = super::devices::resolve_devices(spec, &list_adapters())?;
-    let names: Vec<String> = devices.iter().map(|(i, n)| format!("{i}: {n}")).collect();
-    inputs.note(&format!(
-        "devices: {} slices on {}",
-        devices.len(),
-        names.join(", ")
-    ));
-    let count = devices.len() as u64;
-    type Slice = (Parts, String, Option<Stop>);
-    let results: Vec<Result<Slice>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = devices
-            .iter()
-            .enumerate()
-            .map(|(k, &(index, _))| {
-                scope.spawn(move || -> Result<Slice> {
-                    let mut sub = inputs.clone();
-                    sub.quiet = true;
-                    sub.device = Some(Shard {
-                        index: k as u64,
-                        count,
-                    });
-                    let engine = GpuEngine::with_options(GpuOptions {
-                        adapter_index: Some(index),
-                        steps_per_dispatch: sub.cfg.steps_per_dispatch,
-                        ..GpuOptions::default()
-                    })?;
-                    let mut s = Session::new(true);
-                    let parts = S::measure(&sub, setup, &engine, &mut s)?;
-                    Ok((parts, engine.describe(), s.stopped))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("the device's thread panicked")))
-            })
-            .collect()
-    });
-    let mut parts = vec![];
-    let mut backends = vec![];
-    for (r, (index, name)) in results.into_iter().zip(&devices) {
-        let (p, backend, stopped) = r.map_err(|e| e.context(format!("device {index} ({name})")))?;
-        session.stopped(stopped);
-        backends.push(backend);
-        parts.push(p);
-    }
-    let labels: Vec<String> = devices
-        .iter()
-        .map(|(i, n)| format!("device {i} ({n})"))
-        .collect();
-    let refs: Vec<&Parts> = parts.iter().collect();
-    Ok((Parts::fold(&refs, &labels)?, distinct(backends)))
-}
-
 /// Distinct values in first-seen order, joined.
-fn distinct(items: impl IntoIterator<Item = String>) -> String {
+pub(super) fn distinct(items: impl IntoIterator<Item = String>) -> String {
     let mut seen: Vec<String> = vec![];
     for i in items {
         if !seen.contains(&i) {

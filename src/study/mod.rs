@@ -13,28 +13,28 @@ pub mod devices;
 pub mod driver;
 pub mod fingerprint;
 pub mod keys;
+pub mod modes;
 pub mod parts;
 pub mod run;
+mod session;
 pub mod shard;
 pub mod speciation;
 pub mod store;
 pub mod theory;
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::engine::Engine;
-use crate::measure::checkpoint::{Checkpointer, Resumable, Snapshot};
-use crate::measure::{Shard, Stop, Tick};
+use crate::measure::{Shard, Tick};
 use crate::model::build::{self, Built};
 use crate::plan::{Grid, Plan};
 use crate::report::{OutDir, Progress};
 pub use parts::Parts;
-use store::{PhaseState, Store};
+pub use session::{Phase, Session, Stopped};
 
 /// The studies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,178 +300,6 @@ pub struct EmpiricalSetup {
     pub data: crate::model::Empirical,
     pub plan: Plan,
     pub theory: crate::theory::Theory,
-}
-
-/// What one run of a study accumulates: warnings, why it stopped early, and its checkpoints.
-#[derive(Default)]
-pub struct Session {
-    quiet: bool,
-    pub warnings: Vec<String>,
-    /// Why a measurement stopped before completing; partial results are still reported.
-    pub stopped: Option<Stop>,
-    /// Where checkpoints go (`--checkpoint-every`), shared by the phases.
-    store: Option<Arc<Mutex<Store>>>,
-    /// The snapshot of each phase to resume from (`regimes resume`).
-    resume: Vec<Option<Snapshot<PhaseState>>>,
-    /// Wall time of the study's set-up (training set, theory, plan).
-    pub setup_seconds: f64,
-    /// One progress bar over the whole study's measurement, when the driver began one.
-    progress: Option<(Progress, String)>,
-}
-
-impl Session {
-    pub fn new(quiet: bool) -> Session {
-        Session {
-            quiet,
-            ..Session::default()
-        }
-    }
-
-    /// Saves checkpoints into `store` from now on, and resumes each phase from `resume`.
-    pub fn set_store(&mut self, store: Store, resume: Vec<Option<Snapshot<PhaseState>>>) {
-        self.store = Some(Arc::new(Mutex::new(store)));
-        self.resume = resume;
-    }
-
-    /// One progress bar and ETA over `work` particle-steps of the study `what`, across the
-    /// phases to come.
-    pub fn begin_progress(&mut self, work: u64, what: &str) {
-        self.progress = (work > 0).then(|| (Progress::new(work, what, self.quiet), what.into()));
-    }
-
-    /// Ends the study's progress bar (a summary line in logs, named for the study).
-    pub fn finish_progress(&mut self) {
-        if let Some((p, what)) = self.progress.take() {
-            p.phase(&what);
-            p.finish();
-        }
-    }
-
-    pub fn checkpointing(&self) -> bool {
-        self.store.is_some()
-    }
-
-    pub fn warn_all(&mut self, warnings: &[String]) {
-        for w in warnings {
-            if !self.quiet {
-                crate::note!("warning: {w}");
-            }
-            self.warnings.push(w.clone());
-        }
-    }
-
-    /// Records the first reason to stop.
-    pub fn stopped(&mut self, reason: Option<Stop>) {
-        if self.stopped.is_none() {
-            self.stopped = reason;
-        }
-    }
-
-    /// One phase of a measurement (trajectories, clone pairs): its slice of `total` units, the
-    /// snapshot to resume phase `index` from, its checkpointer, and a progress bar over the
-    /// `per_unit` particle-steps of each unit still to do. Records why it stopped early.
-    pub fn phase<S, T>(
-        &mut self,
-        inputs: &Inputs,
-        index: usize,
-        (total, per_unit): (u64, u64),
-        what: &str,
-        f: impl FnOnce(Phase<S>) -> Result<T>,
-    ) -> Result<T>
-    where
-        S: Resumable + TryFrom<PhaseState, Error = anyhow::Error> + Into<PhaseState> + 'static,
-        T: Stopped,
-    {
-        let range = inputs.range(total);
-        let resume = self
-            .resume
-            .get_mut(index)
-            .and_then(Option::take)
-            .map(|snap| {
-                Ok::<_, anyhow::Error>(Snapshot {
-                    state: S::try_from(snap.state)?,
-                    particles: snap.particles,
-                })
-            })
-            .transpose()?;
-        let skipped = resume.as_ref().map_or(0, |r| r.work_done(&range, per_unit));
-        let work = ((range.end - range.start) * per_unit).saturating_sub(skipped);
-        let mut ckpt = self.checkpointer::<S>(index);
-        let out = match &self.progress {
-            // The study's bar: this phase's skipped work leaves its total.
-            Some((p, _)) => {
-                p.skip(skipped);
-                p.phase(what);
-                f(Phase {
-                    range,
-                    resume,
-                    ckpt: ckpt.as_mut(),
-                    tick: &mut |n| p.inc(n),
-                })
-            }
-            None => inputs.with_progress(work, what, |tick| {
-                f(Phase {
-                    range,
-                    resume,
-                    ckpt: ckpt.as_mut(),
-                    tick,
-                })
-            }),
-        }?;
-        self.stopped(out.stopped());
-        Ok(out)
-    }
-
-    /// Saves the state of phase `index` as it ends (the next phase starts from it).
-    pub fn save_phase<S: Into<PhaseState>>(&self, index: usize, snap: Snapshot<S>) -> Result<()> {
-        match &self.store {
-            Some(store) => lock(store).save(index, snap.state.into(), snap.particles),
-            None => Ok(()),
-        }
-    }
-
-    fn checkpointer<S: Into<PhaseState> + 'static>(
-        &self,
-        index: usize,
-    ) -> Option<Checkpointer<'static, S>> {
-        let store = self.store.clone()?;
-        let every = lock(&store).file().every;
-        Some(Checkpointer::new(
-            every,
-            Box::new(move |snap: Snapshot<S>| {
-                lock(&store).save(index, snap.state.into(), snap.particles)
-            }),
-        ))
-    }
-}
-
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What a phase of a measurement gets from its session.
-pub struct Phase<'a, 'c, S> {
-    pub range: Range<u64>,
-    pub resume: Option<Snapshot<S>>,
-    pub ckpt: Option<&'c mut Checkpointer<'static, S>>,
-    pub tick: Tick<'a>,
-}
-
-/// A measurement's outcome that may have stopped early.
-pub trait Stopped {
-    fn stopped(&self) -> Option<Stop>;
-}
-
-impl Stopped for crate::measure::run::RunOutcome {
-    fn stopped(&self) -> Option<Stop> {
-        self.stopped.clone()
-    }
-}
-
-impl Stopped for crate::measure::cloning::Cloning {
-    fn stopped(&self) -> Option<Stop> {
-        self.stopped.clone()
-    }
 }
 
 /// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities.

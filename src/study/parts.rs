@@ -4,8 +4,10 @@
 use anyhow::{Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
-use super::collapse::{EntropyRow, ModeCollapse, PhaseSeconds};
+use super::collapse::PhaseSeconds;
+use super::modes::ModeCollapse;
 use crate::measure::cloning::CloneState;
+use crate::measure::entropy::EntropyRow;
 use crate::measure::run::RunState;
 
 /// What a study folded: the mergeable accumulators of its slice.

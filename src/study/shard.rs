@@ -8,7 +8,9 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::Parts;
-use super::fingerprint::{check_seal, config_hash, differing_keys, input_files, seal};
+use super::driver::SAMPLES;
+
+use super::fingerprint::{check_seal, config_hash, differing_keys, fnv1a, input_files, seal};
 use crate::config::Config;
 use crate::measure::Shard;
 use crate::report::CHECKPOINT_DIR;
@@ -263,4 +265,46 @@ fn input_names(cfg: &Config) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// The shards' parts folded in shard order, with each shard's samples read back; the backends
+/// they ran on.
+pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f64)> {
+    let mut parts: Vec<Parts> = shards.iter().map(|(_, f)| f.parts.clone()).collect();
+    if shards[0].1.config.save_samples {
+        let mut dim = None;
+        for ((d, f), p) in shards.iter().zip(&mut parts) {
+            let path = d.join(SAMPLES);
+            let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
+                .map_err(|e| anyhow!("{}: cannot read {SAMPLES} ({e:#})", d.display()))?;
+            ensure!(
+                f.files.get(SAMPLES) == Some(&fnv1a(&bytes)),
+                "{}: {SAMPLES} is not the file the shard wrote (truncated, replaced or edited); \
+                 run the shard again",
+                d.display()
+            );
+            let m = crate::io::read_matrix(&path).map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
+            ensure!(
+                *dim.get_or_insert(m.ncols()) == m.ncols(),
+                "{}: samples.npy has {} columns, the first shard's {}",
+                d.display(),
+                m.ncols(),
+                dim.unwrap_or(0)
+            );
+            let x = (0..m.nrows())
+                .flat_map(|r| m.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>())
+                .collect();
+            p.samples = Some((m.nrows(), x));
+        }
+    }
+    let labels: Vec<String> = shards
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    let refs: Vec<&Parts> = parts.iter().collect();
+    Ok((
+        Parts::fold(&refs, &labels)?,
+        super::driver::distinct(shards.iter().map(|(_, f)| f.backend.clone())),
+        shards.iter().map(|(_, f)| f.wall_seconds).sum(),
+    ))
 }

@@ -3,6 +3,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
+pub use super::modes::{ModePhi, ModePoint};
 use super::pm;
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::Engine;
@@ -108,29 +109,6 @@ pub struct Speciation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_gap_measured_stderr: Option<f64>,
     pub theory: Theory,
-}
-
-/// The cloning experiment read on one mode of coupled modalities.
-#[derive(Serialize)]
-pub struct ModePhi {
-    pub name: &'static str,
-    /// s(t) = 1 for the class deviations projected onto the mode.
-    pub t_s_theory: Option<f64>,
-    /// Where the mode's φ crosses F(1), when its classes are two symmetric groups.
-    pub t_s_measured: Option<f64>,
-    pub t_s_measured_stderr: Option<f64>,
-    /// The mode's label of each class (classes whose means project alike share one).
-    pub class_groups: Vec<usize>,
-    pub phi: Vec<ModePoint>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ModePoint {
-    pub t: f64,
-    pub phi: Option<f64>,
-    pub stderr: Option<f64>,
-    /// F(s(t)) of the mode, when its classes are two symmetric groups (per-mode pairing).
-    pub phi_theory: Option<f64>,
 }
 
 /// What the clone experiment needs besides its engine.
@@ -244,7 +222,7 @@ impl Study for SpeciationStudy {
             c.modes()
                 .iter()
                 .zip(&s.mode_times)
-                .map(|(mode, &t_s)| mode_phi(built, mode, t_s, &branches))
+                .map(|(mode, &t_s)| super::modes::mode_phi(built, mode, t_s, &branches))
                 .collect::<Vec<_>>()
         });
         let gap = |f: fn(&ModePhi) -> Option<f64>| {
@@ -320,7 +298,7 @@ pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
 }
 
 /// Where the measured φ of `branches` crosses `level`, with its standard error.
-fn crossing_of(branches: &[Branch], level: f64) -> Option<(f64, f64)> {
+pub(super) fn crossing_of(branches: &[Branch], level: f64) -> Option<(f64, f64)> {
     let points: Vec<(f64, f64, f64)> = branches
         .iter()
         .filter_map(|b| b.measured().map(|(p, e)| (b.t, p, e)))
@@ -351,63 +329,6 @@ fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) 
     // Several modes: an even spread from below the earliest to past the latest.
     let (a, b) = (0.6 * lo, (1.6 * hi).min(t_max));
     (0..12).map(|k| a + (b - a) * k as f64 / 11.0).collect()
-}
-
-/// The clone pairs read on one mode: a pair agrees when its two final classes carry the same
-/// label on the mode.
-fn mode_phi(
-    built: &Built,
-    mode: &crate::model::coupling::Mode,
-    t_s: Option<f64>,
-    branches: &[Branch],
-) -> ModePhi {
-    let mix = &built.mixture;
-    let groups = mode.groups(&mix.means);
-    // F(s) holds for two symmetric groups: two labels of equal weight.
-    let weight_of = |g: usize| -> f64 {
-        groups
-            .iter()
-            .zip(&mix.weights)
-            .filter(|(h, _)| **h == g)
-            .map(|(_, w)| w)
-            .sum()
-    };
-    let symmetric = groups.iter().max() == Some(&1) && (weight_of(0) - weight_of(1)).abs() < 1e-12;
-    let deviations: Vec<_> = theory::between_class_deviations(mix)
-        .iter()
-        .map(|d| crate::model::coupling::project(mode, d))
-        .collect();
-    let mode_branches: Vec<Branch> = branches
-        .iter()
-        .filter_map(|b| b.regrouped(&groups))
-        .collect();
-    let crossing = symmetric
-        .then(|| crossing_of(&mode_branches, f_at_speciation()))
-        .flatten();
-    let phi = mode_branches
-        .iter()
-        .map(|b| ModePoint {
-            t: b.t,
-            phi: b.measured().map(|m| m.0),
-            stderr: b.measured().map(|m| m.1),
-            phi_theory: symmetric.then(|| {
-                cloning_probability(theory::between_snr(
-                    &built.process,
-                    &deviations,
-                    &mix.cov,
-                    b.t,
-                ))
-            }),
-        })
-        .collect();
-    ModePhi {
-        name: mode.name,
-        t_s_theory: t_s,
-        t_s_measured: crossing.map(|c| c.0),
-        t_s_measured_stderr: crossing.map(|c| c.1),
-        class_groups: groups,
-        phi,
-    }
 }
 
 fn write_outputs(out: &OutDir, r: &Speciation, partial: Option<&str>) -> Result<()> {

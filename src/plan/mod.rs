@@ -19,85 +19,23 @@
 //! Each of M, B, P keeps one [`Form`] for the whole run (scalar, diagonal or dense). Coefficients
 //! are produced in chunks of time points; they are cached while small and rebuilt on demand
 //! otherwise, so a long dense plan never has to fit in memory at once.
+//!
+//! (Over 500 lines: 107 of its 610 are the unit tests of the code above them.)
 
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, bail, ensure};
 use nalgebra::{DMatrix, DVector};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::linalg::{Form, Linear};
 use crate::model::{Model, Process, Target};
 
-/// How the reverse dynamics are discretised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Scheme {
-    /// Euler–Maruyama on the reverse SDE.
-    EulerMaruyama,
-    /// Euler on the probability-flow ODE (deterministic after the start).
-    ProbabilityFlow,
-}
+mod grid;
+mod shape;
 
-/// Where generation starts at t = T.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Start {
-    /// The exact noised target p_T.
-    Exact,
-    /// The stationary law N(0, U⁻¹).
-    Stationary,
-}
-
-/// The time grid: `t_j = t_max − j·dt`, j = 0..=steps.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Grid {
-    pub t_max: f64,
-    pub steps: usize,
-}
-
-impl Grid {
-    pub fn new(t_max: f64, steps: usize) -> Result<Self> {
-        ensure!(
-            t_max.is_finite() && t_max > 0.0,
-            "t-max: must be positive and finite (got {t_max})"
-        );
-        ensure!(steps > 0, "steps: must be positive");
-        ensure!(
-            steps < u32::MAX as usize - 1,
-            "steps: at most {} supported",
-            u32::MAX - 2
-        );
-        Ok(Grid { t_max, steps })
-    }
-
-    pub fn dt(&self) -> f64 {
-        self.t_max / self.steps as f64
-    }
-
-    pub fn time(&self, j: usize) -> f64 {
-        if j == self.steps {
-            0.0
-        } else {
-            self.t_max - j as f64 * self.dt()
-        }
-    }
-
-    /// The time of node `j` as a user writes it: t_max·(steps − j)/steps, correctly rounded, so
-    /// that `--branch-times 2.14` on a grid of step 0.01 reports 2.14 (not the
-    /// 2.1399999999999997 of t_max − j·Δt, which the coefficients use). For outputs only.
-    pub fn node(&self, j: usize) -> f64 {
-        let j = j.min(self.steps);
-        self.t_max * (self.steps - j) as f64 / self.steps as f64
-    }
-
-    /// The time point closest to time t.
-    pub fn index_of(&self, t: f64) -> usize {
-        ((self.t_max - t) / self.dt())
-            .round()
-            .clamp(0.0, self.steps as f64) as usize
-    }
-}
+pub use grid::{Grid, Scheme, Start};
+pub use shape::Shape;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -525,42 +463,6 @@ pub fn form_len(form: Form, d: usize) -> usize {
         Form::Scalar => 1,
         Form::Diagonal => d,
         Form::Dense => d * d,
-    }
-}
-
-/// What the cost of a step and the compiled step kernels depend on: the plan's kind, sizes and
-/// forms, nothing else ([`Plan::shape`]). The GPU caches a step pipeline per shape; the cost
-/// model (`bench::cost`) counts a step from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shape {
-    pub kind: Kind,
-    pub dim: usize,
-    /// K: classes (mixture) or training points (empirical).
-    pub centers: usize,
-    pub m_form: Form,
-    pub b_form: Form,
-    pub p_form: Form,
-}
-
-impl std::hash::Hash for Shape {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let forms = [self.m_form, self.b_form, self.p_form].map(|f| f as u8);
-        (self.kind as u8, self.dim, self.centers, forms).hash(h);
-    }
-}
-
-impl Shape {
-    /// f32 values of coefficients a step reads: M, B, P, per-step centers (mixture) or the
-    /// resident training points (empirical), the K biases and the noise scale.
-    pub fn coefficient_floats(&self) -> usize {
-        let (d, k) = (self.dim, self.centers);
-        // Mixture centers change every step; training points are resident but read every step.
-        form_len(self.m_form, d)
-            + form_len(self.b_form, d)
-            + form_len(self.p_form, d)
-            + k * d
-            + k
-            + 1
     }
 }
 

@@ -1,0 +1,40 @@
+//! The shape of a plan: what a step's cost and the compiled kernels depend on.
+
+use super::{Kind, form_len};
+use crate::linalg::Form;
+
+/// What the cost of a step and the compiled step kernels depend on: the plan's kind, sizes and
+/// forms, nothing else ([`super::Plan::shape`]). The GPU caches a step pipeline per shape; the cost
+/// model (`bench::cost`) counts a step from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub kind: Kind,
+    pub dim: usize,
+    /// K: classes (mixture) or training points (empirical).
+    pub centers: usize,
+    pub m_form: Form,
+    pub b_form: Form,
+    pub p_form: Form,
+}
+
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let forms = [self.m_form, self.b_form, self.p_form].map(|f| f as u8);
+        (self.kind as u8, self.dim, self.centers, forms).hash(h);
+    }
+}
+
+impl Shape {
+    /// f32 values of coefficients a step reads: M, B, P, per-step centers (mixture) or the
+    /// resident training points (empirical), the K biases and the noise scale.
+    pub fn coefficient_floats(&self) -> usize {
+        let (d, k) = (self.dim, self.centers);
+        // Mixture centers change every step; training points are resident but read every step.
+        form_len(self.m_form, d)
+            + form_len(self.b_form, d)
+            + form_len(self.p_form, d)
+            + k * d
+            + k
+            + 1
+    }
+}
