@@ -99,7 +99,7 @@ impl Spec {
             let need = (self.n_train as u64)
                 .saturating_mul(self.dim as u64)
                 .saturating_mul(8 + 4);
-            if let Some(avail) = crate::cli::resources::available_memory() {
+            if let Some(avail) = crate::study::resources::available_memory() {
                 let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
                 ensure!(
                     need <= avail,

@@ -4,7 +4,6 @@
 pub mod args;
 pub mod bench;
 pub mod devices;
-pub mod resources;
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +12,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{Backend, Config};
 use crate::measure::checkpoint::{Every, Shard};
-use crate::study::Kind;
 use crate::study::driver::{self, Report, Request};
+use crate::study::{Kind, resources};
 
 const ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward process \
 and measure their dynamical regimes: speciation (samples commit to a class) and collapse (samples \
@@ -165,7 +164,10 @@ pub fn main() -> Result<()> {
     let (study_kind, args) = match cli.command {
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
-        Command::Reproduce(a) => return crate::reproduce::main(a),
+        Command::Reproduce(a) => {
+            let _ = ctrlc::set_handler(on_signal);
+            return crate::reproduce::main(a);
+        }
         Command::Merge {
             dirs,
             out,
@@ -287,7 +289,7 @@ fn execute(req: &Request, json: bool) -> Result<()> {
 }
 
 /// The handler of SIGINT and SIGTERM.
-pub fn on_signal() {
+fn on_signal() {
     if !crate::measure::request_stop() {
         std::process::exit(130);
     }

@@ -1,6 +1,5 @@
 //! The forward process (U, Q) and the target distribution: what is being sampled.
 
-pub mod build;
 pub mod coupling;
 pub mod precision;
 pub mod process;

@@ -88,7 +88,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             .collect();
         entropy.push(super::measured(format!("d = {d}, exact samples"), &points).colored(k));
         // The REM curve on a fine grid.
-        let process = crate::model::build::build(&cfg)?.process;
+        let process = crate::config::build::build(&cfg)?.process;
         let alpha = (n as f64).ln() / d as f64;
         let c = crate::linalg::Linear::Scalar(1.0, d);
         entropy.push(

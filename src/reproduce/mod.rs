@@ -210,7 +210,7 @@ impl<E: Engine> Lab<'_, E> {
             dim: 64,
             ..self.base.clone()
         };
-        let built = crate::model::build::build(&cfg)?;
+        let built = crate::config::build::build(&cfg)?;
         let plan = Plan::new(
             &built.mixture_model(),
             Grid::new(1.0, 50)?,
@@ -326,7 +326,6 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
     };
     base.validate()?;
     let quiet = args.quiet;
-    let _ = ctrlc::set_handler(crate::cli::on_signal);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if !quiet {
         crate::note!(

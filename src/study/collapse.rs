@@ -64,7 +64,7 @@ pub struct Collapse {
 
 /// What the collapse study needs besides its engine.
 pub struct Setup {
-    built: crate::model::build::Built,
+    built: crate::config::build::Built,
     data: crate::model::Empirical,
     plan: crate::plan::Plan,
     theory: Theory,

@@ -129,8 +129,5 @@ pub fn on_devices<S: Study>(
         .map(|(i, n)| format!("device {i} ({n})"))
         .collect();
     let refs: Vec<&Parts> = parts.iter().collect();
-    Ok((
-        Parts::fold(&refs, &labels)?,
-        super::driver::distinct(backends),
-    ))
+    Ok((Parts::fold(&refs, &labels)?, super::distinct(backends)))
 }

@@ -13,7 +13,7 @@ use super::backend::{Selected, select_engine};
 use super::fingerprint::fnv1a;
 use super::shard::{SHARD_FILE, ShardFile, check_shards};
 use super::store::{CheckpointFile, Store};
-use super::{Inputs, Kind, Parts, Session, Study, Visit};
+use super::{Inputs, Kind, Parts, SAMPLES, Session, Study, Visit};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::measure::{Every, Shard, Stop};
@@ -118,9 +118,6 @@ enum Source {
     /// Read from shard directories (`merge`).
     Shards(Vec<(PathBuf, ShardFile)>),
 }
-
-/// The final samples of a study with `--save-samples`.
-pub(super) const SAMPLES: &str = "samples.npy";
 
 /// Runs the study `req` names and writes its outputs.
 pub fn run(req: &Request) -> Result<Report> {
@@ -446,15 +443,4 @@ fn on_engine<S: Study, E: Engine>(
     let parts = S::measure(inputs, setup, engine, session);
     session.finish_progress();
     parts
-}
-
-/// Distinct values in first-seen order, joined.
-pub(super) fn distinct(items: impl IntoIterator<Item = String>) -> String {
-    let mut seen: Vec<String> = vec![];
-    for i in items {
-        if !seen.contains(&i) {
-            seen.push(i);
-        }
-    }
-    seen.join("; ")
 }

@@ -15,6 +15,7 @@ pub mod fingerprint;
 pub mod keys;
 pub mod modes;
 pub mod parts;
+pub mod resources;
 pub mod run;
 mod session;
 pub mod shard;
@@ -28,9 +29,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::config::build::{self, Built};
 use crate::engine::Engine;
 use crate::measure::{Shard, Tick};
-use crate::model::build::{self, Built};
 use crate::plan::{Grid, Plan};
 use crate::report::{OutDir, Progress};
 pub use parts::Parts;
@@ -337,4 +338,18 @@ pub(crate) fn pm(value: Option<f64>, stderr: Option<f64>) -> String {
         (Some(v), None) => format!("{v:.4}"),
         (None, _) => "—".to_string(),
     }
+}
+
+/// The final samples of a study with `--save-samples`.
+const SAMPLES: &str = "samples.npy";
+
+/// Distinct values in first-seen order, joined.
+fn distinct(items: impl IntoIterator<Item = String>) -> String {
+    let mut seen: Vec<String> = vec![];
+    for i in items {
+        if !seen.contains(&i) {
+            seen.push(i);
+        }
+    }
+    seen.join("; ")
 }

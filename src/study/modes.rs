@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use super::Session;
 use crate::config::Config;
+use crate::config::build::Built;
 use crate::linalg::Linear;
 use crate::measure::cloning::Branch;
 use crate::measure::entropy::{EntropyRow, excess_entropy_series};
 use crate::model::Empirical;
-use crate::model::build::Built;
 use crate::model::coupling::{Coupling, Mode, mode_coordinates, mode_process};
 use crate::theory::{self, cloning_probability, f_at_speciation};
 

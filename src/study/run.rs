@@ -63,7 +63,7 @@ fn point(t: f64, s: &PointStats) -> RecordPoint {
 
 /// What the run needs besides its engine: the model, its plan, the theory, the record points.
 pub struct Setup {
-    built: crate::model::build::Built,
+    built: crate::config::build::Built,
     plan: crate::plan::Plan,
     theory: Theory,
     points: Vec<usize>,

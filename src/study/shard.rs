@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::Parts;
-use super::driver::SAMPLES;
+use super::SAMPLES;
 
 use super::fingerprint::{check_seal, config_hash, differing_keys, fnv1a, input_files, seal};
 use crate::config::Config;
@@ -304,7 +304,7 @@ pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f6
     let refs: Vec<&Parts> = parts.iter().collect();
     Ok((
         Parts::fold(&refs, &labels)?,
-        super::driver::distinct(shards.iter().map(|(_, f)| f.backend.clone())),
+        super::distinct(shards.iter().map(|(_, f)| f.backend.clone())),
         shards.iter().map(|(_, f)| f.wall_seconds).sum(),
     ))
 }

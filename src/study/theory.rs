@@ -52,7 +52,7 @@ impl Study for TheoryStudy {
     /// The predictions are the set-up: nothing is measured.
     fn setup(inputs: &Inputs, session: &mut Session) -> Result<TheoryOutput> {
         let cfg = &inputs.cfg;
-        let built = crate::model::build::build(cfg)?;
+        let built = crate::config::build::build(cfg)?;
         let n = cfg.n_train;
         let th = theory::theory(
             &built.process,

@@ -7,6 +7,8 @@
 //! (Longer than 500 lines: every key with its default, preset value and validation rule in one
 //! place, and 165 lines of tests.)
 
+pub mod build;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
