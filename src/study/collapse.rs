@@ -14,9 +14,7 @@ use crate::engine::Recorder;
 use crate::linalg::Linear;
 use crate::measure::Stop;
 use crate::measure::checkpoint::Snapshot;
-use crate::measure::cloning::{Pairs, clone_pairs_from};
 use crate::measure::entropy::{CollapseTimes, EntropyRow, collapse_times, excess_entropy_series};
-use crate::measure::run::{RunSpec, run_from};
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{Theory, t_collapse};
@@ -163,19 +161,14 @@ impl Study for CollapseStudy {
             s
         };
         let cfg = &inputs.cfg;
-        let steps = inputs.grid.steps as u64;
-        let out = session.phase(inputs, 0, (s.particles, steps), "trajectories", |ph| {
-            let spec = RunSpec {
-                seed: cfg.seed,
-                particles: s.particles,
-                keep_samples: cfg.save_samples,
-                batch: cfg.batch,
-            };
-            let rec = Recorder::none(&s.plan);
-            run_from(
-                engine, &s.plan, spec, ph.range, rec, ph.resume, ph.ckpt, ph.tick,
-            )
-        })?;
+        let rec = Recorder::none(&s.plan);
+        let out = session.trajectories(
+            inputs,
+            0,
+            (engine, &s.plan),
+            (s.particles, rec),
+            "trajectories",
+        )?;
         let trajectories = lap();
         let run = out.state(&inputs.range(s.particles));
         // The trajectories are done: the clone pairs' checkpoints start from them.
@@ -185,23 +178,8 @@ impl Study for CollapseStudy {
             let particles = out.samples.iter().cloned().collect();
             session.save_phase(0, Snapshot { state, particles })?;
         }
-        let per_pair = pair_steps(&s.branch_steps, inputs.grid.steps);
-        let cloning = session.phase(inputs, 1, (s.pairs, per_pair), "clone pairs", |ph| {
-            let seeded = Pairs {
-                seed: cfg.seed,
-                batch: cfg.batch,
-            };
-            clone_pairs_from(
-                engine,
-                &s.plan,
-                seeded,
-                ph.range,
-                &s.branch_steps,
-                ph.resume,
-                ph.ckpt,
-                ph.tick,
-            )
-        })?;
+        let cloning =
+            session.clone_pairs(inputs, 1, (engine, &s.plan), (s.pairs, &s.branch_steps))?;
         let clone_pairs = lap();
         // The excess entropy samples the target on the host, apart from the particles: the
         // first slice measures it, for the joint process and for each mode.
@@ -301,14 +279,10 @@ impl Study for CollapseStudy {
 
     /// Trajectories and clone pairs of the slice, by their particle-steps.
     fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
-        let steps = inputs.grid.steps as u64;
         let per_pair = pair_steps(&s.branch_steps, inputs.grid.steps);
-        let (particles, pairs) = (inputs.range(s.particles), inputs.range(s.pairs));
-        let total =
-            (particles.end - particles.start) * steps + (pairs.end - pairs.start) * per_pair;
-        let done = parts.run.as_ref().map_or(0, |r| r.done) * steps
+        let done = parts.run.as_ref().map_or(0, |r| r.done) * inputs.grid.steps as u64
             + parts.clones.as_ref().map_or(0, |c| c.done) * per_pair;
-        super::fraction(done, total)
+        super::fraction(done, Self::work(inputs, s))
     }
 }
 

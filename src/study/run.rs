@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::{Engine, Recorder};
-use crate::measure::run::{RunSpec, run_from};
 use crate::report::{OutDir, Series, Style, or_dash as opt};
 use crate::stats::PointStats;
 use crate::theory::Theory;
@@ -125,20 +124,14 @@ impl Study for RunStudy {
         engine: &E,
         session: &mut Session,
     ) -> Result<Parts> {
-        let cfg = &inputs.cfg;
-        let steps = inputs.grid.steps as u64;
-        let out = session.phase(inputs, 0, (s.particles, steps), "particles", |ph| {
-            let spec = RunSpec {
-                seed: cfg.seed,
-                particles: s.particles,
-                keep_samples: cfg.save_samples,
-                batch: cfg.batch,
-            };
-            let rec = Recorder::new(&s.plan, s.points.clone(), s.directions.clone());
-            run_from(
-                engine, &s.plan, spec, ph.range, rec, ph.resume, ph.ckpt, ph.tick,
-            )
-        })?;
+        let rec = Recorder::new(&s.plan, s.points.clone(), s.directions.clone());
+        let out = session.trajectories(
+            inputs,
+            0,
+            (engine, &s.plan),
+            (s.particles, rec),
+            "particles",
+        )?;
         Ok(Parts {
             run: Some(out.state(&inputs.range(s.particles))),
             samples: out.samples.map(|p| (p.len(), p.x)),

@@ -8,9 +8,14 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 
 use super::Inputs;
+use super::speciation::pair_steps;
 use super::store::{PhaseState, Store};
+use crate::engine::{Engine, Recorder};
 use crate::measure::checkpoint::{Checkpointer, Resumable, Snapshot};
+use crate::measure::cloning::{Cloning, Pairs, clone_pairs_from};
+use crate::measure::run::{RunOutcome, RunSpec, run_from};
 use crate::measure::{Stop, Tick};
+use crate::plan::Plan;
 use crate::report::Progress;
 
 /// What one run of a study accumulates: warnings, why it stopped early, and its checkpoints.
@@ -131,6 +136,60 @@ impl Session {
         }?;
         self.stopped(out.stopped());
         Ok(out)
+    }
+
+    /// Phase `index`: the study's `particles` trajectories (this slice of them) through the whole
+    /// plan, with the config's seed, batch and `--save-samples`, recorded by `rec`.
+    pub fn trajectories<E: Engine>(
+        &mut self,
+        inputs: &Inputs,
+        index: usize,
+        (engine, plan): (&E, &Plan),
+        (particles, rec): (u64, Recorder),
+        what: &str,
+    ) -> Result<RunOutcome> {
+        let cfg = &inputs.cfg;
+        let spec = RunSpec {
+            seed: cfg.seed,
+            particles,
+            keep_samples: cfg.save_samples,
+            batch: cfg.batch,
+        };
+        let steps = inputs.grid.steps as u64;
+        self.phase(inputs, index, (particles, steps), what, |ph| {
+            run_from(
+                engine, plan, spec, ph.range, rec, ph.resume, ph.ckpt, ph.tick,
+            )
+        })
+    }
+
+    /// Phase `index`: the study's `pairs` clone pairs (this slice of them), branched at the grid
+    /// points `branch_steps`, with the config's seed and batch.
+    pub fn clone_pairs<E: Engine>(
+        &mut self,
+        inputs: &Inputs,
+        index: usize,
+        (engine, plan): (&E, &Plan),
+        (pairs, branch_steps): (u64, &[usize]),
+    ) -> Result<Cloning> {
+        let cfg = &inputs.cfg;
+        let seeded = Pairs {
+            seed: cfg.seed,
+            batch: cfg.batch,
+        };
+        let per_pair = pair_steps(branch_steps, inputs.grid.steps);
+        self.phase(inputs, index, (pairs, per_pair), "clone pairs", |ph| {
+            clone_pairs_from(
+                engine,
+                plan,
+                seeded,
+                ph.range,
+                branch_steps,
+                ph.resume,
+                ph.ckpt,
+                ph.tick,
+            )
+        })
     }
 
     /// Saves the state of phase `index` as it ends (the next phase starts from it).

@@ -8,7 +8,7 @@ use super::pm;
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::config::build::Built;
 use crate::engine::Engine;
-use crate::measure::cloning::{Branch, Pairs, clone_pairs_from, crossing_with_error};
+use crate::measure::cloning::{Branch, crossing_with_error};
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
@@ -185,17 +185,7 @@ impl Study for SpeciationStudy {
         engine: &E,
         session: &mut Session,
     ) -> Result<Parts> {
-        let cfg = &inputs.cfg;
-        let per_pair = pair_steps(&s.steps, inputs.grid.steps);
-        let cloning = session.phase(inputs, 0, (s.pairs, per_pair), "clone pairs", |ph| {
-            let seeded = Pairs {
-                seed: cfg.seed,
-                batch: cfg.batch,
-            };
-            clone_pairs_from(
-                engine, &s.plan, seeded, ph.range, &s.steps, ph.resume, ph.ckpt, ph.tick,
-            )
-        })?;
+        let cloning = session.clone_pairs(inputs, 0, (engine, &s.plan), (s.pairs, &s.steps))?;
         Ok(Parts {
             clones: Some(cloning.state),
             ..Parts::default()
@@ -333,16 +323,7 @@ fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) 
 
 fn write_outputs(out: &OutDir, r: &Speciation, partial: Option<&str>) -> Result<()> {
     write_phi_csv(out, "phi.csv", &r.phi)?;
-    if !r.theory.s_curve.is_empty() {
-        out.write_csv(
-            "s_curve.csv",
-            &["t", "s", "lambda_min_mtilde", "phi_theory"],
-            r.theory
-                .s_curve
-                .iter()
-                .map(|p| vec![p.t, p.s, p.lambda_min_mtilde, p.phi_theory]),
-        )?;
-    }
+    super::theory::write_s_curve(out, &r.theory)?;
     for m in r.modes.iter().flatten() {
         out.write_csv(
             &format!("phi_{}.csv", m.name),

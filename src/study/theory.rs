@@ -100,22 +100,27 @@ impl Study for TheoryStudy {
         out: &OutDir,
         _: Option<&str>,
     ) -> Result<()> {
-        if !r.theory.s_curve.is_empty() {
-            out.write_csv(
-                "s_curve.csv",
-                &["t", "s", "lambda_min_mtilde", "phi_theory"],
-                r.theory
-                    .s_curve
-                    .iter()
-                    .map(|p| vec![p.t, p.s, p.lambda_min_mtilde, p.phi_theory]),
-            )?;
-        }
-        Ok(())
+        write_s_curve(out, &r.theory)
     }
 
     fn table(r: &TheoryOutput) -> String {
         table(r)
     }
+}
+
+/// `s_curve.csv`: s(t), λ_min(M̃_t) and F(s(t)) on the theory's grid (none without a curve).
+pub fn write_s_curve(out: &OutDir, theory: &theory::Theory) -> Result<()> {
+    if !theory.s_curve.is_empty() {
+        out.write_csv(
+            "s_curve.csv",
+            &["t", "s", "lambda_min_mtilde", "phi_theory"],
+            theory
+                .s_curve
+                .iter()
+                .map(|p| vec![p.t, p.s, p.lambda_min_mtilde, p.phi_theory]),
+        )?;
+    }
+    Ok(())
 }
 
 fn table(r: &TheoryOutput) -> String {
