@@ -582,3 +582,28 @@ fn merge_refuses_shards_whose_input_files_changed_and_resume_moves_engines() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!run.join(".regimes-checkpoint").exists());
 }
+
+#[test]
+fn an_interrupted_reproduce_writes_the_checks_done_so_far() {
+    let dir = scratch("reproduce-stop");
+    let out = dir.join("multimodal");
+    let child = spawn(&["reproduce", "multimodal", "--quick", "--out", s(&out)]);
+    let (o, took) = interrupt(child, Duration::from_millis(2500), Duration::from_secs(20));
+    assert!(!o.status.success());
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} after the signal"
+    );
+    assert!(stderr(&o).contains("checks done so far"), "{}", stderr(&o));
+    let sum = read_json(&out.join("summary.json"));
+    assert!(
+        sum["stopped_early"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted")
+    );
+    assert_eq!(sum["passed"], false);
+    assert!(sum["checks"].is_array());
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Stopped early"), "{report}");
+}

@@ -30,7 +30,7 @@ pub enum Stop {
 impl fmt::Display for Stop {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Stop::Interrupted => f.write_str("interrupted (SIGINT or SIGTERM)"),
+            Stop::Interrupted => f.write_str("interrupted by a signal (SIGINT, SIGTERM or SIGHUP)"),
             Stop::Failed(e) => f.write_str(e),
         }
     }

@@ -303,6 +303,8 @@ struct Summary<'a> {
     seed: u64,
     wall_seconds: f64,
     passed: bool,
+    /// Why the experiment stopped before its last check (a signal); the checks are those done.
+    stopped_early: Option<String>,
     checks: &'a [Check],
     data: serde_json::Value,
 }
@@ -339,9 +341,9 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         Selected::Cpu(e) => run(args.name, &e, &out, &base, &args),
         Selected::Gpu(e) => run(args.name, e.as_ref(), &out, &base, &args),
     }?;
-    let (lab_checks, figures, data, engine) = outcome;
+    let (lab_checks, figures, data, engine, stopped) = outcome;
     let wall = started.elapsed().as_secs_f64();
-    let passed = lab_checks.iter().all(|c| c.pass);
+    let passed = stopped.is_none() && lab_checks.iter().all(|c| c.pass);
     let summary = Summary {
         experiment: name,
         title: args.name.title(),
@@ -353,6 +355,7 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         seed: base.seed,
         wall_seconds: wall,
         passed,
+        stopped_early: stopped.clone(),
         checks: &lab_checks,
         data,
     };
@@ -365,16 +368,31 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         .map(|c| c.name.as_str())
         .collect();
     crate::out!(
-        "{name}: {} of {} checks pass in {wall:.1} s; wrote {}",
+        "{name}: {} of {} checks pass in {wall:.1} s{}; wrote {}",
         lab_checks.len() - failed.len(),
         lab_checks.len(),
+        if stopped.is_some() {
+            " before it stopped"
+        } else {
+            ""
+        },
         path.join("report.md").display()
     )?;
+    if let Some(reason) = stopped {
+        anyhow::bail!("stopped early ({reason}); report.md holds the checks done so far");
+    }
     anyhow::ensure!(failed.is_empty(), "checks failed: {}", failed.join(", "));
     Ok(())
 }
 
-type Outcome = (Vec<Check>, Vec<(String, String)>, serde_json::Value, String);
+/// (checks, figures, data, engine, why it stopped early).
+type Outcome = (
+    Vec<Check>,
+    Vec<(String, String)>,
+    serde_json::Value,
+    String,
+    Option<String>,
+);
 
 fn run<E: Engine>(
     experiment: Experiment,
@@ -394,13 +412,21 @@ fn run<E: Engine>(
         figures: vec![],
     };
     let data = match experiment {
-        Experiment::SpeciationGmm => speciation_gmm::run(&mut lab)?,
-        Experiment::CollapseGmm => collapse_gmm::run(&mut lab)?,
-        Experiment::Gap => gap::run(&mut lab)?,
-        Experiment::Steering => steering::run(&mut lab)?,
-        Experiment::Multimodal => multimodal::run(&mut lab)?,
+        Experiment::SpeciationGmm => speciation_gmm::run(&mut lab),
+        Experiment::CollapseGmm => collapse_gmm::run(&mut lab),
+        Experiment::Gap => gap::run(&mut lab),
+        Experiment::Steering => steering::run(&mut lab),
+        Experiment::Multimodal => multimodal::run(&mut lab),
     };
-    Ok((lab.checks, lab.figures, data, engine.describe()))
+    // Interrupted: keep the checks done so far (the report says where it stopped).
+    let (data, stopped) = match data {
+        Ok(data) => (data, None),
+        Err(e) if crate::measure::stop_reason().is_some() => {
+            (serde_json::Value::Null, Some(format!("{e:#}")))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok((lab.checks, lab.figures, data, engine.describe(), stopped))
 }
 
 /// The CPU model and core count, for the report.
@@ -431,6 +457,11 @@ fn report(s: &Summary, figures: &[(String, String)], files: &[String]) -> String
         s.checks.iter().filter(|c| c.pass).count(),
         s.checks.len()
     );
+    if let Some(reason) = &s.stopped_early {
+        md += &format!(
+            "**Stopped early** ({reason}): the checks below are those done before the stop.\n\n"
+        );
+    }
     md += "## Checks\n\n| check | value | expected | tolerance | pass |\n| --- | ---: | ---: | ---: | :---: |\n";
     for c in s.checks {
         md += &format!(
