@@ -7,7 +7,10 @@
 mod plot;
 mod progress;
 
-pub use plot::{Figure, Series, Style, plot_series, render_png, render_svg, write_figure};
+pub use plot::{
+    Figure, Render, Series, Style, plot_series, render_png, render_png_with, render_svg,
+    render_svg_with, write_figure,
+};
 pub use progress::{Progress, duration, si};
 
 use std::fs::{self, File};

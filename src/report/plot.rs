@@ -155,6 +155,53 @@ pub struct Figure<'a> {
     pub markers: &'a [(String, f64)],
 }
 
+/// How a figure is drawn beyond its content: its size, and a categorical x axis.
+#[derive(Clone, Debug, Default)]
+pub struct Render {
+    /// Width and height in pixels (SVG user units); None = 860 × 540.
+    pub size: Option<(u32, u32)>,
+    /// Names of the x positions 0, 1, 2, … (a non-numeric swept key): the axis shows the names
+    /// at those positions and nothing between them.
+    pub categories: Option<Vec<String>>,
+}
+
+impl Render {
+    fn dims(&self) -> (u32, u32) {
+        self.size.unwrap_or((WIDTH, HEIGHT))
+    }
+}
+
+/// Render a figure to an SVG document, sized and labelled as `render` says.
+pub fn render_svg_with(figure: &Figure, render: &Render) -> Result<String> {
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, render.dims()).into_drawing_area(),
+        figure,
+        render,
+    )?;
+    Ok(svg)
+}
+
+/// Render a figure to PNG bytes (RGB, 8 bits), sized and labelled as `render` says.
+pub fn render_png_with(figure: &Figure, render: &Render) -> Result<Vec<u8>> {
+    let (w, h) = render.dims();
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
+        figure,
+        render,
+    )?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut wr| wr.write_image_data(&rgb))
+        .map_err(|e| anyhow!("cannot encode PNG: {e}"))?;
+    Ok(bytes)
+}
+
 /// Render a plot to an SVG document. `markers` are labelled vertical dashed lines (e.g. a
 /// theoretical t_S); non-finite markers are skipped.
 pub fn render_svg(
@@ -171,30 +218,12 @@ pub fn render_svg(
         series,
         markers,
     };
-    let mut svg = String::new();
-    draw(
-        SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area(),
-        &figure,
-    )?;
-    Ok(svg)
+    render_svg_with(&figure, &Render::default())
 }
 
 /// Render a plot to PNG bytes (RGB, 8 bits).
 pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
-    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    draw(
-        BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area(),
-        figure,
-    )?;
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, WIDTH, HEIGHT);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder
-        .write_header()
-        .and_then(|mut w| w.write_image_data(&rgb))
-        .map_err(|e| anyhow!("cannot encode PNG: {e}"))?;
-    Ok(bytes)
+    render_png_with(figure, &Render::default())
 }
 
 /// Text is laid out (SVG) and drawn (PNG) with fonts registered by name: DejaVu Sans, compiled in.
@@ -211,6 +240,7 @@ fn register_font() -> Result<()> {
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     figure: &Figure,
+    render: &Render,
 ) -> Result<()> {
     register_font()?;
     let Figure {
@@ -225,7 +255,21 @@ fn draw<DB: DrawingBackend>(
         .iter()
         .flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| p.0))
         .chain(markers.iter().map(|m| m.1));
-    let (x0, x1) = range(xs, 0.03);
+    let (x0, x1) = match &render.categories {
+        Some(c) => (-0.5, c.len().max(1) as f64 - 0.5),
+        None => range(xs, 0.03),
+    };
+    let categories = render.categories.clone().unwrap_or_default();
+    let x_format = |v: &f64| -> String {
+        if render.categories.is_none() {
+            return format!("{v}");
+        }
+        let k = v.round();
+        match categories.get(k as usize) {
+            Some(name) if (v - k).abs() < 1e-6 && k >= 0.0 => name.clone(),
+            _ => String::new(),
+        }
+    };
     let ys = series.iter().flat_map(|s| {
         s.points
             .iter()
@@ -247,9 +291,8 @@ fn draw<DB: DrawingBackend>(
             .y_label_area_size(72)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(x_label)
             .y_desc(y_label)
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13).into_font().color(&RGBColor(60, 60, 60)))
@@ -257,10 +300,16 @@ fn draw<DB: DrawingBackend>(
             .bold_line_style(RGBColor(225, 225, 225))
             .light_line_style(RGBColor(246, 246, 246))
             .max_light_lines(4)
-            .x_labels(8)
-            .y_labels(8)
-            .draw()
-            .map_err(plot_err)?;
+            .x_labels(if render.categories.is_some() {
+                categories.len().max(1) * 2 + 1
+            } else {
+                8
+            })
+            .y_labels(8);
+        if render.categories.is_some() {
+            mesh.x_label_formatter(&x_format);
+        }
+        mesh.draw().map_err(plot_err)?;
 
         for (k, s) in series.iter().enumerate() {
             let color = PALETTE[s.color.unwrap_or(k) % PALETTE.len()];

@@ -18,6 +18,7 @@ pub mod run;
 pub mod shard;
 pub mod speciation;
 pub mod store;
+pub mod sweep;
 pub mod theory;
 
 use std::ops::Range;
