@@ -206,6 +206,7 @@ fn render_of(size: Option<(u32, u32)>) -> crate::report::Render {
     crate::report::Render {
         size,
         categories: None,
+        legend_outside: true,
     }
 }
 

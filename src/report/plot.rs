@@ -163,11 +163,20 @@ pub struct Render {
     /// Names of the x positions 0, 1, 2, … (a non-numeric swept key): the axis shows the names
     /// at those positions and nothing between them.
     pub categories: Option<Vec<String>>,
+    /// The legend in a column right of the axes, where it hides no data (else in the corner
+    /// of the axes that hides the fewest points).
+    pub legend_outside: bool,
 }
 
 impl Render {
     fn dims(&self) -> (u32, u32) {
-        self.size.unwrap_or((WIDTH, HEIGHT))
+        // A legend column needs room beside the axes.
+        let default = if self.legend_outside {
+            (WIDTH + 240, HEIGHT)
+        } else {
+            (WIDTH, HEIGHT)
+        };
+        self.size.unwrap_or(default)
     }
 }
 
@@ -284,8 +293,37 @@ fn draw<DB: DrawingBackend>(
 
     {
         root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)))
+        // The legend column: what a legend entry needs, right of the axes.
+        let entries = legend_entries(series, &markers);
+        let outside = render.legend_outside && !entries.is_empty();
+        // With the legend outside, the title spans the whole figure.
+        let root = if outside {
+            root.titled(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)))
+                .map_err(plot_err)?
+        } else {
+            root
+        };
+        let (root, legend_area) = if outside {
+            let longest = entries
+                .iter()
+                .map(|e| e.0.chars().count())
+                .max()
+                .unwrap_or(0);
+            let (w, _) = root.dim_in_pixel();
+            let width = ((longest as u32) * 8 + 56).min(w / 2);
+            let (a, b) = root.split_horizontally(w - width);
+            (a, Some(b))
+        } else {
+            (root, None)
+        };
+        if let Some(area) = &legend_area {
+            draw_legend(area, &entries)?;
+        }
+        let mut builder = ChartBuilder::on(&root);
+        if !outside {
+            builder.caption(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)));
+        }
+        let mut chart = builder
             .margin(18)
             .x_label_area_size(52)
             .y_label_area_size(72)
@@ -416,7 +454,7 @@ fn draw<DB: DrawingBackend>(
             .iter()
             .any(|s| !s.label.is_empty() && s.points.iter().any(finite))
             || markers.iter().any(|m| !m.0.is_empty());
-        if labelled {
+        if labelled && legend_area.is_none() {
             chart
                 .configure_series_labels()
                 .position(legend_corner(series, (x0, x1), (y0, y1)))
@@ -429,6 +467,76 @@ fn draw<DB: DrawingBackend>(
                 .map_err(plot_err)?;
         }
         root.present().map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+/// How a legend entry is drawn: its label, sample and colour.
+enum Sample {
+    Line,
+    Dot,
+    Dashed,
+}
+
+fn legend_entries(
+    series: &[Series],
+    markers: &[&(String, f64)],
+) -> Vec<(String, Sample, RGBColor)> {
+    let mut out = vec![];
+    for (k, s) in series.iter().enumerate() {
+        if s.label.is_empty() || !s.points.iter().any(finite) {
+            continue;
+        }
+        let color = PALETTE[s.color.unwrap_or(k) % PALETTE.len()];
+        let sample = match s.style {
+            Style::Line => Sample::Line,
+            Style::Points => Sample::Dot,
+        };
+        out.push((s.label.clone(), sample, color));
+    }
+    for (k, m) in markers.iter().enumerate() {
+        if !m.0.is_empty() {
+            out.push((
+                m.0.clone(),
+                Sample::Dashed,
+                MARKER_COLORS[k % MARKER_COLORS.len()],
+            ));
+        }
+    }
+    out
+}
+
+/// The legend as a column of entries at the top of `area`.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(String, Sample, RGBColor)],
+) -> Result<()> {
+    let top = 30;
+    for (i, (label, sample, color)) in entries.iter().enumerate() {
+        let y = top + 22 * i as i32;
+        let style = color.stroke_width(2);
+        match sample {
+            Sample::Line => area
+                .draw(&PathElement::new(vec![(6, y), (30, y)], style))
+                .map_err(plot_err)?,
+            Sample::Dot => area
+                .draw(&Circle::new((18, y), 4, color.filled()))
+                .map_err(plot_err)?,
+            Sample::Dashed => area
+                .draw(&plotters::element::DashedPathElement::new(
+                    vec![(6, y), (30, y)],
+                    6,
+                    3,
+                    style,
+                ))
+                .map_err(plot_err)?,
+        }
+        area.draw(&Text::new(
+            label.clone(),
+            (38, y - 8),
+            (FONT, 14).into_font().color(&RGBColor(30, 30, 30)),
+        ))
+        .map_err(plot_err)?;
     }
     Ok(())
 }

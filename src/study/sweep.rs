@@ -611,11 +611,14 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// One row of a series: its columns and values.
+type Row = Map<String, Value>;
+
 /// The tidy long table: one row per point × series row; the swept keys, `point` and `series`
 /// first, then every column any series has (empty where a series has none). The series
 /// `summary` is each point's headline scalars.
 pub fn tidy_csv(keys: &[String], entries: &[Entry]) -> String {
-    let mut blocks: Vec<(&Entry, String, Vec<Map<String, Value>>)> = vec![];
+    let mut blocks: Vec<(&Entry, String, Vec<Row>)> = vec![];
     for e in entries {
         blocks.push((e, "summary".into(), vec![headlines(&e.summary)]));
         for (name, rows) in series_of(&e.summary) {
@@ -1107,6 +1110,10 @@ fn overlay(
     if entries.is_empty() {
         return Ok(files);
     }
+    let render = &Render {
+        legend_outside: true,
+        ..render.clone()
+    };
     let sub = if note.is_empty() {
         String::new()
     } else {
@@ -1131,6 +1138,22 @@ fn overlay(
         _ => None,
     };
     if let Some((series, title, y, theory_series, theory_col)) = curve {
+        // Markers of different points at one time are dodged apart by a little (the CSV holds
+        // the exact times), so that none hides another.
+        let span = entries
+            .iter()
+            .filter_map(|e| e.summary.get(series).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|p| number(p, "t"))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+                (a.min(t), b.max(t))
+            });
+        let dodge = if span.1 > span.0 {
+            0.006 * (span.1 - span.0)
+        } else {
+            0.0
+        };
+        let mid = (entries.len() as f64 - 1.0) / 2.0;
         let mut figure_series = vec![];
         let mut rows = vec![];
         for (k, e) in entries.iter().enumerate() {
@@ -1144,18 +1167,18 @@ fn overlay(
                 let v = number(p, "phi");
                 let s = number(p, "stderr");
                 rows.push(vec![
-                    e.name.clone(),
+                    quote(&e.name),
                     "measured".into(),
                     t.to_string(),
                     v.map_or(String::new(), |x| x.to_string()),
                     s.map_or(String::new(), |x| x.to_string()),
                 ]);
                 if let Some(v) = v {
-                    measured.push((t, v));
+                    measured.push((t + dodge * (k as f64 - mid), v));
                     errors.push(s.unwrap_or(f64::NAN));
                 }
             }
-            let t_end = 1.5 * measured.iter().map(|p| p.0).fold(0.0, f64::max);
+            let t_end = 1.2 * measured.iter().map(|p| p.0).fold(0.0, f64::max);
             // Theory: the dense s(t) curve where the study has one, else its value per point.
             let dense: Vec<(f64, f64)> = e
                 .summary
@@ -1179,7 +1202,7 @@ fn overlay(
             };
             for &(t, v) in &theory {
                 rows.push(vec![
-                    e.name.clone(),
+                    quote(&e.name),
                     "theory".into(),
                     t.to_string(),
                     v.to_string(),
@@ -1234,7 +1257,7 @@ fn overlay(
         Kind::Speciation => {
             let mut h = vec![(
                 "t_s",
-                "speciation time t_S",
+                "Speciation time t_S",
                 "t_s_measured",
                 Some("t_s_measured_stderr"),
                 "t_s_theory",
@@ -1246,7 +1269,7 @@ fn overlay(
             }) {
                 h.push((
                     "sync_gap",
-                    "synchronization gap t_S(common) − t_S(difference)",
+                    "Synchronization gap t_S(common) − t_S(difference)",
                     "sync_gap_measured",
                     Some("sync_gap_measured_stderr"),
                     "sync_gap_theory",
@@ -1256,12 +1279,12 @@ fn overlay(
         }
         Kind::Collapse => vec![(
             "t_c",
-            "collapse time t_C",
+            "Collapse time t_C",
             "t_c_measured",
             None,
             "t_c_theory",
         )],
-        _ => vec![("t_s", "speciation time t_S", "", None, "theory.t_s")],
+        _ => vec![("t_s", "Speciation time t_S", "", None, "theory.t_s")],
     };
     // x positions: the values when all are numbers, else categories in first-seen order.
     let xs: Vec<String> = entries
@@ -1310,7 +1333,9 @@ fn overlay(
     let render_x = Render {
         size: render.size,
         categories: (!numeric).then(|| categories.clone()),
+        legend_outside: true,
     };
+
     for (name, title, measured_key, err_key, theory_key) in heads {
         let mut figure_series = vec![];
         let mut rows = vec![];
@@ -1341,12 +1366,15 @@ fn overlay(
                     s.map_or(String::new(), |v| v.to_string()),
                     t.map_or(String::new(), |v| v.to_string()),
                 ]);
+                // Categories: theory just left of its category, measured just right, so that
+                // neither hides the other.
+                let shift = if numeric { 0.0 } else { 0.08 };
                 if let Some(m) = m {
-                    measured.push((pos(x), m));
+                    measured.push((pos(x) + shift, m));
                     errors.push(s.unwrap_or(f64::NAN));
                 }
                 if let Some(t) = t {
-                    theory.push((pos(x), t));
+                    theory.push((pos(x) - shift, t));
                 }
             }
             theory.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -1378,7 +1406,11 @@ fn overlay(
             &Figure {
                 title: &format!("{title} against {x_key}{sub}"),
                 x_label: x_key,
-                y_label: title.split(' ').next_back().unwrap_or(title),
+                y_label: match name {
+                    "sync_gap" => "gap",
+                    "t_c" => "t_C",
+                    _ => "t_S",
+                },
                 series: &figure_series,
                 markers: &[],
             },
