@@ -369,13 +369,22 @@ fn every_sweep_figure_draws_what_its_legend_names_and_has_its_csv() {
                     let legend = format!("q={q}: {what}");
                     assert!(texts.contains(&legend), "{stem}: no legend {legend}");
                 }
-                let group = rows.iter().filter(|r| r.contains(&format!(",q={q},")));
+                // One row per point (measured and theory), then the theory on a dense grid of
+                // the key (a numeric key).
+                let group = rows
+                    .iter()
+                    .filter(|r| r.contains(&format!(",q={q},point,")));
                 assert_eq!(group.clone().count(), 2, "{stem}: rows of q={q}");
                 for r in group {
                     let cells: Vec<&str> = r.split(',').collect();
-                    assert!(cells[2].parse::<f64>().is_ok(), "{stem}: measured {r}");
-                    assert!(cells[4].parse::<f64>().is_ok(), "{stem}: theory {r}");
+                    assert!(cells[3].parse::<f64>().is_ok(), "{stem}: measured {r}");
+                    assert!(cells[5].parse::<f64>().is_ok(), "{stem}: theory {r}");
                 }
+                assert!(
+                    rows.iter()
+                        .any(|r| r.contains(&format!(",q={q},theory-grid,"))),
+                    "{stem}: no dense theory of q={q}"
+                );
             }
         }
         // No legend entry names a series the figure lacks: every legend text is one of those.

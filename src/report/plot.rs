@@ -15,6 +15,9 @@ pub enum Style {
     Line,
     /// Markers at the points; `error` is drawn as ± error bars.
     Points,
+    /// Hollow rings, larger than `Points` markers: a filled point at the same place stays
+    /// visible inside (a second estimate of the same quantity); `error` as ± error bars.
+    Ring,
 }
 
 /// One curve of a plot. Points with a non-finite coordinate are skipped (a line is broken there).
@@ -293,13 +296,22 @@ fn draw<DB: DrawingBackend>(
 
     {
         root.fill(&WHITE).map_err(plot_err)?;
+        let title = typeset(title);
+        let title = title.as_str();
+        // A long title (parameters) shrinks to fit the width.
+        let title_font = {
+            let w = f64::from(root.dim_in_pixel().0);
+            let chars = title.chars().count().max(1) as f64;
+            (FONT, (1.7 * w / chars).clamp(11.0, 22.0))
+                .into_font()
+                .color(&RGBColor(30, 30, 30))
+        };
         // The legend column: what a legend entry needs, right of the axes.
         let entries = legend_entries(series, &markers);
         let outside = render.legend_outside && !entries.is_empty();
         // With the legend outside, the title spans the whole figure.
         let root = if outside {
-            root.titled(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)))
-                .map_err(plot_err)?
+            root.titled(title, title_font.clone()).map_err(plot_err)?
         } else {
             root
         };
@@ -321,7 +333,7 @@ fn draw<DB: DrawingBackend>(
         }
         let mut builder = ChartBuilder::on(&root);
         if !outside {
-            builder.caption(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)));
+            builder.caption(title, title_font);
         }
         let mut chart = builder
             .margin(18)
@@ -330,8 +342,8 @@ fn draw<DB: DrawingBackend>(
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(plot_err)?;
         let mut mesh = chart.configure_mesh();
-        mesh.x_desc(x_label)
-            .y_desc(y_label)
+        mesh.x_desc(typeset(x_label))
+            .y_desc(typeset(y_label))
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13).into_font().color(&RGBColor(60, 60, 60)))
             .axis_style(RGBColor(120, 120, 120))
@@ -399,13 +411,13 @@ fn draw<DB: DrawingBackend>(
                             ))
                             .map_err(plot_err)?;
                         if r == 0 && !s.label.is_empty() {
-                            line.label(s.label.as_str()).legend(move |(x, y)| {
+                            line.label(typeset(&s.label)).legend(move |(x, y)| {
                                 PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
                             });
                         }
                     }
                 }
-                Style::Points => {
+                Style::Points | Style::Ring => {
                     let pts: Vec<(usize, (f64, f64))> = runs.concat();
                     // Error bars: a vertical stroke with short caps.
                     let dx = (x1 - x0) * 0.006;
@@ -422,11 +434,12 @@ fn draw<DB: DrawingBackend>(
                         }
                     }
                     let dots = chart
-                        .draw_series(pts.iter().map(|&(_, p)| Circle::new(p, 4, color.filled())))
+                        .draw_series(pts.iter().map(|&(_, p)| marker(s.style, p, color)))
                         .map_err(plot_err)?;
                     if !pts.is_empty() && !s.label.is_empty() {
-                        dots.label(s.label.as_str())
-                            .legend(move |(x, y)| Circle::new((x + 12, y), 4, color.filled()));
+                        let style = s.style;
+                        dots.label(typeset(&s.label))
+                            .legend(move |(x, y)| marker(style, (x + 12, y), color));
                     }
                 }
             }
@@ -439,7 +452,7 @@ fn draw<DB: DrawingBackend>(
                 .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 7, 5, style))
                 .map_err(plot_err)?;
             if !label.is_empty() {
-                drawn.label(label.as_str()).legend(move |(x, y)| {
+                drawn.label(typeset(label)).legend(move |(x, y)| {
                     plotters::element::DashedPathElement::new(
                         vec![(x, y), (x + 24, y)],
                         6,
@@ -471,10 +484,28 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The marker of a point series: a filled dot, or a ring around where a dot would be.
+fn marker<C>(style: Style, at: C, color: RGBColor) -> Circle<C, i32> {
+    match style {
+        Style::Ring => Circle::new(at, 7, color.stroke_width(2)),
+        _ => Circle::new(at, 4, color.filled()),
+    }
+}
+
+/// Text as the embedded font can draw it: the font has no combining marks positioned over the
+/// letter before them, so t̂_C (t + U+0302) would render as "tˆC"; it is written "t_C measured".
+pub fn typeset(text: &str) -> String {
+    text.replace("f^e", "f\u{1d49}")
+        .replace("median t̂_C", "median measured t_C")
+        .replace("t̂_C", "measured t_C")
+        .replace('\u{0302}', "")
+}
+
 /// How a legend entry is drawn: its label, sample and colour.
 enum Sample {
     Line,
     Dot,
+    Ring,
     Dashed,
 }
 
@@ -491,13 +522,14 @@ fn legend_entries(
         let sample = match s.style {
             Style::Line => Sample::Line,
             Style::Points => Sample::Dot,
+            Style::Ring => Sample::Ring,
         };
-        out.push((s.label.clone(), sample, color));
+        out.push((typeset(&s.label), sample, color));
     }
     for (k, m) in markers.iter().enumerate() {
         if !m.0.is_empty() {
             out.push((
-                m.0.clone(),
+                typeset(&m.0),
                 Sample::Dashed,
                 MARKER_COLORS[k % MARKER_COLORS.len()],
             ));
@@ -520,7 +552,10 @@ fn draw_legend<DB: DrawingBackend>(
                 .draw(&PathElement::new(vec![(6, y), (30, y)], style))
                 .map_err(plot_err)?,
             Sample::Dot => area
-                .draw(&Circle::new((18, y), 4, color.filled()))
+                .draw(&marker(Style::Points, (18, y), *color))
+                .map_err(plot_err)?,
+            Sample::Ring => area
+                .draw(&marker(Style::Ring, (18, y), *color))
                 .map_err(plot_err)?,
             Sample::Dashed => area
                 .draw(&plotters::element::DashedPathElement::new(
@@ -541,7 +576,8 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`.
+/// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`, with the PNG
+/// beside it (`NAME.png` for `NAME.svg`).
 pub fn plot_series(
     out: &OutDir,
     name: &str,
@@ -552,7 +588,19 @@ pub fn plot_series(
     markers: &[(String, f64)],
 ) -> Result<std::path::PathBuf> {
     let svg = render_svg(title, x_label, y_label, series, markers)?;
-    out.write_text(name, &svg)
+    let path = out.write_text(name, &svg)?;
+    // The PNG beside it, for documents and viewers without SVG.
+    if let Some(stem) = name.strip_suffix(".svg") {
+        let figure = Figure {
+            title,
+            x_label,
+            y_label,
+            series,
+            markers,
+        };
+        out.write_bytes(&format!("{stem}.png"), &render_png(&figure)?)?;
+    }
+    Ok(path)
 }
 
 /// Write a plot as `stem.svg` and `stem.png` in `out`.
@@ -628,7 +676,10 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(!svg.contains("NaN"));
-        assert_eq!(out.files(), ["plots/speciation.svg"]);
+        assert_eq!(
+            out.files(),
+            ["plots/speciation.svg", "plots/speciation.png"]
+        );
         if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
             std::fs::copy(&path, std::path::Path::new(&dir).join("speciation.svg")).unwrap();
         }

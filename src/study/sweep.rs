@@ -1281,7 +1281,7 @@ fn overlay(
             "t_c",
             "Collapse time t_C",
             "t_c_measured",
-            None,
+            Some("interval"),
             "t_c_theory",
         )],
         _ => vec![("t_s", "Speciation time t_S", "", None, "theory.t_s")],
@@ -1357,11 +1357,20 @@ fn overlay(
                 let m = (!measured_key.is_empty())
                     .then(|| number(&e.summary, measured_key))
                     .flatten();
-                let s = err_key.and_then(|k| number(&e.summary, k));
+                // The median t̂_C has a ±1σ interval: its half-width.
+                let s = err_key.and_then(|k| match k {
+                    "interval" => {
+                        let a = interval(&e.summary, 0)?;
+                        let b = interval(&e.summary, 1)?;
+                        Some((b - a) / 2.0)
+                    }
+                    k => number(&e.summary, k),
+                });
                 let t = number(&e.summary, theory_key);
                 rows.push(vec![
                     quote(x),
                     quote(group),
+                    "point".into(),
                     m.map_or(String::new(), |v| v.to_string()),
                     s.map_or(String::new(), |v| v.to_string()),
                     t.map_or(String::new(), |v| v.to_string()),
@@ -1378,6 +1387,23 @@ fn overlay(
                 }
             }
             theory.sort_by(|a, b| a.0.total_cmp(&b.0));
+            // A numeric key: the theory on a dense grid of its values, when they build.
+            if numeric
+                && let Some((first, _)) = members.first()
+                && let Some(dense) = dense_theory(first, x_key, name, &xs)
+            {
+                for &(x, t) in &dense {
+                    rows.push(vec![
+                        x.to_string(),
+                        quote(group),
+                        "theory-grid".into(),
+                        String::new(),
+                        String::new(),
+                        t.to_string(),
+                    ]);
+                }
+                theory = dense;
+            }
             let color = 2 * g;
             if !theory.is_empty() {
                 figure_series.push(Series {
@@ -1419,7 +1445,7 @@ fn overlay(
         write_rows(
             dir,
             &format!("{file}.csv"),
-            &[x_key, "group", "measured", "stderr", "theory"],
+            &[x_key, "group", "row", "measured", "stderr", "theory"],
             &rows,
         )?;
         files.extend(
@@ -1429,6 +1455,78 @@ fn overlay(
         );
     }
     Ok(files)
+}
+
+/// `t_c_measured_interval[i]` of a summary.
+fn interval(summary: &Value, i: usize) -> Option<f64> {
+    summary.get("t_c_measured_interval")?.get(i)?.as_f64()
+}
+
+/// The theory of headline `name` (`t_s`, `t_c`, `sync_gap`) on a dense grid of `key` across the
+/// values `xs` (integers when they all are), from `entry`'s config; None when fewer than two
+/// values build.
+fn dense_theory(entry: &Entry, key: &str, name: &str, xs: &[String]) -> Option<Vec<(f64, f64)>> {
+    let cfg: Config = serde_json::from_value(entry.summary.get("config")?.clone()).ok()?;
+    if name == "t_c" && cfg.train_file.is_some() {
+        return None;
+    }
+    let field = match name {
+        "sync_gap" => "sync_gap",
+        "t_c" => "t_c",
+        _ => "t_s",
+    };
+    let values: Vec<f64> = xs.iter().filter_map(|x| x.parse().ok()).collect();
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
+        return None;
+    }
+    let integers = xs.iter().all(|x| x.parse::<i64>().is_ok());
+    let grid: Vec<Value> = if integers {
+        let (lo, hi) = (lo as i64, hi as i64);
+        let step = ((hi - lo) / 80).max(1);
+        (0..)
+            .map(|k| lo + k * step)
+            .take_while(|&v| v <= hi)
+            .chain([hi])
+            .map(Value::from)
+            .collect()
+    } else {
+        (0..=80)
+            .map(|k| Value::from(lo + (hi - lo) * k as f64 / 80.0))
+            .collect()
+    };
+    let mut out: Vec<(f64, f64)> = vec![];
+    for v in grid {
+        let x = v.as_f64()?;
+        if out.last().is_some_and(|l| l.0 == x) {
+            continue;
+        }
+        let Ok(c) = set_key(cfg.clone(), key, &v) else {
+            continue;
+        };
+        if c.validate().is_err() {
+            continue;
+        }
+        let Ok(inputs) = super::Inputs::new(c, false, true) else {
+            continue;
+        };
+        let mut session = super::Session::new(true);
+        use super::Study as _;
+        let Ok(th) = super::theory::TheoryStudy::setup(&inputs, &mut session) else {
+            continue;
+        };
+        if let Some(t) = serde_json::to_value(&th)
+            .ok()
+            .and_then(|j| number(&j, field))
+        {
+            out.push((x, t));
+        }
+    }
+    (out.len() >= 2).then_some(out)
 }
 
 fn write_plot(dir: &Path, stem: &str, figure: &Figure, render: &Render) -> Result<()> {
