@@ -361,6 +361,7 @@ fn draw<DB: DrawingBackend>(
         }
         mesh.draw().map_err(plot_err)?;
 
+        let covers = covering(series);
         for (k, s) in series.iter().enumerate() {
             let color = PALETTE[s.color.unwrap_or(k) % PALETTE.len()];
             // Runs of consecutive finite points (a line breaks at NaN).
@@ -404,15 +405,34 @@ fn draw<DB: DrawingBackend>(
                         flush(&mut band)?;
                     }
                     for (r, run) in runs.iter().enumerate() {
-                        let line = chart
-                            .draw_series(LineSeries::new(
-                                run.iter().map(|&(_, p)| p),
-                                color.stroke_width(2),
+                        let pts = run.iter().map(|&(_, p)| p);
+                        // A line on top of an earlier one is dashed, so both stay visible.
+                        let line = if covers[k] {
+                            chart.draw_series(DashedLineSeries::new(
+                                pts,
+                                9,
+                                6,
+                                color.stroke_width(3),
                             ))
-                            .map_err(plot_err)?;
+                        } else {
+                            chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                        }
+                        .map_err(plot_err)?;
                         if r == 0 && !s.label.is_empty() {
+                            let dashed = covers[k];
                             line.label(typeset(&s.label)).legend(move |(x, y)| {
-                                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
+                                let st = color.stroke_width(2);
+                                if dashed {
+                                    plotters::element::DashedPathElement::new(
+                                        vec![(x, y), (x + 24, y)],
+                                        6,
+                                        3,
+                                        st,
+                                    )
+                                    .into_dyn()
+                                } else {
+                                    PathElement::new(vec![(x, y), (x + 24, y)], st).into_dyn()
+                                }
                             });
                         }
                     }
@@ -484,6 +504,32 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// For each series, whether it is a line drawn over an earlier line with the same points
+/// (within 1e-6 of the plotted range): it is then dashed, so that the one below shows.
+fn covering(series: &[Series]) -> Vec<bool> {
+    let scale = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| p.1.abs()))
+        .fold(0.0f64, f64::max)
+        .max(1e-300);
+    let same = |a: &Series, b: &Series| {
+        a.points.len() == b.points.len()
+            && a.points.iter().zip(&b.points).all(|(p, q)| {
+                (p.0 - q.0).abs() <= 1e-9 * p.0.abs().max(1.0) && (p.1 - q.1).abs() <= 1e-6 * scale
+            })
+    };
+    series
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            s.style == Style::Line
+                && series[..k]
+                    .iter()
+                    .any(|t| t.style == Style::Line && same(s, t))
+        })
+        .collect()
+}
+
 /// The marker of a point series: a filled dot, or a ring around where a dot would be.
 fn marker<C>(style: Style, at: C, color: RGBColor) -> Circle<C, i32> {
     match style {
@@ -514,12 +560,14 @@ fn legend_entries(
     markers: &[&(String, f64)],
 ) -> Vec<(String, Sample, RGBColor)> {
     let mut out = vec![];
+    let covers = covering(series);
     for (k, s) in series.iter().enumerate() {
         if s.label.is_empty() || !s.points.iter().any(finite) {
             continue;
         }
         let color = PALETTE[s.color.unwrap_or(k) % PALETTE.len()];
         let sample = match s.style {
+            Style::Line if covers[k] => Sample::Dashed,
             Style::Line => Sample::Line,
             Style::Points => Sample::Dot,
             Style::Ring => Sample::Ring,
