@@ -331,6 +331,31 @@ fn every_sweep_figure_draws_what_its_legend_names_and_has_its_csv() {
         .collect();
     let svgs: Vec<&String> = names.iter().filter(|n| n.ends_with(".svg")).collect();
     assert!(svgs.len() >= 2, "{names:?}");
+    // The points' own figures: each SVG with its PNG and its data.
+    for p in points(&sw) {
+        let d = sw.join(p["dir"].as_str().unwrap());
+        for e in std::fs::read_dir(&d).unwrap() {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            if let Some(stem) = n.strip_suffix(".svg") {
+                for ext in ["png", "data.csv"] {
+                    assert!(d.join(format!("{stem}.{ext}")).is_file(), "{n}: no {ext}");
+                }
+                let data = std::fs::read_to_string(d.join(format!("{stem}.data.csv"))).unwrap();
+                let svg = std::fs::read_to_string(d.join(&n)).unwrap();
+                let texts: Vec<String> = svg_texts(&svg).iter().map(|t| unescape(t)).collect();
+                // Every series with data is named in the legend.
+                for line in data.lines().skip(1) {
+                    let label = line.split(",points,").next().unwrap();
+                    if line.contains(",points,") && !label.contains('"') {
+                        assert!(
+                            texts.iter().any(|t| t == label),
+                            "{n}: {label} not in legend"
+                        );
+                    }
+                }
+            }
+        }
+    }
     for svg_name in svgs {
         let stem = svg_name.trim_end_matches(".svg");
         for ext in ["png", "csv"] {

@@ -637,7 +637,7 @@ pub fn plot_series(
 ) -> Result<std::path::PathBuf> {
     let svg = render_svg(title, x_label, y_label, series, markers)?;
     let path = out.write_text(name, &svg)?;
-    // The PNG beside it, for documents and viewers without SVG.
+    // The PNG and the figure's data beside it.
     if let Some(stem) = name.strip_suffix(".svg") {
         let figure = Figure {
             title,
@@ -647,11 +647,52 @@ pub fn plot_series(
             markers,
         };
         out.write_bytes(&format!("{stem}.png"), &render_png(&figure)?)?;
+        out.write_text(&format!("{stem}.data.csv"), &figure_csv(&figure))?;
     }
     Ok(path)
 }
 
-/// Write a plot as `stem.svg` and `stem.png` in `out`.
+/// What a figure draws, as a long CSV: one row per point of each series (`series` is its legend
+/// label, `style` line, points or ring, `error` the ± half-width or empty) and one per vertical
+/// marker (`style` marker, its x).
+pub fn figure_csv(figure: &Figure) -> String {
+    let q = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let num = |v: f64| {
+        if v.is_finite() {
+            v.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let mut out = format!(
+        "series,style,{},{},error\n",
+        q(figure.x_label),
+        q(figure.y_label)
+    );
+    for s in figure.series {
+        let style = match s.style {
+            Style::Line => "line",
+            Style::Points => "points",
+            Style::Ring => "ring",
+        };
+        for (i, p) in s.points.iter().enumerate() {
+            let e = s.err(i).map_or(String::new(), num);
+            out += &format!("{},{style},{},{},{e}\n", q(&s.label), num(p.0), num(p.1));
+        }
+    }
+    for (label, x) in figure.markers {
+        out += &format!("{},marker,{},,\n", q(label), num(*x));
+    }
+    out
+}
+
+/// Write a plot as `stem.svg` and `stem.png` in `out`, with its data as `stem.data.csv`.
 pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
     let svg = render_svg(
         figure.title,
@@ -662,6 +703,7 @@ pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
     )?;
     out.write_text(&format!("{stem}.svg"), &svg)?;
     out.write_bytes(&format!("{stem}.png"), &render_png(figure)?)?;
+    out.write_text(&format!("{stem}.data.csv"), &figure_csv(figure))?;
     Ok(())
 }
 
@@ -726,7 +768,11 @@ mod tests {
         assert!(!svg.contains("NaN"));
         assert_eq!(
             out.files(),
-            ["plots/speciation.svg", "plots/speciation.png"]
+            [
+                "plots/speciation.svg",
+                "plots/speciation.png",
+                "plots/speciation.data.csv"
+            ]
         );
         if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
             std::fs::copy(&path, std::path::Path::new(&dir).join("speciation.svg")).unwrap();
