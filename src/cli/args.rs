@@ -191,6 +191,12 @@ impl ConfigArgs {
     /// preset (or defaults) ← TOML file ← flags; d inferred from the model's files when no layer
     /// sets it; the training file fixes N; then [`Config::validate`].
     pub fn resolve(&self) -> Result<Config> {
+        self.resolve_without(&[])
+    }
+
+    /// [`ConfigArgs::resolve`] with the --config file's `skip` keys left out (keys another
+    /// layer reads, such as a sweep's `over`).
+    pub fn resolve_without(&self, skip: &[&str]) -> Result<Config> {
         let mut c = match &self.preset {
             Some(name) => Config::preset(name)?,
             None => Config::default(),
@@ -198,7 +204,13 @@ impl ConfigArgs {
         let mut dim_given = self.dim.is_some() || c.dim != Config::default().dim;
         let mut n_train_given = self.n_train.is_some();
         if let Some(path) = &self.config {
-            let text = crate::config::read_config_file(path)?;
+            let mut text = crate::config::read_config_file(path)?;
+            if !skip.is_empty()
+                && let Ok(mut t) = toml::from_str::<toml::Table>(&text)
+            {
+                t.retain(|k, _| !skip.contains(&k));
+                text = toml::to_string(&t)?;
+            }
             if let Ok(t) = toml::from_str::<toml::Table>(&text) {
                 dim_given |= t.contains_key("dim");
                 n_train_given |= t.contains_key("n-train");
@@ -256,7 +268,7 @@ impl ConfigArgs {
             .as_deref()
             .and_then(|p| crate::config::read_config_file(p).ok())
             .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-            .map(|t| t.keys().cloned().collect())
+            .map(|t| t.keys().filter(|k| *k != "over").cloned().collect())
             .unwrap_or_default()
     }
 

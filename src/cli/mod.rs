@@ -58,6 +58,34 @@ enum Command {
     /// entropy at --entropy-times and the clone-collapse fraction, beside the REM time t_C.
     #[command(allow_negative_numbers = true)]
     Collapse(StudyArgs),
+    /// Run a study at every point of the Cartesian grid of --over KEY=V1,V2,… (any config key;
+    /// also `over = { q = ["zero", "optimal:1"] }` in a --config file) in one process on one
+    /// engine: one directory per point (the study's usual files), sweep.json, the tidy
+    /// sweep.csv and overlay figures (per-point series on one axis; t_S, t_C or the sync gap
+    /// against the first swept key beside theory). Rerunning it into the same --out (or
+    /// `regimes resume DIR`) reuses the completed points; --shard I/N runs a block of points,
+    /// `regimes merge` combines the shards.
+    /// Example: regimes sweep speciation --preset lu-tang --over q=zero,optimal:1 --out sw
+    #[command(allow_negative_numbers = true)]
+    Sweep(SweepArgs),
+    /// Overlay existing outputs of one study kind (study directories, merges, sweeps) in one
+    /// set of figures, each with its CSV, against --x KEY (default: the first config key on
+    /// which they differ). Refuses outputs of different studies, naming them.
+    Plot {
+        /// The output directories.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// The config key on the x axis of the headline figures.
+        #[arg(long, value_name = "KEY")]
+        x: Option<String>,
+        /// Path stem of the figures: STEM_phi.svg, STEM_phi.png, STEM_phi.csv, STEM_t_s.svg, …
+        /// and STEM.csv (the tidy table).
+        #[arg(long, value_name = "FILE", default_value = "overlay")]
+        out: PathBuf,
+        /// Figure size in pixels, WIDTHxHEIGHT [default: 860x540].
+        #[arg(long, value_name = "WxH", value_parser = parse_size)]
+        figure_size: Option<(u32, u32)>,
+    },
     /// Measure engine throughput (particle-steps/s, GFLOP/s, GB/s) on standard workloads,
     /// against the machine's measured peak.
     #[command(long_about = bench::LONG_ABOUT)]
@@ -158,10 +186,137 @@ struct StudyArgs {
     devices: Option<String>,
 }
 
+#[derive(Args)]
+struct SweepArgs {
+    /// The study to sweep: theory, run, speciation or collapse.
+    #[arg(value_name = "STUDY")]
+    study: String,
+    /// A swept config key and its values, comma separated; repeat for a grid. Values holding
+    /// commas go in the --config file's `over` table instead.
+    /// Example: --over q=zero,optimal:0.5 --over dim=8,16
+    #[arg(long = "over", value_name = "KEY=V1,V2,…", help_heading = "Sweep")]
+    over: Vec<String>,
+    /// Figure size in pixels, WIDTHxHEIGHT [default: 860x540].
+    #[arg(long, value_name = "WxH", value_parser = parse_size, help_heading = "Sweep")]
+    figure_size: Option<(u32, u32)>,
+    #[command(flatten)]
+    study_args: StudyArgs,
+}
+
+/// `WIDTHxHEIGHT` in pixels.
+fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| "expected WIDTHxHEIGHT, e.g. 1200x800".to_string())?;
+    let n = |v: &str| -> std::result::Result<u32, String> {
+        match v.trim().parse::<u32>() {
+            Ok(x) if (200..=8000).contains(&x) => Ok(x),
+            _ => Err(format!("{v}: a size from 200 to 8000 pixels")),
+        }
+    };
+    Ok((n(w)?, n(h)?))
+}
+
+fn render_of(size: Option<(u32, u32)>) -> crate::report::Render {
+    crate::report::Render {
+        size,
+        categories: None,
+        legend_outside: true,
+    }
+}
+
+/// `regimes sweep`.
+fn sweep(a: SweepArgs) -> Result<()> {
+    use crate::study::sweep::{Axis, Plan, SweepRequest};
+    let kind = Kind::from_name(&a.study)
+        .map_err(|e| anyhow::anyhow!("{e}: sweep one of theory, run, speciation, collapse"))?;
+    let args = &a.study_args;
+    let cfg = args.config.resolve_without(&["over"])?;
+    let mut axes = vec![];
+    if let Some(path) = &args.config.config {
+        let text = crate::config::read_config_file(path)?;
+        if let Ok(t) = toml::from_str::<toml::Table>(&text)
+            && let Some(over) = t.get("over")
+        {
+            let table = over.as_table().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: over must be a table, e.g. over = {{ q = [\"zero\"] }}",
+                    path.display()
+                )
+            })?;
+            axes.extend(Axis::from_toml(table)?);
+        }
+    }
+    for o in &a.over {
+        let axis = Axis::parse(o)?;
+        // A flag replaces the file's values of the same key.
+        axes.retain(|x: &Axis| x.key != axis.key);
+        axes.push(axis);
+    }
+    let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
+    let warnings = preflight(kind, args, &cfg, empirical)?;
+    for (flag, given) in [
+        ("devices", args.devices.is_some()),
+        ("checkpoint-every", args.checkpoint_every.is_some()),
+    ] {
+        anyhow::ensure!(
+            !given,
+            "--{flag} is not supported by `sweep` (it resumes point by point; run shards with \
+             --shard I/N instead)"
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("sweep needs --out DIR (one directory per point)"))?;
+    let plan = Plan::new(kind, &cfg, empirical, &axes)?;
+    let req = SweepRequest {
+        plan,
+        out,
+        force: args.force,
+        quiet: args.quiet || args.json,
+        shard: args.shard,
+        render: render_of(a.figure_size),
+        warnings,
+    };
+    let _ = ctrlc::set_handler(on_signal);
+    print_sweep(crate::study::sweep::run(&req)?, args.json)
+}
+
+fn print_sweep(r: crate::study::sweep::SweepReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r.summary)?);
+    } else {
+        println!("{}", r.table);
+        println!("wrote {} in {}", r.files.join(", "), r.out.display());
+    }
+    if let Some(reason) = &r.stopped {
+        anyhow::bail!(
+            "sweep stopped early ({reason}); the tables above cover the completed points; \
+             continue it with `regimes resume {}`",
+            r.out.display()
+        )
+    }
+    Ok(())
+}
+
 pub fn main() -> Result<()> {
     let cli = Cli::from_arg_matches(&hide_ignored(Cli::command()).get_matches())
         .unwrap_or_else(|e| e.exit());
     let (study_kind, args) = match cli.command {
+        Command::Sweep(a) => return sweep(a),
+        Command::Plot {
+            dirs,
+            x,
+            out,
+            figure_size,
+        } => {
+            let files =
+                crate::study::sweep::plot(&dirs, x.as_deref(), &out, &render_of(figure_size))?;
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            println!("wrote {}", names.join(", "));
+            return Ok(());
+        }
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
         Command::Reproduce(a) => {
@@ -174,7 +329,16 @@ pub fn main() -> Result<()> {
             force,
             json,
             quiet,
-        } => return print(driver::merge(&dirs, &out, force, quiet || json)?, json),
+        } => {
+            if dirs
+                .first()
+                .is_some_and(|d| crate::study::sweep::is_sweep(d))
+            {
+                let r = crate::study::sweep::merge(&dirs, &out, force, &render_of(None))?;
+                return print_sweep(r, json);
+            }
+            return print(driver::merge(&dirs, &out, force, quiet || json)?, json);
+        }
         Command::Resume {
             dir,
             json,
@@ -183,6 +347,11 @@ pub fn main() -> Result<()> {
             adapter,
             threads,
         } => {
+            if crate::study::sweep::is_sweep(&dir) {
+                let req = crate::study::sweep::resume_request(&dir, quiet || json)?;
+                let _ = ctrlc::set_handler(on_signal);
+                return print_sweep(crate::study::sweep::run(&req)?, json);
+            }
             let mut req = driver::resume_request(&dir, quiet || json)?;
             if let Some(b) = backend {
                 if b != req.cfg.backend {

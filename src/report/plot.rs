@@ -15,6 +15,9 @@ pub enum Style {
     Line,
     /// Markers at the points; `error` is drawn as ± error bars.
     Points,
+    /// Hollow rings, larger than `Points` markers: a filled point at the same place stays
+    /// visible inside (a second estimate of the same quantity); `error` as ± error bars.
+    Ring,
 }
 
 /// One curve of a plot. Points with a non-finite coordinate are skipped (a line is broken there).
@@ -155,6 +158,62 @@ pub struct Figure<'a> {
     pub markers: &'a [(String, f64)],
 }
 
+/// How a figure is drawn beyond its content: its size, and a categorical x axis.
+#[derive(Clone, Debug, Default)]
+pub struct Render {
+    /// Width and height in pixels (SVG user units); None = 860 × 540.
+    pub size: Option<(u32, u32)>,
+    /// Names of the x positions 0, 1, 2, … (a non-numeric swept key): the axis shows the names
+    /// at those positions and nothing between them.
+    pub categories: Option<Vec<String>>,
+    /// The legend in a column right of the axes, where it hides no data (else in the corner
+    /// of the axes that hides the fewest points).
+    pub legend_outside: bool,
+}
+
+impl Render {
+    fn dims(&self) -> (u32, u32) {
+        // A legend column needs room beside the axes.
+        let default = if self.legend_outside {
+            (WIDTH + 240, HEIGHT)
+        } else {
+            (WIDTH, HEIGHT)
+        };
+        self.size.unwrap_or(default)
+    }
+}
+
+/// Render a figure to an SVG document, sized and labelled as `render` says.
+pub fn render_svg_with(figure: &Figure, render: &Render) -> Result<String> {
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, render.dims()).into_drawing_area(),
+        figure,
+        render,
+    )?;
+    Ok(svg)
+}
+
+/// Render a figure to PNG bytes (RGB, 8 bits), sized and labelled as `render` says.
+pub fn render_png_with(figure: &Figure, render: &Render) -> Result<Vec<u8>> {
+    let (w, h) = render.dims();
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
+        figure,
+        render,
+    )?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut wr| wr.write_image_data(&rgb))
+        .map_err(|e| anyhow!("cannot encode PNG: {e}"))?;
+    Ok(bytes)
+}
+
 /// Render a plot to an SVG document. `markers` are labelled vertical dashed lines (e.g. a
 /// theoretical t_S); non-finite markers are skipped.
 pub fn render_svg(
@@ -171,30 +230,12 @@ pub fn render_svg(
         series,
         markers,
     };
-    let mut svg = String::new();
-    draw(
-        SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area(),
-        &figure,
-    )?;
-    Ok(svg)
+    render_svg_with(&figure, &Render::default())
 }
 
 /// Render a plot to PNG bytes (RGB, 8 bits).
 pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
-    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
-    draw(
-        BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area(),
-        figure,
-    )?;
-    let mut bytes = Vec::new();
-    let mut encoder = png::Encoder::new(&mut bytes, WIDTH, HEIGHT);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder
-        .write_header()
-        .and_then(|mut w| w.write_image_data(&rgb))
-        .map_err(|e| anyhow!("cannot encode PNG: {e}"))?;
-    Ok(bytes)
+    render_png_with(figure, &Render::default())
 }
 
 /// Text is laid out (SVG) and drawn (PNG) with fonts registered by name: DejaVu Sans, compiled in.
@@ -211,6 +252,7 @@ fn register_font() -> Result<()> {
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     figure: &Figure,
+    render: &Render,
 ) -> Result<()> {
     register_font()?;
     let Figure {
@@ -225,7 +267,21 @@ fn draw<DB: DrawingBackend>(
         .iter()
         .flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| p.0))
         .chain(markers.iter().map(|m| m.1));
-    let (x0, x1) = range(xs, 0.03);
+    let (x0, x1) = match &render.categories {
+        Some(c) => (-0.5, c.len().max(1) as f64 - 0.5),
+        None => range(xs, 0.03),
+    };
+    let categories = render.categories.clone().unwrap_or_default();
+    let x_format = |v: &f64| -> String {
+        if render.categories.is_none() {
+            return format!("{v}");
+        }
+        let k = v.round();
+        match categories.get(k as usize) {
+            Some(name) if (v - k).abs() < 1e-6 && k >= 0.0 => name.clone(),
+            _ => String::new(),
+        }
+    };
     let ys = series.iter().flat_map(|s| {
         s.points
             .iter()
@@ -240,28 +296,72 @@ fn draw<DB: DrawingBackend>(
 
     {
         root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, (FONT, 22).into_font().color(&RGBColor(30, 30, 30)))
+        let title = typeset(title);
+        let title = title.as_str();
+        // A long title (parameters) shrinks to fit the width.
+        let title_font = {
+            let w = f64::from(root.dim_in_pixel().0);
+            let chars = title.chars().count().max(1) as f64;
+            (FONT, (1.7 * w / chars).clamp(11.0, 22.0))
+                .into_font()
+                .color(&RGBColor(30, 30, 30))
+        };
+        // The legend column: what a legend entry needs, right of the axes.
+        let entries = legend_entries(series, &markers);
+        let outside = render.legend_outside && !entries.is_empty();
+        // With the legend outside, the title spans the whole figure.
+        let root = if outside {
+            root.titled(title, title_font.clone()).map_err(plot_err)?
+        } else {
+            root
+        };
+        let (root, legend_area) = if outside {
+            let longest = entries
+                .iter()
+                .map(|e| e.0.chars().count())
+                .max()
+                .unwrap_or(0);
+            let (w, _) = root.dim_in_pixel();
+            let width = ((longest as u32) * 8 + 56).min(w / 2);
+            let (a, b) = root.split_horizontally(w - width);
+            (a, Some(b))
+        } else {
+            (root, None)
+        };
+        if let Some(area) = &legend_area {
+            draw_legend(area, &entries)?;
+        }
+        let mut builder = ChartBuilder::on(&root);
+        if !outside {
+            builder.caption(title, title_font);
+        }
+        let mut chart = builder
             .margin(18)
             .x_label_area_size(52)
             .y_label_area_size(72)
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(typeset(x_label))
+            .y_desc(typeset(y_label))
             .axis_desc_style((FONT, 16))
             .label_style((FONT, 13).into_font().color(&RGBColor(60, 60, 60)))
             .axis_style(RGBColor(120, 120, 120))
             .bold_line_style(RGBColor(225, 225, 225))
             .light_line_style(RGBColor(246, 246, 246))
             .max_light_lines(4)
-            .x_labels(8)
-            .y_labels(8)
-            .draw()
-            .map_err(plot_err)?;
+            .x_labels(if render.categories.is_some() {
+                categories.len().max(1) * 2 + 1
+            } else {
+                8
+            })
+            .y_labels(8);
+        if render.categories.is_some() {
+            mesh.x_label_formatter(&x_format);
+        }
+        mesh.draw().map_err(plot_err)?;
 
+        let covers = covering(series);
         for (k, s) in series.iter().enumerate() {
             let color = PALETTE[s.color.unwrap_or(k) % PALETTE.len()];
             // Runs of consecutive finite points (a line breaks at NaN).
@@ -305,20 +405,39 @@ fn draw<DB: DrawingBackend>(
                         flush(&mut band)?;
                     }
                     for (r, run) in runs.iter().enumerate() {
-                        let line = chart
-                            .draw_series(LineSeries::new(
-                                run.iter().map(|&(_, p)| p),
-                                color.stroke_width(2),
+                        let pts = run.iter().map(|&(_, p)| p);
+                        // A line on top of an earlier one is dashed, so both stay visible.
+                        let line = if covers[k] {
+                            chart.draw_series(DashedLineSeries::new(
+                                pts,
+                                9,
+                                6,
+                                color.stroke_width(3),
                             ))
-                            .map_err(plot_err)?;
+                        } else {
+                            chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                        }
+                        .map_err(plot_err)?;
                         if r == 0 && !s.label.is_empty() {
-                            line.label(s.label.as_str()).legend(move |(x, y)| {
-                                PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
+                            let dashed = covers[k];
+                            line.label(typeset(&s.label)).legend(move |(x, y)| {
+                                let st = color.stroke_width(2);
+                                if dashed {
+                                    plotters::element::DashedPathElement::new(
+                                        vec![(x, y), (x + 24, y)],
+                                        6,
+                                        3,
+                                        st,
+                                    )
+                                    .into_dyn()
+                                } else {
+                                    PathElement::new(vec![(x, y), (x + 24, y)], st).into_dyn()
+                                }
                             });
                         }
                     }
                 }
-                Style::Points => {
+                Style::Points | Style::Ring => {
                     let pts: Vec<(usize, (f64, f64))> = runs.concat();
                     // Error bars: a vertical stroke with short caps.
                     let dx = (x1 - x0) * 0.006;
@@ -335,11 +454,12 @@ fn draw<DB: DrawingBackend>(
                         }
                     }
                     let dots = chart
-                        .draw_series(pts.iter().map(|&(_, p)| Circle::new(p, 4, color.filled())))
+                        .draw_series(pts.iter().map(|&(_, p)| marker(s.style, p, color)))
                         .map_err(plot_err)?;
                     if !pts.is_empty() && !s.label.is_empty() {
-                        dots.label(s.label.as_str())
-                            .legend(move |(x, y)| Circle::new((x + 12, y), 4, color.filled()));
+                        let style = s.style;
+                        dots.label(typeset(&s.label))
+                            .legend(move |(x, y)| marker(style, (x + 12, y), color));
                     }
                 }
             }
@@ -352,7 +472,7 @@ fn draw<DB: DrawingBackend>(
                 .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 7, 5, style))
                 .map_err(plot_err)?;
             if !label.is_empty() {
-                drawn.label(label.as_str()).legend(move |(x, y)| {
+                drawn.label(typeset(label)).legend(move |(x, y)| {
                     plotters::element::DashedPathElement::new(
                         vec![(x, y), (x + 24, y)],
                         6,
@@ -367,7 +487,7 @@ fn draw<DB: DrawingBackend>(
             .iter()
             .any(|s| !s.label.is_empty() && s.points.iter().any(finite))
             || markers.iter().any(|m| !m.0.is_empty());
-        if labelled {
+        if labelled && legend_area.is_none() {
             chart
                 .configure_series_labels()
                 .position(legend_corner(series, (x0, x1), (y0, y1)))
@@ -384,7 +504,128 @@ fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`.
+/// For each series, whether it is a line drawn over an earlier line with the same points
+/// (within 1e-6 of the plotted range): it is then dashed, so that the one below shows.
+fn covering(series: &[Series]) -> Vec<bool> {
+    let scale = series
+        .iter()
+        .flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| p.1.abs()))
+        .fold(0.0f64, f64::max)
+        .max(1e-300);
+    let same = |a: &Series, b: &Series| {
+        a.points.len() == b.points.len()
+            && a.points.iter().zip(&b.points).all(|(p, q)| {
+                (p.0 - q.0).abs() <= 1e-9 * p.0.abs().max(1.0) && (p.1 - q.1).abs() <= 1e-6 * scale
+            })
+    };
+    series
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            s.style == Style::Line
+                && series[..k]
+                    .iter()
+                    .any(|t| t.style == Style::Line && same(s, t))
+        })
+        .collect()
+}
+
+/// The marker of a point series: a filled dot, or a ring around where a dot would be.
+fn marker<C>(style: Style, at: C, color: RGBColor) -> Circle<C, i32> {
+    match style {
+        Style::Ring => Circle::new(at, 7, color.stroke_width(2)),
+        _ => Circle::new(at, 4, color.filled()),
+    }
+}
+
+/// Text as the embedded font can draw it: the font has no combining marks positioned over the
+/// letter before them, so t̂_C (t + U+0302) would render as "tˆC"; it is written "t_C measured".
+pub fn typeset(text: &str) -> String {
+    text.replace("f^e", "f\u{1d49}")
+        .replace("median t̂_C", "median measured t_C")
+        .replace("t̂_C", "measured t_C")
+        .replace('\u{0302}', "")
+}
+
+/// How a legend entry is drawn: its label, sample and colour.
+enum Sample {
+    Line,
+    Dot,
+    Ring,
+    Dashed,
+}
+
+fn legend_entries(
+    series: &[Series],
+    markers: &[&(String, f64)],
+) -> Vec<(String, Sample, RGBColor)> {
+    let mut out = vec![];
+    let covers = covering(series);
+    for (k, s) in series.iter().enumerate() {
+        if s.label.is_empty() || !s.points.iter().any(finite) {
+            continue;
+        }
+        let color = PALETTE[s.color.unwrap_or(k) % PALETTE.len()];
+        let sample = match s.style {
+            Style::Line if covers[k] => Sample::Dashed,
+            Style::Line => Sample::Line,
+            Style::Points => Sample::Dot,
+            Style::Ring => Sample::Ring,
+        };
+        out.push((typeset(&s.label), sample, color));
+    }
+    for (k, m) in markers.iter().enumerate() {
+        if !m.0.is_empty() {
+            out.push((
+                typeset(&m.0),
+                Sample::Dashed,
+                MARKER_COLORS[k % MARKER_COLORS.len()],
+            ));
+        }
+    }
+    out
+}
+
+/// The legend as a column of entries at the top of `area`.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(String, Sample, RGBColor)],
+) -> Result<()> {
+    let top = 30;
+    for (i, (label, sample, color)) in entries.iter().enumerate() {
+        let y = top + 22 * i as i32;
+        let style = color.stroke_width(2);
+        match sample {
+            Sample::Line => area
+                .draw(&PathElement::new(vec![(6, y), (30, y)], style))
+                .map_err(plot_err)?,
+            Sample::Dot => area
+                .draw(&marker(Style::Points, (18, y), *color))
+                .map_err(plot_err)?,
+            Sample::Ring => area
+                .draw(&marker(Style::Ring, (18, y), *color))
+                .map_err(plot_err)?,
+            Sample::Dashed => area
+                .draw(&plotters::element::DashedPathElement::new(
+                    vec![(6, y), (30, y)],
+                    6,
+                    3,
+                    style,
+                ))
+                .map_err(plot_err)?,
+        }
+        area.draw(&Text::new(
+            label.clone(),
+            (38, y - 8),
+            (FONT, 14).into_font().color(&RGBColor(30, 30, 30)),
+        ))
+        .map_err(plot_err)?;
+    }
+    Ok(())
+}
+
+/// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`, with the PNG
+/// beside it (`NAME.png` for `NAME.svg`).
 pub fn plot_series(
     out: &OutDir,
     name: &str,
@@ -395,10 +636,63 @@ pub fn plot_series(
     markers: &[(String, f64)],
 ) -> Result<std::path::PathBuf> {
     let svg = render_svg(title, x_label, y_label, series, markers)?;
-    out.write_text(name, &svg)
+    let path = out.write_text(name, &svg)?;
+    // The PNG and the figure's data beside it.
+    if let Some(stem) = name.strip_suffix(".svg") {
+        let figure = Figure {
+            title,
+            x_label,
+            y_label,
+            series,
+            markers,
+        };
+        out.write_bytes(&format!("{stem}.png"), &render_png(&figure)?)?;
+        out.write_text(&format!("{stem}.data.csv"), &figure_csv(&figure))?;
+    }
+    Ok(path)
 }
 
-/// Write a plot as `stem.svg` and `stem.png` in `out`.
+/// What a figure draws, as a long CSV: one row per point of each series (`series` is its legend
+/// label, `style` line, points or ring, `error` the ± half-width or empty) and one per vertical
+/// marker (`style` marker, its x).
+pub fn figure_csv(figure: &Figure) -> String {
+    let q = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let num = |v: f64| {
+        if v.is_finite() {
+            v.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let mut out = format!(
+        "series,style,{},{},error\n",
+        q(figure.x_label),
+        q(figure.y_label)
+    );
+    for s in figure.series {
+        let style = match s.style {
+            Style::Line => "line",
+            Style::Points => "points",
+            Style::Ring => "ring",
+        };
+        for (i, p) in s.points.iter().enumerate() {
+            let e = s.err(i).map_or(String::new(), num);
+            out += &format!("{},{style},{},{},{e}\n", q(&s.label), num(p.0), num(p.1));
+        }
+    }
+    for (label, x) in figure.markers {
+        out += &format!("{},marker,{},,\n", q(label), num(*x));
+    }
+    out
+}
+
+/// Write a plot as `stem.svg` and `stem.png` in `out`, with its data as `stem.data.csv`.
 pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
     let svg = render_svg(
         figure.title,
@@ -409,6 +703,7 @@ pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
     )?;
     out.write_text(&format!("{stem}.svg"), &svg)?;
     out.write_bytes(&format!("{stem}.png"), &render_png(figure)?)?;
+    out.write_text(&format!("{stem}.data.csv"), &figure_csv(figure))?;
     Ok(())
 }
 
@@ -471,7 +766,14 @@ mod tests {
             assert!(svg.contains(text), "missing {text}");
         }
         assert!(!svg.contains("NaN"));
-        assert_eq!(out.files(), ["plots/speciation.svg"]);
+        assert_eq!(
+            out.files(),
+            [
+                "plots/speciation.svg",
+                "plots/speciation.png",
+                "plots/speciation.data.csv"
+            ]
+        );
         if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
             std::fs::copy(&path, std::path::Path::new(&dir).join("speciation.svg")).unwrap();
         }

@@ -371,7 +371,9 @@ fn write_outputs(
         let (clones, clone_errors) = super::speciation::measured_points(
             result.clone_collapse.iter().map(|p| (p.t, p.phi, p.stderr)),
         );
-        let series = [
+        // Different quantities on different axes: the excess entropy, and the clone-collapse
+        // fraction.
+        let entropy = [
             Series {
                 label: "f^e/α from exact samples (±1 s.e.)".into(),
                 points: result
@@ -394,21 +396,33 @@ fn write_outputs(
                 style: Style::Line,
                 color: None,
             },
-            Series {
-                label: "clone-collapse φ_C".into(),
-                points: clones,
-                error: Some(clone_errors),
-                style: Style::Points,
-                color: None,
-            },
         ];
         crate::report::plot_series(
             dir,
             "collapse.svg",
-            &super::title("Collapse onto the training set", partial),
+            &super::title(
+                "Excess entropy f^e/α: collapse onto the training set",
+                partial,
+            ),
             "time t",
-            "f^e/α, φ_C",
-            &series,
+            "f^e/α",
+            &entropy,
+            &markers,
+        )?;
+        let clone_series = [Series {
+            label: "clone-collapse φ_C (±1 s.e.)".into(),
+            points: clones,
+            error: Some(clone_errors),
+            style: Style::Points,
+            color: Some(2),
+        }];
+        crate::report::plot_series(
+            dir,
+            "clone_collapse.svg",
+            &super::title("Clone-collapse fraction φ_C", partial),
+            "branch time t",
+            "φ_C",
+            &clone_series,
             &markers,
         )?;
     }

@@ -125,7 +125,21 @@ pub fn run(req: &Request) -> Result<Report> {
         Some(spec) => Source::Devices(spec.clone()),
         None => Source::Engine,
     };
-    req.kind.dispatch(Drive { req, source })
+    req.kind.dispatch(Drive {
+        req,
+        source,
+        engine: None,
+    })
+}
+
+/// Runs `req` as [`run`] does, on an engine already selected (a sweep's points share one
+/// engine, so a GPU compiles its pipelines once); `req.devices` is not read.
+pub fn run_on(req: &Request, engine: &Selected) -> Result<Report> {
+    req.kind.dispatch(Drive {
+        req,
+        source: Source::Engine,
+        engine: Some(engine),
+    })
 }
 
 /// The request that continues the interrupted run in `dir` from its last checkpoint.
@@ -189,6 +203,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, quiet: bool) -> Result<R
     req.kind.dispatch(Drive {
         req: &req,
         source: Source::Shards(shards),
+        engine: None,
     })
 }
 
@@ -214,17 +229,19 @@ pub fn measure_on<S: Study, E: Engine>(
 struct Drive<'a> {
     req: &'a Request,
     source: Source,
+    /// An engine selected by the caller ([`run_on`]); None: the config's.
+    engine: Option<&'a Selected>,
 }
 
 impl Visit for Drive<'_> {
     type Out = Result<Report>;
 
     fn visit<S: Study>(self) -> Result<Report> {
-        drive::<S>(self.req, self.source)
+        drive::<S>(self.req, self.source, self.engine)
     }
 }
 
-fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
+fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> Result<Report> {
     let name = S::KIND.name();
     let mut inputs = Inputs::new(req.cfg.clone(), req.empirical, req.quiet)?;
     inputs.shard = req.shard;
@@ -263,11 +280,18 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
         }
         match source {
             Source::Engine => {
-                let engine = select_engine(&inputs.cfg, inputs.quiet)?;
-                if let Some(s) = engine.compile_seconds() {
-                    shader_compile_seconds = Some(s);
-                    started = Instant::now();
-                }
+                let owned;
+                let engine = match given {
+                    Some(e) => e,
+                    None => {
+                        owned = select_engine(&inputs.cfg, inputs.quiet)?;
+                        if let Some(s) = owned.compile_seconds() {
+                            shader_compile_seconds = Some(s);
+                            started = Instant::now();
+                        }
+                        &owned
+                    }
+                };
                 if let (Some(every), Some(out)) = (req.every, &out) {
                     if req.resume {
                         let (store, snaps) = Store::open(out.path())?;
@@ -284,13 +308,13 @@ fn drive<S: Study>(req: &Request, source: Source) -> Result<Report> {
                     }
                 }
                 let setup = timed_setup::<S>(&inputs, &mut session)?;
-                let parts = match &engine {
+                let parts = match engine {
                     Selected::Cpu(e) => on_engine::<S, _>(&inputs, &setup, e, &mut session),
                     Selected::Gpu(e) => {
                         on_engine::<S, _>(&inputs, &setup, e.as_ref(), &mut session)
                     }
                 }?;
-                let backend = match &engine {
+                let backend = match engine {
                     Selected::Cpu(e) => e.describe(),
                     Selected::Gpu(e) => e.describe(),
                 };

@@ -21,6 +21,7 @@ mod session;
 pub mod shard;
 pub mod speciation;
 pub mod store;
+pub mod sweep;
 pub mod theory;
 
 use std::ops::Range;

@@ -348,7 +348,7 @@ fn write_outputs(out: &OutDir, r: &Speciation, partial: Option<&str>) -> Result<
             label: "posterior Σ r² at the branch".into(),
             points: posterior,
             error: None,
-            style: Style::Points,
+            style: Style::Ring,
             color: None,
         },
     ];

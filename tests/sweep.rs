@@ -1,0 +1,427 @@
+//! `regimes sweep`, `regimes plot` and sweep shards: a sweep is its points run one by one, an
+//! interrupted sweep resumes to the uninterrupted one, shards merge, `plot` refuses mixed
+//! studies, and every figure names only what it draws and has its CSV.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{regimes, scratch};
+use serde_json::Value;
+
+/// A quick sweep: 2 × 2 points of the quick preset on the CPU.
+const OVER: [&str; 4] = ["--over", "seed=1,2", "--over", "q=zero,random:1"];
+
+fn base() -> Vec<&'static str> {
+    vec![
+        "--preset",
+        "quick",
+        "--backend",
+        "cpu",
+        "--threads",
+        "2",
+        "-q",
+    ]
+}
+
+fn ok(args: &[&str]) -> std::process::Output {
+    let out = regimes(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn sweep_into(dir: &Path, extra: &[&str]) {
+    let d = dir.to_str().unwrap();
+    let mut args = vec!["sweep", "speciation"];
+    args.extend(base());
+    args.extend(OVER);
+    args.extend(["--out", d]);
+    args.extend(extra);
+    ok(&args);
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// A summary without what depends on the clock.
+fn timeless(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for k in ["wall_seconds", "shader_compile_seconds", "seconds"] {
+                    m.remove(k);
+                }
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+fn points(dir: &Path) -> Vec<Value> {
+    read_json(&dir.join("sweep.json"))["points"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn point_summaries(dir: &Path) -> Vec<Value> {
+    points(dir)
+        .iter()
+        .map(|p| {
+            timeless(read_json(
+                &dir.join(p["dir"].as_str().unwrap()).join("summary.json"),
+            ))
+        })
+        .collect()
+}
+
+fn csv(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("sweep.csv")).unwrap()
+}
+
+#[test]
+fn a_sweep_equals_its_points_run_one_by_one() {
+    let dir = scratch("sweep-points");
+    let sw = dir.join("sweep");
+    sweep_into(&sw, &[]);
+    let pts = points(&sw);
+    assert_eq!(pts.len(), 4);
+    // The last axis varies fastest; parameters are names, not codes.
+    assert_eq!(pts[1]["params"]["seed"], "1");
+    assert_eq!(pts[1]["params"]["q"], "random:1");
+    for p in &pts {
+        let one = dir.join(format!("one-{}", p["index"]));
+        let (seed, q) = (
+            p["params"]["seed"].as_str().unwrap(),
+            p["params"]["q"].as_str().unwrap(),
+        );
+        let mut args = vec!["speciation"];
+        args.extend(base());
+        args.extend(["--seed", seed, "--q", q, "--out", one.to_str().unwrap()]);
+        ok(&args);
+        let alone = timeless(read_json(&one.join("summary.json")));
+        let point = timeless(read_json(
+            &sw.join(p["dir"].as_str().unwrap()).join("summary.json"),
+        ));
+        assert_eq!(alone, point, "point {}", p["dir"]);
+        // Each point directory holds the study's usual files.
+        for f in ["phi.csv", "phi.svg", "s_curve.csv"] {
+            assert!(sw.join(p["dir"].as_str().unwrap()).join(f).is_file(), "{f}");
+        }
+    }
+    // The tidy table: parameter columns first, one summary row and a row per φ point each.
+    let table = csv(&sw);
+    let header = table.lines().next().unwrap();
+    assert!(header.starts_with("seed,q,point,series,"), "{header}");
+    let phi_rows = table
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains(",phi,"))
+        .count();
+    let branch_times = read_json(
+        &sw.join(pts[0]["dir"].as_str().unwrap())
+            .join("summary.json"),
+    )["phi"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(phi_rows, 4 * branch_times);
+    assert_eq!(table.lines().filter(|l| l.contains(",summary,")).count(), 4);
+    let top = read_json(&sw.join("sweep.json"));
+    assert_eq!(top["complete"], true);
+    assert_eq!(top["study"], "speciation");
+    assert!(top["points"][0]["headlines"]["t_s_theory"].is_number());
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_to_the_uninterrupted_one() {
+    let dir = scratch("sweep-resume");
+    let whole = dir.join("whole");
+    sweep_into(&whole, &[]);
+
+    // Interrupted by SIGINT once its first point has completed (if it finishes first, the
+    // rerun reuses every point: the result must be the same either way).
+    let cut = dir.join("cut");
+    let mut args = vec!["sweep", "speciation"];
+    args.extend(base());
+    args.extend(OVER);
+    args.extend(["--out", cut.to_str().unwrap()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = cut.join("p00_seed=1_q=zero").join("summary.json");
+    let clock = Instant::now();
+    while !first.exists() && clock.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    child.wait().unwrap();
+    ok(&["resume", cut.to_str().unwrap(), "-q"]);
+    assert_eq!(csv(&cut), csv(&whole));
+    assert_eq!(point_summaries(&cut), point_summaries(&whole));
+
+    // A point stopped half-way (its manifest incomplete) and one never started are run again;
+    // the others are reused.
+    let mut manifest = read_json(&cut.join("p01_seed=1_q=random_1").join("manifest.json"));
+    manifest["complete"] = Value::Bool(false);
+    std::fs::write(
+        cut.join("p01_seed=1_q=random_1").join("manifest.json"),
+        manifest.to_string(),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(cut.join("p03_seed=2_q=random_1")).unwrap();
+    sweep_into(&cut, &[]);
+    let status: Vec<String> = points(&cut)
+        .iter()
+        .map(|p| p["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(status, ["reused", "run", "reused", "run"]);
+    assert_eq!(csv(&cut), csv(&whole));
+    assert_eq!(point_summaries(&cut), point_summaries(&whole));
+
+    // Another sweep into the same directory is refused.
+    let out = regimes(&[
+        "sweep",
+        "speciation",
+        "--preset",
+        "quick",
+        "--over",
+        "seed=7",
+        "--out",
+        cut.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds another sweep"));
+}
+
+#[test]
+fn sharded_sweeps_merge() {
+    let dir = scratch("sweep-shards");
+    let whole = dir.join("whole");
+    sweep_into(&whole, &[]);
+    let (a, b) = (dir.join("s0"), dir.join("s1"));
+    sweep_into(&a, &["--shard", "0/2"]);
+    sweep_into(&b, &["--shard", "1/2"]);
+    assert_eq!(read_json(&a.join("sweep.json"))["points_done"], 2);
+    // One shard alone does not make the sweep.
+    let merged = dir.join("merged");
+    let out = regimes(&[
+        "merge",
+        a.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no shard holds") && err.contains("p02"),
+        "{err}"
+    );
+    ok(&[
+        "merge",
+        b.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(csv(&merged), csv(&whole));
+    assert_eq!(point_summaries(&merged), point_summaries(&whole));
+    assert_eq!(read_json(&merged.join("sweep.json"))["complete"], true);
+}
+
+#[test]
+fn plot_overlays_one_study_kind_and_refuses_mixed_kinds() {
+    let dir = scratch("sweep-plot");
+    let (s1, s2, th) = (dir.join("s1"), dir.join("s2"), dir.join("th"));
+    for (d, seed) in [(&s1, "1"), (&s2, "2")] {
+        let mut args = vec!["speciation"];
+        args.extend(base());
+        args.extend(["--seed", seed, "--out", d.to_str().unwrap()]);
+        ok(&args);
+    }
+    ok(&[
+        "theory",
+        "--preset",
+        "quick",
+        "-q",
+        "--out",
+        th.to_str().unwrap(),
+    ]);
+    let stem = dir.join("figs").join("cmp");
+    let out = regimes(&[
+        "plot",
+        s1.to_str().unwrap(),
+        th.to_str().unwrap(),
+        "--out",
+        stem.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("speciation") && err.contains("theory") && err.contains("th"),
+        "{err}"
+    );
+    ok(&[
+        "plot",
+        s1.to_str().unwrap(),
+        s2.to_str().unwrap(),
+        "--out",
+        stem.to_str().unwrap(),
+        "--figure-size",
+        "1200x800",
+    ]);
+    for f in [
+        "cmp_phi.svg",
+        "cmp_phi.png",
+        "cmp_phi.csv",
+        "cmp_t_s.svg",
+        "cmp.csv",
+    ] {
+        assert!(dir.join("figs").join(f).is_file(), "{f}");
+    }
+    // The x key defaults to the key the outputs differ in.
+    let svg = std::fs::read_to_string(dir.join("figs/cmp_phi.svg")).unwrap();
+    assert!(svg.contains("seed=1") && svg.contains("seed=2"));
+    assert!(svg.contains("width=\"1200\""), "figure size");
+}
+
+/// The texts of an SVG document's `<text>` elements.
+fn svg_texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+}
+
+#[test]
+fn every_sweep_figure_draws_what_its_legend_names_and_has_its_csv() {
+    let dir = scratch("sweep-figures");
+    let sw = dir.join("sweep");
+    sweep_into(&sw, &[]);
+    let names: Vec<String> = std::fs::read_dir(&sw)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let svgs: Vec<&String> = names.iter().filter(|n| n.ends_with(".svg")).collect();
+    assert!(svgs.len() >= 2, "{names:?}");
+    // The points' own figures: each SVG with its PNG and its data.
+    for p in points(&sw) {
+        let d = sw.join(p["dir"].as_str().unwrap());
+        for e in std::fs::read_dir(&d).unwrap() {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            if let Some(stem) = n.strip_suffix(".svg") {
+                for ext in ["png", "data.csv"] {
+                    assert!(d.join(format!("{stem}.{ext}")).is_file(), "{n}: no {ext}");
+                }
+                let data = std::fs::read_to_string(d.join(format!("{stem}.data.csv"))).unwrap();
+                let svg = std::fs::read_to_string(d.join(&n)).unwrap();
+                let texts: Vec<String> = svg_texts(&svg).iter().map(|t| unescape(t)).collect();
+                // Every series with data is named in the legend.
+                for line in data.lines().skip(1) {
+                    let label = line.split(",points,").next().unwrap();
+                    if line.contains(",points,") && !label.contains('"') {
+                        assert!(
+                            texts.iter().any(|t| t == label),
+                            "{n}: {label} not in legend"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for svg_name in svgs {
+        let stem = svg_name.trim_end_matches(".svg");
+        for ext in ["png", "csv"] {
+            assert!(
+                names.contains(&format!("{stem}.{ext}")),
+                "{stem}.{ext} missing"
+            );
+        }
+        let svg = std::fs::read_to_string(sw.join(svg_name)).unwrap();
+        let texts: Vec<String> = svg_texts(&svg).iter().map(|t| unescape(t)).collect();
+        let data = std::fs::read_to_string(sw.join(format!("{stem}.csv"))).unwrap();
+        let rows: Vec<&str> = data.lines().skip(1).collect();
+        if stem == "sweep_phi" {
+            // Every point is in the legend with its measured series and its theory, and has
+            // rows of both in the CSV.
+            for p in points(&sw) {
+                let name = format!("seed={}, q={}", p["params"]["seed"], p["params"]["q"])
+                    .replace('"', "");
+                for (legend, kind) in [
+                    (format!("{name} (±1 s.e.)"), "measured"),
+                    (format!("{name} theory"), "theory"),
+                ] {
+                    assert!(texts.contains(&legend), "{stem}: no legend {legend}");
+                    let quoted = format!("\"{name}\",{kind},");
+                    assert!(
+                        rows.iter().any(|r| r.starts_with(&quoted)),
+                        "{stem}: no {kind} rows of {name}"
+                    );
+                }
+            }
+        } else {
+            // Headline against the first swept key: a theory and a measured series per group
+            // of the other keys, each with values in the CSV.
+            for q in ["zero", "random:1"] {
+                for what in ["theory", "measured (±1 s.e.)"] {
+                    let legend = format!("q={q}: {what}");
+                    assert!(texts.contains(&legend), "{stem}: no legend {legend}");
+                }
+                // One row per point (measured and theory), then the theory on a dense grid of
+                // the key (a numeric key).
+                let group = rows
+                    .iter()
+                    .filter(|r| r.contains(&format!(",q={q},point,")));
+                assert_eq!(group.clone().count(), 2, "{stem}: rows of q={q}");
+                for r in group {
+                    let cells: Vec<&str> = r.split(',').collect();
+                    assert!(cells[3].parse::<f64>().is_ok(), "{stem}: measured {r}");
+                    assert!(cells[5].parse::<f64>().is_ok(), "{stem}: theory {r}");
+                }
+                assert!(
+                    rows.iter()
+                        .any(|r| r.contains(&format!(",q={q},theory-grid,"))),
+                    "{stem}: no dense theory of q={q}"
+                );
+            }
+        }
+        // No legend entry names a series the figure lacks: every legend text is one of those.
+        let legendish: Vec<&String> = texts
+            .iter()
+            .filter(|t| t.contains(" theory") || t.contains("s.e.)"))
+            .collect();
+        for t in legendish {
+            assert!(
+                t.starts_with("seed=") || t.starts_with("q="),
+                "{stem}: unexpected legend {t}"
+            );
+        }
+    }
+}
