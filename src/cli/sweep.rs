@@ -1,0 +1,118 @@
+//! `regimes sweep`: its flags, and the printing of its report.
+
+#[allow(unused_imports)]
+use super::*;
+
+#[derive(Args)]
+pub(super) struct SweepArgs {
+    /// The study to sweep: theory, run, speciation or collapse.
+    #[arg(value_name = "STUDY")]
+    study: String,
+    /// A swept config key and its values, comma separated; repeat for a grid. Values holding
+    /// commas go in the --config file's `over` table instead.
+    /// Example: --over q=zero,optimal:0.5 --over dim=8,16
+    #[arg(long = "over", value_name = "KEY=V1,V2,…", help_heading = "Sweep")]
+    over: Vec<String>,
+    /// Figure size in pixels, WIDTHxHEIGHT [default: 860x540].
+    #[arg(long, value_name = "WxH", value_parser = parse_size, help_heading = "Sweep")]
+    figure_size: Option<(u32, u32)>,
+    #[command(flatten)]
+    study_args: StudyArgs,
+}
+
+/// `WIDTHxHEIGHT` in pixels.
+pub(super) fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| "expected WIDTHxHEIGHT, e.g. 1200x800".to_string())?;
+    let n = |v: &str| -> std::result::Result<u32, String> {
+        match v.trim().parse::<u32>() {
+            Ok(x) if (200..=8000).contains(&x) => Ok(x),
+            _ => Err(format!("{v}: a size from 200 to 8000 pixels")),
+        }
+    };
+    Ok((n(w)?, n(h)?))
+}
+
+pub(super) fn render_of(size: Option<(u32, u32)>) -> crate::report::Render {
+    crate::report::Render {
+        size,
+        categories: None,
+        legend_outside: true,
+    }
+}
+
+/// `regimes sweep`.
+pub(super) fn sweep(a: SweepArgs) -> Result<()> {
+    use crate::study::sweep::{Axis, Plan, SweepRequest};
+    let kind = Kind::from_name(&a.study)
+        .map_err(|e| anyhow::anyhow!("{e}: sweep one of theory, run, speciation, collapse"))?;
+    let args = &a.study_args;
+    let cfg = args.config.resolve_without(&["over"])?;
+    let mut axes = vec![];
+    if let Some(path) = &args.config.config {
+        let text = crate::config::read_config_file(path)?;
+        if let Ok(t) = toml::from_str::<toml::Table>(&text)
+            && let Some(over) = t.get("over")
+        {
+            let table = over.as_table().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: over must be a table, e.g. over = {{ q = [\"zero\"] }}",
+                    path.display()
+                )
+            })?;
+            axes.extend(Axis::from_toml(table)?);
+        }
+    }
+    for o in &a.over {
+        let axis = Axis::parse(o)?;
+        // A flag replaces the file's values of the same key.
+        axes.retain(|x: &Axis| x.key != axis.key);
+        axes.push(axis);
+    }
+    let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
+    let warnings = preflight(kind, args, &cfg, empirical)?;
+    for (flag, given) in [
+        ("devices", args.devices.is_some()),
+        ("checkpoint-every", args.checkpoint_every.is_some()),
+    ] {
+        anyhow::ensure!(
+            !given,
+            "--{flag} is not supported by `sweep` (it resumes point by point; run shards with \
+             --shard I/N instead)"
+        );
+    }
+    let out = args
+        .out
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("sweep needs --out DIR (one directory per point)"))?;
+    let plan = Plan::new(kind, &cfg, empirical, &axes)?;
+    let req = SweepRequest {
+        plan,
+        out,
+        force: args.force,
+        quiet: args.quiet || args.json,
+        shard: args.shard,
+        render: render_of(a.figure_size),
+        warnings,
+    };
+    let _ = ctrlc::set_handler(on_signal);
+    print_sweep(crate::study::sweep::run(&req)?, args.json)
+}
+
+pub(super) fn print_sweep(r: crate::study::sweep::SweepReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r.summary)?);
+    } else {
+        println!("{}", r.table);
+        println!("wrote {} in {}", r.files.join(", "), r.out.display());
+    }
+    if let Some(reason) = &r.stopped {
+        anyhow::bail!(
+            "sweep stopped early ({reason}); the tables above cover the completed points; \
+             continue it with `regimes resume {}`",
+            r.out.display()
+        )
+    }
+    Ok(())
+}

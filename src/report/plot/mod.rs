@@ -1,0 +1,416 @@
+//! Line and point plots as SVG (plotters' SVG backend, no font files needed) and PNG (the bitmap
+//! backend with DejaVu Sans embedded in the binary through ab_glyph: no fontconfig, no system
+//! fonts).
+
+use anyhow::{Result, anyhow};
+use plotters::prelude::*;
+
+mod draw;
+use draw::*;
+
+use super::OutDir;
+
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Style {
+    /// A line through the points; `error` is drawn as a shaded ± band.
+    #[default]
+    Line,
+    /// Markers at the points; `error` is drawn as ± error bars.
+    Points,
+    /// Hollow rings, larger than `Points` markers: a filled point at the same place stays
+    /// visible inside (a second estimate of the same quantity); `error` as ± error bars.
+    Ring,
+}
+
+/// One curve of a plot. Points with a non-finite coordinate are skipped (a line is broken there).
+#[derive(Clone, Debug, Default)]
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    /// Half-widths of the ± band / error bars, one per point (non-finite = none at that point).
+    pub error: Option<Vec<f64>>,
+    pub style: Style,
+    /// Palette index; None = the series' position (theory and measurement of one case share a
+    /// colour when they share an index).
+    pub color: Option<usize>,
+}
+
+impl Series {
+    pub fn line(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            error: None,
+            style: Style::Line,
+            color: None,
+        }
+    }
+
+    pub fn points(label: impl Into<String>, points: Vec<(f64, f64)>) -> Series {
+        Series {
+            label: label.into(),
+            points,
+            error: None,
+            style: Style::Points,
+            color: None,
+        }
+    }
+
+    pub fn with_error(mut self, error: Vec<f64>) -> Series {
+        self.error = Some(error);
+        self
+    }
+
+    pub fn colored(mut self, index: usize) -> Series {
+        self.color = Some(index);
+        self
+    }
+
+    fn err(&self, i: usize) -> Option<f64> {
+        self.error
+            .as_ref()
+            .and_then(|e| e.get(i).copied())
+            .filter(|e| e.is_finite())
+            .map(f64::abs)
+    }
+}
+
+const WIDTH: u32 = 860;
+const HEIGHT: u32 = 540;
+const FONT: &str = "sans-serif";
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("cannot draw plot: {e:?}")
+}
+
+/// A plot's content: its title, axes, curves and labelled vertical markers.
+pub struct Figure<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: &'a [Series],
+    pub markers: &'a [(String, f64)],
+}
+
+/// How a figure is drawn beyond its content: its size, and a categorical x axis.
+#[derive(Clone, Debug, Default)]
+pub struct Render {
+    /// Width and height in pixels (SVG user units); None = 860 × 540.
+    pub size: Option<(u32, u32)>,
+    /// Names of the x positions 0, 1, 2, … (a non-numeric swept key): the axis shows the names
+    /// at those positions and nothing between them.
+    pub categories: Option<Vec<String>>,
+    /// The legend in a column right of the axes, where it hides no data (else in the corner
+    /// of the axes that hides the fewest points).
+    pub legend_outside: bool,
+}
+
+impl Render {
+    fn dims(&self) -> (u32, u32) {
+        // A legend column needs room beside the axes.
+        let default = if self.legend_outside {
+            (WIDTH + 240, HEIGHT)
+        } else {
+            (WIDTH, HEIGHT)
+        };
+        self.size.unwrap_or(default)
+    }
+}
+
+/// Render a figure to an SVG document, sized and labelled as `render` says.
+pub fn render_svg_with(figure: &Figure, render: &Render) -> Result<String> {
+    let mut svg = String::new();
+    draw(
+        SVGBackend::with_string(&mut svg, render.dims()).into_drawing_area(),
+        figure,
+        render,
+    )?;
+    Ok(svg)
+}
+
+/// Render a figure to PNG bytes (RGB, 8 bits), sized and labelled as `render` says.
+pub fn render_png_with(figure: &Figure, render: &Render) -> Result<Vec<u8>> {
+    let (w, h) = render.dims();
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    draw(
+        BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
+        figure,
+        render,
+    )?;
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut wr| wr.write_image_data(&rgb))
+        .map_err(|e| anyhow!("cannot encode PNG: {e}"))?;
+    Ok(bytes)
+}
+
+/// Render a plot to an SVG document. `markers` are labelled vertical dashed lines (e.g. a
+/// theoretical t_S); non-finite markers are skipped.
+pub fn render_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    markers: &[(String, f64)],
+) -> Result<String> {
+    let figure = Figure {
+        title,
+        x_label,
+        y_label,
+        series,
+        markers,
+    };
+    render_svg_with(&figure, &Render::default())
+}
+
+/// Render a plot to PNG bytes (RGB, 8 bits).
+pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
+    render_png_with(figure, &Render::default())
+}
+
+/// Text is laid out (SVG) and drawn (PNG) with fonts registered by name: DejaVu Sans, compiled in.
+fn register_font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        let bytes = include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/assets/fonts/DejaVuSans.ttf"
+        ));
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes).is_ok()
+    });
+    anyhow::ensure!(ok, "cannot load the embedded font");
+    Ok(())
+}
+
+/// Text as the embedded font can draw it: the font has no combining marks positioned over the
+/// letter before them, so t̂_C (t + U+0302) would render as "tˆC"; it is written "t_C measured".
+pub fn typeset(text: &str) -> String {
+    text.replace("f^e", "f\u{1d49}")
+        .replace("median t̂_C", "median measured t_C")
+        .replace("t̂_C", "measured t_C")
+        .replace('\u{0302}', "")
+}
+
+/// How a legend entry is drawn: its label, sample and colour.
+enum Sample {
+    Line,
+    Dot,
+    Ring,
+    Dashed,
+}
+
+/// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`, with the PNG
+/// beside it (`NAME.png` for `NAME.svg`).
+pub fn plot_series(
+    out: &OutDir,
+    name: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    markers: &[(String, f64)],
+) -> Result<std::path::PathBuf> {
+    let svg = render_svg(title, x_label, y_label, series, markers)?;
+    let path = out.write_text(name, &svg)?;
+    // The PNG and the figure's data beside it.
+    if let Some(stem) = name.strip_suffix(".svg") {
+        let figure = Figure {
+            title,
+            x_label,
+            y_label,
+            series,
+            markers,
+        };
+        out.write_bytes(&format!("{stem}.png"), &render_png(&figure)?)?;
+        out.write_text(&format!("{stem}.data.csv"), &figure_csv(&figure))?;
+    }
+    Ok(path)
+}
+
+/// What a figure draws, as a long CSV: one row per point of each series (`series` is its legend
+/// label, `style` line, points or ring, `error` the ± half-width or empty) and one per vertical
+/// marker (`style` marker, its x).
+pub fn figure_csv(figure: &Figure) -> String {
+    let q = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let num = |v: f64| {
+        if v.is_finite() {
+            v.to_string()
+        } else {
+            String::new()
+        }
+    };
+    let mut out = format!(
+        "series,style,{},{},error\n",
+        q(figure.x_label),
+        q(figure.y_label)
+    );
+    for s in figure.series {
+        let style = match s.style {
+            Style::Line => "line",
+            Style::Points => "points",
+            Style::Ring => "ring",
+        };
+        for (i, p) in s.points.iter().enumerate() {
+            let e = s.err(i).map_or(String::new(), num);
+            out += &format!("{},{style},{},{},{e}\n", q(&s.label), num(p.0), num(p.1));
+        }
+    }
+    for (label, x) in figure.markers {
+        out += &format!("{},marker,{},,\n", q(label), num(*x));
+    }
+    out
+}
+
+/// Write a plot as `stem.svg` and `stem.png` in `out`, with its data as `stem.data.csv`.
+pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
+    let svg = render_svg(
+        figure.title,
+        figure.x_label,
+        figure.y_label,
+        figure.series,
+        figure.markers,
+    )?;
+    out.write_text(&format!("{stem}.svg"), &svg)?;
+    out.write_bytes(&format!("{stem}.png"), &render_png(figure)?)?;
+    out.write_text(&format!("{stem}.data.csv"), &figure_csv(figure))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phi_series() -> Vec<Series> {
+        let ts: Vec<f64> = (1..=30).map(|i| i as f64 * 0.1).collect();
+        let theory: Vec<(f64, f64)> = ts
+            .iter()
+            .map(|&t| (t, 0.5 + 0.5 / (1.0 + ((t - 1.4) * 4.0).exp())))
+            .collect();
+        let mut measured: Vec<(f64, f64)> = theory
+            .iter()
+            .step_by(3)
+            .map(|&(t, p)| (t, p + 0.01 * (t * 7.0).sin()))
+            .collect();
+        measured[4].1 = f64::NAN;
+        let err = vec![0.02; measured.len()];
+        vec![
+            Series::line("φ(t) theory, F(s(t))", theory.clone()),
+            Series::points("φ(t) clones", measured).with_error(err),
+            Series::line(
+                "Σ r² estimator",
+                theory.iter().map(|&(t, p)| (t, p - 0.01)).collect(),
+            )
+            .with_error(vec![0.015; theory.len()]),
+        ]
+    }
+
+    #[test]
+    fn svg_is_produced() {
+        let s = crate::report::tests::Scratch::new("plot");
+        let out = OutDir::create(&s.0, false).unwrap();
+        let path = plot_series(
+            &out,
+            "plots/speciation.svg",
+            "Speciation: cloning probability",
+            "branch time t",
+            "φ(t)",
+            &phi_series(),
+            &[("t_S theory".into(), 1.386), ("F(1) crossing".into(), 1.45)],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            svg.starts_with("<svg") || svg.starts_with("<?xml"),
+            "{}",
+            &svg[..80]
+        );
+        assert!(svg.trim_end().ends_with("</svg>"));
+        for text in [
+            "Speciation",
+            "branch time t",
+            "t_S theory",
+            "φ(t) clones",
+            "polygon",
+        ] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+        assert!(!svg.contains("NaN"));
+        assert_eq!(
+            out.files(),
+            [
+                "plots/speciation.svg",
+                "plots/speciation.png",
+                "plots/speciation.data.csv"
+            ]
+        );
+        if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
+            std::fs::copy(&path, std::path::Path::new(&dir).join("speciation.svg")).unwrap();
+        }
+    }
+
+    /// The PNG decodes to the plot's size, and the embedded font draws the title: its band holds
+    /// dark pixels (a missing font would leave it white).
+    #[test]
+    fn png_is_produced_with_text() {
+        let series = phi_series();
+        let markers = [("t_S theory".to_string(), 1.386)];
+        let figure = Figure {
+            title: "Speciation: cloning probability",
+            x_label: "branch time t",
+            y_label: "φ(t)",
+            series: &series,
+            markers: &markers,
+        };
+        let bytes = render_png(&figure).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
+        let row = (info.width * 3) as usize;
+        let title_band = &buf[row * 18..row * 42];
+        let dark = title_band
+            .chunks(3)
+            .filter(|p| p.iter().all(|&c| c < 100))
+            .count();
+        assert!(dark > 200, "title pixels: {dark}");
+        if let Ok(dir) = std::env::var("REGIMES_PLOT_DIR") {
+            std::fs::write(std::path::Path::new(&dir).join("speciation.png"), &bytes).unwrap();
+        }
+    }
+
+    #[test]
+    fn degenerate_inputs_still_render() {
+        // No data, constant data, all-NaN, single point.
+        render_svg("empty", "x", "y", &[], &[]).unwrap();
+        render_svg(
+            "nan",
+            "x",
+            "y",
+            &[Series::line("a", vec![(f64::NAN, 1.0)])],
+            &[],
+        )
+        .unwrap();
+        let svg = render_svg(
+            "one",
+            "x",
+            "y",
+            &[Series::points("a", vec![(2.0, 3.0)])],
+            &[("m".into(), f64::INFINITY)],
+        )
+        .unwrap();
+        assert!(!svg.contains("NaN") && !svg.contains("inf"));
+        assert_eq!(range([5.0, 5.0].into_iter(), 0.1), (4.5, 5.5));
+    }
+}
