@@ -555,6 +555,48 @@ impl OutDir {
         self.write_text(name, &text)
     }
 
+    /// A CSV whose first columns are names (a class, a strategy, a mode: written as text,
+    /// quoted where needed) and the rest numbers, as [`OutDir::write_csv`] writes them.
+    pub fn write_csv_named(
+        &self,
+        name: &str,
+        (names, numbers): (&[&str], &[&str]),
+        rows: impl IntoIterator<Item = (Vec<String>, Vec<f64>)>,
+    ) -> Result<PathBuf> {
+        let mut text = names
+            .iter()
+            .chain(numbers)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",");
+        text.push('\n');
+        for (i, (labels, values)) in rows.into_iter().enumerate() {
+            ensure!(
+                labels.len() == names.len() && values.len() == numbers.len(),
+                "{name}: row {i} has {} names and {} values but the header has {} and {}",
+                labels.len(),
+                values.len(),
+                names.len(),
+                numbers.len()
+            );
+            let quote = |s: &str| {
+                if s.contains([',', '"', '\n']) {
+                    format!("\"{}\"", s.replace('"', "\"\""))
+                } else {
+                    s.to_string()
+                }
+            };
+            let cells: Vec<String> = labels
+                .iter()
+                .map(|l| quote(l))
+                .chain(values.iter().map(|&x| csv_number(x)))
+                .collect();
+            text.push_str(&cells.join(","));
+            text.push('\n');
+        }
+        self.write_text(name, &text)
+    }
+
     /// Write `data` (C order) as an f32 `.npy` array of the given shape.
     pub fn write_npy_f32(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<PathBuf> {
         self.write_bytes(name, &crate::io::encode_npy(name, shape, data)?)
@@ -799,6 +841,30 @@ mod tests {
         out.write_text("samples", "x").unwrap_err();
         assert_eq!(out.files().len(), 3);
         assert_eq!(fs::read_dir(&s.0).unwrap().count(), 5);
+    }
+
+    #[test]
+    fn named_columns_are_text_and_quoted_where_needed() {
+        let s = Scratch::new("csv-named");
+        let out = OutDir::create(&s.0, false).unwrap();
+        out.write_csv_named(
+            "steering.csv",
+            (&["mean", "q"], &["t_s"]),
+            vec![
+                (vec!["soft".into(), "optimal:0.5".into()], vec![1.25]),
+                (vec!["stiff".into(), "pair:0:1:2,x".into()], vec![f64::NAN]),
+            ],
+        )
+        .unwrap();
+        let text = fs::read_to_string(out.path_of("steering.csv")).unwrap();
+        assert_eq!(
+            text,
+            "mean,q,t_s\nsoft,optimal:0.5,1.25\nstiff,\"pair:0:1:2,x\",nan\n"
+        );
+        assert!(
+            out.write_csv_named("bad.csv", (&["a"], &["b"]), vec![(vec![], vec![1.0])])
+                .is_err()
+        );
     }
 
     #[test]

@@ -80,7 +80,10 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             lab.check(t_s_check(&format!("t_S {name} γ={g}"), m, *theory, 0.01));
             if let Some((t, se)) = m {
                 mode_points[k].push((g, t, se));
-                rows.push(vec![g, k as f64, t, se, theory.unwrap_or(f64::NAN)]);
+                rows.push((
+                    vec![name.to_string()],
+                    vec![g, t, se, theory.unwrap_or(f64::NAN)],
+                ));
             }
             t_s.push(m);
         }
@@ -96,9 +99,12 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             gap_points.push((g, tc - td, sigma));
         }
     }
-    lab.out.write_csv(
+    lab.out.write_csv_named(
         "t_s_modes.csv",
-        &["gamma", "mode", "t_s_measured", "stderr", "t_s_theory"],
+        (
+            &["mode"],
+            &["gamma", "t_s_measured", "stderr", "t_s_theory"],
+        ),
         rows,
     )?;
     let fine: Vec<f64> = (0..=90).map(|i| i as f64 * 0.01).collect();

@@ -93,15 +93,16 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                     t_c_points.push((s, t, se));
                 }
             }
-            rows.push(vec![
-                f64::from(mean_name == "soft"),
-                i as f64,
-                r.t_s_theory.unwrap_or(f64::NAN),
-                m.map_or(f64::NAN, |m| m.0),
-                m.map_or(f64::NAN, |m| m.1),
-                t_c,
-                c.t_c_measured.unwrap_or(f64::NAN),
-            ]);
+            rows.push((
+                vec![mean_name.to_string(), q_name.to_string()],
+                vec![
+                    r.t_s_theory.unwrap_or(f64::NAN),
+                    m.map_or(f64::NAN, |m| m.0),
+                    m.map_or(f64::NAN, |m| m.1),
+                    t_c,
+                    c.t_c_measured.unwrap_or(f64::NAN),
+                ],
+            ));
             data.push(json!({
                 "mean": mean_name,
                 "q": q_name,
@@ -148,17 +149,18 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             .colored(t_c_color),
         );
     }
-    lab.out.write_csv(
+    lab.out.write_csv_named(
         "steering.csv",
-        &[
-            "soft_class",
-            "rotation",
-            "t_s_theory",
-            "t_s_measured",
-            "t_s_stderr",
-            "t_c_theory",
-            "t_c_median",
-        ],
+        (
+            &["mean", "q"],
+            &[
+                "t_s_theory",
+                "t_s_measured",
+                "t_s_stderr",
+                "t_c_theory",
+                "t_c_median",
+            ],
+        ),
         rows,
     )?;
     lab.figure(
