@@ -92,7 +92,7 @@ fn an_interrupted_run_reports_no_statistic_of_points_it_never_reached() {
     ]);
     let (o, took) = interrupt(child, Duration::from_millis(1500), Duration::from_secs(10));
     assert!(!o.status.success());
-    assert!(took < Duration::from_secs(4), "took {took:?} to stop");
+    assert!(took < Duration::from_secs(6), "took {took:?} to stop");
     let err = stderr(&o);
     assert!(err.contains("stopping at the next step boundary"), "{err}");
     let table = String::from_utf8_lossy(&o.stdout);
