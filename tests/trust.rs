@@ -447,7 +447,7 @@ fn a_stop_request_lands_within_seconds_in_the_host_side_excess_entropy() {
     let (o, took) = interrupt(child, Duration::from_millis(2500), Duration::from_secs(20));
     assert!(!o.status.success());
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_secs(8),
         "took {took:?} after the signal"
     );
     let sum: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -591,7 +591,7 @@ fn an_interrupted_reproduce_writes_the_checks_done_so_far() {
     let (o, took) = interrupt(child, Duration::from_millis(2500), Duration::from_secs(20));
     assert!(!o.status.success());
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_secs(8),
         "took {took:?} after the signal"
     );
     assert!(stderr(&o).contains("checks done so far"), "{}", stderr(&o));
