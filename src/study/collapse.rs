@@ -402,6 +402,8 @@ fn write_outputs(
             "collapse.svg",
             &super::title(
                 "Excess entropy f^e/α: collapse onto the training set",
+                inputs,
+                &format!("N = {}", result.n_train),
                 partial,
             ),
             "time t",
@@ -419,7 +421,12 @@ fn write_outputs(
         crate::report::plot_series(
             dir,
             "clone_collapse.svg",
-            &super::title("Clone-collapse fraction φ_C", partial),
+            &super::title(
+                "Clone-collapse fraction φ_C",
+                inputs,
+                &format!("N = {}", result.n_train),
+                partial,
+            ),
             "branch time t",
             "φ_C",
             &clone_series,

@@ -323,11 +323,25 @@ fn fraction(done: u64, total: u64) -> f64 {
     }
 }
 
-/// A figure title, marked when the run stopped early.
-fn title(title: &str, partial: Option<&str>) -> String {
+/// A figure title with the study's parameters (d, ‖m‖², U, Q, the coupling, `count`), marked
+/// when the run stopped early.
+fn title(title: &str, inputs: &Inputs, count: &str, partial: Option<&str>) -> String {
+    let cfg = &inputs.cfg;
+    let mut params = vec![format!("d = {}", cfg.dim)];
+    if cfg.mixture_file.is_none() && cfg.train_file.is_none() {
+        let norm2 = cfg.mean_norm2.unwrap_or(cfg.dim as f64);
+        params.push(format!("‖m‖² = {norm2}"));
+    }
+    params.push(format!("U = {}", cfg.u));
+    params.push(format!("Q = {}", cfg.q));
+    if let Some(c) = &cfg.coupling {
+        params.push(format!("coupling {c}"));
+    }
+    params.push(count.to_string());
+    let title = format!("{title} ({})", params.join(", "));
     match partial {
         Some(p) => format!("{title} — {p}"),
-        None => title.to_string(),
+        None => title,
     }
 }
 

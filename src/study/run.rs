@@ -239,7 +239,12 @@ impl Study for RunStudy {
         crate::report::plot_series(
             dir,
             "run.svg",
-            &super::title("Generation from t = T to 0", partial),
+            &super::title(
+                "Generation from t = T to 0",
+                inputs,
+                &format!("{} particles", result.particles),
+                partial,
+            ),
             "time t",
             "",
             &series,

@@ -254,14 +254,14 @@ impl Study for SpeciationStudy {
     }
 
     fn write(
-        _: &Inputs,
+        inputs: &Inputs,
         _: &Setup,
         r: &Speciation,
         _: &Parts,
         out: &OutDir,
         partial: Option<&str>,
     ) -> Result<()> {
-        write_outputs(out, r, partial)
+        write_outputs(inputs, out, r, partial)
     }
 
     fn work(inputs: &Inputs, s: &Setup) -> u64 {
@@ -321,7 +321,12 @@ fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) 
     (0..12).map(|k| a + (b - a) * k as f64 / 11.0).collect()
 }
 
-fn write_outputs(out: &OutDir, r: &Speciation, partial: Option<&str>) -> Result<()> {
+fn write_outputs(
+    inputs: &Inputs,
+    out: &OutDir,
+    r: &Speciation,
+    partial: Option<&str>,
+) -> Result<()> {
     write_phi_csv(out, "phi.csv", &r.phi)?;
     super::theory::write_s_curve(out, &r.theory)?;
     for m in r.modes.iter().flatten() {
@@ -398,16 +403,27 @@ fn write_outputs(out: &OutDir, r: &Speciation, partial: Option<&str>) -> Result<
             markers.push((format!("t_S {} theory", m.name), t));
         }
     }
-    if let Some(t) = r.t_s_theory {
+    // With modes, the joint t_S is one of theirs: the modes' markers say it.
+    if let (Some(t), None) = (r.t_s_theory, &r.modes) {
         markers.push(("t_S theory".to_string(), t));
     }
     if let Some(t) = r.t_s_measured {
         markers.push(("t_S measured".to_string(), t));
     }
+    for m in r.modes.iter().flatten() {
+        if let Some(t) = m.t_s_measured {
+            markers.push((format!("t_S {} measured", m.name), t));
+        }
+    }
     crate::report::plot_series(
         out,
         "phi.svg",
-        &super::title("Cloning probability φ(t)", partial),
+        &super::title(
+            "Cloning probability φ(t)",
+            inputs,
+            &format!("{} pairs", r.pairs),
+            partial,
+        ),
         "branch time t",
         "φ",
         &series,
