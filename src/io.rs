@@ -136,11 +136,15 @@ pub fn is_word(field: &str) -> bool {
 
 /// Read a 2-D matrix (a 1-D array becomes a single row).
 pub fn read_matrix(path: &Path) -> Result<DMatrix<f64>> {
-    let bytes = read_bounded(path, MAX_MATRIX_BYTES)?;
+    parse_matrix(&read_bounded(path, MAX_MATRIX_BYTES)?, path)
+}
+
+/// A 2-D matrix from the bytes of a `.npy` or text file read from `path` (named in errors).
+pub fn parse_matrix(bytes: &[u8], path: &Path) -> Result<DMatrix<f64>> {
     let m = if bytes.starts_with(NPY_MAGIC) {
-        read_npy(&bytes).with_context(|| format!("{}: invalid .npy file", path.display()))?
+        read_npy(bytes).with_context(|| format!("{}: invalid .npy file", path.display()))?
     } else {
-        let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let text = std::str::from_utf8(bytes).map_err(|e| {
             anyhow::anyhow!(
                 "{}: neither a .npy file nor UTF-8 text ({e})",
                 path.display()

@@ -11,7 +11,7 @@ mod plot;
 mod progress;
 
 pub use lock::{Holder, LOCK, Lock};
-pub use outdir::{CHECKPOINT_DIR, MANIFEST, OutDir, run_token, write_atomic};
+pub use outdir::{CHECKPOINT_DIR, MANIFEST, OutDir, hash_bytes, run_token, write_atomic};
 pub use plot::{
     Figure, Render, Series, Style, plot_series, render_png, render_png_with, render_svg,
     render_svg_with, write_figure,

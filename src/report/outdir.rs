@@ -98,7 +98,8 @@ impl ContentHash {
     }
 }
 
-fn hash_bytes(bytes: &[u8]) -> String {
+/// The content hash of `bytes`, as the manifest records each file's.
+pub fn hash_bytes(bytes: &[u8]) -> String {
     let mut h = ContentHash::default();
     h.update(bytes);
     h.finish()
@@ -456,6 +457,15 @@ impl OutDir {
     /// Where `name` lives (whether or not it was written yet).
     pub fn path_of(&self, name: &str) -> PathBuf {
         self.root.join(name)
+    }
+
+    /// The content hash recorded for `name` when this run wrote it.
+    pub fn hash_of(&self, name: &str) -> Option<String> {
+        let files = self.files.lock().unwrap();
+        files
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| e.hash.clone())
     }
 
     /// Names written so far, in the order they were first written.

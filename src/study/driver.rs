@@ -10,7 +10,6 @@ use anyhow::{Result, bail, ensure};
 use serde::Serialize;
 
 use super::backend::{Selected, select_engine};
-use super::fingerprint::fnv1a;
 use super::shard::{SHARD_FILE, ShardFile, check_shards};
 use super::store::{CheckpointFile, Store};
 use super::{Inputs, Kind, Parts, SAMPLES, Session, Study, Visit};
@@ -216,10 +215,7 @@ pub fn measure_on<S: Study, E: Engine>(
     let mut session = Session::new(inputs.quiet);
     let setup = S::setup(inputs, &mut session)?;
     let parts = if S::MEASURES {
-        session.begin_progress(S::work(inputs, &setup), S::KIND.name());
-        let parts = S::measure(inputs, &setup, engine, &mut session);
-        session.finish_progress();
-        parts?
+        measure_with_progress::<S, E>(inputs, &setup, engine, &mut session)?
     } else {
         Parts::default()
     };
@@ -389,10 +385,13 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
             S::write(&inputs, &setup, &output, &parts, dir, partial.as_deref()).and_then(|()| {
                 match shard_file {
                     Some(mut f) => {
-                        // The data files beside it are part of the shard: merge checks them.
+                        // The data files beside it are part of the shard: merge checks them
+                        // against the hash the output directory recorded as it wrote them.
                         if parts.samples.is_some() {
-                            let bytes = std::fs::read(dir.path_of(SAMPLES))?;
-                            f.files.insert(SAMPLES.into(), fnv1a(&bytes));
+                            let hash = dir.hash_of(SAMPLES).ok_or_else(|| {
+                                anyhow::anyhow!("{SAMPLES} was not written beside the shard")
+                            })?;
+                            f.files.insert(SAMPLES.into(), hash);
                         }
                         dir.write_json(SHARD_FILE, &f.sealed()?).map(drop)
                     }
@@ -463,6 +462,16 @@ fn on_engine<S: Study, E: Engine>(
     session: &mut Session,
 ) -> Result<Parts> {
     inputs.note(&format!("engine: {}", engine.describe()));
+    measure_with_progress::<S, E>(inputs, setup, engine, session)
+}
+
+/// `S::measure` under one progress bar over the whole study.
+fn measure_with_progress<S: Study, E: Engine>(
+    inputs: &Inputs,
+    setup: &S::Setup,
+    engine: &E,
+    session: &mut Session,
+) -> Result<Parts> {
     session.begin_progress(S::work(inputs, setup), S::KIND.name());
     let parts = S::measure(inputs, setup, engine, session);
     session.finish_progress();

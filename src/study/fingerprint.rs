@@ -8,17 +8,22 @@ use std::path::PathBuf;
 use super::keys::ENGINE_KEYS;
 use crate::config::Config;
 
-/// The canonical config of a study: its JSON with the engine keys left out, and a digest of the
-/// contents of every file it reads (`KEY (content)`), so that shards reading different data
-/// under one path do not pass for one study.
-fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
+/// The keys of a study's config that say what it measures: its JSON with the engine keys left
+/// out (no file is read).
+pub fn study_keys(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(cfg) else {
         unreachable!("Config serialises to an object")
     };
-    let mut out: BTreeMap<String, serde_json::Value> = map
-        .into_iter()
+    map.into_iter()
         .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()))
-        .collect();
+        .collect()
+}
+
+/// The canonical config of a study: its [`study_keys`] and a digest of the contents of every
+/// file it reads (`KEY (content)`), so that shards reading different data under one path do not
+/// pass for one study.
+fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
+    let mut out = study_keys(cfg);
     for (key, path) in input_files(cfg) {
         let digest = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
             .map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));

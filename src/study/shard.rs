@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::Parts;
 use super::SAMPLES;
 
-use super::fingerprint::{check_seal, config_hash, differing_keys, fnv1a, input_files, seal};
+use super::fingerprint::{check_seal, config_hash, differing_keys, input_files, seal, study_keys};
 use crate::config::Config;
 use crate::measure::Shard;
-use crate::report::CHECKPOINT_DIR;
+use crate::report::{CHECKPOINT_DIR, hash_bytes};
 
 /// The file a shard writes into its `--out` directory.
 pub const SHARD_FILE: &str = "shard.json";
@@ -114,17 +114,6 @@ impl ShardFile {
             path.display(),
             f.version
         );
-        // The study it names must be the study it ran: its config and the files that config reads.
-        let now = config_hash(&f.command, &f.config);
-        ensure!(
-            now == f.config_hash,
-            "{}: the study changed since the shard ran (config hash {} then, {now} now): a file it \
-             reads ({}) has other contents here, or {SHARD_FILE} was edited; merge where the \
-             shards' files are, as they were",
-            dir.display(),
-            f.config_hash,
-            input_names(&f.config)
-        );
         f.check_counts()
             .with_context(|| format!("{}: {SHARD_FILE} is inconsistent", path.display()))?;
         Ok(f)
@@ -204,6 +193,27 @@ pub fn check_shards(shards: &mut [(PathBuf, ShardFile)]) -> Result<()> {
             first.shard
         );
     }
+    // The study they name must be the study they ran: the same config in every shard (the
+    // recorded hashes agree, so an edited config shows as a difference), and that config's
+    // hash where the merge runs, which reads the files it names once for all shards.
+    for (dir, f) in shards.iter() {
+        ensure!(
+            study_keys(&f.config) == study_keys(&first.config),
+            "{}: its config is not the one its hash was made from ({SHARD_FILE} was edited); run \
+             that shard again",
+            dir.display()
+        );
+    }
+    let now = config_hash(&first.command, &first.config);
+    ensure!(
+        now == first.config_hash,
+        "{}: the study changed since the shards ran (config hash {} then, {now} now): a file it \
+         reads ({}) has other contents here, or {SHARD_FILE} was edited; merge where the \
+         shards' files are, as they were",
+        first_dir.display(),
+        first.config_hash,
+        input_names(&first.config)
+    );
     shards.sort_by_key(|(_, f)| f.shard.index);
     for w in shards.windows(2) {
         ensure!(
@@ -278,12 +288,13 @@ pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f6
             let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
                 .map_err(|e| anyhow!("{}: cannot read {SAMPLES} ({e:#})", d.display()))?;
             ensure!(
-                f.files.get(SAMPLES) == Some(&fnv1a(&bytes)),
+                f.files.get(SAMPLES) == Some(&hash_bytes(&bytes)),
                 "{}: {SAMPLES} is not the file the shard wrote (truncated, replaced or edited); \
                  run the shard again",
                 d.display()
             );
-            let m = crate::io::read_matrix(&path).map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
+            let m = crate::io::parse_matrix(&bytes, &path)
+                .map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
             ensure!(
                 *dim.get_or_insert(m.ncols()) == m.ncols(),
                 "{}: samples.npy has {} columns, the first shard's {}",
