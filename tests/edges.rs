@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch};
+use common::{regimes, scratch, wait_within};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_regimes"));
@@ -25,25 +25,6 @@ fn text(out: &Output) -> String {
 
 fn s(p: &Path) -> String {
     p.to_str().unwrap().to_string()
-}
-
-/// Waits for `child` at most `secs` seconds; kills it and fails the test when it takes longer.
-fn wait_within(mut child: Child, secs: u64, what: &str) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > Duration::from_secs(secs) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{what}: still running after {secs} s (hung): {}",
-                text(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Files in `dir` (recursively, relative names), sorted.

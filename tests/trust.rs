@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch, summary};
+use common::{regimes, scratch, summary, wait_within};
 use serde_json::Value;
 
 fn s(p: &Path) -> &str {
@@ -39,18 +39,26 @@ fn interrupt(mut child: Child, after: Duration, within: Duration) -> (Output, Du
     );
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let signalled = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            let took = signalled.elapsed();
-            return (child.wait_with_output().unwrap(), took);
-        }
-        if signalled.elapsed() > within {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("still running {within:?} after SIGINT: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let out = wait_within(child, within.as_secs(), "after SIGINT");
+    (out, signalled.elapsed())
+}
+
+/// `regimes run` as one batch of 8192 particles over 20 000 steps (seconds of work, so a signal
+/// lands mid-batch), with `extra` flags.
+fn long_run<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "--dim",
+        "16",
+        "--particles",
+        "8192",
+        "--batch",
+        "8192",
+        "--steps",
+        "20000",
+    ];
+    args.extend(extra);
+    args
 }
 
 fn read_json(path: &Path) -> Value {
@@ -73,23 +81,14 @@ fn an_interrupted_run_reports_no_statistic_of_points_it_never_reached() {
     let dir = scratch("partial-run");
     let out = dir.join("run");
     // One batch, long enough that the stop lands in its middle.
-    let child = spawn(&[
-        "run",
-        "--dim",
-        "16",
-        "--particles",
-        "8192",
-        "--batch",
-        "8192",
-        "--steps",
-        "20000",
+    let child = spawn(&long_run(&[
         "--record-times",
         "10,5,1,0",
         "--backend",
         "cpu",
         "--out",
         s(&out),
-    ]);
+    ]));
     let (o, took) = interrupt(child, Duration::from_millis(1500), Duration::from_secs(10));
     assert!(!o.status.success());
     assert!(took < Duration::from_secs(6), "took {took:?} to stop");
@@ -536,23 +535,14 @@ fn merge_refuses_shards_whose_input_files_changed_and_resume_moves_engines() {
 
     // A run interrupted on one engine resumes on another when asked.
     let run = dir.join("r");
-    let child = spawn(&[
-        "run",
-        "--dim",
-        "16",
-        "--particles",
-        "8192",
-        "--batch",
-        "8192",
-        "--steps",
-        "20000",
+    let child = spawn(&long_run(&[
         "--backend",
         "cpu",
         "--checkpoint-every",
         "1h",
         "--out",
         s(&run),
-    ]);
+    ]));
     let (o, _) = interrupt(child, Duration::from_millis(1200), Duration::from_secs(10));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("regimes resume"));

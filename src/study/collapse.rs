@@ -330,26 +330,7 @@ fn write_outputs(
                 .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
         )?;
         // No theory of φ_C: its CSV has no theory column.
-        dir.write_csv(
-            "clone_collapse.csv",
-            &[
-                "t",
-                "phi",
-                "stderr",
-                "phi_posterior",
-                "phi_posterior_stderr",
-            ],
-            result.clone_collapse.iter().map(|p| {
-                let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
-                vec![
-                    p.t,
-                    v(p.phi),
-                    v(p.stderr),
-                    v(p.phi_posterior),
-                    v(p.phi_posterior_stderr),
-                ]
-            }),
-        )?;
+        super::speciation::write_phi_csv(dir, "clone_collapse.csv", &result.clone_collapse, false)?;
         for m in result.modes.iter().flatten() {
             dir.write_csv(
                 &format!("excess_entropy_{}.csv", m.name),

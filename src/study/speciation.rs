@@ -55,28 +55,35 @@ pub fn measured_points(
         .unzip()
 }
 
-/// Writes φ points as CSV (phi_theory is `nan` where there is no theory).
-pub fn write_phi_csv(out: &OutDir, name: &str, points: &[PhiPoint]) -> Result<()> {
+/// Writes φ points as CSV, with a `phi_theory` column when the quantity has a theory (`nan`
+/// where a point has none).
+pub fn write_phi_csv(out: &OutDir, name: &str, points: &[PhiPoint], theory: bool) -> Result<()> {
+    let mut header = vec![
+        "t",
+        "phi",
+        "stderr",
+        "phi_posterior",
+        "phi_posterior_stderr",
+    ];
+    if theory {
+        header.push("phi_theory");
+    }
     out.write_csv(
         name,
-        &[
-            "t",
-            "phi",
-            "stderr",
-            "phi_posterior",
-            "phi_posterior_stderr",
-            "phi_theory",
-        ],
+        &header,
         points.iter().map(|p| {
             let v = |x: Option<f64>| x.unwrap_or(f64::NAN);
-            vec![
+            let mut row = vec![
                 p.t,
                 v(p.phi),
                 v(p.stderr),
                 v(p.phi_posterior),
                 v(p.phi_posterior_stderr),
-                v(p.phi_theory),
-            ]
+            ];
+            if theory {
+                row.push(v(p.phi_theory));
+            }
+            row
         }),
     )?;
     Ok(())
@@ -327,7 +334,7 @@ fn write_outputs(
     r: &Speciation,
     partial: Option<&str>,
 ) -> Result<()> {
-    write_phi_csv(out, "phi.csv", &r.phi)?;
+    write_phi_csv(out, "phi.csv", &r.phi, true)?;
     super::theory::write_s_curve(out, &r.theory)?;
     for m in r.modes.iter().flatten() {
         out.write_csv(

@@ -3,8 +3,9 @@
 #![allow(dead_code)] // each test crate uses a different subset
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use nalgebra::{DMatrix, DVector};
 use regimes::engine::gpu::GpuEngine;
@@ -300,6 +301,25 @@ pub fn regimes(args: &[&str]) -> Output {
         .env("WGPU_BACKEND", "vulkan")
         .output()
         .expect("binary runs")
+}
+
+/// Waits for `child` at most `secs` seconds; kills it and fails the test when it takes longer.
+pub fn wait_within(mut child: Child, secs: u64, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what}: still running after {secs} s (hung): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A fresh, empty directory for one test (named by the test process and `name`).
