@@ -142,11 +142,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 .colored(t_c_color),
         );
         series.push(
-            measured(
-                format!("median t̂_C measured, {mean_name} class"),
-                &t_c_points,
-            )
-            .colored(t_c_color),
+            measured(format!("median t̂_C, {mean_name} class"), &t_c_points).colored(t_c_color),
         );
     }
     lab.out.write_csv_named(

@@ -293,9 +293,13 @@ pub(super) fn draw<DB: DrawingBackend>(
             }
         }
 
+        // A marker that a later one nearly covers (a measured t_S on its theory) is drawn wider,
+        // so it shows on both sides of the one drawn over it.
+        let near = |a: f64, b: f64| (a - b).abs() <= 0.004 * (x1 - x0);
         for (k, (label, x)) in markers.iter().map(|m| (&m.0, m.1)).enumerate() {
             let color = MARKER_COLORS[k % MARKER_COLORS.len()];
-            let style = color.stroke_width(2);
+            let covered = markers[k + 1..].iter().any(|m| near(m.1, x));
+            let style = color.stroke_width(if covered { 5 } else { 2 });
             let drawn = chart
                 .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 7, 5, style))
                 .map_err(plot_err)?;
