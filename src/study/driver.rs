@@ -361,7 +361,7 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
     // A partial run says so in its table, its summary and its figures.
     let partial = session.stopped.as_ref().map(|stop| {
         format!(
-            "partial: {:.1} % of the study done ({stop})",
+            "{:.1} % of the study done ({stop})",
             100.0 * fraction_done
         )
     });

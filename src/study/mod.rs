@@ -340,7 +340,7 @@ fn title(title: &str, inputs: &Inputs, count: &str, partial: Option<&str>) -> St
     params.push(count.to_string());
     let title = format!("{title} ({})", params.join(", "));
     match partial {
-        Some(p) => format!("{title} — {p}"),
+        Some(p) => format!("{title} — partial: {p}"),
         None => title,
     }
 }
