@@ -359,12 +359,10 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
         100.0 * fraction_done
     );
     // A partial run says so in its table, its summary and its figures.
-    let partial = session.stopped.as_ref().map(|stop| {
-        format!(
-            "{:.1} % of the study done ({stop})",
-            100.0 * fraction_done
-        )
-    });
+    let partial = session
+        .stopped
+        .as_ref()
+        .map(|stop| format!("{:.1} % of the study done ({stop})", 100.0 * fraction_done));
     // The result exists now: a file that cannot be written loses nothing, the summary still
     // reaches the front end.
     let mut write_error = None;
