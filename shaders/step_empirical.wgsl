@@ -25,6 +25,12 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
     var s = vec4<f32>(0.0);
     var sq = vec4<f32>(0.0);
     var best = vec4<u32>(0u);
+    // The exact scheme's streaming draw (step::draw_tile): one conditional uniform per particle.
+    var u = vec4<f32>(0.0);
+    var picked = vec4<u32>(0u);
+    if (DRAWS) {
+        u = draw_uniforms(l, j);
+    }
     for (var t0 = 0u; t0 < K; t0 += ROWS) {
         let rows = min(ROWS, K - t0);
         if (TILED) {
@@ -78,6 +84,26 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             s += e;
             sq += e * e;
         }
+        if (DRAWS) {
+            var tile_sum = vec4<f32>(0.0);
+            for (var r = 0u; r < rows; r++) {
+                tile_sum += s4(ROW_LOGITS + r, l);
+            }
+            let p = tile_sum / s;
+            let inside = u < p;
+            u = min(select((u - p) / (1.0 - p), u / p, inside), vec4<f32>(BELOW_ONE));
+            let target = u * tile_sum;
+            picked = select(picked, vec4<u32>(t0 + rows - 1u), inside);
+            var cum = vec4<f32>(0.0);
+            var found = !inside;
+            for (var r = 0u; r < rows; r++) {
+                cum += s4(ROW_LOGITS + r, l);
+                let hit = (cum > target) & !found;
+                picked = select(picked, vec4<u32>(t0 + r), hit);
+                found = found | hit;
+            }
+            continue;
+        }
         // v ← v·scale + Σ_r e_r a_r, RB coordinates at a time.
         let keep = scale != vec4<f32>(0.0);
         for (var i0 = 0u; i0 < D; i0 += RB) {
@@ -101,8 +127,12 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
         }
     }
     let inv = 1.0 / s;
-    for (var i = 0u; i < D; i++) {
-        set_s4(ROW_V + i, l, s4(ROW_V + i, l) * inv);
+    if (DRAWS) {
+        take_rows(1u, 0u, picked, l);
+    } else {
+        for (var i = 0u; i < D; i++) {
+            set_s4(ROW_V + i, l, s4(ROW_V + i, l) * inv);
+        }
     }
     set_s4(ROW_PURITY, l, sq * inv * inv);
     set_labels(l, best, j);

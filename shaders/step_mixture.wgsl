@@ -36,6 +36,23 @@ fn evaluate_mixture(l: Lanes, j: u32) {
         set_s4(ROW_LOGITS + k, l, r);
         purity += r * r;
     }
+    if (DRAWS) {
+        // Inverse-CDF draw of the component (step::pick), then v = its offset c_k.
+        let u = draw_uniforms(l, j);
+        var cum = vec4<f32>(0.0);
+        var kk = vec4<u32>(K - 1u);
+        var found = vec4<bool>(false);
+        for (var k = 0u; k < K; k++) {
+            cum += s4(ROW_LOGITS + k, l);
+            let hit = (cum > u) & !found;
+            kk = select(kk, vec4<u32>(k), hit);
+            found = found | hit;
+        }
+        take_rows(0u, prm.off_offsets + pi * K * D, kk, l);
+        set_s4(ROW_PURITY, l, purity);
+        set_labels(l, best, j);
+        return;
+    }
     // v = Wᵀ r: A[i][k] = w_k[i], RB coordinates at a time.
     for (var i0 = 0u; i0 < D; i0 += RB) {
         let a = block(wb, 1u, D, i0, D, K, false, ROW_LOGITS, false, 0u, l);

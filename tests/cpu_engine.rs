@@ -128,7 +128,8 @@ fn scalar_run(plan: &Plan, seed: u64, ids: &[u64], to: usize, rec: &mut Recorder
         for j in 0..=to {
             let chunk = plan.chunk(plan.chunk_of(j)).unwrap();
             let pt = plan.view(&chunk, j);
-            let (label, purity) = step::evaluate(plan, &pt, x, &mut s);
+            let u = step::draw_uniform(key, id, j);
+            let (label, purity) = step::evaluate(plan, &pt, x, u, &mut s);
             if p.label[i] != label {
                 p.label[i] = label;
                 p.changed[i] = j as u32;

@@ -1,5 +1,6 @@
-// Pieces shared by the two step kernels: scratch layout, the label bookkeeping and the update
-// x ← (M x + P v) + noise ξ (twin of step::update), four particles per invocation (block.wgsl).
+// Pieces shared by the two step kernels: scratch layout, the label bookkeeping, the exact
+// scheme's draw and the update x ← (M x + P v) + L ξ (twin of step::update), four particles per
+// invocation (block.wgsl).
 //
 // Scratch rows: ROW_A .. +D (B x, then M x), ROW_V .. +D (Wᵀ r), ROW_PURITY, then ROW_LOGITS ..
 // (K logits of the mixture, or one tile's MAX_ROWS logits of the empirical target).
@@ -29,6 +30,36 @@ fn set_labels(l: Lanes, best: vec4<u32>, j: u32) {
     if (l.valid.w) { set_label(l.p.w, best.w, j); }
 }
 
+// Largest f32 below 1 (step::BELOW_ONE): a conditional uniform stays in [0, 1).
+const BELOW_ONE: f32 = 0.99999994;
+
+// The uniforms that draw the four particles' components at point j (step::draw_uniform).
+fn draw_uniforms(l: Lanes, j: u32) -> vec4<f32> {
+    let key = vec2<u32>(prm.key0, prm.key1);
+    return vec4<f32>(
+        uniform01(rng_words(key, particle_id(l.ld.x), j, PICK_BLOCK).x),
+        uniform01(rng_words(key, particle_id(l.ld.y), j, PICK_BLOCK).x),
+        uniform01(rng_words(key, particle_id(l.ld.z), j, PICK_BLOCK).x),
+        uniform01(rng_words(key, particle_id(l.ld.w), j, PICK_BLOCK).x),
+    );
+}
+
+// Scratch rows ROW_V .. + D = row k of the row-major rows at `rows` of `src` (0 plan, 1
+// centers), per particle: the drawn V_k.
+fn take_rows(src: u32, rows: u32, k: vec4<u32>, l: Lanes) {
+    for (var i = 0u; i < D; i++) {
+        var v: vec4<f32>;
+        if (src == 0u) {
+            v = vec4<f32>(plan[rows + k.x * D + i], plan[rows + k.y * D + i],
+                          plan[rows + k.z * D + i], plan[rows + k.w * D + i]);
+        } else {
+            v = vec4<f32>(centers[k.x * D + i], centers[k.y * D + i],
+                          centers[k.z * D + i], centers[k.w * D + i]);
+        }
+        set_s4(ROW_V + i, l, v);
+    }
+}
+
 // Normals of coordinates i0 .. i0 + 8 of one particle (blocks i0/4 and i0/4 + 1; RB = 8).
 fn normals8(key: vec2<u32>, p: u32, j: u32, i0: u32) -> array<f32, 8> {
     let id = particle_id(p);
@@ -44,7 +75,7 @@ fn update(l: Lanes, j: u32) {
     let pi = j - prm.first;
     let moff = prm.off_m + pi * form_len(M_FORM, D);
     let poff = prm.off_p + pi * form_len(P_FORM, D);
-    let noise = plan[prm.off_noise + pi];
+    let noff = prm.off_noise + pi * form_len(NOISE_FORM, D);
     apply_rows(M_FORM, moff, true, 0u, ROW_A, l);
     let key = vec2<u32>(prm.key0, prm.key1);
     for (var i0 = 0u; i0 < D; i0 += RB) {
@@ -61,11 +92,21 @@ fn update(l: Lanes, j: u32) {
                 pv[q] = c * s4(ROW_V + i, l);
             }
         }
+        if (NOISE_FORM == FORM_DENSE) {
+            // M x + P v into ROW_A; L ξ is added once all of ξ is drawn.
+            for (var q = 0u; q < RB; q++) {
+                let i = i0 + q;
+                if (i < D) {
+                    set_s4(ROW_A + i, l, s4(ROW_A + i, l) + pv[q]);
+                }
+            }
+            continue;
+        }
         var z0 = array<f32, 8>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         var z1 = z0;
         var z2 = z0;
         var z3 = z0;
-        if (noise != 0.0) {
+        if (STOCHASTIC) {
             z0 = normals8(key, l.ld.x, j, i0);
             z1 = normals8(key, l.ld.y, j, i0);
             z2 = normals8(key, l.ld.z, j, i0);
@@ -75,7 +116,33 @@ fn update(l: Lanes, j: u32) {
             let i = i0 + q;
             if (i < D) {
                 let z = vec4<f32>(z0[q], z1[q], z2[q], z3[q]);
-                set_x4(i, l, (s4(ROW_A + i, l) + pv[q]) + noise * z);
+                var c = plan[noff];
+                if (NOISE_FORM == FORM_DIAGONAL) {
+                    c = plan[noff + i];
+                }
+                set_x4(i, l, (s4(ROW_A + i, l) + pv[q]) + c * z);
+            }
+        }
+    }
+    if (NOISE_FORM == FORM_DENSE) {
+        // ξ into ROW_V (v is spent), then x = (M x + P v) + L ξ.
+        for (var b = 0u; b * 4u < D; b++) {
+            let zx = normal4(key, particle_id(l.ld.x), j, b);
+            let zy = normal4(key, particle_id(l.ld.y), j, b);
+            let zz = normal4(key, particle_id(l.ld.z), j, b);
+            let zw = normal4(key, particle_id(l.ld.w), j, b);
+            for (var r = 0u; r < 4u; r++) {
+                if (b * 4u + r < D) {
+                    set_s4(ROW_V + b * 4u + r, l, vec4<f32>(zx[r], zy[r], zz[r], zw[r]));
+                }
+            }
+        }
+        for (var i0 = 0u; i0 < D; i0 += RB) {
+            let a = block(noff, D, 1u, i0, D, D, false, ROW_V, false, 0u, l);
+            for (var q = 0u; q < RB; q++) {
+                if (i0 + q < D) {
+                    set_x4(i0 + q, l, s4(ROW_A + i0 + q, l) + a[q]);
+                }
             }
         }
     }

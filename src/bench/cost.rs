@@ -291,6 +291,9 @@ mod tests {
             m_form,
             b_form: Form::Scalar,
             p_form: Form::Scalar,
+            noise_form: Form::Scalar,
+            stochastic: true,
+            draws: false,
         }
     }
 
@@ -343,6 +346,9 @@ mod tests {
             m_form: Form::Dense,
             b_form: Form::Scalar,
             p_form: Form::Scalar,
+            noise_form: Form::Scalar,
+            stochastic: true,
+            draws: false,
         };
         let old = kernel_cost(&dense, GpuKernels::OnePerInvocation, false);
         let new = kernel_cost(&dense, GpuKernels::Blocked, false);

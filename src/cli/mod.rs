@@ -413,7 +413,7 @@ fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config, empirical: bool) -> Res
         .chain(resources::checkpoint_warning(args.checkpoint_every, cfg))
         .collect();
     if matches!(kind, Kind::Speciation | Kind::Collapse)
-        && cfg.scheme == crate::plan::Scheme::ProbabilityFlow
+        && !cfg.scheme.stochastic()
     {
         early_warnings.push(
             "the probability flow is deterministic: two clones never separate, so every clone \

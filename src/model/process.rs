@@ -114,6 +114,16 @@ impl Process {
         }
     }
 
+    /// `E_{t←s}`, the mean's factor from time s to t ≥ s, given `E_s` and `E_t`: `exp(−A(t − s))`
+    /// for a constant drift; `E_t E_s⁻¹` under a schedule (whose propagators are symmetric
+    /// positive definite and commute).
+    pub fn propagator_between(&self, s: f64, t: f64, e_s: &Linear, e_t: &Linear) -> Result<Linear> {
+        Ok(match &self.schedule {
+            Some(_) => e_t.mul(&e_s.inverse_spd()?),
+            None => self.a.exp_scaled(-(t - s)),
+        })
+    }
+
     /// The drift matrix A(t) at time t.
     pub fn drift(&self, t: f64) -> Linear {
         match &self.schedule {

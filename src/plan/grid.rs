@@ -7,10 +7,44 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
-    /// Euler–Maruyama on the reverse SDE.
+    /// Euler–Maruyama on the reverse SDE (what practitioners run; biased by O(Δt)).
     EulerMaruyama,
     /// Euler on the probability-flow ODE (deterministic after the start).
     ProbabilityFlow,
+    /// The exact reverse transition of a shared-covariance mixture or an empirical target: draw
+    /// the component from the posterior at x_t, then x_s = G x_t + c_k + L ξ (no bias at any Δt).
+    Exact,
+    /// Exponential Euler–Maruyama: the affine part of the reverse drift integrated exactly, with
+    /// its exact noise covariance; the score's nonlinear part frozen over the step.
+    Exponential,
+    /// The exponential integrator of the probability-flow ODE (deterministic after the start).
+    ExponentialFlow,
+}
+
+impl Scheme {
+    /// Whether the scheme adds noise at each step (the SDE schemes).
+    pub fn stochastic(self) -> bool {
+        matches!(
+            self,
+            Scheme::EulerMaruyama | Scheme::Exact | Scheme::Exponential
+        )
+    }
+
+    /// Weight c of the score in the reverse drift `A x + c ∇log p_t`: 2 for the SDE, 1 for the
+    /// probability-flow ODE.
+    pub fn score_weight(self) -> f64 {
+        if self.stochastic() { 2.0 } else { 1.0 }
+    }
+
+    /// Whether a step draws a component from the posterior (instead of averaging over it).
+    pub fn draws_component(self) -> bool {
+        self == Scheme::Exact
+    }
+
+    /// Whether the step is explicit in the linear part (and so unstable for too large Δt).
+    pub fn explicit(self) -> bool {
+        matches!(self, Scheme::EulerMaruyama | Scheme::ProbabilityFlow)
+    }
 }
 
 /// Where generation starts at t = T.

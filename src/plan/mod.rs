@@ -6,8 +6,11 @@
 //!
 //! ```text
 //! logits  ℓ = bias_j + W_j (B_j x)          r = softmax(ℓ), label = argmax ℓ
-//! update  x' = M_j x + P_j (W_jᵀ r) + noise_j ξ(seed, id, j)
+//! update  x' = M_j x + P_j (W_jᵀ r) + L_j ξ(seed, id, j)
 //! ```
+//!
+//! (The exact scheme replaces the average `W_jᵀ r` by one row `V_k` drawn from r: see
+//! [`integrator`] and below.)
 //!
 //! * Gaussian mixture (shared covariance): `W_j = [g_k(t_j)]`, `B = I`, `P = cΔt`,
 //!   `M = I + Δt(A − cΓ_t⁻¹)`, with c = 2 for Euler–Maruyama and c = 1 for the probability-flow
@@ -15,6 +18,12 @@
 //! * Empirical target: `W = training points a_μ` (constant, resident), `B_t = E_tᵀΣ_t⁻¹`,
 //!   `bias_μ = −½ a_μᵀ E_tᵀΣ_t⁻¹E_t a_μ`, `M = I + Δt(A − cΣ_t⁻¹)`, `P = cΔt Σ_t⁻¹E_t`.
 //!   Σ_0 = 0, so the logits at t = 0 reuse those of the last positive time.
+//! * Exponential schemes: `M = exp(ΔtL)`, `P = c·Δtφ₁(ΔtL)` (times Σ⁻¹E for the empirical
+//!   target) with `L = A − c·precision`, and L_j the Cholesky factor of the exact noise
+//!   covariance of the linear part (0 for the ODE).
+//! * Exact reverse transition ([`integrator::Bridge`]): `M = G`, L_j the factor of the bridge
+//!   covariance, and the drawn row is `V_k = c_k` (mixture offsets per step, `P = 1`) or the
+//!   training point `a_k` (`P = E_s − G E_t`).
 //!
 //! Each of M, B, P keeps one [`Form`] for the whole run (scalar, diagonal or dense). Coefficients
 //! are produced in chunks of time points; they are cached while small and rebuilt on demand
@@ -32,6 +41,7 @@ use crate::linalg::{Form, Linear};
 use crate::model::{Model, Process, Target};
 
 mod grid;
+pub mod integrator;
 mod shape;
 
 pub use grid::{Grid, Scheme, Start};
@@ -72,8 +82,12 @@ pub struct Chunk {
     pub w: Vec<f32>,
     /// Logit biases, K per time point.
     pub bias: Vec<f32>,
-    /// Noise scale √(2Δt), or 0 for the ODE and at j = n.
+    /// Noise factor L_j in `noise_form` layout (√(2Δt) for Euler–Maruyama; 0 for the ODEs and at
+    /// j = n).
     pub noise: Vec<f32>,
+    /// Exact scheme on a mixture: the offsets c_k of the drawn component, K×d per time point;
+    /// empty otherwise.
+    pub offsets: Vec<f32>,
 }
 
 /// Coefficients of one time point in f64, before rounding.
@@ -83,7 +97,8 @@ struct Point {
     p: Linear,
     w: Option<DMatrix<f64>>,
     bias: Vec<f64>,
-    noise: f64,
+    noise: Linear,
+    offsets: Option<DMatrix<f64>>,
 }
 
 /// The plan of a run: constant data plus a source of coefficient chunks.
@@ -97,6 +112,7 @@ pub struct Plan {
     pub m_form: Form,
     pub b_form: Form,
     pub p_form: Form,
+    pub noise_form: Form,
     pub start: StartPlan,
     /// Constant centers (empirical training points, N×d row-major); empty for mixtures.
     pub centers: Vec<f32>,
@@ -174,6 +190,7 @@ impl Plan {
             m_form: Form::Scalar,
             b_form: Form::Scalar,
             p_form: Form::Scalar,
+            noise_form: Form::Scalar,
             start: StartPlan {
                 means: vec![],
                 cumulative: vec![],
@@ -199,6 +216,7 @@ impl Plan {
         plan.m_form = first.m.form().max(floor);
         plan.b_form = first.b.form().max(floor);
         plan.p_form = first.p.form().max(floor);
+        plan.noise_form = first.noise.form().max(floor);
         plan.centers_count = first.bias.len();
         plan.start = plan.start_plan(start)?;
         if let Target::Empirical(e) = &plan.target {
@@ -217,6 +235,9 @@ impl Plan {
     /// middle and last step (the precision of the score runs monotonically between them). For a
     /// real eigenvalue μ of the drift, ρ = |1 + Δt μ|, so Δt' = Δt/(ρ + 1) gives |Δt' μ| ≤ 1.
     fn check_stability(&self) -> Result<()> {
+        if !self.scheme.explicit() {
+            return Ok(()); // the linear part is integrated exactly
+        }
         let n = self.grid.steps;
         let mut worst = (0.0, 0);
         for j in [0, n / 2, n - 1] {
@@ -249,7 +270,19 @@ impl Plan {
     pub fn point_floats(&self) -> usize {
         let (d, k) = (self.dim, self.centers_count);
         let w = if self.kind == Kind::Mixture { k * d } else { 0 };
-        form_len(self.m_form, d) + form_len(self.b_form, d) + form_len(self.p_form, d) + w + k + 1
+        let offsets = if self.mixture_offsets() { k * d } else { 0 };
+        form_len(self.m_form, d)
+            + form_len(self.b_form, d)
+            + form_len(self.p_form, d)
+            + form_len(self.noise_form, d)
+            + w
+            + offsets
+            + k
+    }
+
+    /// Whether the chunks carry per-step offsets (the exact scheme on a mixture).
+    fn mixture_offsets(&self) -> bool {
+        self.kind == Kind::Mixture && self.scheme.draws_component()
     }
 
     pub fn chunk_count(&self) -> usize {
@@ -287,6 +320,7 @@ impl Plan {
             w: vec![],
             bias: vec![],
             noise: vec![],
+            offsets: vec![],
         };
         for j in first..first + len {
             let pt = self.point(j)?;
@@ -297,10 +331,14 @@ impl Plan {
                 ch.w.extend(w.transpose().iter().map(|&x| x as f32));
             }
             ch.bias.extend(pt.bias.iter().map(|&x| x as f32));
-            ch.noise.push(pt.noise as f32);
+            ch.noise.extend(pt.noise.in_form(self.noise_form).to_f32());
+            if let Some(o) = &pt.offsets {
+                ch.offsets.extend(o.transpose().iter().map(|&x| x as f32));
+            }
         }
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-        if !(finite(&ch.m) && finite(&ch.b) && finite(&ch.p) && finite(&ch.w) && finite(&ch.bias)) {
+        let arrays = [&ch.m, &ch.b, &ch.p, &ch.w, &ch.bias, &ch.noise, &ch.offsets];
+        if !arrays.iter().all(|v| finite(v)) {
             bail!(
                 "plan: non-finite coefficients between t = {:.4} and t = {:.4} (the model is too ill-conditioned \
                  for f32 there; use fewer dimensions, a milder U or a smaller t-max)",
@@ -314,39 +352,13 @@ impl Plan {
     /// Coefficients at time point j, in f64.
     fn point(&self, j: usize) -> Result<Point> {
         let n = self.grid.steps;
-        let dt = self.grid.dt();
-        let c = match self.scheme {
-            Scheme::EulerMaruyama => 2.0,
-            Scheme::ProbabilityFlow => 1.0,
-        };
-        let noise = if j < n && self.scheme == Scheme::EulerMaruyama {
-            (2.0 * dt).sqrt()
-        } else {
-            0.0
-        };
         let p = &self.process;
         let d = p.dim();
-        // M = I + Δt (A − c·precision): the exact linear part of one Euler step.
-        let update = |precision: &Linear| {
-            if j < n {
-                p.drift(self.grid.time(j))
-                    .sub(&precision.scale(c))
-                    .scale(dt)
-                    .add_identity(1.0)
-            } else {
-                Linear::identity(d)
-            }
-        };
         match &self.target {
             Target::Mixture(mix) => {
                 let t = self.grid.time(j);
                 let e = p.propagator(t);
-                let gamma_inv = p.gamma_with(t, &e, &mix.cov).inverse_spd().map_err(|_| {
-                    anyhow::anyhow!(
-                        "plan: Γ(t) is singular at t = {} (is the covariance C degenerate?)",
-                        self.grid.time(j)
-                    )
-                })?;
+                let gamma_inv = self.precision(p.gamma_with(t, &e, &mix.cov), t)?;
                 let mut w = DMatrix::zeros(mix.means.len(), d);
                 let mut bias = Vec::with_capacity(mix.means.len());
                 for (k, (mu, wk)) in mix.means.iter().zip(&mix.weights).enumerate() {
@@ -355,35 +367,58 @@ impl Plan {
                     bias.push(wk.ln() - 0.5 * mt.dot(&g));
                     w.set_row(k, &g.transpose());
                 }
-                let m = update(&gamma_inv);
+                let (m, p, noise, offsets) = if j == n {
+                    let o = self
+                        .mixture_offsets()
+                        .then(|| DMatrix::zeros(mix.means.len(), d));
+                    (
+                        Linear::identity(d),
+                        Linear::Scalar(0.0, d),
+                        Linear::Scalar(0.0, d),
+                        o,
+                    )
+                } else if self.scheme.draws_component() {
+                    let b = self.bridge(j, &gamma_inv, |s, e| p.gamma_with(s, e, &mix.cov))?;
+                    let mut offsets = DMatrix::zeros(mix.means.len(), d);
+                    for (k, mu) in mix.means.iter().enumerate() {
+                        offsets.set_row(k, &b.offset.apply(mu).transpose());
+                    }
+                    (b.g, Linear::identity(d), b.noise, Some(offsets))
+                } else {
+                    let (m, forcing, noise) = self.integrate(j, &gamma_inv)?;
+                    (m, forcing, noise, None)
+                };
                 Ok(Point {
                     m,
                     b: Linear::identity(d),
-                    p: Linear::Scalar(c * dt, d),
+                    p,
                     w: Some(w),
                     bias,
                     noise,
+                    offsets,
                 })
             }
             Target::Empirical(emp) => {
                 // Σ_0 = 0: the last positive time stands in for the logits at t = 0.
                 let t = self.grid.time(j.min(n - 1));
                 let e = p.propagator(t);
-                let sigma_inv = p.sigma_with(t, &e).inverse_spd().map_err(|_| {
-                    anyhow::anyhow!(
-                        "plan: Σ(t) is singular at t = {t}; use more steps or a larger t-max"
-                    )
-                })?;
+                let sigma_inv = self.precision(p.sigma_with(t, &e), t)?;
                 let b = e.transpose().mul(&sigma_inv);
                 let g = b.mul(&e);
                 let bias = g.quad_rows(&emp.points).iter().map(|q| -0.5 * q).collect();
-                let m = update(&sigma_inv);
-                let pm = if j < n {
-                    sigma_inv.mul(&e).scale(c * dt)
+                let (m, pm, noise) = if j == n {
+                    (
+                        Linear::identity(d),
+                        Linear::Scalar(0.0, d),
+                        Linear::Scalar(0.0, d),
+                    )
+                } else if self.scheme.draws_component() {
+                    let br = self.bridge(j, &sigma_inv, |s, e| p.sigma_with(s, e))?;
+                    (br.g, br.offset, br.noise)
                 } else {
-                    Linear::Scalar(0.0, d)
+                    let (m, forcing, noise) = self.integrate(j, &sigma_inv)?;
+                    (m, forcing.mul(&sigma_inv.mul(&e)), noise)
                 };
-                // Keep P's form from the first point (all points share it).
                 Ok(Point {
                     m,
                     b,
@@ -391,9 +426,64 @@ impl Plan {
                     w: None,
                     bias,
                     noise,
+                    offsets: None,
                 })
             }
         }
+    }
+
+    /// The inverse of the covariance of x_t given the component (Γ_t or Σ_t): the score's
+    /// linear part.
+    fn precision(&self, cov: Linear, t: f64) -> Result<Linear> {
+        cov.inverse_spd().map_err(|_| {
+            anyhow::anyhow!(
+                "plan: the covariance at t = {t} is singular (is the covariance C degenerate, or \
+                 the grid too fine near t = 0? use fewer steps or a larger t-max)"
+            )
+        })
+    }
+
+    /// `(M, P, L)` of the step from t_j for the averaging schemes, with the reverse drift
+    /// `A x + c(forcing − precision·x)`: P multiplies the forcing (the posterior-mean center).
+    /// Euler: `M = I + Δt(A − c·precision)`, `P = cΔt`, `L = √(2Δt)`. Exponential: the
+    /// same linear part integrated exactly ([`integrator`]).
+    fn integrate(&self, j: usize, precision: &Linear) -> Result<(Linear, Linear, Linear)> {
+        let (t, dt) = (self.grid.time(j), self.grid.dt());
+        let c = self.scheme.score_weight();
+        let linear = self.process.drift(t).sub(&precision.scale(c));
+        let d = self.dim;
+        let noisy = self.scheme.stochastic();
+        Ok(if self.scheme.explicit() {
+            let noise = if noisy { (2.0 * dt).sqrt() } else { 0.0 };
+            (
+                linear.scale(dt).add_identity(1.0),
+                Linear::Scalar(c * dt, d),
+                Linear::Scalar(noise, d),
+            )
+        } else {
+            let (m, phi) = integrator::exponential(&linear, dt);
+            let noise = if noisy {
+                integrator::noise_covariance(&linear, dt).cholesky()?
+            } else {
+                Linear::Scalar(0.0, d)
+            };
+            (m, phi.scale(c), noise)
+        })
+    }
+
+    /// The exact reverse transition from t_j to t_{j+1}; `cov(s, E_s)` is the covariance of x_s
+    /// given the component (Γ_s, or Σ_s for training points).
+    fn bridge(
+        &self,
+        j: usize,
+        precision_t: &Linear,
+        cov: impl Fn(f64, &Linear) -> Linear,
+    ) -> Result<integrator::Bridge> {
+        let p = &self.process;
+        let (t, s) = (self.grid.time(j), self.grid.time(j + 1));
+        let (e_t, e_s) = (p.propagator(t), p.propagator(s));
+        let e_ts = p.propagator_between(s, t, &e_s, &e_t)?;
+        integrator::Bridge::new(&cov(s, &e_s), precision_t, &e_s, &e_t, &e_ts)
     }
 
     fn start_plan(&self, start: Start) -> Result<StartPlan> {
@@ -454,7 +544,10 @@ pub struct PointView<'a> {
     /// Centers (K×d): per step for mixtures, the resident training set for the empirical target.
     pub w: &'a [f32],
     pub bias: &'a [f32],
-    pub noise: f32,
+    /// The noise factor L_j in the plan's `noise_form`.
+    pub noise: &'a [f32],
+    /// The rows a drawing scheme picks from: per-step offsets (exact mixture) or the centers.
+    pub offsets: &'a [f32],
 }
 
 /// Floats that a matrix of this form takes in dimension d.
@@ -476,6 +569,9 @@ impl Plan {
             m_form: self.m_form,
             b_form: self.b_form,
             p_form: self.p_form,
+            noise_form: self.noise_form,
+            stochastic: self.scheme.stochastic(),
+            draws: self.scheme.draws_component(),
         }
     }
 
@@ -495,7 +591,16 @@ impl Plan {
                 slice(&chunk.w, k * d)
             },
             bias: slice(&chunk.bias, k),
-            noise: chunk.noise[i],
+            noise: slice(&chunk.noise, form_len(self.noise_form, d)),
+            offsets: if chunk.offsets.is_empty() {
+                if chunk.w.is_empty() {
+                    &self.centers
+                } else {
+                    slice(&chunk.w, k * d)
+                }
+            } else {
+                slice(&chunk.offsets, k * d)
+            },
         }
     }
 }
@@ -546,9 +651,9 @@ mod tests {
             );
             assert!(close(pt.p[0], 2.0 * dt));
             assert!(close(pt.w[0], (-t).exp() / gamma), "center at j = {j}");
-            assert!(close(pt.noise, (2.0 * dt).sqrt()));
+            assert!(close(pt.noise[0], (2.0 * dt).sqrt()));
         }
-        assert_eq!(plan.view(&chunk, grid.steps).noise, 0.0);
+        assert_eq!(plan.view(&chunk, grid.steps).noise, [0.0]);
     }
 
     /// Empirical target, U = I: the bias of training point a is −½ e^{−2t}‖a‖²/(1 − e^{−2t}), and

@@ -15,26 +15,39 @@ pub struct Shape {
     pub m_form: Form,
     pub b_form: Form,
     pub p_form: Form,
+    /// The noise factor's form (a scalar for Euler–Maruyama).
+    pub noise_form: Form,
+    /// Whether each step adds noise (the SDE schemes).
+    pub stochastic: bool,
+    /// Whether each step draws a component (the exact scheme) instead of averaging.
+    pub draws: bool,
 }
 
 impl std::hash::Hash for Shape {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let forms = [self.m_form, self.b_form, self.p_form].map(|f| f as u8);
-        (self.kind as u8, self.dim, self.centers, forms).hash(h);
+        let forms = [self.m_form, self.b_form, self.p_form, self.noise_form].map(|f| f as u8);
+        let flags = (self.stochastic, self.draws);
+        (self.kind as u8, self.dim, self.centers, forms, flags).hash(h);
     }
 }
 
 impl Shape {
     /// f32 values of coefficients a step reads: M, B, P, per-step centers (mixture) or the
-    /// resident training points (empirical), the K biases and the noise scale.
+    /// resident training points (empirical), the drawn offsets (exact mixture), the K biases
+    /// and the noise factor.
     pub fn coefficient_floats(&self) -> usize {
         let (d, k) = (self.dim, self.centers);
         // Mixture centers change every step; training points are resident but read every step.
         form_len(self.m_form, d)
             + form_len(self.b_form, d)
             + form_len(self.p_form, d)
+            + form_len(self.noise_form, d)
             + k * d
+            + if self.draws && self.kind == Kind::Mixture {
+                k * d
+            } else {
+                0
+            }
             + k
-            + 1
     }
 }

@@ -11,6 +11,7 @@
 
 use multiversion::multiversion;
 
+use super::step::{draw_tile, pick};
 use crate::engine::SOFTMAX_ROWS;
 use crate::fmath;
 use crate::linalg::Form;
@@ -38,6 +39,9 @@ pub struct Block {
     v: Vec<Lanes>,
     /// P v.
     pv: Vec<Lanes>,
+    /// The normals ξ and L ξ of a step with a diagonal or dense noise factor.
+    z: Vec<Lanes>,
+    lz: Vec<Lanes>,
     /// Logits, then softmax weights: all K classes, or one block of training points.
     logits: Vec<Lanes>,
 }
@@ -62,6 +66,8 @@ impl Block {
             y: vec![[0.0; LANES]; d],
             v: vec![[0.0; LANES]; d],
             pv: vec![[0.0; LANES]; d],
+            z: vec![[0.0; LANES]; d],
+            lz: vec![[0.0; LANES]; d],
             logits: vec![[0.0; LANES]; logits],
         }
     }
@@ -120,7 +126,7 @@ pub fn run_group(
     debug_assert!(blocks.len() <= GROUP);
     for j in lo..=hi {
         let pt = plan.view(chunk, j);
-        let evaluations = evaluate(plan, &pt, blocks);
+        let evaluations = evaluate(plan, &pt, key, j, blocks);
         let lanes = labels.chunks_mut(LANES).zip(changed.chunks_mut(LANES));
         for ((b, ev), (labels, changed)) in blocks.iter().zip(&evaluations).zip(lanes) {
             for ((label, changed), &new) in labels.iter_mut().zip(changed).zip(&ev.label) {
@@ -139,23 +145,57 @@ pub fn run_group(
     }
 }
 
-/// Logits at one time point ([`super::step::evaluate`] per lane); leaves `Wᵀ r` in each `b.v`.
+/// Logits at one time point ([`super::step::evaluate`] per lane); leaves `Wᵀ r` (or the drawn
+/// row) in each `b.v`.
 #[inline(always)]
-fn evaluate(plan: &Plan, pt: &PointView, blocks: &mut [Block]) -> Vec<Evaluation> {
+fn evaluate(
+    plan: &Plan,
+    pt: &PointView,
+    key: [u32; 2],
+    j: usize,
+    blocks: &mut [Block],
+) -> Vec<Evaluation> {
+    let draws = plan.scheme.draws_component();
+    let mut uniforms = Vec::with_capacity(blocks.len());
     for b in blocks.iter_mut() {
         apply(plan.b_form, pt.b, &b.x, &mut b.y);
+        uniforms.push(draws.then(|| b.draw_uniforms(key, j)));
     }
     match plan.kind {
         Kind::Mixture => blocks
             .iter_mut()
-            .map(|b| evaluate_mixture(plan.dim, pt, b))
+            .zip(uniforms)
+            .map(|(b, u)| evaluate_mixture(plan.dim, pt, u, b))
             .collect(),
-        Kind::Empirical => evaluate_empirical(plan.dim, pt, blocks),
+        Kind::Empirical => evaluate_empirical(plan.dim, pt, uniforms, blocks),
+    }
+}
+
+impl Block {
+    /// Each lane's [`super::step::draw_uniform`].
+    #[inline(always)]
+    fn draw_uniforms(&self, key: [u32; 2], j: usize) -> Lanes {
+        let counter = [
+            self.id_lo,
+            self.id_hi,
+            [j as u32; LANES],
+            [rng::PICK_BLOCK; LANES],
+        ];
+        rng::philox_lanes(counter, key)[0].map(rng::uniform)
+    }
+
+    /// `v[i][l] = rows[k_l][i]`: each lane's drawn row.
+    #[inline(always)]
+    fn take_rows(&mut self, rows: &[f32], k: &[u32; LANES]) {
+        let d = self.v.len();
+        for (i, vi) in self.v.iter_mut().enumerate() {
+            *vi = std::array::from_fn(|l| rows[k[l] as usize * d + i]);
+        }
     }
 }
 
 #[inline(always)]
-fn evaluate_mixture(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
+fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<Lanes>, b: &mut Block) -> Evaluation {
     let kk = b.logits.len();
     for (l, &bias) in b.logits.iter_mut().zip(pt.bias) {
         *l = [bias; LANES];
@@ -186,6 +226,12 @@ fn evaluate_mixture(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
             purity[l] += lk[l] * lk[l];
         }
     }
+    if let Some(u) = draw {
+        let k: [u32; LANES] =
+            std::array::from_fn(|l| pick(b.logits.iter().map(|r| r[l]), u[l], kk - 1) as u32);
+        b.take_rows(&pt.offsets[..kk * d], &k);
+        return Evaluation { label, purity };
+    }
     b.v.iter_mut().for_each(|v| *v = [0.0; LANES]);
     cols_dot(&pt.w[..kk * d], d, &b.logits, &mut b.v);
     Evaluation { label, purity }
@@ -194,9 +240,20 @@ fn evaluate_mixture(d: usize, pt: &PointView, b: &mut Block) -> Evaluation {
 /// The streaming softmax over training points, tile by tile, every block of the group using
 /// each tile while it is in cache.
 #[inline(always)]
-fn evaluate_empirical(d: usize, pt: &PointView, blocks: &mut [Block]) -> Vec<Evaluation> {
+fn evaluate_empirical(
+    d: usize,
+    pt: &PointView,
+    uniforms: Vec<Option<Lanes>>,
+    blocks: &mut [Block],
+) -> Vec<Evaluation> {
     let n = pt.bias.len();
-    let mut state: Vec<Softmax> = blocks.iter().map(|_| Softmax::default()).collect();
+    let mut state: Vec<Softmax> = uniforms
+        .into_iter()
+        .map(|u| Softmax {
+            draw: u,
+            ..Softmax::default()
+        })
+        .collect();
     for t0 in (0..n).step_by(SOFTMAX_ROWS) {
         let t1 = n.min(t0 + SOFTMAX_ROWS);
         for (b, s) in blocks.iter_mut().zip(&mut state) {
@@ -206,17 +263,20 @@ fn evaluate_empirical(d: usize, pt: &PointView, blocks: &mut [Block]) -> Vec<Eva
     blocks
         .iter_mut()
         .zip(state)
-        .map(|(b, s)| s.finish(b))
+        .map(|(b, s)| s.finish(pt.offsets, b))
         .collect()
 }
 
-/// Online softmax of one block: running max, Σ e, Σ e² and the argmax, per lane.
+/// Online softmax of one block: running max, Σ e, Σ e² and the argmax, per lane; for a
+/// drawing scheme, the conditional uniform and the drawn training point instead of `Wᵀ e`.
 #[derive(Default)]
 struct Softmax {
     m: Lanes,
     sum: Lanes,
     sq: Lanes,
     best: [u32; LANES],
+    draw: Option<Lanes>,
+    picked: [u32; LANES],
 }
 
 impl Softmax {
@@ -262,6 +322,21 @@ impl Softmax {
                 self.sq[l] += *v * *v;
             }
         }
+        if let Some(u) = self.draw.as_mut() {
+            let mut tile = [0.0f32; LANES];
+            for er in e.iter() {
+                for l in 0..LANES {
+                    tile[l] += er[l];
+                }
+            }
+            for l in 0..LANES {
+                if draw_tile(&mut u[l], tile[l], self.sum[l]) {
+                    let r = pick(e.iter().map(|er| er[l]), u[l] * tile[l], e.len() - 1);
+                    self.picked[l] = (t0 + r) as u32;
+                }
+            }
+            return;
+        }
         for vi in b.v.iter_mut() {
             for l in 0..LANES {
                 vi[l] = if scale[l] != 0.0 {
@@ -274,13 +349,18 @@ impl Softmax {
         cols_dot(w, d, e, &mut b.v);
     }
 
-    /// Normalises `b.v`; the label and the purity Σ r².
+    /// Normalises `b.v` (or puts the drawn training points of `rows` there); the label and the
+    /// purity Σ r².
     #[inline(always)]
-    fn finish(self, b: &mut Block) -> Evaluation {
+    fn finish(self, rows: &[f32], b: &mut Block) -> Evaluation {
         let inv = self.sum.map(|s| 1.0 / s);
-        for vi in b.v.iter_mut() {
-            for l in 0..LANES {
-                vi[l] *= inv[l];
+        if self.draw.is_some() {
+            b.take_rows(rows, &self.picked);
+        } else {
+            for vi in b.v.iter_mut() {
+                for l in 0..LANES {
+                    vi[l] *= inv[l];
+                }
             }
         }
         Evaluation {
@@ -290,15 +370,31 @@ impl Softmax {
     }
 }
 
-/// One step from time point j ([`super::step::update`] per lane): `x ← M x + P v + noise ξ`.
+/// One step from time point j ([`super::step::update`] per lane): `x ← (M x + P v) + L ξ`.
 #[inline(always)]
 fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
     apply(plan.m_form, pt.m, &b.x, &mut b.y);
     apply(plan.p_form, pt.p, &b.v, &mut b.pv);
-    let noise = pt.noise;
+    let noisy = plan.scheme.stochastic();
+    if plan.noise_form != Form::Scalar {
+        // A correlated factor needs all of ξ first.
+        for (blk, z4) in b.z.chunks_mut(4).enumerate() {
+            let z = rng::normal4_lanes(key, &b.id_lo, &b.id_hi, j as u32, blk as u32);
+            z4.copy_from_slice(&z[..z4.len()]);
+        }
+        apply(plan.noise_form, pt.noise, &b.z, &mut b.lz);
+        let terms = b.y.iter().zip(&b.pv).zip(&b.lz);
+        for (x, ((mx, pv), lz)) in b.x.iter_mut().zip(terms) {
+            for l in 0..LANES {
+                x[l] = (mx[l] + pv[l]) + lz[l];
+            }
+        }
+        return;
+    }
+    let noise = pt.noise[0];
     let blocks = b.x.chunks_mut(4).zip(b.y.chunks(4)).zip(b.pv.chunks(4));
     for (blk, ((x4, mx4), pv4)) in blocks.enumerate() {
-        let z = if noise != 0.0 {
+        let z = if noisy {
             rng::normal4_lanes(key, &b.id_lo, &b.id_hi, j as u32, blk as u32)
         } else {
             [[0.0; LANES]; 4]

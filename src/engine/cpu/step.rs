@@ -14,10 +14,45 @@ use crate::rng;
 pub struct Scratch {
     y: Vec<f32>,
     logits: Vec<f32>,
-    /// `Wᵀ r`, the responsibility-weighted center, filled by [`evaluate`].
+    /// `Wᵀ r`, the responsibility-weighted center (or the drawn row `V_k`), filled by
+    /// [`evaluate`].
     pub v: Vec<f32>,
     pub(super) z: Vec<f32>,
     mx: Vec<f32>,
+    lz: Vec<f32>,
+}
+
+/// The largest f32 below 1: a conditional uniform that rounds up to 1 is kept inside [0, 1).
+pub const BELOW_ONE: f32 = 1.0 - f32::EPSILON / 2.0;
+
+/// The uniform in [0, 1) that draws the component of particle `id` at time point j (the exact
+/// scheme), from the block the start's component pick uses at step j.
+pub fn draw_uniform(key: [u32; 2], id: u64, j: usize) -> f32 {
+    rng::uniform(rng::words(key, id, j as u32, rng::PICK_BLOCK)[0])
+}
+
+/// The first index whose running sum of `e` exceeds `target` (the last one if rounding leaves
+/// the sum at or below it): inverse-CDF sampling in the order the sums run.
+pub fn pick(e: impl Iterator<Item = f32>, target: f32, last: usize) -> usize {
+    let mut cum = 0.0f32;
+    for (r, e) in e.enumerate() {
+        cum += e;
+        if cum > target {
+            return r;
+        }
+    }
+    last
+}
+
+/// One tile of the streaming draw: with `tile` the tile's Σe and `total` the running Σe that
+/// includes it, the draw falls in the tile with probability p = tile/total. Returns whether it
+/// does and updates the conditional uniform `u` (u/p inside, (u − p)/(1 − p) outside), so one
+/// uniform decides the whole pass.
+pub fn draw_tile(u: &mut f32, tile: f32, total: f32) -> bool {
+    let p = tile / total;
+    let inside = *u < p;
+    *u = if inside { *u / p } else { (*u - p) / (1.0 - p) }.min(BELOW_ONE);
+    inside
 }
 
 impl Scratch {
@@ -29,6 +64,7 @@ impl Scratch {
             v: vec![0.0; d],
             z: vec![0.0; d.div_ceil(4) * 4],
             mx: vec![0.0; d],
+            lz: vec![0.0; d],
         }
     }
 }
@@ -59,17 +95,20 @@ fn dot(init: f32, a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(init, |acc, (a, b)| acc + a * b)
 }
 
-/// Logits at one time point: returns (argmax label, purity Σ r²) and leaves `Wᵀ r` in `s.v`.
-pub fn evaluate(plan: &Plan, pt: &PointView, x: &[f32], s: &mut Scratch) -> (u32, f32) {
+/// Logits at one time point: returns (argmax label, purity Σ r²) and leaves `Wᵀ r` in `s.v`, or,
+/// when the plan draws a component, the row `V_k` drawn from r with the uniform `u`
+/// ([`draw_uniform`]; ignored otherwise).
+pub fn evaluate(plan: &Plan, pt: &PointView, x: &[f32], u: f32, s: &mut Scratch) -> (u32, f32) {
     apply(plan.b_form, pt.b, x, &mut s.y);
+    let draw = plan.scheme.draws_component().then_some(u);
     match plan.kind {
-        Kind::Mixture => evaluate_mixture(plan.dim, pt, s),
-        Kind::Empirical => evaluate_empirical(plan.dim, pt, s),
+        Kind::Mixture => evaluate_mixture(plan.dim, pt, draw, s),
+        Kind::Empirical => evaluate_empirical(plan.dim, pt, draw, s),
     }
 }
 
 /// Few classes: all logits, then a two-pass softmax.
-fn evaluate_mixture(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
+fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<f32>, s: &mut Scratch) -> (u32, f32) {
     let mut best = 0usize;
     let mut max = 0.0f32;
     for (k, l) in s.logits.iter_mut().enumerate() {
@@ -90,6 +129,11 @@ fn evaluate_mixture(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
         *l *= inv;
         purity += *l * *l;
     }
+    if let Some(u) = draw {
+        let k = pick(s.logits.iter().copied(), u, s.logits.len() - 1);
+        s.v.copy_from_slice(&pt.offsets[k * d..(k + 1) * d]);
+        return (best as u32, purity);
+    }
     for (i, v) in s.v.iter_mut().enumerate() {
         *v = s
             .logits
@@ -102,10 +146,16 @@ fn evaluate_mixture(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
 
 /// Many training points: streamed in blocks of [`SOFTMAX_ROWS`] with an online softmax (running
 /// max m, Σ e and Σ e², and an unnormalised `Wᵀ e` rescaled when the max grows), as on the GPU.
-fn evaluate_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
+fn evaluate_empirical(
+    d: usize,
+    pt: &PointView,
+    mut draw: Option<f32>,
+    s: &mut Scratch,
+) -> (u32, f32) {
     let n = pt.bias.len();
     let rows = SOFTMAX_ROWS;
     let (mut m, mut sum, mut sq, mut best) = (0.0f32, 0.0f32, 0.0f32, 0usize);
+    let mut picked = 0usize;
     for t0 in (0..n).step_by(rows) {
         let block = t0..n.min(t0 + rows);
         let e = &mut s.logits[block.clone()];
@@ -135,6 +185,13 @@ fn evaluate_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
             sum += *l;
             sq += *l * *l;
         }
+        if let Some(u) = draw.as_mut() {
+            let tile = e.iter().fold(0.0f32, |acc, e| acc + e);
+            if draw_tile(u, tile, sum) {
+                picked = t0 + pick(e.iter().copied(), *u * tile, e.len() - 1);
+            }
+            continue;
+        }
         for (i, v) in s.v.iter_mut().enumerate() {
             let init = if scale != 0.0 { *v * scale } else { 0.0 };
             *v = e
@@ -144,11 +201,15 @@ fn evaluate_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> (u32, f32) {
         }
     }
     let inv = 1.0 / sum;
-    s.v.iter_mut().for_each(|v| *v *= inv);
+    if draw.is_some() {
+        s.v.copy_from_slice(&pt.offsets[picked * d..(picked + 1) * d]);
+    } else {
+        s.v.iter_mut().for_each(|v| *v *= inv);
+    }
     (best as u32, sq * inv * inv)
 }
 
-/// One step from time point j: `x ← M x + P v + noise ξ`, with v from [`evaluate`].
+/// One step from time point j: `x ← (M x + P v) + L ξ`, with v from [`evaluate`].
 pub fn update(
     plan: &Plan,
     pt: &PointView,
@@ -161,12 +222,13 @@ pub fn update(
     let d = plan.dim;
     apply(plan.m_form, pt.m, x, &mut s.mx);
     apply(plan.p_form, pt.p, &s.v, &mut s.y);
-    if pt.noise != 0.0 {
+    if plan.scheme.stochastic() {
         rng::fill_normals(key, id, j as u32, &mut s.z[..d]);
     } else {
         s.z.iter_mut().for_each(|z| *z = 0.0);
     }
-    for (((xi, mx), pv), z) in x.iter_mut().zip(&s.mx).zip(&s.y).zip(&s.z) {
-        *xi = (mx + pv) + pt.noise * z;
+    apply(plan.noise_form, pt.noise, &s.z[..d], &mut s.lz);
+    for (((xi, mx), pv), lz) in x.iter_mut().zip(&s.mx).zip(&s.y).zip(&s.lz) {
+        *xi = (mx + pv) + lz;
     }
 }

@@ -209,6 +209,9 @@ mod tests {
             m_form: Form::Dense,
             b_form: Form::Scalar,
             p_form: Form::Diagonal,
+            noise_form: Form::Scalar,
+            stochastic: true,
+            draws: false,
         };
         let constants = super::super::step::constants(&shape);
         assert!(constants.contains("const D: u32 = 3u;"));

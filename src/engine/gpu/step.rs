@@ -70,6 +70,9 @@ pub(super) fn constants(shape: &Shape) -> String {
          const M_FORM: u32 = {m}u;\n\
          const B_FORM: u32 = {b}u;\n\
          const P_FORM: u32 = {p}u;\n\
+         const NOISE_FORM: u32 = {noise}u;\n\
+         const STOCHASTIC: bool = {stochastic};\n\
+         const DRAWS: bool = {draws};\n\
          const PB: u32 = {pb}u;\n\
          const GP: u32 = {gp}u;\n\
          const RB: u32 = {rb}u;\n\
@@ -81,6 +84,9 @@ pub(super) fn constants(shape: &Shape) -> String {
         m = form_code(shape.m_form),
         b = form_code(shape.b_form),
         p = form_code(shape.p_form),
+        noise = form_code(shape.noise_form),
+        stochastic = shape.stochastic,
+        draws = shape.draws,
         pb = PARTICLES_PER_INVOCATION,
         gp = GROUP_PARTICLES,
         rb = ROW_BLOCK,
@@ -91,13 +97,16 @@ pub(super) fn constants(shape: &Shape) -> String {
 }
 
 /// Floats per time point of the coefficients a step dispatch uploads: M, B, P, the mixture's
-/// centers W (the empirical target's are resident), the K biases and the noise scale.
+/// centers W (the empirical target's are resident), the K biases, the noise factor and the
+/// exact mixture's offsets.
 struct PointLayout {
     m: usize,
     b: usize,
     p: usize,
     w: usize,
     k: usize,
+    noise: usize,
+    offsets: usize,
 }
 
 impl PointLayout {
@@ -113,11 +122,17 @@ impl PointLayout {
                 plan.centers_count * d
             },
             k: plan.centers_count,
+            noise: form_len(plan.noise_form, d),
+            offsets: if plan.kind == Kind::Mixture && plan.scheme.draws_component() {
+                plan.centers_count * d
+            } else {
+                0
+            },
         }
     }
 
     fn bytes(&self) -> u64 {
-        (4 * (self.m + self.b + self.p + self.w + self.k + 1)) as u64
+        (4 * (self.m + self.b + self.p + self.w + self.k + self.noise + self.offsets)) as u64
     }
 
     /// The coefficients of chunk points `a..b` and the step words of `Params` locating them.
@@ -137,7 +152,12 @@ impl PointLayout {
             0
         };
         params.off_bias = push(&chunk.bias, self.k);
-        params.off_noise = push(&chunk.noise, 1);
+        params.off_noise = push(&chunk.noise, self.noise);
+        params.off_offsets = if self.offsets > 0 {
+            push(&chunk.offsets, self.offsets)
+        } else {
+            0
+        };
         data
     }
 }
