@@ -92,13 +92,13 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             let p = tile_sum / s;
             let inside = u < p;
             u = min(select((u - p) / (1.0 - p), u / p, inside), vec4<f32>(BELOW_ONE));
-            let target = u * tile_sum;
+            let goal = u * tile_sum;
             picked = select(picked, vec4<u32>(t0 + rows - 1u), inside);
             var cum = vec4<f32>(0.0);
             var found = !inside;
             for (var r = 0u; r < rows; r++) {
                 cum += s4(ROW_LOGITS + r, l);
-                let hit = (cum > target) & !found;
+                let hit = (cum > goal) & !found;
                 picked = select(picked, vec4<u32>(t0 + r), hit);
                 found = found | hit;
             }
