@@ -13,7 +13,7 @@ use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng::{self, rng_id};
 
 mod common;
-use common::{Shape, dense_model, empirical, ids, mixture, plan, process};
+use common::{ALL_SCHEMES, Shape, dense_model, empirical, ids, mixture, plan_with, process};
 
 fn spec(seed: u64, particles: u64, keep_samples: bool, batch: Option<usize>) -> RunSpec {
     RunSpec {
@@ -34,10 +34,16 @@ fn euler_maruyama_moments_equal_exact_discrete_moments() {
 
 #[test]
 fn results_are_identical_for_any_thread_count_and_batch_size() {
+    for scheme in [Scheme::EulerMaruyama, Scheme::Exact, Scheme::Exponential] {
+        identical_for_any_thread_count_and_batch_size(scheme);
+    }
+}
+
+fn identical_for_any_thread_count_and_batch_size(scheme: Scheme) {
     let m = DVector::from_vec(vec![1.0, 1.0, -1.0]);
     let model = dense_model(vec![0.3, 0.7], vec![m.clone(), -m]);
     let grid = Grid::new(3.0, 60).unwrap();
-    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let plan = Plan::new(&model, grid, scheme, Start::Exact).unwrap();
     let go = |threads: usize, batch: usize| {
         let engine = CpuEngine::with_threads(threads).unwrap();
         let rec = Recorder::new(&plan, vec![0, 30, 60], vec![0.6, 0.0, 0.8]);
@@ -59,7 +65,7 @@ fn results_are_identical_for_any_thread_count_and_batch_size() {
         assert_eq!(a.recorder.stats, other.recorder.stats);
     }
     // A chunked plan computes the same coefficients.
-    let chunked = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact)
+    let chunked = Plan::new(&model, grid, scheme, Start::Exact)
         .unwrap()
         .with_chunk_len(7);
     let rec = Recorder::new(&chunked, vec![0, 30, 60], vec![0.6, 0.0, 0.8]);
@@ -159,8 +165,11 @@ fn lanes_equal_the_scalar_kernel_bit_for_bit() {
             Shape::DenseU,
         ] {
             // 150 training points: several softmax blocks, the last one partial.
-            for target in [mixture(d, 9), empirical(d, 150, 3)] {
-                let p = plan(process(d, shape, 5), target, grid);
+            let cases = [mixture(d, 9), empirical(d, 150, 3)]
+                .into_iter()
+                .flat_map(|t| ALL_SCHEMES.map(|s| (t.clone(), s)));
+            for (target, scheme) in cases {
+                let p = plan_with(process(d, shape, 5), target, grid, scheme);
                 let ids = ids(37);
                 let direction: Vec<f32> = (0..d).map(|i| (i as f32 + 1.0).recip()).collect();
                 let mut want_rec = Recorder::new(&p, vec![30], direction.clone());
@@ -169,7 +178,7 @@ fn lanes_equal_the_scalar_kernel_bit_for_bit() {
                 let mut batch = engine.start(&p, 4, &ids).unwrap();
                 engine.advance(&p, &mut batch, 0, 30, &mut rec).unwrap();
                 let got = engine.read(&batch).unwrap();
-                let what = format!("d={d} {shape:?} {:?}", p.kind);
+                let what = format!("d={d} {shape:?} {:?} {scheme:?}", p.kind);
                 assert_eq!(
                     got.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                     want.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),

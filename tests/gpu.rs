@@ -603,3 +603,48 @@ fn gpu_segments_record_each_point_once() {
         common::check_segments_record_once(engine);
     }
 }
+
+/// Every scheme through both engines on mixtures and training sets, with scalar and dense noise
+/// factors. The averaging schemes agree to round-off like Euler–Maruyama; the exact scheme draws a
+/// component per step, and a draw that lands within round-off of a cumulative boundary may pick
+/// another row on the GPU (its exp is the driver's), after which that trajectory differs: at most
+/// 3 % of the particles may, the others agree to round-off.
+#[test]
+fn every_scheme_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let grid = Grid::new(4.0, 40).unwrap();
+    for d in [2usize, 16] {
+        for shape in [Shape::Scalar, Shape::DenseU] {
+            for target in [mixture(d, 9), empirical(d, 150, 3)] {
+                for scheme in common::ALL_SCHEMES {
+                    let p = common::plan_with(process(d, shape, 5), target.clone(), grid, scheme);
+                    let what = format!("{scheme:?} {:?} d={d} {shape:?}", p.kind);
+                    let ids = ids(200);
+                    let cpu = run_cpu(&p, 11, &ids, 0, 40);
+                    let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 40);
+                    if scheme != Scheme::Exact {
+                        assert_close_particles(&what, &p, &cpu, &gpu_p, 1e-4);
+                        continue;
+                    }
+                    let apart = cpu
+                        .x
+                        .chunks(d)
+                        .zip(gpu_p.x.chunks(d))
+                        .filter(|(a, b)| max_abs_diff(a, b) > 1e-4)
+                        .count();
+                    eprintln!("{what}: {apart} of 200 trajectories apart");
+                    assert!(
+                        apart * 100 <= 3 * ids.len(),
+                        "{what}: {apart} trajectories apart"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn exact_scheme_samples_the_gaussian_marginal_on_the_gpu() {
+    let Some(gpu) = gpu() else { return };
+    common::check_exact_marginals(gpu, 20_000);
+}

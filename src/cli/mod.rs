@@ -412,9 +412,7 @@ fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config, empirical: bool) -> Res
         .map(|k| format!("{k} (from the config file) has no effect on `{name}`"))
         .chain(resources::checkpoint_warning(args.checkpoint_every, cfg))
         .collect();
-    if matches!(kind, Kind::Speciation | Kind::Collapse)
-        && !cfg.scheme.stochastic()
-    {
+    if matches!(kind, Kind::Speciation | Kind::Collapse) && !cfg.scheme.stochastic() {
         early_warnings.push(
             "the probability flow is deterministic: two clones never separate, so every clone \
              probability is 1 by construction (use --scheme euler-maruyama)"

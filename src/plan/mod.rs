@@ -385,7 +385,8 @@ impl Plan {
                     }
                     (b.g, Linear::identity(d), b.noise, Some(offsets))
                 } else {
-                    let (m, forcing, noise) = self.integrate(j, &gamma_inv)?;
+                    let cov = |s: f64, e: &Linear| p.gamma_with(s, e, &mix.cov);
+                    let (m, forcing, noise) = self.integrate(j, &gamma_inv, cov)?;
                     (m, forcing, noise, None)
                 };
                 Ok(Point {
@@ -416,7 +417,8 @@ impl Plan {
                     let br = self.bridge(j, &sigma_inv, |s, e| p.sigma_with(s, e))?;
                     (br.g, br.offset, br.noise)
                 } else {
-                    let (m, forcing, noise) = self.integrate(j, &sigma_inv)?;
+                    let cov = |s: f64, e: &Linear| p.sigma_with(s, e);
+                    let (m, forcing, noise) = self.integrate(j, &sigma_inv, cov)?;
                     (m, forcing.mul(&sigma_inv.mul(&e)), noise)
                 };
                 Ok(Point {
@@ -444,16 +446,25 @@ impl Plan {
     }
 
     /// `(M, P, L)` of the step from t_j for the averaging schemes, with the reverse drift
-    /// `A x + c(forcing − precision·x)`: P multiplies the forcing (the posterior-mean center).
-    /// Euler: `M = I + Δt(A − c·precision)`, `P = cΔt`, `L = √(2Δt)`. Exponential: the
-    /// same linear part integrated exactly ([`integrator`]).
-    fn integrate(&self, j: usize, precision: &Linear) -> Result<(Linear, Linear, Linear)> {
+    /// `A x + c(forcing − precision·x)`: P multiplies the forcing (the posterior-mean center,
+    /// held at t_j). Euler: `M = I + Δt(A − c·precision_t)`, `P = cΔt`, `L = √(2Δt)`.
+    /// Exponential: the linear part taken at the step's midpoint (`cov(s, E_s)` gives the
+    /// covariance whose inverse is the precision there) and integrated exactly ([`integrator`]);
+    /// the midpoint halved the φ bias of t_j's linear part on `lu-tang` at Δt = 0.1 (+0.0107 →
+    /// −0.0054 ± 0.0009; Euler–Maruyama +0.054).
+    fn integrate(
+        &self,
+        j: usize,
+        precision: &Linear,
+        cov: impl Fn(f64, &Linear) -> Linear,
+    ) -> Result<(Linear, Linear, Linear)> {
         let (t, dt) = (self.grid.time(j), self.grid.dt());
         let c = self.scheme.score_weight();
-        let linear = self.process.drift(t).sub(&precision.scale(c));
         let d = self.dim;
         let noisy = self.scheme.stochastic();
+        let linear_at = |t: f64, precision: &Linear| self.process.drift(t).sub(&precision.scale(c));
         Ok(if self.scheme.explicit() {
+            let linear = linear_at(t, precision);
             let noise = if noisy { (2.0 * dt).sqrt() } else { 0.0 };
             (
                 linear.scale(dt).add_identity(1.0),
@@ -461,6 +472,9 @@ impl Plan {
                 Linear::Scalar(noise, d),
             )
         } else {
+            let mid = t - 0.5 * dt;
+            let e = self.process.propagator(mid);
+            let linear = linear_at(mid, &self.precision(cov(mid, &e), mid)?);
             let (m, phi) = integrator::exponential(&linear, dt);
             let noise = if noisy {
                 integrator::noise_covariance(&linear, dt).cholesky()?

@@ -34,7 +34,6 @@ params! {
     /// from point `first`, so no op index grows with the run.
     phase,
     ops,
-    to,
     m_form,
     b_form,
     p_form,

@@ -215,7 +215,6 @@ impl GpuEngine {
             k: k as u32,
             key0: key[0],
             key1: key[1],
-            to: to as u32,
             m_form: form_code(plan.m_form),
             b_form: form_code(plan.b_form),
             p_form: form_code(plan.p_form),
