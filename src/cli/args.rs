@@ -11,7 +11,7 @@ use crate::config::{Backend, Config};
 use crate::io::{read_matrix, read_vector};
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
-use crate::plan::{Scheme, Start};
+use crate::plan::{Scheme, Spacing, Start};
 
 // Command-line flags for every `Config` field, plus `--config` and `--preset`; unset flags leave
 // the preset / file value in place. (A plain comment: a doc comment here would become the `about`
@@ -123,9 +123,17 @@ pub struct ConfigArgs {
     /// Horizon T in forward-time units, where generation starts [default: 10].
     #[arg(long, value_name = "T", value_parser = finite, help_heading = "Sampling")]
     pub t_max: Option<f64>,
-    /// Discretisation of the reverse dynamics [default: euler-maruyama].
+    /// Discretisation of the reverse dynamics [default: euler-maruyama]. `exact` has no
+    /// discretisation bias at any Δt, so a cloning study needs only a few steps (the branch
+    /// times are nodes). Example: --scheme exact --steps 20
     #[arg(long, value_enum, help_heading = "Sampling")]
     pub scheme: Option<Scheme>,
+    /// Spacing of the time grid [default: uniform]: uniform | geometric:TMIN (--steps nodes
+    /// geometric from t-max to TMIN, then 0: fine steps near t = 0) | nodes:T1,T2,... (exactly
+    /// these). Branch, record and entropy times are always added as nodes. Example: --grid
+    /// geometric:0.001
+    #[arg(long, value_name = "SPACING", help_heading = "Sampling")]
+    pub grid: Option<Spacing>,
     /// Start distribution at t = T [default: exact].
     #[arg(long, value_enum, help_heading = "Sampling")]
     pub start: Option<Start>,

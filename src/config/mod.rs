@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
-use crate::plan::{Scheme, Start};
+use crate::plan::{Scheme, Spacing, Start};
 
 /// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
 /// clone stream.
@@ -92,6 +92,9 @@ pub struct Config {
     pub steps: usize,
     pub t_max: f64,
     pub scheme: Scheme,
+    /// Spacing of the time grid (the study's branch, record and entropy times are added as
+    /// nodes).
+    pub grid: Spacing,
     pub start: Start,
     pub backend: Backend,
     /// Substring of the GPU adapter name to pick.
@@ -138,6 +141,7 @@ impl Default for Config {
             steps: 1000,
             t_max: 10.0,
             scheme: Scheme::EulerMaruyama,
+            grid: Spacing::Uniform,
             start: Start::Exact,
             backend: Backend::Auto,
             adapter: None,
@@ -316,6 +320,9 @@ impl Config {
             ensure!(!a.trim().is_empty(), "adapter: must not be empty");
         }
         check_times("branch-times", &self.branch_times, self.t_max, false)?;
+        if let Spacing::Nodes(v) = &self.grid {
+            check_times("grid", &Some(v.clone()), self.t_max, false)?;
+        }
         check_times("entropy-times", &self.entropy_times, self.t_max, false)?;
         check_times("record-times", &self.record_times, self.t_max, true)?;
 

@@ -44,7 +44,7 @@ mod grid;
 pub mod integrator;
 mod shape;
 
-pub use grid::{Grid, Scheme, Start};
+pub use grid::{Grid, Scheme, Spacing, Start};
 pub use shape::Shape;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -224,15 +224,17 @@ impl Plan {
         }
         let per_point = plan.point_floats();
         // Chunks of about 16 MiB of coefficients, at least one point.
-        plan.chunk_len = ((4 << 20) / per_point.max(1)).clamp(1, grid.steps + 1);
-        plan.cache_enabled = per_point * (grid.steps + 1) * 4 <= CACHE_BYTES;
+        let n = plan.grid.steps;
+        plan.chunk_len = ((4 << 20) / per_point.max(1)).clamp(1, n + 1);
+        plan.cache_enabled = per_point * (n + 1) * 4 <= CACHE_BYTES;
         *plan.cache.lock().expect("plan cache") = vec![None; plan.chunk_count()];
         Ok(plan)
     }
 
     /// Refuses a grid on which the explicit step is unstable: where the step's linear part M_j
     /// has spectral radius ρ ≥ 2 the particles grow like ρʲ to inf and NaN. Checked at the first,
-    /// middle and last step (the precision of the score runs monotonically between them). For a
+    /// middle and last step (the precision of the score runs monotonically between them) and at
+    /// the longest step of a non-uniform grid. For a
     /// real eigenvalue μ of the drift, ρ = |1 + Δt μ|, so Δt' = Δt/(ρ + 1) gives |Δt' μ| ≤ 1.
     fn check_stability(&self) -> Result<()> {
         if !self.scheme.explicit() {
@@ -240,7 +242,8 @@ impl Plan {
         }
         let n = self.grid.steps;
         let mut worst = (0.0, 0);
-        for j in [0, n / 2, n - 1] {
+        let longest = (0..n).max_by(|&a, &b| self.grid.dt_at(a).total_cmp(&self.grid.dt_at(b)));
+        for j in [0, n / 2, n - 1].into_iter().chain(longest) {
             let rho = self.point(j)?.m.spectral_radius();
             if rho.is_nan() || rho > worst.0 {
                 worst = (rho, j);
@@ -252,8 +255,8 @@ impl Plan {
             rho < 2.0,
             "steps: Δt = {:.3e} is unstable for this model: near t = {:.3e} one step multiplies \
              some direction by {rho:.3e} (≥ 2), so the particles would blow up to NaN; use \
-             --steps {needed:.0} or more, or a smaller --t-max",
-            self.grid.dt(),
+             --steps {needed:.0} or more, a smaller --t-max, or --scheme exact (no step limit)",
+            self.grid.dt_at(j),
             self.grid.time(j)
         );
         Ok(())
@@ -458,7 +461,7 @@ impl Plan {
         precision: &Linear,
         cov: impl Fn(f64, &Linear) -> Linear,
     ) -> Result<(Linear, Linear, Linear)> {
-        let (t, dt) = (self.grid.time(j), self.grid.dt());
+        let (t, dt) = (self.grid.time(j), self.grid.dt_at(j));
         let c = self.scheme.score_weight();
         let d = self.dim;
         let noisy = self.scheme.stochastic();

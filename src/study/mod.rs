@@ -166,7 +166,14 @@ pub struct Inputs {
 impl Inputs {
     /// The whole study of `cfg`, validated, with its grid.
     pub fn new(cfg: Config, empirical: bool, quiet: bool) -> Result<Inputs> {
-        let grid = Grid::new(cfg.t_max, cfg.steps)?;
+        // The times the study measures at are nodes, not the nearest node.
+        let wanted: Vec<f64> = [&cfg.branch_times, &cfg.record_times, &cfg.entropy_times]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .collect();
+        let grid = Grid::spaced(cfg.t_max, cfg.steps, &cfg.grid)?.with_times(&wanted)?;
         Ok(Inputs {
             cfg,
             empirical,
@@ -254,13 +261,13 @@ impl Inputs {
     ) -> Result<(Built, Plan, crate::theory::Theory)> {
         let cfg = &self.cfg;
         let built = build::build(cfg)?;
-        let plan = Plan::new(&built.mixture_model(), self.grid, cfg.scheme, cfg.start)?;
+        let plan = Plan::new(&built.mixture_model(), self.grid.clone(), cfg.scheme, cfg.start)?;
         let theory = crate::theory::theory(
             &built.process,
             &built.mixture,
             None,
             cfg.t_max,
-            self.grid.dt(),
+            self.grid.max_dt(),
         );
         session.warn_all(&theory.warnings);
         Ok((built, plan, theory))
@@ -279,14 +286,14 @@ impl Inputs {
             &built.mixture,
             Some(data.points.nrows()),
             cfg.t_max,
-            self.grid.dt(),
+            self.grid.max_dt(),
         );
         session.warn_all(&theory.warnings);
         let model = crate::model::Model {
             process: built.process.clone(),
             target: crate::model::Target::Empirical(data.clone()),
         };
-        let plan = Plan::new(&model, self.grid, cfg.scheme, cfg.start)?;
+        let plan = Plan::new(&model, self.grid.clone(), cfg.scheme, cfg.start)?;
         Ok(EmpiricalSetup {
             built,
             data,

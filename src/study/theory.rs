@@ -38,6 +38,7 @@ impl Study for TheoryStudy {
         "entropy-samples",
         "save-samples",
         "scheme",
+        "grid",
         "start",
         "backend",
         "adapter",
@@ -59,7 +60,7 @@ impl Study for TheoryStudy {
             &built.mixture,
             Some(n),
             cfg.t_max,
-            inputs.grid.dt(),
+            inputs.grid.max_dt(),
         );
         session.warn_all(&th.warnings);
         let p = &built.process;
