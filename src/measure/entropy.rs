@@ -146,6 +146,9 @@ pub struct CollapseTimes {
     pub median_interval: Option<[f64; 2]>,
     pub q10: Option<f64>,
     pub q90: Option<f64>,
+    /// The grid's resolution at the median: the step that ends at it (a trajectory's t̂_C is a
+    /// node, known to within the step before it); the longest step when there is no median.
+    pub resolution: f64,
     /// The fraction of trajectories at every grid time that holds any.
     pub histogram: Vec<CollapseBin>,
 }
@@ -181,6 +184,10 @@ pub fn collapse_times(tally: &Tally, grid: &Grid) -> CollapseTimes {
     };
     let some = count > 0;
     let half = 0.5 / total.sqrt();
+    let resolution = match some.then(|| quantile(0.5)) {
+        Some(t) if grid.index_of(t) > 0 => grid.dt_at(grid.index_of(t) - 1),
+        _ => grid.max_dt(),
+    };
     CollapseTimes {
         count,
         mean: some.then_some(mean),
@@ -189,6 +196,7 @@ pub fn collapse_times(tally: &Tally, grid: &Grid) -> CollapseTimes {
         median_interval: some.then(|| [quantile(0.5 - half), quantile(0.5 + half)]),
         q10: some.then(|| quantile(0.1)),
         q90: some.then(|| quantile(0.9)),
+        resolution,
         histogram: tally
             .last_change
             .iter()

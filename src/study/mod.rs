@@ -267,7 +267,7 @@ impl Inputs {
             &built.mixture,
             None,
             cfg.t_max,
-            self.grid.max_dt(),
+            explicit_dt(cfg, &self.grid),
         );
         session.warn_all(&theory.warnings);
         Ok((built, plan, theory))
@@ -286,7 +286,7 @@ impl Inputs {
             &built.mixture,
             Some(data.points.nrows()),
             cfg.t_max,
-            self.grid.max_dt(),
+            explicit_dt(cfg, &self.grid),
         );
         session.warn_all(&theory.warnings);
         let model = crate::model::Model {
@@ -300,6 +300,16 @@ impl Inputs {
             plan,
             theory,
         })
+    }
+}
+
+/// The longest step of an explicit scheme (what the theory's stiffness warning is about), or 0
+/// for the schemes that integrate the linear part exactly (nothing to warn about).
+pub fn explicit_dt(cfg: &Config, grid: &Grid) -> f64 {
+    if cfg.scheme.explicit() {
+        grid.max_dt()
+    } else {
+        0.0
     }
 }
 

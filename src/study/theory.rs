@@ -60,7 +60,7 @@ impl Study for TheoryStudy {
             &built.mixture,
             Some(n),
             cfg.t_max,
-            inputs.grid.max_dt(),
+            super::explicit_dt(cfg, &inputs.grid),
         );
         session.warn_all(&th.warnings);
         let p = &built.process;
