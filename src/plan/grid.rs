@@ -172,7 +172,13 @@ impl Grid {
         );
         let dt = t_max / steps as f64;
         let times = (0..=steps)
-            .map(|j| if j == steps { 0.0 } else { t_max - j as f64 * dt })
+            .map(|j| {
+                if j == steps {
+                    0.0
+                } else {
+                    t_max - j as f64 * dt
+                }
+            })
             .collect();
         let nodes = (0..=steps)
             .map(|j| t_max * (steps - j) as f64 / steps as f64)

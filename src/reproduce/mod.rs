@@ -5,6 +5,7 @@
 //! exit status is non-zero when a check fails.
 
 mod collapse_gmm;
+mod discretisation;
 mod gap;
 mod multimodal;
 mod speciation_gmm;
@@ -36,7 +37,8 @@ pub struct ReproduceArgs {
     /// The experiment: speciation-gmm (φ against t/t_S for growing d), collapse-gmm (excess
     /// entropy and collapse times against the REM), gap (spectral gap against the strength of Q),
     /// steering (t_S and t_C across Q strategies for anisotropic U), multimodal (per-mode φ and
-    /// the synchronization gap against the coupling, and a coupling schedule).
+    /// the synchronization gap against the coupling, and a coupling schedule), discretisation
+    /// (φ bias at t_S and t_S shift against Δt for each SDE scheme, with the cost of accuracy).
     #[arg(value_enum)]
     pub name: Experiment,
     /// Small sizes that finish within a minute on 2 CPU cores; the checks still apply.
@@ -60,6 +62,13 @@ pub struct ReproduceArgs {
     /// Seed of every random choice [default: 1].
     #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
+    /// Discretisation of the reverse dynamics [default: euler-maruyama]; with `exact`,
+    /// speciation-gmm runs on a coarse grid (--steps 20: the branch times are nodes).
+    #[arg(long, value_enum)]
+    pub scheme: Option<crate::plan::Scheme>,
+    /// Time steps of speciation-gmm [default: 1000, or 20 with --scheme exact].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
     /// No progress notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -73,6 +82,7 @@ pub enum Experiment {
     Gap,
     Steering,
     Multimodal,
+    Discretisation,
 }
 
 impl Experiment {
@@ -83,6 +93,7 @@ impl Experiment {
             Experiment::Gap => "gap",
             Experiment::Steering => "steering",
             Experiment::Multimodal => "multimodal",
+            Experiment::Discretisation => "discretisation",
         }
     }
 
@@ -95,6 +106,7 @@ impl Experiment {
             Experiment::Multimodal => {
                 "Coupled modalities: per-mode speciation and the synchronization gap"
             }
+            Experiment::Discretisation => "Discretisation bias of the samplers against Δt",
         }
     }
 }
@@ -159,6 +171,8 @@ pub struct Lab<'a, E: Engine> {
     /// The base config: backend, threads, seed.
     pub base: Config,
     pub pairs: Option<u64>,
+    /// `--steps`, for the experiments that take it.
+    pub steps: Option<usize>,
     pub quiet: bool,
     pub checks: Vec<Check>,
     /// (file stem, caption) of every figure.
@@ -324,6 +338,7 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         backend: args.backend.unwrap_or_default(),
         threads: args.threads,
         seed: args.seed.unwrap_or(1),
+        scheme: args.scheme.unwrap_or(crate::plan::Scheme::EulerMaruyama),
         ..Config::default()
     };
     base.validate()?;
@@ -407,6 +422,7 @@ fn run<E: Engine>(
         out,
         base: base.clone(),
         pairs: args.pairs,
+        steps: args.steps,
         quiet: args.quiet,
         checks: vec![],
         figures: vec![],
@@ -417,6 +433,7 @@ fn run<E: Engine>(
         Experiment::Gap => gap::run(&mut lab),
         Experiment::Steering => steering::run(&mut lab),
         Experiment::Multimodal => multimodal::run(&mut lab),
+        Experiment::Discretisation => discretisation::run(&mut lab),
     };
     // Interrupted: keep the checks done so far (the report says where it stopped).
     let (data, stopped) = match data {

@@ -261,7 +261,12 @@ impl Inputs {
     ) -> Result<(Built, Plan, crate::theory::Theory)> {
         let cfg = &self.cfg;
         let built = build::build(cfg)?;
-        let plan = Plan::new(&built.mixture_model(), self.grid.clone(), cfg.scheme, cfg.start)?;
+        let plan = Plan::new(
+            &built.mixture_model(),
+            self.grid.clone(),
+            cfg.scheme,
+            cfg.start,
+        )?;
         let theory = crate::theory::theory(
             &built.process,
             &built.mixture,
