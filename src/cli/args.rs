@@ -185,6 +185,15 @@ pub struct ConfigArgs {
     /// Also write the final samples as samples.npy (particles × d, f32) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Measurements")]
     pub save_samples: Option<bool>,
+
+    /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540 plus
+    /// a 240-wide legend column]. Example: --figure-size 1200x800
+    #[arg(long, value_name = "WxH", value_parser = figure_size, help_heading = "Figures")]
+    pub figure_size: Option<(u32, u32)>,
+    /// PNG resolution in dots per inch: the PNG is figure-size × DPI / 96 pixels, laid out as
+    /// the SVG [default: 96]. Example: --dpi 300
+    #[arg(long, value_name = "DPI", help_heading = "Figures")]
+    pub dpi: Option<u32>,
 }
 
 impl ConfigArgs {
@@ -293,6 +302,14 @@ pub fn count<T: TryFrom<u64>>(s: &str) -> std::result::Result<T, String> {
         },
     };
     T::try_from(n).map_err(|_| format!("{n} is too large"))
+}
+
+/// `WIDTHxHEIGHT` (range-checked by [`Config::validate`]).
+pub fn figure_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || format!("'{s}': expected WIDTHxHEIGHT, e.g. 1200x800");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| bad());
+    Ok((n(w)?, n(h)?))
 }
 
 fn finite(s: &str) -> std::result::Result<f64, String> {

@@ -15,7 +15,7 @@ use crate::linalg::Linear;
 use crate::measure::Stop;
 use crate::measure::checkpoint::Snapshot;
 use crate::measure::entropy::{CollapseTimes, EntropyRow, collapse_times, excess_entropy_series};
-use crate::report::{OutDir, Series, Style};
+use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{Theory, t_collapse};
 
@@ -378,19 +378,22 @@ fn write_outputs(
                 color: None,
             },
         ];
-        crate::report::plot_series(
+        super::write_figure(
+            inputs,
             dir,
-            "collapse.svg",
-            &super::title(
-                "Excess entropy f^e/α: collapse onto the training set",
-                inputs,
-                &format!("N = {}", result.n_train),
-                partial,
-            ),
-            "time t",
-            "f^e/α",
-            &entropy,
-            &markers,
+            "collapse",
+            &Figure {
+                title: &super::title(
+                    "Excess entropy f^e/α: collapse onto the training set",
+                    inputs,
+                    &format!("N = {}", result.n_train),
+                    partial,
+                ),
+                x_label: "time t",
+                y_label: "f^e/α",
+                series: &entropy,
+                markers: &markers,
+            },
         )?;
         let clone_series = [Series {
             label: "clone-collapse φ_C (±1 s.e.)".into(),
@@ -399,19 +402,22 @@ fn write_outputs(
             style: Style::Points,
             color: Some(2),
         }];
-        crate::report::plot_series(
+        super::write_figure(
+            inputs,
             dir,
-            "clone_collapse.svg",
-            &super::title(
-                "Clone-collapse fraction φ_C",
-                inputs,
-                &format!("N = {}", result.n_train),
-                partial,
-            ),
-            "branch time t",
-            "φ_C",
-            &clone_series,
-            &markers,
+            "clone_collapse",
+            &Figure {
+                title: &super::title(
+                    "Clone-collapse fraction φ_C",
+                    inputs,
+                    &format!("N = {}", result.n_train),
+                    partial,
+                ),
+                x_label: "branch time t",
+                y_label: "φ_C",
+                series: &clone_series,
+                markers: &markers,
+            },
         )?;
     }
     Ok(())

@@ -34,7 +34,7 @@ use crate::config::build::{self, Built};
 use crate::engine::Engine;
 use crate::measure::{Shard, Tick};
 use crate::plan::{Grid, Plan};
-use crate::report::{OutDir, Progress};
+use crate::report::{Figure, OutDir, Progress, Render};
 pub use parts::Parts;
 pub use session::{Phase, Session, Stopped};
 
@@ -343,6 +343,13 @@ fn title(title: &str, inputs: &Inputs, count: &str, partial: Option<&str>) -> St
         Some(p) => format!("{title} — partial: {p}"),
         None => title,
     }
+}
+
+/// Writes a study's figure `stem` (SVG, PNG, data CSV) at the config's figure size and dpi,
+/// its legend beside the axes.
+fn write_figure(inputs: &Inputs, out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
+    let render = Render::sized(inputs.cfg.figure_size, Some(inputs.cfg.dpi));
+    crate::report::write_figure(out, stem, figure, &render)
 }
 
 /// A measured value with its standard error for a table: `0.7129 ± 0.0032`, or `—` when

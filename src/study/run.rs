@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::{Engine, Recorder};
-use crate::report::{OutDir, Series, Style, or_dash as opt};
+use crate::report::{Figure, OutDir, Series, Style, or_dash as opt};
 use crate::stats::PointStats;
 use crate::theory::Theory;
 
@@ -236,19 +236,22 @@ impl Study for RunStudy {
             .map(|t| ("t_S theory".to_string(), t))
             .into_iter()
             .collect();
-        crate::report::plot_series(
+        super::write_figure(
+            inputs,
             dir,
-            "run.svg",
-            &super::title(
-                "Generation from t = T to 0",
-                inputs,
-                &format!("{} particles", result.particles),
-                partial,
-            ),
-            "time t",
-            "",
-            &series,
-            &markers,
+            "run",
+            &Figure {
+                title: &super::title(
+                    "Generation from t = T to 0",
+                    inputs,
+                    &format!("{} particles", result.particles),
+                    partial,
+                ),
+                x_label: "time t",
+                y_label: "",
+                series: &series,
+                markers: &markers,
+            },
         )?;
         Ok(())
     }

@@ -9,7 +9,7 @@ use super::{Inputs, Kind, Parts, Session, Study};
 use crate::config::build::Built;
 use crate::engine::Engine;
 use crate::measure::cloning::{Branch, crossing_with_error};
-use crate::report::{OutDir, Series, Style};
+use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
 
@@ -422,19 +422,22 @@ fn write_outputs(
             markers.push((format!("t_S {} measured", m.name), t));
         }
     }
-    crate::report::plot_series(
+    super::write_figure(
+        inputs,
         out,
-        "phi.svg",
-        &super::title(
-            "Cloning probability φ(t)",
-            inputs,
-            &format!("{} pairs", r.pairs),
-            partial,
-        ),
-        "branch time t",
-        "φ",
-        &series,
-        &markers,
+        "phi",
+        &Figure {
+            title: &super::title(
+                "Cloning probability φ(t)",
+                inputs,
+                &format!("{} pairs", r.pairs),
+                partial,
+            ),
+            x_label: "branch time t",
+            y_label: "φ",
+            series: &series,
+            markers: &markers,
+        },
     )?;
     Ok(())
 }
