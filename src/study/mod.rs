@@ -352,6 +352,44 @@ fn write_figure(inputs: &Inputs, out: &OutDir, stem: &str, figure: &Figure) -> R
     crate::report::write_figure(out, stem, figure, &render)
 }
 
+/// The times of a theory curve beside measurements at `measured`: evenly spaced over their
+/// span (padded by 15 % each side, staying above 0), with `knots` (where the curve bends, e.g.
+/// t_C) added. 200 of them, where each costs O(d) (a diagonal A); with a dense A or a schedule
+/// each costs a few d×d decompositions, and the grid holds what about 5·10⁹ flops afford, or
+/// just the measured times when that is fewer than 24.
+fn curve_times(measured: &[f64], knots: &[f64], process: &crate::model::Process) -> Vec<f64> {
+    let (lo, hi) = measured
+        .iter()
+        .filter(|t| t.is_finite() && **t > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| {
+            (a.min(t), b.max(t))
+        });
+    if lo > hi {
+        return vec![];
+    }
+    let d = process.dim() as f64;
+    let cheap = process.schedule.is_none() && process.a.form() != crate::linalg::Form::Dense;
+    let n = if cheap {
+        200
+    } else {
+        (5e9 / (d * d * d)).min(200.0) as usize
+    };
+    let mut ts: Vec<f64> = if n < 24 || hi == lo {
+        measured.to_vec()
+    } else {
+        let pad = 0.15 * (hi - lo);
+        let (a, b) = ((lo - pad).max(0.5 * lo), hi + pad);
+        (0..n)
+            .map(|i| a + (b - a) * i as f64 / (n - 1) as f64)
+            .chain(knots.iter().copied().filter(|k| (a..=b).contains(k)))
+            .collect()
+    };
+    ts.retain(|t| t.is_finite() && *t > 0.0);
+    ts.sort_by(f64::total_cmp);
+    ts.dedup();
+    ts
+}
+
 /// A measured value with its standard error for a table: `0.7129 ± 0.0032`, or `—` when
 /// nothing was measured.
 pub(crate) fn pm(value: Option<f64>, stderr: Option<f64>) -> String {

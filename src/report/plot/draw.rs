@@ -159,7 +159,10 @@ pub(super) fn draw<DB: DrawingBackend>(
         let outside = render.legend_outside && !entries.is_empty();
         // With the legend outside, the title spans the whole figure.
         let root = if outside {
-            root.titled(title, title_font.clone()).map_err(plot_err)?
+            // A top margin, so that the title's ascenders are not cut.
+            root.margin(px.i(8.0), 0, 0, 0)
+                .titled(title, title_font.clone())
+                .map_err(plot_err)?
         } else {
             root
         };
