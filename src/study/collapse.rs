@@ -216,7 +216,7 @@ impl Study for CollapseStudy {
             entropy: Some(entropy),
             mode_entropy,
             seconds: Some(seconds),
-            samples: out.samples.map(|p| (p.len(), p.x)),
+            samples: out.samples.map(super::parts::Samples::from_particles),
         })
     }
 
@@ -340,8 +340,8 @@ fn write_outputs(
                     .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
             )?;
         }
-        if let Some((rows, x)) = &parts.samples {
-            super::write_samples(dir, &inputs.cfg, *rows, d, x)?;
+        if let Some(samples) = &parts.samples {
+            super::write_samples(dir, &inputs.cfg, samples, d)?;
         }
         let markers: Vec<(String, f64)> = result
             .t_c_theory

@@ -304,13 +304,30 @@ pub struct EmpiricalSetup {
     pub theory: crate::theory::Theory,
 }
 
-/// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities.
-fn write_samples(out: &OutDir, cfg: &Config, rows: usize, dim: usize, x: &[f32]) -> Result<()> {
-    let mut x = x.to_vec();
+/// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities, and
+/// labels.npy beside it (particles, i64: each sample's class or nearest training point, −1 for
+/// none).
+fn write_samples(out: &OutDir, cfg: &Config, samples: &parts::Samples, dim: usize) -> Result<()> {
+    let mut x = samples.x.clone();
     if cfg.coupling.is_some() {
         crate::model::coupling::mode_frame_f32(&mut x, dim);
     }
-    out.write_npy_f32("samples.npy", &[rows, dim], &x)?;
+    out.write_npy_f32(SAMPLES, &[samples.rows, dim], &x)?;
+    let labels: Vec<i64> = samples
+        .labels
+        .iter()
+        .map(|&l| {
+            if l == crate::engine::NO_LABEL {
+                -1
+            } else {
+                i64::from(l)
+            }
+        })
+        .collect();
+    out.write_bytes(
+        LABELS,
+        &crate::io::encode_npy(LABELS, &[samples.rows], &labels)?,
+    )?;
     Ok(())
 }
 
@@ -402,6 +419,8 @@ pub(crate) fn pm(value: Option<f64>, stderr: Option<f64>) -> String {
 
 /// The final samples of a study with `--save-samples`.
 const SAMPLES: &str = "samples.npy";
+/// The label of each sample (see [`write_samples`]).
+const LABELS: &str = "labels.npy";
 
 /// Distinct values in first-seen order, joined.
 fn distinct(items: impl IntoIterator<Item = String>) -> String {

@@ -134,7 +134,7 @@ impl Study for RunStudy {
         )?;
         Ok(Parts {
             run: Some(out.state(&inputs.range(s.particles))),
-            samples: out.samples.map(|p| (p.len(), p.x)),
+            samples: out.samples.map(super::parts::Samples::from_particles),
             ..Parts::default()
         })
     }
@@ -199,8 +199,8 @@ impl Study for RunStudy {
                 row
             }),
         )?;
-        if let Some((rows, x)) = &parts.samples {
-            super::write_samples(dir, &inputs.cfg, *rows, plan.dim, x)?;
+        if let Some(samples) = &parts.samples {
+            super::write_samples(dir, &inputs.cfg, samples, plan.dim)?;
         }
         let (points, errors) = super::speciation::measured_points(
             result
