@@ -188,7 +188,7 @@ pub struct ConfigArgs {
 
     /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540 plus
     /// a 240-wide legend column]. Example: --figure-size 1200x800
-    #[arg(long, value_name = "WxH", value_parser = figure_size, help_heading = "Figures")]
+    #[arg(long, value_name = "WxH", value_parser = crate::report::parse_figure_size, help_heading = "Figures")]
     pub figure_size: Option<(u32, u32)>,
     /// PNG resolution in dots per inch: the PNG is figure-size × DPI / 96 pixels, laid out as
     /// the SVG [default: 96]. Example: --dpi 300
@@ -302,14 +302,6 @@ pub fn count<T: TryFrom<u64>>(s: &str) -> std::result::Result<T, String> {
         },
     };
     T::try_from(n).map_err(|_| format!("{n} is too large"))
-}
-
-/// `WIDTHxHEIGHT` (range-checked by [`Config::validate`]).
-pub fn figure_size(s: &str) -> std::result::Result<(u32, u32), String> {
-    let bad = || format!("'{s}': expected WIDTHxHEIGHT, e.g. 1200x800");
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
-    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| bad());
-    Ok((n(w)?, n(h)?))
 }
 
 fn finite(s: &str) -> std::result::Result<f64, String> {

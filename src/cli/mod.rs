@@ -86,7 +86,7 @@ enum Command {
         out: PathBuf,
         /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540
         /// plus a 240-wide legend column].
-        #[arg(long, value_name = "WxH", value_parser = args::figure_size)]
+        #[arg(long, value_name = "WxH", value_parser = crate::report::parse_figure_size)]
         figure_size: Option<(u32, u32)>,
         /// PNG resolution in dots per inch (the PNG is figure-size × DPI / 96 pixels)
         /// [default: 96].

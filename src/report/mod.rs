@@ -12,7 +12,9 @@ mod progress;
 
 pub use lock::{Holder, LOCK, Lock};
 pub use outdir::{CHECKPOINT_DIR, MANIFEST, OutDir, hash_bytes, run_token, write_atomic};
-pub use plot::{Figure, Render, Series, Style, render_png, render_svg, typeset, write_figure};
+pub use plot::{
+    Figure, Render, Series, Style, parse_figure_size, render_png, render_svg, typeset, write_figure,
+};
 pub use progress::{Progress, duration, si};
 
 /// A two-column table, keys left-aligned and padded to the widest key:

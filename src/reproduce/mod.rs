@@ -64,7 +64,7 @@ pub struct ReproduceArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540].
-    #[arg(long, value_name = "WxH", value_parser = crate::cli::args::figure_size)]
+    #[arg(long, value_name = "WxH", value_parser = crate::report::parse_figure_size)]
     pub figure_size: Option<(u32, u32)>,
     /// PNG resolution in dots per inch (the PNG is figure-size × DPI / 96 pixels) [default: 96].
     #[arg(long, value_name = "DPI")]

@@ -157,6 +157,14 @@ impl Render {
     }
 }
 
+/// A figure size `WIDTHxHEIGHT` (range-checked by `Config::validate`).
+pub fn parse_figure_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || format!("'{s}': expected WIDTHxHEIGHT, e.g. 1200x800");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| bad());
+    Ok((n(w)?, n(h)?))
+}
+
 /// Render a figure to an SVG document, sized and labelled as `render` says.
 pub fn render_svg(figure: &Figure, render: &Render) -> Result<String> {
     let (w, h) = render.dims();
