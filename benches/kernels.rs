@@ -51,7 +51,8 @@ fn main() {
             let model = spec.model().expect("model");
             model_s.push(t.elapsed().as_secs_f64());
             let t = Instant::now();
-            let p = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).expect("plan");
+            let p =
+                Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).expect("plan");
             for c in 0..p.chunk_count() {
                 p.chunk(c).expect("chunk");
             }

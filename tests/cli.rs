@@ -361,11 +361,22 @@ fn every_command_reads_the_same_model() {
         [0., -3., 0.],
         [0., 0., 3.],
     ];
-    for x in data.chunks_exact(3) {
-        let nearest = points
+    // labels.npy beside it: each sample's nearest training point, counted as class_fractions.
+    let labels = regimes::io::read_vector(&out.join("labels.npy")).unwrap();
+    assert_eq!(labels.len(), 64);
+    let mut counts = [0.0; 5];
+    for (x, &label) in data.chunks_exact(3).zip(labels.iter()) {
+        let dist: Vec<f32> = points
             .iter()
             .map(|p| p.iter().zip(x).map(|(a, b)| (a - b) * (a - b)).sum::<f32>())
-            .fold(f32::INFINITY, f32::min);
+            .collect();
+        let (closest, nearest) =
+            dist.iter().enumerate().fold(
+                (0, f32::INFINITY),
+                |m, (i, &d)| if d < m.1 { (i, d) } else { m },
+            );
+        assert_eq!(label, closest as f64, "sample {x:?}");
+        counts[closest] += 1.0 / 64.0;
         // The last Euler–Maruyama step adds noise √(2Δt) ≈ 0.07 per coordinate (Δt = 0.0025):
         // 0.5 is 7 of those, while the points are 4.2 apart.
         assert!(
@@ -373,6 +384,9 @@ fn every_command_reads_the_same_model() {
             "sample {x:?} is {} from every point",
             nearest.sqrt()
         );
+    }
+    for (k, c) in counts.iter().enumerate() {
+        assert!((run["class_fractions"][k].as_f64().unwrap() - c).abs() < 1e-12);
     }
 
     // t_S is continuous in the target: a two-class file 1e-6 from ±m gives the two-class t_S.

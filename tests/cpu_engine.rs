@@ -43,7 +43,7 @@ fn identical_for_any_thread_count_and_batch_size(scheme: Scheme) {
     let m = DVector::from_vec(vec![1.0, 1.0, -1.0]);
     let model = dense_model(vec![0.3, 0.7], vec![m.clone(), -m]);
     let grid = Grid::new(3.0, 60).unwrap();
-    let plan = Plan::new(&model, grid, scheme, Start::Exact).unwrap();
+    let plan = Plan::new(&model, grid.clone(), scheme, Start::Exact).unwrap();
     let go = |threads: usize, batch: usize| {
         let engine = CpuEngine::with_threads(threads).unwrap();
         let rec = Recorder::new(&plan, vec![0, 30, 60], vec![0.6, 0.0, 0.8]);
@@ -65,7 +65,7 @@ fn identical_for_any_thread_count_and_batch_size(scheme: Scheme) {
         assert_eq!(a.recorder.stats, other.recorder.stats);
     }
     // A chunked plan computes the same coefficients.
-    let chunked = Plan::new(&model, grid, scheme, Start::Exact)
+    let chunked = Plan::new(&model, grid.clone(), scheme, Start::Exact)
         .unwrap()
         .with_chunk_len(7);
     let rec = Recorder::new(&chunked, vec![0, 30, 60], vec![0.6, 0.0, 0.8]);
@@ -169,7 +169,7 @@ fn lanes_equal_the_scalar_kernel_bit_for_bit() {
                 .into_iter()
                 .flat_map(|t| ALL_SCHEMES.map(|s| (t.clone(), s)));
             for (target, scheme) in cases {
-                let p = plan_with(process(d, shape, 5), target, grid, scheme);
+                let p = plan_with(process(d, shape, 5), target, grid.clone(), scheme);
                 let ids = ids(37);
                 let direction: Vec<f32> = (0..d).map(|i| (i as f32 + 1.0).recip()).collect();
                 let mut want_rec = Recorder::new(&p, vec![30], direction.clone());

@@ -198,7 +198,7 @@ fn mixture_trajectories_match_cpu() {
             Shape::Rotated,
             Shape::DenseU,
         ] {
-            let p = plan(process(d, shape, 5), mixture(d, 9), grid);
+            let p = plan(process(d, shape, 5), mixture(d, 9), grid.clone());
             let ids = ids(200);
             let cpu = run_cpu(&p, 11, &ids, 0, 100);
             let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
@@ -234,7 +234,7 @@ fn coupled_trajectories_match_cpu() {
             means,
             cov: Linear::Scalar(1.0, 2 * d),
         });
-        let p = plan(process, target, grid);
+        let p = plan(process, target, grid.clone());
         let ids = ids(200);
         let cpu = run_cpu(&p, 11, &ids, 0, 100);
         let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
@@ -260,7 +260,7 @@ fn empirical_trajectories_match_cpu() {
             Shape::DenseU,
         ] {
             // 150 points: several tiles, the last one partial.
-            let p = plan(process(d, shape, 5), empirical(d, 150, 3), grid);
+            let p = plan(process(d, shape, 5), empirical(d, 150, 3), grid.clone());
             let ids = ids(130);
             let cpu = run_cpu(&p, 11, &ids, 0, 100);
             let gpu_p = run_gpu(gpu, &p, 11, &ids, 0, 100);
@@ -348,7 +348,7 @@ fn recorder_and_tally_match_cpu() {
         ("mixture", mixture(d, 4)),
         ("empirical", empirical(d, 80, 4)),
     ] {
-        let p = plan(process(d, Shape::Diagonal, 2), target, grid);
+        let p = plan(process(d, Shape::Diagonal, 2), target, grid.clone());
         let (rc, tc) = recorded_run(&cpu, &p, &ids, &points, 30);
         let (rg, tg) = recorded_run(gpu, &p, &ids, &points, 30);
         for (i, (a, b)) in rc.stats.iter().zip(&rg.stats).enumerate() {
@@ -395,7 +395,7 @@ fn small_binding_limit_gives_identical_statistics() {
         .unwrap();
     let d = 16;
     let grid = Grid::new(3.0, 40).unwrap();
-    let p = plan(process(d, Shape::Rotated, 1), mixture(d, 1), grid);
+    let p = plan(process(d, Shape::Rotated, 1), mixture(d, 1), grid.clone());
     let ids = ids(700);
     let batch = small.max_batch(&p);
     assert!(batch < ids.len() && batch % 64 == 0, "max batch {batch}");
@@ -436,7 +436,7 @@ fn steps_per_dispatch_do_not_change_particles() {
     let d = 8;
     let grid = Grid::new(3.0, 80).unwrap();
     for target in [mixture(d, 2), empirical(d, 70, 2)] {
-        let p = plan(process(d, Shape::DenseU, 3), target, grid);
+        let p = plan(process(d, Shape::DenseU, 3), target, grid.clone());
         let ids = ids(100);
         let a = run_gpu(&one, &p, 9, &ids, 0, 80);
         let b = run_gpu(&fifty, &p, 9, &ids, 0, 80);
@@ -453,7 +453,7 @@ fn loaded_batches_continue_exactly() {
     let d = 6;
     let grid = Grid::new(3.0, 60).unwrap();
     for target in [mixture(d, 4), empirical(d, 70, 4)] {
-        let p = plan(process(d, Shape::Rotated, 5), target, grid);
+        let p = plan(process(d, Shape::Rotated, 5), target, grid.clone());
         let ids = ids(150);
         let rec = Recorder::new(&p, vec![10, 30, 45, 60], vec![]);
         let mut a = gpu.start(&p, 11, &ids).unwrap();
@@ -501,7 +501,7 @@ fn throughput() {
         .unwrap_or(1 << 16);
     let grid = Grid::new(10.0, steps).unwrap();
     let target = Target::Mixture(Mixture::two_class(DVector::from_element(d, 0.5), 1.0));
-    let p = plan(process(d, Shape::Scalar, 1), target, grid);
+    let p = plan(process(d, Shape::Scalar, 1), target, grid.clone());
     let ids: Vec<u64> = (0..n as u64).collect();
     let mut rec = Recorder::new(&p, vec![steps / 2, steps], vec![]);
     let clock = std::time::Instant::now();
@@ -565,7 +565,7 @@ fn ten_million_particles() {
         target: Target::Mixture(Mixture::two_class(DVector::from_element(d, 1.0), 1.0)),
     };
     let grid = Grid::new(0.05, 5).unwrap();
-    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
     let n = 10_000_000u64;
     assert!(
         (engine.max_batch(&plan) as u64) < n,
@@ -617,7 +617,12 @@ fn every_scheme_matches_cpu() {
         for shape in [Shape::Scalar, Shape::DenseU] {
             for target in [mixture(d, 9), empirical(d, 150, 3)] {
                 for scheme in common::ALL_SCHEMES {
-                    let p = common::plan_with(process(d, shape, 5), target.clone(), grid, scheme);
+                    let p = common::plan_with(
+                        process(d, shape, 5),
+                        target.clone(),
+                        grid.clone(),
+                        scheme,
+                    );
                     let what = format!("{scheme:?} {:?} d={d} {shape:?}", p.kind);
                     let ids = ids(200);
                     let cpu = run_cpu(&p, 11, &ids, 0, 40);

@@ -21,7 +21,7 @@ fn stop_keeps_the_completed_batches() {
     };
     // Ten steps: no longer than the first segment of an advance.
     let grid = Grid::new(1.0, 10).unwrap();
-    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
     let spec = RunSpec {
         seed: 2,
         particles: 10 * 1024,

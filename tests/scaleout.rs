@@ -194,9 +194,11 @@ fn run_shards_merge_to_the_full_run() {
         ],
         &["moments.csv"],
     );
-    // The samples are the full run's, bit for bit, in particle order.
-    let read = |d: &str| std::fs::read(dir.join(d).join("samples.npy")).unwrap();
-    assert_eq!(read("full"), read("merged"));
+    // The samples and their labels are the full run's, bit for bit, in particle order.
+    for file in ["samples.npy", "labels.npy"] {
+        let read = |d: &str| std::fs::read(dir.join(d).join(file)).unwrap();
+        assert_eq!(read("full"), read("merged"), "{file}");
+    }
     let record = summary(&dir.join("merged"))["record"].clone();
     assert!(
         record
@@ -855,8 +857,10 @@ fn devices_split_a_study_and_merge_it() {
             );
         }
     }
-    let read = |d: &str| std::fs::read(dir.join(d).join("samples.npy")).unwrap();
-    assert_eq!(read("run-one"), read("run-two"));
+    for file in ["samples.npy", "labels.npy"] {
+        let read = |d: &str| std::fs::read(dir.join(d).join(file)).unwrap();
+        assert_eq!(read("run-one"), read("run-two"), "{file}");
+    }
     let o = dir.join("refused");
     let o = path(&o);
     refused(

@@ -46,7 +46,7 @@ fn isotropic_u_makes_phi_q_invariant() {
             process: Process::new(u.clone(), q).unwrap(),
             target: Target::Mixture(Mixture::two_class(m.clone(), 1.0)),
         };
-        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
         let steps: Vec<usize> = [0.2, 0.4, 0.8].iter().map(|&t| grid.index_of(t)).collect();
         clone_pairs(
             &CpuEngine::new(),

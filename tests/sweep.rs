@@ -1,6 +1,7 @@
 //! `regimes sweep`, `regimes plot` and sweep shards: a sweep is its points run one by one, an
 //! interrupted sweep resumes to the uninterrupted one, shards merge, `plot` refuses mixed
-//! studies, and every figure names only what it draws and has its CSV.
+//! studies, and every figure (the sweeps' and the studies') names only what it draws and has its
+//! CSV.
 
 mod common;
 
@@ -423,5 +424,117 @@ fn every_sweep_figure_draws_what_its_legend_names_and_has_its_csv() {
                 "{stem}: unexpected legend {t}"
             );
         }
+    }
+}
+
+/// The cells of a CSV line (fields with commas are quoted, quotes doubled).
+fn csv_cells(line: &str) -> Vec<String> {
+    let (mut cells, mut cell, mut quoted) = (vec![], String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cell.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(std::mem::take(&mut cell)),
+            _ => cell.push(c),
+        }
+    }
+    cells.push(cell);
+    cells
+}
+
+/// Every figure of every study (run, speciation and collapse, coupled so that the per-mode
+/// series are there too) has its PNG and its data CSV, and its legend names exactly the series
+/// and markers the CSV holds with a value: no series hidden from the legend, no legend entry
+/// without data. (The legend is the column of texts right of the axes.)
+#[test]
+fn every_study_figure_draws_what_its_legend_names_and_has_its_csv() {
+    let dir = scratch("study-figures");
+    let coupled = ["--preset", "coupled", "--coupling", "additive:0.3"];
+    let cases: [(&str, Vec<&str>); 3] = [
+        ("run", vec!["--preset", "quick", "--particles", "2000"]),
+        (
+            "speciation",
+            [&coupled[..], &["--pairing", "per-mode", "--pairs", "1000"]].concat(),
+        ),
+        (
+            "collapse",
+            [
+                &coupled[..],
+                &[
+                    "--particles",
+                    "300",
+                    "--pairs",
+                    "100",
+                    "--entropy-samples",
+                    "100",
+                ],
+            ]
+            .concat(),
+        ),
+    ];
+    let mut seen = vec![];
+    for (study, flags) in cases {
+        let out = dir.join(study);
+        let mut args = vec![study];
+        args.extend(flags);
+        args.extend(["--backend", "cpu", "--threads", "2", "-q"]);
+        args.extend(["--out", out.to_str().unwrap()]);
+        ok(&args);
+        for e in std::fs::read_dir(&out).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".svg") else {
+                continue;
+            };
+            seen.push(format!("{study}/{stem}"));
+            assert!(out.join(format!("{stem}.png")).is_file(), "{name}: no PNG");
+            let data = std::fs::read_to_string(out.join(format!("{stem}.data.csv")))
+                .unwrap_or_else(|e| panic!("{name}: no data CSV ({e})"));
+            let mut drawn: Vec<String> = data
+                .lines()
+                .skip(1)
+                .map(csv_cells)
+                .filter(|c| {
+                    let has = |i: usize| c.get(i).is_some_and(|v| !v.is_empty());
+                    has(2) && (c[1] == "marker" || has(3))
+                })
+                .map(|c| regimes::report::typeset(&c[0]))
+                .collect();
+            drawn.sort();
+            drawn.dedup();
+            let svg = std::fs::read_to_string(out.join(&name)).unwrap();
+            let texts: Vec<(f64, String)> = svg
+                .split("<text")
+                .skip(1)
+                .filter_map(|t| {
+                    let x = t.split("x=\"").nth(1)?.split('"').next()?.parse().ok()?;
+                    let body = &t[t.find('>')? + 1..];
+                    Some((x, unescape(body[..body.find("</text>")?].trim())))
+                })
+                .collect();
+            let right = texts.iter().map(|t| t.0).fold(f64::MIN, f64::max);
+            let mut legend: Vec<String> = texts
+                .into_iter()
+                .filter(|t| t.0 == right)
+                .map(|t| t.1)
+                .collect();
+            legend.sort();
+            assert_eq!(
+                legend, drawn,
+                "{study}/{name}: legend against the drawn series"
+            );
+        }
+    }
+    for want in [
+        "run/run",
+        "speciation/phi",
+        "collapse/collapse",
+        "collapse/clone_collapse",
+        "collapse/collapse_times",
+    ] {
+        assert!(seen.iter().any(|s| s == want), "no {want}.svg in {seen:?}");
     }
 }

@@ -170,7 +170,12 @@ impl Spec {
         self.validate()?;
         let started = Instant::now();
         let grid = Grid::new(T_MAX, self.steps)?;
-        let plan = Plan::new(&self.model()?, grid, Scheme::EulerMaruyama, Start::Exact)?;
+        let plan = Plan::new(
+            &self.model()?,
+            grid.clone(),
+            Scheme::EulerMaruyama,
+            Start::Exact,
+        )?;
         for c in 0..plan.chunk_count() {
             plan.chunk(c)?;
         }

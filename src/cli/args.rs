@@ -193,6 +193,15 @@ pub struct ConfigArgs {
     /// Also write the final samples as samples.npy (particles × d, f32) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Measurements")]
     pub save_samples: Option<bool>,
+
+    /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540 plus
+    /// a 240-wide legend column]. Example: --figure-size 1200x800
+    #[arg(long, value_name = "WxH", value_parser = crate::report::parse_figure_size, help_heading = "Figures")]
+    pub figure_size: Option<(u32, u32)>,
+    /// PNG resolution in dots per inch: the PNG is figure-size × DPI / 96 pixels, laid out as
+    /// the SVG [default: 96]. Example: --dpi 300
+    #[arg(long, value_name = "DPI", help_heading = "Figures")]
+    pub dpi: Option<u32>,
 }
 
 impl ConfigArgs {

@@ -15,7 +15,7 @@ use crate::config::{Backend, Config};
 use crate::measure::checkpoint::{Every, Shard};
 use crate::study::driver::{self, Report, Request};
 use crate::study::{Kind, resources};
-use sweep::{SweepArgs, parse_size, print_sweep, render_of};
+use sweep::{SweepArgs, print_sweep};
 
 const ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward process \
 and measure their dynamical regimes: speciation (samples commit to a class) and collapse (samples \
@@ -84,9 +84,14 @@ enum Command {
         /// and STEM.csv (the tidy table).
         #[arg(long, value_name = "FILE", default_value = "overlay")]
         out: PathBuf,
-        /// Figure size in pixels, WIDTHxHEIGHT [default: 860x540].
-        #[arg(long, value_name = "WxH", value_parser = parse_size)]
+        /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540
+        /// plus a 240-wide legend column].
+        #[arg(long, value_name = "WxH", value_parser = crate::report::parse_figure_size)]
         figure_size: Option<(u32, u32)>,
+        /// PNG resolution in dots per inch (the PNG is figure-size × DPI / 96 pixels)
+        /// [default: 96].
+        #[arg(long, value_name = "DPI")]
+        dpi: Option<u32>,
     },
     /// Measure engine throughput (particle-steps/s, GFLOP/s, GB/s) on standard workloads,
     /// against the machine's measured peak.
@@ -188,6 +193,23 @@ struct StudyArgs {
     devices: Option<String>,
 }
 
+/// The figure settings of a command outside the studies (`plot`, `reproduce`), checked as
+/// the config's figure keys are.
+pub(crate) fn figure_render(
+    size: Option<(u32, u32)>,
+    dpi: Option<u32>,
+) -> Result<crate::report::Render> {
+    let mut cfg = Config {
+        figure_size: size,
+        ..Config::default()
+    };
+    if let Some(dpi) = dpi {
+        cfg.dpi = dpi;
+    }
+    cfg.validate()?;
+    Ok(crate::report::Render::sized(cfg.figure_size, Some(cfg.dpi)))
+}
+
 pub fn main() -> Result<()> {
     let cli = Cli::from_arg_matches(&hide_ignored(Cli::command()).get_matches())
         .unwrap_or_else(|e| e.exit());
@@ -198,9 +220,10 @@ pub fn main() -> Result<()> {
             x,
             out,
             figure_size,
+            dpi,
         } => {
-            let files =
-                crate::study::sweep::plot(&dirs, x.as_deref(), &out, &render_of(figure_size))?;
+            let render = figure_render(figure_size, dpi)?;
+            let files = crate::study::sweep::plot(&dirs, x.as_deref(), &out, &render)?;
             let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
             println!("wrote {}", names.join(", "));
             return Ok(());
@@ -222,7 +245,7 @@ pub fn main() -> Result<()> {
                 .first()
                 .is_some_and(|d| crate::study::sweep::is_sweep(d))
             {
-                let r = crate::study::sweep::merge(&dirs, &out, force, &render_of(None))?;
+                let r = crate::study::sweep::merge(&dirs, &out, force)?;
                 return print_sweep(r, json);
             }
             return print(driver::merge(&dirs, &out, force, quiet || json)?, json);

@@ -13,33 +13,8 @@ pub(super) struct SweepArgs {
     /// Example: --over q=zero,optimal:0.5 --over dim=8,16
     #[arg(long = "over", value_name = "KEY=V1,V2,…", help_heading = "Sweep")]
     over: Vec<String>,
-    /// Figure size in pixels, WIDTHxHEIGHT [default: 860x540].
-    #[arg(long, value_name = "WxH", value_parser = parse_size, help_heading = "Sweep")]
-    figure_size: Option<(u32, u32)>,
     #[command(flatten)]
     study_args: StudyArgs,
-}
-
-/// `WIDTHxHEIGHT` in pixels.
-pub(super) fn parse_size(s: &str) -> std::result::Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| "expected WIDTHxHEIGHT, e.g. 1200x800".to_string())?;
-    let n = |v: &str| -> std::result::Result<u32, String> {
-        match v.trim().parse::<u32>() {
-            Ok(x) if (200..=8000).contains(&x) => Ok(x),
-            _ => Err(format!("{v}: a size from 200 to 8000 pixels")),
-        }
-    };
-    Ok((n(w)?, n(h)?))
-}
-
-pub(super) fn render_of(size: Option<(u32, u32)>) -> crate::report::Render {
-    crate::report::Render {
-        size,
-        categories: None,
-        legend_outside: true,
-    }
 }
 
 /// `regimes sweep`.
@@ -93,7 +68,6 @@ pub(super) fn sweep(a: SweepArgs) -> Result<()> {
         force: args.force,
         quiet: args.quiet || args.json,
         shard: args.shard,
-        render: render_of(a.figure_size),
         warnings,
     };
     let _ = ctrlc::set_handler(on_signal);

@@ -29,6 +29,15 @@ pub const MAX_HORIZON: f64 = 1e6;
 /// Largest σ² and ‖m‖² (and smallest σ²): f32 plans hold them and their inverses.
 pub const MAX_SCALE: f64 = 1e30;
 
+/// Figure sides, in units of 1/96 inch.
+pub const FIGURE_UNITS: std::ops::RangeInclusive<u32> = 200..=8000;
+
+/// PNG resolutions, in dots per inch.
+pub const FIGURE_DPI: std::ops::RangeInclusive<u32> = 24..=1200;
+
+/// The longest side of a PNG in pixels (12 000² RGB is 432 MB).
+pub const MAX_PNG_SIDE: u64 = 12_000;
+
 /// Most CPU threads per core.
 pub const MAX_THREADS_PER_CORE: usize = 8;
 
@@ -118,6 +127,11 @@ pub struct Config {
     pub steps_per_dispatch: usize,
     /// Write the final samples as samples.npy.
     pub save_samples: bool,
+    /// Figure size [width, height] in units of 1/96 inch (the SVG's size); None = 860 × 540
+    /// plus a legend column.
+    pub figure_size: Option<(u32, u32)>,
+    /// PNG resolution in dots per inch: a PNG is figure-size × dpi / 96 pixels.
+    pub dpi: u32,
 }
 
 impl Default for Config {
@@ -154,6 +168,8 @@ impl Default for Config {
             threads: None,
             steps_per_dispatch: 50,
             save_samples: false,
+            figure_size: None,
+            dpi: 96,
         }
     }
 }
@@ -379,6 +395,31 @@ impl Config {
                 "q-lambdas: values must be distinct"
             );
         }
+        if let Some((w, h)) = self.figure_size {
+            ensure!(
+                FIGURE_UNITS.contains(&w) && FIGURE_UNITS.contains(&h),
+                "figure-size: {w}x{h}: width and height from {} to {} (units of 1/96 inch)",
+                FIGURE_UNITS.start(),
+                FIGURE_UNITS.end()
+            );
+        }
+        ensure!(
+            FIGURE_DPI.contains(&self.dpi),
+            "dpi: {} is not from {} to {}",
+            self.dpi,
+            FIGURE_DPI.start(),
+            FIGURE_DPI.end()
+        );
+        let (w, h) = self.figure_size.unwrap_or((1100, 540));
+        let pixels = |v: u32| u64::from(v) * u64::from(self.dpi) / 96;
+        ensure!(
+            pixels(w).max(pixels(h)) <= MAX_PNG_SIDE,
+            "dpi: {} makes a {}x{}-pixel PNG of a {w}x{h} figure; at most {MAX_PNG_SIDE} pixels \
+             a side (lower dpi or figure-size)",
+            self.dpi,
+            pixels(w),
+            pixels(h)
+        );
         for (field, p) in [
             ("mixture-file", &self.mixture_file),
             ("train-file", &self.train_file),

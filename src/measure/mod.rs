@@ -181,7 +181,7 @@ mod tests {
             )),
         };
         let grid = Grid::new(1.0, 2).unwrap();
-        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
         let engine = CpuEngine::new();
         let cap = engine.max_batch(&plan);
         let full = batch_size(&engine, &plan, None);

@@ -653,9 +653,9 @@ mod tests {
             target: Target::Mixture(Mixture::two_class(m, sigma)),
         };
         let grid = Grid::new(2.0, 16).unwrap();
-        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
         assert_eq!([plan.m_form, plan.p_form], [Form::Scalar; 2]);
-        let dt = grid.dt();
+        let dt = grid.dt_at(0);
         let chunk = plan.chunk(0).unwrap();
         for j in 0..grid.steps {
             let t = grid.time(j);
@@ -684,7 +684,7 @@ mod tests {
             target: Target::Empirical(Empirical { points }),
         };
         let grid = Grid::new(1.0, 4).unwrap();
-        let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
         assert_eq!((plan.kind, plan.centers_count), (Kind::Empirical, 2));
         let chunk = plan.chunk(0).unwrap();
         for j in 0..=grid.steps {
@@ -706,11 +706,11 @@ mod tests {
             target: Target::Mixture(Mixture::two_class(DVector::from_element(d, 1.0), 1.0)),
         };
         let grid = Grid::new(3.0, 10).unwrap();
-        let whole = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+        let whole = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
         let one = whole.chunk(0).unwrap();
         assert_eq!((one.first, one.len), (0, 11));
         for len in [1, 3, 4, 11] {
-            let cut = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact)
+            let cut = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact)
                 .unwrap()
                 .with_chunk_len(len);
             assert_eq!(cut.chunk_count(), 11usize.div_ceil(len));

@@ -13,8 +13,7 @@ mod progress;
 pub use lock::{Holder, LOCK, Lock};
 pub use outdir::{CHECKPOINT_DIR, MANIFEST, OutDir, hash_bytes, run_token, write_atomic};
 pub use plot::{
-    Figure, Render, Series, Style, plot_series, render_png, render_png_with, render_svg,
-    render_svg_with, write_figure,
+    Figure, Render, Series, Style, parse_figure_size, render_png, render_svg, typeset, write_figure,
 };
 pub use progress::{Progress, duration, si};
 

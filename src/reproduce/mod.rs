@@ -30,7 +30,7 @@ use crate::engine::Engine;
 use crate::measure::run::{RunSpec, run as run_particles};
 use crate::plan::Grid;
 use crate::plan::Plan;
-use crate::report::{Figure, OutDir, Series, write_figure};
+use crate::report::{Figure, OutDir, Render, Series, write_figure};
 
 #[derive(clap::Args)]
 pub struct ReproduceArgs {
@@ -72,6 +72,12 @@ pub struct ReproduceArgs {
     /// No progress notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540].
+    #[arg(long, value_name = "WxH", value_parser = crate::report::parse_figure_size)]
+    pub figure_size: Option<(u32, u32)>,
+    /// PNG resolution in dots per inch (the PNG is figure-size × DPI / 96 pixels) [default: 96].
+    #[arg(long, value_name = "DPI")]
+    pub dpi: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -267,9 +273,14 @@ impl<E: Engine> Lab<'_, E> {
         self.checks.push(check);
     }
 
-    /// Writes `stem.svg` and `stem.png` and lists the figure in the report.
+    /// Writes `stem.svg` and `stem.png` (at the base config's size and dpi, the legend in the
+    /// corner that hides the fewest points) and lists the figure in the report.
     pub fn figure(&mut self, stem: &str, caption: &str, figure: Figure) -> Result<()> {
-        write_figure(self.out, stem, &figure)?;
+        let render = Render {
+            legend_outside: false,
+            ..Render::sized(self.base.figure_size, Some(self.base.dpi))
+        };
+        write_figure(self.out, stem, &figure, &render)?;
         self.figures.push((stem.to_string(), caption.to_string()));
         Ok(())
     }
@@ -339,6 +350,8 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         threads: args.threads,
         seed: args.seed.unwrap_or(1),
         scheme: args.scheme.unwrap_or(crate::plan::Scheme::EulerMaruyama),
+        figure_size: args.figure_size,
+        dpi: args.dpi.unwrap_or(Config::default().dpi),
         ..Config::default()
     };
     base.validate()?;

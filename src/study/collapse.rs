@@ -15,7 +15,7 @@ use crate::linalg::Linear;
 use crate::measure::Stop;
 use crate::measure::checkpoint::Snapshot;
 use crate::measure::entropy::{CollapseTimes, EntropyRow, collapse_times, excess_entropy_series};
-use crate::report::{OutDir, Series, Style};
+use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{Theory, t_collapse};
 
@@ -216,7 +216,7 @@ impl Study for CollapseStudy {
             entropy: Some(entropy),
             mode_entropy,
             seconds: Some(seconds),
-            samples: out.samples.map(|p| (p.len(), p.x)),
+            samples: out.samples.map(super::parts::Samples::from_particles),
         })
     }
 
@@ -340,8 +340,8 @@ fn write_outputs(
                     .map(|e| vec![e.t, e.f_over_alpha, e.stderr, e.f_over_alpha_theory]),
             )?;
         }
-        if let Some((rows, x)) = &parts.samples {
-            super::write_samples(dir, &inputs.cfg, *rows, d, x)?;
+        if let Some(samples) = &parts.samples {
+            super::write_samples(dir, &inputs.cfg, samples, d)?;
         }
         let markers: Vec<(String, f64)> = result
             .t_c_theory
@@ -353,45 +353,80 @@ fn write_outputs(
             result.clone_collapse.iter().map(|p| (p.t, p.phi, p.stderr)),
         );
         // Different quantities on different axes: the excess entropy, and the clone-collapse
-        // fraction.
-        let entropy = [
-            Series {
-                label: "f^e/α from exact samples (±1 s.e.)".into(),
-                points: result
-                    .excess_entropy
-                    .iter()
-                    .map(|e| (e.t, e.f_over_alpha))
-                    .collect(),
-                error: Some(result.excess_entropy.iter().map(|e| e.stderr).collect()),
-                style: Style::Points,
-                color: None,
-            },
-            Series {
-                label: "Gaussian REM theory".into(),
-                points: result
-                    .excess_entropy
-                    .iter()
-                    .map(|e| (e.t, e.f_over_alpha_theory))
-                    .collect(),
-                error: None,
-                style: Style::Line,
-                color: None,
-            },
-        ];
-        crate::report::plot_series(
-            dir,
-            "collapse.svg",
-            &super::title(
-                "Excess entropy f^e/α: collapse onto the training set",
-                inputs,
-                &format!("N = {}", result.n_train),
-                partial,
+        // fraction. The REM theory is drawn on a dense grid (sharp at t_C, where it bends).
+        let alpha = (s.data.points.nrows() as f64).ln() / d as f64;
+        let (p, c) = (&s.built.process, &s.built.mixture.cov);
+        let times: Vec<f64> = result.excess_entropy.iter().map(|e| e.t).collect();
+        let grid = super::curve_times(
+            &times,
+            &result.t_c_theory.into_iter().collect::<Vec<_>>(),
+            p,
+        );
+        let rem = |p: &crate::model::Process, c: &Linear, alpha: f64| -> Vec<(f64, f64)> {
+            grid.iter()
+                .map(|&t| {
+                    (
+                        t,
+                        (1.0 - crate::theory::rem_alpha_at(p, c, t) / alpha).max(0.0),
+                    )
+                })
+                .collect()
+        };
+        let measured = |label: String, rows: &[EntropyRow]| Series {
+            label,
+            points: rows.iter().map(|e| (e.t, e.f_over_alpha)).collect(),
+            error: Some(rows.iter().map(|e| e.stderr).collect()),
+            style: Style::Points,
+            color: None,
+        };
+        let mut entropy = vec![
+            measured(
+                "f^e/α from exact samples (±1 s.e.)".into(),
+                &result.excess_entropy,
             ),
-            "time t",
-            "f^e/α",
-            &entropy,
-            &markers,
+            Series::line("Gaussian REM theory", rem(p, c, alpha)).colored(0),
+        ];
+        // Each mode on its own process: its measurement and REM theory share a colour.
+        let modes = inputs.cfg.coupling.as_ref().map(|c| c.modes());
+        for (j, (m, mode)) in result
+            .modes
+            .iter()
+            .flatten()
+            .zip(modes.iter().flatten())
+            .enumerate()
+        {
+            entropy.push(
+                measured(format!("{} mode (±1 s.e.)", m.name), &m.excess_entropy).colored(2 + j),
+            );
+            if let Some(mp) = crate::model::coupling::mode_process(p, mode)? {
+                let half = Linear::Scalar(c.diagonal()[0], d / 2);
+                entropy.push(
+                    Series::line(
+                        format!("REM theory, {} mode", m.name),
+                        rem(&mp, &half, m.alpha),
+                    )
+                    .colored(2 + j),
+                );
+            }
+        }
+        super::write_figure(
+            inputs,
+            dir,
+            "collapse",
+            &Figure {
+                title: &super::title(
+                    "Excess entropy f^e/α: collapse onto the training set",
+                    inputs,
+                    &format!("N = {}", result.n_train),
+                    partial,
+                ),
+                x_label: "time t",
+                y_label: "f^e/α",
+                series: &entropy,
+                markers: &markers,
+            },
         )?;
+        write_histogram(inputs, dir, result, &markers, partial)?;
         let clone_series = [Series {
             label: "clone-collapse φ_C (±1 s.e.)".into(),
             points: clones,
@@ -399,22 +434,97 @@ fn write_outputs(
             style: Style::Points,
             color: Some(2),
         }];
-        crate::report::plot_series(
+        super::write_figure(
+            inputs,
             dir,
-            "clone_collapse.svg",
-            &super::title(
-                "Clone-collapse fraction φ_C",
+            "clone_collapse",
+            &Figure {
+                title: &super::title(
+                    "Clone-collapse fraction φ_C",
+                    inputs,
+                    &format!("N = {}", result.n_train),
+                    partial,
+                ),
+                x_label: "branch time t",
+                y_label: "φ_C",
+                series: &clone_series,
+                markers: &markers,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The per-trajectory collapse times as a histogram: the fraction of trajectories per bin, as
+/// a density in t with ±1 s.e. (binomial) error bars. Each bin holds the same number of grid
+/// times (no aliasing), about 40 bins over the times up to the 99.5th percentile
+/// (collapse_times.csv holds them all).
+fn write_histogram(
+    inputs: &Inputs,
+    dir: &OutDir,
+    result: &Collapse,
+    markers: &[(String, f64)],
+    partial: Option<&str>,
+) -> Result<()> {
+    let ct = &result.collapse_times;
+    let mut hist: Vec<(f64, f64)> = ct.histogram.iter().map(|b| (b.t, b.fraction)).collect();
+    hist.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total: f64 = hist.iter().map(|b| b.1).sum();
+    let (Some(&(lo, _)), true) = (hist.first(), ct.count > 0 && total > 0.0) else {
+        return Ok(());
+    };
+    let mut cumulative = 0.0;
+    let hi = hist
+        .iter()
+        .find(|b| {
+            cumulative += b.1;
+            cumulative >= 0.995 * total
+        })
+        .map_or(lo, |b| b.0);
+    // Whole (longest) grid steps per bin: t̂_C is a node, so finer bins alias with the grid.
+    let dt = inputs.grid.max_dt();
+    let per_bin = ((hi - lo) / (40.0 * dt)).ceil().max(1.0);
+    let width = per_bin * dt;
+    let start = lo - 0.5 * dt;
+    let bins = (((hi - start) / width).floor() as usize + 1).max(1);
+    let mut fraction = vec![0.0; bins];
+    for &(t, f) in &hist {
+        if let Some(slot) = fraction.get_mut(((t - start) / width).floor().max(0.0) as usize) {
+            *slot += f;
+        }
+    }
+    let n = ct.count as f64;
+    let series = [Series {
+        label: format!("t̂_C of {} trajectories (±1 s.e.)", ct.count),
+        points: (0..bins)
+            .map(|k| (start + (k as f64 + 0.5) * width, fraction[k] / width))
+            .collect(),
+        error: Some(
+            fraction
+                .iter()
+                .map(|&f| (f * (1.0 - f) / n).sqrt() / width)
+                .collect(),
+        ),
+        style: Style::Points,
+        color: Some(0),
+    }];
+    super::write_figure(
+        inputs,
+        dir,
+        "collapse_times",
+        &Figure {
+            title: &super::title(
+                "Per-trajectory collapse times t̂_C",
                 inputs,
                 &format!("N = {}", result.n_train),
                 partial,
             ),
-            "branch time t",
-            "φ_C",
-            &clone_series,
-            &markers,
-        )?;
-    }
-    Ok(())
+            x_label: "t̂_C (last change of the nearest training point)",
+            y_label: "density",
+            series: &series,
+            markers,
+        },
+    )
 }
 
 /// Sample covariance of the rows of `x` (N×d), as a dense matrix.

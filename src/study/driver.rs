@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::backend::{Selected, select_engine};
 use super::shard::{SHARD_FILE, ShardFile, check_shards};
 use super::store::{CheckpointFile, Store};
-use super::{Inputs, Kind, Parts, SAMPLES, Session, Study, Visit};
+use super::{Inputs, Kind, LABELS, Parts, SAMPLES, Session, Study, Visit};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::measure::{Every, Shard, Stop};
@@ -386,10 +386,12 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
                         // The data files beside it are part of the shard: merge checks them
                         // against the hash the output directory recorded as it wrote them.
                         if parts.samples.is_some() {
-                            let hash = dir.hash_of(SAMPLES).ok_or_else(|| {
-                                anyhow::anyhow!("{SAMPLES} was not written beside the shard")
-                            })?;
-                            f.files.insert(SAMPLES.into(), hash);
+                            for name in [SAMPLES, LABELS] {
+                                let hash = dir.hash_of(name).ok_or_else(|| {
+                                    anyhow::anyhow!("{name} was not written beside the shard")
+                                })?;
+                                f.files.insert(name.into(), hash);
+                            }
                         }
                         dir.write_json(SHARD_FILE, &f.sealed()?).map(drop)
                     }

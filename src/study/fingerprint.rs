@@ -5,17 +5,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::keys::ENGINE_KEYS;
+use super::keys::{ENGINE_KEYS, FIGURE_KEYS};
 use crate::config::Config;
 
-/// The keys of a study's config that say what it measures: its JSON with the engine keys left
-/// out (no file is read).
+/// The keys of a study's config that say what it measures: its JSON with the engine and figure
+/// keys left out (no file is read).
 pub fn study_keys(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(cfg) else {
         unreachable!("Config serialises to an object")
     };
     map.into_iter()
-        .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()))
+        .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()) && !FIGURE_KEYS.contains(&k.as_str()))
         .collect()
 }
 

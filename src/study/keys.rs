@@ -11,6 +11,9 @@ pub const ENGINE_KEYS: &[&str] = &[
     "steps-per-dispatch",
 ];
 
+/// Config keys that choose how a study's figures are drawn, not what it measures.
+pub const FIGURE_KEYS: &[&str] = &["figure-size", "dpi"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -23,7 +26,7 @@ mod tests {
         else {
             panic!("Config serialises to an object")
         };
-        let mut named: Vec<&str> = ENGINE_KEYS.to_vec();
+        let mut named: Vec<&str> = [ENGINE_KEYS, FIGURE_KEYS].concat();
         for kind in Kind::ALL {
             named.extend(kind.ignores());
         }

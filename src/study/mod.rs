@@ -34,7 +34,7 @@ use crate::config::build::{self, Built};
 use crate::engine::Engine;
 use crate::measure::{Shard, Tick};
 use crate::plan::{Grid, Plan};
-use crate::report::{OutDir, Progress};
+use crate::report::{Figure, OutDir, Progress, Render};
 pub use parts::Parts;
 pub use session::{Phase, Session, Stopped};
 
@@ -326,13 +326,30 @@ pub struct EmpiricalSetup {
     pub theory: crate::theory::Theory,
 }
 
-/// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities.
-fn write_samples(out: &OutDir, cfg: &Config, rows: usize, dim: usize, x: &[f32]) -> Result<()> {
-    let mut x = x.to_vec();
+/// samples.npy (particles × d, f32), in the (x, y) frame for coupled modalities, and
+/// labels.npy beside it (particles, i64: each sample's class or nearest training point, −1 for
+/// none).
+fn write_samples(out: &OutDir, cfg: &Config, samples: &parts::Samples, dim: usize) -> Result<()> {
+    let mut x = samples.x.clone();
     if cfg.coupling.is_some() {
         crate::model::coupling::mode_frame_f32(&mut x, dim);
     }
-    out.write_npy_f32("samples.npy", &[rows, dim], &x)?;
+    out.write_npy_f32(SAMPLES, &[samples.rows, dim], &x)?;
+    let labels: Vec<i64> = samples
+        .labels
+        .iter()
+        .map(|&l| {
+            if l == crate::engine::NO_LABEL {
+                -1
+            } else {
+                i64::from(l)
+            }
+        })
+        .collect();
+    out.write_bytes(
+        LABELS,
+        &crate::io::encode_npy(LABELS, &[samples.rows], &labels)?,
+    )?;
     Ok(())
 }
 
@@ -367,6 +384,51 @@ fn title(title: &str, inputs: &Inputs, count: &str, partial: Option<&str>) -> St
     }
 }
 
+/// Writes a study's figure `stem` (SVG, PNG, data CSV) at the config's figure size and dpi,
+/// its legend beside the axes.
+fn write_figure(inputs: &Inputs, out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
+    let render = Render::sized(inputs.cfg.figure_size, Some(inputs.cfg.dpi));
+    crate::report::write_figure(out, stem, figure, &render)
+}
+
+/// The times of a theory curve beside measurements at `measured`: evenly spaced over their
+/// span (padded by 15 % each side, staying above 0), with `knots` (where the curve bends, e.g.
+/// t_C) added. 200 of them, where each costs O(d) (a diagonal A); with a dense A or a schedule
+/// each costs a few d×d decompositions, and the grid holds what about 5·10⁹ flops afford, or
+/// just the measured times when that is fewer than 24.
+fn curve_times(measured: &[f64], knots: &[f64], process: &crate::model::Process) -> Vec<f64> {
+    let (lo, hi) = measured
+        .iter()
+        .filter(|t| t.is_finite() && **t > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| {
+            (a.min(t), b.max(t))
+        });
+    if lo > hi {
+        return vec![];
+    }
+    let d = process.dim() as f64;
+    let cheap = process.schedule.is_none() && process.a.form() != crate::linalg::Form::Dense;
+    let n = if cheap {
+        200
+    } else {
+        (5e9 / (d * d * d)).min(200.0) as usize
+    };
+    let mut ts: Vec<f64> = if n < 24 || hi == lo {
+        measured.to_vec()
+    } else {
+        let pad = 0.15 * (hi - lo);
+        let (a, b) = ((lo - pad).max(0.5 * lo), hi + pad);
+        (0..n)
+            .map(|i| a + (b - a) * i as f64 / (n - 1) as f64)
+            .chain(knots.iter().copied().filter(|k| (a..=b).contains(k)))
+            .collect()
+    };
+    ts.retain(|t| t.is_finite() && *t > 0.0);
+    ts.sort_by(f64::total_cmp);
+    ts.dedup();
+    ts
+}
+
 /// A measured value with its standard error for a table: `0.7129 ± 0.0032`, or `—` when
 /// nothing was measured.
 pub(crate) fn pm(value: Option<f64>, stderr: Option<f64>) -> String {
@@ -379,6 +441,8 @@ pub(crate) fn pm(value: Option<f64>, stderr: Option<f64>) -> String {
 
 /// The final samples of a study with `--save-samples`.
 const SAMPLES: &str = "samples.npy";
+/// The label of each sample (see [`write_samples`]).
+const LABELS: &str = "labels.npy";
 
 /// Distinct values in first-seen order, joined.
 fn distinct(items: impl IntoIterator<Item = String>) -> String {

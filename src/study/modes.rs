@@ -46,22 +46,8 @@ pub(super) fn mode_phi(
     t_s: Option<f64>,
     branches: &[Branch],
 ) -> ModePhi {
-    let mix = &built.mixture;
-    let groups = mode.groups(&mix.means);
-    // F(s) holds for two symmetric groups: two labels of equal weight.
-    let weight_of = |g: usize| -> f64 {
-        groups
-            .iter()
-            .zip(&mix.weights)
-            .filter(|(h, _)| **h == g)
-            .map(|(_, w)| w)
-            .sum()
-    };
-    let symmetric = groups.iter().max() == Some(&1) && (weight_of(0) - weight_of(1)).abs() < 1e-12;
-    let deviations: Vec<_> = theory::between_class_deviations(mix)
-        .iter()
-        .map(|d| crate::model::coupling::project(mode, d))
-        .collect();
+    let (groups, symmetric) = mode_groups(built, mode);
+    let deviations = mode_deviations(built, mode);
     let mode_branches: Vec<Branch> = branches
         .iter()
         .filter_map(|b| b.regrouped(&groups))
@@ -75,14 +61,7 @@ pub(super) fn mode_phi(
             t: b.t,
             phi: b.measured().map(|m| m.0),
             stderr: b.measured().map(|m| m.1),
-            phi_theory: symmetric.then(|| {
-                cloning_probability(theory::between_snr(
-                    &built.process,
-                    &deviations,
-                    &mix.cov,
-                    b.t,
-                ))
-            }),
+            phi_theory: symmetric.then(|| phi_theory(built, &deviations, b.t)),
         })
         .collect();
     ModePhi {
@@ -93,6 +72,56 @@ pub(super) fn mode_phi(
         class_groups: groups,
         phi,
     }
+}
+
+/// The mode's label of each class, and whether they form two symmetric groups (two labels of
+/// equal weight), where F(s) holds.
+fn mode_groups(built: &Built, mode: &Mode) -> (Vec<usize>, bool) {
+    let mix = &built.mixture;
+    let groups = mode.groups(&mix.means);
+    let weight = |g: usize| -> f64 {
+        groups
+            .iter()
+            .zip(&mix.weights)
+            .filter(|(h, _)| **h == g)
+            .map(|(_, w)| w)
+            .sum()
+    };
+    let symmetric = groups.iter().max() == Some(&1) && (weight(0) - weight(1)).abs() < 1e-12;
+    (groups, symmetric)
+}
+
+/// The class deviations projected onto `mode`.
+fn mode_deviations(built: &Built, mode: &Mode) -> Vec<nalgebra::DVector<f64>> {
+    theory::between_class_deviations(&built.mixture)
+        .iter()
+        .map(|d| crate::model::coupling::project(mode, d))
+        .collect()
+}
+
+/// F(s(t)) of a mode whose classes form two symmetric groups, from its projected deviations.
+fn phi_theory(built: &Built, deviations: &[nalgebra::DVector<f64>], t: f64) -> f64 {
+    cloning_probability(theory::between_snr(
+        &built.process,
+        deviations,
+        &built.mixture.cov,
+        t,
+    ))
+}
+
+/// The theory of a mode's φ at `times` (a dense grid for its figure), when its classes form
+/// two symmetric groups (per-mode pairing); None otherwise.
+pub(super) fn mode_phi_curve(built: &Built, mode: &Mode, times: &[f64]) -> Option<Vec<(f64, f64)>> {
+    if !mode_groups(built, mode).1 {
+        return None;
+    }
+    let deviations = mode_deviations(built, mode);
+    Some(
+        times
+            .iter()
+            .map(|&t| (t, phi_theory(built, &deviations, t)))
+            .collect(),
+    )
 }
 
 /// The excess entropy of one mode: exact samples of the mode's own marginal (a d-dimensional OU

@@ -27,10 +27,31 @@ pub struct Parts {
     pub mode_entropy: Option<Vec<ModeCollapse>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<PhaseSeconds>,
-    /// Final positions (rows, values) with --save-samples, kept in memory for `--devices` (a
-    /// shard's directory holds its own in samples.npy).
+    /// Final samples with --save-samples, kept in memory for `--devices` (a shard's directory
+    /// holds its own in samples.npy and labels.npy).
     #[serde(skip)]
-    pub samples: Option<(usize, Vec<f32>)>,
+    pub samples: Option<Samples>,
+}
+
+/// The final samples of a run (`--save-samples`): positions and the label of each.
+#[derive(Clone, Debug, Default)]
+pub struct Samples {
+    pub rows: usize,
+    /// Positions, row-major (rows × d).
+    pub x: Vec<f32>,
+    /// Each sample's class (mixture) or nearest training point (empirical target) as the
+    /// engine last assigned it, or [`crate::engine::NO_LABEL`].
+    pub labels: Vec<u32>,
+}
+
+impl Samples {
+    pub fn from_particles(p: crate::engine::Particles) -> Samples {
+        Samples {
+            rows: p.len(),
+            x: p.x,
+            labels: p.label,
+        }
+    }
 }
 
 impl Parts {
@@ -88,13 +109,13 @@ impl Parts {
             },
         );
         let samples = parts.iter().any(|p| p.samples.is_some()).then(|| {
-            let mut rows = 0;
-            let mut x = vec![];
-            for (n, v) in parts.iter().filter_map(|p| p.samples.as_ref()) {
-                rows += n;
-                x.extend_from_slice(v);
+            let mut all = Samples::default();
+            for s in parts.iter().filter_map(|p| p.samples.as_ref()) {
+                all.rows += s.rows;
+                all.x.extend_from_slice(&s.x);
+                all.labels.extend_from_slice(&s.labels);
             }
-            (rows, x)
+            all
         });
         Ok(Parts {
             run,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::engine::{Engine, Recorder};
-use crate::report::{OutDir, Series, Style, or_dash as opt};
+use crate::report::{Figure, OutDir, Series, Style, or_dash as opt};
 use crate::stats::PointStats;
 use crate::theory::Theory;
 
@@ -134,7 +134,7 @@ impl Study for RunStudy {
         )?;
         Ok(Parts {
             run: Some(out.state(&inputs.range(s.particles))),
-            samples: out.samples.map(|p| (p.len(), p.x)),
+            samples: out.samples.map(super::parts::Samples::from_particles),
             ..Parts::default()
         })
     }
@@ -199,8 +199,8 @@ impl Study for RunStudy {
                 row
             }),
         )?;
-        if let Some((rows, x)) = &parts.samples {
-            super::write_samples(dir, &inputs.cfg, *rows, plan.dim, x)?;
+        if let Some(samples) = &parts.samples {
+            super::write_samples(dir, &inputs.cfg, samples, plan.dim)?;
         }
         let (points, errors) = super::speciation::measured_points(
             result
@@ -236,19 +236,22 @@ impl Study for RunStudy {
             .map(|t| ("t_S theory".to_string(), t))
             .into_iter()
             .collect();
-        crate::report::plot_series(
+        super::write_figure(
+            inputs,
             dir,
-            "run.svg",
-            &super::title(
-                "Generation from t = T to 0",
-                inputs,
-                &format!("{} particles", result.particles),
-                partial,
-            ),
-            "time t",
-            "",
-            &series,
-            &markers,
+            "run",
+            &Figure {
+                title: &super::title(
+                    "Generation from t = T to 0",
+                    inputs,
+                    &format!("{} particles", result.particles),
+                    partial,
+                ),
+                x_label: "time t",
+                y_label: "",
+                series: &series,
+                markers: &markers,
+            },
         )?;
         Ok(())
     }

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::Parts;
-use super::SAMPLES;
+use super::{LABELS, SAMPLES};
 
 use super::fingerprint::{check_seal, config_hash, differing_keys, input_files, seal, study_keys};
 use crate::config::Config;
@@ -284,17 +284,21 @@ pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f6
     if shards[0].1.config.save_samples {
         let mut dim = None;
         for ((d, f), p) in shards.iter().zip(&mut parts) {
-            let path = d.join(SAMPLES);
-            let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
-                .map_err(|e| anyhow!("{}: cannot read {SAMPLES} ({e:#})", d.display()))?;
-            ensure!(
-                f.files.get(SAMPLES) == Some(&hash_bytes(&bytes)),
-                "{}: {SAMPLES} is not the file the shard wrote (truncated, replaced or edited); \
-                 run the shard again",
-                d.display()
-            );
-            let m = crate::io::parse_matrix(&bytes, &path)
-                .map_err(|e| anyhow!("{}: {e:#}", d.display()))?;
+            // A data file beside the shard, as the shard wrote it.
+            let read = |name: &str| -> Result<nalgebra::DMatrix<f64>> {
+                let path = d.join(name);
+                let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
+                    .map_err(|e| anyhow!("{}: cannot read {name} ({e:#})", d.display()))?;
+                ensure!(
+                    f.files.get(name) == Some(&hash_bytes(&bytes)),
+                    "{}: {name} is not the file the shard wrote (truncated, replaced or edited); \
+                     run the shard again",
+                    d.display()
+                );
+                crate::io::parse_matrix(&bytes, &path)
+                    .map_err(|e| anyhow!("{}: {e:#}", d.display()))
+            };
+            let m = read(SAMPLES)?;
             ensure!(
                 *dim.get_or_insert(m.ncols()) == m.ncols(),
                 "{}: samples.npy has {} columns, the first shard's {}",
@@ -302,10 +306,32 @@ pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f6
                 m.ncols(),
                 dim.unwrap_or(0)
             );
+            let labels = read(LABELS)?;
+            ensure!(
+                labels.len() == m.nrows(),
+                "{}: {LABELS} holds {} labels for {} samples",
+                d.display(),
+                labels.len(),
+                m.nrows()
+            );
             let x = (0..m.nrows())
                 .flat_map(|r| m.row(r).iter().map(|&v| v as f32).collect::<Vec<_>>())
                 .collect();
-            p.samples = Some((m.nrows(), x));
+            p.samples = Some(super::parts::Samples {
+                rows: m.nrows(),
+                x,
+                // −1 (no label) back to the engine's mark.
+                labels: labels
+                    .iter()
+                    .map(|&l| {
+                        if l < 0.0 {
+                            crate::engine::NO_LABEL
+                        } else {
+                            l as u32
+                        }
+                    })
+                    .collect(),
+            });
         }
     }
     let labels: Vec<String> = shards

@@ -9,7 +9,7 @@ use super::{Inputs, Kind, Parts, Session, Study};
 use crate::config::build::Built;
 use crate::engine::Engine;
 use crate::measure::cloning::{Branch, crossing_with_error};
-use crate::report::{OutDir, Series, Style};
+use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
 
@@ -262,13 +262,13 @@ impl Study for SpeciationStudy {
 
     fn write(
         inputs: &Inputs,
-        _: &Setup,
+        s: &Setup,
         r: &Speciation,
         _: &Parts,
         out: &OutDir,
         partial: Option<&str>,
     ) -> Result<()> {
-        write_outputs(inputs, out, r, partial)
+        write_outputs(inputs, s, out, r, partial)
     }
 
     fn work(inputs: &Inputs, s: &Setup) -> u64 {
@@ -330,6 +330,7 @@ fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) 
 
 fn write_outputs(
     inputs: &Inputs,
+    setup: &Setup,
     out: &OutDir,
     r: &Speciation,
     partial: Option<&str>,
@@ -364,44 +365,45 @@ fn write_outputs(
             color: None,
         },
     ];
-    if !r.theory.s_curve.is_empty() {
-        // Show the theory where the measurements are, not out to the flat tail at t_max.
-        let t_end = 1.5 * r.phi.iter().map(|p| p.t).fold(0.0, f64::max);
-        series.push(Series {
-            label: "theory F(s(t))".into(),
-            points: r
-                .theory
-                .s_curve
-                .iter()
-                .filter(|p| p.t <= t_end)
-                .map(|p| (p.t, p.phi_theory))
+    // Theory on a dense grid over the measured times (and a little beyond).
+    let built = &setup.built;
+    let times: Vec<f64> = r.phi.iter().map(|p| p.t).collect();
+    let knots: Vec<f64> = r.t_s_theory.into_iter().collect();
+    let grid = super::curve_times(&times, &knots, &built.process);
+    if let Some(m) = crate::theory::symmetric_two_class(&built.mixture) {
+        let (p, c) = (&built.process, &built.mixture.cov);
+        series.push(Series::line(
+            "theory F(s(t))",
+            grid.iter()
+                .map(|&t| {
+                    (
+                        t,
+                        crate::theory::cloning_probability(crate::theory::snr(p, m, c, t)),
+                    )
+                })
                 .collect(),
-            error: None,
-            style: Style::Line,
-            color: None,
-        });
+        ));
     }
-    for m in r.modes.iter().flatten() {
+    let modes = inputs.cfg.coupling.as_ref().map(|c| c.modes());
+    // Each mode's measurement and theory share a colour.
+    for (j, (m, mode)) in r
+        .modes
+        .iter()
+        .flatten()
+        .zip(modes.iter().flatten())
+        .enumerate()
+    {
         let (points, errors) = measured_points(m.phi.iter().map(|p| (p.t, p.phi, p.stderr)));
         series.push(Series {
             label: format!("φ on the {} mode (±1 s.e.)", m.name),
             points,
             error: Some(errors),
             style: Style::Points,
-            color: None,
+            color: Some(3 + j),
         });
-        if m.phi.iter().all(|p| p.phi_theory.is_some()) {
-            series.push(Series {
-                label: format!("theory on the {} mode", m.name),
-                points: m
-                    .phi
-                    .iter()
-                    .map(|p| (p.t, p.phi_theory.unwrap_or(f64::NAN)))
-                    .collect(),
-                error: None,
-                style: Style::Line,
-                color: None,
-            });
+        if let Some(curve) = super::modes::mode_phi_curve(built, mode, &grid) {
+            series
+                .push(Series::line(format!("theory on the {} mode", m.name), curve).colored(3 + j));
         }
     }
     let mut markers = vec![];
@@ -422,19 +424,22 @@ fn write_outputs(
             markers.push((format!("t_S {} measured", m.name), t));
         }
     }
-    crate::report::plot_series(
+    super::write_figure(
+        inputs,
         out,
-        "phi.svg",
-        &super::title(
-            "Cloning probability φ(t)",
-            inputs,
-            &format!("{} pairs", r.pairs),
-            partial,
-        ),
-        "branch time t",
-        "φ",
-        &series,
-        &markers,
+        "phi",
+        &Figure {
+            title: &super::title(
+                "Cloning probability φ(t)",
+                inputs,
+                &format!("{} pairs", r.pairs),
+                partial,
+            ),
+            x_label: "branch time t",
+            y_label: "φ",
+            series: &series,
+            markers: &markers,
+        },
     )?;
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct TheoryOutput {
 impl Study for TheoryStudy {
     const KIND: Kind = Kind::Theory;
     const IGNORES: &'static [&'static str] = &[
+        "figure-size",
+        "dpi",
         "particles",
         "pairs",
         "branch-times",

@@ -77,7 +77,7 @@ pub fn check_em_moments<E: Engine>(engine: &E) {
     let mu = DVector::from_vec(vec![1.0, -0.5, 2.0]);
     let model = dense_model(vec![1.0], vec![mu.clone()]);
     let grid = Grid::new(2.0, 50).unwrap();
-    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
     let n = 40_000u64;
     let rec = Recorder::new(&plan, vec![0, grid.steps], vec![]);
     let out = run(
@@ -102,7 +102,7 @@ pub fn check_em_moments<E: Engine>(engine: &E) {
     let e_t = p.propagator(grid.t_max);
     let mut mean = e_t.apply(&mu);
     let mut cov = p.gamma_with(grid.t_max, &e_t, &mix.cov).to_dense();
-    let dt = grid.dt();
+    let dt = grid.dt_at(0);
     for j in 0..grid.steps {
         let t = grid.time(j);
         let e = p.propagator(t);
@@ -155,7 +155,7 @@ pub fn check_exact_marginals<E: Engine>(engine: &E, particles: u64) {
     };
     for steps in [4usize, 20, 200] {
         let grid = Grid::new(2.0, steps).unwrap();
-        let plan = Plan::new(&model, grid, Scheme::Exact, Start::Exact).unwrap();
+        let plan = Plan::new(&model, grid.clone(), Scheme::Exact, Start::Exact).unwrap();
         let points: Vec<usize> = (0..=steps).step_by((steps / 10).max(1)).collect();
         let rec = Recorder::new(&plan, points.clone(), vec![]);
         let spec = RunSpec {
@@ -176,7 +176,7 @@ pub fn check_exact_marginals<E: Engine>(engine: &E, particles: u64) {
                 assert!(
                     (m - mean[i]).abs() < 4.0 * se_m && (v - cov[(i, i)]).abs() < 4.0 * se_v,
                     "Δt = {}, t = {t}, coord {i}: mean {m} var {v}, exact {} {}",
-                    grid.dt(),
+                    grid.dt_at(0),
                     mean[i],
                     cov[(i, i)]
                 );
@@ -205,7 +205,7 @@ pub fn check_phi_at_speciation<E: Engine>(
         target: Target::Mixture(mixture.clone()),
     };
     let grid = Grid::new(t_max, steps).unwrap();
-    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
     let j = grid.index_of(ts);
     let branch = &clone_pairs(engine, &plan, 17, pairs, &[j], None, &mut |_| {})
         .unwrap()
@@ -238,7 +238,7 @@ pub fn check_segments_record_once<E: Engine>(engine: &E) {
     let m = DVector::from_vec(vec![0.5, -1.0, 1.0]);
     let model = dense_model(vec![0.5, 0.5], vec![m.clone(), -m]);
     let grid = Grid::new(2.0, 40).unwrap();
-    let plan = Plan::new(&model, grid, Scheme::EulerMaruyama, Start::Exact).unwrap();
+    let plan = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
     let ids: Vec<u64> = (0..2048).collect();
     let points = vec![0, 10, 25, 40];
     let mut whole = Recorder::new(&plan, points.clone(), vec![]);

@@ -77,10 +77,30 @@ pub(super) fn legend_corner(
         .unwrap_or(SeriesLabelPosition::UpperRight)
 }
 
+/// Lengths in figure units (1/96 inch) as backend pixels at `scale` pixels per unit.
+#[derive(Clone, Copy)]
+pub(super) struct Px(pub f64);
+
+impl Px {
+    pub(super) fn i(self, v: f64) -> i32 {
+        (v * self.0).round() as i32
+    }
+
+    pub(super) fn u(self, v: f64) -> u32 {
+        (v * self.0).round().max(1.0) as u32
+    }
+
+    pub(super) fn f(self, v: f64) -> f64 {
+        v * self.0
+    }
+}
+
+/// Draws `figure` on `root`, whose size is the figure's at `px` backend pixels per figure unit.
 pub(super) fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, plotters::coord::Shift>,
     figure: &Figure,
     render: &Render,
+    px: Px,
 ) -> Result<()> {
     register_font()?;
     let Figure {
@@ -130,7 +150,7 @@ pub(super) fn draw<DB: DrawingBackend>(
         let title_font = {
             let w = f64::from(root.dim_in_pixel().0);
             let chars = title.chars().count().max(1) as f64;
-            (FONT, (1.7 * w / chars).clamp(11.0, 22.0))
+            (FONT, (1.7 * w / chars).clamp(px.f(11.0), px.f(22.0)))
                 .into_font()
                 .color(&RGBColor(30, 30, 30))
         };
@@ -139,7 +159,10 @@ pub(super) fn draw<DB: DrawingBackend>(
         let outside = render.legend_outside && !entries.is_empty();
         // With the legend outside, the title spans the whole figure.
         let root = if outside {
-            root.titled(title, title_font.clone()).map_err(plot_err)?
+            // A top margin, so that the title's ascenders are not cut.
+            root.margin(px.i(8.0), 0, 0, 0)
+                .titled(title, title_font.clone())
+                .map_err(plot_err)?
         } else {
             root
         };
@@ -150,33 +173,34 @@ pub(super) fn draw<DB: DrawingBackend>(
                 .max()
                 .unwrap_or(0);
             let (w, _) = root.dim_in_pixel();
-            let width = ((longest as u32) * 8 + 56).min(w / 2);
+            let width = px.u(longest as f64 * 8.0 + 56.0).min(w / 2);
             let (a, b) = root.split_horizontally(w - width);
             (a, Some(b))
         } else {
             (root, None)
         };
         if let Some(area) = &legend_area {
-            draw_legend(area, &entries)?;
+            draw_legend(area, &entries, px)?;
         }
         let mut builder = ChartBuilder::on(&root);
         if !outside {
             builder.caption(title, title_font);
         }
         let mut chart = builder
-            .margin(18)
-            .x_label_area_size(52)
-            .y_label_area_size(72)
+            .margin(px.i(18.0))
+            .x_label_area_size(px.i(52.0))
+            .y_label_area_size(px.i(72.0))
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(plot_err)?;
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(typeset(x_label))
             .y_desc(typeset(y_label))
-            .axis_desc_style((FONT, 16))
-            .label_style((FONT, 13).into_font().color(&RGBColor(60, 60, 60)))
-            .axis_style(RGBColor(120, 120, 120))
-            .bold_line_style(RGBColor(225, 225, 225))
-            .light_line_style(RGBColor(246, 246, 246))
+            .axis_desc_style((FONT, px.f(16.0)))
+            .label_style((FONT, px.f(13.0)).into_font().color(&RGBColor(60, 60, 60)))
+            .axis_style(RGBColor(120, 120, 120).stroke_width(px.u(1.0)))
+            .bold_line_style(RGBColor(225, 225, 225).stroke_width(px.u(1.0)))
+            .light_line_style(RGBColor(246, 246, 246).stroke_width(px.u(1.0)))
+            .set_all_tick_mark_size(px.i(5.0))
             .max_light_lines(4)
             .x_labels(if render.categories.is_some() {
                 categories.len().max(1) * 2 + 1
@@ -238,28 +262,29 @@ pub(super) fn draw<DB: DrawingBackend>(
                         let line = if covers[k] {
                             chart.draw_series(DashedLineSeries::new(
                                 pts,
-                                9,
-                                6,
-                                color.stroke_width(3),
+                                px.u(9.0),
+                                px.u(6.0),
+                                color.stroke_width(px.u(3.0)),
                             ))
                         } else {
-                            chart.draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                            chart.draw_series(LineSeries::new(pts, color.stroke_width(px.u(2.0))))
                         }
                         .map_err(plot_err)?;
                         if r == 0 && !s.label.is_empty() {
                             let dashed = covers[k];
                             line.label(typeset(&s.label)).legend(move |(x, y)| {
-                                let st = color.stroke_width(2);
+                                let st = color.stroke_width(px.u(2.0));
+                                let end = (x + px.i(24.0), y);
                                 if dashed {
                                     plotters::element::DashedPathElement::new(
-                                        vec![(x, y), (x + 24, y)],
-                                        6,
-                                        3,
+                                        vec![(x, y), end],
+                                        px.u(6.0),
+                                        px.u(3.0),
                                         st,
                                     )
                                     .into_dyn()
                                 } else {
-                                    PathElement::new(vec![(x, y), (x + 24, y)], st).into_dyn()
+                                    PathElement::new(vec![(x, y), end], st).into_dyn()
                                 }
                             });
                         }
@@ -271,7 +296,7 @@ pub(super) fn draw<DB: DrawingBackend>(
                     let dx = (x1 - x0) * 0.006;
                     for &(i, (x, y)) in &pts {
                         if let Some(e) = s.err(i) {
-                            let st = color.mix(0.8).stroke_width(1);
+                            let st = color.mix(0.8).stroke_width(px.u(1.0));
                             chart
                                 .draw_series([
                                     PathElement::new(vec![(x, y - e), (x, y + e)], st),
@@ -282,12 +307,12 @@ pub(super) fn draw<DB: DrawingBackend>(
                         }
                     }
                     let dots = chart
-                        .draw_series(pts.iter().map(|&(_, p)| marker(s.style, p, color)))
+                        .draw_series(pts.iter().map(|&(_, p)| marker(s.style, p, color, px)))
                         .map_err(plot_err)?;
                     if !pts.is_empty() && !s.label.is_empty() {
                         let style = s.style;
                         dots.label(typeset(&s.label))
-                            .legend(move |(x, y)| marker(style, (x + 12, y), color));
+                            .legend(move |(x, y)| marker(style, (x + px.i(12.0), y), color, px));
                     }
                 }
             }
@@ -299,16 +324,21 @@ pub(super) fn draw<DB: DrawingBackend>(
         for (k, (label, x)) in markers.iter().map(|m| (&m.0, m.1)).enumerate() {
             let color = MARKER_COLORS[k % MARKER_COLORS.len()];
             let covered = markers[k + 1..].iter().any(|m| near(m.1, x));
-            let style = color.stroke_width(if covered { 5 } else { 2 });
+            let style = color.stroke_width(px.u(if covered { 5.0 } else { 2.0 }));
             let drawn = chart
-                .draw_series(DashedLineSeries::new(vec![(x, y0), (x, y1)], 7, 5, style))
+                .draw_series(DashedLineSeries::new(
+                    vec![(x, y0), (x, y1)],
+                    px.u(7.0),
+                    px.u(5.0),
+                    style,
+                ))
                 .map_err(plot_err)?;
             if !label.is_empty() {
                 drawn.label(typeset(label)).legend(move |(x, y)| {
                     plotters::element::DashedPathElement::new(
-                        vec![(x, y), (x + 24, y)],
-                        6,
-                        3,
+                        vec![(x, y), (x + px.i(24.0), y)],
+                        px.u(6.0),
+                        px.u(3.0),
                         style,
                     )
                 });
@@ -323,9 +353,9 @@ pub(super) fn draw<DB: DrawingBackend>(
             chart
                 .configure_series_labels()
                 .position(legend_corner(series, (x0, x1), (y0, y1)))
-                .margin(12)
-                .legend_area_size(30)
-                .label_font((FONT, 14))
+                .margin(px.i(12.0))
+                .legend_area_size(px.i(30.0))
+                .label_font((FONT, px.f(14.0)))
                 .background_style(WHITE.mix(0.9))
                 .border_style(RGBColor(200, 200, 200))
                 .draw()
@@ -363,10 +393,10 @@ pub(super) fn covering(series: &[Series]) -> Vec<bool> {
 }
 
 /// The marker of a point series: a filled dot, or a ring around where a dot would be.
-pub(super) fn marker<C>(style: Style, at: C, color: RGBColor) -> Circle<C, i32> {
+pub(super) fn marker<C>(style: Style, at: C, color: RGBColor, px: Px) -> Circle<C, i32> {
     match style {
-        Style::Ring => Circle::new(at, 7, color.stroke_width(2)),
-        _ => Circle::new(at, 4, color.filled()),
+        Style::Ring => Circle::new(at, px.i(7.0), color.stroke_width(px.u(2.0))),
+        _ => Circle::new(at, px.i(4.0), color.filled()),
     }
 }
 
@@ -405,34 +435,35 @@ pub(super) fn legend_entries(
 pub(super) fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     entries: &[(String, Sample, RGBColor)],
+    px: Px,
 ) -> Result<()> {
-    let top = 30;
     for (i, (label, sample, color)) in entries.iter().enumerate() {
-        let y = top + 22 * i as i32;
-        let style = color.stroke_width(2);
+        let y = px.i(30.0 + 22.0 * i as f64);
+        let style = color.stroke_width(px.u(2.0));
+        let (x0, mid, x1) = (px.i(6.0), px.i(18.0), px.i(30.0));
         match sample {
             Sample::Line => area
-                .draw(&PathElement::new(vec![(6, y), (30, y)], style))
+                .draw(&PathElement::new(vec![(x0, y), (x1, y)], style))
                 .map_err(plot_err)?,
             Sample::Dot => area
-                .draw(&marker(Style::Points, (18, y), *color))
+                .draw(&marker(Style::Points, (mid, y), *color, px))
                 .map_err(plot_err)?,
             Sample::Ring => area
-                .draw(&marker(Style::Ring, (18, y), *color))
+                .draw(&marker(Style::Ring, (mid, y), *color, px))
                 .map_err(plot_err)?,
             Sample::Dashed => area
                 .draw(&plotters::element::DashedPathElement::new(
-                    vec![(6, y), (30, y)],
-                    6,
-                    3,
+                    vec![(x0, y), (x1, y)],
+                    px.u(6.0),
+                    px.u(3.0),
                     style,
                 ))
                 .map_err(plot_err)?,
         }
         area.draw(&Text::new(
             label.clone(),
-            (38, y - 8),
-            (FONT, 14).into_font().color(&RGBColor(30, 30, 30)),
+            (px.i(38.0), y - px.i(8.0)),
+            (FONT, px.f(14.0)).into_font().color(&RGBColor(30, 30, 30)),
         ))
         .map_err(plot_err)?;
     }

@@ -80,6 +80,13 @@ const WIDTH: u32 = 860;
 const HEIGHT: u32 = 540;
 const FONT: &str = "sans-serif";
 
+/// SVG coordinates are integers in plotters: the SVG is drawn this many times larger and its
+/// `viewBox` scaled back, so curves are placed to 1/16 of a unit (no stair steps when zoomed).
+const SVG_SUBUNITS: u32 = 16;
+
+/// A figure unit is a CSS pixel: 96 per inch.
+pub const UNITS_PER_INCH: u32 = 96;
+
 fn plot_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("cannot draw plot: {e:?}")
 }
@@ -93,11 +100,15 @@ pub struct Figure<'a> {
     pub markers: &'a [(String, f64)],
 }
 
-/// How a figure is drawn beyond its content: its size, and a categorical x axis.
-#[derive(Clone, Debug, Default)]
+/// How a figure is drawn beyond its content: its size and resolution, a categorical x axis,
+/// and where the legend goes.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Render {
-    /// Width and height in pixels (SVG user units); None = 860 × 540.
+    /// Width and height in figure units (CSS pixels, 1/96 inch; the SVG's size); None = 860 ×
+    /// 540, plus 240 in width for a legend column.
     pub size: Option<(u32, u32)>,
+    /// PNG pixels per inch: the PNG is `size` × dpi / 96 pixels, laid out as the SVG.
+    pub dpi: u32,
     /// Names of the x positions 0, 1, 2, … (a non-numeric swept key): the axis shows the names
     /// at those positions and nothing between them.
     pub categories: Option<Vec<String>>,
@@ -106,8 +117,29 @@ pub struct Render {
     pub legend_outside: bool,
 }
 
+impl Default for Render {
+    fn default() -> Render {
+        Render {
+            size: None,
+            dpi: UNITS_PER_INCH,
+            categories: None,
+            legend_outside: true,
+        }
+    }
+}
+
 impl Render {
-    fn dims(&self) -> (u32, u32) {
+    /// A figure `size` (None: the default) at `dpi` (None: 96), legend outside.
+    pub fn sized(size: Option<(u32, u32)>, dpi: Option<u32>) -> Render {
+        Render {
+            size,
+            dpi: dpi.unwrap_or(UNITS_PER_INCH),
+            ..Render::default()
+        }
+    }
+
+    /// The size in figure units.
+    pub fn dims(&self) -> (u32, u32) {
         // A legend column needs room beside the axes.
         let default = if self.legend_outside {
             (WIDTH + 240, HEIGHT)
@@ -116,61 +148,66 @@ impl Render {
         };
         self.size.unwrap_or(default)
     }
+
+    /// The PNG's size in pixels.
+    pub fn png_dims(&self) -> (u32, u32) {
+        let (w, h) = self.dims();
+        let s = |v: u32| (u64::from(v) * u64::from(self.dpi)).div_ceil(u64::from(UNITS_PER_INCH));
+        (s(w) as u32, s(h) as u32)
+    }
+}
+
+/// A figure size `WIDTHxHEIGHT` (range-checked by `Config::validate`).
+pub fn parse_figure_size(s: &str) -> std::result::Result<(u32, u32), String> {
+    let bad = || format!("'{s}': expected WIDTHxHEIGHT, e.g. 1200x800");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let n = |v: &str| v.trim().parse::<u32>().map_err(|_| bad());
+    Ok((n(w)?, n(h)?))
 }
 
 /// Render a figure to an SVG document, sized and labelled as `render` says.
-pub fn render_svg_with(figure: &Figure, render: &Render) -> Result<String> {
+pub fn render_svg(figure: &Figure, render: &Render) -> Result<String> {
+    let (w, h) = render.dims();
+    let (sw, sh) = (w * SVG_SUBUNITS, h * SVG_SUBUNITS);
     let mut svg = String::new();
     draw(
-        SVGBackend::with_string(&mut svg, render.dims()).into_drawing_area(),
+        SVGBackend::with_string(&mut svg, (sw, sh)).into_drawing_area(),
         figure,
         render,
+        Px(f64::from(SVG_SUBUNITS)),
     )?;
-    Ok(svg)
+    // The document keeps its size in units; the drawing's finer coordinates map onto it.
+    let drawn = format!("width=\"{sw}\" height=\"{sh}\"");
+    anyhow::ensure!(svg.contains(&drawn), "cannot size the SVG: no {drawn}");
+    Ok(svg.replacen(&drawn, &format!("width=\"{w}\" height=\"{h}\""), 1))
 }
 
-/// Render a figure to PNG bytes (RGB, 8 bits), sized and labelled as `render` says.
-pub fn render_png_with(figure: &Figure, render: &Render) -> Result<Vec<u8>> {
-    let (w, h) = render.dims();
-    let mut rgb = vec![0u8; (w * h * 3) as usize];
+/// Render a figure to PNG bytes (RGB, 8 bits) at `render.dpi`, laid out as its SVG.
+pub fn render_png(figure: &Figure, render: &Render) -> Result<Vec<u8>> {
+    let (w, h) = render.png_dims();
+    let mut rgb = vec![0u8; (w as usize) * (h as usize) * 3];
     draw(
         BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
         figure,
         render,
+        Px(f64::from(render.dpi) / f64::from(UNITS_PER_INCH)),
     )?;
     let mut bytes = Vec::new();
     let mut encoder = png::Encoder::new(&mut bytes, w, h);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    // The resolution, so that a document places the PNG at the SVG's size.
+    let ppm = (f64::from(render.dpi) / 0.0254).round() as u32;
+    encoder.set_pixel_dims(Some(png::PixelDimensions {
+        xppu: ppm,
+        yppu: ppm,
+        unit: png::Unit::Meter,
+    }));
     encoder
         .write_header()
         .and_then(|mut wr| wr.write_image_data(&rgb))
         .map_err(|e| anyhow!("cannot encode PNG: {e}"))?;
     Ok(bytes)
-}
-
-/// Render a plot to an SVG document. `markers` are labelled vertical dashed lines (e.g. a
-/// theoretical t_S); non-finite markers are skipped.
-pub fn render_svg(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    markers: &[(String, f64)],
-) -> Result<String> {
-    let figure = Figure {
-        title,
-        x_label,
-        y_label,
-        series,
-        markers,
-    };
-    render_svg_with(&figure, &Render::default())
-}
-
-/// Render a plot to PNG bytes (RGB, 8 bits).
-pub fn render_png(figure: &Figure) -> Result<Vec<u8>> {
-    render_png_with(figure, &Render::default())
 }
 
 /// Text is laid out (SVG) and drawn (PNG) with fonts registered by name: DejaVu Sans, compiled in.
@@ -202,34 +239,6 @@ enum Sample {
     Dot,
     Ring,
     Dashed,
-}
-
-/// Render a plot (see [`render_svg`]) and write it atomically to `name` in `out`, with the PNG
-/// beside it (`NAME.png` for `NAME.svg`).
-pub fn plot_series(
-    out: &OutDir,
-    name: &str,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[Series],
-    markers: &[(String, f64)],
-) -> Result<std::path::PathBuf> {
-    let svg = render_svg(title, x_label, y_label, series, markers)?;
-    let path = out.write_text(name, &svg)?;
-    // The PNG and the figure's data beside it.
-    if let Some(stem) = name.strip_suffix(".svg") {
-        let figure = Figure {
-            title,
-            x_label,
-            y_label,
-            series,
-            markers,
-        };
-        out.write_bytes(&format!("{stem}.png"), &render_png(&figure)?)?;
-        out.write_text(&format!("{stem}.data.csv"), &figure_csv(&figure))?;
-    }
-    Ok(path)
 }
 
 /// What a figure draws, as a long CSV: one row per point of each series (`series` is its legend
@@ -272,17 +281,10 @@ pub fn figure_csv(figure: &Figure) -> String {
     out
 }
 
-/// Write a plot as `stem.svg` and `stem.png` in `out`, with its data as `stem.data.csv`.
-pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure) -> Result<()> {
-    let svg = render_svg(
-        figure.title,
-        figure.x_label,
-        figure.y_label,
-        figure.series,
-        figure.markers,
-    )?;
-    out.write_text(&format!("{stem}.svg"), &svg)?;
-    out.write_bytes(&format!("{stem}.png"), &render_png(figure)?)?;
+/// Write a figure as `stem.svg` and `stem.png` in `out`, with its data as `stem.data.csv`.
+pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure, render: &Render) -> Result<()> {
+    out.write_text(&format!("{stem}.svg"), &render_svg(figure, render)?)?;
+    out.write_bytes(&format!("{stem}.png"), &render_png(figure, render)?)?;
     out.write_text(&format!("{stem}.data.csv"), &figure_csv(figure))?;
     Ok(())
 }
@@ -315,20 +317,27 @@ mod tests {
         ]
     }
 
+    fn phi_figure<'a>(series: &'a [Series], markers: &'a [(String, f64)]) -> Figure<'a> {
+        Figure {
+            title: "Speciation: cloning probability",
+            x_label: "branch time t",
+            y_label: "φ(t)",
+            series,
+            markers,
+        }
+    }
+
     #[test]
     fn svg_is_produced() {
         let s = crate::report::tests::Scratch::new("plot");
         let out = OutDir::create(&s.0, false).unwrap();
-        let path = plot_series(
-            &out,
-            "plots/speciation.svg",
-            "Speciation: cloning probability",
-            "branch time t",
-            "φ(t)",
-            &phi_series(),
-            &[("t_S theory".into(), 1.386), ("F(1) crossing".into(), 1.45)],
-        )
-        .unwrap();
+        let (series, markers) = (
+            phi_series(),
+            [("t_S theory".into(), 1.386), ("F(1) crossing".into(), 1.45)],
+        );
+        let figure = phi_figure(&series, &markers);
+        write_figure(&out, "plots/speciation", &figure, &Render::default()).unwrap();
+        let path = s.0.join("plots/speciation.svg");
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(
             svg.starts_with("<svg") || svg.starts_with("<?xml"),
@@ -359,20 +368,53 @@ mod tests {
         }
     }
 
+    /// The SVG keeps its size in units but places its curves on a grid 16 times finer: a
+    /// smooth curve's points are not rounded to whole units (which draws stair steps).
+    #[test]
+    fn svg_places_curves_below_a_unit() {
+        let series = [Series::line(
+            "sine",
+            (0..400)
+                .map(|i| (i as f64 * 0.01, (i as f64 * 0.01).sin()))
+                .collect(),
+        )];
+        let render = Render::sized(Some((600, 400)), None);
+        let svg = render_svg(&phi_figure(&series, &[]), &render).unwrap();
+        let head = &svg[..svg.find('>').unwrap()];
+        let sub = SVG_SUBUNITS;
+        assert!(
+            head.contains(r#"width="600" height="400""#)
+                && head.contains(&format!("viewBox=\"0 0 {} {}\"", 600 * sub, 400 * sub)),
+            "{head}"
+        );
+        // The curve's y coordinates, in units: many fall between whole units.
+        let line = svg
+            .split("<polyline")
+            .map(|p| &p[..p.find("/>").unwrap_or(p.len())])
+            .max_by_key(|p| p.len())
+            .unwrap();
+        let points = &line[line.find("points=\"").unwrap() + 8..];
+        let ys: Vec<f64> = points[..points.find('"').unwrap()]
+            .split_whitespace()
+            .filter_map(|p| p.split_once(',')?.1.parse().ok())
+            .collect();
+        assert!(ys.len() > 300, "{}", ys.len());
+        let fractional = ys.iter().filter(|&&y| y % f64::from(sub) != 0.0).count();
+        assert!(fractional > ys.len() / 2, "{fractional} of {}", ys.len());
+    }
+
     /// The PNG decodes to the plot's size, and the embedded font draws the title: its band holds
     /// dark pixels (a missing font would leave it white).
     #[test]
     fn png_is_produced_with_text() {
         let series = phi_series();
         let markers = [("t_S theory".to_string(), 1.386)];
-        let figure = Figure {
-            title: "Speciation: cloning probability",
-            x_label: "branch time t",
-            y_label: "φ(t)",
-            series: &series,
-            markers: &markers,
+        let figure = phi_figure(&series, &markers);
+        let render = Render {
+            legend_outside: false,
+            ..Render::default()
         };
-        let bytes = render_png(&figure).unwrap();
+        let bytes = render_png(&figure, &render).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
         let mut reader = decoder.read_info().unwrap();
         let mut buf = vec![0; reader.output_buffer_size()];
@@ -390,27 +432,60 @@ mod tests {
         }
     }
 
+    /// At 3 × 96 dpi the PNG has 3 × the pixels, records its dpi, and is the 96-dpi image
+    /// scaled: the share of dark pixels (text, lines) stays within a few per cent.
+    #[test]
+    fn png_resolution_scales_the_same_layout() {
+        let series = phi_series();
+        let markers = [("t_S theory".to_string(), 1.386)];
+        let figure = phi_figure(&series, &markers);
+        let decode = |dpi: u32| {
+            let render = Render::sized(Some((500, 300)), Some(dpi));
+            let bytes = render_png(&figure, &render).unwrap();
+            let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
+                .read_info()
+                .unwrap();
+            let dims = reader.info().pixel_dims.unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            let info = reader.next_frame(&mut buf).unwrap();
+            let dark = buf.chunks(3).filter(|p| p.iter().all(|&c| c < 160)).count();
+            (
+                (info.width, info.height),
+                dims.xppu,
+                dark as f64 / f64::from(info.width * info.height),
+            )
+        };
+        let (size1, ppm1, dark1) = decode(96);
+        let (size3, ppm3, dark3) = decode(288);
+        assert_eq!(size1, (500, 300));
+        assert_eq!(size3, (1500, 900));
+        assert_eq!((ppm1, ppm3), (3780, 11339));
+        assert!(
+            (dark3 / dark1 - 1.0).abs() < 0.35,
+            "dark share {dark1} at 96 dpi, {dark3} at 288"
+        );
+    }
+
     #[test]
     fn degenerate_inputs_still_render() {
         // No data, constant data, all-NaN, single point.
-        render_svg("empty", "x", "y", &[], &[]).unwrap();
-        render_svg(
-            "nan",
-            "x",
-            "y",
-            &[Series::line("a", vec![(f64::NAN, 1.0)])],
-            &[],
-        )
-        .unwrap();
-        let svg = render_svg(
-            "one",
-            "x",
-            "y",
+        let svg = |series: &[Series], markers: &[(String, f64)]| {
+            let figure = Figure {
+                title: "t",
+                x_label: "x",
+                y_label: "y",
+                series,
+                markers,
+            };
+            render_svg(&figure, &Render::default()).unwrap()
+        };
+        svg(&[], &[]);
+        svg(&[Series::line("a", vec![(f64::NAN, 1.0)])], &[]);
+        let one = svg(
             &[Series::points("a", vec![(2.0, 3.0)])],
             &[("m".into(), f64::INFINITY)],
-        )
-        .unwrap();
-        assert!(!svg.contains("NaN") && !svg.contains("inf"));
+        );
+        assert!(!one.contains("NaN") && !one.contains("inf"));
         assert_eq!(range([5.0, 5.0].into_iter(), 0.1), (4.5, 5.5));
     }
 }

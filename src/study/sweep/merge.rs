@@ -7,7 +7,7 @@ use super::*;
 /// `merge` of sweep shards: their point directories copied into `out`, which then holds the
 /// whole sweep's tables and figures. Refuses shards of different sweeps, and points held twice
 /// or by no shard, naming them.
-pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, render: &Render) -> Result<SweepReport> {
+pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<SweepReport> {
     let plans = dirs
         .iter()
         .map(|d| Plan::read(d).map(|p| (d, p)))
@@ -95,7 +95,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, render: &Render) -> Resu
         backend: (!backends.is_empty()).then(|| backends.join("; ")),
         warnings: vec![],
     };
-    finish(out, plan, &status, &entries, extra, None, render)
+    finish(out, plan, &status, &entries, extra, None)
 }
 
 pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {

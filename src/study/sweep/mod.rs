@@ -26,7 +26,7 @@ use super::fingerprint::config_hash;
 use crate::config::Config;
 use crate::measure::Shard;
 use crate::report::write_atomic;
-use crate::report::{Figure, Render, Series, Style, render_png_with, render_svg_with};
+use crate::report::{Figure, Render, Series, Style, render_png, render_svg};
 
 /// The plan file of a sweep directory.
 mod merge;
@@ -57,8 +57,6 @@ pub struct SweepRequest {
     pub quiet: bool,
     /// The block of points this process runs.
     pub shard: Option<Shard>,
-    /// How figures are drawn (size).
-    pub render: Render,
     /// Warnings found before the sweep started.
     pub warnings: Vec<String>,
 }
@@ -183,7 +181,7 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
         backend,
         warnings: req.warnings.clone(),
     };
-    finish(out, plan, &status, &entries, extra, stopped, &req.render)
+    finish(out, plan, &status, &entries, extra, stopped)
 }
 
 /// Creates `out` or checks that it holds this sweep (or nothing); writes the plan.
@@ -251,9 +249,10 @@ fn finish(
     entries: &[Entry],
     extra: Extra,
     stopped: Option<String>,
-    render: &Render,
 ) -> Result<SweepReport> {
     let kind = plan.kind()?;
+    // The overlays are drawn as the points' own figures.
+    let render = &Render::sized(plan.base.figure_size, Some(plan.base.dpi));
     let keys: Vec<String> = plan.axes.iter().map(|a| a.key.clone()).collect();
     let mut files = vec![];
     write_atomic(out, "sweep.csv", tidy_csv(&keys, entries).as_bytes(), true)?;
@@ -426,7 +425,6 @@ pub fn resume_request(dir: &Path, quiet: bool) -> Result<SweepRequest> {
         force: false,
         quiet,
         shard,
-        render: Render::default(),
         warnings: vec![],
     })
 }

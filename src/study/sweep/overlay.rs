@@ -248,9 +248,9 @@ pub(super) fn overlay(
         }
     }
     let render_x = Render {
-        size: render.size,
         categories: (!numeric).then(|| categories.clone()),
         legend_outside: true,
+        ..render.clone()
     };
 
     for (name, title, measured_key, err_key, theory_key) in heads {
@@ -452,12 +452,12 @@ pub(super) fn dense_theory(
 }
 
 pub(super) fn write_plot(dir: &Path, stem: &str, figure: &Figure, render: &Render) -> Result<()> {
-    let svg = render_svg_with(figure, render)?;
+    let svg = render_svg(figure, render)?;
     write_atomic(dir, &format!("{stem}.svg"), svg.as_bytes(), true)?;
     write_atomic(
         dir,
         &format!("{stem}.png"),
-        &render_png_with(figure, render)?,
+        &render_png(figure, render)?,
         true,
     )?;
     Ok(())
