@@ -25,6 +25,16 @@ pub struct TheoryOutput {
     /// Biroli's closed forms, when U = I, Q = 0 and the target is ±m with C = σ²I.
     t_s_closed_form: Option<f64>,
     t_c_closed_form: Option<f64>,
+    /// With --train-file: the theory of the file's points, which gives the headline t_S (the
+    /// between-class criterion with --train-labels, else the top-eigenvalue criterion) and t_C
+    /// (REM on the sample covariance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<theory::data::DataTheory>,
+    /// With --train-file: t_S and t_C of the configured target instead, for comparison.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t_s_target: Option<Option<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    t_c_target: Option<Option<f64>>,
 }
 
 impl Study for TheoryStudy {
@@ -54,19 +64,53 @@ impl Study for TheoryStudy {
         let cfg = &inputs.cfg;
         let built = crate::config::build::build(cfg)?;
         let n = cfg.n_train;
-        let th = theory::theory(
+        let mut th = theory::theory(
             &built.process,
             &built.mixture,
             Some(n),
             cfg.t_max,
             inputs.grid.dt(),
         );
+        // Training points from a file: the data's own t_S and t_C are the headline.
+        let data = match &cfg.train_file {
+            Some(_) => {
+                let points = crate::config::build::training_set(cfg, &built)?;
+                inputs.data_theory(&built, &points)?.map(|(d, _)| d)
+            }
+            None => None,
+        };
+        let targets = data.as_ref().map(|d| {
+            let target = (th.t_s, th.t_c);
+            th.t_s = d.t_s_between.or(d.t_s_top_eigenvalue);
+            th.t_c = d.t_c;
+            // The s curve and the criteria's warnings are the configured target's.
+            th.s_curve.clear();
+            th.warnings
+                .retain(|w| !w.starts_with("speciation:") && !w.starts_with("collapse"));
+            th.warnings.push(format!(
+                "theory: t_S and t_C are the train-file's ({} points{}): t_S from {}, t_C from \
+                 the REM criterion on its sample covariance; the configured target would give \
+                 t_S = {}, t_C = {}",
+                d.n,
+                d.classes
+                    .map_or(String::new(), |k| format!(", {k} classes")),
+                if d.t_s_between.is_some() {
+                    "the between-class criterion of its labels"
+                } else {
+                    "its covariance's top eigenvalue (no --train-labels)"
+                },
+                opt(target.0),
+                opt(target.1)
+            ));
+            target
+        });
         session.warn_all(&th.warnings);
         let p = &built.process;
         let biroli = p.u == crate::linalg::Linear::identity(cfg.dim)
             && p.q.amax() == 0.0
             && built.class_dir.is_some()
-            && cfg.mixture_file.is_none();
+            && cfg.mixture_file.is_none()
+            && cfg.train_file.is_none();
         let norm2 = built.mixture.means[0].norm_squared();
         let s2 = cfg.sigma * cfg.sigma;
         let modes = cfg
@@ -81,6 +125,9 @@ impl Study for TheoryStudy {
             t_s_closed_form: biroli.then(|| theory::biroli_t_speciation(norm2, s2)),
             t_c_closed_form: biroli.then(|| theory::biroli_t_collapse(n, cfg.dim, s2)),
             theory: th,
+            t_s_target: targets.map(|t| t.0),
+            t_c_target: targets.map(|t| t.1),
+            data,
         })
     }
 
@@ -144,6 +191,37 @@ fn table(r: &TheoryOutput) -> String {
         ("  closed form".into(), opt(r.t_c_closed_form)),
         ("stiffness Δt‖QU‖".into(), format!("{:.4}", t.stiffness)),
     ];
+    if let Some(d) = &r.data {
+        rows.push((
+            "train-file: N, classes".into(),
+            format!(
+                "{}, {}",
+                d.n,
+                d.classes.map_or("— (no labels)".into(), |k| k.to_string())
+            ),
+        ));
+        rows.push((
+            "  Λ = top eigenvalue of its covariance".into(),
+            format!("{:.4}", d.lambda_max),
+        ));
+        rows.push(("  ½ ln Λ".into(), format!("{:.4}", d.half_ln_lambda)));
+        rows.push((
+            "  t_S top-eigenvalue criterion (this U)".into(),
+            opt(d.t_s_top_eigenvalue),
+        ));
+        rows.push(("  t_S between-class (labels)".into(), opt(d.t_s_between)));
+        if d.t_s_splits.len() > 1 {
+            let splits: Vec<String> = d.t_s_splits.iter().map(|&t| opt(t)).collect();
+            rows.push(("  split times".into(), splits.join(", ")));
+        }
+        rows.push(("  t_C REM, sample covariance".into(), opt(d.t_c)));
+        if let (Some(ts), Some(tc)) = (r.t_s_target, r.t_c_target) {
+            rows.push((
+                "  configured target instead: t_S, t_C".into(),
+                format!("{}, {}", opt(ts), opt(tc)),
+            ));
+        }
+    }
     for m in r.modes.iter().flatten() {
         rows.push((
             format!("{} mode: rate, t_S, t_C", m.name),
