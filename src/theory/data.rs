@@ -1,4 +1,4 @@
-//! Theory from the training points themselves (docs/mathematics.md §7.5), for `--train-file`:
+//! Theory from the training points themselves (docs/mathematics.md §7.6), for `--train-file`:
 //! the data's top-eigenvalue speciation time (Biroli's ½ ln Λ), the between-class criterion of
 //! labelled data, each split time, and the REM t_C on the sample covariance.
 
