@@ -7,10 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Result, ensure};
 use clap::Args;
 
-use crate::model::QSpec;
-use crate::model::rotation::build_q;
 use crate::report::{format_table, or_dash as opt};
-use crate::theory::steer::{Candidate, SteerOptions, steer};
+use crate::theory::steer::{Candidate, SteerOptions, q_npy, steer_strategies};
 
 #[derive(Args)]
 pub struct SteerArgs {
@@ -45,15 +43,6 @@ pub fn main(a: SteerArgs) -> Result<()> {
         "steer: searches Q for one modality; drop --coupling"
     );
     let built = crate::config::build::build(&cfg)?;
-    let u = &built.process.u;
-    let dir = built.class_dir.as_ref();
-    let lambdas = cfg.q_lambdas.as_deref();
-    let optimal = build_q(&QSpec::Optimal(1.0), u, dir, lambdas, cfg.seed)?;
-    let mut families = vec![("optimal".to_string(), optimal.clone())];
-    if dir.is_some() {
-        let soft = build_q(&QSpec::TowardSoft(1.0), u, dir, lambdas, cfg.seed)?;
-        families.push(("toward-soft".to_string(), soft));
-    }
     let opts = SteerOptions {
         budget: a.budget,
         tc_tolerance: a.tc_tolerance,
@@ -62,13 +51,16 @@ pub fn main(a: SteerArgs) -> Result<()> {
         t_max: cfg.t_max,
         seed: cfg.seed,
     };
-    let s = steer(u, &built.mixture, &families, Some(&optimal), &opts)?;
+    let s = steer_strategies(
+        &built.process.u,
+        &built.mixture,
+        built.class_dir.as_ref(),
+        cfg.q_lambdas.as_deref(),
+        &opts,
+    )?;
     if let Some(path) = &a.write_q {
-        let q = &s.steered.q;
-        let d = q.nrows();
-        // Row-major for the .npy (nalgebra stores columns).
-        let rows: Vec<f64> = (0..d * d).map(|k| q[(k / d, k % d)]).collect();
-        crate::io::write_npy_f64(path, &[d, d], &rows)?;
+        std::fs::write(path, q_npy(&s.steered.q)?)
+            .map_err(|e| anyhow::anyhow!("write-q: cannot write {}: {e}", path.display()))?;
     }
     if a.json {
         crate::out!("{}", serde_json::to_string_pretty(&s)?)?;

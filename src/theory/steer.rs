@@ -182,6 +182,33 @@ pub fn steer(
     })
 }
 
+/// [`steer`] over the simple strategies `optimal` and (with a class direction) `toward-soft`,
+/// built for precision `u` as `--q` builds them, with the gap-optimal Q reported beside.
+pub fn steer_strategies(
+    u: &Linear,
+    mixture: &Mixture,
+    class_dir: Option<&nalgebra::DVector<f64>>,
+    lambdas: Option<&[f64]>,
+    opts: &SteerOptions,
+) -> Result<Steering> {
+    use crate::model::QSpec;
+    use crate::model::rotation::build_q;
+    let optimal = build_q(&QSpec::Optimal(1.0), u, class_dir, lambdas, opts.seed)?;
+    let mut families = vec![("optimal".to_string(), optimal.clone())];
+    if class_dir.is_some() {
+        let soft = build_q(&QSpec::TowardSoft(1.0), u, class_dir, lambdas, opts.seed)?;
+        families.push(("toward-soft".to_string(), soft));
+    }
+    steer(u, mixture, &families, Some(&optimal), opts)
+}
+
+/// Q as a row-major d×d f64 `.npy` (what `--q file:PATH` reads).
+pub fn q_npy(q: &DMatrix<f64>) -> Result<Vec<u8>> {
+    let d = q.nrows();
+    let rows: Vec<f64> = (0..d * d).map(|k| q[(k / d, k % d)]).collect();
+    crate::io::encode_npy("q", &[d, d], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
