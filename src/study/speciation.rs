@@ -9,6 +9,7 @@ use super::{Inputs, Kind, Parts, Session, Study};
 use crate::config::build::Built;
 use crate::engine::Engine;
 use crate::measure::cloning::{Branch, crossing_with_error};
+use crate::model::coupling::Pairing;
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
@@ -233,11 +234,18 @@ impl Study for SpeciationStudy {
                 (built, plan, theory, None)
             }
         };
-        let mode_times = match &cfg.coupling {
+        // Per-mode φ is observable only when each mode carries a label: a shared label
+        // commits once, at the joint t_S, and a mode-regrouped φ is the joint φ.
+        let per_mode = cfg
+            .coupling
+            .as_ref()
+            .filter(|_| cfg.pairing == Pairing::PerMode);
+        let mode_times = match per_mode {
             Some(c) => theory::modes::mode_theory(
                 &built.process,
                 &built.mixture,
                 c,
+                cfg.pairing,
                 cfg.n_train,
                 cfg.t_max,
             )?
@@ -297,7 +305,8 @@ impl Study for SpeciationStudy {
                 PhiPoint::new(b, th)
             })
             .collect();
-        let modes = inputs.cfg.coupling.as_ref().map(|c| {
+        let per_mode = inputs.cfg.pairing == Pairing::PerMode;
+        let modes = inputs.cfg.coupling.as_ref().filter(|_| per_mode).map(|c| {
             c.modes()
                 .iter()
                 .zip(&s.mode_times)

@@ -19,9 +19,14 @@ pub struct TheoryOutput {
     /// With --coupling: the common and difference modes.
     #[serde(skip_serializing_if = "Option::is_none")]
     modes: Option<Vec<ModeTheory>>,
-    /// t_S(common) − t_S(difference): positive when the common mode resolves first.
+    /// t_S(common) − t_S(difference): positive when the common mode resolves first; with
+    /// per-mode pairing only (a shared label commits once, at the joint t_S).
     #[serde(skip_serializing_if = "Option::is_none")]
     sync_gap: Option<f64>,
+    /// With a shared label: t_decodable(common) − t_decodable(difference), the gap between the
+    /// times each mode's marginal becomes bimodal (not a gap between commitments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decodability_gap: Option<f64>,
     /// Biroli's closed forms, when U = I, Q = 0 and the target is ±m with C = σ²I.
     t_s_closed_form: Option<f64>,
     t_c_closed_form: Option<f64>,
@@ -116,12 +121,17 @@ impl Study for TheoryStudy {
         let modes = cfg
             .coupling
             .as_ref()
-            .map(|c| mode_theory(p, &built.mixture, c, n, cfg.t_max))
+            .map(|c| mode_theory(p, &built.mixture, c, cfg.pairing, n, cfg.t_max))
             .transpose()?;
         let sync_gap = modes.as_ref().and_then(|m| Some(m[0].t_s? - m[1].t_s?));
+        let decodability_gap = modes
+            .as_ref()
+            .filter(|_| cfg.pairing == crate::model::coupling::Pairing::Shared)
+            .and_then(|m| Some(m[0].t_decodable? - m[1].t_decodable?));
         Ok(TheoryOutput {
             modes,
             sync_gap,
+            decodability_gap,
             t_s_closed_form: biroli.then(|| theory::biroli_t_speciation(norm2, s2)),
             t_c_closed_form: biroli.then(|| theory::biroli_t_collapse(n, cfg.dim, s2)),
             theory: th,
@@ -222,14 +232,29 @@ fn table(r: &TheoryOutput) -> String {
             ));
         }
     }
+    if r.decodability_gap.is_some() {
+        rows[3].0 = "speciation time t_S (joint, s_c + s_d = 1)".into();
+    }
     for m in r.modes.iter().flatten() {
-        rows.push((
-            format!("{} mode: rate, t_S, t_C", m.name),
-            format!("{:.4}, {}, {}", m.rate, opt(m.t_s), opt(m.t_c)),
-        ));
+        rows.push(match m.t_s {
+            Some(_) => (
+                format!("{} mode: rate, t_S, t_C", m.name),
+                format!("{:.4}, {}, {}", m.rate, opt(m.t_s), opt(m.t_c)),
+            ),
+            None => (
+                format!("{} mode: rate, t_decodable, t_C", m.name),
+                format!("{:.4}, {}, {}", m.rate, opt(m.t_decodable), opt(m.t_c)),
+            ),
+        });
     }
     if let Some(g) = r.sync_gap {
         rows.push(("synchronization gap".into(), format!("{g:.4}")));
+    }
+    if let Some(g) = r.decodability_gap {
+        rows.push((
+            "marginal decodability gap (one shared label)".into(),
+            format!("{g:.4}"),
+        ));
     }
     format_table(&rows)
 }
