@@ -391,6 +391,13 @@ impl Config {
         Ok(())
     }
 
+    /// Whether each mode of coupled modalities carries a label of its own, so that per-mode
+    /// speciation is observable by cloning: per-mode pairing, or a mixture file's classes
+    /// (whose projections group them per mode). One shared label commits once, jointly.
+    pub fn mode_labels(&self) -> bool {
+        self.pairing == Pairing::PerMode || self.mixture_file.is_some()
+    }
+
     /// A named preset (see [`PRESETS`]).
     pub fn preset(name: &str) -> Result<Config> {
         let base = Config::default();

@@ -121,7 +121,7 @@ pub(super) fn mode_collapse(
         &built.process,
         &built.mixture,
         coupling,
-        cfg.pairing,
+        cfg.mode_labels(),
         n,
         cfg.t_max,
     )?;

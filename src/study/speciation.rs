@@ -9,7 +9,6 @@ use super::{Inputs, Kind, Parts, Session, Study};
 use crate::config::build::Built;
 use crate::engine::Engine;
 use crate::measure::cloning::{Branch, crossing_with_error};
-use crate::model::coupling::Pairing;
 use crate::report::{OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
@@ -236,16 +235,13 @@ impl Study for SpeciationStudy {
         };
         // Per-mode φ is observable only when each mode carries a label: a shared label
         // commits once, at the joint t_S, and a mode-regrouped φ is the joint φ.
-        let per_mode = cfg
-            .coupling
-            .as_ref()
-            .filter(|_| cfg.pairing == Pairing::PerMode);
+        let per_mode = cfg.coupling.as_ref().filter(|_| cfg.mode_labels());
         let mode_times = match per_mode {
             Some(c) => theory::modes::mode_theory(
                 &built.process,
                 &built.mixture,
                 c,
-                cfg.pairing,
+                cfg.mode_labels(),
                 cfg.n_train,
                 cfg.t_max,
             )?
@@ -305,7 +301,7 @@ impl Study for SpeciationStudy {
                 PhiPoint::new(b, th)
             })
             .collect();
-        let per_mode = inputs.cfg.pairing == Pairing::PerMode;
+        let per_mode = inputs.cfg.mode_labels();
         let modes = inputs.cfg.coupling.as_ref().filter(|_| per_mode).map(|c| {
             c.modes()
                 .iter()

@@ -121,12 +121,12 @@ impl Study for TheoryStudy {
         let modes = cfg
             .coupling
             .as_ref()
-            .map(|c| mode_theory(p, &built.mixture, c, cfg.pairing, n, cfg.t_max))
+            .map(|c| mode_theory(p, &built.mixture, c, cfg.mode_labels(), n, cfg.t_max))
             .transpose()?;
         let sync_gap = modes.as_ref().and_then(|m| Some(m[0].t_s? - m[1].t_s?));
         let decodability_gap = modes
             .as_ref()
-            .filter(|_| cfg.pairing == crate::model::coupling::Pairing::Shared)
+            .filter(|_| !cfg.mode_labels())
             .and_then(|m| Some(m[0].t_decodable? - m[1].t_decodable?));
         Ok(TheoryOutput {
             modes,

@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::linalg::Linear;
-use crate::model::coupling::{Coupling, Mode, Pairing, mode_process, project};
+use crate::model::coupling::{Coupling, Mode, mode_process, project};
 use crate::model::{Mixture, Process};
 
 /// One mode of two coupled modalities.
@@ -15,9 +15,10 @@ pub struct ModeTheory {
     /// K's eigenvalue κ times the mean rate Tr(U_d)/d: how fast the mode relaxes; under a
     /// schedule, the rate in force at the mode's `t_decodable`.
     pub rate: f64,
-    /// The mode's speciation time, where its own label commits: with per-mode pairing (each mode
-    /// carries a label), `t_decodable`; null with a shared label, which commits once, at the
-    /// joint t_S (s_c + s_d = 1), so no per-mode commitment exists to observe.
+    /// The mode's speciation time, where its own label commits: `t_decodable` when the modes
+    /// carry labels of their own (per-mode pairing, or a mixture file's classes seen on each
+    /// mode); null with one shared label, which commits once, at the joint t_S (s_c + s_d = 1),
+    /// so no per-mode commitment exists to observe.
     pub t_s: Option<f64>,
     /// The mode's marginal decodability time: s_k(t) = 1 for the class deviations' projection
     /// onto the mode, where the mode's marginal alone becomes bimodal.
@@ -26,7 +27,8 @@ pub struct ModeTheory {
     pub t_c: Option<f64>,
 }
 
-/// The per-mode speciation and collapse times. Symmetric couplings and C = σ²I act within each
+/// The per-mode speciation and collapse times (`mode_labels`: whether the modes carry labels of
+/// their own, [`crate::config::Config::mode_labels`]). Symmetric couplings and C = σ²I act within each
 /// mode, so a mode's s(t) is the joint between-class SNR of the class deviations projected onto
 /// it (exact under a schedule too: the process evaluates E(t) and Γ(t) in closed form), and its
 /// collapse that of the mode's own d-dimensional process (the joint one restricted to the mode).
@@ -34,7 +36,7 @@ pub fn mode_theory(
     p: &Process,
     mixture: &Mixture,
     coupling: &Coupling,
-    pairing: Pairing,
+    mode_labels: bool,
     n: usize,
     t_max: f64,
 ) -> Result<Vec<ModeTheory>> {
@@ -59,9 +61,7 @@ pub fn mode_theory(
             Ok(ModeTheory {
                 name: mode.name,
                 rate,
-                t_s: (pairing == Pairing::PerMode)
-                    .then_some(t_decodable)
-                    .flatten(),
+                t_s: mode_labels.then_some(t_decodable).flatten(),
                 t_decodable,
                 t_c: alone.and_then(|alone| super::t_collapse(&alone, &c_d, n, t_max)),
             })
