@@ -33,7 +33,8 @@ pub struct DataTheory {
     /// (weights the class fractions) and the pooled within-class covariance W.
     pub t_s_between: Option<f64>,
     /// With labels, K > 2: each split time, where the k-th eigenvalue of that criterion crosses
-    /// 1 (k = 1..K−1, descending times; the first is `t_s_between`).
+    /// 1 (k = 1..K−1, descending times; the first is `t_s_between`); null where the k-th
+    /// eigenvalue is below 1 at every t > 0.
     pub t_s_splits: Vec<Option<f64>>,
     /// The REM collapse time on the sample covariance C, α = ln N / d.
     pub t_c: Option<f64>,
@@ -135,6 +136,9 @@ pub fn data_theory(
                         t_max,
                         SCAN_INTERVALS,
                     )
+                    // Held only at t = 0, where a singular W (pixels that never vary) makes
+                    // every ratio infinite: no split at any positive time.
+                    .filter(|&t| t > 1e-9)
                 })
                 .collect();
             (splits[0], splits)

@@ -28,8 +28,8 @@ pub struct ModeTheory {
 }
 
 /// The per-mode speciation and collapse times (`mode_labels`: whether the modes carry labels of
-/// their own, [`crate::config::Config::mode_labels`]). Symmetric couplings and C = σ²I act within each
-/// mode, so a mode's s(t) is the joint between-class SNR of the class deviations projected onto
+/// their own: per-mode pairing, or a paired mixture file). Symmetric couplings and C = σ²I act
+/// within each mode, so a mode's s(t) is the joint between-class SNR of the class deviations projected onto
 /// it (exact under a schedule too: the process evaluates E(t) and Γ(t) in closed form), and its
 /// collapse that of the mode's own d-dimensional process (the joint one restricted to the mode).
 pub fn mode_theory(
