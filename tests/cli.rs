@@ -436,7 +436,7 @@ fn help_lists_only_the_flags_a_command_reads_and_fits_80_columns() {
     let speciation = help("speciation");
     for hidden in [
         "--particles",
-        "--train-file",
+        "--n-train",
         "--record-times",
         "--save-samples",
     ] {
