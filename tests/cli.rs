@@ -323,9 +323,12 @@ fn every_command_reads_the_same_model() {
     let th = summary(&["theory", "--train-file", &train, "--json"]);
     assert_eq!(th["config"]["dim"], 3);
     assert_eq!(th["config"]["n-train"], 5);
-    // One t_C whether the five points come from the file or are drawn.
+    // With a file the headline t_C is the points' own (REM on their sample covariance); the
+    // configured target's, as for five drawn points, is reported beside it.
     let drawn = summary(&["theory", "--dim", "3", "--n-train", "5", "--json"]);
-    assert_eq!(th["t_c"], drawn["t_c"]);
+    assert_eq!(th["t_c_target"], drawn["t_c"]);
+    assert_eq!(th["t_c"], th["data"]["t_c"]);
+    assert_ne!(th["t_c"], drawn["t_c"]);
     assert!(th["t_c"].as_f64().unwrap() > 0.0);
 
     // `run --train-file` samples the empirical target: every sample ends on a training point.
@@ -447,7 +450,7 @@ fn help_lists_only_the_flags_a_command_reads_and_fits_80_columns() {
     let speciation = help("speciation");
     for hidden in [
         "--particles",
-        "--train-file",
+        "--n-train",
         "--record-times",
         "--save-samples",
     ] {

@@ -36,8 +36,9 @@ fn step_t_s(norm2: f64, k1: f64, t1: f64, k2: f64) -> f64 {
     lo
 }
 
+/// The mode's marginal decodability time s_k(t) = 1 (its t_S with per-mode pairing).
 fn mode_t_s(v: &Value, mode: usize) -> f64 {
-    v["modes"][mode]["t_s"].as_f64().unwrap()
+    v["modes"][mode]["t_decodable"].as_f64().unwrap()
 }
 
 /// Each mode is an OU process at rate κ ∈ {1 − γ, 1 + γ} (additive) or {1, 1 + 2γ} (diffusive)
@@ -78,7 +79,13 @@ fn mode_theory_has_its_closed_forms() {
             let rate = v["modes"][m]["rate"].as_f64().unwrap();
             assert!((rate - kappa).abs() < 1e-12, "{coupling}: rate {rate}");
         }
-        let gap = v["sync_gap"].as_f64().unwrap();
+        // The preset's one shared label commits once, at the joint t_S: no per-mode t_S and
+        // no synchronization gap, only the marginal decodability times and their gap.
+        assert!(
+            v["modes"][0]["t_s"].is_null() && v.get("sync_gap").is_none(),
+            "{v}"
+        );
+        let gap = v["decodability_gap"].as_f64().unwrap();
         assert!((gap - (mode_t_s(&v, 0) - mode_t_s(&v, 1))).abs() < 1e-15);
         if gamma == 0.0 {
             assert!(gap.abs() < 1e-10);
@@ -118,6 +125,52 @@ fn mode_theory_has_its_closed_forms() {
             !out.status.success() && err.contains(bound),
             "{spec}: {err}"
         );
+    }
+}
+
+/// One shared label (the `coupled` preset): speciation reports the joint commitment time
+/// s_c + s_d = 1 (t_S of the theory, 2.174) and measures it within its error; no per-mode φ. Under
+/// a step schedule each mode's rate is the one in force at its decodability time.
+#[test]
+fn shared_label_speciation_is_the_joint_commitment() {
+    let v = summary(&[
+        "speciation",
+        "--preset",
+        "coupled",
+        "--pairs",
+        "6000",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    let th = summary(&["theory", "--preset", "coupled", "--json"]);
+    let t_s = th["t_s"].as_f64().unwrap();
+    assert!((t_s - 2.1739).abs() < 1e-3, "{t_s}");
+    assert_eq!(v["t_s_theory"], th["t_s"]);
+    let (t, se) = (
+        v["t_s_measured"].as_f64().unwrap(),
+        v["t_s_measured_stderr"].as_f64().unwrap(),
+    );
+    assert!(
+        (t - t_s).abs() < 3.0 * se + 0.01,
+        "{t} ± {se} against {t_s}"
+    );
+    assert!(v.get("modes").is_none() && v.get("sync_gap_theory").is_none());
+    let v = summary(&[
+        "theory",
+        "--preset",
+        "coupled",
+        "--pairing",
+        "per-mode",
+        "--coupling",
+        "additive:step:0.5,1.5,-0.5",
+        "--json",
+    ]);
+    // The common mode decodes after the switch (γ = −0.5: κ = 1.5), the difference mode
+    // before it (γ = 0.5: κ = 1.5); at the final γ the latter would read 0.5.
+    for m in 0..2 {
+        let rate = v["modes"][m]["rate"].as_f64().unwrap();
+        assert!((rate - 1.5).abs() < 1e-12, "mode {m}: rate {rate}");
     }
 }
 

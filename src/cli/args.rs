@@ -110,6 +110,10 @@ pub struct ConfigArgs {
     /// Training points from a file (.npy or CSV, N×d) instead of drawing them from the target.
     #[arg(long, value_name = "PATH", help_heading = "Model")]
     pub train_file: Option<PathBuf>,
+    /// Class labels of the --train-file points (.npy or CSV/text, N whole numbers): theory on
+    /// the labelled data (between-class t_S), class-level cloning in speciation and collapse.
+    #[arg(long, value_name = "PATH", help_heading = "Model")]
+    pub train_labels: Option<PathBuf>,
 
     /// Seed of every random choice (particles, training set, random U/Q/mean) [default: 1].
     #[arg(long, value_name = "SEED", help_heading = "Sampling")]

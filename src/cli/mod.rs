@@ -4,6 +4,7 @@
 pub mod args;
 pub mod bench;
 pub mod devices;
+mod steer;
 mod sweep;
 
 use std::path::{Path, PathBuf};
@@ -93,6 +94,12 @@ enum Command {
         #[arg(long, value_name = "DPI")]
         dpi: Option<u32>,
     },
+    /// Search the antisymmetric Q with ‖Q‖_F ≤ --budget that speciates earliest in generation
+    /// (largest theory t_S), optionally holding t_C within --tc-tolerance, beside Q = 0, the
+    /// gap-optimal Q and the simple strategies; --write-q saves it for --q file:PATH.
+    /// Example: regimes steer --preset lu-tang --mean ones --t-max 5 --budget 2 --write-q q.npy
+    #[command(allow_negative_numbers = true)]
+    Steer(steer::SteerArgs),
     /// Measure engine throughput (particle-steps/s, GFLOP/s, GB/s) on standard workloads,
     /// against the machine's measured peak.
     #[command(long_about = bench::LONG_ABOUT)]
@@ -230,6 +237,7 @@ pub fn main() -> Result<()> {
         }
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
+        Command::Steer(a) => return steer::main(a),
         Command::Reproduce(a) => {
             let _ = ctrlc::set_handler(on_signal);
             return crate::reproduce::main(a);

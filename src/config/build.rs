@@ -8,6 +8,7 @@ use crate::linalg::Linear;
 use crate::model::coupling::{
     Coupling, Pairing, mode_frame, mode_frame_rows, paired_classes, paired_mean,
 };
+use crate::model::labels::Labels;
 use crate::model::precision::build_u;
 use crate::model::rotation::build_q;
 use crate::model::target::class_mean;
@@ -134,4 +135,12 @@ pub fn training_set(cfg: &Config, built: &Built) -> Result<Empirical> {
             points: built.mixture.sample_training_set(cfg.n_train, cfg.seed),
         }),
     }
+}
+
+/// The classes of the training file's points (`train-labels`), checked against its N points.
+pub fn training_labels(cfg: &Config, data: &Empirical) -> Result<Option<Labels>> {
+    cfg.train_labels
+        .as_ref()
+        .map(|path| Labels::from_file(path, data.points.nrows()))
+        .transpose()
 }

@@ -95,6 +95,8 @@ pub struct Config {
     pub n_train: usize,
     /// Training points from a file (N × d) instead of drawn from the mixture.
     pub train_file: Option<PathBuf>,
+    /// Class labels of the training file's points (N whole numbers: .npy or CSV/text).
+    pub train_labels: Option<PathBuf>,
     pub seed: u64,
     /// Particles; None = the command's default (run: 100 000, collapse: 2 000).
     pub particles: Option<u64>,
@@ -150,6 +152,7 @@ impl Default for Config {
             mixture_file: None,
             n_train: 1000,
             train_file: None,
+            train_labels: None,
             seed: 1,
             particles: None,
             steps: 1000,
@@ -423,12 +426,24 @@ impl Config {
         for (field, p) in [
             ("mixture-file", &self.mixture_file),
             ("train-file", &self.train_file),
+            ("train-labels", &self.train_labels),
         ] {
             if let Some(p) = p {
                 ensure!(!p.as_os_str().is_empty(), "{field}: must not be empty");
             }
         }
+        ensure!(
+            self.train_labels.is_none() || self.train_file.is_some(),
+            "train-labels: labels belong to the points of a train-file (give --train-file too)"
+        );
         Ok(())
+    }
+
+    /// Whether each mode of coupled modalities carries a label of its own, so that per-mode
+    /// speciation is observable by cloning: per-mode pairing, or a mixture file's classes
+    /// (whose projections group them per mode). One shared label commits once, jointly.
+    pub fn mode_labels(&self) -> bool {
+        self.pairing == Pairing::PerMode || self.mixture_file.is_some()
     }
 
     /// A named preset (see [`PRESETS`]).

@@ -51,6 +51,13 @@ impl Branch {
         (self.pairs > 0).then(|| (self.phi(), self.stderr()))
     }
 
+    /// The branch by class, when its histogram counts classes ([`Pairs::classes`]): a pair
+    /// agrees when both clones end on points of the same class.
+    pub fn by_class(&self) -> Option<Branch> {
+        let k = (self.pair_labels.len() as f64).sqrt().round() as usize;
+        (k > 0).then(|| self.regrouped(&(0..k).collect::<Vec<_>>()))?
+    }
+
     /// The branch seen through a coarser label, `group[class]`: a pair agrees when its two
     /// classes fall in the same group. None without the pair histogram.
     pub fn regrouped(&self, group: &[usize]) -> Option<Branch> {
@@ -89,15 +96,22 @@ pub fn clone_pairs<E: Engine>(
     batch: Option<usize>,
     tick: Tick,
 ) -> Result<Cloning> {
-    let seeded = Pairs { seed, batch };
+    let seeded = Pairs {
+        seed,
+        batch,
+        classes: None,
+    };
     clone_pairs_from(engine, plan, seeded, 0..pairs, steps, None, None, tick)
 }
 
-/// The seed and requested batch size of a clone experiment.
+/// The seed and requested batch size of a clone experiment, and the class of each label when
+/// pairs are also to be counted by class (training points of a labelled data set).
 #[derive(Clone, Copy, Debug)]
-pub struct Pairs {
+pub struct Pairs<'a> {
     pub seed: u64,
     pub batch: Option<usize>,
+    /// With classes, [`Branch::pair_labels`] counts pairs by (class, class) instead of label.
+    pub classes: Option<&'a [u32]>,
 }
 
 /// What a clone experiment has folded so far (see [`super::checkpoint`]): the trunks'
@@ -139,7 +153,11 @@ pub struct CloneFlight {
 pub fn clone_pairs_from<E: Engine>(
     engine: &E,
     plan: &Plan,
-    Pairs { seed, batch }: Pairs,
+    Pairs {
+        seed,
+        batch,
+        classes,
+    }: Pairs,
     range: Range<u64>,
     steps: &[usize],
     resume: Option<Snapshot<CloneState>>,
@@ -387,7 +405,13 @@ pub fn clone_pairs_from<E: Engine>(
                     }
                     let tally = engine.tally(plan, &c)?;
                     batch_agree[i] += tally.pairs_agree;
-                    add_pairs(&mut batch_pairs[i], &tally.pair_labels);
+                    match classes {
+                        Some(classes) => {
+                            let labels = engine.read(&c)?.label;
+                            add_pairs(&mut batch_pairs[i], &class_pairs(&labels, classes));
+                        }
+                        None => add_pairs(&mut batch_pairs[i], &tally.pair_labels),
+                    }
                 }
                 Ok(())
             })();
@@ -418,6 +442,20 @@ pub fn clone_pairs_from<E: Engine>(
     let mut cloning = Cloning::from_state(plan, &points, state);
     cloning.stopped = stopped;
     Ok(cloning)
+}
+
+/// The K×K histogram of clone pairs (labels 2i, 2i+1) by the classes of their labels, K the
+/// number of classes; a label without a class (none yet) is left out.
+pub fn class_pairs(labels: &[u32], classes: &[u32]) -> Vec<u64> {
+    let k = classes.iter().max().map_or(0, |&m| m as usize + 1);
+    let mut h = vec![0u64; k * k];
+    for pair in labels.chunks_exact(2) {
+        let class = |l: u32| classes.get(l as usize).map(|&c| c as usize);
+        if let (Some(a), Some(b)) = (class(pair[0]), class(pair[1])) {
+            h[a * k + b] += 1;
+        }
+    }
+    h
 }
 
 /// The per-branch pair histograms of a saved state (empty ones when it has none).

@@ -1,6 +1,7 @@
 //! The forward process (U, Q) and the target distribution: what is being sampled.
 
 pub mod coupling;
+pub mod labels;
 pub mod precision;
 pub mod process;
 pub mod rotation;

@@ -242,7 +242,9 @@ impl Plan {
         }
         let n = self.grid.steps;
         let mut worst = (0.0, 0);
-        let longest = (0..n).max_by(|&a, &b| self.grid.dt_at(a).total_cmp(&self.grid.dt_at(b)));
+        let longest = (!self.grid.is_uniform())
+            .then(|| (0..n).max_by(|&a, &b| self.grid.dt_at(a).total_cmp(&self.grid.dt_at(b))))
+            .flatten();
         for j in [0, n / 2, n - 1].into_iter().chain(longest) {
             let rho = self.point(j)?.m.spectral_radius();
             if rho.is_nan() || rho > worst.0 {

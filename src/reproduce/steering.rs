@@ -2,7 +2,8 @@
 //! (geomspace 0.2…5) with the class direction along U's stiffest or softest eigenvector — the
 //! central comparison of the non-reversible paper (Lu & Tang 2026). A rotation mixes the class
 //! direction with the others: it delays speciation of a stiff class direction and advances that
-//! of a soft one.
+//! of a soft one. Beside them, `regimes steer`'s Q (the largest theory t_S within ‖Q‖_F ≤ 2) for
+//! each class direction, with its simulation check.
 
 use anyhow::Result;
 use serde_json::json;
@@ -11,8 +12,9 @@ use super::{Lab, crossing_with_error, measured, phi_points, t_s_check};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::model::{MeanSpec, QSpec, USpec};
-use crate::report::{Figure, Series};
+use crate::report::{Figure, Series, Style};
 use crate::theory::f_at_speciation;
+use crate::theory::steer::{SteerOptions, q_npy, steer_strategies};
 
 pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     let (d, n, particles) = if lab.quick {
@@ -31,7 +33,9 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         ..lab.base.clone()
     };
     let strengths = [0.0, 0.5, 1.0, 2.0];
-    let strategies: Vec<(String, QSpec)> = strengths
+    let soft_strengths = [1.0, 3.0];
+    // (name, Q, family, strength): family 0 = s·Q_opt, 1 = toward-soft:q.
+    let strategies: Vec<(String, QSpec, usize, f64)> = strengths
         .iter()
         .map(|&s| {
             let q = if s == 0.0 {
@@ -39,10 +43,11 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             } else {
                 QSpec::Optimal(s)
             };
-            (format!("optimal:{s}"), q)
+            (format!("optimal:{s}"), q, 0, s)
         })
-        .chain([1.0, 3.0].map(|q| (format!("toward-soft:{q}"), QSpec::TowardSoft(q))))
+        .chain(soft_strengths.map(|q| (format!("toward-soft:{q}"), QSpec::TowardSoft(q), 1, q)))
         .collect();
+    let budget = 2.0;
     lab.note(&format!(
         "d = {d}, N = {n}, {pairs} pairs, {} rotations",
         strategies.len()
@@ -51,18 +56,54 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         (pairs as f64 * 2000.0 * 8.0 + particles as f64 * 2000.0 * n as f64 / 16.0)
             * d as f64
             * 2.0
-            * strategies.len() as f64,
+            * (strategies.len() + 1) as f64,
     )?;
     let mut rows = vec![];
-    let mut series = vec![];
+    // One figure per family: s·Q_opt, toward-soft:q.
+    let mut series: [Vec<Series>; 2] = [vec![], vec![]];
     let mut data = vec![];
+    let mut steered = vec![];
     for (c, (mean_name, mean)) in [("stiff", MeanSpec::Stiff), ("soft", MeanSpec::Soft)]
         .into_iter()
         .enumerate()
     {
-        let mut t_s_points = vec![];
-        let mut t_c_points = vec![];
-        for (i, (q_name, q)) in strategies.iter().enumerate() {
+        // Measured (strength, t, s.e.) per family.
+        let mut t_s_points = [vec![], vec![]];
+        let mut t_c_points = [vec![], vec![]];
+        // The steered Q of this class direction, written for --q file:, run like the others.
+        let s = {
+            let cfg = Config {
+                mean: mean.clone(),
+                q: QSpec::Zero,
+                ..base.clone()
+            };
+            let built = crate::config::build::build(&cfg)?;
+            let opts = SteerOptions {
+                budget,
+                tc_tolerance: None,
+                n_train: n,
+                iterations: if lab.quick { 100 } else { 400 },
+                t_max: cfg.t_max,
+                seed: cfg.seed,
+            };
+            steer_strategies(
+                &built.process.u,
+                &built.mixture,
+                built.class_dir.as_ref(),
+                None,
+                &opts,
+            )?
+        };
+        let q_file = lab
+            .out
+            .write_bytes(&format!("steered_q_{mean_name}.npy"), &q_npy(&s.steered.q)?)?;
+        let runs = strategies.iter().cloned().chain(std::iter::once((
+            format!("steered (‖Q‖_F ≤ {budget})"),
+            QSpec::File(q_file),
+            2,
+            f64::NAN,
+        )));
+        for (q_name, q, family, strength) in runs {
             let cfg = Config {
                 mean: mean.clone(),
                 q: q.clone(),
@@ -84,13 +125,18 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 ..cfg
             })?;
             let t_c = c.t_c_theory.unwrap_or(f64::NAN);
-            if i < strengths.len() {
-                let s = strengths[i];
+            // Q = 0 starts both families.
+            let families = match (family, strength == 0.0) {
+                (0, true) => vec![0, 1],
+                (f, _) if f < 2 => vec![f],
+                _ => vec![],
+            };
+            for f in families {
                 if let Some((t, se)) = m {
-                    t_s_points.push((s, t, se));
+                    t_s_points[f].push((strength, t, se));
                 }
                 if let (Some(t), Some(se)) = (c.t_c_measured, c.collapse_times.stderr) {
-                    t_c_points.push((s, t, se));
+                    t_c_points[f].push((strength, t, se));
                 }
             }
             rows.push((
@@ -114,36 +160,58 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 "spectral_gap": r.theory.spectral_gap,
             }));
         }
-        // Theory on a fine grid of strengths.
-        let mut t_s_line = vec![];
-        let mut t_c_line = vec![];
-        for k in 0..=20 {
-            let s = k as f64 / 10.0;
-            let q = if s == 0.0 {
-                QSpec::Zero
+        steered.push(json!({ "mean": mean_name, "steering": s }));
+        // Theory on a fine grid of strengths, for both families.
+        for (family, top) in [(0, 2.0), (1, 3.0)] {
+            let mut t_s_line = vec![];
+            let mut t_c_line = vec![];
+            for k in 0..=20 {
+                let x = top * k as f64 / 20.0;
+                let q = match (family, x == 0.0) {
+                    (_, true) => QSpec::Zero,
+                    (0, _) => QSpec::Optimal(x),
+                    _ => QSpec::TowardSoft(x),
+                };
+                let t = lab
+                    .theory(Config {
+                        mean: mean.clone(),
+                        q,
+                        ..base.clone()
+                    })?
+                    .theory;
+                t_s_line.push((x, t.t_s.unwrap_or(f64::NAN)));
+                t_c_line.push((x, t.t_c.unwrap_or(f64::NAN)));
+            }
+            let out = &mut series[family];
+            out.push(Series::line(format!("t_S theory, {mean_name} class"), t_s_line).colored(c));
+            out.push(
+                measured(
+                    format!("t_S measured, {mean_name} class"),
+                    &t_s_points[family],
+                )
+                .colored(c),
+            );
+            out.push(
+                Series::line(format!("t_C theory (REM), {mean_name} class"), t_c_line)
+                    .colored(2 + c),
+            );
+            // The medians t̂_C of both classes often coincide (grid resolution, and t_C hardly
+            // depends on the class direction): the soft class's are rings, so a stiff point at
+            // the same place shows inside.
+            let t_c = measured(
+                format!("median t̂_C, {mean_name} class"),
+                &t_c_points[family],
+            )
+            .colored(2 + c);
+            out.push(if c == 1 {
+                Series {
+                    style: Style::Ring,
+                    ..t_c
+                }
             } else {
-                QSpec::Optimal(s)
-            };
-            let t = lab
-                .theory(Config {
-                    mean: mean.clone(),
-                    q,
-                    ..base.clone()
-                })?
-                .theory;
-            t_s_line.push((s, t.t_s.unwrap_or(f64::NAN)));
-            t_c_line.push((s, t.t_c.unwrap_or(f64::NAN)));
+                t_c
+            });
         }
-        series.push(Series::line(format!("t_S theory, {mean_name} class"), t_s_line).colored(c));
-        series.push(measured(format!("t_S measured, {mean_name} class"), &t_s_points).colored(c));
-        let t_c_color = 2 + c;
-        series.push(
-            Series::line(format!("t_C theory (REM), {mean_name} class"), t_c_line)
-                .colored(t_c_color),
-        );
-        series.push(
-            measured(format!("median t̂_C, {mean_name} class"), &t_c_points).colored(t_c_color),
-        );
     }
     lab.out.write_csv_named(
         "steering.csv",
@@ -159,23 +227,42 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         ),
         rows,
     )?;
+    let [optimal_series, soft_series] = series;
+    let common = format!(
+        "for U = geomspace 0.2…5 in d = {d}, with the class direction along U's stiffest or \
+         softest eigenvector: theory (lines) and simulation (points, ±1 s.e.; t̂_C is the median \
+         per-trajectory collapse time with N = {n}; the soft class's are rings, so coinciding \
+         medians both show)"
+    );
     lab.figure(
         "steering",
         &format!(
             "Speciation and collapse times against the strength s of the optimal Q (Q = s·Q_opt) \
-             for U = geomspace 0.2…5 in d = {d}, with the class direction along U's stiffest or \
-             softest eigenvector: theory (lines) and simulation (points, ±1 s.e.; t̂_C is the \
-             median per-trajectory collapse time with N = {n}). The rotation delays speciation \
-             of the stiff class and advances that of the soft one; the toward-soft rotations are \
-             in steering.csv and summary.json."
+             {common}. The rotation delays speciation of the stiff class and advances that of \
+             the soft one. The steered Q of `regimes steer` (‖Q‖_F ≤ {budget}) is in \
+             steering.csv, summary.json and steered_q_*.npy."
         ),
         Figure {
-            title: &format!("Steering with Q: t_S and t_C, anisotropic U (d = {d})"),
+            title: &format!("Steering with Q = s·Q_opt: t_S and t_C, anisotropic U (d = {d})"),
             x_label: "strength s of the optimal Q",
             y_label: "time t",
-            series: &series,
+            series: &optimal_series,
             markers: &[],
         },
     )?;
-    Ok(json!({ "dim": d, "n_train": n, "runs": data }))
+    lab.figure(
+        "steering_toward_soft",
+        &format!(
+            "The same against the strength q of the toward-soft rotation \
+             (Q = q(m̂vᵀ − vm̂ᵀ), v U's softest direction orthogonal to m̂) {common}."
+        ),
+        Figure {
+            title: &format!("Steering with toward-soft:q: t_S and t_C (d = {d})"),
+            x_label: "strength q of toward-soft:q",
+            y_label: "time t",
+            series: &soft_series,
+            markers: &[],
+        },
+    )?;
+    Ok(json!({ "dim": d, "n_train": n, "runs": data, "steered": steered }))
 }

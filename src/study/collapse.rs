@@ -14,10 +14,12 @@ use crate::engine::Recorder;
 use crate::linalg::Linear;
 use crate::measure::Stop;
 use crate::measure::checkpoint::Snapshot;
+use crate::measure::cloning::Branch;
 use crate::measure::entropy::{CollapseTimes, EntropyRow, collapse_times, excess_entropy_series};
 use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
-use crate::theory::{Theory, t_collapse};
+use crate::theory::Theory;
+use crate::theory::data::sample_covariance;
 
 /// Where the wall time of a collapse study goes, in seconds. The plan's coefficients are built
 /// lazily, during the first trajectories.
@@ -53,6 +55,13 @@ pub struct Collapse {
     /// Fraction of clone pairs that end on the same training point (φ_C), with its posterior
     /// estimate mean Σ_μ r_μ².
     pub clone_collapse: Vec<PhiPoint>,
+    /// With --train-labels: fraction of clone pairs that end on training points of the same
+    /// class (no posterior estimate: null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_same_class: Option<Vec<PhiPoint>>,
+    /// With --train-file: the theory of the file's points ([`crate::theory::data`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<crate::theory::data::DataTheory>,
     /// With a symmetric constant --coupling: collapse read on each mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub modes: Option<Vec<ModeCollapse>>,
@@ -66,7 +75,12 @@ pub struct Setup {
     data: crate::model::Empirical,
     plan: crate::plan::Plan,
     theory: Theory,
-    t_c_sample_covariance: Option<f64>,
+    data_theory: Option<crate::theory::data::DataTheory>,
+    /// The covariance of the REM theory of f^e/α: the file's sample covariance with
+    /// --train-file, else the target's within-class covariance.
+    entropy_cov: crate::linalg::Linear,
+    /// The class of each training point (--train-labels).
+    classes: Option<Vec<u32>>,
     /// The study's particles and clone pairs (all shards).
     pub particles: u64,
     pub pairs: u64,
@@ -107,17 +121,17 @@ impl Study for CollapseStudy {
             plan,
             theory,
         } = inputs.empirical_setup(session)?;
-        let n = data.points.nrows();
         // A training file need not come from the configured target: the REM criterion on its
         // own sample covariance gives a second t_C beside the theory's.
-        let t_c_sample_covariance = cfg.train_file.as_ref().and_then(|_| {
-            t_collapse(
-                &built.process,
-                &sample_covariance(&data.points),
-                n,
-                cfg.t_max,
-            )
-        });
+        let data_theory = inputs.data_theory(&built, &data)?;
+        let entropy_cov = match &data_theory {
+            Some(_) => sample_covariance(&data.points),
+            None => built.mixture.cov.clone(),
+        };
+        let (data_theory, classes) = match data_theory {
+            Some((d, labels)) => (Some(d), labels.map(|l| l.class)),
+            None => (None, None),
+        };
         let t_ref = theory.t_c.unwrap_or(cfg.t_max / 4.0);
         let branch_times = cfg.branch_times.clone().unwrap_or_else(|| {
             [0.25, 0.5, 1.0, 2.0, 4.0]
@@ -139,7 +153,9 @@ impl Study for CollapseStudy {
             data,
             plan,
             theory,
-            t_c_sample_covariance,
+            data_theory,
+            entropy_cov,
+            classes,
             particles: inputs.particles(2_000),
             pairs: inputs.pairs(500),
             branch_steps,
@@ -178,8 +194,13 @@ impl Study for CollapseStudy {
             let particles = out.samples.iter().cloned().collect();
             session.save_phase(0, Snapshot { state, particles })?;
         }
-        let cloning =
-            session.clone_pairs(inputs, 1, (engine, &s.plan), (s.pairs, &s.branch_steps))?;
+        let cloning = session.clone_pairs(
+            inputs,
+            1,
+            (engine, &s.plan),
+            (s.pairs, &s.branch_steps),
+            s.classes.as_deref(),
+        )?;
         let clone_pairs = lap();
         // The excess entropy samples the target on the host, apart from the particles: the
         // first slice measures it, for the joint process and for each mode.
@@ -228,11 +249,22 @@ impl Study for CollapseStudy {
         let times = collapse_times(&traj.tally, &inputs.grid);
         let branches = s.branches(parts.clone_pairs()?.clone());
         let clone_collapse = branches.iter().map(|b| PhiPoint::new(b, None)).collect();
+        let clone_same_class = s.classes.as_ref().map(|_| {
+            branches
+                .iter()
+                .filter_map(Branch::by_class)
+                .map(|b| PhiPoint {
+                    phi_posterior: None,
+                    phi_posterior_stderr: None,
+                    ..PhiPoint::new(&b, None)
+                })
+                .collect()
+        });
         // With a training file the headline t_C is the data's.
         let from_file = inputs.cfg.train_file.is_some();
         Ok(Collapse {
             t_c_theory: if from_file {
-                s.t_c_sample_covariance
+                s.data_theory.as_ref().and_then(|d| d.t_c)
             } else {
                 s.theory.t_c
             },
@@ -250,6 +282,8 @@ impl Study for CollapseStudy {
             collapse_times: times,
             excess_entropy: parts.entropy.clone().unwrap_or_default(),
             clone_collapse,
+            clone_same_class,
+            data: s.data_theory.clone(),
             modes: parts.mode_entropy.clone(),
             theory: s.theory.clone(),
             seconds: parts.seconds.clone().unwrap_or_default(),
@@ -290,7 +324,7 @@ fn excess_entropy_rows(
     cfg: &crate::config::Config,
     s: &Setup,
 ) -> Result<(Vec<EntropyRow>, Option<Stop>)> {
-    let (p, c) = (&s.built.process, &s.built.mixture.cov);
+    let (p, c) = (&s.built.process, &s.entropy_cov);
     excess_entropy_series(
         p,
         &s.data,
@@ -331,6 +365,9 @@ fn write_outputs(
         )?;
         // No theory of φ_C: its CSV has no theory column.
         super::speciation::write_phi_csv(dir, "clone_collapse.csv", &result.clone_collapse, false)?;
+        if let Some(class) = &result.clone_same_class {
+            super::speciation::write_phi_csv(dir, "clone_same_class.csv", class, false)?;
+        }
         for m in result.modes.iter().flatten() {
             dir.write_csv(
                 &format!("excess_entropy_{}.csv", m.name),
@@ -527,14 +564,6 @@ fn write_histogram(
     )
 }
 
-/// Sample covariance of the rows of `x` (N×d), as a dense matrix.
-fn sample_covariance(x: &nalgebra::DMatrix<f64>) -> Linear {
-    let n = x.nrows() as f64;
-    let mean = x.row_mean();
-    let centred = x - nalgebra::DMatrix::from_fn(x.nrows(), x.ncols(), |_, j| mean[j]);
-    Linear::Dense(centred.transpose() * centred / (n - 1.0).max(1.0))
-}
-
 /// The human summary.
 fn table(r: &Collapse) -> String {
     let mut s = String::from("     t   f^e/α ± s.e.      REM theory\n");
@@ -558,14 +587,23 @@ fn table(r: &Collapse) -> String {
             );
         }
     }
-    s += "\n     t   φ_C clones ± s.e.  posterior Σr²\n";
-    for p in &r.clone_collapse {
+    s += "\n     t   φ_C clones ± s.e.  posterior Σr²";
+    s += if r.clone_same_class.is_some() {
+        "   same class ± s.e.\n"
+    } else {
+        "\n"
+    };
+    for (i, p) in r.clone_collapse.iter().enumerate() {
         s += &format!(
-            "{:>6.3}   {:>15}     {}\n",
+            "{:>6.3}   {:>15}     {:>13}",
             p.t,
             super::pm(p.phi, p.stderr),
             opt(p.phi_posterior)
         );
+        if let Some(c) = r.clone_same_class.as_ref().and_then(|c| c.get(i)) {
+            s += &format!("   {:>17}", super::pm(c.phi, c.stderr));
+        }
+        s += "\n";
     }
     s += "\n";
     let ct = &r.collapse_times;

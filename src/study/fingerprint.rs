@@ -47,6 +47,7 @@ pub fn input_files(cfg: &Config) -> Vec<(&'static str, PathBuf)> {
         ("coupling", schedule),
         ("mixture-file", cfg.mixture_file.clone()),
         ("train-file", cfg.train_file.clone()),
+        ("train-labels", cfg.train_labels.clone()),
     ]
     .into_iter()
     .filter_map(|(k, p)| Some((k, p?)))

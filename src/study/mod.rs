@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::config::build::{self, Built};
 use crate::engine::Engine;
 use crate::measure::{Shard, Tick};
+use crate::model::labels::Labels;
 use crate::plan::{Grid, Plan};
 use crate::report::{Figure, OutDir, Progress, Render};
 pub use parts::Parts;
@@ -315,6 +316,29 @@ pub fn explicit_dt(cfg: &Config, grid: &Grid) -> f64 {
         grid.max_dt()
     } else {
         0.0
+    }
+}
+
+impl Inputs {
+    /// With --train-file: the theory of the points themselves and their labels
+    /// ([`crate::theory::data`]); None for a drawn training set.
+    pub fn data_theory(
+        &self,
+        built: &Built,
+        data: &crate::model::Empirical,
+    ) -> Result<Option<(crate::theory::data::DataTheory, Option<Labels>)>> {
+        let cfg = &self.cfg;
+        if cfg.train_file.is_none() {
+            return Ok(None);
+        }
+        let labels = build::training_labels(cfg, data)?;
+        let theory = crate::theory::data::data_theory(
+            &built.process,
+            &data.points,
+            labels.as_ref(),
+            cfg.t_max,
+        )?;
+        Ok(Some((theory, labels)))
     }
 }
 

@@ -146,8 +146,14 @@ pub(super) fn mode_collapse(
     session: &mut Session,
 ) -> Result<Option<Vec<ModeCollapse>>> {
     let n = data.points.nrows();
-    let theory =
-        crate::theory::modes::mode_theory(&built.process, &built.mixture, coupling, n, cfg.t_max)?;
+    let theory = crate::theory::modes::mode_theory(
+        &built.process,
+        &built.mixture,
+        coupling,
+        cfg.mode_labels(),
+        n,
+        cfg.t_max,
+    )?;
     let d = built.process.dim() / 2;
     let c = Linear::Scalar(built.mixture.cov.diagonal()[0], d);
     let mut out = vec![];

@@ -83,8 +83,13 @@ pub struct RunStudy;
 
 impl Study for RunStudy {
     const KIND: Kind = Kind::Run;
-    const IGNORES: &'static [&'static str] =
-        &["pairs", "branch-times", "entropy-times", "entropy-samples"];
+    const IGNORES: &'static [&'static str] = &[
+        "pairs",
+        "branch-times",
+        "entropy-times",
+        "entropy-samples",
+        "train-labels",
+    ];
     type Setup = Setup;
     type Output = Run;
 

@@ -171,11 +171,13 @@ impl Session {
         index: usize,
         (engine, plan): (&E, &Plan),
         (pairs, branch_steps): (u64, &[usize]),
+        classes: Option<&[u32]>,
     ) -> Result<Cloning> {
         let cfg = &inputs.cfg;
         let seeded = Pairs {
             seed: cfg.seed,
             batch: cfg.batch,
+            classes,
         };
         let per_pair = pair_steps(branch_steps, inputs.grid.steps);
         self.phase(inputs, index, (pairs, per_pair), "clone pairs", |ph| {

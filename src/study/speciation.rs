@@ -116,6 +116,70 @@ pub struct Speciation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_gap_measured_stderr: Option<f64>,
     pub theory: Theory,
+    /// With --train-file: the theory of its points; φ is then the class-level φ of the empirical
+    /// target (both clones end on training points of the same class), `t_s_theory` the
+    /// between-class criterion of the labelled data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<theory::data::DataTheory>,
+    /// With --train-file: φ by training point (both clones end on the same point).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phi_same_point: Option<Vec<PhiPoint>>,
+}
+
+/// The empirical target of labelled training points: the model with its plan, the theory of the
+/// labelled data as a mixture (t_C on the sample covariance), and each point's class.
+struct DataSetup {
+    built: Built,
+    plan: crate::plan::Plan,
+    theory: Theory,
+    data: theory::data::DataTheory,
+    labelled: crate::model::Mixture,
+    classes: Vec<u32>,
+}
+
+fn data_setup(inputs: &Inputs, session: &mut Session) -> Result<DataSetup> {
+    let cfg = &inputs.cfg;
+    let built = crate::config::build::build(cfg)?;
+    let points = crate::config::build::training_set(cfg, &built)?;
+    let Some((data, Some(labels))) = inputs.data_theory(&built, &points)? else {
+        anyhow::bail!(
+            "train-file: speciation on training points measures class-level cloning, which \
+             needs each point's class: give --train-labels FILE (N whole numbers)"
+        );
+    };
+    let labelled = theory::data::labelled_mixture(&points.points, &labels)?;
+    let mut th = theory::theory(
+        &built.process,
+        &labelled,
+        Some(points.points.nrows()),
+        cfg.t_max,
+        super::explicit_dt(cfg, &inputs.grid),
+    );
+    th.t_c = data.t_c;
+    th.warnings
+        .retain(|w| !w.starts_with("speciation: the target is not"));
+    th.warnings.push(format!(
+        "speciation: on the train-file's {} points in {} classes; t_S is the between-class \
+         criterion of the labelled data (class fractions, class means, pooled within-class \
+         covariance), t_C the REM criterion on its sample covariance; ½ ln Λ = {:.4}",
+        data.n,
+        labels.classes(),
+        data.half_ln_lambda
+    ));
+    session.warn_all(&th.warnings);
+    let model = crate::model::Model {
+        process: built.process.clone(),
+        target: crate::model::Target::Empirical(points),
+    };
+    let plan = crate::plan::Plan::new(&model, inputs.grid.clone(), cfg.scheme, cfg.start)?;
+    Ok(DataSetup {
+        built,
+        plan,
+        theory: th,
+        data,
+        labelled,
+        classes: labels.class,
+    })
 }
 
 /// What the clone experiment needs besides its engine.
@@ -129,6 +193,8 @@ pub struct Setup {
     pub pairs: u64,
     /// Each mode's theoretical t_S (coupled modalities).
     mode_times: Vec<Option<f64>>,
+    /// With --train-file: the data's theory, the labelled data as a mixture, the points' classes.
+    data: Option<(theory::data::DataTheory, crate::model::Mixture, Vec<u32>)>,
 }
 
 impl Setup {
@@ -146,7 +212,6 @@ impl Study for SpeciationStudy {
     const IGNORES: &'static [&'static str] = &[
         "particles",
         "n-train",
-        "train-file",
         "entropy-times",
         "entropy-samples",
         "record-times",
@@ -157,12 +222,26 @@ impl Study for SpeciationStudy {
 
     fn setup(inputs: &Inputs, session: &mut Session) -> Result<Setup> {
         let cfg = &inputs.cfg;
-        let (built, plan, theory) = inputs.mixture_setup(session)?;
-        let mode_times = match &cfg.coupling {
+        let (built, plan, theory, data) = match &cfg.train_file {
+            Some(_) => {
+                let d = data_setup(inputs, session)?;
+                let data = (d.data, d.labelled, d.classes);
+                (d.built, d.plan, d.theory, Some(data))
+            }
+            None => {
+                let (built, plan, theory) = inputs.mixture_setup(session)?;
+                (built, plan, theory, None)
+            }
+        };
+        // Per-mode φ is observable only when each mode carries a label: a shared label
+        // commits once, at the joint t_S, and a mode-regrouped φ is the joint φ.
+        let per_mode = cfg.coupling.as_ref().filter(|_| cfg.mode_labels());
+        let mode_times = match per_mode {
             Some(c) => theory::modes::mode_theory(
                 &built.process,
                 &built.mixture,
                 c,
+                cfg.mode_labels(),
                 cfg.n_train,
                 cfg.t_max,
             )?
@@ -183,6 +262,7 @@ impl Study for SpeciationStudy {
             steps,
             pairs: inputs.pairs(20_000),
             mode_times,
+            data,
         })
     }
 
@@ -192,7 +272,9 @@ impl Study for SpeciationStudy {
         engine: &E,
         session: &mut Session,
     ) -> Result<Parts> {
-        let cloning = session.clone_pairs(inputs, 0, (engine, &s.plan), (s.pairs, &s.steps))?;
+        let classes = s.data.as_ref().map(|d| &d.2[..]);
+        let cloning =
+            session.clone_pairs(inputs, 0, (engine, &s.plan), (s.pairs, &s.steps), classes)?;
         Ok(Parts {
             clones: Some(cloning.state),
             ..Parts::default()
@@ -201,7 +283,11 @@ impl Study for SpeciationStudy {
 
     /// The clone experiment's result from its folded pairs (its own, or merged from slices).
     fn summarise(inputs: &Inputs, s: &Setup, parts: &Parts) -> Result<Speciation> {
-        let branches = s.branches(parts.clone_pairs()?.clone());
+        let all = s.branches(parts.clone_pairs()?.clone());
+        if let Some((data, labelled, _)) = &s.data {
+            return Ok(data_summary(s, data, labelled, all));
+        }
+        let branches = all;
         let theory = s.theory.clone();
         let built = &s.built;
         let two_class = theory::symmetric_two_class(&built.mixture).cloned();
@@ -215,7 +301,8 @@ impl Study for SpeciationStudy {
                 PhiPoint::new(b, th)
             })
             .collect();
-        let modes = inputs.cfg.coupling.as_ref().map(|c| {
+        let per_mode = inputs.cfg.mode_labels();
+        let modes = inputs.cfg.coupling.as_ref().filter(|_| per_mode).map(|c| {
             c.modes()
                 .iter()
                 .zip(&s.mode_times)
@@ -257,6 +344,8 @@ impl Study for SpeciationStudy {
                 .and_then(|m| Some(m[0].t_s_measured_stderr?.hypot(m[1].t_s_measured_stderr?))),
             modes,
             theory,
+            data: None,
+            phi_same_point: None,
         })
     }
 
@@ -284,6 +373,65 @@ impl Study for SpeciationStudy {
 
     fn table(r: &Speciation) -> String {
         table(r)
+    }
+}
+
+/// The class-level cloning of labelled training points beside the data's theory. With two
+/// classes φ crosses F(1) at the between-class t_S (the labelled data's s(t) = 1), and F(s(t))
+/// is its theory curve; with more classes F(1) marks only the two-class case, so no crossing is
+/// measured.
+fn data_summary(
+    s: &Setup,
+    data: &theory::data::DataTheory,
+    labelled: &crate::model::Mixture,
+    branches: Vec<Branch>,
+) -> Speciation {
+    let level = f_at_speciation();
+    let by_class: Vec<Branch> = branches.iter().filter_map(Branch::by_class).collect();
+    let dev = theory::between_class_deviations(labelled);
+    let two = labelled.weights.len() == 2;
+    let phi: Vec<PhiPoint> = by_class
+        .iter()
+        .map(|b| {
+            let th = two.then(|| {
+                cloning_probability(theory::between_snr(
+                    &s.built.process,
+                    &dev,
+                    &labelled.cov,
+                    b.t,
+                ))
+            });
+            PhiPoint::new(b, th)
+        })
+        .map(|p| PhiPoint {
+            // Σ r² is the purity over training points, not classes.
+            phi_posterior: None,
+            phi_posterior_stderr: None,
+            ..p
+        })
+        .collect();
+    let crossing = two.then(|| crossing_of(&by_class, level)).flatten();
+    Speciation {
+        t_s_theory: data.t_s_between,
+        t_s_measured: crossing.map(|c| c.0),
+        t_s_measured_stderr: crossing.map(|c| c.1),
+        t_s_measured_note: (!two).then(|| {
+            format!(
+                "no measured t_S: φ crosses F(1) = {level:.4} at t_S only for two classes, and \
+                 the labels name {}; the split times are in data.t_s_splits",
+                labelled.weights.len()
+            )
+        }),
+        f_at_speciation: level,
+        pairs: branches.first().map_or(0, |b| b.pairs),
+        phi,
+        modes: None,
+        sync_gap_theory: None,
+        sync_gap_measured: None,
+        sync_gap_measured_stderr: None,
+        theory: s.theory.clone(),
+        data: Some(data.clone()),
+        phi_same_point: Some(branches.iter().map(|b| PhiPoint::new(b, None)).collect()),
     }
 }
 
@@ -446,7 +594,11 @@ fn write_outputs(
 
 /// The human summary.
 fn table(r: &Speciation) -> String {
-    let mut s = String::from("     t   φ clones ± s.e.   φ posterior   F(s(t)) theory\n");
+    let mut s = String::from(if r.data.is_some() {
+        "     t   class φ ± s.e.    φ posterior   F(s(t)) theory\n"
+    } else {
+        "     t   φ clones ± s.e.   φ posterior   F(s(t)) theory\n"
+    });
     for p in &r.phi {
         s += &format!(
             "{:>6.3}   {:>15}      {:>6}        {}\n",
@@ -492,6 +644,29 @@ fn table(r: &Speciation) -> String {
                 pm(m.t_s_measured, m.t_s_measured_stderr)
             ),
         ));
+    }
+    if let Some(d) = &r.data {
+        rows[0].0 = "t_S theory (between-class, labels)".into();
+        rows[1].0 = format!("t_S measured (class φ = {:.4})", r.f_at_speciation);
+        rows.insert(
+            1,
+            (
+                "  ½ ln Λ of the data".into(),
+                format!("{:.4}", d.half_ln_lambda),
+            ),
+        );
+        rows.insert(
+            2,
+            (
+                "  top-eigenvalue criterion (this U)".into(),
+                opt(d.t_s_top_eigenvalue),
+            ),
+        );
+        if d.t_s_splits.len() > 1 {
+            let splits: Vec<String> = d.t_s_splits.iter().map(|&t| opt(t)).collect();
+            rows.insert(3, ("  split times".into(), splits.join(", ")));
+        }
+        rows.push(("t_C theory (REM, sample covariance)".into(), opt(d.t_c)));
     }
     if r.modes.is_some() {
         rows.push((

@@ -13,11 +13,13 @@
 //!   chain, hence non-increasing as well.
 
 pub mod collapse;
+pub mod data;
 pub mod modes;
 pub mod relaxation;
 mod roots;
 mod spd;
 pub mod speciation;
+pub mod steer;
 
 use nalgebra::DVector;
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! Relaxation of the forward process (docs/mathematics.md §6.1, §7.5): spectral gap and the stiffness of the
+//! Relaxation of the forward process (docs/mathematics.md §6.1, §7.7): spectral gap and the stiffness of the
 //! explicit Euler–Maruyama step.
 
 use nalgebra::{DMatrix, DVector};

@@ -114,17 +114,34 @@ fn between_snr_with(
     deviations: &[DVector<f64>],
     c: &Linear,
 ) -> f64 {
+    between_eigenvalues_with(p, t, e, deviations, c)
+        .first()
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// The eigenvalues of `Γ_t⁻¹ E_t B E_tᵀ` on the span of the deviations, descending (one per
+/// deviation; all `+∞` when Γ_t is singular): the k-th crossing 1 is the k-th split.
+pub(crate) fn between_eigenvalues_with(
+    p: &Process,
+    t: f64,
+    e: &Linear,
+    deviations: &[DVector<f64>],
+    c: &Linear,
+) -> Vec<f64> {
     if deviations.is_empty() {
-        return 0.0;
+        return vec![];
     }
     let Ok(gamma_inv) = p.gamma_with(t, e, c).inverse_spd() else {
-        return f64::INFINITY;
+        return vec![f64::INFINITY; deviations.len()];
     };
     let v: Vec<DVector<f64>> = deviations.iter().map(|dev| e.apply(dev)).collect();
     let w: Vec<DVector<f64>> = v.iter().map(|x| gamma_inv.apply(x)).collect();
     let k = v.len();
     let gram = DMatrix::from_fn(k, k, |i, j| 0.5 * (v[i].dot(&w[j]) + v[j].dot(&w[i])));
-    gram.symmetric_eigenvalues().max()
+    let mut eig: Vec<f64> = gram.symmetric_eigenvalues().iter().copied().collect();
+    eig.sort_unstable_by(|a, b| b.total_cmp(a));
+    eig
 }
 
 /// `t_S = sup{t ≤ t_max : s(t) ≥ 1}` for a general mixture, s the [`between_snr`]: the first

@@ -1,0 +1,96 @@
+//! `regimes steer`: the antisymmetric Q within a norm budget that speciates earliest in
+//! generation (largest theory t_S), beside Q = 0, the gap-optimal Q and the simple strategies
+//! ([`crate::theory::steer`]); the Q is written to a `.npy` that `--q file:PATH` reads.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, ensure};
+use clap::Args;
+
+use crate::report::{format_table, or_dash as opt};
+use crate::theory::steer::{Candidate, SteerOptions, q_npy, steer_strategies};
+
+#[derive(Args)]
+pub struct SteerArgs {
+    #[command(flatten)]
+    config: super::args::ConfigArgs,
+    /// The budget B: search Q with ‖Q‖_F ≤ B.
+    #[arg(long, value_name = "B")]
+    budget: f64,
+    /// Hold t_C within this fraction of its Q = 0 value (t_C with --n-train points), e.g. 0.02.
+    #[arg(long, value_name = "FRACTION")]
+    tc_tolerance: Option<f64>,
+    /// Evolution-strategy steps after the scan of the simple strategies.
+    #[arg(long, value_name = "N", default_value_t = 400)]
+    iterations: usize,
+    /// Write the steered Q (d×d, f64) to this .npy; read it back with --q file:PATH.
+    #[arg(long, value_name = "PATH")]
+    write_q: Option<PathBuf>,
+    /// Print the result (JSON) on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn main(a: SteerArgs) -> Result<()> {
+    // A preset's or config file's Q is replaced by the search; a --q flag is refused.
+    ensure!(
+        a.config.q.is_none(),
+        "steer: searches Q itself; drop --q (the preset's or config file's Q is replaced)"
+    );
+    let cfg = a.config.resolve()?;
+    ensure!(
+        cfg.coupling.is_none(),
+        "steer: searches Q for one modality; drop --coupling"
+    );
+    let built = crate::config::build::build(&cfg)?;
+    let opts = SteerOptions {
+        budget: a.budget,
+        tc_tolerance: a.tc_tolerance,
+        n_train: cfg.n_train,
+        iterations: a.iterations,
+        t_max: cfg.t_max,
+        seed: cfg.seed,
+    };
+    let s = steer_strategies(
+        &built.process.u,
+        &built.mixture,
+        built.class_dir.as_ref(),
+        cfg.q_lambdas.as_deref(),
+        &opts,
+    )?;
+    if let Some(path) = &a.write_q {
+        std::fs::write(path, q_npy(&s.steered.q)?)
+            .map_err(|e| anyhow::anyhow!("write-q: cannot write {}: {e}", path.display()))?;
+    }
+    if a.json {
+        crate::out!("{}", serde_json::to_string_pretty(&s)?)?;
+    } else {
+        let row = |c: &Candidate| {
+            (
+                c.name.clone(),
+                format!("{:>8.4}   {:>8}   {:>8}", c.norm, opt(c.t_s), opt(c.t_c)),
+            )
+        };
+        let mut rows = vec![("Q".to_string(), "  ‖Q‖_F        t_S        t_C".to_string())];
+        rows.push(row(&s.zero));
+        rows.extend(s.gap_optimal.iter().map(|c| {
+            let (n, v) = row(c);
+            (format!("{n} (gap-optimal)"), v)
+        }));
+        rows.extend(s.simple.iter().map(row));
+        rows.push(row(&s.steered));
+        crate::out!("{}", format_table(&rows))?;
+        crate::out!(
+            "budget ‖Q‖_F ≤ {}{}; {} theory evaluations; {}",
+            s.budget,
+            s.tc_tolerance
+                .map_or(String::new(), |t| format!(", |Δt_C| ≤ {t}·t_C(0)")),
+            s.evaluations,
+            s.method
+        )?;
+        if let Some(p) = &a.write_q {
+            crate::out!("wrote {} (use --q file:{})", p.display(), p.display())?;
+        }
+    }
+    Ok(())
+}
