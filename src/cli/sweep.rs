@@ -17,7 +17,7 @@ pub(super) struct SweepArgs {
     #[arg(long, value_name = "WxH", value_parser = parse_size, help_heading = "Sweep")]
     figure_size: Option<(u32, u32)>,
     #[command(flatten)]
-    study_args: StudyArgs,
+    pub(super) study_args: StudyArgs,
 }
 
 /// `WIDTHxHEIGHT` in pixels.
@@ -42,8 +42,8 @@ pub(super) fn render_of(size: Option<(u32, u32)>) -> crate::report::Render {
     }
 }
 
-/// `regimes sweep`.
-pub(super) fn sweep(a: SweepArgs) -> Result<()> {
+/// The request of `regimes sweep`'s flags.
+pub(super) fn request(a: SweepArgs) -> Result<crate::study::sweep::SweepRequest> {
     use crate::study::sweep::{Axis, Plan, SweepRequest};
     let kind = Kind::from_name(&a.study)
         .map_err(|e| anyhow::anyhow!("{e}: sweep one of theory, run, speciation, collapse"))?;
@@ -87,7 +87,7 @@ pub(super) fn sweep(a: SweepArgs) -> Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("sweep needs --out DIR (one directory per point)"))?;
     let plan = Plan::new(kind, &cfg, empirical, &axes)?;
-    let req = SweepRequest {
+    Ok(SweepRequest {
         plan,
         out,
         force: args.force,
@@ -95,9 +95,7 @@ pub(super) fn sweep(a: SweepArgs) -> Result<()> {
         shard: args.shard,
         render: render_of(a.figure_size),
         warnings,
-    };
-    let _ = ctrlc::set_handler(on_signal);
-    print_sweep(crate::study::sweep::run(&req)?, args.json)
+    })
 }
 
 pub(super) fn print_sweep(r: crate::study::sweep::SweepReport, json: bool) -> Result<()> {
