@@ -103,8 +103,10 @@ class Section:
     def __getattr__(self, name):
         if name.startswith("_"):
             raise AttributeError(name)
+        # Config keys are kebab-case (`t-max`): `section.t_max` reads them.
+        key = name if name in self._data else name.replace("_", "-")
         try:
-            return _convert(self._data[name])
+            return _convert(self._data[key])
         except KeyError:
             raise AttributeError(
                 f"no key {name!r} here; the keys are {', '.join(self._data)}"
@@ -114,7 +116,7 @@ class Section:
         return self._data[name]
 
     def __dir__(self):
-        return sorted(set(super().__dir__()) | set(self._data))
+        return sorted(set(super().__dir__()) | {k.replace("-", "_") for k in self._data})
 
     def keys(self):
         return self._data.keys()
@@ -405,6 +407,12 @@ def _doc(command: str, intro: str) -> str:
     ]
     text = "\n".join(lines)
     text = re.sub(r"(?<![\w-])-q, --quiet", "quiet=True", text)
+    text = re.sub(r"^(\s*)--(force|json)$", r"\1\2=True", text, flags=re.M)
+    text = re.sub(
+        r"Example: --([a-z][a-z0-9-]*) (\S+)",
+        lambda m: f'Example: {m.group(1).replace("-", "_")}="{m.group(2)}"',
+        text,
+    )
     text = re.sub(
         r"--([a-z][a-z0-9-]*)(?: <([^>]*)>|\[=<([^>]*)>\])?",
         lambda m: m.group(1).replace("-", "_")
