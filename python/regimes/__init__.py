@@ -26,8 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _native
-from ._native import ConfigError, RunError
+# Mesa's Vulkan drivers (lavapipe) complain at every adapter enumeration when XDG_RUNTIME_DIR is
+# unset, as on servers and in CI; the CLI gives them the temp dir, and so does the package.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+
+from . import _native  # noqa: E402
+from ._native import ConfigError, RunError  # noqa: E402
 
 __all__ = [
     "ConfigError",
