@@ -5,8 +5,8 @@ Every function takes the config keys of the command line as keyword arguments, w
 command line takes a ``file:`` spec or a file (``u``, ``q``, ``mean``, ``mixture_file`` alias
 ``mixture``, ``train_file`` alias ``train``). The settings are checked by the library exactly
 as the command line checks them: a refused setting raises :class:`ConfigError` with the CLI's
-message; a run that fails or stops early raises :class:`RunError`. Ctrl-C stops a run at its
-next step boundary (within a second) and raises KeyboardInterrupt; with ``out=`` the directory
+message; a run that fails or stops early raises :class:`RunError`. Ctrl-C stops a run at the
+end of the engine's current segment (about a second of work) and raises KeyboardInterrupt; with ``out=`` the directory
 then holds the partial results, as the CLI leaves them.
 
     >>> import regimes

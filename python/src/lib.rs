@@ -26,8 +26,8 @@ create_exception!(
      output file that could not be written); `.result`, when set, holds what completed."
 );
 
-/// How often the waiting thread looks for a signal (Ctrl-C lands within a second: the run
-/// stops at its next step boundary).
+/// How often the waiting thread looks for a signal (small beside the engine's segments of about
+/// a second, at whose boundaries the run stops).
 const SIGNAL_POLL: Duration = Duration::from_millis(20);
 
 /// Parses and checks `words` as the CLI would (raising ConfigError with its message), runs them,
