@@ -101,42 +101,79 @@ pub struct BenchArgs {
     quiet: bool,
 }
 
+/// What `regimes bench` measured: the header lines (settings, engines, peaks) and one record
+/// per workload and engine; or, with `--export-model`, the files it wrote.
+pub struct BenchReport {
+    pub header: Vec<String>,
+    pub records: Vec<Record>,
+    pub exported: Vec<String>,
+}
+
 pub fn main(args: BenchArgs) -> Result<()> {
-    let mut workloads: Vec<Workload> = vec![];
-    for w in if args.workload.is_empty() {
-        Workload::ALL.to_vec()
+    let report = run(&args)?;
+    if !report.exported.is_empty() {
+        crate::out!("wrote {}", report.exported.join(", "))?;
+    } else if args.json {
+        crate::out!("{}", serde_json::to_string_pretty(&report.records)?)?;
     } else {
-        args.workload.clone()
-    } {
-        if !workloads.contains(&w) {
-            workloads.push(w);
+        crate::out!(
+            "{}\n\n{}",
+            report.header.join("\n"),
+            bench::table(&report.records)
+        )?;
+    }
+    Ok(())
+}
+
+impl BenchArgs {
+    /// Refuses bad values before any work.
+    pub fn validate(&self) -> Result<()> {
+        for s in self.specs() {
+            s.validate()?;
         }
-    }
-    let specs: Vec<Spec> = workloads
-        .iter()
-        .map(|&workload| Spec {
-            workload,
-            dim: args.dim,
-            particles: args.particles.unwrap_or(workload.default_particles()),
-            steps: args.steps,
-            n_train: args.n_train,
-            seed: args.seed,
-        })
-        .collect();
-    // Refuse bad values before any work.
-    for s in &specs {
-        s.validate()?;
-    }
-    ensure!(
-        args.threads != Some(0),
-        "--threads: must be positive (got 0)"
-    );
-    if let Some(g) = args.gpu_peak_gflops {
         ensure!(
-            g.is_finite() && g > 0.0,
-            "--gpu-peak-gflops: must be positive (got {g})"
+            self.threads != Some(0),
+            "--threads: must be positive (got 0)"
         );
+        if let Some(g) = self.gpu_peak_gflops {
+            ensure!(
+                g.is_finite() && g > 0.0,
+                "--gpu-peak-gflops: must be positive (got {g})"
+            );
+        }
+        Ok(())
     }
+
+    /// The workloads asked for (all by default), each once, in order.
+    fn specs(&self) -> Vec<Spec> {
+        let mut workloads: Vec<Workload> = vec![];
+        for w in if self.workload.is_empty() {
+            Workload::ALL.to_vec()
+        } else {
+            self.workload.clone()
+        } {
+            if !workloads.contains(&w) {
+                workloads.push(w);
+            }
+        }
+        workloads
+            .iter()
+            .map(|&workload| Spec {
+                workload,
+                dim: self.dim,
+                particles: self.particles.unwrap_or(workload.default_particles()),
+                steps: self.steps,
+                n_train: self.n_train,
+                seed: self.seed,
+            })
+            .collect()
+    }
+}
+
+/// Measures what `args` ask for, printing nothing but progress notes on stderr.
+pub fn run(args: &BenchArgs) -> Result<BenchReport> {
+    args.validate()?;
+    let specs = args.specs();
     let progress = !(args.quiet || args.json);
     let say = |msg: &str| {
         if progress {
@@ -144,12 +181,16 @@ pub fn main(args: BenchArgs) -> Result<()> {
         }
     };
     if let Some(dir) = &args.export_model {
+        let mut exported = vec![];
         for s in &specs {
             let files = export::export(s, dir)?;
-            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            crate::out!("wrote {}", names.join(", "))?;
+            exported.extend(files.iter().map(|f| f.display().to_string()));
         }
-        return Ok(());
+        return Ok(BenchReport {
+            header: vec![],
+            records: vec![],
+            exported,
+        });
     }
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -232,10 +273,9 @@ pub fn main(args: BenchArgs) -> Result<()> {
         }
     }
     bench::compare_backends(&mut records);
-    if args.json {
-        crate::out!("{}", serde_json::to_string_pretty(&records)?)?;
-    } else {
-        crate::out!("{}\n\n{}", header.join("\n"), bench::table(&records))?;
-    }
-    Ok(())
+    Ok(BenchReport {
+        header,
+        records,
+        exported: vec![],
+    })
 }

@@ -7,6 +7,7 @@ pub mod devices;
 mod steer;
 mod sweep;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -217,11 +218,60 @@ pub(crate) fn figure_render(
     Ok(crate::report::Render::sized(cfg.figure_size, Some(cfg.dpi)))
 }
 
+/// A study, a sweep or a bench, parsed from command-line words and checked as the binary checks
+/// it (flags, config resolution, preflight) but not run: the entry point of other front ends
+/// (the Python package turns keyword arguments into these words, so its errors are the CLI's).
+pub enum Invocation {
+    Study(Request),
+    Sweep(crate::study::sweep::SweepRequest),
+    Bench(bench::BenchArgs),
+}
+
+/// Parses `words`, the command line without the program name (`["speciation", "--preset",
+/// "quick"]`), into an [`Invocation`]. A flag error reads as the binary prints it; commands
+/// other than the studies, `sweep` and `bench` are refused.
+pub fn invocation<I, T>(words: I) -> Result<Invocation>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let argv = std::iter::once(OsString::from("regimes")).chain(words.into_iter().map(Into::into));
+    let parsed = hide_ignored(Cli::command())
+        .try_get_matches_from(argv)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = parsed.map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    match cli.command {
+        Command::Sweep(a) => sweep::request(a).map(Invocation::Sweep),
+        Command::Bench(a) => Ok(Invocation::Bench(a)),
+        Command::Theory(a) => study_request(Kind::Theory, a).map(Invocation::Study),
+        Command::Run(a) => study_request(Kind::Run, a).map(Invocation::Study),
+        Command::Speciation(a) => study_request(Kind::Speciation, a).map(Invocation::Study),
+        Command::Collapse(a) => study_request(Kind::Collapse, a).map(Invocation::Study),
+        _ => {
+            anyhow::bail!("only theory, run, speciation, collapse, sweep and bench are invocations")
+        }
+    }
+}
+
+/// The `--help` text of `command` (for a study, without the flags it never reads), for front
+/// ends that document the same keys.
+pub fn long_help(command: &str) -> Option<String> {
+    let mut cli = hide_ignored(Cli::command());
+    cli.build();
+    cli.find_subcommand_mut(command)
+        .map(|c| c.render_long_help().to_string())
+}
+
 pub fn main() -> Result<()> {
     let cli = Cli::from_arg_matches(&hide_ignored(Cli::command()).get_matches())
         .unwrap_or_else(|e| e.exit());
     let (study_kind, args) = match cli.command {
-        Command::Sweep(a) => return sweep::sweep(a),
+        Command::Sweep(a) => {
+            let json = a.study_args.json;
+            let req = sweep::request(a)?;
+            let _ = ctrlc::set_handler(on_signal);
+            return print_sweep(crate::study::sweep::run(&req)?, json);
+        }
         Command::Plot {
             dirs,
             x,
@@ -298,6 +348,13 @@ pub fn main() -> Result<()> {
         Command::Speciation(a) => (Kind::Speciation, a),
         Command::Collapse(a) => (Kind::Collapse, a),
     };
+    let json = args.json;
+    execute(&study_request(study_kind, args)?, json)
+}
+
+/// The request of a study's flags: the config resolved, the preflight passed and the
+/// scale-out flags checked against each other.
+fn study_request(study_kind: Kind, args: StudyArgs) -> Result<Request> {
     let cfg = args.config.resolve()?;
     let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
     let early_warnings = preflight(study_kind, &args, &cfg, empirical)?;
@@ -336,7 +393,7 @@ pub fn main() -> Result<()> {
             );
         }
     }
-    let req = Request {
+    Ok(Request {
         kind: study_kind,
         cfg,
         empirical,
@@ -348,8 +405,7 @@ pub fn main() -> Result<()> {
         devices: args.devices,
         resume: false,
         warnings: early_warnings,
-    };
-    execute(&req, args.json)
+    })
 }
 
 /// The commands with the flags each study never reads hidden from its `--help` (they are still

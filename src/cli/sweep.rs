@@ -14,11 +14,11 @@ pub(super) struct SweepArgs {
     #[arg(long = "over", value_name = "KEY=V1,V2,…", help_heading = "Sweep")]
     over: Vec<String>,
     #[command(flatten)]
-    study_args: StudyArgs,
+    pub(super) study_args: StudyArgs,
 }
 
-/// `regimes sweep`.
-pub(super) fn sweep(a: SweepArgs) -> Result<()> {
+/// The request of `regimes sweep`'s flags.
+pub(super) fn request(a: SweepArgs) -> Result<crate::study::sweep::SweepRequest> {
     use crate::study::sweep::{Axis, Plan, SweepRequest};
     let kind = Kind::from_name(&a.study)
         .map_err(|e| anyhow::anyhow!("{e}: sweep one of theory, run, speciation, collapse"))?;
@@ -62,16 +62,14 @@ pub(super) fn sweep(a: SweepArgs) -> Result<()> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("sweep needs --out DIR (one directory per point)"))?;
     let plan = Plan::new(kind, &cfg, empirical, &axes)?;
-    let req = SweepRequest {
+    Ok(SweepRequest {
         plan,
         out,
         force: args.force,
         quiet: args.quiet || args.json,
         shard: args.shard,
         warnings,
-    };
-    let _ = ctrlc::set_handler(on_signal);
-    print_sweep(crate::study::sweep::run(&req)?, args.json)
+    })
 }
 
 pub(super) fn print_sweep(r: crate::study::sweep::SweepReport, json: bool) -> Result<()> {

@@ -13,6 +13,12 @@ pub fn request_stop() -> bool {
     !STOP.swap(true, Ordering::SeqCst)
 }
 
+/// Withdraws a stop request, so that the next measurement runs: for front ends that live on
+/// after a stopped run (the Python package, after a KeyboardInterrupt).
+pub fn clear_stop() {
+    STOP.store(false, Ordering::SeqCst);
+}
+
 /// Why a measurement must stop, if it must.
 pub fn stop_reason() -> Option<Stop> {
     STOP.load(Ordering::SeqCst).then_some(Stop::Interrupted)

@@ -1,0 +1,453 @@
+"""regimes from Python: the studies of the ``regimes`` command line with NumPy arrays in and out.
+
+Every function takes the config keys of the command line as keyword arguments, with ``_`` for
+``-`` (``branch_times=[0.5, 1, 2]`` is ``--branch-times 0.5,1,2``), and NumPy arrays wherever the
+command line takes a ``file:`` spec or a file (``u``, ``q``, ``mean``, ``mixture_file`` alias
+``mixture``, ``train_file`` alias ``train``). The settings are checked by the library exactly
+as the command line checks them: a refused setting raises :class:`ConfigError` with the CLI's
+message; a run that fails or stops early raises :class:`RunError`. Ctrl-C stops a run at the
+end of the engine's current segment (about a second of work) and raises KeyboardInterrupt; with ``out=`` the directory
+then holds the partial results, as the CLI leaves them.
+
+    >>> import regimes
+    >>> res = regimes.speciation(preset="quick", backend="cpu", quiet=True)
+    >>> res.t_s_measured, res.t_s_stderr, res.theory.t_s
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+# Mesa's Vulkan drivers (lavapipe) complain at every adapter enumeration when XDG_RUNTIME_DIR is
+# unset, as on servers and in CI; the CLI gives them the temp dir, and so does the package.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+
+from . import _native  # noqa: E402
+from ._native import ConfigError, RunError  # noqa: E402
+
+__all__ = [
+    "ConfigError",
+    "RunError",
+    "Result",
+    "SpeciationResult",
+    "SweepResult",
+    "Section",
+    "Table",
+    "theory",
+    "run",
+    "speciation",
+    "collapse",
+    "sweep",
+    "bench",
+]
+
+# Spec keys whose array becomes `file:PATH`, and file keys whose array becomes `PATH`.
+_SPEC_ARRAYS = ("u", "q", "mean")
+_FILE_ARRAYS = ("mixture_file", "train_file")
+_ALIASES = {"mixture": "mixture_file", "train": "train_file"}
+# Flags that take no value: True gives the flag, False leaves it out.
+_SWITCHES = ("force", "quiet", "json")
+# The table `to_pandas()` and `table()` give by default, per command.
+_MAIN_TABLE = {
+    "theory": "s_curve",
+    "run": "record",
+    "speciation": "phi",
+    "collapse": "excess_entropy",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def _column(values):
+    """A column of the summary as an array: numbers (null → NaN), nested lists (2-D), or the
+    values themselves when they are not numbers."""
+    if all(isinstance(v, bool) for v in values):
+        return np.array(values, dtype=bool)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return np.array(values, dtype=np.int64)
+    if all(v is None or isinstance(v, (int, float, list)) for v in values):
+        try:
+            return np.array(
+                [np.nan if v is None else v for v in values], dtype=np.float64
+            )
+        except (TypeError, ValueError):
+            pass
+    return list(values)
+
+
+def _convert(value):
+    if isinstance(value, dict):
+        return Section(value)
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return Table(value)
+    if isinstance(value, list) and all(
+        v is None or isinstance(v, (int, float, list)) for v in value
+    ):
+        return _column(value)
+    return value
+
+
+class Section:
+    """A part of a summary: its keys as attributes (a list of records is a :class:`Table`, a
+    list of numbers a NumPy array with NaN for null, a nested object a Section)."""
+
+    def __init__(self, data: dict):
+        self._data = data
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        # Config keys are kebab-case (`t-max`): `section.t_max` reads them.
+        key = name if name in self._data else name.replace("_", "-")
+        try:
+            return _convert(self._data[key])
+        except KeyError:
+            raise AttributeError(
+                f"no key {name!r} here; the keys are {', '.join(self._data)}"
+            ) from None
+
+    def __getitem__(self, name):
+        return self._data[name]
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | {k.replace("-", "_") for k in self._data})
+
+    def keys(self):
+        return self._data.keys()
+
+    def to_dict(self) -> dict:
+        """The keys and values as in summary.json."""
+        return json.loads(json.dumps(self._data))
+
+    def __repr__(self):
+        scalars = {
+            k: v for k, v in self._data.items() if not isinstance(v, (dict, list))
+        }
+        return f"{type(self).__name__}({scalars})"
+
+
+class Table:
+    """A list of records of a summary (one per branch time, record time, …): each column is a
+    NumPy array (``tab.t``, ``tab.phi``), ``tab[i]`` is a record, ``to_pandas()`` a DataFrame."""
+
+    def __init__(self, records: list):
+        self._records = records
+        self.columns = list(dict.fromkeys(k for r in records for k in r))
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name not in self.columns:
+            raise AttributeError(
+                f"no column {name!r}; the columns are {', '.join(self.columns)}"
+            )
+        return _column([r.get(name) for r in self._records])
+
+    def __getitem__(self, i):
+        return self._records[i]
+
+    def __len__(self):
+        return len(self._records)
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(self.columns))
+
+    def to_dict(self) -> dict:
+        """Column name → array."""
+        return {c: getattr(self, c) for c in self.columns}
+
+    def to_pandas(self):
+        """The records as a pandas DataFrame (pandas is not a dependency of regimes)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self._records, columns=self.columns)
+
+    def __repr__(self):
+        return f"Table({len(self)} rows: {', '.join(self.columns)})"
+
+
+class Result(Section):
+    """What a study produced: the summary's keys as attributes (``res.t_s_measured``,
+    ``res.theory.t_s``, ``res.warnings``), ``res.summary`` (summary.json as a dict), ``res.text``
+    (the table the CLI prints), ``res.out`` and ``res.files`` (with ``out=``), ``res.samples``
+    (the final particles, particles × d, with ``save_samples=True``)."""
+
+    def __init__(self, report: dict, samples=None):
+        summary = report.get("summary", report)
+        super().__init__(summary)
+        self.summary = summary
+        self.text = report.get("table", "")
+        self.out = Path(report["out"]) if report.get("out") else None
+        self.files = report.get("files", [])
+        self.samples = samples
+
+    @property
+    def t_s_stderr(self):
+        """The standard error of the measured t_S (summary key ``t_s_measured_stderr``)."""
+        return self._data["t_s_measured_stderr"]
+
+    def table(self, key: str | None = None) -> Table:
+        """A list of records of the summary as a :class:`Table`; by default the study's
+        headline series (speciation: phi, run: record, collapse: excess_entropy, theory:
+        s_curve)."""
+        key = key or _MAIN_TABLE.get(self._data.get("command"), "")
+        value = self._data.get(key)
+        if not isinstance(value, list):
+            raise KeyError(f"no table {key!r} in this {self._data.get('command')} summary")
+        return Table(value)
+
+    def to_pandas(self, key: str | None = None):
+        """:meth:`table` as a pandas DataFrame (pandas is not a dependency of regimes)."""
+        return self.table(key).to_pandas()
+
+    def __repr__(self):
+        head = {
+            k: self._data[k]
+            for k in ("command", "backend", "t_s_measured", "t_s_measured_stderr",
+                      "t_c_measured", "t_s", "t_c", "fraction_done")
+            if k in self._data
+        }
+        return f"{type(self).__name__}({head})"
+
+
+class SpeciationResult(Result):
+    """A cloning experiment: ``res.t`` (the branch times) and ``res.phi`` (φ at each) as
+    arrays, with ``phi_stderr``, ``phi_theory`` (F(s(t))) and ``phi_posterior``;
+    ``res.table()`` has every column."""
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.table("phi").t
+
+    @property
+    def phi(self) -> np.ndarray:
+        return self.table("phi").phi
+
+    @property
+    def phi_stderr(self) -> np.ndarray:
+        return self.table("phi").stderr
+
+    @property
+    def phi_theory(self) -> np.ndarray:
+        return self.table("phi").phi_theory
+
+    @property
+    def phi_posterior(self) -> np.ndarray:
+        return self.table("phi").phi_posterior
+
+
+class SweepResult(Result):
+    """A sweep: sweep.json's keys as attributes, ``res.points`` (a :class:`Table`),
+    ``res.results`` (each point's :class:`Result`, read from its directory) and ``to_pandas()``
+    (the tidy sweep.csv)."""
+
+    @property
+    def results(self) -> list:
+        kinds = {"speciation": SpeciationResult}
+        out = []
+        for p in self._data["points"]:
+            path = self.out / p["dir"] / "summary.json"
+            summary = json.loads(path.read_text()) if path.exists() else {}
+            out.append(kinds.get(self._data["study"], Result)({"summary": summary}))
+        return out
+
+    def table(self, key: str | None = None) -> Table:
+        return Table(self._data[key or "points"])
+
+    def to_pandas(self, key: str | None = None):
+        """The tidy sweep.csv (one row per point and series value) as a DataFrame; with a key,
+        that list of sweep.json."""
+        if key is not None:
+            return super().to_pandas(key)
+        import pandas as pd
+
+        return pd.read_csv(self.out / "sweep.csv")
+
+
+# ---------------------------------------------------------------------------------------------
+# Keyword arguments → the command line
+
+
+def _word(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return ",".join(_word(v) for v in np.asarray(value, dtype=object).ravel())
+    raise ConfigError(f"cannot pass a {type(value).__name__} as a setting: {value!r}")
+
+
+def _is_array(value) -> bool:
+    return not isinstance(value, (str, os.PathLike)) and (
+        isinstance(value, np.ndarray) or hasattr(value, "__array__")
+        or isinstance(value, (list, tuple))
+    )
+
+
+def _words(config: dict, scratch: Path) -> list:
+    """`--key=value` words of the keyword arguments; arrays go to .npy files in `scratch`."""
+    words = []
+    for key, value in config.items():
+        key = _ALIASES.get(key, key)
+        if value is None:
+            continue
+        if key in _SPEC_ARRAYS + _FILE_ARRAYS and _is_array(value):
+            path = scratch / f"{key}.npy"
+            np.save(path, np.asarray(value, dtype=np.float64))
+            value = f"file:{path}" if key in _SPEC_ARRAYS else str(path)
+        flag = "--" + key.replace("_", "-")
+        if key in _SWITCHES:
+            if value:
+                words.append(flag)
+        else:
+            words.append(f"{flag}={_word(value)}")
+    return words
+
+
+def _invoke(words: list) -> dict:
+    return json.loads(_native.invoke(words))
+
+
+def _raise_unfinished(report: dict, result) -> None:
+    if report.get("write_error"):
+        e = RunError(
+            "not every file could be written to the output directory: "
+            f"{report['write_error']}; .result holds the result"
+        )
+        e.result = result
+        raise e
+    if report.get("stopped"):
+        e = RunError(
+            f"stopped early ({report['stopped']}); .result holds what completed"
+        )
+        e.result = result
+        raise e
+
+
+def _study(command: str, config: dict, cls=Result) -> Result:
+    with tempfile.TemporaryDirectory(prefix="regimes-") as scratch:
+        scratch = Path(scratch)
+        words = [command] + _words(config, scratch)
+        # The samples are written to the output directory: a private one when none is given.
+        wants_samples = bool(config.get("save_samples")) and command in ("run", "collapse")
+        private_out = wants_samples and config.get("out") is None
+        if private_out:
+            words.append(f"--out={scratch / 'out'}")
+        report = _invoke(words)
+        samples = None
+        if wants_samples and report.get("out"):
+            path = Path(report["out"]) / "samples.npy"
+            if path.exists():
+                samples = np.load(path)
+        if private_out:
+            report["out"], report["files"] = None, []
+        result = cls(report, samples)
+    _raise_unfinished(report, result)
+    return result
+
+
+def theory(**config) -> Result:
+    return _study("theory", config)
+
+
+def run(**config) -> Result:
+    return _study("run", config)
+
+
+def speciation(**config) -> SpeciationResult:
+    return _study("speciation", config, SpeciationResult)
+
+
+def collapse(**config) -> Result:
+    return _study("collapse", config)
+
+
+def sweep(study: str, over: dict, **config) -> SweepResult:
+    with tempfile.TemporaryDirectory(prefix="regimes-") as scratch:
+        words = ["sweep", study] + _words(config, Path(scratch))
+        for key, values in over.items():
+            values = values if isinstance(values, (list, tuple, np.ndarray)) else [values]
+            words.append(f"--over={key.replace('_', '-')}=" + ",".join(map(_word, values)))
+        report = _invoke(words)
+    result = SweepResult(report)
+    _raise_unfinished(report, result)
+    return result
+
+
+def bench(**options) -> Table:
+    """Engine throughput on the standard workloads: one record per workload and engine (the
+    records of ``regimes bench --json``); ``.header`` holds the header lines of the CLI's
+    table."""
+    report = _invoke(["bench"] + _words(options, Path(tempfile.gettempdir())))
+    table = Table(report["records"])
+    table.header = report["header"]
+    table.exported = report["exported"]
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Docstrings: the CLI's --help with keyword names
+
+
+def _doc(command: str, intro: str) -> str:
+    text = _native.long_help(command) or ""
+    lines = [
+        ln for ln in text.splitlines()
+        if not re.match(r"\s*(Usage:|-h, --help|-V, --version)", ln)
+        and not re.match(r"\s*Print help", ln)
+    ]
+    text = "\n".join(lines)
+    text = re.sub(r"(?<![\w-])-q, --quiet", "quiet=True", text)
+    text = re.sub(r"^(\s*)--(force|json)$", r"\1\2=True", text, flags=re.M)
+    text = re.sub(
+        r"Example: --([a-z][a-z0-9-]*) (\S+)",
+        lambda m: f'Example: {m.group(1).replace("-", "_")}="{m.group(2)}"',
+        text,
+    )
+    text = re.sub(
+        r"--([a-z][a-z0-9-]*)(?: <([^>]*)>|\[=<([^>]*)>\])?",
+        lambda m: m.group(1).replace("-", "_")
+        + ("=" + (m.group(2) or m.group(3)) if (m.group(2) or m.group(3)) else ""),
+        text,
+    )
+    return intro.strip() + "\n\nKeyword arguments (the CLI's flags; `regimes " + command + \
+        " --help`):\n\n" + text
+
+
+theory.__doc__ = _doc("theory", """
+Theoretical predictions only (spectral gaps, s(t), t_S, t_C, stiffness of the step); returns a
+:class:`Result` (``res.t_s``, ``res.t_c``, ``res.s_curve``).
+""")
+run.__doc__ = _doc("run", """
+Runs particles from T to 0 and records moments, class fractions and posterior purity; returns a
+:class:`Result` (``res.record`` a Table, ``res.samples`` with ``save_samples=True``).
+""")
+speciation.__doc__ = _doc("speciation", """
+The cloning experiment: φ(t), the probability that two clones branched at t end in the same
+class, against F(s(t)), and the measured t_S; returns a :class:`SpeciationResult` (``res.t``,
+``res.phi``, ``res.phi_stderr``, ``res.phi_theory``, ``res.t_s_measured``, ``res.t_s_stderr``,
+``res.theory.t_s``).
+""")
+collapse.__doc__ = _doc("collapse", """
+Collapse on the empirical target: collapse times, excess entropy and the clone-collapse
+fraction beside the REM time t_C; returns a :class:`Result` (``res.t_c_measured``,
+``res.excess_entropy``, ``res.collapse_times``). Training points as ``train=array`` (N × d).
+""")
+sweep.__doc__ = _doc("sweep", """
+Runs ``study`` at every point of the grid ``over={"q": ["zero", "optimal:1"], "dim": [8, 16]}``
+into ``out=`` (required), one directory per point; returns a :class:`SweepResult`.
+""")
+bench.__doc__ = _doc("bench", bench.__doc__ or "")

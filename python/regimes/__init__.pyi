@@ -1,0 +1,142 @@
+# Type stubs of regimes: the keyword arguments of every study are the CLI's config keys with `_`
+# for `-` (see `regimes speciation --help`); tests/test_regimes.py checks that StudyOptions
+# names every key of the library's Config.
+import os
+from pathlib import Path
+from typing import Any, Literal, Sequence, TypedDict, Union
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import Unpack
+
+Number = Union[int, float]
+Times = Sequence[Number] | npt.ArrayLike
+PathLike = Union[str, os.PathLike[str]]
+# A spec in the CLI's grammar ("geomspace:0.2:5"), or the matrix / vector itself.
+Spec = Union[str, npt.ArrayLike]
+# A file (.npy or CSV), or the array itself.
+FileOrArray = Union[PathLike, npt.ArrayLike]
+
+class ConfigError(Exception):
+    """A setting was refused before any work started (the message is the CLI's)."""
+
+class RunError(Exception):
+    """A run failed or stopped early after it started; `.result` holds what completed."""
+
+    result: Result | None
+
+class StudyOptions(TypedDict, total=False):
+    # Study
+    preset: Literal["biroli", "lu-tang", "quick"]
+    config: PathLike
+    # Model
+    dim: int
+    u: Spec
+    q: Spec
+    q_lambdas: Times
+    mean: Spec
+    mean_norm2: Number
+    sigma: Number
+    coupling: str
+    pairing: Literal["shared", "per-mode"]
+    pair_angle: Number
+    mixture_file: FileOrArray
+    mixture: FileOrArray
+    n_train: int
+    train_file: FileOrArray
+    train: FileOrArray
+    # Sampling
+    seed: int
+    particles: int
+    steps: int
+    t_max: Number
+    scheme: str
+    start: Literal["exact", "stationary"]
+    # Engine
+    backend: Literal["cpu", "gpu", "auto"]
+    adapter: str
+    batch: int
+    threads: int
+    steps_per_dispatch: int
+    # Measurements
+    pairs: int
+    branch_times: Times
+    entropy_times: Times
+    record_times: Times
+    entropy_samples: int
+    save_samples: bool
+    # Output and scale-out
+    out: PathLike
+    force: bool
+    quiet: bool
+    shard: str
+    checkpoint_every: Union[int, str]
+    devices: str
+
+class BenchOptions(TypedDict, total=False):
+    workload: Sequence[Literal["gmm", "dense", "empirical", "coupled"]] | str
+    dim: int
+    particles: int
+    steps: int
+    n_train: int
+    backend: Literal["cpu", "gpu", "all"]
+    adapter: str
+    threads: int
+    seed: int
+    gpu_peak_gflops: Number
+    export_model: PathLike
+    quiet: bool
+
+class Section:
+    def __getattr__(self, name: str) -> Any: ...
+    def __getitem__(self, name: str) -> Any: ...
+    def keys(self) -> Any: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+class Table:
+    columns: list[str]
+    header: list[str]
+    exported: list[str]
+    def __getattr__(self, name: str) -> np.ndarray: ...
+    def __getitem__(self, i: int) -> dict[str, Any]: ...
+    def __len__(self) -> int: ...
+    def to_dict(self) -> dict[str, np.ndarray]: ...
+    def to_pandas(self) -> Any: ...
+
+class Result(Section):
+    summary: dict[str, Any]
+    text: str
+    out: Path | None
+    files: list[str]
+    samples: np.ndarray | None
+    @property
+    def t_s_stderr(self) -> float: ...
+    def table(self, key: str | None = None) -> Table: ...
+    def to_pandas(self, key: str | None = None) -> Any: ...
+
+class SpeciationResult(Result):
+    @property
+    def t(self) -> np.ndarray: ...
+    @property
+    def phi(self) -> np.ndarray: ...
+    @property
+    def phi_stderr(self) -> np.ndarray: ...
+    @property
+    def phi_theory(self) -> np.ndarray: ...
+    @property
+    def phi_posterior(self) -> np.ndarray: ...
+
+class SweepResult(Result):
+    @property
+    def results(self) -> list[Result]: ...
+
+def theory(**config: Unpack[StudyOptions]) -> Result: ...
+def run(**config: Unpack[StudyOptions]) -> Result: ...
+def speciation(**config: Unpack[StudyOptions]) -> SpeciationResult: ...
+def collapse(**config: Unpack[StudyOptions]) -> Result: ...
+def sweep(
+    study: Literal["theory", "run", "speciation", "collapse"],
+    over: dict[str, Sequence[Any]],
+    **config: Unpack[StudyOptions],
+) -> SweepResult: ...
+def bench(**options: Unpack[BenchOptions]) -> Table: ...
