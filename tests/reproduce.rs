@@ -15,6 +15,7 @@ fn every_experiment_reproduces_quickly_with_its_checks_passing() {
         "collapse-gmm",
         "steering",
         "multimodal",
+        "discretisation",
     ] {
         let dir = root.join(name);
         let out = regimes(&[

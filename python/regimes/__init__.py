@@ -3,7 +3,7 @@
 Every function takes the config keys of the command line as keyword arguments, with ``_`` for
 ``-`` (``branch_times=[0.5, 1, 2]`` is ``--branch-times 0.5,1,2``), and NumPy arrays wherever the
 command line takes a ``file:`` spec or a file (``u``, ``q``, ``mean``, ``mixture_file`` alias
-``mixture``, ``train_file`` alias ``train``). The settings are checked by the library exactly
+``mixture``, ``train_file`` alias ``train``, ``train_labels`` alias ``labels``). The settings are checked by the library exactly
 as the command line checks them: a refused setting raises :class:`ConfigError` with the CLI's
 message; a run that fails or stops early raises :class:`RunError`. Ctrl-C stops a run at the
 end of the engine's current segment (about a second of work) and raises KeyboardInterrupt; with ``out=`` the directory
@@ -51,8 +51,8 @@ __all__ = [
 
 # Spec keys whose array becomes `file:PATH`, and file keys whose array becomes `PATH`.
 _SPEC_ARRAYS = ("u", "q", "mean")
-_FILE_ARRAYS = ("mixture_file", "train_file")
-_ALIASES = {"mixture": "mixture_file", "train": "train_file"}
+_FILE_ARRAYS = ("mixture_file", "train_file", "train_labels")
+_ALIASES = {"mixture": "mixture_file", "train": "train_file", "labels": "train_labels"}
 # Flags that take no value: True gives the flag, False leaves it out.
 _SWITCHES = ("force", "quiet", "json")
 # The table `to_pandas()` and `table()` give by default, per command.

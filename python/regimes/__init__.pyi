@@ -45,12 +45,15 @@ class StudyOptions(TypedDict, total=False):
     n_train: int
     train_file: FileOrArray
     train: FileOrArray
+    train_labels: FileOrArray
+    labels: FileOrArray
     # Sampling
     seed: int
     particles: int
     steps: int
     t_max: Number
-    scheme: str
+    scheme: Literal["euler-maruyama", "probability-flow", "exact", "exponential", "exponential-flow"]
+    grid: str
     start: Literal["exact", "stationary"]
     # Engine
     backend: Literal["cpu", "gpu", "auto"]
@@ -66,6 +69,8 @@ class StudyOptions(TypedDict, total=False):
     entropy_samples: int
     save_samples: bool
     # Output and scale-out
+    figure_size: str
+    dpi: int
     out: PathLike
     force: bool
     quiet: bool
