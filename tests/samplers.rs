@@ -77,3 +77,42 @@ fn exact_is_unbiased_and_exponential_cuts_the_bias_at_coarse_steps() {
         "exponential bias {b_exp} ± {se_exp} is not 4× below Euler–Maruyama's {b_em}"
     );
 }
+
+/// `--steps auto` picks, per scheme, a grid whose φ bias on lu-tang is within the target 0.005
+/// (plus two standard errors), and says what it picked.
+#[test]
+fn steps_auto_reaches_its_target_bias() {
+    for scheme in ["euler-maruyama", "exponential", "exact"] {
+        let out = common::regimes(&[
+            "speciation",
+            "--preset",
+            "lu-tang",
+            "--scheme",
+            scheme,
+            "--steps",
+            "auto",
+            "--branch-times",
+            "1.1",
+            "--pairs",
+            "40000",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r = &s["phi"][0];
+        let bias = r["phi"].as_f64().unwrap() - r["phi_theory"].as_f64().unwrap();
+        let se = r["stderr"].as_f64().unwrap();
+        assert!(
+            bias.abs() <= 0.005 + 2.0 * se,
+            "{scheme}: bias {bias} ± {se}"
+        );
+    }
+    // T·(0.028‖QU‖₂ + 0.04)/0.005 with ‖QU‖₂ = 19.6 and T = 5, announced on stderr.
+    let out = common::regimes(&["theory", "--preset", "lu-tang", "--steps", "auto"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("steps auto: 590 steps"), "{err}");
+}

@@ -50,7 +50,7 @@ class StudyOptions(TypedDict, total=False):
     # Sampling
     seed: int
     particles: int
-    steps: int
+    steps: Union[int, Literal["auto"]]
     t_max: Number
     scheme: Literal["euler-maruyama", "probability-flow", "exact", "exponential", "exponential-flow"]
     grid: str

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
-use crate::plan::{Scheme, Spacing, Start};
+use crate::plan::{Scheme, Spacing, Start, Steps};
 
 /// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
 /// clone stream.
@@ -100,7 +100,8 @@ pub struct Config {
     pub seed: u64,
     /// Particles; None = the command's default (run: 100 000, collapse: 2 000).
     pub particles: Option<u64>,
-    pub steps: usize,
+    /// Time steps, or `auto` (chosen for the scheme and model: see `study::auto_steps`).
+    pub steps: Steps,
     pub t_max: f64,
     pub scheme: Scheme,
     /// Spacing of the time grid (the study's branch, record and entropy times are added as
@@ -155,7 +156,7 @@ impl Default for Config {
             train_labels: None,
             seed: 1,
             particles: None,
-            steps: 1000,
+            steps: Steps::Count(1000),
             t_max: 10.0,
             scheme: Scheme::EulerMaruyama,
             grid: Spacing::Uniform,
@@ -243,7 +244,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         ensure!(self.dim > 0, "dim: must be positive");
         ensure!(self.particles != Some(0), "particles: must be positive");
-        ensure!(self.steps > 0, "steps: must be positive");
+        ensure!(self.steps != Steps::Count(0), "steps: must be positive");
         ensure!(self.pairs != Some(0), "pairs: must be positive");
         ensure!(
             self.n_train >= 2,
@@ -258,7 +259,7 @@ impl Config {
                 "particles: {p} is more than the {MAX_PARTICLES} (2⁴⁸) a run can tell apart"
             );
             ensure!(
-                p.checked_mul(self.steps as u64)
+                p.checked_mul(self.steps.count().unwrap_or(1) as u64)
                     .is_some_and(|n| n < u64::MAX / 4),
                 "particles × steps = {p} × {} overflows the 64-bit counters",
                 self.steps
@@ -457,7 +458,7 @@ impl Config {
                 mean_norm2: None,
                 sigma: 1.0,
                 t_max: 10.0,
-                steps: 1000,
+                steps: Steps::Count(1000),
                 ..base
             },
             // The optimal Q is a strong rotation: a finer step keeps Euler–Maruyama accurate, and
@@ -467,7 +468,7 @@ impl Config {
                 q: QSpec::Optimal(1.0),
                 mean: MeanSpec::Soft,
                 t_max: 5.0,
-                steps: 2000,
+                steps: Steps::Count(2000),
                 ..base
             },
             "coupled" => Config {
@@ -477,7 +478,7 @@ impl Config {
             "quick" => Config {
                 dim: 8,
                 particles: Some(10_000),
-                steps: 200,
+                steps: Steps::Count(200),
                 pairs: Some(2_000),
                 n_train: 200,
                 entropy_samples: 200,
@@ -604,7 +605,7 @@ mod tests {
         assert!(e.contains("biroli") && e.contains("lu-tang"), "{e}");
         let b = Config::preset("biroli").unwrap();
         assert_eq!(b.mean_norm2(), b.dim as f64);
-        assert_eq!((b.t_max, b.steps, b.sigma), (10.0, 1000, 1.0));
+        assert_eq!((b.t_max, b.steps, b.sigma), (10.0, Steps::Count(1000), 1.0));
     }
 
     #[test]
@@ -703,7 +704,7 @@ mod tests {
         let cases: Vec<Case> = vec![
             ("dim", Box::new(|c| c.dim = 0)),
             ("particles", Box::new(|c| c.particles = Some(0))),
-            ("steps", Box::new(|c| c.steps = 0)),
+            ("steps", Box::new(|c| c.steps = Steps::Count(0))),
             ("pairs", Box::new(|c| c.pairs = Some(0))),
             ("n-train", Box::new(|c| c.n_train = 0)),
             ("entropy-samples", Box::new(|c| c.entropy_samples = 0)),

@@ -304,3 +304,81 @@ impl Grid {
         }
     }
 }
+
+/// The number of steps: `--steps N`, or `--steps auto` (chosen per scheme and model for a
+/// target accuracy, see `study::auto_steps`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "StepsRepr", try_from = "StepsRepr")]
+pub enum Steps {
+    Count(usize),
+    Auto,
+}
+
+/// How [`Steps`] reads and writes: a number or the word "auto".
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StepsRepr {
+    Count(u64),
+    Word(String),
+}
+
+impl From<Steps> for StepsRepr {
+    fn from(s: Steps) -> StepsRepr {
+        match s {
+            Steps::Count(n) => StepsRepr::Count(n as u64),
+            Steps::Auto => StepsRepr::Word("auto".into()),
+        }
+    }
+}
+
+impl TryFrom<StepsRepr> for Steps {
+    type Error = anyhow::Error;
+    fn try_from(r: StepsRepr) -> Result<Steps> {
+        match r {
+            StepsRepr::Count(n) => Ok(Steps::Count(usize::try_from(n)?)),
+            StepsRepr::Word(w) => w.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for Steps {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Steps> {
+        if s.trim() == "auto" {
+            return Ok(Steps::Auto);
+        }
+        let t = s.trim().replace('_', "");
+        let n = t
+            .parse::<u64>()
+            .ok()
+            .or_else(|| {
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite() && *x >= 0.0 && x.fract() == 0.0 && *x < 1.8e19)
+                    .map(|x| x as u64)
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!("steps: '{s}' is neither a whole number (e.g. 1000) nor 'auto'")
+            })?;
+        Ok(Steps::Count(usize::try_from(n)?))
+    }
+}
+
+impl std::fmt::Display for Steps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Steps::Count(n) => write!(f, "{n}"),
+            Steps::Auto => write!(f, "auto"),
+        }
+    }
+}
+
+impl Steps {
+    /// The given count; None for `auto`.
+    pub fn count(self) -> Option<usize> {
+        match self {
+            Steps::Count(n) => Some(n),
+            Steps::Auto => None,
+        }
+    }
+}

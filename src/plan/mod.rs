@@ -44,7 +44,7 @@ mod grid;
 pub mod integrator;
 mod shape;
 
-pub use grid::{Grid, Scheme, Spacing, Start};
+pub use grid::{Grid, Scheme, Spacing, Start, Steps};
 pub use shape::Shape;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

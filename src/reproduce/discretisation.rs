@@ -73,7 +73,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 let steps = (t_max / dt).round() as usize;
                 let cfg = Config {
                     scheme,
-                    steps,
+                    steps: crate::plan::Steps::Count(steps),
                     branch_times: Some(branch.clone()),
                     ..base.clone()
                 };

@@ -46,7 +46,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             dim: d,
             pairs: Some(pairs),
             t_max: 10.0,
-            steps,
+            steps: crate::plan::Steps::Count(steps),
             branch_times: Some(fractions.iter().map(|f| f * t_s).collect()),
             ..lab.base.clone()
         };

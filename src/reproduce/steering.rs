@@ -28,7 +28,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         u: USpec::Geomspace(0.2, 5.0),
         n_train: n,
         t_max: 5.0,
-        steps: 2000,
+        steps: crate::plan::Steps::Count(2000),
         pairs: Some(pairs),
         ..lab.base.clone()
     };

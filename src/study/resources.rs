@@ -77,7 +77,7 @@ pub fn checkpoint_warning(every: Option<crate::measure::Every>, cfg: &Config) ->
              particle's state (about {:.1} MiB) {} times, which can make the run many times \
              slower (150× at 1); 500 steps or a duration such as 30s costs little",
             state as f64 / (1u64 << 20) as f64,
-            (cfg.steps as u64).div_ceil(n)
+            (cfg.steps.count().unwrap_or(1000) as u64).div_ceil(n)
         )),
         Every::Seconds(s) if s < 1.0 => Some(format!(
             "--checkpoint-every {s}s: a checkpoint more often than once a second writes and syncs \
