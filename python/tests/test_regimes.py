@@ -260,7 +260,7 @@ def test_stubs_and_docstrings_name_every_key():
     )
     named = {n.target.id for n in options.body if isinstance(n, ast.AnnAssign)}
     invocation = {"preset", "config", "out", "force", "quiet", "shard", "checkpoint_every",
-                  "devices", "mixture", "train"}
+                  "devices", "mixture", "train", "labels"}
     assert named == keys | invocation
     doc = regimes.speciation.__doc__
     assert "branch_times=T1,T2,..." in doc and "pairs=N" in doc
