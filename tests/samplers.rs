@@ -12,8 +12,16 @@ fn exact_scheme_samples_the_gaussian_marginal_at_any_step() {
     check_exact_marginals(&CpuEngine::new(), 100_000);
 }
 
-/// φ − F(s) at the branch times of `lu-tang` (optimal Q) with Δt = 0.1, and the summary.
-fn phi_bias(scheme: &str, pairs: &str) -> (Vec<(f64, f64)>, serde_json::Value) {
+/// Branch times around lu-tang's t_S = 1.09.
+const TIMES: &str = "0.9,1.1,1.3";
+
+/// φ − F(s) and its s.e. at the branch times of `lu-tang` (optimal Q), and the summary.
+fn phi_bias(
+    scheme: &str,
+    steps: &str,
+    times: &str,
+    pairs: &str,
+) -> (Vec<(f64, f64)>, serde_json::Value) {
     let s = summary(&[
         "speciation",
         "--preset",
@@ -21,9 +29,9 @@ fn phi_bias(scheme: &str, pairs: &str) -> (Vec<(f64, f64)>, serde_json::Value) {
         "--scheme",
         scheme,
         "--steps",
-        "50",
+        steps,
         "--branch-times",
-        "0.9,1.1,1.3",
+        times,
         "--pairs",
         pairs,
         "--quiet",
@@ -50,7 +58,7 @@ fn phi_bias(scheme: &str, pairs: &str) -> (Vec<(f64, f64)>, serde_json::Value) {
 /// integrator cuts that bias at least 4×.
 #[test]
 fn exact_is_unbiased_and_exponential_cuts_the_bias_at_coarse_steps() {
-    let (exact, s) = phi_bias("exact", "100000");
+    let (exact, s) = phi_bias("exact", "50", TIMES, "100000");
     for (bias, se) in &exact {
         assert!(bias.abs() < 2.0 * se, "exact: φ − F(s) = {bias} ± {se}");
     }
@@ -63,8 +71,8 @@ fn exact_is_unbiased_and_exponential_cuts_the_bias_at_coarse_steps() {
         (ts - theory).abs() < se,
         "exact: t_S {ts} ± {se} vs theory {theory}"
     );
-    let (em, _) = phi_bias("euler-maruyama", "100000");
-    let (exponential, _) = phi_bias("exponential", "100000");
+    let (em, _) = phi_bias("euler-maruyama", "50", TIMES, "100000");
+    let (exponential, _) = phi_bias("exponential", "50", TIMES, "100000");
     let at = 1; // t = 1.1, F(s) = 0.7728
     let (b_em, se_em) = em[at];
     assert!(
@@ -83,29 +91,8 @@ fn exact_is_unbiased_and_exponential_cuts_the_bias_at_coarse_steps() {
 #[test]
 fn steps_auto_reaches_its_target_bias() {
     for scheme in ["euler-maruyama", "exponential", "exact"] {
-        let out = common::regimes(&[
-            "speciation",
-            "--preset",
-            "lu-tang",
-            "--scheme",
-            scheme,
-            "--steps",
-            "auto",
-            "--branch-times",
-            "1.1",
-            "--pairs",
-            "40000",
-            "--json",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let r = &s["phi"][0];
-        let bias = r["phi"].as_f64().unwrap() - r["phi_theory"].as_f64().unwrap();
-        let se = r["stderr"].as_f64().unwrap();
+        let (bias, _) = phi_bias(scheme, "auto", "1.1", "40000");
+        let (bias, se) = bias[0];
         assert!(
             bias.abs() <= 0.005 + 2.0 * se,
             "{scheme}: bias {bias} ± {se}"
