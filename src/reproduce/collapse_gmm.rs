@@ -19,13 +19,30 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     } else {
         (&[256, 1024, 4096], 20_000, 2000, 500, 2000)
     };
+    // The exact reverse transition has no step bias: a geometric grid (fine near t = 0, where
+    // t̂_C is resolved, coarse where nothing happens) of 200 steps instead of 1000 uniform ones.
+    let exact = lab.base.scheme == crate::plan::Scheme::Exact;
+    let steps = lab.steps.unwrap_or(if exact { 200 } else { 1000 });
+    let grid = if exact {
+        crate::plan::Spacing::Geometric { t_min: 1e-3 }
+    } else {
+        crate::plan::Spacing::Uniform
+    };
     lab.note(&format!(
-        "N = {n}, d = {dims:?}, {particles} trajectories each"
+        "N = {n}, d = {dims:?}, {particles} trajectories each, {steps} steps ({grid} grid)"
     ));
-    // Trajectories, clone pairs (5 branch times) and the empirical logits: N·d per step.
+    // Trajectories, clone pairs (5 branch times) and the empirical logits: N·d per step (half
+    // of it for the exact scheme, which draws a point instead of averaging them).
+    let per_step = if exact { 0.5 } else { 1.0 };
     let work: f64 = dims
         .iter()
-        .map(|&d| (particles + 6 * pairs) as f64 * 1000.0 * d as f64 * (n as f64 / 16.0).max(1.0))
+        .map(|&d| {
+            (particles + 6 * pairs) as f64
+                * steps as f64
+                * per_step
+                * d as f64
+                * (n as f64 / 16.0).max(1.0)
+        })
         .sum();
     lab.announce(work)?;
     let fractions = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0];
@@ -40,6 +57,8 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             particles: Some(particles),
             pairs: Some(pairs),
             entropy_samples: samples,
+            steps: crate::plan::Steps::Count(steps),
+            grid: grid.clone(),
             ..lab.base.clone()
         };
         let t_c = lab

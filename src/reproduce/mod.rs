@@ -63,10 +63,12 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
     /// Discretisation of the reverse dynamics [default: euler-maruyama]; with `exact`,
-    /// speciation-gmm runs on a coarse grid (--steps 20: the branch times are nodes).
+    /// speciation-gmm runs on a coarse grid (--steps 20: the branch times are nodes) and
+    /// collapse-gmm on 200 geometric steps.
     #[arg(long, value_enum)]
     pub scheme: Option<crate::plan::Scheme>,
-    /// Time steps of speciation-gmm [default: 1000, or 20 with --scheme exact].
+    /// Time steps of speciation-gmm and collapse-gmm [default: 1000; with --scheme exact 20 for
+    /// speciation-gmm and 200 geometric ones for collapse-gmm].
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// No progress notes on stderr.
