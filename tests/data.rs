@@ -255,3 +255,51 @@ fn steered_q_reads_back() {
         "measured {t} ± {se} against {t_s}"
     );
 }
+
+/// An anisotropic shared within-class covariance (`--within-cov`, C = σ²W with W dense): the
+/// theory's t_S moves with W, and the simulated φ at that t_S is F(1) within 3 s.e. (the exact
+/// scheme on the grid {T, t_S, 0}, 40 000 pairs); W = I is the default; bad W is refused naming
+/// the flag.
+#[test]
+fn within_class_covariance_shapes_the_speciation() {
+    let t_s = |extra: &[&str]| {
+        let mut args = vec!["theory", "--dim", "8", "--json"];
+        args.extend_from_slice(extra);
+        summary(&args)["t_s"].as_f64().unwrap()
+    };
+    assert_eq!(t_s(&[]), t_s(&["--within-cov", "identity"]));
+    let ts = t_s(&["--within-cov", "rotated:0.3:3"]);
+    assert!((ts - t_s(&[])).abs() > 1e-3, "W left t_S at {ts}");
+    let times = ts.to_string();
+    let s = summary(&[
+        "speciation",
+        "--dim",
+        "8",
+        "--within-cov",
+        "rotated:0.3:3",
+        "--scheme",
+        "exact",
+        "--steps",
+        "1",
+        "--branch-times",
+        &times,
+        "--pairs",
+        "40000",
+        "--json",
+        "--quiet",
+    ]);
+    let r = &s["phi"][0];
+    let (phi, theory, se) = (
+        r["phi"].as_f64().unwrap(),
+        r["phi_theory"].as_f64().unwrap(),
+        r["stderr"].as_f64().unwrap(),
+    );
+    assert!((theory - 0.7752).abs() < 1e-3, "F(s(t_S)) = {theory}");
+    assert!(
+        (phi - theory).abs() < 3.0 * se,
+        "φ = {phi} ± {se}, theory {theory}"
+    );
+    let out = regimes(&["theory", "--dim", "8", "--within-cov", "diag:1,-1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("within-cov"), "{err}");
+}

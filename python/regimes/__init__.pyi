@@ -37,6 +37,7 @@ class StudyOptions(TypedDict, total=False):
     mean: Spec
     mean_norm2: Number
     sigma: Number
+    within_cov: Spec
     coupling: str
     pairing: Literal["shared", "per-mode"]
     pair_angle: Number

@@ -75,6 +75,11 @@ pub struct ConfigArgs {
     /// Within-class standard deviation σ, covariance σ²I [default: 1].
     #[arg(long, value_name = "SIGMA", value_parser = finite, help_heading = "Model")]
     pub sigma: Option<f64>,
+    /// An anisotropic shared within-class covariance C = σ²W, W in the forms of --u (identity |
+    /// diag:… | linspace:LO:HI | geomspace:LO:HI | rotated:LO:HI | file:PATH) [default:
+    /// identity]. Example: --within-cov geomspace:0.5:2
+    #[arg(long, value_name = "SPEC", value_parser = within_cov_spec, help_heading = "Model")]
+    pub within_cov: Option<USpec>,
     /// Couple two modalities x, y ∈ R^d (joint dimension 2d, x first). additive:G gives the joint
     /// precision [[1, −γ], [−γ, 1]] ⊗ U (stable for |γ| < 1; the common mode (x+y)/√2 relaxes at
     /// 1 − γ, the difference mode at 1 + γ); diffusive:G gives [[1+γ, −γ], [−γ, 1+γ]] ⊗ U
@@ -300,6 +305,15 @@ impl ConfigArgs {
     pub fn apply(&self, c: Config) -> Result<Config> {
         c.overlay(self.flags(), "flags")
     }
+}
+
+/// `--within-cov` reads like `--u`; its errors name it.
+fn within_cov_spec(s: &str) -> std::result::Result<USpec, String> {
+    s.parse::<USpec>().map_err(|e| {
+        e.to_string()
+            .replace("u (--u)", "within-cov (--within-cov)")
+            .replace("U is a precision", "W is a covariance shape")
+    })
 }
 
 fn parse_steps(s: &str) -> std::result::Result<Steps, String> {

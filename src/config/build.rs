@@ -31,18 +31,27 @@ impl Built {
     }
 }
 
+/// The shared within-class covariance C: σ²I, or σ²W for `--within-cov` (W built like U, so in
+/// its cheapest form and checked symmetric positive definite).
+fn within_cov(cfg: &Config, d: usize) -> Result<Linear> {
+    let sigma2 = cfg.sigma * cfg.sigma;
+    match &cfg.within_cov {
+        None => Ok(Linear::Scalar(sigma2, d)),
+        Some(spec) => build_u(spec, d, cfg.seed.wrapping_add(1))
+            .map(|w| w.scale(sigma2))
+            .map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replacen("U:", "within-cov:", 1))),
+    }
+}
+
 pub fn build(cfg: &Config) -> Result<Built> {
     if let Some(coupling) = &cfg.coupling {
         return build_coupled(cfg, coupling);
     }
     let d = cfg.dim;
     let u = build_u(&cfg.u, d, cfg.seed)?;
-    let sigma2 = cfg.sigma * cfg.sigma;
+    let cov = within_cov(cfg, d)?;
     let (mixture, class_dir) = match &cfg.mixture_file {
-        Some(path) => (
-            Mixture::from_file(path, Linear::Scalar(sigma2, d)).context("mixture-file")?,
-            None,
-        ),
+        Some(path) => (Mixture::from_file(path, cov).context("mixture-file")?, None),
         None => {
             let m = class_mean(
                 &cfg.mean,
@@ -52,7 +61,11 @@ pub fn build(cfg: &Config) -> Result<Built> {
                 cfg.seed,
             )?;
             let dir = (m.norm() > 0.0).then(|| m.normalize());
-            (Mixture::two_class(m, cfg.sigma), dir)
+            let mixture = Mixture {
+                cov,
+                ..Mixture::two_class(m, cfg.sigma)
+            };
+            (mixture, dir)
         }
     };
     anyhow::ensure!(
@@ -83,6 +96,10 @@ pub fn build(cfg: &Config) -> Result<Built> {
 /// classes from m_x (`mean`, norm² `mean-norm2`) and m_y at `pair-angle` to it, paired as
 /// `pairing` says, or the joint classes of a mixture file (given in (x, y)).
 fn build_coupled(cfg: &Config, coupling: &Coupling) -> Result<Built> {
+    anyhow::ensure!(
+        cfg.within_cov.is_none(),
+        "within-cov: not supported with --coupling (the modalities share C = σ²I)"
+    );
     let d = cfg.dim;
     let u_d = build_u(&cfg.u, d, cfg.seed)?;
     let process = coupling.process(&u_d)?;

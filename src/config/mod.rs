@@ -81,8 +81,11 @@ pub struct Config {
     pub mean: MeanSpec,
     /// ‖m‖²; None = d (per-coordinate 1).
     pub mean_norm2: Option<f64>,
-    /// Within-class standard deviation σ (C = σ² I).
+    /// Within-class standard deviation σ (C = σ² I, or σ² W with `within_cov`).
     pub sigma: f64,
+    /// The shape W of an anisotropic shared within-class covariance C = σ² W (the forms of
+    /// `u`); None = the identity.
+    pub within_cov: Option<USpec>,
     /// Two coupled modalities of dimension d each (joint dimension 2d); None = one modality.
     pub coupling: Option<Coupling>,
     /// With a coupling: one class label for both modalities, or one per mode.
@@ -147,6 +150,7 @@ impl Default for Config {
             mean: MeanSpec::Ones,
             mean_norm2: None,
             sigma: 1.0,
+            within_cov: None,
             coupling: None,
             pairing: Pairing::Shared,
             pair_angle: 90.0,
