@@ -202,7 +202,9 @@ pub struct ConfigArgs {
     /// Exact forward samples per entropy time [default: 2000].
     #[arg(long, value_name = "N", help_heading = "Measurements")]
     pub entropy_samples: Option<u64>,
-    /// Also write the final samples as samples.npy (particles × d, f32) [default: false].
+    /// Also write the final samples as samples.npy (particles × d, f32) and their labels as
+    /// labels.npy; for `run` with --record-times also the samples at each record time
+    /// (samples_t{t}.npy, listed in snapshots.csv) [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Measurements")]
     pub save_samples: Option<bool>,
 

@@ -238,6 +238,7 @@ impl Study for CollapseStudy {
             mode_entropy,
             seconds: Some(seconds),
             samples: out.samples.map(super::parts::Samples::from_particles),
+            snapshots: vec![],
         })
     }
 

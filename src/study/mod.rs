@@ -392,11 +392,46 @@ pub struct EmpiricalSetup {
 /// labels.npy beside it (particles, i64: each sample's class or nearest training point, −1 for
 /// none).
 fn write_samples(out: &OutDir, cfg: &Config, samples: &parts::Samples, dim: usize) -> Result<()> {
+    write_samples_as(out, cfg, samples, dim, (SAMPLES, LABELS))
+}
+
+/// The samples at each record time, `samples_t{t}.npy` and `labels_t{t}.npy` (t as written, e.g.
+/// `samples_t2.5.npy`), listed with their times in `snapshots.csv`.
+fn write_snapshots(
+    out: &OutDir,
+    cfg: &Config,
+    snapshots: &[(f64, parts::Samples)],
+    dim: usize,
+) -> Result<()> {
+    if snapshots.is_empty() {
+        return Ok(());
+    }
+    let mut rows = vec![];
+    for (t, s) in snapshots {
+        let (x, labels) = (format!("samples_t{t}.npy"), format!("labels_t{t}.npy"));
+        write_samples_as(out, cfg, s, dim, (&x, &labels))?;
+        rows.push((vec![x, labels], vec![*t, s.rows as f64]));
+    }
+    out.write_csv_named(
+        "snapshots.csv",
+        (&["samples", "labels"], &["t", "rows"]),
+        rows,
+    )?;
+    Ok(())
+}
+
+fn write_samples_as(
+    out: &OutDir,
+    cfg: &Config,
+    samples: &parts::Samples,
+    dim: usize,
+    (x_name, labels_name): (&str, &str),
+) -> Result<()> {
     let mut x = samples.x.clone();
     if cfg.coupling.is_some() {
         crate::model::coupling::mode_frame_f32(&mut x, dim);
     }
-    out.write_npy_f32(SAMPLES, &[samples.rows, dim], &x)?;
+    out.write_npy_f32(x_name, &[samples.rows, dim], &x)?;
     let labels: Vec<i64> = samples
         .labels
         .iter()
@@ -409,8 +444,8 @@ fn write_samples(out: &OutDir, cfg: &Config, samples: &parts::Samples, dim: usiz
         })
         .collect();
     out.write_bytes(
-        LABELS,
-        &crate::io::encode_npy(LABELS, &[samples.rows], &labels)?,
+        labels_name,
+        &crate::io::encode_npy(labels_name, &[samples.rows], &labels)?,
     )?;
     Ok(())
 }

@@ -31,6 +31,10 @@ pub struct Parts {
     /// holds its own in samples.npy and labels.npy).
     #[serde(skip)]
     pub samples: Option<Samples>,
+    /// With --save-samples and --record-times (`run`): the samples at each record time, (t,
+    /// samples), kept in memory like `samples`.
+    #[serde(skip)]
+    pub snapshots: Vec<(f64, Samples)>,
 }
 
 /// The final samples of a run (`--save-samples`): positions and the label of each.
@@ -117,6 +121,15 @@ impl Parts {
             }
             all
         });
+        // Slices in order: each time's rows are the slices' rows one after the other.
+        let mut snapshots = first.snapshots.clone();
+        for p in &parts[1..] {
+            for ((_, all), (_, s)) in snapshots.iter_mut().zip(&p.snapshots) {
+                all.rows += s.rows;
+                all.x.extend_from_slice(&s.x);
+                all.labels.extend_from_slice(&s.labels);
+            }
+        }
         Ok(Parts {
             run,
             clones,
@@ -124,6 +137,7 @@ impl Parts {
             mode_entropy: first.mode_entropy.clone(),
             seconds,
             samples,
+            snapshots,
         })
     }
 }

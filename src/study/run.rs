@@ -81,6 +81,48 @@ impl Setup {
 /// `regimes run`.
 pub struct RunStudy;
 
+/// The samples of this slice's particles at each record time (`--save-samples` with
+/// `--record-times`), by replaying them: a particle's position at a node depends only on the
+/// plan, the seed and its id, so a second pass that stops at each record time reads exactly
+/// the positions the run passed through (and a resumed run gets them too). It costs one more
+/// pass over the trajectories; a stop between two times leaves no snapshots (noted).
+fn snapshots<E: Engine>(
+    inputs: &Inputs,
+    s: &Setup,
+    engine: &E,
+) -> Result<Vec<(f64, super::parts::Samples)>> {
+    let plan = &s.plan;
+    let range = inputs.range(s.particles);
+    let size = crate::measure::batch_size(engine, plan, inputs.cfg.batch) as u64;
+    let mut out: Vec<(f64, super::parts::Samples)> = s
+        .points
+        .iter()
+        .map(|&j| (plan.grid.node(j), super::parts::Samples::default()))
+        .collect();
+    let mut next = range.start;
+    while next < range.end {
+        let end = range.end.min(next + size);
+        let ids: Vec<u64> = (next..end).map(|i| crate::rng::rng_id(i, 0)).collect();
+        let mut batch = engine.start(plan, inputs.cfg.seed, &ids)?;
+        let mut at = 0;
+        for (k, &j) in s.points.iter().enumerate() {
+            if crate::measure::stop_reason().is_some() {
+                inputs.note("stopped: the samples at --record-times are not written");
+                return Ok(vec![]);
+            }
+            engine.advance(plan, &mut batch, at, j, &mut Recorder::none(plan))?;
+            let p = engine.read(&batch)?;
+            let snap = &mut out[k].1;
+            snap.rows += p.len();
+            snap.x.extend(p.x);
+            snap.labels.extend(p.label);
+            at = j;
+        }
+        next = end;
+    }
+    Ok(out)
+}
+
 impl Study for RunStudy {
     const KIND: Kind = Kind::Run;
     const IGNORES: &'static [&'static str] = &[
@@ -137,9 +179,14 @@ impl Study for RunStudy {
             (s.particles, rec),
             "particles",
         )?;
+        let snapshots = match (&inputs.cfg.record_times, &out.samples, &out.stopped) {
+            (Some(_), Some(_), None) => snapshots(inputs, s, engine)?,
+            _ => vec![],
+        };
         Ok(Parts {
             run: Some(out.state(&inputs.range(s.particles))),
             samples: out.samples.map(super::parts::Samples::from_particles),
+            snapshots,
             ..Parts::default()
         })
     }
@@ -207,6 +254,7 @@ impl Study for RunStudy {
         if let Some(samples) = &parts.samples {
             super::write_samples(dir, &inputs.cfg, samples, plan.dim)?;
         }
+        super::write_snapshots(dir, &inputs.cfg, &parts.snapshots, plan.dim)?;
         let (points, errors) = super::speciation::measured_points(
             result
                 .record
