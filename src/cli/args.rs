@@ -311,11 +311,8 @@ impl ConfigArgs {
 
 /// `--within-cov` reads like `--u`; its errors name it.
 fn within_cov_spec(s: &str) -> std::result::Result<USpec, String> {
-    s.parse::<USpec>().map_err(|e| {
-        e.to_string()
-            .replace("u (--u)", "within-cov (--within-cov)")
-            .replace("U is a precision", "W is a covariance shape")
-    })
+    crate::model::spec::parse_spd_spec("within-cov", "W is a covariance shape", s)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_steps(s: &str) -> std::result::Result<Steps, String> {

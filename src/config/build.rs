@@ -9,7 +9,7 @@ use crate::model::coupling::{
     Coupling, Pairing, mode_frame, mode_frame_rows, paired_classes, paired_mean,
 };
 use crate::model::labels::Labels;
-use crate::model::precision::build_u;
+use crate::model::precision::{build_spd, build_u};
 use crate::model::rotation::build_q;
 use crate::model::target::class_mean;
 use crate::model::{Empirical, Mixture, Model, Process, Target};
@@ -37,9 +37,7 @@ fn within_cov(cfg: &Config, d: usize) -> Result<Linear> {
     let sigma2 = cfg.sigma * cfg.sigma;
     match &cfg.within_cov {
         None => Ok(Linear::Scalar(sigma2, d)),
-        Some(spec) => build_u(spec, d, cfg.seed.wrapping_add(1))
-            .map(|w| w.scale(sigma2))
-            .map_err(|e| anyhow::anyhow!("{}", format!("{e:#}").replacen("U:", "within-cov:", 1))),
+        Some(spec) => Ok(build_spd("within-cov", spec, d, cfg.seed.wrapping_add(1))?.scale(sigma2)),
     }
 }
 

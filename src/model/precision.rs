@@ -1,5 +1,6 @@
-//! Builders of the stationary precision U (docs/mathematics.md §1.1): symmetric positive definite, stored in its
-//! cheapest exact form. Every error message starts with "U:".
+//! Builders of the stationary precision U (docs/mathematics.md §1.1), and of any other symmetric
+//! positive definite matrix given in U's forms (the within-class covariance shape W): stored in
+//! its cheapest exact form. Every error message starts with the matrix's name ("U:").
 
 use anyhow::{Result, anyhow, bail, ensure};
 use nalgebra::{DMatrix, DVector};
@@ -11,19 +12,25 @@ use crate::rng::HostRng;
 
 /// Build U of dimension `dim` from its spec; `seed` drives the random basis of `Rotated`.
 pub fn build_u(spec: &USpec, dim: usize, seed: u64) -> Result<Linear> {
-    ensure!(dim > 0, "U: dimension must be positive");
+    build_spd("U", spec, dim, seed)
+}
+
+/// Build the symmetric positive definite matrix `name` from a spec in U's forms; its errors
+/// start with `name`.
+pub fn build_spd(name: &str, spec: &USpec, dim: usize, seed: u64) -> Result<Linear> {
+    ensure!(dim > 0, "{name}: dimension must be positive");
     match spec {
         USpec::Identity => Ok(Linear::Scalar(1.0, dim)),
         USpec::Diag(v) => {
             ensure!(
                 v.len() == dim,
-                "U: diag has {} values but the dimension is {dim}",
+                "{name}: diag has {} values but the dimension is {dim}",
                 v.len()
             );
             for (i, &x) in v.iter().enumerate() {
                 ensure!(
                     x.is_finite() && x > 0.0,
-                    "U: diag entry {i} is {x}; U must be positive definite (entries > 0)"
+                    "{name}: diag entry {i} is {x}; {name} must be positive definite (entries > 0)"
                 );
             }
             Ok(Linear::from_dense(DMatrix::from_diagonal(
@@ -31,7 +38,7 @@ pub fn build_u(spec: &USpec, dim: usize, seed: u64) -> Result<Linear> {
             )))
         }
         USpec::Linspace(lo, hi) => {
-            check_range(*lo, *hi, "linspace")?;
+            check_range(name, *lo, *hi, "linspace")?;
             let v = DVector::from_fn(dim, |i, _| {
                 if dim == 1 {
                     *lo
@@ -42,13 +49,13 @@ pub fn build_u(spec: &USpec, dim: usize, seed: u64) -> Result<Linear> {
             Ok(Linear::from_dense(DMatrix::from_diagonal(&v)))
         }
         USpec::Geomspace(lo, hi) => {
-            check_range(*lo, *hi, "geomspace")?;
+            check_range(name, *lo, *hi, "geomspace")?;
             Ok(Linear::from_dense(DMatrix::from_diagonal(&geomspace(
                 *lo, *hi, dim,
             ))))
         }
         USpec::Rotated(lo, hi) => {
-            check_range(*lo, *hi, "rotated")?;
+            check_range(name, *lo, *hi, "rotated")?;
             let o = haar_orthogonal(dim, &mut HostRng::new(seed, "u-rotation"));
             let u = &o * DMatrix::from_diagonal(&geomspace(*lo, *hi, dim)) * o.transpose();
             // Symmetrise exactly: round-off in the product leaves |U − Uᵀ| ~ 1e-16.
@@ -56,10 +63,10 @@ pub fn build_u(spec: &USpec, dim: usize, seed: u64) -> Result<Linear> {
             Ok(Linear::from_dense(u))
         }
         USpec::File(path) => {
-            let m = read_matrix(path).map_err(|e| anyhow!("U: {e:#}"))?;
+            let m = read_matrix(path).map_err(|e| anyhow!("{name}: {e:#}"))?;
             ensure!(
                 m.nrows() == dim && m.ncols() == dim,
-                "U: {} is {}×{}, expected {dim}×{dim}",
+                "{name}: {} is {}×{}, expected {dim}×{dim}",
                 path.display(),
                 m.nrows(),
                 m.ncols()
@@ -68,14 +75,14 @@ pub fn build_u(spec: &USpec, dim: usize, seed: u64) -> Result<Linear> {
             let asym = (&m - m.transpose()).amax();
             ensure!(
                 asym <= 1e-10 * scale,
-                "U: {} is not symmetric (max |U − Uᵀ| = {asym:.3e})",
+                "{name}: {} is not symmetric (max |{name} − {name}ᵀ| = {asym:.3e})",
                 path.display()
             );
             let m = (&m + m.transpose()) * 0.5;
             let lmin = m.clone().symmetric_eigenvalues().min();
             if lmin <= 0.0 {
                 bail!(
-                    "U: {} is not positive definite (smallest eigenvalue {lmin:.6e})",
+                    "{name}: {} is not positive definite (smallest eigenvalue {lmin:.6e})",
                     path.display()
                 );
             }
@@ -84,10 +91,10 @@ pub fn build_u(spec: &USpec, dim: usize, seed: u64) -> Result<Linear> {
     }
 }
 
-fn check_range(lo: f64, hi: f64, what: &str) -> Result<()> {
+fn check_range(name: &str, lo: f64, hi: f64, what: &str) -> Result<()> {
     ensure!(
         lo.is_finite() && hi.is_finite() && lo > 0.0 && hi > 0.0 && lo <= hi,
-        "U: {what}({lo}, {hi}) needs 0 < lo <= hi (finite)"
+        "{name}: {what}({lo}, {hi}) needs 0 < lo <= hi (finite)"
     );
     Ok(())
 }

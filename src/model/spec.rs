@@ -142,7 +142,13 @@ fn no_args(flag: &str, s: &str, forms: &str, rest: Option<&str>) -> Result<()> {
 /// Parse `--u`: `identity | diag:a,b,… | linspace:LO:HI | geomspace:LO:HI | rotated:LO:HI |
 /// file:PATH`. Eigenvalues must be positive and finite (U is a precision).
 fn parse_u(s: &str) -> Result<USpec> {
-    let (f, forms) = ("u", U_FORMS);
+    parse_spd_spec("u", "U is a precision", s)
+}
+
+/// A spec in U's forms for the flag `flag` (`--within-cov`): its errors name the flag and say
+/// why eigenvalues must be positive (`role`, e.g. "W is a covariance shape").
+pub fn parse_spd_spec(flag: &str, role: &str, s: &str) -> Result<USpec> {
+    let (f, forms) = (flag, U_FORMS);
     let (head, rest) = split_spec(s);
     let positive = |what: &str, text: &str| -> Result<f64> {
         let x = number(f, s, forms, what, text)?;
@@ -150,7 +156,7 @@ fn parse_u(s: &str) -> Result<USpec> {
             return Err(spec_error(
                 f,
                 s,
-                &format!("{what} must be positive (U is a precision; got {text})"),
+                &format!("{what} must be positive ({role}; got {text})"),
                 forms,
             ));
         }
