@@ -242,22 +242,28 @@ impl Grid {
     /// 1e-9·T of a node is that node (a uniform grid keeps its bits).
     pub fn with_times(&self, times: &[f64]) -> Result<Self> {
         let tol = 1e-9 * self.t_max;
-        let missing: Vec<f64> = times
+        let mut missing: Vec<f64> = times
             .iter()
             .copied()
             .filter(|&t| t > tol && t < self.t_max - tol)
             .filter(|&t| (self.node(self.index_of(t)) - t).abs() > tol)
             .collect();
+        // A time asked twice (a branch time that is also a record time) is one node.
+        missing.sort_by(|a, b| b.total_cmp(a));
+        missing.dedup_by(|a, b| (*a - *b).abs() <= tol);
         if missing.is_empty() {
             return Ok(self.clone());
         }
-        let mut times: Vec<f64> = self.times.iter().copied().chain(missing.clone()).collect();
-        let mut nodes: Vec<f64> = self.nodes.iter().copied().chain(missing).collect();
-        let order = |v: &mut Vec<f64>| {
-            v.sort_by(|a, b| b.total_cmp(a));
-        };
-        order(&mut times);
-        order(&mut nodes);
+        // (time, node as written) pairs, descending, so the two stay aligned.
+        let mut pairs: Vec<(f64, f64)> = self
+            .times
+            .iter()
+            .copied()
+            .zip(self.nodes.iter().copied())
+            .collect();
+        pairs.extend(missing.into_iter().map(|t| (t, t)));
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (times, nodes): (Vec<f64>, Vec<f64>) = pairs.into_iter().unzip();
         Ok(Grid {
             t_max: self.t_max,
             steps: times.len() - 1,

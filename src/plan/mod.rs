@@ -642,6 +642,12 @@ mod tests {
         assert_eq!(g.index_of(1.0), 4);
         assert_eq!((g.index_of(99.0), g.index_of(-3.0)), (0, 4));
         assert!(Grid::new(0.0, 4).is_err() && Grid::new(1.0, 0).is_err());
+        // Inserted times: an existing node stays one, a time asked twice is one node, and the
+        // nodes as written stay aligned with the times.
+        let h = g.with_times(&[3.0, 5.0, 3.0]).unwrap();
+        let times: Vec<f64> = (0..=h.steps).map(|j| h.time(j)).collect();
+        assert_eq!(times, [10.0, 7.5, 5.0, 3.0, 2.5, 0.0]);
+        assert_eq!((h.node(3), h.index_of(3.1), h.dt_at(2)), (3.0, 3, 2.0));
     }
 
     /// U = I, Q = 0, ±m, C = σ²I: Γ_t = 1 + e^{−2t}(σ² − 1), so M_j = 1 + Δt(1 − 2/Γ), P = 2Δt,
