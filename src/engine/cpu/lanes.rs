@@ -376,8 +376,8 @@ fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
     apply(plan.m_form, pt.m, &b.x, &mut b.y);
     apply(plan.p_form, pt.p, &b.v, &mut b.pv);
     let noisy = plan.scheme.stochastic();
-    if plan.noise_form != Form::Scalar {
-        // A correlated factor needs all of ξ first.
+    if noisy && plan.noise_form != Form::Scalar {
+        // A correlated factor needs all of ξ first (an ODE's zero factor needs none).
         for (blk, z4) in b.z.chunks_mut(4).enumerate() {
             let z = rng::normal4_lanes(key, &b.id_lo, &b.id_hi, j as u32, blk as u32);
             z4.copy_from_slice(&z[..z4.len()]);
