@@ -361,9 +361,11 @@ impl Plan {
         let d = p.dim();
         match &self.target {
             Target::Mixture(mix) => {
+                // Γ_s of the data at any time s, given E_s.
+                let cov = |s: f64, e: &Linear| p.gamma_with(s, e, &mix.cov);
                 let t = self.grid.time(j);
                 let e = p.propagator(t);
-                let gamma_inv = self.precision(p.gamma_with(t, &e, &mix.cov), t)?;
+                let gamma_inv = self.precision(cov(t, &e), t)?;
                 let mut w = DMatrix::zeros(mix.means.len(), d);
                 let mut bias = Vec::with_capacity(mix.means.len());
                 for (k, (mu, wk)) in mix.means.iter().zip(&mix.weights).enumerate() {
@@ -383,14 +385,13 @@ impl Plan {
                         o,
                     )
                 } else if self.scheme.draws_component() {
-                    let b = self.bridge(j, &gamma_inv, |s, e| p.gamma_with(s, e, &mix.cov))?;
+                    let b = self.bridge(j, &gamma_inv, cov)?;
                     let mut offsets = DMatrix::zeros(mix.means.len(), d);
                     for (k, mu) in mix.means.iter().enumerate() {
                         offsets.set_row(k, &b.offset.apply(mu).transpose());
                     }
                     (b.g, Linear::identity(d), b.noise, Some(offsets))
                 } else {
-                    let cov = |s: f64, e: &Linear| p.gamma_with(s, e, &mix.cov);
                     let (m, forcing, noise) = self.integrate(j, &gamma_inv, cov)?;
                     (m, forcing, noise, None)
                 };
@@ -406,9 +407,11 @@ impl Plan {
             }
             Target::Empirical(emp) => {
                 // Σ_0 = 0: the last positive time stands in for the logits at t = 0.
+                // Σ_s of a training point at any time s, given E_s.
+                let cov = |s: f64, e: &Linear| p.sigma_with(s, e);
                 let t = self.grid.time(j.min(n - 1));
                 let e = p.propagator(t);
-                let sigma_inv = self.precision(p.sigma_with(t, &e), t)?;
+                let sigma_inv = self.precision(cov(t, &e), t)?;
                 let b = e.transpose().mul(&sigma_inv);
                 let g = b.mul(&e);
                 let bias = g.quad_rows(&emp.points).iter().map(|q| -0.5 * q).collect();
@@ -419,10 +422,9 @@ impl Plan {
                         Linear::Scalar(0.0, d),
                     )
                 } else if self.scheme.draws_component() {
-                    let br = self.bridge(j, &sigma_inv, |s, e| p.sigma_with(s, e))?;
+                    let br = self.bridge(j, &sigma_inv, cov)?;
                     (br.g, br.offset, br.noise)
                 } else {
-                    let cov = |s: f64, e: &Linear| p.sigma_with(s, e);
                     let (m, forcing, noise) = self.integrate(j, &sigma_inv, cov)?;
                     (m, forcing.mul(&sigma_inv.mul(&e)), noise)
                 };
