@@ -10,8 +10,6 @@ Usage: jax_loops.py DIR [--workload gmm,dense,empirical] [--particles N]
 Needs `pip install "jax[cpu]"` (compare.py --peer jax installs it when missing).
 """
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -23,7 +21,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from numpy_loops import expm, load  # noqa: E402
+from numpy_loops import cli, expm  # noqa: E402
 
 
 def scan_loop(step, x0, per_step, key):
@@ -136,38 +134,11 @@ LOOPS = {"gmm": gmm, "dense": dense, "empirical": empirical, "coupled": dense}
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("dir", help="directory written by `regimes bench --export-model DIR`")
-    p.add_argument("--workload", default="gmm,dense,empirical", help="comma list")
-    p.add_argument("--particles", type=int, help="override meta.json's particle count")
-    args = p.parse_args()
-    records = []
-    for workload in args.workload.split(","):
-        if workload not in LOOPS:
-            sys.exit(f"--workload: unknown workload '{workload}' (gmm, dense, empirical, coupled)")
-        meta, ar = load(args.dir, workload)
-        n = args.particles or meta["particles"]
-        started = time.perf_counter()
-        x, run_seconds, compile_seconds = LOOPS[workload](meta, ar, n, jax.random.PRNGKey(meta["seed"]))
-        total = time.perf_counter() - started
-        m = ar["m"]
-        records.append({
-            "workload": workload,
-            "backend": "jax",
-            "jax_version": jax.__version__,
-            "dim": meta["dim"],
-            "particles": n,
-            "steps": meta["steps"],
-            "n_train": meta["n_train"],
-            "particle_steps_per_s": n * meta["steps"] / run_seconds,
-            "run_seconds": run_seconds,
-            "compile_seconds": compile_seconds,
-            "setup_seconds": total - run_seconds - compile_seconds,
-            # Samples the target: |x.m| / |m|^2 is near 1 at t = 0 (as in numpy_loops.py).
-            "mean_abs_projection": float(np.abs(x.astype(np.float64) @ m).mean() / (m @ m)),
-        })
-        print(f"jax {workload}: {records[-1]['particle_steps_per_s']:.4g} particle-steps/s", file=sys.stderr)
-    print(json.dumps(records, indent=2))
+    def call(loop, meta, ar, n):
+        x, run_seconds, compile_seconds = loop(meta, ar, n, jax.random.PRNGKey(meta["seed"]))
+        return x, run_seconds, {"compile_seconds": compile_seconds}
+
+    cli("jax", jax.__version__, LOOPS, call)
 
 
 if __name__ == "__main__":

@@ -146,39 +146,51 @@ def empirical(meta, ar, n, rng):
 LOOPS = {"gmm": gmm, "dense": dense, "empirical": empirical, "coupled": dense}
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def cli(backend, version, loops, call):
+    """The command line both reference scripts share: for each workload, `call(loop, meta,
+    arrays, n)` returns (x, run_seconds, extra fields); prints the JSON records."""
+    p = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dir", help="directory written by `regimes bench --export-model DIR`")
     p.add_argument("--workload", default="gmm,dense,empirical", help="comma list")
     p.add_argument("--particles", type=int, help="override meta.json's particle count")
     args = p.parse_args()
     records = []
     for workload in args.workload.split(","):
-        if workload not in LOOPS:
+        if workload not in loops:
             sys.exit(f"--workload: unknown workload '{workload}' (gmm, dense, empirical, coupled)")
         meta, ar = load(args.dir, workload)
         n = args.particles or meta["particles"]
-        rng = np.random.default_rng(meta["seed"])
         started = time.perf_counter()
-        x, run_seconds = LOOPS[workload](meta, ar, n, rng)
+        x, run_seconds, extra = call(loops[workload], meta, ar, n)
         total = time.perf_counter() - started
         m = ar["m"]
         records.append({
             "workload": workload,
-            "backend": "numpy",
-            "numpy_version": np.__version__,
+            "backend": backend,
+            f"{backend}_version": version,
             "dim": meta["dim"],
             "particles": n,
             "steps": meta["steps"],
             "n_train": meta["n_train"],
             "particle_steps_per_s": n * meta["steps"] / run_seconds,
             "run_seconds": run_seconds,
-            "setup_seconds": total - run_seconds,
+            **extra,
+            "setup_seconds": total - run_seconds - extra.get("compile_seconds", 0.0),
             # A check that the loop samples the target: |x.m| / |m|^2 is near 1 at t = 0.
             "mean_abs_projection": float(np.abs(x.astype(np.float64) @ m).mean() / (m @ m)),
         })
-        print(f"numpy {workload}: {records[-1]['particle_steps_per_s']:.4g} particle-steps/s", file=sys.stderr)
+        print(f"{backend} {workload}: {records[-1]['particle_steps_per_s']:.4g} particle-steps/s",
+              file=sys.stderr)
     print(json.dumps(records, indent=2))
+
+
+def main():
+    def call(loop, meta, ar, n):
+        x, run_seconds = loop(meta, ar, n, np.random.default_rng(meta["seed"]))
+        return x, run_seconds, {}
+
+    cli("numpy", np.__version__, LOOPS, call)
 
 
 if __name__ == "__main__":
