@@ -276,12 +276,17 @@ fn empirical_trajectories_match_cpu() {
 }
 
 fn assert_moments_close(what: &str, a: &Moments, b: &Moments) {
+    assert_moments_within(what, a, b, 1e-3);
+}
+
+/// As [`assert_moments_close`], with `floor` the smallest spread the mean's error is measured in.
+fn assert_moments_within(what: &str, a: &Moments, b: &Moments, floor: f64) {
     assert_eq!(a.count, b.count, "{what}: counts");
     let n = a.count.max(1) as f64;
     for i in 0..a.dim() {
-        let scale = (a.m2[i] / n).sqrt().max(1e-3);
+        let scale = (a.m2[i] / n).sqrt().max(floor);
         let dm = (a.mean[i] - b.mean[i]).abs() / scale;
-        let dv = (a.m2[i] - b.m2[i]).abs() / a.m2[i].abs().max(1e-6 * n);
+        let dv = (a.m2[i] - b.m2[i]).abs() / a.m2[i].abs().max(floor * floor * n);
         assert!(
             dm < 1e-4,
             "{what}[{i}]: means {} vs {}",
@@ -299,7 +304,9 @@ fn assert_stats_close(what: &str, a: &PointStats, b: &PointStats) {
         &a.projections,
         &b.projections,
     );
-    assert_moments_close(&format!("{what} purity"), &a.purity, &b.purity);
+    // Purity Σr² near 1 is a sum of f32 terms the CPU (two passes against the max of all logits)
+    // and the GPU (an online softmax) round differently: a few ulps of 1, so 1e-6 absolute.
+    assert_moments_within(&format!("{what} purity"), &a.purity, &b.purity, 1e-2);
     assert_counts_close(
         &format!("{what}: class counts"),
         &a.classes,

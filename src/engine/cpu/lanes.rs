@@ -6,8 +6,12 @@
 //! Products are register-blocked (four matrix rows or columns × the block of particles), so every
 //! load of a coefficient or training point is shared by all lanes. The hot loop, [`run_group`], is
 //! compiled for several instruction sets and picked at run time (multiversion); plain Rust loops
-//! over the lanes let the compiler emit AVX2, AVX-512 or NEON. No target fuses a multiply and an
-//! add (Rust never contracts them), so every target gives the same bits.
+//! over the lanes let the compiler emit AVX2, AVX-512 or NEON. Every multiply-add of a product is
+//! an explicit `mul_add` (one rounding, as in the scalar reference): the FMA instruction where the
+//! target has one, a correctly rounded software fma where it does not, so every target gives the
+//! same bits. Elsewhere Rust never contracts a·b + c, so nothing else depends on the target.
+
+use std::ops::Range;
 
 use multiversion::multiversion;
 
@@ -24,7 +28,9 @@ pub const LANES: usize = 16;
 /// One f32 per particle of a block.
 pub type Lanes = [f32; LANES];
 
-/// Rows (or columns) per register block of a product.
+/// Rows (or columns) per register block of a product. Four rows of 16 lanes are 4 AVX-512, 8 AVX2
+/// or 16 NEON accumulators; 8 rows measured no faster on AVX-512 (Zen 4) in hand-written
+/// intrinsics, and in plain Rust LLVM then vectorises across rows with gathers (10× slower).
 const RB: usize = 4;
 
 /// A block of particles, coordinate-major, with its scratch space.
@@ -42,7 +48,7 @@ pub struct Block {
     /// The normals ξ and L ξ of a step with a diagonal or dense noise factor.
     z: Vec<Lanes>,
     lz: Vec<Lanes>,
-    /// Logits, then softmax weights: all K classes, or one block of training points.
+    /// Logits, then softmax weights: all K classes or all N training points.
     logits: Vec<Lanes>,
 }
 
@@ -55,10 +61,8 @@ pub struct Evaluation {
 impl Block {
     pub fn new(plan: &Plan) -> Self {
         let d = plan.dim;
-        let logits = match plan.kind {
-            Kind::Mixture => plan.centers_count,
-            Kind::Empirical => SOFTMAX_ROWS,
-        };
+        // All K classes, or every training point's logit (the softmax's two passes).
+        let logits = plan.centers_count;
         Block {
             x: vec![[0.0; LANES]; d],
             id_lo: [0; LANES],
@@ -237,8 +241,9 @@ fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<Lanes>, b: &mut Block
     Evaluation { label, purity }
 }
 
-/// The streaming softmax over training points, tile by tile, every block of the group using
-/// each tile while it is in cache.
+/// The softmax over training points in the two passes of [`super::step`] (every logit, then the
+/// weights against their max), tile by tile, every block of the group using each tile while it is
+/// in cache. A tile whose weights are exactly zero in every lane of a block is not multiplied.
 #[inline(always)]
 fn evaluate_empirical(
     d: usize,
@@ -247,17 +252,32 @@ fn evaluate_empirical(
     blocks: &mut [Block],
 ) -> Vec<Evaluation> {
     let n = pt.bias.len();
+    let tiles = || {
+        (0..n)
+            .step_by(SOFTMAX_ROWS)
+            .map(move |t0| t0..n.min(t0 + SOFTMAX_ROWS))
+    };
     let mut state: Vec<Softmax> = uniforms
         .into_iter()
         .map(|u| Softmax {
+            m: [f32::NEG_INFINITY; LANES],
             draw: u,
             ..Softmax::default()
         })
         .collect();
-    for t0 in (0..n).step_by(SOFTMAX_ROWS) {
-        let t1 = n.min(t0 + SOFTMAX_ROWS);
+    for rows in tiles() {
+        let w = &pt.w[rows.start * d..rows.end * d];
         for (b, s) in blocks.iter_mut().zip(&mut state) {
-            s.absorb(d, t0, &pt.w[t0 * d..t1 * d], &pt.bias[t0..t1], b);
+            s.logits(d, rows.clone(), w, &pt.bias[rows.clone()], b);
+        }
+    }
+    for b in blocks.iter_mut() {
+        b.v.iter_mut().for_each(|v| *v = [0.0; LANES]);
+    }
+    for rows in tiles() {
+        let w = &pt.w[rows.start * d..rows.end * d];
+        for (b, s) in blocks.iter_mut().zip(&mut state) {
+            s.weights(d, rows.clone(), w, b);
         }
     }
     blocks
@@ -267,8 +287,8 @@ fn evaluate_empirical(
         .collect()
 }
 
-/// Online softmax of one block: running max, Σ e, Σ e² and the argmax, per lane; for a
-/// drawing scheme, the conditional uniform and the drawn training point instead of `Wᵀ e`.
+/// The softmax of one block: max and argmax, then Σ e, Σ e², per lane; for a drawing scheme, the
+/// conditional uniform and the drawn training point instead of `Wᵀ e`.
 #[derive(Default)]
 struct Softmax {
     m: Lanes,
@@ -280,46 +300,36 @@ struct Softmax {
 }
 
 impl Softmax {
-    /// Folds in the training points `t0 ..` (rows of `w`, biases `bias`); `b.v` accumulates the
-    /// unnormalised `Wᵀ e`, rescaled when the max grows.
+    /// Pass 1 over the training points `rows` (rows of `w`, biases `bias`): their logits into
+    /// `b.logits`, folding them into the running max and argmax.
     #[inline(always)]
-    fn absorb(&mut self, d: usize, t0: usize, w: &[f32], bias: &[f32], b: &mut Block) {
-        let e = &mut b.logits[..bias.len()];
+    fn logits(&mut self, d: usize, rows: Range<usize>, w: &[f32], bias: &[f32], b: &mut Block) {
+        let e = &mut b.logits[rows.clone()];
         spread(bias, e);
         rows_dot(w, d, &b.y, e);
-        let mut tmax = [0.0f32; LANES];
-        let mut targ = [0u32; LANES];
-        for (r, er) in e.iter().enumerate() {
+        for (r, er) in rows.zip(e.iter()) {
             for l in 0..LANES {
-                if r == 0 || er[l] > tmax[l] {
-                    tmax[l] = er[l];
-                    targ[l] = (t0 + r) as u32;
+                if er[l] > self.m[l] {
+                    self.m[l] = er[l];
+                    self.best[l] = r as u32;
                 }
             }
         }
-        let mut scale = [0.0f32; LANES];
-        for l in 0..LANES {
-            let grows = tmax[l] > self.m[l];
-            let rescale = fmath::exp(self.m[l] - tmax[l]);
-            scale[l] = if t0 == 0 {
-                0.0
-            } else if grows {
-                rescale
-            } else {
-                1.0
-            };
-            if t0 == 0 || grows {
-                self.m[l] = tmax[l];
-                self.best[l] = targ[l];
-            }
-            self.sum[l] *= scale[l];
-            self.sq[l] = self.sq[l] * scale[l] * scale[l];
-        }
+    }
+
+    /// Pass 2 over `rows`: the weights e = exp(ℓ − m) in place, their sums, and `Wᵀ e` into `b.v`
+    /// (or the streaming draw).
+    #[inline(always)]
+    fn weights(&mut self, d: usize, rows: Range<usize>, w: &[f32], b: &mut Block) {
+        let t0 = rows.start;
+        let e = &mut b.logits[rows];
+        let mut top = [0.0f32; LANES];
         for er in e.iter_mut() {
             for (l, v) in er.iter_mut().enumerate() {
                 *v = fmath::exp(*v - self.m[l]);
                 self.sum[l] += *v;
                 self.sq[l] += *v * *v;
+                top[l] = top[l].max(*v);
             }
         }
         if let Some(u) = self.draw.as_mut() {
@@ -335,18 +345,9 @@ impl Softmax {
                     self.picked[l] = (t0 + r) as u32;
                 }
             }
-            return;
+        } else if top.iter().any(|&t| t > 0.0) {
+            cols_dot(w, d, e, &mut b.v);
         }
-        for vi in b.v.iter_mut() {
-            for l in 0..LANES {
-                vi[l] = if scale[l] != 0.0 {
-                    vi[l] * scale[l]
-                } else {
-                    0.0
-                };
-            }
-        }
-        cols_dot(w, d, e, &mut b.v);
     }
 
     /// Normalises `b.v` (or puts the drawn training points of `rows` there); the label and the
@@ -411,11 +412,11 @@ fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
     }
 }
 
-/// Row r of `out` = `values[r]` in every lane.
+/// Row r of `out` = `values[r]` in every lane (one broadcast store per row).
 #[inline(always)]
 fn spread(values: &[f32], out: &mut [Lanes]) {
-    for (i, o) in out.as_flattened_mut().iter_mut().enumerate() {
-        *o = values[i / LANES];
+    for (o, &v) in out.iter_mut().zip(values) {
+        *o = [v; LANES];
     }
 }
 
@@ -445,7 +446,7 @@ pub fn apply(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut [Lanes]) {
 }
 
 /// `out[r] += Σ_c mat[r][c] · x[c]` for every row r of the row-major `mat` (rows × d), summed in
-/// ascending c; four rows at a time share each load of x.
+/// ascending c, each term fused; four rows at a time share each load of x.
 #[inline(always)]
 pub fn rows_dot(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
     let x = &x[..d];
@@ -458,7 +459,7 @@ pub fn rows_dot(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
             for q in 0..RB {
                 let w = m[q][c];
                 for l in 0..LANES {
-                    a[q][l] += w * xc[l];
+                    a[q][l] = w.mul_add(xc[l], a[q][l]);
                 }
             }
         }
@@ -468,7 +469,7 @@ pub fn rows_dot(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
         let mut a = *acc;
         for (&w, xc) in row.iter().zip(x) {
             for l in 0..LANES {
-                a[l] += w * xc[l];
+                a[l] = w.mul_add(xc[l], a[l]);
             }
         }
         *acc = a;
@@ -476,7 +477,7 @@ pub fn rows_dot(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
 }
 
 /// `out[i] += Σ_r e[r] · mat[r][i]` for every column i of the row-major `mat` (rows × d), summed
-/// in ascending r; four columns at a time share each load of e.
+/// in ascending r, each term fused; four columns at a time share each load of e.
 #[inline(always)]
 pub fn cols_dot(mat: &[f32], d: usize, e: &[Lanes], out: &mut [Lanes]) {
     let out = &mut out[..d];
@@ -489,7 +490,7 @@ pub fn cols_dot(mat: &[f32], d: usize, e: &[Lanes], out: &mut [Lanes]) {
             let w: [f32; RB] = std::array::from_fn(|q| row[i0 + q]);
             for q in 0..RB {
                 for l in 0..LANES {
-                    a[q][l] += er[l] * w[q];
+                    a[q][l] = er[l].mul_add(w[q], a[q][l]);
                 }
             }
         }
@@ -501,7 +502,7 @@ pub fn cols_dot(mat: &[f32], d: usize, e: &[Lanes], out: &mut [Lanes]) {
         for (er, row) in rows() {
             let w = row[i0 + q];
             for l in 0..LANES {
-                a[l] += er[l] * w;
+                a[l] = er[l].mul_add(w, a[l]);
             }
         }
         *acc = a;
@@ -534,7 +535,7 @@ mod tests {
                 for l in 0..LANES {
                     let mut acc = want[l];
                     for c in 0..d {
-                        acc += mat[i * d + c] * x[c][l];
+                        acc = mat[i * d + c].mul_add(x[c][l], acc);
                     }
                     assert_eq!(got[i][l].to_bits(), acc.to_bits(), "rows_dot {rows}×{d}");
                 }
@@ -547,7 +548,7 @@ mod tests {
                 for l in 0..LANES {
                     let mut acc = want[l];
                     for k in 0..rows {
-                        acc += e[k][l] * mat[k * d + i];
+                        acc = e[k][l].mul_add(mat[k * d + i], acc);
                     }
                     assert_eq!(got[i][l].to_bits(), acc.to_bits(), "cols_dot {rows}×{d}");
                 }

@@ -49,6 +49,11 @@ pub fn pick(e: impl Iterator<Item = f32>, target: f32, last: usize) -> usize {
 /// does and updates the conditional uniform `u` (u/p inside, (u − p)/(1 − p) outside), so one
 /// uniform decides the whole pass.
 pub fn draw_tile(u: &mut f32, tile: f32, total: f32) -> bool {
+    if tile == 0.0 {
+        // p = 0 leaves u as it is; so does skipping it, and 0/0 cannot arise (total may be 0
+        // before the tile that holds the max).
+        return false;
+    }
     let p = tile / total;
     let inside = *u < p;
     *u = if inside { *u / p } else { (*u - p) / (1.0 - p) }.min(BELOW_ONE);
@@ -90,9 +95,11 @@ pub fn apply(form: Form, coeffs: &[f32], x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// `init + Σ a_i b_i`, summed in ascending i.
+/// `init + Σ a_i b_i`, summed in ascending i, each term fused into the sum (`mul_add`: one
+/// rounding per term, the FMA instruction where the target has one, a correctly rounded
+/// software fma otherwise, so every target gives the same bits).
 fn dot(init: f32, a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).fold(init, |acc, (a, b)| acc + a * b)
+    a.iter().zip(b).fold(init, |acc, (a, b)| a.mul_add(*b, acc))
 }
 
 /// Logits at one time point: returns (argmax label, purity Σ r²) and leaves `Wᵀ r` in `s.v`, or,
@@ -139,13 +146,16 @@ fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<f32>, s: &mut Scratch
             .logits
             .iter()
             .enumerate()
-            .fold(0.0, |acc, (k, r)| acc + r * pt.w[k * d + i]);
+            .fold(0.0, |acc, (k, r)| r.mul_add(pt.w[k * d + i], acc));
     }
     (best as u32, purity)
 }
 
-/// Many training points: streamed in blocks of [`SOFTMAX_ROWS`] with an online softmax (running
-/// max m, Σ e and Σ e², and an unnormalised `Wᵀ e` rescaled when the max grows), as on the GPU.
+/// Many training points, in two passes: every logit with its max m and argmax, then the weights
+/// e = exp(ℓ − m) with Σ e, Σ e² and `Wᵀ e` in ascending order (or, drawing, the streaming draw
+/// over tiles of [`SOFTMAX_ROWS`]). Against the max of all logits, a tile whose weights are all
+/// exactly zero adds exactly nothing, which is what lets the lanes skip (prune) such tiles and
+/// still equal this reference bit for bit.
 fn evaluate_empirical(
     d: usize,
     pt: &PointView,
@@ -153,33 +163,18 @@ fn evaluate_empirical(
     s: &mut Scratch,
 ) -> (u32, f32) {
     let n = pt.bias.len();
-    let rows = SOFTMAX_ROWS;
-    let (mut m, mut sum, mut sq, mut best) = (0.0f32, 0.0f32, 0.0f32, 0usize);
-    let mut picked = 0usize;
-    for t0 in (0..n).step_by(rows) {
-        let block = t0..n.min(t0 + rows);
-        let e = &mut s.logits[block.clone()];
-        let (mut tmax, mut targ) = (0.0f32, t0);
-        for (r, l) in e.iter_mut().enumerate() {
-            *l = dot(pt.bias[t0 + r], &pt.w[(t0 + r) * d..(t0 + r + 1) * d], &s.y);
-            if r == 0 || *l > tmax {
-                tmax = *l;
-                targ = t0 + r;
-            }
+    let (mut m, mut best) = (f32::NEG_INFINITY, 0usize);
+    for (r, l) in s.logits[..n].iter_mut().enumerate() {
+        *l = dot(pt.bias[r], &pt.w[r * d..(r + 1) * d], &s.y);
+        if *l > m {
+            m = *l;
+            best = r;
         }
-        let scale = if t0 == 0 {
-            0.0
-        } else if tmax > m {
-            fmath::exp(m - tmax)
-        } else {
-            1.0
-        };
-        if t0 == 0 || tmax > m {
-            m = tmax;
-            best = targ;
-        }
-        sum *= scale;
-        sq = sq * scale * scale;
+    }
+    let (mut sum, mut sq, mut picked) = (0.0f32, 0.0f32, 0usize);
+    s.v.iter_mut().for_each(|v| *v = 0.0);
+    for t0 in (0..n).step_by(SOFTMAX_ROWS) {
+        let e = &mut s.logits[t0..n.min(t0 + SOFTMAX_ROWS)];
         for l in e.iter_mut() {
             *l = fmath::exp(*l - m);
             sum += *l;
@@ -193,11 +188,10 @@ fn evaluate_empirical(
             continue;
         }
         for (i, v) in s.v.iter_mut().enumerate() {
-            let init = if scale != 0.0 { *v * scale } else { 0.0 };
             *v = e
                 .iter()
                 .enumerate()
-                .fold(init, |acc, (r, e)| acc + e * pt.w[(t0 + r) * d + i]);
+                .fold(*v, |acc, (r, e)| e.mul_add(pt.w[(t0 + r) * d + i], acc));
         }
     }
     let inv = 1.0 / sum;
