@@ -308,10 +308,11 @@ impl Softmax {
         spread(bias, e);
         rows_dot(w, d, &b.y, e);
         for (r, er) in rows.zip(e.iter()) {
-            for l in 0..LANES {
-                if er[l] > self.m[l] {
-                    self.m[l] = er[l];
-                    self.best[l] = r as u32;
+            let lanes = er.iter().zip(&mut self.m).zip(&mut self.best);
+            for ((&v, m), best) in lanes {
+                if v > *m {
+                    *m = v;
+                    *best = r as u32;
                 }
             }
         }
