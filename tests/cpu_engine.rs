@@ -191,3 +191,60 @@ fn lanes_equal_the_scalar_kernel_bit_for_bit() {
         }
     }
 }
+
+/// Pruning skips tiles of training points only where every weight is exactly zero, so it changes
+/// no bit: pruned, unpruned and the scalar reference agree on a target of tight, far-apart
+/// clusters (one per tile) where, late in the run, most tiles are pruned; and for every scheme.
+#[test]
+fn pruning_changes_no_bit_and_skips_most_tiles_late() {
+    use nalgebra::DMatrix;
+    // More tiles than a block has lanes: a block of 16 particles needs at most 16 of them.
+    let (d, clusters) = (6, 48);
+    let mut r = regimes::rng::HostRng::new(9, "pruning test");
+    let centres = DMatrix::from_fn(clusters, d, |_, _| r.normal() * 12.0);
+    let points = DMatrix::from_fn(clusters * 64, d, |i, k| {
+        centres[(i / 64, k)] + 0.3 * r.normal()
+    });
+    let target = regimes::model::Target::Empirical(regimes::model::Empirical { points });
+    let grid = Grid::new(2.0, 40).unwrap();
+    let pruned = CpuEngine::with_threads(2).unwrap();
+    let full = CpuEngine::with_threads(2).unwrap().without_pruning();
+    for scheme in ALL_SCHEMES {
+        let p = plan_with(
+            process(d, Shape::Scalar, 5),
+            target.clone(),
+            grid.clone(),
+            scheme,
+        );
+        let ids = ids(100);
+        let run = |engine: &CpuEngine| {
+            let mut rec = Recorder::new(&p, vec![20, 40], vec![1.0; d]);
+            let mut batch = engine.start(&p, 4, &ids).unwrap();
+            engine.advance(&p, &mut batch, 0, 40, &mut rec).unwrap();
+            (engine.read(&batch).unwrap(), rec.stats)
+        };
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (a, stats_a) = run(&pruned);
+        let (b, stats_b) = run(&full);
+        // The scalar reference records its final point only.
+        let mut want_rec = Recorder::new(&p, vec![40], vec![1.0; d]);
+        let want = scalar_run(&p, 4, &ids, 40, &mut want_rec);
+        assert_eq!(bits(&a.x), bits(&b.x), "{scheme:?}: pruned vs unpruned");
+        assert_eq!(bits(&a.x), bits(&want.x), "{scheme:?}: pruned vs scalar");
+        assert_eq!((&a.label, &a.changed), (&b.label, &b.changed), "{scheme:?}");
+        assert_eq!(stats_a, stats_b, "{scheme:?}: statistics");
+        assert_eq!(stats_a[1..], want_rec.stats, "{scheme:?}: statistics vs scalar");
+        let counts = pruned.take_pruning();
+        assert!(
+            full.take_pruning().iter().all(|c| c[0] == 0),
+            "{scheme:?}: off means off"
+        );
+        let [skipped, total] = counts[36..]
+            .iter()
+            .fold([0, 0], |a, c| [a[0] + c[0], a[1] + c[1]]);
+        assert!(
+            skipped * 2 > total,
+            "{scheme:?}: late points prune most tiles ({skipped} of {total})"
+        );
+    }
+}

@@ -148,4 +148,11 @@ pub trait Engine {
     /// A batch holding `particles` (as [`Engine::read`] returned them), with the run's seed: a
     /// checkpointed batch resumes from it exactly.
     fn load(&self, plan: &Plan, seed: u64, particles: &Particles) -> Result<Self::Batch>;
+
+    /// Per time point j: the tiles of training points the empirical softmax pruned and the tiles
+    /// it had, summed over blocks of particles, since the last call ([`crate::plan::prune`]);
+    /// empty for an engine that does not prune.
+    fn take_pruning(&self) -> Vec<[u64; 2]> {
+        vec![]
+    }
 }

@@ -31,7 +31,7 @@
 //!
 //! (Over 500 lines: 107 of its 610 are the unit tests of the code above them.)
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Result, bail, ensure};
 use nalgebra::{DMatrix, DVector};
@@ -42,6 +42,7 @@ use crate::model::{Model, Process, Target};
 
 mod grid;
 pub mod integrator;
+pub mod prune;
 mod shape;
 
 pub use grid::{Grid, Scheme, Spacing, Start, Steps};
@@ -88,6 +89,10 @@ pub struct Chunk {
     /// Exact scheme on a mixture: the offsets c_k of the drawn component, K×d per time point;
     /// empty otherwise.
     pub offsets: Vec<f32>,
+    /// Empirical target: the diagonal of G_j = B_j E_j (the logits' quadratic form), d per time
+    /// point, where G_j is diagonal (zeros where it is not: nothing is pruned there); empty
+    /// otherwise. It bounds the logits for pruning ([`prune`]).
+    pub gram: Vec<f32>,
 }
 
 /// Coefficients of one time point in f64, before rounding.
@@ -99,6 +104,7 @@ struct Point {
     bias: Vec<f64>,
     noise: Linear,
     offsets: Option<DMatrix<f64>>,
+    gram: Option<Linear>,
 }
 
 /// The plan of a run: constant data plus a source of coefficient chunks.
@@ -122,6 +128,8 @@ pub struct Plan {
     target: Target,
     cache: Mutex<Vec<Option<Arc<Chunk>>>>,
     cache_enabled: bool,
+    /// The training points' tile geometry, built at first use ([`prune::Tiles`]).
+    tiles: OnceLock<Option<Arc<prune::Tiles>>>,
 }
 
 /// Plans whose coefficients take more than this are rebuilt chunk by chunk instead of cached.
@@ -203,6 +211,7 @@ impl Plan {
             target,
             cache: Mutex::new(vec![]),
             cache_enabled: true,
+            tiles: OnceLock::new(),
         };
         plan.check_stability()?;
         let first = plan.point(0)?;
@@ -276,12 +285,14 @@ impl Plan {
         let (d, k) = (self.dim, self.centers_count);
         let w = if self.kind == Kind::Mixture { k * d } else { 0 };
         let offsets = if self.mixture_offsets() { k * d } else { 0 };
+        let gram = if self.kind == Kind::Empirical { d } else { 0 };
         form_len(self.m_form, d)
             + form_len(self.b_form, d)
             + form_len(self.p_form, d)
             + form_len(self.noise_form, d)
             + w
             + offsets
+            + gram
             + k
     }
 
@@ -326,6 +337,7 @@ impl Plan {
             bias: vec![],
             noise: vec![],
             offsets: vec![],
+            gram: vec![],
         };
         for j in first..first + len {
             let pt = self.point(j)?;
@@ -339,6 +351,13 @@ impl Plan {
             ch.noise.extend(pt.noise.in_form(self.noise_form).to_f32());
             if let Some(o) = &pt.offsets {
                 ch.offsets.extend(o.transpose().iter().map(|&x| x as f32));
+            }
+            match &pt.gram {
+                Some(g) if g.form() != Form::Dense => {
+                    ch.gram.extend(g.diagonal().iter().map(|&x| x as f32));
+                }
+                Some(_) => ch.gram.extend(std::iter::repeat_n(0.0, self.dim)),
+                None => {}
             }
         }
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
@@ -403,6 +422,7 @@ impl Plan {
                     bias,
                     noise,
                     offsets,
+                    gram: None,
                 })
             }
             Target::Empirical(emp) => {
@@ -436,6 +456,7 @@ impl Plan {
                     bias,
                     noise,
                     offsets: None,
+                    gram: Some(g),
                 })
             }
         }
@@ -569,6 +590,8 @@ pub struct PointView<'a> {
     pub noise: &'a [f32],
     /// The rows a drawing scheme picks from: per-step offsets (exact mixture) or the centers.
     pub offsets: &'a [f32],
+    /// The diagonal of G_j (empirical target; zeros where G_j is dense), or empty.
+    pub gram: &'a [f32],
 }
 
 /// Floats that a matrix of this form takes in dimension d.
@@ -596,6 +619,14 @@ impl Plan {
         }
     }
 
+    /// The training points' tiles for pruning (empirical target with at least two tiles), built
+    /// once at first use.
+    pub fn tiles(&self) -> Option<&prune::Tiles> {
+        self.tiles
+            .get_or_init(|| prune::Tiles::build(self).map(Arc::new))
+            .as_deref()
+    }
+
     /// Coefficients of time point j, which must lie in `chunk`.
     pub fn view<'a>(&'a self, chunk: &'a Chunk, j: usize) -> PointView<'a> {
         let i = j - chunk.first;
@@ -613,6 +644,11 @@ impl Plan {
             },
             bias: slice(&chunk.bias, k),
             noise: slice(&chunk.noise, form_len(self.noise_form, d)),
+            gram: if chunk.gram.is_empty() {
+                &[]
+            } else {
+                slice(&chunk.gram, d)
+            },
             offsets: if chunk.offsets.is_empty() {
                 if chunk.w.is_empty() {
                     &self.centers

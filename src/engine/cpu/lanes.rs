@@ -19,6 +19,7 @@ use super::step::{draw_tile, pick};
 use crate::engine::SOFTMAX_ROWS;
 use crate::fmath;
 use crate::linalg::Form;
+use crate::plan::prune::{Bound, Tiles};
 use crate::plan::{Chunk, Kind, Plan, PointView};
 use crate::rng;
 
@@ -50,12 +51,19 @@ pub struct Block {
     lz: Vec<Lanes>,
     /// Logits, then softmax weights: all K classes or all N training points.
     logits: Vec<Lanes>,
+    /// One lane's y, for its pruning bound.
+    lane_y: Vec<f32>,
+    /// Per tile of training points: whether this block computes it (pruning).
+    live: Vec<bool>,
 }
 
-/// What an evaluation of the logits gives per lane.
+/// What an evaluation of the logits gives per lane, and for the block the tiles of training
+/// points its softmax had and how many of them it pruned ([`crate::plan::prune`]).
 pub struct Evaluation {
     pub label: [u32; LANES],
     pub purity: Lanes,
+    pub tiles: u32,
+    pub pruned: u32,
 }
 
 impl Block {
@@ -73,6 +81,8 @@ impl Block {
             z: vec![[0.0; LANES]; d],
             lz: vec![[0.0; LANES]; d],
             logits: vec![[0.0; LANES]; logits],
+            lane_y: vec![0.0; d],
+            live: vec![],
         }
     }
 
@@ -110,7 +120,9 @@ pub const GROUP: usize = 4;
 /// Moves up to [`GROUP`] blocks through the time points `lo..=hi` of one chunk, the twin of the
 /// scalar loop: evaluate the logits at every point (labels and last-change times of the valid
 /// lanes, `labels` and `changed` holding the blocks' particles in order), call `record` for each
-/// block in order, and step to j + 1 while j < `to`.
+/// block in order, and step to j + 1 while j < `to`. With `prune`, the empirical softmax skips
+/// tiles of training points that certainly weigh exactly zero in every lane (the labels are the
+/// hints), which changes no bit.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma",
@@ -125,12 +137,14 @@ pub fn run_group(
     blocks: &mut [Block],
     labels: &mut [u32],
     changed: &mut [u32],
+    prune: bool,
     record: &mut dyn FnMut(usize, &Block, &Evaluation),
 ) {
     debug_assert!(blocks.len() <= GROUP);
     for j in lo..=hi {
         let pt = plan.view(chunk, j);
-        let evaluations = evaluate(plan, &pt, key, j, blocks);
+        let hints = prune.then_some(&*labels);
+        let evaluations = evaluate(plan, &pt, key, j, blocks, hints);
         let lanes = labels.chunks_mut(LANES).zip(changed.chunks_mut(LANES));
         for ((b, ev), (labels, changed)) in blocks.iter().zip(&evaluations).zip(lanes) {
             for ((label, changed), &new) in labels.iter_mut().zip(changed).zip(&ev.label) {
@@ -158,6 +172,7 @@ fn evaluate(
     key: [u32; 2],
     j: usize,
     blocks: &mut [Block],
+    hints: Option<&[u32]>,
 ) -> Vec<Evaluation> {
     let draws = plan.scheme.draws_component();
     let mut uniforms = Vec::with_capacity(blocks.len());
@@ -171,7 +186,16 @@ fn evaluate(
             .zip(uniforms)
             .map(|(b, u)| evaluate_mixture(plan.dim, pt, u, b))
             .collect(),
-        Kind::Empirical => evaluate_empirical(plan.dim, pt, uniforms, blocks),
+        Kind::Empirical => {
+            let tiles = hints.and_then(|_| plan.tiles());
+            if let (Some(tiles), Some(hints)) = (tiles, hints) {
+                mark_live(tiles, &plan.centers, pt, hints, blocks);
+            } else {
+                let count = pt.bias.len().div_ceil(SOFTMAX_ROWS);
+                blocks.iter_mut().for_each(|b| b.live = vec![true; count]);
+            }
+            evaluate_empirical(plan.dim, pt, uniforms, blocks)
+        }
     }
 }
 
@@ -234,11 +258,55 @@ fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<Lanes>, b: &mut Block
         let k: [u32; LANES] =
             std::array::from_fn(|l| pick(b.logits.iter().map(|r| r[l]), u[l], kk - 1) as u32);
         b.take_rows(&pt.offsets[..kk * d], &k);
-        return Evaluation { label, purity };
+        return Evaluation::whole(label, purity);
     }
     b.v.iter_mut().for_each(|v| *v = [0.0; LANES]);
     cols_dot(&pt.w[..kk * d], d, &b.logits, &mut b.v);
-    Evaluation { label, purity }
+    Evaluation::whole(label, purity)
+}
+
+impl Evaluation {
+    /// An evaluation over all classes (nothing to prune).
+    fn whole(label: [u32; LANES], purity: Lanes) -> Self {
+        Evaluation {
+            label,
+            purity,
+            tiles: 0,
+            pruned: 0,
+        }
+    }
+}
+
+/// Sets each block's `live` tiles: a tile is skipped when the bound of every valid lane (the
+/// lanes of `hints`, the labels of the group's particles in order) prunes it. Lanes past the
+/// last particle are never stored, so they do not hold a tile back.
+#[inline(always)]
+fn mark_live(tiles: &Tiles, points: &[f32], pt: &PointView, hints: &[u32], blocks: &mut [Block]) {
+    let bias_max: Vec<f32> = pt
+        .bias
+        .chunks(SOFTMAX_ROWS)
+        .map(|c| c.iter().fold(0.0f32, |m, b| m.max(b.abs())))
+        .collect();
+    for (b, hints) in blocks.iter_mut().zip(hints.chunks(LANES)) {
+        b.live.clear();
+        b.live.resize(tiles.count, true);
+        let mut bounds = Vec::with_capacity(LANES);
+        for (l, &hint) in hints.iter().enumerate() {
+            for (yi, y) in b.lane_y.iter_mut().zip(&b.y) {
+                *yi = y[l];
+            }
+            match Bound::new(tiles, points, pt.gram, pt.bias, &b.lane_y, hint) {
+                Some(bound) => bounds.push(bound),
+                None => break,
+            }
+        }
+        if bounds.len() < hints.len() {
+            continue;
+        }
+        for (t, live) in b.live.iter_mut().enumerate() {
+            *live = !bounds.iter().all(|bd| bd.prunes(tiles, t, bias_max[t]));
+        }
+    }
 }
 
 /// The softmax over training points in the two passes of [`super::step`] (every logit, then the
@@ -265,19 +333,23 @@ fn evaluate_empirical(
             ..Softmax::default()
         })
         .collect();
-    for rows in tiles() {
+    for (t, rows) in tiles().enumerate() {
         let w = &pt.w[rows.start * d..rows.end * d];
         for (b, s) in blocks.iter_mut().zip(&mut state) {
-            s.logits(d, rows.clone(), w, &pt.bias[rows.clone()], b);
+            if b.live[t] {
+                s.logits(d, rows.clone(), w, &pt.bias[rows.clone()], b);
+            }
         }
     }
     for b in blocks.iter_mut() {
         b.v.iter_mut().for_each(|v| *v = [0.0; LANES]);
     }
-    for rows in tiles() {
+    for (t, rows) in tiles().enumerate() {
         let w = &pt.w[rows.start * d..rows.end * d];
         for (b, s) in blocks.iter_mut().zip(&mut state) {
-            s.weights(d, rows.clone(), w, b);
+            if b.live[t] {
+                s.weights(d, rows.clone(), w, b);
+            }
         }
     }
     blocks
@@ -368,6 +440,8 @@ impl Softmax {
         Evaluation {
             label: self.best,
             purity: std::array::from_fn(|l| self.sq[l] * inv[l] * inv[l]),
+            tiles: b.live.len() as u32,
+            pruned: b.live.iter().filter(|&&live| !live).count() as u32,
         }
     }
 }

@@ -31,6 +31,11 @@ pub const TILE: usize = 256;
 
 pub struct CpuEngine {
     pool: Option<rayon::ThreadPool>,
+    /// Whether the empirical softmax prunes tiles (exact; off only to compare).
+    prune: bool,
+    /// Per time point j: block-tile evaluations pruned and in all, since the last
+    /// [`Engine::take_pruning`].
+    pruning: std::sync::Mutex<Vec<[u64; 2]>>,
 }
 
 /// CPU particle state: the host copy itself, plus the seed that keys its noise.
@@ -42,7 +47,18 @@ pub struct CpuBatch {
 impl CpuEngine {
     /// Uses rayon's global pool (all cores, or `RAYON_NUM_THREADS`).
     pub fn new() -> Self {
-        CpuEngine { pool: None }
+        CpuEngine {
+            pool: None,
+            prune: true,
+            pruning: Default::default(),
+        }
+    }
+
+    /// The same engine with pruning off: every tile of training points is computed (the same
+    /// bits, more work; for comparisons).
+    pub fn without_pruning(mut self) -> Self {
+        self.prune = false;
+        self
     }
 
     /// Uses a private pool of `threads` threads.
@@ -50,7 +66,10 @@ impl CpuEngine {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()?;
-        Ok(CpuEngine { pool: Some(pool) })
+        Ok(CpuEngine {
+            pool: Some(pool),
+            ..CpuEngine::new()
+        })
     }
 
     fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
@@ -138,7 +157,8 @@ impl Engine for CpuEngine {
                 points: &rec.points[slots.clone()],
                 directions: &rec.directions,
             };
-            let tiles: Vec<Vec<PointStats>> = self.run(|| {
+            let prune = self.prune;
+            let tiles: Vec<(Vec<PointStats>, Vec<[u64; 2]>)> = self.run(|| {
                 p.x.par_chunks_mut(TILE * d)
                     .zip(p.ids.par_chunks(TILE))
                     .zip(p.label.par_chunks_mut(TILE))
@@ -150,13 +170,21 @@ impl Engine for CpuEngine {
                             labels,
                             changed,
                         };
-                        advance_tile(plan, &chunk, key, (lo, hi, to), &recording, tile)
+                        advance_tile(plan, &chunk, key, (lo, hi, to), &recording, tile, prune)
                     })
                     .collect()
             });
-            for tile in &tiles {
-                for (acc, part) in rec.stats[slots.clone()].iter_mut().zip(tile) {
+            let mut pruning = self.pruning.lock().expect("pruning counts");
+            if pruning.len() <= hi {
+                pruning.resize(hi + 1, [0; 2]);
+            }
+            for (stats, counts) in &tiles {
+                for (acc, part) in rec.stats[slots.clone()].iter_mut().zip(stats) {
                     acc.merge(part);
+                }
+                for (acc, c) in pruning[lo..=hi].iter_mut().zip(counts) {
+                    acc[0] += c[0];
+                    acc[1] += c[1];
                 }
             }
         }
@@ -177,6 +205,10 @@ impl Engine for CpuEngine {
 
     fn read(&self, batch: &CpuBatch) -> Result<Particles> {
         Ok(batch.particles.clone())
+    }
+
+    fn take_pruning(&self) -> Vec<[u64; 2]> {
+        std::mem::take(&mut *self.pruning.lock().expect("pruning counts"))
     }
 
     fn load(&self, plan: &Plan, seed: u64, particles: &Particles) -> Result<CpuBatch> {
@@ -220,7 +252,8 @@ struct TileState<'a> {
 }
 
 /// Moves one tile through `lo..=hi` in groups of SIMD blocks, in particle order, and returns its
-/// statistics at the recorded points (folded in particle order).
+/// statistics at the recorded points (folded in particle order) and, per point of `lo..=hi`, the
+/// block-tiles of training points pruned and in all.
 fn advance_tile(
     plan: &Plan,
     chunk: &Chunk,
@@ -228,7 +261,8 @@ fn advance_tile(
     range: (usize, usize, usize),
     recording: &Recording,
     tile: TileState,
-) -> Vec<PointStats> {
+    prune: bool,
+) -> (Vec<PointStats>, Vec<[u64; 2]>) {
     let d = plan.dim;
     let dirs = recording.directions.len() / d;
     let mut stats: Vec<PointStats> = recording
@@ -238,6 +272,7 @@ fn advance_tile(
         .collect();
     let mut blocks: Vec<Block> = (0..GROUP).map(|_| Block::new(plan)).collect();
     let mut row = vec![0.0f32; d];
+    let mut counts = vec![[0u64; 2]; range.1 + 1 - range.0];
     let per_group = GROUP * LANES;
     let groups = tile
         .xs
@@ -258,6 +293,9 @@ fn advance_tile(
         let mut slot = 0;
         let mut first_lane = 0;
         let mut record = |j: usize, b: &Block, ev: &Evaluation| {
+            let count = &mut counts[j - range.0];
+            count[0] += u64::from(ev.pruned);
+            count[1] += u64::from(ev.tiles);
             if recording.points.get(slot) != Some(&j) {
                 return;
             }
@@ -285,11 +323,12 @@ fn advance_tile(
             &mut blocks[..used],
             lg,
             cg,
+            prune,
             &mut record,
         );
         for (b, xb) in blocks.iter().zip(xg.chunks_mut(LANES * d)) {
             b.store(xb);
         }
     }
-    stats
+    (stats, counts)
 }
