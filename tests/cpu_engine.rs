@@ -233,7 +233,11 @@ fn pruning_changes_no_bit_and_skips_most_tiles_late() {
         assert_eq!(bits(&a.x), bits(&want.x), "{scheme:?}: pruned vs scalar");
         assert_eq!((&a.label, &a.changed), (&b.label, &b.changed), "{scheme:?}");
         assert_eq!(stats_a, stats_b, "{scheme:?}: statistics");
-        assert_eq!(stats_a[1..], want_rec.stats, "{scheme:?}: statistics vs scalar");
+        assert_eq!(
+            stats_a[1..],
+            want_rec.stats,
+            "{scheme:?}: statistics vs scalar"
+        );
         let counts = pruned.take_pruning();
         assert!(
             full.take_pruning().iter().all(|c| c[0] == 0),

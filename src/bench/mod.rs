@@ -155,6 +155,9 @@ pub struct Record {
     pub roofline_class: Option<String>,
     /// GPU only: the roofline bound of the kernels on the adapter's class, where known.
     pub roofline_particle_steps_per_s: Option<f64>,
+    /// Empirical workload on the CPU: the fraction of (block of 16 particles) × (tile of 64
+    /// training points) products the exact pruning skipped in the timed run.
+    pub pruned_tiles_fraction: Option<f64>,
     /// Why the numbers may mislead, if they may.
     pub note: Option<String>,
 }
@@ -176,6 +179,7 @@ pub fn measure<E: Engine>(
     let warm_to = WARM_STEPS.min(plan.grid.steps);
     engine.advance(&plan, &mut batch, 0, warm_to, &mut Recorder::none(&plan))?;
     drop(batch);
+    engine.take_pruning();
 
     let total = spec.particles * spec.steps as u64;
     let label = format!("{} {}", spec.workload.name(), setting.backend.name());
@@ -192,6 +196,11 @@ pub fn measure<E: Engine>(
     })?;
     let run_seconds = started.elapsed().as_secs_f64();
     bar.finish();
+    let [pruned, tiles] = engine
+        .take_pruning()
+        .iter()
+        .fold([0, 0], |a, c| [a[0] + c[0], a[1] + c[1]]);
+    let pruned_tiles_fraction = (tiles > 0).then(|| pruned as f64 / tiles as f64);
     if let Some(why) = out.stopped {
         bail!("{label}: {why}");
     }
@@ -249,6 +258,7 @@ pub fn measure<E: Engine>(
         kernel_cost,
         roofline_class: roofline.as_ref().map(|r| r.0.clone()),
         roofline_particle_steps_per_s: roofline.map(|r| r.1),
+        pruned_tiles_fraction,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
 }
@@ -330,6 +340,14 @@ pub fn table(records: &[Record]) -> String {
         if let Some(n) = &r.note {
             notes.push(format!("{} {}: {n}", r.workload.name(), r.backend.name()));
         }
+        if let Some(f) = r.pruned_tiles_fraction {
+            notes.push(format!(
+                "{} {}: {:.1} % of the tiles of training points pruned (exact)",
+                r.workload.name(),
+                r.backend.name(),
+                100.0 * f
+            ));
+        }
         if let Some(k) = &r.kernel_cost {
             let bound = match (&r.roofline_class, r.roofline_particle_steps_per_s) {
                 (Some(class), Some(b)) => format!("; {class} roofline {} particle-steps/s", si(b)),
@@ -360,7 +378,7 @@ pub fn peak_line(p: &Peak) -> String {
         .normals_per_s
         .map_or(String::new(), |n| format!(", {} normals/s", si(n)));
     format!(
-        "peak: {:.1} GFLOP/s f32 mul+add{read}{normals} ({})",
+        "peak: {:.1} GFLOP/s f32 FMA{read}{normals} ({})",
         p.gflops, p.source
     )
 }

@@ -31,8 +31,8 @@ What the numbers mean:
                     (multiply and add counted apart, exp as one flop; bytes = state read and
                     written once per step + coefficients shared by a block of 16 particles on
                     the CPU, a workgroup of 64 on the GPU) — see docs/performance.md
-  % peak            GFLOP/s over the measured peak: an f32 multiply-then-add loop on every
-                    thread (not fused, like the engines)
+  % peak            GFLOP/s over the measured peak: an f32 fused multiply-add loop on every
+                    thread (the engines' products are fused multiply-adds)
   bound             of flops, bytes and normal draws, the one nearest its measured peak (the
                     normals peak is the engine's own Philox + Box–Muller in a tight loop), and
                     the fraction of it reached

@@ -32,6 +32,63 @@ pub struct PhaseSeconds {
     pub excess_entropy: f64,
 }
 
+/// Exact pruning of the empirical softmax ([`crate::plan::prune`], CPU engine): products of a
+/// block of 16 particles with a tile of 64 training points, as `[pruned, all]`, per phase of the
+/// study and per side of the theory's t_C (the grid time of each step's evaluation).
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct PrunedTiles {
+    pub trajectories_above_t_c: [u64; 2],
+    pub trajectories_below_t_c: [u64; 2],
+    pub clone_pairs_above_t_c: [u64; 2],
+    pub clone_pairs_below_t_c: [u64; 2],
+}
+
+impl PrunedTiles {
+    /// Both counts summed (slices of one study).
+    pub fn plus(self, o: &PrunedTiles) -> PrunedTiles {
+        let add = |a: [u64; 2], b: [u64; 2]| [a[0] + b[0], a[1] + b[1]];
+        PrunedTiles {
+            trajectories_above_t_c: add(self.trajectories_above_t_c, o.trajectories_above_t_c),
+            trajectories_below_t_c: add(self.trajectories_below_t_c, o.trajectories_below_t_c),
+            clone_pairs_above_t_c: add(self.clone_pairs_above_t_c, o.clone_pairs_above_t_c),
+            clone_pairs_below_t_c: add(self.clone_pairs_below_t_c, o.clone_pairs_below_t_c),
+        }
+    }
+
+    /// An engine's per-step counts, split at t_C.
+    fn split(counts: &[[u64; 2]], grid: &crate::plan::Grid, t_c: f64) -> ([u64; 2], [u64; 2]) {
+        let (mut above, mut below) = ([0; 2], [0; 2]);
+        for (j, c) in counts.iter().enumerate().filter(|(j, _)| *j <= grid.steps) {
+            let side = if grid.time(j) >= t_c {
+                &mut above
+            } else {
+                &mut below
+            };
+            side[0] += c[0];
+            side[1] += c[1];
+        }
+        (above, below)
+    }
+
+    /// "12.5 % above t_C, 80.1 % below" for each phase that evaluated any tile.
+    fn describe(&self) -> String {
+        let pct = |c: [u64; 2]| {
+            if c[1] == 0 {
+                "—".to_string()
+            } else {
+                format!("{:.1} %", 100.0 * c[0] as f64 / c[1] as f64)
+            }
+        };
+        format!(
+            "trajectories {} above t_C, {} below; clone pairs {} above, {} below",
+            pct(self.trajectories_above_t_c),
+            pct(self.trajectories_below_t_c),
+            pct(self.clone_pairs_above_t_c),
+            pct(self.clone_pairs_below_t_c)
+        )
+    }
+}
+
 #[derive(Serialize)]
 pub struct Collapse {
     /// The REM t_C of the training points the run used: on their own sample covariance with
@@ -67,6 +124,8 @@ pub struct Collapse {
     pub modes: Option<Vec<ModeCollapse>>,
     pub theory: Theory,
     pub seconds: PhaseSeconds,
+    /// Tiles of training points the exact pruning skipped (CPU engine; null on the GPU).
+    pub pruned_tiles: Option<PrunedTiles>,
 }
 
 /// What the collapse study needs besides its engine.
@@ -178,6 +237,8 @@ impl Study for CollapseStudy {
         };
         let cfg = &inputs.cfg;
         let rec = Recorder::none(&s.plan);
+        let t_c = s.theory.t_c.unwrap_or(cfg.t_max / 4.0);
+        engine.take_pruning();
         let out = session.trajectories(
             inputs,
             0,
@@ -186,6 +247,8 @@ impl Study for CollapseStudy {
             "trajectories",
         )?;
         let trajectories = lap();
+        let (trajectories_above_t_c, trajectories_below_t_c) =
+            PrunedTiles::split(&engine.take_pruning(), &s.plan.grid, t_c);
         let run = out.state(&inputs.range(s.particles));
         // The trajectories are done: the clone pairs' checkpoints start from them.
         if out.stopped.is_none() {
@@ -202,6 +265,21 @@ impl Study for CollapseStudy {
             s.classes.as_deref(),
         )?;
         let clone_pairs = lap();
+        let (clone_pairs_above_t_c, clone_pairs_below_t_c) =
+            PrunedTiles::split(&engine.take_pruning(), &s.plan.grid, t_c);
+        let pruning = PrunedTiles {
+            trajectories_above_t_c,
+            trajectories_below_t_c,
+            clone_pairs_above_t_c,
+            clone_pairs_below_t_c,
+        };
+        let pruned_any = [trajectories_above_t_c, trajectories_below_t_c]
+            .iter()
+            .chain(&[clone_pairs_above_t_c, clone_pairs_below_t_c])
+            .any(|c| c[1] > 0);
+        if pruned_any {
+            inputs.note(&format!("pruned tiles (exact): {}", pruning.describe()));
+        }
         // The excess entropy samples the target on the host, apart from the particles: the
         // first slice measures it, for the joint process and for each mode.
         let (entropy, mode_entropy) = if inputs.first_slice() && session.stopped.is_none() {
@@ -237,6 +315,7 @@ impl Study for CollapseStudy {
             entropy: Some(entropy),
             mode_entropy,
             seconds: Some(seconds),
+            pruning: pruned_any.then_some(pruning),
             samples: out.samples.map(super::parts::Samples::from_particles),
             snapshots: vec![],
         })
@@ -288,6 +367,7 @@ impl Study for CollapseStudy {
             modes: parts.mode_entropy.clone(),
             theory: s.theory.clone(),
             seconds: parts.seconds.clone().unwrap_or_default(),
+            pruned_tiles: parts.pruning.clone(),
         })
     }
 

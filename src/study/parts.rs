@@ -4,7 +4,7 @@
 use anyhow::{Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
-use super::collapse::PhaseSeconds;
+use super::collapse::{PhaseSeconds, PrunedTiles};
 use super::modes::ModeCollapse;
 use crate::measure::cloning::CloneState;
 use crate::measure::entropy::EntropyRow;
@@ -27,6 +27,9 @@ pub struct Parts {
     pub mode_entropy: Option<Vec<ModeCollapse>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<PhaseSeconds>,
+    /// Tiles of training points the CPU engine pruned (`collapse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<PrunedTiles>,
     /// Final samples with --save-samples, kept in memory for `--devices` (a shard's directory
     /// holds its own in samples.npy and labels.npy).
     #[serde(skip)]
@@ -112,6 +115,12 @@ impl Parts {
                 Some(a)
             },
         );
+        let pruning = parts
+            .iter()
+            .filter_map(|p| p.pruning.as_ref())
+            .fold(None, |acc: Option<PrunedTiles>, p| {
+                Some(acc.unwrap_or_default().plus(p))
+            });
         let samples = parts.iter().any(|p| p.samples.is_some()).then(|| {
             let mut all = Samples::default();
             for s in parts.iter().filter_map(|p| p.samples.as_ref()) {
@@ -136,6 +145,7 @@ impl Parts {
             entropy: first.entropy.clone(),
             mode_entropy: first.mode_entropy.clone(),
             seconds,
+            pruning,
             samples,
             snapshots,
         })
