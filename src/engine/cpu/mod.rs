@@ -146,6 +146,11 @@ impl Engine for CpuEngine {
         let d = plan.dim;
         let key = rng::key(batch.seed);
         let p = &mut batch.particles;
+        if self.prune {
+            // Built here, not at first use inside the parallel loop: a worker waiting for the
+            // table's own parallel build could steal a tile that asks for it again.
+            self.run(|| plan.tiles());
+        }
         for c in plan.chunk_of(from)..=plan.chunk_of(to) {
             let chunk = plan.chunk(c)?;
             let lo = from.max(chunk.first);
