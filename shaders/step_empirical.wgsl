@@ -53,7 +53,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             for (var i = 0u; i < D; i++) {
                 let y = s4(ROW_A + i, l);
                 for (var q = 0u; q < RB; q++) {
-                    acc[q] += center(t0, rr[q], i) * y;
+                    acc[q] = fma(vec4<f32>(center(t0, rr[q], i)), y, acc[q]);
                 }
             }
             for (var q = 0u; q < RB; q++) {
@@ -82,7 +82,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             let e = exp(s4(ROW_LOGITS + r, l) - m);
             set_s4(ROW_LOGITS + r, l, e);
             s += e;
-            sq += e * e;
+            sq = fma(e, e, sq);
         }
         if (DRAWS) {
             var tile_sum = vec4<f32>(0.0);
@@ -116,7 +116,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             for (var r = 0u; r < rows; r++) {
                 let e = s4(ROW_LOGITS + r, l);
                 for (var q = 0u; q < RB; q++) {
-                    acc[q] += e * center(t0, r, ii[q]);
+                    acc[q] = fma(e, vec4<f32>(center(t0, r, ii[q])), acc[q]);
                 }
             }
             for (var q = 0u; q < RB; q++) {

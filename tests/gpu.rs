@@ -49,8 +49,9 @@ fn run_gpu(
     gpu.read(&b).unwrap()
 }
 
-/// Logits whose top two differ by less than this may rank differently on a GPU that fuses
-/// multiply-adds (real hardware does, the CPU twin never does): their labels are not compared.
+/// Logits whose top two differ by less than this may rank differently where one engine fuses
+/// multiply-adds and the other does not (the kernels ask for fma, which lavapipe computes
+/// unfused): their labels are not compared.
 const LABEL_MARGIN: f64 = 1e-3;
 
 /// The gap between the two largest logits of each particle at time point j, computed in f64 on
