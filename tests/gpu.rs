@@ -276,6 +276,59 @@ fn empirical_trajectories_match_cpu() {
     }
 }
 
+/// Training sets split over several storage bindings (a pretend 8 KiB limit: 128 points of
+/// d = 16, 1024 of d = 2 per binding), each evaluation a dispatch per binding with the online
+/// softmax state carried between them in scratch: bit for bit the particles of one binding, for
+/// the averaging schemes and the exact scheme's streaming draw (whose picked row is copied as the
+/// draw moves), and CPU ≡ GPU as unsplit. On lavapipe the d = 64 set (3000 points) is cut into
+/// parts inside one binding by the loop budget (points counted from the binding's start).
+#[test]
+fn split_training_sets_give_the_bits_of_one_binding() {
+    let Some(gpu) = gpu() else { return };
+    let small = gpu
+        .reconfigured(GpuOptions {
+            max_binding_bytes: Some(8 << 10),
+            ..GpuOptions::default()
+        })
+        .unwrap();
+    let grid = Grid::new(4.0, 40).unwrap();
+    for (d, points, shape) in [
+        (16usize, 300usize, Shape::Scalar),
+        (16, 300, Shape::DenseU),
+        (2, 1500, Shape::Rotated),
+        (64, 3000, Shape::Scalar),
+    ] {
+        for scheme in [Scheme::EulerMaruyama, Scheme::Exact] {
+            let p = common::plan_with(
+                process(d, shape, 5),
+                empirical(d, points, 3),
+                grid.clone(),
+                scheme,
+            );
+            let what = format!("split {scheme:?} d={d} N={points} {shape:?}");
+            let ids = ids(64);
+            let whole = run_gpu(gpu, &p, 11, &ids, 0, 40);
+            if d < 64 {
+                let split = run_gpu(&small, &p, 11, &ids, 0, 40);
+                assert_eq!(whole, split, "{what}");
+            }
+            let cpu = run_cpu(&p, 11, &ids, 0, 40);
+            if scheme != Scheme::Exact {
+                assert_close_particles(&what, &p, &cpu, &whole, 1e-4);
+                continue;
+            }
+            let apart = cpu
+                .x
+                .chunks(d)
+                .zip(whole.x.chunks(d))
+                .filter(|(a, b)| max_abs_diff(a, b) > 1e-4)
+                .count();
+            eprintln!("{what}: {apart} of 64 trajectories apart");
+            assert!(apart * 100 <= 3 * ids.len(), "{what}: {apart} apart");
+        }
+    }
+}
+
 fn assert_moments_close(what: &str, a: &Moments, b: &Moments) {
     assert_eq!(a.count, b.count, "{what}: counts");
     let n = a.count.max(1) as f64;
