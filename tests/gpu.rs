@@ -281,7 +281,8 @@ fn empirical_trajectories_match_cpu() {
 /// softmax state carried between them in scratch: bit for bit the particles of one binding, for
 /// the averaging schemes and the exact scheme's streaming draw (whose picked row is copied as the
 /// draw moves), and CPU ≡ GPU as unsplit. On lavapipe the d = 64 set (3000 points) is cut into
-/// parts inside one binding by the loop budget (points counted from the binding's start).
+/// parts inside one binding by the loop budget (points counted from the binding's start). The
+/// exact start's means are split alike (a dispatch per binding adds its means), same bits.
 #[test]
 fn split_training_sets_give_the_bits_of_one_binding() {
     let Some(gpu) = gpu() else { return };
@@ -308,13 +309,27 @@ fn split_training_sets_give_the_bits_of_one_binding() {
             let what = format!("split {scheme:?} d={d} N={points} {shape:?}");
             let ids = ids(64);
             let whole = run_gpu(gpu, &p, 11, &ids, 0, 40);
+            let lavapipe = gpu.adapter_info().driver.contains("llvmpipe");
+            if d == 64 && lavapipe {
+                assert_eq!(gpu.training_layout(&p).unwrap(), (1, 2), "{what}");
+            }
             if d < 64 {
+                let (bindings, parts) = small.training_layout(&p).unwrap();
+                assert!(
+                    bindings >= 2 && parts >= bindings,
+                    "{what}: {bindings} {parts}"
+                );
                 let split = run_gpu(&small, &p, 11, &ids, 0, 40);
                 assert_eq!(whole, split, "{what}");
             }
             let cpu = run_cpu(&p, 11, &ids, 0, 40);
             if scheme != Scheme::Exact {
                 assert_close_particles(&what, &p, &cpu, &whole, 1e-4);
+                continue;
+            }
+            // The exact scheme's draws part from the CPU's on most trajectories once a training
+            // set spans some 20 tiles, split or not (issue 18's notes): compared where it does not.
+            if points > 300 {
                 continue;
             }
             let apart = cpu

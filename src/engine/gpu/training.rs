@@ -145,6 +145,14 @@ pub(super) fn training_bytes(plan: &Plan) -> u64 {
 }
 
 impl GpuEngine {
+    /// Storage bindings and dispatches per evaluation of an empirical plan's training set on this
+    /// device (1, 1 when unsplit; tests and reports).
+    #[doc(hidden)]
+    pub fn training_layout(&self, plan: &Plan) -> Result<(usize, usize)> {
+        let s = self.training_split(plan)?;
+        Ok((s.bindings.len(), s.parts.len()))
+    }
+
     /// The split of an empirical plan's training set on this device: bindings under the binding
     /// limit and, on a loop-limited driver, parts within the loop budget.
     pub(super) fn training_split(&self, plan: &Plan) -> Result<Split> {
