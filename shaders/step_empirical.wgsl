@@ -3,9 +3,9 @@
 // shared by the workgroup's GP particles; the logits and Wᵀe are register-blocked products
 // against the tile (RB rows or coordinates × four particles per inner loop), with the CPU twin's
 // online softmax over tiles (running max, Σe, Σe² and an unnormalised Wᵀe rescaled when the max
-// grows). ROWS equals the CPU's block for D ≤ 64, so both round alike there; the GPU's builtin
-// exp is not the CPU's polynomial, so the two agree to round-off, not bit for bit. TILED: a tile
-// goes through workgroup memory (D·ROWS ≤ TILE_FLOATS), else rows are read from `centers`.
+// grows). ROWS equals the CPU's block, so both round alike; the GPU's builtin exp is not the
+// CPU's polynomial, so the two agree to round-off, not bit for bit. TILED: a tile goes through
+// workgroup memory (D·ROWS ≤ TILE_FLOATS), else rows are read from `centers`.
 //
 // Training sets larger than a storage binding, or than lavapipe's loop budget allows in one
 // invocation, are evaluated in parts (src/engine/gpu/training.rs): a dispatch runs one

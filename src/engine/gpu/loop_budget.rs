@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 
 use super::GpuEngine;
 use super::shaders::{ROW_BLOCK, WORKGROUP};
-use super::step::rows_per_tile;
+use super::step::{rows_per_tile, tiled};
 use crate::linalg::Form;
 use crate::plan::{Kind, Plan};
 
@@ -36,7 +36,12 @@ pub(super) fn eval_costs(plan: &Plan) -> (u64, u64) {
     let r = rows_per_tile(&plan.shape()) as u64;
     let fixed = apply_cost(plan.b_form, d) + d + 16;
     let tail = block_cost(d, r).max(2 * r + d);
-    let per_tile = (r * d).div_ceil(WORKGROUP as u64) + block_cost(r, d) + r + tail;
+    let load = if tiled(&plan.shape()) {
+        (r * d).div_ceil(WORKGROUP as u64)
+    } else {
+        0
+    };
+    let per_tile = load + block_cost(r, d) + r + tail;
     (fixed, per_tile)
 }
 

@@ -43,15 +43,18 @@ pub(super) const STEP_EMPIRICAL: Kernel = Kernel {
     outputs: [None, None],
 };
 
-/// Training points per softmax tile: the CPU's block for d ≤ 64, so both engines round alike
-/// there, and no more than a tile of workgroup memory holds.
-pub(super) fn rows_per_tile(shape: &Shape) -> usize {
-    (TILE_FLOATS / shape.dim.max(1)).clamp(1, SOFTMAX_ROWS)
+/// Training points per softmax tile: the CPU's block, so both engines round the online softmax
+/// alike for every d.
+pub(super) fn rows_per_tile(_shape: &Shape) -> usize {
+    SOFTMAX_ROWS
 }
 
-/// Whether a tile of training points goes through workgroup memory.
-fn tiled(shape: &Shape) -> bool {
-    shape.dim <= TILE_FLOATS
+/// Whether a tile of training points goes through workgroup memory (d ≤ 64). Larger points are
+/// read from `centers` by every invocation: on lavapipe 64-row tiles read so beat the smaller
+/// tiles workgroup memory holds (d = 100: 866 vs 486 particle-steps/s; d = 784: 3.7×), as
+/// each tile rereads and rewrites Wᵀe in scratch; untested on hardware GPUs.
+pub(super) fn tiled(shape: &Shape) -> bool {
+    shape.dim * rows_per_tile(shape) <= TILE_FLOATS
 }
 
 /// The step kernel of a shape. Pipelines are cached per shape, so a run compiles its step kernel
