@@ -102,7 +102,7 @@ pub struct GpuEngine {
     /// The training points of the last empirical plan, one buffer per binding, kept on the
     /// device across batches and advances (keyed by a hash of their bits and split), so a run
     /// uploads them once.
-    centers: Arc<Mutex<Option<(u64, Vec<wgpu::Buffer>)>>>,
+    centers: Arc<Mutex<Option<training::Resident>>>,
 }
 
 impl GpuEngine {

@@ -41,6 +41,10 @@ pub(super) const STATE_ROWS: usize = 6;
 /// Carried indices travel as f32 (exact below 2^24).
 const MAX_SPLIT_POINTS: usize = 1 << 24;
 
+/// The resident training set: a key (hash of the points' bits and the split) and a buffer per
+/// binding.
+pub(super) type Resident = (u64, Vec<wgpu::Buffer>);
+
 /// One dispatch of an evaluation: points `rows` of binding `binding`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Part {
