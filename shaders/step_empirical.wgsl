@@ -3,12 +3,25 @@
 // shared by the workgroup's GP particles; the logits and Wᵀe are register-blocked products
 // against the tile (RB rows or coordinates × four particles per inner loop), with the CPU twin's
 // online softmax over tiles (running max, Σe, Σe² and an unnormalised Wᵀe rescaled when the max
-// grows). ROWS equals the CPU's block for D ≤ 64, so both round alike there; the GPU's builtin
-// exp is not the CPU's polynomial, so the two agree to round-off, not bit for bit. TILED: a tile
-// goes through workgroup memory (D·ROWS ≤ TILE_FLOATS), else rows are read from `centers`.
+// grows). ROWS equals the CPU's block, so both round alike; the GPU's builtin exp is not the
+// CPU's polynomial, so the two agree to round-off, not bit for bit. TILED: a tile goes through
+// workgroup memory (D·ROWS ≤ TILE_FLOATS), else rows are read from `centers`.
+//
+// Training sets larger than a storage binding, or than lavapipe's loop budget allows in one
+// invocation, are evaluated in parts (src/engine/gpu/training.rs): a dispatch runs one
+// evaluation over the tiles of training points arg_begin() .. arg_end() (whole tiles, global
+// indices) of the binding `centers`, which holds points from arg_base() on. Between parts the
+// online softmax state (max, Σe, Σe², argmax, and the exact scheme's conditional uniform and
+// pick) waits in the scratch rows ROW_STATE ..; the unnormalised Wᵀe stays in ROW_V. The parts
+// run the tiles of one whole evaluation in the same order with the same operations, so a split
+// evaluation gives the bits of an unsplit one.
 
 var<workgroup> tile: array<f32, TILE_FLOATS>;
 
+// Rows of the carried softmax state: m, Σe, Σe², argmax, u, pick (indices as exact f32, < 2^24).
+const ROW_STATE: u32 = ROW_LOGITS + ROWS;
+
+// Coordinate i of row r of the tile at local row t0 of the binding.
 fn center(t0: u32, r: u32, i: u32) -> f32 {
     if (TILED) {
         return tile[r * D + i];
@@ -20,7 +33,8 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
     let pi = j - prm.first;
     let boff = prm.off_b + pi * form_len(B_FORM, D);
     let bb = prm.off_bias + pi * K;
-    apply_rows(B_FORM, boff, true, 0u, ROW_A, l);
+    let first = (arg_flags() & 1u) != 0u;
+    let last = (arg_flags() & 2u) != 0u;
     var m = vec4<f32>(0.0);
     var s = vec4<f32>(0.0);
     var sq = vec4<f32>(0.0);
@@ -28,15 +42,28 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
     // The exact scheme's streaming draw (step::draw_tile): one conditional uniform per particle.
     var u = vec4<f32>(0.0);
     var picked = vec4<u32>(0u);
-    if (DRAWS) {
-        u = draw_uniforms(l, j);
+    if (first) {
+        apply_rows(B_FORM, boff, true, 0u, ROW_A, l);
+        if (DRAWS) {
+            u = draw_uniforms(l, j);
+        }
+    } else {
+        m = s4(ROW_STATE, l);
+        s = s4(ROW_STATE + 1u, l);
+        sq = s4(ROW_STATE + 2u, l);
+        best = vec4<u32>(s4(ROW_STATE + 3u, l));
+        u = s4(ROW_STATE + 4u, l);
+        picked = vec4<u32>(s4(ROW_STATE + 5u, l));
     }
-    for (var t0 = 0u; t0 < K; t0 += ROWS) {
-        let rows = min(ROWS, K - t0);
+    let begin = arg_begin();
+    let end = arg_end();
+    for (var t0 = begin; t0 < end; t0 += ROWS) {
+        let rows = min(ROWS, end - t0);
+        let local = t0 - arg_base();
         if (TILED) {
             workgroupBarrier();
             for (var e = lid; e < rows * D; e += WG) {
-                tile[e] = centers[t0 * D + e];
+                tile[e] = centers[local * D + e];
             }
             workgroupBarrier();
         }
@@ -53,7 +80,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             for (var i = 0u; i < D; i++) {
                 let y = s4(ROW_A + i, l);
                 for (var q = 0u; q < RB; q++) {
-                    acc[q] += center(t0, rr[q], i) * y;
+                    acc[q] = fma(vec4<f32>(center(local, rr[q], i)), y, acc[q]);
                 }
             }
             for (var q = 0u; q < RB; q++) {
@@ -67,7 +94,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             }
         }
         var scale = vec4<f32>(0.0);
-        if (t0 == 0u) {
+        if (first && t0 == begin) {
             m = tmax;
             best = targ;
         } else {
@@ -82,7 +109,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             let e = exp(s4(ROW_LOGITS + r, l) - m);
             set_s4(ROW_LOGITS + r, l, e);
             s += e;
-            sq += e * e;
+            sq = fma(e, e, sq);
         }
         if (DRAWS) {
             var tile_sum = vec4<f32>(0.0);
@@ -102,6 +129,16 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
                 picked = select(picked, vec4<u32>(t0 + r), hit);
                 found = found | hit;
             }
+            // A split evaluation cannot read the pick's row at the end (it may lie in another
+            // binding): the row is copied now, for the lanes whose pick moved into this tile.
+            if (!(first && last) && any(inside)) {
+                let o = select(vec4<u32>(0u), picked - vec4<u32>(t0), inside);
+                for (var i = 0u; i < D; i++) {
+                    let c = vec4<f32>(center(local, o.x, i), center(local, o.y, i),
+                                      center(local, o.z, i), center(local, o.w, i));
+                    set_s4(ROW_V + i, l, select(s4(ROW_V + i, l), c, inside));
+                }
+            }
             continue;
         }
         // v ← v·scale + Σ_r e_r a_r, RB coordinates at a time.
@@ -116,7 +153,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             for (var r = 0u; r < rows; r++) {
                 let e = s4(ROW_LOGITS + r, l);
                 for (var q = 0u; q < RB; q++) {
-                    acc[q] += e * center(t0, r, ii[q]);
+                    acc[q] = fma(e, vec4<f32>(center(local, r, ii[q])), acc[q]);
                 }
             }
             for (var q = 0u; q < RB; q++) {
@@ -126,9 +163,20 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             }
         }
     }
+    if (!last) {
+        set_s4(ROW_STATE, l, m);
+        set_s4(ROW_STATE + 1u, l, s);
+        set_s4(ROW_STATE + 2u, l, sq);
+        set_s4(ROW_STATE + 3u, l, vec4<f32>(best));
+        set_s4(ROW_STATE + 4u, l, u);
+        set_s4(ROW_STATE + 5u, l, vec4<f32>(picked));
+        return;
+    }
     let inv = 1.0 / s;
     if (DRAWS) {
-        take_rows(1u, 0u, picked, l);
+        if (first) {
+            take_rows(1u, 0u, picked, l);
+        }
     } else {
         for (var i = 0u; i < D; i++) {
             set_s4(ROW_V + i, l, s4(ROW_V + i, l) * inv);

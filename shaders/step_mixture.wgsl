@@ -34,7 +34,7 @@ fn evaluate_mixture(l: Lanes, j: u32) {
     for (var k = 0u; k < K; k++) {
         let r = s4(ROW_LOGITS + k, l) * inv;
         set_s4(ROW_LOGITS + k, l, r);
-        purity += r * r;
+        purity = fma(r, r, purity);
     }
     if (DRAWS) {
         // Inverse-CDF draw of the component (step::pick), then v = its offset c_k.

@@ -58,7 +58,8 @@ fn in4(from_x: bool, base: u32, c: u32, l: Lanes) -> vec4<f32> {
 // Rows i0 .. i0 + RB of A·v for the four particles, where A[i][c] = plan[off + i·rs + c·cs]
 // (rs, cs = D, 1 for a row-major matrix; 1, D for the transpose of row-major centers), i < rows,
 // c < cols, each row's sum starting at plan[bias + i] (biased) or 0 and running over ascending c
-// like the CPU's dot products. Rows past `rows` repeat the last row and must not be stored. The
+// in fused multiply-adds (acc = fma(a, v, acc)) like the CPU's mul_add dot products. WGSL's fma
+// may be computed unfused: lavapipe (Mesa 22.3) does, hardware GPUs fuse. Rows past `rows` repeat the last row and must not be stored. The
 // loops over q have constant bounds, so compilers unroll them and keep acc in registers.
 fn block(off: u32, rs: u32, cs: u32, i0: u32, rows: u32, cols: u32, from_x: bool, base: u32,
          biased: bool, bias: u32, l: Lanes) -> array<vec4<f32>, RB> {
@@ -76,7 +77,7 @@ fn block(off: u32, rs: u32, cs: u32, i0: u32, rows: u32, cols: u32, from_x: bool
         let v = in4(from_x, base, c, l);
         let cc = c * cs;
         for (var q = 0u; q < RB; q++) {
-            acc[q] += plan[o[q] + cc] * v;
+            acc[q] = fma(vec4<f32>(plan[o[q] + cc]), v, acc[q]);
         }
     }
     return acc;
@@ -95,7 +96,7 @@ fn block_k(off: u32, i0: u32, l: Lanes, bias: u32) -> array<vec4<f32>, KB> {
     for (var c = 0u; c < D; c++) {
         let v = s4(ROW_A + c, l);
         for (var q = 0u; q < KB; q++) {
-            acc[q] += plan[o[q] + c] * v;
+            acc[q] = fma(vec4<f32>(plan[o[q] + c]), v, acc[q]);
         }
     }
     return acc;

@@ -18,7 +18,7 @@ fn apply_row(form: u32, off: u32, i: u32, from_x: bool, base: u32, p: u32) -> f3
     let row = off + i * d;
     var acc = 0.0;
     for (var c = 0u; c < d; c++) {
-        acc += plan[row + c] * vget(from_x, base, c, p);
+        acc = fma(plan[row + c], vget(from_x, base, c, p), acc);
     }
     return acc;
 }

@@ -9,6 +9,7 @@ use super::GpuEngine;
 use super::buffers::{bytes_of, round_up};
 use super::shaders::WORKGROUP;
 use super::step::rows_per_tile;
+use super::training::{STATE_ROWS, training_bytes};
 use crate::engine::Particles;
 use crate::plan::{Kind, Plan};
 
@@ -32,25 +33,34 @@ impl GpuBatch {
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
+
+    /// Device bytes of the batch: positions, metadata and scratch.
+    pub(super) fn bytes(&self) -> u64 {
+        (4 * self.stride * (self.dim + 4 + self.scratch_rows)) as u64
+    }
 }
 
 /// Scratch rows per particle: B x / M x (d), Wᵀ r (d), purity (1), then the mixture's K logits
-/// or one tile's logits of the empirical target.
+/// or one tile's logits of the empirical target and its softmax state between parts.
 pub(super) fn scratch_rows(plan: &Plan) -> usize {
     let d = plan.dim;
     match plan.kind {
         Kind::Mixture => 2 * d + 1 + plan.centers_count,
-        Kind::Empirical => 2 * d + 1 + rows_per_tile(&plan.shape()),
+        Kind::Empirical => 2 * d + 1 + rows_per_tile(&plan.shape()) + STATE_ROWS,
     }
 }
 
 impl GpuEngine {
-    /// [`crate::engine::Engine::max_batch`]: the storage-binding size and the memory budget,
-    /// rounded down to whole workgroups.
+    /// [`crate::engine::Engine::max_batch`]: the storage-binding size and the memory budget less
+    /// the resident training points, rounded down to whole workgroups.
     pub(super) fn largest_batch(&self, plan: &Plan) -> usize {
         let rows = scratch_rows(plan).max(plan.dim);
         let per_particle = 4 * (plan.dim + scratch_rows(plan) + 4) as u64;
-        let by_memory = (self.options.memory_budget_bytes / per_particle) as usize;
+        let budget = self
+            .options
+            .memory_budget_bytes
+            .saturating_sub(training_bytes(plan));
+        let by_memory = (budget / per_particle) as usize;
         let by_binding = self.fits(rows).min(self.fits(4));
         let n = by_binding.min(by_memory).min(1 << 31);
         (n / WORKGROUP * WORKGROUP).max(WORKGROUP)

@@ -1,5 +1,5 @@
 //! Buffers and dispatches: storage buffers (initialised or zeroed), recording a dispatch with its
-//! [`Bindings`], reading a buffer back, waiting for the device, and the resident training points.
+//! [`Bindings`], reading a buffer back, waiting for the device.
 
 use anyhow::{Result, anyhow, bail};
 use wgpu::util::DeviceExt;
@@ -82,24 +82,6 @@ impl GpuEngine {
                 | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
-    }
-
-    /// The device buffer of these training points: the resident one if it holds the same bits,
-    /// else a new upload that becomes resident.
-    pub(super) fn resident_centers(&self, centers: &[f32]) -> wgpu::Buffer {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        bytes_of(centers).hash(&mut h);
-        let key = h.finish();
-        let mut slot = self.centers.lock().expect("resident centers");
-        if let Some((k, buf)) = slot.as_ref()
-            && *k == key
-        {
-            return buf.clone();
-        }
-        let buf = self.storage_init("centers", bytes_of(centers), wgpu::BufferUsages::empty());
-        *slot = Some((key, buf.clone()));
-        buf
     }
 
     /// Records one dispatch in an encoder of its own and submits it.

@@ -7,7 +7,7 @@ use anyhow::{Result, anyhow};
 
 use super::GpuEngine;
 use super::shaders::{ROW_BLOCK, WORKGROUP};
-use super::step::rows_per_tile;
+use super::step::{rows_per_tile, tiled};
 use crate::linalg::Form;
 use crate::plan::{Kind, Plan};
 
@@ -28,21 +28,38 @@ fn apply_cost(form: Form, d: u64) -> u64 {
     }
 }
 
+/// Loop iterations of an empirical evaluation: outside the tiles (B x, the final scaling or the
+/// drawn row, the carried state) and per tile (its load, logits, exponentials, and Wᵀe or the
+/// exact scheme's draw with the copy of a picked row).
+pub(super) fn eval_costs(plan: &Plan) -> (u64, u64) {
+    let d = plan.dim as u64;
+    let r = rows_per_tile(&plan.shape()) as u64;
+    let fixed = apply_cost(plan.b_form, d) + d + 16;
+    let tail = block_cost(d, r).max(2 * r + d);
+    let load = if tiled(&plan.shape()) {
+        (r * d).div_ceil(WORKGROUP as u64)
+    } else {
+        0
+    };
+    let per_tile = load + block_cost(r, d) + r + tail;
+    (fixed, per_tile)
+}
+
 /// Loop iterations (upper bounds, counting the unrolled 8-row loops as loops) of one evaluation
-/// and one update of an invocation of the step kernels.
-fn op_costs(plan: &Plan) -> (u64, u64) {
+/// and one update of an invocation of the step kernels. An empirical evaluation split in parts
+/// ([`super::training`]) is counted per part, each within the budget by construction.
+fn op_costs(plan: &Plan, whole: bool) -> (u64, u64) {
     let d = plan.dim as u64;
     let k = plan.centers_count as u64;
     let eval = match plan.kind {
-        Kind::Mixture => apply_cost(plan.b_form, d) + block_cost(k, d) + 2 * k + block_cost(d, k),
-        Kind::Empirical => {
-            let r = rows_per_tile(&plan.shape()) as u64;
-            let tiles = k.div_ceil(r);
-            apply_cost(plan.b_form, d)
-                + tiles
-                    * ((r * d).div_ceil(WORKGROUP as u64) + block_cost(r, d) + r + block_cost(d, r))
-                + d
+        Kind::Mixture => {
+            apply_cost(plan.b_form, d) + block_cost(k, d) + 2 * k + block_cost(d, k) + 16
         }
+        Kind::Empirical if whole => {
+            let (fixed, per_tile) = eval_costs(plan);
+            fixed + k.div_ceil(rows_per_tile(&plan.shape()) as u64) * per_tile
+        }
+        Kind::Empirical => 0,
     };
     let blocks = d.div_ceil(ROW_BLOCK as u64);
     let p_cost = if plan.p_form == Form::Dense {
@@ -52,7 +69,7 @@ fn op_costs(plan: &Plan) -> (u64, u64) {
     };
     // Per block of 8 rows: two Philox calls (10 rounds each) for each of four particles.
     let update = apply_cost(plan.m_form, d) + p_cost + blocks * (8 * 10 + 8);
-    (eval + 16, update + 16)
+    (eval, update + 16)
 }
 
 /// Whether the driver silently cuts long loops (llvmpipe).
@@ -61,13 +78,17 @@ pub(super) fn cuts_loops(info: &wgpu::AdapterInfo) -> bool {
 }
 
 impl GpuEngine {
-    /// Ops per step dispatch: `2 · steps_per_dispatch`, and on a loop-limited driver no more than
-    /// the budget allows; refuses a step, or a projection of `dirs` directions in the reduction,
-    /// that alone exceeds it.
+    /// Ops per step dispatch: `2 · steps_per_dispatch`, one where an empirical evaluation is
+    /// split in parts, and on a loop-limited driver no more than the budget allows; refuses a
+    /// step, or a projection of `dirs` directions in the reduction, that alone exceeds it.
     pub(super) fn ops_per_dispatch(&self, plan: &Plan, dirs: usize) -> Result<usize> {
         let mut ops = 2 * self.options.steps_per_dispatch;
+        let whole = plan.kind == Kind::Mixture || self.training_split(plan)?.is_whole();
+        if !whole {
+            ops = 1;
+        }
         if cuts_loops(&self.info) {
-            let (eval, update) = op_costs(plan);
+            let (eval, update) = op_costs(plan, whole);
             if eval.max(update) > LOOP_BUDGET {
                 return Err(self.loop_error("one step of this plan", eval.max(update)));
             }
@@ -83,11 +104,11 @@ impl GpuEngine {
         Ok(ops)
     }
 
-    fn loop_error(&self, what: &str, cost: u64) -> anyhow::Error {
+    pub(super) fn loop_error(&self, what: &str, cost: u64) -> anyhow::Error {
         anyhow!(
             "gpu: {what} takes about {cost} loop iterations per particle, more than the {} that \
              {} runs before cutting loops short (llvmpipe's shared loop limit); use fewer \
-             dimensions or training points, a hardware GPU, or the CPU engine",
+             dimensions or classes, a hardware GPU, or the CPU engine",
             LOOP_BUDGET,
             self.info.name
         )

@@ -18,8 +18,8 @@
 //! (adapters, opening, limits), `layout.rs` (`Params` and the bindings, generating both the wgpu
 //! layout and the WGSL declarations), `shaders.rs` (assembling the WGSL), `pipelines.rs` (the
 //! pipeline cache), `buffers.rs` (buffers, dispatch, read-back), `batch.rs` (particle state),
-//! `schedule.rs` (cutting `advance` into dispatches) and `loop_budget.rs` (lavapipe's loop
-//! limit).
+//! `schedule.rs` (cutting `advance` into dispatches), `loop_budget.rs` (lavapipe's loop
+//! limit) and `training.rs` (the empirical target's training points: bindings, parts, memory).
 
 mod batch;
 mod branch;
@@ -35,6 +35,7 @@ mod shaders;
 mod start;
 mod step;
 mod tally;
+mod training;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -98,9 +99,10 @@ pub struct GpuEngine {
     int64: bool,
     compile_seconds: f64,
     errors: Arc<Mutex<Vec<String>>>,
-    /// The training points of the last empirical plan, kept on the device across batches and
-    /// advances (keyed by a hash of their bits), so a run uploads them once.
-    centers: Arc<Mutex<Option<(u64, wgpu::Buffer)>>>,
+    /// The training points of the last empirical plan, one buffer per binding, kept on the
+    /// device across batches and advances (keyed by a hash of their bits and split), so a run
+    /// uploads them once.
+    centers: Arc<Mutex<Option<training::Resident>>>,
 }
 
 impl GpuEngine {

@@ -11,9 +11,10 @@ use super::buffers::bytes_of;
 use super::layout::{Bindings, Params};
 use super::reduce::Pending;
 use super::shaders::{
-    BLOCK, COMMON, GROUP_PARTICLES, Kernel, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK, STEP,
-    TILE_FLOATS, form_code, kernel_file, no_args,
+    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK,
+    STEP, TILE_FLOATS, form_code, kernel_file, no_args,
 };
+use super::training::EmpiricalArgs;
 use super::{GpuBatch, GpuEngine, schedule};
 use crate::engine::{Recorder, SOFTMAX_ROWS};
 use crate::plan::{Chunk, Kind, Plan, Shape, form_len};
@@ -31,7 +32,7 @@ pub(super) const STEP_MIXTURE: Kernel = Kernel {
 };
 pub(super) const STEP_EMPIRICAL: Kernel = Kernel {
     name: "step_empirical",
-    args: no_args,
+    args: EmpiricalArgs::wgsl,
     pieces: &[
         COMMON,
         RNG,
@@ -42,15 +43,18 @@ pub(super) const STEP_EMPIRICAL: Kernel = Kernel {
     outputs: [None, None],
 };
 
-/// Training points per softmax tile: the CPU's block for d ≤ 64, so both engines round alike
-/// there, and no more than a tile of workgroup memory holds.
-pub(super) fn rows_per_tile(shape: &Shape) -> usize {
-    (TILE_FLOATS / shape.dim.max(1)).clamp(1, SOFTMAX_ROWS)
+/// Training points per softmax tile: the CPU's block, so both engines round the online softmax
+/// alike for every d.
+pub(super) fn rows_per_tile(_shape: &Shape) -> usize {
+    SOFTMAX_ROWS
 }
 
-/// Whether a tile of training points goes through workgroup memory.
-fn tiled(shape: &Shape) -> bool {
-    shape.dim <= TILE_FLOATS
+/// Whether a tile of training points goes through workgroup memory (d ≤ 64). Larger points are
+/// read from `centers` by every invocation: on lavapipe 64-row tiles read so beat the smaller
+/// tiles workgroup memory holds (d = 100: 866 vs 486 particle-steps/s; d = 784: 3.7×), as
+/// each tile rereads and rewrites Wᵀe in scratch; untested on hardware GPUs.
+pub(super) fn tiled(shape: &Shape) -> bool {
+    shape.dim * rows_per_tile(shape) <= TILE_FLOATS
 }
 
 /// The step kernel of a shape. Pipelines are cached per shape, so a run compiles its step kernel
@@ -184,14 +188,8 @@ impl GpuEngine {
         let key = rng::key(batch.seed);
         let dirs = rec.directions.len() / d;
 
-        let centers = if plan.kind == Kind::Empirical {
-            let bytes = (plan.centers.len() * 4) as u64;
-            ensure!(
-                bytes <= self.max_binding,
-                "gpu: the training set ({bytes} bytes) exceeds the storage-binding limit of {} bytes",
-                self.max_binding
-            );
-            Some(self.resident_centers(&plan.centers))
+        let training = if plan.kind == Kind::Empirical {
+            Some(self.training(plan, batch)?)
         } else {
             None
         };
@@ -253,20 +251,31 @@ impl GpuEngine {
             let data = layout.upload(&chunk, a, b, &mut params);
             let plan_buf = self.storage_init("plan", bytes_of(&data), wgpu::BufferUsages::empty());
             let mut enc = self.encoder();
-            self.dispatch(
-                &mut enc,
-                &step,
-                &params,
-                Bindings {
-                    xs: Some(&batch.x),
-                    pmeta: Some(&batch.meta),
-                    scratch: Some(&batch.scratch),
-                    plan: Some(&plan_buf),
-                    centers: centers.as_ref(),
-                    ..Bindings::default()
-                },
-                step_groups,
-            );
+            // One dispatch, or one per part of a split empirical evaluation.
+            let parts = match &training {
+                Some(t) => t.dispatches(params.phase == 0),
+                None => vec![],
+            };
+            for i in 0..parts.len().max(1) {
+                let centers = parts.get(i).map(|(buf, args)| {
+                    params.args = *args;
+                    *buf
+                });
+                self.dispatch(
+                    &mut enc,
+                    &step,
+                    &params,
+                    Bindings {
+                        xs: Some(&batch.x),
+                        pmeta: Some(&batch.meta),
+                        scratch: Some(&batch.scratch),
+                        plan: Some(&plan_buf),
+                        centers,
+                        ..Bindings::default()
+                    },
+                    step_groups,
+                );
+            }
             if let Some(slot) = span.record {
                 let p = self.record_reduce(&mut enc, &base, batch, directions.as_ref(), slot, dirs);
                 pending_bytes += p.bytes(d, dirs);
