@@ -16,6 +16,8 @@ const INCIDENTAL: &[&str] = &[
     "wall_seconds",
     "shader_compile_seconds",
     "seconds",
+    // Work done, not results: it depends on how particles were grouped into SIMD blocks.
+    "pruned_tiles",
     "backend",
     "shard",
     "merged_from",
