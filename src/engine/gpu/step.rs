@@ -12,8 +12,9 @@ use super::layout::{Bindings, Params};
 use super::reduce::Pending;
 use super::shaders::{
     BLOCK, COMMON, GROUP_PARTICLES, Kernel, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK, STEP,
-    TILE_FLOATS, form_code, kernel_file, no_args,
+    TILE_FLOATS, WORKGROUP, form_code, kernel_file, no_args,
 };
+use super::variant::Variant;
 use super::{GpuBatch, GpuEngine, schedule};
 use crate::engine::{Recorder, SOFTMAX_ROWS};
 use crate::plan::{Chunk, Kind, Plan, Shape, form_len};
@@ -42,6 +43,21 @@ pub(super) const STEP_EMPIRICAL: Kernel = Kernel {
     outputs: [None, None],
 };
 
+/// The on-chip variant of the mixture step (`variant.rs`); it reuses the shared pieces' names
+/// (scratch rows, form codes) but none of the register blocks.
+pub(super) const STEP_MIXTURE_ONCHIP: Kernel = Kernel {
+    name: "step_mixture_onchip",
+    args: no_args,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        kernel_file!("step_mixture_onchip.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
 /// Training points per softmax tile: the CPU's block for d ≤ 64, so both engines round alike
 /// there, and no more than a tile of workgroup memory holds.
 pub(super) fn rows_per_tile(shape: &Shape) -> usize {
@@ -55,10 +71,11 @@ fn tiled(shape: &Shape) -> bool {
 
 /// The step kernel of a shape. Pipelines are cached per shape, so a run compiles its step kernel
 /// once, and the compiler sees constant loop bounds and no branches on forms.
-pub(super) fn kernel(shape: &Shape) -> &'static Kernel {
-    match shape.kind {
-        Kind::Empirical => &STEP_EMPIRICAL,
-        Kind::Mixture => &STEP_MIXTURE,
+pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
+    match (shape.kind, variant) {
+        (Kind::Empirical, _) => &STEP_EMPIRICAL,
+        (Kind::Mixture, Variant::Blocked) => &STEP_MIXTURE,
+        (Kind::Mixture, Variant::OnChip) => &STEP_MIXTURE_ONCHIP,
     }
 }
 
@@ -99,7 +116,7 @@ pub(super) fn constants(shape: &Shape) -> String {
 /// Floats per time point of the coefficients a step dispatch uploads: M, B, P, the mixture's
 /// centers W (the empirical target's are resident), the K biases, the noise factor and the
 /// exact mixture's offsets.
-struct PointLayout {
+pub(super) struct PointLayout {
     m: usize,
     b: usize,
     p: usize,
@@ -110,7 +127,7 @@ struct PointLayout {
 }
 
 impl PointLayout {
-    fn of(plan: &Plan) -> Self {
+    pub(super) fn of(plan: &Plan) -> Self {
         let d = plan.dim;
         PointLayout {
             m: form_len(plan.m_form, d),
@@ -136,7 +153,7 @@ impl PointLayout {
     }
 
     /// The coefficients of chunk points `a..b` and the step words of `Params` locating them.
-    fn upload(&self, chunk: &Chunk, a: usize, b: usize, params: &mut Params) -> Vec<f32> {
+    pub(super) fn upload(&self, chunk: &Chunk, a: usize, b: usize, params: &mut Params) -> Vec<f32> {
         let mut data: Vec<f32> = Vec::with_capacity((b - a) * self.bytes() as usize / 4);
         let mut push = |v: &[f32], len: usize| {
             let off = data.len() as u32;
@@ -220,14 +237,15 @@ impl GpuEngine {
             p_form: form_code(plan.p_form),
             ..Params::default()
         };
+        let variant = self.step_variant(plan, from, n, &base)?;
         let bounds = schedule::Bounds {
             chunk_len: plan.chunk_len,
-            ops_per_dispatch: self.ops_per_dispatch(plan, dirs)?,
+            ops_per_dispatch: self.ops_per_dispatch(plan, dirs, variant)?,
             points_per_upload: (self.max_binding / point_bytes) as usize,
         };
         let spans = schedule::schedule(from, to, bounds, &rec.points, rec.slots_for(from, to));
-        let step = self.step_pipeline(plan)?;
-        let step_groups = n.div_ceil(GROUP_PARTICLES);
+        let step = self.step_pipeline(plan, variant)?;
+        let step_groups = n.div_ceil(WORKGROUP * variant.particles_per_invocation());
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_bytes = 0u64;
         let mut chunk_cache: Option<(usize, Arc<Chunk>)> = None;
