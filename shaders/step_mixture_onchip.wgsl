@@ -4,7 +4,8 @@
 // every invocation, so a broadcast) and written for x, the label and, at the dispatch's end, the
 // rows the recorder and the next dispatch read (ROW_PURITY, and ROW_V when the dispatch stops
 // between an evaluation and its update). Twin of step::evaluate + step::update: the same sums in
-// the same order as step_mixture.wgsl.
+// the same order as step_mixture.wgsl. Workgroups of OWG invocations (as many particles as the
+// blocked kernel's), so each coefficient load is shared as widely.
 
 var<private> x: array<f32, D>;
 // B x during an evaluation; M x (then M x + P v) during an update.
@@ -158,18 +159,18 @@ fn update_onchip(j: u32, key: vec2<u32>, id: vec2<u32>) {
     }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(OWG)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
     let g = group_index(wid, nwg);
-    if (g * WG >= prm.n) {
+    if (g * OWG >= prm.n) {
         return;
     }
     // Padding invocations compute particle n − 1 and store nothing, so every index is in bounds.
-    let p0 = g * WG + lid;
+    let p0 = g * OWG + lid;
     let p = min(p0, prm.n - 1u);
     let id = particle_id(p);
     let key = vec2<u32>(prm.key0, prm.key1);

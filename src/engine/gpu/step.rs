@@ -12,7 +12,7 @@ use super::layout::{Bindings, Params};
 use super::reduce::Pending;
 use super::shaders::{
     BLOCK, COMMON, GROUP_PARTICLES, Kernel, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK, STEP,
-    TILE_FLOATS, WORKGROUP, form_code, kernel_file, no_args,
+    TILE_FLOATS, form_code, kernel_file, no_args,
 };
 use super::variant::Variant;
 use super::{GpuBatch, GpuEngine, schedule};
@@ -95,7 +95,8 @@ pub(super) fn constants(shape: &Shape) -> String {
          const RB: u32 = {rb}u;\n\
          const KB: u32 = {kb}u;\n\
          const ROWS: u32 = {rows}u;\n\
-         const TILED: bool = {tiled};\n",
+         const TILED: bool = {tiled};\n\
+         const OWG: u32 = {owg}u;\n",
         d = shape.dim,
         k = shape.centers,
         m = form_code(shape.m_form),
@@ -110,6 +111,7 @@ pub(super) fn constants(shape: &Shape) -> String {
         kb = shape.centers.clamp(1, ROW_BLOCK),
         rows = rows_per_tile(shape),
         tiled = tiled(shape),
+        owg = super::variant::ONCHIP_GROUP,
     )
 }
 
@@ -245,7 +247,7 @@ impl GpuEngine {
         };
         let spans = schedule::schedule(from, to, bounds, &rec.points, rec.slots_for(from, to));
         let step = self.step_pipeline(plan, variant)?;
-        let step_groups = n.div_ceil(WORKGROUP * variant.particles_per_invocation());
+        let step_groups = n.div_ceil(variant.group_particles());
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_bytes = 0u64;
         let mut chunk_cache: Option<(usize, Arc<Chunk>)> = None;

@@ -26,6 +26,10 @@ pub const VARIANT_ENV: &str = "REGIMES_GPU_VARIANT";
 pub const ONCHIP_MAX_DIM: usize = 128;
 pub const ONCHIP_MAX_CENTERS: usize = 64;
 
+/// Invocations (= particles) per workgroup of the on-chip variant (`OWG` in its WGSL): as many
+/// particles as a workgroup of the blocked kernel, which share each coefficient load.
+pub const ONCHIP_GROUP: usize = 256;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Variant {
     Blocked,
@@ -59,11 +63,11 @@ impl Variant {
         Self::ALL.into_iter().filter(|v| v.applies(shape)).collect()
     }
 
-    /// Particles per invocation, which sizes the dispatch grid.
-    pub(super) fn particles_per_invocation(self) -> usize {
+    /// Particles per workgroup, which sizes the dispatch grid.
+    pub(super) fn group_particles(self) -> usize {
         match self {
-            Variant::Blocked => super::shaders::PARTICLES_PER_INVOCATION,
-            Variant::OnChip => 1,
+            Variant::Blocked => super::shaders::GROUP_PARTICLES,
+            Variant::OnChip => ONCHIP_GROUP,
         }
     }
 }
@@ -234,7 +238,7 @@ impl GpuEngine {
         for rep in 0..=PROBE_REPS {
             for (i, (&v, p)) in variants.iter().zip(&pipelines).enumerate() {
                 let clock = Instant::now();
-                let groups = n.div_ceil(WORKGROUP * v.particles_per_invocation());
+                let groups = n.div_ceil(v.group_particles());
                 let bindings = Bindings {
                     xs: Some(&x),
                     pmeta: Some(&meta),
