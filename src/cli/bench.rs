@@ -274,7 +274,10 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             let before = engine.step_choices();
             match bench::measure(engine, setting, spec, progress) {
                 Ok(mut r) => {
-                    let chosen = engine.step_choices().into_iter().find(|c| !before.contains(c));
+                    let chosen = engine
+                        .step_choices()
+                        .into_iter()
+                        .find(|c| !before.contains(c));
                     if let Some((shape, choice)) = chosen {
                         bench::record_gpu_variant(&mut r, setting, &shape, &choice);
                     }

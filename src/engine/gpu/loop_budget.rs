@@ -64,8 +64,16 @@ fn onchip_op_costs(plan: &Plan) -> (u64, u64) {
     let k = plan.centers_count as u64;
     let apply = |f: Form| if f == Form::Dense { d * d + d } else { d };
     let eval = apply(plan.b_form) + k * d + 3 * k + d * k + 2 * d;
-    let p_cost = if plan.p_form == Form::Dense { d * d + d } else { d };
-    let noise = if plan.noise_form == Form::Dense { d * d + 2 * d } else { 0 };
+    let p_cost = if plan.p_form == Form::Dense {
+        d * d + d
+    } else {
+        d
+    };
+    let noise = if plan.noise_form == Form::Dense {
+        d * d + 2 * d
+    } else {
+        0
+    };
     let update = apply(plan.m_form) + p_cost + d.div_ceil(4) * (10 + 4) + noise;
     (eval + 4 * d + 16, update + 4 * d + 16)
 }

@@ -243,7 +243,11 @@ mod tests {
                 );
             }
             let body = k.pieces.last().unwrap();
-            assert!(body.contains("@workgroup_size(WG)") || body.contains("@workgroup_size(OWG)"), "{}", k.name);
+            assert!(
+                body.contains("@workgroup_size(WG)") || body.contains("@workgroup_size(OWG)"),
+                "{}",
+                k.name
+            );
         }
     }
 }

@@ -155,7 +155,13 @@ impl PointLayout {
     }
 
     /// The coefficients of chunk points `a..b` and the step words of `Params` locating them.
-    pub(super) fn upload(&self, chunk: &Chunk, a: usize, b: usize, params: &mut Params) -> Vec<f32> {
+    pub(super) fn upload(
+        &self,
+        chunk: &Chunk,
+        a: usize,
+        b: usize,
+        params: &mut Params,
+    ) -> Vec<f32> {
         let mut data: Vec<f32> = Vec::with_capacity((b - a) * self.bytes() as usize / 4);
         let mut push = |v: &[f32], len: usize| {
             let off = data.len() as u32;

@@ -157,7 +157,14 @@ impl GpuEngine {
     ) -> Result<Variant> {
         let shape = plan.shape();
         let key = (shape, self.options.variant);
-        if let Some(c) = self.pipelines.steps.lock().expect("step pipelines").choices.get(&key) {
+        if let Some(c) = self
+            .pipelines
+            .steps
+            .lock()
+            .expect("step pipelines")
+            .choices
+            .get(&key)
+        {
             return Ok(c.variant);
         }
         let applicable = Variant::applicable(&shape);
@@ -225,8 +232,14 @@ impl GpuEngine {
             ..*base
         };
         let layout = super::step::PointLayout::of(plan);
-        let data = layout.upload(&chunk, from - chunk.first, last - chunk.first + 1, &mut params);
-        let coefficients = self.storage_init("probe plan", bytes_of(&data), wgpu::BufferUsages::empty());
+        let data = layout.upload(
+            &chunk,
+            from - chunk.first,
+            last - chunk.first + 1,
+            &mut params,
+        );
+        let coefficients =
+            self.storage_init("probe plan", bytes_of(&data), wgpu::BufferUsages::empty());
         let x = self.storage_zeroed("probe x", (4 * d * n) as u64);
         let meta = self.storage_zeroed("probe meta", (16 * n) as u64);
         let scratch = self.storage_zeroed("probe scratch", (4 * scratch_rows(plan) * n) as u64);
