@@ -7,7 +7,7 @@
 
 use nalgebra::DVector;
 use regimes::engine::cpu::CpuEngine;
-use regimes::engine::gpu::{GpuEngine, GpuOptions};
+use regimes::engine::gpu::{GpuEngine, GpuOptions, Variant};
 use regimes::engine::{Engine, Particles, Recorder};
 use regimes::linalg::Linear;
 use regimes::model::coupling::{Coupling, Pairing, mode_frame, paired_classes, paired_mean};
@@ -517,6 +517,90 @@ fn steps_per_dispatch_do_not_change_particles() {
         let a = run_gpu(&one, &p, 9, &ids, 0, 80);
         let b = run_gpu(&fifty, &p, 9, &ids, 0, 80);
         assert_eq!(a, b);
+    }
+}
+
+/// Every step-kernel variant, forced, against the CPU on the mixture plans it applies to (every
+/// form of M, B, P, dense and scalar noise, the exact scheme's draws), including dispatches cut
+/// after an evaluation (a recorder at every point, one step per dispatch), and the choice is
+/// recorded as forced. Where the variant does not apply (empirical) the blocked kernel runs.
+/// The rest of the suite runs any variant with `REGIMES_GPU_VARIANT` set (scripts/device-check).
+#[test]
+fn every_variant_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let grid = Grid::new(4.0, 40).unwrap();
+    for variant in Variant::ALL {
+        let engine = gpu
+            .reconfigured(GpuOptions {
+                variant: Some(variant),
+                ..GpuOptions::default()
+            })
+            .unwrap();
+        let one_step = gpu
+            .reconfigured(GpuOptions {
+                variant: Some(variant),
+                steps_per_dispatch: 1,
+                ..GpuOptions::default()
+            })
+            .unwrap();
+        for (d, shape, scheme) in [
+            (2usize, Shape::Scalar, Scheme::EulerMaruyama),
+            (16, Shape::Diagonal, Scheme::EulerMaruyama),
+            (64, Shape::Rotated, Scheme::EulerMaruyama),
+            (16, Shape::DenseU, Scheme::EulerMaruyama),
+            (16, Shape::DenseU, Scheme::Exact),
+            (8, Shape::DenseU, Scheme::Exponential),
+            (8, Shape::Rotated, Scheme::ProbabilityFlow),
+        ] {
+            let p = common::plan_with(process(d, shape, 5), mixture(d, 9), grid.clone(), scheme);
+            let what = format!("{variant} {scheme:?} d={d} {shape:?}");
+            let ids = ids(200);
+            let cpu = run_cpu(&p, 11, &ids, 0, 40);
+            let gpu_p = run_gpu(&engine, &p, 11, &ids, 0, 40);
+            if scheme == Scheme::Exact {
+                let apart = cpu
+                    .x
+                    .chunks(d)
+                    .zip(gpu_p.x.chunks(d))
+                    .filter(|(a, b)| max_abs_diff(a, b) > 1e-4)
+                    .count();
+                assert!(apart * 100 <= 3 * ids.len(), "{what}: {apart} apart");
+            } else {
+                assert_close_particles(&what, &p, &cpu, &gpu_p, 1e-4);
+            }
+            // One step per dispatch, and dispatches that stop after an evaluation and resume
+            // with its update (recorded points): the same particles, bit for bit.
+            assert_eq!(run_gpu(&one_step, &p, 11, &ids, 0, 40), gpu_p, "{what}");
+            let mut b = engine.start(&p, 11, &ids).unwrap();
+            let mut rec = Recorder::new(&p, vec![3, 10, 11, 25], Vec::new());
+            engine.advance(&p, &mut b, 0, 40, &mut rec).unwrap();
+            assert_eq!(engine.read(&b).unwrap(), gpu_p, "{what}: recorded run");
+            let choice = engine
+                .step_choices()
+                .into_iter()
+                .find(|(s, _)| *s == p.shape())
+                .expect("the choice is recorded")
+                .1;
+            assert_eq!(choice.variant, variant, "{what}");
+            assert!(choice.forced, "{what}");
+        }
+        common::check_segments_record_once(&engine);
+    }
+    // Unforced, a mixture at d = 16 is timed with both variants and runs the faster.
+    let auto = gpu.reconfigured(GpuOptions::default()).unwrap();
+    if std::env::var_os(regimes::engine::gpu::VARIANT_ENV).is_none() {
+        let p = plan(process(16, Shape::DenseU, 5), mixture(16, 3), grid.clone());
+        run_gpu(&auto, &p, 3, &ids(300), 0, 10);
+        let c = auto
+            .step_choices()
+            .into_iter()
+            .find(|(s, _)| *s == p.shape())
+            .unwrap()
+            .1;
+        eprintln!("auto: {}", c.describe());
+        assert_eq!(c.timings.len(), 2);
+        let fastest = c.timings.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        assert_eq!(c.variant, fastest.0);
     }
 }
 

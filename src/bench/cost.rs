@@ -105,6 +105,24 @@ pub enum GpuKernels {
     /// register-blocked 8 rows × 4 particles (min(K, 8) classes for a mixture's logits),
     /// training tiles in workgroup memory shared by 256 particles.
     Blocked,
+    /// The on-chip variant of the mixture kernel (`step_mixture_onchip.wgsl`): one particle per
+    /// invocation, x and every temporary in private arrays across the fused steps of a dispatch;
+    /// x, the metadata and the purity cross global memory once per dispatch of
+    /// [`ONCHIP_STEPS_PER_DISPATCH`] steps, coefficients once per workgroup of 256.
+    OnChip,
+}
+
+/// Steps per dispatch the on-chip model assumes (the engine's default `--steps-per-dispatch`).
+pub const ONCHIP_STEPS_PER_DISPATCH: u64 = 50;
+
+impl GpuKernels {
+    /// The model of a step-kernel variant.
+    pub fn of(variant: crate::engine::gpu::Variant) -> Self {
+        match variant {
+            crate::engine::gpu::Variant::Blocked => GpuKernels::Blocked,
+            crate::engine::gpu::Variant::OnChip => GpuKernels::OnChip,
+        }
+    }
 }
 
 /// Rows per register block and particles per workgroup of [`GpuKernels::Blocked`], and particles
@@ -270,6 +288,23 @@ pub fn kernel_cost(shape: &Shape, kernels: GpuKernels, int64: bool) -> KernelCos
             let update = (mx + pv + 2 * d, mf + pf + 3 * d);
             (eval.0 + update.0 + 4, eval.1 + update.1, BLOCK_GROUP)
         }
+        GpuKernels::OnChip => {
+            let apply = |f: Form| if f == Form::Dense { 2 * d * d } else { d };
+            // Logits 2kd + k biases, softmax 5k (sub, exp, add, scale, square-add), v 2dk (a
+            // draw instead reads its offset: no flops); update M x, P v, then +, ·c, +.
+            let v_flops = if shape.draws { 0 } else { 2 * d * k };
+            let eval = apply(shape.b_form) + 2 * k * d + k + 5 * k + v_flops;
+            let update = apply(shape.m_form) + apply(shape.p_form) + 3 * d;
+            // Per dispatch: x read and written, id 2 and label 2 words read, purity written.
+            let per_dispatch = (2 * d + 5) as f64 / ONCHIP_STEPS_PER_DISPATCH as f64;
+            let onchip_group = crate::engine::gpu::ONCHIP_GROUP as f64;
+            return KernelCost {
+                kernels,
+                flops: eval + update + rng_flops,
+                int_ops,
+                bytes: 4.0 * (per_dispatch + coefficients / onchip_group),
+            };
+        }
     };
     KernelCost {
         kernels,
@@ -376,6 +411,30 @@ mod tests {
             Some("H100")
         );
         assert_eq!(gpu_peak("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
+    }
+
+    #[test]
+    fn onchip_kernel_moves_x_once_per_dispatch() {
+        // d = 2, K = 2, scalar forms: flops B x 2, logits 8 + 2, softmax 10, v 8, update
+        // 2 + 2 + 6, Box–Muller 110; bytes (2·2 + 5) floats per 50 steps + 10 coefficient
+        // floats per 256 particles.
+        let g = shape(Kind::Mixture, 2, 2, Form::Scalar);
+        let c = kernel_cost(&g, GpuKernels::OnChip, true);
+        assert_eq!(c.flops, 2 + 10 + 10 + 8 + 10 + 110);
+        assert_eq!(c.bytes, 4.0 * (9.0 / 50.0 + 10.0 / 256.0));
+        assert_eq!(c.int_ops, PHILOX_INT_OPS_NATIVE);
+        // The targets at d = 100: ≥ 10× fewer bytes and ≥ 3× the H100 bound of the
+        // blocked kernels, for two classes and a dense M.
+        let h = h100();
+        for m_form in [Form::Scalar, Form::Dense] {
+            let s = shape(Kind::Mixture, 100, 2, m_form);
+            let (old, new) = (
+                kernel_cost(&s, GpuKernels::Blocked, true),
+                kernel_cost(&s, GpuKernels::OnChip, true),
+            );
+            assert!(old.bytes >= 10.0 * new.bytes, "{old:?} {new:?}");
+            assert!(new.bound(&h) >= 3.0 * old.bound(&h), "{old:?} {new:?}");
+        }
     }
 
     #[test]

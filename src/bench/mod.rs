@@ -158,6 +158,8 @@ pub struct Record {
     /// Empirical workload on the CPU: the fraction of (block of 16 particles) × (tile of 64
     /// training points) products the exact pruning skipped in the timed run.
     pub pruned_tiles_fraction: Option<f64>,
+    /// GPU only: the step-kernel variant the run used and how it was chosen (probe timings).
+    pub gpu_variant: Option<String>,
     /// Why the numbers may mislead, if they may.
     pub note: Option<String>,
 }
@@ -259,8 +261,25 @@ pub fn measure<E: Engine>(
         roofline_class: roofline.as_ref().map(|r| r.0.clone()),
         roofline_particle_steps_per_s: roofline.map(|r| r.1),
         pruned_tiles_fraction,
+        gpu_variant: None,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
+}
+
+/// A GPU record's step-kernel variant: its name and choice, and the cost model and roofline of
+/// that variant in place of the blocked kernels'.
+pub fn record_gpu_variant(
+    r: &mut Record,
+    setting: &Setting,
+    shape: &crate::plan::Shape,
+    choice: &crate::engine::gpu::Choice,
+) {
+    let k = cost::kernel_cost(shape, GpuKernels::of(choice.variant), setting.native_int64);
+    r.kernel_cost = Some(k);
+    if let Some(p) = &setting.gpu_peak {
+        r.roofline_particle_steps_per_s = Some(k.bound(p));
+    }
+    r.gpu_variant = Some(choice.describe());
 }
 
 /// Of the resources whose peak is known, the one a run at `rate` particle-steps/s uses the largest
@@ -353,8 +372,9 @@ pub fn table(records: &[Record]) -> String {
                 (Some(class), Some(b)) => format!("; {class} roofline {} particle-steps/s", si(b)),
                 _ => String::new(),
             };
+            let variant = r.gpu_variant.as_deref().unwrap_or("blocked");
             notes.push(format!(
-                "{} gpu kernels: {} flops, {} Philox int ops, {:.0} bytes of global memory per \
+                "{} gpu kernels ({variant}): {} flops, {} Philox int ops, {:.0} bytes of global memory per \
                  particle-step{bound}",
                 r.workload.name(),
                 k.flops,

@@ -89,6 +89,11 @@ pub struct BenchArgs {
     /// software adapter is compared against the measured host peak).
     #[arg(long, value_name = "GFLOPS")]
     gpu_peak_gflops: Option<f64>,
+    /// GPU step-kernel variant: auto (each applicable variant timed on a probe at the first use
+    /// of a plan shape, the fastest kept), blocked or onchip [default: $REGIMES_GPU_VARIANT, else
+    /// auto].
+    #[arg(long, value_name = "auto|blocked|onchip")]
+    gpu_variant: Option<String>,
     /// Write each workload's model (U, Q, A = (I+Q)U, m, training points, meta.json) as .npy
     /// files under `DIR/<workload>/` for the NumPy reference (benches/reference/), and exit.
     #[arg(long, value_name = "DIR")]
@@ -235,8 +240,13 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         None
     };
     let gpu = if want_gpu {
+        let variant = match &args.gpu_variant {
+            Some(v) => crate::engine::gpu::parse_variant(v)?,
+            None => None,
+        };
         let engine = GpuEngine::with_options(GpuOptions {
             adapter: args.adapter.clone(),
+            variant,
             ..GpuOptions::default()
         })?;
         let setting = Setting::gpu(&engine, args.gpu_peak_gflops)?;
@@ -261,8 +271,18 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         }
         if let Some((engine, setting)) = &gpu {
             // A software adapter refuses some workloads (loop limits): report and go on.
+            let before = engine.step_choices();
             match bench::measure(engine, setting, spec, progress) {
-                Ok(r) => records.push(r),
+                Ok(mut r) => {
+                    let chosen = engine
+                        .step_choices()
+                        .into_iter()
+                        .find(|c| !before.contains(c));
+                    if let Some((shape, choice)) = chosen {
+                        bench::record_gpu_variant(&mut r, setting, &shape, &choice);
+                    }
+                    records.push(r)
+                }
                 Err(e) if cpu.is_some() => {
                     if !args.quiet {
                         crate::note!("warning: {} on the gpu: {e:#}", spec.workload.name())

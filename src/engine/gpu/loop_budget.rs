@@ -8,6 +8,7 @@ use anyhow::{Result, anyhow};
 use super::GpuEngine;
 use super::shaders::{ROW_BLOCK, WORKGROUP};
 use super::step::{rows_per_tile, tiled};
+use super::variant::Variant;
 use crate::linalg::Form;
 use crate::plan::{Kind, Plan};
 
@@ -72,6 +73,28 @@ fn op_costs(plan: &Plan, whole: bool) -> (u64, u64) {
     (eval, update + 16)
 }
 
+/// The same for the on-chip variant (`step_mixture_onchip.wgsl`), whose products run one
+/// multiply-add per iteration: d·d per dense product, d·K for the logits and Wᵀ r, a Philox call
+/// (10 rounds) per four coordinates; plus the loads and stores of x and v at the ends.
+fn onchip_op_costs(plan: &Plan) -> (u64, u64) {
+    let d = plan.dim as u64;
+    let k = plan.centers_count as u64;
+    let apply = |f: Form| if f == Form::Dense { d * d + d } else { d };
+    let eval = apply(plan.b_form) + k * d + 3 * k + d * k + 2 * d;
+    let p_cost = if plan.p_form == Form::Dense {
+        d * d + d
+    } else {
+        d
+    };
+    let noise = if plan.noise_form == Form::Dense {
+        d * d + 2 * d
+    } else {
+        0
+    };
+    let update = apply(plan.m_form) + p_cost + d.div_ceil(4) * (10 + 4) + noise;
+    (eval + 4 * d + 16, update + 4 * d + 16)
+}
+
 /// Whether the driver silently cuts long loops (llvmpipe).
 pub(super) fn cuts_loops(info: &wgpu::AdapterInfo) -> bool {
     info.driver.to_lowercase().contains("llvmpipe") || info.name.to_lowercase().contains("llvmpipe")
@@ -81,14 +104,22 @@ impl GpuEngine {
     /// Ops per step dispatch: `2 · steps_per_dispatch`, one where an empirical evaluation is
     /// split in parts, and on a loop-limited driver no more than the budget allows; refuses a
     /// step, or a projection of `dirs` directions in the reduction, that alone exceeds it.
-    pub(super) fn ops_per_dispatch(&self, plan: &Plan, dirs: usize) -> Result<usize> {
+    pub(super) fn ops_per_dispatch(
+        &self,
+        plan: &Plan,
+        dirs: usize,
+        variant: Variant,
+    ) -> Result<usize> {
         let mut ops = 2 * self.options.steps_per_dispatch;
         let whole = plan.kind == Kind::Mixture || self.training_split(plan)?.is_whole();
         if !whole {
             ops = 1;
         }
         if cuts_loops(&self.info) {
-            let (eval, update) = op_costs(plan, whole);
+            let (eval, update) = match variant {
+                Variant::Blocked => op_costs(plan, whole),
+                Variant::OnChip => onchip_op_costs(plan),
+            };
             if eval.max(update) > LOOP_BUDGET {
                 return Err(self.loop_error("one step of this plan", eval.max(update)));
             }

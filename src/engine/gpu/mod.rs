@@ -36,6 +36,7 @@ mod start;
 mod step;
 mod tally;
 mod training;
+mod variant;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -45,6 +46,7 @@ use anyhow::{Result, ensure};
 pub use batch::GpuBatch;
 pub use device::{AdapterSummary, is_software, list_adapters};
 pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, WORKGROUP};
+pub use variant::{Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env};
 
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
@@ -68,6 +70,10 @@ pub struct GpuOptions {
     /// Use the adapter's 64-bit integers (SHADER_INT64) for Philox's wide multiply where it
     /// offers them; false keeps the portable 16-bit-halves path (same words, for tests).
     pub native_int64: bool,
+    /// Run every plan the variant applies to with this step-kernel variant; None chooses per
+    /// shape by timing ([`Variant`]). [`GpuEngine::with_options`] takes `REGIMES_GPU_VARIANT`
+    /// when this is None.
+    pub variant: Option<Variant>,
 }
 
 impl Default for GpuOptions {
@@ -79,6 +85,7 @@ impl Default for GpuOptions {
             steps_per_dispatch: 50,
             memory_budget_bytes: 2 << 30,
             native_int64: true,
+            variant: None,
         }
     }
 }
@@ -111,7 +118,10 @@ impl GpuEngine {
         Self::with_options(GpuOptions::default())
     }
 
-    pub fn with_options(options: GpuOptions) -> Result<Self> {
+    pub fn with_options(mut options: GpuOptions) -> Result<Self> {
+        if options.variant.is_none() {
+            options.variant = variant_from_env()?;
+        }
         ensure!(
             options.steps_per_dispatch > 0,
             "gpu: steps per dispatch must be positive"
@@ -151,7 +161,10 @@ impl GpuEngine {
 
     /// The same device and compiled pipelines with other knobs (steps per dispatch, binding
     /// limit, memory budget); the adapter option is ignored. Costs no compilation.
-    pub fn reconfigured(&self, options: GpuOptions) -> Result<Self> {
+    pub fn reconfigured(&self, mut options: GpuOptions) -> Result<Self> {
+        if options.variant.is_none() {
+            options.variant = variant_from_env()?;
+        }
         ensure!(
             options.steps_per_dispatch > 0,
             "gpu: steps per dispatch must be positive"

@@ -9,6 +9,7 @@ use anyhow::{Result, bail};
 
 use super::layout::{Bindings, Params};
 use super::shaders::Kernel;
+use super::variant::{Choice, Variant};
 use super::{GpuEngine, branch, reduce, start, step, tally};
 use crate::plan::{Plan, Shape};
 
@@ -25,7 +26,10 @@ pub(super) struct Pipelines {
 
 #[derive(Default)]
 pub(super) struct StepCache {
-    pipelines: HashMap<Shape, wgpu::ComputePipeline>,
+    pipelines: HashMap<(Shape, Variant), wgpu::ComputePipeline>,
+    /// The variant each shape runs with, chosen at its first use (`variant.rs`), keyed also by
+    /// the variant forced, since reconfigured engines share this cache.
+    pub choices: HashMap<(Shape, Option<Variant>), Choice>,
     pub seconds: f64,
 }
 
@@ -70,12 +74,16 @@ impl GpuEngine {
         self.compile_seconds + self.pipelines.steps.lock().expect("step pipelines").seconds
     }
 
-    /// The step pipeline for a plan's shape: cached, or built and JIT-warmed now (timed into
-    /// [`Self::compile_seconds`]).
-    pub(super) fn step_pipeline(&self, plan: &Plan) -> Result<wgpu::ComputePipeline> {
+    /// The step pipeline of a variant for a plan's shape: cached, or built and JIT-warmed now
+    /// (timed into [`Self::compile_seconds`]).
+    pub(super) fn step_pipeline(
+        &self,
+        plan: &Plan,
+        variant: Variant,
+    ) -> Result<wgpu::ComputePipeline> {
         let shape = plan.shape();
         let mut cache = self.pipelines.steps.lock().expect("step pipelines");
-        if let Some(p) = cache.pipelines.get(&shape) {
+        if let Some(p) = cache.pipelines.get(&(shape, variant)) {
             return Ok(p.clone());
         }
         let clock = Instant::now();
@@ -84,7 +92,7 @@ impl GpuEngine {
         let p = build_pipeline(
             &self.device,
             &self.layout,
-            step::kernel(&shape),
+            step::kernel(&shape, variant),
             &step::constants(&shape),
             true,
             self.int64,
@@ -93,7 +101,7 @@ impl GpuEngine {
         self.dispatch_alone(&p, &Params::default(), Bindings::default(), 1);
         self.wait()?;
         cache.seconds += clock.elapsed().as_secs_f64();
-        cache.pipelines.insert(shape, p.clone());
+        cache.pipelines.insert((shape, variant), p.clone());
         Ok(p)
     }
 }

@@ -170,10 +170,11 @@ impl Kernel {
 
 /// Every kernel, for tests.
 #[cfg(test)]
-pub(super) fn all() -> [&'static Kernel; 7] {
+pub(super) fn all() -> [&'static Kernel; 8] {
     [
         &super::start::START,
         &super::step::STEP_MIXTURE,
+        &super::step::STEP_MIXTURE_ONCHIP,
         &super::step::STEP_EMPIRICAL,
         &super::reduce::REDUCE,
         &super::tally::TALLY,
@@ -242,7 +243,11 @@ mod tests {
                 );
             }
             let body = k.pieces.last().unwrap();
-            assert!(body.contains("@workgroup_size(WG)"), "{}", k.name);
+            assert!(
+                body.contains("@workgroup_size(WG)") || body.contains("@workgroup_size(OWG)"),
+                "{}",
+                k.name
+            );
         }
     }
 }

@@ -15,6 +15,7 @@ use super::shaders::{
     STEP, TILE_FLOATS, form_code, kernel_file, no_args,
 };
 use super::training::EmpiricalArgs;
+use super::variant::Variant;
 use super::{GpuBatch, GpuEngine, schedule};
 use crate::engine::{Recorder, SOFTMAX_ROWS};
 use crate::plan::{Chunk, Kind, Plan, Shape, form_len};
@@ -43,6 +44,21 @@ pub(super) const STEP_EMPIRICAL: Kernel = Kernel {
     outputs: [None, None],
 };
 
+/// The on-chip variant of the mixture step (`variant.rs`); it reuses the shared pieces' names
+/// (scratch rows, form codes) but none of the register blocks.
+pub(super) const STEP_MIXTURE_ONCHIP: Kernel = Kernel {
+    name: "step_mixture_onchip",
+    args: no_args,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        kernel_file!("step_mixture_onchip.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
 /// Training points per softmax tile: the CPU's block, so both engines round the online softmax
 /// alike for every d.
 pub(super) fn rows_per_tile(_shape: &Shape) -> usize {
@@ -59,10 +75,11 @@ pub(super) fn tiled(shape: &Shape) -> bool {
 
 /// The step kernel of a shape. Pipelines are cached per shape, so a run compiles its step kernel
 /// once, and the compiler sees constant loop bounds and no branches on forms.
-pub(super) fn kernel(shape: &Shape) -> &'static Kernel {
-    match shape.kind {
-        Kind::Empirical => &STEP_EMPIRICAL,
-        Kind::Mixture => &STEP_MIXTURE,
+pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
+    match (shape.kind, variant) {
+        (Kind::Empirical, _) => &STEP_EMPIRICAL,
+        (Kind::Mixture, Variant::Blocked) => &STEP_MIXTURE,
+        (Kind::Mixture, Variant::OnChip) => &STEP_MIXTURE_ONCHIP,
     }
 }
 
@@ -82,7 +99,8 @@ pub(super) fn constants(shape: &Shape) -> String {
          const RB: u32 = {rb}u;\n\
          const KB: u32 = {kb}u;\n\
          const ROWS: u32 = {rows}u;\n\
-         const TILED: bool = {tiled};\n",
+         const TILED: bool = {tiled};\n\
+         const OWG: u32 = {owg}u;\n",
         d = shape.dim,
         k = shape.centers,
         m = form_code(shape.m_form),
@@ -97,13 +115,14 @@ pub(super) fn constants(shape: &Shape) -> String {
         kb = shape.centers.clamp(1, ROW_BLOCK),
         rows = rows_per_tile(shape),
         tiled = tiled(shape),
+        owg = super::variant::ONCHIP_GROUP,
     )
 }
 
 /// Floats per time point of the coefficients a step dispatch uploads: M, B, P, the mixture's
 /// centers W (the empirical target's are resident), the K biases, the noise factor and the
 /// exact mixture's offsets.
-struct PointLayout {
+pub(super) struct PointLayout {
     m: usize,
     b: usize,
     p: usize,
@@ -114,7 +133,7 @@ struct PointLayout {
 }
 
 impl PointLayout {
-    fn of(plan: &Plan) -> Self {
+    pub(super) fn of(plan: &Plan) -> Self {
         let d = plan.dim;
         PointLayout {
             m: form_len(plan.m_form, d),
@@ -140,7 +159,13 @@ impl PointLayout {
     }
 
     /// The coefficients of chunk points `a..b` and the step words of `Params` locating them.
-    fn upload(&self, chunk: &Chunk, a: usize, b: usize, params: &mut Params) -> Vec<f32> {
+    pub(super) fn upload(
+        &self,
+        chunk: &Chunk,
+        a: usize,
+        b: usize,
+        params: &mut Params,
+    ) -> Vec<f32> {
         let mut data: Vec<f32> = Vec::with_capacity((b - a) * self.bytes() as usize / 4);
         let mut push = |v: &[f32], len: usize| {
             let off = data.len() as u32;
@@ -218,14 +243,15 @@ impl GpuEngine {
             p_form: form_code(plan.p_form),
             ..Params::default()
         };
+        let variant = self.step_variant(plan, from, n, &base)?;
         let bounds = schedule::Bounds {
             chunk_len: plan.chunk_len,
-            ops_per_dispatch: self.ops_per_dispatch(plan, dirs)?,
+            ops_per_dispatch: self.ops_per_dispatch(plan, dirs, variant)?,
             points_per_upload: (self.max_binding / point_bytes) as usize,
         };
         let spans = schedule::schedule(from, to, bounds, &rec.points, rec.slots_for(from, to));
-        let step = self.step_pipeline(plan)?;
-        let step_groups = n.div_ceil(GROUP_PARTICLES);
+        let step = self.step_pipeline(plan, variant)?;
+        let step_groups = n.div_ceil(variant.group_particles());
         let mut pending: Vec<Pending> = Vec::new();
         let mut pending_bytes = 0u64;
         let mut chunk_cache: Option<(usize, Arc<Chunk>)> = None;

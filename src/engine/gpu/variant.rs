@@ -1,0 +1,314 @@
+//! Step-kernel variants and the choice between them. `Blocked` (`step_mixture.wgsl`,
+//! `step_empirical.wgsl`: four particles per invocation, temporaries in scratch rows) applies to
+//! every plan; `OnChip` (`step_mixture_onchip.wgsl`: one particle per invocation, x and every
+//! temporary in private arrays across a dispatch) to mixture plans of small d and K. Which is
+//! faster depends on the adapter, so at the first use of a shape each applicable variant is timed
+//! on a probe dispatch and the fastest kept for the process ([`Choice`]); `--gpu-variant` or
+//! `REGIMES_GPU_VARIANT` forces one.
+
+use std::fmt;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+
+use super::GpuEngine;
+use super::batch::scratch_rows;
+use super::buffers::bytes_of;
+use super::layout::{Bindings, Params};
+use super::shaders::WORKGROUP;
+use crate::plan::{Kind, Plan, Shape};
+
+/// The environment variable that forces a variant (`auto`, `blocked`, `onchip`).
+pub const VARIANT_ENV: &str = "REGIMES_GPU_VARIANT";
+
+/// Largest d and K of the on-chip variant: its private arrays (3·D + K floats) then stay within
+/// what a GPU keeps in registers and L1 for one invocation.
+pub const ONCHIP_MAX_DIM: usize = 128;
+pub const ONCHIP_MAX_CENTERS: usize = 64;
+
+/// Invocations (= particles) per workgroup of the on-chip variant (`OWG` in its WGSL): as many
+/// particles as a workgroup of the blocked kernel, which share each coefficient load.
+pub const ONCHIP_GROUP: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Variant {
+    Blocked,
+    OnChip,
+}
+
+impl Variant {
+    pub const ALL: [Variant; 2] = [Variant::Blocked, Variant::OnChip];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Blocked => "blocked",
+            Variant::OnChip => "onchip",
+        }
+    }
+
+    /// Whether this variant runs plans of this shape.
+    pub fn applies(self, shape: &Shape) -> bool {
+        match self {
+            Variant::Blocked => true,
+            Variant::OnChip => {
+                shape.kind == Kind::Mixture
+                    && shape.dim <= ONCHIP_MAX_DIM
+                    && shape.centers <= ONCHIP_MAX_CENTERS
+            }
+        }
+    }
+
+    /// The variants that run plans of this shape.
+    pub fn applicable(shape: &Shape) -> Vec<Variant> {
+        Self::ALL.into_iter().filter(|v| v.applies(shape)).collect()
+    }
+
+    /// Particles per workgroup, which sizes the dispatch grid.
+    pub(super) fn group_particles(self) -> usize {
+        match self {
+            Variant::Blocked => super::shaders::GROUP_PARTICLES,
+            Variant::OnChip => ONCHIP_GROUP,
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `auto` (None: chosen by measurement) or a forced variant.
+pub fn parse_variant(s: &str) -> Result<Option<Variant>> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" => Ok(None),
+        "blocked" => Ok(Some(Variant::Blocked)),
+        "onchip" | "on-chip" => Ok(Some(Variant::OnChip)),
+        other => bail!("gpu: unknown kernel variant {other:?} (auto, blocked or onchip)"),
+    }
+}
+
+/// The variant forced by [`VARIANT_ENV`], if set.
+pub fn variant_from_env() -> Result<Option<Variant>> {
+    match std::env::var(VARIANT_ENV) {
+        Ok(s) => parse_variant(&s).map_err(|e| e.context(format!("in ${VARIANT_ENV}"))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The variant a shape runs with, and how it was chosen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    pub variant: Variant,
+    /// Seconds per probe dispatch of each variant timed (empty when forced or the only one).
+    pub timings: Vec<(Variant, f64)>,
+    pub forced: bool,
+}
+
+impl Choice {
+    /// The fastest of the timed variants (the first on a tie).
+    pub fn fastest(timings: Vec<(Variant, f64)>) -> Choice {
+        let variant = timings
+            .iter()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(Variant::Blocked, |t| t.0);
+        Choice {
+            variant,
+            timings,
+            forced: false,
+        }
+    }
+
+    /// One line: `onchip (forced)`, `blocked (only one)` or `onchip (blocked 1.2 ms, onchip 0.4 ms)`.
+    pub fn describe(&self) -> String {
+        if self.forced {
+            return format!("{} (forced)", self.variant);
+        }
+        if self.timings.len() < 2 {
+            return format!("{} (the only one)", self.variant);
+        }
+        let t: Vec<String> = self
+            .timings
+            .iter()
+            .map(|(v, s)| format!("{v} {:.3} ms", s * 1e3))
+            .collect();
+        format!("{} (probe: {})", self.variant, t.join(", "))
+    }
+}
+
+/// Steps of a probe dispatch, and its timed repetitions per variant (the fastest counts).
+const PROBE_STEPS: usize = 4;
+const PROBE_REPS: usize = 3;
+
+/// Probe particles at most: enough to fill a large GPU; a software adapter is timed on fewer.
+fn probe_particles(software: bool) -> usize {
+    if software { 4096 } else { 1 << 18 }
+}
+
+impl GpuEngine {
+    /// The variant plans of this shape run with: chosen at the first use of the shape (forced, or
+    /// timed on a probe batch of up to `n` particles starting at point `from`), then cached.
+    pub(super) fn step_variant(
+        &self,
+        plan: &Plan,
+        from: usize,
+        n: usize,
+        base: &Params,
+    ) -> Result<Variant> {
+        let shape = plan.shape();
+        let key = (shape, self.options.variant);
+        if let Some(c) = self
+            .pipelines
+            .steps
+            .lock()
+            .expect("step pipelines")
+            .choices
+            .get(&key)
+        {
+            return Ok(c.variant);
+        }
+        let applicable = Variant::applicable(&shape);
+        let choice = match self.options.variant {
+            Some(v) if v.applies(&shape) => Choice {
+                variant: v,
+                timings: Vec::new(),
+                forced: true,
+            },
+            _ if applicable.len() > 1 => {
+                Choice::fastest(self.probe_variants(plan, &applicable, from, n, base)?)
+            }
+            _ => Choice {
+                variant: Variant::Blocked,
+                timings: Vec::new(),
+                forced: false,
+            },
+        };
+        let variant = choice.variant;
+        let mut cache = self.pipelines.steps.lock().expect("step pipelines");
+        cache.choices.entry(key).or_insert(choice);
+        Ok(variant)
+    }
+
+    /// The variant chosen for each plan shape this engine's options have run, in a stable order.
+    pub fn step_choices(&self) -> Vec<(Shape, Choice)> {
+        let cache = self.pipelines.steps.lock().expect("step pipelines");
+        let mut v: Vec<(Shape, Choice)> = cache
+            .choices
+            .iter()
+            .filter(|((_, f), _)| *f == self.options.variant)
+            .map(|((s, _), c)| (*s, c.clone()))
+            .collect();
+        v.sort_by_key(|(s, _)| (s.kind as u8, s.dim, s.centers, format!("{s:?}")));
+        v
+    }
+
+    /// Seconds per probe dispatch of each variant: zeroed particles (the values do not change
+    /// the work), the coefficients of the plan's points from `from`, the fastest of a few
+    /// repetitions after a warm-up, alternating variants so drift hits all alike.
+    fn probe_variants(
+        &self,
+        plan: &Plan,
+        variants: &[Variant],
+        from: usize,
+        n: usize,
+        base: &Params,
+    ) -> Result<Vec<(Variant, f64)>> {
+        let software = super::is_software(&self.info);
+        let n = n.min(probe_particles(software)).div_ceil(WORKGROUP) * WORKGROUP;
+        let d = plan.dim;
+        let chunk = plan.chunk(plan.chunk_of(from))?;
+        let last_in_chunk = chunk.first + plan.chunk_len.max(1) - 1;
+        let mut last = (from + PROBE_STEPS).min(plan.grid.steps).min(last_in_chunk);
+        for &v in variants {
+            let ops = self.ops_per_dispatch(plan, 0, v)?;
+            last = last.min(from + (ops.saturating_sub(1)) / 2);
+        }
+        let mut params = Params {
+            n: n as u32,
+            stride: n as u32,
+            phase: 0,
+            ops: (2 * (last - from) + 1) as u32,
+            first: from as u32,
+            ..*base
+        };
+        let layout = super::step::PointLayout::of(plan);
+        let data = layout.upload(
+            &chunk,
+            from - chunk.first,
+            last - chunk.first + 1,
+            &mut params,
+        );
+        let coefficients =
+            self.storage_init("probe plan", bytes_of(&data), wgpu::BufferUsages::empty());
+        let x = self.storage_zeroed("probe x", (4 * d * n) as u64);
+        let meta = self.storage_zeroed("probe meta", (16 * n) as u64);
+        let scratch = self.storage_zeroed("probe scratch", (4 * scratch_rows(plan) * n) as u64);
+        let pipelines = variants
+            .iter()
+            .map(|&v| self.step_pipeline(plan, v))
+            .collect::<Result<Vec<_>>>()?;
+        let mut best = vec![f64::INFINITY; variants.len()];
+        for rep in 0..=PROBE_REPS {
+            for (i, (&v, p)) in variants.iter().zip(&pipelines).enumerate() {
+                let clock = Instant::now();
+                let groups = n.div_ceil(v.group_particles());
+                let bindings = Bindings {
+                    xs: Some(&x),
+                    pmeta: Some(&meta),
+                    scratch: Some(&scratch),
+                    plan: Some(&coefficients),
+                    ..Bindings::default()
+                };
+                self.dispatch_alone(p, &params, bindings, groups);
+                self.wait()?;
+                if rep > 0 {
+                    best[i] = best[i].min(clock.elapsed().as_secs_f64());
+                }
+            }
+        }
+        Ok(variants.iter().copied().zip(best).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::linalg::Form;
+
+    fn shape(kind: Kind, dim: usize) -> Shape {
+        Shape {
+            kind,
+            dim,
+            centers: 2,
+            m_form: Form::Scalar,
+            b_form: Form::Scalar,
+            p_form: Form::Scalar,
+            noise_form: Form::Scalar,
+            stochastic: true,
+            draws: false,
+        }
+    }
+
+    #[test]
+    fn variants_parse_apply_and_choose_the_fastest() {
+        assert_eq!(parse_variant("auto").unwrap(), None);
+        assert_eq!(parse_variant("OnChip").unwrap(), Some(Variant::OnChip));
+        assert_eq!(parse_variant("blocked").unwrap(), Some(Variant::Blocked));
+        assert!(parse_variant("fast").is_err());
+        assert_eq!(
+            Variant::applicable(&shape(Kind::Mixture, 100)),
+            Variant::ALL.to_vec()
+        );
+        assert_eq!(
+            Variant::applicable(&shape(Kind::Mixture, 1024)),
+            vec![Variant::Blocked]
+        );
+        assert_eq!(
+            Variant::applicable(&shape(Kind::Empirical, 10)),
+            vec![Variant::Blocked]
+        );
+        let c = Choice::fastest(vec![(Variant::Blocked, 2e-3), (Variant::OnChip, 1e-3)]);
+        assert_eq!(c.variant, Variant::OnChip);
+        assert!(c.describe().starts_with("onchip (probe: blocked 2.000 ms"));
+    }
+}
