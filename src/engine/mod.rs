@@ -15,11 +15,7 @@ use crate::stats::{PointStats, Tally};
 /// Label of a particle whose logits were never evaluated.
 pub const NO_LABEL: u32 = u32::MAX;
 
-/// Training points per block of the streaming softmax over an empirical target, the same on both
-/// engines: enough rows to amortise each block's bookkeeping, few enough that a block of logits
-/// stays in the CPU's L1. The GPU streams the same blocks for d ≤ 64 (its workgroup tile holds
-/// 4096 floats), so both round alike there.
-pub const SOFTMAX_ROWS: usize = 64;
+pub use crate::plan::SOFTMAX_ROWS;
 
 /// A host copy of particle state.
 #[derive(Clone, Debug, PartialEq)]

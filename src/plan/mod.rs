@@ -48,6 +48,11 @@ mod shape;
 pub use grid::{Grid, Scheme, Spacing, Start, Steps};
 pub use shape::Shape;
 
+/// Training points per tile of the softmax over an empirical target, the same on both engines:
+/// the unit of the exact scheme's streaming draw, of pruning ([`prune`]) and of the GPU's online
+/// softmax, so both engines round alike.
+pub const SOFTMAX_ROWS: usize = 64;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {

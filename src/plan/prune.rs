@@ -18,8 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::{Kind, Plan};
-use crate::engine::SOFTMAX_ROWS;
+use super::{Kind, Plan, SOFTMAX_ROWS};
 
 /// How far below the max a logit must be for its weight to be exactly 0: `fmath::exp` returns 0
 /// below −87.33; one more unit absorbs the rounding of ℓ − m.
