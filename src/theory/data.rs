@@ -122,17 +122,20 @@ pub fn data_theory(
         Some(labels) => {
             let mix = labelled_mixture(x, labels)?;
             let dev = between_class_deviations(&mix);
+            // Every split scans the same times: one eigen-solve per time serves them all (at
+            // d = 784 each costs about a second).
+            let memo = std::cell::RefCell::new(std::collections::HashMap::new());
+            let eigenvalues = |t: f64, e: &Linear| -> Vec<f64> {
+                memo.borrow_mut()
+                    .entry(t.to_bits())
+                    .or_insert_with(|| between_eigenvalues_with(p, t, e, &dev, &mix.cov))
+                    .clone()
+            };
             let splits: Vec<Option<f64>> = (0..labels.classes() - 1)
                 .map(|k| {
                     last_crossing(
                         p,
-                        |t, e| {
-                            between_eigenvalues_with(p, t, e, &dev, &mix.cov)
-                                .get(k)
-                                .copied()
-                                .unwrap_or(0.0)
-                                - 1.0
-                        },
+                        |t, e| eigenvalues(t, e).get(k).copied().unwrap_or(0.0) - 1.0,
                         t_max,
                         SCAN_INTERVALS,
                     )
