@@ -198,8 +198,8 @@ fn lanes_equal_the_scalar_kernel_bit_for_bit() {
 #[test]
 fn pruning_changes_no_bit_and_skips_most_tiles_late() {
     use nalgebra::DMatrix;
-    // More tiles than a block has lanes: a block of 16 particles needs at most 16 of them.
-    let (d, clusters) = (6, 48);
+    // Three times as many tiles as a block has lanes: a block of 32 particles needs at most 32.
+    let (d, clusters) = (6, 96);
     let mut r = regimes::rng::HostRng::new(9, "pruning test");
     let centres = DMatrix::from_fn(clusters, d, |_, _| r.normal() * 12.0);
     let points = DMatrix::from_fn(clusters * 64, d, |i, k| {

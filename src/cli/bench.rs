@@ -29,7 +29,7 @@ What the numbers mean:
                     GPU's shader compile are timed apart, after a short warm-up)
   GFLOP/s, GB/s     particle-steps/s × the cost model's flops and bytes per particle-step
                     (multiply and add counted apart, exp as one flop; bytes = state read and
-                    written once per step + coefficients shared by a block of 16 particles on
+                    written once per step + coefficients shared by a block of 32 particles on
                     the CPU, a workgroup of 64 on the GPU) — see docs/performance.md
   % peak            GFLOP/s over the measured peak: an f32 fused multiply-add loop on every
                     thread (the engines' products are fused multiply-adds)

@@ -101,7 +101,7 @@ fn dist2(a: &[f32], b: Option<&[f32]>) -> f32 {
     for c in (0..full).step_by(16) {
         for (l, s) in acc.iter_mut().enumerate() {
             let v = diff(c + l);
-            *s = v.mul_add(v, *s);
+            *s += v * v;
         }
     }
     let mut total: f32 = acc.iter().sum();
@@ -152,8 +152,10 @@ impl Bound {
         let (mut r2, mut y2) = (0.0f32, 0.0f32);
         for ((&yi, &ai), &gi) in y.iter().zip(a).zip(gram) {
             let ri = yi - gi * ai;
-            r2 = ri.mul_add(ri, r2);
-            y2 = yi.mul_add(yi, y2);
+            // Unfused: outside the engines' multiversioned loops `mul_add` is a library call,
+            // and the (1 + 10⁻⁵) slack below covers either rounding.
+            r2 += ri * ri;
+            y2 += yi * yi;
         }
         let a_norm = tiles.norms[nu];
         // G in f32 differs from the f64 G of the biases by a relative 2⁻²⁴: that enters as a

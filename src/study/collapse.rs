@@ -33,7 +33,7 @@ pub struct PhaseSeconds {
 }
 
 /// Exact pruning of the empirical softmax ([`crate::plan::prune`], CPU engine): products of a
-/// block of 16 particles with a tile of 64 training points, as `[pruned, all]`, per phase of the
+/// block of 32 particles with a tile of 64 training points, as `[pruned, all]`, per phase of the
 /// study and per side of the theory's t_C (the grid time of each step's evaluation).
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct PrunedTiles {

@@ -3,7 +3,7 @@
 //! scalar reference [`super::step`], so results are bit-identical to it (and therefore
 //! independent of threads and batch sizes).
 //!
-//! Products are register-blocked (four matrix rows or columns × the block of particles), so every
+//! Products are register-blocked (a few matrix rows or columns × the block of particles), so every
 //! load of a coefficient or training point is shared by all lanes. The hot loop, [`run_group`], is
 //! compiled for several instruction sets and picked at run time (multiversion); plain Rust loops
 //! over the lanes let the compiler emit AVX2, AVX-512 or NEON. Every multiply-add of a product is
@@ -14,6 +14,7 @@
 use std::ops::Range;
 
 use multiversion::multiversion;
+use multiversion::target::target_cfg_f;
 
 use super::step::{draw_tile, pick};
 use crate::engine::SOFTMAX_ROWS;
@@ -23,16 +24,12 @@ use crate::plan::prune::{Bound, Tiles};
 use crate::plan::{Chunk, Kind, Plan, PointView};
 use crate::rng;
 
-/// Particles per block: two AVX2 registers, one AVX-512 register, four NEON registers.
-pub const LANES: usize = 16;
+/// Particles per block: two AVX-512 registers, four AVX2 registers, eight NEON registers. Two
+/// AVX-512 registers per block let each broadcast coefficient feed two fused multiply-adds.
+pub const LANES: usize = 32;
 
 /// One f32 per particle of a block.
 pub type Lanes = [f32; LANES];
-
-/// Rows (or columns) per register block of a product. Four rows of 16 lanes are 4 AVX-512, 8 AVX2
-/// or 16 NEON accumulators; 8 rows measured no faster on AVX-512 (Zen 4) in hand-written
-/// intrinsics, and in plain Rust LLVM then vectorises across rows with gathers (10× slower).
-const RB: usize = 4;
 
 /// A block of particles, coordinate-major, with its scratch space.
 pub struct Block {
@@ -115,7 +112,7 @@ impl Block {
 
 /// Blocks moved in lock-step by [`run_group`]: each tile of training points is loaded into cache
 /// once per step and used by all of them (the tile × blocks working set stays within L2).
-pub const GROUP: usize = 4;
+pub const GROUP: usize = 2;
 
 /// Moves up to [`GROUP`] blocks through the time points `lo..=hi` of one chunk, the twin of the
 /// scalar loop: evaluate the logits at every point (labels and last-change times of the valid
@@ -141,10 +138,18 @@ pub fn run_group(
     record: &mut dyn FnMut(usize, &Block, &Evaluation),
 ) {
     debug_assert!(blocks.len() <= GROUP);
+    // Rows (or columns) per register block of a product: eight accumulator registers, enough
+    // independent FMA chains to cover the FMA latency on two pipes (fewer left Sapphire Rapids
+    // at half its peak; more spill on AVX2). The order of every sum is the same for any RB.
+    const RB: usize = if target_cfg_f!(target_feature = "avx512f") {
+        4
+    } else {
+        2
+    };
     for j in lo..=hi {
         let pt = plan.view(chunk, j);
         let hints = prune.then_some(&*labels);
-        let evaluations = evaluate(plan, &pt, key, j, blocks, hints);
+        let evaluations = evaluate::<RB>(plan, &pt, key, j, blocks, hints);
         let lanes = labels.chunks_mut(LANES).zip(changed.chunks_mut(LANES));
         for ((b, ev), (labels, changed)) in blocks.iter().zip(&evaluations).zip(lanes) {
             for ((label, changed), &new) in labels.iter_mut().zip(changed).zip(&ev.label) {
@@ -157,7 +162,7 @@ pub fn run_group(
         }
         if j < to {
             for b in blocks.iter_mut() {
-                update(plan, &pt, key, j, b);
+                update::<RB>(plan, &pt, key, j, b);
             }
         }
     }
@@ -166,7 +171,7 @@ pub fn run_group(
 /// Logits at one time point ([`super::step::evaluate`] per lane); leaves `Wᵀ r` (or the drawn
 /// row) in each `b.v`.
 #[inline(always)]
-fn evaluate(
+fn evaluate<const RB: usize>(
     plan: &Plan,
     pt: &PointView,
     key: [u32; 2],
@@ -177,14 +182,14 @@ fn evaluate(
     let draws = plan.scheme.draws_component();
     let mut uniforms = Vec::with_capacity(blocks.len());
     for b in blocks.iter_mut() {
-        apply(plan.b_form, pt.b, &b.x, &mut b.y);
+        apply::<RB>(plan.b_form, pt.b, &b.x, &mut b.y);
         uniforms.push(draws.then(|| b.draw_uniforms(key, j)));
     }
     match plan.kind {
         Kind::Mixture => blocks
             .iter_mut()
             .zip(uniforms)
-            .map(|(b, u)| evaluate_mixture(plan.dim, pt, u, b))
+            .map(|(b, u)| evaluate_mixture::<RB>(plan.dim, pt, u, b))
             .collect(),
         Kind::Empirical => {
             let tiles = hints.and_then(|_| plan.tiles());
@@ -194,7 +199,7 @@ fn evaluate(
                 let count = pt.bias.len().div_ceil(SOFTMAX_ROWS);
                 blocks.iter_mut().for_each(|b| b.live = vec![true; count]);
             }
-            evaluate_empirical(plan.dim, pt, uniforms, blocks)
+            evaluate_empirical::<RB>(plan.dim, pt, uniforms, blocks)
         }
     }
 }
@@ -223,12 +228,17 @@ impl Block {
 }
 
 #[inline(always)]
-fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<Lanes>, b: &mut Block) -> Evaluation {
+fn evaluate_mixture<const RB: usize>(
+    d: usize,
+    pt: &PointView,
+    draw: Option<Lanes>,
+    b: &mut Block,
+) -> Evaluation {
     let kk = b.logits.len();
     for (l, &bias) in b.logits.iter_mut().zip(pt.bias) {
         *l = [bias; LANES];
     }
-    rows_dot(&pt.w[..kk * d], d, &b.y, &mut b.logits);
+    rows_dot::<RB>(&pt.w[..kk * d], d, &b.y, &mut b.logits);
     let mut max = [0.0f32; LANES];
     let mut label = [0u32; LANES];
     for (k, lk) in b.logits.iter().enumerate() {
@@ -261,7 +271,7 @@ fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<Lanes>, b: &mut Block
         return Evaluation::whole(label, purity);
     }
     b.v.iter_mut().for_each(|v| *v = [0.0; LANES]);
-    cols_dot(&pt.w[..kk * d], d, &b.logits, &mut b.v);
+    cols_dot::<RB>(&pt.w[..kk * d], d, &b.logits, &mut b.v);
     Evaluation::whole(label, purity)
 }
 
@@ -290,21 +300,23 @@ fn mark_live(tiles: &Tiles, points: &[f32], pt: &PointView, hints: &[u32], block
     for (b, hints) in blocks.iter_mut().zip(hints.chunks(LANES)) {
         b.live.clear();
         b.live.resize(tiles.count, true);
-        let mut bounds = Vec::with_capacity(LANES);
+        // The tiles every lane so far prunes; a lane that prunes none ends the search, so a
+        // block far from collapse costs one bound, not one per lane.
+        let mut candidates: Vec<usize> = (0..tiles.count).collect();
         for (l, &hint) in hints.iter().enumerate() {
             for (yi, y) in b.lane_y.iter_mut().zip(&b.y) {
                 *yi = y[l];
             }
             match Bound::new(tiles, points, pt.gram, pt.bias, &b.lane_y, hint) {
-                Some(bound) => bounds.push(bound),
-                None => break,
+                Some(bound) => candidates.retain(|&t| bound.prunes(tiles, t, bias_max[t])),
+                None => candidates.clear(),
+            }
+            if candidates.is_empty() {
+                break;
             }
         }
-        if bounds.len() < hints.len() {
-            continue;
-        }
-        for (t, live) in b.live.iter_mut().enumerate() {
-            *live = !bounds.iter().all(|bd| bd.prunes(tiles, t, bias_max[t]));
+        for t in candidates {
+            b.live[t] = false;
         }
     }
 }
@@ -313,7 +325,7 @@ fn mark_live(tiles: &Tiles, points: &[f32], pt: &PointView, hints: &[u32], block
 /// weights against their max), tile by tile, every block of the group using each tile while it is
 /// in cache. A tile whose weights are exactly zero in every lane of a block is not multiplied.
 #[inline(always)]
-fn evaluate_empirical(
+fn evaluate_empirical<const RB: usize>(
     d: usize,
     pt: &PointView,
     uniforms: Vec<Option<Lanes>>,
@@ -337,7 +349,7 @@ fn evaluate_empirical(
         let w = &pt.w[rows.start * d..rows.end * d];
         for (b, s) in blocks.iter_mut().zip(&mut state) {
             if b.live[t] {
-                s.logits(d, rows.clone(), w, &pt.bias[rows.clone()], b);
+                s.logits::<RB>(d, rows.clone(), w, &pt.bias[rows.clone()], b);
             }
         }
     }
@@ -348,7 +360,7 @@ fn evaluate_empirical(
         let w = &pt.w[rows.start * d..rows.end * d];
         for (b, s) in blocks.iter_mut().zip(&mut state) {
             if b.live[t] {
-                s.weights(d, rows.clone(), w, b);
+                s.weights::<RB>(d, rows.clone(), w, b);
             }
         }
     }
@@ -375,10 +387,17 @@ impl Softmax {
     /// Pass 1 over the training points `rows` (rows of `w`, biases `bias`): their logits into
     /// `b.logits`, folding them into the running max and argmax.
     #[inline(always)]
-    fn logits(&mut self, d: usize, rows: Range<usize>, w: &[f32], bias: &[f32], b: &mut Block) {
+    fn logits<const RB: usize>(
+        &mut self,
+        d: usize,
+        rows: Range<usize>,
+        w: &[f32],
+        bias: &[f32],
+        b: &mut Block,
+    ) {
         let e = &mut b.logits[rows.clone()];
         spread(bias, e);
-        rows_dot(w, d, &b.y, e);
+        rows_dot::<RB>(w, d, &b.y, e);
         for (r, er) in rows.zip(e.iter()) {
             let lanes = er.iter().zip(&mut self.m).zip(&mut self.best);
             for ((&v, m), best) in lanes {
@@ -393,7 +412,7 @@ impl Softmax {
     /// Pass 2 over `rows`: the weights e = exp(ℓ − m) in place, their sums, and `Wᵀ e` into `b.v`
     /// (or the streaming draw).
     #[inline(always)]
-    fn weights(&mut self, d: usize, rows: Range<usize>, w: &[f32], b: &mut Block) {
+    fn weights<const RB: usize>(&mut self, d: usize, rows: Range<usize>, w: &[f32], b: &mut Block) {
         let t0 = rows.start;
         let e = &mut b.logits[rows];
         let mut top = [0.0f32; LANES];
@@ -419,7 +438,7 @@ impl Softmax {
                 }
             }
         } else if top.iter().any(|&t| t > 0.0) {
-            cols_dot(w, d, e, &mut b.v);
+            cols_dot::<RB>(w, d, e, &mut b.v);
         }
     }
 
@@ -448,9 +467,9 @@ impl Softmax {
 
 /// One step from time point j ([`super::step::update`] per lane): `x ← (M x + P v) + L ξ`.
 #[inline(always)]
-fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
-    apply(plan.m_form, pt.m, &b.x, &mut b.y);
-    apply(plan.p_form, pt.p, &b.v, &mut b.pv);
+fn update<const RB: usize>(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
+    apply::<RB>(plan.m_form, pt.m, &b.x, &mut b.y);
+    apply::<RB>(plan.p_form, pt.p, &b.v, &mut b.pv);
     let noisy = plan.scheme.stochastic();
     if noisy && plan.noise_form != Form::Scalar {
         // A correlated factor needs all of ξ first (an ODE's zero factor needs none).
@@ -458,7 +477,7 @@ fn update(plan: &Plan, pt: &PointView, key: [u32; 2], j: usize, b: &mut Block) {
             let z = rng::normal4_lanes(key, &b.id_lo, &b.id_hi, j as u32, blk as u32);
             z4.copy_from_slice(&z[..z4.len()]);
         }
-        apply(plan.noise_form, pt.noise, &b.z, &mut b.lz);
+        apply::<RB>(plan.noise_form, pt.noise, &b.z, &mut b.lz);
         let terms = b.y.iter().zip(&b.pv).zip(&b.lz);
         for (x, ((mx, pv), lz)) in b.x.iter_mut().zip(terms) {
             for l in 0..LANES {
@@ -497,7 +516,7 @@ fn spread(values: &[f32], out: &mut [Lanes]) {
 
 /// `out = L x` for a matrix stored in `form`, lane by lane ([`super::step::apply`]).
 #[inline(always)]
-pub fn apply(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut [Lanes]) {
+pub fn apply<const RB: usize>(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut [Lanes]) {
     match form {
         // Flat loops over contiguous lanes: written row by row, LLVM's AVX-512 vectoriser
         // would vectorise across rows with gathers and scatters.
@@ -515,15 +534,15 @@ pub fn apply(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut [Lanes]) {
         }
         Form::Dense => {
             out.iter_mut().for_each(|o| *o = [0.0; LANES]);
-            rows_dot(coeffs, x.len(), x, out);
+            rows_dot::<RB>(coeffs, x.len(), x, out);
         }
     }
 }
 
 /// `out[r] += Σ_c mat[r][c] · x[c]` for every row r of the row-major `mat` (rows × d), summed in
-/// ascending c, each term fused; four rows at a time share each load of x.
+/// ascending c, each term fused; RB rows at a time share each load of x.
 #[inline(always)]
-pub fn rows_dot(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
+pub fn rows_dot<const RB: usize>(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
     let x = &x[..d];
     let mut rows = mat.chunks_exact(d);
     let mut outs = out.chunks_exact_mut(RB);
@@ -552,9 +571,9 @@ pub fn rows_dot(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
 }
 
 /// `out[i] += Σ_r e[r] · mat[r][i]` for every column i of the row-major `mat` (rows × d), summed
-/// in ascending r, each term fused; four columns at a time share each load of e.
+/// in ascending r, each term fused; RB columns at a time share each load of e.
 #[inline(always)]
-pub fn cols_dot(mat: &[f32], d: usize, e: &[Lanes], out: &mut [Lanes]) {
+pub fn cols_dot<const RB: usize>(mat: &[f32], d: usize, e: &[Lanes], out: &mut [Lanes]) {
     let out = &mut out[..d];
     let rows = || e.iter().zip(mat.chunks_exact(d));
     let mut blocks = out.chunks_exact_mut(RB);
@@ -601,32 +620,38 @@ mod tests {
     fn blocked_products_equal_plain_loops() {
         let mut r = HostRng::new(1, "lanes test");
         for (rows, d) in [(1, 1), (3, 5), (4, 4), (9, 7), (64, 13)] {
-            let mat: Vec<f32> = (0..rows * d).map(|_| r.normal() as f32).collect();
-            let x = lanes(&mut r, d);
-            let init = lanes(&mut r, rows);
-            let mut got = init.clone();
-            rows_dot(&mat, d, &x, &mut got);
-            for (i, want) in init.iter().enumerate() {
-                for l in 0..LANES {
-                    let mut acc = want[l];
-                    for c in 0..d {
-                        acc = mat[i * d + c].mul_add(x[c][l], acc);
-                    }
-                    assert_eq!(got[i][l].to_bits(), acc.to_bits(), "rows_dot {rows}×{d}");
+            check::<1>(&mut r, rows, d);
+            check::<2>(&mut r, rows, d);
+            check::<4>(&mut r, rows, d);
+        }
+    }
+
+    fn check<const RB: usize>(r: &mut HostRng, rows: usize, d: usize) {
+        let mat: Vec<f32> = (0..rows * d).map(|_| r.normal() as f32).collect();
+        let x = lanes(r, d);
+        let init = lanes(r, rows);
+        let mut got = init.clone();
+        rows_dot::<RB>(&mat, d, &x, &mut got);
+        for (i, want) in init.iter().enumerate() {
+            for l in 0..LANES {
+                let mut acc = want[l];
+                for c in 0..d {
+                    acc = mat[i * d + c].mul_add(x[c][l], acc);
                 }
+                assert_eq!(got[i][l].to_bits(), acc.to_bits(), "rows_dot {rows}×{d}");
             }
-            let e = lanes(&mut r, rows);
-            let init = lanes(&mut r, d);
-            let mut got = init.clone();
-            cols_dot(&mat, d, &e, &mut got);
-            for (i, want) in init.iter().enumerate() {
-                for l in 0..LANES {
-                    let mut acc = want[l];
-                    for k in 0..rows {
-                        acc = e[k][l].mul_add(mat[k * d + i], acc);
-                    }
-                    assert_eq!(got[i][l].to_bits(), acc.to_bits(), "cols_dot {rows}×{d}");
+        }
+        let e = lanes(r, rows);
+        let init = lanes(r, d);
+        let mut got = init.clone();
+        cols_dot::<RB>(&mat, d, &e, &mut got);
+        for (i, want) in init.iter().enumerate() {
+            for l in 0..LANES {
+                let mut acc = want[l];
+                for k in 0..rows {
+                    acc = e[k][l].mul_add(mat[k * d + i], acc);
                 }
+                assert_eq!(got[i][l].to_bits(), acc.to_bits(), "cols_dot {rows}×{d}");
             }
         }
     }
