@@ -22,8 +22,11 @@ pub fn ln_unit(x: f32) -> f32 {
     s * (hfsq + r) + dk * 9.058_001e-6 - hfsq + f + dk * 0.693_138_1
 }
 
-/// e^x for x ≤ 88 (softmax weights, x ≤ 0 there); 0 below −87.3, where e^x is no longer a normal
-/// float. Cephes `expf`: x = n ln 2 + r with |r| ≤ ½ ln 2, then a degree-7 polynomial.
+/// [`exp`] is exactly 0 below this.
+pub const EXP_ZERO_BELOW: f32 = -87.33;
+
+/// e^x for x ≤ 88 (softmax weights, x ≤ 0 there); 0 below [`EXP_ZERO_BELOW`], where e^x is no
+/// longer a normal float. Cephes `expf`: x = n ln 2 + r with |r| ≤ ½ ln 2, then a degree-7 polynomial.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let n = (x * std::f32::consts::LOG2_E)
@@ -40,7 +43,7 @@ pub fn exp(x: f32) -> f32 {
     // int cast would not vectorise on AVX2).
     let two_n = f32::from_bits((n + 8_388_735.0).to_bits() << 23);
     let e = (p * (r * r) + r + 1.0) * two_n;
-    if x < -87.33 { 0.0 } else { e }
+    if x < EXP_ZERO_BELOW { 0.0 } else { e }
 }
 
 /// (cos 2πu, sin 2πu) for u in [0, 1) (the Box–Muller angle). The reduction to a quarter turn is

@@ -102,12 +102,12 @@ pub struct EntropyRow {
     pub f_over_alpha_theory: f64,
 }
 
-/// f^e/α from exact samples of p_t^e at `times`, beside the Gaussian REM of process `p` with
-/// within-class covariance `c`; a stop request ends it after the times done (and says so).
+/// f^e/α from exact samples of p_t^e at `times` on process `p`, beside the Gaussian REM `rem`;
+/// a stop request ends it after the times done (and says so).
 pub fn excess_entropy_series(
     p: &Process,
     data: &Empirical,
-    c: &crate::linalg::Linear,
+    rem: &crate::theory::collapse::Rem,
     times: &[f64],
     samples: u64,
     seed: u64,
@@ -126,7 +126,7 @@ pub fn excess_entropy_series(
             t,
             f_over_alpha: point.f_over_alpha,
             stderr: point.stderr,
-            f_over_alpha_theory: (1.0 - crate::theory::rem_alpha_at(p, c, t) / alpha).max(0.0),
+            f_over_alpha_theory: (1.0 - rem.alpha_at(t) / alpha).max(0.0),
         });
     }
     Ok((rows, None))

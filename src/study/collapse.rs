@@ -19,6 +19,7 @@ use crate::measure::entropy::{CollapseTimes, EntropyRow, collapse_times, excess_
 use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::Theory;
+use crate::theory::collapse::Rem;
 use crate::theory::data::sample_covariance;
 
 /// Where the wall time of a collapse study goes, in seconds. The plan's coefficients are built
@@ -137,7 +138,9 @@ pub struct Setup {
     data_theory: Option<crate::theory::data::DataTheory>,
     /// The covariance of the REM theory of f^e/α: the file's sample covariance with
     /// --train-file, else the target's within-class covariance.
-    entropy_cov: crate::linalg::Linear,
+    /// The REM of the excess entropy: on the training file's sample covariance where there is
+    /// one, else on the target's.
+    rem: Rem,
     /// The class of each training point (--train-labels).
     classes: Option<Vec<u32>>,
     /// The study's particles and clone pairs (all shards).
@@ -183,9 +186,9 @@ impl Study for CollapseStudy {
         // A training file need not come from the configured target: the REM criterion on its
         // own sample covariance gives a second t_C beside the theory's.
         let data_theory = inputs.data_theory(&built, &data)?;
-        let entropy_cov = match &data_theory {
-            Some(_) => sample_covariance(&data.points),
-            None => built.mixture.cov.clone(),
+        let rem = match &data_theory {
+            Some(_) => Rem::new(&built.process, &sample_covariance(&data.points)),
+            None => Rem::new(&built.process, &built.mixture.cov),
         };
         let (data_theory, classes) = match data_theory {
             Some((d, labels)) => (Some(d), labels.map(|l| l.class)),
@@ -213,7 +216,7 @@ impl Study for CollapseStudy {
             plan,
             theory,
             data_theory,
-            entropy_cov,
+            rem,
             classes,
             particles: inputs.particles(2_000),
             pairs: inputs.pairs(500),
@@ -405,11 +408,10 @@ fn excess_entropy_rows(
     cfg: &crate::config::Config,
     s: &Setup,
 ) -> Result<(Vec<EntropyRow>, Option<Stop>)> {
-    let (p, c) = (&s.built.process, &s.entropy_cov);
     excess_entropy_series(
-        p,
+        &s.built.process,
         &s.data,
-        c,
+        &s.rem,
         &s.entropy_times,
         cfg.entropy_samples,
         cfg.seed,
@@ -473,21 +475,17 @@ fn write_outputs(
         // Different quantities on different axes: the excess entropy, and the clone-collapse
         // fraction. The REM theory is drawn on a dense grid (sharp at t_C, where it bends).
         let alpha = (s.data.points.nrows() as f64).ln() / d as f64;
-        let (p, c) = (&s.built.process, &s.built.mixture.cov);
+        let p = &s.built.process;
         let times: Vec<f64> = result.excess_entropy.iter().map(|e| e.t).collect();
         let grid = super::curve_times(
             &times,
             &result.t_c_theory.into_iter().collect::<Vec<_>>(),
             p,
         );
-        let rem = |p: &crate::model::Process, c: &Linear, alpha: f64| -> Vec<(f64, f64)> {
+        // The summary's REM (the file's sample covariance with --train-file), not the target's.
+        let rem = |rem: &Rem, alpha: f64| -> Vec<(f64, f64)> {
             grid.iter()
-                .map(|&t| {
-                    (
-                        t,
-                        (1.0 - crate::theory::rem_alpha_at(p, c, t) / alpha).max(0.0),
-                    )
-                })
+                .map(|&t| (t, (1.0 - rem.alpha_at(t) / alpha).max(0.0)))
                 .collect()
         };
         let measured = |label: String, rows: &[EntropyRow]| Series {
@@ -502,7 +500,7 @@ fn write_outputs(
                 "f^e/α from exact samples (±1 s.e.)".into(),
                 &result.excess_entropy,
             ),
-            Series::line("Gaussian REM theory", rem(p, c, alpha)).colored(0),
+            Series::line("Gaussian REM theory", rem(&s.rem, alpha)).colored(0),
         ];
         // Each mode on its own process: its measurement and REM theory share a colour.
         let modes = inputs.cfg.coupling.as_ref().map(|c| c.modes());
@@ -517,11 +515,11 @@ fn write_outputs(
                 measured(format!("{} mode (±1 s.e.)", m.name), &m.excess_entropy).colored(2 + j),
             );
             if let Some(mp) = crate::model::coupling::mode_process(p, mode)? {
-                let half = Linear::Scalar(c.diagonal()[0], d / 2);
+                let half = Linear::Scalar(s.built.mixture.cov.diagonal()[0], d / 2);
                 entropy.push(
                     Series::line(
                         format!("REM theory, {} mode", m.name),
-                        rem(&mp, &half, m.alpha),
+                        rem(&Rem::new(&mp, &half), m.alpha),
                     )
                     .colored(2 + j),
                 );

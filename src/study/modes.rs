@@ -13,6 +13,7 @@ use crate::measure::cloning::Branch;
 use crate::measure::entropy::{EntropyRow, excess_entropy_series};
 use crate::model::Empirical;
 use crate::model::coupling::{Coupling, Mode, mode_coordinates, mode_process};
+use crate::theory::collapse::Rem;
 use crate::theory::{self, cloning_probability, f_at_speciation};
 
 /// The cloning experiment read on one mode of coupled modalities.
@@ -172,7 +173,7 @@ pub(super) fn mode_collapse(
                 let (rows, stop) = excess_entropy_series(
                     &p,
                     &projected,
-                    &c,
+                    &Rem::new(&p, &c),
                     entropy_times,
                     cfg.entropy_samples,
                     cfg.seed,

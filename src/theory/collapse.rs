@@ -53,6 +53,35 @@ pub fn rem_alpha_at(p: &Process, c: &Linear, t: f64) -> f64 {
     }
 }
 
+/// The Gaussian REM of data with covariance C on process p, reduced to C's spectrum once where
+/// the process is isotropic ([`super::isotropic`]): each evaluation is then O(d), not two
+/// Cholesky factorisations of d × d (the collapse figure evaluates it on a dense grid).
+#[derive(Clone, Debug)]
+pub struct Rem {
+    process: Process,
+    cov: Linear,
+}
+
+impl Rem {
+    pub fn new(p: &Process, c: &Linear) -> Rem {
+        match super::isotropic::Spectral::of(p, c) {
+            Some(s) => Rem {
+                process: s.process,
+                cov: s.cov,
+            },
+            None => Rem {
+                process: p.clone(),
+                cov: c.clone(),
+            },
+        }
+    }
+
+    /// [`rem_alpha_at`] of the pair.
+    pub fn alpha_at(&self, t: f64) -> f64 {
+        rem_alpha_at(&self.process, &self.cov, t)
+    }
+}
+
 /// Collapse time: the largest t ≤ t_max with `rem_alpha_at(t) = α = ln N / d` (rem_alpha is
 /// non-increasing, so the root is unique): bracket by halving t from t_max, then bisection to
 /// 1e-11. `Some(t_max)` when rem_alpha(t_max) ≥ α already (t_C is at least the horizon);

@@ -6,6 +6,7 @@ use anyhow::{Result, ensure};
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
+use super::isotropic::{Spectral, reduced};
 use super::speciation::{between_class_deviations, between_eigenvalues_with};
 use super::{last_crossing, t_collapse};
 use crate::linalg::Linear;
@@ -85,12 +86,15 @@ pub fn labelled_mixture(x: &DMatrix<f64>, labels: &Labels) -> Result<Mixture> {
     })
 }
 
-/// λ_max(Lᵀ E_t C E_tᵀ L), U = L Lᵀ: equal to λ_max(U^{1/2} E_t C E_tᵀ U^{1/2}).
-fn top_signal(l: &DMatrix<f64>, e: &Linear, c: &Linear) -> f64 {
-    let s = e.mul(c).mul(&e.transpose()).to_dense();
-    let w = l.transpose() * s * l;
-    let w = (&w + w.transpose()) * 0.5;
-    w.symmetric_eigenvalues().max()
+/// λ_max(Lᵀ E_t C E_tᵀ L), U = L Lᵀ: equal to λ_max(U^{1/2} E_t C E_tᵀ U^{1/2}). Diagonal
+/// forms (the [`Spectral`] pair) take the largest entry, without an eigen-solve.
+fn top_signal(l: &Linear, e: &Linear, c: &Linear) -> f64 {
+    let w = l.transpose().mul(&e.mul(c).mul(&e.transpose())).mul(l);
+    if w.form() != crate::linalg::Form::Dense {
+        return w.diagonal().max();
+    }
+    let w = w.to_dense();
+    ((&w + w.transpose()) * 0.5).symmetric_eigenvalues().max()
 }
 
 /// All the data theory of points `x` (N×d) with optional labels, on process `p`.
@@ -110,25 +114,33 @@ pub fn data_theory(
         n >= 2,
         "train-file: {n} point(s); a covariance needs at least 2"
     );
-    let c = sample_covariance(x);
-    let lambda_max = c.to_dense().symmetric_eigenvalues().max();
-    let l =
-        p.u.cholesky()
-            .map_err(|e| anyhow::anyhow!("u: {e:#}"))?
-            .to_dense();
+    let sample = sample_covariance(x);
+    // An isotropic process needs C's spectrum only: one eigen-solve, not one per scan time.
+    let spectral = Spectral::of(p, &sample);
+    let (pc, c) = reduced(&spectral, p, &sample);
+    let lambda_max = match c {
+        Linear::Dense(m) => m.symmetric_eigenvalues().max(),
+        c => c.diagonal().max(),
+    };
+    let l = pc.u.cholesky().map_err(|e| anyhow::anyhow!("u: {e:#}"))?;
     let t_s_top_eigenvalue =
-        last_crossing(p, |_, e| top_signal(&l, e, &c) - 1.0, t_max, SCAN_INTERVALS);
+        last_crossing(pc, |_, e| top_signal(&l, e, c) - 1.0, t_max, SCAN_INTERVALS);
     let (t_s_between, t_s_splits) = match labels {
         Some(labels) => {
             let mix = labelled_mixture(x, labels)?;
-            let dev = between_class_deviations(&mix);
+            let within = Spectral::of(p, &mix.cov);
+            let (p, cov) = reduced(&within, p, &mix.cov);
+            let dev: Vec<_> = between_class_deviations(&mix)
+                .iter()
+                .map(|d| within.as_ref().map_or_else(|| d.clone(), |s| s.rotate(d)))
+                .collect();
             // Every split scans the same times: one eigen-solve per time serves them all (at
-            // d = 784 each costs about a second).
+            // d = 784 each costs about a second where the process is not isotropic).
             let memo = std::cell::RefCell::new(std::collections::HashMap::new());
             let eigenvalues = |t: f64, e: &Linear| -> Vec<f64> {
                 memo.borrow_mut()
                     .entry(t.to_bits())
-                    .or_insert_with(|| between_eigenvalues_with(p, t, e, &dev, &mix.cov))
+                    .or_insert_with(|| between_eigenvalues_with(p, t, e, &dev, cov))
                     .clone()
             };
             let splits: Vec<Option<f64>> = (0..labels.classes() - 1)
@@ -156,7 +168,7 @@ pub fn data_theory(
         half_ln_lambda: 0.5 * lambda_max.ln(),
         t_s_between,
         t_s_splits,
-        t_c: t_collapse(p, &c, n, t_max),
+        t_c: t_collapse(pc, c, n, t_max),
         basis: "lambda_max, t_s_top_eigenvalue, t_c: the centred sample covariance of the \
                 train-file; t_s_between, t_s_splits: its labels' class fractions, class means \
                 and pooled within-class covariance",
@@ -202,5 +214,44 @@ mod tests {
         let tc = th.t_c.unwrap();
         let want = super::super::biroli_t_collapse(n, d, 1.0);
         assert!(tc > 0.0 && (tc - want).abs() < 0.2, "{tc} vs {want}");
+    }
+
+    /// An isotropic U with a strong rotation Q: the spectral reduction gives the dense path's
+    /// numbers (top-eigenvalue time, every split, t_C), on three unequal labelled classes.
+    #[test]
+    fn isotropic_reduction_changes_no_number() {
+        let (d, n) = (6, 300);
+        let mut r = crate::rng::HostRng::new(5, "data reduction test");
+        let labels: Vec<f64> = (0..n).map(|i| (i % 3) as f64).collect();
+        let x = DMatrix::from_fn(n, d, |i, k| {
+            let class = i % 3;
+            r.normal() * (0.5 + 0.2 * k as f64) + if k == class { 2.0 + class as f64 } else { 0.0 }
+        });
+        let labels = Labels::from_values(&labels, n).unwrap();
+        let q = super::super::test_util::antisym(d, 1.5);
+        let p = Process::new(Linear::Scalar(1.3, d), q).unwrap();
+        assert!(Spectral::of(&p, &sample_covariance(&x)).is_some());
+        let th = data_theory(&p, &x, Some(&labels), 10.0).unwrap();
+        // The dense path, as before the reduction.
+        let c = sample_covariance(&x);
+        let l = Linear::Dense(p.u.cholesky().unwrap().to_dense());
+        let top = last_crossing(&p, |_, e| top_signal(&l, e, &c) - 1.0, 10.0, SCAN_INTERVALS);
+        let mix = labelled_mixture(&x, &labels).unwrap();
+        let dev = between_class_deviations(&mix);
+        let split = |k: usize| {
+            last_crossing(
+                &p,
+                |t, e| between_eigenvalues_with(&p, t, e, &dev, &mix.cov)[k] - 1.0,
+                10.0,
+                SCAN_INTERVALS,
+            )
+        };
+        let close = |a: Option<f64>, b: Option<f64>| (a.unwrap() - b.unwrap()).abs() < 1e-9;
+        assert!(close(th.t_s_top_eigenvalue, top), "{th:?} vs {top:?}");
+        assert!(close(th.t_s_splits[0], split(0)), "{th:?}");
+        assert!(close(th.t_s_splits[1], split(1)), "{th:?}");
+        assert!(close(th.t_c, t_collapse(&p, &c, n, 10.0)), "{th:?}");
+        let lambda = c.to_dense().symmetric_eigenvalues().max();
+        assert!((th.lambda_max - lambda).abs() < 1e-12 * lambda);
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod collapse;
 pub mod data;
+pub mod isotropic;
 pub mod modes;
 pub mod relaxation;
 mod roots;

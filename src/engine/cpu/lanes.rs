@@ -52,6 +52,8 @@ pub struct Block {
     lane_y: Vec<f32>,
     /// Per tile of training points: whether this block computes it (pruning).
     live: Vec<bool>,
+    /// Per tile: each lane's largest logit (NaN as +∞), from the softmax's first pass.
+    tile_max: Vec<Lanes>,
 }
 
 /// What an evaluation of the logits gives per lane, and for the block the tiles of training
@@ -80,6 +82,7 @@ impl Block {
             logits: vec![[0.0; LANES]; logits],
             lane_y: vec![0.0; d],
             live: vec![],
+            tile_max: vec![],
         }
     }
 
@@ -323,7 +326,8 @@ fn mark_live(tiles: &Tiles, points: &[f32], pt: &PointView, hints: &[u32], block
 
 /// The softmax over training points in the two passes of [`super::step`] (every logit, then the
 /// weights against their max), tile by tile, every block of the group using each tile while it is
-/// in cache. A tile whose weights are exactly zero in every lane of a block is not multiplied.
+/// in cache. A tile whose weights are exactly zero in every lane of a block is not multiplied,
+/// and one whose logits are all too far below the max for exp is not exponentiated either.
 #[inline(always)]
 fn evaluate_empirical<const RB: usize>(
     d: usize,
@@ -345,6 +349,10 @@ fn evaluate_empirical<const RB: usize>(
             ..Softmax::default()
         })
         .collect();
+    let count = n.div_ceil(SOFTMAX_ROWS);
+    blocks
+        .iter_mut()
+        .for_each(|b| b.tile_max.resize(count, [f32::NEG_INFINITY; LANES]));
     for (t, rows) in tiles().enumerate() {
         let w = &pt.w[rows.start * d..rows.end * d];
         for (b, s) in blocks.iter_mut().zip(&mut state) {
@@ -395,18 +403,26 @@ impl Softmax {
         bias: &[f32],
         b: &mut Block,
     ) {
+        let t = rows.start / SOFTMAX_ROWS;
         let e = &mut b.logits[rows.clone()];
         spread(bias, e);
         rows_dot::<RB>(w, d, &b.y, e);
+        let mut top = [f32::NEG_INFINITY; LANES];
         for (r, er) in rows.zip(e.iter()) {
             let lanes = er.iter().zip(&mut self.m).zip(&mut self.best);
-            for ((&v, m), best) in lanes {
+            for (l, ((&v, m), best)) in lanes.enumerate() {
                 if v > *m {
                     *m = v;
                     *best = r as u32;
                 }
+                top[l] = if v.is_nan() {
+                    f32::INFINITY
+                } else {
+                    top[l].max(v)
+                };
             }
         }
+        b.tile_max[t] = top;
     }
 
     /// Pass 2 over `rows`: the weights e = exp(ℓ − m) in place, their sums, and `Wᵀ e` into `b.v`
@@ -414,6 +430,13 @@ impl Softmax {
     #[inline(always)]
     fn weights<const RB: usize>(&mut self, d: usize, rows: Range<usize>, w: &[f32], b: &mut Block) {
         let t0 = rows.start;
+        // Every weight of the tile is exactly 0 in every lane (ℓ − m rounds monotonically in ℓ,
+        // and exp is 0 below EXP_ZERO_BELOW): adding 0 to the sums and drawing from a tile of
+        // weight 0 change nothing, so the tile is skipped, exps and all.
+        let highest = &b.tile_max[t0 / SOFTMAX_ROWS];
+        if (0..LANES).all(|l| highest[l] - self.m[l] < fmath::EXP_ZERO_BELOW) {
+            return;
+        }
         let e = &mut b.logits[rows];
         let mut top = [0.0f32; LANES];
         for er in e.iter_mut() {
