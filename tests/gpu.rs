@@ -813,3 +813,51 @@ fn exact_scheme_samples_the_gaussian_marginal_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     common::check_exact_marginals(gpu, 20_000);
 }
+
+/// A study's summary records the step-kernel variant it ran with: forced through the environment
+/// (`onchip (forced)`), chosen by the probe otherwise; null on the CPU.
+#[test]
+fn study_summary_records_the_gpu_variant() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = common::scratch("gpu-variant");
+    let run = |name: &str, backend: &str, variant: Option<&str>| -> serde_json::Value {
+        let out = dir.join(name);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regimes"));
+        cmd.args([
+            "run",
+            "--preset",
+            "quick",
+            "--particles",
+            "512",
+            "--steps",
+            "20",
+            "--backend",
+            backend,
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("WGPU_BACKEND", "vulkan")
+        .env_remove(regimes::engine::gpu::VARIANT_ENV);
+        if let Some(v) = variant {
+            cmd.env(regimes::engine::gpu::VARIANT_ENV, v);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+    };
+    let forced = run("onchip", "gpu", Some("onchip"));
+    assert_eq!(forced["gpu_variant"], "onchip (forced)", "{forced}");
+    let blocked = run("blocked", "gpu", Some("blocked"));
+    assert_eq!(blocked["gpu_variant"], "blocked (forced)");
+    let auto = run("auto", "gpu", None);
+    let chosen = auto["gpu_variant"].as_str().expect("a string on the GPU");
+    assert!(
+        chosen.starts_with("blocked (probe: ") || chosen.starts_with("onchip (probe: "),
+        "{chosen}"
+    );
+    let cpu = run("cpu", "cpu", None);
+    assert!(cpu["gpu_variant"].is_null(), "{cpu}");
+}

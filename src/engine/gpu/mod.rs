@@ -110,6 +110,9 @@ pub struct GpuEngine {
     /// device across batches and advances (keyed by a hash of their bits and split), so a run
     /// uploads them once.
     centers: Arc<Mutex<Option<training::Resident>>>,
+    /// The plan shapes this engine advanced since [`GpuEngine::clear_used`], in first-use order
+    /// (what a study's summary records the variants of).
+    used: Mutex<Vec<crate::plan::Shape>>,
 }
 
 impl GpuEngine {
@@ -153,6 +156,7 @@ impl GpuEngine {
             int64: opened.int64,
             compile_seconds: 0.0,
             errors: opened.errors,
+            used: Mutex::default(),
         };
         engine.warm_up()?;
         engine.compile_seconds = clock.elapsed().as_secs_f64();
@@ -185,6 +189,7 @@ impl GpuEngine {
             compile_seconds: self.compile_seconds,
             errors: self.errors.clone(),
             centers: self.centers.clone(),
+            used: Mutex::default(),
         })
     }
 

@@ -156,6 +156,12 @@ impl GpuEngine {
         base: &Params,
     ) -> Result<Variant> {
         let shape = plan.shape();
+        {
+            let mut used = self.used.lock().expect("used shapes");
+            if !used.contains(&shape) {
+                used.push(shape);
+            }
+        }
         let key = (shape, self.options.variant);
         if let Some(c) = self
             .pipelines
@@ -200,6 +206,37 @@ impl GpuEngine {
             .collect();
         v.sort_by_key(|(s, _)| (s.kind as u8, s.dim, s.centers, format!("{s:?}")));
         v
+    }
+
+    /// Forgets the shapes advanced so far ([`Self::used_choices`]).
+    pub fn clear_used(&self) {
+        self.used.lock().expect("used shapes").clear();
+    }
+
+    /// The choice of each plan shape advanced since [`Self::clear_used`], in first-use order.
+    pub fn used_choices(&self) -> Vec<(Shape, Choice)> {
+        let used = self.used.lock().expect("used shapes").clone();
+        let cache = self.pipelines.steps.lock().expect("step pipelines");
+        used.into_iter()
+            .filter_map(|s| {
+                cache
+                    .choices
+                    .get(&(s, self.options.variant))
+                    .map(|c| (s, c.clone()))
+            })
+            .collect()
+    }
+
+    /// What a study's summary records as `gpu_variant`: the choice of each shape advanced since
+    /// [`Self::clear_used`] ([`Choice::describe`], `; `-separated), None if none was.
+    pub fn used_variants(&self) -> Option<String> {
+        let c = self.used_choices();
+        (!c.is_empty()).then(|| {
+            c.iter()
+                .map(|(_, c)| c.describe())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
     /// Seconds per probe dispatch of each variant: zeroed particles (the values do not change
