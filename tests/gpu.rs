@@ -520,15 +520,19 @@ fn steps_per_dispatch_do_not_change_particles() {
     }
 }
 
-/// Every step-kernel variant, forced, against the CPU on the mixture plans it applies to (every
-/// form of M, B, P, dense and scalar noise, the exact scheme's draws), including dispatches cut
-/// after an evaluation (a recorder at every point, one step per dispatch), and the choice is
-/// recorded as forced. Where the variant does not apply (empirical) the blocked kernel runs.
-/// The rest of the suite runs any variant with `REGIMES_GPU_VARIANT` set (scripts/device-check).
+/// Every step-kernel variant, forced, against the CPU on mixture and empirical plans (every form
+/// of M, B, P, dense and scalar noise, the exact scheme's draws; training sets of one and many
+/// tiles, the last one partial, tiles sliced for d > 64), including dispatches cut after an
+/// evaluation (a recorder at every point, one step per dispatch), and the choice is recorded as
+/// forced; on lavapipe every variant gives the blocked kernel's bits. The rest of the suite runs any variant with `REGIMES_GPU_VARIANT` set
+/// (scripts/device-check).
 #[test]
 fn every_variant_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let grid = Grid::new(4.0, 40).unwrap();
+    // On lavapipe the variants run the same operations in the same order: the same bits.
+    let lavapipe = gpu.adapter_info().driver.contains("llvmpipe");
+    let mut blocked: Vec<Particles> = Vec::new();
     for variant in Variant::ALL {
         let engine = gpu
             .reconfigured(GpuOptions {
@@ -543,20 +547,41 @@ fn every_variant_matches_cpu() {
                 ..GpuOptions::default()
             })
             .unwrap();
-        for (d, shape, scheme) in [
-            (2usize, Shape::Scalar, Scheme::EulerMaruyama),
-            (16, Shape::Diagonal, Scheme::EulerMaruyama),
-            (64, Shape::Rotated, Scheme::EulerMaruyama),
-            (16, Shape::DenseU, Scheme::EulerMaruyama),
-            (16, Shape::DenseU, Scheme::Exact),
-            (8, Shape::DenseU, Scheme::Exponential),
-            (8, Shape::Rotated, Scheme::ProbabilityFlow),
-        ] {
-            let p = common::plan_with(process(d, shape, 5), mixture(d, 9), grid.clone(), scheme);
-            let what = format!("{variant} {scheme:?} d={d} {shape:?}");
+        for (case, (d, points, shape, scheme)) in [
+            (2usize, 0usize, Shape::Scalar, Scheme::EulerMaruyama),
+            (16, 0, Shape::Diagonal, Scheme::EulerMaruyama),
+            (64, 0, Shape::Rotated, Scheme::EulerMaruyama),
+            (16, 0, Shape::DenseU, Scheme::EulerMaruyama),
+            (16, 0, Shape::DenseU, Scheme::Exact),
+            (8, 0, Shape::DenseU, Scheme::Exponential),
+            (8, 0, Shape::Rotated, Scheme::ProbabilityFlow),
+            // Empirical: one partial tile, several, and sliced tiles (d = 100: 64 + 36).
+            (2, 40, Shape::Scalar, Scheme::EulerMaruyama),
+            (16, 150, Shape::DenseU, Scheme::EulerMaruyama),
+            (64, 150, Shape::Rotated, Scheme::EulerMaruyama),
+            (100, 300, Shape::Diagonal, Scheme::EulerMaruyama),
+            (16, 150, Shape::Scalar, Scheme::Exact),
+            (100, 150, Shape::Scalar, Scheme::Exact),
+            (8, 150, Shape::DenseU, Scheme::ProbabilityFlow),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let target = if points == 0 {
+                mixture(d, 9)
+            } else {
+                empirical(d, points, 3)
+            };
+            let p = common::plan_with(process(d, shape, 5), target, grid.clone(), scheme);
+            let what = format!("{variant} {scheme:?} d={d} N={points} {shape:?}");
             let ids = ids(200);
             let cpu = run_cpu(&p, 11, &ids, 0, 40);
             let gpu_p = run_gpu(&engine, &p, 11, &ids, 0, 40);
+            if variant == Variant::Blocked {
+                blocked.push(gpu_p.clone());
+            } else if lavapipe {
+                assert_eq!(gpu_p, blocked[case], "{what}: bits of the blocked kernel");
+            }
             if scheme == Scheme::Exact {
                 let apart = cpu
                     .x

@@ -45,7 +45,7 @@ use anyhow::{Result, ensure};
 
 pub use batch::GpuBatch;
 pub use device::{AdapterSummary, is_software, list_adapters};
-pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, WORKGROUP};
+pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
 pub use variant::{Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env};
 
 use crate::engine::{Engine, Particles, Recorder};

@@ -1,4 +1,5 @@
-//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl` (CPU twins:
+//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl`, and of their
+//! on-chip variants `step_mixture_onchip.wgsl` and `step_empirical_onchip.wgsl` (CPU twins:
 //! `engine/cpu/step.rs` and `engine/cpu/lanes.rs`): the step kernels specialised per plan
 //! [`Shape`], and `advance`, which runs the dispatches [`schedule`] cuts, uploading the
 //! coefficients of each dispatch's points, and reduces at the recorder's points ([`super::reduce`]).
@@ -11,8 +12,8 @@ use super::buffers::bytes_of;
 use super::layout::{Bindings, Params};
 use super::reduce::Pending;
 use super::shaders::{
-    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK,
-    STEP, TILE_FLOATS, form_code, kernel_file, no_args,
+    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, ONCHIP, PARTICLES_PER_INVOCATION, RNG,
+    ROW_BLOCK, STEP, TILE_FLOATS, form_code, kernel_file, no_args,
 };
 use super::training::EmpiricalArgs;
 use super::variant::Variant;
@@ -54,10 +55,33 @@ pub(super) const STEP_MIXTURE_ONCHIP: Kernel = Kernel {
         RNG,
         BLOCK,
         STEP,
+        ONCHIP,
         kernel_file!("step_mixture_onchip.wgsl"),
     ],
     outputs: [None, None],
 };
+
+/// The on-chip variant of the empirical step: tiles of training points in workgroup memory
+/// shared by the workgroup's particles, each particle's state in private arrays.
+pub(super) const STEP_EMPIRICAL_ONCHIP: Kernel = Kernel {
+    name: "step_empirical_onchip",
+    args: EmpiricalArgs::wgsl,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        ONCHIP,
+        kernel_file!("step_empirical_onchip.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
+/// Coordinates per row of a tile of the on-chip empirical kernel (`TW`): the whole point where
+/// [`rows_per_tile`] points fit workgroup memory, else slices of this many.
+pub(super) fn onchip_tile_width(shape: &Shape) -> usize {
+    shape.dim.clamp(1, TILE_FLOATS / rows_per_tile(shape))
+}
 
 /// Training points per softmax tile: the CPU's block, so both engines round the online softmax
 /// alike for every d.
@@ -77,7 +101,8 @@ pub(super) fn tiled(shape: &Shape) -> bool {
 /// once, and the compiler sees constant loop bounds and no branches on forms.
 pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
     match (shape.kind, variant) {
-        (Kind::Empirical, _) => &STEP_EMPIRICAL,
+        (Kind::Empirical, Variant::Blocked) => &STEP_EMPIRICAL,
+        (Kind::Empirical, Variant::OnChip) => &STEP_EMPIRICAL_ONCHIP,
         (Kind::Mixture, Variant::Blocked) => &STEP_MIXTURE,
         (Kind::Mixture, Variant::OnChip) => &STEP_MIXTURE_ONCHIP,
     }
@@ -100,7 +125,8 @@ pub(super) fn constants(shape: &Shape) -> String {
          const KB: u32 = {kb}u;\n\
          const ROWS: u32 = {rows}u;\n\
          const TILED: bool = {tiled};\n\
-         const OWG: u32 = {owg}u;\n",
+         const OWG: u32 = {owg}u;\n\
+         const TW: u32 = {tw}u;\n",
         d = shape.dim,
         k = shape.centers,
         m = form_code(shape.m_form),
@@ -116,6 +142,7 @@ pub(super) fn constants(shape: &Shape) -> String {
         rows = rows_per_tile(shape),
         tiled = tiled(shape),
         owg = super::variant::ONCHIP_GROUP,
+        tw = onchip_tile_width(shape),
     )
 }
 
@@ -243,7 +270,7 @@ impl GpuEngine {
             p_form: form_code(plan.p_form),
             ..Params::default()
         };
-        let variant = self.step_variant(plan, from, n, &base)?;
+        let variant = self.step_variant(plan, from, n, &base, training.as_ref())?;
         let bounds = schedule::Bounds {
             chunk_len: plan.chunk_len,
             ops_per_dispatch: self.ops_per_dispatch(plan, dirs, variant)?,
