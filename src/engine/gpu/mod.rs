@@ -113,6 +113,8 @@ pub struct GpuEngine {
     /// The plan shapes this engine advanced since [`GpuEngine::clear_used`], in first-use order
     /// (what a study's summary records the variants of).
     used: Mutex<Vec<crate::plan::Shape>>,
+    /// The advance left running on the device, if any ([`GpuEngine::settle`]).
+    in_flight: Mutex<buffers::InFlight>,
 }
 
 impl GpuEngine {
@@ -157,6 +159,7 @@ impl GpuEngine {
             compile_seconds: 0.0,
             errors: opened.errors,
             used: Mutex::default(),
+            in_flight: Mutex::default(),
         };
         engine.warm_up()?;
         engine.compile_seconds = clock.elapsed().as_secs_f64();
@@ -190,6 +193,7 @@ impl GpuEngine {
             errors: self.errors.clone(),
             centers: self.centers.clone(),
             used: Mutex::default(),
+            in_flight: Mutex::default(),
         })
     }
 
