@@ -520,15 +520,19 @@ fn steps_per_dispatch_do_not_change_particles() {
     }
 }
 
-/// Every step-kernel variant, forced, against the CPU on the mixture plans it applies to (every
-/// form of M, B, P, dense and scalar noise, the exact scheme's draws), including dispatches cut
-/// after an evaluation (a recorder at every point, one step per dispatch), and the choice is
-/// recorded as forced. Where the variant does not apply (empirical) the blocked kernel runs.
-/// The rest of the suite runs any variant with `REGIMES_GPU_VARIANT` set (scripts/device-check).
+/// Every step-kernel variant, forced, against the CPU on mixture and empirical plans (every form
+/// of M, B, P, dense and scalar noise, the exact scheme's draws; training sets of one and many
+/// tiles, the last one partial, tiles sliced for d > 64), including dispatches cut after an
+/// evaluation (a recorder at every point, one step per dispatch), and the choice is recorded as
+/// forced; on lavapipe every variant gives the blocked kernel's bits. The rest of the suite runs any variant with `REGIMES_GPU_VARIANT` set
+/// (scripts/device-check).
 #[test]
 fn every_variant_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     let grid = Grid::new(4.0, 40).unwrap();
+    // On lavapipe the variants run the same operations in the same order: the same bits.
+    let lavapipe = gpu.adapter_info().driver.contains("llvmpipe");
+    let mut blocked: Vec<Particles> = Vec::new();
     for variant in Variant::ALL {
         let engine = gpu
             .reconfigured(GpuOptions {
@@ -543,20 +547,41 @@ fn every_variant_matches_cpu() {
                 ..GpuOptions::default()
             })
             .unwrap();
-        for (d, shape, scheme) in [
-            (2usize, Shape::Scalar, Scheme::EulerMaruyama),
-            (16, Shape::Diagonal, Scheme::EulerMaruyama),
-            (64, Shape::Rotated, Scheme::EulerMaruyama),
-            (16, Shape::DenseU, Scheme::EulerMaruyama),
-            (16, Shape::DenseU, Scheme::Exact),
-            (8, Shape::DenseU, Scheme::Exponential),
-            (8, Shape::Rotated, Scheme::ProbabilityFlow),
-        ] {
-            let p = common::plan_with(process(d, shape, 5), mixture(d, 9), grid.clone(), scheme);
-            let what = format!("{variant} {scheme:?} d={d} {shape:?}");
+        for (case, (d, points, shape, scheme)) in [
+            (2usize, 0usize, Shape::Scalar, Scheme::EulerMaruyama),
+            (16, 0, Shape::Diagonal, Scheme::EulerMaruyama),
+            (64, 0, Shape::Rotated, Scheme::EulerMaruyama),
+            (16, 0, Shape::DenseU, Scheme::EulerMaruyama),
+            (16, 0, Shape::DenseU, Scheme::Exact),
+            (8, 0, Shape::DenseU, Scheme::Exponential),
+            (8, 0, Shape::Rotated, Scheme::ProbabilityFlow),
+            // Empirical: one partial tile, several, and sliced tiles (d = 100: 64 + 36).
+            (2, 40, Shape::Scalar, Scheme::EulerMaruyama),
+            (16, 150, Shape::DenseU, Scheme::EulerMaruyama),
+            (64, 150, Shape::Rotated, Scheme::EulerMaruyama),
+            (100, 300, Shape::Diagonal, Scheme::EulerMaruyama),
+            (16, 150, Shape::Scalar, Scheme::Exact),
+            (100, 150, Shape::Scalar, Scheme::Exact),
+            (8, 150, Shape::DenseU, Scheme::ProbabilityFlow),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let target = if points == 0 {
+                mixture(d, 9)
+            } else {
+                empirical(d, points, 3)
+            };
+            let p = common::plan_with(process(d, shape, 5), target, grid.clone(), scheme);
+            let what = format!("{variant} {scheme:?} d={d} N={points} {shape:?}");
             let ids = ids(200);
             let cpu = run_cpu(&p, 11, &ids, 0, 40);
             let gpu_p = run_gpu(&engine, &p, 11, &ids, 0, 40);
+            if variant == Variant::Blocked {
+                blocked.push(gpu_p.clone());
+            } else if lavapipe {
+                assert_eq!(gpu_p, blocked[case], "{what}: bits of the blocked kernel");
+            }
             if scheme == Scheme::Exact {
                 let apart = cpu
                     .x
@@ -812,4 +837,52 @@ fn every_scheme_matches_cpu() {
 fn exact_scheme_samples_the_gaussian_marginal_on_the_gpu() {
     let Some(gpu) = gpu() else { return };
     common::check_exact_marginals(gpu, 20_000);
+}
+
+/// A study's summary records the step-kernel variant it ran with: forced through the environment
+/// (`onchip (forced)`), chosen by the probe otherwise; null on the CPU.
+#[test]
+fn study_summary_records_the_gpu_variant() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = common::scratch("gpu-variant");
+    let run = |name: &str, backend: &str, variant: Option<&str>| -> serde_json::Value {
+        let out = dir.join(name);
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regimes"));
+        cmd.args([
+            "run",
+            "--preset",
+            "quick",
+            "--particles",
+            "512",
+            "--steps",
+            "20",
+            "--backend",
+            backend,
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("WGPU_BACKEND", "vulkan")
+        .env_remove(regimes::engine::gpu::VARIANT_ENV);
+        if let Some(v) = variant {
+            cmd.env(regimes::engine::gpu::VARIANT_ENV, v);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
+    };
+    let forced = run("onchip", "gpu", Some("onchip"));
+    assert_eq!(forced["gpu_variant"], "onchip (forced)", "{forced}");
+    let blocked = run("blocked", "gpu", Some("blocked"));
+    assert_eq!(blocked["gpu_variant"], "blocked (forced)");
+    let auto = run("auto", "gpu", None);
+    let chosen = auto["gpu_variant"].as_str().expect("a string on the GPU");
+    assert!(
+        chosen.starts_with("blocked (probe: ") || chosen.starts_with("onchip (probe: "),
+        "{chosen}"
+    );
+    let cpu = run("cpu", "cpu", None);
+    assert!(cpu["gpu_variant"].is_null(), "{cpu}");
 }

@@ -19,6 +19,8 @@ const INCIDENTAL: &[&str] = &[
     // Work done, not results: it depends on how particles were grouped into SIMD blocks.
     "pruned_tiles",
     "backend",
+    // How the GPU ran it (the variant probes' timings differ between runs).
+    "gpu_variant",
     "shard",
     "merged_from",
 ];

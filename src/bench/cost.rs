@@ -40,7 +40,7 @@ use serde::Serialize;
 
 use crate::config::Backend;
 use crate::engine::cpu::lanes::LANES;
-use crate::engine::gpu::{GROUP_PARTICLES, ROW_BLOCK, WORKGROUP};
+use crate::engine::gpu::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
 use crate::linalg::Form;
 use crate::plan::{Kind, Shape};
 
@@ -105,12 +105,17 @@ pub enum GpuKernels {
     /// register-blocked 8 rows × 4 particles (min(K, 8) classes for a mixture's logits),
     /// training tiles in workgroup memory shared by 256 particles.
     Blocked,
-    /// The on-chip variant of the mixture kernel (`step_mixture_onchip.wgsl`): one particle per
-    /// invocation, x and every temporary in private arrays across the fused steps of a dispatch;
-    /// x, the metadata and the purity cross global memory once per dispatch of
-    /// [`ONCHIP_STEPS_PER_DISPATCH`] steps, coefficients once per workgroup of 256.
+    /// The on-chip variants (`step_mixture_onchip.wgsl`, `step_empirical_onchip.wgsl`): one
+    /// particle per invocation, x and every temporary in private arrays across the fused steps of
+    /// a dispatch; x, the metadata and the purity cross global memory once per dispatch of
+    /// [`ONCHIP_STEPS_PER_DISPATCH`] steps, coefficients and training tiles once per workgroup of
+    /// 256 (a training tile through workgroup memory).
     OnChip,
 }
+
+/// Coordinates per tile row of the on-chip empirical kernel: workgroup memory holds 64 training
+/// points of up to this many coordinates (`TW` of `step_empirical_onchip.wgsl`).
+pub const EMPIRICAL_TILE_WIDTH: u64 = (TILE_FLOATS / crate::engine::SOFTMAX_ROWS) as u64;
 
 /// Steps per dispatch the on-chip model assumes (the engine's default `--steps-per-dispatch`).
 pub const ONCHIP_STEPS_PER_DISPATCH: u64 = 50;
@@ -290,19 +295,46 @@ pub fn kernel_cost(shape: &Shape, kernels: GpuKernels, int64: bool) -> KernelCos
         }
         GpuKernels::OnChip => {
             let apply = |f: Form| if f == Form::Dense { 2 * d * d } else { d };
-            // Logits 2kd + k biases, softmax 5k (sub, exp, add, scale, square-add), v 2dk (a
-            // draw instead reads its offset: no flops); update M x, P v, then +, ·c, +.
-            let v_flops = if shape.draws { 0 } else { 2 * d * k };
-            let eval = apply(shape.b_form) + 2 * k * d + k + 5 * k + v_flops;
+            let onchip_group = crate::engine::gpu::ONCHIP_GROUP as f64;
+            let (eval, shared, own) = match shape.kind {
+                Kind::Mixture => {
+                    // Logits 2kd + k biases, softmax 5k (sub, exp, add, scale, square-add), v
+                    // 2dk (a draw instead reads its offset: no flops).
+                    let v_flops = if shape.draws { 0 } else { 2 * d * k };
+                    let eval = apply(shape.b_form) + 2 * k * d + k + 5 * k + v_flops;
+                    (eval, coefficients, 0.0)
+                }
+                Kind::Empirical => {
+                    // Logits 2kd + k biases, online softmax 4k (sub, exp, add, square-add), Wᵀe
+                    // 2kd and its final scaling d (a draw instead: 3k for the tile sums and the
+                    // cumulative search, then the drawn point's d floats read per particle).
+                    let (tail, own) = if shape.draws {
+                        (3 * k, d as f64)
+                    } else {
+                        (2 * k * d + d, 0.0)
+                    };
+                    let eval = apply(shape.b_form) + 2 * k * d + k + 4 * k + tail;
+                    // Each training point crosses global memory once per workgroup for the
+                    // logits and, where a tile is sliced (d > TW), again for Wᵀe but for the
+                    // last slice, which stays in workgroup memory.
+                    let tw = EMPIRICAL_TILE_WIDTH.min(d.max(1));
+                    let again = if shape.draws {
+                        0
+                    } else {
+                        (d.div_ceil(tw) - 1) * tw
+                    };
+                    let tiles = (k * (d + again)) as f64;
+                    (eval, coefficients - (k * d) as f64 + tiles, own)
+                }
+            };
             let update = apply(shape.m_form) + apply(shape.p_form) + 3 * d;
             // Per dispatch: x read and written, id 2 and label 2 words read, purity written.
             let per_dispatch = (2 * d + 5) as f64 / ONCHIP_STEPS_PER_DISPATCH as f64;
-            let onchip_group = crate::engine::gpu::ONCHIP_GROUP as f64;
             return KernelCost {
                 kernels,
                 flops: eval + update + rng_flops,
                 int_ops,
-                bytes: 4.0 * (per_dispatch + coefficients / onchip_group),
+                bytes: 4.0 * (per_dispatch + own + shared / onchip_group),
             };
         }
     };
@@ -435,6 +467,28 @@ mod tests {
             assert!(old.bytes >= 10.0 * new.bytes, "{old:?} {new:?}");
             assert!(new.bound(&h) >= 3.0 * old.bound(&h), "{old:?} {new:?}");
         }
+    }
+
+    #[test]
+    fn onchip_empirical_kernel_reads_each_tile_once_per_workgroup() {
+        // d = 2, N = 5, scalar forms: flops B x 2, logits 20 + 5, softmax 20, Wᵀe 20 + 2, update
+        // 2 + 2 + 6, Box–Muller 110; bytes (2·2 + 5) floats per 50 steps + (M, B, P, noise 4,
+        // biases 5, points 10) floats per 256 particles.
+        let g = shape(Kind::Empirical, 2, 5, Form::Scalar);
+        let c = kernel_cost(&g, GpuKernels::OnChip, true);
+        assert_eq!(c.flops, 2 + 25 + 20 + 22 + 10 + 110);
+        assert_eq!(c.bytes, 4.0 * (9.0 / 50.0 + 19.0 / 256.0));
+        // d = 100 slices a tile (64 + 36 coordinates): the first slice is read again for Wᵀe.
+        let e = shape(Kind::Empirical, 100, 1000, Form::Scalar);
+        let c = kernel_cost(&e, GpuKernels::OnChip, true);
+        let shared = 4.0 + 1000.0 + 1000.0 * (100.0 + 64.0);
+        assert!((c.bytes - 4.0 * (205.0 / 50.0 + shared / 256.0)).abs() < 1e-9);
+        // The target for the empirical workload (N = 1000, d = 100): ≥ 3× fewer bytes and
+        // ≥ 3× the H100 bound of the blocked kernel.
+        let h = h100();
+        let old = kernel_cost(&e, GpuKernels::Blocked, true);
+        assert!(old.bytes >= 3.0 * c.bytes, "{old:?} {c:?}");
+        assert!(c.bound(&h) >= 3.0 * old.bound(&h), "{old:?} {c:?}");
     }
 
     #[test]

@@ -69,13 +69,13 @@ pub fn resolve_devices(
 }
 
 /// The study split across GPU adapters, one thread and engine each, the slices folded in device
-/// order (particle order).
+/// order (particle order); the backends and the step-kernel variants of the devices.
 pub fn on_devices<S: Study>(
     inputs: &Inputs,
     setup: &S::Setup,
     spec: &str,
     session: &mut Session,
-) -> Result<(Parts, String)> {
+) -> Result<(Parts, String, Option<String>)> {
     let devices = resolve_devices(spec, &list_adapters())?;
     let names: Vec<String> = devices.iter().map(|(i, n)| format!("{i}: {n}")).collect();
     inputs.note(&format!(
@@ -84,7 +84,7 @@ pub fn on_devices<S: Study>(
         names.join(", ")
     ));
     let count = devices.len() as u64;
-    type Slice = (Parts, String, Option<Stop>);
+    type Slice = (Parts, String, Option<Stop>, Option<String>);
     let results: Vec<Result<Slice>> = std::thread::scope(|scope| {
         let handles: Vec<_> = devices
             .iter()
@@ -104,7 +104,7 @@ pub fn on_devices<S: Study>(
                     })?;
                     let mut s = Session::new(true);
                     let parts = S::measure(&sub, setup, &engine, &mut s)?;
-                    Ok((parts, engine.describe(), s.stopped))
+                    Ok((parts, engine.describe(), s.stopped, engine.used_variants()))
                 })
             })
             .collect();
@@ -118,10 +118,13 @@ pub fn on_devices<S: Study>(
     });
     let mut parts = vec![];
     let mut backends = vec![];
+    let mut variants = vec![];
     for (r, (index, name)) in results.into_iter().zip(&devices) {
-        let (p, backend, stopped) = r.map_err(|e| e.context(format!("device {index} ({name})")))?;
+        let (p, backend, stopped, variant) =
+            r.map_err(|e| e.context(format!("device {index} ({name})")))?;
         session.stopped(stopped);
         backends.push(backend);
+        variants.extend(variant);
         parts.push(p);
     }
     let labels: Vec<String> = devices
@@ -129,5 +132,10 @@ pub fn on_devices<S: Study>(
         .map(|(i, n)| format!("device {i} ({n})"))
         .collect();
     let refs: Vec<&Parts> = parts.iter().collect();
-    Ok((Parts::fold(&refs, &labels)?, super::distinct(backends)))
+    let variants = (!variants.is_empty()).then(|| super::distinct(variants));
+    Ok((
+        Parts::fold(&refs, &labels)?,
+        super::distinct(backends),
+        variants,
+    ))
 }

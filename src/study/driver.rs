@@ -92,6 +92,9 @@ struct Summary<'a, T: Serialize> {
     wall_seconds: f64,
     /// GPU shader compilation (JIT) time, kept apart from the run's wall time.
     shader_compile_seconds: Option<f64>,
+    /// The GPU step-kernel variant of each plan shape the study ran and how it was chosen
+    /// (`onchip (forced)`, `blocked (probe: …)`); null on the CPU and for merged shards.
+    gpu_variant: Option<String>,
     /// Set when the run stopped before completing; counts in the result are what completed.
     stopped_early: Option<String>,
     /// The fraction of this run's work (its slice, for a shard) the results hold.
@@ -269,6 +272,7 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
     let mut started = Instant::now();
     let mut shader_compile_seconds = None;
     let mut merged_from = None;
+    let mut gpu_variant = None;
     let measured = (|| -> Result<(S::Setup, Parts, String)> {
         if !S::MEASURES {
             let setup = S::setup(&inputs, &mut session)?;
@@ -307,7 +311,10 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
                 let parts = match engine {
                     Selected::Cpu(e) => on_engine::<S, _>(&inputs, &setup, e, &mut session),
                     Selected::Gpu(e) => {
-                        on_engine::<S, _>(&inputs, &setup, e.as_ref(), &mut session)
+                        e.clear_used();
+                        let parts = on_engine::<S, _>(&inputs, &setup, e.as_ref(), &mut session);
+                        gpu_variant = e.used_variants();
+                        parts
                     }
                 }?;
                 let backend = match engine {
@@ -318,8 +325,9 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
             }
             Source::Devices(spec) => {
                 let setup = timed_setup::<S>(&inputs, &mut session)?;
-                let (parts, backend) =
+                let (parts, backend, variants) =
                     super::devices::on_devices::<S>(&inputs, &setup, &spec, &mut session)?;
+                gpu_variant = variants;
                 Ok((setup, parts, backend))
             }
             Source::Shards(shards) => {
@@ -408,6 +416,7 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
         backend,
         wall_seconds,
         shader_compile_seconds,
+        gpu_variant,
         stopped_early: session.stopped.as_ref().map(Stop::to_string),
         fraction_done,
         shard: inputs.shard.map(|s| s.to_string()),

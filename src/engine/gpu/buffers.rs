@@ -1,11 +1,24 @@
 //! Buffers and dispatches: storage buffers (initialised or zeroed), recording a dispatch with its
-//! [`Bindings`], reading a buffer back, waiting for the device.
+//! [`Bindings`] (or many dispatches sharing one bind group, their parameters at dynamic offsets
+//! of one buffer: [`ParamBlocks`]), reading a buffer back, waiting for the device.
+
+use std::time::Instant;
 
 use anyhow::{Result, anyhow, bail};
 use wgpu::util::DeviceExt;
 
 use super::GpuEngine;
-use super::layout::{Bindings, Params};
+use super::layout::{Bindings, Params, params_size};
+
+/// Advances whose work takes less than this (seconds) are left in flight ([`GpuEngine::settle`]).
+pub(super) const PIPELINE_SECONDS: f64 = 0.05;
+
+/// The advance left running on the device, and whether advances have been short.
+#[derive(Default)]
+pub(super) struct InFlight {
+    pending: Option<wgpu::SubmissionIndex>,
+    short: bool,
+}
 
 /// Largest workgroup count per grid dimension we use (the WebGPU minimum).
 const GRID_X: usize = 65535;
@@ -47,6 +60,41 @@ impl GpuEngine {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| anyhow!("gpu: device lost or timed out while waiting ({e})"))?;
         self.check_errors()
+    }
+
+    /// The end of an advance whose last submission is `last`, submitted at `at`: waits for the
+    /// previous advance's submission if it was left in flight, then for this one too unless
+    /// advances have been short (under [`PIPELINE_SECONDS`]): short ones are left to run while
+    /// the host prepares the next (the device does not idle between segments, the host is never
+    /// more than one ahead), long ones return done, so progress, segment timing and stops are
+    /// as exact as before where a wait costs nothing. Reports validation errors.
+    pub(super) fn settle(&self, last: Option<wgpu::SubmissionIndex>, at: Instant) -> Result<()> {
+        let mut flight = self.in_flight.lock().expect("in flight");
+        if let Some(previous) = flight.pending.take() {
+            let clock = Instant::now();
+            self.wait_for(previous)?;
+            // A long wait for the previous advance: they are no longer short.
+            flight.short = clock.elapsed().as_secs_f64() < PIPELINE_SECONDS;
+        }
+        if let Some(last) = last {
+            if flight.short {
+                flight.pending = Some(last);
+            } else {
+                self.wait_for(last)?;
+                flight.short = at.elapsed().as_secs_f64() < PIPELINE_SECONDS;
+            }
+        }
+        self.check_errors()
+    }
+
+    fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map(drop)
+            .map_err(|e| anyhow!("gpu: device lost or timed out while waiting ({e})"))
     }
 
     pub(super) fn storage_init(
@@ -97,7 +145,7 @@ impl GpuEngine {
         self.queue.submit([enc.finish()]);
     }
 
-    /// Records one dispatch.
+    /// Records one dispatch (its parameters in a buffer and a bind group of their own).
     pub(super) fn dispatch(
         &self,
         enc: &mut wgpu::CommandEncoder,
@@ -113,9 +161,24 @@ impl GpuEngine {
                 contents: bytemuck::bytes_of(params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
+        let bind = self.bind_group(&uniform, bindings);
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        record(&mut pass, pipeline, &bind, 0, groups);
+    }
+
+    /// A bind group of `bindings` with the parameter blocks of `params` (bound at a dynamic
+    /// offset).
+    pub(super) fn bind_group(&self, params: &wgpu::Buffer, bindings: Bindings) -> wgpu::BindGroup {
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: uniform.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: params,
+                offset: 0,
+                size: Some(params_size()),
+            }),
         }];
         for (i, b) in bindings.slots().iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
@@ -123,19 +186,11 @@ impl GpuEngine {
                 resource: b.unwrap_or(&self.dummies[i]).as_entire_binding(),
             });
         }
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &self.bgl,
             entries: &entries,
-        });
-        let (gx, gy) = grid(groups);
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(gx, gy, 1);
+        })
     }
 
     /// Copies `bytes` bytes of a buffer to the host.
@@ -166,8 +221,62 @@ impl GpuEngine {
         Ok(out[..bytes as usize].to_vec())
     }
 
+    /// Blocks `Params` apart in a [`ParamBlocks`] buffer: the adapter's uniform offset alignment.
+    pub(super) fn params_stride(&self) -> usize {
+        let align = self.device.limits().min_uniform_buffer_offset_alignment as usize;
+        round_up(std::mem::size_of::<Params>(), align.max(16))
+    }
+
     /// Particles of dimension `rows` per binding under the binding limit.
     pub(super) fn fits(&self, rows: usize) -> usize {
         (self.max_binding / (4 * rows.max(1) as u64)) as usize
+    }
+}
+
+/// One dispatch of a compute pass: pipeline, bind group with its parameter block at `offset`.
+pub(super) fn record(
+    pass: &mut wgpu::ComputePass,
+    pipeline: &wgpu::ComputePipeline,
+    bind: &wgpu::BindGroup,
+    offset: u32,
+    groups: usize,
+) {
+    let (gx, gy) = grid(groups);
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, bind, &[offset]);
+    pass.dispatch_workgroups(gx, gy, 1);
+}
+
+/// The parameters of many dispatches in one uniform buffer, a block every `stride` bytes, each
+/// bound at its dynamic offset: one buffer and one bind group per group of dispatches instead of
+/// one of each per dispatch.
+pub(super) struct ParamBlocks {
+    stride: usize,
+    bytes: Vec<u8>,
+}
+
+impl ParamBlocks {
+    pub fn new(stride: usize) -> Self {
+        ParamBlocks {
+            stride,
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Appends a block; its dynamic offset.
+    pub fn push(&mut self, params: &Params) -> u32 {
+        let offset = self.bytes.len();
+        self.bytes.extend_from_slice(bytemuck::bytes_of(params));
+        self.bytes.resize(offset + self.stride, 0);
+        offset as u32
+    }
+
+    /// The uniform buffer of the blocks so far.
+    pub fn buffer(&self, device: &wgpu::Device) -> wgpu::Buffer {
+        device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &self.bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
     }
 }

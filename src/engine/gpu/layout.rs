@@ -141,24 +141,32 @@ pub(super) fn declarations(outputs: &Outputs) -> String {
     s
 }
 
-/// The wgpu layout of the same bindings.
+/// Bytes of one `Params` block, the size of binding 0.
+pub(super) fn params_size() -> wgpu::BufferSize {
+    wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64).expect("Params is not empty")
+}
+
+/// The wgpu layout of the same bindings. `Params` is bound with a dynamic offset, so one buffer
+/// holds the parameters of many dispatches and one bind group serves them all
+/// ([`super::buffers::ParamBlocks`]).
 pub(super) fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
-    let buffer = |binding: u32, ty| wgpu::BindGroupLayoutEntry {
+    let buffer = |binding: u32, ty, dynamic: bool| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
+            has_dynamic_offset: dynamic,
+            min_binding_size: dynamic.then(params_size),
         },
         count: None,
     };
-    let mut entries = vec![buffer(0, wgpu::BufferBindingType::Uniform)];
+    let mut entries = vec![buffer(0, wgpu::BufferBindingType::Uniform, true)];
     for (i, slot) in STORAGE.iter().enumerate() {
         let read_only = slot.access == Access::Read;
         entries.push(buffer(
             i as u32 + 1,
             wgpu::BufferBindingType::Storage { read_only },
+            false,
         ));
     }
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {

@@ -7,8 +7,8 @@ use anyhow::{Result, anyhow};
 
 use super::GpuEngine;
 use super::shaders::{ROW_BLOCK, WORKGROUP};
-use super::step::{rows_per_tile, tiled};
-use super::variant::Variant;
+use super::step::{onchip_tile_width, rows_per_tile, tiled};
+use super::variant::{ONCHIP_GROUP, Variant};
 use crate::linalg::Form;
 use crate::plan::{Kind, Plan};
 
@@ -73,14 +73,33 @@ fn op_costs(plan: &Plan, whole: bool) -> (u64, u64) {
     (eval, update + 16)
 }
 
-/// The same for the on-chip variant (`step_mixture_onchip.wgsl`), whose products run one
-/// multiply-add per iteration: d·d per dense product, d·K for the logits and Wᵀ r, a Philox call
-/// (10 rounds) per four coordinates; plus the loads and stores of x and v at the ends.
+/// The same for the on-chip variants (`step_mixture_onchip.wgsl`, `step_empirical_onchip.wgsl`),
+/// whose loops over rows of a product run one row (or an unrolled block of 8) per iteration: d·d
+/// per dense product, d·K for a mixture's logits and Wᵀ r, for the empirical target per tile its
+/// loads (a share of the workgroup's), 8-row blocks over d for the logits and over the tile for
+/// Wᵀe, the max and the exponentials; a Philox call (10 rounds) per four coordinates; plus the
+/// loads and stores of x and v at the ends.
 fn onchip_op_costs(plan: &Plan) -> (u64, u64) {
     let d = plan.dim as u64;
     let k = plan.centers_count as u64;
     let apply = |f: Form| if f == Form::Dense { d * d + d } else { d };
-    let eval = apply(plan.b_form) + k * d + 3 * k + d * k + 2 * d;
+    let eval = match plan.kind {
+        Kind::Mixture => apply(plan.b_form) + k * d + 3 * k + d * k + 2 * d,
+        Kind::Empirical => {
+            let shape = plan.shape();
+            let (r, tw, rb) = (
+                rows_per_tile(&shape) as u64,
+                onchip_tile_width(&shape) as u64,
+                ROW_BLOCK as u64,
+            );
+            let chunks = d.div_ceil(tw);
+            let load = (r * tw).div_ceil(ONCHIP_GROUP as u64) + 2;
+            let logits = chunks * load + r.div_ceil(rb) * (d + 2 * rb * chunks);
+            let weighted = (chunks - 1) * load + (d.div_ceil(rb) + chunks) * (r + 2 * rb);
+            let per_tile = logits + 4 * r + weighted;
+            apply(plan.b_form) + k.div_ceil(r) * per_tile + 2 * d
+        }
+    };
     let p_cost = if plan.p_form == Form::Dense {
         d * d + d
     } else {
@@ -101,6 +120,19 @@ pub(super) fn cuts_loops(info: &wgpu::AdapterInfo) -> bool {
 }
 
 impl GpuEngine {
+    /// Whether one step of `plan` in this variant stays within a loop-limited driver's budget
+    /// (always, elsewhere).
+    pub(super) fn fits_loop_budget(&self, plan: &Plan, variant: Variant) -> bool {
+        if !cuts_loops(&self.info) {
+            return true;
+        }
+        let (eval, update) = match variant {
+            Variant::Blocked => op_costs(plan, true),
+            Variant::OnChip => onchip_op_costs(plan),
+        };
+        eval.max(update) <= LOOP_BUDGET
+    }
+
     /// Ops per step dispatch: `2 · steps_per_dispatch`, one where an empirical evaluation is
     /// split in parts, and on a loop-limited driver no more than the budget allows; refuses a
     /// step, or a projection of `dirs` directions in the reduction, that alone exceeds it.

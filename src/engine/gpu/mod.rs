@@ -45,7 +45,7 @@ use anyhow::{Result, ensure};
 
 pub use batch::GpuBatch;
 pub use device::{AdapterSummary, is_software, list_adapters};
-pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, WORKGROUP};
+pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
 pub use variant::{Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env};
 
 use crate::engine::{Engine, Particles, Recorder};
@@ -110,6 +110,11 @@ pub struct GpuEngine {
     /// device across batches and advances (keyed by a hash of their bits and split), so a run
     /// uploads them once.
     centers: Arc<Mutex<Option<training::Resident>>>,
+    /// The plan shapes this engine advanced since [`GpuEngine::clear_used`], in first-use order
+    /// (what a study's summary records the variants of).
+    used: Mutex<Vec<crate::plan::Shape>>,
+    /// The advance left running on the device, if any ([`GpuEngine::settle`]).
+    in_flight: Mutex<buffers::InFlight>,
 }
 
 impl GpuEngine {
@@ -153,6 +158,8 @@ impl GpuEngine {
             int64: opened.int64,
             compile_seconds: 0.0,
             errors: opened.errors,
+            used: Mutex::default(),
+            in_flight: Mutex::default(),
         };
         engine.warm_up()?;
         engine.compile_seconds = clock.elapsed().as_secs_f64();
@@ -185,6 +192,8 @@ impl GpuEngine {
             compile_seconds: self.compile_seconds,
             errors: self.errors.clone(),
             centers: self.centers.clone(),
+            used: Mutex::default(),
+            in_flight: Mutex::default(),
         })
     }
 

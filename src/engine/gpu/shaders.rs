@@ -34,6 +34,7 @@ const MULHILO16: &str = shared!("mulhilo16.wgsl");
 const MULHILO64: &str = shared!("mulhilo64.wgsl");
 pub(super) const BLOCK: &str = shared!("block.wgsl");
 pub(super) const STEP: &str = shared!("step.wgsl");
+pub(super) const ONCHIP: &str = shared!("onchip.wgsl");
 
 /// Invocations per workgroup of every kernel (`WG` in the shaders).
 pub const WORKGROUP: usize = 64;
@@ -170,12 +171,13 @@ impl Kernel {
 
 /// Every kernel, for tests.
 #[cfg(test)]
-pub(super) fn all() -> [&'static Kernel; 8] {
+pub(super) fn all() -> [&'static Kernel; 9] {
     [
         &super::start::START,
         &super::step::STEP_MIXTURE,
         &super::step::STEP_MIXTURE_ONCHIP,
         &super::step::STEP_EMPIRICAL,
+        &super::step::STEP_EMPIRICAL_ONCHIP,
         &super::reduce::REDUCE,
         &super::tally::TALLY,
         &super::branch::BRANCH,

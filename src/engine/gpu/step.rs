@@ -1,4 +1,5 @@
-//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl` (CPU twins:
+//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl`, and of their
+//! on-chip variants `step_mixture_onchip.wgsl` and `step_empirical_onchip.wgsl` (CPU twins:
 //! `engine/cpu/step.rs` and `engine/cpu/lanes.rs`): the step kernels specialised per plan
 //! [`Shape`], and `advance`, which runs the dispatches [`schedule`] cuts, uploading the
 //! coefficients of each dispatch's points, and reduces at the recorder's points ([`super::reduce`]).
@@ -7,12 +8,12 @@ use std::sync::Arc;
 
 use anyhow::{Result, ensure};
 
-use super::buffers::bytes_of;
+use super::buffers::{ParamBlocks, bytes_of, record};
 use super::layout::{Bindings, Params};
 use super::reduce::Pending;
 use super::shaders::{
-    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK,
-    STEP, TILE_FLOATS, form_code, kernel_file, no_args,
+    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, ONCHIP, PARTICLES_PER_INVOCATION, RNG,
+    ROW_BLOCK, STEP, TILE_FLOATS, form_code, kernel_file, no_args,
 };
 use super::training::EmpiricalArgs;
 use super::variant::Variant;
@@ -23,6 +24,51 @@ use crate::rng;
 
 /// Partial buffers waiting to be read back are flushed above this many bytes.
 const PENDING_BYTES: u64 = 64 << 20;
+
+/// Bounds of a group of step dispatches recorded and submitted together (coefficient bytes,
+/// dispatches).
+const GROUP_BYTES: u64 = 16 << 20;
+const GROUP_DISPATCHES: usize = 256;
+
+/// One recorded command of a group: a step dispatch (the training binding it reads, its
+/// parameter block's offset) or the reduction at a recorded point.
+enum Op {
+    Step { binding: usize, offset: u32 },
+    Record(usize),
+}
+
+/// Dispatches waiting to be recorded: their coefficients, one after another, and parameters.
+struct Group {
+    data: Vec<f32>,
+    params: ParamBlocks,
+    ops: Vec<Op>,
+}
+
+impl Group {
+    fn new(stride: usize) -> Self {
+        Group {
+            data: Vec::new(),
+            params: ParamBlocks::new(stride),
+            ops: Vec::new(),
+        }
+    }
+}
+
+/// What every group of one advance shares, and the reductions it leaves to fold.
+struct Flush<'a> {
+    step: &'a wgpu::ComputePipeline,
+    step_groups: usize,
+    batch: &'a GpuBatch,
+    base: &'a Params,
+    training: Option<&'a super::training::Training>,
+    directions: Option<&'a wgpu::Buffer>,
+    dirs: usize,
+    rec: &'a mut Recorder,
+    pending: Vec<Pending>,
+    pending_bytes: u64,
+    /// The last submission.
+    last: Option<wgpu::SubmissionIndex>,
+}
 
 /// The step kernels read their sizes and forms from the constants of a [`Shape`] ([`constants`]).
 pub(super) const STEP_MIXTURE: Kernel = Kernel {
@@ -54,10 +100,33 @@ pub(super) const STEP_MIXTURE_ONCHIP: Kernel = Kernel {
         RNG,
         BLOCK,
         STEP,
+        ONCHIP,
         kernel_file!("step_mixture_onchip.wgsl"),
     ],
     outputs: [None, None],
 };
+
+/// The on-chip variant of the empirical step: tiles of training points in workgroup memory
+/// shared by the workgroup's particles, each particle's state in private arrays.
+pub(super) const STEP_EMPIRICAL_ONCHIP: Kernel = Kernel {
+    name: "step_empirical_onchip",
+    args: EmpiricalArgs::wgsl,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        ONCHIP,
+        kernel_file!("step_empirical_onchip.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
+/// Coordinates per row of a tile of the on-chip empirical kernel (`TW`): the whole point where
+/// [`rows_per_tile`] points fit workgroup memory, else slices of this many.
+pub(super) fn onchip_tile_width(shape: &Shape) -> usize {
+    shape.dim.clamp(1, TILE_FLOATS / rows_per_tile(shape))
+}
 
 /// Training points per softmax tile: the CPU's block, so both engines round the online softmax
 /// alike for every d.
@@ -77,7 +146,8 @@ pub(super) fn tiled(shape: &Shape) -> bool {
 /// once, and the compiler sees constant loop bounds and no branches on forms.
 pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
     match (shape.kind, variant) {
-        (Kind::Empirical, _) => &STEP_EMPIRICAL,
+        (Kind::Empirical, Variant::Blocked) => &STEP_EMPIRICAL,
+        (Kind::Empirical, Variant::OnChip) => &STEP_EMPIRICAL_ONCHIP,
         (Kind::Mixture, Variant::Blocked) => &STEP_MIXTURE,
         (Kind::Mixture, Variant::OnChip) => &STEP_MIXTURE_ONCHIP,
     }
@@ -100,7 +170,8 @@ pub(super) fn constants(shape: &Shape) -> String {
          const KB: u32 = {kb}u;\n\
          const ROWS: u32 = {rows}u;\n\
          const TILED: bool = {tiled};\n\
-         const OWG: u32 = {owg}u;\n",
+         const OWG: u32 = {owg}u;\n\
+         const TW: u32 = {tw}u;\n",
         d = shape.dim,
         k = shape.centers,
         m = form_code(shape.m_form),
@@ -116,6 +187,7 @@ pub(super) fn constants(shape: &Shape) -> String {
         rows = rows_per_tile(shape),
         tiled = tiled(shape),
         owg = super::variant::ONCHIP_GROUP,
+        tw = onchip_tile_width(shape),
     )
 }
 
@@ -243,7 +315,7 @@ impl GpuEngine {
             p_form: form_code(plan.p_form),
             ..Params::default()
         };
-        let variant = self.step_variant(plan, from, n, &base)?;
+        let variant = self.step_variant(plan, from, n, &base, training.as_ref())?;
         let bounds = schedule::Bounds {
             chunk_len: plan.chunk_len,
             ops_per_dispatch: self.ops_per_dispatch(plan, dirs, variant)?,
@@ -251,10 +323,23 @@ impl GpuEngine {
         };
         let spans = schedule::schedule(from, to, bounds, &rec.points, rec.slots_for(from, to));
         let step = self.step_pipeline(plan, variant)?;
-        let step_groups = n.div_ceil(variant.group_particles());
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut pending_bytes = 0u64;
+        let mut out = Flush {
+            step: &step,
+            step_groups: n.div_ceil(variant.group_particles()),
+            batch,
+            base: &base,
+            training: training.as_ref(),
+            directions: directions.as_ref(),
+            dirs,
+            rec,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            last: None,
+        };
+        let cap = (self.max_binding.min(GROUP_BYTES) / 4) as usize;
+        let mut group = Group::new(self.params_stride());
         let mut chunk_cache: Option<(usize, Arc<Chunk>)> = None;
+        let started = std::time::Instant::now();
         for span in spans {
             let j = span.first_point();
             let c = plan.chunk_of(j);
@@ -275,45 +360,117 @@ impl GpuEngine {
             };
             let (a, b) = (j - chunk.first, span.last_point() - chunk.first + 1);
             let data = layout.upload(&chunk, a, b, &mut params);
-            let plan_buf = self.storage_init("plan", bytes_of(&data), wgpu::BufferUsages::empty());
-            let mut enc = self.encoder();
+            if !group.ops.is_empty()
+                && (group.data.len() + data.len() > cap || group.ops.len() >= GROUP_DISPATCHES)
+            {
+                self.flush(
+                    std::mem::replace(&mut group, Group::new(self.params_stride())),
+                    &mut out,
+                )?;
+            }
+            // The span's coefficients follow the group's so far.
+            let shift = group.data.len() as u32;
+            for off in [
+                &mut params.off_m,
+                &mut params.off_b,
+                &mut params.off_p,
+                &mut params.off_w,
+                &mut params.off_bias,
+                &mut params.off_noise,
+                &mut params.off_offsets,
+            ] {
+                *off += shift;
+            }
+            group.data.extend_from_slice(&data);
             // One dispatch, or one per part of a split empirical evaluation.
             let parts = match &training {
-                Some(t) => t.dispatches(params.phase == 0),
-                None => vec![],
+                Some(t) => t.parts(params.phase == 0),
+                None => vec![(0, params.args)],
             };
-            for i in 0..parts.len().max(1) {
-                let centers = parts.get(i).map(|(buf, args)| {
-                    params.args = *args;
-                    *buf
-                });
-                self.dispatch(
-                    &mut enc,
-                    &step,
-                    &params,
-                    Bindings {
-                        xs: Some(&batch.x),
-                        pmeta: Some(&batch.meta),
-                        scratch: Some(&batch.scratch),
-                        plan: Some(&plan_buf),
-                        centers,
-                        ..Bindings::default()
-                    },
-                    step_groups,
-                );
+            for (binding, args) in parts {
+                params.args = args;
+                let offset = group.params.push(&params);
+                group.ops.push(Op::Step { binding, offset });
             }
             if let Some(slot) = span.record {
-                let p = self.record_reduce(&mut enc, &base, batch, directions.as_ref(), slot, dirs);
-                pending_bytes += p.bytes(d, dirs);
-                pending.push(p);
-            }
-            self.queue.submit([enc.finish()]);
-            if pending_bytes > PENDING_BYTES {
-                self.fold(&mut pending, rec, d, dirs, k)?;
-                pending_bytes = 0;
+                group.ops.push(Op::Record(slot));
             }
         }
+        if !group.ops.is_empty() {
+            self.flush(group, &mut out)?;
+        }
+        let Flush {
+            mut pending, last, ..
+        } = out;
         self.fold(&mut pending, rec, d, dirs, k)?;
-        self.wait()
+        // Done before returning, or (short advances) left running while the host goes on.
+        self.settle(last, started)
+    }
+
+    /// Records and submits a group of dispatches: one coefficient buffer, one parameter buffer
+    /// and one bind group per training binding for all of them; reductions at recorded points,
+    /// folded once their partials exceed [`PENDING_BYTES`].
+    fn flush(&self, group: Group, out: &mut Flush) -> Result<()> {
+        let plan_buf =
+            self.storage_init("plan", bytes_of(&group.data), wgpu::BufferUsages::empty());
+        let params = group.params.buffer(&self.device);
+        let binds: Vec<wgpu::BindGroup> = match out.training {
+            Some(t) => t.buffers().iter().map(Some).collect(),
+            None => vec![None],
+        }
+        .into_iter()
+        .map(|centers| {
+            self.bind_group(
+                &params,
+                Bindings {
+                    xs: Some(&out.batch.x),
+                    pmeta: Some(&out.batch.meta),
+                    scratch: Some(&out.batch.scratch),
+                    plan: Some(&plan_buf),
+                    centers,
+                    ..Bindings::default()
+                },
+            )
+        })
+        .collect();
+        let (d, k) = (out.batch.dim, out.base.k as usize);
+        let mut enc = self.encoder();
+        let mut pass: Option<wgpu::ComputePass<'static>> = None;
+        for op in group.ops {
+            match op {
+                Op::Step { binding, offset } => {
+                    let p = pass.get_or_insert_with(|| {
+                        enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: None,
+                            timestamp_writes: None,
+                        })
+                        .forget_lifetime()
+                    });
+                    record(p, out.step, &binds[binding], offset, out.step_groups);
+                }
+                Op::Record(slot) => {
+                    pass = None;
+                    let p = self.record_reduce(
+                        &mut enc,
+                        out.base,
+                        out.batch,
+                        out.directions,
+                        slot,
+                        out.dirs,
+                    );
+                    out.pending_bytes += p.bytes(d, out.dirs);
+                    out.pending.push(p);
+                    if out.pending_bytes > PENDING_BYTES {
+                        let full = std::mem::replace(&mut enc, self.encoder());
+                        self.queue.submit([full.finish()]);
+                        self.fold(&mut out.pending, out.rec, d, out.dirs, k)?;
+                        out.pending_bytes = 0;
+                    }
+                }
+            }
+        }
+        drop(pass);
+        out.last = Some(self.queue.submit([enc.finish()]));
+        Ok(())
     }
 }

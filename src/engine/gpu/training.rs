@@ -129,14 +129,24 @@ impl Training {
     /// The dispatches of one span: every part for an evaluation when the split has several, else
     /// the one whole part (whose arguments serve fused spans and updates alike).
     pub fn dispatches(&self, evaluates: bool) -> Vec<(&wgpu::Buffer, [u32; ARG_WORDS])> {
+        self.parts(evaluates)
+            .into_iter()
+            .map(|(b, args)| (&self.buffers[b], args))
+            .collect()
+    }
+
+    /// The same as (index into [`Self::buffers`], arguments).
+    pub fn parts(&self, evaluates: bool) -> Vec<(usize, [u32; ARG_WORDS])> {
         let n = if evaluates { self.split.parts.len() } else { 1 };
         let n = if self.split.is_whole() { 1 } else { n };
         (0..n)
-            .map(|i| {
-                let p = &self.split.parts[i];
-                (&self.buffers[p.binding], self.split.args(i))
-            })
+            .map(|i| (self.split.parts[i].binding, self.split.args(i)))
             .collect()
+    }
+
+    /// The buffer of each binding of the split.
+    pub fn buffers(&self) -> &[wgpu::Buffer] {
+        &self.buffers
     }
 }
 

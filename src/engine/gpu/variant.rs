@@ -1,10 +1,11 @@
 //! Step-kernel variants and the choice between them. `Blocked` (`step_mixture.wgsl`,
 //! `step_empirical.wgsl`: four particles per invocation, temporaries in scratch rows) applies to
-//! every plan; `OnChip` (`step_mixture_onchip.wgsl`: one particle per invocation, x and every
-//! temporary in private arrays across a dispatch) to mixture plans of small d and K. Which is
-//! faster depends on the adapter, so at the first use of a shape each applicable variant is timed
-//! on a probe dispatch and the fastest kept for the process ([`Choice`]); `--gpu-variant` or
-//! `REGIMES_GPU_VARIANT` forces one.
+//! every plan; `OnChip` (`step_mixture_onchip.wgsl`, `step_empirical_onchip.wgsl`: one particle
+//! per invocation, x and every temporary in private arrays across a dispatch, training tiles in
+//! workgroup memory) to mixture plans of small d and K and to empirical plans of small d whose
+//! training set one dispatch evaluates whole. Which is faster depends on the adapter, so at the
+//! first use of a shape each applicable variant is timed on a probe dispatch and the fastest kept
+//! for the process ([`Choice`]); `--gpu-variant` or `REGIMES_GPU_VARIANT` forces one.
 
 use std::fmt;
 use std::time::Instant;
@@ -16,13 +17,15 @@ use super::batch::scratch_rows;
 use super::buffers::bytes_of;
 use super::layout::{Bindings, Params};
 use super::shaders::WORKGROUP;
+use super::training::Training;
 use crate::plan::{Kind, Plan, Shape};
 
 /// The environment variable that forces a variant (`auto`, `blocked`, `onchip`).
 pub const VARIANT_ENV: &str = "REGIMES_GPU_VARIANT";
 
-/// Largest d and K of the on-chip variant: its private arrays (3·D + K floats) then stay within
-/// what a GPU keeps in registers and L1 for one invocation.
+/// Largest d and K of the on-chip variant: its private arrays (3·D + K floats, or 3·D + 64 for
+/// the empirical target, whose K training points stream through workgroup memory) then stay
+/// within what a GPU keeps in registers and L1 for one invocation.
 pub const ONCHIP_MAX_DIM: usize = 128;
 pub const ONCHIP_MAX_CENTERS: usize = 64;
 
@@ -51,14 +54,14 @@ impl Variant {
         match self {
             Variant::Blocked => true,
             Variant::OnChip => {
-                shape.kind == Kind::Mixture
-                    && shape.dim <= ONCHIP_MAX_DIM
-                    && shape.centers <= ONCHIP_MAX_CENTERS
+                shape.dim <= ONCHIP_MAX_DIM
+                    && (shape.kind == Kind::Empirical || shape.centers <= ONCHIP_MAX_CENTERS)
             }
         }
     }
 
-    /// The variants that run plans of this shape.
+    /// The variants that run plans of this shape (on some device: [`GpuEngine`] may rule out the
+    /// on-chip empirical kernel for a training set it evaluates in parts).
     pub fn applicable(shape: &Shape) -> Vec<Variant> {
         Self::ALL.into_iter().filter(|v| v.applies(shape)).collect()
     }
@@ -146,16 +149,42 @@ fn probe_particles(software: bool) -> usize {
 }
 
 impl GpuEngine {
+    /// The variants that run `plan` on this device: those of its shape, less the on-chip empirical
+    /// kernel where the training set is evaluated in parts (several bindings or dispatches) or a
+    /// step of it exceeds a loop-limited driver's budget.
+    pub(super) fn variants_for(&self, plan: &Plan) -> Result<Vec<Variant>> {
+        let mut v = Variant::applicable(&plan.shape());
+        if plan.kind == Kind::Empirical
+            && v.contains(&Variant::OnChip)
+            && !(self.training_split(plan)?.is_whole()
+                && self.fits_loop_budget(plan, Variant::OnChip))
+        {
+            v.retain(|&x| x != Variant::OnChip);
+        }
+        Ok(v)
+    }
+
     /// The variant plans of this shape run with: chosen at the first use of the shape (forced, or
-    /// timed on a probe batch of up to `n` particles starting at point `from`), then cached.
+    /// timed on a probe batch of up to `n` particles starting at point `from`, with the training
+    /// set of an empirical plan), then cached. A cached choice that does not run this plan on
+    /// this engine (a reconfigured one with a smaller binding limit) gives way to the blocked
+    /// kernel.
     pub(super) fn step_variant(
         &self,
         plan: &Plan,
         from: usize,
         n: usize,
         base: &Params,
+        training: Option<&Training>,
     ) -> Result<Variant> {
         let shape = plan.shape();
+        {
+            let mut used = self.used.lock().expect("used shapes");
+            if !used.contains(&shape) {
+                used.push(shape);
+            }
+        }
+        let applicable = self.variants_for(plan)?;
         let key = (shape, self.options.variant);
         if let Some(c) = self
             .pipelines
@@ -165,17 +194,20 @@ impl GpuEngine {
             .choices
             .get(&key)
         {
-            return Ok(c.variant);
+            return Ok(if applicable.contains(&c.variant) {
+                c.variant
+            } else {
+                Variant::Blocked
+            });
         }
-        let applicable = Variant::applicable(&shape);
         let choice = match self.options.variant {
-            Some(v) if v.applies(&shape) => Choice {
+            Some(v) if applicable.contains(&v) => Choice {
                 variant: v,
                 timings: Vec::new(),
                 forced: true,
             },
             _ if applicable.len() > 1 => {
-                Choice::fastest(self.probe_variants(plan, &applicable, from, n, base)?)
+                Choice::fastest(self.probe_variants(plan, &applicable, from, n, base, training)?)
             }
             _ => Choice {
                 variant: Variant::Blocked,
@@ -202,9 +234,41 @@ impl GpuEngine {
         v
     }
 
+    /// Forgets the shapes advanced so far ([`Self::used_choices`]).
+    pub fn clear_used(&self) {
+        self.used.lock().expect("used shapes").clear();
+    }
+
+    /// The choice of each plan shape advanced since [`Self::clear_used`], in first-use order.
+    pub fn used_choices(&self) -> Vec<(Shape, Choice)> {
+        let used = self.used.lock().expect("used shapes").clone();
+        let cache = self.pipelines.steps.lock().expect("step pipelines");
+        used.into_iter()
+            .filter_map(|s| {
+                cache
+                    .choices
+                    .get(&(s, self.options.variant))
+                    .map(|c| (s, c.clone()))
+            })
+            .collect()
+    }
+
+    /// What a study's summary records as `gpu_variant`: the choice of each shape advanced since
+    /// [`Self::clear_used`] ([`Choice::describe`], `; `-separated), None if none was.
+    pub fn used_variants(&self) -> Option<String> {
+        let c = self.used_choices();
+        (!c.is_empty()).then(|| {
+            c.iter()
+                .map(|(_, c)| c.describe())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
     /// Seconds per probe dispatch of each variant: zeroed particles (the values do not change
-    /// the work), the coefficients of the plan's points from `from`, the fastest of a few
-    /// repetitions after a warm-up, alternating variants so drift hits all alike.
+    /// the work), the coefficients of the plan's points from `from` (and an empirical plan's
+    /// training set, evaluated whole), the fastest of a few repetitions after a warm-up,
+    /// alternating variants so drift hits all alike.
     fn probe_variants(
         &self,
         plan: &Plan,
@@ -212,6 +276,7 @@ impl GpuEngine {
         from: usize,
         n: usize,
         base: &Params,
+        training: Option<&Training>,
     ) -> Result<Vec<(Variant, f64)>> {
         let software = super::is_software(&self.info);
         let n = n.min(probe_particles(software)).div_ceil(WORKGROUP) * WORKGROUP;
@@ -231,6 +296,10 @@ impl GpuEngine {
             first: from as u32,
             ..*base
         };
+        let centers = training.map(|t| t.dispatches(true)[0]);
+        if let Some((_, args)) = centers {
+            params.args = args;
+        }
         let layout = super::step::PointLayout::of(plan);
         let data = layout.upload(
             &chunk,
@@ -257,6 +326,7 @@ impl GpuEngine {
                     pmeta: Some(&meta),
                     scratch: Some(&scratch),
                     plan: Some(&coefficients),
+                    centers: centers.map(|c| c.0),
                     ..Bindings::default()
                 };
                 self.dispatch_alone(p, &params, bindings, groups);
@@ -305,6 +375,10 @@ mod tests {
         );
         assert_eq!(
             Variant::applicable(&shape(Kind::Empirical, 10)),
+            Variant::ALL.to_vec()
+        );
+        assert_eq!(
+            Variant::applicable(&shape(Kind::Empirical, 784)),
             vec![Variant::Blocked]
         );
         let c = Choice::fastest(vec![(Variant::Blocked, 2e-3), (Variant::OnChip, 1e-3)]);
