@@ -2,15 +2,16 @@
 //! threads and batch sizes, replay of single particles.
 
 use nalgebra::DVector;
-use regimes::engine::cpu::CpuEngine;
 use regimes::engine::cpu::reduce::record;
 use regimes::engine::cpu::start;
 use regimes::engine::cpu::step::{self, Scratch};
+use regimes::engine::cpu::{CpuEngine, TILE};
 use regimes::engine::{Engine, NO_LABEL, Particles, Recorder};
 use regimes::measure::run::{RunSpec, run};
 
 use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng::{self, rng_id};
+use regimes::stats::PointStats;
 
 mod common;
 use common::{ALL_SCHEMES, Shape, dense_model, empirical, ids, mixture, plan_with, process};
@@ -128,6 +129,7 @@ fn scalar_run(plan: &Plan, seed: u64, ids: &[u64], to: usize, rec: &mut Recorder
         label: vec![NO_LABEL; ids.len()],
         changed: vec![0; ids.len()],
     };
+    let mut tile = PointStats::new(d, 0, 0);
     for (i, &id) in ids.iter().enumerate() {
         let x = &mut p.x[i * d..(i + 1) * d];
         start::start(&plan.start, key, id, x, &mut s);
@@ -141,7 +143,14 @@ fn scalar_run(plan: &Plan, seed: u64, ids: &[u64], to: usize, rec: &mut Recorder
                 p.changed[i] = j as u32;
             }
             if j == to {
-                record(&mut rec.stats[0], x, &rec.directions, label, purity);
+                // Statistics fold per engine tile, in particle order, then tile by tile.
+                if i % TILE == 0 {
+                    tile = PointStats::new(d, rec.directions.len() / d, plan.centers_count);
+                }
+                record(&mut tile, x, &rec.directions, label, purity);
+                if i % TILE == TILE - 1 || i == ids.len() - 1 {
+                    rec.stats[0].merge(&tile);
+                }
             } else {
                 step::update(plan, &pt, key, id, j, x, &mut s);
             }
