@@ -21,8 +21,8 @@ import regimes
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("REGIMES_BIN", ROOT / "target" / "release" / "regimes"))
-# Keys that are timings: measured again by every run.
-TIMINGS = {"wall_seconds", "shader_compile_seconds", "seconds"}
+# Keys measured again by every run: timings, and the GPU variant chooser's probe times.
+TIMINGS = {"wall_seconds", "shader_compile_seconds", "seconds", "gpu_variant"}
 # Small studies: each runs in well under a second on 2 cores.
 SMALL = dict(preset="quick", backend="cpu", threads=2)
 
@@ -194,8 +194,11 @@ def test_a_matrix_of_the_wrong_shape_is_a_config_error(tmp_path):
     assert issubclass(regimes.RunError, Exception)
 
 
+# The child installs Python's SIGINT handler itself: one started from a background job (CI run
+# with `&`) inherits SIGINT ignored, and Python then leaves it ignored.
 INTERRUPTED = """
-import sys, time, regimes
+import signal, sys, time, regimes
+signal.signal(signal.SIGINT, signal.default_int_handler)
 print("ready", flush=True)
 try:
     regimes.speciation(preset="biroli", backend="cpu", pairs=10_000_000, quiet=True,
