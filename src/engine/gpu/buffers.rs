@@ -56,9 +56,7 @@ impl GpuEngine {
 
     /// Waits for all submitted work; reports validation errors and device loss.
     pub(super) fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| anyhow!("gpu: device lost or timed out while waiting ({e})"))?;
+        self.poll_wait(wgpu::PollType::wait_indefinitely())?;
         self.check_errors()
     }
 
@@ -88,11 +86,15 @@ impl GpuEngine {
     }
 
     fn wait_for(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.poll_wait(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        })
+    }
+
+    fn poll_wait(&self, until: wgpu::PollType) -> Result<()> {
         self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
+            .poll(until)
             .map(drop)
             .map_err(|e| anyhow!("gpu: device lost or timed out while waiting ({e})"))
     }

@@ -126,16 +126,9 @@ pub(super) struct Training {
 }
 
 impl Training {
-    /// The dispatches of one span: every part for an evaluation when the split has several, else
-    /// the one whole part (whose arguments serve fused spans and updates alike).
-    pub fn dispatches(&self, evaluates: bool) -> Vec<(&wgpu::Buffer, [u32; ARG_WORDS])> {
-        self.parts(evaluates)
-            .into_iter()
-            .map(|(b, args)| (&self.buffers[b], args))
-            .collect()
-    }
-
-    /// The same as (index into [`Self::buffers`], arguments).
+    /// The dispatches of one span as (index into [`Self::buffers`], arguments): every part for an
+    /// evaluation when the split has several, else the one whole part (whose arguments serve fused
+    /// spans and updates alike).
     pub fn parts(&self, evaluates: bool) -> Vec<(usize, [u32; ARG_WORDS])> {
         let n = if evaluates { self.split.parts.len() } else { 1 };
         let n = if self.split.is_whole() { 1 } else { n };

@@ -234,35 +234,23 @@ impl GpuEngine {
         v
     }
 
-    /// Forgets the shapes advanced so far ([`Self::used_choices`]).
+    /// Forgets the shapes advanced so far ([`Self::used_variants`]).
     pub fn clear_used(&self) {
         self.used.lock().expect("used shapes").clear();
     }
 
-    /// The choice of each plan shape advanced since [`Self::clear_used`], in first-use order.
-    pub fn used_choices(&self) -> Vec<(Shape, Choice)> {
-        let used = self.used.lock().expect("used shapes").clone();
-        let cache = self.pipelines.steps.lock().expect("step pipelines");
-        used.into_iter()
-            .filter_map(|s| {
-                cache
-                    .choices
-                    .get(&(s, self.options.variant))
-                    .map(|c| (s, c.clone()))
-            })
-            .collect()
-    }
-
-    /// What a study's summary records as `gpu_variant`: the choice of each shape advanced since
-    /// [`Self::clear_used`] ([`Choice::describe`], `; `-separated), None if none was.
+    /// What a study's summary records as `gpu_variant`: the choice of each plan shape advanced
+    /// since [`Self::clear_used`], in first-use order ([`Choice::describe`], `; `-separated), None
+    /// if none was.
     pub fn used_variants(&self) -> Option<String> {
-        let c = self.used_choices();
-        (!c.is_empty()).then(|| {
-            c.iter()
-                .map(|(_, c)| c.describe())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        let used = self.used.lock().expect("used shapes");
+        let cache = self.pipelines.steps.lock().expect("step pipelines");
+        let described: Vec<String> = used
+            .iter()
+            .filter_map(|&s| cache.choices.get(&(s, self.options.variant)))
+            .map(Choice::describe)
+            .collect();
+        (!described.is_empty()).then(|| described.join("; "))
     }
 
     /// Seconds per probe dispatch of each variant: zeroed particles (the values do not change
@@ -296,9 +284,12 @@ impl GpuEngine {
             first: from as u32,
             ..*base
         };
-        let centers = training.map(|t| t.dispatches(true)[0]);
-        if let Some((_, args)) = centers {
+        // The first part of the evaluation: the whole training set where on-chip applies.
+        let mut centers = None;
+        if let Some(t) = training {
+            let (binding, args) = t.parts(true)[0];
             params.args = args;
+            centers = Some(&t.buffers()[binding]);
         }
         let layout = super::step::PointLayout::of(plan);
         let data = layout.upload(
@@ -326,7 +317,7 @@ impl GpuEngine {
                     pmeta: Some(&meta),
                     scratch: Some(&scratch),
                     plan: Some(&coefficients),
-                    centers: centers.map(|c| c.0),
+                    centers,
                     ..Bindings::default()
                 };
                 self.dispatch_alone(p, &params, bindings, groups);
