@@ -326,8 +326,8 @@ fn mark_live(tiles: &Tiles, points: &[f32], pt: &PointView, hints: &[u32], block
 
 /// The softmax over training points in the two passes of [`super::step`] (every logit, then the
 /// weights against their max), tile by tile, every block of the group using each tile while it is
-/// in cache. A tile whose weights are exactly zero in every lane of a block is not multiplied,
-/// and one whose logits are all too far below the max for exp is not exponentiated either.
+/// in cache. A tile whose weights are exactly zero in every lane of a block (every logit too far
+/// below its lane's max for exp) is neither exponentiated nor multiplied.
 #[inline(always)]
 fn evaluate_empirical<const RB: usize>(
     d: usize,
@@ -438,13 +438,11 @@ impl Softmax {
             return;
         }
         let e = &mut b.logits[rows];
-        let mut top = [0.0f32; LANES];
         for er in e.iter_mut() {
             for (l, v) in er.iter_mut().enumerate() {
                 *v = fmath::exp(*v - self.m[l]);
                 self.sum[l] += *v;
                 self.sq[l] += *v * *v;
-                top[l] = top[l].max(*v);
             }
         }
         if let Some(u) = self.draw.as_mut() {
@@ -460,7 +458,7 @@ impl Softmax {
                     self.picked[l] = (t0 + r) as u32;
                 }
             }
-        } else if top.iter().any(|&t| t > 0.0) {
+        } else {
             cols_dot::<RB>(w, d, e, &mut b.v);
         }
     }
