@@ -32,17 +32,19 @@ pub fn exp(x: f32) -> f32 {
     let n = (x * std::f32::consts::LOG2_E)
         .round_ties_even()
         .clamp(-126.0, 127.0);
-    let r = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
+    // Every step one fused multiply-add (`mul_add`: one rounding on every target, the FMA
+    // instruction where there is one), which halves the operations of the softmax's exps.
+    let r = n.mul_add(2.121_944_4e-4, n.mul_add(-0.693_359_4, x));
+    let mut p = 1.987_569_1e-4f32;
+    p = p.mul_add(r, 1.398_199_9e-3);
+    p = p.mul_add(r, 8.333_452e-3);
+    p = p.mul_add(r, 4.166_579_6e-2);
+    p = p.mul_add(r, 1.666_666_5e-1);
+    p = p.mul_add(r, 0.5);
     // 2ⁿ from the bits of n + 127 + 2²³, whose low mantissa bits hold n + 127 exactly (a float to
     // int cast would not vectorise on AVX2).
     let two_n = f32::from_bits((n + 8_388_735.0).to_bits() << 23);
-    let e = (p * (r * r) + r + 1.0) * two_n;
+    let e = (p.mul_add(r * r, r) + 1.0) * two_n;
     if x < EXP_ZERO_BELOW { 0.0 } else { e }
 }
 

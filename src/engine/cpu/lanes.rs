@@ -16,6 +16,8 @@ use std::ops::Range;
 use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 
+#[cfg(target_arch = "x86_64")]
+use super::avx512;
 use super::step::{draw_tile, pick};
 use crate::engine::SOFTMAX_ROWS;
 use crate::fmath;
@@ -141,11 +143,13 @@ pub fn run_group(
     record: &mut dyn FnMut(usize, &Block, &Evaluation),
 ) {
     debug_assert!(blocks.len() <= GROUP);
-    // Rows (or columns) per register block of a product: eight accumulator registers, enough
-    // independent FMA chains to cover the FMA latency on two pipes (fewer left Sapphire Rapids
-    // at half its peak; more spill on AVX2). The order of every sum is the same for any RB.
+    // Rows (or columns) per register block of a product: enough independent FMA chains to cover
+    // the FMA latency on two pipes. On AVX-512, 8 rows × two registers (sixteen chains) through
+    // the intrinsics of `avx512` (as plain loops LLVM vectorises more than 4 rows across the rows,
+    // with gathers); elsewhere 2 rows × four AVX2 registers (eight; more spill). The order of
+    // every sum is the same for any RB.
     const RB: usize = if target_cfg_f!(target_feature = "avx512f") {
-        4
+        8
     } else {
         2
     };
@@ -407,13 +411,15 @@ impl Softmax {
         let e = &mut b.logits[rows.clone()];
         spread(bias, e);
         rows_dot::<RB>(w, d, &b.y, e);
+        // The running max and argmax in locals (registers), not through `self` in memory.
+        let (mut m, mut best) = (self.m, self.best);
         let mut top = [f32::NEG_INFINITY; LANES];
         for (r, er) in rows.zip(e.iter()) {
-            let lanes = er.iter().zip(&mut self.m).zip(&mut self.best);
-            for (l, ((&v, m), best)) in lanes.enumerate() {
-                if v > *m {
-                    *m = v;
-                    *best = r as u32;
+            for l in 0..LANES {
+                let v = er[l];
+                if v > m[l] {
+                    m[l] = v;
+                    best[l] = r as u32;
                 }
                 top[l] = if v.is_nan() {
                     f32::INFINITY
@@ -422,6 +428,7 @@ impl Softmax {
                 };
             }
         }
+        (self.m, self.best) = (m, best);
         b.tile_max[t] = top;
     }
 
@@ -438,13 +445,17 @@ impl Softmax {
             return;
         }
         let e = &mut b.logits[rows];
+        // The sums in locals (registers): through `self` each row waited on a store.
+        let (m, mut sum, mut sq) = (self.m, self.sum, self.sq);
         for er in e.iter_mut() {
-            for (l, v) in er.iter_mut().enumerate() {
-                *v = fmath::exp(*v - self.m[l]);
-                self.sum[l] += *v;
-                self.sq[l] += *v * *v;
+            for l in 0..LANES {
+                let v = fmath::exp(er[l] - m[l]);
+                er[l] = v;
+                sum[l] += v;
+                sq[l] += v * v;
             }
         }
+        (self.sum, self.sq) = (sum, sq);
         if let Some(u) = self.draw.as_mut() {
             let mut tile = [0.0f32; LANES];
             for er in e.iter() {
@@ -561,13 +572,35 @@ pub fn apply<const RB: usize>(form: Form, coeffs: &[f32], x: &[Lanes], out: &mut
 }
 
 /// `out[r] += Σ_c mat[r][c] · x[c]` for every row r of the row-major `mat` (rows × d), summed in
-/// ascending c, each term fused; RB rows at a time share each load of x.
+/// ascending c, each term fused; RB rows at a time share each load of x, and the rows left over
+/// go through blocks of 4 and then 1 (every row's sum has the same order whatever its block).
 #[inline(always)]
 pub fn rows_dot<const RB: usize>(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) {
+    #[cfg(target_arch = "x86_64")]
+    let mut done = if RB == avx512::RB && avx512::available() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { avx512::rows_block(mat, d, x, out) }
+    } else {
+        rows_block::<RB>(mat, d, x, out)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let mut done = rows_block::<RB>(mat, d, x, out);
+    if RB > 4 {
+        done += rows_block::<4>(&mat[done * d..], d, x, &mut out[done..]);
+    }
+    if RB > 1 {
+        rows_block::<1>(&mat[done * d..], d, x, &mut out[done..]);
+    }
+}
+
+/// [`rows_dot`] for the rows of `out` that fill whole blocks of RB; returns how many it did.
+#[inline(always)]
+fn rows_block<const RB: usize>(mat: &[f32], d: usize, x: &[Lanes], out: &mut [Lanes]) -> usize {
     let x = &x[..d];
     let mut rows = mat.chunks_exact(d);
-    let mut outs = out.chunks_exact_mut(RB);
-    for acc in outs.by_ref() {
+    let outs = out.chunks_exact_mut(RB);
+    let whole = outs.len() * RB;
+    for acc in outs {
         let m: [&[f32]; RB] = std::array::from_fn(|_| rows.next().expect("a row per output"));
         let mut a: [Lanes; RB] = std::array::from_fn(|q| acc[q]);
         for (c, xc) in x.iter().enumerate() {
@@ -580,28 +613,47 @@ pub fn rows_dot<const RB: usize>(mat: &[f32], d: usize, x: &[Lanes], out: &mut [
         }
         acc.copy_from_slice(&a);
     }
-    for (acc, row) in outs.into_remainder().iter_mut().zip(rows) {
-        let mut a = *acc;
-        for (&w, xc) in row.iter().zip(x) {
-            for l in 0..LANES {
-                a[l] = w.mul_add(xc[l], a[l]);
-            }
-        }
-        *acc = a;
-    }
+    whole
 }
 
 /// `out[i] += Σ_r e[r] · mat[r][i]` for every column i of the row-major `mat` (rows × d), summed
-/// in ascending r, each term fused; RB columns at a time share each load of e.
+/// in ascending r, each term fused; RB columns at a time share each load of e, the columns left
+/// over go through blocks of 4 and then 1.
 #[inline(always)]
 pub fn cols_dot<const RB: usize>(mat: &[f32], d: usize, e: &[Lanes], out: &mut [Lanes]) {
-    let out = &mut out[..d];
-    let rows = || e.iter().zip(mat.chunks_exact(d));
-    let mut blocks = out.chunks_exact_mut(RB);
-    for (k, acc) in blocks.by_ref().enumerate() {
-        let i0 = k * RB;
+    #[cfg(target_arch = "x86_64")]
+    let mut done = if RB == avx512::RB && avx512::available() {
+        // SAFETY: the CPU has AVX-512F.
+        unsafe { avx512::cols_block(mat, d, e, out, 0) }
+    } else {
+        cols_block::<RB>(mat, d, e, out, 0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let mut done = cols_block::<RB>(mat, d, e, out, 0);
+    if RB > 4 {
+        done = cols_block::<4>(mat, d, e, out, done);
+    }
+    if RB > 1 {
+        cols_block::<1>(mat, d, e, out, done);
+    }
+}
+
+/// [`cols_dot`] for the columns from `first` on that fill whole blocks of RB; returns the first
+/// column it left.
+#[inline(always)]
+fn cols_block<const RB: usize>(
+    mat: &[f32],
+    d: usize,
+    e: &[Lanes],
+    out: &mut [Lanes],
+    first: usize,
+) -> usize {
+    let blocks = out[first..d].chunks_exact_mut(RB);
+    let end = first + blocks.len() * RB;
+    for (k, acc) in blocks.enumerate() {
+        let i0 = first + k * RB;
         let mut a: [Lanes; RB] = std::array::from_fn(|q| acc[q]);
-        for (er, row) in rows() {
+        for (er, row) in e.iter().zip(mat.chunks_exact(d)) {
             let w: [f32; RB] = std::array::from_fn(|q| row[i0 + q]);
             for q in 0..RB {
                 for l in 0..LANES {
@@ -611,17 +663,7 @@ pub fn cols_dot<const RB: usize>(mat: &[f32], d: usize, e: &[Lanes], out: &mut [
         }
         acc.copy_from_slice(&a);
     }
-    let i0 = d - d % RB;
-    for (q, acc) in blocks.into_remainder().iter_mut().enumerate() {
-        let mut a = *acc;
-        for (er, row) in rows() {
-            let w = row[i0 + q];
-            for l in 0..LANES {
-                a[l] = er[l].mul_add(w, a[l]);
-            }
-        }
-        *acc = a;
-    }
+    end
 }
 
 #[cfg(test)]
@@ -640,10 +682,11 @@ mod tests {
     #[test]
     fn blocked_products_equal_plain_loops() {
         let mut r = HostRng::new(1, "lanes test");
-        for (rows, d) in [(1, 1), (3, 5), (4, 4), (9, 7), (64, 13)] {
+        for (rows, d) in [(1, 1), (3, 5), (4, 4), (9, 7), (13, 21), (64, 13)] {
             check::<1>(&mut r, rows, d);
             check::<2>(&mut r, rows, d);
             check::<4>(&mut r, rows, d);
+            check::<8>(&mut r, rows, d);
         }
     }
 

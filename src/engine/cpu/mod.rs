@@ -8,6 +8,8 @@
 use anyhow::Result;
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
 pub mod branch;
 pub mod lanes;
 pub mod reduce;
