@@ -193,11 +193,16 @@ fn evaluate<const RB: usize>(
         uniforms.push(draws.then(|| b.draw_uniforms(key, j)));
     }
     match plan.kind {
-        Kind::Mixture => blocks
-            .iter_mut()
-            .zip(uniforms)
-            .map(|(b, u)| evaluate_mixture::<RB>(plan.dim, pt, u, b))
-            .collect(),
+        Kind::Mixture => {
+            // A loop, not `map(…).collect()`: the closure would be inlined into core's
+            // `Map::fold`, compiled without this clone's target features (every `mul_add` then a
+            // call to the software fma).
+            let mut evaluations = Vec::with_capacity(blocks.len());
+            for (b, u) in blocks.iter_mut().zip(uniforms) {
+                evaluations.push(evaluate_mixture::<RB>(plan.dim, pt, u, b));
+            }
+            evaluations
+        }
         Kind::Empirical => {
             let tiles = hints.and_then(|_| plan.tiles());
             if let (Some(tiles), Some(hints)) = (tiles, hints) {
@@ -376,11 +381,12 @@ fn evaluate_empirical<const RB: usize>(
             }
         }
     }
-    blocks
-        .iter_mut()
-        .zip(state)
-        .map(|(b, s)| s.finish(pt.offsets, b))
-        .collect()
+    // A loop for the reason in `evaluate`.
+    let mut evaluations = Vec::with_capacity(blocks.len());
+    for (b, s) in blocks.iter_mut().zip(state) {
+        evaluations.push(s.finish(pt.offsets, b));
+    }
+    evaluations
 }
 
 /// The softmax of one block: max and argmax, then Σ e, Σ e², per lane; for a drawing scheme, the
