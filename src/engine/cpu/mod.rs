@@ -117,9 +117,7 @@ impl Engine for CpuEngine {
                 .zip(ids.par_chunks(TILE))
                 .for_each(|(xs, tile_ids)| {
                     let mut s = Scratch::new(plan);
-                    for (xp, &id) in xs.chunks_mut(d).zip(tile_ids) {
-                        start::start(&plan.start, key, id, xp, &mut s);
-                    }
+                    start::start_rows(&plan.start, key, tile_ids, xs, &mut s);
                 })
         });
         let n = ids.len();

@@ -1,5 +1,7 @@
 //! The CPU twin of `shaders/start.wgsl`: draw a particle from the start distribution.
 
+use multiversion::multiversion;
+
 use super::step::{Scratch, apply};
 use crate::plan::StartPlan;
 use crate::rng;
@@ -12,7 +14,28 @@ pub fn pick(cumulative: &[f32], u: f32) -> usize {
         .unwrap_or(cumulative.len() - 1)
 }
 
+/// Draws the particles `ids` into the rows of `xs`, compiled per instruction set like the step:
+/// otherwise the `mul_add`s of a dense Cholesky factor are calls to the software fma.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn start_rows(
+    start_plan: &StartPlan,
+    key: [u32; 2],
+    ids: &[u64],
+    xs: &mut [f32],
+    s: &mut Scratch,
+) {
+    let d = xs.len() / ids.len().max(1);
+    for (x, &id) in xs.chunks_mut(d).zip(ids) {
+        start(start_plan, key, id, x, s);
+    }
+}
+
 /// Draws particle `id` from the start distribution into x.
+#[inline(always)]
 pub fn start(start: &StartPlan, key: [u32; 2], id: u64, x: &mut [f32], s: &mut Scratch) {
     let d = x.len();
     let u = rng::uniform(rng::words(key, id, rng::INIT_STEP, rng::PICK_BLOCK)[0]);

@@ -75,6 +75,7 @@ impl Scratch {
 }
 
 /// `out = L x` for a matrix stored in `form` (scalar, diagonal, or dense row-major).
+#[inline(always)]
 pub fn apply(form: Form, coeffs: &[f32], x: &[f32], out: &mut [f32]) {
     let d = x.len();
     match form {
@@ -98,6 +99,7 @@ pub fn apply(form: Form, coeffs: &[f32], x: &[f32], out: &mut [f32]) {
 /// `init + Σ a_i b_i`, summed in ascending i, each term fused into the sum (`mul_add`: one
 /// rounding per term, the FMA instruction where the target has one, a correctly rounded
 /// software fma otherwise, so every target gives the same bits).
+#[inline(always)]
 fn dot(init: f32, a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(init, |acc, (a, b)| a.mul_add(*b, acc))
 }
