@@ -21,7 +21,6 @@ pub use tally::tally_particles;
 
 use lanes::{Block, Evaluation, GROUP, LANES, run_group};
 use reduce::record;
-use step::Scratch;
 
 use super::{Engine, NO_LABEL, Particles, Recorder};
 use crate::plan::{Chunk, Plan};
@@ -116,8 +115,7 @@ impl Engine for CpuEngine {
             x.par_chunks_mut(TILE * d)
                 .zip(ids.par_chunks(TILE))
                 .for_each(|(xs, tile_ids)| {
-                    let mut s = Scratch::new(plan);
-                    start::start_rows(&plan.start, key, tile_ids, xs, &mut s);
+                    start::start_rows(&plan.start, key, tile_ids, xs);
                 })
         });
         let n = ids.len();

@@ -1,7 +1,9 @@
 //! The CPU twin of `shaders/start.wgsl`: draw a particle from the start distribution.
 
 use multiversion::multiversion;
+use multiversion::target::target_cfg_f;
 
+use super::lanes::{self, LANES};
 use super::step::{Scratch, apply};
 use crate::plan::StartPlan;
 use crate::rng;
@@ -14,23 +16,41 @@ pub fn pick(cumulative: &[f32], u: f32) -> usize {
         .unwrap_or(cumulative.len() - 1)
 }
 
-/// Draws the particles `ids` into the rows of `xs`, compiled per instruction set like the step:
-/// otherwise the `mul_add`s of a dense Cholesky factor are calls to the software fma.
+/// Draws the particles `ids` into the rows of `xs`, [`LANES`] at a time: each lane performs
+/// exactly [`start`]'s operations (`L ξ` as the lanes' blocked product, from 0 in ascending order
+/// like `step::apply`), so the bits are the same. Compiled per instruction set like the step: a
+/// dense Cholesky factor costs d² multiply-adds per particle, as much as a hundred steps at
+/// d = 100 when they ran one particle at a time (and library calls outside a clone).
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
-pub fn start_rows(
-    start_plan: &StartPlan,
-    key: [u32; 2],
-    ids: &[u64],
-    xs: &mut [f32],
-    s: &mut Scratch,
-) {
+pub fn start_rows(plan: &StartPlan, key: [u32; 2], ids: &[u64], xs: &mut [f32]) {
+    // As in `lanes::run_group`.
+    const RB: usize = if target_cfg_f!(target_feature = "avx512f") {
+        8
+    } else {
+        2
+    };
     let d = xs.len() / ids.len().max(1);
-    for (x, &id) in xs.chunks_mut(d).zip(ids) {
-        start(start_plan, key, id, x, s);
+    let mut z = vec![[0.0f32; LANES]; d];
+    let mut lz = vec![[0.0f32; LANES]; d];
+    for (xs, ids) in xs.chunks_mut(LANES * d).zip(ids.chunks(LANES)) {
+        let id_lo = std::array::from_fn(|l| ids.get(l).map_or(0, |&id| id as u32));
+        let id_hi = std::array::from_fn(|l| ids.get(l).map_or(0, |&id| (id >> 32) as u32));
+        for (block, z4) in z.chunks_mut(4).enumerate() {
+            let w = rng::normal4_lanes(key, &id_lo, &id_hi, rng::INIT_STEP, block as u32);
+            z4.copy_from_slice(&w[..z4.len()]);
+        }
+        lanes::apply::<RB>(plan.chol_form, &plan.chol, &z, &mut lz);
+        for (l, (x, &id)) in xs.chunks_mut(d).zip(ids).enumerate() {
+            let u = rng::uniform(rng::words(key, id, rng::INIT_STEP, rng::PICK_BLOCK)[0]);
+            let mean = &plan.means[pick(&plan.cumulative, u) * d..][..d];
+            for ((xi, lzi), mi) in x.iter_mut().zip(&lz).zip(mean) {
+                *xi = lzi[l] + mi;
+            }
+        }
     }
 }
 
