@@ -115,6 +115,8 @@ pub struct GpuEngine {
     used: Mutex<Vec<crate::plan::Shape>>,
     /// The advance left running on the device, if any ([`GpuEngine::settle`]).
     in_flight: Mutex<buffers::InFlight>,
+    /// The uniform buffer of lone dispatches (start, tally, branch, probes).
+    single: Mutex<buffers::Single>,
 }
 
 impl GpuEngine {
@@ -141,6 +143,7 @@ impl GpuEngine {
             immediate_size: 0,
         });
         let dummies = layout::dummies(&device);
+        let single = Mutex::new(buffers::Single::new(&device));
         let clock = Instant::now();
         let pipelines = Pipelines::build(&device, &layout, opened.int64)?;
         let mut engine = GpuEngine {
@@ -160,6 +163,7 @@ impl GpuEngine {
             errors: opened.errors,
             used: Mutex::default(),
             in_flight: Mutex::default(),
+            single,
         };
         engine.warm_up()?;
         engine.compile_seconds = clock.elapsed().as_secs_f64();
@@ -194,6 +198,7 @@ impl GpuEngine {
             centers: self.centers.clone(),
             used: Mutex::default(),
             in_flight: Mutex::default(),
+            single: Mutex::new(buffers::Single::new(&self.device)),
         })
     }
 

@@ -34,7 +34,7 @@ const GROUP_DISPATCHES: usize = 256;
 /// parameter block's offset) or the reduction at a recorded point.
 enum Op {
     Step { binding: usize, offset: u32 },
-    Record(usize),
+    Record { slot: usize, offsets: Vec<u32> },
 }
 
 /// Dispatches waiting to be recorded: their coefficients, one after another, and parameters.
@@ -393,7 +393,11 @@ impl GpuEngine {
                 group.ops.push(Op::Step { binding, offset });
             }
             if let Some(slot) = span.record {
-                group.ops.push(Op::Record(slot));
+                let offsets = GpuEngine::reduce_params(&base, dirs)
+                    .iter()
+                    .map(|p| group.params.push(p))
+                    .collect();
+                group.ops.push(Op::Record { slot, offsets });
             }
         }
         if !group.ops.is_empty() {
@@ -408,8 +412,9 @@ impl GpuEngine {
     }
 
     /// Records and submits a group of dispatches: one coefficient buffer, one parameter buffer
-    /// and one bind group per training binding for all of them; reductions at recorded points,
-    /// folded once their partials exceed [`PENDING_BYTES`].
+    /// and one bind group per training binding for all of them; reductions at recorded points
+    /// (their parameters in the same buffer, a bind group each for its partials), folded once
+    /// their partials exceed [`PENDING_BYTES`].
     fn flush(&self, group: Group, out: &mut Flush) -> Result<()> {
         let plan_buf =
             self.storage_init("plan", bytes_of(&group.data), wgpu::BufferUsages::empty());
@@ -448,11 +453,13 @@ impl GpuEngine {
                     });
                     record(p, out.step, &binds[binding], offset, out.step_groups);
                 }
-                Op::Record(slot) => {
+                Op::Record { slot, offsets } => {
                     pass = None;
                     let p = self.record_reduce(
                         &mut enc,
-                        out.base,
+                        &params,
+                        &offsets,
+                        k,
                         out.batch,
                         out.directions,
                         slot,
