@@ -47,7 +47,9 @@ use anyhow::{Result, ensure};
 
 pub use batch::GpuBatch;
 pub use device::{AdapterSummary, is_software, list_adapters};
-pub use dispatch_length::{DispatchLength, MAX_MEASURED_STEPS, TARGET_SECONDS};
+pub use dispatch_length::{
+    DispatchLength, MAX_MEASURED_STEPS, SOFTWARE_TARGET_SECONDS, TARGET_SECONDS,
+};
 pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
 pub use variant::{Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env};
 
