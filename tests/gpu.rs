@@ -494,16 +494,18 @@ fn small_binding_limit_gives_identical_statistics() {
     assert_eq!(tally.last_change, whole.1.last_change);
 }
 
-/// Dispatch lengths, given (1, 7, 50 steps) or measured (timestamp queries where offered, wall
-/// times otherwise: each engine times its own first dispatches), give the same bits: particles,
-/// recorded statistics and tallies.
+/// Dispatch lengths, given (1, 7, 50 steps) or measured (timestamp queries where offered, else
+/// the variant probe's wall time or, with a variant forced and so no probe, the first
+/// dispatches'; each engine times its own), give the same bits: particles, recorded statistics
+/// and tallies.
 #[test]
 fn dispatch_lengths_do_not_change_particles() {
     let Some(gpu) = gpu() else { return };
-    let with = |steps: Option<usize>, timestamps: bool| {
+    let with = |steps: Option<usize>, timestamps: bool, variant: Option<Variant>| {
         gpu.reconfigured(GpuOptions {
             steps_per_dispatch: steps,
             timestamps,
+            variant,
             ..GpuOptions::default()
         })
         .unwrap()
@@ -515,14 +517,16 @@ fn dispatch_lengths_do_not_change_particles() {
         let ids = ids(100);
         let points = [0, 1, 5, 33, 34, 80];
         let mut runs = Vec::new();
-        for (steps, timestamps) in [
-            (Some(1), true),
-            (Some(7), true),
-            (Some(50), true),
-            (None, true),
-            (None, false),
+        let blocked = Some(Variant::Blocked);
+        for (steps, timestamps, variant) in [
+            (Some(1), true, None),
+            (Some(7), true, None),
+            (Some(50), true, None),
+            (None, true, None),
+            (None, false, None),
+            (None, false, blocked),
         ] {
-            let engine = with(steps, timestamps);
+            let engine = with(steps, timestamps, variant);
             // First the recorded run: a fresh engine times its first dispatches there.
             let (rec, tally) = recorded_run(&engine, &p, &ids, &points, 37);
             let particles = run_gpu(&engine, &p, 9, &ids, 0, 80);
@@ -537,6 +541,9 @@ fn dispatch_lengths_do_not_change_particles() {
                         offered && timestamps,
                         "{length:?}"
                     );
+                    if !timestamps && variant.is_some() {
+                        assert!(length.how.contains("first dispatches"), "{length:?}");
+                    }
                 }
             }
             if let Some(s) = steps {
