@@ -465,7 +465,7 @@ fn small_binding_limit_gives_identical_statistics() {
     let small = gpu
         .reconfigured(GpuOptions {
             max_binding_bytes: Some(16 << 10),
-            steps_per_dispatch: 7,
+            steps_per_dispatch: Some(7),
             ..GpuOptions::default()
         })
         .unwrap();
@@ -494,29 +494,66 @@ fn small_binding_limit_gives_identical_statistics() {
     assert_eq!(tally.last_change, whole.1.last_change);
 }
 
+/// Dispatch lengths, given (1, 7, 50 steps) or measured (timestamp queries where offered, else
+/// the variant probe's wall time or, with a variant forced and so no probe, the first
+/// dispatches'; each engine times its own), give the same bits: particles, recorded statistics
+/// and tallies.
 #[test]
-fn steps_per_dispatch_do_not_change_particles() {
+fn dispatch_lengths_do_not_change_particles() {
     let Some(gpu) = gpu() else { return };
-    let one = gpu
-        .reconfigured(GpuOptions {
-            steps_per_dispatch: 1,
+    let with = |steps: Option<usize>, timestamps: bool, variant: Option<Variant>| {
+        gpu.reconfigured(GpuOptions {
+            steps_per_dispatch: steps,
+            timestamps,
+            variant,
             ..GpuOptions::default()
         })
-        .unwrap();
-    let fifty = gpu
-        .reconfigured(GpuOptions {
-            steps_per_dispatch: 50,
-            ..GpuOptions::default()
-        })
-        .unwrap();
+        .unwrap()
+    };
     let d = 8;
     let grid = Grid::new(3.0, 80).unwrap();
     for target in [mixture(d, 2), empirical(d, 70, 2)] {
         let p = plan(process(d, Shape::DenseU, 3), target, grid.clone());
         let ids = ids(100);
-        let a = run_gpu(&one, &p, 9, &ids, 0, 80);
-        let b = run_gpu(&fifty, &p, 9, &ids, 0, 80);
-        assert_eq!(a, b);
+        let points = [0, 1, 5, 33, 34, 80];
+        let mut runs = Vec::new();
+        let blocked = Some(Variant::Blocked);
+        for (steps, timestamps, variant) in [
+            (Some(1), true, None),
+            (Some(7), true, None),
+            (Some(50), true, None),
+            (None, true, None),
+            (None, false, None),
+            (None, false, blocked),
+        ] {
+            let engine = with(steps, timestamps, variant);
+            // First the recorded run: a fresh engine times its first dispatches there.
+            let (rec, tally) = recorded_run(&engine, &p, &ids, &points, 37);
+            let particles = run_gpu(&engine, &p, 9, &ids, 0, 80);
+            let length = engine.last_dispatch_length().expect("a length was chosen");
+            match steps {
+                Some(_) => assert!(length.how.starts_with("given"), "{length:?}"),
+                None => {
+                    assert!(length.how.starts_with("measured"), "{length:?}");
+                    let offered = engine.timestamp_queries();
+                    assert_eq!(
+                        length.how.contains("timestamp queries"),
+                        offered && timestamps,
+                        "{length:?}"
+                    );
+                    if !timestamps && variant.is_some() {
+                        assert!(length.how.contains("first dispatches"), "{length:?}");
+                    }
+                }
+            }
+            if let Some(s) = steps {
+                assert!(length.ops <= 2 * s, "{length:?}");
+            }
+            runs.push((particles, rec.stats, tally.labels, tally.last_change));
+        }
+        for r in &runs[1..] {
+            assert!(r == &runs[0]);
+        }
     }
 }
 
@@ -543,7 +580,7 @@ fn every_variant_matches_cpu() {
         let one_step = gpu
             .reconfigured(GpuOptions {
                 variant: Some(variant),
-                steps_per_dispatch: 1,
+                steps_per_dispatch: Some(1),
                 ..GpuOptions::default()
             })
             .unwrap();

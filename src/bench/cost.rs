@@ -117,7 +117,9 @@ pub enum GpuKernels {
 /// points of up to this many coordinates (`TW` of `step_empirical_onchip.wgsl`).
 pub const EMPIRICAL_TILE_WIDTH: u64 = (TILE_FLOATS / crate::engine::SOFTMAX_ROWS) as u64;
 
-/// Steps per dispatch the on-chip model assumes (the engine's default `--steps-per-dispatch`).
+/// Steps per dispatch the on-chip model assumes (`--steps-per-dispatch 50`, the engine's fixed
+/// default before lengths were measured; a measured length differs by adapter and batch, and
+/// on a hardware GPU is usually longer, so the model's x traffic is an upper bound there).
 pub const ONCHIP_STEPS_PER_DISPATCH: u64 = 50;
 
 impl GpuKernels {

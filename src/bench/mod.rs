@@ -160,6 +160,12 @@ pub struct Record {
     pub pruned_tiles_fraction: Option<f64>,
     /// GPU only: the step-kernel variant the run used and how it was chosen (probe timings).
     pub gpu_variant: Option<String>,
+    /// GPU only: ops per step dispatch of the run (2 per time step) at most.
+    pub gpu_dispatch_ops: Option<usize>,
+    /// GPU only: the length of the step dispatches and how it was chosen (given by
+    /// `--steps-per-dispatch`, or measured: timestamp queries, the probe's or the first
+    /// dispatches' wall time; cut by a loop budget).
+    pub gpu_dispatch: Option<String>,
     /// Why the numbers may mislead, if they may.
     pub note: Option<String>,
 }
@@ -262,6 +268,8 @@ pub fn measure<E: Engine>(
         roofline_particle_steps_per_s: roofline.map(|r| r.1),
         pruned_tiles_fraction,
         gpu_variant: None,
+        gpu_dispatch_ops: None,
+        gpu_dispatch: None,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
     })
 }
@@ -381,6 +389,9 @@ pub fn table(records: &[Record]) -> String {
                 k.int_ops,
                 k.bytes
             ));
+        }
+        if let Some(how) = &r.gpu_dispatch {
+            notes.push(format!("{} gpu dispatches: {how}", r.workload.name()));
         }
     }
     for n in notes {

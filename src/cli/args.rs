@@ -163,7 +163,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "N", help_heading = "Engine")]
     pub threads: Option<usize>,
     /// Time steps fused into one GPU dispatch; lower it if the GPU watchdog resets the device
-    /// [default: 50].
+    /// [default: measured, so that a dispatch lasts at most about 0.25 s].
     #[arg(long, value_name = "N", help_heading = "Engine")]
     pub steps_per_dispatch: Option<usize>,
 

@@ -94,6 +94,10 @@ pub struct BenchArgs {
     /// auto].
     #[arg(long, value_name = "auto|blocked|onchip")]
     gpu_variant: Option<String>,
+    /// Time steps fused into one GPU dispatch [default: measured, so that a dispatch lasts at
+    /// most about 0.25 s; the record says which and how].
+    #[arg(long, value_name = "N")]
+    steps_per_dispatch: Option<usize>,
     /// Write each workload's model (U, Q, A = (I+Q)U, m, training points, meta.json) as .npy
     /// files under `DIR/<workload>/` for the NumPy reference (benches/reference/), and exit.
     #[arg(long, value_name = "DIR")]
@@ -247,6 +251,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         let engine = GpuEngine::with_options(GpuOptions {
             adapter: args.adapter.clone(),
             variant,
+            steps_per_dispatch: args.steps_per_dispatch,
             ..GpuOptions::default()
         })?;
         let setting = Setting::gpu(&engine, args.gpu_peak_gflops)?;
@@ -280,6 +285,10 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
                         .find(|c| !before.contains(c));
                     if let Some((shape, choice)) = chosen {
                         bench::record_gpu_variant(&mut r, setting, &shape, &choice);
+                    }
+                    if let Some(l) = engine.last_dispatch_length() {
+                        r.gpu_dispatch_ops = Some(l.ops);
+                        r.gpu_dispatch = Some(l.describe());
                     }
                     records.push(r)
                 }

@@ -129,8 +129,9 @@ pub struct Config {
     pub batch: Option<usize>,
     /// CPU threads; None = all cores.
     pub threads: Option<usize>,
-    /// Time steps fused into one GPU dispatch (keeps dispatches short for the watchdog).
-    pub steps_per_dispatch: usize,
+    /// Time steps fused into one GPU dispatch (keeps dispatches short for the watchdog); None =
+    /// measured per plan shape so that a dispatch lasts at most about 0.25 s.
+    pub steps_per_dispatch: Option<usize>,
     /// Write the final samples as samples.npy.
     pub save_samples: bool,
     /// Figure size [width, height] in units of 1/96 inch (the SVG's size); None = 860 × 540
@@ -174,7 +175,7 @@ impl Default for Config {
             entropy_samples: 2000,
             batch: None,
             threads: None,
-            steps_per_dispatch: 50,
+            steps_per_dispatch: None,
             save_samples: false,
             figure_size: None,
             dpi: 96,
@@ -281,7 +282,7 @@ impl Config {
             "entropy-samples: must be positive"
         );
         ensure!(
-            self.steps_per_dispatch > 0,
+            self.steps_per_dispatch != Some(0),
             "steps-per-dispatch: must be positive"
         );
         ensure!(
@@ -712,7 +713,10 @@ mod tests {
             ("pairs", Box::new(|c| c.pairs = Some(0))),
             ("n-train", Box::new(|c| c.n_train = 0)),
             ("entropy-samples", Box::new(|c| c.entropy_samples = 0)),
-            ("steps-per-dispatch", Box::new(|c| c.steps_per_dispatch = 0)),
+            (
+                "steps-per-dispatch",
+                Box::new(|c| c.steps_per_dispatch = Some(0)),
+            ),
             ("t-max", Box::new(|c| c.t_max = f64::INFINITY)),
             ("t-max", Box::new(|c| c.t_max = -1.0)),
             ("sigma", Box::new(|c| c.sigma = f64::NAN)),

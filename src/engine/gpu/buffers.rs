@@ -1,6 +1,7 @@
 //! Buffers and dispatches: storage buffers (initialised or zeroed), recording a dispatch with its
-//! [`Bindings`] (or many dispatches sharing one bind group, their parameters at dynamic offsets
-//! of one buffer: [`ParamBlocks`]), reading a buffer back, waiting for the device.
+//! [`Bindings`] (many dispatches sharing one bind group, their parameters at dynamic offsets of
+//! one buffer: [`ParamBlocks`]; a lone dispatch's parameters in the engine's one buffer for
+//! them: [`Single`]), reading a buffer back, waiting for the device.
 
 use std::time::Instant;
 
@@ -134,7 +135,11 @@ impl GpuEngine {
         })
     }
 
-    /// Records one dispatch in an encoder of its own and submits it.
+    /// Records one dispatch in an encoder of its own and submits it. Its parameters go through
+    /// the engine's one uniform buffer for lone dispatches ([`Single`]), rewritten in place
+    /// (a queue write lands before the submission that follows it and after those before), so
+    /// no buffer is made per dispatch; the bind group is the dispatch's own, as its storage
+    /// buffers are.
     pub(super) fn dispatch_alone(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -142,33 +147,20 @@ impl GpuEngine {
         bindings: Bindings,
         groups: usize,
     ) {
+        // Held from the write to the submission, so two threads cannot swap their parameters.
+        let single = self.single.lock().expect("single params");
+        self.queue
+            .write_buffer(&single.0, 0, bytemuck::bytes_of(params));
+        let bind = self.bind_group(&single.0, bindings);
         let mut enc = self.encoder();
-        self.dispatch(&mut enc, pipeline, params, bindings, groups);
-        self.queue.submit([enc.finish()]);
-    }
-
-    /// Records one dispatch (its parameters in a buffer and a bind group of their own).
-    pub(super) fn dispatch(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        pipeline: &wgpu::ComputePipeline,
-        params: &Params,
-        bindings: Bindings,
-        groups: usize,
-    ) {
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
             });
-        let bind = self.bind_group(&uniform, bindings);
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
-        record(&mut pass, pipeline, &bind, 0, groups);
+            record(&mut pass, pipeline, &bind, 0, groups);
+        }
+        self.queue.submit([enc.finish()]);
     }
 
     /// A bind group of `bindings` with the parameter blocks of `params` (bound at a dynamic
@@ -247,6 +239,21 @@ pub(super) fn record(
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, bind, &[offset]);
     pass.dispatch_workgroups(gx, gy, 1);
+}
+
+/// The uniform buffer of the engine's lone dispatches ([`GpuEngine::dispatch_alone`]: start,
+/// tally, branch, the probes and warm-ups), one `Params` block rewritten before each.
+pub(super) struct Single(wgpu::Buffer);
+
+impl Single {
+    pub fn new(device: &wgpu::Device) -> Self {
+        Single(device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params (lone dispatches)"),
+            size: params_size().get(),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
 }
 
 /// The parameters of many dispatches in one uniform buffer, a block every `stride` bytes, each

@@ -176,11 +176,13 @@ pub(super) fn open(options: &GpuOptions) -> Result<Opened> {
     let int64 = options.native_int64 && adapter.features().contains(wgpu::Features::SHADER_INT64);
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("regimes"),
-        required_features: if int64 {
+        // Timestamp queries, where offered, time the first dispatches of an advance
+        // (`dispatch_length.rs`).
+        required_features: (if int64 {
             wgpu::Features::SHADER_INT64
         } else {
             wgpu::Features::empty()
-        },
+        }) | (adapter.features() & wgpu::Features::TIMESTAMP_QUERY),
         required_limits: limits.clone(),
         experimental_features: wgpu::ExperimentalFeatures::disabled(),
         memory_hints: wgpu::MemoryHints::Performance,

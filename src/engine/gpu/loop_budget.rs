@@ -133,19 +133,19 @@ impl GpuEngine {
         eval.max(update) <= LOOP_BUDGET
     }
 
-    /// Ops per step dispatch: `2 · steps_per_dispatch`, one where an empirical evaluation is
-    /// split in parts, and on a loop-limited driver no more than the budget allows; refuses a
-    /// step, or a projection of `dirs` directions in the reduction, that alone exceeds it.
-    pub(super) fn ops_per_dispatch(
+    /// The most ops a step dispatch may hold, and what bounds it (None: nothing but
+    /// [`super::dispatch_length`]'s sizing): one where an empirical evaluation is split in parts,
+    /// and on a loop-limited driver no more than the budget allows; refuses a step, or a
+    /// projection of `dirs` directions in the reduction, that alone exceeds it.
+    pub(super) fn ops_limit(
         &self,
         plan: &Plan,
         dirs: usize,
         variant: Variant,
-    ) -> Result<usize> {
-        let mut ops = 2 * self.options.steps_per_dispatch;
+    ) -> Result<(usize, Option<&'static str>)> {
         let whole = plan.kind == Kind::Mixture || self.training_split(plan)?.is_whole();
         if !whole {
-            ops = 1;
+            return Ok((1, Some("the training set's parts (one op per dispatch)")));
         }
         if cuts_loops(&self.info) {
             let (eval, update) = match variant {
@@ -155,16 +155,17 @@ impl GpuEngine {
             if eval.max(update) > LOOP_BUDGET {
                 return Err(self.loop_error("one step of this plan", eval.max(update)));
             }
-            let steps = LOOP_BUDGET / (eval + update + 2);
-            ops = ops.min(if steps == 0 { 1 } else { 2 * steps as usize });
             // A reduction window: each invocation folds a workgroup of particles, a projection
             // costing d per particle.
             let window = WORKGROUP as u64 * (plan.dim as u64 + 1);
             if dirs > 0 && window > LOOP_BUDGET {
                 return Err(self.loop_error("a projection in the reduction", window));
             }
+            let steps = LOOP_BUDGET / (eval + update + 2);
+            let ops = if steps == 0 { 1 } else { 2 * steps as usize };
+            return Ok((ops, Some("the driver's loop budget")));
         }
-        Ok(ops)
+        Ok((usize::MAX, None))
     }
 
     pub(super) fn loop_error(&self, what: &str, cost: u64) -> anyhow::Error {

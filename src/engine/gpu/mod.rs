@@ -5,7 +5,8 @@
 //!   metadata per particle (rng id lo/hi, label, last change) and per-particle scratch rows.
 //! * A step dispatch fuses many time points (the loop runs inside the kernel); dispatches are
 //!   split at recorder points, at plan-chunk boundaries, where the uploaded coefficients would
-//!   exceed a storage binding, and every `steps_per_dispatch` steps (watchdogs).
+//!   exceed a storage binding, and every `steps_per_dispatch` steps where given, else where a
+//!   measured time per step puts the dispatch's end (`dispatch_length.rs`, for watchdogs).
 //! * Reductions are deterministic: per-workgroup partials (f32 Welford within a workgroup of 64
 //!   particles) folded on the host in workgroup order in f64; class counts and the tally use u32
 //!   atomics. No float atomics.
@@ -25,6 +26,7 @@ mod batch;
 mod branch;
 mod buffers;
 mod device;
+mod dispatch_length;
 mod layout;
 mod loop_budget;
 mod pipelines;
@@ -45,6 +47,9 @@ use anyhow::{Result, ensure};
 
 pub use batch::GpuBatch;
 pub use device::{AdapterSummary, is_software, list_adapters};
+pub use dispatch_length::{
+    DispatchLength, MAX_MEASURED_STEPS, SOFTWARE_TARGET_SECONDS, TARGET_SECONDS,
+};
 pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
 pub use variant::{Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env};
 
@@ -63,8 +68,13 @@ pub struct GpuOptions {
     pub adapter_index: Option<usize>,
     /// Pretend the storage-binding limit is this small (tests, or to bound batch sizes).
     pub max_binding_bytes: Option<u64>,
-    /// Time steps fused into one dispatch at most (keeps each dispatch short for watchdogs).
-    pub steps_per_dispatch: usize,
+    /// Time steps fused into one dispatch: Some(N) fixes N; None measures, per plan shape, how
+    /// many keep a dispatch under [`TARGET_SECONDS`] (OS watchdogs reset a GPU whose work runs
+    /// about 1 s; `dispatch_length.rs`). Either way no more than a loop-limited driver allows.
+    pub steps_per_dispatch: Option<usize>,
+    /// Time the first dispatches with timestamp queries where the adapter offers them; false
+    /// uses wall times (the probe's or the first dispatches'), as on adapters without them.
+    pub timestamps: bool,
     /// Device memory a batch may occupy (positions, scratch, metadata).
     pub memory_budget_bytes: u64,
     /// Use the adapter's 64-bit integers (SHADER_INT64) for Philox's wide multiply where it
@@ -82,7 +92,8 @@ impl Default for GpuOptions {
             adapter: None,
             adapter_index: None,
             max_binding_bytes: None,
-            steps_per_dispatch: 50,
+            steps_per_dispatch: None,
+            timestamps: true,
             memory_budget_bytes: 2 << 30,
             native_int64: true,
             variant: None,
@@ -115,6 +126,10 @@ pub struct GpuEngine {
     used: Mutex<Vec<crate::plan::Shape>>,
     /// The advance left running on the device, if any ([`GpuEngine::settle`]).
     in_flight: Mutex<buffers::InFlight>,
+    /// The uniform buffer of lone dispatches (start, tally, branch, probes).
+    single: Mutex<buffers::Single>,
+    /// The measured time per step of each shape and variant, and the last dispatch length.
+    rates: Mutex<dispatch_length::Rates>,
 }
 
 impl GpuEngine {
@@ -128,7 +143,7 @@ impl GpuEngine {
             options.variant = variant_from_env()?;
         }
         ensure!(
-            options.steps_per_dispatch > 0,
+            options.steps_per_dispatch != Some(0),
             "gpu: steps per dispatch must be positive"
         );
         let opened = device::open(&options)?;
@@ -141,6 +156,7 @@ impl GpuEngine {
             immediate_size: 0,
         });
         let dummies = layout::dummies(&device);
+        let single = Mutex::new(buffers::Single::new(&device));
         let clock = Instant::now();
         let pipelines = Pipelines::build(&device, &layout, opened.int64)?;
         let mut engine = GpuEngine {
@@ -160,6 +176,8 @@ impl GpuEngine {
             errors: opened.errors,
             used: Mutex::default(),
             in_flight: Mutex::default(),
+            single,
+            rates: Mutex::default(),
         };
         engine.warm_up()?;
         engine.compile_seconds = clock.elapsed().as_secs_f64();
@@ -173,7 +191,7 @@ impl GpuEngine {
             options.variant = variant_from_env()?;
         }
         ensure!(
-            options.steps_per_dispatch > 0,
+            options.steps_per_dispatch != Some(0),
             "gpu: steps per dispatch must be positive"
         );
         let max_binding = device::binding_limit(&self.device.limits(), &options)?;
@@ -194,6 +212,8 @@ impl GpuEngine {
             centers: self.centers.clone(),
             used: Mutex::default(),
             in_flight: Mutex::default(),
+            single: Mutex::new(buffers::Single::new(&self.device)),
+            rates: Mutex::default(),
         })
     }
 

@@ -55,16 +55,14 @@ impl GpuEngine {
     /// Warms every fixed pipeline with an empty dispatch so that drivers that compile lazily
     /// (lavapipe JITs at first use) pay that cost where it is timed.
     pub(super) fn warm_up(&self) -> Result<()> {
-        let mut enc = self.encoder();
         for p in [
             &self.pipelines.start,
             &self.pipelines.reduce,
             &self.pipelines.tally,
             &self.pipelines.branch,
         ] {
-            self.dispatch(&mut enc, p, &Params::default(), Bindings::default(), 1);
+            self.dispatch_alone(p, &Params::default(), Bindings::default(), 1);
         }
-        self.queue.submit([enc.finish()]);
         self.wait()
     }
 

@@ -4,6 +4,7 @@
 
 use anyhow::Result;
 
+use super::buffers::record;
 use super::layout::{Bindings, Params};
 use super::shaders::{COMMON, Kernel, KernelArgs, WORKGROUP, kernel_args, kernel_file};
 use super::{GpuBatch, GpuEngine};
@@ -56,25 +57,13 @@ impl Pending {
 }
 
 impl GpuEngine {
-    /// Records the reduction of the batch's current state into recorder slot `slot`: one
-    /// dispatch per window of 64 quantities, which keeps every invocation's loops short. `base`
-    /// holds the batch's sizes.
-    pub(super) fn record_reduce(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        base: &Params,
-        batch: &GpuBatch,
-        directions: Option<&wgpu::Buffer>,
-        slot: usize,
-        dirs: usize,
-    ) -> Pending {
-        let (d, k) = (batch.dim, base.k as usize);
-        let groups = batch.n.div_ceil(WORKGROUP);
-        let bytes = (groups * partial_floats(d, dirs) * 4) as u64;
-        let partials = self.storage_zeroed("partials", bytes);
-        let counts = self.storage_zeroed("class counts", (k * 4) as u64);
-        for q0 in (0..d + dirs + 1).step_by(WORKGROUP) {
-            let params = Params {
+    /// The parameter blocks of the reduction of a recorded point: one dispatch per window of 64
+    /// quantities, which keeps every invocation's loops short. `base` holds the batch's sizes.
+    pub(super) fn reduce_params(base: &Params, dirs: usize) -> Vec<Params> {
+        let d = base.d as usize;
+        (0..d + dirs + 1)
+            .step_by(WORKGROUP)
+            .map(|q0| Params {
                 args: ReduceArgs {
                     purity_row: (2 * d) as u32,
                     directions: dirs as u32,
@@ -83,23 +72,50 @@ impl GpuEngine {
                 }
                 .words(),
                 ..*base
-            };
-            self.dispatch(
-                enc,
-                &self.pipelines.reduce,
-                &params,
-                Bindings {
-                    xs: Some(&batch.x),
-                    pmeta: Some(&batch.meta),
-                    scratch: Some(&batch.scratch),
-                    plan: directions,
-                    out_a: Some(&partials),
-                    out_b: Some(&counts),
-                    ..Bindings::default()
-                },
-                groups,
-            );
+            })
+            .collect()
+    }
+
+    /// Records the reduction of the batch's current state into recorder slot `slot`: the
+    /// dispatches of [`Self::reduce_params`], whose blocks are at `offsets` of `params` (the
+    /// step group's parameter buffer), under one bind group. `k` is the number of classes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record_reduce(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        params: &wgpu::Buffer,
+        offsets: &[u32],
+        k: usize,
+        batch: &GpuBatch,
+        directions: Option<&wgpu::Buffer>,
+        slot: usize,
+        dirs: usize,
+    ) -> Pending {
+        let d = batch.dim;
+        let groups = batch.n.div_ceil(WORKGROUP);
+        let bytes = (groups * partial_floats(d, dirs) * 4) as u64;
+        let partials = self.storage_zeroed("partials", bytes);
+        let counts = self.storage_zeroed("class counts", (k * 4) as u64);
+        let bind = self.bind_group(
+            params,
+            Bindings {
+                xs: Some(&batch.x),
+                pmeta: Some(&batch.meta),
+                scratch: Some(&batch.scratch),
+                plan: directions,
+                out_a: Some(&partials),
+                out_b: Some(&counts),
+                ..Bindings::default()
+            },
+        );
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        for &offset in offsets {
+            record(&mut pass, &self.pipelines.reduce, &bind, offset, groups);
         }
+        drop(pass);
         Pending {
             slot,
             partials,

@@ -42,6 +42,7 @@ impl Span {
 
 /// The dispatches that move particles from point `from` to `to` (evaluating `to` too), recording
 /// at `points[slots]` (ascending grid indices, each in `from..=to`).
+#[cfg(test)]
 pub fn schedule(
     from: usize,
     to: usize,
@@ -49,13 +50,25 @@ pub fn schedule(
     points: &[usize],
     slots: Range<usize>,
 ) -> Vec<Span> {
+    schedule_ops(2 * from, 2 * to + 1, bounds, points, slots)
+}
+
+/// The same from op `op0` (a dispatch may start at an update) to op `end_op`, recording at
+/// `points[slots]` (the points whose evaluation is in `op0..end_op`): what is left of a range
+/// after its first dispatches.
+pub fn schedule_ops(
+    op0: usize,
+    end_op: usize,
+    bounds: Bounds,
+    points: &[usize],
+    slots: Range<usize>,
+) -> Vec<Span> {
     let per_dispatch = bounds.ops_per_dispatch.max(1);
     let per_upload = bounds.points_per_upload.max(1);
     let chunk_len = bounds.chunk_len.max(1);
-    let end_op = 2 * to + 1;
     let mut spans = Vec::new();
     let mut next_slot = slots.start;
-    let mut op = 2 * from;
+    let mut op = op0;
     while op < end_op {
         let j = op / 2;
         let chunk_end = (j / chunk_len + 1) * chunk_len;
@@ -132,6 +145,45 @@ mod tests {
             check(0, 40, bounds, &[0, 1, 2, 17, 39, 40]);
             check(13, 40, bounds, &[14, 20, 21]);
             check(5, 5, bounds, &[]);
+        }
+    }
+
+    /// Cutting a range after any of its dispatches and scheduling the rest from there (with
+    /// other bounds) keeps every rule: the dispatches of an advance may change length midway.
+    #[test]
+    fn the_rest_of_a_range_schedules_from_any_op() {
+        let points = [0, 3, 4, 17, 39, 40];
+        let short = Bounds {
+            chunk_len: 16,
+            ops_per_dispatch: 3,
+            points_per_upload: 100,
+        };
+        let long = Bounds {
+            ops_per_dispatch: 40,
+            ..short
+        };
+        let first = schedule(0, 40, short, &points, 0..points.len());
+        for cut in 1..first.len() {
+            let done = &first[..cut];
+            let next = done
+                .iter()
+                .rev()
+                .find_map(|s| s.record)
+                .map_or(0, |s| s + 1);
+            let rest = schedule_ops(done[cut - 1].op1, 81, long, &points, next..points.len());
+            let all: Vec<Span> = done.iter().chain(&rest).copied().collect();
+            assert_eq!(all.last().map(|s| s.op1), Some(81));
+            for w in all.windows(2) {
+                assert_eq!(w[0].op1, w[1].op0);
+            }
+            let recorded: Vec<usize> = all.iter().filter_map(|s| s.record).collect();
+            assert_eq!(recorded, (0..points.len()).collect::<Vec<_>>(), "cut {cut}");
+            for s in &rest {
+                assert!(s.op1 - s.op0 <= 40 && s.first_point() / 16 == s.last_point() / 16);
+                if let Some(slot) = s.record {
+                    assert_eq!(s.op1, 2 * points[slot] + 1);
+                }
+            }
         }
     }
 

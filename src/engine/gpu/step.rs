@@ -4,11 +4,13 @@
 //! [`Shape`], and `advance`, which runs the dispatches [`schedule`] cuts, uploading the
 //! coefficients of each dispatch's points, and reduces at the recorder's points ([`super::reduce`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use anyhow::{Result, ensure};
 
 use super::buffers::{ParamBlocks, bytes_of, record};
+use super::dispatch_length::{PILOT_STEPS, Source, Timer};
 use super::layout::{Bindings, Params};
 use super::reduce::Pending;
 use super::shaders::{
@@ -34,7 +36,7 @@ const GROUP_DISPATCHES: usize = 256;
 /// parameter block's offset) or the reduction at a recorded point.
 enum Op {
     Step { binding: usize, offset: u32 },
-    Record(usize),
+    Record { slot: usize, offsets: Vec<u32> },
 }
 
 /// Dispatches waiting to be recorded: their coefficients, one after another, and parameters.
@@ -316,12 +318,24 @@ impl GpuEngine {
             ..Params::default()
         };
         let variant = self.step_variant(plan, from, n, &base, training.as_ref())?;
-        let bounds = schedule::Bounds {
+        let shape = plan.shape();
+        let limit = self.ops_limit(plan, dirs, variant)?;
+        let bounds = |ops: usize| schedule::Bounds {
             chunk_len: plan.chunk_len,
-            ops_per_dispatch: self.ops_per_dispatch(plan, dirs, variant)?,
+            ops_per_dispatch: ops,
             points_per_upload: (self.max_binding / point_bytes) as usize,
         };
-        let spans = schedule::schedule(from, to, bounds, &rec.points, rec.slots_for(from, to));
+        let slots = rec.slots_for(from, to);
+        let (mut op, end_op, mut next_slot) = (2 * from, 2 * to + 1, slots.start);
+        // Ops per dispatch: given, or measured (None until this shape is timed: its first
+        // dispatches then run alone, timed, `dispatch_length.rs`).
+        let mut sized = self.dispatch_ops(&shape, variant, n, limit);
+        let mut spans: VecDeque<schedule::Span> = match sized {
+            Some(ops) => {
+                schedule::schedule_ops(op, end_op, bounds(ops), &rec.points, slots.clone()).into()
+            }
+            None => VecDeque::new(),
+        };
         let step = self.step_pipeline(plan, variant)?;
         let mut out = Flush {
             step: &step,
@@ -340,7 +354,27 @@ impl GpuEngine {
         let mut group = Group::new(self.params_stride());
         let mut chunk_cache: Option<(usize, Arc<Chunk>)> = None;
         let started = std::time::Instant::now();
-        for span in spans {
+        // Ops and seconds of the timed first dispatches so far.
+        let mut timed = (0usize, 0.0f64);
+        while op < end_op {
+            let pilot = sized.is_none();
+            let span = if pilot {
+                let ops = (2 * PILOT_STEPS).min(limit.0);
+                let first = schedule::schedule_ops(
+                    op,
+                    end_op,
+                    bounds(ops),
+                    &out.rec.points,
+                    next_slot..slots.end,
+                );
+                first[0]
+            } else {
+                spans.pop_front().expect("the spans cover the range")
+            };
+            op = span.op1;
+            if let Some(s) = span.record {
+                next_slot = s + 1;
+            }
             let j = span.first_point();
             let c = plan.chunk_of(j);
             let chunk = match &chunk_cache {
@@ -366,6 +400,7 @@ impl GpuEngine {
                 self.flush(
                     std::mem::replace(&mut group, Group::new(self.params_stride())),
                     &mut out,
+                    None,
                 )?;
             }
             // The span's coefficients follow the group's so far.
@@ -393,11 +428,43 @@ impl GpuEngine {
                 group.ops.push(Op::Step { binding, offset });
             }
             if let Some(slot) = span.record {
-                group.ops.push(Op::Record(slot));
+                let offsets = GpuEngine::reduce_params(&base, dirs)
+                    .iter()
+                    .map(|p| group.params.push(p))
+                    .collect();
+                group.ops.push(Op::Record { slot, offsets });
+            }
+            if pilot {
+                // Alone on the device (the previous advance done), timed.
+                self.settle(None, started)?;
+                let timer = self.timer();
+                let clock = std::time::Instant::now();
+                let alone = std::mem::replace(&mut group, Group::new(self.params_stride()));
+                self.flush(alone, &mut out, timer.as_ref())?;
+                self.wait()?;
+                let (seconds, source) = match &timer {
+                    Some(t) => (self.timer_seconds(t)?, Source::Timestamps),
+                    None => (clock.elapsed().as_secs_f64(), Source::Wall),
+                };
+                timed = (timed.0 + span.op1 - span.op0, timed.1 + seconds);
+                // Two ops at least (an evaluation and an update) before sizing by them.
+                if timed.0 >= 2 {
+                    self.note_rate(&shape, variant, n, timed.0, timed.1, source);
+                    sized = self.dispatch_ops(&shape, variant, n, limit);
+                    let ops = sized.expect("a timed shape is sized");
+                    spans = schedule::schedule_ops(
+                        op,
+                        end_op,
+                        bounds(ops),
+                        &out.rec.points,
+                        next_slot..slots.end,
+                    )
+                    .into();
+                }
             }
         }
         if !group.ops.is_empty() {
-            self.flush(group, &mut out)?;
+            self.flush(group, &mut out, None)?;
         }
         let Flush {
             mut pending, last, ..
@@ -408,9 +475,11 @@ impl GpuEngine {
     }
 
     /// Records and submits a group of dispatches: one coefficient buffer, one parameter buffer
-    /// and one bind group per training binding for all of them; reductions at recorded points,
-    /// folded once their partials exceed [`PENDING_BYTES`].
-    fn flush(&self, group: Group, out: &mut Flush) -> Result<()> {
+    /// and one bind group per training binding for all of them; reductions at recorded points
+    /// (their parameters in the same buffer, a bind group each for its partials), folded once
+    /// their partials exceed [`PENDING_BYTES`].
+    /// `timer`, where given, takes timestamps at the start and end of the first pass of steps.
+    fn flush(&self, group: Group, out: &mut Flush, timer: Option<&Timer>) -> Result<()> {
         let plan_buf =
             self.storage_init("plan", bytes_of(&group.data), wgpu::BufferUsages::empty());
         let params = group.params.buffer(&self.device);
@@ -436,23 +505,32 @@ impl GpuEngine {
         let (d, k) = (out.batch.dim, out.base.k as usize);
         let mut enc = self.encoder();
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
+        let mut stamps = timer;
         for op in group.ops {
             match op {
                 Op::Step { binding, offset } => {
                     let p = pass.get_or_insert_with(|| {
                         enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                             label: None,
-                            timestamp_writes: None,
+                            timestamp_writes: stamps.take().map(|t| {
+                                wgpu::ComputePassTimestampWrites {
+                                    query_set: &t.set,
+                                    beginning_of_pass_write_index: Some(0),
+                                    end_of_pass_write_index: Some(1),
+                                }
+                            }),
                         })
                         .forget_lifetime()
                     });
                     record(p, out.step, &binds[binding], offset, out.step_groups);
                 }
-                Op::Record(slot) => {
+                Op::Record { slot, offsets } => {
                     pass = None;
                     let p = self.record_reduce(
                         &mut enc,
-                        out.base,
+                        &params,
+                        &offsets,
+                        k,
                         out.batch,
                         out.directions,
                         slot,
@@ -470,6 +548,9 @@ impl GpuEngine {
             }
         }
         drop(pass);
+        if let Some(t) = timer {
+            enc.resolve_query_set(&t.set, 0..2, &t.resolve, 0);
+        }
         out.last = Some(self.queue.submit([enc.finish()]));
         Ok(())
     }

@@ -273,7 +273,7 @@ impl GpuEngine {
         let last_in_chunk = chunk.first + plan.chunk_len.max(1) - 1;
         let mut last = (from + PROBE_STEPS).min(plan.grid.steps).min(last_in_chunk);
         for &v in variants {
-            let ops = self.ops_per_dispatch(plan, 0, v)?;
+            let ops = self.ops_limit(plan, 0, v)?.0;
             last = last.min(from + (ops.saturating_sub(1)) / 2);
         }
         let mut params = Params {
@@ -325,6 +325,13 @@ impl GpuEngine {
                 if rep > 0 {
                     best[i] = best[i].min(clock.elapsed().as_secs_f64());
                 }
+            }
+        }
+        // Without timestamp queries the probe's wall time sizes the dispatches.
+        if !self.uses_timestamps() {
+            for (&v, &t) in variants.iter().zip(&best) {
+                let source = super::dispatch_length::Source::Probe;
+                self.note_rate(&plan.shape(), v, n, params.ops as usize, t, source);
             }
         }
         Ok(variants.iter().copied().zip(best).collect())
