@@ -46,7 +46,9 @@ use anyhow::{Result, ensure};
 pub use batch::GpuBatch;
 pub use device::{AdapterSummary, is_software, list_adapters};
 pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
-pub use variant::{Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env};
+pub use variant::{
+    Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env, wide_group,
+};
 
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
