@@ -206,8 +206,20 @@ impl GpuEngine {
         {
             v.retain(|&x| x != Variant::OnChip);
         }
-        if v.contains(&Variant::Wide) && !self.fits_loop_budget(plan, Variant::Wide) {
-            v.retain(|&x| x != Variant::Wide);
+        // A mixture step some variant cannot run on a loop-limited driver leaves it to those that
+        // can (a dense d = 1024 step: the wide kernel, not the blocked one); if none can, the
+        // blocked kernel stays, to refuse the plan with the loop budget's error.
+        if plan.kind == Kind::Mixture {
+            let fitting: Vec<Variant> = v
+                .iter()
+                .copied()
+                .filter(|&x| self.fits_loop_budget(plan, x))
+                .collect();
+            v = if fitting.is_empty() {
+                vec![Variant::Blocked]
+            } else {
+                fitting
+            };
         }
         Ok(v)
     }
@@ -215,8 +227,8 @@ impl GpuEngine {
     /// The variant plans of this shape run with: chosen at the first use of the shape (forced, or
     /// timed on a probe batch of up to `n` particles starting at point `from`, with the training
     /// set of an empirical plan), then cached. A cached choice that does not run this plan on
-    /// this engine (a reconfigured one with a smaller binding limit) gives way to the blocked
-    /// kernel.
+    /// this engine (a reconfigured one with a smaller binding limit) gives way to the first that
+    /// does (the blocked kernel, unless a loop-limited driver rules it out).
     pub(super) fn step_variant(
         &self,
         plan: &Plan,
@@ -242,11 +254,9 @@ impl GpuEngine {
             .choices
             .get(&key)
         {
-            return Ok(if applicable.contains(&c.variant) {
-                c.variant
-            } else {
-                Variant::Blocked
-            });
+            let runs = applicable.contains(&c.variant)
+                || (c.forced && plan.kind == Kind::Mixture && c.variant.applies(&shape));
+            return Ok(if runs { c.variant } else { applicable[0] });
         }
         let choice = match self.options.variant {
             // Forced by the options (`--gpu-variant`) on a shape it does not run: an error. Forced
@@ -265,16 +275,23 @@ impl GpuEngine {
                     v.scope()
                 )
             }
-            Some(v) if applicable.contains(&v) => Choice {
-                variant: v,
-                timings: Vec::new(),
-                forced: true,
-            },
+            // Forced on a mixture plan it runs but not within a loop-limited driver's budget: it
+            // runs, to be refused with the budget's error (not silently replaced).
+            Some(v)
+                if applicable.contains(&v) || (plan.kind == Kind::Mixture && v.applies(&shape)) =>
+            {
+                Choice {
+                    variant: v,
+                    timings: Vec::new(),
+                    forced: true,
+                }
+            }
             _ if applicable.len() > 1 => {
                 Choice::fastest(self.probe_variants(plan, &applicable, from, n, base, training)?)
             }
+            // The only one: the blocked kernel, or the one that fits a loop-limited driver.
             _ => Choice {
-                variant: Variant::Blocked,
+                variant: applicable[0],
                 timings: Vec::new(),
                 forced: false,
             },
