@@ -570,7 +570,8 @@ fn every_variant_matches_cpu() {
     // On lavapipe the variants run the same operations in the same order: the same bits.
     let lavapipe = gpu.adapter_info().driver.contains("llvmpipe");
     let mut blocked: Vec<Particles> = Vec::new();
-    for variant in Variant::ALL {
+    // The wide variant runs mixture plans of d > 128 only: `wide_variant_matches_cpu`.
+    for variant in Variant::ALL.into_iter().filter(|&v| v != Variant::Wide) {
         let engine = gpu
             .reconfigured(GpuOptions {
                 variant: Some(variant),
@@ -663,6 +664,141 @@ fn every_variant_matches_cpu() {
         assert_eq!(c.timings.len(), 2);
         let fastest = c.timings.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
         assert_eq!(c.variant, fastest.0);
+    }
+}
+
+/// The wide variant (a workgroup per particle), forced, against the CPU on mixture plans of large
+/// d: every form of M, B, P, dense noise, the exact scheme's draws, a deterministic scheme and a
+/// coupled plan (dense K ⊗ U), d not a multiple of 4, and d = 1030 and 2048 where each invocation
+/// owns several blocks of coordinates (a dense product over two tiles at d = 1030); one step per dispatch
+/// and dispatches cut after an evaluation give the same bits. Its logits are tree reductions,
+/// so they round unlike the CPU's running sums: within the usual tolerances, not bit for bit.
+/// Forced through the options on a plan it does not run, it is an error naming the plans it does.
+#[test]
+fn wide_variant_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let forced = |steps_per_dispatch: usize| {
+        gpu.reconfigured(GpuOptions {
+            variant: Some(Variant::Wide),
+            steps_per_dispatch,
+            ..GpuOptions::default()
+        })
+        .unwrap()
+    };
+    let (engine, one_step) = (forced(50), forced(1));
+    let coupled = || {
+        let d = 70;
+        let coupling: Coupling = "additive:0.5".parse().unwrap();
+        let u_d = Linear::Diagonal(DVector::from_fn(d, |i, _| 0.5 + 0.01 * i as f64));
+        let process = coupling.process(&u_d).unwrap();
+        let m = mode_frame(&paired_mean(&DVector::from_element(d, 1.0), 90.0).unwrap());
+        let means = paired_classes(&m, Pairing::Shared).unwrap();
+        let k = means.len();
+        let target = Target::Mixture(Mixture {
+            weights: vec![1.0 / k as f64; k],
+            means,
+            cov: Linear::Scalar(1.0, 2 * d),
+        });
+        (process, target)
+    };
+    for (d, shape, scheme, steps, n) in [
+        (
+            130usize,
+            Shape::Scalar,
+            Scheme::EulerMaruyama,
+            40usize,
+            200usize,
+        ),
+        (131, Shape::Diagonal, Scheme::EulerMaruyama, 40, 200),
+        (132, Shape::Rotated, Scheme::EulerMaruyama, 40, 200),
+        (130, Shape::DenseU, Scheme::EulerMaruyama, 40, 200),
+        (130, Shape::DenseU, Scheme::Exact, 40, 200),
+        (133, Shape::DenseU, Scheme::Exponential, 40, 200),
+        (130, Shape::Rotated, Scheme::ProbabilityFlow, 40, 200),
+        // The coupled plan: d = 2 · 70 in the mode frame.
+        (140, Shape::Scalar, Scheme::EulerMaruyama, 40, 200),
+        (1030, Shape::Diagonal, Scheme::EulerMaruyama, 6, 24),
+        (1030, Shape::Rotated, Scheme::EulerMaruyama, 4, 16),
+        (2048, Shape::Diagonal, Scheme::EulerMaruyama, 10, 24),
+    ] {
+        // The large plans take few steps: over a shorter time, so the steps stay small.
+        let grid = Grid::new(if d > 1000 { 1.0 } else { 4.0 }, steps).unwrap();
+        let (process, target, what) = if d == 140 {
+            let (p, t) = coupled();
+            (p, t, format!("wide coupled d={d}"))
+        } else {
+            (
+                process(d, shape, 5),
+                mixture(d, 9),
+                format!("wide {scheme:?} d={d} {shape:?}"),
+            )
+        };
+        let p = common::plan_with(process, target, grid, scheme);
+        let ids = ids(n);
+        let cpu = run_cpu(&p, 11, &ids, 0, steps);
+        // Past d = 255 a dense start's d² loop iterations exceed lavapipe's budget in start.wgsl:
+        // the GPU batches start from the CPU's particles there.
+        let host = CpuEngine::with_threads(2).unwrap();
+        let start = host.read(&host.start(&p, 11, &ids).unwrap()).unwrap();
+        let begin = |e: &GpuEngine| {
+            if d > 255 && !matches!(shape, Shape::Diagonal) {
+                e.load(&p, 11, &start).unwrap()
+            } else {
+                e.start(&p, 11, &ids).unwrap()
+            }
+        };
+        let run = |e: &GpuEngine| {
+            let mut b = begin(e);
+            e.advance(&p, &mut b, 0, steps, &mut Recorder::none(&p))
+                .unwrap();
+            e.read(&b).unwrap()
+        };
+        let gpu_p = run(&engine);
+        if scheme == Scheme::Exact {
+            let apart = cpu
+                .x
+                .chunks(d)
+                .zip(gpu_p.x.chunks(d))
+                .filter(|(a, b)| max_abs_diff(a, b) > 1e-4)
+                .count();
+            assert!(apart * 100 <= 3 * ids.len(), "{what}: {apart} apart");
+        } else {
+            assert_close_particles(&what, &p, &cpu, &gpu_p, 1e-4);
+        }
+        assert_eq!(run(&one_step), gpu_p, "{what}");
+        let mut b = begin(&engine);
+        let marks = vec![1, steps / 2, steps / 2 + 1, steps - 1];
+        let mut rec = Recorder::new(&p, marks, Vec::new());
+        engine.advance(&p, &mut b, 0, steps, &mut rec).unwrap();
+        assert_eq!(engine.read(&b).unwrap(), gpu_p, "{what}: recorded run");
+        let choice = engine
+            .step_choices()
+            .into_iter()
+            .find(|(s, _)| *s == p.shape())
+            .expect("the choice is recorded")
+            .1;
+        assert_eq!(choice.variant, Variant::Wide, "{what}");
+        assert!(choice.forced, "{what}");
+    }
+    // Forced (not through the environment) on plans it does not run: a clear error.
+    if std::env::var(regimes::engine::gpu::VARIANT_ENV).is_ok_and(|v| v == "wide") {
+        return;
+    }
+    let grid = Grid::new(4.0, 4).unwrap();
+    for p in [
+        plan(process(16, Shape::Scalar, 5), mixture(16, 9), grid.clone()),
+        plan(process(256, Shape::Scalar, 5), empirical(256, 10, 3), grid),
+    ] {
+        let mut b = engine.start(&p, 11, &ids(8)).unwrap();
+        let err = engine
+            .advance(&p, &mut b, 0, 4, &mut Recorder::none(&p))
+            .expect_err("wide does not run this plan")
+            .to_string();
+        assert!(
+            err.contains("the wide kernel variant was forced but does not run this plan")
+                && err.contains("mixture plans of d > 128"),
+            "{err}"
+        );
     }
 }
 

@@ -111,6 +111,14 @@ pub enum GpuKernels {
     /// [`ONCHIP_STEPS_PER_DISPATCH`] steps, coefficients and training tiles once per workgroup of
     /// 256 (a training tile through workgroup memory).
     OnChip,
+    /// The wide variant (`step_mixture_wide.wgsl`, mixture plans of large d): a workgroup per
+    /// particle, its coordinates spread over the invocations and every temporary in their
+    /// private arrays across a dispatch; x crosses global memory once per dispatch, but each
+    /// workgroup reads a step's coefficients for its one particle (a broadcast within the
+    /// workgroup, shared with other workgroups only through the cache, which the model does not
+    /// count). Each invocation recomputes the softmax over the K logits, and the logits' partial
+    /// sums go through a tree of WWG lanes.
+    Wide,
 }
 
 /// Coordinates per tile row of the on-chip empirical kernel: workgroup memory holds 64 training
@@ -128,6 +136,7 @@ impl GpuKernels {
         match variant {
             crate::engine::gpu::Variant::Blocked => GpuKernels::Blocked,
             crate::engine::gpu::Variant::OnChip => GpuKernels::OnChip,
+            crate::engine::gpu::Variant::Wide => GpuKernels::Wide,
         }
     }
 }
@@ -294,6 +303,30 @@ pub fn kernel_cost(shape: &Shape, kernels: GpuKernels, int64: bool) -> KernelCos
             // M x to scratch, then per block: P v, M x read back, x written.
             let update = (mx + pv + 2 * d, mf + pf + 3 * d);
             (eval.0 + update.0 + 4, eval.1 + update.1, BLOCK_GROUP)
+        }
+        GpuKernels::Wide => {
+            let apply = |f: Form| if f == Form::Dense { 2 * d * d } else { d };
+            let wwg = crate::engine::gpu::wide_group(shape.dim) as u64;
+            // Logits 2kd + k biases and the tree's adds (4 lanes per group of four classes), the
+            // softmax recomputed by every invocation (three exponential passes, their subtract,
+            // scale and the purity's multiply-add: 8k), v 2dk (none for a draw).
+            let v_flops = if shape.draws { 0 } else { 2 * d * k };
+            let eval = apply(shape.b_form)
+                + 2 * k * d
+                + k
+                + k.div_ceil(4) * 4 * wwg
+                + 8 * k * wwg
+                + v_flops;
+            let update = apply(shape.m_form) + apply(shape.p_form) + 3 * d;
+            // Per dispatch: x read and written, id 2 and label 2 words read, purity written; per
+            // step every coefficient read once by the particle's workgroup.
+            let per_dispatch = (2 * d + 5) as f64 / ONCHIP_STEPS_PER_DISPATCH as f64;
+            return KernelCost {
+                kernels,
+                flops: eval + update + rng_flops,
+                int_ops,
+                bytes: 4.0 * (per_dispatch + coefficients),
+            };
         }
         GpuKernels::OnChip => {
             let apply = |f: Form| if f == Form::Dense { 2 * d * d } else { d };
@@ -491,6 +524,44 @@ mod tests {
         let old = kernel_cost(&e, GpuKernels::Blocked, true);
         assert!(old.bytes >= 3.0 * c.bytes, "{old:?} {c:?}");
         assert!(c.bound(&h) >= 3.0 * old.bound(&h), "{old:?} {c:?}");
+    }
+
+    #[test]
+    fn wide_kernel_moves_x_once_per_dispatch_and_reads_coefficients_per_particle() {
+        // d = 1024, K = 2, scalar forms: coefficients M, B, P, noise 4 + W 2048 + biases 2.
+        let g = shape(Kind::Mixture, 1024, 2, Form::Scalar);
+        let c = kernel_cost(&g, GpuKernels::Wide, true);
+        assert_eq!(c.bytes, 4.0 * ((2.0 * 1024.0 + 5.0) / 50.0 + 2054.0));
+        // WWG = 256: tree adds 4·256, softmax 8·2·256.
+        let bm = 256 * 110;
+        assert_eq!(
+            c.flops,
+            1024 + 4 * 1024 + 2 + 1024 + 4096 + 4 * 1024 + (1024 + 1024 + 3 * 1024) + bm
+        );
+        // Against the blocked kernels at the sizes the wide variant is for: global bytes fall
+        // 4× for two classes (the blocked kernel's scratch rows were ~9 d floats a step, the
+        // wide one's are the coefficients' 2 d), and the H100 bound rises as much.
+        let h = h100();
+        for d in [1024, 16384] {
+            let s = shape(Kind::Mixture, d, 2, Form::Scalar);
+            let (old, new) = (
+                kernel_cost(&s, GpuKernels::Blocked, true),
+                kernel_cost(&s, GpuKernels::Wide, true),
+            );
+            assert!(old.bytes >= 4.0 * new.bytes, "d = {d}: {old:?} {new:?}");
+            assert!(
+                new.bound(&h) >= 4.0 * old.bound(&h),
+                "d = {d}: {old:?} {new:?}"
+            );
+        }
+        // A dense M is read whole by every particle's workgroup (d² floats a step), where the
+        // blocked kernel shares it across 256 particles: by the model's request count the wide
+        // variant moves more there (cache-served broadcasts in practice; see performance.md).
+        let dense = shape(Kind::Mixture, 1024, 2, Form::Dense);
+        assert!(
+            kernel_cost(&dense, GpuKernels::Wide, true).bytes
+                > kernel_cost(&dense, GpuKernels::Blocked, true).bytes
+        );
     }
 
     #[test]

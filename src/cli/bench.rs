@@ -90,9 +90,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "GFLOPS")]
     gpu_peak_gflops: Option<f64>,
     /// GPU step-kernel variant: auto (each applicable variant timed on a probe at the first use
-    /// of a plan shape, the fastest kept), blocked or onchip [default: $REGIMES_GPU_VARIANT, else
-    /// auto].
-    #[arg(long, value_name = "auto|blocked|onchip")]
+    /// of a plan shape, the fastest kept), blocked, onchip (small d) or wide (mixture plans of
+    /// d > 128) [default: $REGIMES_GPU_VARIANT, else auto].
+    #[arg(long, value_name = "auto|blocked|onchip|wide")]
     gpu_variant: Option<String>,
     /// Time steps fused into one GPU dispatch [default: measured, so that a dispatch lasts at
     /// most about 0.25 s; the record says which and how].

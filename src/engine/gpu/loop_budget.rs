@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow};
 use super::GpuEngine;
 use super::shaders::{ROW_BLOCK, WORKGROUP};
 use super::step::{onchip_tile_width, rows_per_tile, tiled};
-use super::variant::{ONCHIP_GROUP, Variant};
+use super::variant::{ONCHIP_GROUP, Variant, wide_blocks, wide_group};
 use crate::linalg::Form;
 use crate::plan::{Kind, Plan};
 
@@ -114,6 +114,31 @@ fn onchip_op_costs(plan: &Plan) -> (u64, u64) {
     (eval + 4 * d + 16, update + 4 * d + 16)
 }
 
+/// The same for the wide variant (`step_mixture_wide.wgsl`), per invocation, which owns R = 4·QW
+/// coordinates of its particle: R per diagonal product, d·R (QW tiles of 4·WWG columns for R
+/// rows, plus the tile's copy and the barriers) per dense one; for the logits R per group of
+/// four classes plus the tree's log2 WWG rounds; K per pass over the logits (max, exponentials,
+/// purity, the draw) and K·R for Wᵀ r; a Philox call (10 rounds) per owned block of four; plus
+/// the loads and stores of x and v at the ends.
+fn wide_op_costs(plan: &Plan) -> (u64, u64) {
+    let d = plan.dim as u64;
+    let k = plan.centers_count as u64;
+    let qw = wide_blocks(plan.dim) as u64;
+    let r = 4 * qw;
+    let rounds = (wide_group(plan.dim) as u64).ilog2() as u64 + 2;
+    let dense = d * r + qw * (r + 6) + r;
+    let apply = |f: Form| if f == Form::Dense { dense } else { r };
+    let eval = apply(plan.b_form) + k.div_ceil(4) * (r + rounds + 8) + 4 * k + k * (r + 1) + r;
+    let p_cost = if plan.p_form == Form::Dense { dense } else { 0 };
+    let noise = if plan.noise_form == Form::Dense {
+        dense + qw * 14 + r
+    } else {
+        0
+    };
+    let update = apply(plan.m_form) + p_cost + qw * (10 + 8) + noise;
+    (eval + 4 * r + 16, update + 4 * r + 16)
+}
+
 /// Whether the driver silently cuts long loops (llvmpipe).
 pub(super) fn cuts_loops(info: &wgpu::AdapterInfo) -> bool {
     info.driver.to_lowercase().contains("llvmpipe") || info.name.to_lowercase().contains("llvmpipe")
@@ -129,6 +154,7 @@ impl GpuEngine {
         let (eval, update) = match variant {
             Variant::Blocked => op_costs(plan, true),
             Variant::OnChip => onchip_op_costs(plan),
+            Variant::Wide => wide_op_costs(plan),
         };
         eval.max(update) <= LOOP_BUDGET
     }
@@ -151,6 +177,7 @@ impl GpuEngine {
             let (eval, update) = match variant {
                 Variant::Blocked => op_costs(plan, whole),
                 Variant::OnChip => onchip_op_costs(plan),
+                Variant::Wide => wide_op_costs(plan),
             };
             if eval.max(update) > LOOP_BUDGET {
                 return Err(self.loop_error("one step of this plan", eval.max(update)));

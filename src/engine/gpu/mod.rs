@@ -51,7 +51,9 @@ pub use dispatch_length::{
     DispatchLength, MAX_MEASURED_STEPS, SOFTWARE_TARGET_SECONDS, TARGET_SECONDS,
 };
 pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
-pub use variant::{Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env};
+pub use variant::{
+    Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env, wide_group,
+};
 
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;

@@ -171,11 +171,12 @@ impl Kernel {
 
 /// Every kernel, for tests.
 #[cfg(test)]
-pub(super) fn all() -> [&'static Kernel; 9] {
+pub(super) fn all() -> [&'static Kernel; 10] {
     [
         &super::start::START,
         &super::step::STEP_MIXTURE,
         &super::step::STEP_MIXTURE_ONCHIP,
+        &super::step::STEP_MIXTURE_WIDE,
         &super::step::STEP_EMPIRICAL,
         &super::step::STEP_EMPIRICAL_ONCHIP,
         &super::reduce::REDUCE,
@@ -246,7 +247,9 @@ mod tests {
             }
             let body = k.pieces.last().unwrap();
             assert!(
-                body.contains("@workgroup_size(WG)") || body.contains("@workgroup_size(OWG)"),
+                body.contains("@workgroup_size(WG)")
+                    || body.contains("@workgroup_size(OWG)")
+                    || body.contains("@workgroup_size(WWG)"),
                 "{}",
                 k.name
             );

@@ -1,5 +1,6 @@
-//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl`, and of their
-//! on-chip variants `step_mixture_onchip.wgsl` and `step_empirical_onchip.wgsl` (CPU twins:
+//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl`, of their
+//! on-chip variants `step_mixture_onchip.wgsl` and `step_empirical_onchip.wgsl` and of the wide
+//! variant `step_mixture_wide.wgsl` (CPU twins:
 //! `engine/cpu/step.rs` and `engine/cpu/lanes.rs`): the step kernels specialised per plan
 //! [`Shape`], and `advance`, which runs the dispatches [`schedule`] cuts, uploading the
 //! coefficients of each dispatch's points, and reduces at the recorder's points ([`super::reduce`]).
@@ -108,6 +109,22 @@ pub(super) const STEP_MIXTURE_ONCHIP: Kernel = Kernel {
     outputs: [None, None],
 };
 
+/// The wide variant of the mixture step (`variant.rs`): a workgroup per particle, for large d.
+/// Its own private arrays and workgroup memory; the shared pieces give the scratch rows, form
+/// codes and Philox.
+pub(super) const STEP_MIXTURE_WIDE: Kernel = Kernel {
+    name: "step_mixture_wide",
+    args: no_args,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        kernel_file!("step_mixture_wide.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
 /// The on-chip variant of the empirical step: tiles of training points in workgroup memory
 /// shared by the workgroup's particles, each particle's state in private arrays.
 pub(super) const STEP_EMPIRICAL_ONCHIP: Kernel = Kernel {
@@ -152,6 +169,9 @@ pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
         (Kind::Empirical, Variant::OnChip) => &STEP_EMPIRICAL_ONCHIP,
         (Kind::Mixture, Variant::Blocked) => &STEP_MIXTURE,
         (Kind::Mixture, Variant::OnChip) => &STEP_MIXTURE_ONCHIP,
+        (Kind::Mixture, Variant::Wide) => &STEP_MIXTURE_WIDE,
+        // Never chosen (`Variant::applies`); the blocked kernel keeps the match total.
+        (Kind::Empirical, Variant::Wide) => &STEP_EMPIRICAL,
     }
 }
 
@@ -173,7 +193,9 @@ pub(super) fn constants(shape: &Shape) -> String {
          const ROWS: u32 = {rows}u;\n\
          const TILED: bool = {tiled};\n\
          const OWG: u32 = {owg}u;\n\
-         const TW: u32 = {tw}u;\n",
+         const TW: u32 = {tw}u;\n\
+         const WWG: u32 = {wwg}u;\n\
+         const QW: u32 = {qw}u;\n",
         d = shape.dim,
         k = shape.centers,
         m = form_code(shape.m_form),
@@ -190,6 +212,8 @@ pub(super) fn constants(shape: &Shape) -> String {
         tiled = tiled(shape),
         owg = super::variant::ONCHIP_GROUP,
         tw = onchip_tile_width(shape),
+        wwg = super::variant::wide_group(shape.dim),
+        qw = super::variant::wide_blocks(shape.dim),
     )
 }
 

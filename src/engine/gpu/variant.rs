@@ -3,7 +3,9 @@
 //! every plan; `OnChip` (`step_mixture_onchip.wgsl`, `step_empirical_onchip.wgsl`: one particle
 //! per invocation, x and every temporary in private arrays across a dispatch, training tiles in
 //! workgroup memory) to mixture plans of small d and K and to empirical plans of small d whose
-//! training set one dispatch evaluates whole. Which is faster depends on the adapter, so at the
+//! training set one dispatch evaluates whole; `Wide` (`step_mixture_wide.wgsl`: a workgroup per
+//! particle, its coordinates spread over the invocations, dot products by a tree reduction in
+//! workgroup memory, dense products through workgroup tiles) to mixture plans of large d. Which is faster depends on the adapter, so at the
 //! first use of a shape each applicable variant is timed on a probe dispatch and the fastest kept
 //! for the process ([`Choice`]); `--gpu-variant` or `REGIMES_GPU_VARIANT` forces one.
 
@@ -20,7 +22,7 @@ use super::shaders::WORKGROUP;
 use super::training::Training;
 use crate::plan::{Kind, Plan, Shape};
 
-/// The environment variable that forces a variant (`auto`, `blocked`, `onchip`).
+/// The environment variable that forces a variant (`auto`, `blocked`, `onchip`, `wide`).
 pub const VARIANT_ENV: &str = "REGIMES_GPU_VARIANT";
 
 /// Largest d and K of the on-chip variant: its private arrays (3·D + K floats, or 3·D + 64 for
@@ -33,19 +35,41 @@ pub const ONCHIP_MAX_CENTERS: usize = 64;
 /// particles as a workgroup of the blocked kernel, which share each coefficient load.
 pub const ONCHIP_GROUP: usize = 256;
 
+/// Largest K of the wide variant: its K logits live in workgroup memory (4 KiB), beside a tile
+/// of 4·[`WIDE_GROUP_MAX`] coordinates and the reduction's 4·`WIDE_GROUP_MAX` partials: 12 KiB in
+/// all, within the 16 KiB every adapter offers.
+pub const WIDE_MAX_CENTERS: usize = 1024;
+
+/// Most invocations per workgroup (= per particle) of the wide variant: the portable limit.
+pub const WIDE_GROUP_MAX: usize = 256;
+
+/// Invocations per workgroup of the wide variant at dimension `d` (`WWG`): one per block of four
+/// coordinates, a power of two (the tree reduction) from 64 to [`WIDE_GROUP_MAX`]; past
+/// d = 1024 each invocation owns several blocks ([`wide_blocks`]).
+pub fn wide_group(d: usize) -> usize {
+    d.div_ceil(4).next_power_of_two().clamp(64, WIDE_GROUP_MAX)
+}
+
+/// Blocks of four coordinates each invocation of the wide variant owns (`QW`): 16 at d = 16384.
+pub fn wide_blocks(d: usize) -> usize {
+    d.div_ceil(4).div_ceil(wide_group(d)).max(1)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Variant {
     Blocked,
     OnChip,
+    Wide,
 }
 
 impl Variant {
-    pub const ALL: [Variant; 2] = [Variant::Blocked, Variant::OnChip];
+    pub const ALL: [Variant; 3] = [Variant::Blocked, Variant::OnChip, Variant::Wide];
 
     pub fn name(self) -> &'static str {
         match self {
             Variant::Blocked => "blocked",
             Variant::OnChip => "onchip",
+            Variant::Wide => "wide",
         }
     }
 
@@ -56,6 +80,25 @@ impl Variant {
             Variant::OnChip => {
                 shape.dim <= ONCHIP_MAX_DIM
                     && (shape.kind == Kind::Empirical || shape.centers <= ONCHIP_MAX_CENTERS)
+            }
+            Variant::Wide => {
+                shape.kind == Kind::Mixture
+                    && shape.dim > ONCHIP_MAX_DIM
+                    && shape.centers <= WIDE_MAX_CENTERS
+            }
+        }
+    }
+
+    /// The plans this variant runs, in words (for the error of a forced variant that does not).
+    pub fn scope(self) -> String {
+        match self {
+            Variant::Blocked => "every plan".into(),
+            Variant::OnChip => format!(
+                "mixture plans of d ≤ {ONCHIP_MAX_DIM} and K ≤ {ONCHIP_MAX_CENTERS}, empirical \
+                 plans of d ≤ {ONCHIP_MAX_DIM}"
+            ),
+            Variant::Wide => {
+                format!("mixture plans of d > {ONCHIP_MAX_DIM} and K ≤ {WIDE_MAX_CENTERS}")
             }
         }
     }
@@ -71,6 +114,7 @@ impl Variant {
         match self {
             Variant::Blocked => super::shaders::GROUP_PARTICLES,
             Variant::OnChip => ONCHIP_GROUP,
+            Variant::Wide => 1,
         }
     }
 }
@@ -87,7 +131,8 @@ pub fn parse_variant(s: &str) -> Result<Option<Variant>> {
         "" | "auto" => Ok(None),
         "blocked" => Ok(Some(Variant::Blocked)),
         "onchip" | "on-chip" => Ok(Some(Variant::OnChip)),
-        other => bail!("gpu: unknown kernel variant {other:?} (auto, blocked or onchip)"),
+        "wide" => Ok(Some(Variant::Wide)),
+        other => bail!("gpu: unknown kernel variant {other:?} (auto, blocked, onchip or wide)"),
     }
 }
 
@@ -161,14 +206,29 @@ impl GpuEngine {
         {
             v.retain(|&x| x != Variant::OnChip);
         }
+        // A mixture step some variant cannot run on a loop-limited driver leaves it to those that
+        // can (a dense d = 1024 step: the wide kernel, not the blocked one); if none can, the
+        // blocked kernel stays, to refuse the plan with the loop budget's error.
+        if plan.kind == Kind::Mixture {
+            let fitting: Vec<Variant> = v
+                .iter()
+                .copied()
+                .filter(|&x| self.fits_loop_budget(plan, x))
+                .collect();
+            v = if fitting.is_empty() {
+                vec![Variant::Blocked]
+            } else {
+                fitting
+            };
+        }
         Ok(v)
     }
 
     /// The variant plans of this shape run with: chosen at the first use of the shape (forced, or
     /// timed on a probe batch of up to `n` particles starting at point `from`, with the training
     /// set of an empirical plan), then cached. A cached choice that does not run this plan on
-    /// this engine (a reconfigured one with a smaller binding limit) gives way to the blocked
-    /// kernel.
+    /// this engine (a reconfigured one with a smaller binding limit) gives way to the first that
+    /// does (the blocked kernel, unless a loop-limited driver rules it out).
     pub(super) fn step_variant(
         &self,
         plan: &Plan,
@@ -194,23 +254,44 @@ impl GpuEngine {
             .choices
             .get(&key)
         {
-            return Ok(if applicable.contains(&c.variant) {
-                c.variant
-            } else {
-                Variant::Blocked
-            });
+            let runs = applicable.contains(&c.variant)
+                || (c.forced && plan.kind == Kind::Mixture && c.variant.applies(&shape));
+            return Ok(if runs { c.variant } else { applicable[0] });
         }
         let choice = match self.options.variant {
-            Some(v) if applicable.contains(&v) => Choice {
-                variant: v,
-                timings: Vec::new(),
-                forced: true,
-            },
+            // Forced by the options (`--gpu-variant`) on a shape it does not run: an error. Forced
+            // by the environment, it runs the plans it applies to and the rest choose as usual
+            // (so a whole test suite runs under each variant in turn).
+            Some(v) if !v.applies(&shape) && variant_from_env().ok().flatten() != Some(v) => {
+                bail!(
+                    "gpu: the {v} kernel variant was forced but does not run this plan ({}, d = \
+                     {}, K = {}); it runs {}",
+                    match shape.kind {
+                        Kind::Mixture => "mixture",
+                        Kind::Empirical => "empirical",
+                    },
+                    shape.dim,
+                    shape.centers,
+                    v.scope()
+                )
+            }
+            // Forced on a mixture plan it runs but not within a loop-limited driver's budget: it
+            // runs, to be refused with the budget's error (not silently replaced).
+            Some(v)
+                if applicable.contains(&v) || (plan.kind == Kind::Mixture && v.applies(&shape)) =>
+            {
+                Choice {
+                    variant: v,
+                    timings: Vec::new(),
+                    forced: true,
+                }
+            }
             _ if applicable.len() > 1 => {
                 Choice::fastest(self.probe_variants(plan, &applicable, from, n, base, training)?)
             }
+            // The only one: the blocked kernel, or the one that fits a loop-limited driver.
             _ => Choice {
-                variant: Variant::Blocked,
+                variant: applicable[0],
                 timings: Vec::new(),
                 forced: false,
             },
@@ -362,19 +443,30 @@ mod tests {
         assert_eq!(parse_variant("auto").unwrap(), None);
         assert_eq!(parse_variant("OnChip").unwrap(), Some(Variant::OnChip));
         assert_eq!(parse_variant("blocked").unwrap(), Some(Variant::Blocked));
+        assert_eq!(parse_variant("wide").unwrap(), Some(Variant::Wide));
         assert!(parse_variant("fast").is_err());
         assert_eq!(
             Variant::applicable(&shape(Kind::Mixture, 100)),
-            Variant::ALL.to_vec()
+            vec![Variant::Blocked, Variant::OnChip]
         );
         assert_eq!(
             Variant::applicable(&shape(Kind::Mixture, 1024)),
-            vec![Variant::Blocked]
+            vec![Variant::Blocked, Variant::Wide]
         );
         assert_eq!(
             Variant::applicable(&shape(Kind::Empirical, 10)),
-            Variant::ALL.to_vec()
+            vec![Variant::Blocked, Variant::OnChip]
         );
+        assert_eq!(
+            Variant::applicable(&shape(Kind::Empirical, 4096)),
+            vec![Variant::Blocked]
+        );
+        // The wide layout: a power-of-two workgroup, one block of four coordinates per
+        // invocation up to d = 1024, then several.
+        assert_eq!((wide_group(130), wide_blocks(130)), (64, 1));
+        assert_eq!((wide_group(1024), wide_blocks(1024)), (256, 1));
+        assert_eq!((wide_group(1030), wide_blocks(1030)), (256, 2));
+        assert_eq!((wide_group(16384), wide_blocks(16384)), (256, 16));
         assert_eq!(
             Variant::applicable(&shape(Kind::Empirical, 784)),
             vec![Variant::Blocked]
