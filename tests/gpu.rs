@@ -680,7 +680,7 @@ fn wide_variant_matches_cpu() {
     let forced = |steps_per_dispatch: usize| {
         gpu.reconfigured(GpuOptions {
             variant: Some(Variant::Wide),
-            steps_per_dispatch,
+            steps_per_dispatch: Some(steps_per_dispatch),
             ..GpuOptions::default()
         })
         .unwrap()
