@@ -144,7 +144,26 @@ pub(super) fn cuts_loops(info: &wgpu::AdapterInfo) -> bool {
     info.driver.to_lowercase().contains("llvmpipe") || info.name.to_lowercase().contains("llvmpipe")
 }
 
+/// Loop iterations of one invocation of `start.wgsl`'s drawing dispatch: the bisection, the
+/// normals, and x = L z + mean (`apply_row` per row: d for a dense factor).
+fn start_cost(plan: &Plan) -> u64 {
+    let d = plan.dim as u64;
+    let k = plan.start.cumulative.len().max(2) as u64;
+    let rows = match plan.start.chol_form {
+        Form::Dense => d * d,
+        _ => d,
+    };
+    64 - (k - 1).leading_zeros() as u64 + d.div_ceil(4) * 4 + rows + d
+}
+
 impl GpuEngine {
+    /// Whether the start kernel draws `plan`'s particles within a loop-limited driver's budget
+    /// (always, elsewhere); where it does not, the engine draws them on the host instead of letting
+    /// the driver cut the loop (silently wrong particles: a dense factor past d ≈ 245).
+    pub(super) fn start_fits_loop_budget(&self, plan: &Plan) -> bool {
+        !cuts_loops(&self.info) || start_cost(plan) <= LOOP_BUDGET
+    }
+
     /// Whether one step of `plan` in this variant stays within a loop-limited driver's budget
     /// (always, elsewhere).
     pub(super) fn fits_loop_budget(&self, plan: &Plan, variant: Variant) -> bool {

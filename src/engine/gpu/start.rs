@@ -46,6 +46,22 @@ impl GpuEngine {
     pub(super) fn start_batch(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<GpuBatch> {
         let n = ids.len();
         let d = plan.dim;
+        if !self.start_fits_loop_budget(plan) {
+            // The driver would cut the kernel's loop: the CPU twin draws the same particles (the
+            // same Philox words; within the CPU ≡ GPU tolerances) and they are uploaded.
+            let mut x = vec![0.0f32; n * d];
+            for (xs, ids) in x.chunks_mut(4096 * d).zip(ids.chunks(4096)) {
+                crate::engine::cpu::start::start_rows(&plan.start, rng::key(seed), ids, xs);
+            }
+            let particles = crate::engine::Particles {
+                dim: d,
+                x,
+                ids: ids.to_vec(),
+                label: vec![NO_LABEL; n],
+                changed: vec![0; n],
+            };
+            return self.upload(plan, seed, &particles);
+        }
         let stride = self.batch_stride(plan, n)?;
         let meta: Vec<u32> = ids
             .iter()
