@@ -44,8 +44,8 @@ pub const WIDE_MAX_CENTERS: usize = 1024;
 pub const WIDE_GROUP_MAX: usize = 256;
 
 /// Invocations per workgroup of the wide variant at dimension `d` (`WWG`): one per block of four
-/// coordinates, a power of two (the tree reduction) from 64 to [`WIDE_GROUP_MAX`]; past
-/// d = 1024 each invocation owns several blocks ([`wide_blocks`]).
+/// coordinates, a power of two (the tree reduction) from 64 to 256 (`WIDE_GROUP_MAX`); past
+/// d = 1024 each invocation owns several blocks (`wide_blocks`).
 pub fn wide_group(d: usize) -> usize {
     d.div_ceil(4).next_power_of_two().clamp(64, WIDE_GROUP_MAX)
 }
