@@ -115,6 +115,15 @@ impl Block {
     }
 }
 
+/// Rows (or columns) per register block of a product, on a target with AVX-512 or without:
+/// enough independent FMA chains to cover the FMA latency on two pipes. On AVX-512, 8 rows × two
+/// registers (sixteen chains) through the intrinsics of `avx512` (as plain loops LLVM vectorises
+/// more than 4 rows across the rows, with gathers); elsewhere 2 rows × four AVX2 registers
+/// (eight; more spill). The order of every sum is the same for any RB.
+pub const fn block_rows(avx512: bool) -> usize {
+    if avx512 { 8 } else { 2 }
+}
+
 /// Blocks moved in lock-step by [`run_group`]: each tile of training points is loaded into cache
 /// once per step and used by all of them (the tile × blocks working set stays within L2).
 pub const GROUP: usize = 2;
@@ -143,16 +152,7 @@ pub fn run_group(
     record: &mut dyn FnMut(usize, &Block, &Evaluation),
 ) {
     debug_assert!(blocks.len() <= GROUP);
-    // Rows (or columns) per register block of a product: enough independent FMA chains to cover
-    // the FMA latency on two pipes. On AVX-512, 8 rows × two registers (sixteen chains) through
-    // the intrinsics of `avx512` (as plain loops LLVM vectorises more than 4 rows across the rows,
-    // with gathers); elsewhere 2 rows × four AVX2 registers (eight; more spill). The order of
-    // every sum is the same for any RB.
-    const RB: usize = if target_cfg_f!(target_feature = "avx512f") {
-        8
-    } else {
-        2
-    };
+    const RB: usize = block_rows(target_cfg_f!(target_feature = "avx512f"));
     for j in lo..=hi {
         let pt = plan.view(chunk, j);
         let hints = prune.then_some(&*labels);

@@ -32,6 +32,26 @@ use crate::stats::{PointStats, Tally};
 /// the threads (with 256, 200 trajectories on 60 000 points ran on one core of two).
 pub const TILE: usize = GROUP * LANES;
 
+/// The particles `ids` drawn from `plan`'s start distribution, tile by tile in parallel (on the
+/// calling thread pool): [`Engine::start`] of the CPU engine, and the GPU engine's start where
+/// its driver cannot run the start kernel.
+pub fn start_particles(plan: &Plan, seed: u64, ids: &[u64]) -> Particles {
+    let d = plan.dim;
+    let key = rng::key(seed);
+    let mut x = vec![0.0f32; ids.len() * d];
+    x.par_chunks_mut(TILE * d)
+        .zip(ids.par_chunks(TILE))
+        .for_each(|(xs, tile_ids)| start::start_rows(&plan.start, key, tile_ids, xs));
+    let n = ids.len();
+    Particles {
+        dim: d,
+        x,
+        ids: ids.to_vec(),
+        label: vec![NO_LABEL; n],
+        changed: vec![0; n],
+    }
+}
+
 pub struct CpuEngine {
     pool: Option<rayon::ThreadPool>,
     /// Whether the empirical softmax prunes tiles (exact; off only to compare).
@@ -108,25 +128,8 @@ impl Engine for CpuEngine {
     }
 
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<CpuBatch> {
-        let d = plan.dim;
-        let key = rng::key(seed);
-        let mut x = vec![0.0f32; ids.len() * d];
-        self.run(|| {
-            x.par_chunks_mut(TILE * d)
-                .zip(ids.par_chunks(TILE))
-                .for_each(|(xs, tile_ids)| {
-                    start::start_rows(&plan.start, key, tile_ids, xs);
-                })
-        });
-        let n = ids.len();
         Ok(CpuBatch {
-            particles: Particles {
-                dim: d,
-                x,
-                ids: ids.to_vec(),
-                label: vec![NO_LABEL; n],
-                changed: vec![0; n],
-            },
+            particles: self.run(|| start_particles(plan, seed, ids)),
             seed,
         })
     }

@@ -27,12 +27,7 @@ pub fn pick(cumulative: &[f32], u: f32) -> usize {
     "aarch64+neon"
 ))]
 pub fn start_rows(plan: &StartPlan, key: [u32; 2], ids: &[u64], xs: &mut [f32]) {
-    // As in `lanes::run_group`.
-    const RB: usize = if target_cfg_f!(target_feature = "avx512f") {
-        8
-    } else {
-        2
-    };
+    const RB: usize = lanes::block_rows(target_cfg_f!(target_feature = "avx512f"));
     let d = xs.len() / ids.len().max(1);
     let mut z = vec![[0.0f32; LANES]; d];
     let mut lz = vec![[0.0f32; LANES]; d];

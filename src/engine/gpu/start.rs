@@ -47,19 +47,9 @@ impl GpuEngine {
         let n = ids.len();
         let d = plan.dim;
         if !self.start_fits_loop_budget(plan) {
-            // The driver would cut the kernel's loop: the CPU twin draws the same particles (the
-            // same Philox words; within the CPU ≡ GPU tolerances) and they are uploaded.
-            let mut x = vec![0.0f32; n * d];
-            for (xs, ids) in x.chunks_mut(4096 * d).zip(ids.chunks(4096)) {
-                crate::engine::cpu::start::start_rows(&plan.start, rng::key(seed), ids, xs);
-            }
-            let particles = crate::engine::Particles {
-                dim: d,
-                x,
-                ids: ids.to_vec(),
-                label: vec![NO_LABEL; n],
-                changed: vec![0; n],
-            };
+            // The driver would cut the kernel's loop: the CPU engine's start (the same Philox
+            // words, drawn by the CPU twin) is uploaded instead.
+            let particles = crate::engine::cpu::start_particles(plan, seed, ids);
             return self.upload(plan, seed, &particles);
         }
         let stride = self.batch_stride(plan, n)?;
