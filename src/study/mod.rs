@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod collapse;
 pub mod devices;
+pub mod diagnostics;
 pub mod driver;
 pub mod fingerprint;
 pub mod keys;

@@ -4,7 +4,7 @@
 use anyhow::{Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
-use super::collapse::{PhaseSeconds, PrunedTiles};
+use super::diagnostics::{PhaseSeconds, PrunedTiles};
 use super::modes::ModeCollapse;
 use crate::measure::cloning::CloneState;
 use crate::measure::entropy::EntropyRow;

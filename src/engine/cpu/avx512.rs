@@ -10,7 +10,7 @@ use std::arch::x86_64::{
     __m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps,
 };
 
-use super::lanes::{LANES, Lanes};
+use super::{LANES, Lanes};
 
 /// Rows (or columns) per micro-kernel.
 pub const RB: usize = 8;

@@ -26,12 +26,9 @@ use crate::plan::prune::{Bound, Tiles};
 use crate::plan::{Chunk, Kind, Plan, PointView};
 use crate::rng;
 
-/// Particles per block: two AVX-512 registers, four AVX2 registers, eight NEON registers. Two
-/// AVX-512 registers per block let each broadcast coefficient feed two fused multiply-adds.
-pub const LANES: usize = 32;
-
-/// One f32 per particle of a block.
-pub type Lanes = [f32; LANES];
+// The block width lives in the folder's root, so that the intrinsics of `avx512` need nothing
+// of this file.
+pub use super::{LANES, Lanes};
 
 /// A block of particles, coordinate-major, with its scratch space.
 pub struct Block {

@@ -19,13 +19,20 @@ pub mod tally;
 
 pub use tally::tally_particles;
 
-use lanes::{Block, Evaluation, GROUP, LANES, run_group};
+use lanes::{Block, Evaluation, GROUP, run_group};
 use reduce::record;
 
 use super::{Engine, NO_LABEL, Particles, Recorder};
 use crate::plan::{Chunk, Plan};
 use crate::rng;
 use crate::stats::{PointStats, Tally};
+
+/// Particles per block: two AVX-512 registers, four AVX2 registers, eight NEON registers. Two
+/// AVX-512 registers per block let each broadcast coefficient feed two fused multiply-adds.
+pub const LANES: usize = 32;
+
+/// One f32 per particle of a block.
+pub type Lanes = [f32; LANES];
 
 /// Particles per tile: the unit of parallel work and of statistics folding. One group of SIMD
 /// blocks, so that a study of a few hundred particles on a large training set still spreads over

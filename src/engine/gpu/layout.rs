@@ -3,7 +3,13 @@
 //! the named [`Bindings`], the wgpu layout entries) and the WGSL side (`struct Params` and the
 //! `@group(0) @binding(i) var …` declarations of the prelude, [`declarations`]).
 
-use super::shaders::{ARG_WORDS, arg_word};
+/// Words of `Params` whose meaning depends on the kernel (`aux0 ..` in WGSL).
+pub const ARG_WORDS: usize = 5;
+
+/// The WGSL name of kernel-specific word `i` of `Params`.
+pub(super) fn arg_word(i: usize) -> String {
+    format!("aux{i}")
+}
 
 /// The `Params` uniform: one u32 per field, then [`ARG_WORDS`] words whose meaning depends on the
 /// kernel (its named arguments, [`super::shaders::KernelArgs`]).

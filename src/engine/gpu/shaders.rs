@@ -5,7 +5,7 @@
 //! per plan shape ([`crate::plan::Shape`]): their dimension, center count and forms are constants
 //! of the prelude ([`super::step::constants`]).
 
-use super::layout;
+use super::layout::{self, ARG_WORDS, arg_word};
 use crate::engine::SOFTMAX_ROWS;
 use crate::linalg::Form;
 
@@ -51,14 +51,6 @@ pub const GROUP_PARTICLES: usize = WORKGROUP * PARTICLES_PER_INVOCATION;
 /// Output rows per register block of the step kernels' products (block.wgsl; a multiple of 4,
 /// the normals' block).
 pub const ROW_BLOCK: usize = 8;
-
-/// Words of `Params` whose meaning depends on the kernel (`aux0 ..` in WGSL).
-pub const ARG_WORDS: usize = 5;
-
-/// The WGSL name of kernel-specific word `i` of `Params`.
-pub(super) fn arg_word(i: usize) -> String {
-    format!("aux{i}")
-}
 
 /// A kernel's named arguments: a Rust struct whose fields fill the kernel-specific words of
 /// `Params` in order, and the WGSL accessors `arg_<field>()` generated from the same names, so

@@ -11,8 +11,9 @@ use anyhow::{Result, ensure};
 use super::GpuEngine;
 use super::batch::GpuBatch;
 use super::buffers::bytes_of;
+use super::layout::ARG_WORDS;
 use super::loop_budget::{LOOP_BUDGET, cuts_loops, eval_costs};
-use super::shaders::{ARG_WORDS, KernelArgs, kernel_args};
+use super::shaders::{KernelArgs, kernel_args};
 use super::step::rows_per_tile;
 use crate::plan::{Kind, Plan};
 
