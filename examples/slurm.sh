@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A regimes study on a Slurm cluster: one shard per array task, then a merge job that runs once
-# every shard succeeded (afterok). Preempted or timed-out tasks resume from their checkpoint.
+# every shard succeeded (afterok). Requeued tasks (preemption) resume from their checkpoint.
 #
 #   examples/slurm.sh submit [SBATCH OPTIONS]   # from a login node: the array and the merge
 #                                               # (prints their job ids, one a line)
@@ -54,6 +54,8 @@ merge)
     "$REGIMES" merge "$RESULTS"/shard-* --out "$RESULTS/merged" --force
     ;;
 task)
+    # regimes replaces this shell (exec): Slurm's SIGTERM reaches it alone, and the job ends when
+    # it has saved its checkpoint, not when the shell dies, leaving it unwatched.
     i=${SLURM_ARRAY_TASK_ID:?run as a Slurm array task (or use: $0 submit)}
     n=${SLURM_ARRAY_TASK_COUNT:-$SHARDS}
     out="$RESULTS/shard-$i"
@@ -61,12 +63,12 @@ task)
     if [[ -f "$out/shard.json" ]]; then
         echo "shard $i/$n is already complete in $out"
     elif [[ -d "$out/.regimes-checkpoint" ]]; then
-        # Requeued after preemption or a time limit: continue where it stopped.
+        # Requeued (preemption) or submitted again (time limit): continue where it stopped.
         echo "shard $i/$n: resuming from its checkpoint in $out"
-        "$REGIMES" resume "$out"
+        exec "$REGIMES" resume "$out"
     else
         # shellcheck disable=SC2086 # ARGS holds several flags
-        "$REGIMES" "$STUDY" $ARGS --shard "$i/$n" --checkpoint-every "$CHECKPOINT" \
+        exec "$REGIMES" "$STUDY" $ARGS --shard "$i/$n" --checkpoint-every "$CHECKPOINT" \
             --out "$out" --force
     fi
     ;;
