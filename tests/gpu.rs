@@ -7,7 +7,7 @@
 
 use nalgebra::DVector;
 use regimes::engine::cpu::CpuEngine;
-use regimes::engine::gpu::{GpuEngine, GpuOptions, Variant};
+use regimes::engine::gpu::{GpuEngine, GpuOptions, How, Variant};
 use regimes::engine::{Engine, Particles, Recorder};
 use regimes::linalg::Linear;
 use regimes::model::coupling::{Coupling, Pairing, mode_frame, paired_classes, paired_mean};
@@ -645,24 +645,39 @@ fn every_variant_matches_cpu() {
                 .expect("the choice is recorded")
                 .1;
             assert_eq!(choice.variant, variant, "{what}");
-            assert!(choice.forced, "{what}");
+            assert_eq!(choice.how, How::Forced, "{what}");
         }
         common::check_segments_record_once(&engine);
     }
-    // Unforced, a mixture at d = 16 is timed with both variants and runs the faster.
+    // Unforced, a mixture at d = 16 runs a short advance (10 steps of 300 particles, less than
+    // the probe's own work) untimed on the first variant, and the first long one (probe work ×
+    // PROBE_PAYOFF) is timed with both variants and runs the faster.
     let auto = gpu.reconfigured(GpuOptions::default()).unwrap();
     if std::env::var_os(regimes::engine::gpu::VARIANT_ENV).is_none() {
         let p = plan(process(16, Shape::DenseU, 5), mixture(16, 3), grid.clone());
+        let choice = || {
+            auto.step_choices()
+                .into_iter()
+                .find(|(s, _)| *s == p.shape())
+                .unwrap()
+                .1
+        };
         run_gpu(&auto, &p, 3, &ids(300), 0, 10);
-        let c = auto
-            .step_choices()
-            .into_iter()
-            .find(|(s, _)| *s == p.shape())
-            .unwrap()
-            .1;
+        assert_eq!(choice().how, How::Unprobed, "{}", choice().describe());
+        // The same shape on a finer grid: 300 × 400 particle-steps.
+        let long = plan(
+            process(16, Shape::DenseU, 5),
+            mixture(16, 3),
+            Grid::new(4.0, 400).unwrap(),
+        );
+        run_gpu(&auto, &long, 3, &ids(300), 0, 400);
+        let c = choice();
         eprintln!("auto: {}", c.describe());
-        assert_eq!(c.timings.len(), 2);
-        let fastest = c.timings.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+        let How::Probed(timings) = &c.how else {
+            panic!("a long advance probes: {}", c.describe())
+        };
+        assert_eq!(timings.len(), 2);
+        let fastest = timings.iter().min_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
         assert_eq!(c.variant, fastest.0);
     }
 }
@@ -776,7 +791,7 @@ fn wide_variant_matches_cpu() {
             .expect("the choice is recorded")
             .1;
         assert_eq!(choice.variant, Variant::Wide, "{what}");
-        assert!(choice.forced, "{what}");
+        assert_eq!(choice.how, How::Forced, "{what}");
     }
     // Forced (not through the environment) on plans it does not run: a clear error.
     if std::env::var(regimes::engine::gpu::VARIANT_ENV).is_ok_and(|v| v == "wide") {

@@ -52,7 +52,7 @@ pub use dispatch_length::{
 };
 pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
 pub use variant::{
-    Choice, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env, wide_group,
+    Choice, How, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env, wide_group,
 };
 
 use crate::engine::{Engine, Particles, Recorder};

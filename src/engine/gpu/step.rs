@@ -341,7 +341,7 @@ impl GpuEngine {
             p_form: form_code(plan.p_form),
             ..Params::default()
         };
-        let variant = self.step_variant(plan, from, n, &base, training.as_ref())?;
+        let variant = self.step_variant(plan, from, to, n, &base, training.as_ref())?;
         let shape = plan.shape();
         let limit = self.ops_limit(plan, dirs, variant)?;
         let bounds = |ops: usize| schedule::Bounds {

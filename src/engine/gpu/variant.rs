@@ -148,9 +148,21 @@ pub fn variant_from_env() -> Result<Option<Variant>> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Choice {
     pub variant: Variant,
-    /// Seconds per probe dispatch of each variant timed (empty when forced or the only one).
-    pub timings: Vec<(Variant, f64)>,
-    pub forced: bool,
+    pub how: How,
+}
+
+/// How a shape's variant was chosen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum How {
+    /// By `--gpu-variant` or the environment.
+    Forced,
+    /// The only variant that runs the plan.
+    OnlyOne,
+    /// The fastest of the probe's timings: seconds per probe dispatch of each variant.
+    Probed(Vec<(Variant, f64)>),
+    /// The first applicable variant, untimed: the advances so far were too short for a probe to
+    /// pay for itself ([`PROBE_PAYOFF`]); a longer advance of the shape probes.
+    Unprobed,
 }
 
 impl Choice {
@@ -162,25 +174,25 @@ impl Choice {
             .map_or(Variant::Blocked, |t| t.0);
         Choice {
             variant,
-            timings,
-            forced: false,
+            how: How::Probed(timings),
         }
     }
 
-    /// One line: `onchip (forced)`, `blocked (only one)` or `onchip (blocked 1.2 ms, onchip 0.4 ms)`.
+    /// One line: `onchip (forced)`, `blocked (the only one)`, `blocked (not probed: a short run)`
+    /// or `onchip (probe: blocked 1.2 ms, onchip 0.4 ms)`.
     pub fn describe(&self) -> String {
-        if self.forced {
-            return format!("{} (forced)", self.variant);
+        match &self.how {
+            How::Forced => format!("{} (forced)", self.variant),
+            How::OnlyOne => format!("{} (the only one)", self.variant),
+            How::Unprobed => format!("{} (not probed: a short run)", self.variant),
+            How::Probed(timings) => {
+                let t: Vec<String> = timings
+                    .iter()
+                    .map(|(v, s)| format!("{v} {:.3} ms", s * 1e3))
+                    .collect();
+                format!("{} (probe: {})", self.variant, t.join(", "))
+            }
         }
-        if self.timings.len() < 2 {
-            return format!("{} (the only one)", self.variant);
-        }
-        let t: Vec<String> = self
-            .timings
-            .iter()
-            .map(|(v, s)| format!("{v} {:.3} ms", s * 1e3))
-            .collect();
-        format!("{} (probe: {})", self.variant, t.join(", "))
     }
 }
 
@@ -191,6 +203,19 @@ const PROBE_REPS: usize = 3;
 /// Probe particles at most: enough to fill a large GPU; a software adapter is timed on fewer.
 fn probe_particles(software: bool) -> usize {
     if software { 4096 } else { 1 << 18 }
+}
+
+/// An advance is worth probing when its particle-steps are at least this many times the probe's
+/// own (every variant, every repetition): a short run, whose probe would cost more than any
+/// variant could save, runs the first applicable variant untimed (and skips the other variants'
+/// pipeline compiles, seconds on a software adapter).
+pub const PROBE_PAYOFF: usize = 8;
+
+/// Whether an advance of `n` particles over `steps` steps is long enough to probe `variants`.
+fn worth_probing(variants: usize, n: usize, steps: usize, software: bool) -> bool {
+    let probe_n = n.min(probe_particles(software)).div_ceil(WORKGROUP) * WORKGROUP;
+    let probe = variants * (PROBE_REPS + 1) * probe_n * PROBE_STEPS;
+    n.saturating_mul(steps) >= PROBE_PAYOFF * probe
 }
 
 impl GpuEngine {
@@ -226,13 +251,16 @@ impl GpuEngine {
 
     /// The variant plans of this shape run with: chosen at the first use of the shape (forced, or
     /// timed on a probe batch of up to `n` particles starting at point `from`, with the training
-    /// set of an empirical plan), then cached. A cached choice that does not run this plan on
-    /// this engine (a reconfigured one with a smaller binding limit) gives way to the first that
-    /// does (the blocked kernel, unless a loop-limited driver rules it out).
+    /// set of an empirical plan, when the advance to `to` is long enough to pay for the probe),
+    /// then cached. A cached choice that does not run this plan on this engine (a reconfigured one
+    /// with a smaller binding limit) gives way to the first that does (the blocked kernel, unless a
+    /// loop-limited driver rules it out); an unprobed one is probed by the first long advance.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn step_variant(
         &self,
         plan: &Plan,
         from: usize,
+        to: usize,
         n: usize,
         base: &Params,
         training: Option<&Training>,
@@ -246,6 +274,8 @@ impl GpuEngine {
         }
         let applicable = self.variants_for(plan)?;
         let key = (shape, self.options.variant);
+        let software = super::is_software(&self.info);
+        let long = worth_probing(applicable.len(), n, to.saturating_sub(from), software);
         if let Some(c) = self
             .pipelines
             .steps
@@ -253,9 +283,12 @@ impl GpuEngine {
             .expect("step pipelines")
             .choices
             .get(&key)
+            .filter(|c| !(c.how == How::Unprobed && long))
         {
             let runs = applicable.contains(&c.variant)
-                || (c.forced && plan.kind == Kind::Mixture && c.variant.applies(&shape));
+                || (c.how == How::Forced
+                    && plan.kind == Kind::Mixture
+                    && c.variant.applies(&shape));
             return Ok(if runs { c.variant } else { applicable[0] });
         }
         let choice = match self.options.variant {
@@ -282,23 +315,28 @@ impl GpuEngine {
             {
                 Choice {
                     variant: v,
-                    timings: Vec::new(),
-                    forced: true,
+                    how: How::Forced,
                 }
             }
-            _ if applicable.len() > 1 => {
+            _ if applicable.len() > 1 && long => {
                 Choice::fastest(self.probe_variants(plan, &applicable, from, n, base, training)?)
             }
+            _ if applicable.len() > 1 => Choice {
+                variant: applicable[0],
+                how: How::Unprobed,
+            },
             // The only one: the blocked kernel, or the one that fits a loop-limited driver.
             _ => Choice {
                 variant: applicable[0],
-                timings: Vec::new(),
-                forced: false,
+                how: How::OnlyOne,
             },
         };
         let variant = choice.variant;
         let mut cache = self.pipelines.steps.lock().expect("step pipelines");
-        cache.choices.entry(key).or_insert(choice);
+        let entry = cache.choices.entry(key).or_insert_with(|| choice.clone());
+        if entry.how == How::Unprobed {
+            *entry = choice;
+        }
         Ok(variant)
     }
 
