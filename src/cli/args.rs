@@ -8,7 +8,7 @@ use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
 use crate::config::{Backend, Config};
-use crate::io::{read_matrix, read_vector};
+use crate::io::read_matrix;
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Spacing, Start, Steps};
@@ -257,7 +257,11 @@ impl ConfigArgs {
             }
             None => None,
         };
-        let implied = implied_dims(&c, train_shape.as_ref().map(|(p, _, cols)| (p, *cols)))?;
+        let read: Vec<(&Path, (usize, usize))> = train_shape
+            .iter()
+            .map(|(p, rows, cols)| (p.as_path(), (*rows, *cols)))
+            .collect();
+        let implied = crate::config::keys::implied_dims(&c, &read)?;
         if let Some((first, d)) = implied.first() {
             if let Some((other, e)) = implied.iter().find(|(_, e)| e != d) {
                 anyhow::bail!("{first} implies d = {d} but {other} implies d = {e}");
@@ -342,52 +346,6 @@ fn finite(s: &str) -> std::result::Result<f64, String> {
         Ok(_) => Err("must be a finite number".into()),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// The dimensions the model's parts imply, each with the setting it comes from: U's diagonal and
-/// every file (U, Q, mean, mixture; the training file's columns are given, already read).
-fn implied_dims(c: &Config, train: Option<(&PathBuf, usize)>) -> Result<Vec<(String, usize)>> {
-    let mut dims = vec![];
-    let shape = |what: &str, p: &Path| -> Result<(usize, usize)> {
-        let m = read_matrix(p).context(what.to_string())?;
-        Ok((m.nrows(), m.ncols()))
-    };
-    if let USpec::Diag(v) = &c.u {
-        dims.push(("u (diag)".to_string(), v.len()));
-    }
-    if let Some(p) = c.u.file() {
-        dims.push((format!("u file {}", p.display()), shape("u", p)?.0));
-    }
-    if let Some(p) = c.q.file() {
-        dims.push((format!("q file {}", p.display()), shape("q", p)?.0));
-    }
-    if let Some(p) = c.mean.file() {
-        let m = read_vector(p).context("mean")?;
-        dims.push((format!("mean file {}", p.display()), m.len()));
-    }
-    // Coupled modalities: files hold the joint vector (x, y), 2d columns.
-    let per_modality = |what: String, cols: usize| -> Result<(String, usize)> {
-        if c.coupling.is_none() {
-            return Ok((what, cols));
-        }
-        ensure!(
-            cols.is_multiple_of(2),
-            "{what}: {cols} columns cannot hold the pair (x, y) of two coupled modalities (2d \
-             columns, x first)"
-        );
-        Ok((what, cols / 2))
-    };
-    if let Some(p) = &c.mixture_file {
-        let cols = shape("mixture-file", p)?.1;
-        dims.push(per_modality(
-            format!("mixture-file {}", p.display()),
-            cols.saturating_sub(1),
-        )?);
-    }
-    if let Some((p, cols)) = train {
-        dims.push(per_modality(format!("train-file {}", p.display()), cols)?);
-    }
-    Ok(dims)
 }
 
 #[cfg(test)]
@@ -505,6 +463,19 @@ mod tests {
         let e = format!("{e:#}");
         assert!(
             e.contains("implies d = 4") && e.contains("implies d = 3"),
+            "{e}"
+        );
+        // The within-class covariance's file implies d too.
+        let w = d.join("w.csv");
+        std::fs::write(&w, "2,0\n0,1\n").unwrap();
+        let w = format!("file:{}", w.to_str().unwrap());
+        assert_eq!(cli(&["--within-cov", &w]).resolve().unwrap().dim, 2);
+        let e = cli(&["--within-cov", &w, "--train-file", t])
+            .resolve()
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("within-cov file") && e.contains("implies d = 2"),
             "{e}"
         );
         std::fs::remove_dir_all(d).unwrap();

@@ -8,6 +8,7 @@
 //! place, and 165 lines of tests.)
 
 pub mod build;
+pub mod keys;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,22 +1,21 @@
-//! The fingerprint of a study: its canonical config (engine keys aside) with a digest of every
-//! file it reads, hashed. Shards and checkpoints of one study share it; `merge` and `resume`
-//! refuse anything else.
+//! The fingerprint of a study: its canonical config (the keys of the sections that define a
+//! study, [`crate::config::keys::Section::defines_study`]) with a digest of every file it reads,
+//! hashed. Shards and checkpoints of one study share it; `merge` and `resume` refuse anything
+//! else.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::keys::{ENGINE_KEYS, FIGURE_KEYS};
 use crate::config::Config;
+use crate::config::keys::defines_study;
 
-/// The keys of a study's config that say what it measures: its JSON with the engine and figure
-/// keys left out (no file is read).
+/// The keys of a study's config that say what it measures: its JSON without the engine and
+/// figure sections (no file is read).
 pub fn study_keys(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(cfg) else {
         unreachable!("Config serialises to an object")
     };
-    map.into_iter()
-        .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()) && !FIGURE_KEYS.contains(&k.as_str()))
-        .collect()
+    map.into_iter().filter(|(k, _)| defines_study(k)).collect()
 }
 
 /// The canonical config of a study: its [`study_keys`] and a digest of the contents of every
@@ -32,26 +31,13 @@ fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
-/// Every file a study of `cfg` reads, with the key that names it.
+/// Every file a study of `cfg` reads, with the key that names it (from the keys' declaration:
+/// [`Config::input_files`]).
 pub fn input_files(cfg: &Config) -> Vec<(&'static str, PathBuf)> {
-    let schedule = cfg
-        .coupling
-        .as_ref()
-        .and_then(|c| c.schedule())
-        .and_then(|s| s.file.as_ref())
-        .map(PathBuf::from);
-    [
-        ("u", cfg.u.file().cloned()),
-        ("q", cfg.q.file().cloned()),
-        ("mean", cfg.mean.file().cloned()),
-        ("coupling", schedule),
-        ("mixture-file", cfg.mixture_file.clone()),
-        ("train-file", cfg.train_file.clone()),
-        ("train-labels", cfg.train_labels.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(k, p)| Some((k, p?)))
-    .collect()
+    cfg.input_files()
+        .into_iter()
+        .map(|(k, p): (&'static str, &Path)| (k, p.to_path_buf()))
+        .collect()
 }
 
 /// FNV-1a, 64 bits, in hex: a digest of file contents (against accidents, not adversaries).

@@ -83,24 +83,30 @@ impl Kind {
             .ok_or_else(|| anyhow::anyhow!("unknown study '{name}'"))
     }
 
-    /// Config keys the study never reads.
-    pub fn ignores(self) -> &'static [&'static str] {
-        struct Ignores;
-        impl Visit for Ignores {
-            type Out = &'static [&'static str];
+    /// What the study reads ([`Study::READS`]).
+    pub fn reads(self) -> &'static [keys::Read] {
+        struct Reads;
+        impl Visit for Reads {
+            type Out = &'static [keys::Read];
             fn visit<S: Study>(self) -> Self::Out {
-                S::IGNORES
+                S::READS
             }
         }
-        self.dispatch(Ignores)
+        self.dispatch(Reads)
+    }
+
+    /// Config keys the study never reads: all that [`Study::READS`] leaves out.
+    pub fn ignores(self) -> Vec<&'static str> {
+        keys::left_out(self.reads())
     }
 }
 
 /// One study: what it reads, how it sets up and measures, and how it reports.
 pub trait Study {
     const KIND: Kind;
-    /// Config keys the study never reads (refused as flags, reported from a config file).
-    const IGNORES: &'static [&'static str];
+    /// The config keys the study reads; the others are refused as flags and reported from a
+    /// config file.
+    const READS: &'static [keys::Read];
     /// Whether it runs particles on an engine (`theory` does not).
     const MEASURES: bool = true;
     /// The model, plan, theory and measurement points.
