@@ -154,10 +154,11 @@ pub fn resume_request(dir: &Path, quiet: bool) -> Result<Request> {
     ensure!(
         now == file.config_hash,
         "{}: the study changed since the run started (config hash {} then, {now} now): a file \
-         it reads (u, q, mean, mixture or training file) has other contents, or this is another \
-         version of regimes; restore them or start the run again",
+         it reads ({}) has other contents, or this is another version of regimes; restore them \
+         or start the run again",
         dir.display(),
-        file.config_hash
+        file.config_hash,
+        super::shard::input_names(&file.config)
     );
     Ok(Request {
         kind,

@@ -176,9 +176,11 @@ pub fn check_shards(shards: &mut [(PathBuf, ShardFile)]) -> Result<()> {
                 f.config_hash,
                 first.config_hash,
                 if keys.is_empty() {
-                    "none; the files they read (u, q, mean, mixture or training file) differ in \
-                     content, or they come from different versions of regimes"
-                        .to_string()
+                    format!(
+                        "none; the files they read ({}) differ in content, or they come from \
+                         different versions of regimes",
+                        input_names(&first.config)
+                    )
                 } else {
                     keys.join(", ")
                 }
@@ -264,7 +266,7 @@ pub fn check_shards(shards: &mut [(PathBuf, ShardFile)]) -> Result<()> {
 }
 
 /// The keys of the files a study reads, for messages.
-fn input_names(cfg: &Config) -> String {
+pub(crate) fn input_names(cfg: &Config) -> String {
     let files = input_files(cfg);
     if files.is_empty() {
         "none".to_string()
