@@ -233,7 +233,6 @@ impl ConfigArgs {
             None => Config::default(),
         };
         let mut dim_given = self.dim.is_some() || c.dim != Config::default().dim;
-        let mut n_train_given = self.n_train.is_some();
         if let Some(path) = &self.config {
             let mut text = crate::config::read_config_file(path)?;
             if !skip.is_empty()
@@ -244,7 +243,6 @@ impl ConfigArgs {
             }
             if let Ok(t) = toml::from_str::<toml::Table>(&text) {
                 dim_given |= t.contains_key("dim");
-                n_train_given |= t.contains_key("n-train");
             }
             c = c.overlay_toml(&text, &path.display().to_string())?;
         }
@@ -271,13 +269,15 @@ impl ConfigArgs {
             }
         }
         if let Some((path, n, _)) = train_shape {
-            ensure!(
-                !n_train_given || n == c.n_train,
-                "n-train: {} conflicts with train-file {}, which holds {n} points (omit n-train)",
-                c.n_train,
-                path.display()
-            );
-            c.n_train = n;
+            if let Some(given) = c.n_train {
+                ensure!(
+                    n == given,
+                    "n-train: {given} conflicts with train-file {}, which holds {n} points (omit \
+                     n-train)",
+                    path.display()
+                );
+            }
+            c.n_train = Some(n);
         }
         c.validate()?;
         Ok(c)
@@ -444,7 +444,7 @@ mod tests {
         std::fs::write(&mean, "1\n2\n3\n4\n").unwrap();
         let t = train.to_str().unwrap();
         let c = cli(&["--train-file", t]).resolve().unwrap();
-        assert_eq!((c.dim, c.n_train), (3, 2));
+        assert_eq!((c.dim, c.n_train), (3, Some(2)));
         // An explicit d that disagrees is refused later, by the model; an explicit N here.
         let e = cli(&["--train-file", t, "--n-train", "5"])
             .resolve()

@@ -356,8 +356,7 @@ pub fn main() -> Result<()> {
 /// scale-out flags checked against each other.
 fn study_request(study_kind: Kind, args: StudyArgs) -> Result<Request> {
     let cfg = args.config.resolve()?;
-    let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
-    let early_warnings = preflight(study_kind, &args, &cfg, empirical)?;
+    let early_warnings = preflight(study_kind, &args, &cfg)?;
     if args.devices.is_some() {
         anyhow::ensure!(
             study_kind != Kind::Theory,
@@ -396,7 +395,6 @@ fn study_request(study_kind: Kind, args: StudyArgs) -> Result<Request> {
     Ok(Request {
         kind: study_kind,
         cfg,
-        empirical,
         out: args.out,
         force: args.force,
         quiet: args.quiet || args.json,
@@ -479,7 +477,7 @@ fn print(report: Report, json: bool) -> Result<()> {
 /// What a study checks before any work, with the warnings it has for the user: settings it does
 /// not read (refused as flags, reported from a config file), cloning under the deterministic
 /// flow, and the memory and disk it will need.
-fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config, empirical: bool) -> Result<Vec<String>> {
+fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config) -> Result<Vec<String>> {
     let name = kind.name();
     // Settings the study does not read: refused as flags, reported when a shared file sets them.
     let ignored = kind.ignores();
@@ -508,7 +506,7 @@ fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config, empirical: bool) -> Res
     }
     // Estimate what the study needs before anything large is allocated or written.
     let keeps_samples = cfg.save_samples && matches!(kind, Kind::Run | Kind::Collapse);
-    let uses_training = empirical || kind == Kind::Collapse;
+    let uses_training = kind.empirical(cfg) || cfg.train_file.is_some();
     resources::check_memory(cfg, keeps_samples, uses_training)?;
     if let Some(dir) = &args.out {
         let existing = dir

@@ -95,6 +95,19 @@ impl Kind {
         self.dispatch(Reads)
     }
 
+    /// Whether the study's particles sample the empirical target (training points) rather than
+    /// the mixture: always for `collapse`; for `run` when the config asks for training points
+    /// (`n-train` or a `train-file`, from any layer). A function of the resolved config alone,
+    /// so it is in the study's fingerprint. (`speciation` clones on a train-file's points through
+    /// its own set-up; `theory` samples nothing.)
+    pub fn empirical(self, cfg: &Config) -> bool {
+        match self {
+            Kind::Collapse => true,
+            Kind::Run => cfg.n_train.is_some() || cfg.train_file.is_some(),
+            Kind::Theory | Kind::Speciation => false,
+        }
+    }
+
     /// Config keys the study never reads: all that [`Study::READS`] leaves out.
     pub fn ignores(self) -> Vec<&'static str> {
         keys::left_out(self.reads())
@@ -158,9 +171,6 @@ pub trait Study {
 #[derive(Clone)]
 pub struct Inputs {
     pub cfg: Config,
-    /// The training points were asked for (`--n-train`, `--train-file`): `run` samples the
-    /// empirical target instead of the mixture.
-    pub empirical: bool,
     pub grid: Grid,
     /// The slice of the particles this run measures (`--shard`); None: all of them.
     pub shard: Option<Shard>,
@@ -172,7 +182,7 @@ pub struct Inputs {
 
 impl Inputs {
     /// The whole study of `cfg`, validated, with its grid.
-    pub fn new(cfg: Config, empirical: bool, quiet: bool) -> Result<Inputs> {
+    pub fn new(cfg: Config, quiet: bool) -> Result<Inputs> {
         // The times the study measures at are nodes, not the nearest node.
         let wanted: Vec<f64> = [&cfg.branch_times, &cfg.record_times, &cfg.entropy_times]
             .into_iter()
@@ -199,7 +209,6 @@ impl Inputs {
         let grid = Grid::spaced(cfg.t_max, steps, &cfg.grid)?.with_times(&wanted)?;
         Ok(Inputs {
             cfg,
-            empirical,
             grid,
             shard: None,
             device: None,

@@ -14,7 +14,7 @@ use crate::config::Config;
 pub fn memory_needed(cfg: &Config, keeps_samples: bool, empirical: bool) -> (u64, &'static str) {
     let d = cfg.dim as u64;
     let train = if empirical {
-        (cfg.n_train as u64)
+        (cfg.n_train_or_default() as u64)
             .saturating_mul(d)
             .saturating_mul(8 + 4 + 8 + 8)
     } else {

@@ -143,7 +143,7 @@ impl Study for RunStudy {
     fn setup(inputs: &Inputs, session: &mut Session) -> Result<Setup> {
         let cfg = &inputs.cfg;
         // The mixture, or the empirical target when training points were asked for.
-        let (built, plan, theory) = if inputs.empirical {
+        let (built, plan, theory) = if Kind::Run.empirical(cfg) {
             let s = inputs.empirical_setup(session)?;
             (s.built, s.plan, s.theory)
         } else {

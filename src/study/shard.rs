@@ -37,7 +37,6 @@ pub struct ShardFile {
     pub shard: Shard,
     pub config_hash: String,
     pub config: Config,
-    pub empirical: bool,
     pub backend: String,
     pub wall_seconds: f64,
     /// Digests of the data files the shard wrote beside it (samples.npy).
@@ -53,7 +52,6 @@ impl ShardFile {
         command: &str,
         shard: Shard,
         cfg: &Config,
-        empirical: bool,
         backend: &str,
         wall_seconds: f64,
         parts: Parts,
@@ -65,7 +63,6 @@ impl ShardFile {
             shard,
             config_hash: config_hash(command, cfg),
             config: cfg.clone(),
-            empirical,
             backend: backend.to_string(),
             wall_seconds,
             files: BTreeMap::new(),

@@ -251,7 +251,7 @@ impl Study for SpeciationStudy {
                 &built.mixture,
                 c,
                 cfg.mode_labels(),
-                cfg.n_train,
+                cfg.n_train_or_default(),
                 cfg.t_max,
             )?
             .iter()

@@ -84,7 +84,6 @@ pub struct CheckpointFile {
     pub command: String,
     pub config_hash: String,
     pub config: Config,
-    pub empirical: bool,
     pub shard: Option<Shard>,
     pub every: Every,
     /// Sequence number of the last blob written.
@@ -93,20 +92,13 @@ pub struct CheckpointFile {
 }
 
 impl CheckpointFile {
-    pub fn new(
-        command: &str,
-        cfg: &Config,
-        empirical: bool,
-        shard: Option<Shard>,
-        every: Every,
-    ) -> Self {
+    pub fn new(command: &str, cfg: &Config, shard: Option<Shard>, every: Every) -> Self {
         CheckpointFile {
             format: FORMAT,
             version: VERSION.to_string(),
             command: command.to_string(),
             config_hash: config_hash(command, cfg),
             config: cfg.clone(),
-            empirical,
             shard,
             every,
             seq: 0,

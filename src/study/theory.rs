@@ -61,7 +61,7 @@ impl Study for TheoryStudy {
     fn setup(inputs: &Inputs, session: &mut Session) -> Result<TheoryOutput> {
         let cfg = &inputs.cfg;
         let built = crate::config::build::build(cfg)?;
-        let n = cfg.n_train;
+        let n = cfg.n_train_or_default();
         let mut th = theory::theory(
             &built.process,
             &built.mixture,

@@ -135,7 +135,6 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
             engine = Some(select_engine(&cfg, req.quiet)?);
         }
         let point_req = Request {
-            empirical: plan.empirical,
             out: Some(out.join(&p.dir)),
             force: true,
             quiet: true,
@@ -405,7 +404,7 @@ pub fn resume_request(dir: &Path, quiet: bool) -> Result<SweepRequest> {
     let mut plan = Plan::read(dir)?;
     let kind = plan.kind()?;
     let axes = plan.axes.clone();
-    let rebuilt = Plan::new(kind, &plan.base, plan.empirical, &axes)?;
+    let rebuilt = Plan::new(kind, &plan.base, &axes)?;
     ensure!(
         rebuilt.identity() == plan.identity(),
         "{}: the sweep's points changed since it started (a file they read has other contents, \
