@@ -1,7 +1,7 @@
 //! Every config key, declared once: its section (what it is about) and, for a key whose value may
 //! name a file, that file and how its shape implies the dimension d. The fingerprint (the
-//! sections that define a study), the engine and figure key sets, what each study reads
-//! ([`crate::study::Study::READS`]), the files a study reads and the dimensions they imply all
+//! sections that define a study), the engine and figure key sets, what each study reads (the
+//! studies' `READS` lists), the files a study reads and the dimensions they imply all
 //! follow from [`KEYS`]; a test checks it against the fields of [`Config`], so a new field
 //! cannot be left out.
 

@@ -159,7 +159,7 @@ mod tests {
     fn estimates_name_the_flag_that_dominates() {
         let cfg = Config {
             dim: 100,
-            n_train: 1_000_000_000,
+            n_train: Some(1_000_000_000),
             particles: Some(1000),
             ..Config::default()
         };

@@ -447,26 +447,14 @@ mod tests {
         let b = Axis::parse("dim=4,8").unwrap();
         assert_eq!(b.values, vec![Value::from(4), Value::from(8)]);
         let base = Config::preset("quick").unwrap();
-        let plan = Plan::new(Kind::Speciation, &base, false, &[a, b]).unwrap();
+        let plan = Plan::new(Kind::Speciation, &base, &[a, b]).unwrap();
         assert_eq!(plan.points.len(), 4);
         assert_eq!(plan.points[1].dir, "p01_q=zero_dim=8");
         assert_eq!(plan.points[2].params[0].1, "optimal:0.5");
         assert_eq!(plan.points[3].cfg.as_ref().unwrap().dim, 8);
-        let e = Plan::new(
-            Kind::Speciation,
-            &base,
-            false,
-            &[Axis::parse("qq=zero").unwrap()],
-        )
-        .unwrap_err();
+        let e = Plan::new(Kind::Speciation, &base, &[Axis::parse("qq=zero").unwrap()]).unwrap_err();
         assert!(format!("{e:#}").contains("unknown config key"), "{e:#}");
-        let e = Plan::new(
-            Kind::Speciation,
-            &base,
-            false,
-            &[Axis::parse("q=bogus").unwrap()],
-        )
-        .unwrap_err();
+        let e = Plan::new(Kind::Speciation, &base, &[Axis::parse("q=bogus").unwrap()]).unwrap_err();
         assert!(format!("{e:#}").contains("q"), "{e:#}");
     }
 }
