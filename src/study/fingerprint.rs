@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::config::keys::defines_study;
+use crate::digest::digest;
 
 /// The keys of a study's config that say what it measures: its JSON without the engine and
 /// figure sections (no file is read).
@@ -25,7 +26,7 @@ fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     let mut out = study_keys(cfg);
     for (key, path) in input_files(cfg) {
         let digest = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
-            .map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
+            .map_or_else(|e| format!("unreadable: {e}"), |b| digest(&b));
         out.insert(format!("{key} (content)"), digest.into());
     }
     out
@@ -40,33 +41,25 @@ pub fn input_files(cfg: &Config) -> Vec<(&'static str, PathBuf)> {
         .collect()
 }
 
-/// FNV-1a, 64 bits, in hex: a digest of file contents (against accidents, not adversaries).
-pub(crate) fn fnv1a(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// FNV-1a of the command and the canonical config.
+/// The digest of the command and the canonical config.
 pub fn config_hash(command: &str, cfg: &Config) -> String {
     let text = format!(
         "{command}\n{}",
         serde_json::to_string(&canonical(cfg)).unwrap_or_default()
     );
-    fnv1a(text.as_bytes())
+    digest(text.as_bytes())
 }
 
 /// The key of a file's own checksum.
 const CHECKSUM: &str = "checksum";
 
-/// `value` (a JSON object) with its checksum: FNV-1a of its compact JSON without the checksum
-/// key (keys sorted), so that an edited shard or checkpoint file is told from the one written.
+/// `value` (a JSON object) with its checksum: the digest of its compact JSON without the
+/// checksum key (keys sorted), so that an edited shard or checkpoint file is told from the one
+/// written.
 pub fn seal(mut value: serde_json::Value) -> serde_json::Value {
     if let Some(map) = value.as_object_mut() {
         map.remove(CHECKSUM);
-        let sum = fnv1a(serde_json::to_string(&map).unwrap_or_default().as_bytes());
+        let sum = digest(serde_json::to_string(&map).unwrap_or_default().as_bytes());
         map.insert(CHECKSUM.into(), sum.into());
     }
     value
@@ -80,9 +73,14 @@ pub fn check_seal(value: &serde_json::Value, what: &str) -> anyhow::Result<()> {
     let Some(recorded) = map.get(CHECKSUM).and_then(|v| v.as_str()) else {
         anyhow::bail!("{what}: has no checksum (written by an older regimes, or edited)");
     };
+    anyhow::ensure!(
+        !crate::digest::is_legacy(recorded),
+        "{what}: sealed by an older regimes (before BLAKE3 digests); this version cannot check \
+         it: run that part again"
+    );
     let mut rest = map.clone();
     rest.remove(CHECKSUM);
-    let sum = fnv1a(serde_json::to_string(&rest).unwrap_or_default().as_bytes());
+    let sum = digest(serde_json::to_string(&rest).unwrap_or_default().as_bytes());
     anyhow::ensure!(
         sum == recorded,
         "{what}: its contents do not match its checksum (edited or damaged after it was written; \
@@ -118,6 +116,11 @@ mod tests {
         assert!(e.contains("shard.json") && e.contains("no checksum"), "{e}");
         // Sealing twice gives the same file.
         assert_eq!(seal(v.clone()), v);
+        // A file sealed by an older regimes (a 16-digit FNV-1a checksum) is refused as such.
+        let mut old = v.clone();
+        old["checksum"] = "0123456789abcdef".into();
+        let e = check_seal(&old, "shard.json").unwrap_err().to_string();
+        assert!(e.contains("older regimes"), "{e}");
     }
 
     #[test]

@@ -12,15 +12,16 @@ use super::{LABELS, SAMPLES};
 
 use super::fingerprint::{check_seal, config_hash, differing_keys, input_files, seal, study_keys};
 use crate::config::Config;
+use crate::digest::digest;
 use crate::measure::Shard;
-use crate::report::{CHECKPOINT_DIR, hash_bytes};
+use crate::report::CHECKPOINT_DIR;
 
 /// The file a shard writes into its `--out` directory.
 pub const SHARD_FILE: &str = "shard.json";
 
 /// Version of the shard and checkpoint formats (2: checksums, the writer's version, digests of
-/// the data files).
-pub const FORMAT: u32 = 2;
+/// the data files; 3: BLAKE3 digests, the target decided by the config alone).
+pub const FORMAT: u32 = 3;
 
 /// The version of regimes that writes shards and checkpoints; only the same version reads them
 /// (another may compute other numbers).
@@ -289,7 +290,7 @@ pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f6
                 let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
                     .map_err(|e| anyhow!("{}: cannot read {name} ({e:#})", d.display()))?;
                 ensure!(
-                    f.files.get(name) == Some(&hash_bytes(&bytes)),
+                    f.files.get(name) == Some(&digest(&bytes)),
                     "{}: {name} is not the file the shard wrote (truncated, replaced or edited); \
                      run the shard again",
                     d.display()
