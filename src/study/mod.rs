@@ -15,6 +15,7 @@ pub mod fingerprint;
 pub mod keys;
 pub mod modes;
 pub mod parts;
+pub mod preflight;
 pub mod resources;
 pub mod run;
 mod session;
