@@ -109,7 +109,8 @@ pub struct ConfigArgs {
     /// the mean; replaces the two classes ±m.
     #[arg(long, value_name = "PATH", help_heading = "Model")]
     pub mixture_file: Option<PathBuf>,
-    /// Number N of training points of the empirical target (collapse) [default: 1000].
+    /// Number N of training points of the empirical target; set (here or in a config file),
+    /// `run` samples N drawn points instead of the mixture [default: 1000 for collapse and t_C].
     #[arg(long, value_name = "N", value_parser = count::<usize>, help_heading = "Model")]
     pub n_train: Option<usize>,
     /// Training points from a file (.npy or CSV, N×d) instead of drawing them from the target.
