@@ -260,7 +260,7 @@ impl ConfigArgs {
             .iter()
             .map(|(p, rows, cols)| (p.as_path(), (*rows, *cols)))
             .collect();
-        let implied = crate::config::keys::implied_dims(&c, &read)?;
+        let implied = c.implied_dims(&read)?;
         if let Some((first, d)) = implied.first() {
             if let Some((other, e)) = implied.iter().find(|(_, e)| e != d) {
                 anyhow::bail!("{first} implies d = {d} but {other} implies d = {e}");

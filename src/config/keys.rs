@@ -183,13 +183,16 @@ impl Config {
     }
 
     /// The dimensions the model's parts imply, each with the setting it comes from: U's
-    /// diagonal and every file whose shape implies d. `shape_of` gives a file's (rows,
-    /// columns); `read_vector_len` a vector file's length.
-    pub fn implied_dims(
-        &self,
-        shape_of: &mut dyn FnMut(&str, &Path) -> Result<(usize, usize)>,
-        len_of: &mut dyn FnMut(&str, &Path) -> Result<usize>,
-    ) -> Result<Vec<(String, usize)>> {
+    /// diagonal and every file whose shape implies d (`read`: files already read, with their
+    /// (rows, columns); the others are read here).
+    pub fn implied_dims(&self, read: &[(&Path, (usize, usize))]) -> Result<Vec<(String, usize)>> {
+        let shape_of = |what: &str, p: &Path| -> Result<(usize, usize)> {
+            if let Some((_, s)) = read.iter().find(|(r, _)| *r == p) {
+                return Ok(*s);
+            }
+            let m = crate::io::read_matrix(p).context(what.to_string())?;
+            Ok((m.nrows(), m.ncols()))
+        };
         let mut dims = vec![];
         if let crate::model::USpec::Diag(v) = &self.u {
             dims.push(("u (diag)".to_string(), v.len()));
@@ -203,7 +206,7 @@ impl Config {
             let d = match k.shape {
                 Shape::None => continue,
                 Shape::Rows => shape_of(k.name, path)?.0,
-                Shape::Len => len_of(k.name, path)?,
+                Shape::Len => crate::io::read_vector(path).context(k.name)?.len(),
                 Shape::Columns { skip } => {
                     let cols = shape_of(k.name, path)?.1.saturating_sub(skip);
                     // Coupled modalities: the rows hold the joint vector (x, y), 2d values.
@@ -223,23 +226,6 @@ impl Config {
         }
         Ok(dims)
     }
-}
-
-/// [`Config::implied_dims`] reading each file (`cache`: files already read, with their shapes).
-pub fn implied_dims(
-    cfg: &Config,
-    cache: &[(&Path, (usize, usize))],
-) -> Result<Vec<(String, usize)>> {
-    cfg.implied_dims(
-        &mut |what, p| match cache.iter().find(|(c, _)| *c == p) {
-            Some((_, s)) => Ok(*s),
-            None => {
-                let m = crate::io::read_matrix(p).context(what.to_string())?;
-                Ok((m.nrows(), m.ncols()))
-            }
-        },
-        &mut |what, p| Ok(crate::io::read_vector(p).context(what.to_string())?.len()),
-    )
 }
 
 #[cfg(test)]
