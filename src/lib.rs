@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod engine;
 pub mod fmath;
 pub mod io;

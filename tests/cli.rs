@@ -513,3 +513,61 @@ fn record_time_snapshots_are_the_runs_own_positions() {
         "variance at t = T: {var}"
     );
 }
+
+/// The summary without what differs from run to run: wall and setup times.
+fn without_timings(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(m) = v.as_object_mut() {
+        for k in ["wall_seconds", "shader_compile_seconds", "seconds"] {
+            m.remove(k);
+        }
+        for x in m.values_mut() {
+            *x = without_timings(x.take());
+        }
+    } else if let Some(a) = v.as_array_mut() {
+        for x in a {
+            *x = without_timings(x.take());
+        }
+    }
+    v
+}
+
+/// The target is a function of the resolved config alone: `n-train = 500` in a config file and
+/// `--n-train 500` give the same `run` (on the empirical target), another than the run without
+/// it (on the mixture).
+#[test]
+fn n_train_in_a_file_or_a_flag_gives_the_same_run() {
+    let dir = scratch("n-train-layers");
+    let toml = write(&dir, "study.toml", "n-train = 500\n");
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "--preset",
+            "quick",
+            "--particles",
+            "2000",
+            "--steps",
+            "50",
+            "--backend",
+            "cpu",
+            "--json",
+            "--quiet",
+        ];
+        a.extend(extra);
+        without_timings(summary(&a))
+    };
+    let flag = run(&["--n-train", "500"]);
+    let file = run(&["--config", &toml]);
+    assert_eq!(flag, file);
+    assert_eq!(flag["config"]["n-train"], 500);
+    let mut mixture = run(&[]);
+    assert!(
+        mixture["config"]["n-train"].is_null(),
+        "{}",
+        mixture["config"]
+    );
+    let mut flag = flag;
+    for v in [&mut flag, &mut mixture] {
+        v.as_object_mut().unwrap().remove("config");
+    }
+    assert_ne!(flag, mixture, "--n-train must sample the training set");
+}

@@ -1031,7 +1031,7 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
     std::fs::write(&train, "0,0\n1,1\n2,0\n0,3\n").unwrap();
     refused(
         &["resume", path(&col)],
-        &["changed since the run started", "training file"],
+        &["changed since the run started", "train-file", path(&train)],
     );
 
     // Refused at set-up: no output directory, no checkpoint.
@@ -1056,4 +1056,92 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
         &["U", "positive definite"],
     );
     assert!(!refused_dir.exists(), "{}", refused_dir.display());
+}
+
+/// A within-class covariance read from a file (`--within-cov file:W`) is part of the study: shards
+/// whose W files differ do not merge, and a run does not resume after W was edited; both refusals
+/// name the file.
+#[test]
+fn within_cov_file_is_part_of_the_study() {
+    let dir = scratch("within-cov-file");
+    let w = dir.join("w.csv");
+    let diag = |last: f64| -> String {
+        (0..16)
+            .map(|i| {
+                let row: Vec<String> = (0..16)
+                    .map(|j| match (i == j, i) {
+                        (false, _) => "0".to_string(),
+                        (true, 15) => last.to_string(),
+                        (true, _) => "1".to_string(),
+                    })
+                    .collect();
+                row.join(",") + "\n"
+            })
+            .collect()
+    };
+    std::fs::write(&w, diag(2.0)).unwrap();
+    let spec = format!("file:{}", path(&w));
+    let base = [
+        "speciation",
+        "--dim",
+        "16",
+        "--within-cov",
+        &spec,
+        "--pairs",
+        "200",
+        "--steps",
+        "40",
+        "--branch-times",
+        "1,2",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    let shard = |name: &str, i: &str| -> String {
+        let d = dir.join(name);
+        let mut a = base.to_vec();
+        a.extend(["--shard", i, "--out", path(&d)]);
+        ok(&a);
+        path(&d).to_string()
+    };
+    let s0 = shard("s0", "0/2");
+    std::fs::write(&w, diag(3.0)).unwrap();
+    let s1 = shard("s1", "1/2");
+    let merged = dir.join("merged");
+    refused(
+        &["merge", &s0, &s1, "--out", path(&merged)],
+        &["different study", "within-cov", path(&w)],
+    );
+    assert!(!merged.exists());
+
+    let run = dir.join("run");
+    let args = [
+        "run",
+        "--dim",
+        "16",
+        "--within-cov",
+        &spec,
+        "--particles",
+        "8192",
+        "--steps",
+        "4000",
+        "--batch",
+        "8192",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--checkpoint-every",
+        "1h",
+        "--out",
+        path(&run),
+    ];
+    interrupt(&args, &run, libc::SIGTERM, Duration::from_millis(300));
+    assert!(run.join(".regimes-checkpoint").exists());
+    std::fs::write(&w, diag(2.0)).unwrap();
+    refused(
+        &["resume", path(&run)],
+        &["changed since the run started", "within-cov", path(&w)],
+    );
+    std::fs::write(&w, diag(3.0)).unwrap();
+    ok(&["resume", path(&run), "--quiet"]);
 }

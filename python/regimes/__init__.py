@@ -2,7 +2,7 @@
 
 Every function takes the config keys of the command line as keyword arguments, with ``_`` for
 ``-`` (``branch_times=[0.5, 1, 2]`` is ``--branch-times 0.5,1,2``), and NumPy arrays wherever the
-command line takes a ``file:`` spec or a file (``u``, ``q``, ``mean``, ``mixture_file`` alias
+command line takes a ``file:`` spec or a file (``u``, ``q``, ``mean``, ``within_cov``, ``mixture_file`` alias
 ``mixture``, ``train_file`` alias ``train``, ``train_labels`` alias ``labels``). The settings are checked by the library exactly
 as the command line checks them: a refused setting raises :class:`ConfigError` with the CLI's
 message; a run that fails or stops early raises :class:`RunError`. Ctrl-C stops a run at the
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 # Spec keys whose array becomes `file:PATH`, and file keys whose array becomes `PATH`.
-_SPEC_ARRAYS = ("u", "q", "mean")
+_SPEC_ARRAYS = ("u", "q", "mean", "within_cov")
 _FILE_ARRAYS = ("mixture_file", "train_file", "train_labels")
 _ALIASES = {"mixture": "mixture_file", "train": "train_file", "labels": "train_labels"}
 # Flags that take no value: True gives the flag, False leaves it out.

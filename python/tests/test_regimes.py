@@ -132,7 +132,7 @@ def test_arrays_in_equal_files_in(tmp_path):
     d = 6
     rng = np.random.default_rng(3)
     a = rng.normal(size=(d, d))
-    arrays = dict(u=spd(d, 1), q=a - a.T, mean=rng.normal(size=d))
+    arrays = dict(u=spd(d, 1), q=a - a.T, mean=rng.normal(size=d), within_cov=spd(d, 2))
     mixture = np.column_stack([[0.3, 0.7], rng.normal(size=(2, d))])
     train = rng.normal(size=(64, d))
     files = {}
@@ -149,7 +149,7 @@ def test_arrays_in_equal_files_in(tmp_path):
     )
     # The configs differ only in the paths they name.
     a, b = untimed(from_arrays.to_dict()), untimed(from_files.to_dict())
-    for k in ("u", "q", "mean", "mixture-file"):
+    for k in ("u", "q", "mean", "within-cov", "mixture-file"):
         assert a["config"].pop(k) != b["config"].pop(k)
     assert a == b
     small = dict(SMALL, dim=d, particles=1000, pairs=100)

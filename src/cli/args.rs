@@ -8,7 +8,7 @@ use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
 use crate::config::{Backend, Config};
-use crate::io::{read_matrix, read_vector};
+use crate::io::read_matrix;
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Spacing, Start, Steps};
@@ -109,7 +109,8 @@ pub struct ConfigArgs {
     /// the mean; replaces the two classes ±m.
     #[arg(long, value_name = "PATH", help_heading = "Model")]
     pub mixture_file: Option<PathBuf>,
-    /// Number N of training points of the empirical target (collapse) [default: 1000].
+    /// Number N of training points of the empirical target; set (here or in a config file),
+    /// `run` samples N drawn points instead of the mixture [default: 1000 for collapse and t_C].
     #[arg(long, value_name = "N", value_parser = count::<usize>, help_heading = "Model")]
     pub n_train: Option<usize>,
     /// Training points from a file (.npy or CSV, N×d) instead of drawing them from the target.
@@ -233,7 +234,6 @@ impl ConfigArgs {
             None => Config::default(),
         };
         let mut dim_given = self.dim.is_some() || c.dim != Config::default().dim;
-        let mut n_train_given = self.n_train.is_some();
         if let Some(path) = &self.config {
             let mut text = crate::config::read_config_file(path)?;
             if !skip.is_empty()
@@ -244,7 +244,6 @@ impl ConfigArgs {
             }
             if let Ok(t) = toml::from_str::<toml::Table>(&text) {
                 dim_given |= t.contains_key("dim");
-                n_train_given |= t.contains_key("n-train");
             }
             c = c.overlay_toml(&text, &path.display().to_string())?;
         }
@@ -257,7 +256,11 @@ impl ConfigArgs {
             }
             None => None,
         };
-        let implied = implied_dims(&c, train_shape.as_ref().map(|(p, _, cols)| (p, *cols)))?;
+        let read: Vec<(&Path, (usize, usize))> = train_shape
+            .iter()
+            .map(|(p, rows, cols)| (p.as_path(), (*rows, *cols)))
+            .collect();
+        let implied = c.implied_dims(&read)?;
         if let Some((first, d)) = implied.first() {
             if let Some((other, e)) = implied.iter().find(|(_, e)| e != d) {
                 anyhow::bail!("{first} implies d = {d} but {other} implies d = {e}");
@@ -267,13 +270,15 @@ impl ConfigArgs {
             }
         }
         if let Some((path, n, _)) = train_shape {
-            ensure!(
-                !n_train_given || n == c.n_train,
-                "n-train: {} conflicts with train-file {}, which holds {n} points (omit n-train)",
-                c.n_train,
-                path.display()
-            );
-            c.n_train = n;
+            if let Some(given) = c.n_train {
+                ensure!(
+                    n == given,
+                    "n-train: {given} conflicts with train-file {}, which holds {n} points (omit \
+                     n-train)",
+                    path.display()
+                );
+            }
+            c.n_train = Some(n);
         }
         c.validate()?;
         Ok(c)
@@ -342,52 +347,6 @@ fn finite(s: &str) -> std::result::Result<f64, String> {
         Ok(_) => Err("must be a finite number".into()),
         Err(e) => Err(e.to_string()),
     }
-}
-
-/// The dimensions the model's parts imply, each with the setting it comes from: U's diagonal and
-/// every file (U, Q, mean, mixture; the training file's columns are given, already read).
-fn implied_dims(c: &Config, train: Option<(&PathBuf, usize)>) -> Result<Vec<(String, usize)>> {
-    let mut dims = vec![];
-    let shape = |what: &str, p: &Path| -> Result<(usize, usize)> {
-        let m = read_matrix(p).context(what.to_string())?;
-        Ok((m.nrows(), m.ncols()))
-    };
-    if let USpec::Diag(v) = &c.u {
-        dims.push(("u (diag)".to_string(), v.len()));
-    }
-    if let Some(p) = c.u.file() {
-        dims.push((format!("u file {}", p.display()), shape("u", p)?.0));
-    }
-    if let Some(p) = c.q.file() {
-        dims.push((format!("q file {}", p.display()), shape("q", p)?.0));
-    }
-    if let Some(p) = c.mean.file() {
-        let m = read_vector(p).context("mean")?;
-        dims.push((format!("mean file {}", p.display()), m.len()));
-    }
-    // Coupled modalities: files hold the joint vector (x, y), 2d columns.
-    let per_modality = |what: String, cols: usize| -> Result<(String, usize)> {
-        if c.coupling.is_none() {
-            return Ok((what, cols));
-        }
-        ensure!(
-            cols.is_multiple_of(2),
-            "{what}: {cols} columns cannot hold the pair (x, y) of two coupled modalities (2d \
-             columns, x first)"
-        );
-        Ok((what, cols / 2))
-    };
-    if let Some(p) = &c.mixture_file {
-        let cols = shape("mixture-file", p)?.1;
-        dims.push(per_modality(
-            format!("mixture-file {}", p.display()),
-            cols.saturating_sub(1),
-        )?);
-    }
-    if let Some((p, cols)) = train {
-        dims.push(per_modality(format!("train-file {}", p.display()), cols)?);
-    }
-    Ok(dims)
 }
 
 #[cfg(test)]
@@ -486,7 +445,7 @@ mod tests {
         std::fs::write(&mean, "1\n2\n3\n4\n").unwrap();
         let t = train.to_str().unwrap();
         let c = cli(&["--train-file", t]).resolve().unwrap();
-        assert_eq!((c.dim, c.n_train), (3, 2));
+        assert_eq!((c.dim, c.n_train), (3, Some(2)));
         // An explicit d that disagrees is refused later, by the model; an explicit N here.
         let e = cli(&["--train-file", t, "--n-train", "5"])
             .resolve()
@@ -505,6 +464,19 @@ mod tests {
         let e = format!("{e:#}");
         assert!(
             e.contains("implies d = 4") && e.contains("implies d = 3"),
+            "{e}"
+        );
+        // The within-class covariance's file implies d too.
+        let w = d.join("w.csv");
+        std::fs::write(&w, "2,0\n0,1\n").unwrap();
+        let w = format!("file:{}", w.to_str().unwrap());
+        assert_eq!(cli(&["--within-cov", &w]).resolve().unwrap().dim, 2);
+        let e = cli(&["--within-cov", &w, "--train-file", t])
+            .resolve()
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("within-cov file") && e.contains("implies d = 2"),
             "{e}"
         );
         std::fs::remove_dir_all(d).unwrap();

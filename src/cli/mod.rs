@@ -8,15 +8,16 @@ mod steer;
 mod sweep;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::{Backend, Config};
 use crate::measure::checkpoint::{Every, Shard};
+use crate::study::Kind;
 use crate::study::driver::{self, Report, Request};
-use crate::study::{Kind, resources};
+use crate::study::preflight::{self, Asked};
 use sweep::{SweepArgs, print_sweep};
 
 const ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward process \
@@ -356,47 +357,13 @@ pub fn main() -> Result<()> {
 /// scale-out flags checked against each other.
 fn study_request(study_kind: Kind, args: StudyArgs) -> Result<Request> {
     let cfg = args.config.resolve()?;
-    let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
-    let early_warnings = preflight(study_kind, &args, &cfg, empirical)?;
-    if args.devices.is_some() {
-        anyhow::ensure!(
-            study_kind != Kind::Theory,
-            "--devices has no effect on `theory`; drop it"
-        );
-        anyhow::ensure!(
-            args.checkpoint_every.is_none(),
-            "--devices with --checkpoint-every is not supported; run one process per device \
-             with --shard I/N and --adapter instead"
-        );
-        anyhow::ensure!(
-            cfg.backend != Backend::Cpu && cfg.adapter.is_none(),
-            "--devices picks GPU adapters itself; drop --backend cpu and --adapter"
-        );
-    }
-    for (flag, given) in [
-        ("shard", args.shard.is_some()),
-        ("checkpoint-every", args.checkpoint_every.is_some()),
-    ] {
-        if given {
-            anyhow::ensure!(
-                study_kind != Kind::Theory,
-                "--{flag} has no effect on `theory`; drop it"
-            );
-            anyhow::ensure!(
-                args.out.is_some(),
-                "--{flag} needs --out DIR (the {} lives there)",
-                if flag == "shard" {
-                    "shard's statistics for `regimes merge`"
-                } else {
-                    "checkpoint `regimes resume` reads"
-                }
-            );
-        }
-    }
+    let (flags, file_keys) = (args.config.given(), args.config.file_keys());
+    let asked = asked(&args, &flags, &file_keys);
+    let early_warnings = preflight::preflight(study_kind, &cfg, &asked)?;
+    preflight::scale_out(study_kind, &cfg, &asked)?;
     Ok(Request {
         kind: study_kind,
         cfg,
-        empirical,
         out: args.out,
         force: args.force,
         quiet: args.quiet || args.json,
@@ -476,46 +443,21 @@ fn print(report: Report, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// What a study checks before any work, with the warnings it has for the user: settings it does
-/// not read (refused as flags, reported from a config file), cloning under the deterministic
-/// flow, and the memory and disk it will need.
-fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config, empirical: bool) -> Result<Vec<String>> {
-    let name = kind.name();
-    // Settings the study does not read: refused as flags, reported when a shared file sets them.
-    let ignored = kind.ignores();
-    if let Some(k) = args
-        .config
-        .given()
-        .iter()
-        .find(|k| ignored.contains(&k.as_str()))
-    {
-        anyhow::bail!("--{k} has no effect on `{name}`; drop it (see regimes {name} --help)");
+/// What the study flags ask for beside the config, for the checks of
+/// `study::preflight`.
+fn asked<'a>(args: &'a StudyArgs, flags: &'a [String], file_keys: &'a [String]) -> Asked<'a> {
+    Asked {
+        flags,
+        file_keys,
+        out: args.out.as_deref(),
+        shard: args.shard.is_some(),
+        every: args.checkpoint_every,
+        devices: args.devices.is_some(),
     }
-    let mut early_warnings: Vec<String> = args
-        .config
-        .file_keys()
-        .iter()
-        .filter(|k| ignored.contains(&k.as_str()))
-        .map(|k| format!("{k} (from the config file) has no effect on `{name}`"))
-        .chain(resources::checkpoint_warning(args.checkpoint_every, cfg))
-        .collect();
-    if matches!(kind, Kind::Speciation | Kind::Collapse) && !cfg.scheme.stochastic() {
-        early_warnings.push(
-            "the probability flow is deterministic: two clones never separate, so every clone \
-             probability is 1 by construction (use --scheme euler-maruyama)"
-                .to_string(),
-        );
-    }
-    // Estimate what the study needs before anything large is allocated or written.
-    let keeps_samples = cfg.save_samples && matches!(kind, Kind::Run | Kind::Collapse);
-    let uses_training = empirical || kind == Kind::Collapse;
-    resources::check_memory(cfg, keeps_samples, uses_training)?;
-    if let Some(dir) = &args.out {
-        let existing = dir
-            .ancestors()
-            .find(|a| a.exists())
-            .unwrap_or(Path::new("."));
-        resources::check_disk(cfg, keeps_samples, existing)?;
-    }
-    Ok(early_warnings)
+}
+
+/// [`preflight::preflight`] of a study's flags.
+fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config) -> Result<Vec<String>> {
+    let (flags, file_keys) = (args.config.given(), args.config.file_keys());
+    preflight::preflight(kind, cfg, &asked(args, &flags, &file_keys))
 }

@@ -46,7 +46,7 @@ pub fn main(a: SteerArgs) -> Result<()> {
     let opts = SteerOptions {
         budget: a.budget,
         tc_tolerance: a.tc_tolerance,
-        n_train: cfg.n_train,
+        n_train: cfg.n_train_or_default(),
         iterations: a.iterations,
         t_max: cfg.t_max,
         seed: cfg.seed,

@@ -45,8 +45,7 @@ pub(super) fn request(a: SweepArgs) -> Result<crate::study::sweep::SweepRequest>
         axes.retain(|x: &Axis| x.key != axis.key);
         axes.push(axis);
     }
-    let empirical = args.config.n_train.is_some() || cfg.train_file.is_some();
-    let warnings = preflight(kind, args, &cfg, empirical)?;
+    let warnings = preflight(kind, args, &cfg)?;
     for (flag, given) in [
         ("devices", args.devices.is_some()),
         ("checkpoint-every", args.checkpoint_every.is_some()),
@@ -61,7 +60,7 @@ pub(super) fn request(a: SweepArgs) -> Result<crate::study::sweep::SweepRequest>
         .out
         .clone()
         .ok_or_else(|| anyhow::anyhow!("sweep needs --out DIR (one directory per point)"))?;
-    let plan = Plan::new(kind, &cfg, empirical, &axes)?;
+    let plan = Plan::new(kind, &cfg, &axes)?;
     Ok(SweepRequest {
         plan,
         out,

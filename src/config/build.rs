@@ -147,7 +147,9 @@ pub fn training_set(cfg: &Config, built: &Built) -> Result<Empirical> {
             Ok(data)
         }
         None => Ok(Empirical {
-            points: built.mixture.sample_training_set(cfg.n_train, cfg.seed),
+            points: built
+                .mixture
+                .sample_training_set(cfg.n_train_or_default(), cfg.seed),
         }),
     }
 }

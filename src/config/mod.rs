@@ -8,6 +8,7 @@
 //! place, and 165 lines of tests.)
 
 pub mod build;
+pub mod keys;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ use crate::plan::{Scheme, Spacing, Start, Steps};
 /// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
 /// clone stream.
 pub const MAX_PARTICLES: u64 = crate::rng::INDEX_MASK + 1;
+
+/// Training points N of the empirical target where a study needs one and none is given.
+pub const DEFAULT_N_TRAIN: usize = 1000;
 
 /// Largest horizon T.
 pub const MAX_HORIZON: f64 = 1e6;
@@ -94,8 +98,10 @@ pub struct Config {
     pub pair_angle: f64,
     /// Gaussian mixture from a file: K rows of 1 + d values (weight, then mean).
     pub mixture_file: Option<PathBuf>,
-    /// Number of training points N of the empirical target.
-    pub n_train: usize,
+    /// Number of training points N of the empirical target. Given (or a `train-file`), `run`
+    /// samples the empirical target; None = `run` samples the mixture, and N =
+    /// [`DEFAULT_N_TRAIN`] where a study needs one (collapse, t_C).
+    pub n_train: Option<usize>,
     /// Training points from a file (N × d) instead of drawn from the mixture.
     pub train_file: Option<PathBuf>,
     /// Class labels of the training file's points (N whole numbers: .npy or CSV/text).
@@ -156,7 +162,7 @@ impl Default for Config {
             pairing: Pairing::Shared,
             pair_angle: 90.0,
             mixture_file: None,
-            n_train: 1000,
+            n_train: None,
             train_file: None,
             train_labels: None,
             seed: 1,
@@ -240,6 +246,11 @@ impl Config {
         }
     }
 
+    /// N after applying the default ([`DEFAULT_N_TRAIN`]).
+    pub fn n_train_or_default(&self) -> usize {
+        self.n_train.unwrap_or(DEFAULT_N_TRAIN)
+    }
+
     /// ‖m‖² after applying the default (d).
     pub fn mean_norm2(&self) -> f64 {
         self.mean_norm2.unwrap_or(self.dim as f64)
@@ -251,12 +262,14 @@ impl Config {
         ensure!(self.particles != Some(0), "particles: must be positive");
         ensure!(self.steps != Steps::Count(0), "steps: must be positive");
         ensure!(self.pairs != Some(0), "pairs: must be positive");
-        ensure!(
-            self.n_train >= 2,
-            "n-train: {} training point{} make no empirical target (α = ln N / d = 0); use at least 2",
-            self.n_train,
-            if self.n_train == 1 { "" } else { "s" }
-        );
+        if let Some(n) = self.n_train {
+            ensure!(
+                n >= 2,
+                "n-train: {n} training point{} make no empirical target (α = ln N / d = 0); use \
+                 at least 2",
+                if n == 1 { "" } else { "s" }
+            );
+        }
         // Particle ids carry a clone's stream tag in their top 16 bits.
         if let Some(p) = self.particles {
             ensure!(
@@ -485,7 +498,6 @@ impl Config {
                 particles: Some(10_000),
                 steps: Steps::Count(200),
                 pairs: Some(2_000),
-                n_train: 200,
                 entropy_samples: 200,
                 ..base
             },
@@ -711,7 +723,7 @@ mod tests {
             ("particles", Box::new(|c| c.particles = Some(0))),
             ("steps", Box::new(|c| c.steps = Steps::Count(0))),
             ("pairs", Box::new(|c| c.pairs = Some(0))),
-            ("n-train", Box::new(|c| c.n_train = 0)),
+            ("n-train", Box::new(|c| c.n_train = Some(0))),
             ("entropy-samples", Box::new(|c| c.entropy_samples = 0)),
             (
                 "steps-per-dispatch",

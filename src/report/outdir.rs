@@ -51,64 +51,10 @@ pub fn run_token() -> &'static str {
     })
 }
 
-/// A 64-bit content hash (FxHash-style over 8-byte words, then the length): cheap enough for
-/// every file written, and what `--force` checks a file against before removing it.
-#[derive(Default)]
-struct ContentHash {
-    h: u64,
-    len: u64,
-    pending: Vec<u8>,
-}
-
-impl ContentHash {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn word(&mut self, w: u64) {
-        self.h = (self.h.rotate_left(5) ^ w).wrapping_mul(Self::K);
-    }
-
-    fn update(&mut self, mut bytes: &[u8]) {
-        self.len += bytes.len() as u64;
-        if !self.pending.is_empty() {
-            let take = (8 - self.pending.len()).min(bytes.len());
-            self.pending.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            if self.pending.len() == 8 {
-                let w = u64::from_le_bytes(self.pending[..].try_into().unwrap());
-                self.pending.clear();
-                self.word(w);
-            }
-        }
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.word(u64::from_le_bytes(c.try_into().unwrap()));
-        }
-        self.pending.extend_from_slice(chunks.remainder());
-    }
-
-    fn finish(mut self) -> String {
-        if !self.pending.is_empty() {
-            let mut w = [0u8; 8];
-            w[..self.pending.len()].copy_from_slice(&self.pending);
-            self.word(u64::from_le_bytes(w));
-        }
-        let len = self.len;
-        self.word(len);
-        format!("{:016x}", self.h)
-    }
-}
-
-/// The content hash of `bytes`, as the manifest records each file's.
-pub fn hash_bytes(bytes: &[u8]) -> String {
-    let mut h = ContentHash::default();
-    h.update(bytes);
-    h.finish()
-}
-
 /// The hash of a file's contents, reading at most `limit` bytes (None when it holds more).
 fn hash_file(path: &Path, limit: u64) -> Option<String> {
     let mut f = File::open(path).ok()?;
-    let mut h = ContentHash::default();
+    let mut h = crate::digest::Digest::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf).ok()?;
@@ -116,7 +62,7 @@ fn hash_file(path: &Path, limit: u64) -> Option<String> {
             break;
         }
         h.update(&buf[..n]);
-        if h.len > limit {
+        if h.len() > limit {
             return None;
         }
     }
@@ -155,7 +101,17 @@ fn seal(run_id: &str, command: &str, complete: bool, entries: &[Entry]) -> Strin
     for e in entries {
         text.push_str(&format!("{}\t{}\t{}\n", e.name, e.bytes, e.hash));
     }
-    hash_bytes(text.as_bytes())
+    crate::digest::digest(text.as_bytes())
+}
+
+/// Whether the manifest at `path` carries a seal of an older regimes (its hashes are not
+/// this version's digests).
+fn legacy_manifest(path: &Path) -> bool {
+    crate::io::read_bounded(path, MAX_MANIFEST_BYTES)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("seal")?.as_str().map(crate::digest::is_legacy))
+        .unwrap_or(false)
 }
 
 impl Manifest {
@@ -361,9 +317,15 @@ impl OutDir {
         let manifest_path = self.root.join(MANIFEST);
         let Some(old) = Manifest::read(&self.root) else {
             if fs::symlink_metadata(&manifest_path).is_ok() {
+                let why = if legacy_manifest(&manifest_path) {
+                    "was written by an older regimes (before BLAKE3 digests), so its files cannot \
+                     be told unchanged"
+                } else {
+                    "was not written by regimes (or was edited)"
+                };
                 notes.push(format!(
-                    "{} was not written by regimes (or was edited); the files it lists are left \
-                     alone, and it is replaced by this run's manifest",
+                    "{} {why}; the files it lists are left alone, and it is replaced by this \
+                     run's manifest",
                     manifest_path.display()
                 ));
             }
@@ -485,7 +447,7 @@ impl OutDir {
         let entry = Entry {
             name: name.to_string(),
             bytes: bytes.len() as u64,
-            hash: hash_bytes(bytes),
+            hash: crate::digest::digest(bytes),
         };
         {
             let mut files = self.files.lock().unwrap();
@@ -784,6 +746,17 @@ mod tests {
         .unwrap();
         drop(OutDir::create(&dir, true).unwrap());
         assert!(dir.join("thesis.tex").exists());
+        // A manifest sealed by an older regimes (a 16-digit hash, not a BLAKE3 digest): its
+        // files cannot be proven unchanged, so they stay, and the note says why.
+        fs::write(
+            dir.join(MANIFEST),
+            r#"{"written_by":"regimes","run_id":"x","command":"run","complete":true,"files":["thesis.tex"],"entries":[{"name":"thesis.tex","bytes":5,"hash":"0123456789abcdef"}],"seal":"fedcba9876543210"}"#,
+        )
+        .unwrap();
+        assert!(legacy_manifest(&dir.join(MANIFEST)));
+        drop(OutDir::create(&dir, true).unwrap());
+        assert!(dir.join("thesis.tex").exists());
+        assert!(!legacy_manifest(&dir.join(MANIFEST)));
         // A listed sub-directory turned into a symlink out of the directory: nothing outside
         // is touched.
         {

@@ -53,7 +53,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     for (k, &d) in dims.iter().enumerate() {
         let base = Config {
             dim: d,
-            n_train: n,
+            n_train: Some(n),
             particles: Some(particles),
             pairs: Some(pairs),
             entropy_samples: samples,

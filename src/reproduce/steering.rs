@@ -26,7 +26,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     let base = Config {
         dim: d,
         u: USpec::Geomspace(0.2, 5.0),
-        n_train: n,
+        n_train: Some(n),
         t_max: 5.0,
         steps: crate::plan::Steps::Count(2000),
         pairs: Some(pairs),

@@ -1,6 +1,8 @@
 //! `regimes collapse`: memorisation on the empirical target — per-trajectory collapse times, the
 //! excess entropy and the clone-collapse fraction — beside the REM prediction.
 
+use super::keys::Read;
+use crate::config::keys::Section;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -104,7 +106,18 @@ pub struct CollapseStudy;
 
 impl Study for CollapseStudy {
     const KIND: Kind = Kind::Collapse;
-    const IGNORES: &'static [&'static str] = &["record-times"];
+    const READS: &'static [Read] = &[
+        Read::All(Section::Model),
+        Read::All(Section::Target),
+        Read::All(Section::Sampling),
+        Read::Key("pairs"),
+        Read::Key("branch-times"),
+        Read::Key("entropy-times"),
+        Read::Key("entropy-samples"),
+        Read::Key("save-samples"),
+        Read::All(Section::Engine),
+        Read::All(Section::Figure),
+    ];
     type Setup = Setup;
     type Output = Collapse;
 

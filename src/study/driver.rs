@@ -23,8 +23,6 @@ use crate::report::OutDir;
 pub struct Request {
     pub kind: Kind,
     pub cfg: Config,
-    /// Training points were asked for (`run` samples the empirical target).
-    pub empirical: bool,
     pub out: Option<PathBuf>,
     /// Write into a non-empty `out`.
     pub force: bool,
@@ -45,7 +43,6 @@ impl Request {
         Request {
             kind,
             cfg,
-            empirical: false,
             out: None,
             force: false,
             quiet: false,
@@ -154,15 +151,15 @@ pub fn resume_request(dir: &Path, quiet: bool) -> Result<Request> {
     ensure!(
         now == file.config_hash,
         "{}: the study changed since the run started (config hash {} then, {now} now): a file \
-         it reads (u, q, mean, mixture or training file) has other contents, or this is another \
-         version of regimes; restore them or start the run again",
+         it reads ({}) has other contents, or this is another version of regimes; restore them \
+         or start the run again",
         dir.display(),
-        file.config_hash
+        file.config_hash,
+        super::shard::input_names(&file.config)
     );
     Ok(Request {
         kind,
         cfg: file.config,
-        empirical: file.empirical,
         out: Some(dir.to_path_buf()),
         force: false,
         quiet,
@@ -196,7 +193,6 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool, quiet: bool) -> Result<R
     }
     let first = &shards[0].1;
     let req = Request {
-        empirical: first.empirical,
         out: Some(out.to_path_buf()),
         force,
         quiet,
@@ -242,7 +238,7 @@ impl Visit for Drive<'_> {
 
 fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> Result<Report> {
     let name = S::KIND.name();
-    let mut inputs = Inputs::new(req.cfg.clone(), req.empirical, req.quiet)?;
+    let mut inputs = Inputs::new(req.cfg.clone(), req.quiet)?;
     inputs.shard = req.shard;
     // --force over an interrupted run discards its checkpoint: say so.
     let discarded: Vec<String> = match (&req.out, req.resume, req.force) {
@@ -297,13 +293,7 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
                         let (store, snaps) = Store::open(out.path())?;
                         session.set_store(store, snaps);
                     } else {
-                        let file = CheckpointFile::new(
-                            name,
-                            &inputs.cfg,
-                            inputs.empirical,
-                            inputs.shard,
-                            every,
-                        );
+                        let file = CheckpointFile::new(name, &inputs.cfg, inputs.shard, every);
                         session.set_store(Store::create(out.path(), file)?, vec![]);
                     }
                 }
@@ -380,7 +370,6 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
                 name,
                 shard,
                 &inputs.cfg,
-                inputs.empirical,
                 &backend,
                 wall_seconds,
                 parts.clone(),

@@ -1,22 +1,22 @@
-//! The fingerprint of a study: its canonical config (engine keys aside) with a digest of every
-//! file it reads, hashed. Shards and checkpoints of one study share it; `merge` and `resume`
-//! refuse anything else.
+//! The fingerprint of a study: its canonical config (the keys of the sections that define a
+//! study, [`crate::config::keys::Section::defines_study`]) with a digest of every file it reads,
+//! hashed. Shards and checkpoints of one study share it; `merge` and `resume` refuse anything
+//! else.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::keys::{ENGINE_KEYS, FIGURE_KEYS};
 use crate::config::Config;
+use crate::config::keys::defines_study;
+use crate::digest::digest;
 
-/// The keys of a study's config that say what it measures: its JSON with the engine and figure
-/// keys left out (no file is read).
+/// The keys of a study's config that say what it measures: its JSON without the engine and
+/// figure sections (no file is read).
 pub fn study_keys(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     let Ok(serde_json::Value::Object(map)) = serde_json::to_value(cfg) else {
         unreachable!("Config serialises to an object")
     };
-    map.into_iter()
-        .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()) && !FIGURE_KEYS.contains(&k.as_str()))
-        .collect()
+    map.into_iter().filter(|(k, _)| defines_study(k)).collect()
 }
 
 /// The canonical config of a study: its [`study_keys`] and a digest of the contents of every
@@ -26,61 +26,40 @@ fn canonical(cfg: &Config) -> BTreeMap<String, serde_json::Value> {
     let mut out = study_keys(cfg);
     for (key, path) in input_files(cfg) {
         let digest = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
-            .map_or_else(|e| format!("unreadable: {e}"), |b| fnv1a(&b));
+            .map_or_else(|e| format!("unreadable: {e}"), |b| digest(&b));
         out.insert(format!("{key} (content)"), digest.into());
     }
     out
 }
 
-/// Every file a study of `cfg` reads, with the key that names it.
+/// Every file a study of `cfg` reads, with the key that names it (from the keys' declaration:
+/// [`Config::input_files`]).
 pub fn input_files(cfg: &Config) -> Vec<(&'static str, PathBuf)> {
-    let schedule = cfg
-        .coupling
-        .as_ref()
-        .and_then(|c| c.schedule())
-        .and_then(|s| s.file.as_ref())
-        .map(PathBuf::from);
-    [
-        ("u", cfg.u.file().cloned()),
-        ("q", cfg.q.file().cloned()),
-        ("mean", cfg.mean.file().cloned()),
-        ("coupling", schedule),
-        ("mixture-file", cfg.mixture_file.clone()),
-        ("train-file", cfg.train_file.clone()),
-        ("train-labels", cfg.train_labels.clone()),
-    ]
-    .into_iter()
-    .filter_map(|(k, p)| Some((k, p?)))
-    .collect()
+    cfg.input_files()
+        .into_iter()
+        .map(|(k, p): (&'static str, &Path)| (k, p.to_path_buf()))
+        .collect()
 }
 
-/// FNV-1a, 64 bits, in hex: a digest of file contents (against accidents, not adversaries).
-pub(crate) fn fnv1a(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
-/// FNV-1a of the command and the canonical config.
+/// The digest of the command and the canonical config.
 pub fn config_hash(command: &str, cfg: &Config) -> String {
     let text = format!(
         "{command}\n{}",
         serde_json::to_string(&canonical(cfg)).unwrap_or_default()
     );
-    fnv1a(text.as_bytes())
+    digest(text.as_bytes())
 }
 
 /// The key of a file's own checksum.
 const CHECKSUM: &str = "checksum";
 
-/// `value` (a JSON object) with its checksum: FNV-1a of its compact JSON without the checksum
-/// key (keys sorted), so that an edited shard or checkpoint file is told from the one written.
+/// `value` (a JSON object) with its checksum: the digest of its compact JSON without the
+/// checksum key (keys sorted), so that an edited shard or checkpoint file is told from the one
+/// written.
 pub fn seal(mut value: serde_json::Value) -> serde_json::Value {
     if let Some(map) = value.as_object_mut() {
         map.remove(CHECKSUM);
-        let sum = fnv1a(serde_json::to_string(&map).unwrap_or_default().as_bytes());
+        let sum = digest(serde_json::to_string(&map).unwrap_or_default().as_bytes());
         map.insert(CHECKSUM.into(), sum.into());
     }
     value
@@ -94,9 +73,14 @@ pub fn check_seal(value: &serde_json::Value, what: &str) -> anyhow::Result<()> {
     let Some(recorded) = map.get(CHECKSUM).and_then(|v| v.as_str()) else {
         anyhow::bail!("{what}: has no checksum (written by an older regimes, or edited)");
     };
+    anyhow::ensure!(
+        !crate::digest::is_legacy(recorded),
+        "{what}: sealed by an older regimes (before BLAKE3 digests); this version cannot check \
+         it: run that part again"
+    );
     let mut rest = map.clone();
     rest.remove(CHECKSUM);
-    let sum = fnv1a(serde_json::to_string(&rest).unwrap_or_default().as_bytes());
+    let sum = digest(serde_json::to_string(&rest).unwrap_or_default().as_bytes());
     anyhow::ensure!(
         sum == recorded,
         "{what}: its contents do not match its checksum (edited or damaged after it was written; \
@@ -132,6 +116,11 @@ mod tests {
         assert!(e.contains("shard.json") && e.contains("no checksum"), "{e}");
         // Sealing twice gives the same file.
         assert_eq!(seal(v.clone()), v);
+        // A file sealed by an older regimes (a 16-digit FNV-1a checksum) is refused as such.
+        let mut old = v.clone();
+        old["checksum"] = "0123456789abcdef".into();
+        let e = check_seal(&old, "shard.json").unwrap_err().to_string();
+        assert!(e.contains("older regimes"), "{e}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod fingerprint;
 pub mod keys;
 pub mod modes;
 pub mod parts;
+pub mod preflight;
 pub mod resources;
 pub mod run;
 mod session;
@@ -84,24 +85,43 @@ impl Kind {
             .ok_or_else(|| anyhow::anyhow!("unknown study '{name}'"))
     }
 
-    /// Config keys the study never reads.
-    pub fn ignores(self) -> &'static [&'static str] {
-        struct Ignores;
-        impl Visit for Ignores {
-            type Out = &'static [&'static str];
+    /// What the study reads ([`Study::READS`]).
+    pub fn reads(self) -> &'static [keys::Read] {
+        struct Reads;
+        impl Visit for Reads {
+            type Out = &'static [keys::Read];
             fn visit<S: Study>(self) -> Self::Out {
-                S::IGNORES
+                S::READS
             }
         }
-        self.dispatch(Ignores)
+        self.dispatch(Reads)
+    }
+
+    /// Whether the study's particles sample the empirical target (training points) rather than
+    /// the mixture: always for `collapse`; for `run` when the config asks for training points
+    /// (`n-train` or a `train-file`, from any layer). A function of the resolved config alone,
+    /// so it is in the study's fingerprint. (`speciation` clones on a train-file's points through
+    /// its own set-up; `theory` samples nothing.)
+    pub fn empirical(self, cfg: &Config) -> bool {
+        match self {
+            Kind::Collapse => true,
+            Kind::Run => cfg.n_train.is_some() || cfg.train_file.is_some(),
+            Kind::Theory | Kind::Speciation => false,
+        }
+    }
+
+    /// Config keys the study never reads: all that [`Study::READS`] leaves out.
+    pub fn ignores(self) -> Vec<&'static str> {
+        keys::left_out(self.reads())
     }
 }
 
 /// One study: what it reads, how it sets up and measures, and how it reports.
 pub trait Study {
     const KIND: Kind;
-    /// Config keys the study never reads (refused as flags, reported from a config file).
-    const IGNORES: &'static [&'static str];
+    /// The config keys the study reads; the others are refused as flags and reported from a
+    /// config file.
+    const READS: &'static [keys::Read];
     /// Whether it runs particles on an engine (`theory` does not).
     const MEASURES: bool = true;
     /// The model, plan, theory and measurement points.
@@ -153,9 +173,6 @@ pub trait Study {
 #[derive(Clone)]
 pub struct Inputs {
     pub cfg: Config,
-    /// The training points were asked for (`--n-train`, `--train-file`): `run` samples the
-    /// empirical target instead of the mixture.
-    pub empirical: bool,
     pub grid: Grid,
     /// The slice of the particles this run measures (`--shard`); None: all of them.
     pub shard: Option<Shard>,
@@ -167,7 +184,7 @@ pub struct Inputs {
 
 impl Inputs {
     /// The whole study of `cfg`, validated, with its grid.
-    pub fn new(cfg: Config, empirical: bool, quiet: bool) -> Result<Inputs> {
+    pub fn new(cfg: Config, quiet: bool) -> Result<Inputs> {
         // The times the study measures at are nodes, not the nearest node.
         let wanted: Vec<f64> = [&cfg.branch_times, &cfg.record_times, &cfg.entropy_times]
             .into_iter()
@@ -194,7 +211,6 @@ impl Inputs {
         let grid = Grid::spaced(cfg.t_max, steps, &cfg.grid)?.with_times(&wanted)?;
         Ok(Inputs {
             cfg,
-            empirical,
             grid,
             shard: None,
             device: None,

@@ -14,7 +14,7 @@ use crate::config::Config;
 pub fn memory_needed(cfg: &Config, keeps_samples: bool, empirical: bool) -> (u64, &'static str) {
     let d = cfg.dim as u64;
     let train = if empirical {
-        (cfg.n_train as u64)
+        (cfg.n_train_or_default() as u64)
             .saturating_mul(d)
             .saturating_mul(8 + 4 + 8 + 8)
     } else {
@@ -159,7 +159,7 @@ mod tests {
     fn estimates_name_the_flag_that_dominates() {
         let cfg = Config {
             dim: 100,
-            n_train: 1_000_000_000,
+            n_train: Some(1_000_000_000),
             particles: Some(1000),
             ..Config::default()
         };

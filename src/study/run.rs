@@ -1,6 +1,8 @@
 //! `regimes run`: a general run that streams moments, class fractions and the posterior purity at
 //! chosen times and can save the final samples.
 
+use super::keys::Read;
+use crate::config::keys::Section;
 use anyhow::Result;
 use serde::Serialize;
 
@@ -125,12 +127,15 @@ fn snapshots<E: Engine>(
 
 impl Study for RunStudy {
     const KIND: Kind = Kind::Run;
-    const IGNORES: &'static [&'static str] = &[
-        "pairs",
-        "branch-times",
-        "entropy-times",
-        "entropy-samples",
-        "train-labels",
+    const READS: &'static [Read] = &[
+        Read::All(Section::Model),
+        Read::Key("n-train"),
+        Read::Key("train-file"),
+        Read::All(Section::Sampling),
+        Read::Key("record-times"),
+        Read::Key("save-samples"),
+        Read::All(Section::Engine),
+        Read::All(Section::Figure),
     ];
     type Setup = Setup;
     type Output = Run;
@@ -138,7 +143,7 @@ impl Study for RunStudy {
     fn setup(inputs: &Inputs, session: &mut Session) -> Result<Setup> {
         let cfg = &inputs.cfg;
         // The mixture, or the empirical target when training points were asked for.
-        let (built, plan, theory) = if inputs.empirical {
+        let (built, plan, theory) = if Kind::Run.empirical(cfg) {
             let s = inputs.empirical_setup(session)?;
             (s.built, s.plan, s.theory)
         } else {

@@ -12,15 +12,16 @@ use super::{LABELS, SAMPLES};
 
 use super::fingerprint::{check_seal, config_hash, differing_keys, input_files, seal, study_keys};
 use crate::config::Config;
+use crate::digest::digest;
 use crate::measure::Shard;
-use crate::report::{CHECKPOINT_DIR, hash_bytes};
+use crate::report::CHECKPOINT_DIR;
 
 /// The file a shard writes into its `--out` directory.
 pub const SHARD_FILE: &str = "shard.json";
 
 /// Version of the shard and checkpoint formats (2: checksums, the writer's version, digests of
-/// the data files).
-pub const FORMAT: u32 = 2;
+/// the data files; 3: BLAKE3 digests, the target decided by the config alone).
+pub const FORMAT: u32 = 3;
 
 /// The version of regimes that writes shards and checkpoints; only the same version reads them
 /// (another may compute other numbers).
@@ -37,7 +38,6 @@ pub struct ShardFile {
     pub shard: Shard,
     pub config_hash: String,
     pub config: Config,
-    pub empirical: bool,
     pub backend: String,
     pub wall_seconds: f64,
     /// Digests of the data files the shard wrote beside it (samples.npy).
@@ -53,7 +53,6 @@ impl ShardFile {
         command: &str,
         shard: Shard,
         cfg: &Config,
-        empirical: bool,
         backend: &str,
         wall_seconds: f64,
         parts: Parts,
@@ -65,7 +64,6 @@ impl ShardFile {
             shard,
             config_hash: config_hash(command, cfg),
             config: cfg.clone(),
-            empirical,
             backend: backend.to_string(),
             wall_seconds,
             files: BTreeMap::new(),
@@ -176,9 +174,11 @@ pub fn check_shards(shards: &mut [(PathBuf, ShardFile)]) -> Result<()> {
                 f.config_hash,
                 first.config_hash,
                 if keys.is_empty() {
-                    "none; the files they read (u, q, mean, mixture or training file) differ in \
-                     content, or they come from different versions of regimes"
-                        .to_string()
+                    format!(
+                        "none; the files they read ({}) differ in content, or they come from \
+                         different versions of regimes",
+                        input_names(&first.config)
+                    )
                 } else {
                     keys.join(", ")
                 }
@@ -264,7 +264,7 @@ pub fn check_shards(shards: &mut [(PathBuf, ShardFile)]) -> Result<()> {
 }
 
 /// The keys of the files a study reads, for messages.
-fn input_names(cfg: &Config) -> String {
+pub(crate) fn input_names(cfg: &Config) -> String {
     let files = input_files(cfg);
     if files.is_empty() {
         "none".to_string()
@@ -290,7 +290,7 @@ pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f6
                 let bytes = crate::io::read_bounded(&path, crate::io::MAX_MATRIX_BYTES)
                     .map_err(|e| anyhow!("{}: cannot read {name} ({e:#})", d.display()))?;
                 ensure!(
-                    f.files.get(name) == Some(&hash_bytes(&bytes)),
+                    f.files.get(name) == Some(&digest(&bytes)),
                     "{}: {name} is not the file the shard wrote (truncated, replaced or edited); \
                      run the shard again",
                     d.display()

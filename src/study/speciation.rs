@@ -1,5 +1,7 @@
 //! `regimes speciation`: the cloning experiment on the mixture target, beside the theory.
 
+use super::keys::Read;
+use crate::config::keys::Section;
 use anyhow::Result;
 use serde::Serialize;
 
@@ -209,13 +211,20 @@ pub struct SpeciationStudy;
 
 impl Study for SpeciationStudy {
     const KIND: Kind = Kind::Speciation;
-    const IGNORES: &'static [&'static str] = &[
-        "particles",
-        "n-train",
-        "entropy-times",
-        "entropy-samples",
-        "record-times",
-        "save-samples",
+    const READS: &'static [Read] = &[
+        Read::All(Section::Model),
+        Read::Key("train-file"),
+        Read::Key("train-labels"),
+        Read::Key("seed"),
+        Read::Key("steps"),
+        Read::Key("t-max"),
+        Read::Key("scheme"),
+        Read::Key("grid"),
+        Read::Key("start"),
+        Read::Key("pairs"),
+        Read::Key("branch-times"),
+        Read::All(Section::Engine),
+        Read::All(Section::Figure),
     ];
     type Setup = Setup;
     type Output = Speciation;
@@ -242,7 +251,7 @@ impl Study for SpeciationStudy {
                 &built.mixture,
                 c,
                 cfg.mode_labels(),
-                cfg.n_train,
+                cfg.n_train_or_default(),
                 cfg.t_max,
             )?
             .iter()

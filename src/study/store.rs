@@ -9,9 +9,10 @@ use anyhow::{Context as _, Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::config_hash;
-use super::fingerprint::{check_seal, fnv1a, seal};
+use super::fingerprint::{check_seal, seal};
 use super::shard::{FORMAT, VERSION};
 use crate::config::Config;
+use crate::digest::digest;
 use crate::engine::Particles;
 use crate::measure::checkpoint::{Every, Shard, Snapshot};
 use crate::measure::cloning::CloneState;
@@ -84,7 +85,6 @@ pub struct CheckpointFile {
     pub command: String,
     pub config_hash: String,
     pub config: Config,
-    pub empirical: bool,
     pub shard: Option<Shard>,
     pub every: Every,
     /// Sequence number of the last blob written.
@@ -93,20 +93,13 @@ pub struct CheckpointFile {
 }
 
 impl CheckpointFile {
-    pub fn new(
-        command: &str,
-        cfg: &Config,
-        empirical: bool,
-        shard: Option<Shard>,
-        every: Every,
-    ) -> Self {
+    pub fn new(command: &str, cfg: &Config, shard: Option<Shard>, every: Every) -> Self {
         CheckpointFile {
             format: FORMAT,
             version: VERSION.to_string(),
             command: command.to_string(),
             config_hash: config_hash(command, cfg),
             config: cfg.clone(),
-            empirical,
             shard,
             every,
             seq: 0,
@@ -185,7 +178,7 @@ impl Store {
                 let bytes = crate::io::read_bounded(&dir.join(&e.blob), crate::io::MAX_BLOB_BYTES)
                     .with_context(|| format!("checkpoint: cannot read {}", e.blob))?;
                 ensure!(
-                    fnv1a(&bytes) == e.digest,
+                    digest(&bytes) == e.digest,
                     "checkpoint: {} is not the file its state names (a damaged checkpoint, or \
                      an edited one); the run cannot resume from it, start it again",
                     dir.join(&e.blob).display()
@@ -226,7 +219,7 @@ impl Store {
             let name = format!("p{phase}-{}.bin", self.file.seq);
             let bytes = encode(&particles);
             write_atomic(&self.dir, &name, &bytes, true)?;
-            (name, fnv1a(&bytes))
+            (name, digest(&bytes))
         };
         let entry = PhaseEntry {
             state,

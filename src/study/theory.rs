@@ -1,6 +1,8 @@
 //! `regimes theory`: the predictions alone — spectral gaps, s(t) and t_S, t_C, the stiffness of
 //! the step — with the closed forms of the base paper where they apply.
 
+use super::keys::Read;
+use crate::config::keys::Section;
 use anyhow::Result;
 use serde::Serialize;
 
@@ -44,24 +46,12 @@ pub struct TheoryOutput {
 
 impl Study for TheoryStudy {
     const KIND: Kind = Kind::Theory;
-    const IGNORES: &'static [&'static str] = &[
-        "figure-size",
-        "dpi",
-        "particles",
-        "pairs",
-        "branch-times",
-        "entropy-times",
-        "record-times",
-        "entropy-samples",
-        "save-samples",
-        "scheme",
-        "grid",
-        "start",
-        "backend",
-        "adapter",
-        "batch",
-        "threads",
-        "steps-per-dispatch",
+    const READS: &'static [Read] = &[
+        Read::All(Section::Model),
+        Read::All(Section::Target),
+        Read::Key("seed"),
+        Read::Key("steps"),
+        Read::Key("t-max"),
     ];
     const MEASURES: bool = false;
     type Setup = TheoryOutput;
@@ -71,7 +61,7 @@ impl Study for TheoryStudy {
     fn setup(inputs: &Inputs, session: &mut Session) -> Result<TheoryOutput> {
         let cfg = &inputs.cfg;
         let built = crate::config::build::build(cfg)?;
-        let n = cfg.n_train;
+        let n = cfg.n_train_or_default();
         let mut th = theory::theory(
             &built.process,
             &built.mixture,

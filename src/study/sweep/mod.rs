@@ -135,7 +135,6 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
             engine = Some(select_engine(&cfg, req.quiet)?);
         }
         let point_req = Request {
-            empirical: plan.empirical,
             out: Some(out.join(&p.dir)),
             force: true,
             quiet: true,
@@ -405,7 +404,7 @@ pub fn resume_request(dir: &Path, quiet: bool) -> Result<SweepRequest> {
     let mut plan = Plan::read(dir)?;
     let kind = plan.kind()?;
     let axes = plan.axes.clone();
-    let rebuilt = Plan::new(kind, &plan.base, plan.empirical, &axes)?;
+    let rebuilt = Plan::new(kind, &plan.base, &axes)?;
     ensure!(
         rebuilt.identity() == plan.identity(),
         "{}: the sweep's points changed since it started (a file they read has other contents, \
@@ -448,26 +447,14 @@ mod tests {
         let b = Axis::parse("dim=4,8").unwrap();
         assert_eq!(b.values, vec![Value::from(4), Value::from(8)]);
         let base = Config::preset("quick").unwrap();
-        let plan = Plan::new(Kind::Speciation, &base, false, &[a, b]).unwrap();
+        let plan = Plan::new(Kind::Speciation, &base, &[a, b]).unwrap();
         assert_eq!(plan.points.len(), 4);
         assert_eq!(plan.points[1].dir, "p01_q=zero_dim=8");
         assert_eq!(plan.points[2].params[0].1, "optimal:0.5");
         assert_eq!(plan.points[3].cfg.as_ref().unwrap().dim, 8);
-        let e = Plan::new(
-            Kind::Speciation,
-            &base,
-            false,
-            &[Axis::parse("qq=zero").unwrap()],
-        )
-        .unwrap_err();
+        let e = Plan::new(Kind::Speciation, &base, &[Axis::parse("qq=zero").unwrap()]).unwrap_err();
         assert!(format!("{e:#}").contains("unknown config key"), "{e:#}");
-        let e = Plan::new(
-            Kind::Speciation,
-            &base,
-            false,
-            &[Axis::parse("q=bogus").unwrap()],
-        )
-        .unwrap_err();
+        let e = Plan::new(Kind::Speciation, &base, &[Axis::parse("q=bogus").unwrap()]).unwrap_err();
         assert!(format!("{e:#}").contains("q"), "{e:#}");
     }
 }

@@ -91,7 +91,6 @@ pub struct Point {
 pub struct Plan {
     pub study: String,
     pub axes: Vec<Axis>,
-    pub empirical: bool,
     /// The config every point starts from.
     pub base: Config,
     pub points: Vec<Point>,
@@ -100,7 +99,7 @@ pub struct Plan {
 impl Plan {
     /// The Cartesian grid of `axes` over `base` (the last axis varies fastest); every point's
     /// config validated, a value the key cannot take named.
-    pub fn new(kind: Kind, base: &Config, empirical: bool, axes: &[Axis]) -> Result<Plan> {
+    pub fn new(kind: Kind, base: &Config, axes: &[Axis]) -> Result<Plan> {
         ensure!(
             !axes.is_empty(),
             "a sweep needs at least one --over KEY=V1,V2,…"
@@ -155,7 +154,6 @@ impl Plan {
         Ok(Plan {
             study: kind.name().to_string(),
             axes: axes.to_vec(),
-            empirical,
             base: base.clone(),
             points,
         })
