@@ -94,6 +94,9 @@ enum Command {
         /// [default: 96].
         #[arg(long, value_name = "DPI")]
         dpi: Option<u32>,
+        /// Replace files in the way that an earlier `plot` did not write.
+        #[arg(long)]
+        force: bool,
     },
     /// Search the antisymmetric Q with ‖Q‖_F ≤ --budget that speciates earliest in generation
     /// (largest theory t_S), optionally holding t_C within --tc-tolerance, beside Q = 0, the
@@ -278,12 +281,10 @@ pub fn main() -> Result<()> {
             out,
             figure_size,
             dpi,
+            force,
         } => {
             let render = figure_render(figure_size, dpi)?;
-            let files = crate::study::sweep::plot(&dirs, x.as_deref(), &out, &render)?;
-            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            println!("wrote {}", names.join(", "));
-            return Ok(());
+            return sweep::plot(&dirs, x.as_deref(), &out, &render, force);
         }
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
@@ -507,15 +508,6 @@ fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config, empirical: bool) -> Res
         );
     }
     // Estimate what the study needs before anything large is allocated or written.
-    let keeps_samples = cfg.save_samples && matches!(kind, Kind::Run | Kind::Collapse);
-    let uses_training = empirical || kind == Kind::Collapse;
-    resources::check_memory(cfg, keeps_samples, uses_training)?;
-    if let Some(dir) = &args.out {
-        let existing = dir
-            .ancestors()
-            .find(|a| a.exists())
-            .unwrap_or(Path::new("."));
-        resources::check_disk(cfg, keeps_samples, existing)?;
-    }
+    resources::check_study(kind, cfg, empirical, args.out.as_deref())?;
     Ok(early_warnings)
 }
