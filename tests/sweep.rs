@@ -606,7 +606,7 @@ fn sweep_reuse_verifies_contents_and_inputs() {
         ok(&args);
     };
     run(false);
-    let first = headline(&sw, 0, "theory.t_s");
+    let first = headline(&sw, 0, "t_s");
     // The same sweep again: every point verifies and is reused.
     run(false);
     assert_eq!(statuses(&sw), ["reused", "reused"]);
@@ -623,9 +623,9 @@ fn sweep_reuse_verifies_contents_and_inputs() {
         &format!("file:{}", u.display()),
         "--json",
     ]);
-    let edited = headline(&sw, 0, "theory.t_s");
+    let edited = headline(&sw, 0, "t_s");
     assert_ne!(edited, first);
-    assert_eq!(edited, alone["theory"]["t_s"]);
+    assert_eq!(edited, alone["t_s"]);
     // An edited summary, a deleted file: those points run again, the others are reused.
     let p0 = sw.join(points(&sw)[0]["dir"].as_str().unwrap());
     let p1 = sw.join(points(&sw)[1]["dir"].as_str().unwrap());
@@ -641,7 +641,7 @@ fn sweep_reuse_verifies_contents_and_inputs() {
     run(false);
     assert_eq!(statuses(&sw), ["run", "reused"]);
     assert!(p0.join(&listed).is_file(), "{listed} written again");
-    assert_eq!(headline(&sw, 0, "theory.t_s"), alone["theory"]["t_s"]);
+    assert_eq!(headline(&sw, 0, "t_s"), alone["t_s"]);
 }
 
 #[test]
@@ -754,7 +754,7 @@ fn a_sweep_passes_the_studys_preflight_before_writing_anything() {
     assert!(!sw.exists(), "nothing written");
     // A grid too large to hold is refused before it is built.
     let hundred = (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
-    let axes: Vec<String> = ["seed", "particles", "pairs", "steps"]
+    let axes: Vec<String> = ["seed", "dim", "pairs", "steps"]
         .iter()
         .map(|k| format!("{k}={hundred}"))
         .collect();

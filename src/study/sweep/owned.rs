@@ -6,8 +6,9 @@
 //! sweep's sealed manifest) records it completed under the config hash the plan has now (which
 //! digests every input file's contents), its `manifest.json` is the one that run wrote (hash in
 //! the ledger), and every file that manifest lists is still as written. Anything else runs again.
-//! `--force` over another sweep clears the points its plan names, each of the files its own
-//! manifest proves it wrote, never a user's file.
+//! `--force` over another sweep clears the points its plan names (but for those that are points
+//! of the new sweep too, same config and inputs), each of the files its own manifest proves it
+//! wrote, never a user's file.
 
 #[allow(unused_imports)]
 use super::*;
@@ -110,6 +111,8 @@ pub(super) fn open(out: &Path, plan: &Plan, force: bool) -> Result<(OutDir, Ledg
     let same = old
         .as_ref()
         .is_some_and(|o| (o.study.as_str(), o.identity()) == (plan.study.as_str(), plan.identity()));
+    // Read before the directory is taken (--force removes the old top files).
+    let mut ledger = read_ledger(out);
     let dir = if same {
         OutDir::reopen(out, "sweep")?
     } else {
@@ -120,9 +123,12 @@ pub(super) fn open(out: &Path, plan: &Plan, force: bool) -> Result<(OutDir, Ledg
             out.display()
         );
         let dir = OutDir::create_for(out, force, "sweep")?;
-        // Under the lock: the other sweep's points, each cleared of what its run wrote.
+        // Under the lock: the other sweep's points cleared of what their runs wrote, but for
+        // those that are points of this sweep too (same directory, same config and inputs).
+        let ours = |d: &str, h: &str| plan.points.iter().any(|p| p.dir == d && p.config_hash == h);
+        ledger.retain(|d, done| old.is_some() && ours(d, &done.config_hash));
         for p in old.iter().flat_map(|o| &o.points) {
-            if !plain_name(&p.dir) {
+            if !plain_name(&p.dir) || ledger.contains_key(&p.dir) {
                 continue;
             }
             for note in OutDir::clear(&out.join(&p.dir))? {
@@ -130,11 +136,6 @@ pub(super) fn open(out: &Path, plan: &Plan, force: bool) -> Result<(OutDir, Ledg
             }
         }
         dir
-    };
-    let ledger = if same {
-        read_ledger(out)
-    } else {
-        Ledger::new()
     };
     dir.write_bytes(PLAN_FILE, &pretty(plan)?)?;
     Ok((dir, ledger))
