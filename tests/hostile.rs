@@ -592,7 +592,11 @@ fn sweep_plot_and_resume_never_panic_on_a_closed_or_full_stream() {
         // A dead stderr never stops the work.
         let full = std::fs::File::create("/dev/full").unwrap();
         let out = streams(args, Stdio::null(), Stdio::from(full), 120);
-        assert!(out.status.success(), "{args:?} 2> /dev/full: {:?}", out.status);
+        assert!(
+            out.status.success(),
+            "{args:?} 2> /dev/full: {:?}",
+            out.status
+        );
     }
     let top: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
@@ -601,7 +605,12 @@ fn sweep_plot_and_resume_never_panic_on_a_closed_or_full_stream() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(!names.iter().any(|n| n.contains(".tmp-") || n == ".regimes.lock"), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".tmp-") || n == ".regimes.lock"),
+        "{names:?}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

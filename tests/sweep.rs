@@ -304,7 +304,14 @@ fn plot_overlays_one_study_kind_and_refuses_mixed_kinds() {
     let sh = dir.join("sh");
     let mut args = vec!["speciation"];
     args.extend(base());
-    args.extend(["--seed", "2", "--shard", "0/2", "--out", sh.to_str().unwrap()]);
+    args.extend([
+        "--seed",
+        "2",
+        "--shard",
+        "0/2",
+        "--out",
+        sh.to_str().unwrap(),
+    ]);
     ok(&args);
     let out = ok(&[
         "plot",
@@ -650,7 +657,14 @@ fn a_tampered_shard_point_is_not_merged() {
     let (a, b, m) = (dir.join("s0"), dir.join("s1"), dir.join("m"));
     for (d, shard) in [(&a, "0/2"), (&b, "1/2")] {
         ok(&[
-            "sweep", "theory", "-q", "--over", "dim=4,8", "--shard", shard, "--out",
+            "sweep",
+            "theory",
+            "-q",
+            "--over",
+            "dim=4,8",
+            "--shard",
+            shard,
+            "--out",
             d.to_str().unwrap(),
         ]);
     }
@@ -664,8 +678,14 @@ fn a_tampered_shard_point_is_not_merged() {
         "--out",
         m.to_str().unwrap(),
     ]);
-    assert!(err.contains("no shard holds") && err.contains("p01"), "{err}");
-    assert!(err.contains("summary.json"), "names the changed file: {err}");
+    assert!(
+        err.contains("no shard holds") && err.contains("p01"),
+        "{err}"
+    );
+    assert!(
+        err.contains("summary.json"),
+        "names the changed file: {err}"
+    );
     assert!(!m.exists(), "a refused merge writes nothing");
     // Run again in its shard, the point merges.
     ok(&["resume", b.to_str().unwrap(), "-q"]);
@@ -688,13 +708,21 @@ fn force_over_another_sweep_clears_its_points_but_no_user_file() {
     std::fs::write(sw.join("notes.txt"), "mine").unwrap();
     std::fs::write(sw.join("p00_dim=4").join("mine.txt"), "mine").unwrap();
     let err = fails(&["sweep", "theory", "-q", "--over", "dim=16", "--out", d]);
-    assert!(err.contains("holds another sweep") && err.contains(d), "{err}");
-    ok(&["sweep", "theory", "-q", "--over", "dim=16", "--out", d, "--force"]);
+    assert!(
+        err.contains("holds another sweep") && err.contains(d),
+        "{err}"
+    );
+    ok(&[
+        "sweep", "theory", "-q", "--over", "dim=16", "--out", d, "--force",
+    ]);
     // The old points are gone but for the user's file; the new sweep is alone.
     assert_eq!(names(&sw.join("p00_dim=4")), ["mine.txt"]);
     assert!(!sw.join("p01_dim=8").exists());
     assert!(sw.join("p00_dim=16").join("summary.json").is_file());
-    assert_eq!(std::fs::read_to_string(sw.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(sw.join("notes.txt")).unwrap(),
+        "mine"
+    );
     assert_eq!(points(&sw).len(), 1);
     let m = read_json(&sw.join("manifest.json"));
     assert_eq!(m["complete"], true);
@@ -707,7 +735,12 @@ fn a_running_sweep_owns_its_directory() {
     let sw = dir.join("sw");
     let mut args = vec!["sweep", "speciation"];
     args.extend(base());
-    args.extend(["--over", "seed=1,2,3,4,5,6,7,8", "--out", sw.to_str().unwrap()]);
+    args.extend([
+        "--over",
+        "seed=1,2,3,4,5,6,7,8",
+        "--out",
+        sw.to_str().unwrap(),
+    ]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
         .args(&args)
         .stdout(Stdio::null())
@@ -720,19 +753,21 @@ fn a_running_sweep_owns_its_directory() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let d = sw.to_str().unwrap();
-    let err = fails(&["sweep", "theory", "-q", "--over", "dim=4", "--out", d, "--force"]);
-    let still = child.try_wait().unwrap().is_none();
+    let err = fails(&[
+        "sweep", "theory", "-q", "--over", "dim=4", "--out", d, "--force",
+    ]);
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
     child.wait().unwrap();
-    if still {
-        assert!(err.contains("in use by another run") && err.contains(d), "{err}");
-        // The running sweep's plan and points are untouched: it resumes to completion.
-        ok(&["resume", d, "-q"]);
-        assert_eq!(points(&sw).len(), 8);
-        assert_eq!(read_json(&sw.join("sweep.json"))["complete"], true);
-    }
+    assert!(
+        err.contains("in use by another run") && err.contains(d),
+        "{err}"
+    );
+    // The running sweep's plan and points are untouched: it resumes to completion.
+    ok(&["resume", d, "-q"]);
+    assert_eq!(points(&sw).len(), 8);
+    assert_eq!(read_json(&sw.join("sweep.json"))["complete"], true);
 }
 
 #[test]
@@ -753,7 +788,10 @@ fn a_sweep_passes_the_studys_preflight_before_writing_anything() {
     assert!(err.contains("memory") && err.contains("p01"), "{err}");
     assert!(!sw.exists(), "nothing written");
     // A grid too large to hold is refused before it is built.
-    let hundred = (1..=100).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+    let hundred = (1..=100)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     let axes: Vec<String> = ["seed", "dim", "pairs", "steps"]
         .iter()
         .map(|k| format!("{k}={hundred}"))
@@ -768,6 +806,15 @@ fn a_sweep_passes_the_studys_preflight_before_writing_anything() {
         "{err}"
     );
     assert!(!sw.exists(), "nothing written");
+    // A first point that fails as it runs leaves nothing behind either.
+    let bad = dir.join("not-spd.csv");
+    std::fs::write(&bad, "1,0\n0,-2\n").unwrap();
+    let over = format!("u=file:{},identity", bad.display());
+    let err = fails(&[
+        "sweep", "theory", "--dim", "2", "-q", "--over", &over, "--out", d,
+    ]);
+    assert!(err.contains("not-spd.csv") && err.contains("p00"), "{err}");
+    assert!(!sw.exists(), "nothing left behind");
     // The corrected command is not blocked.
     ok(&["sweep", "theory", "-q", "--over", "dim=4,8", "--out", d]);
     assert_eq!(read_json(&sw.join("sweep.json"))["complete"], true);
@@ -792,12 +839,19 @@ fn plot_never_replaces_a_file_it_did_not_write() {
     let before = names(&a);
     let inside = a.join("phi");
     let err = fails(&["plot", a_s, b_s, "--out", inside.to_str().unwrap()]);
-    assert!(err.contains("inside the input directory") && err.contains(a_s), "{err}");
+    assert!(
+        err.contains("inside the input directory") && err.contains(a_s),
+        "{err}"
+    );
     assert_eq!(names(&a), before);
     // --force replaces the user's file; a later plot replaces its own files without it, but
     // not one edited since.
     ok(&["plot", a_s, b_s, "--out", res.to_str().unwrap(), "--force"]);
-    assert!(std::fs::read_to_string(dir.join("res.csv")).unwrap().contains("dim"));
+    assert!(
+        std::fs::read_to_string(dir.join("res.csv"))
+            .unwrap()
+            .contains("dim")
+    );
     ok(&["plot", a_s, b_s, "--out", res.to_str().unwrap()]);
     std::fs::write(dir.join("res.csv"), "edited\n").unwrap();
     let err = fails(&["plot", a_s, b_s, "--out", res.to_str().unwrap()]);

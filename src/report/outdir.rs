@@ -200,9 +200,10 @@ pub fn verify_listed(root: &Path, name: &str) -> Result<()> {
             root.join(MANIFEST).display()
         )
     })?;
-    let e = m.entries.iter().find(|e| e.name == name).ok_or_else(|| {
-        anyhow::anyhow!("{}: not written by the run", root.join(name).display())
-    })?;
+    let e =
+        m.entries.iter().find(|e| e.name == name).ok_or_else(|| {
+            anyhow::anyhow!("{}: not written by the run", root.join(name).display())
+        })?;
     check_entry(root, e)
 }
 

@@ -115,4 +115,3 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<SweepReport> {
     };
     finish(&dir, plan, &status, &entries, extra, None)
 }
-

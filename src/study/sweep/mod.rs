@@ -44,8 +44,8 @@ mod table;
 
 pub use merge::merge;
 use overlay::*;
-use owned::*;
 pub use owned::LEDGER;
+use owned::*;
 use plan::*;
 pub use plan::{Axis, MAX_POINTS, Plan, Point, label};
 pub use plot::plot;
@@ -148,7 +148,6 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
     let mut backend = None;
     let mut stopped = None;
     let clock = Instant::now();
-    let mut ran = 0;
     for (k, p) in todo.iter().enumerate() {
         let result = (|| -> Result<Option<String>> {
             let cfg = p
@@ -187,7 +186,7 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
             Err(e) => {
                 // A sweep that failed before any point completed leaves nothing behind, so the
                 // corrected command starts in a clean directory.
-                if ran == 0 && !status.contains(&Status::Reused) {
+                if k == 0 && !status.contains(&Status::Reused) {
                     let _ = OutDir::clear(&out.join(&p.dir));
                     drop(dir.discard());
                 }
@@ -200,7 +199,6 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
             break;
         }
         status[p.index] = Status::Run;
-        ran += 1;
         ledger.insert(p.dir.clone(), done(&out.join(&p.dir), &p.config_hash)?);
         write_ledger(&dir, &ledger)?;
         let done = k + 1;

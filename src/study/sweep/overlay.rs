@@ -444,7 +444,12 @@ pub(super) fn dense_theory(
 /// it may write): (name, bytes).
 pub(super) type Files = Vec<(String, Vec<u8>)>;
 
-pub(super) fn write_plot(files: &mut Files, stem: &str, figure: &Figure, render: &Render) -> Result<()> {
+pub(super) fn write_plot(
+    files: &mut Files,
+    stem: &str,
+    figure: &Figure,
+    render: &Render,
+) -> Result<()> {
     let svg = render_svg(figure, render)?;
     files.push((format!("{stem}.svg"), svg.into_bytes()));
     files.push((format!("{stem}.png"), render_png(figure, render)?));

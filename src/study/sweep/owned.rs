@@ -108,9 +108,9 @@ pub(super) fn open(out: &Path, plan: &Plan, force: bool) -> Result<(OutDir, Ledg
     } else {
         None
     };
-    let same = old
-        .as_ref()
-        .is_some_and(|o| (o.study.as_str(), o.identity()) == (plan.study.as_str(), plan.identity()));
+    let same = old.as_ref().is_some_and(|o| {
+        (o.study.as_str(), o.identity()) == (plan.study.as_str(), plan.identity())
+    });
     // Read before the directory is taken (--force removes the old top files).
     let mut ledger = read_ledger(out);
     let dir = if same {
@@ -185,6 +185,9 @@ pub(super) fn recorded_shard(dir: &Path) -> Result<Option<Shard>> {
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
     v.get("shard")
         .and_then(Value::as_str)
-        .map(|s| s.parse::<Shard>().map_err(|e| anyhow!("{}: {e}", path.display())))
+        .map(|s| {
+            s.parse::<Shard>()
+                .map_err(|e| anyhow!("{}: {e}", path.display()))
+        })
         .transpose()
 }

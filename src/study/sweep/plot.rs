@@ -202,10 +202,7 @@ fn write_owned(dir: &Path, base: &str, files: Files, force: bool) -> Result<Vec<
         let path = dir.join(name);
         match std::fs::symlink_metadata(&path) {
             Err(_) => {}
-            Ok(m) if m.is_dir() => bail!(
-                "{} is a directory; choose another --out",
-                path.display()
-            ),
+            Ok(m) if m.is_dir() => bail!("{} is a directory; choose another --out", path.display()),
             Ok(_) if force || ours(name, &path) => {}
             Ok(_) => in_the_way.push(path.display().to_string()),
         }
@@ -227,8 +224,7 @@ fn write_owned(dir: &Path, base: &str, files: Files, force: bool) -> Result<Vec<
         written.push(write_atomic(dir, name, bytes, true)?);
         recorded.insert(name.clone(), hash_bytes(bytes));
         // The marker follows every file, so an interrupted plot still owns what it wrote.
-        let sealed =
-            super::super::fingerprint::seal(serde_json::json!({ "files": recorded }));
+        let sealed = super::super::fingerprint::seal(serde_json::json!({ "files": recorded }));
         write_atomic(dir, &marker_name(base), &pretty(&sealed)?, true)?;
     }
     Ok(written)
