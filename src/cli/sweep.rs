@@ -1,6 +1,5 @@
 //! `regimes sweep` and `regimes plot`: their flags, and the printing of their reports (through
 //! [`crate::out!`] and [`crate::note!`], which never panic on a closed pipe or a full stream).
-#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 #[allow(unused_imports)]
 use super::*;

@@ -16,7 +16,6 @@
 //!
 //! Console output goes through [`crate::out!`] and [`crate::note!`], which never panic on a
 //! closed pipe or a full stream.
-#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
