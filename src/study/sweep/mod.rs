@@ -471,5 +471,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{e:#}").contains("q"), "{e:#}");
+        // A grid past the limit (or past usize) is refused before a point is built.
+        let many: Vec<Axis> = (0..20)
+            .map(|_| Axis::parse("seed=1,2,3,4,5,6,7,8,9,10").unwrap())
+            .collect();
+        let e = Plan::new(Kind::Speciation, &base, false, &many).unwrap_err();
+        assert!(format!("{e:#}").contains("at most 10000"), "{e:#}");
+        let big = std::iter::once(Axis::parse("seed=1,2").unwrap())
+            .chain((0..2).map(|_| Axis {
+                key: "dim".into(),
+                values: (1..=100).map(Value::from).collect(),
+            }))
+            .collect::<Vec<_>>();
+        let e = Plan::new(Kind::Speciation, &base, false, &big).unwrap_err();
+        assert!(format!("{e:#}").contains("2 × 100 × 100"), "{e:#}");
     }
 }
