@@ -559,7 +559,25 @@ fn sweep_plot_and_resume_never_panic_on_a_closed_or_full_stream() {
     let sweep: Vec<&str> = vec!["sweep", "theory", "--over", "dim=4,8", "--out", &sw_s];
     let resume: Vec<&str> = vec!["resume", &sw_s];
     let plot: Vec<&str> = vec!["plot", &sw_s, "--out", &fig_s];
-    for args in [&sweep, &resume, &plot] {
+    let shards: Vec<String> = ["0/2", "1/2"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let d = dir.join(format!("s{i}")).to_str().unwrap().to_string();
+            let out = regimes(&[
+                "sweep", "theory", "-q", "--over", "dim=4,8", "--shard", s, "--out", &d,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            d
+        })
+        .collect();
+    let merged = dir.join("m").to_str().unwrap().to_string();
+    let merge: Vec<&str> = vec!["merge", &shards[0], &shards[1], "--out", &merged];
+    for args in [&sweep, &resume, &plot, &merge] {
         // The reader gone before the first line (`| head -0`): a quiet exit with 141.
         let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
             .args(args)
