@@ -1,6 +1,9 @@
 //! regimes: samples diffusion models whose forward process is a non-reversible OU process and
 //! measures their dynamical regimes. Data flow: config → model → theory / plan → engine →
 //! measure → report.
+// The terminal only through `out!` and `note!` (report::console), which never panic on a closed
+// pipe or a full stream: `println!`/`eprintln!` do not pass clippy in the library (tests aside).
+#![cfg_attr(not(test), deny(clippy::print_stdout, clippy::print_stderr))]
 
 pub mod bench;
 pub mod cli;

@@ -535,3 +535,130 @@ fn sigint_stops_a_single_batch_run_with_a_marked_partial_summary() {
 fn sigterm_stops_a_single_batch_run_with_a_marked_partial_summary() {
     check_interrupted(libc::SIGTERM);
 }
+
+// ---- sweep, plot and resume of a sweep: pipes, full streams, FIFOs (issue 32) ----------------
+
+/// Runs the binary with `args`, its stdout and stderr as given, within `secs` seconds.
+fn streams(args: &[&str], stdout: Stdio, stderr: Stdio, secs: u64) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("binary runs");
+    common::wait_within(child, secs, &format!("{args:?}"))
+}
+
+#[test]
+fn sweep_plot_and_resume_never_panic_on_a_closed_or_full_stream() {
+    let dir = scratch("sweep-streams");
+    let sw = dir.join("sw");
+    let sw_s = sw.to_str().unwrap().to_string();
+    let fig = dir.join("figs").join("cmp");
+    let fig_s = fig.to_str().unwrap().to_string();
+    let sweep: Vec<&str> = vec!["sweep", "theory", "--over", "dim=4,8", "--out", &sw_s];
+    let resume: Vec<&str> = vec!["resume", &sw_s];
+    let plot: Vec<&str> = vec!["plot", &sw_s, "--out", &fig_s];
+    let shards: Vec<String> = ["0/2", "1/2"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let d = dir.join(format!("s{i}")).to_str().unwrap().to_string();
+            let out = regimes(&[
+                "sweep", "theory", "-q", "--over", "dim=4,8", "--shard", s, "--out", &d,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            d
+        })
+        .collect();
+    let merged = dir.join("m").to_str().unwrap().to_string();
+    let merge: Vec<&str> = vec!["merge", &shards[0], &shards[1], "--out", &merged];
+    for args in [&sweep, &resume, &plot, &merge] {
+        // The reader gone before the first line (`| head -0`): a quiet exit with 141.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = common::wait_within(child, 120, "closed stdout");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        // `| head -1` as a shell runs it.
+        let line = format!(
+            "'{}' {} | head -1",
+            env!("CARGO_BIN_EXE_regimes"),
+            args.join(" ")
+        );
+        let out = Command::new("sh").arg("-c").arg(line).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?} | head -1: {err}");
+        let Ok(full) = std::fs::File::create("/dev/full") else {
+            continue;
+        };
+        // A full stdout: a clean error naming stdout; the files stay complete.
+        let out = streams(args, Stdio::from(full), Stdio::piped(), 120);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?} > /dev/full: {err}");
+        assert!(err.contains("stdout") && !err.contains("panicked"), "{err}");
+        // A dead stderr never stops the work.
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let out = streams(args, Stdio::null(), Stdio::from(full), 120);
+        assert!(
+            out.status.success(),
+            "{args:?} 2> /dev/full: {:?}",
+            out.status
+        );
+    }
+    let top: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
+    assert_eq!(top["complete"], true);
+    let names: Vec<String> = std::fs::read_dir(&sw)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.contains(".tmp-") || n == ".regimes.lock"),
+        "{names:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plot_reads_only_regular_files() {
+    let dir = scratch("plot-fifo");
+    let fifo = dir.join("fifo");
+    std::fs::create_dir_all(&fifo).unwrap();
+    let path = std::ffi::CString::new(fifo.join("summary.json").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let zero = dir.join("zero");
+    std::fs::create_dir_all(&zero).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join("summary.json")).unwrap();
+    for (input, kind) in [(&fifo, "FIFO"), (&zero, "device")] {
+        let out_stem = dir.join("figs").join("x");
+        let args = [
+            "plot",
+            input.to_str().unwrap(),
+            "--out",
+            out_stem.to_str().unwrap(),
+        ];
+        let out = streams(&args, Stdio::piped(), Stdio::piped(), 30);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains(kind) && err.contains(input.to_str().unwrap()),
+            "{args:?}: {err}"
+        );
+        assert!(!dir.join("figs").exists(), "nothing written");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch};
+use common::{regimes, scratch, summary};
 use serde_json::Value;
 
 /// A quick sweep: 2 × 2 points of the quick preset on the CPU.
@@ -300,6 +300,33 @@ fn plot_overlays_one_study_kind_and_refuses_mixed_kinds() {
     let svg = std::fs::read_to_string(dir.join("figs/cmp_phi.svg")).unwrap();
     assert!(svg.contains("seed=1") && svg.contains("seed=2"));
     assert!(svg.contains("width=\"1200\""), "figure size");
+    // A shard overlaid is labelled partial, in the legend and on stderr.
+    let sh = dir.join("sh");
+    let mut args = vec!["speciation"];
+    args.extend(base());
+    args.extend([
+        "--seed",
+        "2",
+        "--shard",
+        "0/2",
+        "--out",
+        sh.to_str().unwrap(),
+    ]);
+    ok(&args);
+    let out = ok(&[
+        "plot",
+        s1.to_str().unwrap(),
+        sh.to_str().unwrap(),
+        "--out",
+        stem.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("partial") && err.contains("shard 0/2") && err.contains("sh"),
+        "{err}"
+    );
+    let svg = std::fs::read_to_string(dir.join("figs/cmp_phi.svg")).unwrap();
+    assert!(svg.contains("partial: shard 0/2"), "legend says partial");
 }
 
 /// The texts of an SVG document's `<text>` elements.
@@ -537,4 +564,296 @@ fn every_study_figure_draws_what_its_legend_names_and_has_its_csv() {
     ] {
         assert!(seen.iter().any(|s| s == want), "no {want}.svg in {seen:?}");
     }
+}
+
+// ---- A sweep directory under the guarantees of a study's (issue 32) ---------------------------
+
+fn fails(args: &[&str]) -> String {
+    let out = regimes(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    err
+}
+
+fn statuses(dir: &Path) -> Vec<String> {
+    points(dir)
+        .iter()
+        .map(|p| p["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn headline(dir: &Path, i: usize, key: &str) -> Value {
+    points(dir)[i]["headlines"][key].clone()
+}
+
+/// Names in a directory, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn sweep_reuse_verifies_contents_and_inputs() {
+    let dir = scratch("sweep-verify");
+    let u = dir.join("u2.csv");
+    std::fs::write(&u, "2,0\n0,2\n").unwrap();
+    let sw = dir.join("sw");
+    let over = format!("u=file:{},identity", u.display());
+    let run = |force: bool| {
+        let mut args = vec!["sweep", "theory", "--dim", "2", "-q", "--over", &over];
+        args.extend(["--out", sw.to_str().unwrap()]);
+        if force {
+            args.push("--force");
+        }
+        ok(&args);
+    };
+    run(false);
+    let first = headline(&sw, 0, "t_s");
+    // The same sweep again: every point verifies and is reused.
+    run(false);
+    assert_eq!(statuses(&sw), ["reused", "reused"]);
+    // The U file edited: the point that reads it runs again (its inputs changed), and its
+    // result is what a fresh `theory` of the edited file gives.
+    std::fs::write(&u, "3,0\n0,3\n").unwrap();
+    run(true);
+    assert_eq!(statuses(&sw), ["run", "reused"]);
+    let alone = summary(&[
+        "theory",
+        "--dim",
+        "2",
+        "--u",
+        &format!("file:{}", u.display()),
+        "--json",
+    ]);
+    let edited = headline(&sw, 0, "t_s");
+    assert_ne!(edited, first);
+    assert_eq!(edited, alone["t_s"]);
+    // An edited summary, a deleted file: those points run again, the others are reused.
+    let p0 = sw.join(points(&sw)[0]["dir"].as_str().unwrap());
+    let p1 = sw.join(points(&sw)[1]["dir"].as_str().unwrap());
+    let text = std::fs::read_to_string(p1.join("summary.json")).unwrap();
+    std::fs::write(p1.join("summary.json"), format!("{text} ")).unwrap();
+    run(false);
+    assert_eq!(statuses(&sw), ["reused", "run"]);
+    let listed = read_json(&p0.join("manifest.json"))["files"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(p0.join(&listed)).unwrap();
+    run(false);
+    assert_eq!(statuses(&sw), ["run", "reused"]);
+    assert!(p0.join(&listed).is_file(), "{listed} written again");
+    assert_eq!(headline(&sw, 0, "t_s"), alone["t_s"]);
+}
+
+#[test]
+fn a_tampered_shard_point_is_not_merged() {
+    let dir = scratch("sweep-tamper");
+    let (a, b, m) = (dir.join("s0"), dir.join("s1"), dir.join("m"));
+    for (d, shard) in [(&a, "0/2"), (&b, "1/2")] {
+        ok(&[
+            "sweep",
+            "theory",
+            "-q",
+            "--over",
+            "dim=4,8",
+            "--shard",
+            shard,
+            "--out",
+            d.to_str().unwrap(),
+        ]);
+    }
+    let p1 = b.join(points(&b)[1]["dir"].as_str().unwrap());
+    let text = std::fs::read_to_string(p1.join("summary.json")).unwrap();
+    std::fs::write(p1.join("summary.json"), format!("{text} ")).unwrap();
+    let err = fails(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("no shard holds") && err.contains("p01"),
+        "{err}"
+    );
+    assert!(
+        err.contains("summary.json"),
+        "names the changed file: {err}"
+    );
+    assert!(!m.exists(), "a refused merge writes nothing");
+    // Run again in its shard, the point merges.
+    ok(&["resume", b.to_str().unwrap(), "-q"]);
+    ok(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        m.to_str().unwrap(),
+    ]);
+    assert_eq!(statuses(&m), ["reused", "reused"]);
+}
+
+#[test]
+fn force_over_another_sweep_clears_its_points_but_no_user_file() {
+    let dir = scratch("sweep-force");
+    let sw = dir.join("sw");
+    let d = sw.to_str().unwrap();
+    ok(&["sweep", "theory", "-q", "--over", "dim=4,8", "--out", d]);
+    std::fs::write(sw.join("notes.txt"), "mine").unwrap();
+    std::fs::write(sw.join("p00_dim=4").join("mine.txt"), "mine").unwrap();
+    let err = fails(&["sweep", "theory", "-q", "--over", "dim=16", "--out", d]);
+    assert!(
+        err.contains("holds another sweep") && err.contains(d),
+        "{err}"
+    );
+    ok(&[
+        "sweep", "theory", "-q", "--over", "dim=16", "--out", d, "--force",
+    ]);
+    // The old points are gone but for the user's file; the new sweep is alone.
+    assert_eq!(names(&sw.join("p00_dim=4")), ["mine.txt"]);
+    assert!(!sw.join("p01_dim=8").exists());
+    assert!(sw.join("p00_dim=16").join("summary.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(sw.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(points(&sw).len(), 1);
+    let m = read_json(&sw.join("manifest.json"));
+    assert_eq!(m["complete"], true);
+    assert!(!names(&sw).iter().any(|n| n.contains(".tmp-")));
+}
+
+#[test]
+fn a_running_sweep_owns_its_directory() {
+    let dir = scratch("sweep-lock");
+    let sw = dir.join("sw");
+    let mut args = vec!["sweep", "speciation"];
+    args.extend(base());
+    args.extend([
+        "--over",
+        "seed=1,2,3,4,5,6,7,8",
+        "--out",
+        sw.to_str().unwrap(),
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = sw.join(".regimes.lock");
+    let clock = Instant::now();
+    while !lock.exists() && clock.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let d = sw.to_str().unwrap();
+    let err = fails(&[
+        "sweep", "theory", "-q", "--over", "dim=4", "--out", d, "--force",
+    ]);
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    child.wait().unwrap();
+    assert!(
+        err.contains("in use by another run") && err.contains(d),
+        "{err}"
+    );
+    // The running sweep's plan and points are untouched: it resumes to completion.
+    ok(&["resume", d, "-q"]);
+    assert_eq!(points(&sw).len(), 8);
+    assert_eq!(read_json(&sw.join("sweep.json"))["complete"], true);
+}
+
+#[test]
+fn a_sweep_passes_the_studys_preflight_before_writing_anything() {
+    let dir = scratch("sweep-preflight");
+    let sw = dir.join("sw");
+    let d = sw.to_str().unwrap();
+    // A point the machine cannot hold is refused with its estimate, as `theory` alone is.
+    let err = fails(&[
+        "sweep",
+        "theory",
+        "-q",
+        "--over",
+        "dim=4,1000000000000",
+        "--out",
+        d,
+    ]);
+    assert!(err.contains("memory") && err.contains("p01"), "{err}");
+    assert!(!sw.exists(), "nothing written");
+    // A grid too large to hold is refused before it is built.
+    let hundred = (1..=100)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let axes: Vec<String> = ["seed", "dim", "pairs", "steps"]
+        .iter()
+        .map(|k| format!("{k}={hundred}"))
+        .collect();
+    let mut args = vec!["sweep", "speciation", "-q", "--out", d];
+    for a in &axes {
+        args.extend(["--over", a.as_str()]);
+    }
+    let err = fails(&args);
+    assert!(
+        err.contains("100 × 100 × 100 × 100") && err.contains("10000"),
+        "{err}"
+    );
+    assert!(!sw.exists(), "nothing written");
+    // A first point that fails as it runs leaves nothing behind either.
+    let bad = dir.join("not-spd.csv");
+    std::fs::write(&bad, "1,0\n0,-2\n").unwrap();
+    let over = format!("u=file:{},identity", bad.display());
+    let err = fails(&[
+        "sweep", "theory", "--dim", "2", "-q", "--over", &over, "--out", d,
+    ]);
+    assert!(err.contains("not-spd.csv") && err.contains("p00"), "{err}");
+    assert!(!sw.exists(), "nothing left behind");
+    // The corrected command is not blocked.
+    ok(&["sweep", "theory", "-q", "--over", "dim=4,8", "--out", d]);
+    assert_eq!(read_json(&sw.join("sweep.json"))["complete"], true);
+}
+
+#[test]
+fn plot_never_replaces_a_file_it_did_not_write() {
+    let dir = scratch("plot-owned");
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    ok(&["theory", "--dim", "4", "-q", "--out", a.to_str().unwrap()]);
+    ok(&["theory", "--dim", "8", "-q", "--out", b.to_str().unwrap()]);
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let res = dir.join("res");
+    std::fs::write(dir.join("res.csv"), "the user's\n").unwrap();
+    let err = fails(&["plot", a_s, b_s, "--out", res.to_str().unwrap()]);
+    assert!(err.contains("res.csv") && err.contains("--force"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("res.csv")).unwrap(),
+        "the user's\n"
+    );
+    // Inside an input directory: refused, the study's files untouched.
+    let before = names(&a);
+    let inside = a.join("phi");
+    let err = fails(&["plot", a_s, b_s, "--out", inside.to_str().unwrap()]);
+    assert!(
+        err.contains("inside the input directory") && err.contains(a_s),
+        "{err}"
+    );
+    assert_eq!(names(&a), before);
+    // --force replaces the user's file; a later plot replaces its own files without it, but
+    // not one edited since.
+    ok(&["plot", a_s, b_s, "--out", res.to_str().unwrap(), "--force"]);
+    assert!(
+        std::fs::read_to_string(dir.join("res.csv"))
+            .unwrap()
+            .contains("dim")
+    );
+    ok(&["plot", a_s, b_s, "--out", res.to_str().unwrap()]);
+    std::fs::write(dir.join("res.csv"), "edited\n").unwrap();
+    let err = fails(&["plot", a_s, b_s, "--out", res.to_str().unwrap()]);
+    assert!(err.contains("res.csv"), "{err}");
 }

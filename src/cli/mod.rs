@@ -95,6 +95,9 @@ enum Command {
         /// [default: 96].
         #[arg(long, value_name = "DPI")]
         dpi: Option<u32>,
+        /// Replace files in the way that an earlier `plot` did not write.
+        #[arg(long)]
+        force: bool,
     },
     /// Search the antisymmetric Q with ‖Q‖_F ≤ --budget that speciates earliest in generation
     /// (largest theory t_S), optionally holding t_C within --tc-tolerance, beside Q = 0, the
@@ -279,12 +282,10 @@ pub fn main() -> Result<()> {
             out,
             figure_size,
             dpi,
+            force,
         } => {
             let render = figure_render(figure_size, dpi)?;
-            let files = crate::study::sweep::plot(&dirs, x.as_deref(), &out, &render)?;
-            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-            println!("wrote {}", names.join(", "));
-            return Ok(());
+            return sweep::plot(&dirs, x.as_deref(), &out, &render, force);
         }
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),

@@ -1,7 +1,9 @@
-//! `regimes sweep`: its flags, and the printing of its report.
+//! `regimes sweep` and `regimes plot`: their flags, and the printing of their reports (through
+//! [`crate::out!`] and [`crate::note!`], which never panic on a closed pipe or a full stream).
 
 #[allow(unused_imports)]
 use super::*;
+use std::path::Path;
 
 #[derive(Args)]
 pub(super) struct SweepArgs {
@@ -73,10 +75,10 @@ pub(super) fn request(a: SweepArgs) -> Result<crate::study::sweep::SweepRequest>
 
 pub(super) fn print_sweep(r: crate::study::sweep::SweepReport, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&r.summary)?);
+        crate::out!("{}", serde_json::to_string_pretty(&r.summary)?)?;
     } else {
-        println!("{}", r.table);
-        println!("wrote {} in {}", r.files.join(", "), r.out.display());
+        crate::out!("{}", r.table)?;
+        crate::out!("wrote {} in {}", r.files.join(", "), r.out.display())?;
     }
     if let Some(reason) = &r.stopped {
         anyhow::bail!(
@@ -86,4 +88,17 @@ pub(super) fn print_sweep(r: crate::study::sweep::SweepReport, json: bool) -> Re
         )
     }
     Ok(())
+}
+
+/// `regimes plot`: the overlay written, its files named on stdout.
+pub(super) fn plot(
+    dirs: &[PathBuf],
+    x: Option<&str>,
+    out: &Path,
+    render: &crate::report::Render,
+    force: bool,
+) -> Result<()> {
+    let files = crate::study::sweep::plot(dirs, x, out, render, force)?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    crate::out!("wrote {}", names.join(", "))
 }

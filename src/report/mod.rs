@@ -11,7 +11,9 @@ mod plot;
 mod progress;
 
 pub use lock::{Holder, LOCK, Lock};
-pub use outdir::{CHECKPOINT_DIR, MANIFEST, OutDir, run_token, write_atomic};
+pub use outdir::{
+    CHECKPOINT_DIR, MANIFEST, OutDir, run_token, verify_complete, verify_listed, write_atomic,
+};
 pub use plot::{
     Figure, Render, Series, Style, parse_figure_size, render_png, render_svg, typeset, write_figure,
 };

@@ -129,6 +129,54 @@ impl Manifest {
     }
 }
 
+/// Checks that `root` holds the complete output of a run of this program: its sealed manifest
+/// says complete, and every file it lists is a regular file inside `root` with the size and
+/// content hash recorded as it was written. Returns the listed names; the error names the first
+/// file that is not as written (what reuse and merge of a sweep's points rest on).
+pub fn verify_complete(root: &Path) -> Result<Vec<String>> {
+    let m = Manifest::read(root).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is missing, edited or not written by regimes",
+            root.join(MANIFEST).display()
+        )
+    })?;
+    ensure!(m.complete, "{}: its run did not complete", root.display());
+    for e in &m.entries {
+        check_entry(root, e)?;
+    }
+    Ok(m.files)
+}
+
+/// Checks that `name` is listed in the sealed manifest of `root` (complete or not) and is still
+/// the file the run wrote.
+pub fn verify_listed(root: &Path, name: &str) -> Result<()> {
+    let m = Manifest::read(root).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} is missing, edited or not written by regimes",
+            root.join(MANIFEST).display()
+        )
+    })?;
+    let e =
+        m.entries.iter().find(|e| e.name == name).ok_or_else(|| {
+            anyhow::anyhow!("{}: not written by the run", root.join(name).display())
+        })?;
+    check_entry(root, e)
+}
+
+fn check_entry(root: &Path, e: &Entry) -> Result<()> {
+    let rel = Path::new(&e.name);
+    let path = root.join(rel);
+    let regular = plain(rel)
+        && no_symlink_between(root, rel)
+        && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file() && m.len() == e.bytes);
+    ensure!(
+        regular && hash_file(&path, e.bytes).as_deref() == Some(e.hash.as_str()),
+        "{}: not the file the run wrote (missing, changed, or replaced)",
+        path.display()
+    );
+    Ok(())
+}
+
 /// Whether `rel` is a plain relative path (no `..`, no root, not empty).
 fn plain(rel: &Path) -> bool {
     rel.components().next().is_some() && rel.components().all(|c| matches!(c, Component::Normal(_)))
@@ -292,6 +340,41 @@ impl OutDir {
         };
         dir.write_manifest(false)?;
         Ok(dir)
+    }
+
+    /// Removes from `path` what a run of this program provably wrote there (as `--force` does),
+    /// under the directory's lock, and the directory itself when that empties it. Returns what
+    /// was left alone, and why. A missing `path` is nothing to clear.
+    pub fn clear(path: &Path) -> Result<Vec<String>> {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return Ok(Vec::new());
+        };
+        ensure!(
+            meta.is_dir(),
+            "{} is not a directory written by regimes; left alone",
+            path.display()
+        );
+        let run_id = run_token().to_string();
+        let dir = OutDir {
+            root: path.to_path_buf(),
+            files: Mutex::new(Vec::new()),
+            lock: Some(Lock::acquire(path, &run_id)?),
+            run_id,
+            command: String::new(),
+            created: Vec::new(),
+            finished: AtomicBool::new(false),
+            manifested: AtomicBool::new(false),
+        };
+        let notes = dir.remove_earlier_run();
+        drop(dir);
+        let _ = fs::remove_dir(path);
+        Ok(notes)
+    }
+
+    /// Gives up this run: removes the files it wrote (those still as written) and its manifest,
+    /// so a run that failed before producing anything leaves nothing behind.
+    pub fn discard(self) -> Vec<String> {
+        self.remove_earlier_run()
     }
 
     /// Removes what the earlier run provably wrote (its sealed manifest's files, unchanged, and

@@ -50,16 +50,7 @@ pub fn preflight(kind: Kind, cfg: &Config, asked: &Asked) -> Result<Vec<String>>
         );
     }
     // Estimate what the study needs before anything large is allocated or written.
-    let keeps_samples = cfg.save_samples && matches!(kind, Kind::Run | Kind::Collapse);
-    let uses_training = kind.empirical(cfg) || cfg.train_file.is_some();
-    resources::check_memory(cfg, keeps_samples, uses_training)?;
-    if let Some(dir) = asked.out {
-        let existing = dir
-            .ancestors()
-            .find(|a| a.exists())
-            .unwrap_or(Path::new("."));
-        resources::check_disk(cfg, keeps_samples, existing)?;
-    }
+    resources::check_study(kind, cfg, asked.out)?;
     Ok(warnings)
 }
 

@@ -151,6 +151,23 @@ pub fn check_disk(cfg: &Config, keeps_samples: bool, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What every study checks before it starts, whichever command runs it (the study alone, each
+/// point of a sweep): host memory, and disk where `out` (or its nearest existing ancestor) is.
+pub fn check_study(kind: super::Kind, cfg: &Config, out: Option<&Path>) -> Result<()> {
+    use super::Kind;
+    let keeps_samples = cfg.save_samples && matches!(kind, Kind::Run | Kind::Collapse);
+    let uses_training = kind.empirical(cfg) || cfg.train_file.is_some();
+    check_memory(cfg, keeps_samples, uses_training)?;
+    if let Some(dir) = out {
+        let existing = dir
+            .ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new("."));
+        check_disk(cfg, keeps_samples, existing)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

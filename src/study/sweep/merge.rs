@@ -21,19 +21,31 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<SweepReport> {
             d.display()
         );
     }
+    // A point counts only where it verifies (ledger, manifest, every file as written).
+    let ledgers: Vec<Ledger> = plans.iter().map(|(d, _)| read_ledger(d)).collect();
     let mut owner: Vec<Option<&PathBuf>> = vec![None; plan.points.len()];
-    for (d, p) in &plans {
-        for pt in &p.points {
-            if complete(&d.join(&pt.dir), &pt.config_hash) {
-                if let Some(other) = owner[pt.index] {
-                    bail!(
-                        "point {} is in both {} and {}",
-                        pt.dir,
-                        other.display(),
-                        d.display()
+    for ((d, _), ledger) in plans.iter().zip(&ledgers) {
+        for pt in &plan.points {
+            match reusable(d, pt, ledger) {
+                Ok(()) => {
+                    if let Some(other) = owner[pt.index] {
+                        bail!(
+                            "point {} is in both {} and {}",
+                            pt.dir,
+                            other.display(),
+                            d.display()
+                        );
+                    }
+                    owner[pt.index] = Some(d);
+                }
+                Err(why) if ledger.contains_key(&pt.dir) => {
+                    crate::note!(
+                        "warning: {}: point {} is not taken: {why:#}",
+                        d.display(),
+                        pt.dir
                     );
                 }
-                owner[pt.index] = Some(d);
+                Err(_) => {}
             }
         }
     }
@@ -45,7 +57,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<SweepReport> {
         .collect();
     ensure!(
         missing.is_empty(),
-        "no shard holds a complete run of point(s) {}",
+        "no shard holds a complete run of point(s) {} (a point whose files were changed or \
+         removed after it ran is not complete; run it again with `regimes resume` in its shard)",
         missing.join(", ")
     );
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
@@ -59,28 +72,33 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<SweepReport> {
             d.display()
         );
     }
-    prepare(out, plan, force)?;
-    let mut status = vec![Status::Reused; plan.points.len()];
+    let (dir, mut ledger) = open(out, plan, force)?;
+    let status = vec![Status::Reused; plan.points.len()];
     for (p, d) in plan.points.iter().zip(&owner) {
-        let d = d.expect("every point has a shard");
-        let dest = out.join(&p.dir);
-        if !complete(&dest, &p.config_hash) {
-            let _ = std::fs::remove_dir_all(&dest);
-            copy_dir(&d.join(&p.dir), &dest)?;
+        let Some(d) = d else {
+            bail!("no shard holds point {}", p.dir);
+        };
+        if reusable(out, p, &ledger).is_err() {
+            ledger.remove(&p.dir);
+            copy_point(&d.join(&p.dir), &out.join(&p.dir))?;
+            ledger.insert(p.dir.clone(), done(&out.join(&p.dir), &p.config_hash)?);
         }
-        status[p.index] = Status::Reused;
     }
+    write_ledger(&dir, &ledger)?;
     let entries = read_points(out, plan, &status)?;
-    let wall = dirs
+    let tops: Vec<Value> = dirs
         .iter()
-        .filter_map(|d| std::fs::read_to_string(d.join("sweep.json")).ok())
-        .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter_map(|d| {
+            crate::io::read_bounded(&d.join("sweep.json"), crate::io::MAX_STATE_BYTES).ok()
+        })
+        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+        .collect();
+    let wall = tops
+        .iter()
         .filter_map(|v| v.get("wall_seconds").and_then(Value::as_f64))
         .sum();
-    let backends: Vec<String> = dirs
+    let backends: Vec<String> = tops
         .iter()
-        .filter_map(|d| std::fs::read_to_string(d.join("sweep.json")).ok())
-        .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
         .filter_map(|v| v.get("backend").and_then(Value::as_str).map(str::to_string))
         .fold(vec![], |mut acc, b| {
             if !acc.contains(&b) {
@@ -95,24 +113,5 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<SweepReport> {
         backend: (!backends.is_empty()).then(|| backends.join("; ")),
         warnings: vec![],
     };
-    finish(out, plan, &status, &entries, extra, None)
-}
-
-pub(super) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
-    for e in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
-        let e = e?;
-        let name = e.file_name();
-        if name == crate::report::LOCK {
-            continue;
-        }
-        let (src, dst) = (e.path(), to.join(&name));
-        if e.file_type()?.is_dir() {
-            copy_dir(&src, &dst)?;
-        } else {
-            std::fs::copy(&src, &dst)
-                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
-        }
-    }
-    Ok(())
+    finish(&dir, plan, &status, &entries, extra, None)
 }

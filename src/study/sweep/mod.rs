@@ -3,13 +3,19 @@
 //!
 //! A sweep directory holds `sweep-plan.json` (the study, the axes and each point's directory and
 //! config hash), one ordinary study directory per point (`p00_q=zero/`, …), and at the top
-//! `sweep.json`, the tidy `sweep.csv` and the overlay figures, each with its CSV.
+//! `sweep.json`, the tidy `sweep.csv`, the overlay figures, each with its CSV, and the ledger of
+//! completed points. It is owned as a study's output directory is: locked while a sweep runs,
+//! its files in a sealed manifest, nothing written before every point passed the study's
+//! pre-flight ([`owned`]).
 //!
 //! Resuming is point by point: running the same sweep into the same directory again (or
-//! `regimes resume DIR`) reuses every point whose directory holds a complete run of the same
-//! config (its manifest complete, not stopped early) and runs the others afresh. `--shard I/N`
-//! runs the I-th contiguous block of points; `regimes merge` copies the shards' point
-//! directories into one sweep directory and writes its tables and figures.
+//! `regimes resume DIR`) reuses every point whose directory verifies as a complete run of the
+//! same config and inputs, and runs the others afresh. `--shard I/N` runs the I-th contiguous
+//! block of points; `regimes merge` copies the shards' verified point directories into one
+//! sweep directory and writes its tables and figures.
+//!
+//! Console output goes through [`crate::out!`] and [`crate::note!`], which never panic on a
+//! closed pipe or a full stream.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -25,24 +31,27 @@ use super::driver::{Request, run_on};
 use super::fingerprint::config_hash;
 use crate::config::Config;
 use crate::measure::Shard;
-use crate::report::write_atomic;
+use crate::report::OutDir;
 use crate::report::{Figure, Render, Series, Style, render_png, render_svg};
 
-/// The plan file of a sweep directory.
 mod merge;
 mod overlay;
+mod owned;
 mod plan;
 mod plot;
 mod table;
 
 pub use merge::merge;
 use overlay::*;
+pub use owned::LEDGER;
+use owned::*;
 use plan::*;
-pub use plan::{Axis, Plan, Point, label};
+pub use plan::{Axis, MAX_POINTS, Plan, Point, label};
 pub use plot::plot;
 use table::*;
 pub use table::{Entry, tidy_csv};
 
+/// The plan file of a sweep directory.
 pub const PLAN_FILE: &str = "sweep-plan.json";
 /// The version of `sweep.json`'s keys.
 pub const SWEEP_SCHEMA_VERSION: u32 = 1;
@@ -86,12 +95,12 @@ enum Status {
 }
 
 /// Runs the sweep: every point of the slice not already complete, on one engine; then the
-/// tables and figures over every complete point.
+/// tables and figures over every complete point. Every point passes the study's pre-flight
+/// before anything is written.
 pub fn run(req: &SweepRequest) -> Result<SweepReport> {
     let plan = &req.plan;
     let kind = plan.kind()?;
     let out = &req.out;
-    prepare(out, plan, req.force)?;
     let started = Instant::now();
     let range = req
         .shard
@@ -100,18 +109,27 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
     let mine: Vec<&Point> = plan.points[range.start as usize..range.end as usize]
         .iter()
         .collect();
+    preflight(plan, &mine, out)?;
+    let (dir, mut ledger) = open(out, plan, req.force)?;
     let mut status = vec![Status::Missing; plan.points.len()];
     let mut todo = vec![];
+    let mut again = vec![];
     for p in &mine {
-        if complete(&out.join(&p.dir), &p.config_hash) {
-            status[p.index] = Status::Reused;
-        } else {
-            todo.push(*p);
+        match reusable(out, p, &ledger) {
+            Ok(()) => status[p.index] = Status::Reused,
+            Err(why) => {
+                if ledger.remove(&p.dir).is_some() {
+                    again.push(format!("point {} runs again: {why:#}", p.dir));
+                }
+                todo.push(*p);
+            }
         }
     }
+    ledger.retain(|d, _| plan.points.iter().any(|p| &p.dir == d));
+    write_ledger(&dir, &ledger)?;
     let note = |s: &str| {
         if !req.quiet {
-            eprintln!("{s}");
+            crate::note!("{s}");
         }
     };
     note(&format!(
@@ -122,7 +140,7 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
         mine.len() - todo.len(),
         todo.len()
     ));
-    for w in &req.warnings {
+    for w in req.warnings.iter().chain(&again) {
         note(&format!("warning: {w}"));
     }
     let mut engine: Option<Selected> = None;
@@ -130,37 +148,57 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
     let mut stopped = None;
     let clock = Instant::now();
     for (k, p) in todo.iter().enumerate() {
-        let cfg = p.cfg.clone().expect("a new plan holds its configs");
-        if engine.is_none() && kind != Kind::Theory {
-            engine = Some(select_engine(&cfg, req.quiet)?);
-        }
-        let point_req = Request {
-            out: Some(out.join(&p.dir)),
-            force: true,
-            quiet: true,
-            ..Request::new(kind, cfg)
+        let result = (|| -> Result<Option<String>> {
+            let cfg = p
+                .cfg
+                .clone()
+                .ok_or_else(|| anyhow!("the plan holds no config for {}", p.dir))?;
+            if engine.is_none() && kind != Kind::Theory {
+                engine = Some(select_engine(&cfg, req.quiet)?);
+            }
+            let point_req = Request {
+                out: Some(out.join(&p.dir)),
+                force: true,
+                quiet: true,
+                ..Request::new(kind, cfg)
+            };
+            let report = match &engine {
+                Some(e) => run_on(&point_req, e),
+                None => super::driver::run(&point_req),
+            }?;
+            if let Some(e) = report.write_error {
+                return Err(e);
+            }
+            if backend.is_none() {
+                backend = report
+                    .summary
+                    .get("backend")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+            }
+            Ok(report.stopped.map(|s| s.to_string()))
+        })()
+        .with_context(|| format!("sweep point {} ({})", p.dir, describe(&p.params)));
+        let point_stopped = match result {
+            Ok(s) => s,
+            Err(e) => {
+                // A sweep that failed before any point completed leaves nothing behind, so the
+                // corrected command starts in a clean directory.
+                if k == 0 && !status.contains(&Status::Reused) {
+                    let _ = OutDir::clear(&out.join(&p.dir));
+                    drop(dir.discard());
+                }
+                return Err(e);
+            }
         };
-        let report = match &engine {
-            Some(e) => run_on(&point_req, e),
-            None => super::driver::run(&point_req),
-        }
-        .with_context(|| format!("sweep point {} ({})", p.dir, describe(&p.params)))?;
-        if let Some(e) = report.write_error {
-            return Err(e.context(format!("sweep point {}", p.dir)));
-        }
-        if backend.is_none() {
-            backend = report
-                .summary
-                .get("backend")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-        }
-        if let Some(s) = report.stopped {
+        if let Some(s) = point_stopped {
             status[p.index] = Status::Stopped;
             stopped = Some(format!("point {} ({}): {s}", p.dir, describe(&p.params)));
             break;
         }
         status[p.index] = Status::Run;
+        ledger.insert(p.dir.clone(), done(&out.join(&p.dir), &p.config_hash)?);
+        write_ledger(&dir, &ledger)?;
         let done = k + 1;
         let elapsed = clock.elapsed().as_secs_f64();
         let eta = elapsed / done as f64 * (todo.len() - done) as f64;
@@ -180,40 +218,22 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
         backend,
         warnings: req.warnings.clone(),
     };
-    finish(out, plan, &status, &entries, extra, stopped)
+    finish(&dir, plan, &status, &entries, extra, stopped)
 }
 
-/// Creates `out` or checks that it holds this sweep (or nothing); writes the plan.
-fn prepare(out: &Path, plan: &Plan, force: bool) -> Result<()> {
-    if out.exists() {
-        ensure!(
-            out.is_dir(),
-            "{} exists and is not a directory",
-            out.display()
-        );
-        if out.join(PLAN_FILE).exists() {
-            let old = Plan::read(out)?;
-            if (old.study.as_str(), old.identity()) != (plan.study.as_str(), plan.identity()) {
-                ensure!(
-                    force,
-                    "{} holds another sweep (other points or configs); choose another \
-                     directory or pass --force to run this one there",
-                    out.display()
-                );
-            }
-        } else {
-            let non_empty = std::fs::read_dir(out)?.next().is_some();
-            ensure!(
-                !non_empty || force,
-                "output directory {} is not empty and holds no sweep; choose another one or \
-                 pass --force",
-                out.display()
-            );
-        }
-    } else {
-        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+/// The pre-flight of every point of the slice, as the study runs it alone (memory, disk), so
+/// that a point the machine cannot hold is refused with its estimate before anything is
+/// written.
+fn preflight(plan: &Plan, mine: &[&Point], out: &Path) -> Result<()> {
+    let kind = plan.kind()?;
+    for p in mine {
+        let cfg = p
+            .cfg
+            .as_ref()
+            .ok_or_else(|| anyhow!("the plan holds no config for {}", p.dir))?;
+        super::resources::check_study(kind, cfg, Some(out))
+            .with_context(|| format!("sweep point {} ({})", p.dir, describe(&p.params)))?;
     }
-    write_atomic(out, PLAN_FILE, &pretty(plan)?, true)?;
     Ok(())
 }
 
@@ -221,28 +241,9 @@ fn pretty(v: &impl Serialize) -> Result<Vec<u8>> {
     Ok(format!("{}\n", serde_json::to_string_pretty(v)?).into_bytes())
 }
 
-/// Whether `dir` holds a complete run of the config hashed `hash`.
-fn complete(dir: &Path, hash: &str) -> bool {
-    let read = |name: &str| -> Option<Value> {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
-    };
-    let (Some(manifest), Some(summary)) = (read(crate::report::MANIFEST), read("summary.json"))
-    else {
-        return false;
-    };
-    let done = manifest.get("complete") == Some(&Value::Bool(true))
-        && summary.get("stopped_early").is_none_or(Value::is_null);
-    let same = summary
-        .get("config")
-        .and_then(|c| serde_json::from_value::<Config>(c.clone()).ok())
-        .zip(summary.get("command").and_then(Value::as_str))
-        .is_some_and(|(cfg, cmd)| config_hash(cmd, &cfg) == hash);
-    done && same
-}
-
 /// The top of a sweep: sweep.json, sweep.csv and the overlay figures.
 fn finish(
-    out: &Path,
+    dir: &OutDir,
     plan: &Plan,
     status: &[Status],
     entries: &[Entry],
@@ -253,19 +254,22 @@ fn finish(
     // The overlays are drawn as the points' own figures.
     let render = &Render::sized(plan.base.figure_size, Some(plan.base.dpi));
     let keys: Vec<String> = plan.axes.iter().map(|a| a.key.clone()).collect();
-    let mut files = vec![];
-    write_atomic(out, "sweep.csv", tidy_csv(&keys, entries).as_bytes(), true)?;
-    files.push("sweep.csv".to_string());
+    let mut made: Files = vec![("sweep.csv".into(), tidy_csv(&keys, entries).into_bytes())];
     let x_key = keys[0].clone();
-    files.extend(overlay(
-        out,
+    overlay(
+        &mut made,
         "sweep",
         kind,
         entries,
         &x_key,
         &figure_note(plan),
         render,
-    )?);
+    )?;
+    let mut files = vec![];
+    for (name, bytes) in made {
+        dir.write_bytes(&name, &bytes)?;
+        files.push(name);
+    }
     let by_dir = |dir: &str| entries.iter().find(|e| e.dir == dir);
     let points: Vec<Value> = plan
         .points
@@ -309,13 +313,16 @@ fn finish(
         "points": points,
         "files": files,
     });
-    write_atomic(out, "sweep.json", &pretty(&summary)?, true)?;
+    dir.write_bytes("sweep.json", &pretty(&summary)?)?;
+    if stopped.is_none() {
+        dir.finish()?;
+    }
     let mut all = vec!["sweep.json".to_string()];
     all.extend(files);
     Ok(SweepReport {
         table: table(plan, status, entries),
         summary,
-        out: out.to_path_buf(),
+        out: dir.path().to_path_buf(),
         files: all,
         stopped,
     })
@@ -412,12 +419,7 @@ pub fn resume_request(dir: &Path, quiet: bool) -> Result<SweepRequest> {
         dir.display()
     );
     plan = rebuilt;
-    let shard = std::fs::read_to_string(dir.join("sweep.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.get("shard").and_then(Value::as_str).map(str::to_string))
-        .map(|s| s.parse::<Shard>().map_err(|e| anyhow!(e)))
-        .transpose()?;
+    let shard = recorded_shard(dir)?;
     Ok(SweepRequest {
         plan,
         out: dir.to_path_buf(),
@@ -456,5 +458,19 @@ mod tests {
         assert!(format!("{e:#}").contains("unknown config key"), "{e:#}");
         let e = Plan::new(Kind::Speciation, &base, &[Axis::parse("q=bogus").unwrap()]).unwrap_err();
         assert!(format!("{e:#}").contains("q"), "{e:#}");
+        // A grid past the limit (or past usize) is refused before a point is built.
+        let many: Vec<Axis> = (0..20)
+            .map(|_| Axis::parse("seed=1,2,3,4,5,6,7,8,9,10").unwrap())
+            .collect();
+        let e = Plan::new(Kind::Speciation, &base, false, &many).unwrap_err();
+        assert!(format!("{e:#}").contains("at most 10000"), "{e:#}");
+        let big = std::iter::once(Axis::parse("seed=1,2").unwrap())
+            .chain((0..2).map(|_| Axis {
+                key: "dim".into(),
+                values: (1..=100).map(Value::from).collect(),
+            }))
+            .collect::<Vec<_>>();
+        let e = Plan::new(Kind::Speciation, &base, false, &big).unwrap_err();
+        assert!(format!("{e:#}").contains("2 × 100 × 100"), "{e:#}");
     }
 }

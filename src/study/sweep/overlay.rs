@@ -12,20 +12,19 @@ pub(super) fn number(v: &Value, path: &str) -> Option<f64> {
 }
 
 /// The overlay figures of `entries`: the per-point series on one axis, and the headlines
-/// against `x_key`. Each figure is `stem_NAME.svg` and `.png` with `stem_NAME.csv` beside it;
-/// returns the file names.
+/// against `x_key`. Each figure is `stem_NAME.svg` and `.png` with `stem_NAME.csv` beside it,
+/// added to `files` (name, bytes) for the caller to write under its own rules.
 pub(super) fn overlay(
-    dir: &Path,
+    files: &mut Files,
     stem: &str,
     kind: Kind,
     entries: &[Entry],
     x_key: &str,
     note: &str,
     render: &Render,
-) -> Result<Vec<String>> {
-    let mut files = vec![];
+) -> Result<()> {
     if entries.is_empty() {
-        return Ok(files);
+        return Ok(());
     }
     let render = &Render {
         legend_outside: true,
@@ -145,7 +144,7 @@ pub(super) fn overlay(
         }
         let name = format!("{stem}_{series}");
         write_plot(
-            dir,
+            files,
             &name,
             &Figure {
                 title: &format!("{title}{sub}"),
@@ -157,16 +156,11 @@ pub(super) fn overlay(
             render,
         )?;
         write_rows(
-            dir,
+            files,
             &format!("{name}.csv"),
             &["point", "kind", "t", "value", "stderr"],
             &rows,
         )?;
-        files.extend(
-            ["svg", "png", "csv"]
-                .iter()
-                .map(|ext| format!("{name}.{ext}")),
-        );
     }
     // Headlines against the swept key: measured with error bars beside theory.
     type Headline<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, &'a str);
@@ -344,7 +338,7 @@ pub(super) fn overlay(
         }
         let file = format!("{stem}_{name}");
         write_plot(
-            dir,
+            files,
             &file,
             &Figure {
                 title: &format!("{title} against {x_key}{sub}"),
@@ -360,18 +354,13 @@ pub(super) fn overlay(
             &render_x,
         )?;
         write_rows(
-            dir,
+            files,
             &format!("{file}.csv"),
             &[x_key, "group", "row", "measured", "stderr", "theory"],
             &rows,
         )?;
-        files.extend(
-            ["svg", "png", "csv"]
-                .iter()
-                .map(|ext| format!("{file}.{ext}")),
-        );
     }
-    Ok(files)
+    Ok(())
 }
 
 /// `t_c_measured_interval[i]` of a summary.
@@ -451,20 +440,24 @@ pub(super) fn dense_theory(
     (out.len() >= 2).then_some(out)
 }
 
-pub(super) fn write_plot(dir: &Path, stem: &str, figure: &Figure, render: &Render) -> Result<()> {
+/// Files made in memory, written by the caller (a sweep into its owned directory, `plot` where
+/// it may write): (name, bytes).
+pub(super) type Files = Vec<(String, Vec<u8>)>;
+
+pub(super) fn write_plot(
+    files: &mut Files,
+    stem: &str,
+    figure: &Figure,
+    render: &Render,
+) -> Result<()> {
     let svg = render_svg(figure, render)?;
-    write_atomic(dir, &format!("{stem}.svg"), svg.as_bytes(), true)?;
-    write_atomic(
-        dir,
-        &format!("{stem}.png"),
-        &render_png(figure, render)?,
-        true,
-    )?;
+    files.push((format!("{stem}.svg"), svg.into_bytes()));
+    files.push((format!("{stem}.png"), render_png(figure, render)?));
     Ok(())
 }
 
 pub(super) fn write_rows(
-    dir: &Path,
+    files: &mut Files,
     name: &str,
     header: &[&str],
     rows: &[Vec<String>],
@@ -479,6 +472,6 @@ pub(super) fn write_rows(
         s += &r.join(",");
         s.push('\n');
     }
-    write_atomic(dir, name, s.as_bytes(), true)?;
+    files.push((name.to_string(), s.into_bytes()));
     Ok(())
 }

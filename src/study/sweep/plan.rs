@@ -86,6 +86,9 @@ pub struct Point {
     pub cfg: Option<Config>,
 }
 
+/// The most points a sweep has (each is a study directory; the plan holds every config).
+pub const MAX_POINTS: usize = 10_000;
+
 /// The grid of a sweep: the study, its axes and its points.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
@@ -119,7 +122,18 @@ impl Plan {
                 kind.name()
             );
         }
-        let total: usize = axes.iter().map(|a| a.values.len()).product();
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+        let total = axes
+            .iter()
+            .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+            .filter(|&n| n <= MAX_POINTS)
+            .ok_or_else(|| {
+                anyhow!(
+                    "--over gives a grid of {} points; a sweep runs at most {MAX_POINTS} (one \
+                     directory each): sweep fewer values, or split the grid into several sweeps",
+                    sizes.join(" × ")
+                )
+            })?;
         let mut points = Vec::with_capacity(total);
         for index in 0..total {
             let mut rest = index;
@@ -173,8 +187,7 @@ impl Plan {
 
     pub(super) fn read(dir: &Path) -> Result<Plan> {
         let path = dir.join(PLAN_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = crate::io::read_text(&path, crate::io::MAX_STATE_BYTES)?;
         serde_json::from_str(&text).with_context(|| format!("{}: not a sweep plan", path.display()))
     }
 }
