@@ -13,7 +13,8 @@ mod progress;
 pub use lock::{Holder, LOCK, Lock};
 pub use outdir::{CHECKPOINT_DIR, MANIFEST, OutDir, hash_bytes, run_token, write_atomic};
 pub use plot::{
-    Figure, Render, Series, Style, parse_figure_size, render_png, render_svg, typeset, write_figure,
+    Figure, Panels, Render, SampleSet, Series, Style, parse_figure_size, render_png, render_svg,
+    typeset, write_figure, write_panels, write_samples_figure,
 };
 pub use progress::{Progress, duration, si};
 

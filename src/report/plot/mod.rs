@@ -6,7 +6,9 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 mod draw;
+mod samples;
 use draw::*;
+pub use samples::{SampleSet, write_samples_figure};
 
 use super::OutDir;
 
@@ -21,6 +23,16 @@ pub enum Style {
     /// Hollow rings, larger than `Points` markers: a filled point at the same place stays
     /// visible inside (a second estimate of the same quantity); `error` as ± error bars.
     Ring,
+    /// A measured time with its error: at each point a solid vertical line across the axes at
+    /// x, a shaded band of ± `error` in x (not y) around it and a dot at the point (e.g. a
+    /// measured t_S at the level where φ crosses F(1)). Drawn before the markers, so a theory
+    /// marker at the same x shows as a dashed line over it, the band still visible.
+    XBand,
+    /// Small dots without error bars, for many points (a scatter of samples).
+    Scatter,
+    /// A line through the points with a dot at each: a measurement at a few points, the line
+    /// guiding the eye and the dots saying where it was measured; `error` as ± error bars.
+    LinePoints,
 }
 
 /// One curve of a plot. Points with a non-finite coordinate are skipped (a line is broken there).
@@ -115,6 +127,12 @@ pub struct Render {
     /// The legend in a column right of the axes, where it hides no data (else in the corner
     /// of the axes that hides the fewest points).
     pub legend_outside: bool,
+    /// The x values are whole numbers (an integer key such as d or N): ticks only at whole
+    /// numbers, labelled without decimals.
+    pub integer_x: bool,
+    /// The legend column as wide as a label of this many characters at least (panels share
+    /// one width, so that their legends line up); None = the figure's longest label.
+    pub legend_chars: Option<usize>,
 }
 
 impl Default for Render {
@@ -124,6 +142,8 @@ impl Default for Render {
             dpi: UNITS_PER_INCH,
             categories: None,
             legend_outside: true,
+            integer_x: false,
+            legend_chars: None,
         }
     }
 }
@@ -149,6 +169,15 @@ impl Render {
         self.size.unwrap_or(default)
     }
 
+    /// The size of a figure of `n` panels stacked vertically: the default is 860 (plus the
+    /// legend column) wide and 60 + 380 per panel high; a given size is the whole figure's.
+    pub fn panel_dims(&self, n: usize) -> (u32, u32) {
+        match self.size {
+            Some(size) => size,
+            None => (self.dims().0, 60 + 380 * n.max(1) as u32),
+        }
+    }
+
     /// The PNG's size in pixels.
     pub fn png_dims(&self) -> (u32, u32) {
         let (w, h) = self.dims();
@@ -165,14 +194,67 @@ pub fn parse_figure_size(s: &str) -> std::result::Result<(u32, u32), String> {
     Ok((n(w)?, n(h)?))
 }
 
+/// Several figures stacked as panels under one title, sharing a size and a resolution: each
+/// panel has its own axes, labels and legend (quantities of different units, never on one axis).
+pub struct Panels<'a> {
+    pub title: &'a str,
+    pub panels: &'a [Figure<'a>],
+}
+
+/// What is drawn: one figure, or panels.
+#[derive(Clone, Copy)]
+enum Content<'a> {
+    One(&'a Figure<'a>),
+    Panels(&'a Panels<'a>),
+}
+
+impl Content<'_> {
+    /// The render with the content's size: panels are taller by default.
+    fn sized(self, render: &Render) -> Render {
+        match self {
+            Content::One(_) => render.clone(),
+            Content::Panels(p) => Render {
+                size: Some(render.panel_dims(p.panels.len())),
+                ..render.clone()
+            },
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(
+        self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+        render: &Render,
+        px: Px,
+    ) -> Result<()> {
+        match self {
+            Content::One(f) => draw(root, f, render, px),
+            Content::Panels(p) => draw_panels(root, p, render, px),
+        }
+    }
+}
+
 /// Render a figure to an SVG document, sized and labelled as `render` says.
 pub fn render_svg(figure: &Figure, render: &Render) -> Result<String> {
+    content_svg(Content::One(figure), render)
+}
+
+/// Render panels to an SVG document.
+pub fn render_panels_svg(panels: &Panels, render: &Render) -> Result<String> {
+    content_svg(Content::Panels(panels), render)
+}
+
+/// Render panels to PNG bytes.
+pub fn render_panels_png(panels: &Panels, render: &Render) -> Result<Vec<u8>> {
+    content_png(Content::Panels(panels), render)
+}
+
+fn content_svg(content: Content, render: &Render) -> Result<String> {
+    let render = &content.sized(render);
     let (w, h) = render.dims();
     let (sw, sh) = (w * SVG_SUBUNITS, h * SVG_SUBUNITS);
     let mut svg = String::new();
-    draw(
+    content.draw(
         SVGBackend::with_string(&mut svg, (sw, sh)).into_drawing_area(),
-        figure,
         render,
         Px(f64::from(SVG_SUBUNITS)),
     )?;
@@ -184,11 +266,15 @@ pub fn render_svg(figure: &Figure, render: &Render) -> Result<String> {
 
 /// Render a figure to PNG bytes (RGB, 8 bits) at `render.dpi`, laid out as its SVG.
 pub fn render_png(figure: &Figure, render: &Render) -> Result<Vec<u8>> {
+    content_png(Content::One(figure), render)
+}
+
+fn content_png(content: Content, render: &Render) -> Result<Vec<u8>> {
+    let render = &content.sized(render);
     let (w, h) = render.png_dims();
     let mut rgb = vec![0u8; (w as usize) * (h as usize) * 3];
-    draw(
+    content.draw(
         BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
-        figure,
         render,
         Px(f64::from(render.dpi) / f64::from(UNITS_PER_INCH)),
     )?;
@@ -239,6 +325,10 @@ enum Sample {
     Dot,
     Ring,
     Dashed,
+    /// A shaded band with a line and a dot: an [`Style::XBand`].
+    Band,
+    /// A line with a dot on it: a [`Style::LinePoints`].
+    LineDot,
 }
 
 /// What a figure draws, as a long CSV: one row per point of each series (`series` is its legend
@@ -269,6 +359,9 @@ pub fn figure_csv(figure: &Figure) -> String {
             Style::Line => "line",
             Style::Points => "points",
             Style::Ring => "ring",
+            Style::XBand => "x-band",
+            Style::Scatter => "scatter",
+            Style::LinePoints => "line-points",
         };
         for (i, p) in s.points.iter().enumerate() {
             let e = s.err(i).map_or(String::new(), num);
@@ -279,6 +372,32 @@ pub fn figure_csv(figure: &Figure) -> String {
         out += &format!("{},marker,{},,\n", q(label), num(*x));
     }
     out
+}
+
+/// What panels draw, as one long CSV: [`figure_csv`]'s rows of each panel (x and y on that
+/// panel's own axes, named in its title) with a last column `panel`, the panel's title.
+pub fn panels_csv(panels: &Panels) -> String {
+    let mut out = String::from("series,style,x,y,error,panel\n");
+    for f in panels.panels {
+        let csv = figure_csv(f);
+        let title = if f.title.contains([',', '"']) {
+            format!("\"{}\"", f.title.replace('"', "\"\""))
+        } else {
+            f.title.to_string()
+        };
+        for row in csv.lines().skip(1) {
+            out += &format!("{row},{title}\n");
+        }
+    }
+    out
+}
+
+/// Write panels as `stem.svg` and `stem.png` in `out`, with their data as `stem.data.csv`.
+pub fn write_panels(out: &OutDir, stem: &str, panels: &Panels, render: &Render) -> Result<()> {
+    out.write_text(&format!("{stem}.svg"), &render_panels_svg(panels, render)?)?;
+    out.write_bytes(&format!("{stem}.png"), &render_panels_png(panels, render)?)?;
+    out.write_text(&format!("{stem}.data.csv"), &panels_csv(panels))?;
+    Ok(())
 }
 
 /// Write a figure as `stem.svg` and `stem.png` in `out`, with its data as `stem.data.csv`.
