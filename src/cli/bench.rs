@@ -71,10 +71,7 @@ pub fn particles_help() -> String {
         .iter()
         .map(|w| format!("{} {}", w.name(), w.default_particles()))
         .collect();
-    format!(
-        "Particles per workload [default: {}]",
-        defaults.join(", ")
-    )
+    format!("Particles per workload [default: {}]", defaults.join(", "))
 }
 
 /// Which engines to measure.

@@ -262,8 +262,7 @@ pub fn long_help(name: &str) -> Option<String> {
 }
 
 pub fn main() -> Result<()> {
-    let cli = Cli::from_arg_matches(&command().get_matches())
-        .unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let (study_kind, args) = match cli.command {
         Command::Sweep(a) => {
             let json = a.study_args.json;

@@ -277,7 +277,7 @@ impl Study for RunStudy {
                 let norm = built.mixture.means[0].dot(m).abs().max(f64::MIN_POSITIVE);
                 // The classes are ±m, so the spread along m̂ (not the mean) shows them separating.
                 Series {
-                    label: "√var(x·m̂) / ‖m‖ at the record times".into(),
+                    label: "√var(x·m) / ‖m‖² at the record times".into(),
                     points: result
                         .record
                         .iter()
@@ -306,9 +306,11 @@ impl Study for RunStudy {
         }];
         if !spread.is_empty() {
             panels.push(Figure {
-                title: "Spread along the class direction m̂ (1 once the classes ±m have separated)",
+                // (m/‖m‖², not m̂/‖m‖: the embedded font cannot put a hat on m.)
+                title: "Spread along the class direction (near 1 once the classes ±m have \
+                        separated)",
                 x_label,
-                y_label: "√var(x·m̂) / ‖m‖",
+                y_label: "√var(x·m) / ‖m‖²",
                 series: &spread,
                 markers: &[],
             });

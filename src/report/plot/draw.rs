@@ -335,7 +335,10 @@ pub(super) fn draw<DB: DrawingBackend>(
                             .map_err(plot_err)?;
                     }
                     let dots = chart
-                        .draw_series(pts.iter().map(|&(_, p)| marker(Style::Points, p, color, px)))
+                        .draw_series(
+                            pts.iter()
+                                .map(|&(_, p)| marker(Style::Points, p, color, px)),
+                        )
                         .map_err(plot_err)?;
                     if !pts.is_empty() && !s.label.is_empty() {
                         dots.label(typeset(&s.label)).legend(move |(x, y)| {
@@ -355,8 +358,9 @@ pub(super) fn draw<DB: DrawingBackend>(
                         )
                         .map_err(plot_err)?;
                     if !pts.is_empty() && !s.label.is_empty() {
-                        dots.label(typeset(&s.label))
-                            .legend(move |(x, y)| marker(Style::Points, (x + px.i(12.0), y), color, px));
+                        dots.label(typeset(&s.label)).legend(move |(x, y)| {
+                            marker(Style::Points, (x + px.i(12.0), y), color, px)
+                        });
                     }
                 }
                 Style::LinePoints => {
@@ -371,7 +375,10 @@ pub(super) fn draw<DB: DrawingBackend>(
                     let pts: Vec<(usize, (f64, f64))> = runs.concat();
                     error_bars(&mut chart, s, &pts, color, (x1 - x0) * 0.006, px)?;
                     let dots = chart
-                        .draw_series(pts.iter().map(|&(_, p)| marker(Style::Points, p, color, px)))
+                        .draw_series(
+                            pts.iter()
+                                .map(|&(_, p)| marker(Style::Points, p, color, px)),
+                        )
                         .map_err(plot_err)?;
                     if !pts.is_empty() && !s.label.is_empty() {
                         dots.label(typeset(&s.label)).legend(move |(x, y)| {
@@ -449,7 +456,11 @@ pub(super) fn draw<DB: DrawingBackend>(
 
 /// Error bars of `s` at `pts` (index, point): a vertical stroke with caps `dx` wide each side.
 fn error_bars<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
     s: &Series,
     pts: &[(usize, (f64, f64))],
     color: RGBColor,
@@ -528,12 +539,18 @@ fn draw_panel<DB: DrawingBackend>(
     let area = area
         .titled(
             &heading,
-            (FONT, px.f(16.0))
-                .into_font()
-                .color(&RGBColor(50, 50, 50)),
+            (FONT, px.f(16.0)).into_font().color(&RGBColor(50, 50, 50)),
         )
         .map_err(plot_err)?;
-    draw(area, &Figure { title: "", ..*figure }, render, px)
+    draw(
+        area,
+        &Figure {
+            title: "",
+            ..*figure
+        },
+        render,
+        px,
+    )
 }
 
 /// For each series, whether it is a line drawn over an earlier line with the same points

@@ -585,6 +585,121 @@ mod tests {
         );
     }
 
+    /// Panels: one title, each panel's heading and axis labels, the legends in one column
+    /// (the same x), and a CSV whose rows name their panel.
+    #[test]
+    fn panels_have_their_own_axes_and_one_legend_column() {
+        let a = [Series::points("purity", vec![(0.0, 0.5), (1.0, 0.9)])];
+        let b = [Series {
+            style: Style::LinePoints,
+            ..Series::line(
+                "a much longer label of the spread",
+                vec![(0.0, 2.0), (1.0, 1.0)],
+            )
+        }];
+        let panels = [
+            Figure {
+                title: "first panel",
+                x_label: "t",
+                y_label: "purity axis",
+                series: &a,
+                markers: &[],
+            },
+            Figure {
+                title: "second panel",
+                x_label: "t",
+                y_label: "spread axis",
+                series: &b,
+                markers: &[],
+            },
+        ];
+        let p = Panels {
+            title: "both",
+            panels: &panels,
+        };
+        let svg = render_panels_svg(&p, &Render::default()).unwrap();
+        for text in [
+            "both",
+            "first panel",
+            "second panel",
+            "purity axis",
+            "spread axis",
+        ] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+        // The x of the text whose content is `label`.
+        let x_of = |label: &str| -> Option<String> {
+            svg.split("<text").skip(1).find_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                (body[..body.find("</text>")?].trim() == label)
+                    .then(|| {
+                        t.split("x=\"")
+                            .nth(1)?
+                            .split('"')
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .flatten()
+            })
+        };
+        assert!(x_of("purity").is_some(), "no legend entry purity");
+        assert_eq!(x_of("purity"), x_of("a much longer label of the spread"));
+        let (w, h) = Render::default().panel_dims(2);
+        assert!(svg.contains(&format!("width=\"{w}\" height=\"{h}\"")));
+        let csv = panels_csv(&p);
+        assert!(csv.starts_with("series,style,x,y,error,panel\n"), "{csv}");
+        assert!(csv.contains("purity,points,1,0.9,,first panel\n"), "{csv}");
+        assert!(csv.contains(",line-points,0,2,,second panel\n"), "{csv}");
+    }
+
+    /// An x-band widens the x range by its error (not the y range), and integer keys get whole
+    /// ticks without decimals.
+    #[test]
+    fn x_bands_and_integer_ticks() {
+        let series = [
+            // (y in [0, 1], so that a tick label in [9, 26] is an x tick's)
+            Series::points("m", vec![(10.0, 0.0), (20.0, 1.0)]),
+            Series {
+                style: Style::XBand,
+                ..Series::points("t_S", vec![(21.0, 0.5)]).with_error(vec![4.0])
+            },
+        ];
+        let figure = Figure {
+            title: "t",
+            x_label: "x",
+            y_label: "y",
+            series: &series,
+            markers: &[],
+        };
+        let render = Render {
+            integer_x: true,
+            ..Render::default()
+        };
+        let svg = render_svg(&figure, &render).unwrap();
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim())
+            })
+            .collect();
+        let x_ticks: Vec<&str> = texts
+            .iter()
+            .copied()
+            .filter(|t| t.parse::<f64>().is_ok_and(|v| (9.0..=26.0).contains(&v)))
+            .collect();
+        assert!(x_ticks.len() >= 3, "{texts:?}");
+        assert!(!x_ticks.iter().any(|t| t.contains('.')), "{texts:?}");
+        // Without the band the axis would end near 21.3.
+        let top = x_ticks
+            .iter()
+            .filter_map(|t| t.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        assert!(top >= 24.0, "the band reaches x = 25: {texts:?}");
+        assert!(figure_csv(&figure).contains("t_S,x-band,21,0.5,4\n"));
+    }
+
     #[test]
     fn degenerate_inputs_still_render() {
         // No data, constant data, all-NaN, single point.

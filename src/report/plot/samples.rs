@@ -116,7 +116,8 @@ pub fn write_samples_figure(
     let (names, group) = groups(s.labels);
     let pcs = principal_directions(s);
     let (axis, axis_name) = match (s.class_dir, pcs.first()) {
-        (Some(m), _) => (m.clone(), "x·m̂ (projection on the class direction)"),
+        // (m/‖m‖ written out: the embedded font cannot put a hat on m.)
+        (Some(m), _) => (m.clone(), "x·m/‖m‖ (projection on the class direction)"),
         (None, Some(p)) => (p.clone(), "projection on the first principal component"),
         (None, None) => return Ok(()),
     };
@@ -249,7 +250,11 @@ mod tests {
             let c = (i % 2) as u32;
             let sign = if c == 0 { 1.0 } else { -1.0 };
             let t = i as f32 * 0.37;
-            x.extend([4.0 * sign + 0.1 * t.sin(), 2.0 * t.cos(), 0.3 * (1.7 * t).sin()]);
+            x.extend([
+                4.0 * sign + 0.1 * t.sin(),
+                2.0 * t.cos(),
+                0.3 * (1.7 * t).sin(),
+            ]);
             labels.push(c);
         }
         let s = SampleSet {
