@@ -313,13 +313,12 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         .filter_map(|s| s.peak.as_ref())
         .collect();
     let busy = bench::busy(load, cores, &peaks);
+    // In the table's header (and each JSON record's `busy`).
     if let Some(why) = &busy {
-        let line = format!(
+        header.push(format!(
             "warning: the machine is busy ({why}): the peak and the runs share it with other \
              work, so % peak (marked *) may mislead"
-        );
-        say(&line);
-        header.push(line);
+        ));
     }
 
     let mut records: Vec<Record> = vec![];

@@ -6,8 +6,11 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 mod draw;
+mod panels;
 mod samples;
 use draw::*;
+use panels::Content;
+pub use panels::{Panels, panels_csv, render_panels_png, render_panels_svg, write_panels};
 pub use samples::{SampleSet, write_samples_figure};
 
 use super::OutDir;
@@ -194,58 +197,9 @@ pub fn parse_figure_size(s: &str) -> std::result::Result<(u32, u32), String> {
     Ok((n(w)?, n(h)?))
 }
 
-/// Several figures stacked as panels under one title, sharing a size and a resolution: each
-/// panel has its own axes, labels and legend (quantities of different units, never on one axis).
-pub struct Panels<'a> {
-    pub title: &'a str,
-    pub panels: &'a [Figure<'a>],
-}
-
-/// What is drawn: one figure, or panels.
-#[derive(Clone, Copy)]
-enum Content<'a> {
-    One(&'a Figure<'a>),
-    Panels(&'a Panels<'a>),
-}
-
-impl Content<'_> {
-    /// The render with the content's size: panels are taller by default.
-    fn sized(self, render: &Render) -> Render {
-        match self {
-            Content::One(_) => render.clone(),
-            Content::Panels(p) => Render {
-                size: Some(render.panel_dims(p.panels.len())),
-                ..render.clone()
-            },
-        }
-    }
-
-    fn draw<DB: DrawingBackend>(
-        self,
-        root: DrawingArea<DB, plotters::coord::Shift>,
-        render: &Render,
-        px: Px,
-    ) -> Result<()> {
-        match self {
-            Content::One(f) => draw(root, f, render, px),
-            Content::Panels(p) => draw_panels(root, p, render, px),
-        }
-    }
-}
-
 /// Render a figure to an SVG document, sized and labelled as `render` says.
 pub fn render_svg(figure: &Figure, render: &Render) -> Result<String> {
     content_svg(Content::One(figure), render)
-}
-
-/// Render panels to an SVG document.
-pub fn render_panels_svg(panels: &Panels, render: &Render) -> Result<String> {
-    content_svg(Content::Panels(panels), render)
-}
-
-/// Render panels to PNG bytes.
-pub fn render_panels_png(panels: &Panels, render: &Render) -> Result<Vec<u8>> {
-    content_png(Content::Panels(panels), render)
 }
 
 fn content_svg(content: Content, render: &Render) -> Result<String> {
@@ -372,32 +326,6 @@ pub fn figure_csv(figure: &Figure) -> String {
         out += &format!("{},marker,{},,\n", q(label), num(*x));
     }
     out
-}
-
-/// What panels draw, as one long CSV: [`figure_csv`]'s rows of each panel (x and y on that
-/// panel's own axes, named in its title) with a last column `panel`, the panel's title.
-pub fn panels_csv(panels: &Panels) -> String {
-    let mut out = String::from("series,style,x,y,error,panel\n");
-    for f in panels.panels {
-        let csv = figure_csv(f);
-        let title = if f.title.contains([',', '"']) {
-            format!("\"{}\"", f.title.replace('"', "\"\""))
-        } else {
-            f.title.to_string()
-        };
-        for row in csv.lines().skip(1) {
-            out += &format!("{row},{title}\n");
-        }
-    }
-    out
-}
-
-/// Write panels as `stem.svg` and `stem.png` in `out`, with their data as `stem.data.csv`.
-pub fn write_panels(out: &OutDir, stem: &str, panels: &Panels, render: &Render) -> Result<()> {
-    out.write_text(&format!("{stem}.svg"), &render_panels_svg(panels, render)?)?;
-    out.write_bytes(&format!("{stem}.png"), &render_panels_png(panels, render)?)?;
-    out.write_text(&format!("{stem}.data.csv"), &panels_csv(panels))?;
-    Ok(())
 }
 
 /// Write a figure as `stem.svg` and `stem.png` in `out`, with its data as `stem.data.csv`.
