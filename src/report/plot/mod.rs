@@ -10,7 +10,7 @@ mod panels;
 mod samples;
 use draw::*;
 use panels::Content;
-pub use panels::{Panels, panels_csv, render_panels_png, render_panels_svg, write_panels};
+pub use panels::{Panels, write_panels};
 pub use samples::{SampleSet, write_samples_figure};
 
 use super::OutDir;
@@ -338,6 +338,7 @@ pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure, render: &Render) 
 
 #[cfg(test)]
 mod tests {
+    use super::panels::{panels_csv, render_panels_svg};
     use super::*;
 
     fn phi_series() -> Vec<Series> {
