@@ -314,6 +314,25 @@ fn bench_refuses_bad_input_naming_the_flag() {
     }
 }
 
+/// A setting one workload cannot run (20 steps are unstable for `dense`, not for `gmm`) fails
+/// before any workload is measured: no peak probe, no gmm run, no table.
+#[test]
+fn bench_checks_every_workload_before_measuring_any() {
+    let out = regimes(&["bench", "--steps", "20", "--particles", "64", "--dim", "16"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("the dense workload cannot run") && err.contains("--steps"),
+        "{err}"
+    );
+    assert!(!err.contains("measuring the peak"), "{err}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[test]
 fn every_command_reads_the_same_model() {
     let dir = scratch("same-model");

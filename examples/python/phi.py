@@ -1,7 +1,7 @@
 """φ(t) against F(s(t)) from Python: the cloning experiment of the base paper, with an
 anisotropic U built in NumPy and the optimal Q of the library.
 
-    pip install ./python            # once, from the repository root (builds the extension)
+    pip install "./python[plot]"    # once, from the repository root (the extension and matplotlib)
     python examples/python/phi.py   # prints the table; writes phi.png when matplotlib is there
 
 The measured φ(t) (with its standard error) should follow the theory F(s(t)), and the measured
@@ -37,7 +37,7 @@ try:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 except ImportError:
-    sys.exit("matplotlib is not installed: no figure (pip install matplotlib)")
+    sys.exit('matplotlib is not installed: no figure (pip install "./python[plot]" or pip install matplotlib)')
 
 curve = res.theory.s_curve  # F(s(t)) on a fine grid
 fig, ax = plt.subplots(figsize=(6.4, 4.0))

@@ -1,4 +1,4 @@
-//! Throughput of the engines on three standard workloads (`regimes bench`, `cargo bench`): how
+//! Throughput of the engines on the standard workloads ([`Workload::ALL`]) (`regimes bench`, `cargo bench`): how
 //! many particle-steps per second an engine runs, and what that means in flops, bytes and normal
 //! draws per second ([`cost`]) against what the machine can do ([`peak`]).
 //!
@@ -9,7 +9,8 @@
 //! * `dense`: U = `rotated:0.2:5` (geometric spectrum in a random basis) with the optimal Q — a
 //!   dense d×d M per step, the matrix-vector product dominates;
 //! * `empirical`: U = I, Q = 0, target = n-train points drawn from the mixture — a softmax over
-//!   the N training points per step dominates.
+//!   the N training points per step dominates;
+//! * `coupled`: two modalities of d/2 coupled additively — a dense K ⊗ I per step.
 //!
 //! Building the model and plan is timed apart (`setup_seconds`), so is the GPU's shader compile;
 //! a short warm-up precedes the timed run, which records nothing, so only the stepping is timed.
@@ -94,6 +95,7 @@ impl Setting {
                 bytes_per_s: None,
                 normals_per_s: None,
                 source: "stated (--gpu-peak-gflops)".into(),
+                spread: None,
             })
         };
         Ok(Setting {
@@ -168,6 +170,9 @@ pub struct Record {
     pub gpu_dispatch: Option<String>,
     /// Why the numbers may mislead, if they may.
     pub note: Option<String>,
+    /// Why the machine looked busy ([`busy`]), if it did: `peak_fraction` then compares a run
+    /// and a peak that shared the machine with other work (the table marks it *).
+    pub busy: Option<String>,
 }
 
 /// Measures one workload on an engine: setup, warm-up, then the timed run. `progress` draws a
@@ -271,7 +276,42 @@ pub fn measure<E: Engine>(
         gpu_dispatch_ops: None,
         gpu_dispatch: None,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
+        busy: None,
     })
+}
+
+/// The 1-minute load average (/proc/loadavg), where the system reports one.
+pub fn load_average() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// A peak probe whose two runs differ by more than this looks shared with other work.
+pub const BUSY_SPREAD: f64 = 0.10;
+
+/// Why the machine looks busy, if it does: a load average (read before the bench starts its own
+/// threads) above half of `cores`, or arithmetic peak probes that differed by more than
+/// [`BUSY_SPREAD`]. Either way the peak and the runs share the cores with other work, so "% of
+/// peak" may mislead.
+pub fn busy(load: Option<f64>, cores: usize, peaks: &[&Peak]) -> Option<String> {
+    let mut why = vec![];
+    if let Some(l) = load
+        && l > 0.5 * cores as f64
+    {
+        why.push(format!("load average {l:.2} on {cores} cores"));
+    }
+    for p in peaks {
+        if let Some(s) = p.spread
+            && s > BUSY_SPREAD
+        {
+            why.push(format!(
+                "the peak probe on {} threads varied by {:.0} %",
+                p.threads,
+                100.0 * s
+            ));
+        }
+    }
+    (!why.is_empty()).then(|| why.join(", "))
 }
 
 /// A GPU record's step-kernel variant: its name and choice, and the cost model and roofline of
@@ -342,9 +382,10 @@ pub fn table(records: &[Record]) -> String {
     );
     let mut notes = vec![];
     for r in records {
+        let mark = if r.busy.is_some() { "*" } else { "" };
         let percent = r
             .peak_fraction
-            .map_or("—".into(), |f| format!("{:.1}", 100.0 * f));
+            .map_or("—".into(), |f| format!("{:.1}{mark}", 100.0 * f));
         let compile = r
             .shader_compile_seconds
             .map_or("—".into(), |c| format!("{c:.2} s"));
@@ -394,6 +435,12 @@ pub fn table(records: &[Record]) -> String {
             notes.push(format!("{} gpu dispatches: {how}", r.workload.name()));
         }
     }
+    if let Some(why) = records.iter().find_map(|r| r.busy.as_ref()) {
+        notes.push(format!(
+            "* the machine was busy ({why}): the peak and the runs shared it with other work, so \
+             % peak may mislead; rerun on an idle machine"
+        ));
+    }
     for n in notes {
         s += &format!("note: {n}\n");
     }
@@ -419,6 +466,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_loaded_or_unsteady_machine_is_busy() {
+        let steady = Peak {
+            threads: 2,
+            gflops: 100.0,
+            bytes_per_s: None,
+            normals_per_s: None,
+            source: String::new(),
+            spread: Some(0.02),
+        };
+        let unsteady = Peak {
+            spread: Some(0.3),
+            ..steady.clone()
+        };
+        assert_eq!(busy(Some(0.9), 2, &[&steady]), None);
+        assert_eq!(busy(None, 2, &[&steady]), None);
+        let loaded = busy(Some(1.5), 2, &[&steady]).unwrap();
+        assert!(loaded.contains("load average 1.50 on 2 cores"), "{loaded}");
+        let varied = busy(Some(0.1), 2, &[&unsteady]).unwrap();
+        assert!(varied.contains("varied by 30 %"), "{varied}");
+    }
+
+    #[test]
     fn the_bound_is_the_resource_nearest_its_peak() {
         let peak = Peak {
             threads: 1,
@@ -426,6 +495,7 @@ mod tests {
             bytes_per_s: Some(10e9),
             normals_per_s: Some(1e9),
             source: String::new(),
+            spread: None,
         };
         let c = Cost {
             flops: 1000,

@@ -49,6 +49,10 @@ pub struct Peak {
     pub normals_per_s: Option<f64>,
     /// How the numbers were obtained, for the records.
     pub source: String,
+    /// How much two runs of the arithmetic probe differed (the faster over the slower, minus
+    /// one): a few per cent on an idle machine, more when other work shares it. None where not
+    /// measured.
+    pub spread: Option<f64>,
 }
 
 /// `iters` rounds of multiply-then-add on every lane; returns a value that depends on all of them.
@@ -144,13 +148,18 @@ fn probe(pool: &rayon::ThreadPool, per_iter: f64, work: impl Fn(u32) -> f32 + Sy
     pool.current_num_threads() as f64 * iters as f64 * per_iter / elapsed
 }
 
-/// Flops per second of [`spin_fused`] and of [`spin`] on every thread of `pool`.
-fn arithmetic(pool: &rayon::ThreadPool) -> (f64, f64) {
+/// Flops per second of [`spin_fused`] (the better of two runs, and their spread) and of
+/// [`spin`] on every thread of `pool`.
+fn arithmetic(pool: &rayon::ThreadPool) -> (f64, f64, f64) {
     // Values stay finite and normal: x → a / (1 − m) = 1.
     let (m, a) = (black_box(0.999_9f32), black_box(1e-4f32));
     let fused = (FUSED_CHAINS * 8 * 2) as f64;
+    let first = probe(pool, fused, |iters| spin_fused(u64::from(iters), m, a));
+    let second = probe(pool, fused, |iters| spin_fused(u64::from(iters), m, a));
+    let (lo, hi) = (first.min(second), first.max(second));
     (
-        probe(pool, fused, |iters| spin_fused(u64::from(iters), m, a)),
+        hi,
+        hi / lo - 1.0,
         probe(pool, FLOPS_PER_ITER, |iters| spin(u64::from(iters), m, a)),
     )
 }
@@ -198,7 +207,7 @@ pub fn measure(threads: usize) -> Result<Peak> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()?;
-    let (fused, unfused) = arithmetic(&pool);
+    let (fused, spread, unfused) = arithmetic(&pool);
     let gflops = fused / 1e9;
     let bytes_per_s = bandwidth(&pool);
     let normals_per_s = normals(&pool);
@@ -213,6 +222,7 @@ pub fn measure(threads: usize) -> Result<Peak> {
             unfused / 1e9,
             if threads == 1 { "" } else { "s" }
         ),
+        spread: Some(spread),
     };
     CACHE.lock().expect("peak cache").push(peak.clone());
     Ok(peak)

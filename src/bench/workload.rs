@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use nalgebra::DVector;
 use serde::Serialize;
 
@@ -50,6 +50,25 @@ impl Workload {
             Workload::Dense => "dense",
             Workload::Empirical => "empirical",
             Workload::Coupled => "coupled",
+        }
+    }
+
+    /// What the workload is and what dominates its step, for `bench --help`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Workload::Gmm => "U = I, Q = 0: every plan matrix is a scalar; a step costs O(d)",
+            Workload::Dense => {
+                "U = rotated:0.2:5 (geometric spectrum in a random basis), optimal Q: a dense d×d \
+                 matrix-vector product per step, O(d²)"
+            }
+            Workload::Empirical => {
+                "U = I, Q = 0, target = --n-train points drawn from the mixture: a softmax over \
+                 the N points per step, O(N·d)"
+            }
+            Workload::Coupled => {
+                "two modalities of d/2 coupled additively (γ = 0.5): U = K ⊗ I is a dense d×d \
+                 matrix, classes ±(m_x, m_y) with m_x ⟂ m_y, O(d²)"
+            }
         }
     }
 
@@ -113,6 +132,23 @@ impl Spec {
             }
         }
         Grid::new(T_MAX, self.steps).map_err(|e| anyhow::anyhow!("--{e:#}"))?;
+        Ok(())
+    }
+
+    /// [`Spec::validate`], then the model and its plan (the step's stability checked) without
+    /// the chunks of coefficients: what `bench` checks of every workload before measuring any.
+    pub fn check(&self) -> Result<()> {
+        self.validate()?;
+        let grid = Grid::new(T_MAX, self.steps)?;
+        Plan::new(&self.model()?, grid, Scheme::EulerMaruyama, Start::Exact).with_context(
+            || {
+                format!(
+                    "the {} workload cannot run at these settings (bench's T = {T_MAX} and \
+                 Euler–Maruyama scheme are fixed: of the advice below, --steps applies)",
+                    self.workload.name()
+                )
+            },
+        )?;
         Ok(())
     }
 

@@ -21,8 +21,8 @@ use crate::plan::{Scheme, Spacing, Start, Steps};
 #[derive(clap::Args, Clone, Debug, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ConfigArgs {
-    /// Start from a named preset: biroli (U = I, Q = 0, the base paper), lu-tang (anisotropic U,
-    /// optimal Q), quick (smoke test). A --config file and flags apply on top.
+    /// Start from a named preset (the help lists `config::PRESETS`). A --config file and flags
+    /// apply on top.
     #[arg(long, value_name = "NAME", help_heading = "Study")]
     #[serde(skip)]
     pub preset: Option<String>,
@@ -164,7 +164,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "N", help_heading = "Engine")]
     pub threads: Option<usize>,
     /// Time steps fused into one GPU dispatch; lower it if the GPU watchdog resets the device
-    /// [default: measured, so that a dispatch lasts at most about 0.25 s].
+    /// (the help states the measured default's target length).
     #[arg(long, value_name = "N", help_heading = "Engine")]
     pub steps_per_dispatch: Option<usize>,
 

@@ -11,19 +11,23 @@ use crate::engine::Engine;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
 
-pub const LONG_ABOUT: &str = "Measure engine throughput on three standard workloads, against the \
-machine's measured peak.
+/// The long help of `regimes bench`, its workloads listed from [`Workload::ALL`].
+pub fn long_about() -> String {
+    let count = Workload::ALL.len();
+    let workloads: String = Workload::ALL
+        .iter()
+        .map(|w| {
+            let head = format!("  {:<10} ", w.name());
+            format!("{}\n", super::lists::hanging(&head, w.describe(), 98))
+        })
+        .collect();
+    format!(
+        "Measure engine throughput on {count} standard workloads, against the machine's measured \
+peak.
 
 Every workload samples two classes ±m (m along ones, ‖m‖² = d, σ = 1) from T = 10 down to 0 in \
 --steps Euler–Maruyama steps; they differ in what dominates a step:
-  gmm        U = I, Q = 0: every plan matrix is a scalar; a step costs O(d)
-  dense      U = rotated:0.2:5 (geometric spectrum in a random basis), optimal Q: a dense d×d
-             matrix-vector product per step, O(d²)
-  empirical  U = I, Q = 0, target = --n-train points drawn from the mixture: a softmax over the
-             N points per step, O(N·d)
-  coupled    two modalities of d/2 coupled additively (γ = 0.5): U = K ⊗ I is a dense d×d
-             matrix, classes ±(m_x, m_y) with m_x ⟂ m_y, O(d²)
-
+{workloads}
 What the numbers mean:
   particle-steps/s  particles × steps / run time (the timed run records nothing; setup and the
                     GPU's shader compile are timed apart, after a short warm-up)
@@ -32,17 +36,43 @@ What the numbers mean:
                     written once per step + coefficients shared by a block of 32 particles on
                     the CPU, a workgroup of 64 on the GPU) — see docs/performance.md
   % peak            GFLOP/s over the measured peak: an f32 fused multiply-add loop on every
-                    thread (the engines' products are fused multiply-adds)
+                    thread (the engines' products are fused multiply-adds); marked * when the
+                    machine was busy (load average above half its cores, or a peak probe that
+                    varied), as the peak and the run then share the machine with other work
   bound             of flops, bytes and normal draws, the one nearest its measured peak (the
                     normals peak is the engine's own Philox + Box–Muller in a tight loop), and
                     the fraction of it reached
   setup             building the model and every chunk of the per-step plan
   compile           GPU shader compilation and JIT, once per engine
 
+Every workload's settings are checked (e.g. a --steps too coarse for the dense workload's stiff
+directions) before any is measured.
+
 Examples:
-  regimes bench                                   all three workloads, CPU, d = 100
+  regimes bench                                   all {count} workloads, CPU, d = 100
   regimes bench --workload dense --dim 256 --particles 4096
-  regimes bench --backend all --json > bench.json";
+  regimes bench --backend all --json > bench.json"
+    )
+}
+
+/// `--workload`'s help: the names of [`Workload::ALL`].
+pub fn workload_help() -> String {
+    let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+    format!(
+        "Workloads: {} (repeat the flag or give a comma list; default all {})",
+        names.join(", "),
+        names.len()
+    )
+}
+
+/// `--particles`' help: each workload's default.
+pub fn particles_help() -> String {
+    let defaults: Vec<String> = Workload::ALL
+        .iter()
+        .map(|w| format!("{} {}", w.name(), w.default_particles()))
+        .collect();
+    format!("Particles per workload [default: {}]", defaults.join(", "))
+}
 
 /// Which engines to measure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -57,14 +87,13 @@ pub enum BenchBackend {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Workloads: gmm, dense, empirical, coupled (repeat the flag or give a comma list; default
-    /// all four).
+    /// Workloads (the help lists them from `Workload::ALL`).
     #[arg(long, value_enum, value_delimiter = ',')]
     workload: Vec<Workload>,
     /// Dimension d.
     #[arg(long, default_value_t = 100)]
     dim: usize,
-    /// Particles per workload [default: gmm 65536, dense 65536, empirical 8192].
+    /// Particles per workload (the help lists each workload's default).
     #[arg(long)]
     particles: Option<u64>,
     /// Euler–Maruyama steps from T = 10 to 0.
@@ -94,8 +123,8 @@ pub struct BenchArgs {
     /// d > 128) [default: $REGIMES_GPU_VARIANT, else auto].
     #[arg(long, value_name = "auto|blocked|onchip|wide")]
     gpu_variant: Option<String>,
-    /// Time steps fused into one GPU dispatch [default: measured, so that a dispatch lasts at
-    /// most about 0.25 s; the record says which and how].
+    /// Time steps fused into one GPU dispatch (the help states the measured default's target
+    /// length).
     #[arg(long, value_name = "N")]
     steps_per_dispatch: Option<usize>,
     /// Write each workload's model (U, Q, A = (I+Q)U, m, training points, meta.json) as .npy
@@ -181,6 +210,8 @@ impl BenchArgs {
 
 /// Measures what `args` ask for, printing nothing but progress notes on stderr.
 pub fn run(args: &BenchArgs) -> Result<BenchReport> {
+    // Read before the bench's own threads add to it.
+    let load = bench::load_average();
     args.validate()?;
     let specs = args.specs();
     let progress = !(args.quiet || args.json);
@@ -200,6 +231,12 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
             records: vec![],
             exported,
         });
+    }
+
+    // Every workload's model and plan (the step's stability) before any is measured: a setting
+    // one of them cannot run fails here, not after the others have run.
+    for s in &specs {
+        s.check()?;
     }
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -269,6 +306,21 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         None
     };
 
+    let peaks: Vec<&bench::peak::Peak> = cpu
+        .iter()
+        .map(|c| &c.1)
+        .chain(gpu.iter().map(|g| &g.1))
+        .filter_map(|s| s.peak.as_ref())
+        .collect();
+    let busy = bench::busy(load, cores, &peaks);
+    // In the table's header (and each JSON record's `busy`).
+    if let Some(why) = &busy {
+        header.push(format!(
+            "warning: the machine is busy ({why}): the peak and the runs share it with other \
+             work, so % peak (marked *) may mislead"
+        ));
+    }
+
     let mut records: Vec<Record> = vec![];
     for spec in &specs {
         if let Some((engine, setting)) = &cpu {
@@ -302,6 +354,9 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         }
     }
     bench::compare_backends(&mut records);
+    for r in &mut records {
+        r.busy = busy.clone();
+    }
     Ok(BenchReport {
         header,
         records,

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod bench;
 pub mod devices;
+mod lists;
 mod steer;
 mod sweep;
 
@@ -107,11 +108,9 @@ enum Command {
     Steer(steer::SteerArgs),
     /// Measure engine throughput (particle-steps/s, GFLOP/s, GB/s) on standard workloads,
     /// against the machine's measured peak.
-    #[command(long_about = bench::LONG_ABOUT)]
     Bench(bench::BenchArgs),
-    /// Reproduce one of the sources' experiments (speciation-gmm, collapse-gmm, gap, steering,
-    /// multimodal): CSV data, SVG and PNG plots, summary.json with every check, report.md.
-    /// --quick finishes within a minute on 2 CPU cores.
+    /// Reproduce one of the sources' experiments: CSV data, SVG and PNG plots, summary.json
+    /// with every check, report.md (the help lists the experiments from `Experiment::ALL`).
     Reproduce(crate::reproduce::ReproduceArgs),
     /// Combine the --out directories of the shards of one study (--shard I/N) into the summary,
     /// CSV series and plots of the unsharded run. Refuses shards of different studies,
@@ -240,7 +239,7 @@ where
     T: Into<OsString> + Clone,
 {
     let argv = std::iter::once(OsString::from("regimes")).chain(words.into_iter().map(Into::into));
-    let parsed = hide_ignored(Cli::command())
+    let parsed = command()
         .try_get_matches_from(argv)
         .and_then(|m| Cli::from_arg_matches(&m));
     let cli = parsed.map_err(|e| anyhow::anyhow!("{}", e.render()))?;
@@ -257,18 +256,17 @@ where
     }
 }
 
-/// The `--help` text of `command` (for a study, without the flags it never reads), for front
+/// The `--help` text of the command `name` (for a study, without the flags it never reads), for front
 /// ends that document the same keys.
-pub fn long_help(command: &str) -> Option<String> {
-    let mut cli = hide_ignored(Cli::command());
+pub fn long_help(name: &str) -> Option<String> {
+    let mut cli = self::command();
     cli.build();
-    cli.find_subcommand_mut(command)
+    cli.find_subcommand_mut(name)
         .map(|c| c.render_long_help().to_string())
 }
 
 pub fn main() -> Result<()> {
-    let cli = Cli::from_arg_matches(&hide_ignored(Cli::command()).get_matches())
-        .unwrap_or_else(|e| e.exit());
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let (study_kind, args) = match cli.command {
         Command::Sweep(a) => {
             let json = a.study_args.json;
@@ -374,6 +372,12 @@ fn study_request(study_kind: Kind, args: StudyArgs) -> Result<Request> {
         resume: false,
         warnings: early_warnings,
     })
+}
+
+/// The command line as parsed and documented: the flags a study never reads hidden, the lists
+/// in the help written from the code's lists.
+fn command() -> clap::Command {
+    lists::fill(hide_ignored(Cli::command()))
 }
 
 /// The commands with the flags each study never reads hidden from its `--help` (they are still

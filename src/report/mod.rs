@@ -15,7 +15,8 @@ pub use outdir::{
     CHECKPOINT_DIR, MANIFEST, OutDir, run_token, verify_complete, verify_listed, write_atomic,
 };
 pub use plot::{
-    Figure, Render, Series, Style, parse_figure_size, render_png, render_svg, typeset, write_figure,
+    Figure, Panels, Render, SampleSet, Series, Style, parse_figure_size, render_png, render_svg,
+    typeset, write_figure, write_panels, write_samples_figure,
 };
 pub use progress::{Progress, duration, si};
 

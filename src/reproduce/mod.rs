@@ -34,11 +34,7 @@ use crate::report::{Figure, OutDir, Render, Series, write_figure};
 
 #[derive(clap::Args)]
 pub struct ReproduceArgs {
-    /// The experiment: speciation-gmm (φ against t/t_S for growing d), collapse-gmm (excess
-    /// entropy and collapse times against the REM), gap (spectral gap against the strength of Q),
-    /// steering (t_S and t_C across Q strategies for anisotropic U), multimodal (per-mode φ and
-    /// the synchronization gap against the coupling, and a coupling schedule), discretisation
-    /// (φ bias at t_S and t_S shift against Δt for each SDE scheme, with the cost of accuracy).
+    /// The experiment (the help lists them from [`Experiment::ALL`]).
     #[arg(value_enum)]
     pub name: Experiment,
     /// Small sizes that finish within a minute on 2 CPU cores; the checks still apply.
@@ -94,7 +90,17 @@ pub enum Experiment {
 }
 
 impl Experiment {
-    fn name(self) -> &'static str {
+    /// Every experiment, in the order the help and the README list them.
+    pub const ALL: [Experiment; 6] = [
+        Experiment::SpeciationGmm,
+        Experiment::CollapseGmm,
+        Experiment::Gap,
+        Experiment::Steering,
+        Experiment::Multimodal,
+        Experiment::Discretisation,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
             Experiment::SpeciationGmm => "speciation-gmm",
             Experiment::CollapseGmm => "collapse-gmm",
@@ -102,6 +108,24 @@ impl Experiment {
             Experiment::Steering => "steering",
             Experiment::Multimodal => "multimodal",
             Experiment::Discretisation => "discretisation",
+        }
+    }
+
+    /// What it shows, for the help.
+    pub fn what(self) -> &'static str {
+        match self {
+            Experiment::SpeciationGmm => "φ against t/t_S for growing d",
+            Experiment::CollapseGmm => "excess entropy and collapse times against the REM",
+            Experiment::Gap => "spectral gap against the strength of Q",
+            Experiment::Steering => "t_S and t_C across Q strategies for anisotropic U",
+            Experiment::Multimodal => {
+                "per-mode φ and the synchronization gap against the coupling, and a coupling \
+                 schedule"
+            }
+            Experiment::Discretisation => {
+                "φ bias at t_S and t_S shift against Δt for each SDE scheme, with the cost of \
+                 accuracy"
+            }
         }
     }
 

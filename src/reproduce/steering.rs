@@ -1,9 +1,10 @@
 //! steering: t_S and t_C, theory and simulation, across rotations Q for an anisotropic U
 //! (geomspace 0.2…5) with the class direction along U's stiffest or softest eigenvector — the
 //! central comparison of the non-reversible paper (Lu & Tang 2026). A rotation mixes the class
-//! direction with the others: it delays speciation of a stiff class direction and advances that
-//! of a soft one. Beside them, `regimes steer`'s Q (the largest theory t_S within ‖Q‖_F ≤ 2) for
-//! each class direction, with its simulation check.
+//! direction with the others: it advances speciation of a stiff class direction (a larger t_S:
+//! earlier in generation, which runs t from T down to 0) and delays that of a soft one. Beside
+//! them, `regimes steer`'s Q (the largest theory t_S within ‖Q‖_F ≤ 2) for each class
+//! direction, with its simulation check.
 
 use anyhow::Result;
 use serde_json::json;
@@ -161,12 +162,13 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             }));
         }
         steered.push(json!({ "mean": mean_name, "steering": s }));
-        // Theory on a fine grid of strengths, for both families.
+        // Theory on a fine grid of strengths, for both families: steps of top/100 up to
+        // top/5, where t_S bends sharply (its slowest direction changes), then top/40.
         for (family, top) in [(0, 2.0), (1, 3.0)] {
             let mut t_s_line = vec![];
             let mut t_c_line = vec![];
-            for k in 0..=20 {
-                let x = top * k as f64 / 20.0;
+            let fine = (0..20).map(|k| top * k as f64 / 100.0);
+            for x in fine.chain((8..=40).map(|k| top * k as f64 / 40.0)) {
                 let q = match (family, x == 0.0) {
                     (_, true) => QSpec::Zero,
                     (0, _) => QSpec::Optimal(x),
@@ -238,8 +240,9 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         "steering",
         &format!(
             "Speciation and collapse times against the strength s of the optimal Q (Q = s·Q_opt) \
-             {common}. The rotation delays speciation of the stiff class and advances that of \
-             the soft one. The steered Q of `regimes steer` (‖Q‖_F ≤ {budget}) is in \
+             {common}. The rotation advances speciation of the stiff class (a larger t_S: \
+             earlier in generation, which runs t from T down to 0) and delays that of the soft \
+             one. The steered Q of `regimes steer` (‖Q‖_F ≤ {budget}) is in \
              steering.csv, summary.json and steered_q_*.npy."
         ),
         Figure {

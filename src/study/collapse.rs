@@ -513,8 +513,66 @@ fn write_outputs(
                 markers: &markers,
             },
         )?;
+        if let Some(class) = &result.clone_same_class {
+            write_same_class(inputs, dir, result, class, &clone_series, partial)?;
+        }
     }
     Ok(())
+}
+
+/// With --train-labels: the fraction of clone pairs ending on training points of the same
+/// class beside the fraction ending on the same point (a pair on one point is in one class, so
+/// it is the lower curve), with the data's between-class t_S.
+fn write_same_class(
+    inputs: &Inputs,
+    dir: &OutDir,
+    result: &Collapse,
+    class: &[PhiPoint],
+    same_point: &[Series],
+    partial: Option<&str>,
+) -> Result<()> {
+    let (points, errors) =
+        super::speciation::measured_points(class.iter().map(|p| (p.t, p.phi, p.stderr)));
+    let mut series = vec![Series {
+        label: "same class (±1 s.e.)".into(),
+        points,
+        error: Some(errors),
+        style: Style::Points,
+        color: Some(0),
+    }];
+    series.extend(same_point.iter().map(|s| Series {
+        label: "same training point φ_C (±1 s.e.)".into(),
+        ..s.clone()
+    }));
+    let markers: Vec<(String, f64)> = result
+        .data
+        .as_ref()
+        .and_then(|d| d.t_s_between)
+        .map(|t| ("t_S between the classes (data)".to_string(), t))
+        .into_iter()
+        .chain(
+            result
+                .t_c_theory
+                .map(|t| ("t_C theory (REM)".to_string(), t)),
+        )
+        .collect();
+    super::write_figure(
+        inputs,
+        dir,
+        "clone_same_class",
+        &Figure {
+            title: &super::title(
+                "Clone pairs ending in the same class",
+                inputs,
+                &format!("N = {}", result.n_train),
+                partial,
+            ),
+            x_label: "branch time t",
+            y_label: "fraction of clone pairs",
+            series: &series,
+            markers: &markers,
+        },
+    )
 }
 
 /// The per-trajectory collapse times as a histogram: the fraction of trajectories per bin, as

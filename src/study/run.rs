@@ -266,51 +266,95 @@ impl Study for RunStudy {
                 .iter()
                 .map(|r| (r.t, r.purity, r.purity_stderr)),
         );
-        let mut series = vec![Series {
-            label: "posterior purity Σ r²".into(),
+        // Purity and spread have different units: one panel each, with their own y axes, a
+        // dot at every recorded time (a line between a few of them only guides the eye).
+        let purity = [Series {
+            label: "posterior purity Σ r² (±1 s.e.)".into(),
             points,
             error: Some(errors),
-            style: Style::Points,
-            color: None,
+            style: Style::LinePoints,
+            color: Some(0),
         }];
-        if let Some(m) = &built.class_dir {
-            let norm = built.mixture.means[0].dot(m).abs().max(f64::MIN_POSITIVE);
-            // The classes are ±m, so the spread along m̂ (not the mean) shows them separating.
-            series.push(Series {
-                label: "spread along m̂: √var(x·m̂) / ‖m‖".into(),
-                points: result
-                    .record
-                    .iter()
-                    .filter_map(|r| r.projection_var.map(|v| (r.t, v.sqrt() / norm)))
-                    .collect(),
-                error: None,
-                style: Style::Line,
-                color: None,
-            });
-        }
+        let spread: Vec<Series> = built
+            .class_dir
+            .as_ref()
+            .map(|m| {
+                let norm = built.mixture.means[0].dot(m).abs().max(f64::MIN_POSITIVE);
+                // The classes are ±m, so the spread along m̂ (not the mean) shows them separating.
+                Series {
+                    label: "√var(x·m) / ‖m‖² at the record times".into(),
+                    points: result
+                        .record
+                        .iter()
+                        .filter_map(|r| r.projection_var.map(|v| (r.t, v.sqrt() / norm)))
+                        .collect(),
+                    error: None,
+                    style: Style::LinePoints,
+                    color: Some(1),
+                }
+            })
+            .into_iter()
+            .collect();
         let markers: Vec<(String, f64)> = result
             .theory
             .t_s
             .map(|t| ("t_S theory".to_string(), t))
             .into_iter()
             .collect();
-        super::write_figure(
-            inputs,
+        let x_label = "time t (generation runs from t = T down to 0)";
+        let mut panels = vec![Figure {
+            title: "Posterior purity: how surely a sample's class is decided",
+            x_label,
+            y_label: "purity Σ r²",
+            series: &purity,
+            markers: &markers,
+        }];
+        if !spread.is_empty() {
+            panels.push(Figure {
+                // (m/‖m‖², not m̂/‖m‖: the embedded font cannot put a hat on m.)
+                title: "Spread along the class direction (near 1 once the classes ±m have \
+                        separated)",
+                x_label,
+                y_label: "√var(x·m) / ‖m‖²",
+                series: &spread,
+                markers: &[],
+            });
+        }
+        let render = crate::report::Render::sized(inputs.cfg.figure_size, Some(inputs.cfg.dpi));
+        crate::report::write_panels(
             dir,
             "run",
-            &Figure {
+            &crate::report::Panels {
                 title: &super::title(
                     "Generation from t = T to 0",
                     inputs,
                     &format!("{} particles", result.particles),
                     partial,
                 ),
-                x_label: "time t",
-                y_label: "",
-                series: &series,
-                markers: &markers,
+                panels: &panels,
             },
+            &render,
         )?;
+        if let Some(samples) = &parts.samples {
+            crate::report::write_samples_figure(
+                dir,
+                "samples",
+                &super::title(
+                    "Final samples",
+                    inputs,
+                    &format!("{} particles", samples.rows),
+                    partial,
+                ),
+                &crate::report::SampleSet {
+                    x: &samples.x,
+                    rows: samples.rows,
+                    dim: plan.dim,
+                    labels: &samples.labels,
+                    class_dir: built.class_dir.as_ref(),
+                },
+                &render,
+            )?;
+        }
         Ok(())
     }
 

@@ -573,12 +573,32 @@ fn write_outputs(
     if let (Some(t), None) = (r.t_s_theory, &r.modes) {
         markers.push(("t_S theory".to_string(), t));
     }
+    // A measured t_S is where φ crosses F(1): a dot there with its ±1 s.e. band in t, drawn
+    // under the theory's dashed marker so that both show.
+    let f1 = crate::theory::f_at_speciation();
+    let band = |label: String, t: f64, e: Option<f64>, color: usize| Series {
+        label,
+        points: vec![(t, f1)],
+        error: Some(vec![e.unwrap_or(f64::NAN)]),
+        style: Style::XBand,
+        color: Some(color),
+    };
     if let Some(t) = r.t_s_measured {
-        markers.push(("t_S measured".to_string(), t));
+        series.push(band(
+            "t_S measured (φ = F(1), ±1 s.e.)".into(),
+            t,
+            r.t_s_measured_stderr,
+            6,
+        ));
     }
-    for m in r.modes.iter().flatten() {
+    for (j, m) in r.modes.iter().flatten().enumerate() {
         if let Some(t) = m.t_s_measured {
-            markers.push((format!("t_S {} measured", m.name), t));
+            series.push(band(
+                format!("t_S {} measured (±1 s.e.)", m.name),
+                t,
+                m.t_s_measured_stderr,
+                3 + j,
+            ));
         }
     }
     super::write_figure(

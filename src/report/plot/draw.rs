@@ -111,9 +111,23 @@ pub(super) fn draw<DB: DrawingBackend>(
         markers,
     } = *figure;
     let markers: Vec<&(String, f64)> = markers.iter().filter(|m| m.1.is_finite()).collect();
+    // An x-band's error is in x: its range covers x ± error.
     let xs = series
         .iter()
-        .flat_map(|s| s.points.iter().filter(|p| finite(p)).map(|p| p.0))
+        .flat_map(|s| {
+            s.points
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| finite(p))
+                .flat_map(move |(i, p)| {
+                    let e = if s.style == Style::XBand {
+                        s.err(i).unwrap_or(0.0)
+                    } else {
+                        0.0
+                    };
+                    [p.0 - e, p.0 + e]
+                })
+        })
         .chain(markers.iter().map(|m| m.1));
     let (x0, x1) = match &render.categories {
         Some(c) => (-0.5, c.len().max(1) as f64 - 0.5),
@@ -130,13 +144,26 @@ pub(super) fn draw<DB: DrawingBackend>(
             _ => String::new(),
         }
     };
+    // Whole numbers only, without decimals (no "10.0"); ticks between them are left blank.
+    let integer_format = |v: &f64| -> String {
+        let k = v.round();
+        if (v - k).abs() < 1e-9 * k.abs().max(1.0) {
+            format!("{k:.0}")
+        } else {
+            String::new()
+        }
+    };
     let ys = series.iter().flat_map(|s| {
         s.points
             .iter()
             .enumerate()
             .filter(|(_, p)| finite(p))
             .flat_map(move |(i, p)| {
-                let e = s.err(i).unwrap_or(0.0);
+                let e = if s.style == Style::XBand {
+                    0.0
+                } else {
+                    s.err(i).unwrap_or(0.0)
+                };
                 [p.1 - e, p.1 + e]
             })
     });
@@ -146,19 +173,12 @@ pub(super) fn draw<DB: DrawingBackend>(
         root.fill(&WHITE).map_err(plot_err)?;
         let title = typeset(title);
         let title = title.as_str();
-        // A long title (parameters) shrinks to fit the width.
-        let title_font = {
-            let w = f64::from(root.dim_in_pixel().0);
-            let chars = title.chars().count().max(1) as f64;
-            (FONT, (1.7 * w / chars).clamp(px.f(11.0), px.f(22.0)))
-                .into_font()
-                .color(&RGBColor(30, 30, 30))
-        };
+        let title_font = title_font(f64::from(root.dim_in_pixel().0), title, px);
         // The legend column: what a legend entry needs, right of the axes.
         let entries = legend_entries(series, &markers);
         let outside = render.legend_outside && !entries.is_empty();
         // With the legend outside, the title spans the whole figure.
-        let root = if outside {
+        let root = if outside && !title.is_empty() {
             // A top margin, so that the title's ascenders are not cut.
             root.margin(px.i(8.0), 0, 0, 0)
                 .titled(title, title_font.clone())
@@ -171,7 +191,8 @@ pub(super) fn draw<DB: DrawingBackend>(
                 .iter()
                 .map(|e| e.0.chars().count())
                 .max()
-                .unwrap_or(0);
+                .unwrap_or(0)
+                .max(render.legend_chars.unwrap_or(0));
             let (w, _) = root.dim_in_pixel();
             let width = px.u(longest as f64 * 8.0 + 56.0).min(w / 2);
             let (a, b) = root.split_horizontally(w - width);
@@ -183,7 +204,7 @@ pub(super) fn draw<DB: DrawingBackend>(
             draw_legend(area, &entries, px)?;
         }
         let mut builder = ChartBuilder::on(&root);
-        if !outside {
+        if !outside && !title.is_empty() {
             builder.caption(title, title_font);
         }
         let mut chart = builder
@@ -204,12 +225,17 @@ pub(super) fn draw<DB: DrawingBackend>(
             .max_light_lines(4)
             .x_labels(if render.categories.is_some() {
                 categories.len().max(1) * 2 + 1
+            } else if render.integer_x {
+                // No more ticks than whole numbers in the range: the step is then at least 1.
+                ((x1 - x0).floor() as usize + 1).clamp(2, 8)
             } else {
                 8
             })
             .y_labels(8);
         if render.categories.is_some() {
             mesh.x_label_formatter(&x_format);
+        } else if render.integer_x {
+            mesh.x_label_formatter(&integer_format);
         }
         mesh.draw().map_err(plot_err)?;
 
@@ -290,22 +316,84 @@ pub(super) fn draw<DB: DrawingBackend>(
                         }
                     }
                 }
-                Style::Points | Style::Ring => {
+                Style::XBand => {
                     let pts: Vec<(usize, (f64, f64))> = runs.concat();
-                    // Error bars: a vertical stroke with short caps.
-                    let dx = (x1 - x0) * 0.006;
-                    for &(i, (x, y)) in &pts {
-                        if let Some(e) = s.err(i) {
-                            let st = color.mix(0.8).stroke_width(px.u(1.0));
+                    for &(i, (x, _)) in &pts {
+                        if let Some(e) = s.err(i).filter(|&e| e > 0.0) {
                             chart
-                                .draw_series([
-                                    PathElement::new(vec![(x, y - e), (x, y + e)], st),
-                                    PathElement::new(vec![(x - dx, y - e), (x + dx, y - e)], st),
-                                    PathElement::new(vec![(x - dx, y + e), (x + dx, y + e)], st),
-                                ])
+                                .draw_series(std::iter::once(Rectangle::new(
+                                    [(x - e, y0), (x + e, y1)],
+                                    color.mix(0.2).filled(),
+                                )))
                                 .map_err(plot_err)?;
                         }
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(
+                                vec![(x, y0), (x, y1)],
+                                color.stroke_width(px.u(2.0)),
+                            )))
+                            .map_err(plot_err)?;
                     }
+                    let dots = chart
+                        .draw_series(
+                            pts.iter()
+                                .map(|&(_, p)| marker(Style::Points, p, color, px)),
+                        )
+                        .map_err(plot_err)?;
+                    if !pts.is_empty() && !s.label.is_empty() {
+                        dots.label(typeset(&s.label)).legend(move |(x, y)| {
+                            Rectangle::new(
+                                [(x, y - px.i(6.0)), (x + px.i(24.0), y + px.i(6.0))],
+                                color.mix(0.3).filled(),
+                            )
+                        });
+                    }
+                }
+                Style::Scatter => {
+                    let pts: Vec<(f64, f64)> = runs.concat().into_iter().map(|p| p.1).collect();
+                    let dots = chart
+                        .draw_series(
+                            pts.iter()
+                                .map(|&p| Circle::new(p, px.i(1.6), color.mix(0.6).filled())),
+                        )
+                        .map_err(plot_err)?;
+                    if !pts.is_empty() && !s.label.is_empty() {
+                        dots.label(typeset(&s.label)).legend(move |(x, y)| {
+                            marker(Style::Points, (x + px.i(12.0), y), color, px)
+                        });
+                    }
+                }
+                Style::LinePoints => {
+                    for run in &runs {
+                        chart
+                            .draw_series(LineSeries::new(
+                                run.iter().map(|&(_, p)| p),
+                                color.mix(0.7).stroke_width(px.u(1.5)),
+                            ))
+                            .map_err(plot_err)?;
+                    }
+                    let pts: Vec<(usize, (f64, f64))> = runs.concat();
+                    error_bars(&mut chart, s, &pts, color, (x1 - x0) * 0.006, px)?;
+                    let dots = chart
+                        .draw_series(
+                            pts.iter()
+                                .map(|&(_, p)| marker(Style::Points, p, color, px)),
+                        )
+                        .map_err(plot_err)?;
+                    if !pts.is_empty() && !s.label.is_empty() {
+                        dots.label(typeset(&s.label)).legend(move |(x, y)| {
+                            EmptyElement::at((x, y))
+                                + PathElement::new(
+                                    vec![(0, 0), (px.i(24.0), 0)],
+                                    color.stroke_width(px.u(2.0)),
+                                )
+                                + Circle::new((px.i(12.0), 0), px.i(4.0), color.filled())
+                        });
+                    }
+                }
+                Style::Points | Style::Ring => {
+                    let pts: Vec<(usize, (f64, f64))> = runs.concat();
+                    error_bars(&mut chart, s, &pts, color, (x1 - x0) * 0.006, px)?;
                     let dots = chart
                         .draw_series(pts.iter().map(|&(_, p)| marker(s.style, p, color, px)))
                         .map_err(plot_err)?;
@@ -366,6 +454,105 @@ pub(super) fn draw<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Error bars of `s` at `pts` (index, point): a vertical stroke with caps `dx` wide each side.
+fn error_bars<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    s: &Series,
+    pts: &[(usize, (f64, f64))],
+    color: RGBColor,
+    dx: f64,
+    px: Px,
+) -> Result<()> {
+    for &(i, (x, y)) in pts {
+        if let Some(e) = s.err(i) {
+            let st = color.mix(0.8).stroke_width(px.u(1.0));
+            chart
+                .draw_series([
+                    PathElement::new(vec![(x, y - e), (x, y + e)], st),
+                    PathElement::new(vec![(x - dx, y - e), (x + dx, y - e)], st),
+                    PathElement::new(vec![(x - dx, y + e), (x + dx, y + e)], st),
+                ])
+                .map_err(plot_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// The title's font: a long title (parameters) shrinks to fit `width` pixels.
+fn title_font(width: f64, title: &str, px: Px) -> TextStyle<'static> {
+    let chars = title.chars().count().max(1) as f64;
+    (FONT, (1.7 * width / chars).clamp(px.f(11.0), px.f(22.0)))
+        .into_font()
+        .color(&RGBColor(30, 30, 30))
+}
+
+/// Draws `panels` on `root`: the title across the top, then each panel (its title a smaller
+/// heading) in an equal horizontal strip, one below the other.
+pub(super) fn draw_panels<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    panels: &Panels,
+    render: &Render,
+    px: Px,
+) -> Result<()> {
+    register_font()?;
+    root.fill(&WHITE).map_err(plot_err)?;
+    let title = typeset(panels.title);
+    let font = title_font(f64::from(root.dim_in_pixel().0), &title, px);
+    let body = root
+        .margin(px.i(8.0), 0, 0, 0)
+        .titled(&title, font)
+        .map_err(plot_err)?;
+    let n = panels.panels.len().max(1);
+    // One legend width for all, so that the panels' axes and legends line up.
+    let longest = panels
+        .panels
+        .iter()
+        .flat_map(|f| {
+            let markers: Vec<&(String, f64)> = f.markers.iter().collect();
+            legend_entries(f.series, &markers)
+        })
+        .map(|e| e.0.chars().count())
+        .max();
+    let render = &Render {
+        legend_chars: longest,
+        ..render.clone()
+    };
+    for (area, figure) in body.split_evenly((n, 1)).into_iter().zip(panels.panels) {
+        draw_panel(area, figure, render, px)?;
+    }
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// One panel: a heading in a smaller font, then the figure without a title of its own.
+fn draw_panel<DB: DrawingBackend>(
+    area: DrawingArea<DB, plotters::coord::Shift>,
+    figure: &Figure,
+    render: &Render,
+    px: Px,
+) -> Result<()> {
+    let heading = typeset(figure.title);
+    let area = area
+        .titled(
+            &heading,
+            (FONT, px.f(16.0)).into_font().color(&RGBColor(50, 50, 50)),
+        )
+        .map_err(plot_err)?;
+    draw(
+        area,
+        &Figure {
+            title: "",
+            ..*figure
+        },
+        render,
+        px,
+    )
+}
+
 /// For each series, whether it is a line drawn over an earlier line with the same points
 /// (within 1e-6 of the plotted range): it is then dashed, so that the one below shows.
 pub(super) fn covering(series: &[Series]) -> Vec<bool> {
@@ -414,8 +601,10 @@ pub(super) fn legend_entries(
         let sample = match s.style {
             Style::Line if covers[k] => Sample::Dashed,
             Style::Line => Sample::Line,
-            Style::Points => Sample::Dot,
+            Style::Points | Style::Scatter => Sample::Dot,
+            Style::LinePoints => Sample::LineDot,
             Style::Ring => Sample::Ring,
+            Style::XBand => Sample::Band,
         };
         out.push((typeset(&s.label), sample, color));
     }
@@ -451,6 +640,26 @@ pub(super) fn draw_legend<DB: DrawingBackend>(
             Sample::Ring => area
                 .draw(&marker(Style::Ring, (mid, y), *color, px))
                 .map_err(plot_err)?,
+            Sample::LineDot => {
+                area.draw(&PathElement::new(vec![(x0, y), (x1, y)], style))
+                    .map_err(plot_err)?;
+                area.draw(&marker(Style::Points, (mid, y), *color, px))
+                    .map_err(plot_err)?
+            }
+            Sample::Band => {
+                area.draw(&Rectangle::new(
+                    [(x0, y - px.i(7.0)), (x1, y + px.i(7.0))],
+                    color.mix(0.2).filled(),
+                ))
+                .map_err(plot_err)?;
+                area.draw(&PathElement::new(
+                    vec![(mid, y - px.i(7.0)), (mid, y + px.i(7.0))],
+                    style,
+                ))
+                .map_err(plot_err)?;
+                area.draw(&marker(Style::Points, (mid, y), *color, px))
+                    .map_err(plot_err)?
+            }
             Sample::Dashed => area
                 .draw(&plotters::element::DashedPathElement::new(
                     vec![(x0, y), (x1, y)],

@@ -6,7 +6,12 @@ use anyhow::{Result, anyhow};
 use plotters::prelude::*;
 
 mod draw;
+mod panels;
+mod samples;
 use draw::*;
+use panels::Content;
+pub use panels::{Panels, write_panels};
+pub use samples::{SampleSet, write_samples_figure};
 
 use super::OutDir;
 
@@ -21,6 +26,16 @@ pub enum Style {
     /// Hollow rings, larger than `Points` markers: a filled point at the same place stays
     /// visible inside (a second estimate of the same quantity); `error` as ± error bars.
     Ring,
+    /// A measured time with its error: at each point a solid vertical line across the axes at
+    /// x, a shaded band of ± `error` in x (not y) around it and a dot at the point (e.g. a
+    /// measured t_S at the level where φ crosses F(1)). Drawn before the markers, so a theory
+    /// marker at the same x shows as a dashed line over it, the band still visible.
+    XBand,
+    /// Small dots without error bars, for many points (a scatter of samples).
+    Scatter,
+    /// A line through the points with a dot at each: a measurement at a few points, the line
+    /// guiding the eye and the dots saying where it was measured; `error` as ± error bars.
+    LinePoints,
 }
 
 /// One curve of a plot. Points with a non-finite coordinate are skipped (a line is broken there).
@@ -115,6 +130,12 @@ pub struct Render {
     /// The legend in a column right of the axes, where it hides no data (else in the corner
     /// of the axes that hides the fewest points).
     pub legend_outside: bool,
+    /// The x values are whole numbers (an integer key such as d or N): ticks only at whole
+    /// numbers, labelled without decimals.
+    pub integer_x: bool,
+    /// The legend column as wide as a label of this many characters at least (panels share
+    /// one width, so that their legends line up); None = the figure's longest label.
+    pub legend_chars: Option<usize>,
 }
 
 impl Default for Render {
@@ -124,6 +145,8 @@ impl Default for Render {
             dpi: UNITS_PER_INCH,
             categories: None,
             legend_outside: true,
+            integer_x: false,
+            legend_chars: None,
         }
     }
 }
@@ -149,6 +172,15 @@ impl Render {
         self.size.unwrap_or(default)
     }
 
+    /// The size of a figure of `n` panels stacked vertically: the default is 860 (plus the
+    /// legend column) wide and 60 + 380 per panel high; a given size is the whole figure's.
+    pub fn panel_dims(&self, n: usize) -> (u32, u32) {
+        match self.size {
+            Some(size) => size,
+            None => (self.dims().0, 60 + 380 * n.max(1) as u32),
+        }
+    }
+
     /// The PNG's size in pixels.
     pub fn png_dims(&self) -> (u32, u32) {
         let (w, h) = self.dims();
@@ -167,12 +199,16 @@ pub fn parse_figure_size(s: &str) -> std::result::Result<(u32, u32), String> {
 
 /// Render a figure to an SVG document, sized and labelled as `render` says.
 pub fn render_svg(figure: &Figure, render: &Render) -> Result<String> {
+    content_svg(Content::One(figure), render)
+}
+
+fn content_svg(content: Content, render: &Render) -> Result<String> {
+    let render = &content.sized(render);
     let (w, h) = render.dims();
     let (sw, sh) = (w * SVG_SUBUNITS, h * SVG_SUBUNITS);
     let mut svg = String::new();
-    draw(
+    content.draw(
         SVGBackend::with_string(&mut svg, (sw, sh)).into_drawing_area(),
-        figure,
         render,
         Px(f64::from(SVG_SUBUNITS)),
     )?;
@@ -184,11 +220,15 @@ pub fn render_svg(figure: &Figure, render: &Render) -> Result<String> {
 
 /// Render a figure to PNG bytes (RGB, 8 bits) at `render.dpi`, laid out as its SVG.
 pub fn render_png(figure: &Figure, render: &Render) -> Result<Vec<u8>> {
+    content_png(Content::One(figure), render)
+}
+
+fn content_png(content: Content, render: &Render) -> Result<Vec<u8>> {
+    let render = &content.sized(render);
     let (w, h) = render.png_dims();
     let mut rgb = vec![0u8; (w as usize) * (h as usize) * 3];
-    draw(
+    content.draw(
         BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area(),
-        figure,
         render,
         Px(f64::from(render.dpi) / f64::from(UNITS_PER_INCH)),
     )?;
@@ -239,6 +279,10 @@ enum Sample {
     Dot,
     Ring,
     Dashed,
+    /// A shaded band with a line and a dot: an [`Style::XBand`].
+    Band,
+    /// A line with a dot on it: a [`Style::LinePoints`].
+    LineDot,
 }
 
 /// What a figure draws, as a long CSV: one row per point of each series (`series` is its legend
@@ -269,6 +313,9 @@ pub fn figure_csv(figure: &Figure) -> String {
             Style::Line => "line",
             Style::Points => "points",
             Style::Ring => "ring",
+            Style::XBand => "x-band",
+            Style::Scatter => "scatter",
+            Style::LinePoints => "line-points",
         };
         for (i, p) in s.points.iter().enumerate() {
             let e = s.err(i).map_or(String::new(), num);
@@ -291,6 +338,7 @@ pub fn write_figure(out: &OutDir, stem: &str, figure: &Figure, render: &Render) 
 
 #[cfg(test)]
 mod tests {
+    use super::panels::{panels_csv, render_panels_svg};
     use super::*;
 
     fn phi_series() -> Vec<Series> {
@@ -464,6 +512,121 @@ mod tests {
             (dark3 / dark1 - 1.0).abs() < 0.35,
             "dark share {dark1} at 96 dpi, {dark3} at 288"
         );
+    }
+
+    /// Panels: one title, each panel's heading and axis labels, the legends in one column
+    /// (the same x), and a CSV whose rows name their panel.
+    #[test]
+    fn panels_have_their_own_axes_and_one_legend_column() {
+        let a = [Series::points("purity", vec![(0.0, 0.5), (1.0, 0.9)])];
+        let b = [Series {
+            style: Style::LinePoints,
+            ..Series::line(
+                "a much longer label of the spread",
+                vec![(0.0, 2.0), (1.0, 1.0)],
+            )
+        }];
+        let panels = [
+            Figure {
+                title: "first panel",
+                x_label: "t",
+                y_label: "purity axis",
+                series: &a,
+                markers: &[],
+            },
+            Figure {
+                title: "second panel",
+                x_label: "t",
+                y_label: "spread axis",
+                series: &b,
+                markers: &[],
+            },
+        ];
+        let p = Panels {
+            title: "both",
+            panels: &panels,
+        };
+        let svg = render_panels_svg(&p, &Render::default()).unwrap();
+        for text in [
+            "both",
+            "first panel",
+            "second panel",
+            "purity axis",
+            "spread axis",
+        ] {
+            assert!(svg.contains(text), "missing {text}");
+        }
+        // The x of the text whose content is `label`.
+        let x_of = |label: &str| -> Option<String> {
+            svg.split("<text").skip(1).find_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                (body[..body.find("</text>")?].trim() == label)
+                    .then(|| {
+                        t.split("x=\"")
+                            .nth(1)?
+                            .split('"')
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .flatten()
+            })
+        };
+        assert!(x_of("purity").is_some(), "no legend entry purity");
+        assert_eq!(x_of("purity"), x_of("a much longer label of the spread"));
+        let (w, h) = Render::default().panel_dims(2);
+        assert!(svg.contains(&format!("width=\"{w}\" height=\"{h}\"")));
+        let csv = panels_csv(&p);
+        assert!(csv.starts_with("series,style,x,y,error,panel\n"), "{csv}");
+        assert!(csv.contains("purity,points,1,0.9,,first panel\n"), "{csv}");
+        assert!(csv.contains(",line-points,0,2,,second panel\n"), "{csv}");
+    }
+
+    /// An x-band widens the x range by its error (not the y range), and integer keys get whole
+    /// ticks without decimals.
+    #[test]
+    fn x_bands_and_integer_ticks() {
+        let series = [
+            // (y in [0, 1], so that a tick label in [9, 26] is an x tick's)
+            Series::points("m", vec![(10.0, 0.0), (20.0, 1.0)]),
+            Series {
+                style: Style::XBand,
+                ..Series::points("t_S", vec![(21.0, 0.5)]).with_error(vec![4.0])
+            },
+        ];
+        let figure = Figure {
+            title: "t",
+            x_label: "x",
+            y_label: "y",
+            series: &series,
+            markers: &[],
+        };
+        let render = Render {
+            integer_x: true,
+            ..Render::default()
+        };
+        let svg = render_svg(&figure, &render).unwrap();
+        let texts: Vec<&str> = svg
+            .split("<text")
+            .skip(1)
+            .filter_map(|t| {
+                let body = &t[t.find('>')? + 1..];
+                Some(body[..body.find("</text>")?].trim())
+            })
+            .collect();
+        let x_ticks: Vec<&str> = texts
+            .iter()
+            .copied()
+            .filter(|t| t.parse::<f64>().is_ok_and(|v| (9.0..=26.0).contains(&v)))
+            .collect();
+        assert!(x_ticks.len() >= 3, "{texts:?}");
+        assert!(!x_ticks.iter().any(|t| t.contains('.')), "{texts:?}");
+        // Without the band the axis would end near 21.3.
+        let top = x_ticks
+            .iter()
+            .filter_map(|t| t.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        assert!(top >= 24.0, "the band reaches x = 25: {texts:?}");
+        assert!(figure_csv(&figure).contains("t_S,x-band,21,0.5,4\n"));
     }
 
     #[test]

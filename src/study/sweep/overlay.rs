@@ -244,7 +244,19 @@ pub(super) fn overlay(
     let render_x = Render {
         categories: (!numeric).then(|| categories.clone()),
         legend_outside: true,
+        integer_x: numeric && xs.iter().all(|x| x.parse::<i64>().is_ok()),
         ..render.clone()
+    };
+    // t_C depends on N: name it in the title when the points share it (not swept).
+    let n_train: Vec<Option<f64>> = entries
+        .iter()
+        .map(|e| number(&e.summary, "n_train"))
+        .collect();
+    let shared_n = match n_train.first() {
+        Some(&Some(n)) if x_key != "n-train" && n_train.iter().all(|m| *m == Some(n)) => {
+            format!(", N = {n}")
+        }
+        _ => String::new(),
     };
 
     for (name, title, measured_key, err_key, theory_key) in heads {
@@ -341,7 +353,10 @@ pub(super) fn overlay(
             files,
             &file,
             &Figure {
-                title: &format!("{title} against {x_key}{sub}"),
+                title: &format!(
+                    "{title} against {x_key}{}{sub}",
+                    if name == "t_c" { shared_n.as_str() } else { "" }
+                ),
                 x_label: x_key,
                 y_label: match name {
                     "sync_gap" => "gap",
