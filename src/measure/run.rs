@@ -304,8 +304,8 @@ fn check_scale(recorder: &Recorder, plan: &Plan, bound: f64) -> Result<()> {
         if c.count == 0 {
             continue;
         }
-        let norm2: f64 = c.mean.iter().map(|m| m * m).sum::<f64>()
-            + c.m2.iter().sum::<f64>() / c.count as f64;
+        let norm2: f64 =
+            c.mean.iter().map(|m| m * m).sum::<f64>() + c.m2.iter().sum::<f64>() / c.count as f64;
         ensure!(
             norm2 <= SCALE_GUARD * bound,
             "the particles left the scale of the forward marginal by t = {:.4}: their mean |x|² \
@@ -324,11 +324,10 @@ fn check_finite(out: &RunOutcome, plan: &Plan) -> anyhow::Result<()> {
     let bound = plan.marginal_scale();
     check_scale(&out.recorder, plan, bound)?;
     if let Some(s) = &out.samples {
-        let far = s
-            .x
-            .chunks(plan.dim.max(1))
-            .map(|x| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
-            .fold(0.0, |a: f64, b| if b.is_nan() { b } else { a.max(b) });
+        let far =
+            s.x.chunks(plan.dim.max(1))
+                .map(|x| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+                .fold(0.0, |a: f64, b| if b.is_nan() { b } else { a.max(b) });
         anyhow::ensure!(
             far <= SCALE_GUARD * bound,
             "the final samples hold inf or NaN or a point with |x|² = {far:.3e}, beyond \

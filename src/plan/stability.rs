@@ -100,7 +100,11 @@ impl Modes {
                     None => continue,
                 },
             };
-            e.sort_by(|x, y| y.im.abs().total_cmp(&x.im.abs()).then(y.re.total_cmp(&x.re)));
+            e.sort_by(|x, y| {
+                y.im.abs()
+                    .total_cmp(&x.im.abs())
+                    .then(y.re.total_cmp(&x.re))
+            });
             eig.push(e);
         }
         times.truncate(eig.len());
@@ -210,16 +214,25 @@ impl Modes {
 
 /// The linear part `L_t = A(t) − cΠ_t` of the reverse drift at t (docs/mathematics.md §4.2): Π_t
 /// is Γ_t⁻¹ for a mixture of within-class covariance `cov`, Σ_t⁻¹ for training points (`None`).
-pub fn linear_part(process: &Process, cov: Option<&Linear>, scheme: Scheme, t: f64) -> Result<Linear> {
+pub fn linear_part(
+    process: &Process,
+    cov: Option<&Linear>,
+    scheme: Scheme,
+    t: f64,
+) -> Result<Linear> {
     let e = process.propagator(t);
     let c = match cov {
         Some(c) => process.gamma_with(t, &e, c),
         None => process.sigma_with(t, &e),
     };
     let precision = c.inverse_spd().map_err(|_| {
-        anyhow::anyhow!("plan: the covariance at t = {t} is singular (use fewer steps or a larger t-max)")
+        anyhow::anyhow!(
+            "plan: the covariance at t = {t} is singular (use fewer steps or a larger t-max)"
+        )
     })?;
-    Ok(process.drift(t).sub(&precision.scale(scheme.score_weight())))
+    Ok(process
+        .drift(t)
+        .sub(&precision.scale(scheme.score_weight())))
 }
 
 impl Plan {
@@ -294,8 +307,7 @@ impl Plan {
                 "steps: the explicit scheme grows a rotating mode of the reverse drift by {:.2}× \
                  beyond the exact dynamics (refused from {SCALE_LIMIT}×, --steps auto keeps it \
                  within {AUTO_SCALE}×): use --steps {} or more, or --scheme exact",
-                s.verdict.rotating,
-                s.steps_within_auto
+                s.verdict.rotating, s.steps_within_auto
             )
         })
     }
@@ -311,11 +323,17 @@ impl Plan {
         let (spread, far) = match &self.target {
             Target::Mixture(mix) => (
                 mix.cov.diagonal().sum(),
-                mix.means.iter().map(|m| m.norm_squared()).fold(0.0, f64::max),
+                mix.means
+                    .iter()
+                    .map(|m| m.norm_squared())
+                    .fold(0.0, f64::max),
             ),
             Target::Empirical(e) => (
                 0.0,
-                e.points.row_iter().map(|a| a.norm_squared()).fold(0.0, f64::max),
+                e.points
+                    .row_iter()
+                    .map(|a| a.norm_squared())
+                    .fold(0.0, f64::max),
             ),
         };
         p.u_inv.diagonal().sum() + kappa * (spread + far)
@@ -356,7 +374,11 @@ mod tests {
         let h = 1e-3;
         let gs = (1.0 + h * a).powi(2) + (h * w).powi(2);
         let want = ((2.0 * h / (1.0 - gs)) * -a).sqrt();
-        assert!((v.scale - want).abs() < 1e-3 * want, "{} vs {want}", v.scale);
+        assert!(
+            (v.scale - want).abs() < 1e-3 * want,
+            "{} vs {want}",
+            v.scale
+        );
         assert!(v.passes());
         // h = 2.5e-3: h(a² + ω²) = 2.25 > 2|a|: unstable, growth e^{~0.0003·4000}...
         let coarse = Grid::new(10.0, 4_000).unwrap();
@@ -365,8 +387,16 @@ mod tests {
         // The refinement that passes lands near the boundary and passes the refined grid.
         let r = modes.refinement(&coarse, true, Verdict::passes).unwrap();
         let n = (4_000.0 * r).ceil() as usize;
-        assert!(modes.judge(&Grid::new(10.0, n).unwrap(), true, 1.0).passes());
-        assert!(!modes.judge(&Grid::new(10.0, n * 99 / 100).unwrap(), true, 1.0).passes());
+        assert!(
+            modes
+                .judge(&Grid::new(10.0, n).unwrap(), true, 1.0)
+                .passes()
+        );
+        assert!(
+            !modes
+                .judge(&Grid::new(10.0, n * 99 / 100).unwrap(), true, 1.0)
+                .passes()
+        );
         // The ODE: the pure rotation (a = 0) grows by (1 + h²ω²)^{n/2} over n steps.
         let rot = Linear::Dense(DMatrix::from_row_slice(2, 2, &[0.0, w, -w, 0.0]));
         let modes = Modes::new(10.0, 0.01, 2, |_| Ok(rot.clone())).unwrap();

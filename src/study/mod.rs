@@ -385,8 +385,7 @@ pub fn auto_steps(cfg: &Config, empirical: bool, wanted: &[f64]) -> Result<usize
         let modes = stability::Modes::for_grid(&grid, p.dim(), |t| {
             stability::linear_part(p, cov, cfg.scheme, t)
         })?;
-        if modes.judge(&grid, stochastic, 1.0).accurate() || matches!(cfg.grid, Spacing::Nodes(_))
-        {
+        if modes.judge(&grid, stochastic, 1.0).accurate() || matches!(cfg.grid, Spacing::Nodes(_)) {
             return Ok(n); // (explicit nodes: the plan judges them and says what to do)
         }
         let Some(r) = modes.refinement(&grid, stochastic, stability::Verdict::accurate) else {
