@@ -92,7 +92,16 @@ impl Modes {
         times.dedup_by(|a, b| (*b - *a).abs() <= 1e-12 * b.abs());
         let mut eig: Vec<Vec<Complex<f64>>> = Vec::with_capacity(times.len());
         for &t in &times {
-            let mut e = match crate::theory::relaxation::eigenvalues(&linear(t)?) {
+            let l = linear(t)?;
+            if !matches!(l, Linear::Dense(_)) {
+                // Real modes: the most negative is the worst (and a > 0 never outgrows the
+                // exact flow), so a scalar or diagonal L of any d keeps two.
+                let d = l.diagonal();
+                let (lo, hi) = (d.min(), d.max());
+                eig.push(vec![Complex::new(lo, 0.0), Complex::new(hi, 0.0)]);
+                continue;
+            }
+            let mut e = match crate::theory::relaxation::eigenvalues(&l) {
                 Some(e) => e,
                 // The Schur iteration did not converge: keep the neighbour's modes.
                 None => match eig.last() {
@@ -139,7 +148,7 @@ impl Modes {
             rotating: 1.0,
             time: grid.t_max,
         };
-        let worse = |ratio: f64, than: f64| !(ratio <= than); // NaN sticks
+        let worse = |ratio: f64, than: f64| ratio.is_nan() || ratio > than; // NaN sticks
         let mut s = 0;
         for j in 0..grid.steps {
             let t = grid.time(j);
