@@ -232,7 +232,7 @@ fn hostile_inputs_are_refused_cleanly() {
         // Numerics that would silently go wrong.
         case(
             &["run", "--u", "diag:500,1"],
-            &["steps", "unstable", "--steps 5000"],
+            &["steps", "unstable", "--steps 2527"],
         ),
         case(
             &[

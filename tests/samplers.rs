@@ -103,3 +103,173 @@ fn steps_auto_reaches_its_target_bias() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("steps auto: 590 steps"), "{err}");
 }
+
+/// The `--steps N or more` an up-front refusal names.
+fn named_steps(err: &str) -> usize {
+    let at = err.find("--steps ").expect("names --steps") + "--steps ".len();
+    let digits: String = err[at..].chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no count in {err}"))
+}
+
+/// Runs `args` and returns (success, stderr).
+fn outcome(args: &[&str]) -> (bool, String) {
+    let out = common::regimes(args);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Euler–Maruyama under a strong rotation grows a mode a ± iω by √((1 + aΔt)² + (ωΔt)²)·e^(−aΔt)
+/// per step beyond the exact flow: the cases of issue 33 (values to 1e36 with exit 0 before) are
+/// refused before any work, naming a step count; that count passes and 3 % fewer do not.
+#[test]
+fn explicit_runs_that_would_diverge_are_refused_naming_the_steps_that_pass() {
+    let lu_tang = ["--preset", "lu-tang", "--dim", "4", "--q", "optimal:100"];
+    let times = ["--record-times", "5,4,2,1,0.25,0", "--quiet"];
+    for study in ["run", "speciation"] {
+        let extra = if study == "run" {
+            &times[..]
+        } else {
+            &["--quiet"]
+        };
+        let args = [&[study][..], &lu_tang, extra, &["--steps", "1000"]].concat();
+        let (ok, err) = outcome(&args);
+        assert!(!ok && err.contains("unstable"), "{study}: {err}");
+        // ω ≈ 798 and a ≈ −1.8: stable needs Δt ≲ 2|a|/ω², some 7·10⁵ steps over T = 5.
+        let n = named_steps(&err);
+        assert!((500_000..1_000_000).contains(&n), "{study}: {n}");
+    }
+    // `--steps auto` does not pick a diverging count: it refuses, pointing at the exact scheme.
+    let (ok, err) = outcome(&[&["run"][..], &lu_tang, &times, &["--steps", "auto"]].concat());
+    assert!(!ok && err.contains("--scheme exact"), "{err}");
+    let d16 = ["--preset", "lu-tang", "--dim", "16", "--q", "optimal:40"];
+    let (ok, err) = outcome(&[&["run"][..], &d16, &times, &["--steps", "1000"]].concat());
+    assert!(!ok && err.contains("unstable"), "{err}");
+    // The rotating coupling: the count named passes (and runs), 3 % fewer are refused.
+    let coupled = ["run", "--coupling", "rotating:0.5,100", "--dim", "4"];
+    let (ok, err) = outcome(&[&coupled[..], &times, &["--steps", "1000"]].concat());
+    assert!(!ok && err.contains("unstable"), "{err}");
+    let n = named_steps(&err);
+    let (fewer, enough) = ((n * 97 / 100).to_string(), n.to_string());
+    let small = ["--particles", "16"];
+    let (ok, err) = outcome(&[&coupled[..], &times, &small, &["--steps", &fewer]].concat());
+    assert!(!ok && err.contains("unstable"), "{fewer} steps: {err}");
+    let (ok, err) = outcome(&[&coupled[..], &times, &small, &["--steps", &enough]].concat());
+    assert!(ok, "{enough} steps: {err}");
+}
+
+/// `--steps auto`, the refusal and the warnings judge alike: what auto picks runs without a
+/// warning (before, auto picked 1179 steps and the same run warned "use 3925"), and a coarser
+/// grid is warned about with the rule auto uses.
+#[test]
+fn steps_auto_passes_the_judgement_and_is_not_warned_about() {
+    let model = [
+        "run",
+        "--u",
+        "geomspace:0.2:5",
+        "--q",
+        "optimal",
+        "--mean",
+        "soft",
+        "--dim",
+        "16",
+        "--particles",
+        "32",
+        "--json",
+    ];
+    let warnings = |steps: &str| -> Vec<String> {
+        let s = summary(&[&model[..], &["--steps", steps]].concat());
+        s["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap().to_string())
+            .collect()
+    };
+    let auto = warnings("auto");
+    assert!(
+        !auto
+            .iter()
+            .any(|w| w.contains("steps") || w.contains("stiff")),
+        "{auto:?}"
+    );
+    let coarse = warnings("500");
+    assert!(
+        coarse
+            .iter()
+            .any(|w| w.contains("stiff rotation") && w.contains("--steps auto picks them")),
+        "{coarse:?}"
+    );
+    // The rotating coupling: auto's count is judged on the run's own grid and passes unwarned.
+    let s = summary(&[
+        "run",
+        "--coupling",
+        "rotating:0.5,100",
+        "--dim",
+        "4",
+        "--t-max",
+        "2",
+        "--particles",
+        "8",
+        "--steps",
+        "auto",
+        "--json",
+    ]);
+    let w = s["warnings"].as_array().unwrap();
+    assert!(
+        !w.iter()
+            .any(|w| w.as_str().unwrap().contains("steps") || w.as_str().unwrap().contains("stiff")),
+        "{w:?}"
+    );
+}
+
+/// The run-time guard: a run forced past the up-front judgement (U = I, a rotation ω = 30 at
+/// Δt = 0.005, which grows the rotating mode's scale some 500× while staying finite in f32)
+/// stops with an error naming the marginal's scale, on the CPU and on the GPU where one exists.
+#[test]
+fn a_run_that_leaves_the_marginals_scale_is_stopped() {
+    use nalgebra::{DMatrix, DVector};
+    use regimes::engine::{Engine, Recorder};
+    use regimes::linalg::Linear;
+    use regimes::measure::run::{RunSpec, run};
+    use regimes::model::{Mixture, Model, Process, Target};
+    use regimes::plan::{Grid, Plan, Scheme, Start};
+
+    let w = 30.0;
+    let q = Linear::Dense(DMatrix::from_row_slice(2, 2, &[0.0, w, -w, 0.0]));
+    let model = Model {
+        process: Process::new(Linear::identity(2), q).unwrap(),
+        target: Target::Mixture(Mixture::two_class(DVector::from_element(2, 1.0), 1.0)),
+    };
+    let grid = Grid::new(5.0, 1000).unwrap();
+    let refused = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact);
+    let err = format!("{:#}", refused.err().expect("refused up front"));
+    assert!(err.contains("unstable"), "{err}");
+    let plan =
+        Plan::new_unjudged(&model, grid, Scheme::EulerMaruyama, Start::Exact).expect("forced");
+    let spec = RunSpec {
+        seed: 1,
+        particles: 64,
+        keep_samples: true,
+        batch: None,
+    };
+    let check = |engine: &dyn Fn(Recorder) -> anyhow::Result<()>, name: &str| {
+        let rec = Recorder::new(&plan, vec![0, 500, 1000], vec![]);
+        let err = format!("{:#}", engine(rec).expect_err(name));
+        assert!(
+            err.contains("left the scale of the forward marginal"),
+            "{name}: {err}"
+        );
+    };
+    fn go<E: Engine>(e: &E, plan: &Plan, spec: RunSpec, rec: Recorder) -> anyhow::Result<()> {
+        run(e, plan, spec, rec, &mut |_| {}).map(|_| ())
+    }
+    let cpu = CpuEngine::new();
+    check(&|rec| go(&cpu, &plan, spec, rec), "cpu");
+    if let Some(gpu) = common::gpu() {
+        check(&|rec| go(gpu, &plan, spec, rec), "gpu");
+    }
+}

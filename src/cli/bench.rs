@@ -18,7 +18,7 @@ pub fn long_about() -> String {
         .iter()
         .map(|w| {
             let head = format!("  {:<10} ", w.name());
-            format!("{}\n", super::lists::hanging(&head, w.describe(), 98))
+            format!("{}\n", super::hanging(&head, w.describe(), 98))
         })
         .collect();
     format!(

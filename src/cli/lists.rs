@@ -4,30 +4,10 @@
 
 use clap::Command;
 
+use super::hanging;
 use crate::config::PRESETS;
 use crate::engine::gpu::{SOFTWARE_TARGET_SECONDS, TARGET_SECONDS};
 use crate::reproduce::Experiment;
-
-/// `text` after `head` (a padded name), wrapped at `width` columns with the continuation lines
-/// indented under the text (clap would wrap them flush left).
-pub(super) fn hanging(head: &str, text: &str, width: usize) -> String {
-    let indent = head.chars().count();
-    let mut out = head.to_string();
-    let mut col = indent;
-    for (i, word) in text.split_whitespace().enumerate() {
-        let len = word.chars().count();
-        if i > 0 && col + 1 + len > width {
-            out += &format!("\n{}", " ".repeat(indent));
-            col = indent;
-        } else if i > 0 {
-            out.push(' ');
-            col += 1;
-        }
-        out += word;
-        col += len;
-    }
-    out
-}
 
 /// The names of [`PRESETS`], comma separated.
 fn preset_names() -> String {

@@ -466,3 +466,24 @@ fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config) -> Result<Vec<String>> 
     let (flags, file_keys) = (args.config.given(), args.config.file_keys());
     preflight::preflight(kind, cfg, &asked(args, &flags, &file_keys))
 }
+
+/// `text` after `head` (a padded name), wrapped at `width` columns with the continuation lines
+/// indented under the text (clap would wrap them flush left).
+fn hanging(head: &str, text: &str, width: usize) -> String {
+    let indent = head.chars().count();
+    let mut out = head.to_string();
+    let mut col = indent;
+    for (i, word) in text.split_whitespace().enumerate() {
+        let len = word.chars().count();
+        if i > 0 && col + 1 + len > width {
+            out += &format!("\n{}", " ".repeat(indent));
+            col = indent;
+        } else if i > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out += word;
+        col += len;
+    }
+    out
+}

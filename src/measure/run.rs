@@ -151,6 +151,7 @@ pub fn run_from<E: Engine>(
         }
     }
     let size = batch_size(engine, plan, batch);
+    let bound = plan.marginal_scale();
     let segment = ckpt.as_ref().map_or(super::SEGMENT, |c| c.segment());
     // The batch in flight first, then whole batches from the end of it.
     let flight_end = next + flight.as_ref().map_or(0, |f| f.2.len() as u64);
@@ -204,6 +205,8 @@ pub fn run_from<E: Engine>(
                 }
                 return Ok(Err(Stop::from_error(&e)));
             }
+            // An error, not a stop: the first batch whose particles blew up ends the run.
+            check_scale(&recorder, plan, bound)?;
             let folded = (|| -> Result<()> {
                 let tally = engine.tally(plan, &b)?;
                 let samples = out.samples.is_some().then(|| engine.read(&b)).transpose()?;
@@ -286,23 +289,51 @@ impl RunOutcome {
     }
 }
 
-/// Refuses results that hold inf or NaN: the particles blew up, and the statistics would say so
-/// only as nulls in the JSON.
-fn check_finite(out: &RunOutcome, plan: &Plan) -> anyhow::Result<()> {
-    let bad = |v: &[f64]| v.iter().any(|x| !x.is_finite());
-    for (&j, s) in out.recorder.points.iter().zip(&out.recorder.stats) {
-        anyhow::ensure!(
-            !(bad(&s.coords.mean) || bad(&s.coords.m2)),
-            "the particles became infinite or NaN by t = {:.4}: the step is too coarse for this \
-             model (use more --steps) or the model overflows f32",
+/// How far beyond the forward marginals' scale ([`Plan::marginal_scale`]) the particles' mean
+/// |x|² may go before a run is stopped: far beyond any honest sampler's error, long before f32
+/// overflows.
+pub const SCALE_GUARD: f64 = 1e4;
+
+/// Stops a run whose particles left the scale of the forward marginal: the mean |x|² at a
+/// recorded point (from the moments already folded, so free) above [`SCALE_GUARD`] × the
+/// marginals' bound, or inf or NaN. One particle alone trips it past `count × SCALE_GUARD ×` the
+/// bound.
+fn check_scale(recorder: &Recorder, plan: &Plan, bound: f64) -> Result<()> {
+    for (&j, s) in recorder.points.iter().zip(&recorder.stats) {
+        let c = &s.coords;
+        if c.count == 0 {
+            continue;
+        }
+        let norm2: f64 =
+            c.mean.iter().map(|m| m * m).sum::<f64>() + c.m2.iter().sum::<f64>() / c.count as f64;
+        ensure!(
+            norm2 <= SCALE_GUARD * bound,
+            "the particles left the scale of the forward marginal by t = {:.4}: their mean |x|² \
+             is {norm2:.3e}, beyond {SCALE_GUARD:.0e} × {bound:.3e} (the most any marginal of \
+             this model reaches); the step is too coarse for this model (use more --steps or \
+             --scheme exact) or the model overflows f32",
             plan.grid.time(j)
         );
     }
+    Ok(())
+}
+
+/// Refuses results that hold inf or NaN or left the marginals' scale ([`check_scale`]): the
+/// particles blew up, and the statistics would say so only as nulls or nonsense in the JSON.
+fn check_finite(out: &RunOutcome, plan: &Plan) -> anyhow::Result<()> {
+    let bound = plan.marginal_scale();
+    check_scale(&out.recorder, plan, bound)?;
     if let Some(s) = &out.samples {
+        let far =
+            s.x.chunks(plan.dim.max(1))
+                .map(|x| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+                .fold(0.0, |a: f64, b| if b.is_nan() { b } else { a.max(b) });
         anyhow::ensure!(
-            s.x.iter().all(|x| x.is_finite()),
-            "the final samples hold inf or NaN: the step is too coarse for this model (use more \
-             --steps) or the model overflows f32"
+            far <= SCALE_GUARD * bound,
+            "the final samples hold inf or NaN or a point with |x|² = {far:.3e}, beyond \
+             {SCALE_GUARD:.0e} × {bound:.3e} (the most any marginal of this model reaches): the \
+             step is too coarse for this model (use more --steps or --scheme exact) or the model \
+             overflows f32"
         );
     }
     Ok(())

@@ -222,7 +222,7 @@ impl<E: Engine> Lab<'_, E> {
     fn study<S: Study>(&self, cfg: Config) -> Result<S::Output> {
         cfg.validate()?;
         // The long (not --quick) runs show each study's progress with rate and ETA.
-        let inputs = Inputs::new(cfg, self.quiet || self.quick)?;
+        let inputs = Inputs::new(S::KIND, cfg, self.quiet || self.quick)?;
         let (output, session) = measure_on::<S, E>(&inputs, self.engine)?;
         interrupted(session.stopped)?;
         Ok(output)

@@ -238,7 +238,7 @@ impl Visit for Drive<'_> {
 
 fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> Result<Report> {
     let name = S::KIND.name();
-    let mut inputs = Inputs::new(req.cfg.clone(), req.quiet)?;
+    let mut inputs = Inputs::new(S::KIND, req.cfg.clone(), req.quiet)?;
     inputs.shard = req.shard;
     // --force over an interrupted run discards its checkpoint: say so.
     let discarded: Vec<String> = match (&req.out, req.resume, req.force) {

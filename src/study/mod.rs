@@ -28,7 +28,7 @@ pub mod theory;
 
 use std::ops::Range;
 
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -36,7 +36,7 @@ use crate::config::build::{self, Built};
 use crate::engine::Engine;
 use crate::measure::{Shard, Tick};
 use crate::model::labels::Labels;
-use crate::plan::{Grid, Plan, Scheme, Steps};
+use crate::plan::{Grid, Plan, Scheme, Spacing, Steps, stability};
 use crate::report::{Figure, OutDir, Progress, Render};
 pub use parts::Parts;
 pub use session::{Phase, Session, Stopped};
@@ -183,8 +183,10 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// The whole study of `cfg`, validated, with its grid.
-    pub fn new(cfg: Config, quiet: bool) -> Result<Inputs> {
+    /// The whole study `kind` of `cfg`, validated, with its grid.
+    pub fn new(kind: Kind, cfg: Config, quiet: bool) -> Result<Inputs> {
+        // Explicit schemes are judged on the precision of the target the study samples.
+        let empirical = kind.empirical(&cfg) || cfg.train_file.is_some();
         // The times the study measures at are nodes, not the nearest node.
         let wanted: Vec<f64> = [&cfg.branch_times, &cfg.record_times, &cfg.entropy_times]
             .into_iter()
@@ -195,14 +197,14 @@ impl Inputs {
         let steps = match cfg.steps {
             Steps::Count(n) => n,
             Steps::Auto => {
-                let n = auto_steps(&cfg)?;
+                let n = auto_steps(&cfg, empirical, &wanted)?;
                 if !quiet {
                     crate::note!(
                         "steps auto: {n} steps (Δt = {:.3e}) for an expected φ bias ≤ {AUTO_BIAS} \
-                         with --scheme {}",
+                         and every rotating mode within {}× of the exact scale with --scheme {}",
                         cfg.t_max / n as f64,
-                        clap::ValueEnum::to_possible_value(&cfg.scheme)
-                            .map_or(String::new(), |v| v.get_name().to_string())
+                        stability::AUTO_SCALE,
+                        scheme_name(cfg.scheme)
                     );
                 }
                 n
@@ -309,6 +311,7 @@ impl Inputs {
             explicit_dt(cfg, &self.grid),
         );
         session.warn_all(&theory.warnings);
+        session.warn_all(plan.stability_warning().as_slice());
         Ok((built, plan, theory))
     }
 
@@ -333,6 +336,7 @@ impl Inputs {
             target: crate::model::Target::Empirical(data.clone()),
         };
         let plan = Plan::new(&model, self.grid.clone(), cfg.scheme, cfg.start)?;
+        session.warn_all(plan.stability_warning().as_slice());
         Ok(EmpiricalSetup {
             built,
             data,
@@ -342,26 +346,78 @@ impl Inputs {
     }
 }
 
-/// The φ bias `--steps auto` aims at: about the standard error of 10⁴ clone pairs.
-pub const AUTO_BIAS: f64 = 0.005;
+pub use crate::theory::relaxation::AUTO_BIAS;
 
-/// `--steps auto`: the steps whose expected φ bias is at most [`AUTO_BIAS`], from the bias per
-/// unit of Δt measured by `reproduce discretisation` (d = 16, seed 1, 40 000 pairs): Euler and
-/// the probability flow ≈ 0.028·‖QU‖₂ + 0.04 per unit Δt (lu-tang: +0.047 at Δt = 0.1 with
-/// ‖QU‖₂ = 19.6; U = I: −0.008 at Δt = 0.2), at least 100 steps; the exponential schemes ≈
-/// 0.005·‖QU‖₂ + 0.015 (lu-tang: −0.015 at Δt = 0.2, −0.005 at 0.1, −0.007 at 0.07), at least 50; the exact transition has no step bias, so 20 steps (the
-/// study's times are nodes; the steps only resolve the recorded series). The probability flow's
-/// coefficients are Euler–Maruyama's (not measured separately).
-pub fn auto_steps(cfg: &Config) -> Result<usize> {
+/// Above this many steps `--steps auto` refuses an explicit scheme instead of picking it.
+const AUTO_MAX_STEPS: usize = 1_000_000;
+
+/// `--steps auto`: the least steps whose expected φ bias is at most [`AUTO_BIAS`] and on which
+/// the explicit schemes keep every rotating mode's scale within [`stability::AUTO_SCALE`]× of the exact
+/// dynamics (the judgement [`Plan::new`] refuses by and warns by, on the grid the study will
+/// run: its spacing and the times it measures at). The bias per unit of the longest Δt was
+/// measured by `reproduce discretisation` (d = 16, seed 1, 40 000 pairs): Euler and the
+/// probability flow ≈ 0.028·‖QU‖₂ + 0.04 ([`crate::theory::relaxation::explicit_bias_rate`], the
+/// stiffness warning's rule), at least 100 steps; the exponential schemes ≈ 0.005·‖QU‖₂ + 0.015
+/// (lu-tang: −0.015 at Δt = 0.2, −0.005 at 0.1, −0.007 at 0.07), at least 50; the exact
+/// transition has no step bias, so 20 steps (the study's times are nodes; the steps only resolve
+/// the recorded series). `empirical`: the target is a training set (its precision Σ_t⁻¹ is
+/// stiffer near t = 0 than a mixture's).
+pub fn auto_steps(cfg: &Config, empirical: bool, wanted: &[f64]) -> Result<usize> {
     let built = build::build(cfg)?;
-    let rotation = crate::theory::relaxation::stiffness(&built.process, 1.0);
-    let per_dt = |a: f64, b: f64| a * rotation + b;
+    let p = &built.process;
     let (rate, least) = match cfg.scheme {
-        Scheme::EulerMaruyama | Scheme::ProbabilityFlow => (per_dt(0.028, 0.04), 100.0),
-        Scheme::Exponential | Scheme::ExponentialFlow => (per_dt(0.005, 0.015), 50.0),
+        Scheme::EulerMaruyama | Scheme::ProbabilityFlow => {
+            (crate::theory::relaxation::explicit_bias_rate(p), 100)
+        }
+        Scheme::Exponential | Scheme::ExponentialFlow => {
+            let rotation = crate::theory::relaxation::stiffness(p, 1.0);
+            (0.005 * rotation + 0.015, 50)
+        }
         Scheme::Exact => return Ok(20),
     };
-    Ok((cfg.t_max * rate / AUTO_BIAS).ceil().max(least) as usize)
+    // The longest step allowed: T/n on a uniform grid, the first step T(1 − ρ) of a geometric
+    // one (ρ = (t_min/T)^{1/(n−1)}).
+    let dt = (AUTO_BIAS / rate).min(cfg.t_max);
+    let accurate = match &cfg.grid {
+        Spacing::Geometric { t_min } if *t_min < cfg.t_max && dt < cfg.t_max => {
+            1.0 + ((t_min / cfg.t_max).ln() / (1.0 - dt / cfg.t_max).ln()).ceil()
+        }
+        _ => (cfg.t_max / dt).ceil(),
+    };
+    let mut n = (accurate.min(1e12) as usize).max(least);
+    if !cfg.scheme.explicit() {
+        return Ok(n);
+    }
+    let cov = (!empirical).then_some(&built.mixture.cov);
+    let stochastic = cfg.scheme.stochastic();
+    for _ in 0..8 {
+        ensure!(
+            n <= AUTO_MAX_STEPS,
+            "steps auto: --scheme {} would need {n} steps or more on this model to keep every \
+             rotating mode of the reverse drift within {}× of the exact dynamics' scale (a fast \
+             rotation grows by √((1 + aΔt)² + (ωΔt)²)·e^(−aΔt) per step); use --scheme exact (20 \
+             steps suffice) or exponential, or name --steps yourself",
+            scheme_name(cfg.scheme),
+            stability::AUTO_SCALE
+        );
+        let grid = Grid::spaced(cfg.t_max, n, &cfg.grid)?.with_times(wanted)?;
+        let modes = stability::Modes::for_grid(&grid, p.dim(), |t| {
+            stability::linear_part(p, cov, cfg.scheme, t)
+        })?;
+        if modes.judge(&grid, stochastic, 1.0).accurate() || matches!(cfg.grid, Spacing::Nodes(_)) {
+            return Ok(n); // (explicit nodes: the plan judges them and says what to do)
+        }
+        let Some(r) = modes.refinement(&grid, stochastic, stability::Verdict::accurate) else {
+            return Ok(n);
+        };
+        // A little beyond the estimate: the refined grid is not exactly the respaced one.
+        n = ((n as f64 * r * 1.01).ceil().min(1e12) as usize).max(n + 1);
+    }
+    Ok(n)
+}
+
+fn scheme_name(scheme: Scheme) -> String {
+    clap::ValueEnum::to_possible_value(&scheme).map_or(String::new(), |v| v.get_name().to_string())
 }
 
 /// The longest step of an explicit scheme (what the theory's stiffness warning is about), or 0

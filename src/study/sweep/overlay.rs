@@ -437,7 +437,7 @@ pub(super) fn dense_theory(
         if c.validate().is_err() {
             continue;
         }
-        let Ok(inputs) = super::super::Inputs::new(c, true) else {
+        let Ok(inputs) = super::super::Inputs::new(Kind::Theory, c, true) else {
             continue;
         };
         let mut session = super::super::Session::new(true);
