@@ -36,9 +36,12 @@ fn every_experiment_reproduces_quickly_with_its_checks_passing() {
         let checks = summary["checks"].as_array().unwrap();
         assert!(checks.len() >= 3, "{name}: {} checks", checks.len());
         for c in checks {
-            for key in ["name", "value", "expected", "tolerance", "pass"] {
+            for key in ["name", "value", "stderr", "expected", "tolerance", "pass"] {
                 assert!(c.get(key).is_some(), "{name}: check without {key}: {c}");
             }
+        }
+        if name == "collapse-gmm" {
+            values_are_what_the_checks_name(&dir, checks);
         }
         let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
         assert!(
@@ -73,6 +76,27 @@ fn every_experiment_reproduces_quickly_with_its_checks_passing() {
             .count();
         assert!(csvs >= 1, "{name}: no CSV data");
     }
+}
+
+/// A check prints the value it names, not the value less its allowance: f^e/α at t_C/2 is the
+/// CSV's value there, with its s.e., and the allowance of 4.5 s.e. is the tolerance.
+fn values_are_what_the_checks_name(dir: &std::path::Path, checks: &[serde_json::Value]) {
+    let csv = std::fs::read_to_string(dir.join("excess_entropy.csv")).unwrap();
+    let mut seen = 0;
+    for row in csv.lines().skip(1) {
+        let v: Vec<f64> = row.split(',').map(|x| x.parse().unwrap()).collect();
+        if (v[2] - 0.5).abs() > 1e-9 {
+            continue;
+        }
+        let want = format!("f^e/α at t_C/2 d={} (collapsed)", v[0]);
+        let c = checks.iter().find(|c| c["name"] == want.as_str()).unwrap();
+        let get = |k: &str| c[k].as_f64().unwrap();
+        assert!((get("value") - v[3]).abs() < 1e-12, "{c} vs {row}");
+        assert!((get("stderr") - v[4]).abs() < 1e-12, "{c} vs {row}");
+        assert!((get("tolerance") - 4.5 * v[4]).abs() < 1e-12, "{c}");
+        seen += 1;
+    }
+    assert_eq!(seen, 3, "{csv}");
 }
 
 #[test]

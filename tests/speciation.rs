@@ -78,3 +78,39 @@ fn isotropic_u_makes_phi_q_invariant() {
         );
     }
 }
+
+/// The measured t_S's error covers the theory: on `lu-tang` (anisotropic U, a strong rotation)
+/// with branch times 0.5 apart the interpolation of φ across the bracket was biased by several
+/// of φ's standard errors; the estimate and its reported error now include it.
+#[test]
+fn lu_tang_t_s_error_covers_the_theory() {
+    let v = common::summary(&[
+        "speciation",
+        "--preset",
+        "lu-tang",
+        "--scheme",
+        "exact",
+        "--steps",
+        "10",
+        "--branch-times",
+        "0.5,1,1.5,2,2.5,3",
+        "--pairs",
+        "20000",
+        "--seed",
+        "3",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    let get = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
+    let (t, err, theory) = (
+        get("t_s_measured"),
+        get("t_s_measured_stderr"),
+        get("t_s_theory"),
+    );
+    let interpolation = get("t_s_measured_interpolation");
+    eprintln!("t_S {t:.4} ± {err:.4} (interpolation {interpolation:.4}) vs theory {theory:.4}");
+    assert!((t - theory).abs() <= 2.5 * err, "{t} ± {err} vs {theory}");
+    // Not covered by a vacuous error: a few hundredths at 2·10⁴ pairs.
+    assert!(err < 0.03 && interpolation < err, "{err}, {interpolation}");
+}

@@ -290,9 +290,10 @@ impl Config {
                 MAX_PARTICLES / 2
             );
         }
+        // One sample has no standard error (it would print as 0).
         ensure!(
-            self.entropy_samples > 0,
-            "entropy-samples: must be positive"
+            self.entropy_samples >= 2,
+            "entropy-samples: must be at least 2 (f^e's standard error needs two samples)"
         );
         ensure!(
             self.steps_per_dispatch != Some(0),

@@ -84,22 +84,34 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             0.5,
         ));
         let early = &r.excess_entropy[1]; // t = t_C / 2
-        lab.check(Check::at_most(
-            format!("f^e/α at t_C/2 d={d} (collapsed)"),
-            early.f_over_alpha - 4.5 * early.stderr,
-            0.1,
-        ));
+        lab.check(
+            Check::at_most(
+                format!("f^e/α at t_C/2 d={d} (collapsed)"),
+                early.f_over_alpha,
+                0.1,
+            )
+            .with_stderr(early.stderr)
+            .within(4.5 * early.stderr),
+        );
+        // The point beyond 2 t_C that comes closest to failing (its |difference| less 4.5 s.e.):
+        // all pass when it does.
         let late = r
             .excess_entropy
             .iter()
             .filter(|e| e.t >= 2.0 * t_c - 1e-12)
-            .map(|e| (e.f_over_alpha - e.f_over_alpha_theory).abs() - 4.5 * e.stderr)
-            .fold(0.0, f64::max);
-        lab.check(Check::at_most(
-            format!("|f^e/α − REM| beyond 2 t_C d={d}"),
-            late,
-            0.15,
-        ));
+            .map(|e| ((e.f_over_alpha - e.f_over_alpha_theory).abs(), e.stderr))
+            .max_by(|a, b| (a.0 - 4.5 * a.1).total_cmp(&(b.0 - 4.5 * b.1)));
+        if let Some((diff, se)) = late {
+            lab.check(
+                Check::at_most(
+                    format!("|f^e/α − REM| beyond 2 t_C d={d} (worst point)"),
+                    diff,
+                    0.15,
+                )
+                .with_stderr(se)
+                .within(4.5 * se),
+            );
+        }
         let points: Vec<(f64, f64, f64)> = r
             .excess_entropy
             .iter()

@@ -152,18 +152,24 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             if mi == 0 {
                 // The practitioner's sampler is reproduced, bias included (+0.054 measured by an
                 // independent float64 simulator).
-                lab.check(Check::near(
-                    "lu-tang, Euler–Maruyama, Δt = 0.1: φ bias at t_S",
-                    em,
-                    0.054,
-                    3.0 * se + 0.005,
-                ));
+                lab.check(
+                    Check::near(
+                        "lu-tang, Euler–Maruyama, Δt = 0.1: φ bias at t_S",
+                        em,
+                        0.054,
+                        3.0 * se + 0.005,
+                    )
+                    .with_stderr(se),
+                );
             } else {
-                lab.check(Check::at_most(
-                    "U = I, Euler–Maruyama, Δt = 0.1: |φ bias| at t_S (no rotation)",
-                    em.abs(),
-                    0.01,
-                ));
+                lab.check(
+                    Check::at_most(
+                        "U = I, Euler–Maruyama, Δt = 0.1: |φ bias| at t_S (no rotation)",
+                        em.abs(),
+                        0.01,
+                    )
+                    .with_stderr(se),
+                );
             }
         }
     }

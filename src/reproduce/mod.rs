@@ -143,12 +143,16 @@ impl Experiment {
     }
 }
 
-/// One verified claim: `value` against `expected` (within `tolerance` for `=`; a bound for
-/// `<=` and `>=`).
+/// One verified claim: `value` (with its standard error when it is an estimate) against
+/// `expected`: |value − expected| ≤ `tolerance` for `=`, value ≤ expected + tolerance for `<=`,
+/// value ≥ expected − tolerance for `>=`. The value is what the name says, never shifted by
+/// its allowance: the allowance is the tolerance, printed beside it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Check {
     pub name: String,
     pub value: f64,
+    /// The value's standard error; None for a computed (not sampled) value.
+    pub stderr: Option<f64>,
     pub expected: f64,
     pub tolerance: f64,
     pub relation: &'static str,
@@ -156,42 +160,56 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn near(name: impl Into<String>, value: f64, expected: f64, tolerance: f64) -> Check {
+    fn new(name: impl Into<String>, value: f64, relation: &'static str, expected: f64) -> Check {
         Check {
             name: name.into(),
             value,
+            stderr: None,
             expected,
-            tolerance,
-            relation: "=",
-            pass: (value - expected).abs() <= tolerance,
+            tolerance: 0.0,
+            relation,
+            pass: false,
         }
+        .judged()
     }
 
-    /// "± tolerance" for `=`, nothing for a bound.
-    fn tolerance_text(&self) -> Option<String> {
-        (self.relation == "=").then(|| format!("{:.5}", self.tolerance))
+    fn judged(mut self) -> Check {
+        let (v, e, tol) = (self.value, self.expected, self.tolerance);
+        self.pass = match self.relation {
+            "=" => (v - e).abs() <= tol,
+            "<=" => v <= e + tol,
+            _ => v >= e - tol,
+        };
+        self
+    }
+
+    pub fn near(name: impl Into<String>, value: f64, expected: f64, tolerance: f64) -> Check {
+        Check::new(name, value, "=", expected).within(tolerance)
     }
 
     pub fn at_most(name: impl Into<String>, value: f64, limit: f64) -> Check {
-        Check {
-            name: name.into(),
-            value,
-            expected: limit,
-            tolerance: 0.0,
-            relation: "<=",
-            pass: value <= limit,
-        }
+        Check::new(name, value, "<=", limit)
     }
 
     pub fn at_least(name: impl Into<String>, value: f64, limit: f64) -> Check {
+        Check::new(name, value, ">=", limit)
+    }
+
+    /// The check with this tolerance (for a bound: what the value may pass it by).
+    pub fn within(self, tolerance: f64) -> Check {
+        Check { tolerance, ..self }.judged()
+    }
+
+    /// The check with the value's standard error (printed; the tolerance says what is allowed).
+    pub fn with_stderr(self, stderr: f64) -> Check {
         Check {
-            name: name.into(),
-            value,
-            expected: limit,
-            tolerance: 0.0,
-            relation: ">=",
-            pass: value >= limit,
+            stderr: Some(stderr),
+            ..self
         }
+    }
+
+    fn stderr_text(&self) -> String {
+        self.stderr.map_or("—".into(), |e| format!("{e:.5}"))
     }
 }
 
@@ -285,15 +303,14 @@ impl<E: Engine> Lab<'_, E> {
     pub fn check(&mut self, check: Check) {
         if !self.quiet {
             crate::note!(
-                "  {} {}: {:.5} {} {:.5}{}",
+                "  {} {}: {:.5} (s.e. {}) {} {:.5}, tolerance {:.5}",
                 if check.pass { "pass" } else { "FAIL" },
                 check.name,
                 check.value,
+                check.stderr_text(),
                 check.relation,
                 check.expected,
-                check
-                    .tolerance_text()
-                    .map_or(String::new(), |t| format!(" ± {t}"))
+                check.tolerance,
             );
         }
         self.checks.push(check);
@@ -327,11 +344,13 @@ pub fn phi_points(r: &Speciation) -> Vec<(f64, f64, f64)> {
         .collect()
 }
 
-/// Checks a measured t_S against theory within 4.5 of its standard errors, plus the step's
-/// Euler–Maruyama bias (one Δt).
+/// Checks a measured t_S against theory within 4.5 of its errors (φ's noise and the
+/// interpolation), plus the step's Euler–Maruyama bias (one Δt).
 pub fn t_s_check(name: &str, measured: Option<(f64, f64)>, theory: Option<f64>, dt: f64) -> Check {
     match (measured, theory) {
-        (Some((t, sigma)), Some(th)) => Check::near(name, t, th, 4.5 * sigma + dt),
+        (Some((t, sigma)), Some(th)) => {
+            Check::near(name, t, th, 4.5 * sigma + dt).with_stderr(sigma)
+        }
         _ => Check::near(name, f64::NAN, theory.unwrap_or(f64::NAN), 0.0),
     }
 }
@@ -518,15 +537,19 @@ fn report(s: &Summary, figures: &[(String, String)], files: &[String]) -> String
             "**Stopped early** ({reason}): the checks below are those done before the stop.\n\n"
         );
     }
-    md += "## Checks\n\n| check | value | expected | tolerance | pass |\n| --- | ---: | ---: | ---: | :---: |\n";
+    md += "## Checks\n\nThe value is what the check names; the tolerance is what it may differ \
+           from the expected value by (`=`) or pass the bound by (`<=`, `>=`), e.g. 4.5 standard \
+           errors.\n\n| check | value | s.e. | expected | tolerance | pass |\n\
+           | --- | ---: | ---: | ---: | ---: | :---: |\n";
     for c in s.checks {
         md += &format!(
-            "| {} | {:.5} | {} {:.5} | {} | {} |\n",
-            c.name,
+            "| {} | {:.5} | {} | {} {:.5} | {:.5} | {} |\n",
+            c.name.replace('|', "\\|"),
             c.value,
+            c.stderr_text(),
             c.relation,
             c.expected,
-            c.tolerance_text().unwrap_or_else(|| "—".into()),
+            c.tolerance,
             if c.pass { "✓" } else { "✗" }
         );
     }

@@ -90,12 +90,15 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         if let (Some((tc, ec)), Some((td, ed))) = (t_s[0], t_s[1]) {
             let expected = closed(1.0 - g) - closed(1.0 + g);
             let sigma = ec.hypot(ed);
-            lab.check(Check::near(
-                format!("sync gap γ={g}"),
-                tc - td,
-                expected,
-                4.5 * sigma + 0.02,
-            ));
+            lab.check(
+                Check::near(
+                    format!("sync gap γ={g}"),
+                    tc - td,
+                    expected,
+                    4.5 * sigma + 0.02,
+                )
+                .with_stderr(sigma),
+            );
             gap_points.push((g, tc - td, sigma));
         }
     }

@@ -5,11 +5,11 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Check, Lab, crossing_with_error, measured, phi_points, t_s_check};
+use super::{Check, Lab, measured, phi_points, t_s_check};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::report::{Figure, Series};
-use crate::theory::{cloning_probability, f_at_speciation};
+use crate::theory::cloning_probability;
 
 pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     let dims: &[usize] = if lab.quick {
@@ -70,7 +70,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             )
             .colored(k),
         );
-        let measured_t_s = crossing_with_error(&points, f_at_speciation());
+        let measured_t_s = r.t_s_measured.zip(r.t_s_measured_stderr);
         lab.check(t_s_check(
             &format!("t_S d={d}"),
             measured_t_s,

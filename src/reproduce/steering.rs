@@ -9,12 +9,11 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{Lab, crossing_with_error, measured, phi_points, t_s_check};
+use super::{Lab, measured, t_s_check};
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::report::{Figure, Series, Style};
-use crate::theory::f_at_speciation;
 use crate::theory::steer::{SteerOptions, q_npy, steer_strategies};
 
 pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
@@ -111,7 +110,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 ..base.clone()
             };
             let r = lab.speciation(cfg.clone())?;
-            let m = crossing_with_error(&phi_points(&r), f_at_speciation());
+            let m = r.t_s_measured.zip(r.t_s_measured_stderr);
             lab.check(t_s_check(
                 &format!("t_S {mean_name} class, Q = {q_name}"),
                 m,
@@ -136,8 +135,10 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 if let Some((t, se)) = m {
                     t_s_points[f].push((strength, t, se));
                 }
-                if let (Some(t), Some(se)) = (c.t_c_measured, c.collapse_times.stderr) {
-                    t_c_points[f].push((strength, t, se));
+                // The median's bar is its order-statistic interval (the larger side), not the
+                // mean's standard error.
+                if let (Some(t), Some([lo, hi])) = (c.t_c_measured, c.t_c_measured_interval) {
+                    t_c_points[f].push((strength, t, (t - lo).max(hi - t)));
                 }
             }
             rows.push((
@@ -232,9 +233,10 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     let [optimal_series, soft_series] = series;
     let common = format!(
         "for U = geomspace 0.2…5 in d = {d}, with the class direction along U's stiffest or \
-         softest eigenvector: theory (lines) and simulation (points, ±1 s.e.; t̂_C is the median \
-         per-trajectory collapse time with N = {n}; the soft class's are rings, so coinciding \
-         medians both show)"
+         softest eigenvector: theory (lines) and simulation (points; t_S ±1 s.e. of the crossing, φ's noise and the \
+         interpolation; t̂_C is the median per-trajectory collapse time with N = {n}, its bar the \
+         larger side of the median's distribution-free ±1σ interval, the order statistics at \
+         ranks n/2 ∓ √n/2; the soft class's are rings, so coinciding medians both show)"
     );
     lab.figure(
         "steering",

@@ -179,7 +179,7 @@ impl Session {
             batch: cfg.batch,
             classes,
         };
-        let per_pair = pair_steps(branch_steps, inputs.grid.steps);
+        let per_pair = pair_steps(branch_steps, plan.grid.steps);
         self.phase(inputs, index, (pairs, per_pair), "clone pairs", |ph| {
             clone_pairs_from(
                 engine,

@@ -10,7 +10,7 @@ use super::pm;
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::config::build::Built;
 use crate::engine::Engine;
-use crate::measure::cloning::{Branch, crossing_with_error};
+use crate::measure::cloning::{Branch, Crossing, crossing_estimate};
 use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
@@ -97,8 +97,11 @@ pub struct Speciation {
     /// Where φ crosses F(1): measured only for two symmetric classes, where that crossing is
     /// the speciation time; null otherwise (`t_s_measured_note` says why).
     pub t_s_measured: Option<f64>,
-    /// Its standard error: the larger s.e. of φ at the bracketing branch times over φ's slope.
+    /// Its error: φ's noise at the bracketing branch times and the interpolation across the
+    /// bracket, in quadrature ([`crossing_estimate`]).
     pub t_s_measured_stderr: Option<f64>,
+    /// The interpolation's part of `t_s_measured_stderr`.
+    pub t_s_measured_interpolation: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub t_s_measured_note: Option<String>,
     /// F(1), the level φ crosses at t_S.
@@ -137,6 +140,7 @@ struct DataSetup {
     data: theory::data::DataTheory,
     labelled: crate::model::Mixture,
     classes: Vec<u32>,
+    model: crate::model::Model,
 }
 
 fn data_setup(inputs: &Inputs, session: &mut Session) -> Result<DataSetup> {
@@ -181,6 +185,7 @@ fn data_setup(inputs: &Inputs, session: &mut Session) -> Result<DataSetup> {
         data,
         labelled,
         classes: labels.class,
+        model,
     })
 }
 
@@ -231,15 +236,16 @@ impl Study for SpeciationStudy {
 
     fn setup(inputs: &Inputs, session: &mut Session) -> Result<Setup> {
         let cfg = &inputs.cfg;
-        let (built, plan, theory, data) = match &cfg.train_file {
+        let (built, plan, theory, data, model) = match &cfg.train_file {
             Some(_) => {
                 let d = data_setup(inputs, session)?;
                 let data = (d.data, d.labelled, d.classes);
-                (d.built, d.plan, d.theory, Some(data))
+                (d.built, d.plan, d.theory, Some(data), d.model)
             }
             None => {
                 let (built, plan, theory) = inputs.mixture_setup(session)?;
-                (built, plan, theory, None)
+                let model = built.mixture_model();
+                (built, plan, theory, None, model)
             }
         };
         // Per-mode φ is observable only when each mode carries a label: a shared label
@@ -259,11 +265,23 @@ impl Study for SpeciationStudy {
             .collect(),
             None => vec![],
         };
-        let times = cfg
-            .branch_times
-            .clone()
-            .unwrap_or_else(|| default_branch_times(theory.t_s, &mode_times, cfg.t_max));
-        let steps = inputs.grid_points(&times, true);
+        let (times, plan) = match &cfg.branch_times {
+            // The config's times are nodes already (Inputs::new).
+            Some(times) => (times.clone(), plan),
+            None => {
+                let times = default_branch_times(theory.t_s, &mode_times, cfg.t_max);
+                // Measured at, not at the nearest node: on a coarse grid that would be a
+                // crossing interpolated across whole steps.
+                let grid = plan.grid.with_times(&times)?;
+                let plan = if grid.steps == plan.grid.steps {
+                    plan
+                } else {
+                    crate::plan::Plan::new(&model, grid, cfg.scheme, cfg.start)?
+                };
+                (times, plan)
+            }
+        };
+        let steps = branch_points(&plan.grid, &times);
         Ok(Setup {
             built,
             plan,
@@ -323,7 +341,11 @@ impl Study for SpeciationStudy {
             Some(f(&m[0])? - f(&m[1])?)
         };
         let (t_s_measured, t_s_measured_note) = match &two_class {
-            Some(_) => (crossing_of(&branches, level), None),
+            Some(m) => {
+                let (p, c) = (&built.process, &built.mixture.cov);
+                let shape = |t: f64| cloning_probability(snr(p, m, c, t));
+                (crossing_parts(&branches, level, Some(&shape)), None)
+            }
             None => (
                 None,
                 Some(format!(
@@ -340,8 +362,9 @@ impl Study for SpeciationStudy {
         };
         Ok(Speciation {
             t_s_theory: theory.t_s,
-            t_s_measured: t_s_measured.map(|c| c.0),
-            t_s_measured_stderr: t_s_measured.map(|c| c.1),
+            t_s_measured: t_s_measured.map(|c| c.t),
+            t_s_measured_stderr: t_s_measured.map(|c| c.error()),
+            t_s_measured_interpolation: t_s_measured.map(|c| c.interpolation),
             t_s_measured_note,
             f_at_speciation: level,
             pairs: branches.first().map_or(0, |b| b.pairs),
@@ -371,7 +394,7 @@ impl Study for SpeciationStudy {
 
     fn work(inputs: &Inputs, s: &Setup) -> u64 {
         let range = inputs.range(s.pairs);
-        (range.end - range.start) * pair_steps(&s.steps, inputs.grid.steps)
+        (range.end - range.start) * pair_steps(&s.steps, s.plan.grid.steps)
     }
 
     fn done(inputs: &Inputs, s: &Setup, parts: &Parts) -> f64 {
@@ -419,11 +442,22 @@ fn data_summary(
             ..p
         })
         .collect();
-    let crossing = two.then(|| crossing_of(&by_class, level)).flatten();
+    let shape = |t: f64| {
+        cloning_probability(theory::between_snr(
+            &s.built.process,
+            &dev,
+            &labelled.cov,
+            t,
+        ))
+    };
+    let crossing = two
+        .then(|| crossing_parts(&by_class, level, Some(&shape)))
+        .flatten();
     Speciation {
         t_s_theory: data.t_s_between,
-        t_s_measured: crossing.map(|c| c.0),
-        t_s_measured_stderr: crossing.map(|c| c.1),
+        t_s_measured: crossing.map(|c| c.t),
+        t_s_measured_stderr: crossing.map(|c| c.error()),
+        t_s_measured_interpolation: crossing.map(|c| c.interpolation),
         t_s_measured_note: (!two).then(|| {
             format!(
                 "no measured t_S: φ crosses F(1) = {level:.4} at t_S only for two classes, and \
@@ -444,6 +478,18 @@ fn data_summary(
     }
 }
 
+/// Grid indices of the branch times (nearest node; the last step's end, t = 0, excluded),
+/// ascending and distinct.
+fn branch_points(grid: &crate::plan::Grid, times: &[f64]) -> Vec<usize> {
+    let mut j: Vec<usize> = times
+        .iter()
+        .map(|&t| grid.index_of(t).min(grid.steps - 1))
+        .collect();
+    j.sort_unstable();
+    j.dedup();
+    j
+}
+
 /// Particle-steps of one clone pair: its trunk to the last branch point, and two clones from
 /// each branch point to the end.
 pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
@@ -451,13 +497,23 @@ pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
     (trunk + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64
 }
 
-/// Where the measured φ of `branches` crosses `level`, with its standard error.
+/// Where the measured φ of `branches` crosses `level`, with its total error.
 pub(super) fn crossing_of(branches: &[Branch], level: f64) -> Option<(f64, f64)> {
+    crossing_parts(branches, level, None).map(|c| (c.t, c.error()))
+}
+
+/// Where the measured φ of `branches` crosses `level`, with its error budget; interpolated
+/// with the theory's φ(t) as its shape when there is one ([`crossing_estimate`]).
+fn crossing_parts(
+    branches: &[Branch],
+    level: f64,
+    theory: Option<&dyn Fn(f64) -> f64>,
+) -> Option<Crossing> {
     let points: Vec<(f64, f64, f64)> = branches
         .iter()
         .filter_map(|b| b.measured().map(|(p, e)| (b.t, p, e)))
         .collect();
-    crossing_with_error(&points, level)
+    crossing_estimate(&points, level, theory)
 }
 
 /// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the
@@ -656,7 +712,9 @@ fn table(r: &Speciation) -> String {
         ("t_S theory (s(t) = 1)".into(), opt(r.t_s_theory)),
         (
             format!("t_S measured (φ = {:.4})", r.f_at_speciation),
-            pm(r.t_s_measured, r.t_s_measured_stderr),
+            pm(r.t_s_measured, r.t_s_measured_stderr)
+                + &r.t_s_measured_interpolation
+                    .map_or(String::new(), |i| format!(" (interpolation {i:.4})")),
         ),
         ("clone pairs per time".into(), r.pairs.to_string()),
         (
