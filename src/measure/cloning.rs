@@ -626,6 +626,25 @@ fn ensure_finite(x: f64) -> Option<()> {
     x.is_finite().then_some(())
 }
 
+/// Where the measured φ of `branches` crosses `level`, with its total error.
+pub fn crossing_of(branches: &[Branch], level: f64) -> Option<(f64, f64)> {
+    crossing_parts(branches, level, None).map(|c| (c.t, c.error()))
+}
+
+/// Where the measured φ of `branches` crosses `level`, with its error budget; interpolated
+/// with the theory's φ(t) as its shape when there is one ([`crossing_estimate`]).
+pub fn crossing_parts(
+    branches: &[Branch],
+    level: f64,
+    theory: Option<&dyn Fn(f64) -> f64>,
+) -> Option<Crossing> {
+    let points: Vec<(f64, f64, f64)> = branches
+        .iter()
+        .filter_map(|b| b.measured().map(|(p, e)| (b.t, p, e)))
+        .collect();
+    crossing_estimate(&points, level, theory)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

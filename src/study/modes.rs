@@ -54,7 +54,7 @@ pub(super) fn mode_phi(
         .filter_map(|b| b.regrouped(&groups))
         .collect();
     let crossing = symmetric
-        .then(|| super::speciation::crossing_of(&mode_branches, f_at_speciation()))
+        .then(|| crate::measure::cloning::crossing_of(&mode_branches, f_at_speciation()))
         .flatten();
     let phi = mode_branches
         .iter()

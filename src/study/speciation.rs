@@ -10,7 +10,7 @@ use super::pm;
 use super::{Inputs, Kind, Parts, Session, Study};
 use crate::config::build::Built;
 use crate::engine::Engine;
-use crate::measure::cloning::{Branch, Crossing, crossing_estimate};
+use crate::measure::cloning::{Branch, crossing_parts};
 use crate::report::{Figure, OutDir, Series, Style};
 use crate::report::{format_table, or_dash as opt};
 use crate::theory::{self, Theory, cloning_probability, f_at_speciation, snr};
@@ -495,25 +495,6 @@ fn branch_points(grid: &crate::plan::Grid, times: &[f64]) -> Vec<usize> {
 pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
     let trunk = branch_steps.iter().max().copied().unwrap_or(0);
     (trunk + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64
-}
-
-/// Where the measured φ of `branches` crosses `level`, with its total error.
-pub(super) fn crossing_of(branches: &[Branch], level: f64) -> Option<(f64, f64)> {
-    crossing_parts(branches, level, None).map(|c| (c.t, c.error()))
-}
-
-/// Where the measured φ of `branches` crosses `level`, with its error budget; interpolated
-/// with the theory's φ(t) as its shape when there is one ([`crossing_estimate`]).
-fn crossing_parts(
-    branches: &[Branch],
-    level: f64,
-    theory: Option<&dyn Fn(f64) -> f64>,
-) -> Option<Crossing> {
-    let points: Vec<(f64, f64, f64)> = branches
-        .iter()
-        .filter_map(|b| b.measured().map(|(p, e)| (b.t, p, e)))
-        .collect();
-    crossing_estimate(&points, level, theory)
 }
 
 /// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the
