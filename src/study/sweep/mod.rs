@@ -462,7 +462,7 @@ mod tests {
         let many: Vec<Axis> = (0..20)
             .map(|_| Axis::parse("seed=1,2,3,4,5,6,7,8,9,10").unwrap())
             .collect();
-        let e = Plan::new(Kind::Speciation, &base, false, &many).unwrap_err();
+        let e = Plan::new(Kind::Speciation, &base, &many).unwrap_err();
         assert!(format!("{e:#}").contains("at most 10000"), "{e:#}");
         let big = std::iter::once(Axis::parse("seed=1,2").unwrap())
             .chain((0..2).map(|_| Axis {
@@ -470,7 +470,7 @@ mod tests {
                 values: (1..=100).map(Value::from).collect(),
             }))
             .collect::<Vec<_>>();
-        let e = Plan::new(Kind::Speciation, &base, false, &big).unwrap_err();
+        let e = Plan::new(Kind::Speciation, &base, &big).unwrap_err();
         assert!(format!("{e:#}").contains("2 × 100 × 100"), "{e:#}");
     }
 }
