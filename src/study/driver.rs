@@ -260,6 +260,11 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
         }
         _ => vec![],
     };
+    // A resume whose checkpoint cannot be read is refused before the directory is taken over
+    // (reopening rewrites its manifest).
+    if let (Some(p), true) = (&req.out, req.resume) {
+        Store::read(p)?;
+    }
     // Refuse a bad --out before any work is done.
     let out = match (&req.out, req.resume) {
         (Some(p), true) => Some(OutDir::reopen(p, name)?),
