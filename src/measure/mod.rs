@@ -106,7 +106,9 @@ impl Sizer {
             return;
         }
         let rate = items as f64 / seconds.max(1e-6);
-        let want = (rate * BATCH_SECONDS).min(4.0 * items as f64).min(self.cap as f64) as usize;
+        let want = (rate * BATCH_SECONDS)
+            .min(4.0 * items as f64)
+            .min(self.cap as f64) as usize;
         let aligned = (want / self.align * self.align).max(self.align);
         self.next.set(aligned.min(self.cap));
     }

@@ -83,7 +83,11 @@ impl Tiles {
                     .collect()
             })
             .collect();
-        if upper.iter().enumerate().any(|(s, row)| row.len() != count - s) {
+        if upper
+            .iter()
+            .enumerate()
+            .any(|(s, row)| row.len() != count - s)
+        {
             return None;
         }
         let mut dmin = vec![0.0f32; count * count];

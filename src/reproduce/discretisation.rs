@@ -33,9 +33,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     };
     // Its own default (its bias differences need more pairs than the other experiments); a
     // --pairs flag is applied as given.
-    let pairs = lab
-        .pairs
-        .unwrap_or(if lab.quick { 10_000 } else { 40_000 });
+    let pairs = lab.pairs.unwrap_or(if lab.quick { 10_000 } else { 40_000 });
     let models = [
         (
             "lu-tang",

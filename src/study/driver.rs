@@ -468,10 +468,13 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
 fn setup_or_stop<S: Study>(inputs: &Inputs, session: &mut Session) -> Result<S::Setup> {
     let setup = S::setup(inputs, session)?;
     match crate::measure::stop_reason() {
-        Some(_) => Err(anyhow::Error::new(crate::measure::Interrupted).context(format!(
-            "stopped before the set-up of `{}` (training set, theory) completed: nothing was              measured or written",
-            S::KIND.name()
-        ))),
+        Some(_) => Err(
+            anyhow::Error::new(crate::measure::Interrupted).context(format!(
+                "stopped before the set-up of `{}` (training set, theory) completed: nothing was \
+             measured or written",
+                S::KIND.name()
+            )),
+        ),
         None => Ok(setup),
     }
 }
