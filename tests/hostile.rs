@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch};
+use common::{regimes, scratch, wait_within};
 
 fn file(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);
@@ -462,6 +462,9 @@ fn interrupted_run(name: &str, signal: libc::c_int) -> (Output, PathBuf) {
             "4096",
             "--steps",
             "200000",
+            // One batch: without --batch the first batch is sized small and grows.
+            "--batch",
+            "4096",
         ])
         .args(["--backend", "cpu", "--record-times", "10,9.99,5,0.001"])
         .arg("--out")
@@ -660,5 +663,216 @@ fn plot_reads_only_regular_files() {
         );
         assert!(!dir.join("figs").exists(), "nothing written");
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Sends `signal` to a `regimes` started with `args` after `delay`, and returns its output and
+/// the seconds from the signal to its exit (at most `limit`, else the test fails as hung).
+fn stop_after(args: &[&str], delay: Duration, signal: libc::c_int, limit: u64) -> (Output, f64) {
+    let child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args(args)
+        .env("WGPU_BACKEND", "vulkan")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    std::thread::sleep(delay);
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+    let sent = Instant::now();
+    let out = wait_within(child, limit, &format!("{args:?} after the signal"));
+    (out, sent.elapsed().as_secs_f64())
+}
+
+/// A stop during the theory (d = 512, dense: about 150 s of scans on 2 cores) ends it within
+/// one evaluation, with an error that says it stopped, and writes nothing; it used to run to
+/// the end and exit 0.
+#[test]
+fn sigterm_stops_a_long_theory_with_a_typed_error() {
+    let dir = scratch("stop-theory");
+    let out_dir = dir.join("out");
+    let (out, secs) = stop_after(
+        &[
+            "theory",
+            "--dim",
+            "512",
+            "--u",
+            "rotated:0.2:5",
+            "--q",
+            "random:1",
+        ]
+        .into_iter()
+        .chain(["--out", out_dir.to_str().unwrap()])
+        .collect::<Vec<_>>(),
+        Duration::from_secs(3),
+        libc::SIGTERM,
+        60,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0 after a stop: {err}");
+    assert!(
+        err.contains("stopped") && err.contains("interrupted"),
+        "{err}"
+    );
+    assert!(
+        !out_dir.join("summary.json").exists(),
+        "a stopped theory wrote a summary"
+    );
+    eprintln!("theory stopped {secs:.1} s after SIGTERM");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A stop while the collapse study builds its pruning table (O(N²d): minutes at N = 20 000,
+/// d = 256 on 2 cores) ends the study promptly, marked stopped early.
+#[test]
+fn sigint_stops_collapse_while_its_pruning_table_is_built() {
+    let (out, secs) = stop_after(
+        &[
+            "collapse",
+            "--preset",
+            "biroli",
+            "--dim",
+            "256",
+            "--n-train",
+            "20000",
+            "--particles",
+            "16",
+            "--pairs",
+            "1",
+            "--steps",
+            "100",
+            "--backend",
+            "cpu",
+        ],
+        Duration::from_secs(4),
+        libc::SIGINT,
+        60,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0 after a stop: {err}");
+    assert!(err.contains("stopped early"), "{err}");
+    eprintln!("collapse stopped {secs:.1} s after SIGINT");
+}
+
+/// Labelled data with 1000 classes in 2 dimensions (a 30 KB file): the split times are
+/// computed on the d×d form of the between-class matrix, one scan for all splits. It took
+/// over 500 s (a 1000×1000 eigen-solve per split and bisection step).
+#[test]
+fn labelled_theory_with_many_classes_is_quick() {
+    let dir = scratch("many-classes");
+    let (mut x, mut y) = (String::new(), String::new());
+    for i in 0..2000 {
+        let k = i % 1000;
+        x += &format!(
+            "{:.4},{:.4}\n",
+            k as f64 * 0.01 + (i as f64 * 0.7).sin(),
+            (i as f64).cos()
+        );
+        y += &format!("{k}\n");
+    }
+    let x = file(&dir, "x.csv", x.as_bytes());
+    let y = file(&dir, "y.csv", y.as_bytes());
+    let child = Command::new(env!("CARGO_BIN_EXE_regimes"))
+        .args([
+            "theory",
+            "--dim",
+            "2",
+            "--train-file",
+            &x,
+            "--train-labels",
+            &y,
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_within(child, 60, "theory of 1000 classes");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let splits = v["data"]["t_s_splits"].as_array().unwrap();
+    assert_eq!(splits.len(), 999);
+    // Rank ≤ d = 2: at most two splits at positive times.
+    assert!(splits[2..].iter().all(|t| t.is_null()), "{splits:?}");
+    assert!(splits[0].as_f64().is_some_and(|t| t > 0.0), "{splits:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `steer` refuses settings it does not apply and names --budget when the budget overflows.
+#[test]
+fn steer_refuses_what_it_does_not_apply_and_names_the_budget() {
+    let dir = scratch("steer");
+    let x = file(&dir, "x.csv", b"1,2\n3,4\n5,7\n");
+    for (args, needle) in [
+        (
+            vec!["steer", "--dim", "2", "--budget", "1", "--train-file", &x],
+            "--train-file",
+        ),
+        (
+            vec![
+                "steer",
+                "--dim",
+                "4",
+                "--u",
+                "geomspace:0.2:5",
+                "--budget",
+                "1e300",
+            ],
+            "--budget",
+        ),
+    ] {
+        let out = regimes(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: exit 0");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A GPU run of ten million particles (one batch of about 2 M on lavapipe never finished
+/// before a stop, and kept nothing) stopped after some seconds keeps its completed batches:
+/// the first batch is small and later ones are sized to take about two seconds.
+#[test]
+fn an_interrupted_gpu_run_keeps_its_completed_batches() {
+    let dir = scratch("gpu-stop");
+    let out_dir = dir.join("out");
+    let (out, _) = stop_after(
+        &[
+            "run",
+            "--particles",
+            "10000000",
+            "--backend",
+            "gpu",
+            "--dim",
+            "16",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        Duration::from_secs(25),
+        libc::SIGINT,
+        120,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "exit 0 after a stop: {err}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert!(summary["stopped_early"].as_str().is_some(), "{summary}");
+    let kept = summary["particles"].as_u64().unwrap();
+    assert!(
+        kept > 0 && kept.is_multiple_of(1024),
+        "kept {kept} particles: {summary}"
+    );
+    assert!(
+        summary["fraction_done"].as_f64().unwrap() > 0.0,
+        "{summary}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

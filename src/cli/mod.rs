@@ -317,7 +317,22 @@ pub fn main() -> Result<()> {
             threads,
         } => {
             if crate::study::sweep::is_sweep(&dir) {
-                let req = crate::study::sweep::resume_request(&dir, quiet || json)?;
+                let mut req = crate::study::sweep::resume_request(&dir, quiet || json)?;
+                // The engine flags apply to every point left (the config hash ignores them).
+                for cfg in std::iter::once(&mut req.plan.base)
+                    .chain(req.plan.points.iter_mut().filter_map(|p| p.cfg.as_mut()))
+                {
+                    if let Some(b) = backend {
+                        cfg.backend = b;
+                    }
+                    if adapter.is_some() {
+                        cfg.adapter = adapter.clone();
+                    }
+                    if threads.is_some() {
+                        cfg.threads = threads;
+                    }
+                    cfg.validate()?;
+                }
                 let _ = ctrlc::set_handler(on_signal);
                 return print_sweep(crate::study::sweep::run(&req)?, json);
             }

@@ -42,7 +42,24 @@ pub fn main(a: SteerArgs) -> Result<()> {
         cfg.coupling.is_none(),
         "steer: searches Q for one modality; drop --coupling"
     );
+    // The search reads the target's theory only: training points would change nothing.
+    for (flag, given) in [
+        ("train-file", cfg.train_file.is_some()),
+        ("train-labels", cfg.train_labels.is_some()),
+    ] {
+        ensure!(
+            !given,
+            "steer: --{flag} does not apply (the search uses the configured target's theory,              not training points); drop it"
+        );
+    }
     let built = crate::config::build::build(&cfg)?;
+    // A budget whose Q times U overflows f64 is the budget's fault, not Q's: say so.
+    let u_scale = built.process.u.to_dense().amax();
+    ensure!(
+        a.budget.is_finite() && a.budget >= 0.0 && (a.budget * u_scale).powi(2).is_finite(),
+        "--budget {}: the Q it allows, times U (largest entry {u_scale:.4}), overflows f64; give          a finite, smaller --budget (‖Q‖_F of a few times ‖U‖ already moves t_S)",
+        a.budget
+    );
     let opts = SteerOptions {
         budget: a.budget,
         tc_tolerance: a.tc_tolerance,
@@ -57,7 +74,8 @@ pub fn main(a: SteerArgs) -> Result<()> {
         built.class_dir.as_ref(),
         cfg.q_lambdas.as_deref(),
         &opts,
-    )?;
+    )
+    .map_err(|e| e.context(format!("steer with --budget {}", a.budget)))?;
     if let Some(path) = &a.write_q {
         std::fs::write(path, q_npy(&s.steered.q)?)
             .map_err(|e| anyhow::anyhow!("write-q: cannot write {}: {e}", path.display()))?;

@@ -117,6 +117,12 @@ pub trait Engine {
     /// larger runs through in batches of at most this many particles.
     fn max_batch(&self, plan: &Plan) -> usize;
 
+    /// The first batch of a run sized by its measured rate (no `--batch`): small, so that a
+    /// slow device completes it within seconds; later batches grow from its rate.
+    fn first_batch(&self, _plan: &Plan) -> usize {
+        crate::measure::BATCH_ALIGN
+    }
+
     /// Draws particles `ids` from the plan's start distribution with the run's seed.
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<Self::Batch>;
 

@@ -244,12 +244,14 @@ pub fn clone_pairs_from<E: Engine>(
     }
     // Clones double the particles on the engine: half a batch of trunks.
     let size = (batch_size(engine, plan, batch) / 2).max(1);
+    let first = engine.first_batch(plan) / 2;
+    let sizer = super::Sizer::new(size, super::BATCH_ALIGN / 2, first, batch.is_some());
     let segment = ckpt.as_ref().map_or(super::SEGMENT, |c| c.segment());
     let flight_end = next + flight.as_ref().map_or(0, |f| f.trunk.len() as u64);
     let flight_range = flight.is_some().then_some(next..flight_end);
     let ranges = flight_range
         .into_iter()
-        .chain(super::batches_in(flight_end..range.end, size));
+        .chain(sizer.ranges(flight_end..range.end));
     // A snapshot: the completed batches, and the batch in flight from `start` if any.
     type Folded<'a> = (&'a [PointStats], &'a [u64], &'a [Vec<u64>], u64);
     type InFlight<'a> = (
@@ -317,6 +319,7 @@ pub fn clone_pairs_from<E: Engine>(
         |batch_range, acc, ckpt| {
             let start = batch_range.start;
             let count = batch_range.end - start;
+            let (clock, fresh) = (std::time::Instant::now(), flight.is_none());
             // Fold into copies, so a batch that fails half-way leaves no trace.
             let (branch, mut at, mut trunk, mut rec, mut batch_agree, mut batch_pairs, mut clones) =
                 match flight.take() {
@@ -422,6 +425,10 @@ pub fn clone_pairs_from<E: Engine>(
             acc.agree = batch_agree;
             acc.pairs = batch_pairs;
             acc.done += count;
+            // A resumed batch in flight ran part of its steps: its rate is not a batch's.
+            if fresh {
+                sizer.observe(count, clock.elapsed().as_secs_f64());
+            }
             Ok(Ok(()))
         },
     )?;

@@ -33,6 +33,9 @@ pub fn excess_entropy(
 ) -> Result<EntropyPoint> {
     let (n, d) = (data.points.nrows(), data.points.ncols());
     let alpha = (n as f64).ln() / d as f64;
+    if super::stop_reason().is_some() {
+        return Err(super::Interrupted.into());
+    }
     let e = p.propagator(t);
     let sigma = p.sigma_with(t, &e);
     let chol = sigma.cholesky()?.to_dense();

@@ -49,6 +49,71 @@ pub fn batch_size<E: Engine>(engine: &E, plan: &Plan, requested: Option<usize>) 
     }
 }
 
+/// The wall time an automatically sized batch aims at. A stop keeps the completed batches and
+/// only the statistics of the one in flight, so a batch must end within seconds: a single batch
+/// of the engine's largest size (two million particles on a GPU) can take minutes on a slow
+/// adapter and leave nothing when stopped. Long enough that per-batch costs (start, tally,
+/// fold) stay small.
+pub const BATCH_SECONDS: f64 = 2.0;
+
+/// Consecutive batches of a range of particle ids (or pairs), sized as they go. With a
+/// requested size (`--batch`) every batch has it, capped by the engine. Without one, the first
+/// batch is one aligned block and each next one is sized from the measured rate of the last to
+/// take about [`BATCH_SECONDS`], growing at most fourfold a batch, never above the engine's
+/// largest. Results do not depend on the sizes (statistics fold in id order).
+pub(crate) struct Sizer {
+    cap: usize,
+    align: usize,
+    next: std::cell::Cell<usize>,
+    fixed: bool,
+}
+
+impl Sizer {
+    /// Batches of at most `cap` items, multiples of `align` (unless capped below one block),
+    /// the first (unless `requested`) of `first` items rounded up to a block.
+    pub(crate) fn new(cap: usize, align: usize, first: usize, requested: bool) -> Sizer {
+        let (cap, align) = (cap.max(1), align.max(1));
+        let first = first.div_ceil(align).max(1) * align;
+        Sizer {
+            cap,
+            align,
+            next: std::cell::Cell::new(if requested { cap } else { first.min(cap) }),
+            fixed: requested,
+        }
+    }
+
+    /// The size of the next batch.
+    pub(crate) fn size(&self) -> usize {
+        self.next.get()
+    }
+
+    /// `range` in consecutive batches, each of the size current when it is drawn.
+    pub(crate) fn ranges(&self, range: Range<u64>) -> impl Iterator<Item = Range<u64>> + '_ {
+        let mut at = range.start;
+        std::iter::from_fn(move || {
+            (at < range.end).then(|| {
+                let end = range.end.min(at + self.size() as u64);
+                let r = at..end;
+                at = end;
+                r
+            })
+        })
+    }
+
+    /// A batch of `items` completed in `seconds`: sizes the next one.
+    pub(crate) fn observe(&self, items: u64, seconds: f64) {
+        if self.fixed || items == 0 {
+            return;
+        }
+        let rate = items as f64 / seconds.max(1e-6);
+        let want = (rate * BATCH_SECONDS)
+            .min(4.0 * items as f64)
+            .min(self.cap as f64) as usize;
+        let aligned = (want / self.align * self.align).max(self.align);
+        self.next.set(aligned.min(self.cap));
+    }
+}
+
 /// Sink for progress reports: called with the number of particle-steps just done.
 pub type Tick<'a> = &'a mut dyn FnMut(u64);
 

@@ -150,7 +150,12 @@ pub fn run_from<E: Engine>(
             flight = Some((f.step, rec, p));
         }
     }
-    let size = batch_size(engine, plan, batch);
+    let sizer = super::Sizer::new(
+        batch_size(engine, plan, batch),
+        super::BATCH_ALIGN,
+        engine.first_batch(plan),
+        batch.is_some(),
+    );
     let bound = plan.marginal_scale();
     let segment = ckpt.as_ref().map_or(super::SEGMENT, |c| c.segment());
     // The batch in flight first, then whole batches from the end of it.
@@ -158,7 +163,7 @@ pub fn run_from<E: Engine>(
     let flight_range = (flight.is_some()).then_some(next..flight_end);
     let ranges = flight_range
         .into_iter()
-        .chain(super::batches_in(flight_end..range.end, size));
+        .chain(sizer.ranges(flight_end..range.end));
     let stopped = super::batch_loop(
         ranges,
         &mut out,
@@ -167,6 +172,7 @@ pub fn run_from<E: Engine>(
         |batch_range, out, ckpt| {
             let start = batch_range.start;
             let count = batch_range.end - start;
+            let clock = std::time::Instant::now();
             let (mut b, mut recorder, at) = match flight.take() {
                 Some((step, rec, p)) => (engine.load(plan, seed, &p)?, rec, step),
                 None => {
@@ -219,6 +225,10 @@ pub fn run_from<E: Engine>(
                     s.changed.extend(p.changed);
                 }
                 out.particles_done += count;
+                // A resumed batch in flight ran part of its steps: its rate is not a batch's.
+                if at == 0 {
+                    sizer.observe(count, clock.elapsed().as_secs_f64());
+                }
                 Ok(())
             })();
             Ok(folded.map_err(|e| Stop::Failed(format!("{e:#}"))))

@@ -329,9 +329,12 @@ impl<E: Engine> Lab<'_, E> {
     }
 }
 
+/// A study's stop as an error: typed when interrupted, so the report's "stopped early (…)"
+/// says the reason once.
 fn interrupted(stopped: Option<crate::measure::Stop>) -> Result<()> {
     match stopped {
-        Some(reason) => anyhow::bail!("stopped early ({reason})"),
+        Some(crate::measure::Stop::Interrupted) => Err(crate::measure::Interrupted.into()),
+        Some(crate::measure::Stop::Failed(e)) => anyhow::bail!("{e}"),
         None => Ok(()),
     }
 }

@@ -212,7 +212,7 @@ pub fn measure_on<S: Study, E: Engine>(
     engine: &E,
 ) -> Result<(S::Output, Session)> {
     let mut session = Session::new(inputs.quiet);
-    let setup = S::setup(inputs, &mut session)?;
+    let setup = setup_or_stop::<S>(inputs, &mut session)?;
     let parts = if S::MEASURES {
         measure_with_progress::<S, E>(inputs, &setup, engine, &mut session)?
     } else {
@@ -256,6 +256,11 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
         }
         _ => vec![],
     };
+    // A resume whose checkpoint cannot be read is refused before the directory is taken over
+    // (reopening rewrites its manifest).
+    if let (Some(p), true) = (&req.out, req.resume) {
+        Store::read(p)?;
+    }
     // Refuse a bad --out before any work is done.
     let out = match (&req.out, req.resume) {
         (Some(p), true) => Some(OutDir::reopen(p, name)?),
@@ -271,7 +276,7 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
     let mut gpu_variant = None;
     let measured = (|| -> Result<(S::Setup, Parts, String)> {
         if !S::MEASURES {
-            let setup = S::setup(&inputs, &mut session)?;
+            let setup = setup_or_stop::<S>(&inputs, &mut session)?;
             return Ok((setup, Parts::default(), "none".to_string()));
         }
         match source {
@@ -321,7 +326,7 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
                 Ok((setup, parts, backend))
             }
             Source::Shards(shards) => {
-                let setup = S::setup(&inputs, &mut session)?;
+                let setup = setup_or_stop::<S>(&inputs, &mut session)?;
                 let (parts, backend, wall) = super::shard::fold_shards(&shards)?;
                 let dirs = shards
                     .iter()
@@ -446,9 +451,26 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
     })
 }
 
+/// `S::setup`, or the stop requested while it ran: the theory's scans end early on a stop
+/// request and leave meaningless numbers, which must never be reported (nor a study run on
+/// them).
+fn setup_or_stop<S: Study>(inputs: &Inputs, session: &mut Session) -> Result<S::Setup> {
+    let setup = S::setup(inputs, session)?;
+    match crate::measure::stop_reason() {
+        Some(_) => Err(
+            anyhow::Error::new(crate::measure::Interrupted).context(format!(
+                "stopped before the set-up of `{}` (training set, theory) completed: nothing was \
+             measured or written",
+                S::KIND.name()
+            )),
+        ),
+        None => Ok(setup),
+    }
+}
+
 fn timed_setup<S: Study>(inputs: &Inputs, session: &mut Session) -> Result<S::Setup> {
     let clock = Instant::now();
-    let setup = S::setup(inputs, session)?;
+    let setup = setup_or_stop::<S>(inputs, session)?;
     session.setup_seconds = clock.elapsed().as_secs_f64();
     Ok(setup)
 }

@@ -168,6 +168,14 @@ impl Store {
     /// The checkpoint in `out` and the snapshot of each phase it reached, every blob checked
     /// against its digest.
     pub fn open(out: &Path) -> Result<(Store, Vec<Option<Snapshot<PhaseState>>>)> {
+        let (store, snaps) = Store::read(out)?;
+        store.clean();
+        Ok((store, snaps))
+    }
+
+    /// [`Store::open`] without touching the directory: a resume checks its checkpoint with it
+    /// before it takes the directory over, so a refused resume leaves everything as it was.
+    pub fn read(out: &Path) -> Result<(Store, Vec<Option<Snapshot<PhaseState>>>)> {
         let dir = out.join(CHECKPOINT_DIR);
         let file = Store::read_file(out)?;
         let mut snaps = vec![];
@@ -190,9 +198,7 @@ impl Store {
                 particles,
             }));
         }
-        let store = Store { dir, file };
-        store.clean();
-        Ok((store, snaps))
+        Ok((Store { dir, file }, snaps))
     }
 
     pub fn file(&self) -> &CheckpointFile {

@@ -98,6 +98,9 @@ pub fn t_collapse(p: &Process, c: &Linear, n_train: usize, t_max: f64) -> Option
     }
     let mut hi = t_max;
     for _ in 0..200 {
+        if super::stopping() {
+            return None;
+        }
         let lo = 0.5 * hi;
         if g(lo) >= 0.0 {
             return Some(bisect(&mut g, lo, hi));

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::isotropic::{Spectral, reduced};
 use super::speciation::{between_class_deviations, between_eigenvalues_with};
-use super::{last_crossing, t_collapse};
+use super::{crossing_from_grid, for_each_on_grid, last_crossing, t_collapse};
 use crate::linalg::Linear;
 use crate::model::labels::Labels;
 use crate::model::{Mixture, Process};
@@ -97,6 +97,28 @@ fn top_signal(l: &Linear, e: &Linear, c: &Linear) -> f64 {
     ((&w + w.transpose()) * 0.5).symmetric_eigenvalues().max()
 }
 
+/// The between-class eigenvalues at the scan times `t_max·j/n`, j = 0..=n (n =
+/// [`SCAN_INTERVALS`]), as [`last_crossing`] scans them: grid propagators below t_max, the
+/// exact one at t_max. Empty rows after a stop request.
+fn eigenvalue_grid(
+    p: &Process,
+    t_max: f64,
+    eigen: &impl Fn(f64, &Linear) -> Vec<f64>,
+) -> Vec<Vec<f64>> {
+    let n = SCAN_INTERVALS;
+    if !(t_max.is_finite() && t_max > 0.0) {
+        return vec![];
+    }
+    let mut grid = vec![vec![]; n + 1];
+    grid[n] = eigen(t_max, &p.propagator(t_max));
+    for_each_on_grid(p, t_max, n, |j, t, e| {
+        if j < n {
+            grid[j] = eigen(t, e);
+        }
+    });
+    grid
+}
+
 /// All the data theory of points `x` (N×d) with optional labels, on process `p`.
 pub fn data_theory(
     p: &Process,
@@ -135,22 +157,25 @@ pub fn data_theory(
                 .map(|d| within.as_ref().map_or_else(|| d.clone(), |s| s.rotate(d)))
                 .collect();
             // Every split scans the same times: one eigen-solve per time serves them all (at
-            // d = 784 each costs about a second where the process is not isotropic).
+            // d = 784 each costs about a second where the process is not isotropic), and the
+            // scan runs once, not once per split (1000 classes made that 1000 scans).
+            let eigen = |t: f64, e: &Linear| between_eigenvalues_with(p, t, e, &dev, cov);
+            let grid = eigenvalue_grid(p, t_max, &eigen);
             let memo = std::cell::RefCell::new(std::collections::HashMap::new());
-            let eigenvalues = |t: f64, e: &Linear| -> Vec<f64> {
-                memo.borrow_mut()
-                    .entry(t.to_bits())
-                    .or_insert_with(|| between_eigenvalues_with(p, t, e, &dev, cov))
-                    .clone()
-            };
             let splits: Vec<Option<f64>> = (0..labels.classes() - 1)
                 .map(|k| {
-                    last_crossing(
-                        p,
-                        |t, e| eigenvalues(t, e).get(k).copied().unwrap_or(0.0) - 1.0,
-                        t_max,
-                        SCAN_INTERVALS,
-                    )
+                    let values: Vec<f64> = grid
+                        .iter()
+                        .map(|row| row.get(k).copied().unwrap_or(0.0) - 1.0)
+                        .collect();
+                    // The bisections evaluate new times; splits in one bracket share them.
+                    crossing_from_grid(&values, t_max, |t| {
+                        let mut memo = memo.borrow_mut();
+                        let row = memo
+                            .entry(t.to_bits())
+                            .or_insert_with(|| eigen(t, &p.propagator(t)));
+                        row.get(k).copied().unwrap_or(0.0) - 1.0
+                    })
                     // Held only at t = 0, where a singular W (pixels that never vary) makes
                     // every ratio infinite: no split at any positive time.
                     .filter(|&t| t > 1e-9)

@@ -38,6 +38,14 @@ pub use speciation::{
 pub(crate) use roots::{bisect, crossing_from_grid, for_each_on_grid, last_crossing};
 pub(crate) use spd::{lambda_min_rank_one_down, log_det_spd, quad_inv};
 
+/// A stop was requested (a signal): the scans and bisections end at their next evaluation, so
+/// that a large-d theory stops within one evaluation. What they return then is meaningless;
+/// every caller that can be stopped checks [`crate::measure::stop_reason`] after the theory
+/// and reports the stop instead of the numbers.
+pub(crate) fn stopping() -> bool {
+    crate::measure::stop_reason().is_some()
+}
+
 /// Number of points of the `s_curve` in (0, t_max].
 pub const S_CURVE_POINTS: usize = 200;
 

@@ -17,6 +17,9 @@ pub(crate) fn for_each_on_grid(
     let at = |k: usize| t_max * k as f64 / n as f64;
     if p.a.form() != Form::Dense || p.schedule.is_some() {
         for k in 0..=n {
+            if super::stopping() {
+                return;
+            }
             f(k, at(k), &p.propagator(at(k)));
         }
         return;
@@ -24,6 +27,9 @@ pub(crate) fn for_each_on_grid(
     let step = p.propagator(at(1));
     let mut e = Linear::identity(p.dim());
     for k in 0..=n {
+        if super::stopping() {
+            return;
+        }
         f(k, at(k), &e);
         if k < n {
             e = e.mul(&step);
@@ -85,7 +91,7 @@ pub(crate) fn crossing_from_grid(
 /// final bracket.
 pub(crate) fn bisect(g: &mut impl FnMut(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
     for _ in 0..200 {
-        if hi - lo <= 1e-11 * hi.abs().max(1.0) {
+        if hi - lo <= 1e-11 * hi.abs().max(1.0) || super::stopping() {
             break;
         }
         let mid = 0.5 * (lo + hi);

@@ -136,10 +136,28 @@ pub(crate) fn between_eigenvalues_with(
         return vec![f64::INFINITY; deviations.len()];
     };
     let v: Vec<DVector<f64>> = deviations.iter().map(|dev| e.apply(dev)).collect();
-    let w: Vec<DVector<f64>> = v.iter().map(|x| gamma_inv.apply(x)).collect();
-    let k = v.len();
-    let gram = DMatrix::from_fn(k, k, |i, j| 0.5 * (v[i].dot(&w[j]) + v[j].dot(&w[i])));
-    let mut eig: Vec<f64> = gram.symmetric_eigenvalues().iter().copied().collect();
+    let (k, d) = (v.len(), p.dim());
+    let mut eig: Vec<f64> = if k <= d {
+        let w: Vec<DVector<f64>> = v.iter().map(|x| gamma_inv.apply(x)).collect();
+        let gram = DMatrix::from_fn(k, k, |i, j| 0.5 * (v[i].dot(&w[j]) + v[j].dot(&w[i])));
+        gram.symmetric_eigenvalues().iter().copied().collect()
+    } else {
+        // More classes than dimensions: the K×K Gram (O(K³) per time, minutes at K = 1000)
+        // has rank ≤ d. With Γ⁻¹ = L Lᵀ its nonzero eigenvalues are those of the d×d
+        // Σ_i (Lᵀv_i)(Lᵀv_i)ᵀ; the other K − d are zero.
+        let Ok(l) = gamma_inv.cholesky() else {
+            return vec![f64::INFINITY; k];
+        };
+        let lt = l.transpose();
+        let y = DMatrix::from_columns(&v.iter().map(|x| lt.apply(x)).collect::<Vec<_>>());
+        let mut eig: Vec<f64> = (&y * y.transpose())
+            .symmetric_eigenvalues()
+            .iter()
+            .copied()
+            .collect();
+        eig.resize(k, 0.0);
+        eig
+    };
     eig.sort_unstable_by(|a, b| b.total_cmp(a));
     eig
 }

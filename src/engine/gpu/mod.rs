@@ -254,6 +254,12 @@ impl Engine for GpuEngine {
         self.largest_batch(plan)
     }
 
+    /// The particles the kernel-variant probe times (it probes on the first batch), so the
+    /// choice is the one a full-size batch makes.
+    fn first_batch(&self, _plan: &Plan) -> usize {
+        variant::probe_particles(is_software(&self.info))
+    }
+
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<GpuBatch> {
         self.start_batch(plan, seed, ids)
     }

@@ -201,7 +201,7 @@ const PROBE_STEPS: usize = 4;
 const PROBE_REPS: usize = 3;
 
 /// Probe particles at most: enough to fill a large GPU; a software adapter is timed on fewer.
-fn probe_particles(software: bool) -> usize {
+pub(super) fn probe_particles(software: bool) -> usize {
     if software { 4096 } else { 1 << 18 }
 }
 
