@@ -144,6 +144,10 @@ impl Plan {
     pub fn new(model: &Model, grid: Grid, scheme: Scheme, start: Start) -> Result<Self> {
         let d = model.process.dim();
         ensure!(
+            scheme != Scheme::Auto,
+            "plan: the scheme `auto` is resolved before a plan is built (study::scheme::resolve)"
+        );
+        ensure!(
             model.target.dim() == d,
             "target: dimension {} does not match U's dimension {d}",
             model.target.dim()

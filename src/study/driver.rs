@@ -242,7 +242,7 @@ impl Visit for Drive<'_> {
 
 fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> Result<Report> {
     let name = S::KIND.name();
-    let mut inputs = Inputs::new(req.cfg.clone(), req.empirical, req.quiet)?;
+    let mut inputs = Inputs::new(req.cfg.clone(), S::KIND, req.empirical, req.quiet)?;
     inputs.shard = req.shard;
     // --force over an interrupted run discards its checkpoint: say so.
     let discarded: Vec<String> = match (&req.out, req.resume, req.force) {

@@ -18,6 +18,7 @@ pub mod modes;
 pub mod parts;
 pub mod resources;
 pub mod run;
+pub mod scheme;
 mod session;
 pub mod shard;
 pub mod speciation;
@@ -166,8 +167,23 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// The whole study of `cfg`, validated, with its grid.
-    pub fn new(cfg: Config, empirical: bool, quiet: bool) -> Result<Inputs> {
+    /// The whole study `kind` of `cfg`, validated, with its grid (the scheme `auto` resolved:
+    /// [`scheme::resolve`]).
+    pub fn new(cfg: Config, kind: Kind, empirical: bool, quiet: bool) -> Result<Inputs> {
+        let auto = cfg.scheme == Scheme::Auto;
+        let cfg = scheme::resolve(cfg, kind)?;
+        if auto && !quiet {
+            crate::note!(
+                "scheme auto: {} ({} steps, {} grid; the study's times are nodes)",
+                clap::ValueEnum::to_possible_value(&cfg.scheme)
+                    .map_or(String::new(), |v| v.get_name().to_string()),
+                cfg.steps,
+                match &cfg.grid {
+                    crate::plan::Spacing::Nodes(v) => format!("{} given", v.len()),
+                    g => g.to_string(),
+                }
+            );
+        }
         // The times the study measures at are nodes, not the nearest node.
         let wanted: Vec<f64> = [&cfg.branch_times, &cfg.record_times, &cfg.entropy_times]
             .into_iter()
@@ -329,6 +345,10 @@ impl Inputs {
 /// The φ bias `--steps auto` aims at: about the standard error of 10⁴ clone pairs.
 pub const AUTO_BIAS: f64 = 0.005;
 
+/// `--steps auto` of the exact scheme: the transition has no step bias, so the grid's uniform
+/// nodes only resolve the recorded series (the study's times are nodes besides).
+pub const EXACT_STEPS: usize = 20;
+
 /// `--steps auto`: the steps whose expected φ bias is at most [`AUTO_BIAS`], from the bias per
 /// unit of Δt measured by `reproduce discretisation` (d = 16, seed 1, 40 000 pairs): Euler and
 /// the probability flow ≈ 0.028·‖QU‖₂ + 0.04 per unit Δt (lu-tang: +0.047 at Δt = 0.1 with
@@ -343,7 +363,8 @@ pub fn auto_steps(cfg: &Config) -> Result<usize> {
     let (rate, least) = match cfg.scheme {
         Scheme::EulerMaruyama | Scheme::ProbabilityFlow => (per_dt(0.028, 0.04), 100.0),
         Scheme::Exponential | Scheme::ExponentialFlow => (per_dt(0.005, 0.015), 50.0),
-        Scheme::Exact => return Ok(20),
+        // (`auto` is resolved before the steps; exact is what it runs where steps are auto.)
+        Scheme::Exact | Scheme::Auto => return Ok(EXACT_STEPS),
     };
     Ok((cfg.t_max * rate / AUTO_BIAS).ceil().max(least) as usize)
 }
