@@ -174,12 +174,12 @@ impl Inputs {
         let cfg = scheme::resolve(cfg, kind)?;
         if auto && !quiet {
             crate::note!(
-                "scheme auto: {} ({} steps, {} grid; the study's times are nodes)",
+                "scheme auto: {} (steps {}, grid {}; the study's times are nodes)",
                 clap::ValueEnum::to_possible_value(&cfg.scheme)
                     .map_or(String::new(), |v| v.get_name().to_string()),
                 cfg.steps,
                 match &cfg.grid {
-                    crate::plan::Spacing::Nodes(v) => format!("{} given", v.len()),
+                    crate::plan::Spacing::Nodes(v) => format!("{} nodes", v.len()),
                     g => g.to_string(),
                 }
             );
