@@ -157,7 +157,7 @@ mod tests {
         let t_s = 0.5 * 16f64.ln();
         assert!(nodes.iter().any(|t| (t - t_s).abs() < 1e-12), "{nodes:?}");
         assert!(nodes.iter().any(|t| (t - 0.5).abs() < 1e-12), "{nodes:?}");
-        assert_eq!(nodes.len(), 19 + 7, "{nodes:?}"); // 2 t_S = 2.77 and 0.5 t_S… off-grid
+        assert_eq!(nodes.len(), 19 + 8, "{nodes:?}"); // the 8 branch times f·t_S are off-grid
         let run = resolve(auto(), Kind::Run).unwrap();
         assert_eq!((run.steps, run.grid), (Steps::Count(EXACT_STEPS), Spacing::Uniform));
         // A training set (collapse): exact, with the old Δt = 0.01 where t̂_C is resolved.
