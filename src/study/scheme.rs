@@ -149,7 +149,10 @@ mod tests {
     #[test]
     fn auto_runs_exact_on_a_shared_covariance_mixture_with_the_studys_times_as_nodes() {
         let r = resolve(auto(), Kind::Speciation).unwrap();
-        assert_eq!((r.scheme, r.steps), (Scheme::Exact, Steps::Count(EXACT_STEPS)));
+        assert_eq!(
+            (r.scheme, r.steps),
+            (Scheme::Exact, Steps::Count(EXACT_STEPS))
+        );
         let Spacing::Nodes(nodes) = &r.grid else {
             panic!("speciation's default branch times as nodes: {}", r.grid)
         };
@@ -159,10 +162,16 @@ mod tests {
         assert!(nodes.iter().any(|t| (t - 0.5).abs() < 1e-12), "{nodes:?}");
         assert_eq!(nodes.len(), 19 + 8, "{nodes:?}"); // the 8 branch times f·t_S are off-grid
         let run = resolve(auto(), Kind::Run).unwrap();
-        assert_eq!((run.steps, run.grid), (Steps::Count(EXACT_STEPS), Spacing::Uniform));
+        assert_eq!(
+            (run.steps, run.grid),
+            (Steps::Count(EXACT_STEPS), Spacing::Uniform)
+        );
         // A training set (collapse): exact, with the old Δt = 0.01 where t̂_C is resolved.
         let c = resolve(auto(), Kind::Collapse).unwrap();
-        assert_eq!((c.scheme, c.steps), (Scheme::Exact, Steps::Count(EXACT_STEPS)));
+        assert_eq!(
+            (c.scheme, c.steps),
+            (Scheme::Exact, Steps::Count(EXACT_STEPS))
+        );
         let Spacing::Nodes(nodes) = &c.grid else {
             panic!("collapse's nodes: {}", c.grid)
         };
@@ -182,7 +191,11 @@ mod tests {
             (given.scheme, given.steps, given.grid),
             (Scheme::Exact, Steps::Count(300), Spacing::Uniform)
         );
-        for coupling in ["additive:0.5", "rotating:0.5,3", "additive:step:0.2,1.5,0.6"] {
+        for coupling in [
+            "additive:0.5",
+            "rotating:0.5,3",
+            "additive:step:0.2,1.5,0.6",
+        ] {
             let cfg = Config {
                 coupling: Some(coupling.parse().unwrap()),
                 ..auto()

@@ -453,7 +453,11 @@ pub(super) fn crossing_of(branches: &[Branch], level: f64) -> Option<(f64, f64)>
 
 /// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the
 /// horizon when there is no theory.
-pub(crate) fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) -> Vec<f64> {
+pub(crate) fn default_branch_times(
+    t_s: Option<f64>,
+    mode_t_s: &[Option<f64>],
+    t_max: f64,
+) -> Vec<f64> {
     let known: Vec<f64> = t_s
         .iter()
         .chain(mode_t_s.iter().flatten())

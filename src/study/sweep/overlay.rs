@@ -433,7 +433,8 @@ pub(super) fn dense_theory(
         if c.validate().is_err() {
             continue;
         }
-        let Ok(inputs) = super::super::Inputs::new(c, super::super::Kind::Theory, false, true) else {
+        let Ok(inputs) = super::super::Inputs::new(c, super::super::Kind::Theory, false, true)
+        else {
             continue;
         };
         let mut session = super::super::Session::new(true);
