@@ -228,10 +228,14 @@ impl<E: Engine> Lab<'_, E> {
         if self.quiet {
             return Ok(());
         }
-        let cfg = Config {
-            dim: 64,
-            ..self.base.clone()
-        };
+        // The probe runs the scheme the studies will run (`auto` resolved).
+        let cfg = crate::study::scheme::resolve(
+            Config {
+                dim: 64,
+                ..self.base.clone()
+            },
+            crate::study::Kind::Run,
+        )?;
         let built = crate::config::build::build(&cfg)?;
         let plan = Plan::new(
             &built.mixture_model(),
