@@ -114,3 +114,60 @@ fn lu_tang_t_s_error_covers_the_theory() {
     // Not covered by a vacuous error: a few hundredths at 2·10⁴ pairs.
     assert!(err < 0.03 && interpolation < err, "{err}, {interpolation}");
 }
+
+/// The default scheme (`auto`) runs the exact transition on the study's own times: the summary
+/// records it, and t_S lies within 3 s.e. of the theory; an explicit scheme keeps its old
+/// default of 1000 steps.
+#[test]
+fn default_speciation_runs_exact_and_measures_t_s() {
+    let s = common::summary(&[
+        "speciation",
+        "--dim",
+        "8",
+        "--pairs",
+        "4000",
+        "--seed",
+        "3",
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    let c = &s["config"];
+    assert_eq!(
+        (c["scheme"].as_str(), c["steps"].as_u64()),
+        (Some("exact"), Some(20))
+    );
+    let get = |k: &str| s[k].as_f64().unwrap_or_else(|| panic!("{k}: {s}"));
+    let (t, se, theory) = (
+        get("t_s_measured"),
+        get("t_s_measured_stderr"),
+        get("t_s_theory"),
+    );
+    assert!(
+        (t - theory).abs() <= 3.0 * se,
+        "t_S {t} ± {se} against {theory}"
+    );
+    let em = common::summary(&[
+        "speciation",
+        "--dim",
+        "8",
+        "--pairs",
+        "100",
+        "--branch-times",
+        "1",
+        "--backend",
+        "cpu",
+        "--scheme",
+        "euler-maruyama",
+        "--json",
+    ]);
+    let c = &em["config"];
+    assert_eq!(
+        (
+            c["scheme"].as_str(),
+            c["steps"].as_u64(),
+            c["grid"].as_str()
+        ),
+        (Some("euler-maruyama"), Some(1000), Some("uniform"))
+    );
+}

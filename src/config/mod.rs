@@ -169,7 +169,7 @@ impl Default for Config {
             particles: None,
             steps: Steps::Count(1000),
             t_max: 10.0,
-            scheme: Scheme::EulerMaruyama,
+            scheme: Scheme::Auto,
             grid: Spacing::Uniform,
             start: Start::Exact,
             backend: Backend::Auto,

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Scheme {
+    /// The default: `exact` wherever it applies (every shared-covariance mixture and training
+    /// set), on a grid of the study's own times; Euler–Maruyama elsewhere. Resolved before a
+    /// run ([`crate::study::scheme`]), so summaries record the scheme that ran.
+    Auto,
     /// Euler–Maruyama on the reverse SDE (what practitioners run; biased by O(Δt)).
     EulerMaruyama,
     /// Euler on the probability-flow ODE (deterministic after the start).
@@ -28,7 +32,7 @@ impl Scheme {
     pub fn stochastic(self) -> bool {
         matches!(
             self,
-            Scheme::EulerMaruyama | Scheme::Exact | Scheme::Exponential
+            Scheme::Auto | Scheme::EulerMaruyama | Scheme::Exact | Scheme::Exponential
         )
     }
 

@@ -169,6 +169,10 @@ impl Plan {
     fn build(model: &Model, grid: Grid, scheme: Scheme, start: Start, judge: bool) -> Result<Self> {
         let d = model.process.dim();
         ensure!(
+            scheme != Scheme::Auto,
+            "plan: the scheme `auto` is resolved before a plan is built (study::scheme::resolve)"
+        );
+        ensure!(
             model.target.dim() == d,
             "target: dimension {} does not match U's dimension {d}",
             model.target.dim()

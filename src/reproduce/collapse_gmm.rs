@@ -21,7 +21,10 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     };
     // The exact reverse transition has no step bias: a geometric grid (fine near t = 0, where
     // t̂_C is resolved, coarse where nothing happens) of 200 steps instead of 1000 uniform ones.
-    let exact = lab.base.scheme == crate::plan::Scheme::Exact;
+    let exact = matches!(
+        lab.base.scheme,
+        crate::plan::Scheme::Exact | crate::plan::Scheme::Auto
+    );
     let steps = lab.steps.unwrap_or(if exact { 200 } else { 1000 });
     let grid = if exact {
         crate::plan::Spacing::Geometric { t_min: 1e-3 }

@@ -58,13 +58,13 @@ pub struct ReproduceArgs {
     /// Seed of every random choice [default: 1].
     #[arg(long, value_name = "SEED")]
     pub seed: Option<u64>,
-    /// Discretisation of the reverse dynamics [default: euler-maruyama]; with `exact`,
-    /// speciation-gmm runs on a coarse grid (--steps 20: the branch times are nodes) and
-    /// collapse-gmm on 200 geometric steps.
+    /// Discretisation of the reverse dynamics [default: auto, i.e. exact wherever it applies];
+    /// with `exact` (or `auto`), speciation-gmm runs on a coarse grid (--steps 20: the branch
+    /// times are nodes) and collapse-gmm on 200 geometric steps.
     #[arg(long, value_enum)]
     pub scheme: Option<crate::plan::Scheme>,
-    /// Time steps of speciation-gmm and collapse-gmm [default: 1000; with --scheme exact 20 for
-    /// speciation-gmm and 200 geometric ones for collapse-gmm].
+    /// Time steps of speciation-gmm and collapse-gmm [default: 20 for speciation-gmm and 200
+    /// geometric ones for collapse-gmm; 1000 with --scheme other than exact or auto].
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// No progress notes on stderr.
@@ -270,10 +270,14 @@ impl<E: Engine> Lab<'_, E> {
         if self.quiet {
             return Ok(());
         }
-        let cfg = Config {
-            dim: 64,
-            ..self.base.clone()
-        };
+        // The probe runs the scheme the studies will run (`auto` resolved).
+        let cfg = crate::study::scheme::resolve(
+            Config {
+                dim: 64,
+                ..self.base.clone()
+            },
+            crate::study::Kind::Run,
+        )?;
         let built = crate::config::build::build(&cfg)?;
         let plan = Plan::new(
             &built.mixture_model(),
@@ -397,7 +401,7 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         backend: args.backend.unwrap_or_default(),
         threads: args.threads,
         seed: args.seed.unwrap_or(1),
-        scheme: args.scheme.unwrap_or(crate::plan::Scheme::EulerMaruyama),
+        scheme: args.scheme.unwrap_or(crate::plan::Scheme::Auto),
         figure_size: args.figure_size,
         dpi: args.dpi.unwrap_or(Config::default().dpi),
         ..Config::default()

@@ -19,7 +19,10 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
     };
     let pairs = lab.pairs();
     // The exact reverse transition has no step bias: a coarse grid, the branch times as nodes.
-    let exact = lab.base.scheme == crate::plan::Scheme::Exact;
+    let exact = matches!(
+        lab.base.scheme,
+        crate::plan::Scheme::Exact | crate::plan::Scheme::Auto
+    );
     let steps = lab.steps.unwrap_or(if exact { 20 } else { 1000 });
     let dt = 10.0 / steps as f64;
     let fractions = [0.5, 0.7, 0.85, 1.0, 1.15, 1.3, 1.5, 2.0];

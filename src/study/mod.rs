@@ -19,6 +19,7 @@ pub mod parts;
 pub mod preflight;
 pub mod resources;
 pub mod run;
+pub mod scheme;
 mod session;
 pub mod shard;
 pub mod speciation;
@@ -183,10 +184,25 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// The whole study `kind` of `cfg`, validated, with its grid.
+    /// The whole study `kind` of `cfg`, validated, with its grid (the scheme `auto` resolved:
+    /// [`scheme::resolve`]).
     pub fn new(kind: Kind, cfg: Config, quiet: bool) -> Result<Inputs> {
         // Explicit schemes are judged on the precision of the target the study samples.
         let empirical = kind.empirical(&cfg) || cfg.train_file.is_some();
+        let auto = cfg.scheme == Scheme::Auto;
+        let cfg = scheme::resolve(cfg, kind)?;
+        if auto && !quiet {
+            crate::note!(
+                "scheme auto: {} (steps {}, grid {}; the study's times are nodes)",
+                clap::ValueEnum::to_possible_value(&cfg.scheme)
+                    .map_or(String::new(), |v| v.get_name().to_string()),
+                cfg.steps,
+                match &cfg.grid {
+                    crate::plan::Spacing::Nodes(v) => format!("{} nodes", v.len()),
+                    g => g.to_string(),
+                }
+            );
+        }
         // The times the study measures at are nodes, not the nearest node.
         let wanted: Vec<f64> = [&cfg.branch_times, &cfg.record_times, &cfg.entropy_times]
             .into_iter()
@@ -348,6 +364,10 @@ impl Inputs {
 
 pub use crate::theory::relaxation::AUTO_BIAS;
 
+/// `--steps auto` of the exact scheme: the transition has no step bias, so the grid's uniform
+/// nodes only resolve the recorded series (the study's times are nodes besides).
+pub const EXACT_STEPS: usize = 20;
+
 /// Above this many steps `--steps auto` refuses an explicit scheme instead of picking it.
 const AUTO_MAX_STEPS: usize = 1_000_000;
 
@@ -373,7 +393,8 @@ pub fn auto_steps(cfg: &Config, empirical: bool, wanted: &[f64]) -> Result<usize
             let rotation = crate::theory::relaxation::stiffness(p, 1.0);
             (0.005 * rotation + 0.015, 50)
         }
-        Scheme::Exact => return Ok(20),
+        // (`auto` is resolved before the steps; exact is what it runs where steps are auto.)
+        Scheme::Exact | Scheme::Auto => return Ok(EXACT_STEPS),
     };
     // The longest step allowed: T/n on a uniform grid, the first step T(1 − ρ) of a geometric
     // one (ρ = (t_min/T)^{1/(n−1)}).

@@ -499,7 +499,11 @@ pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
 
 /// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the
 /// horizon when there is no theory.
-fn default_branch_times(t_s: Option<f64>, mode_t_s: &[Option<f64>], t_max: f64) -> Vec<f64> {
+pub(crate) fn default_branch_times(
+    t_s: Option<f64>,
+    mode_t_s: &[Option<f64>],
+    t_max: f64,
+) -> Vec<f64> {
     let known: Vec<f64> = t_s
         .iter()
         .chain(mode_t_s.iter().flatten())

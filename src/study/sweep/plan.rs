@@ -161,7 +161,11 @@ impl Plan {
                 index,
                 dir,
                 params,
-                config_hash: config_hash(kind.name(), &cfg),
+                // The summary records the resolved scheme (`study::scheme`): hash what it holds.
+                config_hash: config_hash(
+                    kind.name(),
+                    &crate::study::scheme::resolve(cfg.clone(), kind).unwrap_or(cfg.clone()),
+                ),
                 cfg: Some(cfg),
             });
         }
