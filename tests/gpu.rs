@@ -649,9 +649,9 @@ fn every_variant_matches_cpu() {
         }
         common::check_segments_record_once(&engine);
     }
-    // Unforced, a mixture at d = 16 runs a short advance (10 steps of 300 particles, less than
-    // the probe's own work) untimed on the first variant, and the first long one (probe work ×
-    // PROBE_PAYOFF) is timed with both variants and runs the faster.
+    // Unforced, a mixture at d = 16 runs a short batch (300 particles on a grid of 40 steps, less
+    // than PROBE_PAYOFF × the probe's own work) untimed on the first variant, and the first long
+    // one is timed with both variants and runs the faster.
     let auto = gpu.reconfigured(GpuOptions::default()).unwrap();
     if std::env::var_os(regimes::engine::gpu::VARIANT_ENV).is_none() {
         let p = plan(process(16, Shape::DenseU, 5), mixture(16, 3), grid.clone());
@@ -1033,42 +1033,50 @@ fn study_summary_records_the_gpu_variant() {
         return;
     }
     let dir = common::scratch("gpu-variant");
-    let run = |name: &str, backend: &str, variant: Option<&str>| -> serde_json::Value {
-        let out = dir.join(name);
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regimes"));
-        cmd.args([
-            "run",
-            "--preset",
-            "quick",
-            "--particles",
-            "512",
-            "--steps",
-            "20",
-            "--backend",
-            backend,
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .env("WGPU_BACKEND", "vulkan")
-        .env_remove(regimes::engine::gpu::VARIANT_ENV);
-        if let Some(v) = variant {
-            cmd.env(regimes::engine::gpu::VARIANT_ENV, v);
-        }
-        let o = cmd.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap()
-    };
-    let forced = run("onchip", "gpu", Some("onchip"));
+    let run =
+        |name: &str, backend: &str, variant: Option<&str>, steps: &str| -> serde_json::Value {
+            let out = dir.join(name);
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_regimes"));
+            cmd.args([
+                "run",
+                "--preset",
+                "quick",
+                "--particles",
+                "512",
+                "--steps",
+                steps,
+                "--backend",
+                backend,
+                "--quiet",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .env("WGPU_BACKEND", "vulkan")
+            .env_remove(regimes::engine::gpu::VARIANT_ENV);
+            if let Some(v) = variant {
+                cmd.env(regimes::engine::gpu::VARIANT_ENV, v);
+            }
+            let o = cmd.output().unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap()
+        };
+    let forced = run("onchip", "gpu", Some("onchip"), "20");
     assert_eq!(forced["gpu_variant"], "onchip (forced)", "{forced}");
-    let blocked = run("blocked", "gpu", Some("blocked"));
+    let blocked = run("blocked", "gpu", Some("blocked"), "20");
     assert_eq!(blocked["gpu_variant"], "blocked (forced)");
-    let auto = run("auto", "gpu", None);
+    // 512 particles × 20 steps are less than the probe's own work × PROBE_PAYOFF: not probed.
+    let short = run("short", "gpu", None, "20");
+    assert_eq!(
+        short["gpu_variant"], "blocked (not probed: a short run)",
+        "{short}"
+    );
+    let auto = run("auto", "gpu", None, "300");
     let chosen = auto["gpu_variant"].as_str().expect("a string on the GPU");
     assert!(
         chosen.starts_with("blocked (probe: ") || chosen.starts_with("onchip (probe: "),
         "{chosen}"
     );
-    let cpu = run("cpu", "cpu", None);
+    let cpu = run("cpu", "cpu", None, "20");
     assert!(cpu["gpu_variant"].is_null(), "{cpu}");
 }

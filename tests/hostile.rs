@@ -231,7 +231,7 @@ fn hostile_inputs_are_refused_cleanly() {
         ),
         // Numerics that would silently go wrong.
         case(
-            &["run", "--u", "diag:500,1"],
+            &["run", "--u", "diag:500,1", "--scheme", "euler-maruyama"],
             &["steps", "unstable", "--steps 2527"],
         ),
         case(
@@ -243,6 +243,8 @@ fn hostile_inputs_are_refused_cleanly() {
                 "linspace:1:100",
                 "--steps",
                 "100",
+                "--scheme",
+                "euler-maruyama",
             ],
             &["steps", "unstable"],
         ),

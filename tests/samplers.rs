@@ -99,7 +99,17 @@ fn steps_auto_reaches_its_target_bias() {
         );
     }
     // T·(0.028‖QU‖₂ + 0.04)/0.005 with ‖QU‖₂ = 19.6 and T = 5, announced on stderr.
-    let out = common::regimes(&["theory", "--preset", "lu-tang", "--steps", "auto"]);
+    let out = common::regimes(&[
+        "run",
+        "--preset",
+        "lu-tang",
+        "--scheme",
+        "euler-maruyama",
+        "--steps",
+        "auto",
+        "--particles",
+        "32",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("steps auto: 590 steps"), "{err}");
 }
@@ -127,7 +137,13 @@ fn outcome(args: &[&str]) -> (bool, String) {
 /// refused before any work, naming a step count; that count passes and 3 % fewer do not.
 #[test]
 fn explicit_runs_that_would_diverge_are_refused_naming_the_steps_that_pass() {
-    let lu_tang = ["--preset", "lu-tang", "--dim", "4", "--q", "optimal:100"];
+    // (Explicit schemes: the default runs the exact transition, which has no step limit.)
+    let em = ["--scheme", "euler-maruyama"];
+    let lu_tang = [
+        &["--preset", "lu-tang", "--dim", "4", "--q", "optimal:100"][..],
+        &em,
+    ]
+    .concat();
     let times = ["--record-times", "5,4,2,1,0.25,0", "--quiet"];
     for study in ["run", "speciation"] {
         let extra = if study == "run" {
@@ -135,7 +151,7 @@ fn explicit_runs_that_would_diverge_are_refused_naming_the_steps_that_pass() {
         } else {
             &["--quiet"]
         };
-        let args = [&[study][..], &lu_tang, extra, &["--steps", "1000"]].concat();
+        let args = [&[study][..], &lu_tang[..], extra, &["--steps", "1000"]].concat();
         let (ok, err) = outcome(&args);
         assert!(!ok && err.contains("unstable"), "{study}: {err}");
         // ω ≈ 798 and a ≈ −1.8: stable needs Δt ≲ 2|a|/ω², some 7·10⁵ steps over T = 5.
@@ -143,13 +159,21 @@ fn explicit_runs_that_would_diverge_are_refused_naming_the_steps_that_pass() {
         assert!((500_000..1_000_000).contains(&n), "{study}: {n}");
     }
     // `--steps auto` does not pick a diverging count: it refuses, pointing at the exact scheme.
-    let (ok, err) = outcome(&[&["run"][..], &lu_tang, &times, &["--steps", "auto"]].concat());
+    let (ok, err) = outcome(&[&["run"][..], &lu_tang[..], &times, &["--steps", "auto"]].concat());
     assert!(!ok && err.contains("--scheme exact"), "{err}");
-    let d16 = ["--preset", "lu-tang", "--dim", "16", "--q", "optimal:40"];
+    let d16 = [
+        &["--preset", "lu-tang", "--dim", "16", "--q", "optimal:40"][..],
+        &em,
+    ]
+    .concat();
     let (ok, err) = outcome(&[&["run"][..], &d16, &times, &["--steps", "1000"]].concat());
     assert!(!ok && err.contains("unstable"), "{err}");
     // The rotating coupling: the count named passes (and runs), 3 % fewer are refused.
-    let coupled = ["run", "--coupling", "rotating:0.5,100", "--dim", "4"];
+    let coupled = [
+        &["run", "--coupling", "rotating:0.5,100", "--dim", "4"][..],
+        &em,
+    ]
+    .concat();
     let (ok, err) = outcome(&[&coupled[..], &times, &["--steps", "1000"]].concat());
     assert!(!ok && err.contains("unstable"), "{err}");
     let n = named_steps(&err);
@@ -178,6 +202,8 @@ fn steps_auto_passes_the_judgement_and_is_not_warned_about() {
         "16",
         "--particles",
         "32",
+        "--scheme",
+        "euler-maruyama",
         "--json",
     ];
     let warnings = |steps: &str| -> Vec<String> {

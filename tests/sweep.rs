@@ -857,3 +857,33 @@ fn plot_never_replaces_a_file_it_did_not_write() {
     let err = fails(&["plot", a_s, b_s, "--out", res.to_str().unwrap()]);
     assert!(err.contains("res.csv"), "{err}");
 }
+
+/// The printed table of a theory sweep shows the values `sweep.json` holds (it printed "—"
+/// where the theory's headlines were looked up under `theory.`).
+#[test]
+fn the_theory_sweep_table_prints_what_sweep_json_holds() {
+    let dir = scratch("sweep-theory-table");
+    let sw = dir.join("sw");
+    let out = ok(&[
+        "sweep",
+        "theory",
+        "-q",
+        "--over",
+        "dim=4,8",
+        "--out",
+        sw.to_str().unwrap(),
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sw.join("sweep.json")).unwrap()).unwrap();
+    for p in v["points"].as_array().unwrap() {
+        let dim = p["params"]["dim"].as_str().unwrap();
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("dim={dim} ")))
+            .unwrap_or_else(|| panic!("no row for dim={dim}: {table}"));
+        assert!(!row.contains('—'), "{row}");
+        let t_s = p["headlines"]["t_s"].as_f64().unwrap();
+        assert!(row.contains(&format!("{t_s:.4}")), "{row} lacks t_S {t_s}");
+    }
+}

@@ -231,7 +231,7 @@ mod tests {
             workload,
             dim,
             particles: 16,
-            steps: 40,
+            steps: 1000,
             n_train: 5,
             seed: 1,
         }

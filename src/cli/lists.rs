@@ -192,7 +192,7 @@ mod tests {
                 );
             }
             // (theory hides the sampling and engine flags it never reads.)
-            if h.contains("--scheme") {
+            if h.contains("--scheme <") {
                 for scheme in names::<Scheme>() {
                     assert!(
                         h.contains(&scheme),

@@ -191,7 +191,7 @@ impl Inputs {
         let empirical = kind.empirical(&cfg) || cfg.train_file.is_some();
         let auto = cfg.scheme == Scheme::Auto;
         let cfg = scheme::resolve(cfg, kind)?;
-        if auto && !quiet {
+        if auto && !quiet && kind != Kind::Theory {
             crate::note!(
                 "scheme auto: {} (steps {}, grid {}; the study's times are nodes)",
                 clap::ValueEnum::to_possible_value(&cfg.scheme)

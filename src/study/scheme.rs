@@ -115,21 +115,7 @@ fn merged(t_max: f64, nodes: impl Iterator<Item = f64>) -> Vec<f64> {
 /// they are measured where they are, not at the nearest of 20 nodes).
 fn speciation_nodes(cfg: &Config, built: &Built) -> Result<Vec<f64>> {
     let theory = crate::theory::theory(&built.process, &built.mixture, None, cfg.t_max, 0.0);
-    let per_mode = cfg.coupling.as_ref().filter(|_| cfg.mode_labels());
-    let mode_times: Vec<Option<f64>> = match per_mode {
-        Some(c) => crate::theory::modes::mode_theory(
-            &built.process,
-            &built.mixture,
-            c,
-            cfg.mode_labels(),
-            cfg.n_train_or_default(),
-            cfg.t_max,
-        )?
-        .iter()
-        .map(|m| m.t_s)
-        .collect(),
-        None => vec![],
-    };
+    let mode_times = super::speciation::mode_speciation_times(cfg, built)?;
     let branch = super::speciation::default_branch_times(theory.t_s, &mode_times, cfg.t_max);
     let nodes = merged(cfg.t_max, uniform_inner(cfg.t_max).chain(branch));
     Ok(nodes)

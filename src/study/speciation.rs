@@ -248,23 +248,7 @@ impl Study for SpeciationStudy {
                 (built, plan, theory, None, model)
             }
         };
-        // Per-mode φ is observable only when each mode carries a label: a shared label
-        // commits once, at the joint t_S, and a mode-regrouped φ is the joint φ.
-        let per_mode = cfg.coupling.as_ref().filter(|_| cfg.mode_labels());
-        let mode_times = match per_mode {
-            Some(c) => theory::modes::mode_theory(
-                &built.process,
-                &built.mixture,
-                c,
-                cfg.mode_labels(),
-                cfg.n_train_or_default(),
-                cfg.t_max,
-            )?
-            .iter()
-            .map(|m| m.t_s)
-            .collect(),
-            None => vec![],
-        };
+        let mode_times = mode_speciation_times(cfg, &built)?;
         let (times, plan) = match &cfg.branch_times {
             // The config's times are nodes already (Inputs::new).
             Some(times) => (times.clone(), plan),
@@ -495,6 +479,29 @@ fn branch_points(grid: &crate::plan::Grid, times: &[f64]) -> Vec<usize> {
 pub fn pair_steps(branch_steps: &[usize], steps: usize) -> u64 {
     let trunk = branch_steps.iter().max().copied().unwrap_or(0);
     (trunk + branch_steps.iter().map(|&j| 2 * (steps - j)).sum::<usize>()) as u64
+}
+
+/// Each mode's theoretical t_S where per-mode φ is observable, else none. Per-mode φ is
+/// observable only when each mode carries a label: a shared label commits once, at the joint
+/// t_S, and a mode-regrouped φ is the joint φ.
+pub(super) fn mode_speciation_times(
+    cfg: &crate::config::Config,
+    built: &crate::config::build::Built,
+) -> Result<Vec<Option<f64>>> {
+    let Some(c) = cfg.coupling.as_ref().filter(|_| cfg.mode_labels()) else {
+        return Ok(vec![]);
+    };
+    Ok(theory::modes::mode_theory(
+        &built.process,
+        &built.mixture,
+        c,
+        cfg.mode_labels(),
+        cfg.n_train_or_default(),
+        cfg.t_max,
+    )?
+    .iter()
+    .map(|m| m.t_s)
+    .collect())
 }
 
 /// Branch times bracketing t_S (and each mode's t_S for coupled modalities), or spread over the

@@ -205,13 +205,13 @@ pub(super) fn probe_particles(software: bool) -> usize {
     if software { 4096 } else { 1 << 18 }
 }
 
-/// An advance is worth probing when its particle-steps are at least this many times the probe's
-/// own (every variant, every repetition): a short run, whose probe would cost more than any
-/// variant could save, runs the first applicable variant untimed (and skips the other variants'
-/// pipeline compiles, seconds on a software adapter).
+/// A batch is worth probing when its particle-steps to the end of the grid are at least this
+/// many times the probe's own (every variant, every repetition): a short run, whose probe would
+/// cost more than any variant could save, runs the first applicable variant untimed (and skips
+/// the other variants' pipeline compiles, seconds on a software adapter).
 pub const PROBE_PAYOFF: usize = 8;
 
-/// Whether an advance of `n` particles over `steps` steps is long enough to probe `variants`.
+/// Whether `n` particles over `steps` steps are work enough to probe `variants`.
 fn worth_probing(variants: usize, n: usize, steps: usize, software: bool) -> bool {
     let probe_n = n.min(probe_particles(software)).div_ceil(WORKGROUP) * WORKGROUP;
     let probe = variants * (PROBE_REPS + 1) * probe_n * PROBE_STEPS;
@@ -251,7 +251,7 @@ impl GpuEngine {
 
     /// The variant plans of this shape run with: chosen at the first use of the shape (forced, or
     /// timed on a probe batch of up to `n` particles starting at point `from`, with the training
-    /// set of an empirical plan, when the advance to `to` is long enough to pay for the probe),
+    /// set of an empirical plan, when the batch's steps to the end of the grid pay for the probe),
     /// then cached. A cached choice that does not run this plan on this engine (a reconfigured one
     /// with a smaller binding limit) gives way to the first that does (the blocked kernel, unless a
     /// loop-limited driver rules it out); an unprobed one is probed by the first long advance.
@@ -275,7 +275,14 @@ impl GpuEngine {
         let applicable = self.variants_for(plan)?;
         let key = (shape, self.options.variant);
         let software = super::is_software(&self.info);
-        let long = worth_probing(applicable.len(), n, to.saturating_sub(from), software);
+        // The batch runs on to the end of the grid (in segments of a few steps): that is the
+        // work a probe would speed up.
+        let rest = plan
+            .grid
+            .steps
+            .saturating_sub(from)
+            .max(to.saturating_sub(from));
+        let long = worth_probing(applicable.len(), n, rest, software);
         if let Some(c) = self
             .pipelines
             .steps

@@ -365,7 +365,9 @@ fn table(plan: &Plan, status: &[Status], entries: &[Entry]) -> String {
             ("t_C theory", "t_c_theory", None),
             ("t̂_C measured", "t_c_measured", None),
         ],
-        _ => &[
+        // A theory study's result is the theory; a run's holds it under `theory`.
+        Kind::Theory => &[("t_S theory", "t_s", None), ("t_C theory", "t_c", None)],
+        Kind::Run => &[
             ("t_S theory", "theory.t_s", None),
             ("t_C theory", "theory.t_c", None),
         ],

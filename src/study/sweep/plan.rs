@@ -157,6 +157,10 @@ impl Plan {
                 .collect::<Vec<_>>()
                 .join("_");
             let dir = format!("p{index:0w$}_{}", sanitize(&name), w = digits(total));
+            // The memory a point needs, before its model is built to resolve the scheme: a point
+            // the machine cannot hold is refused with its estimate, not an abort.
+            crate::study::resources::check_study(kind, &cfg, None)
+                .with_context(|| format!("sweep point {dir}"))?;
             points.push(Point {
                 index,
                 dir,
