@@ -20,5 +20,6 @@ pub mod report;
 pub mod reproduce;
 pub mod rng;
 pub mod stats;
+pub mod stop;
 pub mod study;
 pub mod theory;

@@ -9,7 +9,8 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use regimes::cli::Invocation;
-use regimes::measure::{Stop, stop};
+use regimes::measure::Stop;
+use regimes::stop;
 use serde_json::{Value, json};
 
 create_exception!(

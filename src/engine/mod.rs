@@ -106,6 +106,10 @@ impl Recorder {
 }
 
 /// An engine advances batches of particles through a plan.
+/// Batches are multiples of this many particles, so that tiles and workgroups never straddle a
+/// batch boundary and folding order is independent of the batch size.
+pub const BATCH_ALIGN: usize = 1024;
+
 pub trait Engine {
     /// Particle state as the engine holds it (host memory, GPU buffers).
     type Batch;
@@ -120,7 +124,7 @@ pub trait Engine {
     /// The first batch of a run sized by its measured rate (no `--batch`): small, so that a
     /// slow device completes it within seconds; later batches grow from its rate.
     fn first_batch(&self, _plan: &Plan) -> usize {
-        crate::measure::BATCH_ALIGN
+        BATCH_ALIGN
     }
 
     /// Draws particles `ids` from the plan's start distribution with the run's seed.

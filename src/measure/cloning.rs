@@ -10,12 +10,12 @@ use anyhow::{Result, anyhow, ensure};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{Checkpointer, Resumable, Snapshot};
-use super::stop::Stop;
 use super::{Tick, advance, batch_size};
 use crate::engine::{Engine, Particles, Recorder};
 use crate::plan::Plan;
 use crate::rng::rng_id;
 use crate::stats::{Moments, PointStats};
+use crate::stop::Stop;
 
 /// The outcome at one branch time.
 #[derive(Clone, Debug, Serialize)]

@@ -8,19 +8,15 @@ pub mod entropy;
 pub mod run;
 
 pub mod checkpoint;
-pub mod stop;
 
 use std::ops::Range;
 
+pub use crate::engine::BATCH_ALIGN;
+pub use crate::stop::{Interrupted, Stop, request_stop, stop_reason};
 pub use checkpoint::{Checkpointer, Every, Shard};
-pub use stop::{Interrupted, Stop, request_stop, stop_reason};
 
 use crate::engine::{Engine, Recorder};
 use crate::plan::Plan;
-
-/// Batches are multiples of this many particles, so that tiles and workgroups never straddle a
-/// batch boundary and folding order is independent of the batch size.
-pub const BATCH_ALIGN: usize = 1024;
 
 /// Splits particle indices `0..total` into consecutive batches of `size` (the last may be
 /// shorter).

@@ -40,10 +40,10 @@ pub(crate) use spd::{lambda_min_rank_one_down, log_det_spd, quad_inv};
 
 /// A stop was requested (a signal): the scans and bisections end at their next evaluation, so
 /// that a large-d theory stops within one evaluation. What they return then is meaningless;
-/// every caller that can be stopped checks [`crate::measure::stop_reason`] after the theory
+/// every caller that can be stopped checks [`crate::stop::stop_reason`] after the theory
 /// and reports the stop instead of the numbers.
 pub(crate) fn stopping() -> bool {
-    crate::measure::stop_reason().is_some()
+    crate::stop::stop_reason().is_some()
 }
 
 /// Number of points of the `s_curve` in (0, t_max].

@@ -1,5 +1,7 @@
-//! Stopping a measurement early: a process-wide request (SIGINT, SIGTERM, SIGHUP in the front
-//! ends) that measurements poll at step boundaries, and the typed reason a measurement stopped.
+//! Stopping early: a process-wide request (SIGINT, SIGTERM, SIGHUP in the front ends) that
+//! measurements poll at step boundaries and the long set-up loops (the theory's scans, the
+//! pruning table) poll as they go, and the typed reason a run stopped. The lowest layer, so that
+//! every layer may poll it.
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
