@@ -98,7 +98,7 @@ pub struct Speciation {
     /// the speciation time; null otherwise (`t_s_measured_note` says why).
     pub t_s_measured: Option<f64>,
     /// Its error: φ's noise at the bracketing branch times and the interpolation across the
-    /// bracket, in quadrature ([`crossing_estimate`]).
+    /// bracket, in quadrature ([`crate::measure::cloning::crossing_estimate`]).
     pub t_s_measured_stderr: Option<f64>,
     /// The interpolation's part of `t_s_measured_stderr`.
     pub t_s_measured_interpolation: Option<f64>,

@@ -161,7 +161,7 @@ pub enum How {
     /// The fastest of the probe's timings: seconds per probe dispatch of each variant.
     Probed(Vec<(Variant, f64)>),
     /// The first applicable variant, untimed: the advances so far were too short for a probe to
-    /// pay for itself ([`PROBE_PAYOFF`]); a longer advance of the shape probes.
+    /// pay for itself (`PROBE_PAYOFF`); a longer advance of the shape probes.
     Unprobed,
 }
 

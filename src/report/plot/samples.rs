@@ -102,7 +102,7 @@ fn project(s: &SampleSet, i: usize, v: &DVector<f64>) -> f64 {
 
 /// Writes `stem.svg`, `stem.png` and `stem.data.csv`: the density of x·m̂ (or of the first
 /// principal component where the target has no class direction) per label, and the samples on
-/// their top two principal components (every k-th of them, at most [`SCATTER_POINTS`]).
+/// their top two principal components (every k-th of them, at most `SCATTER_POINTS`).
 pub fn write_samples_figure(
     out: &OutDir,
     stem: &str,

@@ -6,7 +6,7 @@
 //! `sweep.json`, the tidy `sweep.csv`, the overlay figures, each with its CSV, and the ledger of
 //! completed points. It is owned as a study's output directory is: locked while a sweep runs,
 //! its files in a sealed manifest, nothing written before every point passed the study's
-//! pre-flight ([`owned`]).
+//! pre-flight (`owned.rs`).
 //!
 //! Resuming is point by point: running the same sweep into the same directory again (or
 //! `regimes resume DIR`) reuses every point whose directory verifies as a complete run of the
