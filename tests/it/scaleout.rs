@@ -2,13 +2,13 @@
 //! belong together, and a checkpointed run killed at random points (SIGKILL, even while it writes
 //! a checkpoint) and resumed equals the uninterrupted run bit for bit.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch};
+use crate::common::{regimes, scratch};
 use serde_json::Value;
 
 /// Keys that hold wall times or name the run rather than its results.

@@ -4,9 +4,9 @@
 //! The preset: U = I, m_x ⟂ m_y with ‖m_x‖² = ‖m_y‖² = d, σ = 1, so each mode has ‖m_k‖² = d and
 //! relaxes at K's eigenvalue κ_k.
 
-mod common;
+use crate::common;
 
-use common::{regimes, summary};
+use crate::common::{regimes, summary};
 use serde_json::Value;
 
 const D: f64 = 16.0;

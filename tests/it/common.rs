@@ -1,6 +1,6 @@
 //! Shared by the integration tests: the GPU engine (or a skip), and checks that run on any
 //! engine so that CPU and GPU pass exactly the same statistical tests.
-#![allow(dead_code)] // each test crate uses a different subset
+#![allow(dead_code)] // helpers some modules use and others do not
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output};

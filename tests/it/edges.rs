@@ -4,14 +4,14 @@
 //! it did not write — each asserting the exit status, that the message names the input, and that
 //! nothing was lost or left behind.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch, wait_within};
+use crate::common::{regimes, scratch, wait_within};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_regimes"));

@@ -1,11 +1,10 @@
 //! The binary as users meet it: bad input gets a clear error naming the field, a non-zero exit,
 //! no panic and nothing half-written; good input gives the documented JSON keys.
 
-mod common;
 
 use std::path::Path;
 
-use common::{regimes, scratch, summary};
+use crate::common::{regimes, scratch, summary};
 
 /// Fails with a message containing every `needles` entry, without a panic, and writes no --out.
 fn assert_refused(args: &[&str], needles: &[&str]) {

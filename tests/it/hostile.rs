@@ -2,13 +2,13 @@
 //! input at fault, without a panic, and leave nothing half-written in `--out`. Then the signals
 //! (SIGINT, SIGTERM on a run that is one batch) and a busy output directory.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch, wait_within};
+use crate::common::{regimes, scratch, wait_within};
 
 fn file(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let p = dir.join(name);

@@ -4,8 +4,8 @@
 
 use regimes::engine::cpu::CpuEngine;
 
-mod common;
-use common::{check_exact_marginals, summary};
+use crate::common;
+use crate::common::{check_exact_marginals, summary};
 
 #[test]
 fn exact_scheme_samples_the_gaussian_marginal_at_any_step() {

@@ -3,13 +3,12 @@
 //! studies, and every figure (the sweeps' and the studies') names only what it draws and has its
 //! CSV.
 
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{regimes, scratch, summary};
+use crate::common::{regimes, scratch, summary};
 use serde_json::Value;
 
 /// A quick sweep: 2 × 2 points of the quick preset on the CPU.

@@ -2,9 +2,8 @@
 //! check passes, and it leaves the documented files (summary.json with its checks, report.md that
 //! embeds its plots, SVG and decodable PNG figures, CSV data).
 
-mod common;
 
-use common::{regimes, scratch};
+use crate::common::{regimes, scratch};
 
 #[test]
 fn every_experiment_reproduces_quickly_with_its_checks_passing() {

@@ -2,11 +2,10 @@
 //! between-class criterion, the sample-covariance t_C), class-level cloning on the empirical
 //! target against it, and `regimes steer`'s Q read back by `theory` and `speciation`.
 
-mod common;
 
 use std::path::Path;
 
-use common::{regimes, scratch, summary};
+use crate::common::{regimes, scratch, summary};
 use regimes::rng::HostRng;
 
 /// Two labelled Gaussian classes ±m, m = (√3, …), ‖m‖² = 3d, σ = 1, alternating labels 0, 1:

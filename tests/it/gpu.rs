@@ -16,8 +16,8 @@ use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng;
 use regimes::stats::{Moments, PointStats};
 
-mod common;
-use common::{Shape, empirical, gpu, ids, mixture, plan, process};
+use crate::common;
+use crate::common::{Shape, empirical, gpu, ids, mixture, plan, process};
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());

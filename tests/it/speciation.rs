@@ -10,8 +10,8 @@ use regimes::model::target::class_mean;
 use regimes::model::{MeanSpec, Mixture, Model, Process, Target, USpec};
 use regimes::plan::{Grid, Plan, Scheme, Start};
 
-mod common;
-use common::check_phi_at_speciation;
+use crate::common;
+use crate::common::check_phi_at_speciation;
 
 #[test]
 fn biroli_phi_at_speciation_is_f1() {

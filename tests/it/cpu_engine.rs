@@ -13,8 +13,8 @@ use regimes::plan::{Grid, Plan, Scheme, Start};
 use regimes::rng::{self, rng_id};
 use regimes::stats::PointStats;
 
-mod common;
-use common::{ALL_SCHEMES, Shape, dense_model, empirical, ids, mixture, plan_with, process};
+use crate::common;
+use crate::common::{ALL_SCHEMES, Shape, dense_model, empirical, ids, mixture, plan_with, process};
 
 fn spec(seed: u64, particles: u64, keep_samples: bool, batch: Option<usize>) -> RunSpec {
     RunSpec {
