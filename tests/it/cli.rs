@@ -1,7 +1,6 @@
 //! The binary as users meet it: bad input gets a clear error naming the field, a non-zero exit,
 //! no panic and nothing half-written; good input gives the documented JSON keys.
 
-
 use std::path::Path;
 
 use crate::common::{regimes, scratch, summary};

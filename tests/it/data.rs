@@ -2,7 +2,6 @@
 //! between-class criterion, the sample-covariance t_C), class-level cloning on the empirical
 //! target against it, and `regimes steer`'s Q read back by `theory` and `speciation`.
 
-
 use std::path::Path;
 
 use crate::common::{regimes, scratch, summary};

@@ -2,7 +2,6 @@
 //! check passes, and it leaves the documented files (summary.json with its checks, report.md that
 //! embeds its plots, SVG and decodable PNG figures, CSV data).
 
-
 use crate::common::{regimes, scratch};
 
 #[test]

@@ -3,7 +3,6 @@
 //! studies, and every figure (the sweeps' and the studies') names only what it draws and has its
 //! CSV.
 
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

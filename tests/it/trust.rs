@@ -2,7 +2,6 @@
 //! headline, numbers as written, a prompt stop, and no result lost to a late write failure
 //! (issue 24 §1, §2, §3.3, §3.10). Each test runs the binary as a user would.
 
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
