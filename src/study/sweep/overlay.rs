@@ -340,7 +340,13 @@ pub(super) fn overlay(
             }
             if !measured.is_empty() {
                 figure_series.push(Series {
-                    label: format!("{prefix}measured (±1 s.e.)"),
+                    // A median t̂_C's bar is half its order-statistic interval, not a s.e.
+                    label: match err_key {
+                        Some("interval") => {
+                            format!("{prefix}measured (bar: half the ±1σ order-statistic interval)")
+                        }
+                        _ => format!("{prefix}measured (±1 s.e.)"),
+                    },
                     points: measured,
                     error: Some(errors),
                     style: Style::Points,
