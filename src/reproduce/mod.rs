@@ -21,6 +21,8 @@ pub use crate::measure::cloning::crossing_with_error;
 use crate::study::backend::{Selected, select_engine};
 use crate::study::collapse::{Collapse, CollapseStudy};
 use crate::study::driver::measure_on;
+use crate::study::guard::Guard;
+use crate::study::resources::Needs;
 use crate::study::speciation::{Speciation, SpeciationStudy};
 use crate::study::theory::{TheoryOutput, TheoryStudy};
 use crate::study::{Inputs, Study};
@@ -396,7 +398,6 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reproduce").join(name));
-    let out = OutDir::create_for(&path, args.force, "reproduce")?;
     let base = Config {
         backend: args.backend.unwrap_or_default(),
         threads: args.threads,
@@ -407,6 +408,22 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         ..Config::default()
     };
     base.validate()?;
+    // The --pairs a run can hold, before anything is written.
+    Config {
+        pairs: args.pairs,
+        ..base.clone()
+    }
+    .validate()
+    .map_err(|e| e.context(format!("--pairs {}", args.pairs.unwrap_or(0))))?;
+    // The shared path (`study::guard`): disk where the report goes, the directory owned and
+    // locked (a second run into it is refused, naming the lock).
+    let out = Guard {
+        command: "reproduce",
+        needs: Needs::new(0, "--pairs"),
+        out: Some((&path, args.force)),
+    }
+    .open()?
+    .expect("an output directory was asked for");
     let quiet = args.quiet;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if !quiet {
