@@ -904,7 +904,11 @@ fn check_streams(args: &[&str]) {
     assert!(err.contains("stdout") && !err.contains("panicked"), "{err}");
     let full = std::fs::File::create("/dev/full").unwrap();
     let out = streams(args, Stdio::null(), Stdio::from(full), 60);
-    assert!(out.status.success(), "{args:?} 2> /dev/full: {:?}", out.status);
+    assert!(
+        out.status.success(),
+        "{args:?} 2> /dev/full: {:?}",
+        out.status
+    );
 }
 
 #[test]
@@ -968,8 +972,14 @@ fn steer_reproduce_and_bench_refuse_fifos_and_devices() {
     let (f, z) = (fifo.to_str().unwrap(), zero.to_str().unwrap());
     let (uf, uz) = (format!("file:{f}"), format!("file:{z}"));
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["steer", "--dim", "2", "--budget", "1", "--u", &uf], "FIFO"),
-        (vec!["steer", "--dim", "2", "--budget", "1", "--u", &uz], "device"),
+        (
+            vec!["steer", "--dim", "2", "--budget", "1", "--u", &uf],
+            "FIFO",
+        ),
+        (
+            vec!["steer", "--dim", "2", "--budget", "1", "--u", &uz],
+            "device",
+        ),
         (
             vec!["steer", "--dim", "2", "--budget", "1", "--write-q", f],
             "not a regular file",
@@ -991,7 +1001,10 @@ fn steer_reproduce_and_bench_refuse_fifos_and_devices() {
         let out = streams(&args, Stdio::piped(), Stdio::piped(), 30);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-        assert!(err.contains(needle) && !err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            err.contains(needle) && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
         let named = args.iter().any(|a| a.contains(f)) && err.contains(f)
             || args.iter().any(|a| a.contains(z)) && err.contains(z);
         assert!(named, "{args:?}: the path is not named: {err}");
@@ -1086,7 +1099,10 @@ fn started_with_lock(args: &[&str], lock: &Path) -> std::process::Child {
 /// SIGINT to `child`; its output and the seconds from the signal to its exit.
 fn sigint(child: std::process::Child, what: &str) -> (Output, f64) {
     // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
     let sent = Instant::now();
     let out = wait_within(child, 30, what);
     (out, sent.elapsed().as_secs_f64())
@@ -1113,12 +1129,26 @@ fn steer_reproduce_and_bench_hold_their_output_and_stop_on_sigint() {
     let r = dir.join("r");
     let rs = r.to_str().unwrap();
     let child = started_with_lock(
-        &["reproduce", "speciation-gmm", "--backend", "cpu", "--out", rs],
+        &[
+            "reproduce",
+            "speciation-gmm",
+            "--backend",
+            "cpu",
+            "--out",
+            rs,
+        ],
         &r.join(".regimes.lock"),
     );
     std::thread::sleep(Duration::from_millis(1500));
     busy(&["reproduce", "gap", "--quick", "--force", "--out", rs]);
-    busy(&["bench", "--workload", "gmm", "--export-model", rs, "--force"]);
+    busy(&[
+        "bench",
+        "--workload",
+        "gmm",
+        "--export-model",
+        rs,
+        "--force",
+    ]);
     let (out, secs) = sigint(child, "reproduce after SIGINT");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -1157,7 +1187,10 @@ fn steer_reproduce_and_bench_hold_their_output_and_stop_on_sigint() {
     let (out, secs) = sigint(child, "steer after SIGINT");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("stopped") && err.contains("interrupted"), "{err}");
+    assert!(
+        err.contains("stopped") && err.contains("interrupted"),
+        "{err}"
+    );
     assert!(!q.exists(), "a stopped steer wrote {qs}");
     assert!(!dir.join(".regimes.lock").exists());
     eprintln!("steer stopped {secs:.2} s after SIGINT");
@@ -1167,7 +1200,14 @@ fn steer_reproduce_and_bench_hold_their_output_and_stop_on_sigint() {
     // printed.
     let mut child = Command::new(env!("CARGO_BIN_EXE_regimes"))
         .args(["bench", "--workload", "gmm,empirical", "--dim", "16"])
-        .args(["--particles", "20000000", "--steps", "1000", "--threads", "1"])
+        .args([
+            "--particles",
+            "20000000",
+            "--steps",
+            "1000",
+            "--threads",
+            "1",
+        ])
         .arg("--json")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -1250,7 +1290,10 @@ fn reproduce_discretisation_applies_pairs() {
     let out = streams(&args, Stdio::piped(), Stdio::piped(), 120);
     let err = String::from_utf8_lossy(&out.stderr);
     // 100 pairs are too few for every check to pass: exit 1 naming the failed checks is fine.
-    assert!(!err.contains("panicked") && !err.contains("stopped"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("stopped"),
+        "{err}"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
             .unwrap();

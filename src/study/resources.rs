@@ -336,7 +336,10 @@ mod tests {
         let sweep = Needs::study(Kind::Run, &cfg)
             .then(Needs::study(Kind::Run, &big))
             .then(Needs::study(Kind::Run, &cfg));
-        assert_eq!(sweep.disk, 2 * run.disk + Needs::study(Kind::Run, &big).disk);
+        assert_eq!(
+            sweep.disk,
+            2 * run.disk + Needs::study(Kind::Run, &big).disk
+        );
         assert_eq!(sweep.memory, Needs::study(Kind::Run, &big).memory);
         // One point (about 0.2 GB) fits on /tmp, 10⁵ of them (20 TB) do not.
         let huge = Config {

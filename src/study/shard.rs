@@ -296,8 +296,7 @@ pub fn fold_shards(shards: &[(PathBuf, ShardFile)]) -> Result<(Parts, String, f6
                     d.display()
                 );
                 // A shard without particles wrote an array of no rows.
-                crate::io::parse_rows(&bytes, &path)
-                    .map_err(|e| anyhow!("{}: {e:#}", d.display()))
+                crate::io::parse_rows(&bytes, &path).map_err(|e| anyhow!("{}: {e:#}", d.display()))
             };
             let m = read(SAMPLES)?;
             ensure!(
