@@ -1300,3 +1300,50 @@ fn reproduce_discretisation_applies_pairs() {
     assert_eq!(summary["data"]["pairs"], 100, "{summary}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A file reproduce cannot write (a user's directory in its way) loses none of the checks done:
+/// a CSV in the middle ends the experiment with summary.json and report.md holding the checks
+/// so far, naming the file; report.md unwritable at the end puts the summary on stdout.
+#[test]
+fn a_late_write_failure_in_reproduce_loses_no_check() {
+    let dir = scratch("reproduce-late");
+    for (blocked, on_stdout) in [("gap.csv", false), ("report.md", true)] {
+        let r = dir.join(blocked.replace('.', "-"));
+        std::fs::create_dir_all(r.join(blocked).join("keep")).unwrap();
+        let args = [
+            "reproduce",
+            "gap",
+            "--quick",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--force",
+            "--out",
+            r.to_str().unwrap(),
+        ];
+        let out = streams(&args, Stdio::piped(), Stdio::piped(), 60);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{blocked}: {err}");
+        assert!(err.contains(blocked) && !err.contains("panicked"), "{err}");
+        assert!(
+            r.join(blocked).join("keep").is_dir(),
+            "the user's directory stays"
+        );
+        let summary: serde_json::Value = if on_stdout {
+            assert!(err.contains("summary above"), "{err}");
+            serde_json::from_slice(&out.stdout).expect("the summary on stdout")
+        } else {
+            assert!(r.join("report.md").is_file());
+            serde_json::from_str(&std::fs::read_to_string(r.join("summary.json")).unwrap()).unwrap()
+        };
+        let checks = summary["checks"].as_array().unwrap();
+        assert!(!checks.is_empty(), "{blocked}: {summary}");
+        if !on_stdout {
+            // Cut short by the failure: not a pass, whatever the checks done say.
+            assert_eq!(summary["passed"], false, "{summary}");
+            let why = summary["stopped_early"].as_str().unwrap_or("");
+            assert!(why.contains("failed") && why.contains(blocked), "{summary}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
