@@ -1120,7 +1120,9 @@ fn steer_reproduce_and_bench_hold_their_output_and_stop_on_sigint() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(
-            err.contains("in use by another run") && err.contains("process"),
+            err.contains("in use by another run")
+                && err.contains("process")
+                && err.contains(".regimes.lock"),
             "{args:?}: {err}"
         );
     };
