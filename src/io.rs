@@ -141,7 +141,18 @@ pub fn read_matrix(path: &Path) -> Result<DMatrix<f64>> {
 
 /// A 2-D matrix from the bytes of a `.npy` or text file read from `path` (named in errors).
 pub fn parse_matrix(bytes: &[u8], path: &Path) -> Result<DMatrix<f64>> {
-    let m = if bytes.starts_with(NPY_MAGIC) {
+    parse(bytes, path, false)
+}
+
+/// [`parse_matrix`], accepting a `.npy` array with no rows (`(0, d)` or `(0,)`): what a shard
+/// without particles writes as its samples.
+pub fn parse_rows(bytes: &[u8], path: &Path) -> Result<DMatrix<f64>> {
+    parse(bytes, path, true)
+}
+
+fn parse(bytes: &[u8], path: &Path, allow_no_rows: bool) -> Result<DMatrix<f64>> {
+    let npy = bytes.starts_with(NPY_MAGIC);
+    let m = if npy {
         read_npy(bytes).with_context(|| format!("{}: invalid .npy file", path.display()))?
     } else {
         let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -152,8 +163,9 @@ pub fn parse_matrix(bytes: &[u8], path: &Path) -> Result<DMatrix<f64>> {
         })?;
         parse_text(text).with_context(|| format!("{}: invalid text matrix", path.display()))?
     };
+    let no_rows = npy && allow_no_rows && (m.nrows() == 0 || m.ncols() == 0);
     ensure!(
-        m.nrows() > 0 && m.ncols() > 0,
+        no_rows || (m.nrows() > 0 && m.ncols() > 0),
         "{}: empty matrix ({}×{})",
         path.display(),
         m.nrows(),

@@ -3,14 +3,15 @@
 //! A = (I + Q)U as d×d f64 matrices, the class mean m, the training points of the empirical
 //! workload, and `meta.json` with the run's sizes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{SIGMA, Spec, T_MAX, Workload};
-use crate::io::write_npy_f64;
+use crate::io::encode_npy;
 use crate::model::Target;
+use crate::report::OutDir;
 
 #[derive(Serialize)]
 struct Meta {
@@ -25,32 +26,34 @@ struct Meta {
     sigma: f64,
 }
 
-/// Writes the workload into `dir/<workload>/` (created); returns the files written.
-pub fn export(spec: &Spec, dir: &Path) -> Result<Vec<PathBuf>> {
+/// Writes the workload into `<workload>/` of the output directory `out` (atomically, each file
+/// listed in its manifest); returns the files written.
+pub fn export(spec: &Spec, out: &OutDir) -> Result<Vec<PathBuf>> {
     spec.validate()?;
     let model = spec.model()?;
     let d = spec.dim;
-    let out = dir.join(spec.workload.name());
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("--export-model: cannot create {}", out.display()))?;
+    let sub = spec.workload.name();
     let mut files = vec![];
-    let mut matrix = |name: &str, m: nalgebra::DMatrix<f64>| -> Result<()> {
-        let path = out.join(name);
-        // nalgebra is column-major; .npy is written row-major (C order).
-        write_npy_f64(&path, &[m.nrows(), m.ncols()], m.transpose().as_slice())?;
-        files.push(path);
+    let mut write = |name: &str, bytes: Vec<u8>| -> Result<()> {
+        let name = format!("{sub}/{name}");
+        files.push(
+            out.write_bytes(&name, &bytes)
+                .with_context(|| format!("--export-model: cannot write {name}"))?,
+        );
         Ok(())
     };
+    // nalgebra is column-major; .npy is written row-major (C order).
+    let matrix = |name: &str, m: nalgebra::DMatrix<f64>| {
+        encode_npy(name, &[m.nrows(), m.ncols()], m.transpose().as_slice())
+    };
     let p = &model.process;
-    matrix("u.npy", p.u.to_dense())?;
-    matrix("q.npy", p.q.to_dense())?;
-    matrix("a.npy", p.a.to_dense())?;
+    write("u.npy", matrix("u.npy", p.u.to_dense())?)?;
+    write("q.npy", matrix("q.npy", p.q.to_dense())?)?;
+    write("a.npy", matrix("a.npy", p.a.to_dense())?)?;
     if let Target::Empirical(e) = &model.target {
-        matrix("train.npy", e.points.clone())?;
+        write("train.npy", matrix("train.npy", e.points.clone())?)?;
     }
-    let m = out.join("m.npy");
-    write_npy_f64(&m, &[d], spec.mean().as_slice())?;
-    files.push(m);
+    write("m.npy", encode_npy("m.npy", &[d], spec.mean().as_slice())?)?;
     let meta = Meta {
         workload: spec.workload,
         dim: d,
@@ -61,9 +64,9 @@ pub fn export(spec: &Spec, dir: &Path) -> Result<Vec<PathBuf>> {
         t_max: T_MAX,
         sigma: SIGMA,
     };
-    let path = out.join("meta.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&meta)? + "\n")
-        .with_context(|| format!("--export-model: cannot write {}", path.display()))?;
-    files.push(path);
+    write(
+        "meta.json",
+        (serde_json::to_string_pretty(&meta)? + "\n").into_bytes(),
+    )?;
     Ok(files)
 }

@@ -10,6 +10,8 @@ use crate::bench::{self, Record, Setting, Spec, Workload, export};
 use crate::engine::Engine;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
+use crate::study::guard::{Guard, unless_stopped};
+use crate::study::resources::{self, Needs};
 
 /// The long help of `regimes bench`, its workloads listed from [`Workload::ALL`].
 pub fn long_about() -> String {
@@ -131,6 +133,9 @@ pub struct BenchArgs {
     /// files under `DIR/<workload>/` for the NumPy reference (benches/reference/), and exit.
     #[arg(long, value_name = "DIR")]
     export_model: Option<PathBuf>,
+    /// Replace the files an earlier --export-model wrote into DIR (other files stay).
+    #[arg(long)]
+    force: bool,
     /// Print a JSON list of records on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -145,6 +150,9 @@ pub struct BenchReport {
     pub header: Vec<String>,
     pub records: Vec<Record>,
     pub exported: Vec<String>,
+    /// Why it stopped before measuring every workload (a signal); the records are those
+    /// measured before.
+    pub stopped: Option<String>,
 }
 
 pub fn main(args: BenchArgs) -> Result<()> {
@@ -160,6 +168,12 @@ pub fn main(args: BenchArgs) -> Result<()> {
             bench::table(&report.records)
         )?;
     }
+    if let Some(reason) = report.stopped {
+        anyhow::bail!(
+            "stopped early ({reason}); the records above are the workloads measured before the \
+             stop"
+        );
+    }
     Ok(())
 }
 
@@ -169,6 +183,7 @@ impl BenchArgs {
         for s in self.specs() {
             s.validate()?;
         }
+        self.needs().check(None)?;
         ensure!(
             self.threads != Some(0),
             "--threads: must be positive (got 0)"
@@ -180,6 +195,33 @@ impl BenchArgs {
             );
         }
         Ok(())
+    }
+
+    /// What the workloads hold at once (the largest; the dense workload's d×d matrices) and,
+    /// with --export-model, write: checked by the shared path every command takes.
+    fn needs(&self) -> Needs {
+        let dense = |s: &Spec| {
+            resources::model_bytes(&crate::config::Config {
+                dim: s.dim,
+                q: crate::model::QSpec::Optimal(1.0),
+                ..crate::config::Config::default()
+            })
+        };
+        let mut all = Needs::new(0, "--dim");
+        for s in self.specs() {
+            let mut n = Needs::new(0, "--dim");
+            if s.workload == Workload::Dense || self.export_model.is_some() {
+                n.memory = dense(&s);
+            }
+            if self.export_model.is_some() {
+                // U, Q and A as d×d f64, the training points.
+                n.disk = (3 * s.dim as u64)
+                    .saturating_mul(s.dim as u64 * 8)
+                    .saturating_add(s.n_train().unwrap_or(0) as u64 * s.dim as u64 * 8);
+            }
+            all = all.then(n);
+        }
+        all
     }
 
     /// The workloads asked for (all by default), each once, in order.
@@ -221,15 +263,25 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         }
     };
     if let Some(dir) = &args.export_model {
+        let out = Guard {
+            command: "bench",
+            needs: args.needs(),
+            out: Some((dir, args.force)),
+        }
+        .open()?
+        .expect("an output directory was asked for");
         let mut exported = vec![];
         for s in &specs {
-            let files = export::export(s, dir)?;
+            unless_stopped()?;
+            let files = export::export(s, &out)?;
             exported.extend(files.iter().map(|f| f.display().to_string()));
         }
+        out.finish()?;
         return Ok(BenchReport {
             header: vec![],
             records: vec![],
             exported,
+            stopped: None,
         });
     }
 
@@ -322,9 +374,23 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
     }
 
     let mut records: Vec<Record> = vec![];
+    // A stop (SIGINT, SIGTERM) ends the measurement in flight at its next batch; the workloads
+    // measured before it are reported.
+    let stop = |r: Result<Record>| -> Result<Option<Record>> {
+        match r {
+            Err(_) if crate::stop::stop_reason().is_some() => Ok(None),
+            r => r.map(Some),
+        }
+    };
     for spec in &specs {
+        if crate::stop::stop_reason().is_some() {
+            break;
+        }
         if let Some((engine, setting)) = &cpu {
-            records.push(bench::measure(engine, setting, spec, progress)?);
+            match stop(bench::measure(engine, setting, spec, progress))? {
+                Some(r) => records.push(r),
+                None => break,
+            }
         }
         if let Some((engine, setting)) = &gpu {
             // A software adapter refuses some workloads (loop limits): report and go on.
@@ -344,6 +410,7 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
                     }
                     records.push(r)
                 }
+                Err(_) if crate::stop::stop_reason().is_some() => break,
                 Err(e) if cpu.is_some() => {
                     if !args.quiet {
                         crate::note!("warning: {} on the gpu: {e:#}", spec.workload.name())
@@ -361,5 +428,6 @@ pub fn run(args: &BenchArgs) -> Result<BenchReport> {
         header,
         records,
         exported: vec![],
+        stopped: crate::stop::stop_reason().map(|s| s.to_string()),
     })
 }

@@ -267,11 +267,16 @@ pub fn long_help(name: &str) -> Option<String> {
 
 pub fn main() -> Result<()> {
     let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
+    // One place for every command: a signal is a stop request that the command's work polls
+    // (typed stop, partial results kept) — or, for the commands that finish promptly on their
+    // own, the default (the process ends at once).
+    if cli.command.stops() {
+        let _ = ctrlc::set_handler(on_signal);
+    }
     let (study_kind, args) = match cli.command {
         Command::Sweep(a) => {
             let json = a.study_args.json;
             let req = sweep::request(a)?;
-            let _ = ctrlc::set_handler(on_signal);
             return print_sweep(crate::study::sweep::run(&req)?, json);
         }
         Command::Plot {
@@ -288,10 +293,7 @@ pub fn main() -> Result<()> {
         Command::Devices { json } => return devices::devices(json),
         Command::Bench(a) => return bench::main(a),
         Command::Steer(a) => return steer::main(a),
-        Command::Reproduce(a) => {
-            let _ = ctrlc::set_handler(on_signal);
-            return crate::reproduce::main(a);
-        }
+        Command::Reproduce(a) => return crate::reproduce::main(a),
         Command::Merge {
             dirs,
             out,
@@ -333,7 +335,6 @@ pub fn main() -> Result<()> {
                     }
                     cfg.validate()?;
                 }
-                let _ = ctrlc::set_handler(on_signal);
                 return print_sweep(crate::study::sweep::run(&req)?, json);
             }
             let mut req = driver::resume_request(&dir, quiet || json)?;
@@ -412,11 +413,31 @@ fn hide_ignored(mut cli: clap::Command) -> clap::Command {
     cli
 }
 
-/// Runs a study with SIGINT and SIGTERM wired to a stop at the next step boundary (the partial
-/// results are reported, marked as stopped early); a second signal exits at once.
+/// Runs a study (SIGINT and SIGTERM stop it at the next step boundary: the partial results are
+/// reported, marked as stopped early; a second signal exits at once).
 fn execute(req: &Request, json: bool) -> Result<()> {
-    let _ = ctrlc::set_handler(on_signal);
     print(driver::run(req)?, json)
+}
+
+impl Command {
+    /// Whether the command's work polls the stop request (`crate::stop`), so that SIGINT and
+    /// SIGTERM become a typed stop that keeps what completed. Every command decides (no
+    /// wildcard): one that polls nothing keeps the default, ending at once.
+    fn stops(&self) -> bool {
+        match self {
+            Command::Theory(_)
+            | Command::Run(_)
+            | Command::Speciation(_)
+            | Command::Collapse(_)
+            | Command::Sweep(_)
+            | Command::Steer(_)
+            | Command::Bench(_)
+            | Command::Reproduce(_)
+            | Command::Resume { .. } => true,
+            // Bounded reads and writes of files already there, or a list of adapters.
+            Command::Plot { .. } | Command::Merge { .. } | Command::Devices { .. } => false,
+        }
+    }
 }
 
 /// The handler of SIGINT and SIGTERM.

@@ -8,6 +8,8 @@ use anyhow::{Result, ensure};
 use clap::Args;
 
 use crate::report::{format_table, or_dash as opt};
+use crate::study::guard::{Guard, OutFile, until_stopped};
+use crate::study::resources::Needs;
 use crate::theory::steer::{Candidate, SteerOptions, q_npy, steer_strategies};
 
 #[derive(Args)]
@@ -52,6 +54,27 @@ pub fn main(a: SteerArgs) -> Result<()> {
             "steer: --{flag} does not apply (the search uses the configured target's theory,              not training points); drop it"
         );
     }
+    // The shared path (`study::guard`): the dense d×d matrices of the search checked against
+    // memory, and the --write-q file claimed (its directory locked, a FIFO or device refused),
+    // before any work.
+    let dense = crate::config::Config {
+        q: crate::model::QSpec::Optimal(1.0),
+        ..cfg.clone()
+    };
+    Guard {
+        command: "steer",
+        needs: Needs::new(
+            crate::study::resources::model_bytes(&dense),
+            "--dim (the search holds dense d×d matrices)",
+        ),
+        out: None,
+    }
+    .open()?;
+    let q_file = a
+        .write_q
+        .as_deref()
+        .map(|p| OutFile::claim(p, "write-q"))
+        .transpose()?;
     let built = crate::config::build::build(&cfg)?;
     // A budget whose Q times U overflows f64 is the budget's fault, not Q's: say so.
     let u_scale = built.process.u.to_dense().amax();
@@ -68,17 +91,28 @@ pub fn main(a: SteerArgs) -> Result<()> {
         t_max: cfg.t_max,
         seed: cfg.seed,
     };
-    let s = steer_strategies(
-        &built.process.u,
-        &built.mixture,
-        built.class_dir.as_ref(),
-        cfg.q_lambdas.as_deref(),
-        &opts,
-    )
-    .map_err(|e| e.context(format!("steer with --budget {}", a.budget)))?;
-    if let Some(path) = &a.write_q {
-        std::fs::write(path, q_npy(&s.steered.q)?)
-            .map_err(|e| anyhow::anyhow!("write-q: cannot write {}: {e}", path.display()))?;
+    // The search does not poll the stop request: it runs beside the wait for one, which ends
+    // the command at once with a typed stop (what a stopped search returns is meaningless, so
+    // nothing is written).
+    let (u, mixture, class_dir, lambdas) = (
+        built.process.u.clone(),
+        built.mixture.clone(),
+        built.class_dir.clone(),
+        cfg.q_lambdas.clone(),
+    );
+    let s = until_stopped(move || {
+        steer_strategies(&u, &mixture, class_dir.as_ref(), lambdas.as_deref(), &opts)
+    })
+    .map_err(|e| {
+        if crate::stop::stop_reason().is_some() {
+            e.context("steer stopped early, before the search completed; nothing was written")
+        } else {
+            e.context(format!("steer with --budget {}", a.budget))
+        }
+    })?;
+    if let Some(f) = &q_file {
+        f.write(&q_npy(&s.steered.q)?)
+            .map_err(|e| e.context(format!("--write-q {}", f.path().display())))?;
     }
     if a.json {
         crate::out!("{}", serde_json::to_string_pretty(&s)?)?;

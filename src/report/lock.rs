@@ -265,10 +265,11 @@ impl Lock {
             }
             if !free {
                 bail!(
-                    "output directory {} is in use by another run ({}); wait for it to finish or \
-                     choose another directory",
+                    "output directory {} is in use by another run ({}, lock file {}); wait for \
+                     it to finish or choose another directory",
                     dir.display(),
-                    holder.map_or_else(|| "its lock is held".to_string(), |h| h.describe())
+                    holder.map_or_else(|| "its lock is held".to_string(), |h| h.describe()),
+                    path.display()
                 );
             }
             if !same_file(&old, path) {

@@ -21,6 +21,8 @@ pub use crate::measure::cloning::crossing_with_error;
 use crate::study::backend::{Selected, select_engine};
 use crate::study::collapse::{Collapse, CollapseStudy};
 use crate::study::driver::measure_on;
+use crate::study::guard::Guard;
+use crate::study::resources::Needs;
 use crate::study::speciation::{Speciation, SpeciationStudy};
 use crate::study::theory::{TheoryOutput, TheoryStudy};
 use crate::study::{Inputs, Study};
@@ -396,7 +398,6 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("reproduce").join(name));
-    let out = OutDir::create_for(&path, args.force, "reproduce")?;
     let base = Config {
         backend: args.backend.unwrap_or_default(),
         threads: args.threads,
@@ -407,6 +408,22 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         ..Config::default()
     };
     base.validate()?;
+    // The --pairs a run can hold, before anything is written.
+    Config {
+        pairs: args.pairs,
+        ..base.clone()
+    }
+    .validate()
+    .map_err(|e| e.context(format!("--pairs {}", args.pairs.unwrap_or(0))))?;
+    // The shared path (`study::guard`): disk where the report goes, the directory owned and
+    // locked (a second run into it is refused, naming the lock).
+    let out = Guard {
+        command: "reproduce",
+        needs: Needs::new(0, "--pairs"),
+        out: Some((&path, args.force)),
+    }
+    .open()?
+    .expect("an output directory was asked for");
     let quiet = args.quiet;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     if !quiet {
@@ -421,9 +438,12 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         Selected::Cpu(e) => run(args.name, &e, &out, &base, &args),
         Selected::Gpu(e) => run(args.name, e.as_ref(), &out, &base, &args),
     }?;
-    let (lab_checks, figures, data, engine, stopped) = outcome;
+    let (lab_checks, figures, data, engine, stopped, failure) = outcome;
     let wall = started.elapsed().as_secs_f64();
-    let passed = stopped.is_none() && lab_checks.iter().all(|c| c.pass);
+    let stopped_early = stopped
+        .clone()
+        .or_else(|| failure.as_ref().map(|e| format!("failed: {e:#}")));
+    let passed = stopped_early.is_none() && lab_checks.iter().all(|c| c.pass);
     let summary = Summary {
         experiment: name,
         title: args.name.title(),
@@ -435,13 +455,23 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         seed: base.seed,
         wall_seconds: wall,
         passed,
-        stopped_early: stopped.clone(),
+        stopped_early: stopped_early.clone(),
         checks: &lab_checks,
         data,
     };
-    out.write_json("summary.json", &summary)?;
-    out.write_text("report.md", &report(&summary, &figures, &out.files()))?;
-    out.finish()?;
+    // A file that cannot be written at the end (a full disk, a directory in the way) loses no
+    // result: the summary goes to stdout instead.
+    let written = out
+        .write_json("summary.json", &summary)
+        .and_then(|_| out.write_text("report.md", &report(&summary, &figures, &out.files())))
+        .and_then(|_| out.finish());
+    if let Err(e) = written {
+        crate::out!("{}", serde_json::to_string_pretty(&summary)?)?;
+        return Err(e.context(
+            "not every file could be written to the output directory; the summary above holds \
+             the result",
+        ));
+    }
     let failed: Vec<&str> = lab_checks
         .iter()
         .filter(|c| !c.pass)
@@ -451,13 +481,19 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
         "{name}: {} of {} checks pass in {wall:.1} s{}; wrote {}",
         lab_checks.len() - failed.len(),
         lab_checks.len(),
-        if stopped.is_some() {
+        if stopped_early.is_some() {
             " before it stopped"
         } else {
             ""
         },
         path.join("report.md").display()
     )?;
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "{name} failed after {} checks; report.md holds the checks done",
+            lab_checks.len()
+        )));
+    }
     if let Some(reason) = stopped {
         anyhow::bail!("stopped early ({reason}); report.md holds the checks done so far");
     }
@@ -465,13 +501,14 @@ pub fn main(args: ReproduceArgs) -> Result<()> {
     Ok(())
 }
 
-/// (checks, figures, data, engine, why it stopped early).
+/// (checks, figures, data, engine, why it stopped early, the error it failed with).
 type Outcome = (
     Vec<Check>,
     Vec<(String, String)>,
     serde_json::Value,
     String,
     Option<String>,
+    Option<anyhow::Error>,
 );
 
 fn run<E: Engine>(
@@ -500,15 +537,23 @@ fn run<E: Engine>(
         Experiment::Multimodal => multimodal::run(&mut lab),
         Experiment::Discretisation => discretisation::run(&mut lab),
     };
-    // Interrupted: keep the checks done so far (the report says where it stopped).
-    let (data, stopped) = match data {
-        Ok(data) => (data, None),
+    // Interrupted, or failed (a file it could not write): keep the checks done so far (the
+    // report says where it stopped).
+    let (data, stopped, failure) = match data {
+        Ok(data) => (data, None, None),
         Err(e) if crate::measure::stop_reason().is_some() => {
-            (serde_json::Value::Null, Some(format!("{e:#}")))
+            (serde_json::Value::Null, Some(format!("{e:#}")), None)
         }
-        Err(e) => return Err(e),
+        Err(e) => (serde_json::Value::Null, None, Some(e)),
     };
-    Ok((lab.checks, lab.figures, data, engine.describe(), stopped))
+    Ok((
+        lab.checks,
+        lab.figures,
+        data,
+        engine.describe(),
+        stopped,
+        failure,
+    ))
 }
 
 /// The CPU model and core count, for the report.

@@ -13,6 +13,7 @@ pub mod devices;
 pub mod diagnostics;
 pub mod driver;
 pub mod fingerprint;
+pub mod guard;
 pub mod keys;
 pub mod modes;
 pub mod parts;

@@ -127,17 +127,25 @@ pub fn check_memory(cfg: &Config, keeps_samples: bool, empirical: bool) -> Resul
     Ok(())
 }
 
-/// Refuses an output directory without room for the estimated output (the samples, plus 16 MiB
-/// for the summary, tables and plots).
-pub fn check_disk(cfg: &Config, keeps_samples: bool, dir: &Path) -> Result<()> {
-    let samples = if keeps_samples {
+/// Room for the summary, tables and plots of one output directory.
+const REPORT_BYTES: u64 = 16 << 20;
+
+/// Bytes a study writes: the final samples (f32) and labels (i64) with `--save-samples`, the
+/// same again at each record time (`run` writes a snapshot there), and [`REPORT_BYTES`].
+pub fn disk_needed(cfg: &Config, keeps_samples: bool, snapshots: usize) -> u64 {
+    let one = if keeps_samples {
         cfg.particles
             .unwrap_or(0)
-            .saturating_mul(cfg.dim as u64 * 4)
+            .saturating_mul(cfg.dim as u64 * 4 + 8)
     } else {
         0
     };
-    let need = samples.saturating_add(16 << 20);
+    one.saturating_mul(1 + snapshots as u64)
+        .saturating_add(REPORT_BYTES)
+}
+
+/// Refuses an output directory without room for `need` bytes.
+pub fn check_disk_bytes(need: u64, dir: &Path) -> Result<()> {
     if let Some(free) = available_disk(dir) {
         ensure!(
             need <= free,
@@ -151,21 +159,107 @@ pub fn check_disk(cfg: &Config, keeps_samples: bool, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses an output directory without room for the estimated output of one study
+/// ([`disk_needed`], without snapshots).
+pub fn check_disk(cfg: &Config, keeps_samples: bool, dir: &Path) -> Result<()> {
+    check_disk_bytes(disk_needed(cfg, keeps_samples, 0), dir)
+}
+
+/// What a command needs before it starts: host memory (with the flag that lowers it) and disk
+/// in its output directory. Every command checks its needs through [`Needs::check`]: the
+/// studies and each sweep point ([`Needs::study`]) and the commands beside them (`steer`,
+/// `bench`, `reproduce`).
+#[derive(Clone, Debug)]
+pub struct Needs {
+    pub memory: u64,
+    /// What lowers the memory, for the message.
+    pub memory_flag: &'static str,
+    pub disk: u64,
+}
+
+impl Needs {
+    /// A command that holds `memory` bytes (lowered by `memory_flag`) and writes a report.
+    pub fn new(memory: u64, memory_flag: &'static str) -> Needs {
+        Needs {
+            memory,
+            memory_flag,
+            disk: REPORT_BYTES,
+        }
+    }
+
+    /// What a study of `kind` on `cfg` needs, whichever command runs it.
+    pub fn study(kind: super::Kind, cfg: &Config) -> Needs {
+        use super::Kind;
+        let keeps_samples = cfg.save_samples && matches!(kind, Kind::Run | Kind::Collapse);
+        let uses_training = kind.empirical(cfg) || cfg.train_file.is_some();
+        // `run --save-samples --record-times` keeps a copy of the samples per record time.
+        let snapshots = match (kind, &cfg.record_times) {
+            (Kind::Run, Some(times)) if keeps_samples => times.len(),
+            _ => 0,
+        };
+        let (memory, memory_flag) = memory_needed(cfg, keeps_samples, uses_training);
+        let extra = if keeps_samples {
+            cfg.particles
+                .unwrap_or(0)
+                .saturating_mul(cfg.dim as u64 * 4 + 4)
+                .saturating_mul(snapshots as u64)
+        } else {
+            0
+        };
+        Needs {
+            memory: memory.saturating_add(extra),
+            memory_flag: if extra > 0 {
+                "--particles, --record-times (a copy of the samples each) or drop --save-samples"
+            } else {
+                memory_flag
+            },
+            disk: disk_needed(cfg, keeps_samples, snapshots),
+        }
+    }
+
+    /// The needs of `self` and then `next` in one process, one after the other: the larger
+    /// memory, the disk of both (a sweep's points all stay on disk).
+    pub fn then(self, next: Needs) -> Needs {
+        let bigger = next.memory > self.memory;
+        Needs {
+            memory: self.memory.max(next.memory),
+            memory_flag: if bigger {
+                next.memory_flag
+            } else {
+                self.memory_flag
+            },
+            disk: self.disk.saturating_add(next.disk),
+        }
+    }
+
+    /// Refuses needs the machine cannot meet: memory against what the system has available,
+    /// disk where `out` (or its nearest existing ancestor) is.
+    pub fn check(&self, out: Option<&Path>) -> Result<()> {
+        if let Some(avail) = available_memory() {
+            ensure!(
+                self.memory <= avail,
+                "the run needs about {:.1} GiB of memory, the system has {:.1} GiB available; \
+                 lower {}",
+                gib(self.memory),
+                gib(avail),
+                self.memory_flag
+            );
+        }
+        if let Some(dir) = out {
+            let existing = dir
+                .ancestors()
+                .find(|a| a.exists())
+                .unwrap_or(Path::new("."));
+            check_disk_bytes(self.disk, existing)?;
+        }
+        Ok(())
+    }
+}
+
 /// What every study checks before it starts, whichever command runs it (the study alone, each
 /// point of a sweep): host memory, and disk where `out` (or its nearest existing ancestor) is.
 pub fn check_study(kind: super::Kind, cfg: &Config, out: Option<&Path>) -> Result<()> {
-    use super::Kind;
-    let keeps_samples = cfg.save_samples && matches!(kind, Kind::Run | Kind::Collapse);
-    let uses_training = kind.empirical(cfg) || cfg.train_file.is_some();
-    check_memory(cfg, keeps_samples, uses_training)?;
-    if let Some(dir) = out {
-        let existing = dir
-            .ancestors()
-            .find(|a| a.exists())
-            .unwrap_or(Path::new("."));
-        check_disk(cfg, keeps_samples, existing)?;
-    }
-    Ok(())
+    Needs::study(kind, cfg).check(out)
 }
 
 #[cfg(test)]
@@ -213,5 +307,52 @@ mod tests {
             (100_000u64.pow(2) * 8 * DENSE_COPIES, true)
         );
         assert!(check_memory(&dense, false, false).is_err());
+    }
+
+    /// `run --save-samples --record-times` writes (and holds) a copy of the samples at each
+    /// record time; a sweep's points all stay on disk, so their disk adds up.
+    #[test]
+    fn disk_counts_snapshots_and_sums_over_a_sweep() {
+        use crate::study::Kind;
+        let cfg = Config {
+            dim: 10,
+            particles: Some(1000),
+            save_samples: true,
+            record_times: Some(vec![5.0, 1.0, 0.5]),
+            ..Config::default()
+        };
+        let one = 1000 * (10 * 4 + 8);
+        let run = Needs::study(Kind::Run, &cfg);
+        assert_eq!(run.disk, 4 * one + REPORT_BYTES);
+        let (memory, _) = memory_needed(&cfg, true, false);
+        assert_eq!(run.memory, memory + 3 * 1000 * (10 * 4 + 4));
+        // Speciation keeps no samples; collapse keeps the final ones only.
+        assert_eq!(Needs::study(Kind::Speciation, &cfg).disk, REPORT_BYTES);
+        // Three points: three times the disk, the memory of the largest.
+        let big = Config {
+            particles: Some(2000),
+            ..cfg.clone()
+        };
+        let sweep = Needs::study(Kind::Run, &cfg)
+            .then(Needs::study(Kind::Run, &big))
+            .then(Needs::study(Kind::Run, &cfg));
+        assert_eq!(
+            sweep.disk,
+            2 * run.disk + Needs::study(Kind::Run, &big).disk
+        );
+        assert_eq!(sweep.memory, Needs::study(Kind::Run, &big).memory);
+        // One point (about 0.2 GB) fits on /tmp, 10⁵ of them (20 TB) do not.
+        let huge = Config {
+            particles: Some(1 << 20),
+            ..cfg
+        };
+        let point = Needs::study(Kind::Run, &huge);
+        assert!(point.check(Some(Path::new("/tmp"))).is_ok());
+        let mut all = point.clone();
+        for _ in 0..100_000 {
+            all = all.then(point.clone());
+        }
+        let err = all.check(Some(Path::new("/tmp"))).unwrap_err().to_string();
+        assert!(err.contains("GiB free"), "{err}");
     }
 }

@@ -213,6 +213,59 @@ fn run_shards_merge_to_the_full_run() {
     );
 }
 
+/// A shard without particles (2 particles in 3 shards) writes an array of no rows as its
+/// samples; merge takes it (it refused "empty matrix") and the merged samples are the full
+/// run's.
+#[test]
+fn an_empty_shard_merges_with_its_samples() {
+    let dir = scratch("empty-shard");
+    let base = [
+        "run",
+        "--dim",
+        "2",
+        "--particles",
+        "2",
+        "--steps",
+        "20",
+        "--save-samples",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ];
+    let mut shards = vec![];
+    for i in 0..3 {
+        let d = dir.join(format!("s{i}"));
+        let spec = format!("{i}/3");
+        let mut a = base.to_vec();
+        a.extend(["--shard", &spec, "--out", path(&d)]);
+        ok(&a);
+        shards.push(path(&d).to_string());
+    }
+    let empty = shards
+        .iter()
+        .filter(|d| summary(Path::new(d))["particles"] == 0)
+        .count();
+    assert_eq!(empty, 1, "one of the three shards holds no particle");
+    let (full, merged) = (dir.join("full"), dir.join("merged"));
+    let mut a = base.to_vec();
+    a.extend(["--out", path(&full)]);
+    ok(&a);
+    ok(&[
+        "merge",
+        &shards[0],
+        &shards[1],
+        &shards[2],
+        "--out",
+        path(&merged),
+        "--quiet",
+    ]);
+    for file in ["samples.npy", "labels.npy"] {
+        let read = |d: &Path| std::fs::read(d.join(file)).unwrap();
+        assert_eq!(read(&full), read(&merged), "{file}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn speciation_shards_merge_to_the_full_run() {
     let dir = check_merge(
@@ -982,7 +1035,15 @@ fn damaged_shard_and_checkpoint_files_are_refused_cleanly() {
         .expect("a particle file");
     let bytes = std::fs::read(&blob).unwrap();
     std::fs::write(&blob, &bytes[..bytes.len() - 1]).unwrap();
+    // A refused resume leaves the stopped run's manifest as it was (it was rewritten before the
+    // checkpoint was read, and lost with the refusal).
+    let manifest = std::fs::read(run.join("manifest.json")).unwrap();
     refused(&["resume", path(&run)], &["damaged checkpoint"]);
+    assert_eq!(
+        std::fs::read(run.join("manifest.json")).ok().as_ref(),
+        Some(&manifest),
+        "a refused resume changed the manifest"
+    );
     // Same size, one particle id rewritten.
     let mut edited = bytes.clone();
     let at = edited.len() - 9 * 4;

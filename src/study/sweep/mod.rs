@@ -223,16 +223,28 @@ pub fn run(req: &SweepRequest) -> Result<SweepReport> {
 
 /// The pre-flight of every point of the slice, as the study runs it alone (memory, disk), so
 /// that a point the machine cannot hold is refused with its estimate before anything is
-/// written.
+/// written; then the disk of all of them together (every point's files stay).
 fn preflight(plan: &Plan, mine: &[&Point], out: &Path) -> Result<()> {
+    use super::resources::Needs;
     let kind = plan.kind()?;
+    let mut all: Option<Needs> = None;
     for p in mine {
         let cfg = p
             .cfg
             .as_ref()
             .ok_or_else(|| anyhow!("the plan holds no config for {}", p.dir))?;
-        super::resources::check_study(kind, cfg, Some(out))
+        let needs = Needs::study(kind, cfg);
+        needs
+            .check(Some(out))
             .with_context(|| format!("sweep point {} ({})", p.dir, describe(&p.params)))?;
+        all = Some(match all {
+            Some(a) => a.then(needs),
+            None => needs,
+        });
+    }
+    if let Some(all) = all {
+        all.check(Some(out))
+            .with_context(|| format!("the sweep's {} points together", mine.len()))?;
     }
     Ok(())
 }
