@@ -22,8 +22,10 @@ import regimes
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("REGIMES_BIN", ROOT / "target" / "release" / "regimes"))
-# Keys measured again by every run: timings, and the GPU variant chooser's probe times.
-TIMINGS = {"wall_seconds", "shader_compile_seconds", "seconds", "gpu_variant"}
+# Keys measured again by every run: timings, the GPU variant chooser's probe times, and the
+# pruning diagnostics (tiles skipped per segment; segments are sized from the measured rate, so
+# the counts vary from run to run under load, the results do not).
+TIMINGS = {"wall_seconds", "shader_compile_seconds", "seconds", "gpu_variant", "pruned_tiles"}
 # Small studies: each runs in well under a second on 2 cores.
 SMALL = dict(preset="quick", backend="cpu", threads=2)
 
