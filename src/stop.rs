@@ -156,7 +156,11 @@ mod tests {
                 s.spawn(|| carried.enter(|| assert_eq!(stop_reason(), Some(Stop::Requested))));
             });
             b.scoped(|| assert_eq!(stop_reason(), None));
-            assert_eq!(stop_reason(), Some(Stop::Requested), "restored after a nested run");
+            assert_eq!(
+                stop_reason(),
+                Some(Stop::Requested),
+                "restored after a nested run"
+            );
         });
         assert_eq!(stop_reason(), None);
     }

@@ -71,7 +71,10 @@ impl Stop {
     }
 
     fn __repr__(&self) -> String {
-        format!("Stop(requested={})", if self.requested() { "True" } else { "False" })
+        format!(
+            "Stop(requested={})",
+            if self.requested() { "True" } else { "False" }
+        )
     }
 }
 
@@ -121,7 +124,10 @@ impl Asked {
     }
 }
 
-fn parse<T: std::str::FromStr<Err = String>>(name: &str, text: &Option<String>) -> Result<Option<T>> {
+fn parse<T: std::str::FromStr<Err = String>>(
+    name: &str,
+    text: &Option<String>,
+) -> Result<Option<T>> {
     text.as_deref()
         .map(|t| {
             t.parse::<T>()
@@ -331,7 +337,10 @@ fn run_watched<T: Send>(
         };
         if due {
             let eta = r.eta();
-            f.call1(py, (r.done, r.total, r.rate(), eta, r.what.clone(), r.count))?;
+            f.call1(
+                py,
+                (r.done, r.total, r.rate(), eta, r.what.clone(), r.count),
+            )?;
             shown = Some((r, Instant::now()));
         }
         Ok(())

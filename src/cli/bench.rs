@@ -164,4 +164,3 @@ pub fn main(args: BenchArgs) -> Result<()> {
     }
     Ok(())
 }
-

@@ -25,7 +25,11 @@ pub(super) fn request(a: SweepArgs) -> Result<crate::study::sweep::SweepRequest>
     let kind = request::sweep_kind(&a.study)?;
     let args = &a.study_args;
     let cfg = args.config.resolve_without(&["over"])?;
-    let over = a.over.iter().map(|o| Axis::parse(o)).collect::<Result<_>>()?;
+    let over = a
+        .over
+        .iter()
+        .map(|o| Axis::parse(o))
+        .collect::<Result<_>>()?;
     let axes = args.config.layers().axes(over)?;
     request::sweep(kind, cfg, &axes, options(args))
 }

@@ -95,20 +95,20 @@ pub fn on_devices<S: Study>(
                 let stop = stop.clone();
                 scope.spawn(move || {
                     stop.enter(|| -> Result<Slice> {
-                    let mut sub = inputs.clone();
-                    sub.quiet = true;
-                    sub.device = Some(Shard {
-                        index: k as u64,
-                        count,
-                    });
-                    let engine = GpuEngine::with_options(GpuOptions {
-                        adapter_index: Some(index),
-                        steps_per_dispatch: sub.cfg.steps_per_dispatch,
-                        ..GpuOptions::default()
-                    })?;
-                    let mut s = Session::new(true);
-                    let parts = S::measure(&sub, setup, &engine, &mut s)?;
-                    Ok((parts, engine.describe(), s.stopped, engine.used_variants()))
+                        let mut sub = inputs.clone();
+                        sub.quiet = true;
+                        sub.device = Some(Shard {
+                            index: k as u64,
+                            count,
+                        });
+                        let engine = GpuEngine::with_options(GpuOptions {
+                            adapter_index: Some(index),
+                            steps_per_dispatch: sub.cfg.steps_per_dispatch,
+                            ..GpuOptions::default()
+                        })?;
+                        let mut s = Session::new(true);
+                        let parts = S::measure(&sub, setup, &engine, &mut s)?;
+                        Ok((parts, engine.describe(), s.stopped, engine.used_variants()))
                     })
                 })
             })
