@@ -280,47 +280,18 @@ pub fn main() -> Result<()> {
             adapter,
             threads,
         } => {
-            if crate::study::sweep::is_sweep(&dir) {
-                let mut req = crate::study::sweep::resume_request(&dir, quiet || json)?;
-                // The engine flags apply to every point left (the config hash ignores them).
-                for cfg in std::iter::once(&mut req.plan.base)
-                    .chain(req.plan.points.iter_mut().filter_map(|p| p.cfg.as_mut()))
-                {
-                    if let Some(b) = backend {
-                        cfg.backend = b;
-                    }
-                    if adapter.is_some() {
-                        cfg.adapter = adapter.clone();
-                    }
-                    if threads.is_some() {
-                        cfg.threads = threads;
-                    }
-                    cfg.validate()?;
+            let engine = request::EngineOverrides {
+                backend,
+                adapter,
+                threads,
+            };
+            return match request::resume(&dir, quiet || json, engine)? {
+                request::Resumed::Study(req) => execute(&req, json),
+                request::Resumed::Sweep(req) => {
+                    let _ = ctrlc::set_handler(on_signal);
+                    print_sweep(crate::study::sweep::run(&req)?, json)
                 }
-                let _ = ctrlc::set_handler(on_signal);
-                return print_sweep(crate::study::sweep::run(&req)?, json);
-            }
-            let mut req = driver::resume_request(&dir, quiet || json)?;
-            if let Some(b) = backend {
-                if b != req.cfg.backend {
-                    req.warnings.push(format!(
-                        "continuing on --backend {} (the run started with {}): CPU and GPU agree \
-                         to f32 round-off, so the result is not bit-identical to an \
-                         uninterrupted run",
-                        b.name(),
-                        req.cfg.backend.name()
-                    ));
-                }
-                req.cfg.backend = b;
-            }
-            if adapter.is_some() {
-                req.cfg.adapter = adapter;
-            }
-            if threads.is_some() {
-                req.cfg.threads = threads;
-            }
-            req.cfg.validate()?;
-            return execute(&req, json);
+            };
         }
         Command::Theory(a) => (Kind::Theory, a),
         Command::Run(a) => (Kind::Run, a),

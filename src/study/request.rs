@@ -1,8 +1,8 @@
 //! What a front end asks for, made into what the driver runs: the config resolved from its
 //! layers (defaults or a preset ← a TOML file ← keys given on top), and the request policy —
 //! the preflight, the scale-out options checked against the study and each other, a sweep's
-//! axes — that turns a resolved config and the invocation's options into a [`Request`] or a
-//! [`SweepRequest`]. The CLI (flags) and the Python package (keyword arguments) both come here,
+//! axes, the engine a resumed run continues on — that turns a resolved config and the
+//! invocation's options into a [`Request`] or a [`SweepRequest`]. The CLI (flags) and the Python package (keyword arguments) both come here,
 //! so that they parse and print only.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use super::Kind;
 use super::driver::Request;
 use super::preflight::{self, Asked};
 use super::sweep::{Axis, Plan, SweepRequest};
-use crate::config::{Config, read_config_file};
+use crate::config::{Backend, Config, read_config_file};
 use crate::io::read_matrix;
 use crate::measure::{Every, Shard};
 use crate::plan::{Scheme, Steps};
@@ -236,4 +236,61 @@ pub fn sweep(kind: Kind, base: Config, axes: &[Axis], opts: Options) -> Result<S
 pub fn sweep_kind(name: &str) -> Result<Kind> {
     Kind::from_name(name)
         .map_err(|e| anyhow!("{e}: sweep one of theory, run, speciation, collapse"))
+}
+
+/// The engine a resumed run continues on, where it differs from the one it started on (the
+/// engine is not part of the study).
+#[derive(Clone, Debug, Default)]
+pub struct EngineOverrides {
+    pub backend: Option<Backend>,
+    pub adapter: Option<String>,
+    pub threads: Option<usize>,
+}
+
+impl EngineOverrides {
+    fn apply(&self, cfg: &mut Config) -> Result<()> {
+        if let Some(b) = self.backend {
+            cfg.backend = b;
+        }
+        if self.adapter.is_some() {
+            cfg.adapter = self.adapter.clone();
+        }
+        if self.threads.is_some() {
+            cfg.threads = self.threads;
+        }
+        cfg.validate()
+    }
+}
+
+/// What `resume` continues: a study from its checkpoint, or a sweep from its completed points.
+pub enum Resumed {
+    Study(Request),
+    Sweep(SweepRequest),
+}
+
+/// The request that continues the interrupted run or sweep in `dir`, on `engine`.
+pub fn resume(dir: &Path, quiet: bool, engine: EngineOverrides) -> Result<Resumed> {
+    if super::sweep::is_sweep(dir) {
+        let mut req = super::sweep::resume_request(dir, quiet)?;
+        // The engine applies to every point left (the config hash ignores it).
+        for cfg in std::iter::once(&mut req.plan.base)
+            .chain(req.plan.points.iter_mut().filter_map(|p| p.cfg.as_mut()))
+        {
+            engine.apply(cfg)?;
+        }
+        return Ok(Resumed::Sweep(req));
+    }
+    let mut req = super::driver::resume_request(dir, quiet)?;
+    if let Some(b) = engine.backend
+        && b != req.cfg.backend
+    {
+        req.warnings.push(format!(
+            "continuing on --backend {} (the run started with {}): CPU and GPU agree to f32 \
+             round-off, so the result is not bit-identical to an uninterrupted run",
+            b.name(),
+            req.cfg.backend.name()
+        ));
+    }
+    engine.apply(&mut req.cfg)?;
+    Ok(Resumed::Study(req))
 }
