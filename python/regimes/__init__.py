@@ -1,13 +1,22 @@
 """regimes from Python: the studies of the ``regimes`` command line with NumPy arrays in and out.
 
 Every function takes the config keys of the command line as keyword arguments, with ``_`` for
-``-`` (``branch_times=[0.5, 1, 2]`` is ``--branch-times 0.5,1,2``), and NumPy arrays wherever the
-command line takes a ``file:`` spec or a file (``u``, ``q``, ``mean``, ``within_cov``, ``mixture_file`` alias
-``mixture``, ``train_file`` alias ``train``, ``train_labels`` alias ``labels``). The settings are checked by the library exactly
-as the command line checks them: a refused setting raises :class:`ConfigError` with the CLI's
-message; a run that fails or stops early raises :class:`RunError`. Ctrl-C stops a run at the
-end of the engine's current segment (about a second of work) and raises KeyboardInterrupt; with ``out=`` the directory
-then holds the partial results, as the CLI leaves them.
+``-`` (``branch_times=[0.5, 1, 2]`` is ``--branch-times 0.5,1,2``), and NumPy arrays wherever a
+key reads a file (``u``, ``q``, ``mean``, ``within_cov``, ``mixture_file`` alias ``mixture``,
+``train_file`` alias ``train``, ``train_labels`` alias ``labels``: the keys of the library's
+declaration that name a file). The package builds the study's config from them and the library
+checks it as it checks the command line's: a refused setting raises :class:`ConfigError`; a run
+that fails or stops early raises :class:`RunError`.
+
+``progress=`` shows a run as it goes: a callable ``progress(done, total, rate, eta)`` (in
+particle-steps, particle-steps per second, seconds left or None), called on the calling thread
+at most ten times a second; or ``True`` for a tqdm bar (the notebook widget in a notebook) when
+tqdm is installed, else a line on stderr. ``stop=regimes.Stop()`` stops that run when
+``stop.request()`` is called (from the callback, another thread, a button): it ends at the end
+of the engine's current segment (about a second of work) and returns what completed
+(``res.stopped_early``, ``res.fraction_done``). Ctrl-C stops the current run only, likewise,
+and raises KeyboardInterrupt; with ``out=`` the directory then holds the partial results, as
+the CLI leaves them.
 
     >>> import regimes
     >>> res = regimes.speciation(preset="quick", backend="cpu", quiet=True)
@@ -17,6 +26,7 @@ then holds the partial results, as the CLI leaves them.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import os
 import re
@@ -31,11 +41,12 @@ import numpy as np
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
 from . import _native  # noqa: E402
-from ._native import ConfigError, RunError  # noqa: E402
+from ._native import ConfigError, RunError, Stop  # noqa: E402
 
 __all__ = [
     "ConfigError",
     "RunError",
+    "Stop",
     "Result",
     "SpeciationResult",
     "SweepResult",
@@ -49,12 +60,16 @@ __all__ = [
     "bench",
 ]
 
-# Spec keys whose array becomes `file:PATH`, and file keys whose array becomes `PATH`.
-_SPEC_ARRAYS = ("u", "q", "mean", "within_cov")
-_FILE_ARRAYS = ("mixture_file", "train_file", "train_labels")
+# The library's config keys (config::keys::KEYS): (name, section, file), file being "spec" for
+# a key whose spec may name a file (an array becomes `file:PATH`), "path" for a key whose value
+# is a file (an array becomes `PATH`).
+_KEYS = tuple(_native.config_keys())
+_SPEC_ARRAYS = tuple(n.replace("-", "_") for n, _, f in _KEYS if f == "spec")
+_FILE_ARRAYS = tuple(n.replace("-", "_") for n, _, f in _KEYS if f == "path")
 _ALIASES = {"mixture": "mixture_file", "train": "train_file", "labels": "train_labels"}
-# Flags that take no value: True gives the flag, False leaves it out.
-_SWITCHES = ("force", "quiet", "json")
+# The keyword arguments that are not config keys: the layers under the keys, and the options
+# of one invocation.
+_OPTIONS = ("preset", "config", "out", "force", "quiet", "shard", "checkpoint_every", "devices")
 # The table `to_pandas()` and `table()` give by default, per command.
 _MAIN_TABLE = {
     "theory": "s_curve",
@@ -273,21 +288,24 @@ class SweepResult(Result):
 
 
 # ---------------------------------------------------------------------------------------------
-# Keyword arguments → the command line
+# Keyword arguments → the library's request
 
 
-def _word(value) -> str:
+def _value(key: str, value):
+    """A keyword argument's value as the config reads it (JSON: numbers, text, lists)."""
     if isinstance(value, (bool, np.bool_)):
-        return "true" if value else "false"
+        return bool(value)
     if isinstance(value, numbers.Integral):
-        return str(int(value))
+        return int(value)
     if isinstance(value, numbers.Real):
-        return repr(float(value))
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}={value!r}: not a finite number")
+        return float(value)
     if isinstance(value, (str, os.PathLike)):
         return os.fspath(value)
     if isinstance(value, (list, tuple, np.ndarray)):
-        return ",".join(_word(v) for v in np.asarray(value, dtype=object).ravel())
-    raise ConfigError(f"cannot pass a {type(value).__name__} as a setting: {value!r}")
+        return [_value(key, v) for v in np.asarray(value, dtype=object).ravel()]
+    raise ConfigError(f"cannot pass a {type(value).__name__} as {key}: {value!r}")
 
 
 def _is_array(value) -> bool:
@@ -297,28 +315,113 @@ def _is_array(value) -> bool:
     )
 
 
-def _words(config: dict, scratch: Path) -> list:
-    """`--key=value` words of the keyword arguments; arrays go to .npy files in `scratch`."""
-    words = []
+def _asked(config: dict, scratch: Path) -> dict:
+    """The request of keyword arguments: the config's layers (preset, config file, keys) and
+    the invocation's options; arrays go to .npy files in `scratch`."""
+    asked = {"keys": {}}
     for key, value in config.items():
         key = _ALIASES.get(key, key)
         if value is None:
+            continue
+        if key in _OPTIONS:
+            if key in ("preset", "devices", "shard", "checkpoint_every"):
+                value = str(value)
+            elif key in ("config", "out"):
+                value = os.fspath(value)
+            else:
+                value = bool(value)
+            asked[key] = value
+            continue
+        if key == "json":  # the CLI's --json: no notes on stderr
+            asked["quiet"] = asked.get("quiet", False) or bool(value)
             continue
         if key in _SPEC_ARRAYS + _FILE_ARRAYS and _is_array(value):
             path = scratch / f"{key}.npy"
             np.save(path, np.asarray(value, dtype=np.float64))
             value = f"file:{path}" if key in _SPEC_ARRAYS else str(path)
-        flag = "--" + key.replace("_", "-")
-        if key in _SWITCHES:
-            if value:
-                words.append(flag)
-        else:
-            words.append(f"{flag}={_word(value)}")
-    return words
+        asked["keys"][key.replace("_", "-")] = _value(key, value)
+    return asked
 
 
-def _invoke(words: list) -> dict:
-    return json.loads(_native.invoke(words))
+class _Tqdm:
+    """tqdm's bar (the notebook widget in a notebook) over the run's particle-steps."""
+
+    def __init__(self, tqdm):
+        self._tqdm, self._bar, self._count = tqdm, None, None
+
+    def __call__(self, done, total, rate, eta, what, count):
+        if count != self._count:
+            self.close()
+            self._bar = self._tqdm(total=total, desc=what, unit="particle-steps",
+                                   unit_scale=True, leave=True)
+            self._count = count
+        bar = self._bar
+        if bar.total != total:
+            bar.total = total
+        if bar.desc != what:
+            bar.set_description(what, refresh=False)
+        bar.update(done - bar.n)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _Line:
+    """A one-line progress report on stderr, where tqdm is not installed."""
+
+    def __call__(self, done, total, rate, eta, what, count):
+        import sys
+        pct = 100.0 * done / max(total, 1)
+        left = "—" if eta is None else f"{eta:.0f} s"
+        sys.stderr.write(f"\r{what}: {pct:5.1f} %  {rate:.3g} particle-steps/s  ETA {left}  ")
+        sys.stderr.flush()
+
+    def close(self):
+        import sys
+        sys.stderr.write("\n")
+
+
+class _Callback:
+    """A user's ``progress(done, total, rate, eta)``."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def __call__(self, done, total, rate, eta, what, count):
+        self._f(done, total, rate, eta)
+
+    def close(self):
+        pass
+
+
+def _watcher(progress):
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return _Line()
+        return _Tqdm(tqdm)
+    if callable(progress):
+        return _Callback(progress)
+    raise ConfigError(
+        f"progress={progress!r}: give True (tqdm when installed), False, or a callable "
+        "progress(done, total, rate, eta)"
+    )
+
+
+def _run(command: str, asked: dict, progress=None, stop=None) -> dict:
+    if stop is not None and not isinstance(stop, Stop):
+        raise ConfigError(f"stop={stop!r}: give a regimes.Stop()")
+    watcher = _watcher(progress)
+    try:
+        return json.loads(_native.study(command, json.dumps(asked), watcher, stop))
+    finally:
+        if watcher is not None:
+            watcher.close()
 
 
 def _raise_unfinished(report: dict, result) -> None:
@@ -329,7 +432,8 @@ def _raise_unfinished(report: dict, result) -> None:
         )
         e.result = result
         raise e
-    if report.get("stopped"):
+    # A stop the caller requested (its Stop) returns what completed.
+    if report.get("stopped") and not report.get("requested"):
         e = RunError(
             f"stopped early ({report['stopped']}); .result holds what completed"
         )
@@ -337,16 +441,16 @@ def _raise_unfinished(report: dict, result) -> None:
         raise e
 
 
-def _study(command: str, config: dict, cls=Result) -> Result:
+def _study(command: str, config: dict, cls=Result, progress=None, stop=None) -> Result:
     with tempfile.TemporaryDirectory(prefix="regimes-") as scratch:
         scratch = Path(scratch)
-        words = [command] + _words(config, scratch)
+        asked = _asked(config, scratch)
         # The samples are written to the output directory: a private one when none is given.
         wants_samples = bool(config.get("save_samples")) and command in ("run", "collapse")
         private_out = wants_samples and config.get("out") is None
         if private_out:
-            words.append(f"--out={scratch / 'out'}")
-        report = _invoke(words)
+            asked["out"] = str(scratch / "out")
+        report = _run(command, asked, progress, stop)
         samples = None
         if wants_samples and report.get("out"):
             path = Path(report["out"]) / "samples.npy"
@@ -359,29 +463,32 @@ def _study(command: str, config: dict, cls=Result) -> Result:
     return result
 
 
-def theory(**config) -> Result:
-    return _study("theory", config)
+def theory(*, progress=None, stop=None, **config) -> Result:
+    return _study("theory", config, progress=progress, stop=stop)
 
 
-def run(**config) -> Result:
-    return _study("run", config)
+def run(*, progress=None, stop=None, **config) -> Result:
+    return _study("run", config, progress=progress, stop=stop)
 
 
-def speciation(**config) -> SpeciationResult:
-    return _study("speciation", config, SpeciationResult)
+def speciation(*, progress=None, stop=None, **config) -> SpeciationResult:
+    return _study("speciation", config, SpeciationResult, progress, stop)
 
 
-def collapse(**config) -> Result:
-    return _study("collapse", config)
+def collapse(*, progress=None, stop=None, **config) -> Result:
+    return _study("collapse", config, progress=progress, stop=stop)
 
 
-def sweep(study: str, over: dict, **config) -> SweepResult:
+def sweep(study: str, over: dict, *, progress=None, stop=None, **config) -> SweepResult:
     with tempfile.TemporaryDirectory(prefix="regimes-") as scratch:
-        words = ["sweep", study] + _words(config, Path(scratch))
-        for key, values in over.items():
-            values = values if isinstance(values, (list, tuple, np.ndarray)) else [values]
-            words.append(f"--over={key.replace('_', '-')}=" + ",".join(map(_word, values)))
-        report = _invoke(words)
+        asked = _asked(config, Path(scratch))
+        asked["over"] = {
+            key.replace("_", "-"): _value(
+                key, values if isinstance(values, (list, tuple, np.ndarray)) else [values]
+            )
+            for key, values in over.items()
+        }
+        report = _run("sweep:" + study, asked, progress, stop)
     result = SweepResult(report)
     _raise_unfinished(report, result)
     return result
@@ -391,7 +498,17 @@ def bench(**options) -> Table:
     """Engine throughput on the standard workloads: one record per workload and engine (the
     records of ``regimes bench --json``); ``.header`` holds the header lines of the CLI's
     table."""
-    report = _invoke(["bench"] + _words(options, Path(tempfile.gettempdir())))
+    asked = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key == "json":  # the CLI's --json: no progress notes
+            asked["progress"] = not value
+            continue
+        if key == "workload" and isinstance(value, str):
+            value = [w.strip() for w in value.split(",") if w.strip()]
+        asked[key.replace("_", "-")] = _value(key, value)
+    report = json.loads(_native.bench(json.dumps(asked)))
     table = Table(report["records"])
     table.header = report["header"]
     table.exported = report["exported"]

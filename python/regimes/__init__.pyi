@@ -1,9 +1,10 @@
 # Type stubs of regimes: the keyword arguments of every study are the CLI's config keys with `_`
 # for `-` (see `regimes speciation --help`); tests/test_regimes.py checks that StudyOptions
-# names every key of the library's Config.
+# names every key of config::keys::KEYS, and that each key that reads a file takes an array here
+# (Spec or FileOrArray) as the package does.
 import os
 from pathlib import Path
-from typing import Any, Literal, Sequence, TypedDict, Union
+from typing import Any, Callable, Literal, Optional, Sequence, TypedDict, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,20 @@ class RunError(Exception):
     """A run failed or stopped early after it started; `.result` holds what completed."""
 
     result: Result | None
+
+class Stop:
+    """A stop request for one run: pass it as ``stop=``, call ``request()`` from anywhere; the run
+    ends at its next step boundary and returns what completed."""
+
+    def __init__(self) -> None: ...
+    def request(self) -> None: ...
+    @property
+    def requested(self) -> bool: ...
+
+# progress(done, total, rate, eta): particle-steps done and in all, particle-steps per second,
+# seconds left (None before a rate is known).
+ProgressCallback = Callable[[int, int, float, Optional[float]], Any]
+Progress = Union[bool, None, ProgressCallback]
 
 class StudyOptions(TypedDict, total=False):
     # Study
@@ -70,7 +85,7 @@ class StudyOptions(TypedDict, total=False):
     entropy_samples: int
     save_samples: bool
     # Output and scale-out
-    figure_size: str
+    figure_size: Union[str, tuple[int, int]]
     dpi: int
     out: PathLike
     force: bool
@@ -90,6 +105,8 @@ class BenchOptions(TypedDict, total=False):
     threads: int
     seed: int
     gpu_peak_gflops: Number
+    gpu_variant: Literal["auto", "blocked", "onchip", "wide"]
+    steps_per_dispatch: int
     export_model: PathLike
     quiet: bool
 
@@ -136,13 +153,24 @@ class SweepResult(Result):
     @property
     def results(self) -> list[Result]: ...
 
-def theory(**config: Unpack[StudyOptions]) -> Result: ...
-def run(**config: Unpack[StudyOptions]) -> Result: ...
-def speciation(**config: Unpack[StudyOptions]) -> SpeciationResult: ...
-def collapse(**config: Unpack[StudyOptions]) -> Result: ...
+def theory(
+    *, progress: Progress = None, stop: Optional[Stop] = None, **config: Unpack[StudyOptions]
+) -> Result: ...
+def run(
+    *, progress: Progress = None, stop: Optional[Stop] = None, **config: Unpack[StudyOptions]
+) -> Result: ...
+def speciation(
+    *, progress: Progress = None, stop: Optional[Stop] = None, **config: Unpack[StudyOptions]
+) -> SpeciationResult: ...
+def collapse(
+    *, progress: Progress = None, stop: Optional[Stop] = None, **config: Unpack[StudyOptions]
+) -> Result: ...
 def sweep(
     study: Literal["theory", "run", "speciation", "collapse"],
     over: dict[str, Sequence[Any]],
+    *,
+    progress: Progress = None,
+    stop: Optional[Stop] = None,
     **config: Unpack[StudyOptions],
 ) -> SweepResult: ...
 def bench(**options: Unpack[BenchOptions]) -> Table: ...

@@ -1,5 +1,6 @@
 """The Python package against the CLI: the same summaries bit for bit, arrays equal to files, the
-CLI's error messages as ConfigError, Ctrl-C, and a GPU (lavapipe) run against the CPU.
+CLI's error messages as ConfigError, Ctrl-C, progress and stop requests per run, and a GPU
+(lavapipe) run against the CPU.
 
 Runs the release CLI binary (REGIMES_BIN, default target/release/regimes); scripts/test builds
 both first.
@@ -21,8 +22,10 @@ import regimes
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(os.environ.get("REGIMES_BIN", ROOT / "target" / "release" / "regimes"))
-# Keys measured again by every run: timings, and the GPU variant chooser's probe times.
-TIMINGS = {"wall_seconds", "shader_compile_seconds", "seconds", "gpu_variant"}
+# Keys measured again by every run: timings, the GPU variant chooser's probe times, and the
+# pruning diagnostics (tiles skipped per segment; segments are sized from the measured rate, so
+# the counts vary from run to run under load, the results do not).
+TIMINGS = {"wall_seconds", "shader_compile_seconds", "seconds", "gpu_variant", "pruned_tiles"}
 # Small studies: each runs in well under a second on 2 cores.
 SMALL = dict(preset="quick", backend="cpu", threads=2)
 
@@ -160,16 +163,13 @@ def test_arrays_in_equal_files_in(tmp_path):
     assert a == b and c_arrays.n_train == 64
 
 
+# Refused after the keys are read (validation, preflight, presets, the model): the CLI's
+# messages word for word.
 BAD = [
-    ("speciation", dict(u="linspace:1")),
-    ("speciation", dict(dimm=3)),
     ("speciation", dict(dim=0)),
     ("speciation", dict(pairs=0)),
-    ("speciation", dict(particles=-1)),
-    ("speciation", dict(branch_times=[0.5, float("nan")])),
     ("speciation", dict(entropy_times=[1.0])),
     ("speciation", dict(preset="nope")),
-    ("speciation", dict(backend="gl")),
     ("collapse", dict(n_train=1)),
     ("run", dict(q="pair:0:99:1")),
     ("theory", dict(t_max=-1.0)),
@@ -182,6 +182,34 @@ def test_config_errors_are_the_cli_messages(command, config):
     with pytest.raises(regimes.ConfigError) as e:
         getattr(regimes, command)(quiet=True, **config)
     assert str(e.value) == cli_message(command, dict(quiet=True, **config))
+
+
+# Refused as the keys are read: the CLI's flag parser words these its own way; the package
+# names the key and what is wrong.
+BAD_VALUES = [
+    (dict(u="linspace:1"), ["'u'", "linspace"]),
+    (dict(dimm=3), ["unknown key 'dimm'", "did you mean 'dim'"]),
+    (dict(particles=-1), ["'particles'", "-1"]),
+    (dict(branch_times=[0.5, float("nan")]), ["branch_times", "not a finite number"]),
+    (dict(backend="gl"), ["'backend'", "gl"]),
+    (dict(figure_size="wide"), ["figure_size"]),
+    (dict(progress=3), ["progress=3"]),
+]
+
+
+@pytest.mark.parametrize("config, words", BAD_VALUES)
+def test_bad_values_name_their_key(config, words):
+    with pytest.raises(regimes.ConfigError) as e:
+        regimes.speciation(quiet=True, **config)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_keyword_values_read_as_the_flags_do():
+    """A count given as a float (1e4), a figure size as text: the config the flags give."""
+    res = regimes.speciation(pairs=2e3, t_max=10, figure_size="800x500", quiet=True, **SMALL)
+    assert res.config["pairs"] == 2000 and res.config["t-max"] == 10.0
+    assert res.config["figure-size"] == [800, 500]
 
 
 def test_a_matrix_of_the_wrong_shape_is_a_config_error(tmp_path):
@@ -255,16 +283,37 @@ def test_gpu_run_matches_the_cpu():
     assert untimed(gpu.to_dict()) == untimed(want)
 
 
-def test_stubs_and_docstrings_name_every_key():
-    keys = {k.replace("-", "_") for k in cli_summary("theory", dict(preset="quick"))["config"]}
+def test_stubs_and_array_keys_follow_the_key_declaration():
+    """StudyOptions names every key of config::keys::KEYS (and the CLI's summary has the same
+    keys); every key that reads a file takes an array in the package and in the stubs."""
+    keys = {k.replace("-", "_") for k, _, _ in regimes._KEYS}
+    summary = cli_summary("theory", dict(preset="quick"))["config"]
+    assert keys == {k.replace("-", "_") for k in summary}
     stub = ast.parse((Path(regimes.__file__).parent / "__init__.pyi").read_text())
     options = next(
         n for n in stub.body if isinstance(n, ast.ClassDef) and n.name == "StudyOptions"
     )
-    named = {n.target.id for n in options.body if isinstance(n, ast.AnnAssign)}
+    named = {n.target.id: ast.unparse(n.annotation) for n in options.body
+             if isinstance(n, ast.AnnAssign)}
     invocation = {"preset", "config", "out", "force", "quiet", "shard", "checkpoint_every",
                   "devices", "mixture", "train", "labels"}
-    assert named == keys | invocation
+    assert set(named) == keys | invocation
+    files = {k.replace("-", "_"): f for k, _, f in regimes._KEYS if f}
+    # Every file the study reads is named by one of them (the coupling's schedule file sits
+    # inside its spec, `additive:file:PATH`: not an array).
+    assert set(files) == {"u", "q", "mean", "within_cov", "mixture_file", "train_file",
+                          "train_labels"}
+    assert set(regimes._SPEC_ARRAYS) == {k for k, f in files.items() if f == "spec"}
+    assert set(regimes._FILE_ARRAYS) == {k for k, f in files.items() if f == "path"}
+    for k, f in files.items():
+        assert named[k] == ("Spec" if f == "spec" else "FileOrArray"), k
+    for alias, key in regimes._ALIASES.items():
+        assert named[alias] == named[key]
+    # progress= and stop= on every study.
+    functions = {n.name: n for n in stub.body if isinstance(n, ast.FunctionDef)}
+    for name in ("theory", "run", "speciation", "collapse", "sweep"):
+        kwonly = {a.arg for a in functions[name].args.kwonlyargs}
+        assert {"progress", "stop"} <= kwonly, name
     doc = regimes.speciation.__doc__
     assert "branch_times=T1,T2,..." in doc and "pairs=N" in doc
     # Keys speciation never reads are not taught.
@@ -276,3 +325,97 @@ def test_to_pandas_when_installed():
     res = regimes.speciation(quiet=True, pairs=500, **SMALL)
     df = res.to_pandas()
     assert isinstance(df, pd.DataFrame) and list(df["phi"]) == res.phi.tolist()
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress and stop requests per run
+
+# Seconds of work on 2 cores, in batches of 1024 pairs: a stop lands between batches.
+LONG = dict(preset="biroli", backend="cpu", threads=2, pairs=200_000, batch=1024, quiet=True)
+
+
+def test_progress_reaches_a_callback_and_changes_nothing():
+    calls = []
+    config = dict(SMALL, branch_times=[0.5, 1.0, 2.0], pairs=3000, quiet=True)
+    res = regimes.speciation(progress=lambda *a: calls.append(a), **config)
+    assert calls, "the callback was never called"
+    done = [c[0] for c in calls]
+    assert done == sorted(done) and all(c[1] > 0 for c in calls)
+    # The last call is the finished run's.
+    last = calls[-1]
+    assert last[0] == last[1] and last[2] > 0 and last[3] == 0
+    # Watching the run changes none of its numbers.
+    plain = regimes.speciation(**config)
+    assert untimed(res.to_dict()) == untimed(plain.to_dict())
+
+
+def test_a_stop_from_the_callback_ends_that_run_only(tmp_path):
+    import threading
+
+    stop = regimes.Stop()
+    assert not stop.requested
+    calls = []
+
+    def progress(done, total, rate, eta):
+        calls.append((done, total))
+        if done >= 0.05 * total:
+            stop.request()
+
+    # Another run in another thread goes on while this one stops: the stop is this run's.
+    other = {}
+    thread = threading.Thread(
+        target=lambda: other.update(res=regimes.speciation(pairs=2000, quiet=True, **SMALL))
+    )
+    thread.start()
+    res = regimes.speciation(progress=progress, stop=stop, out=tmp_path / "out", **LONG)
+    thread.join()
+    assert stop.requested and calls
+    assert res.stopped_early.startswith("interrupted by a stop request")
+    # Stopped at the next batch boundary after 5 % of the work.
+    assert 0 < res.fraction_done < 0.5
+    # What completed is consistent: every branch time counted the same whole batches of pairs,
+    # and the files say what the result says.
+    pairs = res.table().pairs
+    assert len(set(pairs.tolist())) == 1 and pairs[0] % 512 == 0
+    assert 0 < pairs[0] < LONG["pairs"]
+    assert np.all((res.phi >= 0) & (res.phi <= 1))
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert untimed(on_disk) == untimed(res.to_dict())
+    assert other["res"].fraction_done == 1.0 and other["res"].stopped_early is None
+
+
+def test_progress_true_draws_a_tqdm_bar_when_installed(monkeypatch):
+    import types
+    bars = []
+
+    class FakeTqdm:
+        def __init__(self, total, desc, **kw):
+            self.total, self.desc, self.n, self.closed = total, desc, 0, False
+            bars.append(self)
+
+        def update(self, k):
+            self.n += k
+
+        def set_description(self, desc, refresh=True):
+            self.desc = desc
+
+        def close(self):
+            self.closed = True
+
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = FakeTqdm
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    regimes.speciation(progress=True, pairs=2000, quiet=True, **SMALL)
+    assert bars and all(b.closed for b in bars)
+    assert bars[-1].n == bars[-1].total > 0
+
+
+def test_a_sweep_equals_the_cli_sweep(tmp_path):
+    res = regimes.sweep("theory", over={"dim": [8, 16]}, preset="quick", out=tmp_path / "py",
+                        quiet=True)
+    cli("sweep", dict(preset="quick", quiet=True), "theory", "--over=dim=8,16",
+        f"--out={tmp_path / 'cli'}")
+    want = json.loads((tmp_path / "cli" / "sweep.json").read_text())
+    assert untimed(res.to_dict()) == untimed(want)
+    assert [r.dim for r in (p.config for p in res.results)] == [8, 16]

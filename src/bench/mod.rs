@@ -19,6 +19,7 @@ pub mod cost;
 pub mod export;
 pub mod memory;
 pub mod peak;
+pub mod run;
 mod workload;
 
 use std::time::Instant;

@@ -23,7 +23,7 @@ pub const T_MAX: f64 = 10.0;
 pub const SIGMA: f64 = 1.0;
 
 /// The standard workloads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Workload {
     /// Two-class Gaussian mixture, U = I, Q = 0: every plan matrix is a scalar.

@@ -2,16 +2,16 @@
 //! Resolution is preset (or defaults) ← TOML file ← flags; d is inferred from the model's files
 //! when no layer sets it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::{Backend, Config};
-use crate::io::read_matrix;
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Spacing, Start, Steps};
+use crate::study::request::Layers;
 
 // Command-line flags for every `Config` field, plus `--config` and `--preset`; unset flags leave
 // the preset / file value in place. (A plain comment: a doc comment here would become the `about`
@@ -232,66 +232,17 @@ impl ConfigArgs {
     /// [`ConfigArgs::resolve`] with the --config file's `skip` keys left out (keys another
     /// layer reads, such as a sweep's `over`).
     pub fn resolve_without(&self, skip: &[&str]) -> Result<Config> {
-        let mut c = match &self.preset {
-            Some(name) => Config::preset(name)?,
-            None => Config::default(),
-        };
-        let mut dim_given = self.dim.is_some() || c.dim != Config::default().dim;
-        let mut grid_given = self.steps.is_some() || self.grid.is_some();
-        if let Some(path) = &self.config {
-            let mut text = crate::config::read_config_file(path)?;
-            if !skip.is_empty()
-                && let Ok(mut t) = toml::from_str::<toml::Table>(&text)
-            {
-                t.retain(|k, _| !skip.contains(&k));
-                text = toml::to_string(&t)?;
-            }
-            if let Ok(t) = toml::from_str::<toml::Table>(&text) {
-                dim_given |= t.contains_key("dim");
-                grid_given |= t.contains_key("steps") || t.contains_key("grid");
-            }
-            c = c.overlay_toml(&text, &path.display().to_string())?;
+        self.layers().resolve_without(skip)
+    }
+
+    /// The layers these flags give: `--preset`, `--config` and the flags on top.
+    pub fn layers(&self) -> Layers<'_> {
+        Layers {
+            preset: self.preset.as_deref(),
+            file: self.config.as_deref(),
+            keys: self.flags(),
+            source: "flags",
         }
-        c = self.apply(c)?;
-        // The default scheme chooses its own grid unless steps or a grid are given (a preset's
-        // steps are Euler–Maruyama's): see `study::scheme`.
-        if c.scheme == Scheme::Auto && !grid_given {
-            c.steps = Steps::Auto;
-        }
-        // The training file is read once here: its columns imply d, its rows fix N.
-        let train_shape = match &c.train_file {
-            Some(p) => {
-                let m = read_matrix(p).context("train-file")?;
-                Some((p.clone(), m.nrows(), m.ncols()))
-            }
-            None => None,
-        };
-        let read: Vec<(&Path, (usize, usize))> = train_shape
-            .iter()
-            .map(|(p, rows, cols)| (p.as_path(), (*rows, *cols)))
-            .collect();
-        let implied = c.implied_dims(&read)?;
-        if let Some((first, d)) = implied.first() {
-            if let Some((other, e)) = implied.iter().find(|(_, e)| e != d) {
-                anyhow::bail!("{first} implies d = {d} but {other} implies d = {e}");
-            }
-            if !dim_given {
-                c.dim = *d;
-            }
-        }
-        if let Some((path, n, _)) = train_shape {
-            if let Some(given) = c.n_train {
-                ensure!(
-                    n == given,
-                    "n-train: {given} conflicts with train-file {}, which holds {n} points (omit \
-                     n-train)",
-                    path.display()
-                );
-            }
-            c.n_train = Some(n);
-        }
-        c.validate()?;
-        Ok(c)
     }
 
     /// The flags given, as config keys (kebab-case) and values.
@@ -310,12 +261,7 @@ impl ConfigArgs {
 
     /// The keys the --config file sets.
     pub fn file_keys(&self) -> Vec<String> {
-        self.config
-            .as_deref()
-            .and_then(|p| crate::config::read_config_file(p).ok())
-            .and_then(|text| toml::from_str::<toml::Table>(&text).ok())
-            .map(|t| t.keys().filter(|k| *k != "over").cloned().collect())
-            .unwrap_or_default()
+        self.layers().file_keys()
     }
 
     /// Set every field whose flag was given.

@@ -3,15 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, ensure};
-use clap::{Args, ValueEnum};
+use anyhow::Result;
+use clap::Args;
 
-use crate::bench::{self, Record, Setting, Spec, Workload, export};
-use crate::engine::Engine;
-use crate::engine::cpu::CpuEngine;
-use crate::engine::gpu::{GpuEngine, GpuOptions, list_adapters};
-use crate::study::guard::{Guard, unless_stopped};
-use crate::study::resources::{self, Needs};
+use crate::bench::run::{BenchBackend, Options};
+use crate::bench::{self, Workload};
 
 /// The long help of `regimes bench`, its workloads listed from [`Workload::ALL`].
 pub fn long_about() -> String {
@@ -76,17 +72,6 @@ pub fn particles_help() -> String {
     format!("Particles per workload [default: {}]", defaults.join(", "))
 }
 
-/// Which engines to measure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BenchBackend {
-    /// The CPU engine.
-    Cpu,
-    /// The GPU engine (fails if no adapter is found).
-    Gpu,
-    /// The CPU engine, and the GPU engine if wgpu finds an adapter.
-    All,
-}
-
 #[derive(Args)]
 pub struct BenchArgs {
     /// Workloads (the help lists them from `Workload::ALL`).
@@ -144,19 +129,32 @@ pub struct BenchArgs {
     quiet: bool,
 }
 
-/// What `regimes bench` measured: the header lines (settings, engines, peaks) and one record
-/// per workload and engine; or, with `--export-model`, the files it wrote.
-pub struct BenchReport {
-    pub header: Vec<String>,
-    pub records: Vec<Record>,
-    pub exported: Vec<String>,
-    /// Why it stopped before measuring every workload (a signal); the records are those
-    /// measured before.
-    pub stopped: Option<String>,
+impl BenchArgs {
+    /// What the flags ask for.
+    pub fn options(&self) -> Options {
+        Options {
+            workload: self.workload.clone(),
+            dim: self.dim,
+            particles: self.particles,
+            steps: self.steps,
+            n_train: self.n_train,
+            backend: self.backend,
+            adapter: self.adapter.clone(),
+            threads: self.threads,
+            seed: self.seed,
+            gpu_peak_gflops: self.gpu_peak_gflops,
+            gpu_variant: self.gpu_variant.clone(),
+            steps_per_dispatch: self.steps_per_dispatch,
+            export_model: self.export_model.clone(),
+            force: self.force,
+            progress: !self.json,
+            quiet: self.quiet,
+        }
+    }
 }
 
 pub fn main(args: BenchArgs) -> Result<()> {
-    let report = run(&args)?;
+    let report = bench::run::run(&args.options())?;
     if !report.exported.is_empty() {
         crate::out!("wrote {}", report.exported.join(", "))?;
     } else if args.json {
@@ -175,259 +173,4 @@ pub fn main(args: BenchArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-impl BenchArgs {
-    /// Refuses bad values before any work.
-    pub fn validate(&self) -> Result<()> {
-        for s in self.specs() {
-            s.validate()?;
-        }
-        self.needs().check(None)?;
-        ensure!(
-            self.threads != Some(0),
-            "--threads: must be positive (got 0)"
-        );
-        if let Some(g) = self.gpu_peak_gflops {
-            ensure!(
-                g.is_finite() && g > 0.0,
-                "--gpu-peak-gflops: must be positive (got {g})"
-            );
-        }
-        Ok(())
-    }
-
-    /// What the workloads hold at once (the largest; the dense workload's d×d matrices) and,
-    /// with --export-model, write: checked by the shared path every command takes.
-    fn needs(&self) -> Needs {
-        let dense = |s: &Spec| {
-            resources::model_bytes(&crate::config::Config {
-                dim: s.dim,
-                q: crate::model::QSpec::Optimal(1.0),
-                ..crate::config::Config::default()
-            })
-        };
-        let mut all = Needs::new(0, "--dim");
-        for s in self.specs() {
-            let mut n = Needs::new(0, "--dim");
-            if s.workload == Workload::Dense || self.export_model.is_some() {
-                n.memory = dense(&s);
-            }
-            if self.export_model.is_some() {
-                // U, Q and A as d×d f64, the training points.
-                n.disk = (3 * s.dim as u64)
-                    .saturating_mul(s.dim as u64 * 8)
-                    .saturating_add(s.n_train().unwrap_or(0) as u64 * s.dim as u64 * 8);
-            }
-            all = all.then(n);
-        }
-        all
-    }
-
-    /// The workloads asked for (all by default), each once, in order.
-    fn specs(&self) -> Vec<Spec> {
-        let mut workloads: Vec<Workload> = vec![];
-        for w in if self.workload.is_empty() {
-            Workload::ALL.to_vec()
-        } else {
-            self.workload.clone()
-        } {
-            if !workloads.contains(&w) {
-                workloads.push(w);
-            }
-        }
-        workloads
-            .iter()
-            .map(|&workload| Spec {
-                workload,
-                dim: self.dim,
-                particles: self.particles.unwrap_or(workload.default_particles()),
-                steps: self.steps,
-                n_train: self.n_train,
-                seed: self.seed,
-            })
-            .collect()
-    }
-}
-
-/// Measures what `args` ask for, printing nothing but progress notes on stderr.
-pub fn run(args: &BenchArgs) -> Result<BenchReport> {
-    // Read before the bench's own threads add to it.
-    let load = bench::load_average();
-    args.validate()?;
-    let specs = args.specs();
-    let progress = !(args.quiet || args.json);
-    let say = |msg: &str| {
-        if progress {
-            crate::note!("{msg}");
-        }
-    };
-    if let Some(dir) = &args.export_model {
-        let out = Guard {
-            command: "bench",
-            needs: args.needs(),
-            out: Some((dir, args.force)),
-        }
-        .open()?
-        .expect("an output directory was asked for");
-        let mut exported = vec![];
-        for s in &specs {
-            unless_stopped()?;
-            let files = export::export(s, &out)?;
-            exported.extend(files.iter().map(|f| f.display().to_string()));
-        }
-        out.finish()?;
-        return Ok(BenchReport {
-            header: vec![],
-            records: vec![],
-            exported,
-            stopped: None,
-        });
-    }
-
-    // Every workload's model and plan (the step's stability) before any is measured: a setting
-    // one of them cannot run fails here, not after the others have run.
-    for s in &specs {
-        s.check()?;
-    }
-
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = args.threads.unwrap_or(cores);
-    let want_cpu = args.backend != BenchBackend::Gpu;
-    let want_gpu = match args.backend {
-        BenchBackend::Cpu => {
-            if args.adapter.is_some() {
-                say("note: --adapter is ignored with --backend cpu");
-            }
-            false
-        }
-        BenchBackend::Gpu => true,
-        BenchBackend::All => {
-            let found = !list_adapters().is_empty();
-            if !found {
-                say("note: no GPU adapter found, measuring the CPU engine only");
-            }
-            found
-        }
-    };
-
-    let mut header = vec![format!(
-        "regimes bench: d = {}, {} steps, T = {}, seed {}",
-        args.dim,
-        args.steps,
-        bench::T_MAX,
-        args.seed
-    )];
-    let cpu = if want_cpu {
-        say(&format!("measuring the peak on {threads} threads..."));
-        let setting = Setting::cpu(threads)?;
-        let engine = CpuEngine::with_threads(threads)?;
-        let peak = setting
-            .peak
-            .as_ref()
-            .map(bench::peak_line)
-            .unwrap_or_default();
-        header.push(format!("cpu: {}; {peak}", engine.describe()));
-        Some((engine, setting))
-    } else {
-        None
-    };
-    let gpu = if want_gpu {
-        let variant = match &args.gpu_variant {
-            Some(v) => crate::engine::gpu::parse_variant(v)?,
-            None => None,
-        };
-        let engine = GpuEngine::with_options(GpuOptions {
-            adapter: args.adapter.clone(),
-            variant,
-            steps_per_dispatch: args.steps_per_dispatch,
-            ..GpuOptions::default()
-        })?;
-        let setting = Setting::gpu(&engine, args.gpu_peak_gflops)?;
-        let mut line = format!(
-            "gpu: {}; shaders compiled in {:.2} s",
-            engine.describe(),
-            engine.compile_seconds()
-        );
-        if let Some(p) = &setting.peak {
-            line += &format!("; {}", bench::peak_line(p));
-        }
-        header.push(line);
-        Some((engine, setting))
-    } else {
-        None
-    };
-
-    let peaks: Vec<&bench::peak::Peak> = cpu
-        .iter()
-        .map(|c| &c.1)
-        .chain(gpu.iter().map(|g| &g.1))
-        .filter_map(|s| s.peak.as_ref())
-        .collect();
-    let busy = bench::busy(load, cores, &peaks);
-    // In the table's header (and each JSON record's `busy`).
-    if let Some(why) = &busy {
-        header.push(format!(
-            "warning: the machine is busy ({why}): the peak and the runs share it with other \
-             work, so % peak (marked *) may mislead"
-        ));
-    }
-
-    let mut records: Vec<Record> = vec![];
-    // A stop (SIGINT, SIGTERM) ends the measurement in flight at its next batch; the workloads
-    // measured before it are reported.
-    let stop = |r: Result<Record>| -> Result<Option<Record>> {
-        match r {
-            Err(_) if crate::stop::stop_reason().is_some() => Ok(None),
-            r => r.map(Some),
-        }
-    };
-    for spec in &specs {
-        if crate::stop::stop_reason().is_some() {
-            break;
-        }
-        if let Some((engine, setting)) = &cpu {
-            match stop(bench::measure(engine, setting, spec, progress))? {
-                Some(r) => records.push(r),
-                None => break,
-            }
-        }
-        if let Some((engine, setting)) = &gpu {
-            // A software adapter refuses some workloads (loop limits): report and go on.
-            let before = engine.step_choices();
-            match bench::measure(engine, setting, spec, progress) {
-                Ok(mut r) => {
-                    let chosen = engine
-                        .step_choices()
-                        .into_iter()
-                        .find(|c| !before.contains(c));
-                    if let Some((shape, choice)) = chosen {
-                        bench::record_gpu_variant(&mut r, setting, &shape, &choice);
-                    }
-                    if let Some(l) = engine.last_dispatch_length() {
-                        r.gpu_dispatch_ops = Some(l.ops);
-                        r.gpu_dispatch = Some(l.describe());
-                    }
-                    records.push(r)
-                }
-                Err(_) if crate::stop::stop_reason().is_some() => break,
-                Err(e) if cpu.is_some() => {
-                    if !args.quiet {
-                        crate::note!("warning: {} on the gpu: {e:#}", spec.workload.name())
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    bench::compare_backends(&mut records);
-    for r in &mut records {
-        r.busy = busy.clone();
-    }
-    Ok(BenchReport {
-        header,
-        records,
-        exported: vec![],
-        stopped: crate::stop::stop_reason().map(|s| s.to_string()),
-    })
 }

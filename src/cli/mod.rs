@@ -8,7 +8,6 @@ mod lists;
 mod steer;
 mod sweep;
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -18,7 +17,7 @@ use crate::config::{Backend, Config};
 use crate::measure::checkpoint::{Every, Shard};
 use crate::study::Kind;
 use crate::study::driver::{self, Report, Request};
-use crate::study::preflight::{self, Asked};
+use crate::study::request::{self, Options};
 use sweep::{SweepArgs, print_sweep};
 
 const ABOUT: &str = "Sample diffusion models with a non-reversible Ornstein–Uhlenbeck forward process \
@@ -221,41 +220,6 @@ pub(crate) fn figure_render(
     Ok(crate::report::Render::sized(cfg.figure_size, Some(cfg.dpi)))
 }
 
-/// A study, a sweep or a bench, parsed from command-line words and checked as the binary checks
-/// it (flags, config resolution, preflight) but not run: the entry point of other front ends
-/// (the Python package turns keyword arguments into these words, so its errors are the CLI's).
-pub enum Invocation {
-    Study(Request),
-    Sweep(crate::study::sweep::SweepRequest),
-    Bench(bench::BenchArgs),
-}
-
-/// Parses `words`, the command line without the program name (`["speciation", "--preset",
-/// "quick"]`), into an [`Invocation`]. A flag error reads as the binary prints it; commands
-/// other than the studies, `sweep` and `bench` are refused.
-pub fn invocation<I, T>(words: I) -> Result<Invocation>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let argv = std::iter::once(OsString::from("regimes")).chain(words.into_iter().map(Into::into));
-    let parsed = command()
-        .try_get_matches_from(argv)
-        .and_then(|m| Cli::from_arg_matches(&m));
-    let cli = parsed.map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-    match cli.command {
-        Command::Sweep(a) => sweep::request(a).map(Invocation::Sweep),
-        Command::Bench(a) => Ok(Invocation::Bench(a)),
-        Command::Theory(a) => study_request(Kind::Theory, a).map(Invocation::Study),
-        Command::Run(a) => study_request(Kind::Run, a).map(Invocation::Study),
-        Command::Speciation(a) => study_request(Kind::Speciation, a).map(Invocation::Study),
-        Command::Collapse(a) => study_request(Kind::Collapse, a).map(Invocation::Study),
-        _ => {
-            anyhow::bail!("only theory, run, speciation, collapse, sweep and bench are invocations")
-        }
-    }
-}
-
 /// The `--help` text of the command `name` (for a study, without the flags it never reads), for front
 /// ends that document the same keys.
 pub fn long_help(name: &str) -> Option<String> {
@@ -318,46 +282,17 @@ pub fn main() -> Result<()> {
             adapter,
             threads,
         } => {
-            if crate::study::sweep::is_sweep(&dir) {
-                let mut req = crate::study::sweep::resume_request(&dir, quiet || json)?;
-                // The engine flags apply to every point left (the config hash ignores them).
-                for cfg in std::iter::once(&mut req.plan.base)
-                    .chain(req.plan.points.iter_mut().filter_map(|p| p.cfg.as_mut()))
-                {
-                    if let Some(b) = backend {
-                        cfg.backend = b;
-                    }
-                    if adapter.is_some() {
-                        cfg.adapter = adapter.clone();
-                    }
-                    if threads.is_some() {
-                        cfg.threads = threads;
-                    }
-                    cfg.validate()?;
+            let engine = request::EngineOverrides {
+                backend,
+                adapter,
+                threads,
+            };
+            return match request::resume(&dir, quiet || json, engine)? {
+                request::Resumed::Study(req) => execute(&req, json),
+                request::Resumed::Sweep(req) => {
+                    print_sweep(crate::study::sweep::run(&req)?, json)
                 }
-                return print_sweep(crate::study::sweep::run(&req)?, json);
-            }
-            let mut req = driver::resume_request(&dir, quiet || json)?;
-            if let Some(b) = backend {
-                if b != req.cfg.backend {
-                    req.warnings.push(format!(
-                        "continuing on --backend {} (the run started with {}): CPU and GPU agree \
-                         to f32 round-off, so the result is not bit-identical to an \
-                         uninterrupted run",
-                        b.name(),
-                        req.cfg.backend.name()
-                    ));
-                }
-                req.cfg.backend = b;
-            }
-            if adapter.is_some() {
-                req.cfg.adapter = adapter;
-            }
-            if threads.is_some() {
-                req.cfg.threads = threads;
-            }
-            req.cfg.validate()?;
-            return execute(&req, json);
+            };
         }
         Command::Theory(a) => (Kind::Theory, a),
         Command::Run(a) => (Kind::Run, a),
@@ -368,26 +303,11 @@ pub fn main() -> Result<()> {
     execute(&study_request(study_kind, args)?, json)
 }
 
-/// The request of a study's flags: the config resolved, the preflight passed and the
-/// scale-out flags checked against each other.
+/// The request of a study's flags: the config resolved from them, then the library's checks
+/// ([`request::study`]).
 fn study_request(study_kind: Kind, args: StudyArgs) -> Result<Request> {
     let cfg = args.config.resolve()?;
-    let (flags, file_keys) = (args.config.given(), args.config.file_keys());
-    let asked = asked(&args, &flags, &file_keys);
-    let early_warnings = preflight::preflight(study_kind, &cfg, &asked)?;
-    preflight::scale_out(study_kind, &cfg, &asked)?;
-    Ok(Request {
-        kind: study_kind,
-        cfg,
-        out: args.out,
-        force: args.force,
-        quiet: args.quiet || args.json,
-        shard: args.shard,
-        every: args.checkpoint_every,
-        devices: args.devices,
-        resume: false,
-        warnings: early_warnings,
-    })
+    request::study(study_kind, cfg, options(&args))
 }
 
 /// The command line as parsed and documented: the flags a study never reads hidden, the lists
@@ -484,23 +404,18 @@ fn print(report: Report, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// What the study flags ask for beside the config, for the checks of
-/// `study::preflight`.
-fn asked<'a>(args: &'a StudyArgs, flags: &'a [String], file_keys: &'a [String]) -> Asked<'a> {
-    Asked {
-        flags,
-        file_keys,
-        out: args.out.as_deref(),
-        shard: args.shard.is_some(),
+/// The invocation's options of a study's flags.
+fn options(args: &StudyArgs) -> Options {
+    Options {
+        out: args.out.clone(),
+        force: args.force,
+        quiet: args.quiet || args.json,
+        shard: args.shard,
         every: args.checkpoint_every,
-        devices: args.devices.is_some(),
+        devices: args.devices.clone(),
+        given: args.config.given(),
+        file_keys: args.config.file_keys(),
     }
-}
-
-/// [`preflight::preflight`] of a study's flags.
-fn preflight(kind: Kind, args: &StudyArgs, cfg: &Config) -> Result<Vec<String>> {
-    let (flags, file_keys) = (args.config.given(), args.config.file_keys());
-    preflight::preflight(kind, cfg, &asked(args, &flags, &file_keys))
 }
 
 /// `text` after `head` (a padded name), wrapped at `width` columns with the continuation lines

@@ -21,56 +21,17 @@ pub(super) struct SweepArgs {
 
 /// The request of `regimes sweep`'s flags.
 pub(super) fn request(a: SweepArgs) -> Result<crate::study::sweep::SweepRequest> {
-    use crate::study::sweep::{Axis, Plan, SweepRequest};
-    let kind = Kind::from_name(&a.study)
-        .map_err(|e| anyhow::anyhow!("{e}: sweep one of theory, run, speciation, collapse"))?;
+    use crate::study::sweep::Axis;
+    let kind = request::sweep_kind(&a.study)?;
     let args = &a.study_args;
     let cfg = args.config.resolve_without(&["over"])?;
-    let mut axes = vec![];
-    if let Some(path) = &args.config.config {
-        let text = crate::config::read_config_file(path)?;
-        if let Ok(t) = toml::from_str::<toml::Table>(&text)
-            && let Some(over) = t.get("over")
-        {
-            let table = over.as_table().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{}: over must be a table, e.g. over = {{ q = [\"zero\"] }}",
-                    path.display()
-                )
-            })?;
-            axes.extend(Axis::from_toml(table)?);
-        }
-    }
-    for o in &a.over {
-        let axis = Axis::parse(o)?;
-        // A flag replaces the file's values of the same key.
-        axes.retain(|x: &Axis| x.key != axis.key);
-        axes.push(axis);
-    }
-    let warnings = preflight(kind, args, &cfg)?;
-    for (flag, given) in [
-        ("devices", args.devices.is_some()),
-        ("checkpoint-every", args.checkpoint_every.is_some()),
-    ] {
-        anyhow::ensure!(
-            !given,
-            "--{flag} is not supported by `sweep` (it resumes point by point; run shards with \
-             --shard I/N instead)"
-        );
-    }
-    let out = args
-        .out
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("sweep needs --out DIR (one directory per point)"))?;
-    let plan = Plan::new(kind, &cfg, &axes)?;
-    Ok(SweepRequest {
-        plan,
-        out,
-        force: args.force,
-        quiet: args.quiet || args.json,
-        shard: args.shard,
-        warnings,
-    })
+    let over = a
+        .over
+        .iter()
+        .map(|o| Axis::parse(o))
+        .collect::<Result<_>>()?;
+    let axes = args.config.layers().axes(over)?;
+    request::sweep(kind, cfg, &axes, options(args))
 }
 
 pub(super) fn print_sweep(r: crate::study::sweep::SweepReport, json: bool) -> Result<()> {

@@ -59,11 +59,13 @@ pub fn excess_entropy(
     // one matrix product (blocked, cache-friendly), the blocks run in parallel.
     let center_norms: Vec<f64> = centers.row_iter().map(|c| c.norm_squared()).collect();
     let by_column = centers.transpose();
+    // Polled on rayon's threads: the scope carries this run's stop request to them.
+    let scope = crate::stop::scope();
     let values: Vec<f64> = draws
         .par_chunks(ENTROPY_BLOCK)
         .flat_map_iter(|block| {
             // A stop request skips the blocks not started (the point is then refused below).
-            if super::stop_reason().is_some() {
+            if scope.reason().is_some() {
                 return vec![];
             }
             let z = DMatrix::from_fn(block.len(), d, |s, k| {
@@ -121,7 +123,7 @@ pub fn excess_entropy_series(
         let point = match excess_entropy(p, data, t, samples, seed) {
             Ok(point) => point,
             Err(e) if e.is::<super::Interrupted>() => {
-                return Ok((rows, Some(super::Stop::Interrupted)));
+                return Ok((rows, Some(super::Stop::from_error(&e))));
             }
             Err(e) => return Err(e),
         };

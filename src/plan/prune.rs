@@ -63,7 +63,9 @@ impl Tiles {
         let tile = |t: usize| t * SOFTMAX_ROWS..n.min((t + 1) * SOFTMAX_ROWS);
         // O(N²d): minutes at N = 20 000, d = 256 on 2 cores. A stop request leaves the table
         // unbuilt (pruning is exact: results never depend on it) so the study stops promptly.
-        let stop = || crate::stop::stop_reason().is_some();
+        // Polled on rayon's threads: the scope carries this run's stop request to them.
+        let scope = crate::stop::scope();
+        let stop = || scope.reason().is_some();
         let upper: Vec<Vec<f32>> = (0..count)
             .into_par_iter()
             .map(|s| {

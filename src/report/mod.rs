@@ -18,7 +18,7 @@ pub use plot::{
     Figure, Panels, Render, SampleSet, Series, Style, parse_figure_size, render_png, render_svg,
     typeset, write_figure, write_panels, write_samples_figure,
 };
-pub use progress::{Progress, duration, si};
+pub use progress::{Meter, Progress, Reading, duration, si};
 
 /// A two-column table, keys left-aligned and padded to the widest key:
 ///

@@ -1,8 +1,11 @@
-//! A progress bar counting particle-steps.
+//! A progress bar counting particle-steps, and the [`Meter`] through which a front end that
+//! draws its own (a notebook's callback) watches a run.
 
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -12,10 +15,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 /// Drawn on stderr when it is a terminal. When stderr is not a terminal (logs, batch jobs) a plain
 /// line with the fraction done, rate and ETA is printed at most once a minute, and
 /// [`Progress::finish`] prints one summary line with the mean rate; with `quiet` nothing is
-/// printed at all. `inc` may be called from several threads.
+/// printed at all. `inc` may be called from several threads. Within [`Meter::watching`] it
+/// draws and prints nothing and counts into the meter instead.
 #[derive(Debug)]
 pub struct Progress {
     bar: ProgressBar,
+    meter: Option<Arc<Meter>>,
     what: std::sync::Mutex<String>,
     total: AtomicU64,
     /// Whether the whole-run estimate was printed.
@@ -81,6 +86,12 @@ impl Progress {
     }
 
     fn with_target(total: u64, what: &str, quiet: bool, tty: bool) -> Progress {
+        let meter = WATCH.with(|w| w.borrow().clone());
+        if let Some(m) = &meter {
+            m.begin(total, what);
+        }
+        // A watched run is shown by its front end.
+        let quiet = quiet || meter.is_some();
         let draw = !quiet && tty;
         let target = if draw {
             ProgressDrawTarget::stderr()
@@ -103,6 +114,7 @@ impl Progress {
         }
         Progress {
             bar,
+            meter,
             what: std::sync::Mutex::new(what.to_string()),
             total: AtomicU64::new(total),
             estimated: AtomicBool::new(false),
@@ -148,6 +160,9 @@ impl Progress {
     /// Count `n` more particle-steps.
     pub fn inc(&self, n: u64) {
         self.done.fetch_add(n, Ordering::Relaxed);
+        if let Some(m) = &self.meter {
+            m.done.fetch_add(n, Ordering::Relaxed);
+        }
         self.bar.inc(n);
         if let Some(line) = self.due_line() {
             crate::note!("{line}");
@@ -183,12 +198,18 @@ impl Progress {
         let total = self.total().saturating_sub(n);
         self.total.store(total, Ordering::Relaxed);
         self.bar.set_length(total);
+        if let Some(m) = &self.meter {
+            m.total.store(total, Ordering::Relaxed);
+        }
     }
 
     /// Names what is counted now (a study's phase).
     pub fn phase(&self, what: &str) {
         *self.what.lock().unwrap_or_else(|e| e.into_inner()) = what.to_string();
         self.bar.set_message(what.to_string());
+        if let Some(m) = &self.meter {
+            m.lock().0 = what.to_string();
+        }
     }
 
     fn what(&self) -> String {
@@ -248,6 +269,90 @@ impl Progress {
     }
 }
 
+thread_local! {
+    /// The meter of the run on this thread, if a front end watches it.
+    static WATCH: RefCell<Option<Arc<Meter>>> = const { RefCell::new(None) };
+}
+
+/// A run's progress as a front end reads it while the run goes on: the particle-steps done and
+/// in all of the current progress count (a study has one; a sweep one per point), what is
+/// counted, and since when. Written by the [`Progress`] counts made within [`Meter::watching`].
+#[derive(Debug, Default)]
+pub struct Meter {
+    done: AtomicU64,
+    total: AtomicU64,
+    /// How many counts have begun (a front end starts a new bar when it changes).
+    count: AtomicU64,
+    /// What is counted, and when the count began.
+    state: Mutex<(String, Option<Instant>)>,
+}
+
+/// One look at a [`Meter`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    pub done: u64,
+    pub total: u64,
+    /// The phase counted (the study's name, `clone pairs`, …).
+    pub what: String,
+    /// Seconds since the count began.
+    pub elapsed: f64,
+    /// Which count this is (1 for the first; 0 before any began).
+    pub count: u64,
+}
+
+impl Reading {
+    /// Mean particle-steps per second since the count began.
+    pub fn rate(&self) -> f64 {
+        self.done as f64 / self.elapsed.max(1e-9)
+    }
+
+    /// Seconds left at the mean rate, once there is one.
+    pub fn eta(&self) -> Option<f64> {
+        (self.done > 0).then(|| self.total.saturating_sub(self.done) as f64 / self.rate())
+    }
+}
+
+impl Meter {
+    pub fn new() -> Arc<Meter> {
+        Arc::default()
+    }
+
+    /// Runs `f` (a run) on this thread with its progress counted into this meter (restoring the
+    /// thread's own afterwards).
+    pub fn watching<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        struct Restore(Option<Arc<Meter>>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                WATCH.with(|w| *w.borrow_mut() = self.0.take());
+            }
+        }
+        let _restore = Restore(WATCH.with(|w| w.replace(Some(self.clone()))));
+        f()
+    }
+
+    pub fn read(&self) -> Reading {
+        let (what, start) = self.lock().clone();
+        Reading {
+            done: self.done.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            what,
+            elapsed: start.map_or(0.0, |s| s.elapsed().as_secs_f64()),
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+
+    fn begin(&self, total: u64, what: &str) {
+        *self.lock() = (what.to_string(), Some(Instant::now()));
+        self.done.store(0, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (String, Option<Instant>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
@@ -297,5 +402,25 @@ mod tests {
         assert_eq!(si(1.5e9), "1.50 G");
         assert_eq!(si(12.0), "12.0");
         assert_eq!(seconds(Duration::from_secs(3725)), "1h02m");
+    }
+
+    /// Counts made within `watching` reach the meter (and draw nothing); others do not.
+    #[test]
+    fn a_meter_watches_the_counts_of_its_run() {
+        let meter = Meter::new();
+        assert_eq!(meter.read().count, 0);
+        meter.watching(|| {
+            let p = Progress::with_target(1000, "run", false, true);
+            assert!(p.bar.is_hidden() && !p.summary);
+            p.skip(200);
+            p.phase("clone pairs");
+            p.inc(400);
+        });
+        let r = meter.read();
+        assert_eq!((r.done, r.total, r.count), (400, 800, 1));
+        assert_eq!(r.what, "clone pairs");
+        assert!(r.rate() > 0.0 && r.eta().is_some_and(|s| s > 0.0));
+        Progress::with_target(10, "other", true, false).inc(10);
+        assert_eq!(meter.read().done, 400);
     }
 }

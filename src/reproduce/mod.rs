@@ -339,7 +339,9 @@ impl<E: Engine> Lab<'_, E> {
 /// says the reason once.
 fn interrupted(stopped: Option<crate::measure::Stop>) -> Result<()> {
     match stopped {
-        Some(crate::measure::Stop::Interrupted) => Err(crate::measure::Interrupted.into()),
+        Some(crate::measure::Stop::Interrupted | crate::measure::Stop::Requested) => {
+            Err(crate::measure::Interrupted.into())
+        }
         Some(crate::measure::Stop::Failed(e)) => anyhow::bail!("{e}"),
         None => Ok(()),
     }

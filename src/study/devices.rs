@@ -85,26 +85,31 @@ pub fn on_devices<S: Study>(
     ));
     let count = devices.len() as u64;
     type Slice = (Parts, String, Option<Stop>, Option<String>);
+    // Each device's thread polls this run's stop request.
+    let stop = crate::stop::scope();
     let results: Vec<Result<Slice>> = std::thread::scope(|scope| {
         let handles: Vec<_> = devices
             .iter()
             .enumerate()
             .map(|(k, &(index, _))| {
-                scope.spawn(move || -> Result<Slice> {
-                    let mut sub = inputs.clone();
-                    sub.quiet = true;
-                    sub.device = Some(Shard {
-                        index: k as u64,
-                        count,
-                    });
-                    let engine = GpuEngine::with_options(GpuOptions {
-                        adapter_index: Some(index),
-                        steps_per_dispatch: sub.cfg.steps_per_dispatch,
-                        ..GpuOptions::default()
-                    })?;
-                    let mut s = Session::new(true);
-                    let parts = S::measure(&sub, setup, &engine, &mut s)?;
-                    Ok((parts, engine.describe(), s.stopped, engine.used_variants()))
+                let stop = stop.clone();
+                scope.spawn(move || {
+                    stop.enter(|| -> Result<Slice> {
+                        let mut sub = inputs.clone();
+                        sub.quiet = true;
+                        sub.device = Some(Shard {
+                            index: k as u64,
+                            count,
+                        });
+                        let engine = GpuEngine::with_options(GpuOptions {
+                            adapter_index: Some(index),
+                            steps_per_dispatch: sub.cfg.steps_per_dispatch,
+                            ..GpuOptions::default()
+                        })?;
+                        let mut s = Session::new(true);
+                        let parts = S::measure(&sub, setup, &engine, &mut s)?;
+                        Ok((parts, engine.describe(), s.stopped, engine.used_variants()))
+                    })
                 })
             })
             .collect();

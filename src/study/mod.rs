@@ -18,6 +18,7 @@ pub mod keys;
 pub mod modes;
 pub mod parts;
 pub mod preflight;
+pub mod request;
 pub mod resources;
 pub mod run;
 pub mod scheme;
