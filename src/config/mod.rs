@@ -8,17 +8,21 @@
 //! place, and 165 lines of tests.)
 
 pub mod build;
+pub mod files;
+pub mod flag;
 pub mod keys;
 
+pub use keys::Config;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
-use crate::plan::{Scheme, Spacing, Start, Steps};
+use crate::plan::{Spacing, Steps};
 
 /// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
 /// clone stream.
@@ -65,126 +69,6 @@ impl Backend {
             Backend::Cpu => "cpu",
             Backend::Gpu => "gpu",
             Backend::Auto => "auto",
-        }
-    }
-}
-
-/// Everything a study needs, resolved. Field names are the TOML keys and (with `--`) the flags.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Config {
-    /// Dimension d.
-    pub dim: usize,
-    /// Stationary precision U (see [`USpec`]).
-    pub u: USpec,
-    /// Antisymmetric Q (see [`QSpec`]).
-    pub q: QSpec,
-    /// The distinct positive λ_k of the optimal-Q construction (docs/mathematics.md §6.2); None = 1, 2, …, d.
-    pub q_lambdas: Option<Vec<f64>>,
-    /// Direction of the class mean m (see [`MeanSpec`]).
-    pub mean: MeanSpec,
-    /// ‖m‖²; None = d (per-coordinate 1).
-    pub mean_norm2: Option<f64>,
-    /// Within-class standard deviation σ (C = σ² I, or σ² W with `within_cov`).
-    pub sigma: f64,
-    /// The shape W of an anisotropic shared within-class covariance C = σ² W (the forms of
-    /// `u`); None = the identity.
-    pub within_cov: Option<USpec>,
-    /// Two coupled modalities of dimension d each (joint dimension 2d); None = one modality.
-    pub coupling: Option<Coupling>,
-    /// With a coupling: one class label for both modalities, or one per mode.
-    pub pairing: Pairing,
-    /// With a coupling: the angle between m_x and m_y in degrees (90 = orthogonal).
-    pub pair_angle: f64,
-    /// Gaussian mixture from a file: K rows of 1 + d values (weight, then mean).
-    pub mixture_file: Option<PathBuf>,
-    /// Number of training points N of the empirical target. Given (or a `train-file`), `run`
-    /// samples the empirical target; None = `run` samples the mixture, and N =
-    /// [`DEFAULT_N_TRAIN`] where a study needs one (collapse, t_C).
-    pub n_train: Option<usize>,
-    /// Training points from a file (N × d) instead of drawn from the mixture.
-    pub train_file: Option<PathBuf>,
-    /// Class labels of the training file's points (N whole numbers: .npy or CSV/text).
-    pub train_labels: Option<PathBuf>,
-    pub seed: u64,
-    /// Particles; None = the command's default (run: 100 000, collapse: 2 000).
-    pub particles: Option<u64>,
-    /// Time steps, or `auto` (chosen for the scheme and model: see `study::auto_steps`).
-    pub steps: Steps,
-    pub t_max: f64,
-    pub scheme: Scheme,
-    /// Spacing of the time grid (the study's branch, record and entropy times are added as
-    /// nodes).
-    pub grid: Spacing,
-    pub start: Start,
-    pub backend: Backend,
-    /// Substring of the GPU adapter name to pick.
-    pub adapter: Option<String>,
-    /// Clone pairs per branch time; None = the command's default (speciation: 20 000,
-    /// collapse: 500).
-    pub pairs: Option<u64>,
-    /// None = a grid bracketing the theoretical t_S.
-    pub branch_times: Option<Vec<f64>>,
-    /// None = a grid bracketing the theoretical t_C.
-    pub entropy_times: Option<Vec<f64>>,
-    /// Times at which particle statistics are recorded; None = a default grid.
-    pub record_times: Option<Vec<f64>>,
-    /// Exact forward samples per entropy time.
-    pub entropy_samples: u64,
-    /// Particles per engine batch; None = as large as the engine allows.
-    pub batch: Option<usize>,
-    /// CPU threads; None = all cores.
-    pub threads: Option<usize>,
-    /// Time steps fused into one GPU dispatch (keeps dispatches short for the watchdog); None =
-    /// measured per plan shape so that a dispatch lasts at most about 0.25 s.
-    pub steps_per_dispatch: Option<usize>,
-    /// Write the final samples as samples.npy.
-    pub save_samples: bool,
-    /// Figure size [width, height] in units of 1/96 inch (the SVG's size); None = 860 × 540
-    /// plus a legend column.
-    pub figure_size: Option<(u32, u32)>,
-    /// PNG resolution in dots per inch: a PNG is figure-size × dpi / 96 pixels.
-    pub dpi: u32,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            dim: 16,
-            u: USpec::Identity,
-            q: QSpec::Zero,
-            q_lambdas: None,
-            mean: MeanSpec::Ones,
-            mean_norm2: None,
-            sigma: 1.0,
-            within_cov: None,
-            coupling: None,
-            pairing: Pairing::Shared,
-            pair_angle: 90.0,
-            mixture_file: None,
-            n_train: None,
-            train_file: None,
-            train_labels: None,
-            seed: 1,
-            particles: None,
-            steps: Steps::Count(1000),
-            t_max: 10.0,
-            scheme: Scheme::Auto,
-            grid: Spacing::Uniform,
-            start: Start::Exact,
-            backend: Backend::Auto,
-            adapter: None,
-            pairs: None,
-            branch_times: None,
-            entropy_times: None,
-            record_times: None,
-            entropy_samples: 2000,
-            batch: None,
-            threads: None,
-            steps_per_dispatch: None,
-            save_samples: false,
-            figure_size: None,
-            dpi: 96,
         }
     }
 }
@@ -605,7 +489,10 @@ fn flag_only(key: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::plan::Scheme;
 
     fn scratch(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("regimes-config-{}-{name}", std::process::id()));
