@@ -55,7 +55,8 @@ pub fn number() -> impl TypedValueParser<Value = Value> {
 }
 
 /// A count (see [`count`]).
-pub fn whole<T: TryFrom<u64> + Serialize + Clone + Send + Sync + 'static>() -> impl TypedValueParser<Value = Value> {
+pub fn whole<T: TryFrom<u64> + Serialize + Clone + Send + Sync + 'static>()
+-> impl TypedValueParser<Value = Value> {
     with(count::<T>)
 }
 
