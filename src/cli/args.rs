@@ -277,8 +277,14 @@ mod tests {
         flags.sort();
         keys.sort();
         assert_eq!(flags, keys);
-        // A list key read from two flags, a switch alone, a spec with a minus sign.
-        let a = cli(&["--record-times", "1,0.5", "--record-times", "0", "--save-samples"]);
+        // A list key read from two flags and a switch alone.
+        let a = cli(&[
+            "--record-times",
+            "1,0.5",
+            "--record-times",
+            "0",
+            "--save-samples",
+        ]);
         let c = a.resolve().unwrap();
         assert_eq!(c.record_times, Some(vec![1.0, 0.5, 0.0]));
         assert!(c.save_samples && a.has("save-samples") && !a.has("dim"));

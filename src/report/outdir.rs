@@ -261,7 +261,6 @@ impl OutDir {
             .map(|e| e.name.clone())
             .collect()
     }
-
 }
 
 impl Drop for OutDir {
