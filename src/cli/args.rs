@@ -11,7 +11,6 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::config::keys::KEYS;
 use crate::io::read_matrix;
-use crate::plan::{Scheme, Steps};
 
 pub use crate::config::flag::count;
 
@@ -104,7 +103,7 @@ impl ConfigArgs {
             None => Config::default(),
         };
         let mut dim_given = self.has("dim") || c.dim != Config::default().dim;
-        let mut grid_given = self.has("steps") || self.has("grid");
+        let mut file_keys: Vec<String> = Vec::new();
         if let Some(path) = &self.config {
             let mut text = crate::config::read_config_file(path)?;
             if !skip.is_empty()
@@ -115,16 +114,14 @@ impl ConfigArgs {
             }
             if let Ok(t) = toml::from_str::<toml::Table>(&text) {
                 dim_given |= t.contains_key("dim");
-                grid_given |= t.contains_key("steps") || t.contains_key("grid");
+                file_keys = t.keys().cloned().collect();
             }
             c = c.overlay_toml(&text, &path.display().to_string())?;
         }
         c = self.apply(c)?;
-        // The default scheme chooses its own grid unless steps or a grid are given (a preset's
-        // steps are Euler–Maruyama's): see `study::scheme`.
-        if c.scheme == Scheme::Auto && !grid_given {
-            c.steps = Steps::Auto;
-        }
+        c = crate::study::scheme::default_grid(c, |k| {
+            self.has(k) || file_keys.iter().any(|f| f == k)
+        });
         // The training file is read once here: its columns imply d, its rows fix N.
         let train_shape = match &c.train_file {
             Some(p) => {
@@ -191,6 +188,7 @@ impl ConfigArgs {
 mod tests {
     use super::*;
     use crate::model::{QSpec, USpec};
+    use crate::plan::Steps;
     use clap::Parser;
 
     #[derive(Parser)]
