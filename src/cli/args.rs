@@ -5,221 +5,87 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use serde::Serialize;
+use clap::{Arg, ArgMatches, FromArgMatches};
+use serde_json::{Map, Value};
 
-use crate::config::{Backend, Config};
-use crate::model::coupling::{Coupling, Pairing};
-use crate::model::{MeanSpec, QSpec, USpec};
-use crate::plan::{Scheme, Spacing, Start, Steps};
+use crate::config::Config;
+use crate::config::keys::KEYS;
 use crate::study::request::Layers;
 
-// Command-line flags for every `Config` field, plus `--config` and `--preset`; unset flags leave
-// the preset / file value in place. (A plain comment: a doc comment here would become the `about`
-// text of whatever command flattens these flags.)
-//
-// Serialised (kebab-case, unset flags as null), the flags overlay the config like a TOML file.
-#[derive(clap::Args, Clone, Debug, Default, Serialize)]
-#[serde(rename_all = "kebab-case")]
+pub use crate::config::flag::count;
+
+/// Command-line flags for every `Config` field (one per [`KEYS`] entry, with its help), plus
+/// `--config` and `--preset`; unset flags leave the preset / file value in place. Each flag's
+/// value is held as the JSON value of its key, so the flags overlay the config like a TOML
+/// file.
+#[derive(Clone, Debug, Default)]
 pub struct ConfigArgs {
-    /// Start from a named preset (the help lists `config::PRESETS`). A --config file and flags
-    /// apply on top.
-    #[arg(long, value_name = "NAME", help_heading = "Study")]
-    #[serde(skip)]
+    /// Start from a named preset (`config::PRESETS`).
     pub preset: Option<String>,
-    /// TOML file with any of these settings (keys are the flag names without '--', e.g.
-    /// `particles = 1_000_000`); flags override it.
-    #[arg(long, value_name = "PATH", help_heading = "Study")]
-    #[serde(skip)]
+    /// A TOML file with any of the keys.
     pub config: Option<PathBuf>,
+    /// The keys given as flags, with their values.
+    flags: Map<String, Value>,
+}
 
-    /// Dimension d of the data [default: 16].
-    #[arg(long, value_name = "D", help_heading = "Model")]
-    pub dim: Option<usize>,
-    /// Stationary precision U of the forward process [default: identity]. Forms: identity |
-    /// diag:A,B,... (d values) | linspace:LO:HI | geomspace:LO:HI | rotated:LO:HI (geometric
-    /// spectrum in a random basis) | file:PATH (.npy or CSV, d×d). Example: --u geomspace:0.2:5
-    #[arg(
-        long,
-        value_name = "SPEC",
-        allow_hyphen_values = true,
-        help_heading = "Model"
-    )]
-    pub u: Option<USpec>,
-    /// Antisymmetric Q breaking detailed balance; A = (I + Q) U [default: zero]. Forms: zero |
-    /// optimal (reaches the gap Tr(U)/d) | optimal:SCALE | pair:I:J:Q (0-based, U's eigenbasis) |
-    /// toward-soft:Q | random:FROB | file:PATH. Example: --q pair:0:15:-2.5
-    #[arg(
-        long,
-        value_name = "SPEC",
-        allow_hyphen_values = true,
-        help_heading = "Model"
-    )]
-    pub q: Option<QSpec>,
-    /// The distinct positive λ_k of the optimal-Q construction, d values, comma separated
-    /// [default: 1,2,...,d]. Example: --q-lambdas 1,2,4,8
-    #[arg(
-        long,
-        value_name = "L1,L2,...",
-        value_delimiter = ',',
-        value_parser = finite,
-        help_heading = "Model"
-    )]
-    pub q_lambdas: Option<Vec<f64>>,
-    /// Direction of the class mean m for the two classes ±m [default: ones]. Forms: ones | stiff
-    /// (U's largest eigenvalue) | soft (smallest) | random | file:PATH (rescaled to --mean-norm2).
-    #[arg(long, value_name = "SPEC", help_heading = "Model")]
-    pub mean: Option<MeanSpec>,
-    /// Squared norm ‖m‖² of the class mean [default: d, i.e. 1 per coordinate]. Example: --mean-norm2 4
-    #[arg(long, value_name = "M2", value_parser = finite, help_heading = "Model")]
-    pub mean_norm2: Option<f64>,
-    /// Within-class standard deviation σ, covariance σ²I [default: 1].
-    #[arg(long, value_name = "SIGMA", value_parser = finite, help_heading = "Model")]
-    pub sigma: Option<f64>,
-    /// An anisotropic shared within-class covariance C = σ²W, W in the forms of --u (identity |
-    /// diag:… | linspace:LO:HI | geomspace:LO:HI | rotated:LO:HI | file:PATH) [default:
-    /// identity]. Example: --within-cov geomspace:0.5:2
-    #[arg(long, value_name = "SPEC", value_parser = within_cov_spec, help_heading = "Model")]
-    pub within_cov: Option<USpec>,
-    /// Couple two modalities x, y ∈ R^d (joint dimension 2d, x first). additive:G gives the joint
-    /// precision [[1, −γ], [−γ, 1]] ⊗ U (stable for |γ| < 1; the common mode (x+y)/√2 relaxes at
-    /// 1 − γ, the difference mode at 1 + γ); diffusive:G gives [[1+γ, −γ], [−γ, 1+γ]] ⊗ U
-    /// (stable for γ > −½). G may change with time: step:G0,T1,G1,… (G0 until T1, then G1, …),
-    /// ramp:G0,T1,G1,… (linear between the knots) or file:PATH (rows "t γ", a ramp).
-    /// additive:features:G1,…,Gd sets one γ per feature (diagonal U); rotating:G,OMEGA adds the
-    /// rotation Q = ω J ⊗ I between the modalities. Classes ±(m_x, m_y), see --pairing and
-    /// --pair-angle; mixture and training files then hold 2d columns (x then y).
-    /// Examples: --coupling additive:0.5, --coupling additive:step:0.2,1.5,0.6
-    #[arg(
-        long,
-        value_name = "SPEC",
-        allow_hyphen_values = true,
-        help_heading = "Model"
-    )]
-    pub coupling: Option<Coupling>,
-    /// With --coupling, how the classes of the two modalities go together [default: shared]:
-    /// shared (paired data, classes ±(m_x, m_y)) or per-mode (the common and the difference mode
-    /// each carry an independent label: four classes; each mode then speciates at its own t_S).
-    #[arg(long, value_name = "HOW", help_heading = "Model")]
-    pub pairing: Option<Pairing>,
-    /// With --coupling, the angle between the class means m_x and m_y in degrees [default: 90,
-    /// orthogonal; 0 aligned]. Both have the norm² --mean-norm2.
-    #[arg(long, value_name = "DEGREES", value_parser = finite, help_heading = "Model")]
-    pub pair_angle: Option<f64>,
-    /// Gaussian mixture target from a file (.npy or CSV): K rows of 1 + d values, the weight then
-    /// the mean; replaces the two classes ±m.
-    #[arg(long, value_name = "PATH", help_heading = "Model")]
-    pub mixture_file: Option<PathBuf>,
-    /// Number N of training points of the empirical target; set (here or in a config file),
-    /// `run` samples N drawn points instead of the mixture [default: 1000 for collapse and t_C].
-    #[arg(long, value_name = "N", value_parser = count::<usize>, help_heading = "Model")]
-    pub n_train: Option<usize>,
-    /// Training points from a file (.npy or CSV, N×d) instead of drawing them from the target.
-    #[arg(long, value_name = "PATH", help_heading = "Model")]
-    pub train_file: Option<PathBuf>,
-    /// Class labels of the --train-file points (.npy or CSV/text, N whole numbers): theory on
-    /// the labelled data (between-class t_S), class-level cloning in speciation and collapse.
-    #[arg(long, value_name = "PATH", help_heading = "Model")]
-    pub train_labels: Option<PathBuf>,
+impl clap::Args for ConfigArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let cmd = cmd
+            .arg(
+                Arg::new("preset")
+                    .long("preset")
+                    .value_name("NAME")
+                    .help_heading("Study")
+                    // (`cli::lists` writes the presets into this help.)
+                    .help("Start from a named preset. A --config file and flags apply on top"),
+            )
+            .arg(
+                Arg::new("config")
+                    .long("config")
+                    .value_name("PATH")
+                    .help_heading("Study")
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help(
+                        "TOML file with any of these settings (keys are the flag names without \
+                         '--', e.g. `particles = 1_000_000`); flags override it",
+                    ),
+            );
+        KEYS.iter().fold(cmd, |cmd, k| cmd.arg(k.arg()))
+    }
 
-    /// Seed of every random choice (particles, training set, random U/Q/mean) [default: 1].
-    #[arg(long, value_name = "SEED", help_heading = "Sampling")]
-    pub seed: Option<u64>,
-    /// Number of generated particles [default: run 100000, collapse 2000]. Example: --particles 10000000 (fine on a GPU).
-    #[arg(long, value_name = "N", value_parser = count::<u64>, help_heading = "Sampling")]
-    pub particles: Option<u64>,
-    /// Time steps from t-max down to 0; Δt = t-max / steps [default: 1000, or the default
-    /// scheme's own grid when neither --scheme nor --grid is given]. `auto` picks them
-    /// for an expected φ bias of at most 0.005 from the scheme's measured bias and the model's
-    /// rotation ‖QU‖₂ (`regimes reproduce discretisation` measures it), and prints its choice.
-    /// Example: --steps auto
-    #[arg(long, value_name = "N|auto", value_parser = parse_steps, help_heading = "Sampling")]
-    pub steps: Option<Steps>,
-    /// Horizon T in forward-time units, where generation starts [default: 10].
-    #[arg(long, value_name = "T", value_parser = finite, help_heading = "Sampling")]
-    pub t_max: Option<f64>,
-    /// Discretisation of the reverse dynamics [default: auto]. `auto` runs `exact` wherever it
-    /// applies (every mixture and training set here): no discretisation bias at any Δt, so
-    /// without --steps/--grid its grid is 20 nodes plus the study's own times (collapse: also
-    /// Δt = T/1000 up to 8 t_C, to resolve t̂_C), about 10× faster than 1000 Euler–Maruyama
-    /// steps; the summary records the scheme that ran. Example: --scheme euler-maruyama
-    #[arg(long, value_enum, help_heading = "Sampling")]
-    pub scheme: Option<Scheme>,
-    /// Spacing of the time grid [default: uniform]: uniform | geometric:TMIN (--steps nodes
-    /// geometric from t-max to TMIN, then 0: fine steps near t = 0) | nodes:T1,T2,... (exactly
-    /// these). Branch, record and entropy times are always added as nodes. Example: --grid
-    /// geometric:0.001
-    #[arg(long, value_name = "SPACING", help_heading = "Sampling")]
-    pub grid: Option<Spacing>,
-    /// Start distribution at t = T [default: exact].
-    #[arg(long, value_enum, help_heading = "Sampling")]
-    pub start: Option<Start>,
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
 
-    /// Engine [default: auto = GPU if a Vulkan/Metal/DX12 adapter exists, else CPU].
-    #[arg(long, value_enum, help_heading = "Engine")]
-    pub backend: Option<Backend>,
-    /// Pick the GPU adapter whose name contains this text (case-insensitive). Example: --adapter llvmpipe
-    #[arg(long, value_name = "NAME", help_heading = "Engine")]
-    pub adapter: Option<String>,
-    /// Particles per engine batch [default: the largest the engine allows].
-    #[arg(long, value_name = "N", help_heading = "Engine")]
-    pub batch: Option<usize>,
-    /// CPU worker threads [default: all cores]. Results do not depend on it.
-    #[arg(long, value_name = "N", help_heading = "Engine")]
-    pub threads: Option<usize>,
-    /// Time steps fused into one GPU dispatch; lower it if the GPU watchdog resets the device
-    /// (the help states the measured default's target length).
-    #[arg(long, value_name = "N", help_heading = "Engine")]
-    pub steps_per_dispatch: Option<usize>,
+impl FromArgMatches for ConfigArgs {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut a = ConfigArgs::default();
+        a.update_from_arg_matches(m)?;
+        Ok(a)
+    }
 
-    /// Clone pairs per branch time for φ(t) [default: speciation 20000, collapse 500].
-    #[arg(long, value_name = "N", value_parser = count::<u64>, help_heading = "Measurements")]
-    pub pairs: Option<u64>,
-    /// Branch times (forward time, in (0, t-max]), comma separated [default: a grid bracketing
-    /// the theoretical t_S]. Example: --branch-times 0.5,1,1.5,2
-    #[arg(
-        long,
-        value_name = "T1,T2,...",
-        value_delimiter = ',',
-        value_parser = finite,
-        help_heading = "Measurements"
-    )]
-    pub branch_times: Option<Vec<f64>>,
-    /// Times of the excess-entropy measurement, comma separated [default: a grid bracketing the
-    /// theoretical t_C].
-    #[arg(
-        long,
-        value_name = "T1,T2,...",
-        value_delimiter = ',',
-        value_parser = finite,
-        help_heading = "Measurements"
-    )]
-    pub entropy_times: Option<Vec<f64>>,
-    /// Times at which particle statistics are recorded, comma separated [default: a grid].
-    #[arg(
-        long,
-        value_name = "T1,T2,...",
-        value_delimiter = ',',
-        value_parser = finite,
-        help_heading = "Measurements"
-    )]
-    pub record_times: Option<Vec<f64>>,
-    /// Exact forward samples per entropy time [default: 2000].
-    #[arg(long, value_name = "N", help_heading = "Measurements")]
-    pub entropy_samples: Option<u64>,
-    /// Also write the final samples as samples.npy (particles × d, f32) and their labels as
-    /// labels.npy; for `run` with --record-times also the samples at each record time
-    /// (samples_t{t}.npy, listed in snapshots.csv) [default: false].
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", help_heading = "Measurements")]
-    pub save_samples: Option<bool>,
-
-    /// Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540 plus
-    /// a 240-wide legend column]. Example: --figure-size 1200x800
-    #[arg(long, value_name = "WxH", value_parser = crate::report::parse_figure_size, help_heading = "Figures")]
-    pub figure_size: Option<(u32, u32)>,
-    /// PNG resolution in dots per inch: the PNG is figure-size × DPI / 96 pixels, laid out as
-    /// the SVG [default: 96]. Example: --dpi 300
-    #[arg(long, value_name = "DPI", help_heading = "Figures")]
-    pub dpi: Option<u32>,
+    /// Reads each key's flag back by its id: one value, or a list for a list key.
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        if let Ok(Some(p)) = m.try_get_one::<String>("preset") {
+            self.preset = Some(p.clone());
+        }
+        if let Ok(Some(p)) = m.try_get_one::<PathBuf>("config") {
+            self.config = Some(p.clone());
+        }
+        for k in KEYS {
+            let Ok(Some(values)) = m.try_get_many::<Value>(k.id) else {
+                continue;
+            };
+            let values: Vec<Value> = values.cloned().collect();
+            let value = match k.arg().get_value_delimiter() {
+                Some(_) => Value::Array(values),
+                None => values.into_iter().next_back().unwrap_or(Value::Null),
+            };
+            self.flags.insert(k.name.to_string(), value);
+        }
+        Ok(())
+    }
 }
 
 impl ConfigArgs {
@@ -240,23 +106,19 @@ impl ConfigArgs {
         Layers {
             preset: self.preset.as_deref(),
             file: self.config.as_deref(),
-            keys: self.flags(),
+            keys: self.flags.clone(),
             source: "flags",
         }
     }
 
-    /// The flags given, as config keys (kebab-case) and values.
-    fn flags(&self) -> serde_json::Map<String, serde_json::Value> {
-        let Ok(serde_json::Value::Object(mut flags)) = serde_json::to_value(self) else {
-            unreachable!("flags serialise to an object")
-        };
-        flags.retain(|_, v| !v.is_null());
-        flags
+    /// Whether the flag of `key` was given.
+    pub fn has(&self, key: &str) -> bool {
+        self.flags.contains_key(key)
     }
 
     /// The keys (kebab-case) given as flags.
     pub fn given(&self) -> Vec<String> {
-        self.flags().into_iter().map(|(k, _)| k).collect()
+        self.flags.keys().cloned().collect()
     }
 
     /// The keys the --config file sets.
@@ -266,48 +128,15 @@ impl ConfigArgs {
 
     /// Set every field whose flag was given.
     pub fn apply(&self, c: Config) -> Result<Config> {
-        c.overlay(self.flags(), "flags")
-    }
-}
-
-/// `--within-cov` reads like `--u`; its errors name it.
-fn within_cov_spec(s: &str) -> std::result::Result<USpec, String> {
-    crate::model::spec::parse_spd_spec("within-cov", "W is a covariance shape", s)
-        .map_err(|e| e.to_string())
-}
-
-fn parse_steps(s: &str) -> std::result::Result<Steps, String> {
-    s.parse().map_err(|e: anyhow::Error| e.to_string())
-}
-
-/// A number flag: finite, so that it survives the JSON overlay (NaN would read as unset) and
-/// bad values are refused at parse time, naming the flag.
-/// A count: digits (`1000000`, `1_000_000`) or an exact whole number in scientific notation
-/// (`1e6`, `2.5e3`), so `--n-train 1e12` reaches the check that states what it would cost.
-pub fn count<T: TryFrom<u64>>(s: &str) -> std::result::Result<T, String> {
-    let t = s.trim().replace('_', "");
-    let n = match t.parse::<u64>() {
-        Ok(n) => n,
-        Err(_) => match t.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 => x as u64,
-            Ok(_) => return Err(format!("'{s}' is not a whole number ≥ 0")),
-            Err(_) => return Err(format!("'{s}' is not a whole number (e.g. 1000000 or 1e6)")),
-        },
-    };
-    T::try_from(n).map_err(|_| format!("{n} is too large"))
-}
-
-fn finite(s: &str) -> std::result::Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        Ok(_) => Err("must be a finite number".into()),
-        Err(e) => Err(e.to_string()),
+        c.overlay(self.flags.clone(), "flags")
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{QSpec, USpec};
+    use crate::plan::Steps;
     use clap::Parser;
 
     #[derive(Parser)]
@@ -379,17 +208,35 @@ mod tests {
         std::fs::remove_dir_all(d).unwrap();
     }
 
+    /// The flags are the keys of `KEYS`, each `--` + its name, and each reads back as the key.
     #[test]
     fn every_flag_is_a_config_key_and_back() {
-        let serde_json::Value::Object(flags) = serde_json::to_value(ConfigArgs::default()).unwrap()
-        else {
-            panic!("flags serialise to an object")
-        };
-        let mut flags: Vec<String> = flags.keys().cloned().collect();
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let mut flags: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| !["preset", "config", "help"].contains(l))
+            .map(str::to_string)
+            .collect();
         let mut keys = Config::keys();
         flags.sort();
         keys.sort();
         assert_eq!(flags, keys);
+        // A list key read from two flags and a switch alone.
+        let a = cli(&[
+            "--record-times",
+            "1,0.5",
+            "--record-times",
+            "0",
+            "--save-samples",
+        ]);
+        let c = a.resolve().unwrap();
+        assert_eq!(c.record_times, Some(vec![1.0, 0.5, 0.0]));
+        assert!(c.save_samples && a.has("save-samples") && !a.has("dim"));
+        let mut given = a.given();
+        given.sort();
+        assert_eq!(given, ["record-times", "save-samples"]);
     }
 
     #[test]

@@ -289,9 +289,7 @@ pub fn main() -> Result<()> {
             };
             return match request::resume(&dir, quiet || json, engine)? {
                 request::Resumed::Study(req) => execute(&req, json),
-                request::Resumed::Sweep(req) => {
-                    print_sweep(crate::study::sweep::run(&req)?, json)
-                }
+                request::Resumed::Sweep(req) => print_sweep(crate::study::sweep::run(&req)?, json),
             };
         }
         Command::Theory(a) => (Kind::Theory, a),

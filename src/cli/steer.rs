@@ -36,7 +36,7 @@ pub struct SteerArgs {
 pub fn main(a: SteerArgs) -> Result<()> {
     // A preset's or config file's Q is replaced by the search; a --q flag is refused.
     ensure!(
-        a.config.q.is_none(),
+        !a.config.has("q"),
         "steer: searches Q itself; drop --q (the preset's or config file's Q is replaced)"
     );
     let cfg = a.config.resolve()?;

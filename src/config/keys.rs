@@ -1,15 +1,21 @@
-//! Every config key, declared once: its section (what it is about) and, for a key whose value may
-//! name a file, that file and how its shape implies the dimension d. The fingerprint (the
-//! sections that define a study), the engine and figure key sets, what each study reads (the
-//! studies' `READS` lists), the files a study reads and the dimensions they imply all
-//! follow from [`KEYS`]; a test checks it against the fields of [`Config`], so a new field
-//! cannot be left out.
+//! Every config key, declared once: its field and default in [`Config`], its section (what it
+//! is about), the file its value may name and how that file's shape implies the dimension d, its
+//! flag and the flag's help. The struct, its defaults, the flags (`cli::args`), the fingerprint
+//! (the sections that define a study), what each study reads (the studies' `READS` lists), the
+//! files a study reads and the dimensions they imply all follow from this one table, so adding a
+//! key is one declaration here plus the code that uses it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, ensure};
+use clap::builder::{PathBufValueParser, StringValueParser};
+use clap::{Arg, value_parser};
+use serde::{Deserialize, Serialize};
 
-use super::Config;
+use super::Backend;
+use super::flag::{choice, numbers, parsed, spec, switch, typed, whole, with};
+use crate::model::coupling::{Coupling, Pairing};
+use crate::model::{MeanSpec, QSpec, USpec};
+use crate::plan::{Scheme, Spacing, Start, Steps};
 
 /// What a key is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +40,17 @@ impl Section {
     pub const fn defines_study(self) -> bool {
         !matches!(self, Section::Engine | Section::Figure)
     }
+
+    /// The heading of its flags in `--help` (the target's keys sit with the model's).
+    pub const fn heading(self) -> &'static str {
+        match self {
+            Section::Model | Section::Target => "Model",
+            Section::Sampling => "Sampling",
+            Section::Measurement => "Measurements",
+            Section::Engine => "Engine",
+            Section::Figure => "Figures",
+        }
+    }
 }
 
 /// How a file named by a key implies d.
@@ -57,111 +74,300 @@ pub type FileOf = fn(&Config) -> Option<&Path>;
 #[derive(Clone, Copy)]
 pub struct Key {
     pub name: &'static str,
+    /// The field's name, the id of its flag.
+    pub id: &'static str,
     pub section: Section,
     /// The file its value names (`file:PATH` specs and path keys).
     pub file: FileOf,
     pub shape: Shape,
+    /// The flag's help (its `--help` line, and the field's doc).
+    pub help: &'static str,
+    /// The flag's value: its name in the help and its parser (see [`super::flag`]).
+    pub flag: fn(Arg) -> Arg,
+}
+
+impl Key {
+    /// The key's command-line flag, `--name`, under its section's heading; its value is the
+    /// key's JSON value, read back into [`Config`] by the config overlay.
+    pub fn arg(&self) -> Arg {
+        // One sentence ends without a period in clap's help, as derived flags do.
+        let help = match self.help.ends_with("..") {
+            true => self.help,
+            false => self.help.strip_suffix('.').unwrap_or(self.help),
+        };
+        let arg = Arg::new(self.id)
+            .long(self.name)
+            .help(help)
+            .help_heading(self.section.heading());
+        (self.flag)(arg)
+    }
 }
 
 fn no_file(_: &Config) -> Option<&Path> {
     None
 }
 
-const fn key(name: &'static str, section: Section) -> Key {
-    Key {
-        name,
-        section,
-        file: no_file,
-        shape: Shape::None,
-    }
+/// Declares the keys: each is `"name" field: Type = default, Section [file(FILE_OF, SHAPE)],
+/// FLAG, "help";`, with optional doc lines above for the field alone. Expands to [`Config`], its
+/// `Default` and [`KEYS`].
+macro_rules! declare_keys {
+    (@file) => { no_file };
+    (@file $f:expr) => { $f };
+    (@shape) => { Shape::None };
+    (@shape $s:expr) => { $s };
+    ($(
+        $(#[doc = $doc:literal])*
+        $name:literal $field:ident: $ty:ty = $default:expr,
+        $section:ident $(file($file:expr, $shape:expr))?, $flag:expr,
+        $help:literal;
+    )*) => {
+        /// Everything a study needs, resolved. Field names are the TOML keys and (with `--`)
+        /// the flags; each is declared in [`KEYS`] (`config::keys`).
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+        pub struct Config {
+            $(
+                #[doc = $help]
+                #[doc = ""]
+                $(#[doc = $doc])*
+                pub $field: $ty,
+            )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $($field: $default,)* }
+            }
+        }
+
+        /// Every key of [`Config`], in the order of its fields.
+        pub const KEYS: &[Key] = &[$(
+            Key {
+                name: $name,
+                id: stringify!($field),
+                section: Section::$section,
+                file: declare_keys!(@file $($file)?),
+                shape: declare_keys!(@shape $($shape)?),
+                help: $help,
+                flag: $flag,
+            },
+        )*];
+    };
 }
 
-const fn file(name: &'static str, section: Section, file: FileOf, shape: Shape) -> Key {
-    Key {
-        name,
-        section,
-        file,
-        shape,
-    }
+declare_keys! {
+    "dim" dim: usize = 16,
+    Model, |a| a.value_name("D").value_parser(parsed::<usize>()),
+    "Dimension d of the data [default: 16].";
+
+    /// See [`USpec`].
+    "u" u: USpec = USpec::Identity,
+    Model file(|c| c.u.file().map(|p| p.as_path()), Shape::Rows), spec::<USpec>,
+    "Stationary precision U of the forward process [default: identity]. Forms: identity | \
+     diag:A,B,... (d values) | linspace:LO:HI | geomspace:LO:HI | rotated:LO:HI (geometric \
+     spectrum in a random basis) | file:PATH (.npy or CSV, d×d). Example: --u geomspace:0.2:5";
+
+    /// See [`QSpec`].
+    "q" q: QSpec = QSpec::Zero,
+    Model file(|c| c.q.file().map(|p| p.as_path()), Shape::Rows), spec::<QSpec>,
+    "Antisymmetric Q breaking detailed balance; A = (I + Q) U [default: zero]. Forms: zero | \
+     optimal (reaches the gap Tr(U)/d) | optimal:SCALE | pair:I:J:Q (0-based, U's eigenbasis) | \
+     toward-soft:Q | random:FROB | file:PATH. Example: --q pair:0:15:-2.5";
+
+    /// (docs/mathematics.md §6.2); None = 1, 2, …, d.
+    "q-lambdas" q_lambdas: Option<Vec<f64>> = None,
+    Model, |a| numbers(a.value_name("L1,L2,...")),
+    "The distinct positive λ_k of the optimal-Q construction, d values, comma separated \
+     [default: 1,2,...,d]. Example: --q-lambdas 1,2,4,8";
+
+    /// See [`MeanSpec`].
+    "mean" mean: MeanSpec = MeanSpec::Ones,
+    Model file(|c| c.mean.file().map(|p| p.as_path()), Shape::Len),
+    |a| a.value_name("SPEC").value_parser(parsed::<MeanSpec>()),
+    "Direction of the class mean m for the two classes ±m [default: ones]. Forms: ones | stiff \
+     (U's largest eigenvalue) | soft (smallest) | random | file:PATH (rescaled to --mean-norm2).";
+
+    /// None = d (per-coordinate 1).
+    "mean-norm2" mean_norm2: Option<f64> = None,
+    Model, |a| a.value_name("M2").value_parser(with(super::flag::finite)),
+    "Squared norm ‖m‖² of the class mean [default: d, i.e. 1 per coordinate]. Example: \
+     --mean-norm2 4";
+
+    /// C = σ² I, or σ² W with `within_cov`.
+    "sigma" sigma: f64 = 1.0,
+    Model, |a| a.value_name("SIGMA").value_parser(with(super::flag::finite)),
+    "Within-class standard deviation σ, covariance σ²I [default: 1].";
+
+    /// None = the identity.
+    "within-cov" within_cov: Option<USpec> = None,
+    Model file(|c| c.within_cov.as_ref()?.file().map(|p| p.as_path()), Shape::Rows),
+    |a| a.value_name("SPEC").value_parser(with(super::flag::within_cov_spec)),
+    "An anisotropic shared within-class covariance C = σ²W, W in the forms of --u (identity | \
+     diag:… | linspace:LO:HI | geomspace:LO:HI | rotated:LO:HI | file:PATH) [default: \
+     identity]. Example: --within-cov geomspace:0.5:2";
+
+    /// Two coupled modalities of dimension d each (joint dimension 2d); None = one modality.
+    "coupling" coupling: Option<Coupling> = None,
+    Model file(
+        |c| c.coupling.as_ref()?.schedule()?.file.as_deref().map(Path::new),
+        Shape::None
+    ),
+    spec::<Coupling>,
+    "Couple two modalities x, y ∈ R^d (joint dimension 2d, x first). additive:G gives the joint \
+     precision [[1, −γ], [−γ, 1]] ⊗ U (stable for |γ| < 1; the common mode (x+y)/√2 relaxes at \
+     1 − γ, the difference mode at 1 + γ); diffusive:G gives [[1+γ, −γ], [−γ, 1+γ]] ⊗ U \
+     (stable for γ > −½). G may change with time: step:G0,T1,G1,… (G0 until T1, then G1, …), \
+     ramp:G0,T1,G1,… (linear between the knots) or file:PATH (rows \"t γ\", a ramp). \
+     additive:features:G1,…,Gd sets one γ per feature (diagonal U); rotating:G,OMEGA adds the \
+     rotation Q = ω J ⊗ I between the modalities. Classes ±(m_x, m_y), see --pairing and \
+     --pair-angle; mixture and training files then hold 2d columns (x then y). Examples: \
+     --coupling additive:0.5, --coupling additive:step:0.2,1.5,0.6";
+
+    "pairing" pairing: Pairing = Pairing::Shared,
+    Model, |a| a.value_name("HOW").value_parser(choice::<Pairing>()),
+    "With --coupling, how the classes of the two modalities go together [default: shared]: \
+     shared (paired data, classes ±(m_x, m_y)) or per-mode (the common and the difference mode \
+     each carry an independent label: four classes; each mode then speciates at its own t_S).";
+
+    "pair-angle" pair_angle: f64 = 90.0,
+    Model, |a| a.value_name("DEGREES").value_parser(with(super::flag::finite)),
+    "With --coupling, the angle between the class means m_x and m_y in degrees [default: 90, \
+     orthogonal; 0 aligned]. Both have the norm² --mean-norm2.";
+
+    "mixture-file" mixture_file: Option<PathBuf> = None,
+    Model file(|c| c.mixture_file.as_deref(), Shape::Columns { skip: 1 }),
+    |a| a.value_name("PATH").value_parser(typed(PathBufValueParser::new())),
+    "Gaussian mixture target from a file (.npy or CSV): K rows of 1 + d values, the weight then \
+     the mean; replaces the two classes ±m.";
+
+    /// None = `run` samples the mixture, and N = [`super::DEFAULT_N_TRAIN`] where a study needs
+    /// one.
+    "n-train" n_train: Option<usize> = None,
+    Target, |a| a.value_name("N").value_parser(whole::<usize>()),
+    "Number N of training points of the empirical target; set (here or in a config file), `run` \
+     samples N drawn points instead of the mixture [default: 1000 for collapse and t_C].";
+
+    "train-file" train_file: Option<PathBuf> = None,
+    Target file(|c| c.train_file.as_deref(), Shape::Columns { skip: 0 }),
+    |a| a.value_name("PATH").value_parser(typed(PathBufValueParser::new())),
+    "Training points from a file (.npy or CSV, N×d) instead of drawing them from the target.";
+
+    "train-labels" train_labels: Option<PathBuf> = None,
+    Target file(|c| c.train_labels.as_deref(), Shape::None),
+    |a| a.value_name("PATH").value_parser(typed(PathBufValueParser::new())),
+    "Class labels of the --train-file points (.npy or CSV/text, N whole numbers): theory on the \
+     labelled data (between-class t_S), class-level cloning in speciation and collapse.";
+
+    "seed" seed: u64 = 1,
+    Sampling, |a| a.value_name("SEED").value_parser(typed(value_parser!(u64))),
+    "Seed of every random choice (particles, training set, random U/Q/mean) [default: 1].";
+
+    /// None = the command's default.
+    "particles" particles: Option<u64> = None,
+    Sampling, |a| a.value_name("N").value_parser(whole::<u64>()),
+    "Number of generated particles [default: run 100000, collapse 2000]. Example: --particles \
+     10000000 (fine on a GPU).";
+
+    /// `auto` is chosen for the scheme and model: see `study::auto_steps`.
+    "steps" steps: Steps = Steps::Count(1000),
+    Sampling, |a| a.value_name("N|auto").value_parser(with(super::flag::steps)),
+    "Time steps from t-max down to 0; Δt = t-max / steps [default: 1000, or the default scheme's \
+     own grid when neither --scheme nor --grid is given]. `auto` picks them for an expected φ \
+     bias of at most 0.005 from the scheme's measured bias and the model's rotation ‖QU‖₂ \
+     (`regimes reproduce discretisation` measures it), and prints its choice. Example: --steps \
+     auto";
+
+    "t-max" t_max: f64 = 10.0,
+    Sampling, |a| a.value_name("T").value_parser(with(super::flag::finite)),
+    "Horizon T in forward-time units, where generation starts [default: 10].";
+
+    "scheme" scheme: Scheme = Scheme::Auto,
+    Sampling, |a| a.value_name("SCHEME").value_parser(choice::<Scheme>()),
+    "Discretisation of the reverse dynamics [default: auto]. `auto` runs `exact` wherever it \
+     applies (every mixture and training set here): no discretisation bias at any Δt, so \
+     without --steps/--grid its grid is 20 nodes plus the study's own times (collapse: also \
+     Δt = T/1000 up to 8 t_C, to resolve t̂_C), about 10× faster than 1000 Euler–Maruyama \
+     steps; the summary records the scheme that ran. Example: --scheme euler-maruyama";
+
+    /// The study's branch, record and entropy times are added as nodes.
+    "grid" grid: Spacing = Spacing::Uniform,
+    Sampling, |a| a.value_name("SPACING").value_parser(parsed::<Spacing>()),
+    "Spacing of the time grid [default: uniform]: uniform | geometric:TMIN (--steps nodes \
+     geometric from t-max to TMIN, then 0: fine steps near t = 0) | nodes:T1,T2,... (exactly \
+     these). Branch, record and entropy times are always added as nodes. Example: --grid \
+     geometric:0.001";
+
+    "start" start: Start = Start::Exact,
+    Sampling, |a| a.value_name("START").value_parser(choice::<Start>()),
+    "Start distribution at t = T [default: exact].";
+
+    "backend" backend: Backend = Backend::Auto,
+    Engine, |a| a.value_name("BACKEND").value_parser(choice::<Backend>()),
+    "Engine [default: auto = GPU if a Vulkan/Metal/DX12 adapter exists, else CPU].";
+
+    /// A substring of the GPU adapter's name.
+    "adapter" adapter: Option<String> = None,
+    Engine, |a| a.value_name("NAME").value_parser(typed(StringValueParser::new())),
+    "Pick the GPU adapter whose name contains this text (case-insensitive). Example: --adapter \
+     llvmpipe";
+
+    /// None = the command's default.
+    "pairs" pairs: Option<u64> = None,
+    Measurement, |a| a.value_name("N").value_parser(whole::<u64>()),
+    "Clone pairs per branch time for φ(t) [default: speciation 20000, collapse 500].";
+
+    "branch-times" branch_times: Option<Vec<f64>> = None,
+    Measurement, |a| numbers(a.value_name("T1,T2,...")),
+    "Branch times (forward time, in (0, t-max]), comma separated [default: a grid bracketing \
+     the theoretical t_S]. Example: --branch-times 0.5,1,1.5,2";
+
+    "entropy-times" entropy_times: Option<Vec<f64>> = None,
+    Measurement, |a| numbers(a.value_name("T1,T2,...")),
+    "Times of the excess-entropy measurement, comma separated [default: a grid bracketing the \
+     theoretical t_C].";
+
+    "record-times" record_times: Option<Vec<f64>> = None,
+    Measurement, |a| numbers(a.value_name("T1,T2,...")),
+    "Times at which particle statistics are recorded, comma separated [default: a grid].";
+
+    "entropy-samples" entropy_samples: u64 = 2000,
+    Measurement, |a| a.value_name("N").value_parser(typed(value_parser!(u64))),
+    "Exact forward samples per entropy time [default: 2000].";
+
+    /// None = as large as the engine allows.
+    "batch" batch: Option<usize> = None,
+    Engine, |a| a.value_name("N").value_parser(parsed::<usize>()),
+    "Particles per engine batch [default: the largest the engine allows].";
+
+    /// None = all cores.
+    "threads" threads: Option<usize> = None,
+    Engine, |a| a.value_name("N").value_parser(parsed::<usize>()),
+    "CPU worker threads [default: all cores]. Results do not depend on it.";
+
+    /// Keeps dispatches short for the watchdog. None = measured per plan shape so that a
+    /// dispatch lasts at most about 0.25 s.
+    "steps-per-dispatch" steps_per_dispatch: Option<usize> = None,
+    Engine, |a| a.value_name("N").value_parser(parsed::<usize>()),
+    "Time steps fused into one GPU dispatch; lower it if the GPU watchdog resets the device \
+     (the help states the measured default's target length).";
+
+    "save-samples" save_samples: bool = false,
+    Measurement, switch,
+    "Also write the final samples as samples.npy (particles × d, f32) and their labels as \
+     labels.npy; for `run` with --record-times also the samples at each record time \
+     (samples_t{t}.npy, listed in snapshots.csv) [default: false].";
+
+    /// [width, height]; None = 860 × 540 plus a legend column.
+    "figure-size" figure_size: Option<(u32, u32)> = None,
+    Figure, |a| a.value_name("WxH").value_parser(with(crate::report::parse_figure_size)),
+    "Figure size, WIDTHxHEIGHT in units of 1/96 inch (the SVG's size) [default: 860x540 plus a \
+     240-wide legend column]. Example: --figure-size 1200x800";
+
+    "dpi" dpi: u32 = 96,
+    Figure, |a| a.value_name("DPI").value_parser(typed(value_parser!(u32))),
+    "PNG resolution in dots per inch: the PNG is figure-size × DPI / 96 pixels, laid out as the \
+     SVG [default: 96]. Example: --dpi 300";
 }
-
-use Section::*;
-
-/// Every key of [`Config`], in the order of its fields.
-pub const KEYS: &[Key] = &[
-    key("dim", Model),
-    file("u", Model, |c| c.u.file().map(|p| p.as_path()), Shape::Rows),
-    file("q", Model, |c| c.q.file().map(|p| p.as_path()), Shape::Rows),
-    key("q-lambdas", Model),
-    file(
-        "mean",
-        Model,
-        |c| c.mean.file().map(|p| p.as_path()),
-        Shape::Len,
-    ),
-    key("mean-norm2", Model),
-    key("sigma", Model),
-    file(
-        "within-cov",
-        Model,
-        |c| c.within_cov.as_ref()?.file().map(|p| p.as_path()),
-        Shape::Rows,
-    ),
-    file(
-        "coupling",
-        Model,
-        |c| {
-            c.coupling
-                .as_ref()?
-                .schedule()?
-                .file
-                .as_deref()
-                .map(Path::new)
-        },
-        Shape::None,
-    ),
-    key("pairing", Model),
-    key("pair-angle", Model),
-    file(
-        "mixture-file",
-        Model,
-        |c| c.mixture_file.as_deref(),
-        Shape::Columns { skip: 1 },
-    ),
-    key("n-train", Target),
-    file(
-        "train-file",
-        Target,
-        |c| c.train_file.as_deref(),
-        Shape::Columns { skip: 0 },
-    ),
-    file(
-        "train-labels",
-        Target,
-        |c| c.train_labels.as_deref(),
-        Shape::None,
-    ),
-    key("seed", Sampling),
-    key("particles", Sampling),
-    key("steps", Sampling),
-    key("t-max", Sampling),
-    key("scheme", Sampling),
-    key("grid", Sampling),
-    key("start", Sampling),
-    key("backend", Engine),
-    key("adapter", Engine),
-    key("pairs", Measurement),
-    key("branch-times", Measurement),
-    key("entropy-times", Measurement),
-    key("record-times", Measurement),
-    key("entropy-samples", Measurement),
-    key("batch", Engine),
-    key("threads", Engine),
-    key("steps-per-dispatch", Engine),
-    key("save-samples", Measurement),
-    key("figure-size", Figure),
-    key("dpi", Figure),
-];
 
 /// The declaration of `name`, if it is a key.
 pub fn find(name: &str) -> Option<&'static Key> {
@@ -172,60 +378,6 @@ pub fn find(name: &str) -> Option<&'static Key> {
 /// do not).
 pub fn defines_study(name: &str) -> bool {
     find(name).is_some_and(|k| k.section.defines_study())
-}
-
-impl Config {
-    /// Every file a study of this config reads, with the key that names it.
-    pub fn input_files(&self) -> Vec<(&'static str, &Path)> {
-        KEYS.iter()
-            .filter_map(|k| Some((k.name, (k.file)(self)?)))
-            .collect()
-    }
-
-    /// The dimensions the model's parts imply, each with the setting it comes from: U's
-    /// diagonal and every file whose shape implies d (`read`: files already read, with their
-    /// (rows, columns); the others are read here).
-    pub fn implied_dims(&self, read: &[(&Path, (usize, usize))]) -> Result<Vec<(String, usize)>> {
-        let shape_of = |what: &str, p: &Path| -> Result<(usize, usize)> {
-            if let Some((_, s)) = read.iter().find(|(r, _)| *r == p) {
-                return Ok(*s);
-            }
-            let m = crate::io::read_matrix(p).context(what.to_string())?;
-            Ok((m.nrows(), m.ncols()))
-        };
-        let mut dims = vec![];
-        if let crate::model::USpec::Diag(v) = &self.u {
-            dims.push(("u (diag)".to_string(), v.len()));
-        }
-        for k in KEYS {
-            let Some(path) = (k.file)(self) else { continue };
-            let what = match k.name.ends_with("-file") {
-                true => format!("{} {}", k.name, path.display()),
-                false => format!("{} file {}", k.name, path.display()),
-            };
-            let d = match k.shape {
-                Shape::None => continue,
-                Shape::Rows => shape_of(k.name, path)?.0,
-                Shape::Len => crate::io::read_vector(path).context(k.name)?.len(),
-                Shape::Columns { skip } => {
-                    let cols = shape_of(k.name, path)?.1.saturating_sub(skip);
-                    // Coupled modalities: the rows hold the joint vector (x, y), 2d values.
-                    if self.coupling.is_some() {
-                        ensure!(
-                            cols.is_multiple_of(2),
-                            "{what}: {cols} columns cannot hold the pair (x, y) of two coupled \
-                             modalities (2d columns, x first)"
-                        );
-                        cols / 2
-                    } else {
-                        cols
-                    }
-                }
-            };
-            dims.push((what, d));
-        }
-        Ok(dims)
-    }
 }
 
 #[cfg(test)]
@@ -250,58 +402,4 @@ mod tests {
         }
         assert_eq!(declared, fields, "KEYS declares a key Config does not have");
     }
-
-    /// A config that names a file under every key that may name one (the coupling's schedule
-    /// file exists in `dir`: parsing reads it).
-    fn naming_every_file(dir: &Path) -> Config {
-        let g = dir.join("g.csv");
-        std::fs::write(&g, "0,0.5\n2,0.2\n").unwrap();
-        Config {
-            u: "file:u.npy".parse().unwrap(),
-            q: "file:q.npy".parse().unwrap(),
-            mean: "file:m.npy".parse().unwrap(),
-            within_cov: Some("file:w.npy".parse().unwrap()),
-            coupling: Some(format!("additive:file:{}", g.display()).parse().unwrap()),
-            mixture_file: Some("mix.npy".into()),
-            train_file: Some("train.npy".into()),
-            train_labels: Some("labels.npy".into()),
-            ..Config::default()
-        }
-    }
-
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("regimes-keys-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    /// Each key's file accessor reads its own key.
-    #[test]
-    fn the_files_a_study_reads_are_named_by_their_keys() {
-        let dir = scratch("files");
-        let c = naming_every_file(&dir);
-        let files: Vec<(&str, String)> = c
-            .input_files()
-            .into_iter()
-            .map(|(k, p)| (k, p.display().to_string()))
-            .collect();
-        let g = dir.join("g.csv").display().to_string();
-        let want = [
-            ("u", "u.npy"),
-            ("q", "q.npy"),
-            ("mean", "m.npy"),
-            ("within-cov", "w.npy"),
-            ("coupling", &g),
-            ("mixture-file", "mix.npy"),
-            ("train-file", "train.npy"),
-            ("train-labels", "labels.npy"),
-        ];
-        let want: Vec<(&str, String)> = want.iter().map(|(k, p)| (*k, p.to_string())).collect();
-        assert_eq!(files, want);
-        assert!(Config::default().input_files().is_empty());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    // The Python package derives its array keys from KEYS (`config_keys` in python/src/lib.rs);
-    // python/tests checks them and its stubs against this declaration.
 }

@@ -29,22 +29,26 @@
 //! are produced in chunks of time points; they are cached while small and rebuilt on demand
 //! otherwise, so a long dense plan never has to fit in memory at once.
 //!
-//! (Over 500 lines: 107 of its 610 are the unit tests of the code above them.)
+//! The chunks and their cache live in `chunks`, one time point's coefficients in
+//! `coefficients`, the start distribution in `start`.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, ensure};
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
 use crate::linalg::{Form, Linear};
 use crate::model::{Model, Process, Target};
 
+mod chunks;
+mod coefficients;
 mod grid;
 pub mod integrator;
 pub mod prune;
 mod shape;
 pub mod stability;
+mod start;
 
 pub use grid::{Grid, Scheme, Spacing, Start, Steps};
 pub use shape::Shape;
@@ -275,309 +279,6 @@ impl Plan {
         plan.cache_enabled = per_point * (n + 1) * 4 <= CACHE_BYTES;
         *plan.cache.lock().expect("plan cache") = vec![None; plan.chunk_count()];
         Ok(plan)
-    }
-
-    /// Force a chunk length (tests of chunking; long runs on small memory).
-    pub fn with_chunk_len(mut self, len: usize) -> Self {
-        self.chunk_len = len.clamp(1, self.grid.steps + 1);
-        *self.cache.lock().expect("plan cache") = vec![None; self.chunk_count()];
-        self
-    }
-
-    /// Floats of coefficients per time point.
-    pub fn point_floats(&self) -> usize {
-        let (d, k) = (self.dim, self.centers_count);
-        let w = if self.kind == Kind::Mixture { k * d } else { 0 };
-        let offsets = if self.mixture_offsets() { k * d } else { 0 };
-        let gram = if self.kind == Kind::Empirical { d } else { 0 };
-        form_len(self.m_form, d)
-            + form_len(self.b_form, d)
-            + form_len(self.p_form, d)
-            + form_len(self.noise_form, d)
-            + w
-            + offsets
-            + gram
-            + k
-    }
-
-    /// Whether the chunks carry per-step offsets (the exact scheme on a mixture).
-    fn mixture_offsets(&self) -> bool {
-        self.kind == Kind::Mixture && self.scheme.draws_component()
-    }
-
-    pub fn chunk_count(&self) -> usize {
-        (self.grid.steps + 1).div_ceil(self.chunk_len)
-    }
-
-    /// The chunk holding time point j.
-    pub fn chunk_of(&self, j: usize) -> usize {
-        j / self.chunk_len
-    }
-
-    /// Chunk c, from the cache or freshly built.
-    pub fn chunk(&self, c: usize) -> Result<Arc<Chunk>> {
-        if self.cache_enabled
-            && let Some(hit) = &self.cache.lock().expect("plan cache")[c]
-        {
-            return Ok(hit.clone());
-        }
-        let built = Arc::new(self.build_chunk(c)?);
-        if self.cache_enabled {
-            self.cache.lock().expect("plan cache")[c] = Some(built.clone());
-        }
-        Ok(built)
-    }
-
-    fn build_chunk(&self, c: usize) -> Result<Chunk> {
-        let first = c * self.chunk_len;
-        let len = self.chunk_len.min(self.grid.steps + 1 - first);
-        let mut ch = Chunk {
-            first,
-            len,
-            m: vec![],
-            b: vec![],
-            p: vec![],
-            w: vec![],
-            bias: vec![],
-            noise: vec![],
-            offsets: vec![],
-            gram: vec![],
-        };
-        for j in first..first + len {
-            let pt = self.point(j)?;
-            ch.m.extend(pt.m.in_form(self.m_form).to_f32());
-            ch.b.extend(pt.b.in_form(self.b_form).to_f32());
-            ch.p.extend(pt.p.in_form(self.p_form).to_f32());
-            if let Some(w) = &pt.w {
-                ch.w.extend(w.transpose().iter().map(|&x| x as f32));
-            }
-            ch.bias.extend(pt.bias.iter().map(|&x| x as f32));
-            ch.noise.extend(pt.noise.in_form(self.noise_form).to_f32());
-            if let Some(o) = &pt.offsets {
-                ch.offsets.extend(o.transpose().iter().map(|&x| x as f32));
-            }
-            match &pt.gram {
-                Some(g) if g.form() != Form::Dense => {
-                    ch.gram.extend(g.diagonal().iter().map(|&x| x as f32));
-                }
-                Some(_) => ch.gram.extend(std::iter::repeat_n(0.0, self.dim)),
-                None => {}
-            }
-        }
-        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-        let arrays = [&ch.m, &ch.b, &ch.p, &ch.w, &ch.bias, &ch.noise, &ch.offsets];
-        if !arrays.iter().all(|v| finite(v)) {
-            bail!(
-                "plan: non-finite coefficients between t = {:.4} and t = {:.4} (the model is too ill-conditioned \
-                 for f32 there; use fewer dimensions, a milder U or a smaller t-max)",
-                self.grid.time(first),
-                self.grid.time(first + len - 1)
-            );
-        }
-        Ok(ch)
-    }
-
-    /// Coefficients at time point j, in f64.
-    fn point(&self, j: usize) -> Result<Point> {
-        let n = self.grid.steps;
-        let p = &self.process;
-        let d = p.dim();
-        match &self.target {
-            Target::Mixture(mix) => {
-                // Γ_s of the data at any time s, given E_s.
-                let cov = |s: f64, e: &Linear| p.gamma_with(s, e, &mix.cov);
-                let t = self.grid.time(j);
-                let e = p.propagator(t);
-                let gamma_inv = self.precision(cov(t, &e), t)?;
-                let mut w = DMatrix::zeros(mix.means.len(), d);
-                let mut bias = Vec::with_capacity(mix.means.len());
-                for (k, (mu, wk)) in mix.means.iter().zip(&mix.weights).enumerate() {
-                    let mt = e.apply(mu);
-                    let g = gamma_inv.apply(&mt);
-                    bias.push(wk.ln() - 0.5 * mt.dot(&g));
-                    w.set_row(k, &g.transpose());
-                }
-                let (m, p, noise, offsets) = if j == n {
-                    let o = self
-                        .mixture_offsets()
-                        .then(|| DMatrix::zeros(mix.means.len(), d));
-                    (
-                        Linear::identity(d),
-                        Linear::Scalar(0.0, d),
-                        Linear::Scalar(0.0, d),
-                        o,
-                    )
-                } else if self.scheme.draws_component() {
-                    let b = self.bridge(j, &gamma_inv, cov)?;
-                    let mut offsets = DMatrix::zeros(mix.means.len(), d);
-                    for (k, mu) in mix.means.iter().enumerate() {
-                        offsets.set_row(k, &b.offset.apply(mu).transpose());
-                    }
-                    (b.g, Linear::identity(d), b.noise, Some(offsets))
-                } else {
-                    let (m, forcing, noise) = self.integrate(j, &gamma_inv, cov)?;
-                    (m, forcing, noise, None)
-                };
-                Ok(Point {
-                    m,
-                    b: Linear::identity(d),
-                    p,
-                    w: Some(w),
-                    bias,
-                    noise,
-                    offsets,
-                    gram: None,
-                })
-            }
-            Target::Empirical(emp) => {
-                // Σ_0 = 0: the last positive time stands in for the logits at t = 0.
-                // Σ_s of a training point at any time s, given E_s.
-                let cov = |s: f64, e: &Linear| p.sigma_with(s, e);
-                let t = self.grid.time(j.min(n - 1));
-                let e = p.propagator(t);
-                let sigma_inv = self.precision(cov(t, &e), t)?;
-                let b = e.transpose().mul(&sigma_inv);
-                let g = b.mul(&e);
-                let bias = g.quad_rows(&emp.points).iter().map(|q| -0.5 * q).collect();
-                let (m, pm, noise) = if j == n {
-                    (
-                        Linear::identity(d),
-                        Linear::Scalar(0.0, d),
-                        Linear::Scalar(0.0, d),
-                    )
-                } else if self.scheme.draws_component() {
-                    let br = self.bridge(j, &sigma_inv, cov)?;
-                    (br.g, br.offset, br.noise)
-                } else {
-                    let (m, forcing, noise) = self.integrate(j, &sigma_inv, cov)?;
-                    (m, forcing.mul(&sigma_inv.mul(&e)), noise)
-                };
-                Ok(Point {
-                    m,
-                    b,
-                    p: pm,
-                    w: None,
-                    bias,
-                    noise,
-                    offsets: None,
-                    gram: Some(g),
-                })
-            }
-        }
-    }
-
-    /// The inverse of the covariance of x_t given the component (Γ_t or Σ_t): the score's
-    /// linear part.
-    fn precision(&self, cov: Linear, t: f64) -> Result<Linear> {
-        cov.inverse_spd().map_err(|_| {
-            anyhow::anyhow!(
-                "plan: the covariance at t = {t} is singular (is the covariance C degenerate, or \
-                 the grid too fine near t = 0? use fewer steps or a larger t-max)"
-            )
-        })
-    }
-
-    /// `(M, P, L)` of the step from t_j for the averaging schemes, with the reverse drift
-    /// `A x + c(forcing − precision·x)`: P multiplies the forcing (the posterior-mean center,
-    /// held at t_j). Euler: `M = I + Δt(A − c·precision_t)`, `P = cΔt`, `L = √(2Δt)`.
-    /// Exponential: the linear part taken at the step's midpoint (`cov(s, E_s)` gives the
-    /// covariance whose inverse is the precision there) and integrated exactly ([`integrator`]);
-    /// the midpoint halved the φ bias of t_j's linear part on `lu-tang` at Δt = 0.1 (+0.0107 →
-    /// −0.0054 ± 0.0009; Euler–Maruyama +0.054).
-    fn integrate(
-        &self,
-        j: usize,
-        precision: &Linear,
-        cov: impl Fn(f64, &Linear) -> Linear,
-    ) -> Result<(Linear, Linear, Linear)> {
-        let (t, dt) = (self.grid.time(j), self.grid.dt_at(j));
-        let c = self.scheme.score_weight();
-        let d = self.dim;
-        let noisy = self.scheme.stochastic();
-        let linear_at = |t: f64, precision: &Linear| self.process.drift(t).sub(&precision.scale(c));
-        Ok(if self.scheme.explicit() {
-            let linear = linear_at(t, precision);
-            let noise = if noisy { (2.0 * dt).sqrt() } else { 0.0 };
-            (
-                linear.scale(dt).add_identity(1.0),
-                Linear::Scalar(c * dt, d),
-                Linear::Scalar(noise, d),
-            )
-        } else {
-            let mid = t - 0.5 * dt;
-            let e = self.process.propagator(mid);
-            let linear = linear_at(mid, &self.precision(cov(mid, &e), mid)?);
-            let (m, phi) = integrator::exponential(&linear, dt);
-            let noise = if noisy {
-                integrator::noise_covariance(&linear, dt).cholesky()?
-            } else {
-                Linear::Scalar(0.0, d)
-            };
-            (m, phi.scale(c), noise)
-        })
-    }
-
-    /// The exact reverse transition from t_j to t_{j+1}; `cov(s, E_s)` is the covariance of x_s
-    /// given the component (Γ_s, or Σ_s for training points).
-    fn bridge(
-        &self,
-        j: usize,
-        precision_t: &Linear,
-        cov: impl Fn(f64, &Linear) -> Linear,
-    ) -> Result<integrator::Bridge> {
-        let p = &self.process;
-        let (t, s) = (self.grid.time(j), self.grid.time(j + 1));
-        let (e_t, e_s) = (p.propagator(t), p.propagator(s));
-        let e_ts = p.propagator_between(s, t, &e_s, &e_t)?;
-        integrator::Bridge::new(&cov(s, &e_s), precision_t, &e_s, &e_t, &e_ts)
-    }
-
-    fn start_plan(&self, start: Start) -> Result<StartPlan> {
-        let p = &self.process;
-        let d = self.dim;
-        let (means, weights, cov): (Vec<DVector<f64>>, Vec<f64>, Linear) =
-            match (start, &self.target) {
-                (Start::Stationary, _) => (vec![DVector::zeros(d)], vec![1.0], p.u_inv.clone()),
-                (Start::Exact, Target::Mixture(mix)) => {
-                    let e = p.propagator(self.grid.t_max);
-                    (
-                        mix.means.iter().map(|m| e.apply(m)).collect(),
-                        mix.weights.clone(),
-                        p.gamma_with(self.grid.t_max, &e, &mix.cov),
-                    )
-                }
-                (Start::Exact, Target::Empirical(emp)) => {
-                    let e = p.propagator(self.grid.t_max);
-                    let n = emp.points.nrows();
-                    (
-                        emp.points
-                            .row_iter()
-                            .map(|a| e.apply(&a.transpose()))
-                            .collect(),
-                        vec![1.0 / n as f64; n],
-                        p.sigma_with(self.grid.t_max, &e),
-                    )
-                }
-            };
-        let chol = cov.cholesky()?;
-        let mut acc = 0.0;
-        let mut cumulative: Vec<f32> = weights
-            .iter()
-            .map(|w| {
-                acc += w;
-                acc as f32
-            })
-            .collect();
-        *cumulative.last_mut().expect("at least one component") = 1.0;
-        Ok(StartPlan {
-            means: means
-                .iter()
-                .flat_map(|m| m.iter().map(|&x| x as f32))
-                .collect(),
-            cumulative,
-            chol_form: chol.form(),
-            chol: chol.to_f32(),
-        })
     }
 }
 

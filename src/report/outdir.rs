@@ -9,193 +9,37 @@
 //! and hash; temporaries only when their name carries that run's id. Everything else is left
 //! alone and reported.
 //!
-//! (Longer than 500 lines: the directory's whole lifecycle — creation, the sealed manifest,
-//! ownership-proven removal, atomic writes — is one concept, and 214 lines are its tests.)
+//! This file holds the lifecycle (create, reopen, finish, release); the run token, content
+//! hash, sealed manifest, path safety, removal, atomic writes and encodings each have a file in
+//! `outdir/`.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
+mod atomic;
+mod clear;
+mod encode;
+mod hash;
+mod manifest;
+mod paths;
+mod token;
+
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
-use serde::{Deserialize, Serialize};
 
 use super::lock::{LOCK, Lock};
+use manifest::{Entry, Manifest};
+
+pub use atomic::write_atomic;
+pub use manifest::{verify_complete, verify_listed};
+pub use token::run_token;
 
 /// The manifest of the run that wrote the directory.
 pub const MANIFEST: &str = "manifest.json";
 
 /// Where a run's checkpoints live inside its output directory (`--checkpoint-every`).
 pub const CHECKPOINT_DIR: &str = ".regimes-checkpoint";
-
-/// Largest manifest read back.
-const MAX_MANIFEST_BYTES: u64 = 16 << 20;
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// This process's run id: random, 16 hex digits. It names the run in the lock and the manifest,
-/// and every temporary file this process writes carries it.
-pub fn run_token() -> &'static str {
-    use std::hash::{BuildHasher, Hasher};
-    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    TOKEN.get_or_init(|| {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u32(std::process::id());
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        format!("{:016x}", h.finish())
-    })
-}
-
-/// The hash of a file's contents, reading at most `limit` bytes (None when it holds more).
-fn hash_file(path: &Path, limit: u64) -> Option<String> {
-    let mut f = File::open(path).ok()?;
-    let mut h = crate::digest::Digest::default();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).ok()?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        if h.len() > limit {
-            return None;
-        }
-    }
-    Some(h.finish())
-}
-
-/// One file a run wrote: its name in the directory, size and content hash.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Entry {
-    name: String,
-    bytes: u64,
-    hash: String,
-}
-
-/// What a run records about the files it owns.
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    #[serde(default)]
-    written_by: String,
-    run_id: String,
-    command: String,
-    complete: bool,
-    /// The names, in the order first written (as `entries`).
-    files: Vec<String>,
-    #[serde(default)]
-    entries: Vec<Entry>,
-    /// Hash of the run id, command, completeness and entries: proves regimes wrote the manifest.
-    #[serde(default)]
-    seal: String,
-}
-
-const WRITTEN_BY: &str = "regimes";
-
-fn seal(run_id: &str, command: &str, complete: bool, entries: &[Entry]) -> String {
-    let mut text = format!("regimes manifest 1\n{run_id}\n{command}\n{complete}\n");
-    for e in entries {
-        text.push_str(&format!("{}\t{}\t{}\n", e.name, e.bytes, e.hash));
-    }
-    crate::digest::digest(text.as_bytes())
-}
-
-/// Whether the manifest at `path` carries a seal of an older regimes (its hashes are not
-/// this version's digests).
-fn legacy_manifest(path: &Path) -> bool {
-    crate::io::read_bounded(path, MAX_MANIFEST_BYTES)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("seal")?.as_str().map(crate::digest::is_legacy))
-        .unwrap_or(false)
-}
-
-impl Manifest {
-    /// The manifest in `root`, if there is one this program wrote (a regular file, sealed).
-    fn read(root: &Path) -> Option<Manifest> {
-        let path = root.join(MANIFEST);
-        let m: Manifest =
-            serde_json::from_slice(&crate::io::read_bounded(&path, MAX_MANIFEST_BYTES).ok()?)
-                .ok()?;
-        let names: Vec<&String> = m.entries.iter().map(|e| &e.name).collect();
-        let ok = m.written_by == WRITTEN_BY
-            && m.seal == seal(&m.run_id, &m.command, m.complete, &m.entries)
-            && m.files.iter().collect::<Vec<_>>() == names;
-        ok.then_some(m)
-    }
-}
-
-/// Checks that `root` holds the complete output of a run of this program: its sealed manifest
-/// says complete, and every file it lists is a regular file inside `root` with the size and
-/// content hash recorded as it was written. Returns the listed names; the error names the first
-/// file that is not as written (what reuse and merge of a sweep's points rest on).
-pub fn verify_complete(root: &Path) -> Result<Vec<String>> {
-    let m = Manifest::read(root).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} is missing, edited or not written by regimes",
-            root.join(MANIFEST).display()
-        )
-    })?;
-    ensure!(m.complete, "{}: its run did not complete", root.display());
-    for e in &m.entries {
-        check_entry(root, e)?;
-    }
-    Ok(m.files)
-}
-
-/// Checks that `name` is listed in the sealed manifest of `root` (complete or not) and is still
-/// the file the run wrote.
-pub fn verify_listed(root: &Path, name: &str) -> Result<()> {
-    let m = Manifest::read(root).ok_or_else(|| {
-        anyhow::anyhow!(
-            "{} is missing, edited or not written by regimes",
-            root.join(MANIFEST).display()
-        )
-    })?;
-    let e =
-        m.entries.iter().find(|e| e.name == name).ok_or_else(|| {
-            anyhow::anyhow!("{}: not written by the run", root.join(name).display())
-        })?;
-    check_entry(root, e)
-}
-
-fn check_entry(root: &Path, e: &Entry) -> Result<()> {
-    let rel = Path::new(&e.name);
-    let path = root.join(rel);
-    let regular = plain(rel)
-        && no_symlink_between(root, rel)
-        && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file() && m.len() == e.bytes);
-    ensure!(
-        regular && hash_file(&path, e.bytes).as_deref() == Some(e.hash.as_str()),
-        "{}: not the file the run wrote (missing, changed, or replaced)",
-        path.display()
-    );
-    Ok(())
-}
-
-/// Whether `rel` is a plain relative path (no `..`, no root, not empty).
-fn plain(rel: &Path) -> bool {
-    rel.components().next().is_some() && rel.components().all(|c| matches!(c, Component::Normal(_)))
-}
-
-/// Whether every directory between `root` and `rel`'s last component is a real directory (no
-/// symlink on the way out of `root`); missing ones count as real (they will be created).
-fn no_symlink_between(root: &Path, rel: &Path) -> bool {
-    let mut p = root.to_path_buf();
-    let parts: Vec<_> = rel.components().collect();
-    for c in &parts[..parts.len().saturating_sub(1)] {
-        p.push(c);
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() || !m.is_dir() => return false,
-            _ => {}
-        }
-    }
-    true
-}
 
 /// An output directory. Names passed to the `write_*` methods are relative paths inside it
 /// (sub-directories are created as needed); each write is atomic and the name is recorded in
@@ -377,111 +221,6 @@ impl OutDir {
         self.remove_earlier_run()
     }
 
-    /// Removes what the earlier run provably wrote (its sealed manifest's files, unchanged, and
-    /// its temporaries) and its checkpoints; returns what it left alone, and why.
-    fn remove_earlier_run(&self) -> Vec<String> {
-        let mut notes = Vec::new();
-        let checkpoints = self.root.join(CHECKPOINT_DIR);
-        if let Ok(m) = fs::symlink_metadata(&checkpoints) {
-            if m.is_dir() {
-                notes.push(format!(
-                    "discarding the earlier run's checkpoint in {} (`regimes resume` could have \
-                     continued it)",
-                    checkpoints.display()
-                ));
-                let _ = fs::remove_dir_all(&checkpoints);
-            } else {
-                notes.push(format!(
-                    "{} is not a directory; left alone",
-                    checkpoints.display()
-                ));
-            }
-        }
-        let manifest_path = self.root.join(MANIFEST);
-        let Some(old) = Manifest::read(&self.root) else {
-            if fs::symlink_metadata(&manifest_path).is_ok() {
-                let why = if legacy_manifest(&manifest_path) {
-                    "was written by an older regimes (before BLAKE3 digests), so its files cannot \
-                     be told unchanged"
-                } else {
-                    "was not written by regimes (or was edited)"
-                };
-                notes.push(format!(
-                    "{} {why}; the files it lists are left alone, and it is replaced by this \
-                     run's manifest",
-                    manifest_path.display()
-                ));
-            }
-            return notes;
-        };
-        let mut dirs: Vec<PathBuf> = vec![self.root.clone()];
-        for e in &old.entries {
-            let rel = Path::new(&e.name);
-            let path = self.root.join(rel);
-            let regular = fs::symlink_metadata(&path)
-                .map(|m| m.file_type().is_file() && m.len() == e.bytes)
-                .unwrap_or(false);
-            if !(plain(rel) && no_symlink_between(&self.root, rel)) {
-                notes.push(format!("{}: outside the directory; left alone", e.name));
-                continue;
-            }
-            if fs::symlink_metadata(&path).is_err() {
-                continue; // already gone
-            }
-            if regular && hash_file(&path, e.bytes) == Some(e.hash.clone()) {
-                let _ = fs::remove_file(&path);
-                if let Some(parent) = path.parent()
-                    && !dirs.iter().any(|d| d == parent)
-                {
-                    dirs.push(parent.to_path_buf());
-                }
-            } else {
-                notes.push(format!(
-                    "{}: not the file the earlier run wrote (changed, replaced or a link); left \
-                     alone",
-                    path.display()
-                ));
-            }
-        }
-        // The earlier run's temporaries carry its id.
-        let marker = format!(".tmp-{}-", old.run_id);
-        for dir in &dirs {
-            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let regular = entry.file_type().is_ok_and(|t| t.is_file());
-                if regular && name.starts_with('.') && name.contains(&marker) {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        // Sub-directories the listed files emptied (plots/), innermost first.
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for dir in dirs.iter().filter(|d| **d != self.root) {
-            let _ = fs::remove_dir(dir);
-        }
-        let _ = fs::remove_file(&manifest_path);
-        notes
-    }
-
-    fn write_manifest(&self, complete: bool) -> Result<()> {
-        let entries = self.files.lock().unwrap().clone();
-        let m = Manifest {
-            written_by: WRITTEN_BY.into(),
-            seal: seal(&self.run_id, &self.command, complete, &entries),
-            run_id: self.run_id.clone(),
-            command: self.command.clone(),
-            complete,
-            files: entries.iter().map(|e| e.name.clone()).collect(),
-            entries,
-        };
-        self.write_raw(
-            MANIFEST,
-            format!("{}\n", serde_json::to_string_pretty(&m)?).as_bytes(),
-        )?;
-        self.manifested.store(true, Ordering::SeqCst);
-        Ok(())
-    }
-
     /// Marks the run complete in the manifest (its last file has landed).
     pub fn finish(&self) -> Result<()> {
         self.write_manifest(true)?;
@@ -522,170 +261,6 @@ impl OutDir {
             .map(|e| e.name.clone())
             .collect()
     }
-
-    /// Write raw bytes to `name` atomically (temp file in the same directory, fsync, rename) and
-    /// record it in the manifest.
-    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-        let dest = self.write_raw(name, bytes)?;
-        let entry = Entry {
-            name: name.to_string(),
-            bytes: bytes.len() as u64,
-            hash: crate::digest::digest(bytes),
-        };
-        {
-            let mut files = self.files.lock().unwrap();
-            match files.iter_mut().find(|f| f.name == name) {
-                Some(f) => *f = entry,
-                None => files.push(entry),
-            }
-        }
-        self.write_manifest(false)?;
-        Ok(dest)
-    }
-
-    fn write_raw(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
-        let rel = Path::new(name);
-        ensure!(
-            !name.is_empty() && plain(rel) && !name.ends_with('/'),
-            "output name '{name}' must be a relative path inside the output directory"
-        );
-        ensure!(
-            no_symlink_between(&self.root, rel),
-            "cannot write {name}: a directory on its way in {} is a symbolic link or a file \
-             (regimes writes only inside the output directory)",
-            self.root.display()
-        );
-        let dest = self.root.join(rel);
-        let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let file_name = dest
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        write_atomic(&dir, &file_name, bytes, false)
-    }
-
-    /// Write a UTF-8 text file.
-    pub fn write_text(&self, name: &str, text: &str) -> Result<PathBuf> {
-        self.write_bytes(name, text.as_bytes())
-    }
-
-    /// Write `value` as pretty-printed JSON (with a final newline). Non-finite f64 become `null`
-    /// (serde_json's rule); store such values as strings if they matter.
-    pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<PathBuf> {
-        let mut text = serde_json::to_string_pretty(value)
-            .with_context(|| format!("cannot serialise {name}"))?;
-        text.push('\n');
-        self.write_text(name, &text)
-    }
-
-    /// Write a CSV file: one header line, then one line per row. Numbers are written with the
-    /// shortest representation that reads back to the same f64 (full precision); NaN is written
-    /// as `nan` and infinities as `inf` / `-inf` (read as such by numpy, pandas and R). Every row
-    /// must have as many values as the header.
-    pub fn write_csv(
-        &self,
-        name: &str,
-        header: &[&str],
-        rows: impl IntoIterator<Item = Vec<f64>>,
-    ) -> Result<PathBuf> {
-        let mut text = String::new();
-        text.push_str(&header.join(","));
-        text.push('\n');
-        for (i, row) in rows.into_iter().enumerate() {
-            ensure!(
-                row.len() == header.len(),
-                "{name}: row {i} has {} values but the header has {} columns",
-                row.len(),
-                header.len()
-            );
-            for (j, x) in row.iter().enumerate() {
-                if j > 0 {
-                    text.push(',');
-                }
-                text.push_str(&csv_number(*x));
-            }
-            text.push('\n');
-        }
-        self.write_text(name, &text)
-    }
-
-    /// A CSV whose first columns are names (a class, a strategy, a mode: written as text,
-    /// quoted where needed) and the rest numbers, as [`OutDir::write_csv`] writes them.
-    pub fn write_csv_named(
-        &self,
-        name: &str,
-        (names, numbers): (&[&str], &[&str]),
-        rows: impl IntoIterator<Item = (Vec<String>, Vec<f64>)>,
-    ) -> Result<PathBuf> {
-        let mut text = names
-            .iter()
-            .chain(numbers)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(",");
-        text.push('\n');
-        for (i, (labels, values)) in rows.into_iter().enumerate() {
-            ensure!(
-                labels.len() == names.len() && values.len() == numbers.len(),
-                "{name}: row {i} has {} names and {} values but the header has {} and {}",
-                labels.len(),
-                values.len(),
-                names.len(),
-                numbers.len()
-            );
-            let quote = |s: &str| {
-                if s.contains([',', '"', '\n']) {
-                    format!("\"{}\"", s.replace('"', "\"\""))
-                } else {
-                    s.to_string()
-                }
-            };
-            let cells: Vec<String> = labels
-                .iter()
-                .map(|l| quote(l))
-                .chain(values.iter().map(|&x| csv_number(x)))
-                .collect();
-            text.push_str(&cells.join(","));
-            text.push('\n');
-        }
-        self.write_text(name, &text)
-    }
-
-    /// Write `data` (C order) as an f32 `.npy` array of the given shape.
-    pub fn write_npy_f32(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<PathBuf> {
-        self.write_bytes(name, &crate::io::encode_npy(name, shape, data)?)
-    }
-}
-
-/// Writes `bytes` to `dir/name` atomically: a temporary file in `dir` (named with this run's id,
-/// [`run_token`]), fsync, rename; with `durable`, the directory is synced too, so the rename
-/// survives a crash of the machine.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], durable: bool) -> Result<PathBuf> {
-    let dest = dir.join(name);
-    let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
-        run_token(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &dest)?;
-        if durable {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", dest.display()));
-    }
-    Ok(dest)
 }
 
 impl Drop for OutDir {
@@ -703,24 +278,9 @@ impl Drop for OutDir {
     }
 }
 
-fn csv_number(x: f64) -> String {
-    if x.is_nan() {
-        "nan".into()
-    } else if x.is_infinite() {
-        if x > 0.0 { "inf".into() } else { "-inf".into() }
-    } else {
-        // Whole numbers (counts, indices) as integers; else Debug: shortest round-trip digits,
-        // exponent for very large or small magnitudes.
-        if x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 {
-            format!("{}", x as i64)
-        } else {
-            format!("{x:?}")
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::manifest::{WRITTEN_BY, legacy_manifest, seal};
     use super::*;
     use crate::report::tests::Scratch;
 

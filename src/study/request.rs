@@ -17,7 +17,6 @@ use super::sweep::{Axis, Plan, SweepRequest};
 use crate::config::{Backend, Config, read_config_file};
 use crate::io::read_matrix;
 use crate::measure::{Every, Shard};
-use crate::plan::{Scheme, Steps};
 
 /// The layers a study's config is resolved from.
 #[derive(Clone, Debug, Default)]
@@ -49,7 +48,7 @@ impl Layers<'_> {
         };
         let given = |k: &str| self.keys.get(k).is_some_and(|v| !v.is_null());
         let mut dim_given = given("dim") || c.dim != Config::default().dim;
-        let mut grid_given = given("steps") || given("grid");
+        let mut in_file: Vec<String> = vec![];
         if let Some(path) = self.file {
             let mut text = read_config_file(path)?;
             if !skip.is_empty()
@@ -60,18 +59,14 @@ impl Layers<'_> {
             }
             if let Ok(t) = toml::from_str::<toml::Table>(&text) {
                 dim_given |= t.contains_key("dim");
-                grid_given |= t.contains_key("steps") || t.contains_key("grid");
+                in_file = t.keys().cloned().collect();
             }
             c = c.overlay_toml(&text, &path.display().to_string())?;
         }
         let mut keys = self.keys.clone();
         keys.retain(|_, v| !v.is_null());
         c = c.overlay(keys, self.source)?;
-        // The default scheme chooses its own grid unless steps or a grid are given (a preset's
-        // steps are Euler–Maruyama's): see `study::scheme`.
-        if c.scheme == Scheme::Auto && !grid_given {
-            c.steps = Steps::Auto;
-        }
+        c = super::scheme::default_grid(c, |k| given(k) || in_file.iter().any(|f| f == k));
         // The training file is read once here: its columns imply d, its rows fix N.
         let train_shape = match &c.train_file {
             Some(p) => {

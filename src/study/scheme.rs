@@ -26,6 +26,17 @@ pub const COLLAPSE_SPAN: f64 = 8.0;
 /// The fine step of collapse's grid, as a fraction of T: the old default of 1000 steps.
 pub const COLLAPSE_STEPS: usize = 1000;
 
+/// The default grid of the default scheme: where the user set neither `steps` nor `grid` (a
+/// flag or a config file; a preset's steps are Euler–Maruyama's and do not count), `auto`
+/// chooses its own grid, so the steps become `auto` for [`resolve`]. `given` says whether the
+/// user set a key; every front end resolves its layers through here.
+pub fn default_grid(mut cfg: Config, given: impl Fn(&str) -> bool) -> Config {
+    if cfg.scheme == Scheme::Auto && !given("steps") && !given("grid") {
+        cfg.steps = Steps::Auto;
+    }
+    cfg
+}
+
 /// The config with the scheme `auto` resolved (any other scheme is returned untouched): `exact`
 /// where it applies, else Euler–Maruyama. Where the steps are `auto` (the command line's
 /// default when neither the scheme, the steps nor the grid is given), exact runs on
@@ -124,6 +135,22 @@ fn speciation_nodes(cfg: &Config, built: &Built) -> Result<Vec<f64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Steps or a grid the user gave stand; a preset's steps do not; another scheme keeps its.
+    #[test]
+    fn the_default_scheme_takes_its_own_grid_unless_one_is_given() {
+        let preset = Config::preset("quick").unwrap();
+        assert_eq!(default_grid(preset.clone(), |_| false).steps, Steps::Auto);
+        for key in ["steps", "grid"] {
+            let c = default_grid(preset.clone(), |k| k == key);
+            assert_eq!(c.steps, preset.steps, "{key}");
+        }
+        let em = Config {
+            scheme: Scheme::EulerMaruyama,
+            ..preset.clone()
+        };
+        assert_eq!(default_grid(em, |_| false).steps, preset.steps);
+    }
 
     fn auto() -> Config {
         Config {
