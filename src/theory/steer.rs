@@ -97,8 +97,13 @@ const SCAN: usize = 24;
 const RANDOM_STARTS: usize = 3;
 /// Ascent steps per start at most.
 const ASCENT_STEPS: usize = 150;
-/// Stop an ascent once its projected gradient is this small (t_S is bisected to 1e-11).
-const GRADIENT_TOLERANCE: f64 = 1e-7;
+/// Stop an ascent once its projected gradient is this small: t_S is bisected to 1e-11, so
+/// steps that small no longer change it measurably.
+const GRADIENT_TOLERANCE: f64 = 1e-6;
+/// … or once the best t_S has risen by less than this over the last [`MEMORY`] steps.
+const STALL: f64 = 1e-10;
+/// Halvings of a step before the line search gives up.
+const BACKTRACKS: usize = 20;
 /// The nonmonotone line search compares against the best of the last this many values.
 const MEMORY: usize = 8;
 /// Armijo's sufficient-increase fraction.
@@ -246,6 +251,7 @@ impl Search<'_> {
         let (mut x, mut g, mut pg) = (from.clone(), g0, pg0);
         let mut step = 0.1 * b / g.norm().max(1e-300);
         let mut recent = vec![f0];
+        let mut bests = vec![f0];
         while record.iterations < ASCENT_STEPS && pg > GRADIENT_TOLERANCE {
             let dir = project(&x.q + &g * step, b) - &x.q;
             let slope = g.dot(&dir);
@@ -255,7 +261,7 @@ impl Search<'_> {
             let reference = recent.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let mut next = None;
             let mut lambda = 1.0;
-            for _ in 0..40 {
+            for _ in 0..BACKTRACKS {
                 let c = self.eval("steered", project(&x.q + &dir * lambda, b))?;
                 let fc = self.score(&c);
                 if fc >= reference + ARMIJO * lambda * slope {
@@ -284,6 +290,10 @@ impl Search<'_> {
                 best = (c.clone(), fc, pg);
             }
             (x, g) = (c, gc);
+            bests.push(best.1);
+            if bests.len() > MEMORY && best.1 - bests[bests.len() - 1 - MEMORY] < STALL {
+                break;
+            }
         }
         record.t_s = best.0.t_s;
         record.norm = best.0.norm;
