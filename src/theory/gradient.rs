@@ -112,6 +112,7 @@ mod tests {
         let fd = ((&x + &h * eps).exp() - (&x - &h * eps).exp()) / (2.0 * eps);
         let l = exp_frechet(&x, &h);
         let err = (&l - &fd).norm() / l.norm();
+        eprintln!("L(X, H) against the central difference: relative error {err:.2e}");
         assert!(err < 1e-8, "relative error {err:.3e}");
     }
 
@@ -161,6 +162,7 @@ mod tests {
                 let eps = 1e-4;
                 let fd = (t_s(&(&q0 + &h * eps)) - t_s(&(&q0 - &h * eps))) / (2.0 * eps);
                 let an = g.dot(&h);
+                eprintln!("symmetric {symmetric}: ⟨G, H⟩ = {an:.9} finite difference {fd:.9}");
                 // Bisection to 1e-11 and O(ε²) bound the difference quotient's error by ~1e-7.
                 assert!(
                     (an - fd).abs() < 1e-6 + 1e-5 * g.norm(),

@@ -116,6 +116,9 @@ const LABEL_DIGITS: i32 = 4;
 /// `x > 0` rounded *down* to [`LABEL_DIGITS`] significant digits, with its text: the value is
 /// what the text parses to, and never above `x` (a label never reads back over the budget).
 fn round_down(x: f64) -> (f64, String) {
+    if !(x > 0.0 && x.is_finite()) {
+        return (0.0, "0".to_string());
+    }
     let decimals = (LABEL_DIGITS - 1 - x.log10().floor() as i32).max(0);
     let scale = 10f64.powi(decimals);
     let mut k = (x * scale).floor();
@@ -515,6 +518,7 @@ mod tests {
             (1234.56, "1234"),
             (123456.0, "123456"),
             (3e-7, "0.0000003000"),
+            (0.0, "0"),
         ] {
             let (c, label) = round_down(x);
             assert_eq!(label, text);
