@@ -114,10 +114,10 @@ pub fn main(a: SteerArgs) -> Result<()> {
             .map(|a| format!("{} {} → {}", a.start, opt(a.t_s_start), opt(a.t_s)))
             .collect();
         crate::out!("ascents (start t_S → end t_S): {}", ends.join(", "))?;
+        let pg = s.projected_gradient.map(|g| format!("{g:.2e}"));
         crate::out!(
             "projected gradient ‖P ∂t_S/∂Q‖_F at the steered Q: {}{}",
-            s.projected_gradient
-                .map_or("none (no gradient there)".to_string(), |g| format!("{g:.2e}")),
+            pg.as_deref().unwrap_or("none (no gradient there)"),
             if s.tc_tolerance.is_some() {
                 " (the ball only; the t_C tolerance is not counted)"
             } else {

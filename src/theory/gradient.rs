@@ -80,7 +80,7 @@ pub fn t_speciation_gradient(
     y -= (&wmat * &etw) * s;
     let a_mat = p.a.to_dense();
     let ds_dt = -2.0 * w.dot(&(&a_mat * (&e * &y)));
-    if !(ds_dt < 0.0) {
+    if ds_dt.is_nan() || ds_dt >= 0.0 {
         return None;
     }
     let l = exp_frechet(&(a_mat.transpose() * -t), &(&w * y.transpose()));
@@ -163,9 +163,10 @@ mod tests {
                 let fd = (t_s(&(&q0 + &h * eps)) - t_s(&(&q0 - &h * eps))) / (2.0 * eps);
                 let an = g.dot(&h);
                 eprintln!("symmetric {symmetric}: ⟨G, H⟩ = {an:.9} finite difference {fd:.9}");
-                // Bisection to 1e-11 and O(ε²) bound the difference quotient's error by ~1e-7.
+                // Bisection to 1e-11 bounds the difference quotient's error by ~1e-7 (measured
+                // agreement ≤ 2e-8), O(ε²) adds less.
                 assert!(
-                    (an - fd).abs() < 1e-6 + 1e-5 * g.norm(),
+                    (an - fd).abs() < 5e-7,
                     "symmetric {symmetric}: analytic {an} vs finite difference {fd}"
                 );
             }

@@ -16,8 +16,7 @@ use serde::Serialize;
 
 use super::gradient::t_speciation_gradient;
 use super::{
-    between_class_deviations, symmetric_two_class, t_collapse, t_speciation,
-    t_speciation_mixture,
+    between_class_deviations, symmetric_two_class, t_collapse, t_speciation, t_speciation_mixture,
 };
 use crate::linalg::Linear;
 use crate::model::{Mixture, Process};
@@ -258,7 +257,7 @@ impl Search<'_> {
         while record.iterations < ASCENT_STEPS && pg > GRADIENT_TOLERANCE {
             let dir = project(&x.q + &g * step, b) - &x.q;
             let slope = g.dot(&dir);
-            if !(slope > 0.0) {
+            if slope.is_nan() || slope <= 0.0 {
                 break;
             }
             let reference = recent.iter().copied().fold(f64::NEG_INFINITY, f64::max);
