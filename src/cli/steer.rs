@@ -22,7 +22,8 @@ pub struct SteerArgs {
     /// Hold t_C within this fraction of its Q = 0 value (t_C with --n-train points), e.g. 0.02.
     #[arg(long, value_name = "FRACTION")]
     tc_tolerance: Option<f64>,
-    /// Evolution-strategy steps after the scan of the simple strategies.
+    /// Evolution-strategy steps after the scan of the simple strategies (its result is one start
+    /// of the gradient ascent).
     #[arg(long, value_name = "N", default_value_t = 400)]
     iterations: usize,
     /// Write the steered Q (d×d, f64) to this .npy; read it back with --q file:PATH.
@@ -133,12 +134,29 @@ pub fn main(a: SteerArgs) -> Result<()> {
         rows.push(row(&s.steered));
         crate::out!("{}", format_table(&rows))?;
         crate::out!(
-            "budget ‖Q‖_F ≤ {}{}; {} theory evaluations; {}",
+            "budget ‖Q‖_F ≤ {}{}; {} theory evaluations, {} gradients; {}",
             s.budget,
             s.tc_tolerance
                 .map_or(String::new(), |t| format!(", |Δt_C| ≤ {t}·t_C(0)")),
             s.evaluations,
+            s.gradient_evaluations,
             s.method
+        )?;
+        let ends: Vec<String> = s
+            .ascents
+            .iter()
+            .map(|a| format!("{} {} → {}", a.start, opt(a.t_s_start), opt(a.t_s)))
+            .collect();
+        crate::out!("ascents (start t_S → end t_S): {}", ends.join(", "))?;
+        let pg = s.projected_gradient.map(|g| format!("{g:.2e}"));
+        crate::out!(
+            "projected gradient ‖P ∂t_S/∂Q‖_F at the steered Q: {}{}",
+            pg.as_deref().unwrap_or("none (no gradient there)"),
+            if s.tc_tolerance.is_some() {
+                " (the ball only; the t_C tolerance is not counted)"
+            } else {
+                ""
+            }
         )?;
         if let Some(p) = &a.write_q {
             crate::out!("wrote {} (use --q file:{})", p.display(), p.display())?;

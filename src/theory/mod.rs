@@ -14,6 +14,7 @@
 
 pub mod collapse;
 pub mod data;
+pub mod gradient;
 pub mod isotropic;
 pub mod modes;
 pub mod relaxation;

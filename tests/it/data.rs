@@ -190,8 +190,10 @@ fn bad_labels_are_refused_with_a_clear_error() {
     );
 }
 
-/// `steer` finds t_S ≥ 2.8 within ‖Q‖_F ≤ 2 for the ones mean of lu-tang; its Q read back gives
-/// that t_S in `theory` and, within errors, in `speciation`.
+/// `steer` finds t_S within 0.5 % of 3.3657 (the optimum SLSQP with the analytic derivative
+/// finds from fifteen starts) within ‖Q‖_F ≤ 2 for the ones mean of lu-tang, at a small
+/// projected gradient; each strategy's label reads back within the budget; its Q read back
+/// gives that t_S in `theory` and, within errors, in `speciation`.
 #[test]
 fn steered_q_reads_back() {
     let dir = scratch("steer");
@@ -214,8 +216,14 @@ fn steered_q_reads_back() {
     args.extend(["--budget", "2", "--write-q", q, "--json"]);
     let s = summary(&args);
     let t_s = num(&s, &["steered", "t_s"]);
-    assert!(t_s >= 2.8, "{s}");
-    assert!(num(&s, &["steered", "norm"]) <= 2.0 + 1e-9);
+    assert!(t_s >= 3.3657 * 0.995, "{s}");
+    assert!(num(&s, &["steered", "norm"]) <= 2.0);
+    assert!(num(&s, &["projected_gradient"]) < 1e-4, "{s}");
+    // `optimal:c` and `toward-soft:c` are rounded down and evaluated as printed (unit test
+    // `labels_round_down_and_read_back`): within the budget.
+    for c in s["simple"].as_array().unwrap() {
+        assert!(c["norm"].as_f64().unwrap() <= 2.0, "{c}");
+    }
     // Better than Q = 0, the gap-optimal Q and each simple strategy.
     assert!(t_s > num(&s, &["zero", "t_s"]) && t_s > num(&s, &["gap_optimal", "t_s"]));
     for c in s["simple"].as_array().unwrap() {
