@@ -24,6 +24,9 @@
 //! * Exact reverse transition ([`integrator::Bridge`]): `M = G`, L_j the factor of the bridge
 //!   covariance, and the drawn row is `V_k = c_k` (mixture offsets per step, `P = 1`) or the
 //!   training point `a_k` (`P = E_s − G E_t`).
+//! * Heun (mixtures): the probability flow's Euler step is the predictor x̃; a corrector with
+//!   the logits of t_{j+1} (`W'_j`, `bias'_j`) gives `x' = (M'_j x̃ + P'_j W'_jᵀ r(x̃)) + ½x`,
+//!   `M' = ½(I + Δt_j L_{t_{j+1}})`, `P' = ½cΔt_j`: the mean of the drifts at both ends.
 //!
 //! Each of M, B, P keeps one [`Form`] for the whole run (scalar, diagonal or dense). Coefficients
 //! are produced in chunks of time points; they are cached while small and rebuilt on demand
@@ -99,6 +102,18 @@ pub struct Chunk {
     /// point, where G_j is diagonal (zeros where it is not: nothing is pruned there); empty
     /// otherwise. It bounds the logits for pruning ([`prune`]).
     pub gram: Vec<f32>,
+    /// Heun's corrector ([`Corrector`]) per time point; empty for the other schemes.
+    pub corrector: Corrector,
+}
+
+/// Heun's corrector of the step from t_j: M'_j (in `m_form`), P'_j (in `p_form`) and the logits of
+/// t_{j+1} (centers W'_j, K×d, and biases, K), laid out like their namesakes in [`Chunk`].
+#[derive(Clone, Debug, Default)]
+pub struct Corrector {
+    pub m: Vec<f32>,
+    pub p: Vec<f32>,
+    pub w: Vec<f32>,
+    pub bias: Vec<f32>,
 }
 
 /// Coefficients of one time point in f64, before rounding.
@@ -111,6 +126,8 @@ struct Point {
     noise: Linear,
     offsets: Option<DMatrix<f64>>,
     gram: Option<Linear>,
+    /// Heun: (M', P', W', bias').
+    corrector: Option<(Linear, Linear, DMatrix<f64>, Vec<f64>)>,
 }
 
 /// The plan of a run: constant data plus a source of coefficient chunks.
@@ -211,6 +228,11 @@ impl Plan {
                 kept.cov.cholesky()?; // C must be positive semi-definite
                 Target::Mixture(kept)
             }
+            Target::Empirical(_) if scheme.corrects() => bail!(
+                "scheme: heun runs on Gaussian-mixture targets only (a training set's score is \
+                 singular at t = 0, where the last corrector would evaluate it); use --scheme \
+                 probability-flow, exponential-flow or exact"
+            ),
             Target::Empirical(e) => {
                 ensure!(e.points.nrows() > 0, "training set: no points");
                 ensure!(
@@ -259,9 +281,14 @@ impl Plan {
         } else {
             Form::Scalar
         };
-        plan.m_form = first.m.form().max(floor);
+        // Heun's corrector shares the forms of M and P.
+        let (m2, p2) = first
+            .corrector
+            .as_ref()
+            .map_or((Form::Scalar, Form::Scalar), |c| (c.0.form(), c.1.form()));
+        plan.m_form = first.m.form().max(m2).max(floor);
         plan.b_form = first.b.form().max(floor);
-        plan.p_form = first.p.form().max(floor);
+        plan.p_form = first.p.form().max(p2).max(floor);
         plan.noise_form = first.noise.form().max(floor);
         plan.centers_count = first.bias.len();
         plan.start = plan.start_plan(start)?;
@@ -290,7 +317,13 @@ impl Plan {
         let w = if self.kind == Kind::Mixture { k * d } else { 0 };
         let offsets = if self.mixture_offsets() { k * d } else { 0 };
         let gram = if self.kind == Kind::Empirical { d } else { 0 };
-        form_len(self.m_form, d)
+        let corrector = if self.scheme.corrects() {
+            form_len(self.m_form, d) + form_len(self.p_form, d) + k * d + k
+        } else {
+            0
+        };
+        corrector
+            + form_len(self.m_form, d)
             + form_len(self.b_form, d)
             + form_len(self.p_form, d)
             + form_len(self.noise_form, d)
@@ -342,6 +375,7 @@ impl Plan {
             noise: vec![],
             offsets: vec![],
             gram: vec![],
+            corrector: Corrector::default(),
         };
         for j in first..first + len {
             let pt = self.point(j)?;
@@ -363,9 +397,29 @@ impl Plan {
                 Some(_) => ch.gram.extend(std::iter::repeat_n(0.0, self.dim)),
                 None => {}
             }
+            if let Some((m, p, w, bias)) = &pt.corrector {
+                let c = &mut ch.corrector;
+                c.m.extend(m.in_form(self.m_form).to_f32());
+                c.p.extend(p.in_form(self.p_form).to_f32());
+                c.w.extend(w.transpose().iter().map(|&x| x as f32));
+                c.bias.extend(bias.iter().map(|&x| x as f32));
+            }
         }
         let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
-        let arrays = [&ch.m, &ch.b, &ch.p, &ch.w, &ch.bias, &ch.noise, &ch.offsets];
+        let c = &ch.corrector;
+        let arrays = [
+            &ch.m,
+            &ch.b,
+            &ch.p,
+            &ch.w,
+            &ch.bias,
+            &ch.noise,
+            &ch.offsets,
+            &c.m,
+            &c.p,
+            &c.w,
+            &c.bias,
+        ];
         if !arrays.iter().all(|v| finite(v)) {
             bail!(
                 "plan: non-finite coefficients between t = {:.4} and t = {:.4} (the model is too ill-conditioned \
@@ -386,17 +440,35 @@ impl Plan {
             Target::Mixture(mix) => {
                 // Γ_s of the data at any time s, given E_s.
                 let cov = |s: f64, e: &Linear| p.gamma_with(s, e, &mix.cov);
-                let t = self.grid.time(j);
-                let e = p.propagator(t);
-                let gamma_inv = self.precision(cov(t, &e), t)?;
-                let mut w = DMatrix::zeros(mix.means.len(), d);
-                let mut bias = Vec::with_capacity(mix.means.len());
-                for (k, (mu, wk)) in mix.means.iter().zip(&mix.weights).enumerate() {
-                    let mt = e.apply(mu);
-                    let g = gamma_inv.apply(&mt);
-                    bias.push(wk.ln() - 0.5 * mt.dot(&g));
-                    w.set_row(k, &g.transpose());
-                }
+                // Γ_t⁻¹, the centers Γ_t⁻¹E_tμ_k and the biases at time t.
+                let logits = |t: f64| -> Result<(Linear, DMatrix<f64>, Vec<f64>)> {
+                    let e = p.propagator(t);
+                    let gamma_inv = self.precision(cov(t, &e), t)?;
+                    let mut w = DMatrix::zeros(mix.means.len(), d);
+                    let mut bias = Vec::with_capacity(mix.means.len());
+                    for (k, (mu, wk)) in mix.means.iter().zip(&mix.weights).enumerate() {
+                        let mt = e.apply(mu);
+                        let g = gamma_inv.apply(&mt);
+                        bias.push(wk.ln() - 0.5 * mt.dot(&g));
+                        w.set_row(k, &g.transpose());
+                    }
+                    Ok((gamma_inv, w, bias))
+                };
+                let (gamma_inv, w, bias) = logits(self.grid.time(j))?;
+                let corrector = if !self.scheme.corrects() {
+                    None
+                } else if j == n {
+                    let k = mix.means.len();
+                    let zero = Linear::Scalar(0.0, d);
+                    Some((zero.clone(), zero, DMatrix::zeros(k, d), vec![0.0; k]))
+                } else {
+                    let (next, dt) = (self.grid.time(j + 1), self.grid.dt_at(j));
+                    let (gamma_inv, w, bias) = logits(next)?;
+                    let c = self.scheme.score_weight();
+                    let linear = p.drift(next).sub(&gamma_inv.scale(c));
+                    let m = linear.scale(dt).add_identity(1.0).scale(0.5);
+                    Some((m, Linear::Scalar(0.5 * c * dt, d), w, bias))
+                };
                 let (m, p, noise, offsets) = if j == n {
                     let o = self
                         .mixture_offsets()
@@ -427,6 +499,7 @@ impl Plan {
                     noise,
                     offsets,
                     gram: None,
+                    corrector,
                 })
             }
             Target::Empirical(emp) => {
@@ -461,6 +534,7 @@ impl Plan {
                     noise,
                     offsets: None,
                     gram: Some(g),
+                    corrector: None,
                 })
             }
         }
@@ -596,6 +670,26 @@ pub struct PointView<'a> {
     pub offsets: &'a [f32],
     /// The diagonal of G_j (empirical target; zeros where G_j is dense), or empty.
     pub gram: &'a [f32],
+    /// Heun's corrector of the step from this point: M', P', W', bias' as the point view
+    /// [`PointView::corrector`] builds; empty slices for the other schemes.
+    pub corrector: [&'a [f32]; 4],
+}
+
+impl<'a> PointView<'a> {
+    /// Heun's corrector as a point of its own: the logits of t_{j+1} with M' and P' (the
+    /// engines evaluate it at the predictor x̃ and add ½x); None for the other schemes.
+    pub fn corrector(&self) -> Option<PointView<'a>> {
+        let [m, p, w, bias] = self.corrector;
+        (!m.is_empty()).then_some(PointView {
+            m,
+            p,
+            w,
+            bias,
+            offsets: w,
+            corrector: [&[]; 4],
+            ..*self
+        })
+    }
 }
 
 /// Floats that a matrix of this form takes in dimension d.
@@ -661,6 +755,17 @@ impl Plan {
                 }
             } else {
                 slice(&chunk.offsets, k * d)
+            },
+            corrector: if chunk.corrector.m.is_empty() {
+                [&[]; 4]
+            } else {
+                let c = &chunk.corrector;
+                [
+                    slice(&c.m, form_len(self.m_form, d)),
+                    slice(&c.p, form_len(self.p_form, d)),
+                    slice(&c.w, k * d),
+                    slice(&c.bias, k),
+                ]
             },
         }
     }
