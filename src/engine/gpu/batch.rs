@@ -7,11 +7,10 @@ use anyhow::{Result, ensure};
 
 use super::GpuEngine;
 use super::buffers::{bytes_of, round_up};
+use super::footprint::{scratch_rows, training_bytes};
 use super::shaders::WORKGROUP;
-use super::step::rows_per_tile;
-use super::training::{STATE_ROWS, training_bytes};
 use crate::engine::Particles;
-use crate::plan::{Kind, Plan};
+use crate::plan::Plan;
 
 /// Particle state on the device.
 pub struct GpuBatch {
@@ -37,16 +36,6 @@ impl GpuBatch {
     /// Device bytes of the batch: positions, metadata and scratch.
     pub(super) fn bytes(&self) -> u64 {
         (4 * self.stride * (self.dim + 4 + self.scratch_rows)) as u64
-    }
-}
-
-/// Scratch rows per particle: B x / M x (d), Wᵀ r (d), purity (1), then the mixture's K logits
-/// or one tile's logits of the empirical target and its softmax state between parts.
-pub(super) fn scratch_rows(plan: &Plan) -> usize {
-    let d = plan.dim;
-    match plan.kind {
-        Kind::Mixture => 2 * d + 1 + plan.centers_count,
-        Kind::Empirical => 2 * d + 1 + rows_per_tile(&plan.shape()) + STATE_ROWS,
     }
 }
 

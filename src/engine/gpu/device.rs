@@ -177,7 +177,7 @@ pub(super) fn open(options: &GpuOptions) -> Result<Opened> {
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("regimes"),
         // Timestamp queries, where offered, time the first dispatches of an advance
-        // (`dispatch_length.rs`).
+        // (`step/dispatch_length.rs`).
         required_features: (if int64 {
             wgpu::Features::SHADER_INT64
         } else {

@@ -6,7 +6,7 @@
 //! * A step dispatch fuses many time points (the loop runs inside the kernel); dispatches are
 //!   split at recorder points, at plan-chunk boundaries, where the uploaded coefficients would
 //!   exceed a storage binding, and every `steps_per_dispatch` steps where given, else where a
-//!   measured time per step puts the dispatch's end (`dispatch_length.rs`, for watchdogs).
+//!   measured time per step puts the dispatch's end (`step/dispatch_length.rs`, for watchdogs).
 //! * Reductions are deterministic: per-workgroup partials (f32 Welford within a workgroup of 64
 //!   particles) folded on the host in workgroup order in f64; class counts and the tally use u32
 //!   atomics. No float atomics.
@@ -15,18 +15,20 @@
 //!   of the workgroup, so statistics do not depend on the batch size.
 //!
 //! Each kernel `shaders/X.wgsl` has its host side in `X.rs` here (its `Kernel`, its named
-//! arguments, its dispatches) and its CPU twin in `engine/cpu/X.rs`. The rest: `device.rs`
-//! (adapters, opening, limits), `layout.rs` (`Params` and the bindings, generating both the wgpu
-//! layout and the WGSL declarations), `shaders.rs` (assembling the WGSL), `pipelines.rs` (the
-//! pipeline cache), `buffers.rs` (buffers, dispatch, read-back), `batch.rs` (particle state),
-//! `schedule.rs` (cutting `advance` into dispatches), `loop_budget.rs` (lavapipe's loop
-//! limit) and `training.rs` (the empirical target's training points: bindings, parts, memory).
+//! arguments, its dispatches) and its CPU twin in `engine/cpu/X.rs`; the step kernels, about
+//! 80 % of the engine, have a folder, `step/` (its `mod.rs` lists its files). The rest, each
+//! below `step/`: `device.rs` (adapters, opening, limits), `layout.rs` (`Params` and the
+//! bindings, generating both the wgpu layout and the WGSL declarations), `shaders.rs`
+//! (assembling the WGSL), `pipelines.rs` (the fixed pipelines, compiling), `buffers.rs`
+//! (buffers, dispatch, read-back), `footprint.rs` (scratch rows and training bytes of a plan),
+//! `batch.rs` (particle state), `schedule.rs` (cutting `advance` into dispatches) and
+//! `loop_budget.rs` (lavapipe's loop limit).
 
 mod batch;
 mod branch;
 mod buffers;
 mod device;
-mod dispatch_length;
+mod footprint;
 mod layout;
 mod loop_budget;
 mod pipelines;
@@ -37,8 +39,6 @@ mod shaders;
 mod start;
 mod step;
 mod tally;
-mod training;
-mod variant;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -47,12 +47,10 @@ use anyhow::{Result, ensure};
 
 pub use batch::GpuBatch;
 pub use device::{AdapterSummary, is_software, list_adapters};
-pub use dispatch_length::{
-    DispatchLength, MAX_MEASURED_STEPS, SOFTWARE_TARGET_SECONDS, TARGET_SECONDS,
-};
 pub use shaders::{GROUP_PARTICLES, ROW_BLOCK, TILE_FLOATS, WORKGROUP};
-pub use variant::{
-    Choice, How, ONCHIP_GROUP, VARIANT_ENV, Variant, parse_variant, variant_from_env, wide_group,
+pub use step::{
+    Choice, DispatchLength, How, MAX_MEASURED_STEPS, ONCHIP_GROUP, SOFTWARE_TARGET_SECONDS,
+    TARGET_SECONDS, VARIANT_ENV, Variant, parse_variant, variant_from_env, wide_group,
 };
 
 use crate::engine::{Engine, Particles, Recorder};
@@ -72,7 +70,7 @@ pub struct GpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// Time steps fused into one dispatch: Some(N) fixes N; None measures, per plan shape, how
     /// many keep a dispatch under [`TARGET_SECONDS`] (OS watchdogs reset a GPU whose work runs
-    /// about 1 s; `dispatch_length.rs`). Either way no more than a loop-limited driver allows.
+    /// about 1 s; `step/dispatch_length.rs`). Either way no more than a loop-limited driver allows.
     pub steps_per_dispatch: Option<usize>,
     /// Time the first dispatches with timestamp queries where the adapter offers them; false
     /// uses wall times (the probe's or the first dispatches'), as on adapters without them.
@@ -122,7 +120,12 @@ pub struct GpuEngine {
     /// The training points of the last empirical plan, one buffer per binding, kept on the
     /// device across batches and advances (keyed by a hash of their bits and split), so a run
     /// uploads them once.
-    centers: Arc<Mutex<Option<training::Resident>>>,
+    centers: Arc<Mutex<Option<step::Resident>>>,
+    /// Step pipelines specialised per plan shape and variant, built on first use (shared by
+    /// reconfigured engines).
+    steps: Arc<Mutex<step::StepPipelines>>,
+    /// The variant each shape runs with, chosen at its first use (shared likewise).
+    choices: Arc<Mutex<step::Choices>>,
     /// The plan shapes this engine advanced since [`GpuEngine::clear_used`], in first-use order
     /// (what a study's summary records the variants of).
     used: Mutex<Vec<crate::plan::Shape>>,
@@ -131,7 +134,7 @@ pub struct GpuEngine {
     /// The uniform buffer of lone dispatches (start, tally, branch, probes).
     single: Mutex<buffers::Single>,
     /// The measured time per step of each shape and variant, and the last dispatch length.
-    rates: Mutex<dispatch_length::Rates>,
+    rates: Mutex<step::Rates>,
 }
 
 impl GpuEngine {
@@ -170,6 +173,8 @@ impl GpuEngine {
             pipelines,
             probe: OnceLock::new(),
             centers: Arc::default(),
+            steps: Arc::default(),
+            choices: Arc::default(),
             dummies,
             options,
             max_binding,
@@ -212,6 +217,8 @@ impl GpuEngine {
             compile_seconds: self.compile_seconds,
             errors: self.errors.clone(),
             centers: self.centers.clone(),
+            steps: self.steps.clone(),
+            choices: self.choices.clone(),
             used: Mutex::default(),
             in_flight: Mutex::default(),
             single: Mutex::new(buffers::Single::new(&self.device)),
@@ -228,14 +235,21 @@ impl GpuEngine {
         self.int64
     }
 
+    /// Seconds spent compiling and JIT-warming the pipelines: at creation, plus the step
+    /// pipelines specialised so far.
+    pub fn compile_seconds(&self) -> f64 {
+        self.compile_seconds + self.steps.lock().expect("step pipelines").seconds
+    }
+
     /// The storage-binding size this engine plans with.
     pub fn max_binding_bytes(&self) -> u64 {
         self.max_binding
     }
 }
 
-/// The trait on the device: each method is the host side of its kernel (`start.rs`, `step.rs`
-/// with `reduce.rs`, `branch.rs`, `tally.rs`) or of the batch layout (`batch.rs`).
+/// The trait on the device: each method is the host side of its kernel (`start.rs`,
+/// `step/advance.rs` with `reduce.rs`, `branch.rs`, `tally.rs`) or of the batch layout
+/// (`batch.rs`).
 impl Engine for GpuEngine {
     type Batch = GpuBatch;
 
@@ -257,7 +271,7 @@ impl Engine for GpuEngine {
     /// The particles the kernel-variant probe times (it probes on the first batch), so the
     /// choice is the one a full-size batch makes.
     fn first_batch(&self, _plan: &Plan) -> usize {
-        variant::probe_particles(is_software(&self.info))
+        step::probe_particles(is_software(&self.info))
     }
 
     fn start(&self, plan: &Plan, seed: u64, ids: &[u64]) -> Result<GpuBatch> {

@@ -1,17 +1,12 @@
-//! Compiled pipelines: the fixed kernels built when the engine opens, the step kernels built on
-//! first use per plan shape and cached, and the compile time of both.
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+//! Compiled pipelines: the fixed kernels built when the engine opens, and how any kernel is
+//! compiled (the step kernels, built on first use per plan shape, are cached in
+//! `step/pipelines.rs`).
 
 use anyhow::{Result, bail};
 
 use super::layout::{Bindings, Params};
 use super::shaders::Kernel;
-use super::variant::{Choice, Variant};
-use super::{GpuEngine, branch, reduce, start, step, tally};
-use crate::plan::{Plan, Shape};
+use super::{GpuEngine, branch, reduce, start, tally};
 
 #[derive(Clone)]
 pub(super) struct Pipelines {
@@ -19,18 +14,6 @@ pub(super) struct Pipelines {
     pub reduce: wgpu::ComputePipeline,
     pub tally: wgpu::ComputePipeline,
     pub branch: wgpu::ComputePipeline,
-    /// Step pipelines specialised per plan shape, built on first use (shared by reconfigured
-    /// engines), and the seconds spent building them.
-    pub steps: Arc<Mutex<StepCache>>,
-}
-
-#[derive(Default)]
-pub(super) struct StepCache {
-    pipelines: HashMap<(Shape, Variant), wgpu::ComputePipeline>,
-    /// The variant each shape runs with, chosen at its first use (`variant.rs`), keyed also by
-    /// the variant forced, since reconfigured engines share this cache.
-    pub choices: HashMap<(Shape, Option<Variant>), Choice>,
-    pub seconds: f64,
 }
 
 impl Pipelines {
@@ -46,7 +29,6 @@ impl Pipelines {
             reduce: make(&reduce::REDUCE)?,
             tally: make(&tally::TALLY)?,
             branch: make(&branch::BRANCH)?,
-            steps: Arc::default(),
         })
     }
 }
@@ -64,43 +46,6 @@ impl GpuEngine {
             self.dispatch_alone(p, &Params::default(), Bindings::default(), 1);
         }
         self.wait()
-    }
-
-    /// Seconds spent compiling and JIT-warming the pipelines: at creation, plus the step
-    /// pipelines specialised so far.
-    pub fn compile_seconds(&self) -> f64 {
-        self.compile_seconds + self.pipelines.steps.lock().expect("step pipelines").seconds
-    }
-
-    /// The step pipeline of a variant for a plan's shape: cached, or built and JIT-warmed now
-    /// (timed into [`Self::compile_seconds`]).
-    pub(super) fn step_pipeline(
-        &self,
-        plan: &Plan,
-        variant: Variant,
-    ) -> Result<wgpu::ComputePipeline> {
-        let shape = plan.shape();
-        let mut cache = self.pipelines.steps.lock().expect("step pipelines");
-        if let Some(p) = cache.pipelines.get(&(shape, variant)) {
-            return Ok(p.clone());
-        }
-        let clock = Instant::now();
-        // Bounds-safe by construction (block.wgsl clamps every particle index and the host sizes
-        // every binding), so built without per-access checks or loop counters.
-        let p = build_pipeline(
-            &self.device,
-            &self.layout,
-            step::kernel(&shape, variant),
-            &step::constants(&shape),
-            true,
-            self.int64,
-        )?;
-        // An empty dispatch makes lazily compiling drivers (lavapipe) JIT it here, timed.
-        self.dispatch_alone(&p, &Params::default(), Bindings::default(), 1);
-        self.wait()?;
-        cache.seconds += clock.elapsed().as_secs_f64();
-        cache.pipelines.insert((shape, variant), p.clone());
-        Ok(p)
     }
 }
 

@@ -3,7 +3,7 @@
 //! arguments), then the shared files of `shaders/shared/`, then the kernel (one kernel per file in
 //! `shaders/`, its host code in the file of the same name here). The step kernels are specialised
 //! per plan shape ([`crate::plan::Shape`]): their dimension, center count and forms are constants
-//! of the prelude ([`super::step::constants`]).
+//! of the prelude (`constants` in `step/kernels.rs`).
 
 use super::layout::{self, ARG_WORDS, arg_word};
 use crate::engine::SOFTMAX_ROWS;

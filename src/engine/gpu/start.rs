@@ -5,11 +5,11 @@
 use anyhow::{Result, ensure};
 
 use super::buffers::bytes_of;
+use super::footprint::training_bytes;
 use super::layout::{Bindings, Params};
 use super::shaders::{
     COMMON, Kernel, KernelArgs, LINEAR, RNG, WORKGROUP, form_code, kernel_args, kernel_file,
 };
-use super::training::training_bytes;
 use super::{GpuBatch, GpuEngine};
 use crate::engine::NO_LABEL;
 use crate::plan::Plan;

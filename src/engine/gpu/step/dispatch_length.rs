@@ -17,9 +17,12 @@ use std::collections::HashMap;
 
 use anyhow::{Result, anyhow};
 
-use super::GpuEngine;
+use super::super::loop_budget::{LOOP_BUDGET, cuts_loops};
+use super::super::shaders::WORKGROUP;
+use super::super::{GpuEngine, is_software};
+use super::costs::step_costs;
 use super::variant::Variant;
-use crate::plan::Shape;
+use crate::plan::{Kind, Plan, Shape};
 
 /// The longest a measured dispatch should run (seconds).
 pub const TARGET_SECONDS: f64 = 0.25;
@@ -111,7 +114,7 @@ impl DispatchLength {
 /// What an engine measured: the time per step of each shape and variant it sized, and the last
 /// length used.
 #[derive(Default)]
-pub(super) struct Rates {
+pub(in crate::engine::gpu) struct Rates {
     rates: HashMap<(Shape, Variant), Rate>,
     last: Option<DispatchLength>,
 }
@@ -193,7 +196,7 @@ impl GpuEngine {
                     return None;
                 }
                 let t = rate.step_seconds(n);
-                let target = if super::is_software(&self.info) {
+                let target = if is_software(&self.info) {
                     SOFTWARE_TARGET_SECONDS
                 } else {
                     TARGET_SECONDS
@@ -243,6 +246,38 @@ impl GpuEngine {
         if known.particles < n {
             *known = rate;
         }
+    }
+
+    /// The most ops a step dispatch may hold, and what bounds it (None: nothing but the
+    /// measured sizing): one where an empirical evaluation is split in parts, and on a
+    /// loop-limited driver no more than the budget allows; refuses a step, or a projection of
+    /// `dirs` directions in the reduction, that alone exceeds it.
+    pub(super) fn ops_limit(
+        &self,
+        plan: &Plan,
+        dirs: usize,
+        variant: Variant,
+    ) -> Result<(usize, Option<&'static str>)> {
+        let whole = plan.kind == Kind::Mixture || self.training_split(plan)?.is_whole();
+        if !whole {
+            return Ok((1, Some("the training set's parts (one op per dispatch)")));
+        }
+        if cuts_loops(&self.info) {
+            let (eval, update) = step_costs(plan, variant, whole);
+            if eval.max(update) > LOOP_BUDGET {
+                return Err(self.loop_error("one step of this plan", eval.max(update)));
+            }
+            // A reduction window: each invocation folds a workgroup of particles, a projection
+            // costing d per particle.
+            let window = WORKGROUP as u64 * (plan.dim as u64 + 1);
+            if dirs > 0 && window > LOOP_BUDGET {
+                return Err(self.loop_error("a projection in the reduction", window));
+            }
+            let steps = LOOP_BUDGET / (eval + update + 2);
+            let ops = if steps == 0 { 1 } else { 2 * steps as usize };
+            return Ok((ops, Some("the driver's loop budget")));
+        }
+        Ok((usize::MAX, None))
     }
 
     /// The length of the last advance's step dispatches and how it was chosen (`bench`).

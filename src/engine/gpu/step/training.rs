@@ -8,43 +8,23 @@ use std::ops::Range;
 
 use anyhow::{Result, ensure};
 
-use super::GpuEngine;
-use super::batch::GpuBatch;
-use super::buffers::bytes_of;
-use super::layout::ARG_WORDS;
-use super::loop_budget::{LOOP_BUDGET, cuts_loops, eval_costs};
-use super::shaders::{KernelArgs, kernel_args};
-use super::step::rows_per_tile;
-use crate::plan::{Kind, Plan};
-
-kernel_args! {
-    /// The rows one dispatch of `step_empirical` evaluates (global training-point indices).
-    EmpiricalArgs {
-        /// Index of the first point of the bound `centers` buffer.
-        base,
-        /// First point of the part (a multiple of the tile).
-        begin,
-        /// One past its last point.
-        end,
-        /// [`FIRST`] | [`LAST`]: whether the part starts or ends an evaluation.
-        flags,
-    }
-}
-
-/// The part starts an evaluation (computes B x, draws the uniform, resets the softmax state).
-const FIRST: u32 = 1;
-/// The part ends an evaluation (normalises, writes purity and labels).
-const LAST: u32 = 2;
-
-/// Scratch rows of the softmax state carried between parts (`ROW_STATE` of the kernel).
-pub(super) const STATE_ROWS: usize = 6;
+use super::super::GpuEngine;
+use super::super::batch::GpuBatch;
+use super::super::buffers::bytes_of;
+use super::super::footprint::{rows_per_tile, training_bytes};
+use super::super::layout::ARG_WORDS;
+use super::super::loop_budget::{LOOP_BUDGET, cuts_loops};
+use super::super::shaders::KernelArgs;
+use super::costs::eval_costs;
+use super::kernels::{EmpiricalArgs, FIRST, LAST};
+use crate::plan::Plan;
 
 /// Carried indices travel as f32 (exact below 2^24).
 const MAX_SPLIT_POINTS: usize = 1 << 24;
 
 /// The resident training set: a key (hash of the points' bits and the split) and a buffer per
 /// binding.
-pub(super) type Resident = (u64, Vec<wgpu::Buffer>);
+pub(in crate::engine::gpu) type Resident = (u64, Vec<wgpu::Buffer>);
 
 /// One dispatch of an evaluation: points `rows` of binding `binding`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,14 +121,6 @@ impl Training {
     /// The buffer of each binding of the split.
     pub fn buffers(&self) -> &[wgpu::Buffer] {
         &self.buffers
-    }
-}
-
-/// Bytes of the training points an empirical plan keeps on the device (0 for a mixture).
-pub(super) fn training_bytes(plan: &Plan) -> u64 {
-    match plan.kind {
-        Kind::Empirical => (plan.centers.len() * 4) as u64,
-        Kind::Mixture => 0,
     }
 }
 

@@ -1,28 +1,23 @@
-//! Host side of `shaders/step_mixture.wgsl` and `shaders/step_empirical.wgsl`, of their
-//! on-chip variants `step_mixture_onchip.wgsl` and `step_empirical_onchip.wgsl` and of the wide
-//! variant `step_mixture_wide.wgsl` (CPU twins:
-//! `engine/cpu/step.rs` and `engine/cpu/lanes.rs`): the step kernels specialised per plan
-//! [`Shape`], and `advance`, which runs the dispatches [`schedule`] cuts, uploading the
-//! coefficients of each dispatch's points, and reduces at the recorder's points ([`super::reduce`]).
+//! `advance`, the host side of a step ([`super::kernels`]): runs the dispatches [`schedule`]
+//! cuts in the variant [`super::choice`] picks and the length [`super::dispatch_length`] sizes,
+//! uploading the coefficients of each dispatch's points ([`PointLayout`]), and reduces at the
+//! recorder's points ([`super::super::reduce`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use anyhow::{Result, ensure};
 
-use super::buffers::{ParamBlocks, bytes_of, record};
+use super::super::buffers::{ParamBlocks, bytes_of, record};
+use super::super::layout::{Bindings, Params};
+use super::super::reduce::Pending;
+use super::super::shaders::form_code;
+use super::super::{GpuBatch, GpuEngine, schedule};
 use super::dispatch_length::{PILOT_STEPS, Source, Timer};
-use super::layout::{Bindings, Params};
-use super::reduce::Pending;
-use super::shaders::{
-    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, ONCHIP, PARTICLES_PER_INVOCATION, RNG,
-    ROW_BLOCK, STEP, TILE_FLOATS, form_code, kernel_file, no_args,
-};
-use super::training::EmpiricalArgs;
-use super::variant::Variant;
-use super::{GpuBatch, GpuEngine, schedule};
-use crate::engine::{Recorder, SOFTMAX_ROWS};
-use crate::plan::{Chunk, Kind, Plan, Shape, form_len};
+use super::points::PointLayout;
+use super::training::Training;
+use crate::engine::Recorder;
+use crate::plan::{Chunk, Kind, Plan};
 use crate::rng;
 
 /// Partial buffers waiting to be read back are flushed above this many bytes.
@@ -63,7 +58,7 @@ struct Flush<'a> {
     step_groups: usize,
     batch: &'a GpuBatch,
     base: &'a Params,
-    training: Option<&'a super::training::Training>,
+    training: Option<&'a Training>,
     directions: Option<&'a wgpu::Buffer>,
     dirs: usize,
     rec: &'a mut Recorder,
@@ -73,225 +68,9 @@ struct Flush<'a> {
     last: Option<wgpu::SubmissionIndex>,
 }
 
-/// The step kernels read their sizes and forms from the constants of a [`Shape`] ([`constants`]).
-pub(super) const STEP_MIXTURE: Kernel = Kernel {
-    name: "step_mixture",
-    args: no_args,
-    pieces: &[COMMON, RNG, BLOCK, STEP, kernel_file!("step_mixture.wgsl")],
-    outputs: [None, None],
-};
-pub(super) const STEP_EMPIRICAL: Kernel = Kernel {
-    name: "step_empirical",
-    args: EmpiricalArgs::wgsl,
-    pieces: &[
-        COMMON,
-        RNG,
-        BLOCK,
-        STEP,
-        kernel_file!("step_empirical.wgsl"),
-    ],
-    outputs: [None, None],
-};
-
-/// The on-chip variant of the mixture step (`variant.rs`); it reuses the shared pieces' names
-/// (scratch rows, form codes) but none of the register blocks.
-pub(super) const STEP_MIXTURE_ONCHIP: Kernel = Kernel {
-    name: "step_mixture_onchip",
-    args: no_args,
-    pieces: &[
-        COMMON,
-        RNG,
-        BLOCK,
-        STEP,
-        ONCHIP,
-        kernel_file!("step_mixture_onchip.wgsl"),
-    ],
-    outputs: [None, None],
-};
-
-/// The wide variant of the mixture step (`variant.rs`): a workgroup per particle, for large d.
-/// Its own private arrays and workgroup memory; the shared pieces give the scratch rows, form
-/// codes and Philox.
-pub(super) const STEP_MIXTURE_WIDE: Kernel = Kernel {
-    name: "step_mixture_wide",
-    args: no_args,
-    pieces: &[
-        COMMON,
-        RNG,
-        BLOCK,
-        STEP,
-        kernel_file!("step_mixture_wide.wgsl"),
-    ],
-    outputs: [None, None],
-};
-
-/// The on-chip variant of the empirical step: tiles of training points in workgroup memory
-/// shared by the workgroup's particles, each particle's state in private arrays.
-pub(super) const STEP_EMPIRICAL_ONCHIP: Kernel = Kernel {
-    name: "step_empirical_onchip",
-    args: EmpiricalArgs::wgsl,
-    pieces: &[
-        COMMON,
-        RNG,
-        BLOCK,
-        STEP,
-        ONCHIP,
-        kernel_file!("step_empirical_onchip.wgsl"),
-    ],
-    outputs: [None, None],
-};
-
-/// Coordinates per row of a tile of the on-chip empirical kernel (`TW`): the whole point where
-/// [`rows_per_tile`] points fit workgroup memory, else slices of this many.
-pub(super) fn onchip_tile_width(shape: &Shape) -> usize {
-    shape.dim.clamp(1, TILE_FLOATS / rows_per_tile(shape))
-}
-
-/// Training points per softmax tile: the CPU's block, so both engines round the online softmax
-/// alike for every d.
-pub(super) fn rows_per_tile(_shape: &Shape) -> usize {
-    SOFTMAX_ROWS
-}
-
-/// Whether a tile of training points goes through workgroup memory (d ≤ 64). Larger points are
-/// read from `centers` by every invocation: on lavapipe 64-row tiles read so beat the smaller
-/// tiles workgroup memory holds (d = 100: 866 vs 486 particle-steps/s; d = 784: 3.7×), as
-/// each tile rereads and rewrites Wᵀe in scratch; untested on hardware GPUs.
-pub(super) fn tiled(shape: &Shape) -> bool {
-    shape.dim * rows_per_tile(shape) <= TILE_FLOATS
-}
-
-/// The step kernel of a shape. Pipelines are cached per shape, so a run compiles its step kernel
-/// once, and the compiler sees constant loop bounds and no branches on forms.
-pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
-    match (shape.kind, variant) {
-        (Kind::Empirical, Variant::Blocked) => &STEP_EMPIRICAL,
-        (Kind::Empirical, Variant::OnChip) => &STEP_EMPIRICAL_ONCHIP,
-        (Kind::Mixture, Variant::Blocked) => &STEP_MIXTURE,
-        (Kind::Mixture, Variant::OnChip) => &STEP_MIXTURE_ONCHIP,
-        (Kind::Mixture, Variant::Wide) => &STEP_MIXTURE_WIDE,
-        // Never chosen (`Variant::applies`); the blocked kernel keeps the match total.
-        (Kind::Empirical, Variant::Wide) => &STEP_EMPIRICAL,
-    }
-}
-
-/// The specialisation constants (WGSL) of a shape, generated from the Rust values.
-pub(super) fn constants(shape: &Shape) -> String {
-    format!(
-        "const D: u32 = {d}u;\n\
-         const K: u32 = {k}u;\n\
-         const M_FORM: u32 = {m}u;\n\
-         const B_FORM: u32 = {b}u;\n\
-         const P_FORM: u32 = {p}u;\n\
-         const NOISE_FORM: u32 = {noise}u;\n\
-         const STOCHASTIC: bool = {stochastic};\n\
-         const DRAWS: bool = {draws};\n\
-         const PB: u32 = {pb}u;\n\
-         const GP: u32 = {gp}u;\n\
-         const RB: u32 = {rb}u;\n\
-         const KB: u32 = {kb}u;\n\
-         const ROWS: u32 = {rows}u;\n\
-         const TILED: bool = {tiled};\n\
-         const OWG: u32 = {owg}u;\n\
-         const TW: u32 = {tw}u;\n\
-         const WWG: u32 = {wwg}u;\n\
-         const QW: u32 = {qw}u;\n",
-        d = shape.dim,
-        k = shape.centers,
-        m = form_code(shape.m_form),
-        b = form_code(shape.b_form),
-        p = form_code(shape.p_form),
-        noise = form_code(shape.noise_form),
-        stochastic = shape.stochastic,
-        draws = shape.draws,
-        pb = PARTICLES_PER_INVOCATION,
-        gp = GROUP_PARTICLES,
-        rb = ROW_BLOCK,
-        kb = shape.centers.clamp(1, ROW_BLOCK),
-        rows = rows_per_tile(shape),
-        tiled = tiled(shape),
-        owg = super::variant::ONCHIP_GROUP,
-        tw = onchip_tile_width(shape),
-        wwg = super::variant::wide_group(shape.dim),
-        qw = super::variant::wide_blocks(shape.dim),
-    )
-}
-
-/// Floats per time point of the coefficients a step dispatch uploads: M, B, P, the mixture's
-/// centers W (the empirical target's are resident), the K biases, the noise factor and the
-/// exact mixture's offsets.
-pub(super) struct PointLayout {
-    m: usize,
-    b: usize,
-    p: usize,
-    w: usize,
-    k: usize,
-    noise: usize,
-    offsets: usize,
-}
-
-impl PointLayout {
-    pub(super) fn of(plan: &Plan) -> Self {
-        let d = plan.dim;
-        PointLayout {
-            m: form_len(plan.m_form, d),
-            b: form_len(plan.b_form, d),
-            p: form_len(plan.p_form, d),
-            w: if plan.kind == Kind::Empirical {
-                0
-            } else {
-                plan.centers_count * d
-            },
-            k: plan.centers_count,
-            noise: form_len(plan.noise_form, d),
-            offsets: if plan.kind == Kind::Mixture && plan.scheme.draws_component() {
-                plan.centers_count * d
-            } else {
-                0
-            },
-        }
-    }
-
-    fn bytes(&self) -> u64 {
-        (4 * (self.m + self.b + self.p + self.w + self.k + self.noise + self.offsets)) as u64
-    }
-
-    /// The coefficients of chunk points `a..b` and the step words of `Params` locating them.
-    pub(super) fn upload(
-        &self,
-        chunk: &Chunk,
-        a: usize,
-        b: usize,
-        params: &mut Params,
-    ) -> Vec<f32> {
-        let mut data: Vec<f32> = Vec::with_capacity((b - a) * self.bytes() as usize / 4);
-        let mut push = |v: &[f32], len: usize| {
-            let off = data.len() as u32;
-            data.extend_from_slice(&v[a * len..b * len]);
-            off
-        };
-        params.off_m = push(&chunk.m, self.m);
-        params.off_b = push(&chunk.b, self.b);
-        params.off_p = push(&chunk.p, self.p);
-        params.off_w = if self.w > 0 {
-            push(&chunk.w, self.w)
-        } else {
-            0
-        };
-        params.off_bias = push(&chunk.bias, self.k);
-        params.off_noise = push(&chunk.noise, self.noise);
-        params.off_offsets = if self.offsets > 0 {
-            push(&chunk.offsets, self.offsets)
-        } else {
-            0
-        };
-        data
-    }
-}
-
 impl GpuEngine {
     /// [`crate::engine::Engine::advance`].
-    pub(super) fn advance_batch(
+    pub(in crate::engine::gpu) fn advance_batch(
         &self,
         plan: &Plan,
         batch: &mut GpuBatch,

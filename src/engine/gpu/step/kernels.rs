@@ -1,0 +1,169 @@
+//! The step kernels (`shaders/step_mixture.wgsl`, `step_empirical.wgsl`, their on-chip variants
+//! `step_mixture_onchip.wgsl` and `step_empirical_onchip.wgsl`, the wide variant
+//! `step_mixture_wide.wgsl`; CPU twins `engine/cpu/step.rs` and `engine/cpu/lanes.rs`): their
+//! `Kernel`s, the empirical kernel's named arguments, and the specialisation constants of a plan
+//! [`Shape`]. Definitions only: the host side of a step is [`super::advance`].
+
+use super::super::footprint::rows_per_tile;
+use super::super::shaders::{
+    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, ONCHIP, PARTICLES_PER_INVOCATION, RNG,
+    ROW_BLOCK, STEP, TILE_FLOATS, form_code, kernel_args, kernel_file, no_args,
+};
+use super::variant::{ONCHIP_GROUP, Variant, wide_blocks, wide_group};
+use crate::plan::{Kind, Shape};
+
+kernel_args! {
+    /// The rows one dispatch of `step_empirical` evaluates (global training-point indices).
+    EmpiricalArgs {
+        /// Index of the first point of the bound `centers` buffer.
+        base,
+        /// First point of the part (a multiple of the tile).
+        begin,
+        /// One past its last point.
+        end,
+        /// [`FIRST`] | [`LAST`]: whether the part starts or ends an evaluation.
+        flags,
+    }
+}
+
+/// The part starts an evaluation (computes B x, draws the uniform, resets the softmax state).
+pub(super) const FIRST: u32 = 1;
+/// The part ends an evaluation (normalises, writes purity and labels).
+pub(super) const LAST: u32 = 2;
+
+pub(in crate::engine::gpu) const STEP_MIXTURE: Kernel = Kernel {
+    name: "step_mixture",
+    args: no_args,
+    pieces: &[COMMON, RNG, BLOCK, STEP, kernel_file!("step_mixture.wgsl")],
+    outputs: [None, None],
+};
+pub(in crate::engine::gpu) const STEP_EMPIRICAL: Kernel = Kernel {
+    name: "step_empirical",
+    args: EmpiricalArgs::wgsl,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        kernel_file!("step_empirical.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
+/// The on-chip variant of the mixture step (`variant.rs`); it reuses the shared pieces' names
+/// (scratch rows, form codes) but none of the register blocks.
+pub(in crate::engine::gpu) const STEP_MIXTURE_ONCHIP: Kernel = Kernel {
+    name: "step_mixture_onchip",
+    args: no_args,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        ONCHIP,
+        kernel_file!("step_mixture_onchip.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
+/// The wide variant of the mixture step (`variant.rs`): a workgroup per particle, for large d.
+/// Its own private arrays and workgroup memory; the shared pieces give the scratch rows, form
+/// codes and Philox.
+pub(in crate::engine::gpu) const STEP_MIXTURE_WIDE: Kernel = Kernel {
+    name: "step_mixture_wide",
+    args: no_args,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        kernel_file!("step_mixture_wide.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
+/// The on-chip variant of the empirical step: tiles of training points in workgroup memory
+/// shared by the workgroup's particles, each particle's state in private arrays.
+pub(in crate::engine::gpu) const STEP_EMPIRICAL_ONCHIP: Kernel = Kernel {
+    name: "step_empirical_onchip",
+    args: EmpiricalArgs::wgsl,
+    pieces: &[
+        COMMON,
+        RNG,
+        BLOCK,
+        STEP,
+        ONCHIP,
+        kernel_file!("step_empirical_onchip.wgsl"),
+    ],
+    outputs: [None, None],
+};
+
+/// Coordinates per row of a tile of the on-chip empirical kernel (`TW`): the whole point where
+/// [`rows_per_tile`] points fit workgroup memory, else slices of this many.
+pub(super) fn onchip_tile_width(shape: &Shape) -> usize {
+    shape.dim.clamp(1, TILE_FLOATS / rows_per_tile(shape))
+}
+
+/// Whether a tile of training points goes through workgroup memory (d ≤ 64). Larger points are
+/// read from `centers` by every invocation: on lavapipe 64-row tiles read so beat the smaller
+/// tiles workgroup memory holds (d = 100: 866 vs 486 particle-steps/s; d = 784: 3.7×), as
+/// each tile rereads and rewrites Wᵀe in scratch; untested on hardware GPUs.
+pub(super) fn tiled(shape: &Shape) -> bool {
+    shape.dim * rows_per_tile(shape) <= TILE_FLOATS
+}
+
+/// The step kernel of a shape. Pipelines are cached per shape, so a run compiles its step kernel
+/// once, and the compiler sees constant loop bounds and no branches on forms.
+pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
+    match (shape.kind, variant) {
+        (Kind::Empirical, Variant::Blocked) => &STEP_EMPIRICAL,
+        (Kind::Empirical, Variant::OnChip) => &STEP_EMPIRICAL_ONCHIP,
+        (Kind::Mixture, Variant::Blocked) => &STEP_MIXTURE,
+        (Kind::Mixture, Variant::OnChip) => &STEP_MIXTURE_ONCHIP,
+        (Kind::Mixture, Variant::Wide) => &STEP_MIXTURE_WIDE,
+        // Never chosen (`Variant::applies`); the blocked kernel keeps the match total.
+        (Kind::Empirical, Variant::Wide) => &STEP_EMPIRICAL,
+    }
+}
+
+/// The specialisation constants (WGSL) of a shape, generated from the Rust values.
+pub(in crate::engine::gpu) fn constants(shape: &Shape) -> String {
+    format!(
+        "const D: u32 = {d}u;\n\
+         const K: u32 = {k}u;\n\
+         const M_FORM: u32 = {m}u;\n\
+         const B_FORM: u32 = {b}u;\n\
+         const P_FORM: u32 = {p}u;\n\
+         const NOISE_FORM: u32 = {noise}u;\n\
+         const STOCHASTIC: bool = {stochastic};\n\
+         const DRAWS: bool = {draws};\n\
+         const PB: u32 = {pb}u;\n\
+         const GP: u32 = {gp}u;\n\
+         const RB: u32 = {rb}u;\n\
+         const KB: u32 = {kb}u;\n\
+         const ROWS: u32 = {rows}u;\n\
+         const TILED: bool = {tiled};\n\
+         const OWG: u32 = {owg}u;\n\
+         const TW: u32 = {tw}u;\n\
+         const WWG: u32 = {wwg}u;\n\
+         const QW: u32 = {qw}u;\n",
+        d = shape.dim,
+        k = shape.centers,
+        m = form_code(shape.m_form),
+        b = form_code(shape.b_form),
+        p = form_code(shape.p_form),
+        noise = form_code(shape.noise_form),
+        stochastic = shape.stochastic,
+        draws = shape.draws,
+        pb = PARTICLES_PER_INVOCATION,
+        gp = GROUP_PARTICLES,
+        rb = ROW_BLOCK,
+        kb = shape.centers.clamp(1, ROW_BLOCK),
+        rows = rows_per_tile(shape),
+        tiled = tiled(shape),
+        owg = ONCHIP_GROUP,
+        tw = onchip_tile_width(shape),
+        wwg = wide_group(shape.dim),
+        qw = wide_blocks(shape.dim),
+    )
+}
