@@ -714,6 +714,7 @@ impl Plan {
             noise_form: self.noise_form,
             stochastic: self.scheme.stochastic(),
             draws: self.scheme.draws_component(),
+            corrects: self.scheme.corrects(),
         }
     }
 
