@@ -32,7 +32,7 @@ pub struct Chunk {
     pub offsets: Vec<f32>,
     /// Empirical target: the diagonal of G_j = B_j E_j (the logits' quadratic form), d per time
     /// point, where G_j is diagonal (zeros where it is not: nothing is pruned there); empty
-    /// otherwise. It bounds the logits for pruning ([`prune`]).
+    /// otherwise. It bounds the logits for pruning ([`super::prune`]).
     pub gram: Vec<f32>,
     /// Heun's corrector ([`Corrector`]) per time point; empty for the other schemes.
     pub corrector: Corrector,
