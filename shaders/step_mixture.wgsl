@@ -2,11 +2,20 @@
 // particles per invocation in register blocks (shared/block.wgsl). Twin of step::evaluate +
 // step::update: the same sums in the same order.
 
-fn evaluate_mixture(l: Lanes, j: u32) {
+// Heun (CORRECTS): x at the step's start, kept through the predictor.
+const ROW_X0: u32 = ROW_LOGITS + K;
+
+// The logits at point j (or, `corrector`, those of t_{j+1} that Heun's corrector of the step
+// from j reads, which leave the labels and the purity alone), and v = Wᵀ r.
+fn evaluate_mixture(l: Lanes, j: u32, corrector: bool) {
     let pi = j - prm.first;
     let boff = prm.off_b + pi * form_len(B_FORM, D);
-    let wb = prm.off_w + pi * K * D;
-    let bb = prm.off_bias + pi * K;
+    var wb = prm.off_w + pi * K * D;
+    var bb = prm.off_bias + pi * K;
+    if (corrector) {
+        wb = prm.off_cw + pi * K * D;
+        bb = prm.off_cbias + pi * K;
+    }
     apply_rows(B_FORM, boff, true, 0u, ROW_A, l);
     // Logits ℓ_k = bias_k + w_k·y, KB classes at a time; running max and argmax per particle.
     var mx = vec4<f32>(0.0);
@@ -62,8 +71,41 @@ fn evaluate_mixture(l: Lanes, j: u32) {
             }
         }
     }
-    set_s4(ROW_PURITY, l, purity);
-    set_labels(l, best, j);
+    if (!corrector) {
+        set_s4(ROW_PURITY, l, purity);
+        set_labels(l, best, j);
+    }
+}
+
+// Heun's corrector of the step from j (step::update): with the predictor x̃ in x, x₀ in ROW_X0
+// and v' = W'ᵀ r(x̃) in ROW_V, x ← (M' x̃ + P' v') + ½x₀.
+fn correct(l: Lanes, j: u32) {
+    let pi = j - prm.first;
+    apply_rows(M_FORM, prm.off_cm + pi * form_len(M_FORM, D), true, 0u, ROW_A, l);
+    let poff = prm.off_cp + pi * form_len(P_FORM, D);
+    for (var i0 = 0u; i0 < D; i0 += RB) {
+        let pv = apply_p(poff, i0, l);
+        for (var q = 0u; q < RB; q++) {
+            let i = i0 + q;
+            if (i < D) {
+                set_x4(i, l, (s4(ROW_A + i, l) + pv[q]) + 0.5 * s4(ROW_X0 + i, l));
+            }
+        }
+    }
+}
+
+// A step from j: the update, or Heun's predictor and corrector.
+fn step(l: Lanes, j: u32) {
+    if (!CORRECTS) {
+        update(l, j);
+        return;
+    }
+    for (var i = 0u; i < D; i++) {
+        set_s4(ROW_X0 + i, l, x4(i, l));
+    }
+    update(l, j);
+    evaluate_mixture(l, j, true);
+    correct(l, j);
 }
 
 @compute @workgroup_size(WG)
@@ -81,9 +123,9 @@ fn main(
         let op = prm.phase + o;
         let j = prm.first + (op >> 1u);
         if ((op & 1u) == 0u) {
-            evaluate_mixture(l, j);
+            evaluate_mixture(l, j, false);
         } else {
-            update(l, j);
+            step(l, j);
         }
     }
 }

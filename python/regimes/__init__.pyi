@@ -68,7 +68,7 @@ class StudyOptions(TypedDict, total=False):
     particles: int
     steps: Union[int, Literal["auto"]]
     t_max: Number
-    scheme: Literal["auto", "euler-maruyama", "probability-flow", "exact", "exponential", "exponential-flow"]
+    scheme: Literal["auto", "euler-maruyama", "probability-flow", "exact", "exponential", "exponential-flow", "heun"]
     grid: str
     start: Literal["exact", "stationary"]
     # Engine

@@ -71,6 +71,23 @@ fn normals8(key: vec2<u32>, p: u32, j: u32, i0: u32) -> array<f32, 8> {
     return array<f32, 8>(a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w);
 }
 
+// Rows i0 .. i0 + RB of P v (v in ROW_V) for P in P_FORM at `poff`.
+fn apply_p(poff: u32, i0: u32, l: Lanes) -> array<vec4<f32>, RB> {
+    if (P_FORM == FORM_DENSE) {
+        return block(poff, D, 1u, i0, D, D, false, ROW_V, false, 0u, l);
+    }
+    var pv: array<vec4<f32>, RB>;
+    for (var q = 0u; q < RB; q++) {
+        let i = min(i0 + q, D - 1u);
+        var c = plan[poff];
+        if (P_FORM == FORM_DIAGONAL) {
+            c = plan[poff + i];
+        }
+        pv[q] = c * s4(ROW_V + i, l);
+    }
+    return pv;
+}
+
 fn update(l: Lanes, j: u32) {
     let pi = j - prm.first;
     let moff = prm.off_m + pi * form_len(M_FORM, D);
@@ -79,19 +96,7 @@ fn update(l: Lanes, j: u32) {
     apply_rows(M_FORM, moff, true, 0u, ROW_A, l);
     let key = vec2<u32>(prm.key0, prm.key1);
     for (var i0 = 0u; i0 < D; i0 += RB) {
-        var pv: array<vec4<f32>, RB>;
-        if (P_FORM == FORM_DENSE) {
-            pv = block(poff, D, 1u, i0, D, D, false, ROW_V, false, 0u, l);
-        } else {
-            for (var q = 0u; q < RB; q++) {
-                let i = min(i0 + q, D - 1u);
-                var c = plan[poff];
-                if (P_FORM == FORM_DIAGONAL) {
-                    c = plan[poff + i];
-                }
-                pv[q] = c * s4(ROW_V + i, l);
-            }
-        }
+        let pv = apply_p(poff, i0, l);
         if (NOISE_FORM == FORM_DENSE) {
             // M x + P v into ROW_A; L ξ is added once all of ξ is drawn.
             for (var q = 0u; q < RB; q++) {

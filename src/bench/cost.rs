@@ -86,8 +86,10 @@ pub fn cost(shape: &Shape, share: usize) -> Cost {
     let combine = 3 * d;
     let state = 8.0 * d as f64;
     let coefficients = 4.0 * shape.coefficient_floats() as f64 / share.max(1) as f64;
+    // Heun evaluates and combines twice (plus ½x).
+    let passes = if shape.corrects { 2 } else { 1 };
     Cost {
-        flops: linear + logits + softmax + weighted + combine,
+        flops: passes * (linear + logits + softmax + weighted + combine) + (passes - 1) * d,
         normals: d.div_ceil(4) * 4,
         bytes: state + coefficients,
     }
@@ -396,6 +398,7 @@ mod tests {
             noise_form: Form::Scalar,
             stochastic: true,
             draws: false,
+            corrects: false,
         }
     }
 
@@ -451,6 +454,7 @@ mod tests {
             noise_form: Form::Scalar,
             stochastic: true,
             draws: false,
+            corrects: false,
         };
         let old = kernel_cost(&dense, GpuKernels::OnePerInvocation, false);
         let new = kernel_cost(&dense, GpuKernels::Blocked, false);

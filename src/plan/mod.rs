@@ -24,32 +24,33 @@
 //! * Exact reverse transition ([`integrator::Bridge`]): `M = G`, L_j the factor of the bridge
 //!   covariance, and the drawn row is `V_k = c_k` (mixture offsets per step, `P = 1`) or the
 //!   training point `a_k` (`P = E_s − G E_t`).
+//! * Heun (mixtures): the probability flow's Euler step is the predictor x̃; a corrector with
+//!   the logits of t_{j+1} (`W'_j`, `bias'_j`) gives `x' = (M'_j x̃ + P'_j W'_jᵀ r(x̃)) + ½x`,
+//!   `M' = ½(I + Δt_j L_{t_{j+1}})`, `P' = ½cΔt_j`: the mean of the drifts at both ends.
 //!
 //! Each of M, B, P keeps one [`Form`] for the whole run (scalar, diagonal or dense). Coefficients
 //! are produced in chunks of time points; they are cached while small and rebuilt on demand
 //! otherwise, so a long dense plan never has to fit in memory at once.
 //!
-//! The chunks and their cache live in `chunks`, one time point's coefficients in
-//! `coefficients`, the start distribution in `start`.
+//! The chunks and the per-point views the engines read are in `chunk.rs`.
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
 use crate::linalg::{Form, Linear};
 use crate::model::{Model, Process, Target};
 
-mod chunks;
-mod coefficients;
+mod chunk;
 mod grid;
 pub mod integrator;
 pub mod prune;
 mod shape;
 pub mod stability;
-mod start;
 
+pub use chunk::{Chunk, Corrector, PointView, form_len};
 pub use grid::{Grid, Scheme, Spacing, Start, Steps};
 pub use shape::Shape;
 
@@ -78,33 +79,6 @@ pub struct StartPlan {
     pub chol_form: Form,
 }
 
-/// Coefficients of the time points `first .. first + len`, each array time-point major.
-#[derive(Clone, Debug)]
-pub struct Chunk {
-    pub first: usize,
-    pub len: usize,
-    /// M_j in `m_form` layout (identity at j = n, never used).
-    pub m: Vec<f32>,
-    /// B_j in `b_form` layout.
-    pub b: Vec<f32>,
-    /// P_j in `p_form` layout.
-    pub p: Vec<f32>,
-    /// Per-step centers (mixture, K×d each); empty for the empirical target (use `Plan::centers`).
-    pub w: Vec<f32>,
-    /// Logit biases, K per time point.
-    pub bias: Vec<f32>,
-    /// Noise factor L_j in `noise_form` layout (√(2Δt) for Euler–Maruyama; 0 for the ODEs and at
-    /// j = n).
-    pub noise: Vec<f32>,
-    /// Exact scheme on a mixture: the offsets c_k of the drawn component, K×d per time point;
-    /// empty otherwise.
-    pub offsets: Vec<f32>,
-    /// Empirical target: the diagonal of G_j = B_j E_j (the logits' quadratic form), d per time
-    /// point, where G_j is diagonal (zeros where it is not: nothing is pruned there); empty
-    /// otherwise. It bounds the logits for pruning ([`prune`]).
-    pub gram: Vec<f32>,
-}
-
 /// Coefficients of one time point in f64, before rounding.
 struct Point {
     m: Linear,
@@ -115,6 +89,8 @@ struct Point {
     noise: Linear,
     offsets: Option<DMatrix<f64>>,
     gram: Option<Linear>,
+    /// Heun: (M', P', W', bias').
+    corrector: Option<(Linear, Linear, DMatrix<f64>, Vec<f64>)>,
 }
 
 /// The plan of a run: constant data plus a source of coefficient chunks.
@@ -215,6 +191,11 @@ impl Plan {
                 kept.cov.cholesky()?; // C must be positive semi-definite
                 Target::Mixture(kept)
             }
+            Target::Empirical(_) if scheme.corrects() => bail!(
+                "scheme: heun runs on Gaussian-mixture targets only (a training set's score is \
+                 singular at t = 0, where the last corrector would evaluate it); use --scheme \
+                 probability-flow, exponential-flow or exact"
+            ),
             Target::Empirical(e) => {
                 ensure!(e.points.nrows() > 0, "training set: no points");
                 ensure!(
@@ -263,9 +244,14 @@ impl Plan {
         } else {
             Form::Scalar
         };
-        plan.m_form = first.m.form().max(floor);
+        // Heun's corrector shares the forms of M and P.
+        let (m2, p2) = first
+            .corrector
+            .as_ref()
+            .map_or((Form::Scalar, Form::Scalar), |c| (c.0.form(), c.1.form()));
+        plan.m_form = first.m.form().max(m2).max(floor);
         plan.b_form = first.b.form().max(floor);
-        plan.p_form = first.p.form().max(floor);
+        plan.p_form = first.p.form().max(p2).max(floor);
         plan.noise_form = first.noise.form().max(floor);
         plan.centers_count = first.bias.len();
         plan.start = plan.start_plan(start)?;
@@ -280,31 +266,271 @@ impl Plan {
         *plan.cache.lock().expect("plan cache") = vec![None; plan.chunk_count()];
         Ok(plan)
     }
-}
 
-/// The coefficients of one time point, borrowed from a chunk.
-#[derive(Clone, Copy, Debug)]
-pub struct PointView<'a> {
-    pub m: &'a [f32],
-    pub b: &'a [f32],
-    pub p: &'a [f32],
-    /// Centers (K×d): per step for mixtures, the resident training set for the empirical target.
-    pub w: &'a [f32],
-    pub bias: &'a [f32],
-    /// The noise factor L_j in the plan's `noise_form`.
-    pub noise: &'a [f32],
-    /// The rows a drawing scheme picks from: per-step offsets (exact mixture) or the centers.
-    pub offsets: &'a [f32],
-    /// The diagonal of G_j (empirical target; zeros where G_j is dense), or empty.
-    pub gram: &'a [f32],
-}
+    /// Force a chunk length (tests of chunking; long runs on small memory).
+    pub fn with_chunk_len(mut self, len: usize) -> Self {
+        self.chunk_len = len.clamp(1, self.grid.steps + 1);
+        *self.cache.lock().expect("plan cache") = vec![None; self.chunk_count()];
+        self
+    }
 
-/// Floats that a matrix of this form takes in dimension d.
-pub fn form_len(form: Form, d: usize) -> usize {
-    match form {
-        Form::Scalar => 1,
-        Form::Diagonal => d,
-        Form::Dense => d * d,
+    /// Floats of coefficients per time point.
+    pub fn point_floats(&self) -> usize {
+        let (d, k) = (self.dim, self.centers_count);
+        let w = if self.kind == Kind::Mixture { k * d } else { 0 };
+        let offsets = if self.mixture_offsets() { k * d } else { 0 };
+        let gram = if self.kind == Kind::Empirical { d } else { 0 };
+        let corrector = if self.scheme.corrects() {
+            form_len(self.m_form, d) + form_len(self.p_form, d) + k * d + k
+        } else {
+            0
+        };
+        corrector
+            + form_len(self.m_form, d)
+            + form_len(self.b_form, d)
+            + form_len(self.p_form, d)
+            + form_len(self.noise_form, d)
+            + w
+            + offsets
+            + gram
+            + k
+    }
+
+    /// Whether the chunks carry per-step offsets (the exact scheme on a mixture).
+    fn mixture_offsets(&self) -> bool {
+        self.kind == Kind::Mixture && self.scheme.draws_component()
+    }
+
+    pub fn chunk_count(&self) -> usize {
+        (self.grid.steps + 1).div_ceil(self.chunk_len)
+    }
+
+    /// The chunk holding time point j.
+    pub fn chunk_of(&self, j: usize) -> usize {
+        j / self.chunk_len
+    }
+
+    /// Coefficients at time point j, in f64.
+    fn point(&self, j: usize) -> Result<Point> {
+        let n = self.grid.steps;
+        let p = &self.process;
+        let d = p.dim();
+        match &self.target {
+            Target::Mixture(mix) => {
+                // Γ_s of the data at any time s, given E_s.
+                let cov = |s: f64, e: &Linear| p.gamma_with(s, e, &mix.cov);
+                // Γ_t⁻¹, the centers Γ_t⁻¹E_tμ_k and the biases at time t.
+                let logits = |t: f64| -> Result<(Linear, DMatrix<f64>, Vec<f64>)> {
+                    let e = p.propagator(t);
+                    let gamma_inv = self.precision(cov(t, &e), t)?;
+                    let mut w = DMatrix::zeros(mix.means.len(), d);
+                    let mut bias = Vec::with_capacity(mix.means.len());
+                    for (k, (mu, wk)) in mix.means.iter().zip(&mix.weights).enumerate() {
+                        let mt = e.apply(mu);
+                        let g = gamma_inv.apply(&mt);
+                        bias.push(wk.ln() - 0.5 * mt.dot(&g));
+                        w.set_row(k, &g.transpose());
+                    }
+                    Ok((gamma_inv, w, bias))
+                };
+                let (gamma_inv, w, bias) = logits(self.grid.time(j))?;
+                let corrector = if !self.scheme.corrects() {
+                    None
+                } else if j == n {
+                    let k = mix.means.len();
+                    let zero = Linear::Scalar(0.0, d);
+                    Some((zero.clone(), zero, DMatrix::zeros(k, d), vec![0.0; k]))
+                } else {
+                    let (next, dt) = (self.grid.time(j + 1), self.grid.dt_at(j));
+                    let (gamma_inv, w, bias) = logits(next)?;
+                    let c = self.scheme.score_weight();
+                    let linear = p.drift(next).sub(&gamma_inv.scale(c));
+                    let m = linear.scale(dt).add_identity(1.0).scale(0.5);
+                    Some((m, Linear::Scalar(0.5 * c * dt, d), w, bias))
+                };
+                let (m, p, noise, offsets) = if j == n {
+                    let o = self
+                        .mixture_offsets()
+                        .then(|| DMatrix::zeros(mix.means.len(), d));
+                    (
+                        Linear::identity(d),
+                        Linear::Scalar(0.0, d),
+                        Linear::Scalar(0.0, d),
+                        o,
+                    )
+                } else if self.scheme.draws_component() {
+                    let b = self.bridge(j, &gamma_inv, cov)?;
+                    let mut offsets = DMatrix::zeros(mix.means.len(), d);
+                    for (k, mu) in mix.means.iter().enumerate() {
+                        offsets.set_row(k, &b.offset.apply(mu).transpose());
+                    }
+                    (b.g, Linear::identity(d), b.noise, Some(offsets))
+                } else {
+                    let (m, forcing, noise) = self.integrate(j, &gamma_inv, cov)?;
+                    (m, forcing, noise, None)
+                };
+                Ok(Point {
+                    m,
+                    b: Linear::identity(d),
+                    p,
+                    w: Some(w),
+                    bias,
+                    noise,
+                    offsets,
+                    gram: None,
+                    corrector,
+                })
+            }
+            Target::Empirical(emp) => {
+                // Σ_0 = 0: the last positive time stands in for the logits at t = 0.
+                // Σ_s of a training point at any time s, given E_s.
+                let cov = |s: f64, e: &Linear| p.sigma_with(s, e);
+                let t = self.grid.time(j.min(n - 1));
+                let e = p.propagator(t);
+                let sigma_inv = self.precision(cov(t, &e), t)?;
+                let b = e.transpose().mul(&sigma_inv);
+                let g = b.mul(&e);
+                let bias = g.quad_rows(&emp.points).iter().map(|q| -0.5 * q).collect();
+                let (m, pm, noise) = if j == n {
+                    (
+                        Linear::identity(d),
+                        Linear::Scalar(0.0, d),
+                        Linear::Scalar(0.0, d),
+                    )
+                } else if self.scheme.draws_component() {
+                    let br = self.bridge(j, &sigma_inv, cov)?;
+                    (br.g, br.offset, br.noise)
+                } else {
+                    let (m, forcing, noise) = self.integrate(j, &sigma_inv, cov)?;
+                    (m, forcing.mul(&sigma_inv.mul(&e)), noise)
+                };
+                Ok(Point {
+                    m,
+                    b,
+                    p: pm,
+                    w: None,
+                    bias,
+                    noise,
+                    offsets: None,
+                    gram: Some(g),
+                    corrector: None,
+                })
+            }
+        }
+    }
+
+    /// The inverse of the covariance of x_t given the component (Γ_t or Σ_t): the score's
+    /// linear part.
+    fn precision(&self, cov: Linear, t: f64) -> Result<Linear> {
+        cov.inverse_spd().map_err(|_| {
+            anyhow::anyhow!(
+                "plan: the covariance at t = {t} is singular (is the covariance C degenerate, or \
+                 the grid too fine near t = 0? use fewer steps or a larger t-max)"
+            )
+        })
+    }
+
+    /// `(M, P, L)` of the step from t_j for the averaging schemes, with the reverse drift
+    /// `A x + c(forcing − precision·x)`: P multiplies the forcing (the posterior-mean center,
+    /// held at t_j). Euler: `M = I + Δt(A − c·precision_t)`, `P = cΔt`, `L = √(2Δt)`.
+    /// Exponential: the linear part taken at the step's midpoint (`cov(s, E_s)` gives the
+    /// covariance whose inverse is the precision there) and integrated exactly ([`integrator`]);
+    /// the midpoint halved the φ bias of t_j's linear part on `lu-tang` at Δt = 0.1 (+0.0107 →
+    /// −0.0054 ± 0.0009; Euler–Maruyama +0.054).
+    fn integrate(
+        &self,
+        j: usize,
+        precision: &Linear,
+        cov: impl Fn(f64, &Linear) -> Linear,
+    ) -> Result<(Linear, Linear, Linear)> {
+        let (t, dt) = (self.grid.time(j), self.grid.dt_at(j));
+        let c = self.scheme.score_weight();
+        let d = self.dim;
+        let noisy = self.scheme.stochastic();
+        let linear_at = |t: f64, precision: &Linear| self.process.drift(t).sub(&precision.scale(c));
+        Ok(if self.scheme.explicit() {
+            let linear = linear_at(t, precision);
+            let noise = if noisy { (2.0 * dt).sqrt() } else { 0.0 };
+            (
+                linear.scale(dt).add_identity(1.0),
+                Linear::Scalar(c * dt, d),
+                Linear::Scalar(noise, d),
+            )
+        } else {
+            let mid = t - 0.5 * dt;
+            let e = self.process.propagator(mid);
+            let linear = linear_at(mid, &self.precision(cov(mid, &e), mid)?);
+            let (m, phi) = integrator::exponential(&linear, dt);
+            let noise = if noisy {
+                integrator::noise_covariance(&linear, dt).cholesky()?
+            } else {
+                Linear::Scalar(0.0, d)
+            };
+            (m, phi.scale(c), noise)
+        })
+    }
+
+    /// The exact reverse transition from t_j to t_{j+1}; `cov(s, E_s)` is the covariance of x_s
+    /// given the component (Γ_s, or Σ_s for training points).
+    fn bridge(
+        &self,
+        j: usize,
+        precision_t: &Linear,
+        cov: impl Fn(f64, &Linear) -> Linear,
+    ) -> Result<integrator::Bridge> {
+        let p = &self.process;
+        let (t, s) = (self.grid.time(j), self.grid.time(j + 1));
+        let (e_t, e_s) = (p.propagator(t), p.propagator(s));
+        let e_ts = p.propagator_between(s, t, &e_s, &e_t)?;
+        integrator::Bridge::new(&cov(s, &e_s), precision_t, &e_s, &e_t, &e_ts)
+    }
+
+    fn start_plan(&self, start: Start) -> Result<StartPlan> {
+        let p = &self.process;
+        let d = self.dim;
+        let (means, weights, cov): (Vec<DVector<f64>>, Vec<f64>, Linear) =
+            match (start, &self.target) {
+                (Start::Stationary, _) => (vec![DVector::zeros(d)], vec![1.0], p.u_inv.clone()),
+                (Start::Exact, Target::Mixture(mix)) => {
+                    let e = p.propagator(self.grid.t_max);
+                    (
+                        mix.means.iter().map(|m| e.apply(m)).collect(),
+                        mix.weights.clone(),
+                        p.gamma_with(self.grid.t_max, &e, &mix.cov),
+                    )
+                }
+                (Start::Exact, Target::Empirical(emp)) => {
+                    let e = p.propagator(self.grid.t_max);
+                    let n = emp.points.nrows();
+                    (
+                        emp.points
+                            .row_iter()
+                            .map(|a| e.apply(&a.transpose()))
+                            .collect(),
+                        vec![1.0 / n as f64; n],
+                        p.sigma_with(self.grid.t_max, &e),
+                    )
+                }
+            };
+        let chol = cov.cholesky()?;
+        let mut acc = 0.0;
+        let mut cumulative: Vec<f32> = weights
+            .iter()
+            .map(|w| {
+                acc += w;
+                acc as f32
+            })
+            .collect();
+        *cumulative.last_mut().expect("at least one component") = 1.0;
+        Ok(StartPlan {
+            means: means
+                .iter()
+                .flat_map(|m| m.iter().map(|&x| x as f32))
+                .collect(),
+            cumulative,
+            chol_form: chol.form(),
+            chol: chol.to_f32(),
+        })
     }
 }
 
@@ -321,6 +547,7 @@ impl Plan {
             noise_form: self.noise_form,
             stochastic: self.scheme.stochastic(),
             draws: self.scheme.draws_component(),
+            corrects: self.scheme.corrects(),
         }
     }
 
@@ -330,40 +557,6 @@ impl Plan {
         self.tiles
             .get_or_init(|| prune::Tiles::build(self).map(Arc::new))
             .as_deref()
-    }
-
-    /// Coefficients of time point j, which must lie in `chunk`.
-    pub fn view<'a>(&'a self, chunk: &'a Chunk, j: usize) -> PointView<'a> {
-        let i = j - chunk.first;
-        debug_assert!(i < chunk.len);
-        let (d, k) = (self.dim, self.centers_count);
-        let slice = |v: &'a [f32], n: usize| &v[i * n..(i + 1) * n];
-        PointView {
-            m: slice(&chunk.m, form_len(self.m_form, d)),
-            b: slice(&chunk.b, form_len(self.b_form, d)),
-            p: slice(&chunk.p, form_len(self.p_form, d)),
-            w: if chunk.w.is_empty() {
-                &self.centers
-            } else {
-                slice(&chunk.w, k * d)
-            },
-            bias: slice(&chunk.bias, k),
-            noise: slice(&chunk.noise, form_len(self.noise_form, d)),
-            gram: if chunk.gram.is_empty() {
-                &[]
-            } else {
-                slice(&chunk.gram, d)
-            },
-            offsets: if chunk.offsets.is_empty() {
-                if chunk.w.is_empty() {
-                    &self.centers
-                } else {
-                    slice(&chunk.w, k * d)
-                }
-            } else {
-                slice(&chunk.offsets, k * d)
-            },
-        }
     }
 }
 
@@ -446,37 +639,6 @@ mod tests {
                 let want = -0.5 * g * norm2;
                 assert!((f64::from(*b) - want).abs() <= 1e-5 * want.abs(), "j = {j}");
             }
-        }
-    }
-
-    #[test]
-    fn chunks_tile_the_grid_and_do_not_change_coefficients() {
-        let d = 2;
-        let model = Model {
-            process: reversible_identity(d),
-            target: Target::Mixture(Mixture::two_class(DVector::from_element(d, 1.0), 1.0)),
-        };
-        let grid = Grid::new(3.0, 10).unwrap();
-        let whole = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact).unwrap();
-        let one = whole.chunk(0).unwrap();
-        assert_eq!((one.first, one.len), (0, 11));
-        for len in [1, 3, 4, 11] {
-            let cut = Plan::new(&model, grid.clone(), Scheme::EulerMaruyama, Start::Exact)
-                .unwrap()
-                .with_chunk_len(len);
-            assert_eq!(cut.chunk_count(), 11usize.div_ceil(len));
-            let mut next = 0;
-            for c in 0..cut.chunk_count() {
-                let ch = cut.chunk(c).unwrap();
-                assert_eq!(ch.first, next);
-                for j in ch.first..ch.first + ch.len {
-                    assert_eq!(cut.chunk_of(j), c);
-                    let (a, b) = (cut.view(&ch, j), whole.view(&one, j));
-                    assert_eq!((a.m, a.w, a.bias, a.noise), (b.m, b.w, b.bias, b.noise));
-                }
-                next += ch.len;
-            }
-            assert_eq!(next, 11);
         }
     }
 }

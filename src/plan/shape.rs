@@ -21,12 +21,14 @@ pub struct Shape {
     pub stochastic: bool,
     /// Whether each step draws a component (the exact scheme) instead of averaging.
     pub draws: bool,
+    /// Whether each step corrects its predictor with a second evaluation (Heun).
+    pub corrects: bool,
 }
 
 impl std::hash::Hash for Shape {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         let forms = [self.m_form, self.b_form, self.p_form, self.noise_form].map(|f| f as u8);
-        let flags = (self.stochastic, self.draws);
+        let flags = (self.stochastic, self.draws, self.corrects);
         (self.kind as u8, self.dim, self.centers, forms, flags).hash(h);
     }
 }
@@ -34,9 +36,14 @@ impl std::hash::Hash for Shape {
 impl Shape {
     /// f32 values of coefficients a step reads: M, B, P, per-step centers (mixture) or the
     /// resident training points (empirical), the drawn offsets (exact mixture), the K biases
-    /// and the noise factor.
+    /// and the noise factor; Heun's corrector besides (M', P', the centers and biases of t_{j+1}).
     pub fn coefficient_floats(&self) -> usize {
         let (d, k) = (self.dim, self.centers);
+        let corrector = if self.corrects {
+            form_len(self.m_form, d) + form_len(self.p_form, d) + k * d + k
+        } else {
+            0
+        };
         // Mixture centers change every step; training points are resident but read every step.
         form_len(self.m_form, d)
             + form_len(self.b_form, d)
@@ -49,5 +56,6 @@ impl Shape {
                 0
             }
             + k
+            + corrector
     }
 }

@@ -8,7 +8,8 @@
 //! variance is followed through the actual grid twice, under the scheme (`|1 + hμ|² V + 2h`) and
 //! under the exact flow of the same linear SDE (`e^{2ha} V + 2hφ₁(2ha)`); the probability flow has
 //! no noise, so its ratio is the product of the per-step ratios. A run is refused where some
-//! mode's scale √V exceeds the exact one by [`SCALE_LIMIT`] or more at any node.
+//! mode's scale √V exceeds the exact one by [`SCALE_LIMIT`] or more at any node. Heun's step
+//! multiplies by `|1 + hμ + (hμ)²/2|` instead (a rotating mode gains `(ωh)⁴/8` per step).
 //!
 //! The eigenvalues are those of `L_t` at a fixed ladder of times (uniform and geometric, so the
 //! stiff end near t = 0 is resolved); a step uses the ladder's first time at or below its own.
@@ -135,7 +136,8 @@ impl Modes {
 
     /// The scheme's worst scale ratio on `grid` with every step split into `refine` equal
     /// sub-steps (1: the grid as it is; real values scale the step count continuously).
-    pub fn judge(&self, grid: &Grid, stochastic: bool, refine: f64) -> Verdict {
+    pub fn judge(&self, grid: &Grid, scheme: Scheme, refine: f64) -> Verdict {
+        let stochastic = scheme.stochastic();
         let d = self.eig[0].len();
         // Start from the exact law of each mode: its stationary variance 1/|a| (SDE).
         let start = |mu: &Complex<f64>| 1.0 / (-mu.re).clamp(1e-6, 1e6);
@@ -158,7 +160,13 @@ impl Modes {
             let h = grid.dt_at(j) / refine;
             let (mut step_worst, mut step_rotating) = (0.0, 0.0);
             for (k, mu) in self.eig[s].iter().enumerate().take(d) {
-                let gs = (1.0 + h * mu.re).powi(2) + (h * mu.im).powi(2);
+                let z = mu * h;
+                let gain = if scheme.corrects() {
+                    Complex::new(1.0, 0.0) + z + z * z * 0.5
+                } else {
+                    Complex::new(1.0, 0.0) + z
+                };
+                let gs = gain.norm_sqr();
                 let ge_ln = 2.0 * h * mu.re;
                 let ratio = if stochastic {
                     vs[k] = geometric(gs.ln(), refine, vs[k], 2.0 * h);
@@ -194,10 +202,10 @@ impl Modes {
     pub fn refinement(
         &self,
         grid: &Grid,
-        stochastic: bool,
+        scheme: Scheme,
         ok: impl Fn(&Verdict) -> bool,
     ) -> Option<f64> {
-        let passes = |r: f64| ok(&self.judge(grid, stochastic, r));
+        let passes = |r: f64| ok(&self.judge(grid, scheme, r));
         if passes(1.0) {
             return Some(1.0);
         }
@@ -260,12 +268,11 @@ impl Plan {
         let modes = Modes::for_grid(&self.grid, self.dim, |t| {
             linear_part(process, cov, scheme, t)
         })?;
-        let stochastic = scheme.stochastic();
-        let verdict = modes.judge(&self.grid, stochastic, 1.0);
+        let verdict = modes.judge(&self.grid, scheme, 1.0);
         let n = self.grid.steps;
         let steps_for = |ok: fn(&Verdict) -> bool| {
             modes
-                .refinement(&self.grid, stochastic, ok)
+                .refinement(&self.grid, scheme, ok)
                 .map(|r| (n as f64 * r).ceil() as usize)
         };
         if verdict.accurate() {
@@ -379,7 +386,7 @@ mod tests {
         let modes = Modes::new(10.0, 0.01, 2, |_| Ok(l.clone())).unwrap();
         // h(a² + ω²) = 0.901·h·1000: stable at h = 1e-3 (gain² = 1 − 0.002 + 0.000901).
         let grid = Grid::new(10.0, 10_000).unwrap();
-        let v = modes.judge(&grid, true, 1.0);
+        let v = modes.judge(&grid, Scheme::EulerMaruyama, 1.0);
         let h = 1e-3;
         let gs = (1.0 + h * a).powi(2) + (h * w).powi(2);
         let want = ((2.0 * h / (1.0 - gs)) * -a).sqrt();
@@ -391,25 +398,31 @@ mod tests {
         assert!(v.passes());
         // h = 2.5e-3: h(a² + ω²) = 2.25 > 2|a|: unstable, growth e^{~0.0003·4000}...
         let coarse = Grid::new(10.0, 4_000).unwrap();
-        let bad = modes.judge(&coarse, true, 1.0);
+        let bad = modes.judge(&coarse, Scheme::EulerMaruyama, 1.0);
         assert!(!bad.passes(), "{bad:?}");
         // The refinement that passes lands near the boundary and passes the refined grid.
-        let r = modes.refinement(&coarse, true, Verdict::passes).unwrap();
+        let r = modes
+            .refinement(&coarse, Scheme::EulerMaruyama, Verdict::passes)
+            .unwrap();
         let n = (4_000.0 * r).ceil() as usize;
         assert!(
             modes
-                .judge(&Grid::new(10.0, n).unwrap(), true, 1.0)
+                .judge(&Grid::new(10.0, n).unwrap(), Scheme::EulerMaruyama, 1.0)
                 .passes()
         );
         assert!(
             !modes
-                .judge(&Grid::new(10.0, n * 99 / 100).unwrap(), true, 1.0)
+                .judge(
+                    &Grid::new(10.0, n * 99 / 100).unwrap(),
+                    Scheme::EulerMaruyama,
+                    1.0
+                )
                 .passes()
         );
         // The ODE: the pure rotation (a = 0) grows by (1 + h²ω²)^{n/2} over n steps.
         let rot = Linear::Dense(DMatrix::from_row_slice(2, 2, &[0.0, w, -w, 0.0]));
         let modes = Modes::new(10.0, 0.01, 2, |_| Ok(rot.clone())).unwrap();
-        let v = modes.judge(&grid, false, 1.0);
+        let v = modes.judge(&grid, Scheme::ProbabilityFlow, 1.0);
         let want = (1.0 + (h * w).powi(2)).powf(10_000.0 / 2.0);
         assert!((v.scale / want - 1.0).abs() < 1e-9, "{} vs {want}", v.scale);
     }
@@ -425,7 +438,7 @@ mod tests {
                 linear_part(&p, None, Scheme::EulerMaruyama, t)
             })
             .unwrap();
-            let v = modes.judge(&grid, true, 1.0);
+            let v = modes.judge(&grid, Scheme::EulerMaruyama, 1.0);
             assert!(v.accurate() && v.scale > 1.2, "{n}: {v:?}");
         }
     }

@@ -388,7 +388,8 @@ pub fn auto_steps(cfg: &Config, empirical: bool, wanted: &[f64]) -> Result<usize
     let built = build::build(cfg)?;
     let p = &built.process;
     let (rate, least) = match cfg.scheme {
-        Scheme::EulerMaruyama | Scheme::ProbabilityFlow => {
+        // Heun: the probability flow's rule, an upper bound (its bias is second order in Δt).
+        Scheme::EulerMaruyama | Scheme::ProbabilityFlow | Scheme::Heun => {
             (crate::theory::relaxation::explicit_bias_rate(p), 100)
         }
         Scheme::Exponential | Scheme::ExponentialFlow => {
@@ -412,7 +413,6 @@ pub fn auto_steps(cfg: &Config, empirical: bool, wanted: &[f64]) -> Result<usize
         return Ok(n);
     }
     let cov = (!empirical).then_some(&built.mixture.cov);
-    let stochastic = cfg.scheme.stochastic();
     for _ in 0..8 {
         ensure!(
             n <= AUTO_MAX_STEPS,
@@ -427,10 +427,10 @@ pub fn auto_steps(cfg: &Config, empirical: bool, wanted: &[f64]) -> Result<usize
         let modes = stability::Modes::for_grid(&grid, p.dim(), |t| {
             stability::linear_part(p, cov, cfg.scheme, t)
         })?;
-        if modes.judge(&grid, stochastic, 1.0).accurate() || matches!(cfg.grid, Spacing::Nodes(_)) {
+        if modes.judge(&grid, cfg.scheme, 1.0).accurate() || matches!(cfg.grid, Spacing::Nodes(_)) {
             return Ok(n); // (explicit nodes: the plan judges them and says what to do)
         }
-        let Some(r) = modes.refinement(&grid, stochastic, stability::Verdict::accurate) else {
+        let Some(r) = modes.refinement(&grid, cfg.scheme, stability::Verdict::accurate) else {
             return Ok(n);
         };
         // A little beyond the estimate: the refined grid is not exactly the respaced one.

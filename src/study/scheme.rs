@@ -229,6 +229,7 @@ mod tests {
             Scheme::Exact,
             Scheme::Exponential,
             Scheme::ExponentialFlow,
+            Scheme::Heun,
         ] {
             for steps in [Steps::Auto, Steps::Count(1000)] {
                 let cfg = Config {

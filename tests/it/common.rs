@@ -331,13 +331,19 @@ pub fn plan_with(process: Process, target: Target, grid: Grid, scheme: Scheme) -
 }
 
 /// Every scheme.
-pub const ALL_SCHEMES: [Scheme; 5] = [
+pub const ALL_SCHEMES: [Scheme; 6] = [
     Scheme::EulerMaruyama,
     Scheme::ProbabilityFlow,
     Scheme::Exact,
     Scheme::Exponential,
     Scheme::ExponentialFlow,
+    Scheme::Heun,
 ];
+
+/// Whether `scheme` runs on `target` (Heun refuses training sets).
+pub fn runs_on(scheme: Scheme, target: &Target) -> bool {
+    !scheme.corrects() || matches!(target, Target::Mixture(_))
+}
 
 pub fn ids(n: usize) -> Vec<u64> {
     (0..n as u64).map(|i| rng::rng_id(i * 7 + 3, 0)).collect()

@@ -988,6 +988,9 @@ fn every_scheme_matches_cpu() {
         for shape in [Shape::Scalar, Shape::DenseU] {
             for target in [mixture(d, 9), empirical(d, 150, 3)] {
                 for scheme in common::ALL_SCHEMES {
+                    if !common::runs_on(scheme, &target) {
+                        continue;
+                    }
                     let p = common::plan_with(
                         process(d, shape, 5),
                         target.clone(),
@@ -1015,6 +1018,67 @@ fn every_scheme_matches_cpu() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Heun (the blocked kernel only: the on-chip and wide variants refuse it) under a rotation with
+/// dense forms: the CPU's trajectories to round-off, and the same bits whether a dispatch fuses
+/// one step or many, or stops at recorded points.
+#[test]
+fn heun_matches_cpu_across_dispatch_splits() {
+    let Some(gpu) = gpu() else { return };
+    let grid = Grid::new(4.0, 40).unwrap();
+    let one_step = gpu
+        .reconfigured(GpuOptions {
+            steps_per_dispatch: Some(1),
+            ..GpuOptions::default()
+        })
+        .unwrap();
+    for (d, shape) in [
+        (8usize, Shape::Rotated),
+        (13, Shape::DenseU),
+        (3, Shape::Diagonal),
+    ] {
+        let p = common::plan_with(
+            process(d, shape, 5),
+            mixture(d, 9),
+            grid.clone(),
+            Scheme::Heun,
+        );
+        let what = format!("Heun d={d} {shape:?}");
+        let ids = ids(200);
+        let cpu = run_cpu(&p, 11, &ids, 0, 40);
+        let got = run_gpu(gpu, &p, 11, &ids, 0, 40);
+        assert_close_particles(&what, &p, &cpu, &got, 1e-4);
+        assert_eq!(
+            run_gpu(&one_step, &p, 11, &ids, 0, 40),
+            got,
+            "{what}: one step"
+        );
+        let mut b = gpu.start(&p, 11, &ids).unwrap();
+        let mut rec = Recorder::new(&p, vec![3, 10, 11, 25], Vec::new());
+        gpu.advance(&p, &mut b, 0, 40, &mut rec).unwrap();
+        assert_eq!(gpu.read(&b).unwrap(), got, "{what}: recorded run");
+        // (A variant forced through the environment runs what it applies to, the rest as usual.)
+        if std::env::var_os(regimes::engine::gpu::VARIANT_ENV).is_some() {
+            continue;
+        }
+        for variant in [Variant::OnChip, Variant::Wide] {
+            let forced = gpu
+                .reconfigured(GpuOptions {
+                    variant: Some(variant),
+                    ..GpuOptions::default()
+                })
+                .unwrap();
+            let mut b = forced.start(&p, 11, &ids).unwrap();
+            let err = forced
+                .advance(&p, &mut b, 0, 40, &mut Recorder::none(&p))
+                .expect_err("refused");
+            assert!(
+                format!("{err:#}").contains("not heun"),
+                "{what} {variant}: {err:#}"
+            );
         }
     }
 }

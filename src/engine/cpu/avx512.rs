@@ -1,5 +1,5 @@
-//! The two products of the empirical softmax ([`super::lanes::rows_dot`] and
-//! [`super::lanes::cols_dot`]) as AVX-512 micro-kernels of 8 rows (or columns) × the 32 lanes of
+//! The two products of the empirical softmax ([`super::products::rows_dot`] and
+//! [`super::products::cols_dot`]) as AVX-512 micro-kernels of 8 rows (or columns) × the 32 lanes of
 //! a block: sixteen accumulator registers, twice the FMA chains Sapphire Rapids needs to hide the
 //! FMA latency on its two ports. Written in plain Rust, a block of more than 4 rows is vectorised
 //! by LLVM across the rows, with gathers (ten times slower), so these are intrinsics. Every sum

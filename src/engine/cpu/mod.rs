@@ -1,6 +1,7 @@
 //! The CPU engine: tiles of particles advanced in parallel with rayon, each tile in blocks of SIMD
 //! lanes ([`lanes`]). Each kernel of `shaders/` has its CPU twin here, under the same name:
-//! [`start`], [`step`] (scalar reference) and [`lanes`] (the same step across SIMD lanes),
+//! [`start`], [`step`] (scalar reference) and [`lanes`] (the same step across SIMD lanes, its
+//! register-blocked products in [`products`]),
 //! [`reduce`], [`tally`], [`branch`]. Tiles have a fixed size and their statistics are folded in particle
 //! order, so results are bit-identical for any thread count and batch size (a multiple of the
 //! tile).
@@ -12,6 +13,7 @@ use rayon::prelude::*;
 pub mod avx512;
 pub mod branch;
 pub mod lanes;
+pub mod products;
 pub mod reduce;
 pub mod start;
 pub mod step;

@@ -4,6 +4,7 @@ use multiversion::multiversion;
 use multiversion::target::target_cfg_f;
 
 use super::lanes::{self, LANES};
+use super::products;
 use super::step::{Scratch, apply};
 use crate::plan::StartPlan;
 use crate::rng;
@@ -38,7 +39,7 @@ pub fn start_rows(plan: &StartPlan, key: [u32; 2], ids: &[u64], xs: &mut [f32]) 
             let w = rng::normal4_lanes(key, &id_lo, &id_hi, rng::INIT_STEP, block as u32);
             z4.copy_from_slice(&w[..z4.len()]);
         }
-        lanes::apply::<RB>(plan.chol_form, &plan.chol, &z, &mut lz);
+        products::apply::<RB>(plan.chol_form, &plan.chol, &z, &mut lz);
         for (l, (x, &id)) in xs.chunks_mut(d).zip(ids).enumerate() {
             let u = rng::uniform(rng::words(key, id, rng::INIT_STEP, rng::PICK_BLOCK)[0]);
             let mean = &plan.means[pick(&plan.cumulative, u) * d..][..d];

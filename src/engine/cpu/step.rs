@@ -20,6 +20,8 @@ pub struct Scratch {
     pub(super) z: Vec<f32>,
     mx: Vec<f32>,
     lz: Vec<f32>,
+    /// Heun: x at the step's start, kept through the predictor.
+    x0: Vec<f32>,
 }
 
 /// The largest f32 below 1: a conditional uniform that rounds up to 1 is kept inside [0, 1).
@@ -70,6 +72,7 @@ impl Scratch {
             z: vec![0.0; d.div_ceil(4) * 4],
             mx: vec![0.0; d],
             lz: vec![0.0; d],
+            x0: vec![0.0; d],
         }
     }
 }
@@ -205,8 +208,35 @@ fn evaluate_empirical(
     (best as u32, sq * inv * inv)
 }
 
-/// One step from time point j: `x ← (M x + P v) + L ξ`, with v from [`evaluate`].
+/// One step from time point j: `x ← (M x + P v) + L ξ`, with v from [`evaluate`]; for Heun
+/// that is the predictor x̃, then `x ← (M' x̃ + P' v') + ½x` with v' evaluated at x̃ on the
+/// corrector's logits ([`PointView::corrector`]).
 pub fn update(
+    plan: &Plan,
+    pt: &PointView,
+    key: [u32; 2],
+    id: u64,
+    j: usize,
+    x: &mut [f32],
+    s: &mut Scratch,
+) {
+    let corrector = pt.corrector();
+    if corrector.is_some() {
+        s.x0.copy_from_slice(x);
+    }
+    predict(plan, pt, key, id, j, x, s);
+    if let Some(c) = corrector {
+        evaluate(plan, &c, x, 0.0, s);
+        apply(plan.m_form, c.m, x, &mut s.mx);
+        apply(plan.p_form, c.p, &s.v, &mut s.y);
+        for (((xi, mx), pv), x0) in x.iter_mut().zip(&s.mx).zip(&s.y).zip(&s.x0) {
+            *xi = (mx + pv) + 0.5 * x0;
+        }
+    }
+}
+
+/// `x ← (M x + P v) + L ξ`.
+fn predict(
     plan: &Plan,
     pt: &PointView,
     key: [u32; 2],

@@ -19,7 +19,10 @@ pub(super) fn rows_per_tile(_shape: &Shape) -> usize {
 pub(super) fn scratch_rows(plan: &Plan) -> usize {
     let d = plan.dim;
     match plan.kind {
-        Kind::Mixture => 2 * d + 1 + plan.centers_count,
+        // (Heun keeps x at the step's start in d more.)
+        Kind::Mixture => {
+            2 * d + 1 + plan.centers_count + if plan.scheme.corrects() { d } else { 0 }
+        }
         Kind::Empirical => 2 * d + 1 + rows_per_tile(&plan.shape()) + STATE_ROWS,
     }
 }

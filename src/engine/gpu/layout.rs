@@ -52,6 +52,12 @@ params! {
     off_noise,
     /// The exact scheme's per-step offsets of a mixture (0 when unused).
     off_offsets,
+    /// Heun's corrector ([`crate::plan::Corrector`]): M', P', the centers and biases of
+    /// t_{j+1} (0 when unused).
+    off_cm,
+    off_cp,
+    off_cw,
+    off_cbias,
 }
 
 /// How the kernels may access a storage binding.
@@ -207,7 +213,7 @@ mod tests {
         assert_eq!(std::mem::size_of::<Params>() % 16, 0);
         let s = declarations(&[Some(("partials", "array<f32>")), None]);
         assert_eq!(s.matches(": u32,").count(), words, "{s}");
-        assert!(s.contains("    off_offsets: u32,\n    aux0: u32,"), "{s}");
+        assert!(s.contains("    off_cbias: u32,\n    aux0: u32,"), "{s}");
         assert!(s.contains("@group(0) @binding(2) var<storage, read_write> pmeta: array<u32>;"));
         assert!(s.contains("@group(0) @binding(5) var<storage, read> centers: array<f32>;"));
         assert!(s.contains("@group(0) @binding(6) var<storage, read_write> partials: array<f32>;"));

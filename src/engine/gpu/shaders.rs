@@ -208,6 +208,7 @@ mod tests {
             noise_form: Form::Scalar,
             stochastic: true,
             draws: false,
+            corrects: false,
         };
         let constants = super::super::step::constants(&shape);
         assert!(constants.contains("const D: u32 = 3u;"));

@@ -216,6 +216,10 @@ impl GpuEngine {
                 &mut params.off_bias,
                 &mut params.off_noise,
                 &mut params.off_offsets,
+                &mut params.off_cm,
+                &mut params.off_cp,
+                &mut params.off_cw,
+                &mut params.off_cbias,
             ] {
                 *off += shift;
             }

@@ -51,6 +51,10 @@ fn op_costs(plan: &Plan, whole: bool) -> (u64, u64) {
     };
     // Per block of 8 rows: two Philox calls (10 rounds each) for each of four particles.
     let update = apply_cost(plan.m_form, d) + p_cost + blocks * (8 * 10 + 8);
+    if plan.scheme.corrects() {
+        // Heun's step: x₀ kept, the predictor, a second evaluation and the corrector.
+        return (eval, d + 2 * (update + 16) + eval);
+    }
     (eval, update + 16)
 }
 

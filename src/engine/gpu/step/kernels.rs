@@ -137,6 +137,7 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape) -> String {
          const NOISE_FORM: u32 = {noise}u;\n\
          const STOCHASTIC: bool = {stochastic};\n\
          const DRAWS: bool = {draws};\n\
+         const CORRECTS: bool = {corrects};\n\
          const PB: u32 = {pb}u;\n\
          const GP: u32 = {gp}u;\n\
          const RB: u32 = {rb}u;\n\
@@ -155,6 +156,7 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape) -> String {
         noise = form_code(shape.noise_form),
         stochastic = shape.stochastic,
         draws = shape.draws,
+        corrects = shape.corrects,
         pb = PARTICLES_PER_INVOCATION,
         gp = GROUP_PARTICLES,
         rb = ROW_BLOCK,

@@ -5,7 +5,7 @@ use crate::plan::{Chunk, Kind, Plan, form_len};
 
 /// Floats per time point of the coefficients a step dispatch uploads: M, B, P, the mixture's
 /// centers W (the empirical target's are resident), the K biases, the noise factor and the
-/// exact mixture's offsets.
+/// exact mixture's offsets; Heun's corrector besides (M', P', W', bias').
 pub(super) struct PointLayout {
     m: usize,
     b: usize,
@@ -14,6 +14,7 @@ pub(super) struct PointLayout {
     k: usize,
     noise: usize,
     offsets: usize,
+    corrector: [usize; 4],
 }
 
 impl PointLayout {
@@ -35,11 +36,19 @@ impl PointLayout {
             } else {
                 0
             },
+            corrector: if plan.scheme.corrects() {
+                let k = plan.centers_count;
+                [form_len(plan.m_form, d), form_len(plan.p_form, d), k * d, k]
+            } else {
+                [0; 4]
+            },
         }
     }
 
     pub(super) fn bytes(&self) -> u64 {
-        (4 * (self.m + self.b + self.p + self.w + self.k + self.noise + self.offsets)) as u64
+        let corrector: usize = self.corrector.iter().sum();
+        (4 * (self.m + self.b + self.p + self.w + self.k + self.noise + self.offsets + corrector))
+            as u64
     }
 
     /// The coefficients of chunk points `a..b` and the step words of `Params` locating them.
@@ -71,6 +80,13 @@ impl PointLayout {
         } else {
             0
         };
+        if self.corrector[0] > 0 {
+            let (c, [m, p, w, k]) = (&chunk.corrector, self.corrector);
+            params.off_cm = push(&c.m, m);
+            params.off_cp = push(&c.p, p);
+            params.off_cw = push(&c.w, w);
+            params.off_cbias = push(&c.bias, k);
+        }
         data
     }
 }

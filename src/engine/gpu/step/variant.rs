@@ -72,12 +72,15 @@ impl Variant {
     pub fn applies(self, shape: &Shape) -> bool {
         match self {
             Variant::Blocked => true,
+            // Heun's corrector is in the blocked kernel only.
             Variant::OnChip => {
-                shape.dim <= ONCHIP_MAX_DIM
+                !shape.corrects
+                    && shape.dim <= ONCHIP_MAX_DIM
                     && (shape.kind == Kind::Empirical || shape.centers <= ONCHIP_MAX_CENTERS)
             }
             Variant::Wide => {
-                shape.kind == Kind::Mixture
+                !shape.corrects
+                    && shape.kind == Kind::Mixture
                     && shape.dim > ONCHIP_MAX_DIM
                     && shape.centers <= WIDE_MAX_CENTERS
             }
@@ -90,11 +93,11 @@ impl Variant {
             Variant::Blocked => "every plan".into(),
             Variant::OnChip => format!(
                 "mixture plans of d ≤ {ONCHIP_MAX_DIM} and K ≤ {ONCHIP_MAX_CENTERS}, empirical \
-                 plans of d ≤ {ONCHIP_MAX_DIM}"
+                 plans of d ≤ {ONCHIP_MAX_DIM} (not heun)"
             ),
-            Variant::Wide => {
-                format!("mixture plans of d > {ONCHIP_MAX_DIM} and K ≤ {WIDE_MAX_CENTERS}")
-            }
+            Variant::Wide => format!(
+                "mixture plans of d > {ONCHIP_MAX_DIM} and K ≤ {WIDE_MAX_CENTERS} (not heun)"
+            ),
         }
     }
 
@@ -207,6 +210,7 @@ mod tests {
             noise_form: Form::Scalar,
             stochastic: true,
             draws: false,
+            corrects: false,
         }
     }
 
