@@ -131,7 +131,7 @@ pub fn check_memory(cfg: &Config, keeps_samples: bool, empirical: bool) -> Resul
 const REPORT_BYTES: u64 = 16 << 20;
 
 /// Bytes a study writes: the final samples (f32) and labels (i64) with `--save-samples`, the
-/// same again at each record time (`run` writes a snapshot there), and [`REPORT_BYTES`].
+/// same again at each record time (`run` writes a snapshot there), and `REPORT_BYTES`.
 pub fn disk_needed(cfg: &Config, keeps_samples: bool, snapshots: usize) -> u64 {
     let one = if keeps_samples {
         cfg.particles

@@ -101,7 +101,7 @@ impl Variant {
         }
     }
 
-    /// The variants that run plans of this shape (on some device: [`GpuEngine`] may rule out the
+    /// The variants that run plans of this shape (on some device: [`GpuEngine`](crate::engine::gpu::GpuEngine) may rule out the
     /// on-chip empirical kernel for a training set it evaluates in parts).
     pub fn applicable(shape: &Shape) -> Vec<Variant> {
         Self::ALL.into_iter().filter(|v| v.applies(shape)).collect()
