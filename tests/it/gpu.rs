@@ -208,6 +208,40 @@ fn mixture_trajectories_match_cpu() {
     }
 }
 
+/// Small batches run the blocked step kernels in smaller workgroups (4 particles per invocation,
+/// 8 to 64 invocations, so that a batch of 100 spreads over four workgroups and a clone pair
+/// fills 32 slots, not 256): a particle has the same bits in a batch of 2 or 100 as in one of
+/// 2048 (the full workgroup), for a mixture and for a training set tiled through workgroup
+/// memory, averaging and exact schemes.
+#[test]
+fn small_batches_in_small_workgroups_keep_their_bits() {
+    let Some(gpu) = gpu() else { return };
+    let blocked = gpu
+        .reconfigured(GpuOptions {
+            variant: Some(Variant::Blocked),
+            ..GpuOptions::default()
+        })
+        .unwrap();
+    let grid = Grid::new(4.0, 30).unwrap();
+    let d = 16;
+    for (target, scheme) in [
+        (mixture(d, 9), Scheme::EulerMaruyama),
+        (empirical(d, 150, 3), Scheme::EulerMaruyama),
+        (empirical(d, 150, 3), Scheme::Exact),
+    ] {
+        let p = common::plan_with(process(d, Shape::Rotated, 5), target, grid.clone(), scheme);
+        let all = ids(2048);
+        let big = run_gpu(&blocked, &p, 7, &all, 0, 30);
+        for n in [2usize, 100] {
+            let small = run_gpu(&blocked, &p, 7, &all[..n], 0, 30);
+            let what = format!("{:?} {scheme:?}, {n} particles", p.kind);
+            assert_eq!(small.x, big.x[..n * d], "{what}");
+            assert_eq!(small.label, big.label[..n], "{what}");
+            assert_eq!(small.changed, big.changed[..n], "{what}");
+        }
+    }
+}
+
 /// Two coupled modalities (in the mode frame, paired classes) through the same plan: constant,
 /// per-feature, scheduled (time-dependent drift) and rotating couplings, and the dense K ⊗ U_d
 /// of the (x, y) frame.

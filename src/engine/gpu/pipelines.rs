@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 
 use super::layout::{Bindings, Params};
-use super::shaders::Kernel;
+use super::shaders::{Kernel, WORKGROUP};
 use super::{GpuEngine, branch, reduce, start, tally};
 
 #[derive(Clone)]
@@ -23,7 +23,7 @@ impl Pipelines {
         layout: &wgpu::PipelineLayout,
         int64: bool,
     ) -> Result<Self> {
-        let make = |k: &Kernel| build_pipeline(device, layout, k, "", false, int64);
+        let make = |k: &Kernel| build_pipeline(device, layout, k, "", false, int64, WORKGROUP);
         Ok(Pipelines {
             start: make(&start::START)?,
             reduce: make(&reduce::REDUCE)?,
@@ -49,8 +49,9 @@ impl GpuEngine {
     }
 }
 
-/// Compiles a kernel with extra constants. `trusted` kernels must be bounds-safe by
-/// construction and free of unbounded loops: they are built without wgpu's runtime checks.
+/// Compiles a kernel with extra constants and `wg` invocations per workgroup (`WG`). `trusted`
+/// kernels must be bounds-safe by construction and free of unbounded loops: they are built
+/// without wgpu's runtime checks.
 pub(super) fn build_pipeline(
     device: &wgpu::Device,
     layout: &wgpu::PipelineLayout,
@@ -58,12 +59,13 @@ pub(super) fn build_pipeline(
     specialised: &str,
     trusted: bool,
     int64: bool,
+    wg: usize,
 ) -> Result<wgpu::ComputePipeline> {
     let name = kernel.name;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let desc = wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(kernel.source_with(specialised, int64).into()),
+        source: wgpu::ShaderSource::Wgsl(kernel.source_grouped(specialised, int64, wg).into()),
     };
     let module = if trusted {
         // SAFETY: the step kernels index only within their bindings (particle indices are

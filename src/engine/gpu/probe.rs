@@ -34,6 +34,7 @@ impl GpuEngine {
                     "",
                     false,
                     self.int64,
+                    WORKGROUP,
                 )?;
                 self.probe.get_or_init(|| p)
             }

@@ -14,6 +14,7 @@ use super::super::reduce::Pending;
 use super::super::shaders::form_code;
 use super::super::{GpuBatch, GpuEngine, schedule};
 use super::dispatch_length::{PILOT_STEPS, Source, Timer};
+use super::kernels::group_particles;
 use super::points::PointLayout;
 use super::training::Training;
 use crate::engine::Recorder;
@@ -122,7 +123,8 @@ impl GpuEngine {
         };
         let variant = self.step_variant(plan, from, to, n, &base, training.as_ref())?;
         let shape = plan.shape();
-        let limit = self.ops_limit(plan, dirs, variant)?;
+        let wg = self.step_group(plan, variant, n)?;
+        let limit = self.ops_limit(plan, dirs, variant, wg)?;
         let bounds = |ops: usize| schedule::Bounds {
             chunk_len: plan.chunk_len,
             ops_per_dispatch: ops,
@@ -139,10 +141,10 @@ impl GpuEngine {
             }
             None => VecDeque::new(),
         };
-        let step = self.step_pipeline(plan, variant)?;
+        let step = self.step_pipeline(plan, variant, wg)?;
         let mut out = Flush {
             step: &step,
-            step_groups: n.div_ceil(variant.group_particles()),
+            step_groups: n.div_ceil(group_particles(variant, wg)),
             batch,
             base: &base,
             training: training.as_ref(),

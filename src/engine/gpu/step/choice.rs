@@ -13,6 +13,7 @@ use super::super::layout::{Bindings, Params};
 use super::super::shaders::WORKGROUP;
 use super::super::{GpuEngine, is_software};
 use super::dispatch_length::Source;
+use super::kernels::group_particles;
 use super::points::PointLayout;
 use super::training::Training;
 use super::variant::{Choice, How, Variant, variant_from_env};
@@ -215,13 +216,18 @@ impl GpuEngine {
         training: Option<&Training>,
     ) -> Result<Vec<(Variant, f64)>> {
         let software = is_software(&self.info);
+        // Each variant in the workgroups the batch will run it in.
+        let groups = variants
+            .iter()
+            .map(|&v| self.step_group(plan, v, n))
+            .collect::<Result<Vec<_>>>()?;
         let n = n.min(probe_particles(software)).div_ceil(WORKGROUP) * WORKGROUP;
         let d = plan.dim;
         let chunk = plan.chunk(plan.chunk_of(from))?;
         let last_in_chunk = chunk.first + plan.chunk_len.max(1) - 1;
         let mut last = (from + PROBE_STEPS).min(plan.grid.steps).min(last_in_chunk);
-        for &v in variants {
-            let ops = self.ops_limit(plan, 0, v)?.0;
+        for (&v, &wg) in variants.iter().zip(&groups) {
+            let ops = self.ops_limit(plan, 0, v, wg)?.0;
             last = last.min(from + (ops.saturating_sub(1)) / 2);
         }
         let mut params = Params {
@@ -253,13 +259,14 @@ impl GpuEngine {
         let scratch = self.storage_zeroed("probe scratch", (4 * scratch_rows(plan) * n) as u64);
         let pipelines = variants
             .iter()
-            .map(|&v| self.step_pipeline(plan, v))
+            .zip(&groups)
+            .map(|(&v, &wg)| self.step_pipeline(plan, v, wg))
             .collect::<Result<Vec<_>>>()?;
         let mut best = vec![f64::INFINITY; variants.len()];
         for rep in 0..=PROBE_REPS {
             for (i, (&v, p)) in variants.iter().zip(&pipelines).enumerate() {
                 let clock = Instant::now();
-                let groups = n.div_ceil(v.group_particles());
+                let grid = n.div_ceil(group_particles(v, groups[i]));
                 let bindings = Bindings {
                     xs: Some(&x),
                     pmeta: Some(&meta),
@@ -268,7 +275,7 @@ impl GpuEngine {
                     centers,
                     ..Bindings::default()
                 };
-                self.dispatch_alone(p, &params, bindings, groups);
+                self.dispatch_alone(p, &params, bindings, grid);
                 self.wait()?;
                 if rep > 0 {
                     best[i] = best[i].min(clock.elapsed().as_secs_f64());

@@ -12,14 +12,15 @@ use crate::plan::{Kind, Plan};
 
 /// Loop iterations of an empirical evaluation: outside the tiles (B x, the final scaling or the
 /// drawn row, the carried state) and per tile (its load, logits, exponentials, and Wᵀe or the
-/// exact scheme's draw with the copy of a picked row).
-pub(super) fn eval_costs(plan: &Plan) -> (u64, u64) {
+/// exact scheme's draw with the copy of a picked row), in workgroups of `wg` invocations (who
+/// share a tile's load).
+pub(super) fn eval_costs(plan: &Plan, wg: usize) -> (u64, u64) {
     let d = plan.dim as u64;
     let r = rows_per_tile(&plan.shape()) as u64;
     let fixed = apply_cost(plan.b_form, d) + d + 16;
     let tail = block_cost(d, r).max(2 * r + d);
     let load = if tiled(&plan.shape()) {
-        (r * d).div_ceil(WORKGROUP as u64)
+        (r * d).div_ceil(wg as u64)
     } else {
         0
     };
@@ -30,7 +31,7 @@ pub(super) fn eval_costs(plan: &Plan) -> (u64, u64) {
 /// Loop iterations (upper bounds, counting the unrolled 8-row loops as loops) of one evaluation
 /// and one update of an invocation of the step kernels. An empirical evaluation split in parts
 /// ([`super::training`]) is counted per part, each within the budget by construction.
-fn op_costs(plan: &Plan, whole: bool) -> (u64, u64) {
+fn op_costs(plan: &Plan, whole: bool, wg: usize) -> (u64, u64) {
     let d = plan.dim as u64;
     let k = plan.centers_count as u64;
     let eval = match plan.kind {
@@ -38,7 +39,7 @@ fn op_costs(plan: &Plan, whole: bool) -> (u64, u64) {
             apply_cost(plan.b_form, d) + block_cost(k, d) + 2 * k + block_cost(d, k) + 16
         }
         Kind::Empirical if whole => {
-            let (fixed, per_tile) = eval_costs(plan);
+            let (fixed, per_tile) = eval_costs(plan, wg);
             fixed + k.div_ceil(rows_per_tile(&plan.shape()) as u64) * per_tile
         }
         Kind::Empirical => 0,
@@ -125,10 +126,10 @@ fn wide_op_costs(plan: &Plan) -> (u64, u64) {
 }
 
 /// Loop iterations of one evaluation and one update of `plan`'s step in `variant` (an empirical
-/// evaluation counted `whole`, or per part when split).
-pub(super) fn step_costs(plan: &Plan, variant: Variant, whole: bool) -> (u64, u64) {
+/// evaluation counted `whole`, or per part when split), a blocked kernel in workgroups of `wg`.
+pub(super) fn step_costs(plan: &Plan, variant: Variant, whole: bool, wg: usize) -> (u64, u64) {
     match variant {
-        Variant::Blocked => op_costs(plan, whole),
+        Variant::Blocked => op_costs(plan, whole, wg),
         Variant::OnChip => onchip_op_costs(plan),
         Variant::Wide => wide_op_costs(plan),
     }
@@ -141,7 +142,7 @@ impl GpuEngine {
         if !cuts_loops(&self.info) {
             return true;
         }
-        let (eval, update) = step_costs(plan, variant, true);
+        let (eval, update) = step_costs(plan, variant, true, WORKGROUP);
         eval.max(update) <= LOOP_BUDGET
     }
 }

@@ -17,10 +17,12 @@ use std::collections::HashMap;
 
 use anyhow::{Result, anyhow};
 
+use super::super::footprint::rows_per_tile;
 use super::super::loop_budget::{LOOP_BUDGET, cuts_loops};
 use super::super::shaders::WORKGROUP;
 use super::super::{GpuEngine, is_software};
-use super::costs::step_costs;
+use super::costs::{eval_costs, step_costs};
+use super::kernels::{blocked_group, tiled};
 use super::variant::Variant;
 use crate::plan::{Kind, Plan, Shape};
 
@@ -251,19 +253,21 @@ impl GpuEngine {
     /// The most ops a step dispatch may hold, and what bounds it (None: nothing but the
     /// measured sizing): one where an empirical evaluation is split in parts, and on a
     /// loop-limited driver no more than the budget allows; refuses a step, or a projection of
-    /// `dirs` directions in the reduction, that alone exceeds it.
+    /// `dirs` directions in the reduction, that alone exceeds it. A blocked kernel runs in
+    /// workgroups of `wg` ([`Self::step_group`]).
     pub(super) fn ops_limit(
         &self,
         plan: &Plan,
         dirs: usize,
         variant: Variant,
+        wg: usize,
     ) -> Result<(usize, Option<&'static str>)> {
         let whole = plan.kind == Kind::Mixture || self.training_split(plan)?.is_whole();
         if !whole {
             return Ok((1, Some("the training set's parts (one op per dispatch)")));
         }
         if cuts_loops(&self.info) {
-            let (eval, update) = step_costs(plan, variant, whole);
+            let (eval, update) = step_costs(plan, variant, whole, wg);
             if eval.max(update) > LOOP_BUDGET {
                 return Err(self.loop_error("one step of this plan", eval.max(update)));
             }
@@ -278,6 +282,29 @@ impl GpuEngine {
             return Ok((ops, Some("the driver's loop budget")));
         }
         Ok((usize::MAX, None))
+    }
+
+    /// Invocations per workgroup of `variant`'s step kernel for a batch of `n` particles: a
+    /// blocked kernel's group sized to the batch ([`blocked_group`]), except where a loop-limited
+    /// driver would then pass its budget (the smaller group's share of the tile loads of an
+    /// evaluation, or of a part of one, is larger); [`WORKGROUP`] for the others (which size
+    /// their workgroups themselves).
+    pub(super) fn step_group(&self, plan: &Plan, variant: Variant, n: usize) -> Result<usize> {
+        let wg = blocked_group(n);
+        if variant != Variant::Blocked || wg == WORKGROUP {
+            return Ok(WORKGROUP);
+        }
+        if !cuts_loops(&self.info) || plan.kind == Kind::Mixture || !tiled(&plan.shape()) {
+            return Ok(wg);
+        }
+        let split = self.training_split(plan)?;
+        let tile = rows_per_tile(&plan.shape());
+        let tiles = split.parts.iter().map(|p| p.rows.len().div_ceil(tile));
+        let (fixed, per_tile) = eval_costs(plan, wg);
+        let part = fixed + tiles.max().unwrap_or(1) as u64 * per_tile;
+        let (eval, update) = step_costs(plan, variant, split.is_whole(), wg);
+        let fits = part.max(eval).max(update) <= LOOP_BUDGET;
+        Ok(if fits { wg } else { WORKGROUP })
     }
 
     /// The length of the last advance's step dispatches and how it was chosen (`bench`).

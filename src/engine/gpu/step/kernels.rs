@@ -6,8 +6,8 @@
 
 use super::super::footprint::rows_per_tile;
 use super::super::shaders::{
-    BLOCK, COMMON, GROUP_PARTICLES, Kernel, KernelArgs, ONCHIP, PARTICLES_PER_INVOCATION, RNG,
-    ROW_BLOCK, STEP, TILE_FLOATS, form_code, kernel_args, kernel_file, no_args,
+    BLOCK, COMMON, Kernel, KernelArgs, ONCHIP, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK, STEP,
+    TILE_FLOATS, WORKGROUP, form_code, kernel_args, kernel_file, no_args,
 };
 use super::variant::{ONCHIP_GROUP, Variant, wide_blocks, wide_group};
 use crate::plan::{Kind, Shape};
@@ -126,8 +126,41 @@ pub(super) fn kernel(shape: &Shape, variant: Variant) -> &'static Kernel {
     }
 }
 
-/// The specialisation constants (WGSL) of a shape, generated from the Rust values.
-pub(in crate::engine::gpu) fn constants(shape: &Shape) -> String {
+/// Fewest invocations per workgroup of a blocked step kernel: one SIMD row of a software
+/// adapter's 8 lanes (AVX2), 32 particle slots.
+pub(super) const MIN_GROUP: usize = 8;
+
+/// Workgroups a small batch aims to spread over (more than half as many, the group being a power
+/// of two), so that every thread of a software adapter (which runs a workgroup on one thread) has
+/// work on a small machine.
+const SPREAD: usize = 4;
+
+/// Invocations per workgroup of the blocked step kernels (`WG`, four particles each) for a batch
+/// of `n` particles: [`WORKGROUP`], or for a small batch the smallest power of two from
+/// [`MIN_GROUP`] at or above n / (4·[`SPREAD`]), so it spreads over more than SPREAD / 2
+/// workgroups (the last of them partly full). A workgroup computes all its 4·WG
+/// particle slots whether or not they hold particles, so a batch of 100 in one workgroup of 256
+/// slots did 2.6 times its work on one thread (2 particles of a clone pair: 128 times). Each
+/// particle's arithmetic is the same in any group, so the group changes no bit.
+pub(super) fn blocked_group(n: usize) -> usize {
+    n.div_ceil(PARTICLES_PER_INVOCATION * SPREAD)
+        .next_power_of_two()
+        .clamp(MIN_GROUP, WORKGROUP)
+}
+
+/// Particles per workgroup of `variant`'s kernel, blocked ones in groups of `wg` invocations:
+/// what sizes the dispatch grid.
+pub(super) fn group_particles(variant: Variant, wg: usize) -> usize {
+    match variant {
+        Variant::Blocked => wg * PARTICLES_PER_INVOCATION,
+        Variant::OnChip => ONCHIP_GROUP,
+        Variant::Wide => 1,
+    }
+}
+
+/// The specialisation constants (WGSL) of a shape, with `wg` invocations per workgroup of a
+/// blocked kernel (`GP` = 4·`wg` particles), generated from the Rust values.
+pub(in crate::engine::gpu) fn constants(shape: &Shape, wg: usize) -> String {
     format!(
         "const D: u32 = {d}u;\n\
          const K: u32 = {k}u;\n\
@@ -158,7 +191,7 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape) -> String {
         draws = shape.draws,
         corrects = shape.corrects,
         pb = PARTICLES_PER_INVOCATION,
-        gp = GROUP_PARTICLES,
+        gp = wg * PARTICLES_PER_INVOCATION,
         rb = ROW_BLOCK,
         kb = shape.centers.clamp(1, ROW_BLOCK),
         rows = rows_per_tile(shape),
@@ -168,4 +201,29 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape) -> String {
         wwg = wide_group(shape.dim),
         qw = wide_blocks(shape.dim),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_batches_spread_over_small_groups() {
+        // (particles, invocations per workgroup): 100 particles in four groups of 32 slots, a
+        // clone pair in one of 32, large batches in the full workgroup.
+        for (n, wg) in [
+            (1, 8),
+            (2, 8),
+            (100, 8),
+            (130, 16),
+            (512, 32),
+            (1024, 64),
+            (1 << 20, 64),
+        ] {
+            assert_eq!(blocked_group(n), wg, "{n}");
+            let groups = n.div_ceil(group_particles(Variant::Blocked, wg));
+            assert!(2 * groups > SPREAD.min(n.div_ceil(4 * MIN_GROUP)), "{n}");
+        }
+        assert_eq!(group_particles(Variant::OnChip, 8), ONCHIP_GROUP);
+    }
 }

@@ -16,21 +16,23 @@ use crate::plan::{Plan, Shape};
 /// The step pipelines built so far and the seconds they took.
 #[derive(Default)]
 pub(in crate::engine::gpu) struct StepPipelines {
-    built: HashMap<(Shape, Variant), wgpu::ComputePipeline>,
+    built: HashMap<(Shape, Variant, usize), wgpu::ComputePipeline>,
     pub seconds: f64,
 }
 
 impl GpuEngine {
-    /// The step pipeline of a variant for a plan's shape: cached, or built and JIT-warmed now
-    /// (timed into [`Self::compile_seconds`]).
+    /// The step pipeline of a variant for a plan's shape, in workgroups of `wg` invocations
+    /// ([`Self::step_group`]): cached, or built and JIT-warmed now (timed into
+    /// [`Self::compile_seconds`]).
     pub(super) fn step_pipeline(
         &self,
         plan: &Plan,
         variant: Variant,
+        wg: usize,
     ) -> Result<wgpu::ComputePipeline> {
         let shape = plan.shape();
         let mut cache = self.steps.lock().expect("step pipelines");
-        if let Some(p) = cache.built.get(&(shape, variant)) {
+        if let Some(p) = cache.built.get(&(shape, variant, wg)) {
             return Ok(p.clone());
         }
         let clock = Instant::now();
@@ -40,15 +42,16 @@ impl GpuEngine {
             &self.device,
             &self.layout,
             kernel(&shape, variant),
-            &constants(&shape),
+            &constants(&shape, wg),
             true,
             self.int64,
+            wg,
         )?;
         // An empty dispatch makes lazily compiling drivers (lavapipe) JIT it here, timed.
         self.dispatch_alone(&p, &Params::default(), Bindings::default(), 1);
         self.wait()?;
         cache.seconds += clock.elapsed().as_secs_f64();
-        cache.built.insert((shape, variant), p.clone());
+        cache.built.insert((shape, variant, wg), p.clone());
         Ok(p)
     }
 }

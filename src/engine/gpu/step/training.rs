@@ -14,7 +14,7 @@ use super::super::buffers::bytes_of;
 use super::super::footprint::{rows_per_tile, training_bytes};
 use super::super::layout::ARG_WORDS;
 use super::super::loop_budget::{LOOP_BUDGET, cuts_loops};
-use super::super::shaders::KernelArgs;
+use super::super::shaders::{KernelArgs, WORKGROUP};
 use super::costs::eval_costs;
 use super::kernels::{EmpiricalArgs, FIRST, LAST};
 use crate::plan::Plan;
@@ -140,7 +140,7 @@ impl GpuEngine {
         let tile = rows_per_tile(&plan.shape());
         let per_binding = (self.max_binding / (4 * d as u64)) as usize;
         let per_part = if cuts_loops(&self.info) {
-            let (fixed, per_tile) = eval_costs(plan);
+            let (fixed, per_tile) = eval_costs(plan, WORKGROUP);
             if fixed + per_tile > LOOP_BUDGET {
                 return Err(self.loop_error("one tile of training points", fixed + per_tile));
             }

@@ -14,7 +14,6 @@ use std::fmt;
 
 use anyhow::{Result, bail};
 
-use super::super::shaders::GROUP_PARTICLES;
 use crate::plan::{Kind, Shape};
 
 /// The environment variable that forces a variant (`auto`, `blocked`, `onchip`, `wide`).
@@ -101,19 +100,10 @@ impl Variant {
         }
     }
 
-    /// The variants that run plans of this shape (on some device: [`GpuEngine`](crate::engine::gpu::GpuEngine) may rule out the
+    /// The variants that run plans of this shape (on some device: `GpuEngine` may rule out the
     /// on-chip empirical kernel for a training set it evaluates in parts).
     pub fn applicable(shape: &Shape) -> Vec<Variant> {
         Self::ALL.into_iter().filter(|v| v.applies(shape)).collect()
-    }
-
-    /// Particles per workgroup, which sizes the dispatch grid.
-    pub(in crate::engine::gpu) fn group_particles(self) -> usize {
-        match self {
-            Variant::Blocked => GROUP_PARTICLES,
-            Variant::OnChip => ONCHIP_GROUP,
-            Variant::Wide => 1,
-        }
     }
 }
 
