@@ -29,3 +29,44 @@ pub(super) fn clone_plan(
     let steps: Vec<usize> = (1..grid.steps).collect();
     Ok(Some((Plan::new(model, grid, Scheme::Exact, start)?, steps)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, build};
+    use crate::model::Target;
+
+    #[test]
+    fn exact_clone_pairs_run_on_the_branch_times_alone() {
+        let cfg = Config {
+            dim: 4,
+            n_train: Some(50),
+            ..Config::preset("biroli").unwrap()
+        };
+        let built = build::build(&cfg).unwrap();
+        let model = Model {
+            process: built.process.clone(),
+            target: Target::Empirical(build::training_set(&cfg, &built).unwrap()),
+        };
+        let study = |scheme| Plan::new(&model, Grid::new(10.0, 100).unwrap(), scheme, cfg.start);
+        let exact = study(Scheme::Exact).unwrap();
+        let (own, steps) = clone_plan(&model, &exact, cfg.start, &[0.5, 2.0, 0.123, 0.5])
+            .unwrap()
+            .unwrap();
+        let nodes: Vec<f64> = (0..=own.grid.steps).map(|j| own.grid.node(j)).collect();
+        assert_eq!(nodes, [10.0, 2.0, 0.5, 0.123, 0.0]);
+        assert_eq!(steps, [1, 2, 3]);
+        // Other schemes keep the study's grid; so does a branch time outside (0, T).
+        let em = study(Scheme::EulerMaruyama).unwrap();
+        assert!(
+            clone_plan(&model, &em, cfg.start, &[0.5])
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            clone_plan(&model, &exact, cfg.start, &[10.0])
+                .unwrap()
+                .is_none()
+        );
+    }
+}
