@@ -18,11 +18,18 @@ use crate::plan::{Grid, Plan, Scheme, Spacing, Steps};
 /// Collapse under `auto`: t̂_C is the node at which a trajectory commits to a training point,
 /// so trajectories need a resolution in time where they commit; the clone pairs and the
 /// excess entropy need none with the exact transition. The grid keeps the old default's
-/// Δt = T/1000 from 0 up to [`COLLAPSE_SPAN`]·t_C (t_C of the theory, or T/4 without one: the
-/// reference of collapse's default branch and entropy times, which reach 4 t_C) and
-/// [`EXACT_STEPS`] uniform nodes above, where no trajectory is left to commit (biroli, d = 8,
-/// N = 200: the 90 % quantile of t̂_C is 3.4 t_C).
-pub const COLLAPSE_SPAN: f64 = 8.0;
+/// Δt = T/1000 from 0 up to [`COLLAPSE_SPAN`]·t_C (t_C of the theory, or T/4 without one) and
+/// widens above by [`COLLAPSE_WIDEN`] per step up to T/[`EXACT_STEPS`]. Below the
+/// top of the fine nodes every trajectory's last change is found at the node the old grid
+/// finds it (its labels at the fine nodes are the old grid's, in law), so the distribution of
+/// t̂_C there, its median and the median's interval are the old ones whenever the interval
+/// lies below the top (biroli, d = 8, N = 200: the median is 1.35 t_C, the 90 % quantile
+/// 3.4 t_C; d = 32, N = 1000: 1.15 and 1.8 t_C); above it the resolution coarsens gradually,
+/// the summary's `resolution` says by how much and the study warns when the median's interval
+/// reaches there.
+pub const COLLAPSE_SPAN: f64 = 2.0;
+/// The growth of collapse's steps above the fine ones.
+pub const COLLAPSE_WIDEN: f64 = 1.25;
 /// The fine step of collapse's grid, as a fraction of T: the old default of 1000 steps.
 pub const COLLAPSE_STEPS: usize = 1000;
 
@@ -89,8 +96,8 @@ fn exact_applies(cfg: &Config, built: &Built) -> bool {
         .is_ok()
 }
 
-/// [`EXACT_STEPS`] uniform nodes, and the fine ones of [`COLLAPSE_STEPS`] below
-/// [`COLLAPSE_SPAN`]·t_C (see there).
+/// The fine nodes of [`COLLAPSE_STEPS`] below [`COLLAPSE_SPAN`]·t_C and steps widening by
+/// [`COLLAPSE_WIDEN`] above, to at most T/[`EXACT_STEPS`] (see there).
 fn collapse_nodes(cfg: &Config, built: &Built) -> Vec<f64> {
     let theory = crate::theory::theory(
         &built.process,
@@ -102,10 +109,19 @@ fn collapse_nodes(cfg: &Config, built: &Built) -> Vec<f64> {
     let t_ref = theory.t_c.unwrap_or(cfg.t_max / 4.0);
     let top = (COLLAPSE_SPAN * t_ref).min(cfg.t_max);
     let dt = cfg.t_max / COLLAPSE_STEPS as f64;
-    let fine = (1..COLLAPSE_STEPS)
-        .map(|k| cfg.t_max * (COLLAPSE_STEPS - k) as f64 / COLLAPSE_STEPS as f64)
-        .filter(|t| *t <= top + 0.5 * dt);
-    merged(cfg.t_max, uniform_inner(cfg.t_max).chain(fine))
+    let fine: Vec<f64> = (1..COLLAPSE_STEPS)
+        .map(|k| cfg.t_max * k as f64 / COLLAPSE_STEPS as f64)
+        .take_while(|t| *t <= top + 0.5 * dt)
+        .collect();
+    // Above: steps growing by COLLAPSE_WIDEN up to the uniform EXACT_STEPS' length.
+    let mut t = fine.last().copied().unwrap_or(0.0);
+    let longest = cfg.t_max / EXACT_STEPS as f64;
+    let widening = (1..).map_while(|i| {
+        t += (dt * COLLAPSE_WIDEN.powi(i)).min(longest);
+        (t < cfg.t_max - 0.5 * dt).then_some(t)
+    });
+    let coarse: Vec<f64> = widening.collect();
+    merged(cfg.t_max, fine.into_iter().chain(coarse))
 }
 
 /// The inner nodes of [`EXACT_STEPS`] uniform steps.
@@ -188,13 +204,22 @@ mod tests {
         let Spacing::Nodes(nodes) = &c.grid else {
             panic!("collapse's nodes: {}", c.grid)
         };
-        // N = 1000, d = 16: t_C = 0.27, so Δt = 0.01 up to 2.19 and 20 uniform nodes above.
-        let fine: Vec<&f64> = nodes.iter().filter(|t| **t < 2.0).collect();
+        // N = 1000, d = 16: t_C = 0.27, so Δt = 0.01 up to 0.54, then steps growing by 1.25
+        // to at most 0.5.
+        let fine: Vec<&f64> = nodes.iter().filter(|t| **t < 0.53).collect();
         assert!(
             fine.windows(2).all(|w| (w[0] - w[1] - 0.01).abs() < 1e-9),
             "{nodes:?}"
         );
-        assert!((200..250).contains(&nodes.len()), "{nodes:?}");
+        let above: Vec<&f64> = nodes.iter().filter(|t| **t > 0.55 && **t < 2.0).collect();
+        assert!(
+            (5..20).contains(&above.len())
+                && above
+                    .windows(2)
+                    .all(|w| w[0] - w[1] > 0.0101 && w[0] - w[1] <= 0.5),
+            "{nodes:?}"
+        );
+        assert!((70..100).contains(&nodes.len()), "{nodes:?}");
         // Steps given as a number (or a grid) stand; coupled modalities and schedules bridge.
         let given = resolve(
             Config {
