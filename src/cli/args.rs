@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, ensure};
 use serde::Serialize;
 
-use crate::config::{Backend, Config};
+use crate::config::{Backend, BranchTimes, Config};
 use crate::io::read_matrix;
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
@@ -175,15 +175,18 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "N", value_parser = count::<u64>, help_heading = "Measurements")]
     pub pairs: Option<u64>,
     /// Branch times (forward time, in (0, t-max]), comma separated [default: a grid bracketing
-    /// the theoretical t_S]. Example: --branch-times 0.5,1,1.5,2
+    /// the theoretical t_S]. `auto` (speciation): a coarse pass with an eighth of the pairs,
+    /// then pairs of times closing in on φ's crossing of F(1), measured with all the pairs,
+    /// until the bracket's interpolation error is below half the noise's part of t_S (at most 2
+    /// rounds; not with --shard, --devices or --checkpoint-every). Example: --branch-times
+    /// 0.5,1,1.5,2
     #[arg(
         long,
-        value_name = "T1,T2,...",
-        value_delimiter = ',',
-        value_parser = finite,
+        value_name = "T1,T2,...|auto",
+        value_parser = parse_branch_times,
         help_heading = "Measurements"
     )]
-    pub branch_times: Option<Vec<f64>>,
+    pub branch_times: Option<BranchTimes>,
     /// Times of the excess-entropy measurement, comma separated [default: a grid bracketing the
     /// theoretical t_C].
     #[arg(
@@ -330,6 +333,10 @@ fn within_cov_spec(s: &str) -> std::result::Result<USpec, String> {
         .map_err(|e| e.to_string())
 }
 
+fn parse_branch_times(s: &str) -> std::result::Result<BranchTimes, String> {
+    s.parse().map_err(|e: anyhow::Error| e.to_string())
+}
+
 fn parse_steps(s: &str) -> std::result::Result<Steps, String> {
     s.parse().map_err(|e: anyhow::Error| e.to_string())
 }
@@ -416,7 +423,7 @@ mod tests {
         assert_eq!(c.particles, Some(5000)); // file
         assert_eq!(c.steps, Steps::Count(700)); // flag over file
         assert_eq!(c.q, QSpec::Pair(0, 1, -0.5)); // flag over file, negative value
-        assert_eq!(c.branch_times, Some(vec![0.5, 1.0, 2.0]));
+        assert_eq!(c.branch_times, Some(BranchTimes::At(vec![0.5, 1.0, 2.0])));
         assert!(c.save_samples);
         let c = cli(&["--save-samples", "false"]).resolve().unwrap();
         assert!(!c.save_samples);

@@ -7,6 +7,7 @@
 //! (Longer than 500 lines: every key with its default, preset value and validation rule in one
 //! place, and 165 lines of tests.)
 
+pub mod branch_times;
 pub mod build;
 pub mod keys;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Spacing, Start, Steps};
+pub use branch_times::BranchTimes;
 
 /// Most particles (or clone pairs × 2) a run can tell apart: ids keep their top 16 bits for the
 /// clone stream.
@@ -123,8 +125,8 @@ pub struct Config {
     /// Clone pairs per branch time; None = the command's default (speciation: 20 000,
     /// collapse: 500).
     pub pairs: Option<u64>,
-    /// None = a grid bracketing the theoretical t_S.
-    pub branch_times: Option<Vec<f64>>,
+    /// None = a grid bracketing the theoretical t_S; `auto` = refined around the measured t_S.
+    pub branch_times: Option<BranchTimes>,
     /// None = a grid bracketing the theoretical t_C.
     pub entropy_times: Option<Vec<f64>>,
     /// Times at which particle statistics are recorded; None = a default grid.
@@ -358,7 +360,11 @@ impl Config {
         if let Some(a) = &self.adapter {
             ensure!(!a.trim().is_empty(), "adapter: must not be empty");
         }
-        check_times("branch-times", &self.branch_times, self.t_max, false)?;
+        let branch = self
+            .branch_times
+            .as_ref()
+            .and_then(|b| b.times().map(<[f64]>::to_vec));
+        check_times("branch-times", &branch, self.t_max, false)?;
         if let Spacing::Nodes(v) = &self.grid {
             check_times("grid", &Some(v.clone()), self.t_max, false)?;
         }
@@ -629,7 +635,7 @@ mod tests {
     #[test]
     fn toml_round_trip() {
         let mut c = Config::preset("lu-tang").unwrap();
-        c.branch_times = Some(vec![0.5, 1.25, 3.0]);
+        c.branch_times = Some(BranchTimes::At(vec![0.5, 1.25, 3.0]));
         c.mean_norm2 = Some(2.5);
         c.train_file = Some("data/train.npy".into());
         c.scheme = Scheme::ProbabilityFlow;
@@ -699,7 +705,7 @@ mod tests {
         ok.validate().unwrap();
         for c in [
             Config {
-                branch_times: Some(vec![0.0]),
+                branch_times: Some(BranchTimes::At(vec![0.0])),
                 ..Config::default()
             },
             Config {
@@ -741,11 +747,11 @@ mod tests {
             ("adapter", Box::new(|c| c.adapter = Some(" ".into()))),
             (
                 "branch-times",
-                Box::new(|c| c.branch_times = Some(vec![1.0, 11.0])),
+                Box::new(|c| c.branch_times = Some(BranchTimes::At(vec![1.0, 11.0]))),
             ),
             (
                 "branch-times",
-                Box::new(|c| c.branch_times = Some(vec![0.0])),
+                Box::new(|c| c.branch_times = Some(BranchTimes::At(vec![0.0]))),
             ),
             (
                 "entropy-times",
