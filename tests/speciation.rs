@@ -223,9 +223,32 @@ fn branch_times_auto_measures_t_s_with_fewer_pair_steps() {
     assert!(rounds.len() >= 2 && rounds[1]["times"].as_array().unwrap().len() == 2);
     // The same command gives the same bits.
     assert_eq!(study("auto")["phi"], auto["phi"]);
+    let dir = common::scratch("auto-refused");
+    let out = dir.to_str().unwrap();
     for (args, says) in [
         (
-            &["speciation", "--branch-times", "auto", "--shard", "1/2"][..],
+            &[
+                "speciation",
+                "--branch-times",
+                "auto",
+                "--shard",
+                "1/2",
+                "--out",
+                out,
+            ][..],
+            "auto",
+        ),
+        (
+            &[
+                "speciation",
+                "--branch-times",
+                "auto",
+                "--checkpoint-every",
+                "1000",
+                "--out",
+                out,
+                "--force",
+            ][..],
             "auto",
         ),
         (
