@@ -33,7 +33,7 @@ pub enum Variant {
     /// t_S.
     Modes(Vec<Option<f64>>),
     /// Labelled training points (`--train-file`, `--train-labels`): φ by class and by point.
-    Labelled(Labelled),
+    Labelled(Box<Labelled>),
 }
 
 /// What the clone experiment needs besides its engine.
@@ -125,7 +125,7 @@ impl Study for SpeciationStudy {
             pairs: inputs.pairs(20_000),
             auto: auto.then_some(model),
             variant: match labelled {
-                Some(l) => Variant::Labelled(l),
+                Some(l) => Variant::Labelled(Box::new(l)),
                 None if mode_times.is_empty() => Variant::Mixture,
                 None => Variant::Modes(mode_times),
             },
