@@ -191,7 +191,10 @@ mod tests {
         assert_eq!(c.particles, Some(5000)); // file
         assert_eq!(c.steps, Steps::Count(700)); // flag over file
         assert_eq!(c.q, QSpec::Pair(0, 1, -0.5)); // flag over file, negative value
-        assert_eq!(c.branch_times, Some(vec![0.5, 1.0, 2.0]));
+        assert_eq!(
+            c.branch_times,
+            Some(crate::config::BranchTimes::At(vec![0.5, 1.0, 2.0]))
+        );
         assert!(c.save_samples);
         let c = cli(&["--save-samples", "false"]).resolve().unwrap();
         assert!(!c.save_samples);

@@ -11,8 +11,8 @@ use clap::builder::{PathBufValueParser, StringValueParser};
 use clap::{Arg, value_parser};
 use serde::{Deserialize, Serialize};
 
-use super::Backend;
 use super::flag::{choice, numbers, parsed, spec, switch, typed, whole, with};
+use super::{Backend, BranchTimes};
 use crate::model::coupling::{Coupling, Pairing};
 use crate::model::{MeanSpec, QSpec, USpec};
 use crate::plan::{Scheme, Spacing, Start, Steps};
@@ -316,10 +316,14 @@ declare_keys! {
     Measurement, |a| a.value_name("N").value_parser(whole::<u64>()),
     "Clone pairs per branch time for φ(t) [default: speciation 20000, collapse 500].";
 
-    "branch-times" branch_times: Option<Vec<f64>> = None,
-    Measurement, |a| numbers(a.value_name("T1,T2,...")),
+    /// None = a grid bracketing the theoretical t_S; `auto` = refined around the measured t_S.
+    "branch-times" branch_times: Option<BranchTimes> = None,
+    Measurement, |a| a.value_name("T1,T2,...|auto").value_parser(parsed::<BranchTimes>()),
     "Branch times (forward time, in (0, t-max]), comma separated [default: a grid bracketing \
-     the theoretical t_S]. Example: --branch-times 0.5,1,1.5,2";
+     the theoretical t_S]. `auto` (speciation): a coarse pass with an eighth of the pairs, then \
+     pairs of times closing in on φ's crossing of F(1), measured with all the pairs, until the \
+     bracket's interpolation error is below half the noise's part of t_S (at most 2 rounds; not \
+     with --shard, --devices or --checkpoint-every). Example: --branch-times 0.5,1,1.5,2";
 
     "entropy-times" entropy_times: Option<Vec<f64>> = None,
     Measurement, |a| numbers(a.value_name("T1,T2,...")),

@@ -7,6 +7,7 @@
 //! Each key is declared once in [`keys`] (field, default, section, file, flag and help); the
 //! presets live in `presets`, the checks in `validate`, the TOML and flag layers in `overlay`.
 
+pub mod branch_times;
 pub mod build;
 pub mod files;
 pub mod flag;
@@ -15,6 +16,7 @@ mod overlay;
 mod presets;
 mod validate;
 
+pub use branch_times::BranchTimes;
 pub use keys::Config;
 pub use overlay::read_config_file;
 pub use presets::PRESETS;

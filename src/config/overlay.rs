@@ -109,7 +109,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::Backend;
+    use crate::config::{Backend, BranchTimes};
     use crate::plan::Scheme;
 
     fn scratch(name: &str) -> PathBuf {
@@ -121,7 +121,7 @@ mod tests {
     #[test]
     fn toml_round_trip() {
         let mut c = Config::preset("lu-tang").unwrap();
-        c.branch_times = Some(vec![0.5, 1.25, 3.0]);
+        c.branch_times = Some(BranchTimes::At(vec![0.5, 1.25, 3.0]));
         c.mean_norm2 = Some(2.5);
         c.train_file = Some("data/train.npy".into());
         c.scheme = Scheme::ProbabilityFlow;

@@ -135,7 +135,11 @@ impl Config {
         if let Some(a) = &self.adapter {
             ensure!(!a.trim().is_empty(), "adapter: must not be empty");
         }
-        check_times("branch-times", &self.branch_times, self.t_max, false)?;
+        let branch = self
+            .branch_times
+            .as_ref()
+            .and_then(|b| b.times().map(<[f64]>::to_vec));
+        check_times("branch-times", &branch, self.t_max, false)?;
         if let Spacing::Nodes(v) = &self.grid {
             check_times("grid", &Some(v.clone()), self.t_max, false)?;
         }
@@ -240,6 +244,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::BranchTimes;
 
     /// The samples themselves (t = 0) may be recorded; a branch or an entropy time needs t > 0.
     #[test]
@@ -251,7 +256,7 @@ mod tests {
         ok.validate().unwrap();
         for c in [
             Config {
-                branch_times: Some(vec![0.0]),
+                branch_times: Some(BranchTimes::At(vec![0.0])),
                 ..Config::default()
             },
             Config {
@@ -293,11 +298,11 @@ mod tests {
             ("adapter", Box::new(|c| c.adapter = Some(" ".into()))),
             (
                 "branch-times",
-                Box::new(|c| c.branch_times = Some(vec![1.0, 11.0])),
+                Box::new(|c| c.branch_times = Some(BranchTimes::At(vec![1.0, 11.0]))),
             ),
             (
                 "branch-times",
-                Box::new(|c| c.branch_times = Some(vec![0.0])),
+                Box::new(|c| c.branch_times = Some(BranchTimes::At(vec![0.0]))),
             ),
             (
                 "entropy-times",

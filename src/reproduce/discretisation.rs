@@ -76,7 +76,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
                 let cfg = Config {
                     scheme,
                     steps: crate::plan::Steps::Count(steps),
-                    branch_times: Some(branch.clone()),
+                    branch_times: Some(crate::config::BranchTimes::At(branch.clone())),
                     ..base.clone()
                 };
                 let r = match lab.speciation(cfg) {

@@ -57,7 +57,7 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
         dim: d,
         pairing: Pairing::PerMode,
         pairs: Some(pairs),
-        branch_times: Some(times.clone()),
+        branch_times: Some(crate::config::BranchTimes::At(times.clone())),
         ..lab.base.clone()
     };
     lab.note(&format!(

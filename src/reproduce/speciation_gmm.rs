@@ -50,7 +50,9 @@ pub fn run<E: Engine>(lab: &mut Lab<E>) -> Result<serde_json::Value> {
             pairs: Some(pairs),
             t_max: 10.0,
             steps: crate::plan::Steps::Count(steps),
-            branch_times: Some(fractions.iter().map(|f| f * t_s).collect()),
+            branch_times: Some(crate::config::BranchTimes::At(
+                fractions.iter().map(|f| f * t_s).collect(),
+            )),
             ..lab.base.clone()
         };
         let started = std::time::Instant::now();

@@ -206,12 +206,18 @@ impl Inputs {
             );
         }
         // The times the study measures at are nodes, not the nearest node.
-        let wanted: Vec<f64> = [&cfg.branch_times, &cfg.record_times, &cfg.entropy_times]
-            .into_iter()
-            .flatten()
-            .flatten()
-            .copied()
-            .collect();
+        // (`branch-times auto` chooses its times as it measures: see `speciation::auto`.)
+        let branch = cfg.branch_times.as_ref().and_then(|b| b.times());
+        let wanted: Vec<f64> = [
+            branch,
+            cfg.record_times.as_deref(),
+            cfg.entropy_times.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .copied()
+        .collect();
         let steps = match cfg.steps {
             Steps::Count(n) => n,
             Steps::Auto => {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::diagnostics::{PhaseSeconds, PrunedTiles};
 use super::modes::ModeCollapse;
-use crate::measure::cloning::CloneState;
+use crate::measure::cloning::{CloneRound, CloneState};
 use crate::measure::entropy::EntropyRow;
 use crate::measure::run::RunState;
 
@@ -19,6 +19,10 @@ pub struct Parts {
     /// Clone pairs (`speciation`, `collapse`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clones: Option<CloneState>,
+    /// Clone pairs in rounds whose branch times were chosen as they went (`speciation
+    /// --branch-times auto`, which runs unsharded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounds: Option<Vec<CloneRound>>,
     /// The excess entropy (`collapse`; measured by shard 0 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entropy: Option<Vec<EntropyRow>>,
@@ -142,6 +146,7 @@ impl Parts {
         Ok(Parts {
             run,
             clones,
+            rounds: first.rounds.clone(),
             entropy: first.entropy.clone(),
             mode_entropy: first.mode_entropy.clone(),
             seconds,

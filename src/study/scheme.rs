@@ -78,6 +78,7 @@ pub fn resolve(mut cfg: Config, kind: Kind) -> Result<Config> {
             if kind == Kind::Speciation
                 && cfg.grid == Spacing::Uniform
                 && cfg.branch_times.is_none()
+                // (auto: each round's times are added to the uniform nodes as it goes.)
                 && cfg.train_file.is_none()
             {
                 cfg.grid = Spacing::Nodes(speciation_nodes(&cfg, &built)?);

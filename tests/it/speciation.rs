@@ -171,3 +171,100 @@ fn default_speciation_runs_exact_and_measures_t_s() {
         (Some("euler-maruyama"), Some(1000), Some("uniform"))
     );
 }
+
+/// `--branch-times auto` measures t_S where φ crosses F(1): its reported error covers the
+/// theory, and it ran fewer pair-steps than the fixed grid 0.5…3 with the same pairs. Shards,
+/// checkpoints and `collapse` are refused with it, naming the key.
+#[test]
+fn branch_times_auto_measures_t_s_with_fewer_pair_steps() {
+    let study = |times: &str| {
+        common::summary(&[
+            "speciation",
+            "--preset",
+            "lu-tang",
+            "--branch-times",
+            times,
+            "--pairs",
+            "20000",
+            "--seed",
+            "3",
+            "--backend",
+            "cpu",
+            "--json",
+        ])
+    };
+    let (fixed, auto) = (study("0.5,1,1.5,2,2.5,3"), study("auto"));
+    let get = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
+    let theory = get(&auto, "t_s_theory");
+    let (t, err) = (
+        get(&auto, "t_s_measured"),
+        get(&auto, "t_s_measured_stderr"),
+    );
+    let (steps_fixed, steps_auto) = (get(&fixed, "pair_steps"), get(&auto, "pair_steps"));
+    eprintln!(
+        "auto: t_S {t:.4} ± {err:.4} (interpolation {:.4}) in {steps_auto} pair-steps; fixed: \
+         {:.4} ± {:.4} in {steps_fixed}; theory {theory:.4}; {}",
+        get(&auto, "t_s_measured_interpolation"),
+        get(&fixed, "t_s_measured"),
+        get(&fixed, "t_s_measured_stderr"),
+        auto["refinement"]
+    );
+    assert!((t - theory).abs() <= 2.5 * err, "{t} ± {err} vs {theory}");
+    assert!(steps_auto < steps_fixed, "{steps_auto} vs {steps_fixed}");
+    // The fixed grid's pair-steps: 20 000 pairs of a trunk to t = 0.5 (18 of the 20 steps of
+    // 0.25) and two clones from each time.
+    assert_eq!(
+        steps_fixed,
+        20_000.0 * (18.0 + 2.0 * (2.0 + 4.0 + 6.0 + 8.0 + 10.0 + 12.0))
+    );
+    // Not a vacuous error, nor a worse one than the grid's.
+    assert!(err <= 1.5 * get(&fixed, "t_s_measured_stderr"), "{err}");
+    let rounds = auto["refinement"]["rounds"].as_array().unwrap();
+    assert!(rounds.len() >= 2 && rounds[1]["times"].as_array().unwrap().len() == 2);
+    // The same command gives the same bits.
+    assert_eq!(study("auto")["phi"], auto["phi"]);
+    let dir = common::scratch("auto-refused");
+    let out = dir.to_str().unwrap();
+    for (args, says) in [
+        (
+            &[
+                "speciation",
+                "--branch-times",
+                "auto",
+                "--shard",
+                "1/2",
+                "--out",
+                out,
+            ][..],
+            "auto",
+        ),
+        (
+            &[
+                "speciation",
+                "--branch-times",
+                "auto",
+                "--checkpoint-every",
+                "1000",
+                "--out",
+                out,
+                "--force",
+            ][..],
+            "auto",
+        ),
+        (
+            &["collapse", "--preset", "quick", "--branch-times", "auto"][..],
+            "auto",
+        ),
+        (
+            &["speciation", "--branch-times", "auto,1"][..],
+            "not a number",
+        ),
+    ] {
+        let out = common::regimes(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("branch-times") && err.contains(says),
+            "{args:?}: {err}"
+        );
+    }
+}

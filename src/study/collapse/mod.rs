@@ -151,13 +151,18 @@ impl Study for CollapseStudy {
             None => (None, None),
         };
         let t_ref = theory.t_c.unwrap_or(cfg.t_max / 4.0);
-        let branch_times = cfg.branch_times.clone().unwrap_or_else(|| {
-            [0.25, 0.5, 1.0, 2.0, 4.0]
+        let branch_times = match &cfg.branch_times {
+            Some(crate::config::BranchTimes::At(times)) => times.clone(),
+            Some(crate::config::BranchTimes::Auto) => anyhow::bail!(
+                "branch-times: auto refines branch times around speciation's crossing of F(1); \
+                 collapse has none to refine (give times T1,T2,... or omit it)"
+            ),
+            None => [0.25, 0.5, 1.0, 2.0, 4.0]
                 .iter()
                 .map(|f| f * t_ref)
                 .filter(|&t| t < cfg.t_max)
-                .collect()
-        });
+                .collect(),
+        };
         let branch_steps = inputs.grid_points(&branch_times, true);
         let model = crate::model::Model {
             process: built.process.clone(),
@@ -284,6 +289,7 @@ impl Study for CollapseStudy {
         Ok(Parts {
             run: Some(run),
             clones: Some(cloning.state),
+            rounds: None,
             entropy: Some(entropy),
             mode_entropy,
             seconds: Some(seconds),
