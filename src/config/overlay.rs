@@ -169,7 +169,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("key 'steps'"), "{e}");
-        let e = Config::from_toml_str("scheme = \"heun\"\n")
+        let e = Config::from_toml_str("scheme = \"leapfrog\"\n")
             .unwrap_err()
             .to_string();
         assert!(e.contains("key 'scheme'"), "{e}");

@@ -38,7 +38,7 @@ impl Branch {
         (self.pairs > 0).then(|| (self.phi(), self.stderr()))
     }
 
-    /// The branch by class, when its histogram counts classes ([`Pairs::classes`]): a pair
+    /// The branch by class, when its histogram counts classes ([`Pairs::classes`](super::experiment::Pairs::classes)): a pair
     /// agrees when both clones end on points of the same class.
     pub fn by_class(&self) -> Option<Branch> {
         let k = (self.pair_labels.len() as f64).sqrt().round() as usize;
