@@ -32,6 +32,15 @@ pub fn stop_reason() -> Option<Stop> {
     scope().reason()
 }
 
+/// The typed stop ([`Interrupted`]) when a stop was requested on this thread, for `?` in work
+/// that cannot go on after one (a cut-short judgement or scan means nothing).
+pub fn unless_stopped() -> Result<(), Interrupted> {
+    match stop_reason() {
+        Some(_) => Err(Interrupted),
+        None => Ok(()),
+    }
+}
+
 /// A stop request for one run: cheap to clone (the clones share the request), settable from any
 /// thread.
 #[derive(Clone, Debug, Default)]

@@ -140,15 +140,16 @@ impl Spec {
     pub fn check(&self) -> Result<()> {
         self.validate()?;
         let grid = Grid::new(T_MAX, self.steps)?;
-        Plan::new(&self.model()?, grid, Scheme::EulerMaruyama, Start::Exact).with_context(
-            || {
-                format!(
-                    "the {} workload cannot run at these settings (bench's T = {T_MAX} and \
+        let plan = Plan::new(&self.model()?, grid, Scheme::EulerMaruyama, Start::Exact);
+        // A stop during the stability judgement is a stop, not a verdict on the settings.
+        crate::stop::unless_stopped()?;
+        plan.with_context(|| {
+            format!(
+                "the {} workload cannot run at these settings (bench's T = {T_MAX} and \
                  Euler–Maruyama scheme are fixed: of the advice below, --steps applies)",
-                    self.workload.name()
-                )
-            },
-        )?;
+                self.workload.name()
+            )
+        })?;
         Ok(())
     }
 

@@ -152,7 +152,12 @@ impl Modes {
         };
         let worse = |ratio: f64, than: f64| ratio.is_nan() || ratio > than; // NaN sticks
         let mut s = 0;
+        let scope = crate::stop::scope();
         for j in 0..grid.steps {
+            // A judgement of 10⁶ steps takes seconds: a stop ends it (the caller reports it).
+            if j % 4096 == 0 && scope.reason().is_some() {
+                break;
+            }
             let t = grid.time(j);
             while s + 1 < self.times.len() && self.times[s] > t * (1.0 + 1e-12) {
                 s += 1;
@@ -205,7 +210,8 @@ impl Modes {
         scheme: Scheme,
         ok: impl Fn(&Verdict) -> bool,
     ) -> Option<f64> {
-        let passes = |r: f64| ok(&self.judge(grid, scheme, r));
+        let stopped = || crate::stop::stop_reason().is_some();
+        let passes = |r: f64| stopped() || ok(&self.judge(grid, scheme, r));
         if passes(1.0) {
             return Some(1.0);
         }
@@ -269,6 +275,7 @@ impl Plan {
             linear_part(process, cov, scheme, t)
         })?;
         let verdict = modes.judge(&self.grid, scheme, 1.0);
+        crate::stop::unless_stopped()?;
         let n = self.grid.steps;
         let steps_for = |ok: fn(&Verdict) -> bool| {
             modes
@@ -283,6 +290,7 @@ impl Plan {
             return Ok(());
         }
         let auto = steps_for(Verdict::accurate);
+        crate::stop::unless_stopped()?;
         let name = clap::ValueEnum::to_possible_value(&scheme)
             .map_or(String::new(), |v| v.get_name().to_string());
         if verdict.passes() {
@@ -304,6 +312,7 @@ impl Plan {
             ),
             _ => "no step count up to 10⁸× as many passes".into(),
         };
+        crate::stop::unless_stopped()?;
         bail!(
             "steps: {n} steps of --scheme {name} are unstable for this model: some mode of the \
              reverse drift would grow to {growth} its exact scale (past {SCALE_LIMIT}× from t = \
@@ -425,6 +434,32 @@ mod tests {
         let v = modes.judge(&grid, Scheme::ProbabilityFlow, 1.0);
         let want = (1.0 + (h * w).powi(2)).powf(10_000.0 / 2.0);
         assert!((v.scale / want - 1.0).abs() < 1e-9, "{} vs {want}", v.scale);
+    }
+
+    /// A stop request ends a long judgement at once with the typed stop, never a verdict.
+    #[test]
+    fn a_stop_ends_the_judgement_with_the_typed_stop() {
+        let p = Process::new(Linear::identity(3), Linear::Scalar(0.0, 3)).unwrap();
+        let m = nalgebra::DVector::from_element(3, 1.0);
+        let target = Target::Mixture(crate::model::Mixture::two_class(m, 1.0));
+        let model = crate::model::Model { process: p, target };
+        let token = crate::stop::Token::new();
+        token.request();
+        let grid = Grid::new(10.0, 5_000_000).unwrap();
+        let clock = std::time::Instant::now();
+        let built = token.scoped(|| {
+            Plan::new(
+                &model,
+                grid,
+                Scheme::EulerMaruyama,
+                crate::plan::Start::Exact,
+            )
+        });
+        let Err(e) = built else {
+            panic!("a plan built after a stop request")
+        };
+        assert!(e.is::<crate::stop::Interrupted>(), "{e:#}");
+        assert!(clock.elapsed().as_secs_f64() < 0.5, "{:?}", clock.elapsed());
     }
 
     /// The stiff end of a training set (Σ_t ≈ 2t, so the last steps have h|a| ≈ 1 on any grid)

@@ -37,12 +37,7 @@ impl Guard<'_> {
 
 /// A typed error ([`crate::stop::Interrupted`]) when a stop was requested: the command reports
 /// what completed and stops, never exits 0 with results cut short.
-pub fn unless_stopped() -> Result<()> {
-    match crate::stop::stop_reason() {
-        Some(_) => Err(crate::stop::Interrupted.into()),
-        None => Ok(()),
-    }
-}
+pub use crate::stop::unless_stopped;
 
 /// Runs `work` (a computation that writes nothing) on a thread of its own and returns its
 /// result, or the typed stop within a few milliseconds of a stop request: for work that does

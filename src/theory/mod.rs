@@ -188,7 +188,9 @@ pub fn theory(
             ));
         }
     }
-    out.warnings = warnings;
+    // Stopped: the scans ended early, their numbers and warnings mean nothing (the caller
+    // reports the stop).
+    out.warnings = if stopping() { vec![] } else { warnings };
     out
 }
 
