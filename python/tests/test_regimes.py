@@ -312,7 +312,7 @@ def test_stubs_and_array_keys_follow_the_key_declaration():
     for name in ("theory", "run", "speciation", "collapse", "sweep"):
         kwonly = {a.arg for a in functions[name].args.kwonlyargs}
         assert {"progress", "stop"} <= kwonly, name
-    doc = regimes.speciation.__doc__
+    doc = " ".join(regimes.speciation.__doc__.split())
     assert "branch_times=T1,T2,...|auto" in doc and "pairs=N" in doc
     assert "Example: branch_times=[0.5, 1, 1.5, 2]" in doc and "--" not in doc
     assert 'Example: q="pair:0:15:-2.5"' in doc

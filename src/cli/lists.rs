@@ -1,6 +1,7 @@
-//! The lists the help names — presets, `reproduce` experiments, `bench` workloads, the GPU
-//! dispatch length — written into the commands from the code's own lists, so that adding one
-//! cannot leave the help behind; the tests hold README.md to the same lists.
+//! The lists the help names — presets, `reproduce` experiments, `bench` workloads (its long
+//! help; its flags' own in [`crate::bench::args`]), the GPU dispatch length — written into the
+//! commands from the code's own lists, so that adding one cannot leave the help behind; the
+//! tests hold README.md to the same lists.
 
 use clap::Command;
 

@@ -80,11 +80,16 @@ mod tests {
     fn documented_keys_are_the_keys_each_study_reads() {
         let all = documented(None);
         assert_eq!(all.len(), KEYS.len());
+        let defaults = serde_json::to_value(crate::config::Config::default()).unwrap();
         for d in &all {
             assert!(!d.help.trim().is_empty(), "{}: no help", d.name);
+            // A switch exactly where the key is a bool.
             match &d.takes {
-                Takes::Switch => assert!(d.name == "save-samples", "{} is a switch", d.name),
-                Takes::Value { name, .. } => assert!(!name.is_empty(), "{}: no value name", d.name),
+                Takes::Switch => assert!(defaults[&d.name].is_boolean(), "{}", d.name),
+                Takes::Value { name, .. } => {
+                    assert!(!name.is_empty(), "{}: no value name", d.name);
+                    assert!(!defaults[&d.name].is_boolean(), "{}", d.name);
+                }
             }
         }
         let scheme = all.iter().find(|d| d.name == "scheme").unwrap();
