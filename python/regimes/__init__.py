@@ -584,18 +584,21 @@ def _entry(name: str, value: str, help: str, choices=()) -> str:
     return head + "\n" + body
 
 
-def _keywords(documented, options=None) -> str:
-    """The "Keyword arguments" section: `options` (name → (value, help)) first, then the
+def _options() -> list:
+    """The entries of `_OPTIONS`, with the presets listed under `preset=`."""
+    presets = "\n".join(
+        textwrap.fill(f"{n}: {d}", width=96, initial_indent=" " * 10,
+                      subsequent_indent=" " * 12)
+        for n, d in _native.presets()
+    )
+    return [_entry(n, v, h) + ("\n" + presets if n == "preset" else "")
+            for n, (v, h) in _OPTIONS.items()]
+
+
+def _keywords(documented, groups=None) -> str:
+    """The "Keyword arguments" section: `groups` (heading → entries) first, then the
     documented keys grouped by heading, in the order of their declaration."""
-    groups = {}
-    if options:
-        groups["Study"] = [_entry(n, v, h) for n, (v, h) in options.items()]
-        presets = "\n".join(
-            textwrap.fill(f"{n}: {d}", width=96, initial_indent=" " * 10,
-                          subsequent_indent=" " * 12)
-            for n, d in _native.presets()
-        )
-        groups["Study"][0] += "\n" + presets
+    groups = dict(groups or {})
     for name, value, heading, help, choices in documented:
         groups.setdefault(heading, []).append(
             _entry(name.replace("-", "_"), value, help, choices)
@@ -607,7 +610,7 @@ def _keywords(documented, options=None) -> str:
 
 def _doc(study: str | None, intro: str) -> str:
     """A study's docstring (a sweep's, reading every key, for None)."""
-    return intro.strip() + "\n\n" + _keywords(_native.keys(study), _OPTIONS)
+    return intro.strip() + "\n\n" + _keywords(_native.keys(study), {"Options": _options()})
 
 
 theory.__doc__ = _doc("theory", """

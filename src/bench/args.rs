@@ -55,7 +55,7 @@ Examples:
 }
 
 /// `--workload`'s help: the names of [`Workload::ALL`].
-pub fn workload_help() -> String {
+fn workload_help() -> String {
     let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
     format!(
         "Workloads: {} (repeat the flag or give a comma list; default all {})",
@@ -65,7 +65,7 @@ pub fn workload_help() -> String {
 }
 
 /// `--particles`' help: each workload's default.
-pub fn particles_help() -> String {
+fn particles_help() -> String {
     let defaults: Vec<String> = Workload::ALL
         .iter()
         .map(|w| format!("{} {}", w.name(), w.default_particles()))
