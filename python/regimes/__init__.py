@@ -559,7 +559,7 @@ def _literal(text: str) -> str:
 
 
 def _prose(text: str) -> str:
-    """A help text with its flags as keywords: `--branch-times` → `branch_times`, `Example:
+    """A help text with its flags as keywords: `--branch-times` → ``branch_times``, `Example:
     --x v` → `Example: x=v` (v a Python literal)."""
     text = _EXAMPLES.sub(
         lambda m: m.group(1) + ", ".join(
@@ -568,7 +568,8 @@ def _prose(text: str) -> str:
         ),
         text,
     )
-    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), text)
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)",
+                  lambda m: "``" + m.group(1).replace("-", "_") + "``", text)
 
 
 def _entry(name: str, value: str, help: str, choices=()) -> str:
@@ -645,9 +646,13 @@ def _bench_doc() -> str:
     about, documented = _native.bench_keys()
     # The command line's examples and its output switch (`json=True` here only quiets the
     # progress notes) are the CLI's.
-    about = about.split("\nExamples:")[0].strip()
+    about = "\n".join(
+        line if line.startswith(" ") else textwrap.fill(line, width=96)
+        for line in about.split("\nExamples:")[0].strip().splitlines()
+    )
     documented = [d for d in documented if d[0] != "json"]
-    return (bench.__doc__ or "").strip() + "\n\n" + _prose(about) + "\n\n" + _keywords(documented)
+    intro = textwrap.dedent("    " + (bench.__doc__ or "").strip())
+    return intro.strip() + "\n\n" + _prose(about) + "\n\n" + _keywords(documented)
 
 
 bench.__doc__ = _bench_doc()
