@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import tempfile
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -68,8 +69,28 @@ _SPEC_ARRAYS = tuple(n.replace("-", "_") for n, _, f in _KEYS if f == "spec")
 _FILE_ARRAYS = tuple(n.replace("-", "_") for n, _, f in _KEYS if f == "path")
 _ALIASES = {"mixture": "mixture_file", "train": "train_file", "labels": "train_labels"}
 # The keyword arguments that are not config keys: the layers under the keys, and the options
-# of one invocation.
-_OPTIONS = ("preset", "config", "out", "force", "quiet", "shard", "checkpoint_every", "devices")
+# of one invocation; each with what it takes and its help, for the docstrings (`progress=` and
+# `stop=`, parameters of their own, are in the module's docstring).
+_OPTIONS = {
+    "preset": ("NAME", "Start from a named preset; a config file and keyword arguments apply "
+               "on top:"),
+    "config": ("PATH", "A TOML file with any of the keys below, kebab-case "
+               "(`branch-times = [0.5, 1]`); keyword arguments override it."),
+    "out": ("DIR", "Directory for summary.json, CSV series, plots and samples (created; "
+            "refused if it exists and is not empty, unless force=True)."),
+    "force": ("", "Write into an existing non-empty out directory, replacing files of the "
+              "same name."),
+    "quiet": ("", "No progress bar or notes on stderr."),
+    "shard": ("I/N", "Run slice I of N (from 0) of the particles (clone pairs) and write its "
+              "mergeable statistics to out; `regimes merge` combines the N shard directories. "
+              'Example: shard="0/3"'),
+    "checkpoint_every": ("STEPS|DURATION", "Write a checkpoint into out every so many time "
+                         "steps (500) or so much wall time (30s, 10m, 1h); `regimes resume DIR` "
+                         "continues the run exactly."),
+    "devices": ("all|LIST", "Run one slice per GPU adapter and merge them at the end: all, or "
+                "indices and name substrings from `regimes devices`, comma separated. "
+                'Example: devices="0,1"'),
+}
 # The table `to_pandas()` and `table()` give by default, per command.
 _MAIN_TABLE = {
     "theory": "s_curve",
@@ -516,32 +537,81 @@ def bench(**options) -> Table:
 
 
 # ---------------------------------------------------------------------------------------------
-# Docstrings: the CLI's --help with keyword names
+# Docstrings: the library's declarations of the keys (config::keys, each study's READS) and of
+# bench's options, in keyword names
+
+_EXAMPLES = re.compile(r"(Examples?: )((?:--[a-z][a-z0-9-]* \S*[^\s,.](?:, )?)+)")
 
 
-def _doc(command: str, intro: str) -> str:
-    text = _native.long_help(command) or ""
-    lines = [
-        ln for ln in text.splitlines()
-        if not re.match(r"\s*(Usage:|-h, --help|-V, --version)", ln)
-        and not re.match(r"\s*Print help", ln)
-    ]
-    text = "\n".join(lines)
-    text = re.sub(r"(?<![\w-])-q, --quiet", "quiet=True", text)
-    text = re.sub(r"^(\s*)--(force|json)$", r"\1\2=True", text, flags=re.M)
-    text = re.sub(
-        r"Example: --([a-z][a-z0-9-]*) (\S+)",
-        lambda m: f'Example: {m.group(1).replace("-", "_")}="{m.group(2)}"',
+def _literal(text: str) -> str:
+    """A flag's value as a Python literal: a number, a list of numbers, or text."""
+    def number(t):
+        try:
+            float(t)
+            return True
+        except ValueError:
+            return False
+
+    parts = text.split(",")
+    if all(number(p) for p in parts):
+        return parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
+    return f'"{text}"'
+
+
+def _prose(text: str) -> str:
+    """A help text with its flags as keywords: `--branch-times` → ``branch_times``, `Example:
+    --x v` → `Example: x=v` (v a Python literal)."""
+    text = _EXAMPLES.sub(
+        lambda m: m.group(1) + ", ".join(
+            f'{k.replace("-", "_")}={_literal(v)}'
+            for k, v in re.findall(r"--([a-z][a-z0-9-]*) (\S*[^\s,.])", m.group(2))
+        ),
         text,
     )
-    text = re.sub(
-        r"--([a-z][a-z0-9-]*)(?: <([^>]*)>|\[=<([^>]*)>\])?",
-        lambda m: m.group(1).replace("-", "_")
-        + ("=" + (m.group(2) or m.group(3)) if (m.group(2) or m.group(3)) else ""),
-        text,
+    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)",
+                  lambda m: "``" + m.group(1).replace("-", "_") + "``", text)
+
+
+def _entry(name: str, value: str, help: str, choices=()) -> str:
+    """One keyword: `name=VALUE` (`name=True` for a switch), its help indented under it."""
+    head = f"    {name}={value or 'True'}"
+    help = help.strip()
+    if not help.endswith((".", ":")):  # (clap drops a lone sentence's period)
+        help += "."
+    if choices:
+        help += f" Values: {', '.join(choices)}."
+    body = textwrap.fill(" ".join(_prose(help).split()), width=96, initial_indent=" " * 8,
+                         subsequent_indent=" " * 8)
+    return head + "\n" + body
+
+
+def _options() -> list:
+    """The entries of `_OPTIONS`, with the presets listed under `preset=`."""
+    presets = "\n".join(
+        textwrap.fill(f"{n}: {d}", width=96, initial_indent=" " * 10,
+                      subsequent_indent=" " * 12)
+        for n, d in _native.presets()
     )
-    return intro.strip() + "\n\nKeyword arguments (the CLI's flags; `regimes " + command + \
-        " --help`):\n\n" + text
+    return [_entry(n, v, h) + ("\n" + presets if n == "preset" else "")
+            for n, (v, h) in _OPTIONS.items()]
+
+
+def _keywords(documented, groups=None) -> str:
+    """The "Keyword arguments" section: `groups` (heading → entries) first, then the
+    documented keys grouped by heading, in the order of their declaration."""
+    groups = dict(groups or {})
+    for name, value, heading, help, choices in documented:
+        groups.setdefault(heading, []).append(
+            _entry(name.replace("-", "_"), value, help, choices)
+        )
+    return "Keyword arguments:\n\n" + "\n\n".join(
+        f"{heading}:\n" + "\n".join(entries) for heading, entries in groups.items()
+    )
+
+
+def _doc(study: str | None, intro: str) -> str:
+    """A study's docstring (a sweep's, reading every key, for None)."""
+    return intro.strip() + "\n\n" + _keywords(_native.keys(study), {"Options": _options()})
 
 
 theory.__doc__ = _doc("theory", """
@@ -563,8 +633,26 @@ Collapse on the empirical target: collapse times, excess entropy and the clone-c
 fraction beside the REM time t_C; returns a :class:`Result` (``res.t_c_measured``,
 ``res.excess_entropy``, ``res.collapse_times``). Training points as ``train=array`` (N × d).
 """)
-sweep.__doc__ = _doc("sweep", """
-Runs ``study`` at every point of the grid ``over={"q": ["zero", "optimal:1"], "dim": [8, 16]}``
-into ``out=`` (required), one directory per point; returns a :class:`SweepResult`.
+sweep.__doc__ = _doc(None, """
+Runs ``study`` (theory, run, speciation or collapse) at every point of the grid
+``over={"q": ["zero", "optimal:1"], "dim": [8, 16]}`` (any config key, with its values) into
+``out=`` (required), one directory per point, with sweep.json, the tidy sweep.csv and overlay
+figures; rerunning it into the same ``out`` reuses the completed points. Returns a
+:class:`SweepResult`. A key the study does not read is refused.
 """)
-bench.__doc__ = _doc("bench", bench.__doc__ or "")
+
+
+def _bench_doc() -> str:
+    about, documented = _native.bench_keys()
+    # The command line's examples and its output switch (`json=True` here only quiets the
+    # progress notes) are the CLI's.
+    about = "\n".join(
+        line if line.startswith(" ") else textwrap.fill(line, width=96)
+        for line in about.split("\nExamples:")[0].strip().splitlines()
+    )
+    documented = [d for d in documented if d[0] != "json"]
+    intro = textwrap.dedent("    " + (bench.__doc__ or "").strip())
+    return intro.strip() + "\n\n" + _prose(about) + "\n\n" + _keywords(documented)
+
+
+bench.__doc__ = _bench_doc()

@@ -13,6 +13,7 @@ use anyhow::Result;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use regimes::config::keys::{Doc, Takes};
 use regimes::measure::{Every, Shard, Stop as Stopped};
 use regimes::report::{Meter, Reading};
 use regimes::stop::Token;
@@ -275,10 +276,50 @@ fn study(
     Ok(outcome.to_string())
 }
 
-/// The `--help` text of a command, for the docstrings.
+/// A documented keyword as the docstrings read it: (name, value name, heading, help, choices);
+/// the value name is empty for a switch.
+type Documented = (String, String, String, String, Vec<String>);
+
+fn documented(docs: Vec<Doc>) -> Vec<Documented> {
+    docs.into_iter()
+        .map(|d| {
+            let (value, choices) = match d.takes {
+                Takes::Switch => (String::new(), vec![]),
+                Takes::Value { name, choices } => (name, choices),
+            };
+            (d.name, value, d.heading, d.help, choices)
+        })
+        .collect()
+}
+
+/// The config keys `study` reads (every key without one: a sweep's), documented, for the
+/// docstrings.
 #[pyfunction]
-fn long_help(command: &str) -> Option<String> {
-    regimes::cli::long_help(command)
+#[pyo3(signature = (study=None))]
+fn keys(study: Option<&str>) -> PyResult<Vec<Documented>> {
+    let kind = study
+        .map(Kind::from_name)
+        .transpose()
+        .map_err(|e| ConfigError::new_err(message(&e)))?;
+    Ok(documented(regimes::study::keys::documented(kind)))
+}
+
+/// The bench's long description and its options, documented, for its docstring.
+#[pyfunction]
+fn bench_keys() -> (String, Vec<Documented>) {
+    (
+        regimes::bench::args::long_about(),
+        documented(regimes::bench::args::documented()),
+    )
+}
+
+/// The presets: (name, description).
+#[pyfunction]
+fn presets() -> Vec<(String, String)> {
+    regimes::config::PRESETS
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect()
 }
 
 /// Runs the bench `options` ask for (JSON: its keys, kebab-case, as the CLI's flags) and returns
@@ -417,7 +458,9 @@ fn config_keys() -> Vec<(String, String, String)> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(study, m)?)?;
     m.add_function(wrap_pyfunction!(run_bench, m)?)?;
-    m.add_function(wrap_pyfunction!(long_help, m)?)?;
+    m.add_function(wrap_pyfunction!(keys, m)?)?;
+    m.add_function(wrap_pyfunction!(bench_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(presets, m)?)?;
     m.add_function(wrap_pyfunction!(config_keys, m)?)?;
     m.add_class::<Stop>()?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;

@@ -295,9 +295,7 @@ def test_stubs_and_array_keys_follow_the_key_declaration():
     )
     named = {n.target.id: ast.unparse(n.annotation) for n in options.body
              if isinstance(n, ast.AnnAssign)}
-    invocation = {"preset", "config", "out", "force", "quiet", "shard", "checkpoint_every",
-                  "devices", "mixture", "train", "labels"}
-    assert set(named) == keys | invocation
+    assert set(named) == keys | set(regimes._OPTIONS) | set(regimes._ALIASES)
     files = {k.replace("-", "_"): f for k, _, f in regimes._KEYS if f}
     # Every file the study reads is named by one of them (the coupling's schedule file sits
     # inside its spec, `additive:file:PATH`: not an array).
@@ -314,10 +312,34 @@ def test_stubs_and_array_keys_follow_the_key_declaration():
     for name in ("theory", "run", "speciation", "collapse", "sweep"):
         kwonly = {a.arg for a in functions[name].args.kwonlyargs}
         assert {"progress", "stop"} <= kwonly, name
-    doc = regimes.speciation.__doc__
-    assert "branch_times=T1,T2,..." in doc and "pairs=N" in doc
-    # Keys speciation never reads are not taught.
-    assert "entropy_times" not in doc
+    doc = " ".join(regimes.speciation.__doc__.split())
+    assert "branch_times=T1,T2,...|auto" in doc and "pairs=N" in doc
+    assert "Example: branch_times=[0.5, 1, 1.5, 2]" in doc and "--" not in doc
+    assert 'Example: q="pair:0:15:-2.5"' in doc
+
+
+def test_docstrings_teach_the_keys_each_study_reads():
+    """Every key a study reads (from the library's declaration) is a keyword of its
+    docstring, and no other key is; a sweep's teaches every key; bench's its options."""
+    every = {name for name, *_ in regimes._native.keys()}
+    assert every == {k for k, _, _ in regimes._KEYS}
+
+    def taught(doc):
+        return {k for k in every if f"\n    {k.replace('-', '_')}=" in doc}
+
+    for study in ("theory", "run", "speciation", "collapse"):
+        doc = getattr(regimes, study).__doc__
+        reads = {name for name, *_ in regimes._native.keys(study)}
+        assert reads and taught(doc) == reads, study
+        for option in regimes._OPTIONS:
+            assert f"\n    {option}=" in doc, (study, option)
+    assert taught(regimes.sweep.__doc__) == every
+    assert "entropy_times" not in regimes.speciation.__doc__
+    bench = regimes.bench.__doc__
+    for name, *_ in regimes._native.bench_keys()[1]:
+        assert name == "json" or f"\n    {name.replace('-', '_')}=" in bench, name
+    with pytest.raises(regimes.ConfigError, match="unknown study"):
+        regimes._native.keys("nonsense")
 
 
 def test_to_pandas_when_installed():

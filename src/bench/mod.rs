@@ -15,6 +15,7 @@
 //! Building the model and plan is timed apart (`setup_seconds`), so is the GPU's shader compile;
 //! a short warm-up precedes the timed run, which records nothing, so only the stepping is timed.
 
+pub mod args;
 pub mod cost;
 pub mod export;
 pub mod memory;

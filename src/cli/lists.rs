@@ -1,12 +1,13 @@
-//! The lists the help names — presets, `reproduce` experiments, `bench` workloads, the GPU
-//! dispatch length — written into the commands from the code's own lists, so that adding one
-//! cannot leave the help behind; the tests hold README.md to the same lists.
+//! The lists the help names — presets, `reproduce` experiments, `bench` workloads (its long
+//! help; its flags' own in [`crate::bench::args`]), the GPU dispatch length — written into the
+//! commands from the code's own lists, so that adding one cannot leave the help behind; the
+//! tests hold README.md to the same lists.
 
 use clap::Command;
 
-use super::hanging;
 use crate::config::PRESETS;
 use crate::engine::gpu::{SOFTWARE_TARGET_SECONDS, TARGET_SECONDS};
+use crate::report::hanging;
 use crate::reproduce::Experiment;
 
 /// The names of [`PRESETS`], comma separated.
@@ -106,19 +107,7 @@ pub fn fill(mut cli: Command) -> Command {
         )
     });
     cli.mut_subcommand("bench", |sub| {
-        let sub = sub.long_about(super::bench::long_about());
-        let sub = set_help(
-            sub,
-            "workload",
-            super::bench::workload_help(),
-            super::bench::workload_help(),
-        );
-        set_help(
-            sub,
-            "particles",
-            super::bench::particles_help(),
-            super::bench::particles_help(),
-        )
+        sub.long_about(crate::bench::args::long_about())
     })
 }
 
@@ -133,7 +122,12 @@ mod tests {
     /// A command's long help, its whitespace runs (wrapping) made single spaces.
     fn help(command: Option<&str>) -> String {
         let text = match command {
-            Some(c) => super::super::long_help(c).expect("a command"),
+            Some(c) => {
+                let mut cli = super::super::command();
+                cli.build();
+                let sub = cli.find_subcommand_mut(c).expect("a command");
+                sub.render_long_help().to_string()
+            }
             None => super::super::command().render_long_help().to_string(),
         };
         squash(&text)

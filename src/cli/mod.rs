@@ -107,7 +107,7 @@ enum Command {
     Steer(steer::SteerArgs),
     /// Measure engine throughput (particle-steps/s, GFLOP/s, GB/s) on standard workloads,
     /// against the machine's measured peak.
-    Bench(bench::BenchArgs),
+    Bench(crate::bench::args::BenchArgs),
     /// Reproduce one of the sources' experiments: CSV data, SVG and PNG plots, summary.json
     /// with every check, report.md (the help lists the experiments from `Experiment::ALL`).
     Reproduce(crate::reproduce::ReproduceArgs),
@@ -218,15 +218,6 @@ pub(crate) fn figure_render(
     }
     cfg.validate()?;
     Ok(crate::report::Render::sized(cfg.figure_size, Some(cfg.dpi)))
-}
-
-/// The `--help` text of the command `name` (for a study, without the flags it never reads), for front
-/// ends that document the same keys.
-pub fn long_help(name: &str) -> Option<String> {
-    let mut cli = self::command();
-    cli.build();
-    cli.find_subcommand_mut(name)
-        .map(|c| c.render_long_help().to_string())
 }
 
 pub fn main() -> Result<()> {
@@ -414,25 +405,4 @@ fn options(args: &StudyArgs) -> Options {
         given: args.config.given(),
         file_keys: args.config.file_keys(),
     }
-}
-
-/// `text` after `head` (a padded name), wrapped at `width` columns with the continuation lines
-/// indented under the text (clap would wrap them flush left).
-fn hanging(head: &str, text: &str, width: usize) -> String {
-    let indent = head.chars().count();
-    let mut out = head.to_string();
-    let mut col = indent;
-    for (i, word) in text.split_whitespace().enumerate() {
-        let len = word.chars().count();
-        if i > 0 && col + 1 + len > width {
-            out += &format!("\n{}", " ".repeat(indent));
-            col = indent;
-        } else if i > 0 {
-            out.push(' ');
-            col += 1;
-        }
-        out += word;
-        col += len;
-    }
-    out
 }

@@ -103,6 +103,71 @@ impl Key {
     }
 }
 
+/// A keyword as front ends document it (the Python package's docstrings): read from its
+/// flag, so that the help, the value's name and its choices are the command line's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Doc {
+    /// Kebab-case, as the flag without `--`.
+    pub name: String,
+    pub takes: Takes,
+    /// The heading it is listed under.
+    pub heading: String,
+    pub help: String,
+}
+
+/// What a keyword takes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Takes {
+    /// A switch: given alone, it is on.
+    Switch,
+    /// A value: its name in the help (`T1,T2,...|auto`), and the values it may be where it
+    /// names them (a choice; empty otherwise).
+    Value { name: String, choices: Vec<String> },
+}
+
+impl Doc {
+    /// The documentation of a long flag (under `heading` where it has none of its own).
+    pub fn of(arg: &Arg, heading: &str) -> Doc {
+        let switch = !arg.get_action().takes_values()
+            || arg.get_num_args().is_some_and(|n| n.min_values() == 0);
+        let takes = match switch {
+            true => Takes::Switch,
+            false => Takes::Value {
+                name: arg
+                    .get_value_names()
+                    .map(|v| v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(" "))
+                    .unwrap_or_else(|| arg.get_id().as_str().to_uppercase()),
+                choices: arg
+                    .get_possible_values()
+                    .iter()
+                    .filter(|v| !v.is_hide_set())
+                    .map(|v| v.get_name().to_string())
+                    .collect(),
+            },
+        };
+        let mut help = arg
+            .get_long_help()
+            .or(arg.get_help())
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        // A default clap states beside the help (the keys state theirs in the help).
+        let defaults: Vec<_> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy())
+            .collect();
+        if !defaults.is_empty() && !matches!(takes, Takes::Switch) {
+            help = format!("{help} [default: {}]", defaults.join(","));
+        }
+        Doc {
+            name: arg.get_long().unwrap_or(arg.get_id().as_str()).to_string(),
+            takes,
+            heading: arg.get_help_heading().unwrap_or(heading).to_string(),
+            help,
+        }
+    }
+}
+
 fn no_file(_: &Config) -> Option<&Path> {
     None
 }
@@ -353,7 +418,8 @@ declare_keys! {
     "steps-per-dispatch" steps_per_dispatch: Option<usize> = None,
     Engine, |a| a.value_name("N").value_parser(parsed::<usize>()),
     "Time steps fused into one GPU dispatch; lower it if the GPU watchdog resets the device \
-     (the help states the measured default's target length).";
+     [default: measured per plan shape, so that a dispatch stays well under the OS watchdogs' \
+     ~1 s].";
 
     "save-samples" save_samples: bool = false,
     Measurement, switch,

@@ -51,6 +51,27 @@ pub fn format_table(rows: &[(String, String)]) -> String {
     out
 }
 
+/// `text` after `head` (a padded name), wrapped at `width` columns with the continuation lines
+/// indented under the text (clap would wrap them flush left).
+pub fn hanging(head: &str, text: &str, width: usize) -> String {
+    let indent = head.chars().count();
+    let mut out = head.to_string();
+    let mut col = indent;
+    for (i, word) in text.split_whitespace().enumerate() {
+        let len = word.chars().count();
+        if i > 0 && col + 1 + len > width {
+            out += &format!("\n{}", " ".repeat(indent));
+            col = indent;
+        } else if i > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out += word;
+        col += len;
+    }
+    out
+}
+
 /// A value to 4 decimals, or "—" when there is none.
 pub fn or_dash(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_string(), |x| format!("{x:.4}"))
