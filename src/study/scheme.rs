@@ -55,7 +55,12 @@ pub fn resolve(mut cfg: Config, kind: Kind) -> Result<Config> {
         return Ok(cfg);
     }
     let built = build::build(&cfg)?;
-    if !exact_applies(&cfg, &built) {
+    // Building the model and the one-step exact plan are each a few uninterruptible
+    // decompositions (0.3–0.8 s at d = 512): a stop between them is seen here.
+    crate::stop::unless_stopped()?;
+    let exact = exact_applies(&cfg, &built);
+    crate::stop::unless_stopped()?;
+    if !exact {
         // `--steps auto` then chooses Euler–Maruyama's steps for its bias.
         cfg.scheme = Scheme::EulerMaruyama;
         return Ok(cfg);
