@@ -221,9 +221,10 @@ fn write_same_class(
 }
 
 /// The per-trajectory collapse times as a histogram: the fraction of trajectories per bin, as
-/// a density in t with ±1 s.e. (binomial) error bars. Each bin holds the same number of grid
-/// times (no aliasing), about 40 bins over the times up to the 99.5th percentile
-/// (collapse_times.csv holds them all).
+/// a density in t with ±1 s.e. (binomial) error bars. A bin is a run of whole grid cells (no
+/// aliasing), about 1/40 of the times up to the 99.5th percentile wide, so where the grid's
+/// steps widen (collapse's default grid above 2 t_C) the bins widen with them and stay fine
+/// below (collapse_times.csv holds every node).
 fn write_histogram(
     inputs: &Inputs,
     dir: &OutDir,
@@ -246,28 +247,17 @@ fn write_histogram(
             cumulative >= 0.995 * total
         })
         .map_or(lo, |b| b.0);
-    // Whole (longest) grid steps per bin: t̂_C is a node, so finer bins alias with the grid.
-    let dt = inputs.grid.max_dt();
-    let per_bin = ((hi - lo) / (40.0 * dt)).ceil().max(1.0);
-    let width = per_bin * dt;
-    let start = lo - 0.5 * dt;
-    let bins = (((hi - start) / width).floor() as usize + 1).max(1);
-    let mut fraction = vec![0.0; bins];
-    for &(t, f) in &hist {
-        if let Some(slot) = fraction.get_mut(((t - start) / width).floor().max(0.0) as usize) {
-            *slot += f;
-        }
-    }
+    let bins = grid_bins(&inputs.grid, &hist, lo, hi);
     let n = ct.count as f64;
     let series = [Series {
         label: format!("t̂_C of {} trajectories (±1 s.e.)", ct.count),
-        points: (0..bins)
-            .map(|k| (start + (k as f64 + 0.5) * width, fraction[k] / width))
+        points: bins
+            .iter()
+            .map(|b| (0.5 * (b.lo + b.hi), b.fraction / b.width()))
             .collect(),
         error: Some(
-            fraction
-                .iter()
-                .map(|&f| (f * (1.0 - f) / n).sqrt() / width)
+            bins.iter()
+                .map(|b| (b.fraction * (1.0 - b.fraction) / n).sqrt() / b.width())
                 .collect(),
         ),
         style: Style::Points,
@@ -290,4 +280,122 @@ fn write_histogram(
             markers,
         },
     )
+}
+
+/// A bar of the collapse-time histogram: the cells of whole grid nodes from `lo` to `hi`.
+#[derive(Debug)]
+struct Bin {
+    lo: f64,
+    hi: f64,
+    fraction: f64,
+}
+
+impl Bin {
+    fn width(&self) -> f64 {
+        self.hi - self.lo
+    }
+}
+
+/// Bins of whole grid cells over the nodes from `lo` to `hi` (`hist`: the fraction at each
+/// node, ascending in t). A node stands for the cell between the midpoints to its neighbours
+/// (t̂_C is a node, so a bin that cut a cell would alias with the grid); neighbouring cells
+/// join until a bin is at least 1/40 of `hi − lo` wide.
+fn grid_bins(grid: &crate::plan::Grid, hist: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Bin> {
+    let mut nodes: Vec<f64> = (0..=grid.steps).map(|j| grid.node(j)).collect();
+    nodes.sort_by(f64::total_cmp);
+    nodes.dedup();
+    // A cell's edge: the midpoint to the neighbour on that side, whose place the mirror of the
+    // other neighbour takes at the ends.
+    let last_node = nodes.len() - 1;
+    let edge = |i: usize, up: bool| -> f64 {
+        let t = nodes[i];
+        let (near, far) = if up {
+            (nodes.get(i + 1), nodes[i.saturating_sub(1)])
+        } else {
+            (
+                i.checked_sub(1).map(|k| &nodes[k]),
+                nodes[(i + 1).min(last_node)],
+            )
+        };
+        0.5 * (t + near.copied().unwrap_or(2.0 * t - far))
+    };
+    let nearest = |t: f64| {
+        let i = nodes.partition_point(|&x| x < t);
+        match (i.checked_sub(1), nodes.get(i)) {
+            (Some(a), Some(&b)) if t - nodes[a] < b - t => a,
+            (Some(a), None) => a,
+            _ => i,
+        }
+    };
+    let target = (hi - lo) / 40.0;
+    let (first, last) = (nearest(lo), nearest(hi));
+    let mut fraction = vec![0.0; nodes.len()];
+    for &(t, f) in hist {
+        fraction[nearest(t)] += f;
+    }
+    let mut bins: Vec<Bin> = vec![];
+    let mut open: Option<Bin> = None;
+    for (i, &f) in fraction.iter().enumerate().take(last + 1).skip(first) {
+        let bin = open.get_or_insert(Bin {
+            lo: edge(i, false),
+            hi: 0.0,
+            fraction: 0.0,
+        });
+        bin.hi = edge(i, true);
+        bin.fraction += f;
+        if bin.width() >= target * (1.0 - 1e-9) || i == last {
+            bins.extend(open.take());
+        }
+    }
+    bins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Grid, Spacing};
+
+    /// Bins are runs of whole cells: contiguous, at least 1/40 of the range wide (but the last),
+    /// holding every fraction; on a uniform grid all of one width, on a widening grid fine
+    /// where the steps are fine.
+    #[test]
+    fn bins_follow_the_grid_cells() {
+        let uniform = Grid::new(10.0, 1000).unwrap();
+        // Steps of 0.01 up to 0.6, then growing by 1.5 a step.
+        let mut widening: Vec<f64> = (1..=60).map(|k| 0.01 * k as f64).collect();
+        for k in 1..10 {
+            widening.push(widening[widening.len() - 1] + 0.01 * 1.5f64.powi(k));
+        }
+        let nodes = Spacing::Nodes(widening.iter().rev().copied().collect());
+        let widening = Grid::spaced(10.0, 1000, &nodes).unwrap();
+        for (grid, fine) in [(&uniform, 0.04), (&widening, 0.04)] {
+            let hist: Vec<(f64, f64)> = (0..grid.steps)
+                .rev()
+                .map(|j| grid.node(j))
+                .filter(|t| *t <= 1.5)
+                .map(|t| (t, 0.01))
+                .collect();
+            let (lo, hi) = (hist[0].0, hist[hist.len() - 1].0);
+            let bins = grid_bins(grid, &hist, lo, hi);
+            let total: f64 = bins.iter().map(|b| b.fraction).sum();
+            let want: f64 = hist.iter().map(|h| h.1).sum();
+            assert!((total - want).abs() < 1e-12, "{total} vs {want}");
+            assert!(bins.windows(2).all(|w| (w[0].hi - w[1].lo).abs() < 1e-12));
+            let target = (hi - lo) / 40.0;
+            let last = bins.len() - 1;
+            assert!(
+                bins[..last]
+                    .iter()
+                    .all(|b| b.width() >= target * (1.0 - 1e-9))
+            );
+            assert!((bins[0].width() - fine).abs() < 1e-9, "{:?}", bins[0]);
+            if std::ptr::eq(grid, &uniform) {
+                assert!(bins[..last].iter().all(|b| (b.width() - fine).abs() < 1e-9));
+            } else {
+                // Above 0.6 the steps grow: so do the bins, to single cells of 0.2–0.3.
+                assert!(bins.iter().filter(|b| b.lo > 0.6).count() >= 5, "{bins:?}");
+                assert!(bins[last].width() > 0.25, "{bins:?}");
+            }
+        }
+    }
 }
