@@ -449,10 +449,12 @@ fn scheme_name(scheme: Scheme) -> String {
     clap::ValueEnum::to_possible_value(&scheme).map_or(String::new(), |v| v.get_name().to_string())
 }
 
-/// The longest step of an explicit scheme (what the theory's stiffness warning is about), or 0
-/// for the schemes that integrate the linear part exactly (nothing to warn about).
+/// The longest step of a first-order explicit scheme (what the theory's stiffness warning is
+/// about: its rate is Euler–Maruyama's measured bias per unit Δt), or 0 for the schemes that
+/// integrate the linear part exactly and for Heun, whose bias is second order (nothing to warn
+/// about; the plan's stability judgement still covers Heun's growth).
 pub fn explicit_dt(cfg: &Config, grid: &Grid) -> f64 {
-    if cfg.scheme.explicit() {
+    if cfg.scheme.explicit() && !cfg.scheme.corrects() {
         grid.max_dt()
     } else {
         0.0
@@ -652,4 +654,30 @@ fn distinct(items: impl IntoIterator<Item = String>) -> String {
         }
     }
     seen.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Scheme;
+
+    /// The stiffness warning's rate is first order's: only Euler–Maruyama and the probability
+    /// flow's Euler step are warned about, not Heun nor the exactly integrated schemes.
+    #[test]
+    fn only_first_order_explicit_schemes_get_the_stiffness_step() {
+        let grid = Grid::new(10.0, 100).unwrap();
+        for (scheme, warned) in [
+            (Scheme::EulerMaruyama, true),
+            (Scheme::ProbabilityFlow, true),
+            (Scheme::Heun, false),
+            (Scheme::Exact, false),
+            (Scheme::Exponential, false),
+        ] {
+            let cfg = Config {
+                scheme,
+                ..Config::default()
+            };
+            assert_eq!(explicit_dt(&cfg, &grid) > 0.0, warned, "{scheme:?}");
+        }
+    }
 }
