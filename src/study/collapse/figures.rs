@@ -301,49 +301,35 @@ impl Bin {
 /// (t̂_C is a node, so a bin that cut a cell would alias with the grid); neighbouring cells
 /// join until a bin is at least 1/40 of `hi − lo` wide.
 fn grid_bins(grid: &crate::plan::Grid, hist: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Bin> {
-    let mut nodes: Vec<f64> = (0..=grid.steps).map(|j| grid.node(j)).collect();
-    nodes.sort_by(f64::total_cmp);
-    nodes.dedup();
-    // A cell's edge: the midpoint to the neighbour on that side, whose place the mirror of the
-    // other neighbour takes at the ends.
-    let last_node = nodes.len() - 1;
-    let edge = |i: usize, up: bool| -> f64 {
-        let t = nodes[i];
+    // Node j is at t_j, descending in j: a cell's edge is the midpoint to the neighbouring
+    // node on that side, whose place the mirror of the other neighbour takes at the grid's ends.
+    let n = grid.steps;
+    let edge = |j: usize, up: bool| -> f64 {
         let (near, far) = if up {
-            (nodes.get(i + 1), nodes[i.saturating_sub(1)])
+            (j.checked_sub(1), (j + 1).min(n))
         } else {
-            (
-                i.checked_sub(1).map(|k| &nodes[k]),
-                nodes[(i + 1).min(last_node)],
-            )
+            ((j < n).then_some(j + 1), j.saturating_sub(1))
         };
-        0.5 * (t + near.copied().unwrap_or(2.0 * t - far))
+        let t = grid.node(j);
+        0.5 * (t + near.map_or(2.0 * t - grid.node(far), |k| grid.node(k)))
     };
-    let nearest = |t: f64| {
-        let i = nodes.partition_point(|&x| x < t);
-        match (i.checked_sub(1), nodes.get(i)) {
-            (Some(a), Some(&b)) if t - nodes[a] < b - t => a,
-            (Some(a), None) => a,
-            _ => i,
-        }
-    };
-    let target = (hi - lo) / 40.0;
-    let (first, last) = (nearest(lo), nearest(hi));
-    let mut fraction = vec![0.0; nodes.len()];
+    let mut fraction = vec![0.0; n + 1];
     for &(t, f) in hist {
-        fraction[nearest(t)] += f;
+        fraction[grid.index_of(t)] += f;
     }
+    let target = (hi - lo) / 40.0;
+    let (first, last) = (grid.index_of(lo), grid.index_of(hi));
     let mut bins: Vec<Bin> = vec![];
     let mut open: Option<Bin> = None;
-    for (i, &f) in fraction.iter().enumerate().take(last + 1).skip(first) {
+    for j in (last..=first).rev() {
         let bin = open.get_or_insert(Bin {
-            lo: edge(i, false),
+            lo: edge(j, false),
             hi: 0.0,
             fraction: 0.0,
         });
-        bin.hi = edge(i, true);
-        bin.fraction += f;
-        if bin.width() >= target * (1.0 - 1e-9) || i == last {
+        bin.hi = edge(j, true);
+        bin.fraction += fraction[j];
+        if bin.width() >= target * (1.0 - 1e-9) || j == last {
             bins.extend(open.take());
         }
     }
