@@ -456,16 +456,14 @@ fn drive<S: Study>(req: &Request, source: Source, given: Option<&Selected>) -> R
 /// them).
 fn setup_or_stop<S: Study>(inputs: &Inputs, session: &mut Session) -> Result<S::Setup> {
     let setup = S::setup(inputs, session)?;
-    match crate::measure::stop_reason() {
-        Some(_) => Err(
-            anyhow::Error::new(crate::measure::Interrupted).context(format!(
-                "stopped before the set-up of `{}` (training set, theory) completed: nothing was \
+    crate::stop::unless_stopped().map_err(|stop| {
+        anyhow::Error::new(stop).context(format!(
+            "stopped before the set-up of `{}` (training set, theory) completed: nothing was \
              measured or written",
-                S::KIND.name()
-            )),
-        ),
-        None => Ok(setup),
-    }
+            S::KIND.name()
+        ))
+    })?;
+    Ok(setup)
 }
 
 fn timed_setup<S: Study>(inputs: &Inputs, session: &mut Session) -> Result<S::Setup> {
