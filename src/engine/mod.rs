@@ -29,9 +29,34 @@ pub struct Particles {
     pub label: Vec<u32>,
     /// Time point of the last label change.
     pub changed: Vec<u32>,
+    /// The training point a plan that draws once ([`crate::plan::Draws::Once`]) drew for the
+    /// particle and steps towards, or [`NO_LABEL`] before its first evaluation (and after a
+    /// branch: each clone draws its own).
+    pub drawn: Vec<u32>,
 }
 
 impl Particles {
+    /// No particles, of dimension `dim`.
+    pub fn empty(dim: usize) -> Self {
+        Particles {
+            dim,
+            x: vec![],
+            ids: vec![],
+            label: vec![],
+            changed: vec![],
+            drawn: vec![],
+        }
+    }
+
+    /// Appends the particles of `other` (of the same dimension).
+    pub fn extend(&mut self, other: Particles) {
+        self.x.extend(other.x);
+        self.ids.extend(other.ids);
+        self.label.extend(other.label);
+        self.changed.extend(other.changed);
+        self.drawn.extend(other.drawn);
+    }
+
     pub fn len(&self) -> usize {
         self.ids.len()
     }

@@ -105,13 +105,7 @@ pub fn run_from<E: Engine>(
     let mut out = RunOutcome {
         recorder,
         tally: Tally::new(plan.centers_count, n + 1),
-        samples: keep_samples.then(|| Particles {
-            dim: plan.dim,
-            x: vec![],
-            ids: vec![],
-            label: vec![],
-            changed: vec![],
-        }),
+        samples: keep_samples.then(|| Particles::empty(plan.dim)),
         particles_done: 0,
         stopped: None,
     };
@@ -219,10 +213,7 @@ pub fn run_from<E: Engine>(
                 out.recorder = recorder;
                 out.tally.merge(&tally);
                 if let (Some(s), Some(p)) = (&mut out.samples, samples) {
-                    s.x.extend(p.x);
-                    s.ids.extend(p.ids);
-                    s.label.extend(p.label);
-                    s.changed.extend(p.changed);
+                    s.extend(p);
                 }
                 out.particles_done += count;
                 // A resumed batch in flight ran part of its steps: its rate is not a batch's.

@@ -24,6 +24,8 @@
 //! * Exact reverse transition ([`integrator::Bridge`]): `M = G`, L_j the factor of the bridge
 //!   covariance, and the drawn row is `V_k = c_k` (mixture offsets per step, `P = 1`) or the
 //!   training point `a_k` (`P = E_s − G E_t`).
+//!   On an empirical plan that draws once ([`Draws::Once`]) the training point is drawn at a
+//!   particle's first evaluation and held: later evaluations compute only the label.
 //! * Heun (mixtures): the probability flow's Euler step is the predictor x̃; a corrector with
 //!   the logits of t_{j+1} (`W'_j`, `bias'_j`) gives `x' = (M'_j x̃ + P'_j W'_jᵀ r(x̃)) + ½x`,
 //!   `M' = ½(I + Δt_j L_{t_{j+1}})`, `P' = ½cΔt_j`: the mean of the drifts at both ends.
@@ -64,6 +66,23 @@ pub const SOFTMAX_ROWS: usize = 64;
 pub enum Kind {
     Mixture,
     Empirical,
+}
+
+/// When the exact scheme draws the training point of an empirical plan.
+///
+/// Holding the first draw is exact in law: the forward process runs a_μ → x_s → x_t, so given x_s
+/// the drawn point no longer depends on x_t, and a point drawn from the posterior at t and carried
+/// through the exact step to s is distributed as the posterior at s. The particle then follows the
+/// exact bridge to that point, and a later evaluation needs only the logits' argmax (the label),
+/// not the softmax: no exponentials, no draw. What it cannot give is the posterior's purity Σ r²
+/// between draws ([`crate::engine`] reports NaN there), so only studies that read labels use it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Draws {
+    /// Afresh from the posterior at every step.
+    #[default]
+    EveryStep,
+    /// At the particle's first evaluation (its start, or its branch point), then held.
+    Once,
 }
 
 /// The start distribution: a mixture of Gaussians with shared Cholesky factor,
@@ -118,6 +137,8 @@ pub struct Plan {
     tiles: OnceLock<Option<Arc<prune::Tiles>>>,
     /// The explicit schemes' judged growth beyond the exact dynamics; None for the others.
     pub stability: Option<Stability>,
+    /// When the exact scheme draws a training point ([`Plan::drawing_once`]).
+    pub draws: Draws,
 }
 
 /// What [`stability`] judged of an explicit scheme on this grid.
@@ -232,6 +253,7 @@ impl Plan {
             cache_enabled: true,
             tiles: OnceLock::new(),
             stability: None,
+            draws: Draws::EveryStep,
         };
         if judge {
             plan.check_stability()?;
@@ -265,6 +287,22 @@ impl Plan {
         plan.cache_enabled = per_point * (n + 1) * 4 <= CACHE_BYTES;
         *plan.cache.lock().expect("plan cache") = vec![None; plan.chunk_count()];
         Ok(plan)
+    }
+
+    /// This plan drawing each particle's training point once ([`Draws::Once`]): the exact scheme
+    /// on a training set only (elsewhere nothing is drawn, or a class is cheap to draw).
+    pub fn drawing_once(mut self) -> Result<Self> {
+        ensure!(
+            self.scheme.draws_component() && self.kind == Kind::Empirical,
+            "a plan draws once only with the exact scheme on a training set"
+        );
+        self.draws = Draws::Once;
+        Ok(self)
+    }
+
+    /// Whether the evaluations after a particle's first compute only its label.
+    pub fn holds_draws(&self) -> bool {
+        self.draws == Draws::Once
     }
 
     /// Force a chunk length (tests of chunking; long runs on small memory).

@@ -20,8 +20,9 @@ use crate::report::CHECKPOINT_DIR;
 pub const SHARD_FILE: &str = "shard.json";
 
 /// Version of the shard and checkpoint formats (2: checksums, the writer's version, digests of
-/// the data files; 3: BLAKE3 digests, the target decided by the config alone).
-pub const FORMAT: u32 = 3;
+/// the data files; 3: BLAKE3 digests, the target decided by the config alone; 4: checkpoints hold
+/// each particle's drawn training point).
+pub const FORMAT: u32 = 4;
 
 /// The version of regimes that writes shards and checkpoints; only the same version reads them
 /// (another may compute other numbers).

@@ -282,22 +282,23 @@ impl Store {
     }
 }
 
-/// Particle sets as bytes: per set, positions (f32), ids (u64), labels and last changes (u32),
-/// little-endian.
+/// Particle sets as bytes: per set, positions (f32), ids (u64), labels, last changes and drawn
+/// training points (u32), little-endian.
 fn encode(sets: &[Particles]) -> Vec<u8> {
-    let size: usize = sets.iter().map(|p| p.x.len() * 4 + p.len() * 16).sum();
+    let size: usize = sets.iter().map(|p| p.x.len() * 4 + p.len() * 20).sum();
     let mut out = Vec::with_capacity(size);
     for p in sets {
         p.x.iter().for_each(|v| out.extend(v.to_le_bytes()));
         p.ids.iter().for_each(|v| out.extend(v.to_le_bytes()));
         p.label.iter().for_each(|v| out.extend(v.to_le_bytes()));
         p.changed.iter().for_each(|v| out.extend(v.to_le_bytes()));
+        p.drawn.iter().for_each(|v| out.extend(v.to_le_bytes()));
     }
     out
 }
 
 fn decode(bytes: &[u8], sets: &[(usize, usize)]) -> Result<Vec<Particles>> {
-    let size = |&(n, d): &(usize, usize)| n.checked_mul(d)?.checked_add(4 * n)?.checked_mul(4);
+    let size = |&(n, d): &(usize, usize)| n.checked_mul(d)?.checked_add(5 * n)?.checked_mul(4);
     let want = sets
         .iter()
         .try_fold(0usize, |acc, s| acc.checked_add(size(s)?))
@@ -331,12 +332,14 @@ fn decode(bytes: &[u8], sets: &[(usize, usize)]) -> Result<Vec<Particles>> {
                 .collect();
             let label = u32s(take(n * 4));
             let changed = u32s(take(n * 4));
+            let drawn = u32s(take(n * 4));
             Particles {
                 dim,
                 x,
                 ids,
                 label,
                 changed,
+                drawn,
             }
         })
         .collect())
@@ -354,14 +357,9 @@ mod tests {
             ids: vec![7, u64::MAX],
             label: vec![0, u32::MAX],
             changed: vec![3, 9],
+            drawn: vec![u32::MAX, 4],
         };
-        let b = Particles {
-            dim: 3,
-            x: vec![],
-            ids: vec![],
-            label: vec![],
-            changed: vec![],
-        };
+        let b = Particles::empty(3);
         let sets = [a, b];
         let shape: Vec<(usize, usize)> = sets.iter().map(|p| (p.len(), p.dim)).collect();
         let back = decode(&encode(&sets), &shape).unwrap();

@@ -1,8 +1,9 @@
 //! The CPU twin of `shaders/branch.wgsl`: every particle becomes two clones that share its
 //! position and history; the second's id carries the stream tag, so the two draw independent noise
-//! from here on.
+//! from here on. A clone has drawn no training point yet ([`Particles::drawn`]): each draws its
+//! own at the branch point, independently.
 
-use super::Particles;
+use super::{NO_LABEL, Particles};
 use crate::rng;
 
 /// Particles 2i and 2i + 1 of the result are the clones of particle i.
@@ -15,6 +16,7 @@ pub fn branch_particles(p: &Particles, stream: u16) -> Particles {
         ids: Vec::with_capacity(2 * n),
         label: Vec::with_capacity(2 * n),
         changed: Vec::with_capacity(2 * n),
+        drawn: vec![NO_LABEL; 2 * n],
     };
     for i in 0..n {
         let row = &p.x[i * d..(i + 1) * d];

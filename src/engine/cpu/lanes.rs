@@ -19,7 +19,7 @@ use multiversion::target::target_cfg_f;
 pub use super::products::apply;
 use super::products::{cols_dot, rows_dot};
 use super::step::{draw_tile, pick};
-use crate::engine::SOFTMAX_ROWS;
+use crate::engine::{NO_LABEL, SOFTMAX_ROWS};
 use crate::fmath;
 use crate::linalg::Form;
 use crate::plan::prune::{Bound, Tiles};
@@ -61,7 +61,10 @@ pub struct Block {
 /// points its softmax had and how many of them it pruned ([`crate::plan::prune`]).
 pub struct Evaluation {
     pub label: [u32; LANES],
+    /// NaN in the lanes that hold their draw ([`crate::plan::Draws::Once`]).
     pub purity: Lanes,
+    /// The training point each lane drew (0 where it drew none).
+    pub picked: [u32; LANES],
     pub tiles: u32,
     pub pruned: u32,
 }
@@ -130,10 +133,11 @@ pub const GROUP: usize = 2;
 
 /// Moves up to [`GROUP`] blocks through the time points `lo..=hi` of one chunk, the twin of the
 /// scalar loop: evaluate the logits at every point (labels and last-change times of the valid
-/// lanes, `labels` and `changed` holding the blocks' particles in order), call `record` for each
-/// block in order, and step to j + 1 while j < `to`. With `prune`, the empirical softmax skips
-/// tiles of training points that certainly weigh exactly zero in every lane (the labels are the
-/// hints), which changes no bit.
+/// lanes, `labels`, `changed` and `drawn` holding the blocks' particles in order), call `record`
+/// for each block in order, and step to j + 1 while j < `to`. With `prune`, the empirical softmax
+/// skips tiles of training points that certainly weigh exactly zero in every lane (the labels are
+/// the hints), which changes no bit. On a plan that draws once, a block whose particles all hold
+/// their draw computes only the logits' argmax.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma",
@@ -148,6 +152,7 @@ pub fn run_group(
     blocks: &mut [Block],
     labels: &mut [u32],
     changed: &mut [u32],
+    drawn: &mut [u32],
     prune: bool,
     record: &mut dyn FnMut(usize, &Block, &Evaluation),
 ) {
@@ -156,7 +161,7 @@ pub fn run_group(
     for j in lo..=hi {
         let pt = plan.view(chunk, j);
         let hints = prune.then_some(&*labels);
-        let evaluations = evaluate::<RB>(plan, &pt, key, j, blocks, hints);
+        let evaluations = evaluate::<RB>(plan, &pt, key, j, blocks, hints, Some(&mut *drawn));
         let lanes = labels.chunks_mut(LANES).zip(changed.chunks_mut(LANES));
         for ((b, ev), (labels, changed)) in blocks.iter().zip(&evaluations).zip(lanes) {
             for ((label, changed), &new) in labels.iter_mut().zip(changed).zip(&ev.label) {
@@ -192,12 +197,24 @@ fn evaluate<const RB: usize>(
     j: usize,
     blocks: &mut [Block],
     hints: Option<&[u32]>,
+    drawn: Option<&mut [u32]>,
 ) -> Vec<Evaluation> {
+    // Per block, the points its lanes hold where every one of them holds its draw.
+    let held: Vec<Option<[u32; LANES]>> = match drawn.as_deref() {
+        Some(drawn) if plan.holds_draws() => drawn
+            .chunks(LANES)
+            .map(|d| {
+                let all = d.iter().all(|&k| k != NO_LABEL);
+                all.then(|| std::array::from_fn(|l| d.get(l).copied().unwrap_or(0)))
+            })
+            .collect(),
+        _ => vec![None; blocks.len()],
+    };
     let draws = plan.scheme.draws_component();
     let mut uniforms = Vec::with_capacity(blocks.len());
-    for b in blocks.iter_mut() {
+    for (b, held) in blocks.iter_mut().zip(&held) {
         apply::<RB>(plan.b_form, pt.b, &b.x, &mut b.y);
-        uniforms.push(draws.then(|| b.draw_uniforms(key, j)));
+        uniforms.push((draws && held.is_none()).then(|| b.draw_uniforms(key, j)));
     }
     match plan.kind {
         Kind::Mixture => {
@@ -218,22 +235,56 @@ fn evaluate<const RB: usize>(
                 let count = pt.bias.len().div_ceil(SOFTMAX_ROWS);
                 blocks.iter_mut().for_each(|b| b.live = vec![true; count]);
             }
-            evaluate_empirical::<RB>(plan.dim, pt, uniforms, blocks)
+            let mut evaluations = evaluate_empirical::<RB>(plan.dim, pt, uniforms, &held, blocks);
+            if let Some(drawn) = drawn.filter(|_| plan.holds_draws()) {
+                hold_draws(pt, (&held, &mut evaluations), blocks, drawn);
+            }
+            evaluations
+        }
+    }
+}
+
+/// After the evaluations of a plan that draws once: a lane that drew keeps its point; a lane that
+/// already held one, in a block that drew for others, steps towards its own point instead.
+#[inline(always)]
+fn hold_draws(
+    pt: &PointView,
+    (held, evaluations): (&[Option<[u32; LANES]>], &mut [Evaluation]),
+    blocks: &mut [Block],
+    drawn: &mut [u32],
+) {
+    let lanes = held.iter().zip(evaluations).zip(blocks);
+    for (((held, ev), b), drawn) in lanes.zip(drawn.chunks_mut(LANES)) {
+        if held.is_some() {
+            continue;
+        }
+        let d = b.x.len();
+        for (l, k) in drawn.iter_mut().enumerate() {
+            if *k == NO_LABEL {
+                *k = ev.picked[l];
+                continue;
+            }
+            let row = &pt.offsets[*k as usize * d..(*k as usize + 1) * d];
+            for (vi, &a) in b.v.iter_mut().zip(row) {
+                vi[l] = a;
+            }
+            ev.purity[l] = f32::NAN;
         }
     }
 }
 
 impl Block {
-    /// Each lane's [`super::step::draw_uniform`].
+    /// Each lane's [`super::step::draw_uniforms`].
     #[inline(always)]
-    fn draw_uniforms(&self, key: [u32; 2], j: usize) -> Lanes {
+    fn draw_uniforms(&self, key: [u32; 2], j: usize) -> [Lanes; 2] {
         let counter = [
             self.id_lo,
             self.id_hi,
             [j as u32; LANES],
             [rng::PICK_BLOCK; LANES],
         ];
-        rng::philox_lanes(counter, key)[0].map(rng::uniform)
+        let w = rng::philox_lanes(counter, key);
+        [w[0].map(rng::uniform), w[1].map(rng::uniform)]
     }
 
     /// `v[i][l] = rows[k_l][i]`: each lane's drawn row.
@@ -250,7 +301,7 @@ impl Block {
 fn evaluate_mixture<const RB: usize>(
     d: usize,
     pt: &PointView,
-    draw: Option<Lanes>,
+    draw: Option<[Lanes; 2]>,
     b: &mut Block,
 ) -> Evaluation {
     let kk = b.logits.len();
@@ -283,7 +334,7 @@ fn evaluate_mixture<const RB: usize>(
             purity[l] += lk[l] * lk[l];
         }
     }
-    if let Some(u) = draw {
+    if let Some([u, _]) = draw {
         let k: [u32; LANES] =
             std::array::from_fn(|l| pick(b.logits.iter().map(|r| r[l]), u[l], kk - 1) as u32);
         b.take_rows(&pt.offsets[..kk * d], &k);
@@ -300,6 +351,7 @@ impl Evaluation {
         Evaluation {
             label,
             purity,
+            picked: [0; LANES],
             tiles: 0,
             pruned: 0,
         }
@@ -348,7 +400,8 @@ fn mark_live(tiles: &Tiles, points: &[f32], pt: &PointView, hints: &[u32], block
 fn evaluate_empirical<const RB: usize>(
     d: usize,
     pt: &PointView,
-    uniforms: Vec<Option<Lanes>>,
+    uniforms: Vec<Option<[Lanes; 2]>>,
+    held: &[Option<[u32; LANES]>],
     blocks: &mut [Block],
 ) -> Vec<Evaluation> {
     let n = pt.bias.len();
@@ -380,31 +433,36 @@ fn evaluate_empirical<const RB: usize>(
     for b in blocks.iter_mut() {
         b.v.iter_mut().for_each(|v| *v = [0.0; LANES]);
     }
+    // Blocks that hold their draws need no weights: their label is the first pass's argmax.
     for (t, rows) in tiles().enumerate() {
         let w = &pt.w[rows.start * d..rows.end * d];
-        for (b, s) in blocks.iter_mut().zip(&mut state) {
-            if b.live[t] {
+        for ((b, s), held) in blocks.iter_mut().zip(&mut state).zip(held) {
+            if b.live[t] && held.is_none() {
                 s.weights::<RB>(d, rows.clone(), w, b);
             }
         }
     }
     // A loop for the reason in `evaluate`.
     let mut evaluations = Vec::with_capacity(blocks.len());
-    for (b, s) in blocks.iter_mut().zip(state) {
-        evaluations.push(s.finish(pt.offsets, b));
+    for ((b, s), held) in blocks.iter_mut().zip(state).zip(held) {
+        evaluations.push(match held {
+            Some(points) => s.finish_held(pt.offsets, points, b),
+            None => s.finish(pt.offsets, b),
+        });
     }
     evaluations
 }
 
 /// The softmax of one block: max and argmax, then Σ e, Σ e², per lane; for a drawing scheme, the
-/// conditional uniform and the drawn training point instead of `Wᵀ e`.
+/// conditional uniform of the tile, the uniform inside it and the drawn training point instead of
+/// `Wᵀ e`.
 #[derive(Default)]
 struct Softmax {
     m: Lanes,
     sum: Lanes,
     sq: Lanes,
     best: [u32; LANES],
-    draw: Option<Lanes>,
+    draw: Option<[Lanes; 2]>,
     picked: [u32; LANES],
 }
 
@@ -469,7 +527,7 @@ impl Softmax {
             }
         }
         (self.sum, self.sq) = (sum, sq);
-        if let Some(u) = self.draw.as_mut() {
+        if let Some([u, within]) = self.draw.as_mut() {
             let mut tile = [0.0f32; LANES];
             for er in e.iter() {
                 for l in 0..LANES {
@@ -478,7 +536,7 @@ impl Softmax {
             }
             for l in 0..LANES {
                 if draw_tile(&mut u[l], tile[l], self.sum[l]) {
-                    let r = pick(e.iter().map(|er| er[l]), u[l] * tile[l], e.len() - 1);
+                    let r = pick(e.iter().map(|er| er[l]), within[l] * tile[l], e.len() - 1);
                     self.picked[l] = (t0 + r) as u32;
                 }
             }
@@ -504,6 +562,20 @@ impl Softmax {
         Evaluation {
             label: self.best,
             purity: std::array::from_fn(|l| self.sq[l] * inv[l] * inv[l]),
+            picked: self.picked,
+            tiles: b.live.len() as u32,
+            pruned: b.live.iter().filter(|&&live| !live).count() as u32,
+        }
+    }
+
+    /// The label alone, with the held `points`' rows in `b.v` ([`super::step::evaluate`]).
+    #[inline(always)]
+    fn finish_held(self, rows: &[f32], points: &[u32; LANES], b: &mut Block) -> Evaluation {
+        b.take_rows(rows, points);
+        Evaluation {
+            label: self.best,
+            purity: [f32::NAN; LANES],
+            picked: [0; LANES],
             tiles: b.live.len() as u32,
             pruned: b.live.iter().filter(|&&live| !live).count() as u32,
         }
@@ -562,7 +634,7 @@ fn correct<const RB: usize>(
     j: usize,
     blocks: &mut [Block],
 ) {
-    evaluate::<RB>(plan, c, key, j, blocks, None);
+    evaluate::<RB>(plan, c, key, j, blocks, None, None);
     for b in blocks.iter_mut() {
         apply::<RB>(plan.m_form, c.m, &b.x, &mut b.y);
         apply::<RB>(plan.p_form, c.p, &b.v, &mut b.pv);

@@ -58,6 +58,7 @@ pub fn start_particles(plan: &Plan, seed: u64, ids: &[u64]) -> Particles {
         ids: ids.to_vec(),
         label: vec![NO_LABEL; n],
         changed: vec![0; n],
+        drawn: vec![NO_LABEL; n],
     }
 }
 
@@ -180,12 +181,14 @@ impl Engine for CpuEngine {
                     .zip(p.ids.par_chunks(TILE))
                     .zip(p.label.par_chunks_mut(TILE))
                     .zip(p.changed.par_chunks_mut(TILE))
-                    .map(|(((xs, ids), labels), changed)| {
+                    .zip(p.drawn.par_chunks_mut(TILE))
+                    .map(|((((xs, ids), labels), changed), drawn)| {
                         let tile = TileState {
                             xs,
                             ids,
                             labels,
                             changed,
+                            drawn,
                         };
                         advance_tile(plan, &chunk, key, (lo, hi, to), &recording, tile, prune)
                     })
@@ -245,7 +248,11 @@ pub(crate) fn check_particles(plan: &Plan, p: &Particles) -> Result<()> {
             && p.x.len() == n * p.dim
             && p.label.len() == n
             && p.changed.len() == n
-            && p.changed.iter().all(|&c| c as usize <= plan.grid.steps),
+            && p.changed.iter().all(|&c| c as usize <= plan.grid.steps)
+            && p.drawn.len() == n
+            && p.drawn
+                .iter()
+                .all(|&k| k == NO_LABEL || (k as usize) < plan.centers_count),
         "particles of dimension {} with {} ids do not fit this plan (d = {})",
         p.dim,
         n,
@@ -266,6 +273,7 @@ struct TileState<'a> {
     ids: &'a [u64],
     labels: &'a mut [u32],
     changed: &'a mut [u32],
+    drawn: &'a mut [u32],
 }
 
 /// Moves one tile through `lo..=hi` in groups of SIMD blocks, in particle order, and returns its
@@ -296,8 +304,9 @@ fn advance_tile(
         .chunks_mut(per_group * d)
         .zip(tile.ids.chunks(per_group))
         .zip(tile.labels.chunks_mut(per_group))
-        .zip(tile.changed.chunks_mut(per_group));
-    for (((xg, idg), lg), cg) in groups {
+        .zip(tile.changed.chunks_mut(per_group))
+        .zip(tile.drawn.chunks_mut(per_group));
+    for ((((xg, idg), lg), cg), dg) in groups {
         let used = idg.len().div_ceil(LANES);
         for (b, (xb, idb)) in blocks
             .iter_mut()
@@ -340,6 +349,7 @@ fn advance_tile(
             &mut blocks[..used],
             lg,
             cg,
+            dg,
             prune,
             &mut record,
         );

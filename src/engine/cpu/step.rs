@@ -4,7 +4,7 @@
 //! ascending) and every transcendental is a [`fmath`] polynomial, so a SIMD lane computes exactly
 //! this sequence.
 
-use crate::engine::SOFTMAX_ROWS;
+use crate::engine::{NO_LABEL, SOFTMAX_ROWS};
 use crate::fmath;
 use crate::linalg::Form;
 use crate::plan::{Kind, Plan, PointView};
@@ -27,10 +27,12 @@ pub struct Scratch {
 /// The largest f32 below 1: a conditional uniform that rounds up to 1 is kept inside [0, 1).
 pub const BELOW_ONE: f32 = 1.0 - f32::EPSILON / 2.0;
 
-/// The uniform in [0, 1) that draws the component of particle `id` at time point j (the exact
-/// scheme), from the block the start's component pick uses at step j.
-pub fn draw_uniform(key: [u32; 2], id: u64, j: usize) -> f32 {
-    rng::uniform(rng::words(key, id, j as u32, rng::PICK_BLOCK)[0])
+/// The uniforms in [0, 1) that draw the component of particle `id` at time point j (the exact
+/// scheme), from the block the start's component pick uses at step j: the first decides the class
+/// or the tile of training points ([`draw_tile`]), the second the point inside the tile.
+pub fn draw_uniforms(key: [u32; 2], id: u64, j: usize) -> [f32; 2] {
+    let w = rng::words(key, id, j as u32, rng::PICK_BLOCK);
+    [rng::uniform(w[0]), rng::uniform(w[1])]
 }
 
 /// The first index whose running sum of `e` exceeds `target` (the last one if rounding leaves
@@ -49,7 +51,9 @@ pub fn pick(e: impl Iterator<Item = f32>, target: f32, last: usize) -> usize {
 /// One tile of the streaming draw: with `tile` the tile's Σe and `total` the running Σe that
 /// includes it, the draw falls in the tile with probability p = tile/total. Returns whether it
 /// does and updates the conditional uniform `u` (u/p inside, (u − p)/(1 − p) outside), so one
-/// uniform decides the whole pass.
+/// uniform decides the tile over the whole pass. The point inside the chosen tile takes a second,
+/// independent uniform: `u/p` also decides the later tiles, so picking with it would make a low
+/// point of an early tile likelier to be replaced (the draw leant to the ends of the tiles).
 pub fn draw_tile(u: &mut f32, tile: f32, total: f32) -> bool {
     if tile == 0.0 {
         // p = 0 leaves u as it is; so does skipping it, and 0/0 cannot arise (total may be 0
@@ -109,18 +113,57 @@ fn dot(init: f32, a: &[f32], b: &[f32]) -> f32 {
 
 /// Logits at one time point: returns (argmax label, purity Σ r²) and leaves `Wᵀ r` in `s.v`, or,
 /// when the plan draws a component, the row `V_k` drawn from r with the uniform `u`
-/// ([`draw_uniform`]; ignored otherwise).
-pub fn evaluate(plan: &Plan, pt: &PointView, x: &[f32], u: f32, s: &mut Scratch) -> (u32, f32) {
+/// ([`draw_uniforms`]; ignored otherwise). `drawn` is the particle's held training point on a plan
+/// that draws once ([`crate::plan::Draws::Once`]): drawn here if it is [`NO_LABEL`], else held,
+/// and then only the label is computed (purity NaN).
+pub fn evaluate(
+    plan: &Plan,
+    pt: &PointView,
+    x: &[f32],
+    (u, drawn): ([f32; 2], &mut u32),
+    s: &mut Scratch,
+) -> (u32, f32) {
     apply(plan.b_form, pt.b, x, &mut s.y);
     let draw = plan.scheme.draws_component().then_some(u);
     match plan.kind {
         Kind::Mixture => evaluate_mixture(plan.dim, pt, draw, s),
-        Kind::Empirical => evaluate_empirical(plan.dim, pt, draw, s),
+        Kind::Empirical if plan.holds_draws() && *drawn != NO_LABEL => {
+            let label = label_empirical(plan.dim, pt, s);
+            let k = *drawn as usize;
+            s.v.copy_from_slice(&pt.offsets[k * plan.dim..(k + 1) * plan.dim]);
+            (label, f32::NAN)
+        }
+        Kind::Empirical => {
+            let (label, purity, picked) = evaluate_empirical(plan.dim, pt, draw, s);
+            if plan.holds_draws() {
+                *drawn = picked;
+            }
+            (label, purity)
+        }
     }
 }
 
+/// The argmax of the logits over training points alone: the first pass of
+/// [`evaluate_empirical`], so the same label to the bit.
+fn label_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> u32 {
+    let (mut m, mut best) = (f32::NEG_INFINITY, 0usize);
+    for (r, (bias, w)) in pt.bias.iter().zip(pt.w.chunks_exact(d)).enumerate() {
+        let l = dot(*bias, w, &s.y);
+        if l > m {
+            m = l;
+            best = r;
+        }
+    }
+    best as u32
+}
+
 /// Few classes: all logits, then a two-pass softmax.
-fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<f32>, s: &mut Scratch) -> (u32, f32) {
+fn evaluate_mixture(
+    d: usize,
+    pt: &PointView,
+    draw: Option<[f32; 2]>,
+    s: &mut Scratch,
+) -> (u32, f32) {
     let mut best = 0usize;
     let mut max = 0.0f32;
     for (k, l) in s.logits.iter_mut().enumerate() {
@@ -141,7 +184,7 @@ fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<f32>, s: &mut Scratch
         *l *= inv;
         purity += *l * *l;
     }
-    if let Some(u) = draw {
+    if let Some([u, _]) = draw {
         let k = pick(s.logits.iter().copied(), u, s.logits.len() - 1);
         s.v.copy_from_slice(&pt.offsets[k * d..(k + 1) * d]);
         return (best as u32, purity);
@@ -160,13 +203,13 @@ fn evaluate_mixture(d: usize, pt: &PointView, draw: Option<f32>, s: &mut Scratch
 /// e = exp(ℓ − m) with Σ e, Σ e² and `Wᵀ e` in ascending order (or, drawing, the streaming draw
 /// over tiles of [`SOFTMAX_ROWS`]). Against the max of all logits, a tile whose weights are all
 /// exactly zero adds exactly nothing, which is what lets the lanes skip (prune) such tiles and
-/// still equal this reference bit for bit.
+/// still equal this reference bit for bit. Returns (label, purity, the drawn point or 0).
 fn evaluate_empirical(
     d: usize,
     pt: &PointView,
-    mut draw: Option<f32>,
+    mut draw: Option<[f32; 2]>,
     s: &mut Scratch,
-) -> (u32, f32) {
+) -> (u32, f32, u32) {
     let n = pt.bias.len();
     let (mut m, mut best) = (f32::NEG_INFINITY, 0usize);
     for (r, l) in s.logits[..n].iter_mut().enumerate() {
@@ -185,10 +228,10 @@ fn evaluate_empirical(
             sum += *l;
             sq += *l * *l;
         }
-        if let Some(u) = draw.as_mut() {
+        if let Some([u, within]) = draw.as_mut() {
             let tile = e.iter().fold(0.0f32, |acc, e| acc + e);
             if draw_tile(u, tile, sum) {
-                picked = t0 + pick(e.iter().copied(), *u * tile, e.len() - 1);
+                picked = t0 + pick(e.iter().copied(), *within * tile, e.len() - 1);
             }
             continue;
         }
@@ -205,7 +248,7 @@ fn evaluate_empirical(
     } else {
         s.v.iter_mut().for_each(|v| *v *= inv);
     }
-    (best as u32, sq * inv * inv)
+    (best as u32, sq * inv * inv, picked as u32)
 }
 
 /// One step from time point j: `x ← (M x + P v) + L ξ`, with v from [`evaluate`]; for Heun
@@ -226,7 +269,8 @@ pub fn update(
     }
     predict(plan, pt, key, id, j, x, s);
     if let Some(c) = corrector {
-        evaluate(plan, &c, x, 0.0, s);
+        let mut none = NO_LABEL;
+        evaluate(plan, &c, x, ([0.0; 2], &mut none), s);
         apply(plan.m_form, c.m, x, &mut s.mx);
         apply(plan.p_form, c.p, &s.v, &mut s.y);
         for (((xi, mx), pv), x0) in x.iter_mut().zip(&s.mx).zip(&s.y).zip(&s.x0) {

@@ -133,6 +133,7 @@ impl GpuEngine {
             ids: Vec::with_capacity(n),
             label: Vec::with_capacity(n),
             changed: Vec::with_capacity(n),
+            drawn: vec![crate::engine::NO_LABEL; n],
         };
         if n == 0 {
             return Ok(p);

@@ -286,6 +286,10 @@ impl Engine for GpuEngine {
         to: usize,
         rec: &mut Recorder,
     ) -> Result<()> {
+        anyhow::ensure!(
+            !plan.holds_draws(),
+            "the GPU engine does not yet hold the exact scheme's draws (use --backend cpu)"
+        );
         self.advance_batch(plan, batch, from, to, rec)
     }
 
