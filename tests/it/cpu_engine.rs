@@ -157,7 +157,8 @@ fn scalar_continue(
             let chunk = plan.chunk(plan.chunk_of(j)).unwrap();
             let pt = plan.view(&chunk, j);
             let u = step::draw_uniforms(key, id, j);
-            let (label, purity) = step::evaluate(plan, &pt, x, (u, &mut p.drawn[i]), &mut s);
+            let draw = (u, &mut p.drawn[i], j == to && !rec.points.is_empty());
+            let (label, purity) = step::evaluate(plan, &pt, x, draw, &mut s);
             if p.label[i] != label {
                 p.label[i] = label;
                 p.changed[i] = j as u32;
@@ -287,8 +288,9 @@ fn pruning_changes_no_bit_and_skips_most_tiles_late() {
 
 /// A plan that draws each particle's training point once: the lanes equal the scalar reference
 /// bit for bit (positions, labels, change times, drawn points) across advances cut anywhere and
-/// chunks of 7 points; and where a block holds some draws while others are still to be drawn
-/// (half the particles reset), each lane still follows the reference.
+/// chunks of 7 points, with the posterior's purity at the recorded point; and where a block holds
+/// some draws while others are still to be drawn (half the particles reset), each lane still
+/// follows the reference.
 #[test]
 fn drawing_once_lanes_equal_the_scalar_kernel() {
     let grid = Grid::new(3.0, 30).unwrap();
@@ -313,13 +315,21 @@ fn drawing_once_lanes_equal_the_scalar_kernel() {
             .with_chunk_len(7);
             let ids = ids(37);
             let at = |to| Recorder::new(&p, vec![to], vec![]);
-            let want = scalar_run(&p, 4, &ids, 30, &mut at(30));
+            let mut want_rec = at(30);
+            let want = scalar_run(&p, 4, &ids, 30, &mut want_rec);
             let mut batch = engine.start(&p, 4, &ids).unwrap();
             engine.advance(&p, &mut batch, 0, 12, &mut at(12)).unwrap();
             let mut mixed = engine.read(&batch).unwrap();
-            engine.advance(&p, &mut batch, 12, 30, &mut at(30)).unwrap();
+            let mut rec = at(30);
+            engine.advance(&p, &mut batch, 12, 30, &mut rec).unwrap();
             let got = engine.read(&batch).unwrap();
             assert_eq!(bits(&got.x), bits(&want.x), "{what}: positions");
+            // At a recorded point a held draw still gives the posterior's purity.
+            assert!(
+                rec.stats[0].purity.mean.iter().all(|m| m.is_finite()),
+                "{what}: purity"
+            );
+            assert_eq!(rec.stats, want_rec.stats, "{what}: statistics");
             assert_eq!(
                 (&got.label, &got.changed, &got.drawn),
                 (&want.label, &want.changed, &want.drawn),

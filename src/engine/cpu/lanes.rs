@@ -137,7 +137,7 @@ pub const GROUP: usize = 2;
 /// for each block in order, and step to j + 1 while j < `to`. With `prune`, the empirical softmax
 /// skips tiles of training points that certainly weigh exactly zero in every lane (the labels are
 /// the hints), which changes no bit. On a plan that draws once, a block whose particles all hold
-/// their draw computes only the logits' argmax.
+/// their draw computes only the logits' argmax, except at the `recorded` points (ascending).
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq+avx2+fma",
     "x86_64+avx2+fma",
@@ -153,7 +153,7 @@ pub fn run_group(
     labels: &mut [u32],
     changed: &mut [u32],
     drawn: &mut [u32],
-    prune: bool,
+    (prune, recorded): (bool, &[usize]),
     record: &mut dyn FnMut(usize, &Block, &Evaluation),
 ) {
     debug_assert!(blocks.len() <= GROUP);
@@ -161,7 +161,8 @@ pub fn run_group(
     for j in lo..=hi {
         let pt = plan.view(chunk, j);
         let hints = prune.then_some(&*labels);
-        let evaluations = evaluate::<RB>(plan, &pt, key, j, blocks, hints, Some(&mut *drawn));
+        let draws = Some((&mut *drawn, recorded.binary_search(&j).is_ok()));
+        let evaluations = evaluate::<RB>(plan, &pt, key, j, blocks, hints, draws);
         let lanes = labels.chunks_mut(LANES).zip(changed.chunks_mut(LANES));
         for ((b, ev), (labels, changed)) in blocks.iter().zip(&evaluations).zip(lanes) {
             for ((label, changed), &new) in labels.iter_mut().zip(changed).zip(&ev.label) {
@@ -197,11 +198,16 @@ fn evaluate<const RB: usize>(
     j: usize,
     blocks: &mut [Block],
     hints: Option<&[u32]>,
-    drawn: Option<&mut [u32]>,
+    draws: Option<(&mut [u32], bool)>,
 ) -> Vec<Evaluation> {
-    // Per block, the points its lanes hold where every one of them holds its draw.
+    let (drawn, recorded) = match draws {
+        Some((drawn, recorded)) => (Some(drawn), recorded),
+        None => (None, false),
+    };
+    // Per block, the points its lanes hold where every one of them holds its draw and only the
+    // labels are wanted.
     let held: Vec<Option<[u32; LANES]>> = match drawn.as_deref() {
-        Some(drawn) if plan.holds_draws() => drawn
+        Some(drawn) if plan.holds_draws() && !recorded => drawn
             .chunks(LANES)
             .map(|d| {
                 let all = d.iter().all(|&k| k != NO_LABEL);
@@ -237,7 +243,7 @@ fn evaluate<const RB: usize>(
             }
             let mut evaluations = evaluate_empirical::<RB>(plan.dim, pt, uniforms, &held, blocks);
             if let Some(drawn) = drawn.filter(|_| plan.holds_draws()) {
-                hold_draws(pt, (&held, &mut evaluations), blocks, drawn);
+                hold_draws(pt, (&held, &mut evaluations), blocks, (drawn, recorded));
             }
             evaluations
         }
@@ -245,13 +251,15 @@ fn evaluate<const RB: usize>(
 }
 
 /// After the evaluations of a plan that draws once: a lane that drew keeps its point; a lane that
-/// already held one, in a block that drew for others, steps towards its own point instead.
+/// already held one, in a block that drew for others or at a `recorded` point, steps towards its
+/// own point instead (its purity NaN, as [`super::step::evaluate`]'s label-only evaluation,
+/// unless recorded).
 #[inline(always)]
 fn hold_draws(
     pt: &PointView,
     (held, evaluations): (&[Option<[u32; LANES]>], &mut [Evaluation]),
     blocks: &mut [Block],
-    drawn: &mut [u32],
+    (drawn, recorded): (&mut [u32], bool),
 ) {
     let lanes = held.iter().zip(evaluations).zip(blocks);
     for (((held, ev), b), drawn) in lanes.zip(drawn.chunks_mut(LANES)) {
@@ -268,7 +276,9 @@ fn hold_draws(
             for (vi, &a) in b.v.iter_mut().zip(row) {
                 vi[l] = a;
             }
-            ev.purity[l] = f32::NAN;
+            if !recorded {
+                ev.purity[l] = f32::NAN;
+            }
         }
     }
 }

@@ -350,7 +350,7 @@ fn advance_tile(
             lg,
             cg,
             dg,
-            prune,
+            (prune, recording.points),
             &mut record,
         );
         for (b, xb) in blocks.iter().zip(xg.chunks_mut(LANES * d)) {

@@ -114,24 +114,31 @@ fn dot(init: f32, a: &[f32], b: &[f32]) -> f32 {
 /// Logits at one time point: returns (argmax label, purity Σ r²) and leaves `Wᵀ r` in `s.v`, or,
 /// when the plan draws a component, the row `V_k` drawn from r with the uniform `u`
 /// ([`draw_uniforms`]; ignored otherwise). `drawn` is the particle's held training point on a plan
-/// that draws once ([`crate::plan::Draws::Once`]): drawn here if it is [`NO_LABEL`], else held,
-/// and then only the label is computed (purity NaN).
+/// that draws once ([`crate::plan::Draws::Once`]): drawn here if it is [`NO_LABEL`], else held;
+/// a held evaluation computes only the label (purity NaN) unless the point is `recorded`, where
+/// the recorder reads the posterior's purity.
 pub fn evaluate(
     plan: &Plan,
     pt: &PointView,
     x: &[f32],
-    (u, drawn): ([f32; 2], &mut u32),
+    (u, drawn, recorded): ([f32; 2], &mut u32, bool),
     s: &mut Scratch,
 ) -> (u32, f32) {
     apply(plan.b_form, pt.b, x, &mut s.y);
     let draw = plan.scheme.draws_component().then_some(u);
+    let held = plan.holds_draws() && *drawn != NO_LABEL;
     match plan.kind {
         Kind::Mixture => evaluate_mixture(plan.dim, pt, draw, s),
-        Kind::Empirical if plan.holds_draws() && *drawn != NO_LABEL => {
-            let label = label_empirical(plan.dim, pt, s);
+        Kind::Empirical if held => {
             let k = *drawn as usize;
+            let found = if recorded {
+                let (label, purity, _) = evaluate_empirical(plan.dim, pt, None, s);
+                (label, purity)
+            } else {
+                (label_empirical(plan.dim, pt, s), f32::NAN)
+            };
             s.v.copy_from_slice(&pt.offsets[k * plan.dim..(k + 1) * plan.dim]);
-            (label, f32::NAN)
+            found
         }
         Kind::Empirical => {
             let (label, purity, picked) = evaluate_empirical(plan.dim, pt, draw, s);
@@ -270,7 +277,7 @@ pub fn update(
     predict(plan, pt, key, id, j, x, s);
     if let Some(c) = corrector {
         let mut none = NO_LABEL;
-        evaluate(plan, &c, x, ([0.0; 2], &mut none), s);
+        evaluate(plan, &c, x, ([0.0; 2], &mut none, false), s);
         apply(plan.m_form, c.m, x, &mut s.mx);
         apply(plan.p_form, c.p, &s.v, &mut s.y);
         for (((xi, mx), pv), x0) in x.iter_mut().zip(&s.mx).zip(&s.y).zip(&s.x0) {
