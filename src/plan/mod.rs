@@ -134,7 +134,8 @@ pub struct Plan {
     cache: Mutex<Vec<Option<Arc<Chunk>>>>,
     cache_enabled: bool,
     /// The training points' tile geometry, built at first use ([`prune::Tiles`]).
-    tiles: OnceLock<Option<Arc<prune::Tiles>>>,
+    /// Shared by the plans of one training set ([`Plan::sharing_tiles`]).
+    tiles: Arc<OnceLock<Option<Arc<prune::Tiles>>>>,
     /// The explicit schemes' judged growth beyond the exact dynamics; None for the others.
     pub stability: Option<Stability>,
     /// When the exact scheme draws a training point ([`Plan::drawing_once`]).
@@ -251,7 +252,7 @@ impl Plan {
             target,
             cache: Mutex::new(vec![]),
             cache_enabled: true,
-            tiles: OnceLock::new(),
+            tiles: Arc::new(OnceLock::new()),
             stability: None,
             draws: Draws::EveryStep,
         };
@@ -587,6 +588,17 @@ impl Plan {
             draws: self.scheme.draws_component(),
             corrects: self.scheme.corrects(),
         }
+    }
+
+    /// This plan using `other`'s tile table (built at most once for both): the same training
+    /// points on another grid. The table costs N²d/2 multiply-adds (20 s at N = 20 000, d = 256).
+    pub fn sharing_tiles(mut self, other: &Plan) -> Result<Self> {
+        ensure!(
+            self.dim == other.dim && self.centers == other.centers,
+            "plans share a tile table only on the same training points"
+        );
+        self.tiles = Arc::clone(&other.tiles);
+        Ok(self)
     }
 
     /// The training points' tiles for pruning (empirical target with at least two tiles), built

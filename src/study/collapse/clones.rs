@@ -1,23 +1,19 @@
 //! The grid the clone pairs run on. A pair reads its branch point (the posterior purity there)
-//! and its two final labels, nothing between. Under the exact scheme each step samples the
-//! reverse transition itself, so the law of what a pair reads does not depend on the nodes
-//! between its branch point and t = 0: the pairs run on the branch times, at the times asked,
-//! and [`CLONE_NODES`] uniform nodes below the latest (78 particle-steps a pair with the
-//! default branch times, instead of 380–1800). Other schemes keep the study's grid, whose Δt their bias depends on.
+//! and its two final labels, nothing between. Under the exact scheme the pairs draw their
+//! training points once ([`crate::plan::Draws::Once`]): each clone draws its own at the branch
+//! point and follows the exact bridge to it, so its final label is that draw whatever the nodes
+//! below, and the pairs run on the branch times alone (the trunk's draw is held between them,
+//! re-evaluated at each branch point where it is recorded). Other schemes keep the study's grid,
+//! whose Δt their bias depends on.
 //!
-//! Why not the branch times alone: measured, φ_C then exceeds the posterior Σr² by 0.024 at
-//! 2 t_C (biroli, d = 8, N = 200, 5 000 pairs, seeds 4–6) against 0.010–0.013 on steps of
-//! 0.01–0.05 (t_C/4 here), so a step as long as the gaps between branch times is not as exact
-//! in f32 as it is in law.
+//! Measured (biroli, d = 8, N = 200, 5 000 pairs, seeds 4–6): φ_C − Σr² at 2 t_C is +0.0005,
+//! +0.0017, −0.0019 on the branch times alone. Before the exact draw's fix (the point inside a
+//! tile took its own uniform) it was +0.024 there and +0.010–0.013 even on steps of 0.01–0.05.
 
 use anyhow::Result;
 
 use crate::model::Model;
 use crate::plan::{Grid, Plan, Scheme, Spacing, Start};
-
-/// Uniform steps of the clone pairs' grid up to the latest branch time: with collapse's
-/// default branch times (t_C/4 … 4 t_C) its nodes are the multiples of t_C/4.
-pub const CLONE_NODES: usize = 16;
 
 /// The clone pairs' own plan, with `branch_times` (inside (0, T)) among its nodes, and their
 /// points on it, or None where they run on the study's `plan` at `branch_steps` (a scheme other
@@ -33,19 +29,14 @@ pub(super) fn clone_plan(
     if plan.scheme != Scheme::Exact || branch_times.is_empty() || !inside {
         return Ok(None);
     }
-    let latest = branch_times.iter().copied().fold(0.0, f64::max);
-    let h = latest / CLONE_NODES as f64;
-    // A uniform node within 1e-9·T of a branch time is that branch time.
-    let tol = 1e-9 * t_max;
-    let uniform = (1..CLONE_NODES)
-        .map(|k| k as f64 * h)
-        .filter(|t| branch_times.iter().all(|b| (b - t).abs() > tol));
-    let nodes: Vec<f64> = branch_times.iter().copied().chain(uniform).collect();
+    let nodes: Vec<f64> = branch_times.to_vec();
     let grid = Grid::spaced(t_max, 1, &Spacing::Nodes(nodes))?;
     let mut steps: Vec<usize> = branch_times.iter().map(|&t| grid.index_of(t)).collect();
     steps.sort_unstable();
     steps.dedup();
-    Ok(Some((Plan::new(model, grid, Scheme::Exact, start)?, steps)))
+    let own = Plan::new(model, grid, Scheme::Exact, start)?;
+    let own = own.drawing_once()?.sharing_tiles(plan)?;
+    Ok(Some((own, steps)))
 }
 
 #[cfg(test)]
@@ -55,7 +46,7 @@ mod tests {
     use crate::model::Target;
 
     #[test]
-    fn exact_clone_pairs_run_on_the_branch_times_and_a_few_uniform_nodes() {
+    fn exact_clone_pairs_run_on_the_branch_times_drawing_once() {
         let cfg = Config {
             dim: 4,
             n_train: Some(50),
@@ -72,20 +63,13 @@ mod tests {
             .unwrap()
             .unwrap();
         let nodes: Vec<f64> = (0..=own.grid.steps).map(|j| own.grid.node(j)).collect();
-        // The branch times and 15 multiples of 2/16, of which 0.5 is one.
-        assert_eq!(nodes.len(), 2 + 2 + 15);
+        assert_eq!(nodes, [10.0, 2.0, 0.5, 0.123, 0.0]);
         let at = |j: usize| own.grid.node(j);
         assert_eq!(
             steps.iter().map(|&j| at(j)).collect::<Vec<_>>(),
             [2.0, 0.5, 0.123]
         );
-        assert_eq!((at(1), at(2)), (2.0, 1.875));
-        assert!(
-            nodes
-                .windows(2)
-                .skip(1)
-                .all(|w| w[0] - w[1] <= 0.125 + 1e-12)
-        );
+        assert!(own.holds_draws());
         // Other schemes keep the study's grid; so does a branch time outside (0, T).
         let em = study(Scheme::EulerMaruyama).unwrap();
         assert!(
