@@ -180,6 +180,10 @@ pub trait Engine {
     /// checkpointed batch resumes from it exactly.
     fn load(&self, plan: &Plan, seed: u64, particles: &Particles) -> Result<Self::Batch>;
 
+    /// Builds once what the engine needs of `plan` before its first step (the CPU engine's
+    /// pruning table), which the first step would otherwise spend its time on.
+    fn prepare(&self, _plan: &Plan) {}
+
     /// Per time point j: the tiles of training points the empirical softmax pruned and the tiles
     /// it had, summed over blocks of particles, since the last call ([`crate::plan::prune`]);
     /// empty for an engine that does not prune.

@@ -156,6 +156,12 @@ pub trait Study {
         partial: Option<&str>,
     ) -> Result<()>;
 
+    /// The plans the measurement runs, for the engine to prepare ([`Engine::prepare`]) before
+    /// the progress clock starts and as part of the set-up's time.
+    fn plans(_setup: &Self::Setup) -> Vec<&crate::plan::Plan> {
+        vec![]
+    }
+
     /// The particle-steps the slice's measurement runs on the engine (for one progress bar and
     /// ETA over the whole study).
     fn work(_inputs: &Inputs, _setup: &Self::Setup) -> u64 {

@@ -227,6 +227,12 @@ impl Engine for CpuEngine {
         Ok(batch.particles.clone())
     }
 
+    fn prepare(&self, plan: &Plan) {
+        if self.prune {
+            self.run(|| plan.tiles());
+        }
+    }
+
     fn take_pruning(&self) -> Vec<[u64; 2]> {
         std::mem::take(&mut *self.pruning.lock().expect("pruning counts"))
     }

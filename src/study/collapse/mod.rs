@@ -371,6 +371,10 @@ impl Study for CollapseStudy {
         table::table(r)
     }
 
+    fn plans(s: &Setup) -> Vec<&crate::plan::Plan> {
+        vec![&s.plan, s.clone_plan()]
+    }
+
     fn work(inputs: &Inputs, s: &Setup) -> u64 {
         let (particles, pairs) = (inputs.range(s.particles), inputs.range(s.pairs));
         (particles.end - particles.start) * inputs.grid.steps as u64
