@@ -108,7 +108,10 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
             for (var q = 0u; q < RB; q++) {
                 let r = r0 + q;
                 if (r < rows) {
-                    set_s4(ROW_LOGITS + r, l, acc[q]);
+                    // (A label needs no weights: the logits are kept only for them.)
+                    if (!label_only) {
+                        set_s4(ROW_LOGITS + r, l, acc[q]);
+                    }
                     let take = (acc[q] > tmax) | vec4<bool>(r == 0u);
                     tmax = select(tmax, acc[q], take);
                     targ = select(targ, vec4<u32>(t0 + r), take);
