@@ -55,7 +55,7 @@ fn main(
         partials[base + 2u + 2u * q] = m2;
     }
     if (lid < count && arg_first_quantity() == 0u) {
-        let label = pmeta[(p0 + lid) * 4u + 2u];
+        let label = pmeta[(p0 + lid) * META + 2u];
         if (label < prm.k) {
             atomicAdd(&counts[arg_counts_offset() + label], 1u);
         }

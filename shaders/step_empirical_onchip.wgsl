@@ -12,9 +12,12 @@
 // softmax over tiles of ROWS = the CPU's block (running max, Σe, Σe² and an unnormalised Wᵀe
 // rescaled when the max grows), each logit summed from its bias over ascending coordinates and
 // each coordinate of Wᵀe over ascending rows in fused multiply-adds, the exact scheme's streaming
-// draw with one conditional uniform, so it agrees with the blocked kernel as that one does with
-// the CPU. It runs a whole evaluation per dispatch (the host uses it only where the training set
-// is one part, src/engine/gpu/variant.rs), so no softmax state is carried between dispatches.
+// draw with one conditional uniform for the tile and another for the point inside it, so it
+// agrees with the blocked kernel as that one does with the CPU. It runs a whole evaluation per
+// dispatch (the host uses it only where the training set is one part, src/engine/gpu/variant.rs),
+// so no softmax state is carried between dispatches. On a plan that draws once (HOLD_FLAG) a
+// particle that holds its drawn point (`drawn`, shared/onchip.wgsl) computes only the logits'
+// argmax: no exponentials, no draw (twin of step::evaluate).
 
 var<workgroup> tile: array<f32, TILE_FLOATS>;
 
@@ -41,15 +44,22 @@ fn evaluate_onchip(j: u32, key: vec2<u32>, id: vec2<u32>, lid: u32) -> Evaluated
     let pi = j - prm.first;
     let bb = prm.off_bias + pi * K;
     apply_x(B_FORM, prm.off_b + pi * form_len(B_FORM, D));
+    let holds = DRAWS && (arg_flags() & HOLD_FLAG) != 0u;
+    let held = holds && drawn != NO_LABEL;
     var m = 0.0;
     var s = 0.0;
     var sq = 0.0;
     var best = 0u;
-    // The exact scheme's streaming draw (step::draw_tile): one conditional uniform.
+    // The exact scheme's streaming draw (step::draw_tile): a conditional uniform that decides
+    // the tile, and an independent one (word 1 of the same Philox output) that picks the point
+    // inside it.
     var u = 0.0;
+    var within = 0.0;
     var picked = 0u;
-    if (DRAWS) {
-        u = uniform01(rng_words(key, id, j, PICK_BLOCK).x);
+    if (DRAWS && !held) {
+        let w = rng_words(key, id, j, PICK_BLOCK);
+        u = uniform01(w.x);
+        within = uniform01(w.y);
     }
     let begin = arg_begin();
     let end = arg_end();
@@ -101,73 +111,54 @@ fn evaluate_onchip(j: u32, key: vec2<u32>, id: vec2<u32>, lid: u32) -> Evaluated
             best = targ;
         } else {
             let grows = tmax > m;
-            scale = select(1.0, exp(m - tmax), grows);
+            if (!held) {
+                scale = select(1.0, exp(m - tmax), grows);
+            }
             m = select(m, tmax, grows);
             best = select(best, targ, grows);
         }
-        s = s * scale;
-        sq = sq * scale * scale;
-        for (var r = 0u; r < rows; r++) {
-            let ex = exp(e[r] - m);
-            e[r] = ex;
-            s += ex;
-            sq = fma(ex, ex, sq);
-        }
+        // (No `continue` below: the tile loads' barriers need the loop uniform.)
         if (DRAWS) {
-            var tile_sum = 0.0;
-            for (var r = 0u; r < rows; r++) {
-                tile_sum += e[r];
-            }
-            let p = tile_sum / s;
-            let inside = u < p;
-            u = min(select((u - p) / (1.0 - p), u / p, inside), BELOW_ONE);
-            let goal = u * tile_sum;
-            picked = select(picked, t0 + rows - 1u, inside);
-            var cum = 0.0;
-            var found = !inside;
-            for (var r = 0u; r < rows; r++) {
-                cum += e[r];
-                let hit = (cum > goal) && !found;
-                picked = select(picked, t0 + r, hit);
-                found = found || hit;
-            }
-            continue;
-        }
-        // v ← v·scale + Σ_r e_r a_r, RB coordinates at a time, slices in reverse (the last one
-        // loaded is still in the tile).
-        let keep = scale != 0.0;
-        for (var k = 0u; k < CHUNKS; k++) {
-            let ch = CHUNKS - 1u - k;
-            let c0 = ch * TW;
-            let w = min(TW, D - c0);
-            if (k > 0u) {
-                load_tile(local, rows, c0, lid);
-            }
-            for (var i0 = 0u; i0 < w; i0 += RB) {
-                var acc: array<f32, RB>;
-                var ii: array<u32, RB>;
-                for (var q = 0u; q < RB; q++) {
-                    ii[q] = min(i0 + q, w - 1u);
-                    acc[q] = select(0.0, v[c0 + ii[q]] * scale, keep);
-                }
+            if (!held) {
+                let sums = weigh(rows, m, scale, vec2<f32>(s, sq));
+                s = sums.x;
+                sq = sums.y;
+                var tile_sum = 0.0;
                 for (var r = 0u; r < rows; r++) {
-                    let er = e[r];
-                    for (var q = 0u; q < RB; q++) {
-                        acc[q] = fma(er, tile[r * TW + ii[q]], acc[q]);
-                    }
+                    tile_sum += e[r];
                 }
-                for (var q = 0u; q < RB; q++) {
-                    if (i0 + q < w) {
-                        v[c0 + i0 + q] = acc[q];
-                    }
+                let p = tile_sum / s;
+                let inside = u < p;
+                u = min(select((u - p) / (1.0 - p), u / p, inside), BELOW_ONE);
+                let goal = within * tile_sum;
+                picked = select(picked, t0 + rows - 1u, inside);
+                var cum = 0.0;
+                var found = !inside;
+                for (var r = 0u; r < rows; r++) {
+                    cum += e[r];
+                    let hit = (cum > goal) && !found;
+                    picked = select(picked, t0 + r, hit);
+                    found = found || hit;
                 }
             }
+        } else {
+            let sums = weigh(rows, m, scale, vec2<f32>(s, sq));
+            s = sums.x;
+            sq = sums.y;
+            weighted_centers(local, rows, scale, lid);
         }
     }
     let inv = 1.0 / s;
     if (DRAWS) {
-        // The drawn training point (take_rows of the blocked kernel).
-        let row = (picked - arg_base()) * D;
+        // The drawn training point, or the held one (take_rows of the blocked kernel).
+        var k = picked;
+        if (held) {
+            k = drawn;
+        } else if (holds) {
+            drawn = picked;
+            drew = true;
+        }
+        let row = (k - arg_base()) * D;
         for (var i = 0u; i < D; i++) {
             v[i] = centers[row + i];
         }
@@ -176,7 +167,57 @@ fn evaluate_onchip(j: u32, key: vec2<u32>, id: vec2<u32>, lid: u32) -> Evaluated
             v[i] = v[i] * inv;
         }
     }
+    if (held) {
+        // No weights: the purity is NaN (as on the CPU).
+        return Evaluated(nan(), best);
+    }
     return Evaluated(sq * inv * inv, best);
+}
+
+// e ← exp(e − m) over the tile's rows, the running (Σe, Σe²) rescaled by `scale` first.
+fn weigh(rows: u32, m: f32, scale: f32, sums: vec2<f32>) -> vec2<f32> {
+    var s = sums.x * scale;
+    var sq = sums.y * scale * scale;
+    for (var r = 0u; r < rows; r++) {
+        let ex = exp(e[r] - m);
+        e[r] = ex;
+        s += ex;
+        sq = fma(ex, ex, sq);
+    }
+    return vec2<f32>(s, sq);
+}
+
+// v ← v·scale + Σ_r e_r a_r over the tile at local row `local`, RB coordinates at a time, slices
+// in reverse (the last one loaded is still in the tile).
+fn weighted_centers(local: u32, rows: u32, scale: f32, lid: u32) {
+    let keep = scale != 0.0;
+    for (var k = 0u; k < CHUNKS; k++) {
+        let ch = CHUNKS - 1u - k;
+        let c0 = ch * TW;
+        let w = min(TW, D - c0);
+        if (k > 0u) {
+            load_tile(local, rows, c0, lid);
+        }
+        for (var i0 = 0u; i0 < w; i0 += RB) {
+            var acc: array<f32, RB>;
+            var ii: array<u32, RB>;
+            for (var q = 0u; q < RB; q++) {
+                ii[q] = min(i0 + q, w - 1u);
+                acc[q] = select(0.0, v[c0 + ii[q]] * scale, keep);
+            }
+            for (var r = 0u; r < rows; r++) {
+                let er = e[r];
+                for (var q = 0u; q < RB; q++) {
+                    acc[q] = fma(er, tile[r * TW + ii[q]], acc[q]);
+                }
+            }
+            for (var q = 0u; q < RB; q++) {
+                if (i0 + q < w) {
+                    v[c0 + i0 + q] = acc[q];
+                }
+            }
+        }
+    }
 }
 
 @compute @workgroup_size(OWG)

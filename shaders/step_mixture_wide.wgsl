@@ -275,9 +275,9 @@ fn main(
             }
         }
     }
-    var label = pmeta[p * 4u + 2u];
+    var label = pmeta[p * META + 2u];
     var relabelled = false;
-    var changed = pmeta[p * 4u + 3u];
+    var changed = pmeta[p * META + 3u];
     var purity = 0.0;
     var evaluated = false;
     var pending_v = false;
@@ -307,8 +307,8 @@ fn main(
     }
     if (lid == 0u) {
         if (relabelled) {
-            pmeta[p * 4u + 2u] = label;
-            pmeta[p * 4u + 3u] = changed;
+            pmeta[p * META + 2u] = label;
+            pmeta[p * META + 3u] = changed;
         }
         if (evaluated) {
             sset(ROW_PURITY, p, purity);

@@ -12,8 +12,8 @@ fn main(
     if (p >= prm.n) {
         return;
     }
-    let label = pmeta[p * 4u + 2u];
-    let changed = pmeta[p * 4u + 3u];
+    let label = pmeta[p * META + 2u];
+    let changed = pmeta[p * META + 3u];
     if (label < prm.k) {
         atomicAdd(&counts[label], 1u);
     }
@@ -21,7 +21,7 @@ fn main(
         atomicAdd(&counts[prm.k + changed], 1u);
     }
     if ((p & 1u) == 0u && p + 1u < prm.n) {
-        let other = pmeta[(p + 1u) * 4u + 2u];
+        let other = pmeta[(p + 1u) * META + 2u];
         if (other == label) {
             atomicAdd(&counts[prm.k + arg_points()], 1u);
         }

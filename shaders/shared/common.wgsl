@@ -4,7 +4,9 @@
 //
 // Particle state is coordinate-major ("structure of arrays"): coordinate c of particle p lives at
 // xs[c * stride + p], so neighbouring invocations touch neighbouring words. Scratch rows use the
-// same layout. `pmeta` holds four words per particle: id_lo, id_hi, label, changed.
+// same layout. `pmeta` holds META (5) words per particle: id_lo, id_hi, label, changed, drawn (the
+// training point a plan that draws once holds, NO_LABEL before the particle's first evaluation;
+// src/engine/gpu/batch.rs).
 
 fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
@@ -27,7 +29,7 @@ fn sset(r: u32, p: u32, v: f32) {
 }
 
 fn particle_id(p: u32) -> vec2<u32> {
-    return vec2<u32>(pmeta[p * 4u], pmeta[p * 4u + 1u]);
+    return vec2<u32>(pmeta[p * META], pmeta[p * META + 1u]);
 }
 
 fn form_len(form: u32, d: u32) -> u32 {

@@ -13,6 +13,12 @@ var<private> y: array<f32, D>;
 // Wᵀ r, or the drawn offset or training point; ξ once P v is spent (dense noise).
 var<private> v: array<f32, D>;
 
+// The training point the particle holds on a plan that draws once (pmeta word 4, NO_LABEL before
+// its first evaluation), loaded with x and stored back at the end if an evaluation drew it
+// (`drew`). Only the empirical kernel reads or sets it.
+var<private> drawn: u32;
+var<private> drew: bool;
+
 struct Evaluated {
     purity: f32,
     best: u32,
@@ -114,9 +120,11 @@ fn run_onchip(g: u32, lid: u32) {
             v[i] = sget(ROW_V + i, p);
         }
     }
-    var label = pmeta[p * 4u + 2u];
+    var label = pmeta[p * META + 2u];
     var relabelled = false;
-    var changed = pmeta[p * 4u + 3u];
+    var changed = pmeta[p * META + 3u];
+    drawn = pmeta[p * META + 4u];
+    drew = false;
     var purity = 0.0;
     var evaluated = false;
     var pending_v = false;
@@ -145,8 +153,11 @@ fn run_onchip(g: u32, lid: u32) {
         xset(i, p, x[i]);
     }
     if (relabelled) {
-        pmeta[p * 4u + 2u] = label;
-        pmeta[p * 4u + 3u] = changed;
+        pmeta[p * META + 2u] = label;
+        pmeta[p * META + 3u] = changed;
+    }
+    if (drew) {
+        pmeta[p * META + 4u] = drawn;
     }
     if (evaluated) {
         sset(ROW_PURITY, p, purity);

@@ -17,9 +17,9 @@ const ROW_PURITY: u32 = 2u * D;
 const ROW_LOGITS: u32 = 2u * D + 1u;
 
 fn set_label(p: u32, label: u32, j: u32) {
-    if (pmeta[p * 4u + 2u] != label) {
-        pmeta[p * 4u + 2u] = label;
-        pmeta[p * 4u + 3u] = j;
+    if (pmeta[p * META + 2u] != label) {
+        pmeta[p * META + 2u] = label;
+        pmeta[p * META + 3u] = j;
     }
 }
 
@@ -33,7 +33,15 @@ fn set_labels(l: Lanes, best: vec4<u32>, j: u32) {
 // Largest f32 below 1 (step::BELOW_ONE): a conditional uniform stays in [0, 1).
 const BELOW_ONE: f32 = 0.99999994;
 
-// The uniforms that draw the four particles' components at point j (step::draw_uniform).
+// A quiet NaN (the purity of an evaluation that holds its draw, as the CPU reports it). Through a
+// variable: a NaN constant expression is a shader-creation error.
+fn nan() -> f32 {
+    var bits = 0x7fc00000u;
+    return bitcast<f32>(bits);
+}
+
+// The uniform that draws the four particles' classes at point j on a mixture: word 0 of
+// step::draw_uniforms (a class is picked in one pass over all classes).
 fn draw_uniforms(l: Lanes, j: u32) -> vec4<f32> {
     let key = vec2<u32>(prm.key0, prm.key1);
     return vec4<f32>(
@@ -42,6 +50,42 @@ fn draw_uniforms(l: Lanes, j: u32) -> vec4<f32> {
         uniform01(rng_words(key, particle_id(l.ld.z), j, PICK_BLOCK).x),
         uniform01(rng_words(key, particle_id(l.ld.w), j, PICK_BLOCK).x),
     );
+}
+
+// Both uniforms of step::draw_uniforms for the four particles at point j, from one Philox call
+// each: `tile` (word 0) decides the tile of training points over the streaming pass
+// (step::draw_tile), `within` (word 1) the point inside the chosen tile. Picking the point with
+// the tile chain's own rescaled uniform would lean the draw to the tiles' last points.
+struct DrawUniforms {
+    tile: vec4<f32>,
+    within: vec4<f32>,
+}
+
+fn draw_uniform_pairs(l: Lanes, j: u32) -> DrawUniforms {
+    let key = vec2<u32>(prm.key0, prm.key1);
+    let x = rng_words(key, particle_id(l.ld.x), j, PICK_BLOCK);
+    let y = rng_words(key, particle_id(l.ld.y), j, PICK_BLOCK);
+    let z = rng_words(key, particle_id(l.ld.z), j, PICK_BLOCK);
+    let w = rng_words(key, particle_id(l.ld.w), j, PICK_BLOCK);
+    return DrawUniforms(
+        vec4<f32>(uniform01(x.x), uniform01(y.x), uniform01(z.x), uniform01(w.x)),
+        vec4<f32>(uniform01(x.y), uniform01(y.y), uniform01(z.y), uniform01(w.y)),
+    );
+}
+
+// The training points the four particles hold on a plan that draws once (pmeta word 4, NO_LABEL
+// where a particle has drawn none yet).
+fn held_points(l: Lanes) -> vec4<u32> {
+    return vec4<u32>(pmeta[l.ld.x * META + 4u], pmeta[l.ld.y * META + 4u],
+                     pmeta[l.ld.z * META + 4u], pmeta[l.ld.w * META + 4u]);
+}
+
+// Keeps the points the lanes that did not hold one drew (`picked`) as their held points.
+fn hold_points(l: Lanes, picked: vec4<u32>, held: vec4<bool>) {
+    if (l.valid.x && !held.x) { pmeta[l.p.x * META + 4u] = picked.x; }
+    if (l.valid.y && !held.y) { pmeta[l.p.y * META + 4u] = picked.y; }
+    if (l.valid.z && !held.z) { pmeta[l.p.z * META + 4u] = picked.z; }
+    if (l.valid.w && !held.w) { pmeta[l.p.w * META + 4u] = picked.w; }
 }
 
 // Scratch rows ROW_V .. + D = row k of the row-major rows at `rows` of `src` (0 plan, 1

@@ -8,7 +8,7 @@
 use nalgebra::DVector;
 use regimes::engine::cpu::CpuEngine;
 use regimes::engine::gpu::{GpuEngine, GpuOptions, How, Variant};
-use regimes::engine::{Engine, Particles, Recorder};
+use regimes::engine::{Engine, NO_LABEL, Particles, Recorder};
 use regimes::linalg::Linear;
 use regimes::model::coupling::{Coupling, Pairing, mode_frame, paired_classes, paired_mean};
 use regimes::model::{Mixture, Model, Process, Target};
@@ -47,6 +47,143 @@ fn run_gpu(
     gpu.advance(plan, &mut b, from, to, &mut Recorder::none(plan))
         .unwrap();
     gpu.read(&b).unwrap()
+}
+
+/// As [`run_gpu`] from 0 to the end of the grid in two advances cut at `cut`, the batch read back
+/// and loaded between them where `reload` (a checkpoint's round trip).
+fn cut_gpu(
+    gpu: &GpuEngine,
+    plan: &Plan,
+    seed: u64,
+    ids: &[u64],
+    cut: usize,
+    reload: bool,
+) -> Particles {
+    let end = plan.grid.steps;
+    let mut b = gpu.start(plan, seed, ids).unwrap();
+    gpu.advance(plan, &mut b, 0, cut, &mut Recorder::none(plan))
+        .unwrap();
+    if reload {
+        b = gpu.load(plan, seed, &gpu.read(&b).unwrap()).unwrap();
+    }
+    gpu.advance(plan, &mut b, cut, end, &mut Recorder::none(plan))
+        .unwrap();
+    gpu.read(&b).unwrap()
+}
+
+/// The particles `keep` selects.
+fn subset(p: &Particles, keep: &[bool]) -> Particles {
+    let d = p.dim;
+    let mut out = Particles::empty(d);
+    for (i, _) in keep.iter().enumerate().filter(|k| *k.1) {
+        out.x.extend_from_slice(&p.x[i * d..(i + 1) * d]);
+        out.ids.push(p.ids[i]);
+        out.label.push(p.label[i]);
+        out.changed.push(p.changed[i]);
+        out.drawn.push(p.drawn[i]);
+    }
+    out
+}
+
+/// `particles` loaded into `engine` and advanced from point `from` to the end of the grid.
+fn continue_from<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    seed: u64,
+    particles: &Particles,
+    from: usize,
+) -> Particles {
+    let mut b = engine.load(plan, seed, particles).unwrap();
+    engine
+        .advance(
+            plan,
+            &mut b,
+            from,
+            plan.grid.steps,
+            &mut Recorder::none(plan),
+        )
+        .unwrap();
+    engine.read(&b).unwrap()
+}
+
+/// A batch advanced to `mid` and branched there, the clones advanced to the end: the parents at
+/// `mid`, the clones as `branch` leaves them and at the end.
+fn branched<E: Engine>(
+    engine: &E,
+    plan: &Plan,
+    ids: &[u64],
+    mid: usize,
+    stream: u16,
+) -> (Particles, Particles, Particles) {
+    let mut b = engine.start(plan, 11, ids).unwrap();
+    engine
+        .advance(plan, &mut b, 0, mid, &mut Recorder::none(plan))
+        .unwrap();
+    let parent = engine.read(&b).unwrap();
+    let mut clones = engine.branch(&b, stream).unwrap();
+    let fresh = engine.read(&clones).unwrap();
+    let end = plan.grid.steps;
+    engine
+        .advance(plan, &mut clones, mid, end, &mut Recorder::none(plan))
+        .unwrap();
+    (parent, fresh, engine.read(&clones).unwrap())
+}
+
+/// Particles of a plan that draws once at time point `j` before the grid's end, on both engines:
+/// the same held point for at least 97 % of them and, where they agree, positions within 1e-4
+/// (some way from the points) and labels equal away from near-ties of the logits at j.
+fn assert_close_on_the_way(what: &str, plan: &Plan, j: usize, cpu: &Particles, gpu: &Particles) {
+    assert_eq!(cpu.ids, gpu.ids, "{what}: ids");
+    let d = plan.dim;
+    let n = cpu.len();
+    let same: Vec<bool> = (0..n).map(|i| cpu.drawn[i] == gpu.drawn[i]).collect();
+    let agree = same.iter().filter(|&&s| s).count();
+    assert!(
+        agree * 100 >= 97 * n,
+        "{what}: {agree} of {n} drawn points agree"
+    );
+    let (cpu, gpu) = (subset(cpu, &same), subset(gpu, &same));
+    let diff = max_abs_diff(&cpu.x, &gpu.x);
+    let off: f32 = cpu
+        .x
+        .chunks(d)
+        .zip(&cpu.drawn)
+        .map(|(x, &k)| {
+            let a = &plan.centers[k as usize * d..(k as usize + 1) * d];
+            max_abs_diff(x, a)
+        })
+        .fold(0.0, f32::max);
+    eprintln!(
+        "{what}: {agree} of {n} agree, max |x_cpu − x_gpu| = {diff:.2e}, {off:.2} from the points"
+    );
+    assert!(off > 0.1, "{what}: the trajectories are still on their way");
+    assert!(diff <= 1e-4, "{what}: trajectories differ by {diff}");
+    let margins = logit_margins(plan, &cpu, j);
+    let wrong = (0..cpu.len())
+        .filter(|&i| margins[i] >= LABEL_MARGIN && cpu.label[i] != gpu.label[i])
+        .count();
+    assert_eq!(wrong, 0, "{what}: labels differ away from ties");
+}
+
+/// Particles of a plan that draws once on both engines: every particle holds a point, the same on
+/// both for at least 97 % of them (a draw within round-off of a cumulative boundary may pick
+/// another point, the GPU's exp being the driver's, as in [`every_scheme_matches_cpu`]), and
+/// where they hold the same point, positions, labels and change times as
+/// [`assert_close_particles`] compares them.
+fn assert_close_held(what: &str, plan: &Plan, cpu: &Particles, gpu: &Particles) {
+    assert_eq!(cpu.ids, gpu.ids, "{what}: ids");
+    let n = cpu.len();
+    let k = plan.centers_count as u32;
+    assert!(cpu.drawn.iter().all(|&i| i < k), "{what}: cpu drew all");
+    assert!(gpu.drawn.iter().all(|&i| i < k), "{what}: gpu drew all");
+    let same: Vec<bool> = (0..n).map(|i| cpu.drawn[i] == gpu.drawn[i]).collect();
+    let agree = same.iter().filter(|&&s| s).count();
+    eprintln!("{what}: {agree} of {n} drawn points agree");
+    assert!(
+        agree * 100 >= 97 * n,
+        "{what}: {agree} of {n} drawn points agree"
+    );
+    assert_close_particles(what, plan, &subset(cpu, &same), &subset(gpu, &same), 1e-4);
 }
 
 /// Logits whose top two differ by less than this may rank differently where one engine fuses
@@ -316,7 +453,9 @@ fn empirical_trajectories_match_cpu() {
 /// the averaging schemes and the exact scheme's streaming draw (whose picked row is copied as the
 /// draw moves), and CPU ≡ GPU as unsplit. On lavapipe the d = 64 set (3000 points) is cut into
 /// parts inside one binding by the loop budget (points counted from the binding's start). The
-/// exact start's means are split alike (a dispatch per binding adds its means), same bits.
+/// exact start's means are split alike (a dispatch per binding adds its means), same bits. A plan
+/// that draws once gives the same bits split (the held row copied in the part that binds it),
+/// across advances cut at 17 and with half the particles yet to draw beside holding ones.
 #[test]
 fn split_training_sets_give_the_bits_of_one_binding() {
     let Some(gpu) = gpu() else { return };
@@ -333,14 +472,20 @@ fn split_training_sets_give_the_bits_of_one_binding() {
         (2, 1500, Shape::Rotated),
         (64, 3000, Shape::Scalar),
     ] {
-        for scheme in [Scheme::EulerMaruyama, Scheme::Exact] {
+        for (scheme, once) in [
+            (Scheme::EulerMaruyama, false),
+            (Scheme::Exact, false),
+            (Scheme::Exact, true),
+        ] {
             let p = common::plan_with(
                 process(d, shape, 5),
                 empirical(d, points, 3),
                 grid.clone(),
                 scheme,
             );
-            let what = format!("split {scheme:?} d={d} N={points} {shape:?}");
+            let p = if once { p.drawing_once().unwrap() } else { p };
+            let once_tag = if once { " once" } else { "" };
+            let what = format!("split {scheme:?}{once_tag} d={d} N={points} {shape:?}");
             let ids = ids(64);
             let whole = run_gpu(gpu, &p, 11, &ids, 0, 40);
             let lavapipe = gpu.adapter_info().driver.contains("llvmpipe");
@@ -355,6 +500,31 @@ fn split_training_sets_give_the_bits_of_one_binding() {
                 );
                 let split = run_gpu(&small, &p, 11, &ids, 0, 40);
                 assert_eq!(whole, split, "{what}");
+                if once {
+                    assert_eq!(
+                        cut_gpu(&small, &p, 11, &ids, 17, false),
+                        whole,
+                        "{what}: cut"
+                    );
+                    // Half the particles still to draw at 17, beside the holding ones.
+                    let mut b = gpu.start(&p, 11, &ids).unwrap();
+                    gpu.advance(&p, &mut b, 0, 17, &mut Recorder::none(&p))
+                        .unwrap();
+                    let mut mixed = gpu.read(&b).unwrap();
+                    mixed
+                        .drawn
+                        .iter_mut()
+                        .step_by(2)
+                        .for_each(|k| *k = NO_LABEL);
+                    let go_on = |engine: &GpuEngine| {
+                        let mut b = engine.load(&p, 11, &mixed).unwrap();
+                        engine
+                            .advance(&p, &mut b, 17, 40, &mut Recorder::none(&p))
+                            .unwrap();
+                        engine.read(&b).unwrap()
+                    };
+                    assert_eq!(go_on(&small), go_on(gpu), "{what}: mixed");
+                }
             }
             let cpu = run_cpu(&p, 11, &ids, 0, 40);
             if scheme != Scheme::Exact {
@@ -1177,4 +1347,150 @@ fn study_summary_records_the_gpu_variant() {
     );
     let cpu = run("cpu", "cpu", None, "20");
     assert!(cpu["gpu_variant"].is_null(), "{cpu}");
+}
+
+/// A plan that draws each particle's training point once (`Plan::drawing_once`), on the blocked
+/// and the on-chip kernels, against the CPU: the same held points for at least 97 % of the
+/// particles and, where they agree, the same trajectories and labels; bit for bit the same on the
+/// GPU across advances cut at 17 (the point evaluated again at the second advance's start holds
+/// its draw), through a download and upload there (a checkpoint), and on lavapipe the on-chip
+/// kernel gives the blocked kernel's bits. With half the particles reset to draw afresh at 17
+/// (blocks of lanes that hold beside lanes that draw), both engines continue alike.
+#[test]
+fn drawing_once_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let lavapipe = gpu.adapter_info().driver.contains("llvmpipe");
+    let grid = Grid::new(4.0, 40).unwrap();
+    let cpu_engine = CpuEngine::with_threads(2).unwrap();
+    for d in [2usize, 16] {
+        for shape in [Shape::Scalar, Shape::DenseU] {
+            let p = common::plan_with(
+                process(d, shape, 5),
+                empirical(d, 150, 3),
+                grid.clone(),
+                Scheme::Exact,
+            )
+            .drawing_once()
+            .unwrap();
+            let ids = ids(200);
+            let cpu = run_cpu(&p, 11, &ids, 0, 40);
+            let cpu17 = {
+                let mut b = cpu_engine.start(&p, 11, &ids).unwrap();
+                cpu_engine
+                    .advance(&p, &mut b, 0, 17, &mut Recorder::none(&p))
+                    .unwrap();
+                cpu_engine.read(&b).unwrap()
+            };
+            let mut mixed = cpu17.clone();
+            mixed
+                .drawn
+                .iter_mut()
+                .step_by(2)
+                .for_each(|k| *k = NO_LABEL);
+            let cpu_mixed = continue_from(&cpu_engine, &p, 11, &mixed, 17);
+            let mut blocked: Option<Particles> = None;
+            for variant in [Variant::Blocked, Variant::OnChip] {
+                let engine = gpu
+                    .reconfigured(GpuOptions {
+                        variant: Some(variant),
+                        ..GpuOptions::default()
+                    })
+                    .unwrap();
+                let what = format!("once {variant} d={d} {shape:?}");
+                let got = run_gpu(&engine, &p, 11, &ids, 0, 40);
+                assert_close_held(&what, &p, &cpu, &got);
+                assert_eq!(
+                    cut_gpu(&engine, &p, 11, &ids, 17, false),
+                    got,
+                    "{what}: cut"
+                );
+                assert_eq!(
+                    cut_gpu(&engine, &p, 11, &ids, 17, true),
+                    got,
+                    "{what}: reload"
+                );
+                // At 17, on the way (at the grid's end a trajectory sits on its point).
+                let mut b = engine.start(&p, 11, &ids).unwrap();
+                engine
+                    .advance(&p, &mut b, 0, 17, &mut Recorder::none(&p))
+                    .unwrap();
+                assert_close_on_the_way(
+                    &format!("{what} at 17"),
+                    &p,
+                    17,
+                    &cpu17,
+                    &engine.read(&b).unwrap(),
+                );
+                match &blocked {
+                    None => blocked = Some(got),
+                    Some(b) if lavapipe => {
+                        assert_eq!(&got, b, "{what}: bits of the blocked kernel")
+                    }
+                    Some(_) => {}
+                }
+                let gpu_mixed = continue_from(&engine, &p, 11, &mixed, 17);
+                assert_close_held(&format!("{what} mixed"), &p, &cpu_mixed, &gpu_mixed);
+                // The particles that held their point at 17 still hold it.
+                for (i, (&before, &after)) in mixed.drawn.iter().zip(&gpu_mixed.drawn).enumerate() {
+                    if before != NO_LABEL {
+                        assert_eq!(before, after, "{what}: particle {i} kept its point");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Branching a batch of a plan that draws once: neither clone holds a point after `branch`
+/// (`drawn` is NO_LABEL, positions and labels the parent's), each draws its own at the branch
+/// point (the clones of a pair part on some), and the clones' points are the CPU's for at least
+/// 97 % of them, their trajectories too where they agree.
+#[test]
+fn branched_clones_draw_their_own_points() {
+    let Some(gpu) = gpu() else { return };
+    let d = 6;
+    let p = common::plan_with(
+        process(d, Shape::Rotated, 5),
+        empirical(d, 150, 3),
+        Grid::new(3.0, 40).unwrap(),
+        Scheme::Exact,
+    )
+    .drawing_once()
+    .unwrap();
+    let cpu = CpuEngine::with_threads(2).unwrap();
+    let ids = ids(150);
+    let (mid, stream) = (10, 3);
+    let (parent, fresh, done) = branched(gpu, &p, &ids, mid, stream);
+    let cpu_side = branched(&cpu, &p, &ids, mid, stream);
+    assert!(
+        parent.drawn.iter().all(|&k| k < 150),
+        "the parents hold points"
+    );
+    assert_eq!(fresh.len(), 2 * parent.len());
+    assert!(
+        fresh.drawn.iter().all(|&k| k == NO_LABEL),
+        "clones hold no point"
+    );
+    for (i, pair) in fresh.x.chunks(2 * d).enumerate() {
+        let x = &parent.x[i * d..(i + 1) * d];
+        assert_eq!((&pair[..d], &pair[d..]), (x, x), "clones of {i}");
+        assert_eq!(fresh.label[2 * i], parent.label[i]);
+        assert_eq!(fresh.label[2 * i + 1], parent.label[i]);
+    }
+    assert_eq!(
+        (&fresh.ids, &fresh.drawn),
+        (&cpu_side.1.ids, &cpu_side.1.drawn),
+        "the CPU's clones"
+    );
+    let apart = done
+        .drawn
+        .chunks(2)
+        .filter(|pair| pair[0] != pair[1])
+        .count();
+    eprintln!(
+        "{apart} of {} clone pairs hold different points",
+        parent.len()
+    );
+    assert!(apart > 0, "the clones of a pair draw independently");
+    assert_close_held("branched once", &p, &cpu_side.2, &done);
 }

@@ -1,7 +1,7 @@
-//! Particle state on the device: coordinate-major positions (`x[c·stride + p]`), four metadata
-//! words per particle (rng id lo/hi, label, last change) and the step kernels' scratch rows; the
-//! largest batch a plan allows; uploading a host copy ([`Engine::load`](crate::engine::Engine))
-//! and reading one back.
+//! Particle state on the device: coordinate-major positions (`x[c·stride + p]`),
+//! [`META_WORDS`] metadata words per particle (rng id lo/hi, label, last change, drawn training
+//! point) and the step kernels' scratch rows; the largest batch a plan allows; uploading a host
+//! copy ([`Engine::load`](crate::engine::Engine)) and reading one back.
 
 use anyhow::{Result, ensure};
 
@@ -11,6 +11,13 @@ use super::footprint::{scratch_rows, training_bytes};
 use super::shaders::WORKGROUP;
 use crate::engine::Particles;
 use crate::plan::Plan;
+
+/// Metadata words per particle (`META` in the kernels): rng id lo, id hi, label, last change, and
+/// the training point a plan that draws once holds ([`Particles::drawn`];
+/// [`NO_LABEL`](crate::engine::NO_LABEL) before the particle's first evaluation). The held point
+/// is particle state like the label: it lives with the label, an exact u32 that start, branch,
+/// upload and download carry without a scratch row.
+pub(super) const META_WORDS: usize = 5;
 
 /// Particle state on the device.
 pub struct GpuBatch {
@@ -35,7 +42,7 @@ impl GpuBatch {
 
     /// Device bytes of the batch: positions, metadata and scratch.
     pub(super) fn bytes(&self) -> u64 {
-        (4 * self.stride * (self.dim + 4 + self.scratch_rows)) as u64
+        (4 * self.stride * (self.dim + META_WORDS + self.scratch_rows)) as u64
     }
 }
 
@@ -44,13 +51,13 @@ impl GpuEngine {
     /// the resident training points, rounded down to whole workgroups.
     pub(super) fn largest_batch(&self, plan: &Plan) -> usize {
         let rows = scratch_rows(plan).max(plan.dim);
-        let per_particle = 4 * (plan.dim + scratch_rows(plan) + 4) as u64;
+        let per_particle = 4 * (plan.dim + scratch_rows(plan) + META_WORDS) as u64;
         let budget = self
             .options
             .memory_budget_bytes
             .saturating_sub(training_bytes(plan));
         let by_memory = (budget / per_particle) as usize;
-        let by_binding = self.fits(rows).min(self.fits(4));
+        let by_binding = self.fits(rows).min(self.fits(META_WORDS));
         let n = by_binding.min(by_memory).min(1 << 31);
         (n / WORKGROUP * WORKGROUP).max(WORKGROUP)
     }
@@ -76,7 +83,7 @@ impl GpuEngine {
         Ok(round_up(n.max(1), WORKGROUP))
     }
 
-    /// A batch of `n` particles around its positions `x`: metadata (four words per particle) and
+    /// A batch of `n` particles around its positions `x`: metadata ([`META_WORDS`] per particle) and
     /// the step kernels' scratch rows.
     pub(super) fn batch(
         &self,
@@ -102,7 +109,8 @@ impl GpuEngine {
     }
 
     /// [`crate::engine::Engine::load`]: the particles uploaded in the device layout
-    /// (coordinate-major positions, four metadata words per particle), as `start` leaves them.
+    /// (coordinate-major positions, [`META_WORDS`] metadata words per particle), as `start` leaves
+    /// them.
     pub(super) fn upload(&self, plan: &Plan, seed: u64, p: &Particles) -> Result<GpuBatch> {
         crate::engine::cpu::check_particles(plan, p)?;
         let (n, d) = (p.len(), plan.dim);
@@ -116,7 +124,13 @@ impl GpuEngine {
         let meta: Vec<u32> = (0..n)
             .flat_map(|i| {
                 let id = p.ids[i];
-                [id as u32, (id >> 32) as u32, p.label[i], p.changed[i]]
+                [
+                    id as u32,
+                    (id >> 32) as u32,
+                    p.label[i],
+                    p.changed[i],
+                    p.drawn[i],
+                ]
             })
             .collect();
         let copy = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
@@ -133,7 +147,7 @@ impl GpuEngine {
             ids: Vec::with_capacity(n),
             label: Vec::with_capacity(n),
             changed: Vec::with_capacity(n),
-            drawn: vec![crate::engine::NO_LABEL; n],
+            drawn: Vec::with_capacity(n),
         };
         if n == 0 {
             return Ok(p);
@@ -145,12 +159,14 @@ impl GpuEngine {
                 p.x[i * d + c] = xs[c * stride + i];
             }
         }
-        let meta: Vec<u32> =
-            bytemuck::pod_collect_to_vec(&self.read_back(&batch.meta, (n * 16) as u64)?);
-        for m in meta.chunks_exact(4) {
+        let meta: Vec<u32> = bytemuck::pod_collect_to_vec(
+            &self.read_back(&batch.meta, (n * 4 * META_WORDS) as u64)?,
+        );
+        for m in meta.chunks_exact(META_WORDS) {
             p.ids.push(u64::from(m[0]) | (u64::from(m[1]) << 32));
             p.label.push(m[2]);
             p.changed.push(m[3]);
+            p.drawn.push(m[4]);
         }
         Ok(p)
     }

@@ -1,8 +1,10 @@
 //! Host side of `shaders/branch.wgsl` (CPU twin: `engine/cpu/branch.rs`): a batch of two adjacent
-//! clones of every particle, the second in another rng stream ([`crate::rng::with_stream`]).
+//! clones of every particle, the second in another rng stream ([`crate::rng::with_stream`]); neither
+//! holds a drawn training point ([`crate::engine::Particles::drawn`]): each draws its own.
 
 use anyhow::{Result, ensure};
 
+use super::batch::META_WORDS;
 use super::buffers::round_up;
 use super::layout::{Bindings, Params};
 use super::shaders::{COMMON, Kernel, KernelArgs, WORKGROUP, kernel_args, kernel_file};
@@ -34,7 +36,9 @@ impl GpuEngine {
         let n2 = 2 * batch.n;
         let d = batch.dim;
         ensure!(
-            n2 <= self.fits(batch.scratch_rows.max(d)).min(self.fits(4)),
+            n2 <= self
+                .fits(batch.scratch_rows.max(d))
+                .min(self.fits(META_WORDS)),
             "gpu: branching {} particles gives {n2}, more than a storage binding holds; \
              start batches of at most half the engine's max batch when branching",
             batch.n
@@ -42,7 +46,7 @@ impl GpuEngine {
         let stride = round_up(n2.max(1), WORKGROUP);
         let out = GpuBatch {
             x: self.storage_zeroed("x", (stride * d * 4) as u64),
-            meta: self.storage_zeroed("meta", (n2 * 16) as u64),
+            meta: self.storage_zeroed("meta", (n2 * 4 * META_WORDS) as u64),
             scratch: self.storage_zeroed("scratch", (stride * batch.scratch_rows * 4) as u64),
             n: n2,
             stride,

@@ -5,8 +5,9 @@
 use crate::engine::SOFTMAX_ROWS;
 use crate::plan::{Kind, Plan, Shape};
 
-/// Scratch rows of the softmax state carried between parts (`ROW_STATE` of the kernel).
-pub(super) const STATE_ROWS: usize = 6;
+/// Scratch rows of the softmax state carried between parts (`ROW_STATE` of the kernel): max, Σe,
+/// Σe², argmax, the exact scheme's conditional uniform, its pick and the uniform inside the tile.
+pub(super) const STATE_ROWS: usize = 7;
 
 /// Training points per softmax tile: the CPU's block, so both engines round the online softmax
 /// alike for every d.

@@ -105,7 +105,7 @@ macro_rules! bindings {
 bindings! {
     /// 1: particle coordinates, coordinate-major (`xs[c·stride + p]`).
     xs: ReadWrite("array<f32>"),
-    /// 2: four words per particle: id lo, id hi, label, last change.
+    /// 2: `META` words per particle: id lo, id hi, label, last change, drawn training point.
     pmeta: ReadWrite("array<u32>"),
     /// 3: per-particle scratch rows, laid out as `xs`.
     scratch: ReadWrite("array<f32>"),

@@ -1,8 +1,9 @@
 //! The GPU engine (wgpu, WGSL kernels in `shaders/`). Same trait, same plan, same counter-based
 //! noise as the CPU engine; trajectories agree to f32 round-off.
 //!
-//! * Particle state stays on the device, coordinate-major (`x[c·stride + p]`), plus four words of
-//!   metadata per particle (rng id lo/hi, label, last change) and per-particle scratch rows.
+//! * Particle state stays on the device, coordinate-major (`x[c·stride + p]`), plus five words of
+//!   metadata per particle (rng id lo/hi, label, last change, the training point a plan that
+//!   draws once holds) and per-particle scratch rows.
 //! * A step dispatch fuses many time points (the loop runs inside the kernel); dispatches are
 //!   split at recorder points, at plan-chunk boundaries, where the uploaded coefficients would
 //!   exceed a storage binding, and every `steps_per_dispatch` steps where given, else where a
@@ -286,10 +287,6 @@ impl Engine for GpuEngine {
         to: usize,
         rec: &mut Recorder,
     ) -> Result<()> {
-        anyhow::ensure!(
-            !plan.holds_draws(),
-            "the GPU engine does not yet hold the exact scheme's draws (use --backend cpu)"
-        );
         self.advance_batch(plan, batch, from, to, rec)
     }
 

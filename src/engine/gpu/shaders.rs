@@ -119,7 +119,9 @@ fn constants(wg: usize) -> String {
          const FORM_DENSE: u32 = {de}u;\n\
          const TILE_FLOATS: u32 = {tile}u;\n\
          const MAX_ROWS: u32 = {rows}u;\n\
-         const STREAM_SHIFT_HI: u32 = {stream}u;\n",
+         const STREAM_SHIFT_HI: u32 = {stream}u;\n\
+         const META: u32 = {meta}u;\n\
+         const NO_LABEL: u32 = {no_label}u;\n",
         wg = wg,
         s = form_code(Form::Scalar),
         di = form_code(Form::Diagonal),
@@ -127,6 +129,8 @@ fn constants(wg: usize) -> String {
         tile = TILE_FLOATS,
         rows = SOFTMAX_ROWS,
         stream = crate::rng::STREAM_SHIFT - 32,
+        meta = super::batch::META_WORDS,
+        no_label = crate::engine::NO_LABEL,
     )
 }
 

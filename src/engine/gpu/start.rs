@@ -55,7 +55,7 @@ impl GpuEngine {
         let stride = self.batch_stride(plan, n)?;
         let meta: Vec<u32> = ids
             .iter()
-            .flat_map(|&id| [id as u32, (id >> 32) as u32, NO_LABEL, 0])
+            .flat_map(|&id| [id as u32, (id >> 32) as u32, NO_LABEL, 0, NO_LABEL])
             .collect();
         let x = self.storage_zeroed("x", (stride * d * 4) as u64);
         let batch = self.batch(plan, seed, n, x, &meta);

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
+use super::super::batch::META_WORDS;
 use super::super::buffers::bytes_of;
 use super::super::footprint::scratch_rows;
 use super::super::layout::{Bindings, Params};
@@ -255,7 +256,7 @@ impl GpuEngine {
         let coefficients =
             self.storage_init("probe plan", bytes_of(&data), wgpu::BufferUsages::empty());
         let x = self.storage_zeroed("probe x", (4 * d * n) as u64);
-        let meta = self.storage_zeroed("probe meta", (16 * n) as u64);
+        let meta = self.storage_zeroed("probe meta", (4 * META_WORDS * n) as u64);
         let scratch = self.storage_zeroed("probe scratch", (4 * scratch_rows(plan) * n) as u64);
         let pipelines = variants
             .iter()

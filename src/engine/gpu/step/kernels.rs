@@ -21,7 +21,8 @@ kernel_args! {
         begin,
         /// One past its last point.
         end,
-        /// [`FIRST`] | [`LAST`]: whether the part starts or ends an evaluation.
+        /// [`FIRST`] | [`LAST`]: whether the part starts or ends an evaluation; | [`HOLD`] on a
+        /// plan that draws once.
         flags,
     }
 }
@@ -30,6 +31,11 @@ kernel_args! {
 pub(super) const FIRST: u32 = 1;
 /// The part ends an evaluation (normalises, writes purity and labels).
 pub(super) const LAST: u32 = 2;
+/// The plan draws once ([`crate::plan::Draws::Once`], `HOLD_FLAG` in the kernels): a particle
+/// that holds its drawn training point (its metadata's last word) computes only its label. A flag
+/// rather than a constant of the shape: the same pipeline serves both, the held test is per
+/// particle anyway, and a uniform branch costs nothing.
+pub(super) const HOLD: u32 = 4;
 
 pub(in crate::engine::gpu) const STEP_MIXTURE: Kernel = Kernel {
     name: "step_mixture",
@@ -180,7 +186,8 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape, wg: usize) -> String {
          const OWG: u32 = {owg}u;\n\
          const TW: u32 = {tw}u;\n\
          const WWG: u32 = {wwg}u;\n\
-         const QW: u32 = {qw}u;\n",
+         const QW: u32 = {qw}u;\n\
+         const HOLD_FLAG: u32 = {hold}u;\n",
         d = shape.dim,
         k = shape.centers,
         m = form_code(shape.m_form),
@@ -200,6 +207,7 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape, wg: usize) -> String {
         tw = onchip_tile_width(shape),
         wwg = wide_group(shape.dim),
         qw = wide_blocks(shape.dim),
+        hold = HOLD,
     )
 }
 

@@ -16,7 +16,7 @@ use super::super::layout::ARG_WORDS;
 use super::super::loop_budget::{LOOP_BUDGET, cuts_loops};
 use super::super::shaders::{KernelArgs, WORKGROUP};
 use super::costs::eval_costs;
-use super::kernels::{EmpiricalArgs, FIRST, LAST};
+use super::kernels::{EmpiricalArgs, FIRST, HOLD, LAST};
 use crate::plan::Plan;
 
 /// Carried indices travel as f32 (exact below 2^24).
@@ -80,10 +80,10 @@ impl Split {
         self.parts.len() == 1
     }
 
-    /// The kernel arguments of part `i`.
-    fn args(&self, i: usize) -> [u32; ARG_WORDS] {
+    /// The kernel arguments of part `i`, of a plan that draws once where `holds`.
+    fn args(&self, i: usize, holds: bool) -> [u32; ARG_WORDS] {
         let p = &self.parts[i];
-        let mut flags = 0;
+        let mut flags = if holds { HOLD } else { 0 };
         if i == 0 {
             flags |= FIRST;
         }
@@ -104,6 +104,8 @@ impl Split {
 pub(super) struct Training {
     pub split: Split,
     buffers: Vec<wgpu::Buffer>,
+    /// The plan draws once: every part carries [`HOLD`].
+    holds: bool,
 }
 
 impl Training {
@@ -114,7 +116,7 @@ impl Training {
         let n = if evaluates { self.split.parts.len() } else { 1 };
         let n = if self.split.is_whole() { 1 } else { n };
         (0..n)
-            .map(|i| (self.split.parts[i].binding, self.split.args(i)))
+            .map(|i| (self.split.parts[i].binding, self.split.args(i, self.holds)))
             .collect()
     }
 
@@ -170,7 +172,11 @@ impl GpuEngine {
             self.options.memory_budget_bytes as f64 / 1e6
         );
         let buffers = self.resident_training(plan, &split.bindings);
-        Ok(Training { split, buffers })
+        Ok(Training {
+            split,
+            buffers,
+            holds: plan.holds_draws(),
+        })
     }
 
     /// The device buffers of these training points in these bindings: the resident ones if they
@@ -226,7 +232,7 @@ mod tests {
                 let b = &s.bindings[p.binding];
                 assert!(b.start <= p.rows.start && p.rows.end <= b.end, "{what}");
                 assert!(b.len() <= per_binding, "{what}");
-                let flags = s.args(i)[3];
+                let flags = s.args(i, false)[3];
                 assert_eq!(flags & FIRST != 0, i == 0, "{what}");
                 assert_eq!(flags & LAST != 0, i + 1 == s.parts.len(), "{what}");
                 next = p.rows.end;
@@ -235,11 +241,12 @@ mod tests {
         }
         let whole = Split::new(150, 64, usize::MAX, usize::MAX).unwrap();
         assert!(whole.is_whole());
-        assert_eq!(whole.args(0), [0, 0, 150, FIRST | LAST, 0]);
+        assert_eq!(whole.args(0, false), [0, 0, 150, FIRST | LAST, 0]);
         // 128-point bindings: the third part starts binding 1 at point 128.
         let s = Split::new(300, 64, 130, 64).unwrap();
         assert_eq!(s.bindings, vec![0..128, 128..256, 256..300]);
-        assert_eq!(s.args(2), [128, 128, 192, 0, 0]);
+        assert_eq!(s.args(2, false), [128, 128, 192, 0, 0]);
+        assert_eq!(s.args(2, true), [128, 128, 192, HOLD, 0]);
         assert!(Split::new(10, 64, 63, 1000).is_err());
     }
 }
