@@ -30,6 +30,12 @@ var<workgroup> tile: array<f32, TILE_FLOATS>;
 // tile (indices as exact f32, < 2^24).
 const ROW_STATE: u32 = ROW_LOGITS + ROWS;
 
+// Whether point j is the dispatch's last evaluation and the recorder reads it (RECORDED_FLAG).
+fn recorded_at(j: u32) -> bool {
+    let last = prm.first + ((prm.phase + prm.ops - 1u) >> 1u);
+    return (arg_flags() & RECORDED_FLAG) != 0u && j == last;
+}
+
 // Coordinate i of row r of the tile at local row t0 of the binding.
 fn center(t0: u32, r: u32, i: u32) -> f32 {
     if (TILED) {
@@ -51,7 +57,9 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
         drawn = held_points(l);
     }
     let held = drawn != vec4<u32>(NO_LABEL);
-    let label_only = all(held);
+    // Held lanes evaluate the posterior (keeping their points) where the recorder reads it.
+    let recorded = recorded_at(j);
+    let label_only = all(held) && !recorded;
     var m = vec4<f32>(0.0);
     var s = vec4<f32>(0.0);
     var sq = vec4<f32>(0.0);
@@ -233,7 +241,7 @@ fn evaluate_empirical(l: Lanes, j: u32, lid: u32) {
         }
     }
     // A held evaluation computes no weights: its purity is NaN (as on the CPU).
-    set_s4(ROW_PURITY, l, select(sq * inv * inv, vec4<f32>(nan()), held));
+    set_s4(ROW_PURITY, l, select(sq * inv * inv, vec4<f32>(nan()), held & vec4<bool>(!recorded)));
     set_labels(l, best, j);
 }
 

@@ -21,6 +21,12 @@
 
 var<workgroup> tile: array<f32, TILE_FLOATS>;
 
+// Whether point j is the dispatch's last evaluation and the recorder reads it (RECORDED_FLAG).
+fn recorded_at(j: u32) -> bool {
+    let last = prm.first + ((prm.phase + prm.ops - 1u) >> 1u);
+    return (arg_flags() & RECORDED_FLAG) != 0u && j == last;
+}
+
 // One tile's logits, then their exponentials.
 var<private> e: array<f32, ROWS>;
 
@@ -46,6 +52,8 @@ fn evaluate_onchip(j: u32, key: vec2<u32>, id: vec2<u32>, lid: u32) -> Evaluated
     apply_x(B_FORM, prm.off_b + pi * form_len(B_FORM, D));
     let holds = DRAWS && (arg_flags() & HOLD_FLAG) != 0u;
     let held = holds && drawn != NO_LABEL;
+    // A held particle evaluates the posterior (keeping its point) where the recorder reads it.
+    let label_only = held && !recorded_at(j);
     var m = 0.0;
     var s = 0.0;
     var sq = 0.0;
@@ -111,7 +119,7 @@ fn evaluate_onchip(j: u32, key: vec2<u32>, id: vec2<u32>, lid: u32) -> Evaluated
             best = targ;
         } else {
             let grows = tmax > m;
-            if (!held) {
+            if (!label_only) {
                 scale = select(1.0, exp(m - tmax), grows);
             }
             m = select(m, tmax, grows);
@@ -119,10 +127,12 @@ fn evaluate_onchip(j: u32, key: vec2<u32>, id: vec2<u32>, lid: u32) -> Evaluated
         }
         // (No `continue` below: the tile loads' barriers need the loop uniform.)
         if (DRAWS) {
-            if (!held) {
+            if (!label_only) {
                 let sums = weigh(rows, m, scale, vec2<f32>(s, sq));
                 s = sums.x;
                 sq = sums.y;
+            }
+            if (!held) {
                 var tile_sum = 0.0;
                 for (var r = 0u; r < rows; r++) {
                     tile_sum += e[r];
@@ -167,7 +177,7 @@ fn evaluate_onchip(j: u32, key: vec2<u32>, id: vec2<u32>, lid: u32) -> Evaluated
             v[i] = v[i] * inv;
         }
     }
-    if (held) {
+    if (label_only) {
         // No weights: the purity is NaN (as on the CPU).
         return Evaluated(nan(), best);
     }

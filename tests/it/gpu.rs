@@ -1494,3 +1494,46 @@ fn branched_clones_draw_their_own_points() {
     assert!(apart > 0, "the clones of a pair draw independently");
     assert_close_held("branched once", &p, &cpu_side.2, &done);
 }
+
+/// A plan that draws once still gives the posterior's purity at the points the recorder reads (a
+/// held particle evaluates the posterior there, keeping its point; elsewhere only its label): the
+/// recorded statistics of the CPU and of the blocked and on-chip kernels agree, the purity finite,
+/// on the trunk (held draws) and on the clones after a branch (drawing their own).
+#[test]
+fn drawing_once_records_the_posterior_like_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let p = common::plan_with(
+        process(16, Shape::Scalar, 5),
+        empirical(16, 150, 3),
+        Grid::new(4.0, 40).unwrap(),
+        Scheme::Exact,
+    )
+    .drawing_once()
+    .unwrap();
+    let ids = ids(200);
+    let points = [5, 17, 30, 40];
+    let cpu = CpuEngine::with_threads(2).unwrap();
+    let (want, want_tally) = recorded_run(&cpu, &p, &ids, &points, 17);
+    for variant in [Variant::Blocked, Variant::OnChip] {
+        let engine = gpu
+            .reconfigured(GpuOptions {
+                variant: Some(variant),
+                ..GpuOptions::default()
+            })
+            .unwrap();
+        let (got, tally) = recorded_run(&engine, &p, &ids, &points, 17);
+        for ((a, b), j) in want.stats.iter().zip(&got.stats).zip(points) {
+            let what = format!("{variant:?} at {j}");
+            assert!(
+                a.purity
+                    .mean
+                    .iter()
+                    .chain(&b.purity.mean)
+                    .all(|m| m.is_finite()),
+                "{what}: purity"
+            );
+            assert_stats_close(&what, a, b);
+        }
+        assert_eq!(tally.pairs_agree, want_tally.pairs_agree, "{variant:?}");
+    }
+}

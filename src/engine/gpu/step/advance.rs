@@ -232,7 +232,11 @@ impl GpuEngine {
                 None => vec![(0, params.args)],
             };
             for (binding, args) in parts {
-                params.args = args;
+                // A recorded point reads the posterior's purity, held draws or not.
+                params.args = match (&training, span.record) {
+                    (Some(_), Some(_)) => super::kernels::recorded(args),
+                    _ => args,
+                };
                 let offset = group.params.push(&params);
                 group.ops.push(Op::Step { binding, offset });
             }

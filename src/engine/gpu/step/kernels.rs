@@ -5,6 +5,7 @@
 //! [`Shape`]. Definitions only: the host side of a step is [`super::advance`].
 
 use super::super::footprint::rows_per_tile;
+use super::super::layout::ARG_WORDS;
 use super::super::shaders::{
     BLOCK, COMMON, Kernel, KernelArgs, ONCHIP, PARTICLES_PER_INVOCATION, RNG, ROW_BLOCK, STEP,
     TILE_FLOATS, WORKGROUP, form_code, kernel_args, kernel_file, no_args,
@@ -22,7 +23,7 @@ kernel_args! {
         /// One past its last point.
         end,
         /// [`FIRST`] | [`LAST`]: whether the part starts or ends an evaluation; | [`HOLD`] on a
-        /// plan that draws once.
+        /// plan that draws once; | [`RECORDED`] where the dispatch's last point is recorded.
         flags,
     }
 }
@@ -36,6 +37,17 @@ pub(super) const LAST: u32 = 2;
 /// rather than a constant of the shape: the same pipeline serves both, the held test is per
 /// particle anyway, and a uniform branch costs nothing.
 pub(super) const HOLD: u32 = 4;
+/// The dispatch's last evaluation is at a point the recorder reads: a particle that holds its
+/// point evaluates the posterior there (the purity Σr²), keeping the point (twin of the CPU's
+/// `recorded` evaluation, [`crate::engine::cpu::step::evaluate`]).
+pub(super) const RECORDED: u32 = 8;
+
+/// `args` (an [`EmpiricalArgs`] in words) with [`RECORDED`] set.
+pub(super) fn recorded(mut args: [u32; ARG_WORDS]) -> [u32; ARG_WORDS] {
+    // Words in the order of the fields: base, begin, end, flags.
+    args[3] |= RECORDED;
+    args
+}
 
 pub(in crate::engine::gpu) const STEP_MIXTURE: Kernel = Kernel {
     name: "step_mixture",
@@ -187,7 +199,8 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape, wg: usize) -> String {
          const TW: u32 = {tw}u;\n\
          const WWG: u32 = {wwg}u;\n\
          const QW: u32 = {qw}u;\n\
-         const HOLD_FLAG: u32 = {hold}u;\n",
+         const HOLD_FLAG: u32 = {hold}u;\n\
+         const RECORDED_FLAG: u32 = {recorded}u;\n",
         d = shape.dim,
         k = shape.centers,
         m = form_code(shape.m_form),
@@ -208,6 +221,7 @@ pub(in crate::engine::gpu) fn constants(shape: &Shape, wg: usize) -> String {
         wwg = wide_group(shape.dim),
         qw = wide_blocks(shape.dim),
         hold = HOLD,
+        recorded = RECORDED,
     )
 }
 
