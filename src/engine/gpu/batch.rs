@@ -8,16 +8,10 @@ use anyhow::{Result, ensure};
 use super::GpuEngine;
 use super::buffers::{bytes_of, round_up};
 use super::footprint::{scratch_rows, training_bytes};
+use super::layout::META_WORDS;
 use super::shaders::WORKGROUP;
 use crate::engine::Particles;
 use crate::plan::Plan;
-
-/// Metadata words per particle (`META` in the kernels): rng id lo, id hi, label, last change, and
-/// the training point a plan that draws once holds ([`Particles::drawn`];
-/// [`NO_LABEL`](crate::engine::NO_LABEL) before the particle's first evaluation). The held point
-/// is particle state like the label: it lives with the label, an exact u32 that start, branch,
-/// upload and download carry without a scratch row.
-pub(super) const META_WORDS: usize = 5;
 
 /// Particle state on the device.
 pub struct GpuBatch {

@@ -4,8 +4,8 @@
 
 use anyhow::{Result, ensure};
 
-use super::batch::META_WORDS;
 use super::buffers::round_up;
+use super::layout::META_WORDS;
 use super::layout::{Bindings, Params};
 use super::shaders::{COMMON, Kernel, KernelArgs, WORKGROUP, kernel_args, kernel_file};
 use super::{GpuBatch, GpuEngine};

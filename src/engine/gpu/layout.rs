@@ -3,6 +3,12 @@
 //! the named [`Bindings`], the wgpu layout entries) and the WGSL side (`struct Params` and the
 //! `@group(0) @binding(i) var …` declarations of the prelude, [`declarations`]).
 
+/// Metadata words per particle (`META` in the kernels): rng id lo, id hi, label, last change, and
+/// the training point a plan that draws once holds ([`Particles::drawn`](crate::engine::Particles::drawn);
+/// [`NO_LABEL`](crate::engine::NO_LABEL) before the particle's first evaluation). The held point
+/// is particle state like the label: it lives with the label, an exact u32 that start, branch,
+/// upload and download carry without a scratch row.
+pub(in crate::engine::gpu) const META_WORDS: usize = 5;
 /// Words of `Params` whose meaning depends on the kernel (`aux0 ..` in WGSL).
 pub const ARG_WORDS: usize = 5;
 

@@ -129,7 +129,7 @@ fn constants(wg: usize) -> String {
         tile = TILE_FLOATS,
         rows = SOFTMAX_ROWS,
         stream = crate::rng::STREAM_SHIFT - 32,
-        meta = super::batch::META_WORDS,
+        meta = super::layout::META_WORDS,
         no_label = crate::engine::NO_LABEL,
     )
 }

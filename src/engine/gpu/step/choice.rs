@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use super::super::batch::META_WORDS;
 use super::super::buffers::bytes_of;
 use super::super::footprint::scratch_rows;
+use super::super::layout::META_WORDS;
 use super::super::layout::{Bindings, Params};
 use super::super::shaders::WORKGROUP;
 use super::super::{GpuEngine, is_software};
