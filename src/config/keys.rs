@@ -351,7 +351,8 @@ declare_keys! {
     "Discretisation of the reverse dynamics [default: auto]. `auto` runs `exact` wherever it \
      applies (every mixture and training set here): no discretisation bias at any Δt, so \
      without --steps/--grid its grid is 20 nodes plus the study's own times (collapse: also \
-     Δt = T/1000 up to 2 t_C, to resolve t̂_C), about 10× faster than 1000 Euler–Maruyama \
+     Δt = T/1000 up to 2 t_C, to resolve t̂_C, each trajectory drawing its training point \
+     once and then evaluating only its label), about 10× faster than 1000 Euler–Maruyama \
      steps; the summary records the scheme that ran. Example: --scheme euler-maruyama";
 
     /// The study's branch, record and entropy times are added as nodes.
