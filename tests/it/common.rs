@@ -20,6 +20,11 @@ use regimes::rng::{self, HostRng};
 use regimes::theory::{f_at_speciation, snr, t_speciation};
 
 /// The shared engine (compiled once), or None (with a notice) where no adapter exists.
+/// The bit patterns of f32 values, to compare positions bit for bit (NaN included).
+pub fn bits(x: &[f32]) -> Vec<u32> {
+    x.iter().map(|v| v.to_bits()).collect()
+}
+
 pub fn gpu() -> Option<&'static GpuEngine> {
     static ENGINE: OnceLock<Option<GpuEngine>> = OnceLock::new();
     ENGINE

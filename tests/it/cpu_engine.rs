@@ -14,7 +14,9 @@ use regimes::rng::{self, rng_id};
 use regimes::stats::PointStats;
 
 use crate::common;
-use crate::common::{ALL_SCHEMES, Shape, dense_model, empirical, ids, mixture, plan_with, process};
+use crate::common::{
+    ALL_SCHEMES, Shape, bits, dense_model, empirical, ids, mixture, plan_with, process,
+};
 
 fn spec(seed: u64, particles: u64, keep_samples: bool, batch: Option<usize>) -> RunSpec {
     RunSpec {
@@ -209,11 +211,7 @@ fn lanes_equal_the_scalar_kernel_bit_for_bit() {
                 engine.advance(&p, &mut batch, 0, 30, &mut rec).unwrap();
                 let got = engine.read(&batch).unwrap();
                 let what = format!("d={d} {shape:?} {:?} {scheme:?}", p.kind);
-                assert_eq!(
-                    got.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    want.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    "{what}: positions"
-                );
+                assert_eq!(bits(&got.x), bits(&want.x), "{what}: positions");
                 assert_eq!(got.label, want.label, "{what}: labels");
                 assert_eq!(got.changed, want.changed, "{what}: change times");
                 assert_eq!(rec.stats, want_rec.stats, "{what}: statistics");
@@ -256,7 +254,6 @@ fn pruning_changes_no_bit_and_skips_most_tiles_late() {
             engine.advance(&p, &mut batch, 0, 40, &mut rec).unwrap();
             (engine.read(&batch).unwrap(), rec.stats)
         };
-        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let (a, stats_a) = run(&pruned);
         let (b, stats_b) = run(&full);
         // The scalar reference records its final point only.
@@ -295,7 +292,6 @@ fn pruning_changes_no_bit_and_skips_most_tiles_late() {
 fn drawing_once_lanes_equal_the_scalar_kernel() {
     let grid = Grid::new(3.0, 30).unwrap();
     let engine = CpuEngine::with_threads(2).unwrap();
-    let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for d in [1usize, 6, 13] {
         for shape in [
             Shape::Scalar,

@@ -19,6 +19,15 @@ use regimes::stats::{Moments, PointStats};
 use crate::common;
 use crate::common::{Shape, empirical, gpu, ids, mixture, plan, process};
 
+/// `gpu` with its step-kernel variant forced.
+fn forced(gpu: &GpuEngine, variant: Variant) -> GpuEngine {
+    gpu.reconfigured(GpuOptions {
+        variant: Some(variant),
+        ..GpuOptions::default()
+    })
+    .unwrap()
+}
+
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -353,12 +362,7 @@ fn mixture_trajectories_match_cpu() {
 #[test]
 fn small_batches_in_small_workgroups_keep_their_bits() {
     let Some(gpu) = gpu() else { return };
-    let blocked = gpu
-        .reconfigured(GpuOptions {
-            variant: Some(Variant::Blocked),
-            ..GpuOptions::default()
-        })
-        .unwrap();
+    let blocked = forced(gpu, Variant::Blocked);
     let grid = Grid::new(4.0, 30).unwrap();
     let d = 16;
     for (target, scheme) in [
@@ -776,12 +780,7 @@ fn every_variant_matches_cpu() {
     let mut blocked: Vec<Particles> = Vec::new();
     // The wide variant runs mixture plans of d > 128 only: `wide_variant_matches_cpu`.
     for variant in Variant::ALL.into_iter().filter(|&v| v != Variant::Wide) {
-        let engine = gpu
-            .reconfigured(GpuOptions {
-                variant: Some(variant),
-                ..GpuOptions::default()
-            })
-            .unwrap();
+        let engine = forced(gpu, variant);
         let one_step = gpu
             .reconfigured(GpuOptions {
                 variant: Some(variant),
@@ -896,7 +895,7 @@ fn every_variant_matches_cpu() {
 #[test]
 fn wide_variant_matches_cpu() {
     let Some(gpu) = gpu() else { return };
-    let forced = |steps_per_dispatch: usize| {
+    let wide = |steps_per_dispatch: usize| {
         gpu.reconfigured(GpuOptions {
             variant: Some(Variant::Wide),
             steps_per_dispatch: Some(steps_per_dispatch),
@@ -904,7 +903,7 @@ fn wide_variant_matches_cpu() {
         })
         .unwrap()
     };
-    let (engine, one_step) = (forced(50), forced(1));
+    let (engine, one_step) = (wide(50), wide(1));
     let coupled = || {
         let d = 70;
         let coupling: Coupling = "additive:0.5".parse().unwrap();
@@ -1040,8 +1039,7 @@ fn loaded_batches_continue_exactly() {
         gpu.advance(&p, &mut a, 30, 60, &mut rec_a).unwrap();
         gpu.advance(&p, &mut b, 30, 60, &mut rec_b).unwrap();
         let (ra, rb) = (gpu.read(&a).unwrap(), gpu.read(&b).unwrap());
-        let bits = |p: &Particles| p.x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&ra), bits(&rb));
+        assert_eq!(common::bits(&ra.x), common::bits(&rb.x));
         assert_eq!((&ra.label, &ra.changed), (&rb.label, &rb.changed));
         assert_eq!(rec_a.stats, rec_b.stats);
         assert_eq!(gpu.tally(&p, &a).unwrap(), gpu.tally(&p, &b).unwrap());
@@ -1269,14 +1267,9 @@ fn heun_matches_cpu_across_dispatch_splits() {
             continue;
         }
         for variant in [Variant::OnChip, Variant::Wide] {
-            let forced = gpu
-                .reconfigured(GpuOptions {
-                    variant: Some(variant),
-                    ..GpuOptions::default()
-                })
-                .unwrap();
-            let mut b = forced.start(&p, 11, &ids).unwrap();
-            let err = forced
+            let engine = forced(gpu, variant);
+            let mut b = engine.start(&p, 11, &ids).unwrap();
+            let err = engine
                 .advance(&p, &mut b, 0, 40, &mut Recorder::none(&p))
                 .expect_err("refused");
             assert!(
@@ -1390,12 +1383,7 @@ fn drawing_once_matches_cpu() {
             let cpu_mixed = continue_from(&cpu_engine, &p, 11, &mixed, 17);
             let mut blocked: Option<Particles> = None;
             for variant in [Variant::Blocked, Variant::OnChip] {
-                let engine = gpu
-                    .reconfigured(GpuOptions {
-                        variant: Some(variant),
-                        ..GpuOptions::default()
-                    })
-                    .unwrap();
+                let engine = forced(gpu, variant);
                 let what = format!("once {variant} d={d} {shape:?}");
                 let got = run_gpu(&engine, &p, 11, &ids, 0, 40);
                 assert_close_held(&what, &p, &cpu, &got);
@@ -1515,12 +1503,7 @@ fn drawing_once_records_the_posterior_like_the_cpu() {
     let cpu = CpuEngine::with_threads(2).unwrap();
     let (want, want_tally) = recorded_run(&cpu, &p, &ids, &points, 17);
     for variant in [Variant::Blocked, Variant::OnChip] {
-        let engine = gpu
-            .reconfigured(GpuOptions {
-                variant: Some(variant),
-                ..GpuOptions::default()
-            })
-            .unwrap();
+        let engine = forced(gpu, variant);
         let (got, tally) = recorded_run(&engine, &p, &ids, &points, 17);
         for ((a, b), j) in want.stats.iter().zip(&got.stats).zip(points) {
             let what = format!("{variant:?} at {j}");

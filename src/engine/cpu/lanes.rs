@@ -61,7 +61,8 @@ pub struct Block {
 /// points its softmax had and how many of them it pruned ([`crate::plan::prune`]).
 pub struct Evaluation {
     pub label: [u32; LANES],
-    /// NaN in the lanes that hold their draw ([`crate::plan::Draws::Once`]).
+    /// NaN in the lanes that hold their draw ([`crate::plan::Draws::Once`]), but at recorded
+    /// points.
     pub purity: Lanes,
     /// The training point each lane drew (0 where it drew none).
     pub picked: [u32; LANES],

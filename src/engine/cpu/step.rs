@@ -135,7 +135,7 @@ pub fn evaluate(
                 let (label, purity, _) = evaluate_empirical(plan.dim, pt, None, s);
                 (label, purity)
             } else {
-                (label_empirical(plan.dim, pt, s), f32::NAN)
+                (logits_empirical(plan.dim, pt, s).1 as u32, f32::NAN)
             };
             s.v.copy_from_slice(&pt.offsets[k * plan.dim..(k + 1) * plan.dim]);
             found
@@ -150,18 +150,18 @@ pub fn evaluate(
     }
 }
 
-/// The argmax of the logits over training points alone: the first pass of
-/// [`evaluate_empirical`], so the same label to the bit.
-fn label_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> u32 {
+/// Every logit over training points into `s.logits`, with their max and argmax: the first pass
+/// of [`evaluate_empirical`], and all a held draw's label needs.
+fn logits_empirical(d: usize, pt: &PointView, s: &mut Scratch) -> (f32, usize) {
     let (mut m, mut best) = (f32::NEG_INFINITY, 0usize);
-    for (r, (bias, w)) in pt.bias.iter().zip(pt.w.chunks_exact(d)).enumerate() {
-        let l = dot(*bias, w, &s.y);
-        if l > m {
-            m = l;
+    for (r, l) in s.logits[..pt.bias.len()].iter_mut().enumerate() {
+        *l = dot(pt.bias[r], &pt.w[r * d..(r + 1) * d], &s.y);
+        if *l > m {
+            m = *l;
             best = r;
         }
     }
-    best as u32
+    (m, best)
 }
 
 /// Few classes: all logits, then a two-pass softmax.
@@ -218,14 +218,7 @@ fn evaluate_empirical(
     s: &mut Scratch,
 ) -> (u32, f32, u32) {
     let n = pt.bias.len();
-    let (mut m, mut best) = (f32::NEG_INFINITY, 0usize);
-    for (r, l) in s.logits[..n].iter_mut().enumerate() {
-        *l = dot(pt.bias[r], &pt.w[r * d..(r + 1) * d], &s.y);
-        if *l > m {
-            m = *l;
-            best = r;
-        }
-    }
+    let (m, best) = logits_empirical(d, pt, s);
     let (mut sum, mut sq, mut picked) = (0.0f32, 0.0f32, 0usize);
     s.v.iter_mut().for_each(|v| *v = 0.0);
     for t0 in (0..n).step_by(SOFTMAX_ROWS) {

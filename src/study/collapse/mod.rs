@@ -142,9 +142,10 @@ impl Study for CollapseStudy {
         // The trajectories read labels only: under the exact scheme each draws its training point
         // once and follows the bridge to it (exact in law, `plan::Draws`), so its later steps
         // compute the label alone.
-        let plan = match plan.scheme.draws_component() {
-            true => plan.drawing_once()?,
-            false => plan,
+        let plan = if plan.scheme.draws_component() {
+            plan.drawing_once()?
+        } else {
+            plan
         };
         // A training file need not come from the configured target: the REM criterion on its
         // own sample covariance gives a second t_C beside the theory's.
