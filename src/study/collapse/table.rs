@@ -69,6 +69,12 @@ pub(super) fn table(r: &Collapse) -> String {
         (
             "t̂_C median per trajectory (±1σ)".into(),
             match (r.t_c_measured, r.t_c_measured_interval) {
+                // t̂_C is a node, the change lies within the step above it: where that step is
+                // wider than the interval, the interval alone would claim a precision the grid
+                // does not have.
+                (Some(m), Some([lo, hi])) if ct.resolution > hi - lo => {
+                    format!("{m:.4} ({lo:.4} – {hi:.4}; grid step {:.4})", ct.resolution)
+                }
                 (Some(m), Some([lo, hi])) => format!("{m:.4} ({lo:.4} – {hi:.4})"),
                 _ => "—".to_string(),
             },
